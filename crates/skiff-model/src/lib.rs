@@ -4,3 +4,6 @@
 //! kubelet uses (effective requests and limits, QoS class, oom_score_adj, cgroup values).
 
 pub mod quantity;
+pub mod defaults;
+pub mod field;
+pub mod validation;
