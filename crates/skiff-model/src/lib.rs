@@ -6,4 +6,6 @@
 pub mod quantity;
 pub mod defaults;
 pub mod field;
+pub mod manifest;
 pub mod validation;
+pub mod resources;
