@@ -89,7 +89,8 @@ fn limits_of(c: &Container) -> Option<&ApiList> {
 
 /// One value of an API list as an exact quantity; missing or unparseable → `None`.
 fn get(list: Option<&ApiList>, name: &str) -> Option<Quantity> {
-    list.and_then(|l| l.get(name)).and_then(|q| Quantity::parse(&q.0).ok())
+    list.and_then(|l| l.get(name))
+        .and_then(|q| Quantity::parse(&q.0).ok())
 }
 
 /// Whole units (rounded up, Go `Value()`) of one value; missing → 0.
@@ -179,7 +180,9 @@ fn is_supported_pod_level_resource(name: &str) -> bool {
 }
 
 fn has_supported(list: Option<&ApiList>) -> bool {
-    list.into_iter().flatten().any(|(name, _)| is_supported_pod_level_resource(name))
+    list.into_iter()
+        .flatten()
+        .any(|(name, _)| is_supported_pod_level_resource(name))
 }
 
 fn pod_level(spec: &PodSpec) -> Option<&ResourceRequirements> {
@@ -189,7 +192,8 @@ fn pod_level(spec: &PodSpec) -> Option<&ResourceRequirements> {
 /// Whether pod-level `spec.resources` name any supported resource (cpu, memory, hugepages-*)
 /// in requests or limits (upstream `IsPodLevelResourcesSet`).
 pub fn pod_level_resources_set(spec: &PodSpec) -> bool {
-    pod_level(spec).is_some_and(|r| has_supported(r.requests.as_ref()) || has_supported(r.limits.as_ref()))
+    pod_level(spec)
+        .is_some_and(|r| has_supported(r.requests.as_ref()) || has_supported(r.limits.as_ref()))
 }
 
 /// Upstream `IsPodLevelRequestsSet`.
@@ -229,7 +233,11 @@ pub fn pod_limits(spec: &PodSpec, overhead: Overhead) -> ResourceList {
     pod_limits_visiting(spec, overhead, |_| {})
 }
 
-fn pod_limits_visiting(spec: &PodSpec, overhead: Overhead, visit: impl FnMut(&ResourceList)) -> ResourceList {
+fn pod_limits_visiting(
+    spec: &PodSpec,
+    overhead: Overhead,
+    visit: impl FnMut(&ResourceList),
+) -> ResourceList {
     let mut limits = aggregate(spec, Kind::Limits, visit);
     if pod_level_resources_set(spec) {
         apply_pod_level(&mut limits, pod_level(spec).and_then(|r| r.limits.as_ref()));
@@ -248,7 +256,9 @@ fn pod_limits_visiting(spec: &PodSpec, overhead: Overhead, visit: impl FnMut(&Re
 
 /// Canonical strings of a resource list (RES6), e.g. `{"cpu": "1100m", "memory": "1088Mi"}`.
 pub fn canonical(list: &ResourceList) -> BTreeMap<String, String> {
-    list.iter().map(|(k, v)| (k.clone(), v.to_canonical())).collect()
+    list.iter()
+        .map(|(k, v)| (k.clone(), v.to_canonical()))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -271,7 +281,11 @@ fn resource_qos(requests: Option<&ApiList>, limits: Option<&ApiList>) -> QosClas
         if req != lim {
             return QosClass::Burstable;
         }
-        let this = if req.is_zero() { QosClass::BestEffort } else { QosClass::Guaranteed };
+        let this = if req.is_zero() {
+            QosClass::BestEffort
+        } else {
+            QosClass::Guaranteed
+        };
         match class {
             None => class = Some(this),
             Some(c) if c != this => return QosClass::Burstable,
@@ -295,7 +309,11 @@ pub fn qos_class(spec: &PodSpec) -> QosClass {
         return resource_qos(r.requests.as_ref(), r.limits.as_ref());
     }
     let mut pod = None;
-    for c in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
+    for c in spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+    {
         let class = resource_qos(requests_of(c), limits_of(c));
         match (class, pod) {
             (QosClass::Burstable, _) => return QosClass::Burstable,
@@ -371,18 +389,33 @@ pub fn oom_score_adj(spec: &PodSpec, container_name: &str, memory_capacity_bytes
     let mut score = burstable_score(own_request.saturating_add(remaining), memory_capacity_bytes);
 
     let sidecar = container.is_some_and(|c| {
-        is_sidecar(c) && spec.init_containers.iter().flatten().any(|i| i.name == c.name)
+        is_sidecar(c)
+            && spec
+                .init_containers
+                .iter()
+                .flatten()
+                .any(|i| i.name == c.name)
     });
     if sidecar {
         // Upstream `minRegularContainerMemory`; a pod without app containers is invalid, and
         // then no adjustment is made.
-        let smallest = spec.containers.iter().map(|c| value_of(requests_of(c), MEMORY)).min();
+        let smallest = spec
+            .containers
+            .iter()
+            .map(|c| value_of(requests_of(c), MEMORY))
+            .min();
         if let Some(smallest) = smallest {
-            score = score.min(burstable_score(smallest.saturating_add(remaining), memory_capacity_bytes));
+            score = score.min(burstable_score(
+                smallest.saturating_add(remaining),
+                memory_capacity_bytes,
+            ));
         }
     }
     // Burstable stays strictly between Guaranteed (1000 − 997 = 3) and BestEffort (1000).
-    let clamped = score.clamp(i64::from(1000 + GUARANTEED_OOM_SCORE_ADJ), i64::from(BEST_EFFORT_OOM_SCORE_ADJ - 1));
+    let clamped = score.clamp(
+        i64::from(1000 + GUARANTEED_OOM_SCORE_ADJ),
+        i64::from(BEST_EFFORT_OOM_SCORE_ADJ - 1),
+    );
     i32::try_from(clamped).unwrap_or(BEST_EFFORT_OOM_SCORE_ADJ - 1)
 }
 
@@ -452,7 +485,8 @@ pub fn milli_cpu_to_shares(milli_cpu: i64) -> u64 {
         return MIN_SHARES;
     }
     let shares = i128::from(milli_cpu) * 1024 / 1000;
-    u64::try_from(shares.clamp(i128::from(MIN_SHARES), i128::from(MAX_SHARES))).unwrap_or(MIN_SHARES)
+    u64::try_from(shares.clamp(i128::from(MIN_SHARES), i128::from(MAX_SHARES)))
+        .unwrap_or(MIN_SHARES)
 }
 
 /// Upstream `MilliCPUToQuota`: 0 → no quota, else `⌊m·period/1000⌋`, at least 1000 µs (CG3).
@@ -543,7 +577,10 @@ pub fn limits_declared(spec: &PodSpec) -> LimitsDeclared {
 }
 
 fn limits_and_declared(spec: &PodSpec) -> (ResourceList, LimitsDeclared) {
-    let mut declared = LimitsDeclared { cpu: true, memory: true };
+    let mut declared = LimitsDeclared {
+        cpu: true,
+        memory: true,
+    };
     let nonzero = |l: &ResourceList, name: &str| l.get(name).is_some_and(|q| !q.is_zero());
     let limits = pod_limits_visiting(spec, Overhead::Include, |l| {
         declared.cpu &= nonzero(l, CPU);

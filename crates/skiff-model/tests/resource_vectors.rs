@@ -10,8 +10,9 @@ use serde::Deserialize;
 use serde_yaml_ng::Value;
 use skiff_model::defaults::default_pod;
 use skiff_model::resources::{
-    canonical, cpu_weight_linear, cpu_weight_quadratic, limits_declared, pod_cgroup_values, pod_limits, pod_requests,
-    qos_class, CgroupConfig, LimitsDeclared, Overhead, ResourceList, WeightFormula,
+    canonical, cpu_weight_linear, cpu_weight_quadratic, limits_declared, pod_cgroup_values,
+    pod_limits, pod_requests, qos_class, CgroupConfig, LimitsDeclared, Overhead, ResourceList,
+    WeightFormula,
 };
 
 const EXPECTED_CASES: usize = 46;
@@ -20,7 +21,10 @@ const VERSION_DEPENDENT: &str = "VERSION_DEPENDENT";
 fn vectors_path() -> PathBuf {
     match std::env::var_os("SKIFF_SPEC_DIR") {
         Some(dir) => PathBuf::from(dir).join("resource-vectors.yaml"),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/spec/resource-vectors.yaml")),
+        None => PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/spec/resource-vectors.yaml"
+        )),
     }
 }
 
@@ -81,7 +85,8 @@ fn load() -> Vectors {
 }
 
 fn spec_of(case: &Case) -> PodSpec {
-    serde_yaml_ng::from_value(case.pod.clone()).unwrap_or_else(|e| panic!("{}: pod does not decode: {e}", case.name))
+    serde_yaml_ng::from_value(case.pod.clone())
+        .unwrap_or_else(|e| panic!("{}: pod does not decode: {e}", case.name))
 }
 
 fn defaulted(spec: &PodSpec) -> PodSpec {
@@ -102,7 +107,10 @@ struct Check<'a> {
 impl Check<'_> {
     fn eq<T: PartialEq + std::fmt::Debug>(&mut self, what: &str, got: T, want: T) {
         if got != want {
-            self.failures.push(format!("[{}] {what}:\n      want {want:?}\n       got {got:?}", self.case));
+            self.failures.push(format!(
+                "[{}] {what}:\n      want {want:?}\n       got {got:?}",
+                self.case
+            ));
         }
     }
 }
@@ -118,14 +126,22 @@ fn numeric_key(key: &str) -> (String, bool) {
     }
 }
 
-fn check_numeric(check: &mut Check<'_>, what: &str, got: &ResourceList, want: &BTreeMap<String, i64>) {
+fn check_numeric(
+    check: &mut Check<'_>,
+    what: &str,
+    got: &ResourceList,
+    want: &BTreeMap<String, i64>,
+) {
     let mut got_numeric = BTreeMap::new();
-    for (key, _) in want {
+    for key in want.keys() {
         let (name, milli) = numeric_key(key);
-        let value = got.get(&name).map(|q| if milli { q.milli_value() } else { q.value() });
+        let value = got
+            .get(&name)
+            .map(|q| if milli { q.milli_value() } else { q.value() });
         got_numeric.insert(key.clone(), value);
     }
-    let want_numeric: BTreeMap<String, Option<i64>> = want.iter().map(|(k, v)| (k.clone(), Some(*v))).collect();
+    let want_numeric: BTreeMap<String, Option<i64>> =
+        want.iter().map(|(k, v)| (k.clone(), Some(*v))).collect();
     check.eq(what, got_numeric, want_numeric);
     check.eq(&format!("{what} (resource count)"), got.len(), want.len());
 }
@@ -135,7 +151,11 @@ fn optional(value: &Value) -> Option<Option<i64>> {
     match value {
         Value::Null => Some(None),
         Value::String(s) if s == VERSION_DEPENDENT => None,
-        other => Some(Some(other.as_i64().unwrap_or_else(|| panic!("bad cgroup value {other:?}")))),
+        other => Some(Some(
+            other
+                .as_i64()
+                .unwrap_or_else(|| panic!("bad cgroup value {other:?}")),
+        )),
     }
 }
 
@@ -149,20 +169,38 @@ fn run_case(case: &Case) -> Vec<String> {
 
     let requests = pod_requests(&spec, Overhead::Include);
     let limits = pod_limits(&spec, Overhead::Include);
-    check.eq("requests", canonical(&requests), case.expected.requests.clone());
+    check.eq(
+        "requests",
+        canonical(&requests),
+        case.expected.requests.clone(),
+    );
     check.eq("limits", canonical(&limits), case.expected.limits.clone());
-    check.eq("qosClass", Some(qos_class(&spec).as_str().to_string()), case.expected.qos_class.clone());
+    check.eq(
+        "qosClass",
+        Some(qos_class(&spec).as_str().to_string()),
+        case.expected.qos_class.clone(),
+    );
     match &case.expected.numeric {
         Some(n) => {
             check_numeric(&mut check, "numeric requests", &requests, &n.requests);
             check_numeric(&mut check, "numeric limits", &limits, &n.limits);
         }
-        None => check.failures.push(format!("[{}] vector has no numeric values", case.name)),
+        None => check
+            .failures
+            .push(format!("[{}] vector has no numeric values", case.name)),
     }
 
     if let Some(ex) = &case.expected_excluding_overhead {
-        check.eq("requests excluding overhead", canonical(&pod_requests(&spec, Overhead::Exclude)), ex.requests.clone());
-        check.eq("limits excluding overhead", canonical(&pod_limits(&spec, Overhead::Exclude)), ex.limits.clone());
+        check.eq(
+            "requests excluding overhead",
+            canonical(&pod_requests(&spec, Overhead::Exclude)),
+            ex.requests.clone(),
+        );
+        check.eq(
+            "limits excluding overhead",
+            canonical(&pod_limits(&spec, Overhead::Exclude)),
+            ex.limits.clone(),
+        );
     }
     if let Some(raw_expected) = &case.expected_function_without_defaulting {
         check.eq(
@@ -176,7 +214,11 @@ fn run_case(case: &Case) -> Vec<String> {
             raw_expected.limits.clone(),
         );
         if let Some(q) = &raw_expected.qos_class {
-            check.eq("qosClass without defaulting", qos_class(&raw).as_str().to_string(), q.clone());
+            check.eq(
+                "qosClass without defaulting",
+                qos_class(&raw).as_str().to_string(),
+                q.clone(),
+            );
         }
     }
 
@@ -188,21 +230,41 @@ fn run_case(case: &Case) -> Vec<String> {
         };
         let got = pod_cgroup_values(&spec, &cfg);
         check.eq("podCgroup.cpu_shares", got.cpu_shares, want.cpu_shares);
-        check.eq("podCgroup.cpu_period_us", got.cpu_period_us, want.cpu_period_us);
+        check.eq(
+            "podCgroup.cpu_period_us",
+            got.cpu_period_us,
+            want.cpu_period_us,
+        );
         if let Some(quota) = optional(&want.cpu_quota_us) {
             check.eq("podCgroup.cpu_quota_us", got.cpu_quota_us, quota);
         }
         if let Some(memory) = optional(&want.memory_limit_bytes) {
-            check.eq("podCgroup.memory_limit_bytes", got.memory_limit_bytes, memory);
+            check.eq(
+                "podCgroup.memory_limit_bytes",
+                got.memory_limit_bytes,
+                memory,
+            );
         }
         let want_weight = match formula {
             WeightFormula::Linear => want.cpu_weight_v2_linear,
             WeightFormula::Quadratic => want.cpu_weight_v2_quadratic,
         };
-        check.eq(&format!("podCgroup.cpu_weight ({formula:?})"), got.cpu_weight, want_weight);
+        check.eq(
+            &format!("podCgroup.cpu_weight ({formula:?})"),
+            got.cpu_weight,
+            want_weight,
+        );
     }
-    check.eq("cpu_weight_v2_linear", cpu_weight_linear(want.cpu_shares), want.cpu_weight_v2_linear);
-    check.eq("cpu_weight_v2_quadratic", cpu_weight_quadratic(want.cpu_shares), want.cpu_weight_v2_quadratic);
+    check.eq(
+        "cpu_weight_v2_linear",
+        cpu_weight_linear(want.cpu_shares),
+        want.cpu_weight_v2_linear,
+    );
+    check.eq(
+        "cpu_weight_v2_quadratic",
+        cpu_weight_quadratic(want.cpu_shares),
+        want.cpu_weight_v2_quadratic,
+    );
     check.failures
 }
 
@@ -220,8 +282,15 @@ fn all_resource_vectors() {
     for f in &failures {
         let _ = writeln!(report, "  {f}");
     }
-    assert!(failures.is_empty(), "{} mismatches in resource vectors:\n{report}", failures.len());
-    assert_eq!(run, EXPECTED_CASES, "expected {EXPECTED_CASES} resource vectors, ran {run}");
+    assert!(
+        failures.is_empty(),
+        "{} mismatches in resource vectors:\n{report}",
+        failures.len()
+    );
+    assert_eq!(
+        run, EXPECTED_CASES,
+        "expected {EXPECTED_CASES} resource vectors, ran {run}"
+    );
 }
 
 fn case_spec(name: &str) -> PodSpec {
@@ -269,7 +338,13 @@ fn cg9_version_dependent_cases_follow_1_28_rule() {
 #[test]
 fn cg9_worked_example_cumulative_sidecar_limit_counts() {
     let spec = case_spec("worked-example-spec");
-    assert_eq!(limits_declared(&spec), LimitsDeclared { cpu: true, memory: true });
+    assert_eq!(
+        limits_declared(&spec),
+        LimitsDeclared {
+            cpu: true,
+            memory: true
+        }
+    );
     let v = pod_cgroup_values(&spec, &CgroupConfig::default());
     assert_eq!(v.cpu_max(), "221000 100000");
     assert_eq!(v.memory_max(), "1895825408");
