@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Container, EphemeralContainer, Lifecycle, LifecycleHandler, Pod, PodSecurityContext, PodSpec, Probe,
-    ResourceRequirements, Volume,
+    Container, EphemeralContainer, Lifecycle, LifecycleHandler, Pod, PodSecurityContext, PodSpec,
+    Probe, ResourceRequirements, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 
@@ -52,7 +52,12 @@ fn default_pod_spec(spec: &mut PodSpec) {
     }
 
     // D5: requests default to limits, per container, on Pods only.
-    for c in spec.init_containers.iter_mut().flatten().chain(spec.containers.iter_mut()) {
+    for c in spec
+        .init_containers
+        .iter_mut()
+        .flatten()
+        .chain(spec.containers.iter_mut())
+    {
         requests_from_limits(c.resources.as_mut());
     }
     // D6 for the pod's own lists.
@@ -65,7 +70,12 @@ fn default_pod_spec(spec: &mut PodSpec) {
 
     // D7
     if spec.host_network == Some(true) {
-        for c in spec.init_containers.iter_mut().flatten().chain(spec.containers.iter_mut()) {
+        for c in spec
+            .init_containers
+            .iter_mut()
+            .flatten()
+            .chain(spec.containers.iter_mut())
+        {
             for p in c.ports.iter_mut().flatten() {
                 if p.host_port.unwrap_or(0) == 0 {
                     p.host_port = Some(p.container_port);
@@ -81,10 +91,14 @@ fn default_pod_spec(spec: &mut PodSpec) {
 
 fn requests_from_limits(resources: Option<&mut ResourceRequirements>) {
     let Some(r) = resources else { return };
-    let Some(limits) = r.limits.as_ref() else { return };
+    let Some(limits) = r.limits.as_ref() else {
+        return;
+    };
     let requests = r.requests.get_or_insert_with(BTreeMap::new);
     for (name, value) in limits {
-        requests.entry(name.clone()).or_insert_with(|| value.clone());
+        requests
+            .entry(name.clone())
+            .or_insert_with(|| value.clone());
     }
 }
 
@@ -98,10 +112,18 @@ pub fn default_container(c: &mut Container) {
         };
         c.image_pull_policy = Some(policy.into());
     }
-    if c.termination_message_path.as_deref().unwrap_or("").is_empty() {
+    if c.termination_message_path
+        .as_deref()
+        .unwrap_or("")
+        .is_empty()
+    {
         c.termination_message_path = Some("/dev/termination-log".into());
     }
-    if c.termination_message_policy.as_deref().unwrap_or("").is_empty() {
+    if c.termination_message_policy
+        .as_deref()
+        .unwrap_or("")
+        .is_empty()
+    {
         c.termination_message_policy = Some("File".into());
     }
     for p in c.ports.iter_mut().flatten() {
@@ -109,9 +131,13 @@ pub fn default_container(c: &mut Container) {
             p.protocol = Some("TCP".into());
         }
     }
-    for probe in [&mut c.liveness_probe, &mut c.readiness_probe, &mut c.startup_probe]
-        .into_iter()
-        .flatten()
+    for probe in [
+        &mut c.liveness_probe,
+        &mut c.readiness_probe,
+        &mut c.startup_probe,
+    ]
+    .into_iter()
+    .flatten()
     {
         default_probe(probe);
     }
@@ -380,7 +406,10 @@ mod tests {
             default_pod(&mut p);
             let c = &spec(&p).containers[0];
             assert_eq!(c.image_pull_policy.as_deref(), Some(policy), "{image}");
-            assert_eq!(c.termination_message_path.as_deref(), Some("/dev/termination-log"));
+            assert_eq!(
+                c.termination_message_path.as_deref(),
+                Some("/dev/termination-log")
+            );
             assert_eq!(c.termination_message_policy.as_deref(), Some("File"));
         }
     }
@@ -393,7 +422,13 @@ mod tests {
         }
         default_pod(&mut p);
         assert_eq!(spec(&p).containers[0].restart_policy, None);
-        assert_eq!(spec(&p).init_containers.as_ref().map(|v| v[0].restart_policy.clone()), Some(None));
+        assert_eq!(
+            spec(&p)
+                .init_containers
+                .as_ref()
+                .map(|v| v[0].restart_policy.clone()),
+            Some(None)
+        );
     }
 
     #[test]
@@ -422,11 +457,17 @@ mod tests {
         let h = probe.http_get.as_ref().unwrap_or_else(|| panic!("httpGet"));
         assert_eq!(h.path.as_deref(), Some("/"));
         assert_eq!(h.scheme.as_deref(), Some("HTTP"));
-        assert_eq!(c.ports.as_ref().map(|p| p[0].protocol.clone()), Some(Some("TCP".into())));
+        assert_eq!(
+            c.ports.as_ref().map(|p| p[0].protocol.clone()),
+            Some(Some("TCP".into()))
+        );
     }
 
     fn rl(pairs: &[(&str, &str)]) -> BTreeMap<String, ApiQuantity> {
-        pairs.iter().map(|(k, v)| (k.to_string(), ApiQuantity(v.to_string()))).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), ApiQuantity(v.to_string())))
+            .collect()
     }
 
     #[test]
@@ -450,8 +491,20 @@ mod tests {
         default_pod(&mut p);
         let s = spec(&p);
         let want = Some(rl(&[("cpu", "500m"), ("memory", "1Gi")]));
-        assert_eq!(s.containers[0].resources.as_ref().map(|r| r.requests.clone()), Some(want.clone()));
-        assert_eq!(s.init_containers.as_ref().and_then(|v| v[0].resources.as_ref()).map(|r| r.requests.clone()), Some(want));
+        assert_eq!(
+            s.containers[0]
+                .resources
+                .as_ref()
+                .map(|r| r.requests.clone()),
+            Some(want.clone())
+        );
+        assert_eq!(
+            s.init_containers
+                .as_ref()
+                .and_then(|v| v[0].resources.as_ref())
+                .map(|r| r.requests.clone()),
+            Some(want)
+        );
     }
 
     #[test]
@@ -469,7 +522,10 @@ mod tests {
         default_pod(&mut p);
         let s = spec(&p);
         assert_eq!(
-            s.containers[0].resources.as_ref().and_then(|r| r.requests.clone()),
+            s.containers[0]
+                .resources
+                .as_ref()
+                .and_then(|r| r.requests.clone()),
             Some(rl(&[("cpu", "1m"), ("memory", "1536Mi")]))
         );
         assert_eq!(s.overhead, Some(rl(&[("cpu", "1m")])));
@@ -495,9 +551,20 @@ mod tests {
         }
         default_pod(&mut p);
         let s = spec(&p);
-        let hp: Vec<_> = s.containers[0].ports.iter().flatten().map(|p| p.host_port).collect();
+        let hp: Vec<_> = s.containers[0]
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| p.host_port)
+            .collect();
         assert_eq!(hp, vec![Some(8080), Some(8080), Some(9090)]);
-        assert_eq!(s.init_containers.as_ref().and_then(|v| v[0].ports.as_ref()).map(|p| p[0].host_port), Some(Some(8080)));
+        assert_eq!(
+            s.init_containers
+                .as_ref()
+                .and_then(|v| v[0].ports.as_ref())
+                .map(|p| p[0].host_port),
+            Some(Some(8080))
+        );
 
         // Without hostNetwork nothing changes.
         let mut p = pod_with(Container {
@@ -505,7 +572,13 @@ mod tests {
             ..Default::default()
         });
         default_pod(&mut p);
-        assert_eq!(spec(&p).containers[0].ports.as_ref().map(|p| p[0].host_port), Some(None));
+        assert_eq!(
+            spec(&p).containers[0]
+                .ports
+                .as_ref()
+                .map(|p| p[0].host_port),
+            Some(None)
+        );
     }
 
     #[test]
@@ -527,6 +600,9 @@ mod tests {
         default_pod(&mut p);
         let vols = spec(&p).volumes.clone().unwrap_or_default();
         assert!(vols[0].empty_dir.is_some());
-        assert_eq!(vols[1].config_map.as_ref().and_then(|c| c.default_mode), Some(0o644));
+        assert_eq!(
+            vols[1].config_map.as_ref().and_then(|c| c.default_mode),
+            Some(0o644)
+        );
     }
 }

@@ -177,7 +177,12 @@ impl FieldError {
     }
     pub fn too_many(path: &Path, actual: usize, max: usize) -> Self {
         let detail = format!("must have at most {max} items");
-        Self::make(ErrorType::TooMany, path, BadValue::Int(actual as i64), detail)
+        Self::make(
+            ErrorType::TooMany,
+            path,
+            BadValue::Int(actual as i64),
+            detail,
+        )
     }
     pub fn internal(path: &Path, detail: impl Into<String>) -> Self {
         Self::make(ErrorType::Internal, path, BadValue::Omit, detail)
@@ -253,7 +258,11 @@ pub fn invalid_message(kind: &str, name: &str, errors: &[FieldError]) -> String 
     if errors.is_empty() {
         format!("{kind} {} is invalid", go_quote(name))
     } else {
-        format!("{kind} {} is invalid: {}", go_quote(name), aggregate(errors))
+        format!(
+            "{kind} {} is invalid: {}",
+            go_quote(name),
+            aggregate(errors)
+        )
     }
 }
 
@@ -273,7 +282,9 @@ pub fn go_quote(s: &str) -> String {
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
             '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c if c.is_control() => {
                 let v = c as u32;
                 if v <= 0xffff {
@@ -295,14 +306,22 @@ mod tests {
 
     #[test]
     fn v0_paths_render_like_apimachinery() {
-        let p = Path::new("spec").child("containers").index(0).child("resources").child("limits").key("cpu");
+        let p = Path::new("spec")
+            .child("containers")
+            .index(0)
+            .child("resources")
+            .child("limits")
+            .key("cpu");
         assert_eq!(p.as_str(), "spec.containers[0].resources.limits[cpu]");
     }
 
     #[test]
     fn v0_error_bodies() {
         let p = Path::new("spec").child("containers");
-        assert_eq!(FieldError::required(&p, "").to_string(), "spec.containers: Required value");
+        assert_eq!(
+            FieldError::required(&p, "").to_string(),
+            "spec.containers: Required value"
+        );
         assert_eq!(
             FieldError::forbidden(&p, "may not be set").to_string(),
             "spec.containers: Forbidden: may not be set"
@@ -311,13 +330,22 @@ mod tests {
             FieldError::invalid(&p, "x", "bad").to_string(),
             "spec.containers: Invalid value: \"x\": bad"
         );
-        assert_eq!(FieldError::invalid(&p, -1i64, "bad").to_string(), "spec.containers: Invalid value: -1: bad");
+        assert_eq!(
+            FieldError::invalid(&p, -1i64, "bad").to_string(),
+            "spec.containers: Invalid value: -1: bad"
+        );
         assert_eq!(
             FieldError::not_supported(&p, "Sometimes", &["Always", "Never"]).to_string(),
             "spec.containers: Unsupported value: \"Sometimes\": supported values: \"Always\", \"Never\""
         );
-        assert_eq!(FieldError::duplicate(&p, "a").to_string(), "spec.containers: Duplicate value: \"a\"");
-        assert_eq!(FieldError::not_found(&p, "v").to_string(), "spec.containers: Not found: \"v\"");
+        assert_eq!(
+            FieldError::duplicate(&p, "a").to_string(),
+            "spec.containers: Duplicate value: \"a\""
+        );
+        assert_eq!(
+            FieldError::not_found(&p, "v").to_string(),
+            "spec.containers: Not found: \"v\""
+        );
     }
 
     #[test]
@@ -325,7 +353,10 @@ mod tests {
         let p = Path::new("spec");
         let a = FieldError::required(&p, "");
         let b = FieldError::forbidden(&p, "no");
-        assert_eq!(invalid_message("Pod", "web", std::slice::from_ref(&a)), "Pod \"web\" is invalid: spec: Required value");
+        assert_eq!(
+            invalid_message("Pod", "web", std::slice::from_ref(&a)),
+            "Pod \"web\" is invalid: spec: Required value"
+        );
         assert_eq!(
             invalid_message("Pod", "web", &[a.clone(), b, a]),
             "Pod \"web\" is invalid: [spec: Required value, spec: Forbidden: no]"

@@ -3,9 +3,34 @@
 //! exactly as the Kubernetes API server would, and their resources reduced to the numbers the
 //! kubelet uses (effective requests and limits, QoS class, oom_score_adj, cgroup values).
 
-pub mod quantity;
 pub mod defaults;
 pub mod field;
 pub mod manifest;
-pub mod validation;
+pub mod quantity;
 pub mod resources;
+pub mod validation;
+
+use k8s_openapi::api::core::v1::Pod;
+
+/// A Pod the API server would refuse, with every reason.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{}", field::invalid_message("Pod", .name, .errors))]
+pub struct PodInvalid {
+    pub name: String,
+    pub errors: field::ErrorList,
+}
+
+/// What the API server does to a Pod on create: default it (D1–D7), then validate it
+/// (V0–V14). Returns the defaulted Pod or every validation error.
+pub fn prepare_pod(mut pod: Pod) -> Result<Pod, PodInvalid> {
+    defaults::default_pod(&mut pod);
+    let errors = validation::validate_pod(&pod);
+    if errors.is_empty() {
+        Ok(pod)
+    } else {
+        Err(PodInvalid {
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            errors,
+        })
+    }
+}

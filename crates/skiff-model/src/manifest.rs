@@ -47,16 +47,26 @@ pub enum Position {
     LineColumn { line: usize, column: usize },
     /// The n-th document (1-based) of a multi-document stream and, when known, the
     /// object it names.
-    Document { index: usize, object: Option<String> },
+    Document {
+        index: usize,
+        object: Option<String>,
+    },
 }
 
 /// A problem with a manifest. Every problem found is reported, not just the first.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LoadError {
     #[error("{source_name}: {message}")]
-    Io { source_name: String, message: String },
+    Io {
+        source_name: String,
+        message: String,
+    },
     #[error("{source_name}: manifest is {size} bytes, more than the {max} bytes allowed")]
-    TooLarge { source_name: String, size: usize, max: usize },
+    TooLarge {
+        source_name: String,
+        size: usize,
+        max: usize,
+    },
     #[error("{source_name}: not UTF-8 text: invalid byte at offset {offset}")]
     NotUtf8 { source_name: String, offset: usize },
     #[error("{source_name}:{line}:{column}: {message}")]
@@ -85,8 +95,14 @@ pub enum LoadError {
 fn describe(p: &Position) -> String {
     match p {
         Position::LineColumn { line, column } => format!("line {line} column {column}"),
-        Position::Document { index, object: Some(o) } => format!("document {index} ({o})"),
-        Position::Document { index, object: None } => format!("document {index}"),
+        Position::Document {
+            index,
+            object: Some(o),
+        } => format!("document {index} ({o})"),
+        Position::Document {
+            index,
+            object: None,
+        } => format!("document {index}"),
     }
 }
 
@@ -130,7 +146,10 @@ pub fn load(source_name: &str, bytes: &[u8]) -> Result<Vec<Object>, Vec<LoadErro
             Err(message) => {
                 errors.push(LoadError::Invalid {
                     source_name: source.clone(),
-                    position: Position::Document { index, object: None },
+                    position: Position::Document {
+                        index,
+                        object: None,
+                    },
                     message,
                 });
                 continue;
@@ -139,7 +158,9 @@ pub fn load(source_name: &str, bytes: &[u8]) -> Result<Vec<Object>, Vec<LoadErro
         decode_value(&source, index, json, &mut objects, &mut errors);
     }
     if errors.is_empty() && objects.is_empty() {
-        errors.push(LoadError::Empty { source_name: source });
+        errors.push(LoadError::Empty {
+            source_name: source,
+        });
     }
     if errors.is_empty() {
         Ok(objects)
@@ -149,7 +170,10 @@ pub fn load(source_name: &str, bytes: &[u8]) -> Result<Vec<Object>, Vec<LoadErro
 }
 
 fn syntax_error(source: &str, e: &serde_yaml_ng::Error) -> LoadError {
-    let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
     // serde_yaml_ng appends " at line L column C" to its messages; the position is printed
     // in front instead.
     let mut message = e.to_string();
@@ -210,18 +234,35 @@ fn yaml_to_json(v: serde_yaml_ng::Value) -> Result<Option<Value>, String> {
     }
 }
 
-fn decode_value(source: &str, index: usize, json: Value, objects: &mut Vec<Object>, errors: &mut Vec<LoadError>) {
+fn decode_value(
+    source: &str,
+    index: usize,
+    json: Value,
+    objects: &mut Vec<Object>,
+    errors: &mut Vec<LoadError>,
+) {
     let invalid = |object: Option<String>, message: String| LoadError::Invalid {
         source_name: source.to_string(),
         position: Position::Document { index, object },
         message,
     };
     let Value::Object(map) = &json else {
-        errors.push(invalid(None, "expected an object with apiVersion and kind".into()));
+        errors.push(invalid(
+            None,
+            "expected an object with apiVersion and kind".into(),
+        ));
         return;
     };
-    let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
-    let kind = map.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+    let api_version = map
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let kind = map
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let name = map
         .get("metadata")
         .and_then(|m| m.get("name"))
@@ -339,7 +380,9 @@ fn render_ignored(path: &serde_ignored::Path<'_>) -> String {
                 format!("{p}.{key}")
             }
         }
-        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => render_ignored(parent),
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            render_ignored(parent)
+        }
     }
 }
 
@@ -376,7 +419,9 @@ fn quantity_errors(pod: &Pod) -> Vec<String> {
             out.push(format!("{path}: {e}"));
         }
     };
-    let Some(spec) = pod.spec.as_ref() else { return out };
+    let Some(spec) = pod.spec.as_ref() else {
+        return out;
+    };
     let spec_path = Path::new("spec");
     let mut containers: Vec<(Path, &k8s_openapi::api::core::v1::Container)> = Vec::new();
     for (i, c) in spec.init_containers.iter().flatten().enumerate() {
@@ -401,7 +446,12 @@ fn quantity_errors(pod: &Pod) -> Vec<String> {
                 .and_then(|r| r.divisor.as_ref())
             {
                 check(
-                    &path.child("env").index(j).child("valueFrom").child("resourceFieldRef").child("divisor"),
+                    &path
+                        .child("env")
+                        .index(j)
+                        .child("valueFrom")
+                        .child("resourceFieldRef")
+                        .child("divisor"),
                     &d.0,
                 );
             }
@@ -412,7 +462,12 @@ fn quantity_errors(pod: &Pod) -> Vec<String> {
             for (field, list) in [("requests", &r.requests), ("limits", &r.limits)] {
                 for (k, v) in list.iter().flatten() {
                     check(
-                        &spec_path.child("ephemeralContainers").index(i).child("resources").child(field).key(k),
+                        &spec_path
+                            .child("ephemeralContainers")
+                            .index(i)
+                            .child("resources")
+                            .child(field)
+                            .key(k),
                         &v.0,
                     );
                 }
@@ -431,7 +486,14 @@ fn quantity_errors(pod: &Pod) -> Vec<String> {
     }
     for (i, v) in spec.volumes.iter().flatten().enumerate() {
         if let Some(s) = v.empty_dir.as_ref().and_then(|e| e.size_limit.as_ref()) {
-            check(&spec_path.child("volumes").index(i).child("emptyDir").child("sizeLimit"), &s.0);
+            check(
+                &spec_path
+                    .child("volumes")
+                    .index(i)
+                    .child("emptyDir")
+                    .child("sizeLimit"),
+                &s.0,
+            );
         }
     }
     out
@@ -476,7 +538,10 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_reported_with_paths_all_at_once() {
-        let bad = POD.replace("image: busybox", "imagee: busybox\n    ports:\n    - containerPort: 80\n      hostPortt: 1") + "  restartPolicyy: Never\n";
+        let bad = POD.replace(
+            "image: busybox",
+            "imagee: busybox\n    ports:\n    - containerPort: 80\n      hostPortt: 1",
+        ) + "  restartPolicyy: Never\n";
         let msgs = messages(load_str(&bad));
         assert_eq!(
             msgs,
@@ -488,7 +553,10 @@ mod tests {
 
     #[test]
     fn type_errors_name_the_field() {
-        let bad = POD.replace("image: busybox", "image: busybox\n    ports:\n    - containerPort: eighty");
+        let bad = POD.replace(
+            "image: busybox",
+            "image: busybox\n    ports:\n    - containerPort: eighty",
+        );
         let msgs = messages(load_str(&bad));
         assert_eq!(msgs.len(), 1);
         assert!(
@@ -500,7 +568,9 @@ mod tests {
 
     #[test]
     fn syntax_errors_name_line_and_column() {
-        let msgs = messages(load_str("apiVersion: v1\nkind: Pod\nmetadata:\n  name: [web\n"));
+        let msgs = messages(load_str(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: [web\n",
+        ));
         assert_eq!(msgs.len(), 1);
         assert!(msgs[0].starts_with("pod.yaml:5:1: "), "{}", msgs[0]);
     }
@@ -523,17 +593,30 @@ mod tests {
 
     #[test]
     fn numeric_quantities_are_accepted() {
-        let ok = POD.replace("image: busybox", "image: busybox\n    resources:\n      limits:\n        cpu: 1\n        memory: 0.5");
+        let ok = POD.replace(
+            "image: busybox",
+            "image: busybox\n    resources:\n      limits:\n        cpu: 1\n        memory: 0.5",
+        );
         let objs = load_str(&ok).unwrap_or_default();
-        let Some(Object::Pod(p)) = objs.first() else { panic!("no pod") };
-        let limits = p.spec.as_ref().and_then(|s| s.containers[0].resources.as_ref()).and_then(|r| r.limits.clone()).unwrap_or_default();
+        let Some(Object::Pod(p)) = objs.first() else {
+            panic!("no pod")
+        };
+        let limits = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers[0].resources.as_ref())
+            .and_then(|r| r.limits.clone())
+            .unwrap_or_default();
         assert_eq!(limits.get("cpu").map(|q| q.0.as_str()), Some("1"));
         assert_eq!(limits.get("memory").map(|q| q.0.as_str()), Some("0.5"));
     }
 
     #[test]
     fn wrong_kinds_and_garbage() {
-        assert!(messages(load_str("apiVersion: apps/v1\nkind: Deployment\n"))[0].contains("no kind \"Deployment\""));
+        assert!(
+            messages(load_str("apiVersion: apps/v1\nkind: Deployment\n"))[0]
+                .contains("no kind \"Deployment\"")
+        );
         assert!(messages(load_str("kind: Pod\n"))[0].contains("'apiVersion' is missing"));
         assert!(messages(load_str("- a\n- b\n"))[0].contains("expected an object"));
         assert!(messages(load_str(""))[0].contains("no objects found"));
@@ -583,7 +666,9 @@ spec:
   - {key: k, operator: Exists, effect: NoSchedule}
 "#;
         let objs = load_str(rich).unwrap_or_default();
-        let Some(Object::Pod(p)) = objs.first() else { panic!("no pod") };
+        let Some(Object::Pod(p)) = objs.first() else {
+            panic!("no pod")
+        };
         let back = serde_json::to_value(p.as_ref()).unwrap_or_default();
         let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(rich).unwrap_or_default();
         let original = yaml_to_json(yaml).ok().flatten().unwrap_or_default();

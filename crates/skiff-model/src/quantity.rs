@@ -122,8 +122,14 @@ impl Quantity {
         }
         let mut q = Self::normalised(mantissa, exp, format);
         q.round_up_to(NANO);
-        if matches!(format, Format::DecimalSI | Format::BinarySI) && q.abs_cmp_int(&max_allowed()) == Ordering::Greater {
-            let capped = if q.mantissa.is_negative() { -max_allowed() } else { max_allowed() };
+        if matches!(format, Format::DecimalSI | Format::BinarySI)
+            && q.abs_cmp_int(&max_allowed()) == Ordering::Greater
+        {
+            let capped = if q.mantissa.is_negative() {
+                -max_allowed()
+            } else {
+                max_allowed()
+            };
             q = Self::normalised(capped, 0, format);
         }
         Ok(q)
@@ -177,12 +183,22 @@ impl Quantity {
         let units = if q.exp >= scale {
             match u32::try_from(i64::from(q.exp) - i64::from(scale)) {
                 Ok(shift) if shift <= 40 => q.mantissa * pow10(shift),
-                _ => return if q.mantissa.is_negative() { i64::MIN } else { i64::MAX },
+                _ => {
+                    return if q.mantissa.is_negative() {
+                        i64::MIN
+                    } else {
+                        i64::MAX
+                    }
+                }
             }
         } else {
             q.mantissa
         };
-        units.to_i64().unwrap_or(if units.is_negative() { i64::MIN } else { i64::MAX })
+        units.to_i64().unwrap_or(if units.is_negative() {
+            i64::MIN
+        } else {
+            i64::MAX
+        })
     }
 
     /// Whole base units, rounded up (`Value`).
@@ -197,7 +213,11 @@ impl Quantity {
 
     /// Adds `other`, keeping this quantity's format unless this one is zero (Go `Add`).
     pub fn add(&mut self, other: &Quantity) {
-        let format = if self.is_zero() { other.format } else { self.format };
+        let format = if self.is_zero() {
+            other.format
+        } else {
+            self.format
+        };
         let exp = self.exp.min(other.exp);
         let a = &self.mantissa * pow10((self.exp - exp) as u32);
         let b = &other.mantissa * pow10((other.exp - exp) as u32);
@@ -376,7 +396,11 @@ fn split(s: &str) -> Result<Parts<'_>, QuantityError> {
     while pos < end && b[pos].is_ascii_digit() {
         pos += 1;
     }
-    let num = if pos == num_start { "0" } else { &s[num_start..pos] };
+    let num = if pos == num_start {
+        "0"
+    } else {
+        &s[num_start..pos]
+    };
     let mut denom = "";
     if pos < end && b[pos] == b'.' {
         pos += 1;
@@ -517,14 +541,19 @@ mod tests {
 
     #[test]
     fn malformed_quantities_are_rejected_with_apimachinery_text() {
-        for bad in ["", "abc", "1 ", " 1", "1.2.3", "1Kb", "1e", "--1", "1ki", "1K", "1e99999"] {
+        for bad in [
+            "", "abc", "1 ", " 1", "1.2.3", "1Kb", "1e", "--1", "1ki", "1K", "1e99999",
+        ] {
             assert!(Quantity::parse(bad).is_err(), "{bad:?} parsed");
         }
         assert_eq!(
             Quantity::parse("abc").unwrap_err().to_string(),
             "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
         );
-        assert_eq!(Quantity::parse("1Kb").unwrap_err(), QuantityError::FormatWrong);
+        assert_eq!(
+            Quantity::parse("1Kb").unwrap_err(),
+            QuantityError::FormatWrong
+        );
         assert_eq!(Quantity::parse("1ki").unwrap_err(), QuantityError::Suffix);
     }
 
@@ -560,7 +589,10 @@ mod tests {
         assert_eq!(q.milli_value(), 2);
         assert_eq!(q.value(), 1);
         assert_eq!(Quantity::parse("1Gi").unwrap_or_default().value(), 1 << 30);
-        assert_eq!(Quantity::parse("1e30").unwrap_or_default().value(), i64::MAX);
+        assert_eq!(
+            Quantity::parse("1e30").unwrap_or_default().value(),
+            i64::MAX
+        );
     }
 
     #[test]
@@ -576,19 +608,26 @@ mod tests {
 
     fn quantity_text() -> impl Strategy<Value = String> {
         let suffix = prop::sample::select(vec![
-            "", "n", "u", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "e3", "e-3", "E6", "e0",
+            "", "n", "u", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei",
+            "e3", "e-3", "E6", "e0",
         ]);
-        ("[+-]?", "[0-9]{0,12}", prop::option::of("[0-9]{0,12}"), suffix).prop_map(|(sign, int, frac, suffix)| {
-            let int = if int.is_empty() && frac.as_deref().is_none_or(str::is_empty) {
-                "0".to_string()
-            } else {
-                int
-            };
-            match frac {
-                Some(f) => format!("{sign}{int}.{f}{suffix}"),
-                None => format!("{sign}{int}{suffix}"),
-            }
-        })
+        (
+            "[+-]?",
+            "[0-9]{0,12}",
+            prop::option::of("[0-9]{0,12}"),
+            suffix,
+        )
+            .prop_map(|(sign, int, frac, suffix)| {
+                let int = if int.is_empty() && frac.as_deref().is_none_or(str::is_empty) {
+                    "0".to_string()
+                } else {
+                    int
+                };
+                match frac {
+                    Some(f) => format!("{sign}{int}.{f}{suffix}"),
+                    None => format!("{sign}{int}{suffix}"),
+                }
+            })
     }
 
     proptest! {

@@ -1,1 +1,68 @@
-fn main() {}
+//! `skiff`: run Kubernetes Pods on one Linux machine with the kubelet's exact lifecycle
+//! semantics. This binary is the thin edge: argument parsing, reading files, printing, and
+//! mapping outcomes to exit codes. Everything else lives in the library crates.
+
+mod commands;
+mod input;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes shared by every subcommand.
+pub mod exit {
+    /// The pod ran and failed, or an unexpected error.
+    pub const FAILURE: u8 = 1;
+    /// Bad input: unreadable or invalid manifest, wrong flags. Nothing was changed.
+    pub const BAD_INPUT: u8 = 2;
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "skiff",
+    version,
+    about = "Run Kubernetes Pods on one Linux machine with the kubelet's exact semantics"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Decode, default and validate manifests exactly as the Kubernetes API server would.
+    Validate(commands::validate::Args),
+    /// Print a pod's effective requests, limits and QoS class (and, with -o wide, its cgroup values).
+    Resources(commands::resources::Args),
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(exit::BAD_INPUT),
+            };
+        }
+    };
+    let code = match cli.command {
+        Command::Validate(args) => commands::validate::run(&args),
+        Command::Resources(args) => commands::resources::run(&args),
+    };
+    ExitCode::from(code)
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SKIFF_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

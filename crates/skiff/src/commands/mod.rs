@@ -1,0 +1,2 @@
+pub mod resources;
+pub mod validate;

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it: system packages the tests need, formatting,
+# lints, then every test (unit, property, integration on real processes as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(build-essential pkg-config ca-certificates procps busybox-static python3)
+if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -q -- -D warnings
+cargo test --workspace --no-fail-fast
