@@ -61,12 +61,14 @@ fn quantity() -> impl Strategy<Value = Value> {
 }
 
 fn resources() -> impl Strategy<Value = Value> {
-    let list = prop::collection::btree_map(
-        prop::sample::select(vec!["cpu", "memory", "ephemeral-storage", "example.com/gpu", "hugepages-2Mi", "bogus"]),
-        quantity(),
-        0..3,
-    );
-    (prop::option::of(list.clone()), prop::option::of(list)).prop_map(|(req, lim)| {
+    let list = || {
+        prop::collection::btree_map(
+            prop::sample::select(vec!["cpu", "memory", "ephemeral-storage", "example.com/gpu", "hugepages-2Mi", "bogus"]),
+            quantity(),
+            0..3,
+        )
+    };
+    (prop::option::of(list()), prop::option::of(list())).prop_map(|(req, lim)| {
         let mut r = serde_json::Map::new();
         if let Some(req) = req {
             r.insert("requests".into(), json!(req));
