@@ -1,0 +1,10 @@
+//! skiff-node: the effects layer for the `host` runtime class.
+pub mod expand;
+pub mod launch;
+pub mod logs;
+pub mod reaper;
+pub mod runtime;
+mod spawn;
+pub mod termination;
+pub mod timefmt;
+pub mod tracker;
