@@ -311,17 +311,11 @@ fn is_windows_dns_domain(d: &str) -> bool {
 /// `utilsysctl.GetNamespace`: which namespace a sysctl lives in.
 fn sysctl_namespace(name: &str) -> &'static str {
     let name = name.replace('/', ".");
-    const IPC: &[&str] = &[
-        "kernel.sem",
-        "kernel.shmall",
-        "kernel.shmmax",
-        "kernel.shmmni",
-        "kernel.shm_rmid_forced",
-        "kernel.msgmax",
-        "kernel.msgmnb",
-        "kernel.msgmni",
-    ];
-    if IPC.contains(&name.as_str()) || name.starts_with("fs.mqueue.") {
+    if name == "kernel.sem"
+        || name.starts_with("kernel.shm")
+        || name.starts_with("kernel.msg")
+        || name.starts_with("fs.mqueue.")
+    {
         "ipc"
     } else if name.starts_with("net.") {
         "net"
