@@ -33,7 +33,9 @@ fn pipeline(bytes: &[u8]) -> Result<usize, usize> {
                             assert_eq!(again.as_ref().ok(), Some(&p));
                             valid += 1;
                         }
-                        Err(invalid) => assert!(!invalid.errors.is_empty() && !invalid.to_string().is_empty()),
+                        Err(invalid) => {
+                            assert!(!invalid.errors.is_empty() && !invalid.to_string().is_empty())
+                        }
                     }
                 }
             }
@@ -63,7 +65,14 @@ fn quantity() -> impl Strategy<Value = Value> {
 fn resources() -> impl Strategy<Value = Value> {
     let list = || {
         prop::collection::btree_map(
-            prop::sample::select(vec!["cpu", "memory", "ephemeral-storage", "example.com/gpu", "hugepages-2Mi", "bogus"]),
+            prop::sample::select(vec![
+                "cpu",
+                "memory",
+                "ephemeral-storage",
+                "example.com/gpu",
+                "hugepages-2Mi",
+                "bogus",
+            ]),
             quantity(),
             0..3,
         )
@@ -90,29 +99,49 @@ fn probe() -> impl Strategy<Value = Value> {
         Just(json!({})),
         Just(json!({"exec": {"command": ["x"]}, "tcpSocket": {"port": 1}})),
     ];
-    (handler, -2i32..5, -2i32..5, -2i32..40, prop::option::of(-1i64..40)).prop_map(|(h, s, f, p, tg)| {
-        let mut v = h;
-        if let Value::Object(m) = &mut v {
-            m.insert("successThreshold".into(), json!(s));
-            m.insert("failureThreshold".into(), json!(f));
-            m.insert("periodSeconds".into(), json!(p));
-            if let Some(tg) = tg {
-                m.insert("terminationGracePeriodSeconds".into(), json!(tg));
+    (
+        handler,
+        -2i32..5,
+        -2i32..5,
+        -2i32..40,
+        prop::option::of(-1i64..40),
+    )
+        .prop_map(|(h, s, f, p, tg)| {
+            let mut v = h;
+            if let Value::Object(m) = &mut v {
+                m.insert("successThreshold".into(), json!(s));
+                m.insert("failureThreshold".into(), json!(f));
+                m.insert("periodSeconds".into(), json!(p));
+                if let Some(tg) = tg {
+                    m.insert("terminationGracePeriodSeconds".into(), json!(tg));
+                }
             }
-        }
-        v
-    })
+            v
+        })
 }
 
 fn container(init: bool) -> impl Strategy<Value = Value> {
     (
         name(),
-        prop::option::of(prop_oneof![Just("busybox"), Just(" x"), Just("nginx:1.27"), Just("")]),
+        prop::option::of(prop_oneof![
+            Just("busybox"),
+            Just(" x"),
+            Just("nginx:1.27"),
+            Just("")
+        ]),
         resources(),
-        prop::option::of(prop_oneof![Just("Always"), Just("Never"), Just("OnFailure"), Just("")]),
+        prop::option::of(prop_oneof![
+            Just("Always"),
+            Just("Never"),
+            Just("OnFailure"),
+            Just("")
+        ]),
         prop::option::of(probe()),
         prop::option::of(probe()),
-        prop::option::of(prop::collection::vec((0i32..70000, prop::option::of(0i32..70000)), 0..3)),
+        prop::option::of(prop::collection::vec(
+            (0i32..70000, prop::option::of(0i32..70000)),
+            0..3,
+        )),
     )
         .prop_map(move |(name, image, res, rp, startup, liveness, ports)| {
             let mut c = json!({"name": name, "resources": res});
