@@ -2,6 +2,7 @@
 pub mod expand;
 pub mod launch;
 pub mod logs;
+pub mod probe;
 pub mod reaper;
 pub mod runtime;
 mod spawn;
