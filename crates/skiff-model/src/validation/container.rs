@@ -34,28 +34,7 @@ pub fn validate_containers(containers: &[Container], ctx: &Ctx<'_>, path: &Path)
         if !all_names.insert(ctr.name.as_str()) {
             errs.push(FieldError::duplicate(&p.child("name"), ctr.name.as_str()));
         }
-        if let Some(lc) = &ctr.lifecycle {
-            errs.extend(validate_lifecycle(
-                lc,
-                ctx.grace_period,
-                &p.child("lifecycle"),
-            ));
-        }
-        errs.extend(validate_liveness_probe(
-            ctr.liveness_probe.as_ref(),
-            ctx.grace_period,
-            &p.child("livenessProbe"),
-        ));
-        errs.extend(validate_readiness_probe(
-            ctr.readiness_probe.as_ref(),
-            ctx.grace_period,
-            &p.child("readinessProbe"),
-        ));
-        errs.extend(validate_startup_probe(
-            ctr.startup_probe.as_ref(),
-            ctx.grace_period,
-            &p.child("startupProbe"),
-        ));
+        errs.extend(validate_hooks_and_probes(ctr, ctx, &p));
         if ctr.restart_policy.is_some() {
             errs.push(FieldError::forbidden(
                 &p.child("restartPolicy"),
@@ -64,6 +43,34 @@ pub fn validate_containers(containers: &[Container], ctx: &Ctx<'_>, path: &Path)
         }
     }
     errs.extend(check_host_port_conflicts(containers.iter(), path));
+    errs
+}
+
+/// Lifecycle hooks and the three probes, validated alike for app containers and sidecars (V8).
+fn validate_hooks_and_probes(ctr: &Container, ctx: &Ctx<'_>, p: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    if let Some(lc) = &ctr.lifecycle {
+        errs.extend(validate_lifecycle(
+            lc,
+            ctx.grace_period,
+            &p.child("lifecycle"),
+        ));
+    }
+    errs.extend(validate_liveness_probe(
+        ctr.liveness_probe.as_ref(),
+        ctx.grace_period,
+        &p.child("livenessProbe"),
+    ));
+    errs.extend(validate_readiness_probe(
+        ctr.readiness_probe.as_ref(),
+        ctx.grace_period,
+        &p.child("readinessProbe"),
+    ));
+    errs.extend(validate_startup_probe(
+        ctr.startup_probe.as_ref(),
+        ctx.grace_period,
+        &p.child("startupProbe"),
+    ));
     errs
 }
 
@@ -103,28 +110,7 @@ pub fn validate_init_containers(
         errs.extend(check_host_port_conflicts(std::iter::once(ctr), path));
 
         if restart_always {
-            if let Some(lc) = &ctr.lifecycle {
-                errs.extend(validate_lifecycle(
-                    lc,
-                    ctx.grace_period,
-                    &p.child("lifecycle"),
-                ));
-            }
-            errs.extend(validate_liveness_probe(
-                ctr.liveness_probe.as_ref(),
-                ctx.grace_period,
-                &p.child("livenessProbe"),
-            ));
-            errs.extend(validate_readiness_probe(
-                ctr.readiness_probe.as_ref(),
-                ctx.grace_period,
-                &p.child("readinessProbe"),
-            ));
-            errs.extend(validate_startup_probe(
-                ctr.startup_probe.as_ref(),
-                ctx.grace_period,
-                &p.child("startupProbe"),
-            ));
+            errs.extend(validate_hooks_and_probes(ctr, ctx, &p));
         } else {
             for (set, field) in [
                 (ctr.lifecycle.is_some(), "lifecycle"),
