@@ -556,9 +556,9 @@ impl PodEngine {
         );
         self.ctrs[i].reason_cache = Some(("PostStartHookError".into(), message));
         if self.ctrs[i].running().is_some_and(|x| x.id == instance) && self.ctrs[i].kill.is_none() {
-            let grace = self.pod.tgps;
+            // killContainer with reasonFailedPostStartHook and no override: TGPS.
+            let grace = self.single_kill_grace(i, KillCause::PostStart);
             self.begin_kill(i, grace, false, Some("FailedPostStartHook".into()), now);
-            let _ = KillCause::PostStart;
         }
     }
 

@@ -1,4 +1,5 @@
 //! P1–P12: probes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 mod common;
 
 use common::*;

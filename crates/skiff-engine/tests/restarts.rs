@@ -1,4 +1,5 @@
 //! R1–R9: restarts and back-off.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 mod common;
 
 use common::*;

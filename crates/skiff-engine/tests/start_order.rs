@@ -1,4 +1,5 @@
 //! S1–S12: start-up and initialization order.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 mod common;
 
 use common::*;

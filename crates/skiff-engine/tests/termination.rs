@@ -1,4 +1,5 @@
 //! T1–T12: termination.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 mod common;
 
 use common::*;
