@@ -2,12 +2,14 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use skiff_node::launch::StartError;
 use skiff_node::logs::{parse_record, rotated_files};
 use skiff_node::runtime::{HostRuntime, StopSignal};
+use skiff_node::tracker::{CgroupV2Tracker, ProcessGroupTracker};
 use tokio::sync::mpsc;
 
 fn rt() -> HostRuntime {
@@ -280,4 +282,71 @@ async fn termination_message_file_and_fallback() {
     c.termination_message_path = Some(path.display().to_string());
     let ct = rt().start(launch(&c, dir.path()), None).await.unwrap();
     assert_eq!(ct.wait().await.message, "custom\n");
+}
+
+async fn tree_is_stopped_with(runtime: HostRuntime) {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, mut rx) = mpsc::channel(16);
+    // A daemonised grandchild (own session) and a plain background child.
+    let c = sh(
+        "app",
+        "setsid sh -c 'sleep 1000 & sleep 1000' & sleep 1000 & echo \"pids $! \"; trap '' TERM; echo ready; wait",
+    );
+    let ct = runtime
+        .start(launch(&c, dir.path()), Some(tx))
+        .await
+        .unwrap();
+    line_matching(&mut rx, |l| l == "ready").await;
+    let pid_list = || ct.pids();
+    eventually("five processes tracked", || pid_list().len() >= 5).await;
+    let tree = ct.pids();
+    ct.signal(StopSignal::Term).unwrap();
+    assert!(tokio::time::timeout(Duration::from_millis(100), ct.wait())
+        .await
+        .is_err());
+    ct.signal(StopSignal::Kill).unwrap();
+    assert_eq!(ct.wait().await.exit_code, 137);
+    let survivors: Vec<i32> = tree.iter().copied().filter(|&p| alive(p)).collect();
+    for p in &survivors {
+        kill_pid(*p);
+    }
+    assert!(survivors.is_empty(), "survivors {survivors:?} of {tree:?}");
+    assert!(ct.pids().is_empty());
+    for p in tree {
+        eventually("zombie reaped", || !exists(p)).await;
+    }
+}
+
+#[tokio::test]
+async fn whole_tree_stopped_with_cgroup_or_default_tracker() {
+    let runtime = rt();
+    tree_is_stopped_with(runtime).await;
+}
+
+#[tokio::test]
+async fn whole_tree_stopped_with_process_group_tracker() {
+    let runtime = HostRuntime::with_tracker(Arc::new(ProcessGroupTracker)).unwrap();
+    assert_eq!(runtime.tracker_kind(), "process-group");
+    tree_is_stopped_with(runtime).await;
+}
+
+#[tokio::test]
+async fn tracking_cgroup_is_created_and_removed() {
+    let Ok(tracker) = CgroupV2Tracker::from_proc() else {
+        eprintln!("no writable cgroup2 hierarchy: skipped");
+        return;
+    };
+    let base = tracker.base().to_path_buf();
+    let runtime = HostRuntime::with_tracker(Arc::new(tracker)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ct = runtime
+        .start(launch(&sh("app", "exec sleep 1000"), dir.path()), None)
+        .await
+        .unwrap();
+    let cg = base.join(ct.id());
+    let procs = std::fs::read_to_string(cg.join("cgroup.procs")).unwrap();
+    assert_eq!(procs.trim(), ct.pid().to_string());
+    ct.signal(StopSignal::Kill).unwrap();
+    ct.wait().await;
+    assert!(!cg.exists(), "{} left behind", cg.display());
 }
