@@ -1,4 +1,31 @@
 //! skiff-node: the effects layer for the `host` runtime class.
+//!
+//! No lifecycle policy lives here: the pod worker asks, this crate does it and
+//! reports what happened.
+//!
+//! * [`launch`]: a [`launch::ContainerLaunch`] from a k8s `Container` (env with
+//!   `$(VAR)` expansion and `fieldRef`s, expanded command/args, workingDir);
+//!   [`launch::StartError`] with the runtime's messages (exit 128).
+//! * [`runtime`]: [`runtime::HostRuntime`] starts a container as a process
+//!   tree of its own (new session; its own cgroup2 tracking group when root),
+//!   stdout/stderr into CRI logs; [`runtime::HostContainer`] signals
+//!   (`Term` → main process, `Kill` → whole tree) and reports
+//!   [`runtime::ContainerExit`] (exit code or 128+signal, finishedAt, ST4
+//!   message). When the main process exits, what it left behind is killed (as
+//!   a PID namespace would).
+//! * [`reaper`]: the one reaper. skiff is a child subreaper; one thread owns
+//!   `waitid`/`waitpid`. **Every child of a process using this crate must be
+//!   spawned through [`reaper::Reaper::spawn`]** (no `tokio::process`, no
+//!   `std::process::Child::wait`).
+//! * [`tracker`]: [`tracker::ProcessTracker`] (cgroup2 `cgroup.kill`, or
+//!   process group + env-marker sweep).
+//! * [`logs`]: CRI log format, 16 KiB partial lines, rotation (10 MiB × 5),
+//!   live fan-out to a subscriber channel that never blocks the container.
+//! * [`termination`]: termination messages; the host runtime's choice for
+//!   `/dev/termination-log` is documented there (`SKIFF_TERMINATION_LOG`).
+//! * [`probe`]: [`probe::Prober`] (exec, httpGet incl. HTTPS without
+//!   verification, tcpSocket, grpc) and [`probe::HookRunner`] (exec, httpGet,
+//!   sleep), implemented by [`probe::HostProber`].
 pub mod expand;
 pub mod launch;
 pub mod logs;

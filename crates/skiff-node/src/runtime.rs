@@ -247,6 +247,7 @@ impl HostRuntime {
         let err_task = spawn_pump(err_r, Stream::Stderr, sink)?;
 
         let (exit_tx, exit_rx) = watch::channel(None);
+        let (cleaned_tx, cleaned_rx) = watch::channel(false);
         let monitor = Monitor {
             id: id.clone(),
             exit: spawned.exit.clone(),
@@ -258,7 +259,7 @@ impl HostRuntime {
             policy: launch.termination_message_policy,
             log_path: log_path.clone(),
         };
-        tokio::spawn(monitor.run(exit_tx));
+        tokio::spawn(monitor.run(exit_tx, cleaned_tx));
 
         Ok(HostContainer {
             inner: Arc::new(Inner {
@@ -268,6 +269,7 @@ impl HostRuntime {
                 group: group.clone(),
                 main_exit: spawned.exit,
                 exit: exit_rx,
+                cleaned: cleaned_rx,
                 log_path,
                 exec: ExecContext {
                     container_id: id,
@@ -384,7 +386,7 @@ struct Monitor {
 }
 
 impl Monitor {
-    async fn run(self, tx: watch::Sender<Option<ContainerExit>>) {
+    async fn run(self, tx: watch::Sender<Option<ContainerExit>>, cleaned: watch::Sender<bool>) {
         let ev = self.exit.wait().await;
         // Like a container's PID namespace: when the main process is gone,
         // whatever it left behind dies too.
@@ -406,7 +408,6 @@ impl Monitor {
         })
         .await
         .unwrap_or_default();
-        release(self.group).await;
         let exit = ContainerExit {
             id: self.id,
             pid: ev.pid,
@@ -417,6 +418,11 @@ impl Monitor {
             message,
         };
         tx.send_replace(Some(exit));
+        // The tree has been sent SIGKILL; waiting for the group to empty and
+        // removing it takes the kernel a few ms (cgroup `populated` updates),
+        // so it happens after the exit is reported.
+        release(self.group).await;
+        cleaned.send_replace(true);
     }
 }
 
@@ -427,6 +433,7 @@ struct Inner {
     group: Arc<dyn TrackedGroup>,
     main_exit: ExitWaiter,
     exit: watch::Receiver<Option<ContainerExit>>,
+    cleaned: watch::Receiver<bool>,
     log_path: PathBuf,
     exec: ExecContext,
 }
@@ -468,6 +475,11 @@ impl HostContainer {
     /// Processes currently in the container's tracking group.
     pub fn pids(&self) -> Vec<i32> {
         self.inner.group.pids()
+    }
+    /// The reaper's raw notification for the main process (before logs are
+    /// drained and the tracking group released).
+    pub fn main_exit(&self) -> &ExitWaiter {
+        &self.inner.main_exit
     }
     /// Whether the main process has been reaped.
     pub fn main_exited(&self) -> bool {
@@ -524,6 +536,15 @@ impl HostContainer {
 
     pub fn try_exit(&self) -> Option<ContainerExit> {
         self.inner.exit.borrow().clone()
+    }
+
+    /// Resolves after the exit, once every process of the container is gone
+    /// and its tracking group (cgroup) has been removed. `skiff run` awaits
+    /// this before exiting so nothing is left behind.
+    pub async fn cleaned_up(&self) {
+        let mut rx = self.inner.cleaned.clone();
+        // An Err means the monitor is gone (runtime shut down): nothing to wait for.
+        let _ = rx.wait_for(|done| *done).await;
     }
 }
 

@@ -123,6 +123,7 @@ async fn sigterm_ignoring_process_is_killed_by_kill() {
     ct.signal(StopSignal::Kill).unwrap();
     let exit = ct.wait().await;
     assert_eq!(exit.exit_code, 137);
+    ct.cleaned_up().await;
     assert!(ct.pids().is_empty());
 }
 
@@ -165,6 +166,7 @@ async fn daemonised_grandchild_dies_with_the_container() {
     ct.signal(StopSignal::Kill).unwrap();
     let exit = ct.wait().await;
     assert_eq!(exit.exit_code, 137);
+    ct.cleaned_up().await;
     let left_alive = alive(daemon) || alive(main);
     if left_alive {
         kill_pid(daemon);
@@ -185,6 +187,7 @@ async fn leftovers_die_when_the_main_process_exits() {
     let daemon: i32 = line["daemon ".len()..].parse().unwrap();
     let exit = ct.wait().await;
     assert_eq!(exit.exit_code, 0);
+    ct.cleaned_up().await;
     let survived = alive(daemon);
     if survived {
         kill_pid(daemon);
@@ -306,6 +309,7 @@ async fn tree_is_stopped_with(runtime: HostRuntime) {
         .is_err());
     ct.signal(StopSignal::Kill).unwrap();
     assert_eq!(ct.wait().await.exit_code, 137);
+    ct.cleaned_up().await;
     let survivors: Vec<i32> = tree.iter().copied().filter(|&p| alive(p)).collect();
     for p in &survivors {
         kill_pid(*p);
@@ -348,5 +352,6 @@ async fn tracking_cgroup_is_created_and_removed() {
     assert_eq!(procs.trim(), ct.pid().to_string());
     ct.signal(StopSignal::Kill).unwrap();
     ct.wait().await;
+    ct.cleaned_up().await;
     assert!(!cg.exists(), "{} left behind", cg.display());
 }
