@@ -36,3 +36,4 @@ mod spawn;
 pub mod termination;
 pub mod timefmt;
 pub mod tracker;
+pub mod worker;

@@ -33,6 +33,8 @@ struct Cli {
 enum Command {
     /// Decode, default and validate manifests exactly as the Kubernetes API server would.
     Validate(commands::validate::Args),
+    /// Run one pod to completion on this machine, with the kubelet's lifecycle semantics.
+    Run(commands::run::Args),
     /// Print a pod's effective requests, limits and QoS class (and, with -o wide, its cgroup values).
     Resources(commands::resources::Args),
 }
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Validate(args) => commands::validate::run(&args),
         Command::Resources(args) => commands::resources::run(&args),
+        Command::Run(args) => commands::run::run(&args),
     };
     ExitCode::from(code)
 }

@@ -1,0 +1,461 @@
+//! The pod worker: one task per pod that feeds observations to the lifecycle engine and
+//! carries out its decisions. It owns the pod's container handles; all policy (what to start,
+//! probe, kill, restart, and the resulting status) is the engine's. Woken only by events —
+//! container exits, probe and hook results, commands, and the engine's next due time.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
+use skiff_engine::{
+    Action, ContainerKind, EngineConfig, EngineError, Event, Input, InstanceId, PodEngine,
+    ProbeKind, Signal, Time,
+};
+use tokio::sync::mpsc;
+
+use crate::launch::{ContainerLaunch, PodIdentity};
+use crate::logs::LogLine;
+use crate::probe::{HookRunner, HostProber, ProbeOutcome, Prober};
+use crate::runtime::{HostContainer, HostRuntime, StopSignal};
+
+/// The kubelet runs postStart without a deadline of its own; skiff bounds it so a hung hook
+/// cannot wedge a pod forever.
+const POST_START_LIMIT: Duration = Duration::from_secs(600);
+
+/// The wall clock in engine time. The only clock read on the pod's path.
+pub fn now() -> Time {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    Time::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+fn to_time(t: SystemTime) -> Time {
+    let ms = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    Time::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+/// Requests from outside the pod (CLI signals, `--timeout`, API deletions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Graceful termination (T1); `grace` overrides terminationGracePeriodSeconds.
+    Stop { grace: Option<i64> },
+    /// Stop at once: SIGKILL every container now, then finish termination.
+    KillNow,
+}
+
+/// What the worker reports while the pod runs.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// A Kubernetes event (Started, Killing, Unhealthy, BackOff, …) at a time.
+    Event(Event, Time),
+    /// A line a container wrote.
+    Log(LogLine),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("pod cannot be run: {0}")]
+    Engine(#[from] EngineError),
+    #[error("starting the host runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+}
+
+/// Settings of one pod worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Logs and per-container files go under `<data_dir>/pods/…`.
+    pub data_dir: PathBuf,
+    pub engine: EngineConfig,
+}
+
+/// Messages the worker's own tasks send back to it.
+enum Msg {
+    Input(Input),
+    Started {
+        name: String,
+        instance: InstanceId,
+        container: Arc<HostContainer>,
+    },
+}
+
+/// Runs `pod` (defaulted, validated, with uid and namespace set) on the host runtime until it
+/// is terminal and every process of it is gone; returns the final status.
+pub async fn run_pod(
+    pod: Pod,
+    cfg: WorkerConfig,
+    mut commands: mpsc::Receiver<Command>,
+    notices: mpsc::UnboundedSender<Notice>,
+) -> Result<PodStatus, WorkerError> {
+    let runtime = HostRuntime::new()?;
+    let prober = HostProber::new()?;
+    let mut engine = PodEngine::new(&pod, cfg.engine.clone(), now())?;
+    let identity = PodIdentity {
+        namespace: pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+        pod_ip: Some("127.0.0.1".into()),
+        host_ip: Some("127.0.0.1".into()),
+        node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+        service_account_name: pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.clone()),
+    };
+    let specs: HashMap<String, Container> = pod
+        .spec
+        .iter()
+        .flat_map(|s| {
+            s.init_containers
+                .iter()
+                .flatten()
+                .chain(s.containers.iter())
+        })
+        .map(|c| (c.name.clone(), c.clone()))
+        .collect();
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let (log_tx, mut log_rx) = mpsc::channel::<LogLine>(4096);
+    // Forward live log lines; a slow reader loses lines, containers never block (logs module).
+    let log_notices = notices.clone();
+    let log_forwarder = tokio::spawn(async move {
+        while let Some(line) = log_rx.recv().await {
+            let _ = log_notices.send(Notice::Log(line));
+        }
+    });
+
+    let mut ctx = Ctx {
+        runtime,
+        prober,
+        identity,
+        specs,
+        data_dir: cfg.data_dir,
+        tx,
+        log_tx,
+        notices,
+        containers: HashMap::new(),
+        all_containers: Vec::new(),
+    };
+    let mut commands_open = true;
+
+    loop {
+        let t = now();
+        for action in engine.plan(t) {
+            ctx.execute(action, t);
+        }
+        if engine.is_terminal() && ctx.containers.values().all(|c| c.main_exited()) {
+            break;
+        }
+        let sleep_for = engine
+            .wake_at()
+            .map(|w| Duration::from_millis(u64::try_from(w.millis_since(now())).unwrap_or(0)));
+        tokio::select! {
+            msg = rx.recv() => {
+                let Some(msg) = msg else { break };
+                ctx.receive(&mut engine, msg);
+                // Take everything already queued before planning again.
+                while let Ok(msg) = rx.try_recv() {
+                    ctx.receive(&mut engine, msg);
+                }
+            }
+            cmd = commands.recv(), if commands_open => match cmd {
+                Some(Command::Stop { grace }) => engine.handle(Input::StopRequested { grace }, now()),
+                Some(Command::KillNow) => {
+                    engine.handle(Input::StopRequested { grace: Some(0) }, now());
+                    for c in ctx.containers.values() {
+                        let _ = c.signal(StopSignal::Kill);
+                    }
+                }
+                None => commands_open = false,
+            },
+            _ = sleep_opt(sleep_for) => engine.handle(Input::Tick, now()),
+        }
+    }
+
+    // Nothing is left behind: every tracking group is emptied and removed.
+    for c in &ctx.all_containers {
+        c.cleaned_up().await;
+    }
+    let status = engine.status(now());
+    drop(ctx);
+    let _ = log_forwarder.await;
+    Ok(status)
+}
+
+async fn sleep_opt(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+struct Ctx {
+    runtime: HostRuntime,
+    prober: HostProber,
+    identity: PodIdentity,
+    specs: HashMap<String, Container>,
+    data_dir: PathBuf,
+    tx: mpsc::UnboundedSender<Msg>,
+    log_tx: mpsc::Sender<LogLine>,
+    notices: mpsc::UnboundedSender<Notice>,
+    /// Live instances by id.
+    containers: HashMap<InstanceId, Arc<HostContainer>>,
+    /// Every instance ever started, to await their cleanup at the end.
+    all_containers: Vec<Arc<HostContainer>>,
+}
+
+impl Ctx {
+    fn receive(&mut self, engine: &mut PodEngine, msg: Msg) {
+        match msg {
+            Msg::Input(input) => engine.handle(input, now()),
+            Msg::Started {
+                name,
+                instance,
+                container,
+            } => {
+                let at = to_time(container.started_at());
+                self.containers.insert(instance, container.clone());
+                self.all_containers.push(container);
+                engine.handle(Input::ContainerStarted { name, instance, at }, now());
+            }
+        }
+    }
+
+    fn send(&self, input: Input) {
+        let _ = self.tx.send(Msg::Input(input));
+    }
+
+    fn execute(&mut self, action: Action, at: Time) {
+        match action {
+            // Containers share the host's namespaces until the sandbox issue; nothing to build.
+            Action::CreateSandbox => self.send(Input::SandboxReady),
+            Action::StopSandbox => {}
+            Action::Event(e) => {
+                let _ = self.notices.send(Notice::Event(e, at));
+            }
+            Action::StartContainer {
+                name,
+                kind,
+                instance,
+                attempt,
+                post_start,
+            } => self.start(name, kind, instance, attempt, post_start),
+            Action::RunProbe {
+                name,
+                instance,
+                kind,
+                timeout_ms,
+            } => self.probe(name, instance, kind, timeout_ms),
+            Action::RunPreStop {
+                name,
+                instance,
+                timeout_ms,
+            } => self.pre_stop(name, instance, timeout_ms),
+            Action::Signal {
+                instance, signal, ..
+            } => {
+                if let Some(c) = self.containers.get(&instance) {
+                    let sig = match signal {
+                        Signal::Term => StopSignal::Term,
+                        Signal::Kill => StopSignal::Kill,
+                    };
+                    if let Err(e) = c.signal(sig) {
+                        tracing::warn!("{e}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn start(
+        &mut self,
+        name: String,
+        _kind: ContainerKind,
+        instance: InstanceId,
+        attempt: i32,
+        post_start: bool,
+    ) {
+        let Some(spec) = self.specs.get(&name).cloned() else {
+            self.send(Input::StartFailed {
+                name,
+                instance,
+                reason: "CreateContainerError".into(),
+                message: "container not in the pod spec".into(),
+                exit_code: None,
+            });
+            return;
+        };
+        let restart_count = u32::try_from(attempt).unwrap_or(0);
+        let launch = match ContainerLaunch::from_container(
+            &spec,
+            &self.identity,
+            &self.data_dir,
+            restart_count,
+        ) {
+            Ok(l) => l,
+            Err(e) => {
+                self.send(start_failed(name, instance, &e));
+                return;
+            }
+        };
+        let runtime = self.runtime.clone();
+        let prober = self.prober.clone();
+        let tx = self.tx.clone();
+        let log_tx = self.log_tx.clone();
+        tokio::spawn(async move {
+            let container = match runtime.start(launch, Some(log_tx)).await {
+                Ok(c) => Arc::new(c),
+                Err(e) => {
+                    let _ = tx.send(Msg::Input(start_failed(name, instance, &e)));
+                    return;
+                }
+            };
+            let _ = tx.send(Msg::Started {
+                name: name.clone(),
+                instance,
+                container: container.clone(),
+            });
+            // The exit watcher is spawned after `Started` was queued, so the engine always sees
+            // the start first.
+            let waiter = container.clone();
+            let exit_tx = tx.clone();
+            let exit_name = name.clone();
+            tokio::spawn(async move {
+                let exit = waiter.wait().await;
+                let _ = exit_tx.send(Msg::Input(Input::ContainerExited {
+                    name: exit_name,
+                    instance,
+                    exit_code: exit.exit_code,
+                    reason: None,
+                    message: (!exit.message.is_empty()).then_some(exit.message),
+                    at: to_time(exit.finished_at),
+                }));
+            });
+            if post_start {
+                let handler = spec.lifecycle.as_ref().and_then(|l| l.post_start.clone());
+                let (ok, message) = match handler {
+                    Some(h) => match prober
+                        .run_hook(&h, container.exec_context(), POST_START_LIMIT)
+                        .await
+                    {
+                        Ok(()) => (true, String::new()),
+                        Err(m) => (false, m),
+                    },
+                    None => (true, String::new()),
+                };
+                let _ = tx.send(Msg::Input(Input::PostStartDone {
+                    name,
+                    instance,
+                    ok,
+                    message,
+                }));
+            }
+        });
+    }
+
+    fn probe(&self, name: String, instance: InstanceId, kind: ProbeKind, timeout_ms: i64) {
+        let Some(container) = self.containers.get(&instance).cloned() else {
+            // The instance is gone; a non-running container's probe fails (P12).
+            self.send(Input::ProbeResult {
+                name,
+                instance,
+                kind,
+                ok: false,
+                output: "container is not running".into(),
+            });
+            return;
+        };
+        let probe = self.specs.get(&name).and_then(|c| match kind {
+            ProbeKind::Liveness => c.liveness_probe.clone(),
+            ProbeKind::Readiness => c.readiness_probe.clone(),
+            ProbeKind::Startup => c.startup_probe.clone(),
+        });
+        let Some(probe) = probe else { return };
+        let prober = self.prober.clone();
+        let tx = self.tx.clone();
+        let limit = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(1000));
+        tokio::spawn(async move {
+            // The prober honours timeoutSeconds itself; this bound is a backstop.
+            let result = tokio::time::timeout(
+                limit + Duration::from_millis(500),
+                prober.probe(&probe, container.exec_context()),
+            )
+            .await;
+            let (ok, output) = match result {
+                Ok(r) => (r.outcome == ProbeOutcome::Success, r.output),
+                Err(_) => (
+                    false,
+                    format!("probe timed out after {}ms", limit.as_millis()),
+                ),
+            };
+            let _ = tx.send(Msg::Input(Input::ProbeResult {
+                name,
+                instance,
+                kind,
+                ok,
+                output,
+            }));
+        });
+    }
+
+    fn pre_stop(&self, name: String, instance: InstanceId, timeout_ms: i64) {
+        let handler = self
+            .specs
+            .get(&name)
+            .and_then(|c| c.lifecycle.as_ref())
+            .and_then(|l| l.pre_stop.clone());
+        let (Some(handler), Some(container)) = (handler, self.containers.get(&instance).cloned())
+        else {
+            self.send(Input::PreStopDone {
+                name,
+                instance,
+                ok: true,
+            });
+            return;
+        };
+        let prober = self.prober.clone();
+        let tx = self.tx.clone();
+        let limit = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
+        tokio::spawn(async move {
+            let ok = match prober
+                .run_hook(&handler, container.exec_context(), limit)
+                .await
+            {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::info!(container = %name, "preStop hook failed: {e}");
+                    false
+                }
+            };
+            let _ = tx.send(Msg::Input(Input::PreStopDone { name, instance, ok }));
+        });
+    }
+}
+
+fn start_failed(name: String, instance: InstanceId, e: &crate::launch::StartError) -> Input {
+    let reason = e.reason();
+    // A runtime record exists (terminated/StartError, exit 128) only when the process could
+    // not be started; config errors leave nothing behind and are retried (ST3).
+    let exit_code = (reason == "StartError").then(|| e.exit_code());
+    Input::StartFailed {
+        name,
+        instance,
+        reason: if reason == "StartError" {
+            "RunContainerError".into()
+        } else {
+            reason.into()
+        },
+        message: e.to_string(),
+        exit_code,
+    }
+}

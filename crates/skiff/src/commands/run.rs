@@ -1,0 +1,265 @@
+//! `skiff run`: run one pod to completion on this machine, the way a kubelet would, streaming
+//! its containers' output and events; exit 0 if it Succeeded, 1 if it Failed, 124 when
+//! `--timeout` ended it, 2 for bad input.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time as MetaTime;
+use skiff_engine::{EngineConfig, Event, EventType, Time};
+use skiff_node::logs::{LogLine, Stream};
+use skiff_node::worker::{self, Command, Notice, WorkerConfig};
+use tokio::sync::mpsc;
+
+use crate::exit;
+use crate::input;
+use crate::output::{self, Format};
+
+/// Exit code when `--timeout` ended the pod (as coreutils `timeout`).
+const TIMED_OUT: u8 = 124;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Manifest with exactly one Pod (ConfigMaps and Secrets beside it are kept); `-` reads stdin.
+    #[arg(short = 'f', long = "filename")]
+    file: String,
+    /// Terminate the pod gracefully after this many seconds and exit 124.
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<u64>,
+    /// Print the final Pod (spec after defaulting, status) to stdout at exit.
+    #[arg(short = 'o', long = "output", value_enum)]
+    output: Option<Format>,
+    /// Keep logs and per-container files here (`pods/<ns>_<name>_<uid>/<container>/<n>.log`).
+    /// Without it a temporary directory is used and removed at exit.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+pub fn run(args: &Args) -> u8 {
+    let Some(objects) = input::load_all(std::slice::from_ref(&args.file)) else {
+        return exit::BAD_INPUT;
+    };
+    let Some(mut pods) = input::prepare_pods(&objects) else {
+        return exit::BAD_INPUT;
+    };
+    let mut pod = match pods.len() {
+        1 => pods.remove(0),
+        n => {
+            eprintln!(
+                "error: skiff run runs exactly one Pod; {} has {n}",
+                args.file
+            );
+            return exit::BAD_INPUT;
+        }
+    };
+    let runtime_class = pod.spec.as_ref().and_then(|s| s.runtime_class_name.clone());
+    if runtime_class.as_deref() != Some("host") {
+        eprintln!(
+            "error: spec.runtimeClassName: Unsupported value: {:?}: supported values: \"host\" (container images need the OCI runtime, not in this build)",
+            runtime_class.unwrap_or_default()
+        );
+        return exit::BAD_INPUT;
+    }
+    admit(&mut pod);
+
+    match run_admitted(pod, args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::FAILURE
+        }
+    }
+}
+
+/// What the API server sets on create: namespace, uid, creation time.
+fn admit(pod: &mut Pod) {
+    let meta = &mut pod.metadata;
+    if meta.namespace.as_deref().unwrap_or("").is_empty() {
+        meta.namespace = Some("default".into());
+    }
+    meta.uid = Some(uuid::Uuid::new_v4().to_string());
+    meta.creation_timestamp = Some(worker::now().to_meta());
+}
+
+fn run_admitted(mut pod: Pod, args: &Args) -> anyhow::Result<u8> {
+    // The data dir outlives the runtime so that cleanup happens after every process is gone.
+    let temp;
+    let data_dir = match &args.data_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)
+                .with_context(|| format!("creating data dir {}", d.display()))?;
+            d.clone()
+        }
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("skiff-run-")
+                .tempdir()
+                .context("creating a temporary data dir")?;
+            temp.path().to_path_buf()
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let (status, timed_out) = rt.block_on(drive(pod.clone(), data_dir, args.timeout))?;
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+
+    let mut status = status;
+    if let Some(spec) = &pod.spec {
+        status.qos_class = Some(skiff_model::resources::qos_class(spec).as_str().to_string());
+    }
+    let phase = status.phase.clone().unwrap_or_default();
+    pod.status = Some(status);
+    if let Some(format) = args.output {
+        let text = output::render(&pod, format)?;
+        print!("{text}");
+        std::io::stdout().flush().ok();
+    }
+    eprintln!(
+        "skiff: pod {} {}",
+        pod.metadata.name.as_deref().unwrap_or(""),
+        phase
+    );
+    Ok(if timed_out {
+        TIMED_OUT
+    } else if phase == "Succeeded" {
+        0
+    } else {
+        exit::FAILURE
+    })
+}
+
+async fn drive(
+    pod: Pod,
+    data_dir: PathBuf,
+    timeout: Option<u64>,
+) -> anyhow::Result<(k8s_openapi::api::core::v1::PodStatus, bool)> {
+    use tokio::signal::unix::{signal, SignalKind};
+
+    let (cmd_tx, cmd_rx) = mpsc::channel(8);
+    let (notice_tx, mut notice_rx) = mpsc::unbounded_channel();
+    let cfg = WorkerConfig {
+        data_dir,
+        engine: EngineConfig::default(),
+    };
+    let mut worker = tokio::spawn(worker::run_pod(pod, cfg, cmd_rx, notice_tx));
+
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let deadline = async {
+        match timeout {
+            Some(s) => tokio::time::sleep(std::time::Duration::from_secs(s)).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let mut printer = Printer::new();
+    let mut stopping = false;
+    let mut timed_out = false;
+
+    let result = loop {
+        tokio::select! {
+            res = &mut worker => break res,
+            Some(n) = notice_rx.recv() => printer.print(&n),
+            _ = sigint.recv() => {
+                if stopping {
+                    eprintln!("skiff: killing the pod now");
+                    let _ = cmd_tx.send(Command::KillNow).await;
+                } else {
+                    stopping = true;
+                    eprintln!("skiff: interrupted; stopping the pod gracefully (Ctrl-C again kills it)");
+                    let _ = cmd_tx.send(Command::Stop { grace: None }).await;
+                }
+            }
+            _ = sigterm.recv() => {
+                stopping = true;
+                let _ = cmd_tx.send(Command::Stop { grace: None }).await;
+            }
+            _ = &mut deadline, if !timed_out && !stopping => {
+                timed_out = true;
+                stopping = true;
+                eprintln!("skiff: --timeout reached; stopping the pod");
+                let _ = cmd_tx.send(Command::Stop { grace: None }).await;
+            }
+        }
+    };
+    // Whatever the worker said last.
+    while let Ok(n) = notice_rx.try_recv() {
+        printer.print(&n);
+    }
+    let status = result.context("pod worker panicked")??;
+    Ok((status, timed_out))
+}
+
+/// Prints container output as `[name] line` and events, coloured when stderr is a terminal.
+struct Printer {
+    color: bool,
+    palette: HashMap<String, &'static str>,
+}
+
+const COLORS: [&str; 6] = [
+    "\x1b[36m", "\x1b[33m", "\x1b[35m", "\x1b[32m", "\x1b[34m", "\x1b[96m",
+];
+const RESET: &str = "\x1b[0m";
+
+impl Printer {
+    fn new() -> Self {
+        Printer {
+            color: std::io::stderr().is_terminal(),
+            palette: HashMap::new(),
+        }
+    }
+
+    fn tag(&mut self, name: &str) -> String {
+        if !self.color {
+            return format!("[{name}]");
+        }
+        let next = COLORS[self.palette.len() % COLORS.len()];
+        let c = *self.palette.entry(name.to_string()).or_insert(next);
+        format!("{c}[{name}]{RESET}")
+    }
+
+    fn print(&mut self, n: &Notice) {
+        let mut err = std::io::stderr().lock();
+        match n {
+            Notice::Log(LogLine {
+                container,
+                stream,
+                content,
+                ..
+            }) => {
+                let tag = self.tag(container);
+                let _ = match stream {
+                    Stream::Stdout => writeln!(err, "{tag} {content}"),
+                    Stream::Stderr => writeln!(err, "{tag} {content}"),
+                };
+            }
+            Notice::Event(e, at) => {
+                let _ = writeln!(err, "{}", format_event(e, *at, self.color));
+            }
+        }
+    }
+}
+
+fn format_event(e: &Event, at: Time, color: bool) -> String {
+    let kind = match e.type_ {
+        EventType::Normal => "Normal",
+        EventType::Warning => "Warning",
+    };
+    let time: MetaTime = at.to_meta();
+    let stamp = serde_json::to_value(&time)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let line = format!("[event] {stamp} {kind} {}: {}", e.reason, e.message);
+    if color && e.type_ == EventType::Warning {
+        format!("\x1b[31m{line}{RESET}")
+    } else {
+        line
+    }
+}
