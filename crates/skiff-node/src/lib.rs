@@ -26,6 +26,7 @@
 //! * [`probe`]: [`probe::Prober`] (exec, httpGet incl. HTTPS without
 //!   verification, tcpSocket, grpc) and [`probe::HookRunner`] (exec, httpGet,
 //!   sleep), implemented by [`probe::HostProber`].
+pub mod cgroups;
 pub mod expand;
 pub mod launch;
 pub mod logs;

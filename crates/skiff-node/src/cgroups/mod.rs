@@ -1,0 +1,788 @@
+//! Pod and container cgroups with resource limits (SEMANTICS CG1–CG6, CG9),
+//! OOM detection and `oom_score_adj` (RES9), for cgroup v1 and v2.
+//!
+//! # Pieces
+//! * [`layout`]: [`CgroupLayout`] from `/proc/self/mountinfo` +
+//!   `/proc/self/cgroup` (v1, v2 or hybrid; our own cgroup per hierarchy).
+//! * [`CgroupDriver`]: [`V1Driver`] / [`V2Driver`]; pick with [`detect`] or
+//!   [`driver_for`]. Everything is created **below skiff's own cgroup** in each
+//!   hierarchy (plus [`CgroupSettings::parent`]), never at the root:
+//!   `<own>/<parent>/kubepods/{burstable,besteffort}/pod<uid>/<container>`
+//!   (CG1: Guaranteed pods directly under `kubepods`).
+//! * [`PodCgroup`]: one pod's cgroup with the values of
+//!   [`skiff_model::resources::pod_cgroup_values`]; [`ContainerCgroup`]: one
+//!   container instance's cgroup with
+//!   [`skiff_model::resources::container_cgroup_values`]. A `ContainerCgroup`
+//!   is a [`TrackedGroup`](crate::tracker::TrackedGroup), so the host runtime
+//!   can place the container's processes in it and kill the whole tree.
+//! * [`OomWatcher`]: whether the kernel OOM killer killed a process of a
+//!   container cgroup (v1 `memory.oom_control` `oom_kill` + eventfd via
+//!   `cgroup.event_control`; v2 `memory.events` `oom_kill`).
+//! * [`OomScoreAdjuster`]: writes `/proc/<pid>/oom_score_adj`, raising a
+//!   refused negative value to 0 and saying so once.
+//! * [`list_pod_cgroups`] / [`remove_stale_pods`]: startup cleanup of pod
+//!   cgroups a previous skiff process left behind.
+//!
+//! # Files written
+//! | | v1 | v2 |
+//! |---|---|---|
+//! | cpu request | `cpu.shares` | `cpu.weight` ([`CgroupConfig::weight_formula`]) |
+//! | cpu limit | `cpu.cfs_period_us`, then `cpu.cfs_quota_us` | `cpu.max` |
+//! | memory limit | `memory.limit_in_bytes` (+ `memory.memsw.limit_in_bytes`, same value, ordered so memsw ≥ limit holds) | `memory.max` |
+//! | pod pids limit | `pids.max` | `pids.max` |
+//! | container | — | `memory.oom.group` = 1 (CG6) |
+//!
+//! Pod cgroups: values not set by [`pod_cgroup_values`] (BestEffort; Burstable
+//! limits that are not "declared", CG9) are **not written** — the files keep
+//! the kernel default (unlimited). `pids.max` is written on every pod cgroup
+//! (`max` unless [`CgroupSettings::pod_pids_limit`]); container cgroups get no
+//! pids limit (the kubelet sets none either). Container cgroups always get the
+//! CFS period (and a quota only with a cpu limit), like runc does for the
+//! values the CRI passes. QoS cgroups: `besteffort` gets the minimum cpu
+//! weight (shares 2); the kubelet's dynamic `burstable`/`kubepods` shares
+//! (sum of requests, node allocatable) are not maintained.
+//!
+//! # Missing controllers (decision)
+//! `cpu` and `memory` are required: without them the driver does not start
+//! ([`CgroupError::MissingController`]) — the kubelet refuses to run too. `pids`
+//! is required only when a pod pids limit is configured; otherwise its absence
+//! is a warning and `pids.max` is skipped (the kubelet only writes it when a
+//! limit is set). v1 `freezer` is optional (without it kill-tree loops
+//! SIGKILL until the cgroup is empty), `cpuacct` optional (statistics only),
+//! `cpuset`/`hugetlb`/others are not used.
+//!
+//! # v1 and process placement
+//! On v1 a process must join one `cgroup.procs` per hierarchy.
+//! [`ContainerCgroup::join_files`] returns all of them (memory first); the
+//! single-file [`TrackedGroup::join_file`](crate::tracker::TrackedGroup::join_file)
+//! is the memory one, and `set_leader` moves the leader into the others right
+//! after spawn (a process forked before that stays in skiff's cpu/pids cgroup;
+//! wiring should make the pre-exec hook write all join files).
+//!
+//! # v2 and delegation
+//! Controllers are enabled in `cgroup.subtree_control` from skiff's own cgroup
+//! down to each pod cgroup (only those the host makes available). If skiff's
+//! own cgroup holds processes, the kernel refuses (no internal processes);
+//! with [`CgroupSettings::move_self_to_leaf`] skiff then moves itself into
+//! `<own>/skiff.supervisor` and retries, else
+//! [`CgroupError::InternalProcesses`].
+
+mod fsutil;
+pub mod layout;
+mod oom;
+mod v1;
+mod v2;
+
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Container, PodSpec};
+use nix::sys::signal::Signal;
+use skiff_model::resources::{
+    container_cgroup_values, pod_cgroup_values, qos_class, CgroupConfig, ContainerCgroupValues,
+    PodCgroupValues, QosClass,
+};
+
+pub use layout::{CgroupLayout, UnifiedHierarchy, V1Hierarchy};
+pub use oom::{OomScoreAdjuster, OomScoreOutcome, OomWatcher};
+pub use v1::V1Driver;
+pub use v2::V2Driver;
+
+use crate::tracker::{BoxFuture, TrackedGroup};
+
+/// Name of the top cgroup (CG1).
+pub const KUBEPODS: &str = "kubepods";
+
+/// Errors of this module; every I/O error names its file.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cgroup controller {controller:?} is not available on this host: {detail}")]
+    MissingController {
+        controller: &'static str,
+        detail: String,
+    },
+    #[error("no usable cgroup hierarchy: {0}")]
+    NoCgroups(String),
+    #[error("cgroup {} still has processes {pids:?} after {waited:?}", path.display())]
+    Busy {
+        path: PathBuf,
+        pids: Vec<i32>,
+        waited: Duration,
+    },
+    #[error(
+        "cgroup v2: cannot enable controllers below {}: it holds processes (no-internal-processes rule); \
+         start skiff in a delegated cgroup of its own (e.g. `systemd-run --scope -p Delegate=yes skiff ...`)",
+        path.display()
+    )]
+    InternalProcesses { path: PathBuf },
+    #[error("invalid cgroup settings: {0}")]
+    Settings(String),
+}
+
+impl From<CgroupError> for io::Error {
+    fn from(e: CgroupError) -> Self {
+        match e {
+            CgroupError::Io { source, op, path } => {
+                io::Error::new(source.kind(), format!("{op} {}: {source}", path.display()))
+            }
+            other => io::Error::other(other.to_string()),
+        }
+    }
+}
+
+/// cgroup version a driver writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CgroupVersion {
+    V1,
+    V2,
+}
+
+/// Driver configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CgroupSettings {
+    /// How the values are computed (CFS quota on/off, period, weight formula).
+    pub values: CgroupConfig,
+    /// `pids.max` of every pod cgroup (`--pod-max-pids`); `None` = `max`.
+    pub pod_pids_limit: Option<u64>,
+    /// Relative path below skiff's own cgroup under which `kubepods/` lives
+    /// (empty by default; tests use a unique name).
+    pub parent: PathBuf,
+    /// cgroup v2 `memory.oom.group` = 1 on container cgroups (CG6); false =
+    /// single-process OOM kill.
+    pub memory_oom_group: bool,
+    /// cgroup v2: move skiff into `<own>/skiff.supervisor` when its own cgroup
+    /// holds processes and controllers cannot be enabled otherwise.
+    pub move_self_to_leaf: bool,
+}
+
+impl Default for CgroupSettings {
+    fn default() -> Self {
+        CgroupSettings {
+            values: CgroupConfig::default(),
+            pod_pids_limit: None,
+            parent: PathBuf::new(),
+            memory_oom_group: true,
+            move_self_to_leaf: true,
+        }
+    }
+}
+
+impl CgroupSettings {
+    fn validate(&self) -> Result<(), CgroupError> {
+        if self
+            .parent
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+        {
+            return Err(CgroupError::Settings(format!(
+                "parent {:?} must be a relative path without `..`",
+                self.parent
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What to write into one cgroup. `None` = not written (kernel default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CgroupLimits {
+    /// v1 `cpu.shares`.
+    pub cpu_shares: Option<u64>,
+    /// v2 `cpu.weight`.
+    pub cpu_weight: Option<u64>,
+    /// CFS quota (v1 `cpu.cfs_quota_us`, −1 = unlimited; v2 first field of `cpu.max`).
+    pub cpu_quota_us: Option<i64>,
+    /// CFS period (v1 `cpu.cfs_period_us`; v2 second field of `cpu.max`).
+    pub cpu_period_us: Option<u64>,
+    /// v1 `memory.limit_in_bytes` (+ memsw) / v2 `memory.max`.
+    pub memory_limit_bytes: Option<i64>,
+    /// `pids.max`: `Some(None)` = `max`.
+    pub pids_max: Option<Option<u64>>,
+    /// v2 `memory.oom.group` = 1.
+    pub oom_group: bool,
+}
+
+impl CgroupLimits {
+    /// Pod cgroup (CG2–CG5, CG9): the period goes with the quota only.
+    pub fn pod(v: &PodCgroupValues, pids: Option<u64>) -> Self {
+        CgroupLimits {
+            cpu_shares: Some(v.cpu_shares),
+            cpu_weight: Some(v.cpu_weight),
+            cpu_quota_us: v.cpu_quota_us,
+            cpu_period_us: v.cpu_quota_us.map(|_| v.cpu_period_us),
+            memory_limit_bytes: v.memory_limit_bytes,
+            pids_max: Some(pids),
+            oom_group: false,
+        }
+    }
+
+    /// Container cgroup (CG6).
+    pub fn container(v: &ContainerCgroupValues, oom_group: bool) -> Self {
+        CgroupLimits {
+            cpu_shares: Some(v.cpu_shares),
+            cpu_weight: Some(v.cpu_weight),
+            cpu_quota_us: v.cpu_quota_us,
+            cpu_period_us: Some(v.cpu_period_us),
+            memory_limit_bytes: v.memory_limit_bytes,
+            pids_max: None,
+            oom_group,
+        }
+    }
+
+    /// v2 `cpu.max`, if anything about the CFS bandwidth is set.
+    pub fn cpu_max(&self) -> Option<String> {
+        if self.cpu_quota_us.is_none() && self.cpu_period_us.is_none() {
+            return None;
+        }
+        let period = self
+            .cpu_period_us
+            .unwrap_or(skiff_model::resources::DEFAULT_CPU_PERIOD_US);
+        Some(match self.cpu_quota_us {
+            Some(q) if q > 0 => format!("{q} {period}"),
+            _ => format!("max {period}"),
+        })
+    }
+}
+
+/// The `besteffort` QoS cgroup: minimum cpu shares / weight.
+pub(crate) const MIN_SHARES_LIMITS: CgroupLimits = CgroupLimits {
+    cpu_shares: Some(skiff_model::resources::MIN_SHARES),
+    cpu_weight: Some(1),
+    cpu_quota_us: None,
+    cpu_period_us: None,
+    memory_limit_bytes: None,
+    pids_max: None,
+    oom_group: false,
+};
+
+/// A cgroup driver: creates, fills, kills and removes cgroups named by a path
+/// relative to `<own cgroup>/<parent>` in every hierarchy it uses.
+pub trait CgroupDriver: Send + Sync + fmt::Debug + 'static {
+    fn version(&self) -> CgroupVersion;
+    fn settings(&self) -> &CgroupSettings;
+    /// The directories of cgroup `rel`, one per hierarchy; the first is the
+    /// primary one (v1: memory).
+    fn dirs(&self, rel: &Path) -> Vec<PathBuf>;
+    /// Creates `kubepods/`, `kubepods/burstable/`, `kubepods/besteffort/`
+    /// (and the parent path) if missing; on v2 enables controllers on the way.
+    fn ensure_qos(&self) -> Result<(), CgroupError>;
+    /// Creates cgroup `rel` (its parent must exist) and writes `limits`. On
+    /// failure nothing of `rel` is left behind.
+    fn create(&self, rel: &Path, limits: &CgroupLimits) -> Result<(), CgroupError>;
+    /// Kills every process of cgroup `rel` (not its children): v2
+    /// `cgroup.kill`; v1 freeze, SIGKILL all, thaw.
+    fn kill(&self, rel: &Path) -> Result<(), CgroupError>;
+    /// An OOM watcher for cgroup `rel` (counting from now).
+    fn oom_watcher(&self, rel: &Path) -> Result<OomWatcher, CgroupError>;
+
+    /// `cgroup.procs` of `rel` in every hierarchy, opened for writing (primary first).
+    fn join_files(&self, rel: &Path) -> Result<Vec<File>, CgroupError> {
+        self.dirs(rel)
+            .into_iter()
+            .map(|d| {
+                let p = d.join("cgroup.procs");
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .map_err(|e| fsutil::io_err("opening", &p, e))
+            })
+            .collect()
+    }
+
+    /// Processes of `rel` (union over hierarchies, children not included).
+    fn pids(&self, rel: &Path) -> Vec<i32> {
+        let mut all: Vec<i32> = self
+            .dirs(rel)
+            .iter()
+            .flat_map(|d| fsutil::read_pids(&d.join("cgroup.procs")))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// Child cgroup names of `rel` (union over hierarchies).
+    fn children(&self, rel: &Path) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .dirs(rel)
+            .iter()
+            .flat_map(|d| fsutil::subdirs(d))
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// Whether cgroup `rel` exists in any hierarchy.
+    fn exists(&self, rel: &Path) -> bool {
+        self.dirs(rel).iter().any(|d| d.is_dir())
+    }
+
+    /// Kills everything in `rel` and below, waits for it to empty and removes
+    /// the directories bottom-up (retrying `EBUSY` until `timeout`).
+    fn remove_tree(&self, rel: &Path, timeout: Duration) -> Result<(), CgroupError> {
+        remove_tree_until(self, rel, Instant::now() + timeout, timeout)
+    }
+
+    /// skiff's own cgroup directory in every hierarchy (without the parent).
+    fn own_dirs(&self) -> Vec<PathBuf>;
+
+    /// Removes the QoS cgroups and the parent path if they are unused (for
+    /// tests and `parent` users); anything still holding pods is left.
+    fn teardown(&self) -> Result<(), CgroupError> {
+        for rel in [
+            PathBuf::from(KUBEPODS).join("burstable"),
+            PathBuf::from(KUBEPODS).join("besteffort"),
+            PathBuf::from(KUBEPODS),
+        ] {
+            for d in self.dirs(&rel) {
+                fsutil::rmdir_if_unused(&d)?;
+            }
+        }
+        let mut p = self.settings().parent.clone();
+        while !p.as_os_str().is_empty() {
+            for own in self.own_dirs() {
+                fsutil::rmdir_if_unused(&own.join(&p))?;
+            }
+            if !p.pop() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn remove_tree_until<D: CgroupDriver + ?Sized>(
+    d: &D,
+    rel: &Path,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<(), CgroupError> {
+    for child in d.children(rel) {
+        remove_tree_until(d, &rel.join(child), deadline, timeout)?;
+    }
+    if !d.pids(rel).is_empty() {
+        d.kill(rel)?;
+        let emptied = fsutil::wait_until(deadline, || {
+            let left = d.pids(rel);
+            // Whatever forked in between gets its SIGKILL too.
+            fsutil::kill_pids(&left);
+            left.is_empty()
+        });
+        if !emptied {
+            return Err(CgroupError::Busy {
+                path: d.dirs(rel).into_iter().next().unwrap_or_default(),
+                pids: d.pids(rel),
+                waited: timeout,
+            });
+        }
+    }
+    for dir in d.dirs(rel) {
+        fsutil::rmdir(&dir, deadline)?;
+    }
+    Ok(())
+}
+
+/// Reads `/proc/self/…` and builds the driver for this host.
+pub fn detect(settings: CgroupSettings) -> Result<Arc<dyn CgroupDriver>, CgroupError> {
+    driver_for(&CgroupLayout::from_proc()?, settings)
+}
+
+/// v1 (or hybrid) → [`V1Driver`] on the v1 hierarchies; pure v2 → [`V2Driver`].
+/// A hybrid host's cgroup2 mount is not used for limits (here it has no
+/// controllers).
+pub fn driver_for(
+    layout: &CgroupLayout,
+    settings: CgroupSettings,
+) -> Result<Arc<dyn CgroupDriver>, CgroupError> {
+    settings.validate()?;
+    match layout {
+        CgroupLayout::V2(u) => Ok(Arc::new(V2Driver::new(u, settings)?)),
+        CgroupLayout::V1(_) | CgroupLayout::Hybrid { .. } => {
+            Ok(Arc::new(V1Driver::new(layout, settings)?))
+        }
+    }
+}
+
+/// Keeps letters, digits, `-`, `_`, `.`; everything else becomes `_`.
+fn sanitize(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() || s == "." || s == ".." {
+        format!("_{s}")
+    } else {
+        s
+    }
+}
+
+/// `kubepods[/burstable|/besteffort]/pod<uid>` (CG1).
+pub fn pod_rel(qos: QosClass, uid: &str) -> PathBuf {
+    let mut p = PathBuf::from(KUBEPODS);
+    match qos {
+        QosClass::Guaranteed => {}
+        QosClass::Burstable => p.push("burstable"),
+        QosClass::BestEffort => p.push("besteffort"),
+    }
+    p.push(format!("pod{}", sanitize(uid)));
+    p
+}
+
+/// One pod's cgroup.
+#[derive(Debug, Clone)]
+pub struct PodCgroup {
+    driver: Arc<dyn CgroupDriver>,
+    uid: String,
+    qos: QosClass,
+    rel: PathBuf,
+}
+
+impl PodCgroup {
+    /// Creates the pod cgroup for a (defaulted) pod spec: QoS from RES4,
+    /// values from [`pod_cgroup_values`] with the driver's settings.
+    pub fn create(
+        driver: &Arc<dyn CgroupDriver>,
+        uid: &str,
+        spec: &PodSpec,
+    ) -> Result<Self, CgroupError> {
+        let values = pod_cgroup_values(spec, &driver.settings().values);
+        Self::create_with(driver, uid, qos_class(spec), &values)
+    }
+
+    /// Creates the pod cgroup with explicit values.
+    pub fn create_with(
+        driver: &Arc<dyn CgroupDriver>,
+        uid: &str,
+        qos: QosClass,
+        values: &PodCgroupValues,
+    ) -> Result<Self, CgroupError> {
+        driver.ensure_qos()?;
+        let rel = pod_rel(qos, uid);
+        let limits = CgroupLimits::pod(values, driver.settings().pod_pids_limit);
+        driver.create(&rel, &limits)?;
+        tracing::debug!(uid, qos = %qos, rel = %rel.display(), "pod cgroup created");
+        Ok(PodCgroup {
+            driver: driver.clone(),
+            uid: uid.to_string(),
+            qos,
+            rel,
+        })
+    }
+
+    /// A handle on an existing pod cgroup (nothing is created).
+    pub fn open(driver: &Arc<dyn CgroupDriver>, uid: &str, qos: QosClass) -> Self {
+        PodCgroup {
+            driver: driver.clone(),
+            uid: uid.to_string(),
+            qos,
+            rel: pod_rel(qos, uid),
+        }
+    }
+
+    pub fn uid(&self) -> &str {
+        &self.uid
+    }
+    pub fn qos(&self) -> QosClass {
+        self.qos
+    }
+    /// Path relative to the driver's parent (`kubepods/burstable/pod<uid>`).
+    pub fn rel(&self) -> &Path {
+        &self.rel
+    }
+    /// The pod cgroup's directories (one per hierarchy).
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        self.driver.dirs(&self.rel)
+    }
+    pub fn driver(&self) -> &Arc<dyn CgroupDriver> {
+        &self.driver
+    }
+
+    /// Creates the cgroup of one container instance (`name`, e.g. the
+    /// container id) with the values of [`container_cgroup_values`].
+    pub fn create_container(
+        &self,
+        name: &str,
+        container: &Container,
+    ) -> Result<Arc<ContainerCgroup>, CgroupError> {
+        let values = container_cgroup_values(container, &self.driver.settings().values);
+        self.create_container_with(name, &values)
+    }
+
+    /// Creates a container cgroup with explicit values.
+    pub fn create_container_with(
+        &self,
+        name: &str,
+        values: &ContainerCgroupValues,
+    ) -> Result<Arc<ContainerCgroup>, CgroupError> {
+        let rel = self.rel.join(sanitize(name));
+        let limits = CgroupLimits::container(values, self.driver.settings().memory_oom_group);
+        self.driver.create(&rel, &limits)?;
+        let built = (|| {
+            let join = self
+                .driver
+                .join_files(&rel)?
+                .into_iter()
+                .map(Arc::new)
+                .collect();
+            let oom = self.driver.oom_watcher(&rel)?;
+            Ok::<_, CgroupError>((join, oom))
+        })();
+        let (join, oom) = match built {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = self.driver.remove_tree(&rel, Duration::from_secs(1));
+                return Err(e);
+            }
+        };
+        Ok(Arc::new(ContainerCgroup {
+            driver: self.driver.clone(),
+            id: name.to_string(),
+            rel,
+            join,
+            oom,
+            leader: AtomicI32::new(0),
+        }))
+    }
+
+    /// Kills everything in the pod cgroup and removes it (containers first).
+    pub fn remove_blocking(&self, timeout: Duration) -> Result<(), CgroupError> {
+        self.driver.remove_tree(&self.rel, timeout)
+    }
+
+    /// [`remove_blocking`](Self::remove_blocking) on a blocking thread.
+    pub async fn remove(&self, timeout: Duration) -> Result<(), CgroupError> {
+        let driver = self.driver.clone();
+        let rel = self.rel.clone();
+        match tokio::task::spawn_blocking(move || driver.remove_tree(&rel, timeout)).await {
+            Ok(r) => r,
+            Err(e) => Err(CgroupError::Io {
+                op: "removing",
+                path: self.rel.clone(),
+                source: io::Error::other(e.to_string()),
+            }),
+        }
+    }
+}
+
+/// One container instance's cgroup; also its [`TrackedGroup`].
+#[derive(Debug)]
+pub struct ContainerCgroup {
+    driver: Arc<dyn CgroupDriver>,
+    id: String,
+    rel: PathBuf,
+    join: Vec<Arc<File>>,
+    oom: OomWatcher,
+    leader: AtomicI32,
+}
+
+impl ContainerCgroup {
+    /// `cgroup.procs` of every hierarchy (primary first): a pre-exec hook
+    /// writes `0` into each to join all of them before `exec`.
+    pub fn join_files(&self) -> &[Arc<File>] {
+        &self.join
+    }
+    /// The OOM watcher of this container cgroup.
+    pub fn oom(&self) -> &OomWatcher {
+        &self.oom
+    }
+    pub fn rel(&self) -> &Path {
+        &self.rel
+    }
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        self.driver.dirs(&self.rel)
+    }
+    /// Kills the whole tree (`cgroup.kill` / freezer + SIGKILL).
+    pub fn kill_all(&self) -> Result<(), CgroupError> {
+        self.driver.kill(&self.rel)
+    }
+}
+
+impl TrackedGroup for ContainerCgroup {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn join_file(&self) -> Option<Arc<File>> {
+        self.join.first().cloned()
+    }
+
+    fn set_leader(&self, pid: i32) {
+        self.leader.store(pid, Ordering::SeqCst);
+        // A hook that wrote only the primary join file: move the leader into
+        // the other hierarchies now (its early children may stay behind).
+        for f in self.join.iter().skip(1) {
+            use std::io::Write;
+            if let Err(e) = (&**f).write_all(pid.to_string().as_bytes()) {
+                if e.raw_os_error() != Some(nix::errno::Errno::ESRCH as i32) {
+                    tracing::debug!(pid, error = %e, "moving leader into a v1 hierarchy");
+                }
+            }
+        }
+    }
+
+    fn signal_all(&self, sig: Signal) -> io::Result<()> {
+        if sig == Signal::SIGKILL {
+            return self.driver.kill(&self.rel).map_err(io::Error::from);
+        }
+        for pid in self.driver.pids(&self.rel) {
+            match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig) {
+                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn pids(&self) -> Vec<i32> {
+        self.driver.pids(&self.rel)
+    }
+
+    fn remove(&self, timeout: Duration) -> BoxFuture<'_, io::Result<()>> {
+        let driver = self.driver.clone();
+        let rel = self.rel.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || driver.remove_tree(&rel, timeout))
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))?
+                .map_err(io::Error::from)
+        })
+    }
+}
+
+/// A pod cgroup found on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodCgroupEntry {
+    /// The name after `pod` (the sanitized uid).
+    pub uid: String,
+    pub qos: QosClass,
+    pub rel: PathBuf,
+}
+
+/// Every `kubepods/.../pod*` cgroup below the driver's parent, in any hierarchy.
+pub fn list_pod_cgroups(driver: &dyn CgroupDriver) -> Vec<PodCgroupEntry> {
+    let mut out = Vec::new();
+    for (qos, rel) in [
+        (QosClass::Guaranteed, PathBuf::from(KUBEPODS)),
+        (
+            QosClass::Burstable,
+            PathBuf::from(KUBEPODS).join("burstable"),
+        ),
+        (
+            QosClass::BestEffort,
+            PathBuf::from(KUBEPODS).join("besteffort"),
+        ),
+    ] {
+        for name in driver.children(&rel) {
+            if let Some(uid) = name.strip_prefix("pod") {
+                out.push(PodCgroupEntry {
+                    uid: uid.to_string(),
+                    qos,
+                    rel: rel.join(&name),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// What [`remove_stale_pods`] did.
+#[derive(Debug, Default)]
+pub struct CleanupReport {
+    pub removed: Vec<PodCgroupEntry>,
+    pub failed: Vec<(PodCgroupEntry, CgroupError)>,
+}
+
+/// Startup cleanup: kills the processes of, and removes, every pod cgroup
+/// whose uid `keep` does not claim (pass `|_| false` to remove all a previous
+/// skiff left behind).
+pub fn remove_stale_pods(
+    driver: &dyn CgroupDriver,
+    keep: impl Fn(&str) -> bool,
+    timeout: Duration,
+) -> CleanupReport {
+    let mut report = CleanupReport::default();
+    for entry in list_pod_cgroups(driver) {
+        if keep(&entry.uid) {
+            continue;
+        }
+        let pids = driver.pids(&entry.rel);
+        match driver.remove_tree(&entry.rel, timeout) {
+            Ok(()) => {
+                tracing::info!(uid = %entry.uid, rel = %entry.rel.display(), ?pids, "removed stale pod cgroup");
+                report.removed.push(entry);
+            }
+            Err(e) => {
+                tracing::warn!(uid = %entry.uid, error = %e, "stale pod cgroup not removed");
+                report.failed.push((entry, e));
+            }
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_paths_per_qos() {
+        assert_eq!(
+            pod_rel(QosClass::Guaranteed, "u1"),
+            PathBuf::from("kubepods/podu1")
+        );
+        assert_eq!(
+            pod_rel(QosClass::Burstable, "a-b"),
+            PathBuf::from("kubepods/burstable/poda-b")
+        );
+        assert_eq!(
+            pod_rel(QosClass::BestEffort, "x/y"),
+            PathBuf::from("kubepods/besteffort/podx_y")
+        );
+        assert_eq!(sanitize(".."), "_..");
+    }
+
+    #[test]
+    fn limits_cpu_max() {
+        let mut l = CgroupLimits::default();
+        assert_eq!(l.cpu_max(), None);
+        l.cpu_period_us = Some(100_000);
+        assert_eq!(l.cpu_max().as_deref(), Some("max 100000"));
+        l.cpu_quota_us = Some(50_000);
+        assert_eq!(l.cpu_max().as_deref(), Some("50000 100000"));
+        l.cpu_quota_us = Some(-1);
+        assert_eq!(l.cpu_max().as_deref(), Some("max 100000"));
+    }
+
+    #[test]
+    fn settings_reject_escaping_parent() {
+        let s = CgroupSettings {
+            parent: PathBuf::from("../x"),
+            ..CgroupSettings::default()
+        };
+        assert!(s.validate().is_err());
+        let s = CgroupSettings {
+            parent: PathBuf::from("/abs"),
+            ..CgroupSettings::default()
+        };
+        assert!(s.validate().is_err());
+    }
+}
