@@ -293,8 +293,11 @@ pub trait CgroupDriver: Send + Sync + fmt::Debug + 'static {
             .into_iter()
             .map(|d| {
                 let p = d.join("cgroup.procs");
+                // `create` only matters on fixture trees; cgroupfs always has the file.
                 std::fs::OpenOptions::new()
                     .write(true)
+                    .create(true)
+                    .truncate(false)
                     .open(&p)
                     .map_err(|e| fsutil::io_err("opening", &p, e))
             })

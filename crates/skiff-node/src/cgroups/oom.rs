@@ -53,11 +53,13 @@ enum Kind {
 fn read_count(path: &Path) -> Result<u64, CgroupError> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(keyed_value(&s, "oom_kill").unwrap_or(0)),
-        Err(e)
-            if e.kind() == io::ErrorKind::NotFound
-                && !fsutil::is_cgroupfs(path.parent().unwrap_or(path)) =>
-        {
-            Ok(0)
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // A fixture cgroup (plain directory) without the file counts 0; a
+            // removed cgroup is an error (the caller keeps the last value).
+            match path.parent() {
+                Some(dir) if dir.is_dir() && !fsutil::is_cgroupfs(dir) => Ok(0),
+                _ => Err(fsutil::io_err("reading", path, e)),
+            }
         }
         Err(e) => Err(fsutil::io_err("reading", path, e)),
     }
