@@ -8,6 +8,8 @@
 
 use std::collections::HashMap;
 
+use k8s_openapi::api::core::v1::EnvVar;
+
 enum Read<'a> {
     /// `$(name)`
     Var(&'a str),
@@ -83,9 +85,49 @@ pub fn expand_with_maps(input: &str, maps: &[&HashMap<String, String>]) -> Strin
     })
 }
 
+/// The kubelet's `ExpandContainerCommandOnlyStatic`, used for exec *probe* commands
+/// (prober.go runProbe): `$(VAR)` is expanded from the container's `env` list as written —
+/// each name maps to its literal `value` (not itself expanded; `""` for `valueFrom`
+/// variables, the last entry of a name winning, as `EnvVarsToMap` builds it) — not from the
+/// process environment. Lifecycle hook commands are not expanded at all
+/// (lifecycle/handlers.go passes `handler.Exec.Command` as is).
+pub fn expand_command_only_static(command: &[String], env: &[EnvVar]) -> Vec<String> {
+    let map: HashMap<String, String> = env
+        .iter()
+        .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+        .collect();
+    command
+        .iter()
+        .map(|c| expand_with_maps(c, &[&map]))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probe_commands_expand_static_env_only() {
+        let var = |name: &str, value: Option<&str>| EnvVar {
+            name: name.into(),
+            value: value.map(str::to_string),
+            value_from: None,
+        };
+        let env = [
+            var("A", Some("a")),
+            var("REF", Some("$(A)")),
+            var("FROM", None),
+            var("A", Some("last")),
+        ];
+        let cmd: Vec<String> = ["$(A)", "$(REF)", "x$(FROM)y", "$$(A)", "$(NOPE)"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            expand_command_only_static(&cmd, &env),
+            ["last", "$(A)", "xy", "$(A)", "$(NOPE)"]
+        );
+    }
 
     fn env() -> HashMap<String, String> {
         [

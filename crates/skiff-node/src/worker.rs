@@ -15,6 +15,7 @@ use skiff_engine::{
 };
 use tokio::sync::mpsc;
 
+use crate::expand::expand_command_only_static;
 use crate::launch::{ContainerLaunch, PodIdentity};
 use crate::logs::LogLine;
 use crate::probe::{HookRunner, HostProber, ProbeOutcome, Prober};
@@ -375,12 +376,22 @@ impl Ctx {
             });
             return;
         };
-        let probe = self.specs.get(&name).and_then(|c| match kind {
-            ProbeKind::Liveness => c.liveness_probe.clone(),
-            ProbeKind::Readiness => c.readiness_probe.clone(),
-            ProbeKind::Startup => c.startup_probe.clone(),
-        });
-        let Some(probe) = probe else { return };
+        let Some(spec) = self.specs.get(&name) else {
+            return;
+        };
+        let probe = match kind {
+            ProbeKind::Liveness => spec.liveness_probe.clone(),
+            ProbeKind::Readiness => spec.readiness_probe.clone(),
+            ProbeKind::Startup => spec.startup_probe.clone(),
+        };
+        let Some(mut probe) = probe else { return };
+        // The kubelet expands exec probe commands with the container's static env (prober.go
+        // runProbe); hooks stay unexpanded.
+        if let Some(exec) = probe.exec.as_mut() {
+            exec.command = exec.command.as_deref().map(|argv| {
+                expand_command_only_static(argv, spec.env.as_deref().unwrap_or_default())
+            });
+        }
         let prober = self.prober.clone();
         let tx = self.tx.clone();
         let limit = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(1000));
