@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 //! cgroup drivers against fake cgroupfs trees (temp dirs laid out like
 //! /sys/fs/cgroup): discovery, the exact files and values written for the
 //! cases of `shared/spec/resource-vectors.yaml`, QoS placement, CG9, removal,

@@ -167,7 +167,19 @@ impl OomWatcher {
                         }
                     }
                     guard.clear_ready();
-                    // Also fires when the cgroup is removed: the next read errors.
+                    drop(guard);
+                    // v1 notifies when the cgroup goes *under* OOM, before the
+                    // killer has picked and counted a victim: give the
+                    // counter a moment. (Also fires when the cgroup is
+                    // removed: the next read errors.)
+                    let until = tokio::time::Instant::now() + Duration::from_millis(500);
+                    while tokio::time::Instant::now() < until {
+                        let n = self.oom_kills()?;
+                        if n > 0 {
+                            return Ok(n);
+                        }
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
                 }
                 Kind::V2 { events } => {
                     let ino = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
