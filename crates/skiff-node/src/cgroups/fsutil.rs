@@ -19,16 +19,24 @@ pub(crate) fn io_err(op: &'static str, path: &Path, source: io::Error) -> Cgroup
     }
 }
 
-/// Writes `value` to a cgroup file in one `write(2)`. The file is created
-/// when missing so fixture trees (plain directories) behave like cgroupfs,
-/// whose files always exist.
+/// Writes `value` to a cgroup file in one `write(2)`. On a fixture tree
+/// (plain directories) a missing file is created; on cgroupfs a missing
+/// file is an error naming it (e.g. `cpu.cfs_quota_us` without CFS bandwidth).
 pub(crate) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .map_err(|e| io_err("opening", path, e))?;
+    let opened = match OpenOptions::new().write(true).truncate(true).open(path) {
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound
+                && path.parent().is_some_and(|d| d.is_dir() && !is_cgroupfs(d)) =>
+        {
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(path)
+        }
+        other => other,
+    };
+    let mut f = opened.map_err(|e| io_err("opening", path, e))?;
     f.write_all(value.as_bytes())
         .map_err(|e| io_err("writing", path, e))?;
     tracing::trace!(path = %path.display(), value, "cgroup write");
