@@ -840,6 +840,14 @@ async fn oom_watcher_reads_v1_and_v2_counters() {
     pod.remove_blocking(Duration::from_secs(1)).unwrap();
     assert!(c.oom().oom_killed());
 
+    // Removal through TrackedGroup keeps an OOM nobody had read yet.
+    let pod = PodCgroup::create_with(&d, "o2", QosClass::Burstable, &best_effort_values()).unwrap();
+    let c = pod.create_container("c", &container("name: c\n")).unwrap();
+    fs::write(c.dirs()[0].join("memory.oom_control"), "oom_kill 2\n").unwrap();
+    c.remove(Duration::from_secs(1)).await.unwrap();
+    assert!(!c.dirs()[0].exists());
+    assert!(c.oom().oom_killed());
+
     // v2: memory.events, with a baseline and inotify-driven wait.
     let fx = Fixture::new();
     let d = driver_for(&fx.v2("cpu memory pids"), CgroupSettings::default()).unwrap();

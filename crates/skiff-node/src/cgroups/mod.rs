@@ -67,6 +67,23 @@
 //! `<own>/skiff.supervisor` and retries, else
 //! [`CgroupError::InternalProcesses`].
 
+//!
+//! # Wiring (not done yet)
+//! 1. Start (root): [`detect`]; if that fails, say so once and keep the
+//!    tracker fallback. Then [`remove_stale_pods`] (`|_| false`): whatever a
+//!    killed skiff left under `kubepods` is killed and removed.
+//! 2. Pod sandbox: [`PodCgroup::create`] on the defaulted spec before the
+//!    first container; an error fails the pod with its message, nothing left.
+//!    At pod end: [`PodCgroup::remove`].
+//! 3. Container start: [`PodCgroup::create_container`] per instance; hand the
+//!    `Arc<ContainerCgroup>` to the host runtime as the container's
+//!    `TrackedGroup` (instead of `ProcessTracker::create`), make the pre-exec
+//!    hook write `0` into every [`ContainerCgroup::join_files`] and apply
+//!    `oom_score_adj` ([`OomScoreAdjuster`], once per process, logged once).
+//! 4. Container exit: main process killed by SIGKILL **and**
+//!    `oom().oom_killed()` → reason `OOMKilled`, exit 137 (ST4). Read it
+//!    before the group is removed (`TrackedGroup::remove` snapshots it).
+
 mod fsutil;
 pub mod layout;
 mod oom;
@@ -660,6 +677,8 @@ impl TrackedGroup for ContainerCgroup {
     }
 
     fn remove(&self, timeout: Duration) -> BoxFuture<'_, io::Result<()>> {
+        // Remember the OOM count: after the rmdir it cannot be read.
+        let _ = self.oom.oom_kills();
         let driver = self.driver.clone();
         let rel = self.rel.clone();
         Box::pin(async move {
