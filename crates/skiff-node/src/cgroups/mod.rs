@@ -13,7 +13,7 @@
 //!   [`skiff_model::resources::pod_cgroup_values`]; [`ContainerCgroup`]: one
 //!   container instance's cgroup with
 //!   [`skiff_model::resources::container_cgroup_values`]. A `ContainerCgroup`
-//!   is a [`TrackedGroup`](crate::tracker::TrackedGroup), so the host runtime
+//!   is a [`TrackedGroup`], so the host runtime
 //!   can place the container's processes in it and kill the whole tree.
 //! * [`OomWatcher`]: whether the kernel OOM killer killed a process of a
 //!   container cgroup (v1 `memory.oom_control` `oom_kill` + eventfd via
@@ -54,7 +54,7 @@
 //! # v1 and process placement
 //! On v1 a process must join one `cgroup.procs` per hierarchy.
 //! [`ContainerCgroup::join_files`] returns all of them (memory first); the
-//! single-file [`TrackedGroup::join_file`](crate::tracker::TrackedGroup::join_file)
+//! single-file [`TrackedGroup::join_file`]
 //! is the memory one, and `set_leader` moves the leader into the others right
 //! after spawn (a process forked before that stays in skiff's cpu/pids cgroup;
 //! wiring should make the pre-exec hook write all join files).
