@@ -1107,6 +1107,27 @@ impl PodEngine {
         }
     }
 
+    /// pod_workers.go UpdatePod: a pod that becomes terminating cancels the sync in progress,
+    /// so a postStart hook still running in it fails with the cancelled context (T9's event and
+    /// PostStartHookError) and the container is then killed by the pod termination like any
+    /// running one — termination never waits for the hook. A late `PostStartDone` is ignored.
+    fn cancel_post_start(&mut self, i: usize) {
+        let c = &self.ctrs[i];
+        let Some(p) = c.start else { return };
+        if p.phase != StartPhase::PostStart || c.running().is_none_or(|x| x.id != p.instance) {
+            return;
+        }
+        self.ctrs[i].start = None;
+        self.ctrs[i].reason_cache = Some(("PostStartHookError".into(), "context canceled".into()));
+        let name = self.pod.containers[i].name.clone();
+        self.event(
+            EventType::Warning,
+            "FailedPostStartHook",
+            "PostStartHook failed".into(),
+            Some(&name),
+        );
+    }
+
     /// A smaller pod-level grace applies to kills already under way (measured from now).
     fn shrink_kills(&mut self, g: i64, now: Time) {
         let limit = now.add_secs(g);
@@ -1136,6 +1157,9 @@ impl PodEngine {
     fn sync_terminating(&mut self, now: Time) {
         let Some(term) = self.term else { return };
         let ordered = self.pod.has_sidecars();
+        for i in 0..self.ctrs.len() {
+            self.cancel_post_start(i);
+        }
         for i in 0..self.ctrs.len() {
             let c = &self.ctrs[i];
             if c.running().is_some() && c.kill.is_none() && c.start.is_none() {

@@ -384,6 +384,43 @@ fn t9_post_start_failure_kills_and_restarts_per_policy() {
     assert_eq!(phase(&sim.status()), "Failed");
 }
 
+// T1, T9: pod termination does not wait for a postStart hook still running — the kubelet
+// cancels the sync the hook runs in (pod_workers.go UpdatePod), the hook fails, and the
+// container is killed with the pod's grace at once. Same for activeDeadlineSeconds (T10).
+#[test]
+fn t1_t9_termination_cancels_a_running_post_start_hook() {
+    let hangs = || Run {
+        post_start: (1_000_000, true),
+        ..forever()
+    };
+    let p = pod(
+        "Always",
+        vec![post_start(sidecar("proxy"))],
+        vec![ctr("app")],
+    );
+    let mut sim = Sim::new(&p).script("proxy", vec![hangs()]);
+    sim.input_at(2000, Input::StopRequested { grace: None });
+    sim.run_until(100_000);
+    assert_eq!(sim.first("term proxy"), Some(2000), "{}", sim.dump());
+    assert!(!sim.has("start app#0"));
+    assert_eq!(
+        sim.event_messages("FailedPostStartHook"),
+        vec!["PostStartHook failed".to_string()]
+    );
+    assert_eq!(phase(&sim.status()), "Failed");
+
+    let p = pod_with(
+        "Always",
+        vec![],
+        vec![post_start(ctr("app"))],
+        json!({"activeDeadlineSeconds": 5}),
+    );
+    let mut sim = Sim::new(&p).script("app", vec![hangs()]);
+    sim.run_until(100_000);
+    assert_eq!(sim.first("term app"), Some(5000), "{}", sim.dump());
+    assert_eq!(phase(&sim.status()), "Failed");
+}
+
 #[test]
 fn t10_active_deadline_fails_pod() {
     let p = pod_with(
