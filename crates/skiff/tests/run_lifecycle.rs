@@ -738,3 +738,36 @@ fn p1_exec_probe_command_expands_static_env_hooks_do_not() {
     // The hook's `$(MODE)` reached the shell unexpanded: a failed command substitution.
     assert_eq!(std::fs::read_to_string(t.file("hook-out")).unwrap(), "[]\n");
 }
+
+// T1, T9: termination does not wait for a postStart hook that hangs: `--timeout` cancels it
+// (the kubelet cancels the sync the hook runs in), the container is stopped with the pod's
+// grace, and the hook's process does not outlive the pod.
+#[test]
+fn t1_t9_timeout_cancels_hanging_post_start_hook() {
+    let t = TestDir::new("t9-hang");
+    let side = with(
+        sidecar("side", serve()),
+        "lifecycle",
+        json!({"postStart": {"exec": {"command": ["/bin/sh", "-c",
+            "echo $$ >> \"$T/hook-pids\"; exec sleep 1000"]}}}),
+    );
+    let mut pod = pod("hang", "Never", vec![side], vec![container("app", serve())]);
+    pod["spec"]["terminationGracePeriodSeconds"] = json!(2);
+    let out = t.run(pod, &["--timeout", "1"]);
+    let log = t.log();
+    assert_eq!(out.code, Some(124), "stderr:\n{}", out.stderr);
+    assert!(out.elapsed.as_secs_f64() < 10.0, "took {:?}", out.elapsed);
+    assert!(all(&log, "app", "Starting").is_empty(), "{}", render(&log));
+    assert_eq!(all(&log, "side", "Exiting").len(), 1, "{}", render(&log));
+    assert!(
+        out.stderr
+            .contains("Warning FailedPostStartHook: PostStartHook failed"),
+        "{}",
+        out.stderr
+    );
+    let hooks = t.pids("hook-pids");
+    assert_eq!(hooks.len(), 1);
+    assert!(!alive(hooks[0]), "the hook outlived the pod");
+    let p = out.pod();
+    assert_eq!(p["status"]["phase"], "Failed", "T11: never initialized");
+}
