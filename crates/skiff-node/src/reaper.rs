@@ -97,12 +97,13 @@ impl ExitWaiter {
     }
 }
 
-/// A spawned process. Its stdio handles (if piped) are in `child`; never call
-/// `wait`/`try_wait` on it: the reaper owns its status.
+/// A spawned process. Its stdio handles (if piped) are in `child` (`None` when it was
+/// not started by `std::process`); never call `wait`/`try_wait` on it: the reaper owns its
+/// status.
 pub struct Spawned {
     pub pid: i32,
     pub exit: ExitWaiter,
-    pub child: Child,
+    pub child: Option<Child>,
 }
 
 struct Waiter {
@@ -159,11 +160,31 @@ impl Reaper {
 
     /// Spawns `cmd` and registers it; `tag` comes back in its [`ExitEvent`].
     pub fn spawn(&self, cmd: &mut Command, tag: &str) -> io::Result<Spawned> {
+        let mut child = None;
+        self.spawn_with(tag, || {
+            let c = cmd.spawn()?;
+            let pid = c.id() as i32;
+            child = Some(c);
+            Ok(pid)
+        })
+        .map(|mut s| {
+            s.child = child;
+            s
+        })
+    }
+
+    /// Registers the process `start` forks and returns the pid of. `start` runs under the
+    /// registry lock: if it reaps a child itself (a failed exec), the reaper thread cannot
+    /// have taken that status first.
+    pub fn spawn_with(
+        &self,
+        tag: &str,
+        start: impl FnOnce() -> io::Result<i32>,
+    ) -> io::Result<Spawned> {
         let mut st = self.lock();
         st.generation += 1;
         self.inner.cond.notify_all();
-        let child = cmd.spawn()?;
-        let pid = child.id() as i32;
+        let pid = start()?;
         let (tx, rx) = watch::channel(None);
         st.waiters.insert(
             pid,
@@ -176,7 +197,7 @@ impl Reaper {
         Ok(Spawned {
             pid,
             exit: ExitWaiter(rx),
-            child,
+            child: None,
         })
     }
 

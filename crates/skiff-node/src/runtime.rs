@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,7 +19,7 @@ use k8s_openapi::api::core::v1::ContainerPort;
 use crate::launch::{ContainerLaunch, StartError, DEFAULT_PATH, DEFAULT_TERMINATION_MESSAGE_PATH};
 use crate::logs::{self, LogLine, LogSink, RotatingLog, Stream};
 use crate::reaper::{ExitStatus, ExitWaiter, Reaper};
-use crate::spawn::{build_command, Detach};
+use crate::spawn::{build_process, Detach, Process};
 use crate::termination::{self, TERMINATION_LOG_ENV};
 use crate::tracker::{self, ProcessTracker, TrackedGroup, MARKER_ENV};
 
@@ -118,17 +117,17 @@ impl ExecContext {
     /// A command run "in" the container (exec probes and hooks): the
     /// container's environment and working directory, its tracking group, and
     /// a process group of its own so a timeout can kill all of it.
-    pub fn command(
+    pub(crate) fn command(
         &self,
         argv: &[String],
-        stdout: Stdio,
-        stderr: Stdio,
-    ) -> Result<std::process::Command, StartError> {
-        build_command(
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    ) -> Result<Process, StartError> {
+        build_process(
             argv,
             &self.env,
             &self.working_dir,
-            self.group.as_ref().and_then(|g| g.join_file()),
+            self.group.as_ref(),
             Detach::Group,
             stdout,
             stderr,
@@ -208,32 +207,31 @@ impl HostRuntime {
             .map_err(|e| StartError::io("creating the tracking group", e))?;
         let (out_r, out_w) = pipe_pair()?;
         let (err_r, err_w) = pipe_pair()?;
-        let built = build_command(
+        let built = build_process(
             &launch.argv,
             &env,
             &cwd,
-            group.join_file(),
+            Some(&group),
             Detach::Session,
-            Stdio::from(out_w),
-            Stdio::from(err_w),
+            out_w,
+            err_w,
         );
-        let mut cmd = match built {
-            Ok(c) => c,
+        let process = match built {
+            Ok(p) => p,
             Err(e) => {
                 release(group).await;
                 return Err(e);
             }
         };
         let started_at = SystemTime::now();
-        let spawned = match self.reaper.spawn(&mut cmd, &id) {
+        // Consumes the process: the write ends now live in the child only.
+        let spawned = match process.spawn(&self.reaper, &id) {
             Ok(s) => s,
             Err(e) => {
                 release(group).await;
                 return Err(spawn_error(&launch.argv, e));
             }
         };
-        // The write ends now live in the child only.
-        drop(cmd);
         group.set_leader(spawned.pid);
         tracing::debug!(id = %id, pid = spawned.pid, tracker = self.tracker.kind(), "container started");
 

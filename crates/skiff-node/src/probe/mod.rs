@@ -7,7 +7,6 @@ pub mod http;
 
 use std::future::Future;
 use std::os::fd::OwnedFd;
-use std::process::Stdio;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{HTTPGetAction, LifecycleHandler, Probe};
@@ -108,12 +107,12 @@ pub async fn exec_in(
         Ok(w2) => w2,
         Err(e) => return fail(format!("pipe: {e}")),
     };
-    let mut cmd = match ctx.command(argv, Stdio::from(w), Stdio::from(w2)) {
-        Ok(c) => c,
+    let process = match ctx.command(argv, w, w2) {
+        Ok(p) => p,
         Err(e) => return fail(e.to_string()),
     };
-    let spawned = reaper.spawn(&mut cmd, &format!("exec:{}", ctx.container_id));
-    drop(cmd);
+    // Consumes the process: the write ends now live in the child only.
+    let spawned = process.spawn(reaper, &format!("exec:{}", ctx.container_id));
     let spawned = match spawned {
         Ok(s) => s,
         Err(e) => {
