@@ -549,8 +549,9 @@ fn s3_s4_post_start_hook_delays_next_container() {
             container("setup", "l Exiting"),
         ],
         vec![
+            // Outlives its hook: the hook dies with the container.
             with(
-                container("first", "sleep 0.5; l Exiting"),
+                container("first", "sleep 1.5; l Exiting"),
                 "lifecycle",
                 post_start("first", 0.5),
             ),
