@@ -77,7 +77,10 @@ async fn main() {
         .unwrap();
         let (tx, mut rx) = mpsc::channel(4);
         let t0 = Instant::now();
-        let ct = rt.start(launch, Some(tx)).await.unwrap();
+        let ct = rt
+            .start(launch, Default::default(), Some(tx))
+            .await
+            .unwrap();
         let t_start = t0.elapsed();
         rx.recv().await.unwrap();
         let t_line = t0.elapsed();

@@ -28,11 +28,13 @@
 //!   sleep), implemented by [`probe::HostProber`].
 pub mod cgroups;
 pub mod expand;
+pub mod isolation;
 pub mod launch;
 pub mod logs;
 pub mod probe;
 pub mod reaper;
 pub mod runtime;
+pub mod sandbox;
 mod spawn;
 pub mod termination;
 pub mod timefmt;

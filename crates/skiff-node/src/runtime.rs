@@ -16,10 +16,11 @@ use tokio::sync::{mpsc, watch};
 
 use k8s_openapi::api::core::v1::ContainerPort;
 
+use crate::isolation::{ContainerSetup, PreparedSetup};
 use crate::launch::{ContainerLaunch, StartError, DEFAULT_PATH, DEFAULT_TERMINATION_MESSAGE_PATH};
 use crate::logs::{self, LogLine, LogSink, RotatingLog, Stream};
 use crate::reaper::{ExitStatus, ExitWaiter, Reaper};
-use crate::spawn::{build_process, Detach, Process};
+use crate::spawn::{build_process, Detach, Process, ProcessSpec};
 use crate::termination::{self, TERMINATION_LOG_ENV};
 use crate::tracker::{self, ProcessTracker, TrackedGroup, MARKER_ENV};
 
@@ -82,6 +83,7 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     fn start(
         &self,
         launch: ContainerLaunch,
+        setup: ContainerSetup,
         logs: Option<mpsc::Sender<LogLine>>,
     ) -> impl Future<Output = Result<Self::Container, StartError>> + Send;
 }
@@ -111,6 +113,8 @@ pub struct ExecContext {
     /// Default host for httpGet/tcpSocket/grpc (127.0.0.1 on the host runtime).
     pub host: String,
     pub group: Option<Arc<dyn TrackedGroup>>,
+    /// What commands run "in" the container enter first (its namespaces, credentials).
+    pub setup: Arc<PreparedSetup>,
 }
 
 impl ExecContext {
@@ -123,15 +127,15 @@ impl ExecContext {
         stdout: OwnedFd,
         stderr: OwnedFd,
     ) -> Result<Process, StartError> {
-        build_process(
+        let spec = ProcessSpec {
             argv,
-            &self.env,
-            &self.working_dir,
-            self.group.as_ref(),
-            Detach::Group,
-            stdout,
-            stderr,
-        )
+            env: &self.env,
+            cwd: &self.working_dir,
+            group: self.group.as_ref(),
+            detach: Detach::Group,
+            setup: self.setup.clone(),
+        };
+        build_process(spec, stdout, stderr)
     }
 }
 
@@ -171,6 +175,7 @@ impl HostRuntime {
     pub async fn start(
         &self,
         launch: ContainerLaunch,
+        setup: ContainerSetup,
         logs: Option<mpsc::Sender<LogLine>>,
     ) -> Result<HostContainer, StartError> {
         let id = new_container_id(&launch);
@@ -201,21 +206,25 @@ impl HostRuntime {
             .unwrap_or_else(|| PathBuf::from("/"));
         let env = process_env(&launch, &id, &msg_path);
 
-        let group = self
-            .tracker
-            .create(&id)
-            .map_err(|e| StartError::io("creating the tracking group", e))?;
+        let prepared = Arc::new(setup.prepare()?);
+        let group = match setup.group.clone() {
+            Some(g) => g,
+            None => self
+                .tracker
+                .create(&id)
+                .map_err(|e| StartError::io("creating the tracking group", e))?,
+        };
         let (out_r, out_w) = pipe_pair()?;
         let (err_r, err_w) = pipe_pair()?;
-        let built = build_process(
-            &launch.argv,
-            &env,
-            &cwd,
-            Some(&group),
-            Detach::Session,
-            out_w,
-            err_w,
-        );
+        let spec = ProcessSpec {
+            argv: &launch.argv,
+            env: &env,
+            cwd: &cwd,
+            group: Some(&group),
+            detach: Detach::Session,
+            setup: prepared,
+        };
+        let built = build_process(spec, out_w, err_w);
         let process = match built {
             Ok(p) => p,
             Err(e) => {
@@ -277,6 +286,7 @@ impl HostRuntime {
                     ports: launch.ports.clone(),
                     host: "127.0.0.1".into(),
                     group: Some(group),
+                    setup: Arc::new(PreparedSetup::default()),
                 },
             }),
         })
@@ -289,9 +299,10 @@ impl ContainerRuntime for HostRuntime {
     fn start(
         &self,
         launch: ContainerLaunch,
+        setup: ContainerSetup,
         logs: Option<mpsc::Sender<LogLine>>,
     ) -> impl Future<Output = Result<HostContainer, StartError>> + Send {
-        HostRuntime::start(self, launch, logs)
+        HostRuntime::start(self, launch, setup, logs)
     }
 }
 

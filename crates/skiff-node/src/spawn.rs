@@ -25,6 +25,7 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::libc;
 
+use crate::isolation::{self, PreparedSetup};
 use crate::launch::{resolve_executable, StartError, DEFAULT_PATH};
 use crate::reaper::{Reaper, Spawned};
 use crate::tracker::TrackedGroup;
@@ -54,20 +55,36 @@ pub(crate) struct Process {
     join: Option<Arc<File>>,
     /// cgroup2 directory the child is created in.
     cgroup: Option<Arc<OwnedFd>>,
+    /// Namespaces, mounts, oom_score_adj, security context (see `isolation`).
+    setup: Arc<PreparedSetup>,
 }
 
 /// Builds the process: resolved executable (with `argv[0]` kept), exactly `env`, `cwd`,
 /// stdin from /dev/null, stdout/stderr to the given descriptors, its own session or process
 /// group, and the tracking group's cgroup.
+/// What to run and how (everything but the output descriptors).
+pub(crate) struct ProcessSpec<'a> {
+    pub argv: &'a [String],
+    pub env: &'a [(String, String)],
+    pub cwd: &'a Path,
+    pub group: Option<&'a Arc<dyn TrackedGroup>>,
+    pub detach: Detach,
+    pub setup: Arc<PreparedSetup>,
+}
+
 pub(crate) fn build_process(
-    argv: &[String],
-    env: &[(String, String)],
-    cwd: &Path,
-    group: Option<&Arc<dyn TrackedGroup>>,
-    detach: Detach,
+    spec: ProcessSpec<'_>,
     stdout: OwnedFd,
     stderr: OwnedFd,
 ) -> Result<Process, StartError> {
+    let ProcessSpec {
+        argv,
+        env,
+        cwd,
+        group,
+        detach,
+        setup,
+    } = spec;
     let Some(arg0) = argv.first() else {
         return Err(StartError::ExecutableNotFound {
             name: String::new(),
@@ -107,6 +124,7 @@ pub(crate) fn build_process(
         detach,
         join: group.and_then(|g| g.join_file()),
         cgroup: group.and_then(|g| g.cgroup_dir()),
+        setup,
     })
 }
 
@@ -150,7 +168,7 @@ impl Process {
             .stdin(Stdio::null())
             .stdout(Stdio::from(self.stdout))
             .stderr(Stdio::from(self.stderr));
-        set_pre_exec(&mut cmd, self.join, self.detach);
+        set_pre_exec(&mut cmd, self.join, self.detach, self.setup);
         cmd
     }
 
@@ -188,6 +206,7 @@ impl Process {
             stderr: stderr.as_raw_fd(),
             err: err_w.as_raw_fd(),
             detach: self.detach,
+            setup: &self.setup,
         };
         // SAFETY: an all-zero `clone_args` is valid ("no flags"); the fields set below are
         // the ones CLONE_INTO_CGROUP needs.
@@ -267,7 +286,7 @@ fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
 }
 
 /// What the forked child needs, as raw pointers and descriptors owned by the parent's frame.
-struct ChildSetup {
+struct ChildSetup<'a> {
     program: *const libc::c_char,
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
@@ -277,6 +296,7 @@ struct ChildSetup {
     stderr: RawFd,
     err: RawFd,
     detach: Detach,
+    setup: &'a PreparedSetup,
 }
 
 /// In the child: reset the signal state std would reset, detach, set up stdio and the
@@ -285,7 +305,7 @@ struct ChildSetup {
 /// SAFETY (caller): only in the child of a fork-like clone, with `s` pointing at memory of
 /// the parent's frame (copied into the child).
 #[allow(unsafe_code)]
-unsafe fn exec_child(s: &ChildSetup) -> ! {
+unsafe fn exec_child(s: &ChildSetup<'_>) -> ! {
     let mut set: libc::sigset_t = std::mem::zeroed();
     libc::sigemptyset(&mut set);
     if libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
@@ -299,8 +319,13 @@ unsafe fn exec_child(s: &ChildSetup) -> ! {
         Detach::Session => libc::setsid() >= 0,
         Detach::Group => libc::setpgid(0, 0) == 0,
     };
-    if !detached
-        || libc::dup2(s.stdin, 0) < 0
+    if !detached {
+        fail(s);
+    }
+    if let Err(e) = isolation::apply_in_child(s.setup) {
+        fail_with(s, e as i32);
+    }
+    if libc::dup2(s.stdin, 0) < 0
         || libc::dup2(s.stdout, 1) < 0
         || libc::dup2(s.stderr, 2) < 0
         || libc::chdir(s.cwd) != 0
@@ -313,14 +338,25 @@ unsafe fn exec_child(s: &ChildSetup) -> ! {
 
 /// In the child: report errno to the parent and exit 127.
 #[allow(unsafe_code)]
-unsafe fn fail(s: &ChildSetup) -> ! {
-    let b = (*libc::__errno_location()).to_ne_bytes();
+unsafe fn fail(s: &ChildSetup<'_>) -> ! {
+    fail_with(s, *libc::__errno_location())
+}
+
+/// In the child: report `errno` to the parent and exit 127.
+#[allow(unsafe_code)]
+unsafe fn fail_with(s: &ChildSetup<'_>, errno: i32) -> ! {
+    let b = errno.to_ne_bytes();
     libc::write(s.err, b.as_ptr().cast(), b.len());
     libc::_exit(127)
 }
 
 #[allow(unsafe_code)]
-fn set_pre_exec(cmd: &mut Command, join: Option<Arc<File>>, detach: Detach) {
+fn set_pre_exec(
+    cmd: &mut Command,
+    join: Option<Arc<File>>,
+    detach: Detach,
+    setup: Arc<PreparedSetup>,
+) {
     let hook = move || -> std::io::Result<()> {
         match detach {
             Detach::Session => {
@@ -335,6 +371,8 @@ fn set_pre_exec(cmd: &mut Command, join: Option<Arc<File>>, detach: Detach) {
             // exec, so nothing the container starts can escape it.
             (&**f).write_all(b"0")?;
         }
+        // SAFETY: we are in the forked child (pre_exec); see `isolation::apply_in_child`.
+        unsafe { isolation::apply_in_child(&setup) }.map_err(io::Error::from)?;
         Ok(())
     };
     // SAFETY: the hook runs in the forked child before exec. It only makes

@@ -16,10 +16,11 @@ use skiff_engine::{
 use tokio::sync::mpsc;
 
 use crate::expand::expand_command_only_static;
-use crate::launch::{ContainerLaunch, PodIdentity};
+use crate::launch::{ContainerLaunch, PodIdentity, StartError};
 use crate::logs::LogLine;
 use crate::probe::{HookRunner, HostProber, ProbeOutcome, Prober};
 use crate::runtime::{HostContainer, HostRuntime, StopSignal};
+use crate::sandbox::{PodObjects, PodSandbox, SandboxError, SandboxOptions};
 
 /// The kubelet runs postStart without a deadline of its own; skiff bounds it so a hung hook
 /// cannot wedge a pod forever.
@@ -74,11 +75,15 @@ pub struct WorkerConfig {
     /// Logs and per-container files go under `<data_dir>/pods/…`.
     pub data_dir: PathBuf,
     pub engine: EngineConfig,
+    /// ConfigMaps and Secrets the pod may use.
+    pub objects: PodObjects,
 }
 
 /// Messages the worker's own tasks send back to it.
 enum Msg {
     Input(Input),
+    SandboxReady(Arc<PodSandbox>),
+    SandboxFailed(SandboxError),
     Started {
         name: String,
         instance: InstanceId,
@@ -138,8 +143,14 @@ pub async fn run_pod(
     let mut ctx = Ctx {
         runtime,
         prober,
+        pod: Arc::new(pod.clone()),
         identity,
         specs,
+        sandbox_options: Arc::new(SandboxOptions {
+            data_dir: cfg.data_dir.clone(),
+            objects: cfg.objects,
+        }),
+        sandbox: None,
         data_dir: cfg.data_dir,
         tx,
         log_tx,
@@ -183,9 +194,19 @@ pub async fn run_pod(
         }
     }
 
-    // Nothing is left behind: every tracking group is emptied and removed.
+    // Nothing is left behind: every tracking group is emptied and removed, then the sandbox.
     for c in &ctx.all_containers {
         c.cleaned_up().await;
+    }
+    ctx.containers.clear();
+    ctx.all_containers.clear();
+    if let Some(sandbox) = ctx.sandbox.take() {
+        match Arc::try_unwrap(sandbox) {
+            Ok(sandbox) => sandbox.destroy().await,
+            Err(_) => {
+                tracing::warn!("pod sandbox still in use at the end of the pod; not destroyed")
+            }
+        }
     }
     let status = engine.status(now());
     drop(ctx);
@@ -203,7 +224,10 @@ async fn sleep_opt(d: Option<Duration>) {
 struct Ctx {
     runtime: HostRuntime,
     prober: HostProber,
+    pod: Arc<Pod>,
     identity: PodIdentity,
+    sandbox_options: Arc<SandboxOptions>,
+    sandbox: Option<Arc<PodSandbox>>,
     specs: HashMap<String, Container>,
     data_dir: PathBuf,
     tx: mpsc::UnboundedSender<Msg>,
@@ -229,6 +253,22 @@ impl Ctx {
                 self.all_containers.push(container);
                 engine.handle(Input::ContainerStarted { name, instance, at }, now());
             }
+            Msg::SandboxReady(sandbox) => {
+                self.sandbox = Some(sandbox);
+                engine.handle(Input::SandboxReady, now());
+            }
+            Msg::SandboxFailed(e) => {
+                // `skiff run` has no way to supply what is missing later, so instead of the
+                // kubelet's endless retry the pod is stopped, and ends Failed (T11).
+                let event = Event {
+                    type_: skiff_engine::EventType::Warning,
+                    reason: e.reason.clone(),
+                    message: e.message.clone(),
+                    container: None,
+                };
+                let _ = self.notices.send(Notice::Event(event, now()));
+                engine.handle(Input::StopRequested { grace: Some(0) }, now());
+            }
         }
     }
 
@@ -238,8 +278,8 @@ impl Ctx {
 
     fn execute(&mut self, action: Action, at: Time) {
         match action {
-            // Containers share the host's namespaces until the sandbox issue; nothing to build.
-            Action::CreateSandbox => self.send(Input::SandboxReady),
+            Action::CreateSandbox => self.create_sandbox(),
+            // The sandbox is destroyed once every container process is gone (end of `run_pod`).
             Action::StopSandbox => {}
             Action::Event(e) => {
                 let _ = self.notices.send(Notice::Event(e, at));
@@ -278,6 +318,20 @@ impl Ctx {
         }
     }
 
+    fn create_sandbox(&self) {
+        let pod = self.pod.clone();
+        let identity = self.identity.clone();
+        let opts = self.sandbox_options.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let msg = match PodSandbox::create(&pod, &identity, &opts).await {
+                Ok(s) => Msg::SandboxReady(Arc::new(s)),
+                Err(e) => Msg::SandboxFailed(e),
+            };
+            let _ = tx.send(msg);
+        });
+    }
+
     fn start(
         &mut self,
         name: String,
@@ -309,12 +363,23 @@ impl Ctx {
                 return;
             }
         };
+        let setup = match &self.sandbox {
+            Some(sandbox) => sandbox.container_setup(&spec, &launch),
+            None => Err(StartError::Config("the pod sandbox is not ready".into())),
+        };
+        let setup = match setup {
+            Ok(s) => s,
+            Err(e) => {
+                self.send(start_failed(name, instance, &e));
+                return;
+            }
+        };
         let runtime = self.runtime.clone();
         let prober = self.prober.clone();
         let tx = self.tx.clone();
         let log_tx = self.log_tx.clone();
         tokio::spawn(async move {
-            let container = match runtime.start(launch, Some(log_tx)).await {
+            let container = match runtime.start(launch, setup, Some(log_tx)).await {
                 Ok(c) => Arc::new(c),
                 Err(e) => {
                     let _ = tx.send(Msg::Input(start_failed(name, instance, &e)));
@@ -453,7 +518,7 @@ impl Ctx {
     }
 }
 
-fn start_failed(name: String, instance: InstanceId, e: &crate::launch::StartError) -> Input {
+fn start_failed(name: String, instance: InstanceId, e: &StartError) -> Input {
     let reason = e.reason();
     // A runtime record exists (terminated/StartError, exit 128) only when the process could
     // not be started; config errors leave nothing behind and are retried (ST3).

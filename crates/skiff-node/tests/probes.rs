@@ -43,6 +43,7 @@ fn ctx(ports: Vec<(&str, u16)>) -> ExecContext {
             })
             .collect(),
         host: "127.0.0.1".into(),
+        setup: Default::default(),
         group: None,
     }
 }
@@ -78,7 +79,7 @@ async fn start_sleeper(dir: &std::path::Path) -> HostContainer {
     env(&mut c, "FOO", "from-container");
     HostRuntime::new()
         .unwrap()
-        .start(launch(&c, dir), None)
+        .start(launch(&c, dir), Default::default(), None)
         .await
         .unwrap()
 }

@@ -39,7 +39,7 @@ async fn exit_zero_and_logs_in_cri_format() {
     let c = sh("app", "echo out; echo err >&2; printf 'no newline'");
     let l = launch(&c, dir.path());
     let log_path = l.log_path();
-    let ct = rt().start(l, None).await.unwrap();
+    let ct = rt().start(l, Default::default(), None).await.unwrap();
     let exit = ct.wait().await;
     assert_eq!(exit.exit_code, 0);
     assert_eq!(exit.reason(), "Completed");
@@ -67,7 +67,7 @@ async fn exit_code_three_and_env_workdir_expansion() {
     env(&mut c, "GREETING", "hello-$(WHO)");
     c.working_dir = Some("/tmp".into());
     let l = launch(&c, dir.path());
-    let ct = rt().start(l, None).await.unwrap();
+    let ct = rt().start(l, Default::default(), None).await.unwrap();
     let exit = ct.wait().await;
     assert_eq!(exit.exit_code, 3);
     assert_eq!(exit.reason(), "Error");
@@ -87,7 +87,10 @@ async fn sigterm_gives_143_and_signal_after_exit_is_fine() {
     let dir = tempfile::tempdir().unwrap();
     let (tx, mut rx) = mpsc::channel(16);
     let c = sh("app", "echo ready; exec sleep 1000");
-    let ct = rt().start(launch(&c, dir.path()), Some(tx)).await.unwrap();
+    let ct = rt()
+        .start(launch(&c, dir.path()), Default::default(), Some(tx))
+        .await
+        .unwrap();
     line_matching(&mut rx, |l| l == "ready").await;
     // `exec sleep` replaced sh after "ready"; give exec a moment by waiting for
     // the process image to change.
@@ -114,7 +117,10 @@ async fn sigterm_ignoring_process_is_killed_by_kill() {
         "stubborn",
         "trap '' TERM; echo ready; while :; do sleep 1; done",
     );
-    let ct = rt().start(launch(&c, dir.path()), Some(tx)).await.unwrap();
+    let ct = rt()
+        .start(launch(&c, dir.path()), Default::default(), Some(tx))
+        .await
+        .unwrap();
     line_matching(&mut rx, |l| l == "ready").await;
     ct.signal(StopSignal::Term).unwrap();
     assert!(tokio::time::timeout(Duration::from_millis(300), ct.wait())
@@ -132,7 +138,10 @@ async fn missing_binary_is_a_start_error() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = sh("app", "");
     c.command = Some(vec!["nope".into()]);
-    let err = rt().start(launch(&c, dir.path()), None).await.unwrap_err();
+    let err = rt()
+        .start(launch(&c, dir.path()), Default::default(), None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StartError::ExecutableNotFound { .. }));
     assert_eq!(
         err.to_string(),
@@ -141,7 +150,10 @@ async fn missing_binary_is_a_start_error() {
     assert_eq!((err.reason(), err.exit_code()), ("StartError", 128));
 
     c.command = Some(vec!["/no/such/bin".into()]);
-    let err = rt().start(launch(&c, dir.path()), None).await.unwrap_err();
+    let err = rt()
+        .start(launch(&c, dir.path()), Default::default(), None)
+        .await
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         r#"exec: "/no/such/bin": stat /no/such/bin: no such file or directory"#
@@ -149,7 +161,10 @@ async fn missing_binary_is_a_start_error() {
 
     let mut c = sh("app", "true");
     c.working_dir = Some("/no/such/dir".into());
-    let err = rt().start(launch(&c, dir.path()), None).await.unwrap_err();
+    let err = rt()
+        .start(launch(&c, dir.path()), Default::default(), None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StartError::WorkingDir { .. }));
 }
 
@@ -158,7 +173,10 @@ async fn daemonised_grandchild_dies_with_the_container() {
     let dir = tempfile::tempdir().unwrap();
     let (tx, mut rx) = mpsc::channel(16);
     let c = sh("app", "setsid sleep 1000 & echo \"daemon $!\"; sleep 1000");
-    let ct = rt().start(launch(&c, dir.path()), Some(tx)).await.unwrap();
+    let ct = rt()
+        .start(launch(&c, dir.path()), Default::default(), Some(tx))
+        .await
+        .unwrap();
     let line = line_matching(&mut rx, |l| l.starts_with("daemon ")).await;
     let daemon: i32 = line["daemon ".len()..].parse().unwrap();
     eventually("daemon running", || alive(daemon)).await;
@@ -182,7 +200,10 @@ async fn leftovers_die_when_the_main_process_exits() {
     let dir = tempfile::tempdir().unwrap();
     let (tx, mut rx) = mpsc::channel(16);
     let c = sh("app", "setsid sleep 1000 & echo \"daemon $!\"");
-    let ct = rt().start(launch(&c, dir.path()), Some(tx)).await.unwrap();
+    let ct = rt()
+        .start(launch(&c, dir.path()), Default::default(), Some(tx))
+        .await
+        .unwrap();
     let line = line_matching(&mut rx, |l| l.starts_with("daemon ")).await;
     let daemon: i32 = line["daemon ".len()..].parse().unwrap();
     let exit = ct.wait().await;
@@ -206,7 +227,10 @@ async fn orphaned_zombies_are_reaped() {
         "app",
         "sh -c 'sleep 0.05 & echo \"orphan $!\"'; echo ready; exec sleep 1000",
     );
-    let ct = rt().start(launch(&c, dir.path()), Some(tx)).await.unwrap();
+    let ct = rt()
+        .start(launch(&c, dir.path()), Default::default(), Some(tx))
+        .await
+        .unwrap();
     let line = line_matching(&mut rx, |l| l.starts_with("orphan ")).await;
     let orphan: i32 = line["orphan ".len()..].parse().unwrap();
     eventually("orphan reaped", || !exists(orphan)).await;
@@ -225,7 +249,10 @@ async fn output_flood_does_not_block_and_rotates() {
         "flood",
         &format!("yes {line100} | head -c 50000000; echo end"),
     );
-    let ct = rt().start(launch(&c, dir.path()), Some(tx)).await.unwrap();
+    let ct = rt()
+        .start(launch(&c, dir.path()), Default::default(), Some(tx))
+        .await
+        .unwrap();
     let exit = tokio::time::timeout(Duration::from_secs(60), ct.wait())
         .await
         .expect("flood finished");
@@ -248,7 +275,10 @@ async fn output_flood_does_not_block_and_rotates() {
 async fn long_line_is_split_into_partial_records() {
     let dir = tempfile::tempdir().unwrap();
     let c = sh("app", "head -c 40000 /dev/zero | tr '\\0' a; echo");
-    let ct = rt().start(launch(&c, dir.path()), None).await.unwrap();
+    let ct = rt()
+        .start(launch(&c, dir.path()), Default::default(), None)
+        .await
+        .unwrap();
     assert_eq!(ct.wait().await.exit_code, 0);
     let recs = records(ct.log_path());
     let tags: Vec<&str> = recs.iter().map(|r| r.1.as_str()).collect();
@@ -264,13 +294,19 @@ async fn termination_message_file_and_fallback() {
         "app",
         "printf 'goodbye' > \"$SKIFF_TERMINATION_LOG\"; exit 1",
     );
-    let ct = rt().start(launch(&c, dir.path()), None).await.unwrap();
+    let ct = rt()
+        .start(launch(&c, dir.path()), Default::default(), None)
+        .await
+        .unwrap();
     let exit = ct.wait().await;
     assert_eq!((exit.exit_code, exit.message.as_str()), (1, "goodbye"));
 
     let mut c = sh("app", "echo one; echo two >&2; exit 2");
     c.termination_message_policy = Some("FallbackToLogsOnError".into());
-    let ct = rt().start(launch(&c, dir.path()), None).await.unwrap();
+    let ct = rt()
+        .start(launch(&c, dir.path()), Default::default(), None)
+        .await
+        .unwrap();
     let exit = ct.wait().await;
     assert_eq!(exit.exit_code, 2);
     assert!(
@@ -283,7 +319,10 @@ async fn termination_message_file_and_fallback() {
     let path = dir.path().join("custom-msg");
     let mut c = sh("app", &format!("echo custom > {}", path.display()));
     c.termination_message_path = Some(path.display().to_string());
-    let ct = rt().start(launch(&c, dir.path()), None).await.unwrap();
+    let ct = rt()
+        .start(launch(&c, dir.path()), Default::default(), None)
+        .await
+        .unwrap();
     assert_eq!(ct.wait().await.message, "custom\n");
 }
 
@@ -296,7 +335,7 @@ async fn tree_is_stopped_with(runtime: HostRuntime) {
         "setsid sh -c 'sleep 1000 & sleep 1000' & sleep 1000 & echo \"pids $! \"; trap '' TERM; echo ready; wait",
     );
     let ct = runtime
-        .start(launch(&c, dir.path()), Some(tx))
+        .start(launch(&c, dir.path()), Default::default(), Some(tx))
         .await
         .unwrap();
     line_matching(&mut rx, |l| l == "ready").await;
@@ -344,7 +383,11 @@ async fn tracking_cgroup_is_created_and_removed() {
     let runtime = HostRuntime::with_tracker(Arc::new(tracker)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ct = runtime
-        .start(launch(&sh("app", "exec sleep 1000"), dir.path()), None)
+        .start(
+            launch(&sh("app", "exec sleep 1000"), dir.path()),
+            Default::default(),
+            None,
+        )
         .await
         .unwrap();
     let cg = base.join(ct.id());

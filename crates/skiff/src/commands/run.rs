@@ -10,7 +10,9 @@ use anyhow::Context;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time as MetaTime;
 use skiff_engine::{EngineConfig, Event, EventType, Time};
+use skiff_model::manifest::Object;
 use skiff_node::logs::{LogLine, Stream};
+use skiff_node::sandbox::PodObjects;
 use skiff_node::worker::{self, Command, Notice, WorkerConfig};
 use tokio::sync::mpsc;
 
@@ -64,8 +66,10 @@ pub fn run(args: &Args) -> u8 {
         return exit::BAD_INPUT;
     }
     admit(&mut pod);
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let pod_objects = objects_of(&objects, &namespace);
 
-    match run_admitted(pod, args) {
+    match run_admitted(pod, pod_objects, args) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -84,7 +88,30 @@ fn admit(pod: &mut Pod) {
     meta.creation_timestamp = Some(worker::now().to_meta());
 }
 
-fn run_admitted(mut pod: Pod, args: &Args) -> anyhow::Result<u8> {
+/// The ConfigMaps and Secrets of the manifest in the pod's namespace (a document without a
+/// namespace is in the pod's).
+fn objects_of(objects: &[Object], namespace: &str) -> PodObjects {
+    let mut out = PodObjects::default();
+    let in_ns = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        meta.namespace.as_deref().is_none_or(|ns| ns == namespace)
+    };
+    for obj in objects {
+        match obj {
+            Object::ConfigMap(cm) if in_ns(&cm.metadata) => {
+                out.config_maps
+                    .insert(obj.name().to_string(), cm.as_ref().clone());
+            }
+            Object::Secret(s) if in_ns(&s.metadata) => {
+                out.secrets
+                    .insert(obj.name().to_string(), s.as_ref().clone());
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn run_admitted(mut pod: Pod, objects: PodObjects, args: &Args) -> anyhow::Result<u8> {
     // The data dir outlives the runtime so that cleanup happens after every process is gone.
     let temp;
     let data_dir = match &args.data_dir {
@@ -106,7 +133,7 @@ fn run_admitted(mut pod: Pod, args: &Args) -> anyhow::Result<u8> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let (status, timed_out) = rt.block_on(drive(pod.clone(), data_dir, args.timeout))?;
+    let (status, timed_out) = rt.block_on(drive(pod.clone(), objects, data_dir, args.timeout))?;
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
 
     let mut status = status;
@@ -136,6 +163,7 @@ fn run_admitted(mut pod: Pod, args: &Args) -> anyhow::Result<u8> {
 
 async fn drive(
     pod: Pod,
+    objects: PodObjects,
     data_dir: PathBuf,
     timeout: Option<u64>,
 ) -> anyhow::Result<(k8s_openapi::api::core::v1::PodStatus, bool)> {
@@ -146,6 +174,7 @@ async fn drive(
     let cfg = WorkerConfig {
         data_dir,
         engine: EngineConfig::default(),
+        objects,
     };
     let mut worker = tokio::spawn(worker::run_pod(pod, cfg, cmd_rx, notice_tx));
 

@@ -1,0 +1,117 @@
+//! What a container process is put into between fork and exec, beyond its session and stdio:
+//! the pod sandbox's namespaces, its own mount namespace with the pod's volumes, its cgroup,
+//! its oom_score_adj, and its security context (credentials, capabilities, no_new_privs,
+//! seccomp).
+//!
+//! Two halves: [`ContainerSetup`] is the plan, built in the parent from the pod sandbox and the
+//! container spec (allocations and failures allowed; failures become start errors such as
+//! `CreateContainerConfigError`). [`PreparedSetup`] is the same plan converted so that the
+//! forked child can apply it with raw system calls only — no allocation, no locks — in
+//! [`apply_in_child`], which both spawn paths (`clone3` and the `Command` pre-exec hook) call.
+//!
+//! Order in the child (each step needs the one before): join the sandbox namespaces → own mount
+//! namespace and mounts → oom_score_adj → security context, last, because dropping
+//! privileges ends the ability to do the rest.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use nix::errno::Errno;
+
+use crate::launch::StartError;
+use crate::tracker::TrackedGroup;
+
+/// A bind or filesystem mount inside the container's own mount namespace (volumes,
+/// termination-message file, /etc/hosts, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSpec {
+    /// Host path of what is mounted (a volume's directory or file, possibly a subPath of it).
+    pub source: PathBuf,
+    /// Absolute path inside the container (`volumeMounts[].mountPath`).
+    pub target: PathBuf,
+    pub read_only: bool,
+    pub propagation: Propagation,
+}
+
+/// `volumeMounts[].mountPropagation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Propagation {
+    /// `None` (the default): private.
+    #[default]
+    Private,
+    /// `HostToContainer`: rslave.
+    HostToContainer,
+    /// `Bidirectional`: rshared (privileged containers only).
+    Bidirectional,
+}
+
+/// The plan for one container process (see the module docs). Empty means "run it as a
+/// plain host process", which is what a pod without namespaces, volumes, cgroups or a
+/// security context gets.
+#[derive(Debug, Default, Clone)]
+pub struct ContainerSetup {
+    /// Mounts in the container's own mount namespace; `None` = stay in skiff's mount
+    /// namespace.
+    pub mounts: Option<Vec<MountSpec>>,
+    /// The cgroup (or other tracking group) the process is born into; `None` = the
+    /// runtime's default tracker creates one.
+    pub group: Option<Arc<dyn TrackedGroup>>,
+    /// Value for `/proc/self/oom_score_adj` (RES9), already clamped to what the host allows.
+    pub oom_score_adj: Option<i32>,
+}
+
+impl ContainerSetup {
+    /// Converts the plan into its fork-safe form.
+    pub(crate) fn prepare(&self) -> Result<PreparedSetup, StartError> {
+        Ok(PreparedSetup {
+            oom_score_adj: self.oom_score_adj.map(|v| format!("{v}").into_bytes()),
+        })
+    }
+}
+
+/// [`ContainerSetup`] in fork-safe form: every string a C string, every buffer allocated.
+#[derive(Debug, Default)]
+pub struct PreparedSetup {
+    oom_score_adj: Option<Vec<u8>>,
+}
+
+/// Applies `s` in the forked child, before `exec`. Returns the errno of the first step that
+/// failed; the caller reports it to the parent as a start error.
+///
+/// SAFETY (caller): only in the child of a fork-like clone (or a `pre_exec` hook), with `s`
+/// in memory copied from the parent. Makes raw system calls only.
+#[allow(unsafe_code)]
+pub(crate) unsafe fn apply_in_child(s: &PreparedSetup) -> Result<(), Errno> {
+    // 1. Sandbox namespaces (setns) — pod sandbox.
+    // 2. Own mount namespace and mounts — volumes.
+    // 3. oom_score_adj.
+    if let Some(v) = &s.oom_score_adj {
+        match write_proc_file(c"/proc/self/oom_score_adj", v) {
+            // Without CAP_SYS_RESOURCE a negative value is refused: take the nearest allowed
+            // one (the parent says so once).
+            Err(Errno::EACCES | Errno::EPERM) if v.first() == Some(&b'-') => {
+                write_proc_file(c"/proc/self/oom_score_adj", b"0")?
+            }
+            r => r?,
+        }
+    }
+    // 4. Security context (credentials, capabilities, no_new_privs, seccomp) — last.
+    Ok(())
+}
+
+/// `open(path, O_WRONLY|O_CLOEXEC)` + `write` + `close`, with raw system calls.
+#[allow(unsafe_code)]
+unsafe fn write_proc_file(path: &std::ffi::CStr, value: &[u8]) -> Result<(), Errno> {
+    use nix::libc;
+    let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    let n = libc::write(fd, value.as_ptr().cast(), value.len());
+    let err = Errno::last();
+    libc::close(fd);
+    if n < 0 {
+        return Err(err);
+    }
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! The pod sandbox: everything a pod's containers share and that exists from before the first
+//! container starts until after the last one stopped (SEMANTICS S1) — the pod's namespaces
+//! (network, IPC, UTS, optionally PID), its cgroup, and its volumes. The pod worker creates it
+//! when the engine asks for `CreateSandbox`, asks it for each container's [`ContainerSetup`],
+//! and destroys it at the end, however the pod ended.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+
+use crate::isolation::ContainerSetup;
+use crate::launch::{ContainerLaunch, PodIdentity, StartError};
+
+/// ConfigMaps and Secrets a pod may refer to (for `skiff run`: the documents of the same
+/// manifest), by name.
+#[derive(Debug, Clone, Default)]
+pub struct PodObjects {
+    pub config_maps: BTreeMap<String, ConfigMap>,
+    pub secrets: BTreeMap<String, Secret>,
+}
+
+/// Node-wide settings the sandbox needs.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxOptions {
+    /// skiff's data directory; the pod's files live under `pods/<ns>_<name>_<uid>/`.
+    pub data_dir: PathBuf,
+    pub objects: PodObjects,
+}
+
+/// Why a sandbox could not be made. `reason` is the event reason the kubelet uses
+/// (`FailedCreatePodSandBox`, `FailedMount`, …).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SandboxError {
+    pub reason: String,
+    pub message: String,
+}
+
+/// A pod's shared environment. Dropping it without [`PodSandbox::destroy`] leaks nothing
+/// the next start of skiff could not clean up, but `destroy` is the normal way out.
+#[derive(Debug)]
+pub struct PodSandbox {
+    identity: PodIdentity,
+    pod_dir: PathBuf,
+}
+
+impl PodSandbox {
+    /// Builds the sandbox for `pod`. On error nothing of it is left behind.
+    pub async fn create(
+        pod: &Pod,
+        identity: &PodIdentity,
+        opts: &SandboxOptions,
+    ) -> Result<PodSandbox, SandboxError> {
+        let _ = pod;
+        let pod_dir = opts.data_dir.join("pods").join(identity.dir_name());
+        std::fs::create_dir_all(&pod_dir).map_err(|e| SandboxError {
+            reason: "FailedCreatePodSandBox".into(),
+            message: format!("creating {}: {e}", pod_dir.display()),
+        })?;
+        Ok(PodSandbox {
+            identity: identity.clone(),
+            pod_dir,
+        })
+    }
+
+    /// The pod's directory under the data dir.
+    pub fn pod_dir(&self) -> &std::path::Path {
+        &self.pod_dir
+    }
+
+    pub fn identity(&self) -> &PodIdentity {
+        &self.identity
+    }
+
+    /// What one container instance is put into (namespaces, mounts, cgroup, security).
+    /// Errors are the container's start errors (`CreateContainerConfigError`, …).
+    pub fn container_setup(
+        &self,
+        container: &Container,
+        launch: &ContainerLaunch,
+    ) -> Result<ContainerSetup, StartError> {
+        let _ = (container, launch);
+        Ok(ContainerSetup::default())
+    }
+
+    /// Tears the sandbox down once every container of the pod has stopped.
+    pub async fn destroy(self) {}
+}
