@@ -40,6 +40,25 @@ fn waiting(reason: &str, message: Option<String>) -> ContainerState {
     }
 }
 
+/// `containers with unknown status: [a b], containers with <what> status: [c]` (generate.go),
+/// or `None` when both lists are empty.
+fn status_lists_message(unknown: &[String], what: &str, others: &[String]) -> Option<String> {
+    let mut msgs = Vec::new();
+    if !unknown.is_empty() {
+        msgs.push(format!(
+            "containers with unknown status: {}",
+            go_list(unknown)
+        ));
+    }
+    if !others.is_empty() {
+        msgs.push(format!(
+            "containers with {what} status: {}",
+            go_list(others)
+        ));
+    }
+    (!msgs.is_empty()).then(|| msgs.join(", "))
+}
+
 fn go_list(names: &[String]) -> String {
     format!("[{}]", names.join(" "))
 }
@@ -273,28 +292,14 @@ impl PodEngine {
             } else if apps.iter().any(|s| is_running(s) || term_of(s).is_some()) {
                 cond("Initialized", true, None, None)
             } else {
-                let mut msgs = Vec::new();
-                if !unknown.is_empty() {
-                    msgs.push(format!(
-                        "containers with unknown status: {}",
-                        go_list(&unknown)
-                    ));
-                }
-                if !incomplete.is_empty() {
-                    msgs.push(format!(
-                        "containers with incomplete status: {}",
-                        go_list(&incomplete)
-                    ));
-                }
-                if msgs.is_empty() {
-                    cond("Initialized", true, None, None)
-                } else {
-                    cond(
+                match status_lists_message(&unknown, "incomplete", &incomplete) {
+                    None => cond("Initialized", true, None, None),
+                    Some(msg) => cond(
                         "Initialized",
                         false,
                         Some("ContainersNotInitialized"),
-                        Some(msgs.join(", ")),
-                    )
+                        Some(msg),
+                    ),
                 }
             }
         };
@@ -325,28 +330,14 @@ impl PodEngine {
             } else if phase == "Failed" {
                 cond("ContainersReady", false, Some("PodFailed"), None)
             } else {
-                let mut msgs = Vec::new();
-                if !unknown.is_empty() {
-                    msgs.push(format!(
-                        "containers with unknown status: {}",
-                        go_list(&unknown)
-                    ));
-                }
-                if !unready.is_empty() {
-                    msgs.push(format!(
-                        "containers with unready status: {}",
-                        go_list(&unready)
-                    ));
-                }
-                if msgs.is_empty() {
-                    cond("ContainersReady", true, None, None)
-                } else {
-                    cond(
+                match status_lists_message(&unknown, "unready", &unready) {
+                    None => cond("ContainersReady", true, None, None),
+                    Some(msg) => cond(
                         "ContainersReady",
                         false,
                         Some("ContainersNotReady"),
-                        Some(msgs.join(", ")),
-                    )
+                        Some(msg),
+                    ),
                 }
             }
         };
