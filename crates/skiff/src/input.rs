@@ -6,6 +6,24 @@ use std::io::Read;
 use k8s_openapi::api::core::v1::Pod;
 use skiff_model::manifest::{self, Object};
 
+/// The `-f` files of a command.
+#[derive(clap::Args, Debug)]
+pub struct Manifests {
+    /// Manifest file (YAML or JSON, multi-document); `-` reads stdin. Repeatable.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<String>,
+}
+
+impl Manifests {
+    /// Every object of the files and the prepared pods among them, or `None` after printing
+    /// every problem.
+    pub fn load_and_prepare(&self) -> Option<(Vec<Object>, Vec<Pod>)> {
+        let objects = load_all(&self.files)?;
+        let pods = prepare_pods(&objects)?;
+        Some((objects, pods))
+    }
+}
+
 /// The objects of all given files, or `None` after printing every load error.
 pub fn load_all(files: &[String]) -> Option<Vec<Object>> {
     let mut objects = Vec::new();

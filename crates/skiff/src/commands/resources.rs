@@ -19,19 +19,15 @@ pub enum Format {
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Manifest file (YAML or JSON, multi-document); `-` reads stdin. Repeatable.
-    #[arg(short = 'f', long = "filename", required = true)]
-    files: Vec<String>,
+    #[command(flatten)]
+    manifests: input::Manifests,
     /// Output format; the default is a table. `wide` adds the pod cgroup values.
     #[arg(short = 'o', long = "output", value_enum)]
     output: Option<Format>,
 }
 
 pub fn run(args: &Args) -> u8 {
-    let Some(objects) = input::load_all(&args.files) else {
-        return exit::BAD_INPUT;
-    };
-    let Some(pods) = input::prepare_pods(&objects) else {
+    let Some((_, pods)) = args.manifests.load_and_prepare() else {
         return exit::BAD_INPUT;
     };
     if pods.is_empty() {
