@@ -3,6 +3,7 @@
 //! exactly as the Kubernetes API server would, and their resources reduced to the numbers the
 //! kubelet uses (effective requests and limits, QoS class, oom_score_adj, cgroup values).
 
+pub mod admission;
 pub mod defaults;
 pub mod field;
 pub mod manifest;
