@@ -2,11 +2,14 @@
 //! computeInitContainerActions, the probe workers, the crash-loop back-off and killContainer with
 //! termination ordering, all driven by explicit inputs and explicit time.
 
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
 
 use crate::spec::{ContainerKind, CtrSpec, PodInfo, ProbeKind, RestartPolicy};
 use crate::time::{go_duration, Time};
-use crate::{Action, EngineConfig, EngineError, Event, EventType, Input, InstanceId, Signal};
+use crate::update::validate_update;
+use crate::{
+    Action, EngineConfig, EngineError, Event, EventType, Input, InstanceId, ObservedState, Signal,
+};
 
 /// Minimum stop window (kuberuntime_container.go minimumGracePeriodInSeconds).
 const MIN_GRACE_S: i64 = 2;
@@ -26,14 +29,27 @@ pub(crate) struct Exit {
 pub(crate) struct Inst {
     pub id: InstanceId,
     pub sandbox: u32,
-    /// None for a record that never ran (StartError).
+    /// None for a record that never ran (StartError, Created).
     pub started_at: Option<Time>,
     pub exit: Option<Exit>,
+    /// The image the record was created from: the container hash's input (S10, R4).
+    pub image: String,
+    /// Created / Unknown as observed by the worker (R3); None = running or exited per `exit`.
+    pub observed: Option<ObservedState>,
 }
 
 impl Inst {
     pub fn running(&self) -> bool {
-        self.exit.is_none()
+        self.exit.is_none() && self.observed.is_none()
+    }
+
+    /// The runtime lost track of it: it may still run, so it is killed before a restart.
+    pub fn unknown(&self) -> bool {
+        self.exit.is_none() && self.observed == Some(ObservedState::Unknown)
+    }
+
+    pub fn created(&self) -> bool {
+        self.exit.is_none() && self.observed == Some(ObservedState::Created)
     }
 }
 
@@ -49,6 +65,9 @@ struct PendingStart {
     phase: StartPhase,
     post_start: bool,
 }
+
+/// Why `sync` wants a single container killed.
+type KillReq = (usize, String, KillCause, bool);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum KillPhase {
@@ -137,10 +156,14 @@ pub(crate) struct Ctr {
     /// Number of runtime records ever created (restartCount of the next one).
     records: i32,
     start: Option<PendingStart>,
+    /// The image the pending start was asked for (the spec may change before it is reported).
+    start_image: String,
     kill: Option<Kill>,
     /// kubelet reasonCache: the last start failure (reason, message).
     pub reason_cache: Option<(String, String)>,
-    backoff: Option<BackoffEntry>,
+    /// Back-off entries keyed by image: the kubelet's key is GetStableKey = pod + container name
+    /// + HashContainer(name, image), so a new image starts from a fresh entry (R4, S10).
+    backoff: Vec<(String, BackoffEntry)>,
     /// While in CrashLoopBackOff: when the back-off expires.
     backoff_until: Option<Time>,
     retry_at: Option<Time>,
@@ -151,6 +174,24 @@ pub(crate) struct Ctr {
 }
 
 impl Ctr {
+    fn new(spec: &CtrSpec, now: Time) -> Self {
+        Ctr {
+            instances: Vec::new(),
+            records: 0,
+            start: None,
+            start_image: String::new(),
+            kill: None,
+            reason_cache: None,
+            backoff: Vec::new(),
+            backoff_until: None,
+            retry_at: None,
+            force_restart: None,
+            // Workers are created at pod admission (prober_manager.go AddPod); their tickers
+            // start now, not when the container starts (P3).
+            workers: ProbeKind::ALL.map(|k| spec.probe(k).map(|p| Worker::new(p.period_ms, now))),
+        }
+    }
+
     pub fn current(&self) -> Option<&Inst> {
         self.instances.last()
     }
@@ -177,6 +218,11 @@ impl Ctr {
         self.running().is_some() || self.start.is_some()
     }
 
+    /// What a single-container kill can target: a running record or one in Unknown state.
+    fn killable(&self) -> Option<&Inst> {
+        self.current().filter(|i| i.running() || i.unknown())
+    }
+
     fn worker(&self, kind: ProbeKind) -> Option<&Worker> {
         self.workers[kind.index()].as_ref()
     }
@@ -198,7 +244,18 @@ enum Sandbox {
     None,
     Creating,
     Ready,
+    /// Reported lost/changed (S9) and not yet stopped.
+    Lost,
     Stopped,
+}
+
+/// S9 progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Recreate {
+    /// Reported; computePodActions has not looked at it yet.
+    Due,
+    /// The old sandbox's containers are being killed; then StopSandbox, purge, CreateSandbox.
+    Killing,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,6 +268,8 @@ pub(crate) enum TermCause {
     Completed,
     /// A regular init container failed under `Never` (S7).
     InitFailed,
+    /// The sandbox was lost and must not be re-created (S9).
+    SandboxLost,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -227,12 +286,18 @@ enum KillCause {
     Liveness,
     Startup,
     PostStart,
+    /// R3: runtime state Unknown (kubelet reasonUnknown).
+    Unknown,
+    /// S10: hashed fields changed (kubelet passes no reason).
+    SpecChanged,
 }
 
 /// The lifecycle core for one pod.
 #[derive(Clone, Debug)]
 pub struct PodEngine {
     pub(crate) pod: PodInfo,
+    /// The spec as last accepted (for update validation).
+    api_spec: PodSpec,
     cfg: EngineConfig,
     pub(crate) ctrs: Vec<Ctr>,
     next_id: u64,
@@ -240,6 +305,8 @@ pub struct PodEngine {
     pub(crate) sandbox_seq: u32,
     /// The pod initialized in the current sandbox (latched; see k8s PR #136969).
     initialized: bool,
+    /// S9: the sandbox was lost; kill everything, then re-create it.
+    recreate: Option<Recreate>,
     pub(crate) start_time: Time,
     term: Option<Termination>,
     /// A deletion-like stop was requested (the pod has a deletionTimestamp).
@@ -257,33 +324,18 @@ impl PodEngine {
     /// Builds the engine for a defaulted and validated pod admitted at `now` (status.startTime).
     pub fn new(pod: &Pod, cfg: EngineConfig, now: Time) -> Result<Self, EngineError> {
         let info = PodInfo::from_pod(pod)?;
-        let ctrs = info
-            .containers
-            .iter()
-            .map(|c| Ctr {
-                instances: Vec::new(),
-                records: 0,
-                start: None,
-                kill: None,
-                reason_cache: None,
-                backoff: None,
-                backoff_until: None,
-                retry_at: None,
-                force_restart: None,
-                // Workers are created at pod admission (prober_manager.go AddPod); their tickers
-                // start now, not when the container starts (P3).
-                workers: ProbeKind::ALL.map(|k| c.probe(k).map(|p| Worker::new(p.period_ms, now))),
-            })
-            .collect();
+        let ctrs = info.containers.iter().map(|c| Ctr::new(c, now)).collect();
         let first = cfg.first_instance_id;
         let mut engine = PodEngine {
             pod: info,
+            api_spec: pod.spec.clone().unwrap_or_default(),
             cfg,
             ctrs,
             next_id: first,
             sandbox: Sandbox::None,
             sandbox_seq: 0,
             initialized: false,
+            recreate: None,
             start_time: now,
             term: None,
             deleted: false,
@@ -305,6 +357,36 @@ impl PodEngine {
     /// True while the pod is being torn down (deletion, deadline, completion).
     pub fn is_terminating(&self) -> bool {
         self.term.is_some()
+    }
+
+    /// Applies an update of the pod (S10, S12, T10), accepting only what the API server accepts
+    /// on a running pod: container and init container images, activeDeadlineSeconds set or
+    /// lowered, tolerations added, ephemeral containers added. Anything else is an error and
+    /// changes nothing. Effects happen at the next [`plan`](Self::plan): a running app container
+    /// or started sidecar whose image changed is killed and restarted (SyncPod's
+    /// containerChanged), new ephemeral containers are started, a lowered deadline may expire.
+    pub fn update_spec(&mut self, pod: &Pod, now: Time) -> Result<(), EngineError> {
+        let new = pod.spec.as_ref().ok_or(EngineError::MissingSpec)?;
+        validate_update(&self.api_spec, new)?;
+        self.api_spec = new.clone();
+        if self.final_status.is_some() {
+            return Ok(());
+        }
+        let n_main = self.pod.n_main;
+        let new_main = new.init_containers.iter().flatten().chain(&new.containers);
+        for (spec, c) in self.pod.containers[..n_main].iter_mut().zip(new_main) {
+            spec.image = c.image.clone().unwrap_or_default();
+        }
+        self.pod.active_deadline_s = new.active_deadline_seconds;
+        for e in new.ephemeral_containers.iter().flatten() {
+            if self.idx(&e.name).is_none() {
+                let spec = CtrSpec::from_ephemeral(e);
+                self.ctrs.push(Ctr::new(&spec, now));
+                self.pod.containers.push(spec);
+            }
+        }
+        self.observe(now);
+        Ok(())
     }
 
     /// The container names, init containers first, in spec order.
@@ -342,6 +424,17 @@ impl PodEngine {
                 }
             }
             Input::StopRequested { grace } => self.stop_requested(grace, now),
+            Input::SandboxLost => self.sandbox_lost(),
+            Input::ContainerObserved {
+                name,
+                instance,
+                state,
+                attempt,
+            } => {
+                if let Some(i) = self.idx(&name) {
+                    self.container_observed(i, instance, state, attempt, now);
+                }
+            }
             Input::ContainerStarted { name, instance, at } => {
                 if let Some(i) = self.idx(&name) {
                     self.container_started(i, instance, at);
@@ -407,6 +500,65 @@ impl PodEngine {
         self.begin_termination(TermCause::Stop, Some(g), now);
     }
 
+    /// S9 (kuberuntime_manager.go computePodActions, `createPodSandbox`): the decision is taken
+    /// at the next sync; here the sandbox only stops counting as ready (PodReadyToStartContainers
+    /// turns False). A sandbox still being created, or one being torn down anyway, is left alone.
+    fn sandbox_lost(&mut self) {
+        if self.term.is_none() && self.sandbox == Sandbox::Ready {
+            self.sandbox = Sandbox::Lost;
+            self.recreate = Some(Recreate::Due);
+        }
+    }
+
+    /// R3: a record in Created or Unknown state. A known instance changes state (unless it has
+    /// already exited); an unknown one is adopted. A Created report for the start in flight means
+    /// the runtime created but could not start it: the sync ends in error and the pod worker
+    /// re-queues (error back-off), as for a start failure without a record.
+    fn container_observed(
+        &mut self,
+        i: usize,
+        instance: InstanceId,
+        state: ObservedState,
+        attempt: Option<i32>,
+        now: Time,
+    ) {
+        if let Some(inst) = self.ctrs[i].instances.iter_mut().find(|x| x.id == instance) {
+            if inst.exit.is_none() {
+                inst.observed = Some(state);
+            }
+            return;
+        }
+        let pending = self.ctrs[i].start.is_some_and(|p| p.instance == instance);
+        let image = if pending {
+            self.ctrs[i].start_image.clone()
+        } else {
+            self.pod.containers[i].image.clone()
+        };
+        self.push_instance(
+            i,
+            Inst {
+                id: instance,
+                sandbox: 0,
+                started_at: None,
+                exit: None,
+                image,
+                observed: Some(state),
+            },
+        );
+        let c = &mut self.ctrs[i];
+        if let Some(a) = attempt {
+            // restartCount comes from the record's annotation (startContainer).
+            c.records = c.records.max(a.saturating_add(1));
+        }
+        if pending {
+            c.start = None;
+            c.retry_at = Some(now.add_millis(self.cfg.error_requeue_ms));
+        }
+        if instance.0 >= self.next_id {
+            self.next_id = instance.0.saturating_add(1);
+        }
+    }
+
     fn push_instance(&mut self, i: usize, inst: Inst) {
         let seq = self.sandbox_seq;
         let c = &mut self.ctrs[i];
@@ -421,14 +573,17 @@ impl PodEngine {
     }
 
     fn container_started(&mut self, i: usize, instance: InstanceId, at: Time) {
-        let known = self.ctrs[i].instances.iter().any(|x| x.id == instance);
-        if known {
+        if let Some(inst) = self.ctrs[i].instances.iter_mut().find(|x| x.id == instance) {
+            // A record seen in Created/Unknown state turned out to run after all.
+            if inst.exit.is_none() {
+                inst.observed = None;
+            }
             return;
         }
-        let post_start = match self.ctrs[i].start {
-            Some(p) if p.instance == instance => p.post_start,
+        let (post_start, image) = match self.ctrs[i].start {
+            Some(p) if p.instance == instance => (p.post_start, self.ctrs[i].start_image.clone()),
             // An instance we did not ask for: adopt it (a re-adopted runtime record).
-            _ => false,
+            _ => (false, self.pod.containers[i].image.clone()),
         };
         self.push_instance(
             i,
@@ -437,6 +592,8 @@ impl PodEngine {
                 sandbox: 0,
                 started_at: Some(at),
                 exit: None,
+                image,
+                observed: None,
             },
         );
         let name = self.pod.containers[i].name.clone();
@@ -497,6 +654,7 @@ impl PodEngine {
         self.ctrs[i].start = None;
         if let Some(code) = exit_code {
             // The runtime kept a record: `terminated{reason: StartError, exitCode: 128}` (ST4).
+            let image = self.ctrs[i].start_image.clone();
             self.push_instance(
                 i,
                 Inst {
@@ -509,6 +667,8 @@ impl PodEngine {
                         message: Some(message.clone()),
                         at: now,
                     }),
+                    image,
+                    observed: None,
                 },
             );
             self.event(
@@ -591,6 +751,7 @@ impl PodEngine {
             message,
             at,
         });
+        inst.observed = None;
         if c.kill.is_some_and(|k| k.instance == instance) {
             c.kill = None;
         }
@@ -771,15 +932,6 @@ impl PodEngine {
     /// blocks on each start (postStart included) and each kill, so the engine issues nothing new
     /// while one is in flight and recomputes when it finishes.
     fn sync(&mut self, now: Time) {
-        match self.sandbox {
-            Sandbox::None => {
-                self.pending.push(Action::CreateSandbox);
-                self.sandbox = Sandbox::Creating;
-                return;
-            }
-            Sandbox::Creating | Sandbox::Stopped => return,
-            Sandbox::Ready => {}
-        }
         if self
             .ctrs
             .iter()
@@ -787,11 +939,24 @@ impl PodEngine {
         {
             return;
         }
-        let mut kills: Vec<(usize, String, KillCause, bool)> = Vec::new();
+        if let Some(stage) = self.recreate {
+            self.sync_sandbox_changed(stage, now);
+            return;
+        }
+        match self.sandbox {
+            Sandbox::None => {
+                self.pending.push(Action::CreateSandbox);
+                self.sandbox = Sandbox::Creating;
+                return;
+            }
+            Sandbox::Creating | Sandbox::Stopped | Sandbox::Lost => return,
+            Sandbox::Ready => {}
+        }
+        let mut kills: Vec<KillReq> = Vec::new();
         let mut starts: Vec<usize> = Vec::new();
         let (initialized, kill_pod) = self.compute_init_actions(&mut kills, &mut starts);
         if kill_pod {
-            // S7: regular init failed under Never.
+            // S7: regular init failed (or is Unknown) under Never.
             self.begin_termination(TermCause::InitFailed, None, now);
             self.sync_terminating(now);
             return;
@@ -801,30 +966,50 @@ impl PodEngine {
             let mut keep = 0usize;
             let mut app_starts = Vec::new();
             let restart_on_kill = self.pod.restart_policy != RestartPolicy::Never;
-            for i in self.pod.n_init..self.pod.containers.len() {
+            for i in self.pod.apps() {
                 let c = &self.ctrs[i];
-                let name = &self.pod.containers[i].name;
-                if c.running().is_none() {
+                let spec = &self.pod.containers[i];
+                let name = &spec.name;
+                let Some(cur) = c.running() else {
                     if c.force_restart.is_some() || self.should_restart(i) {
+                        // R3: an Unknown record may still run; kill it before the restart.
+                        if c.current().is_some_and(Inst::unknown) {
+                            kills.push((
+                                i,
+                                "Container is in \"unknown\" state, try killing it before restart"
+                                    .into(),
+                                KillCause::Unknown,
+                                true,
+                            ));
+                        }
                         app_starts.push(i);
                     }
                     continue;
-                }
-                let (msg, cause) = if c.probe_result(ProbeKind::Liveness) == Some(false) {
+                };
+                let (msg, cause, restart) = if cur.image != spec.image {
+                    // S10 (containerChanged): restart regardless of the restart policy.
+                    (
+                        format!("Container {name} definition changed"),
+                        KillCause::SpecChanged,
+                        true,
+                    )
+                } else if c.probe_result(ProbeKind::Liveness) == Some(false) {
                     (
                         format!("Container {name} failed liveness probe"),
                         KillCause::Liveness,
+                        restart_on_kill,
                     )
                 } else if c.probe_result(ProbeKind::Startup) == Some(false) {
                     (
                         format!("Container {name} failed startup probe"),
                         KillCause::Startup,
+                        restart_on_kill,
                     )
                 } else {
                     keep += 1;
                     continue;
                 };
-                if restart_on_kill {
+                if restart {
                     kills.push((i, format!("{msg}, will be restarted"), cause, true));
                     app_starts.push(i);
                 } else {
@@ -833,6 +1018,7 @@ impl PodEngine {
             }
             if keep == 0 && app_starts.is_empty() {
                 // T6 / P6 exception: nothing left to run — kill the pod (generic message, TGPS).
+                // Ephemeral containers never count (keepCount covers spec.containers only).
                 self.begin_termination(TermCause::Completed, None, now);
                 self.sync_terminating(now);
                 return;
@@ -841,7 +1027,7 @@ impl PodEngine {
         }
         let mut killed_any = false;
         for (i, msg, cause, restart) in kills {
-            let Some(inst) = self.ctrs[i].running().map(|x| x.id) else {
+            let Some(inst) = self.ctrs[i].killable().map(|x| x.id) else {
                 continue;
             };
             let grace = self.single_kill_grace(i, cause);
@@ -854,8 +1040,12 @@ impl PodEngine {
         if killed_any {
             return;
         }
+        // S12 (SyncPod step 5): ephemeral containers start before init containers, whether or not
+        // initialization is done, and only if they have no record at all (never restarted).
+        let ephemeral = (self.pod.n_main..self.pod.containers.len())
+            .filter(|&i| self.ctrs[i].current().is_none());
         let mut seen = Vec::new();
-        for i in starts {
+        for i in ephemeral.collect::<Vec<_>>().into_iter().chain(starts) {
             if seen.contains(&i) || self.ctrs[i].running().is_some() {
                 continue;
             }
@@ -872,6 +1062,75 @@ impl PodEngine {
         }
     }
 
+    /// S9: computePodActions with `createPodSandbox` set, then SyncPod's KillPod, purge of the
+    /// init containers and CreateSandbox. Runs once no start or kill is in flight.
+    fn sync_sandbox_changed(&mut self, stage: Recreate, now: Time) {
+        if stage == Recreate::Due {
+            let policy = self.pod.restart_policy;
+            let any_record = self.ctrs.iter().any(|c| !c.instances.is_empty());
+            if policy == RestartPolicy::Never && any_record {
+                // Should not restart the pod: no new sandbox, just kill it.
+                self.recreate = None;
+                self.begin_termination(TermCause::SandboxLost, None, now);
+                self.sync_terminating(now);
+                return;
+            }
+            // OnFailure: app containers that already succeeded are not started again.
+            let to_start = self.pod.apps().filter(|&i| {
+                let succeeded = self.ctrs[i]
+                    .current()
+                    .and_then(|x| x.exit.as_ref())
+                    .is_some_and(|e| e.code == 0);
+                !(policy == RestartPolicy::OnFailure && succeeded)
+            });
+            // hasAnyRegularContainerCreated: a Created, running or exited app record.
+            let initialized = self.pod.apps().any(|i| {
+                self.ctrs[i]
+                    .current()
+                    .is_some_and(|x| x.exit.is_some() || x.running() || x.created())
+            });
+            if to_start.count() == 0 && initialized {
+                self.recreate = None;
+                self.begin_termination(TermCause::SandboxLost, None, now);
+                self.sync_terminating(now);
+                return;
+            }
+            self.event(
+                EventType::Normal,
+                "SandboxChanged",
+                "Pod sandbox changed, it will be killed and re-created.".into(),
+                None,
+            );
+            // killPodWithSyncResult(nil): every running container, ordered when there are
+            // sidecars, grace TGPS, generic message.
+            let ordered = self.pod.has_sidecars();
+            for i in 0..self.ctrs.len() {
+                self.cancel_post_start(i);
+                if self.ctrs[i].running().is_some() && self.ctrs[i].kill.is_none() {
+                    self.begin_kill(i, self.pod.tgps, ordered, None, now);
+                }
+            }
+            self.recreate = Some(Recreate::Killing);
+            self.advance_kills(now);
+            if self.ctrs.iter().any(|c| c.kill.is_some()) {
+                return;
+            }
+        }
+        // Everything is stopped: stop the old sandbox, purge the init containers (a new sandbox
+        // generation makes every old init record invisible to decisions and back-off) and create
+        // the new sandbox.
+        self.pending.push(Action::StopSandbox);
+        self.recreate = None;
+        self.sandbox_seq = self.sandbox_seq.saturating_add(1);
+        self.initialized = false;
+        for c in &mut self.ctrs {
+            c.force_restart = None;
+            c.backoff_until = None;
+        }
+        self.pending.push(Action::CreateSandbox);
+        self.sandbox = Sandbox::Creating;
+    }
+
     /// T1 for a single-container kill: deletion grace (not reachable here) → probe grace for
     /// liveness/startup kills → TGPS (kuberuntime_container.go setTerminationGracePeriod).
     fn single_kill_grace(&self, i: usize, cause: KillCause) -> i64 {
@@ -879,7 +1138,7 @@ impl PodEngine {
         let probe = match cause {
             KillCause::Liveness => spec.probe(ProbeKind::Liveness),
             KillCause::Startup => spec.probe(ProbeKind::Startup),
-            KillCause::PostStart => None,
+            KillCause::PostStart | KillCause::Unknown | KillCause::SpecChanged => None,
         };
         probe
             .and_then(|p| p.termination_grace_s)
@@ -889,7 +1148,7 @@ impl PodEngine {
     /// kuberuntime_container.go computeInitContainerActions. Returns (pod initialized, kill pod).
     fn compute_init_actions(
         &self,
-        kills: &mut Vec<(usize, String, KillCause, bool)>,
+        kills: &mut Vec<KillReq>,
         starts: &mut Vec<usize>,
     ) -> (bool, bool) {
         let n = self.pod.n_init;
@@ -900,9 +1159,10 @@ impl PodEngine {
         // count too (the k8s PR #136969 fix), and the result is latched per sandbox.
         let seq = self.sandbox_seq;
         let mut initialized = self.initialized
-            || self.ctrs[n..]
-                .iter()
-                .any(|c| c.current().is_some_and(|x| x.sandbox == seq));
+            || self
+                .pod
+                .apps()
+                .any(|i| self.ctrs[i].current().is_some_and(|x| x.sandbox == seq));
         let mut prev_initialized = initialized;
         let mut to_start = Vec::new();
         for i in (0..n).rev() {
@@ -917,7 +1177,22 @@ impl PodEngine {
             if prev_initialized && spec.kind == ContainerKind::RegularInit {
                 continue;
             }
-            if cur.running() {
+            let unknown_msg = || {
+                "Init container is in \"unknown\" state, try killing it before restart".to_string()
+            };
+            if cur.created() {
+                // R3: created but never started (the runtime likely failed to start it).
+                to_start.push(i);
+            } else if cur.unknown() {
+                // R3/S7: kill it first, then restart — a regular init under Never kills the pod.
+                if spec.kind == ContainerKind::RegularInit
+                    && self.pod.restart_policy == RestartPolicy::Never
+                {
+                    return (false, true);
+                }
+                kills.push((i, unknown_msg(), KillCause::Unknown, true));
+                to_start.push(i);
+            } else if cur.running() {
                 if spec.kind == ContainerKind::Sidecar {
                     let startup = if spec.probe(ProbeKind::Startup).is_some() {
                         c.probe_result(ProbeKind::Startup)
@@ -942,7 +1217,17 @@ impl PodEngine {
                             } else if !prev_initialized {
                                 to_start.push(i + 1);
                             }
-                            if c.probe_result(ProbeKind::Liveness) == Some(false) {
+                            if cur.image != spec.image {
+                                // S10: a started sidecar whose definition changed is restarted
+                                // (the kubelet's message has no ", will be restarted").
+                                kills.push((
+                                    i,
+                                    format!("Init container {} definition changed", spec.name),
+                                    KillCause::SpecChanged,
+                                    true,
+                                ));
+                                to_start.push(i);
+                            } else if c.probe_result(ProbeKind::Liveness) == Some(false) {
                                 kills.push((
                                     i,
                                     format!("Init container {} failed liveness probe", spec.name),
@@ -954,8 +1239,10 @@ impl PodEngine {
                         }
                     }
                 }
-            } else if spec.kind == ContainerKind::Sidecar {
-                // S6: a sidecar is restarted after any exit.
+            } else if spec.kind == ContainerKind::Sidecar || c.force_restart == Some(cur.id) {
+                // S6: a sidecar is restarted after any exit. A regular init container killed for
+                // a restart (R3) is restarted whatever its exit code: the kubelet starts it in
+                // the same sync as the kill.
                 to_start.push(i);
             } else if cur.exit.as_ref().is_some_and(|e| e.code != 0) {
                 if self.pod.restart_policy == RestartPolicy::Never {
@@ -984,6 +1271,14 @@ impl PodEngine {
         }
         let c = &self.ctrs[i];
         let Some(cur) = c.current() else { return true };
+        if self.pod.containers[i].kind == ContainerKind::Ephemeral {
+            // S12: started only while it has no record at all.
+            return false;
+        }
+        if cur.observed.is_some() && cur.exit.is_none() {
+            // R3: Created or Unknown is always restarted, whatever the restart policy.
+            return self.term.is_none();
+        }
         let Some(exit) = &cur.exit else { return false };
         if self.pod.containers[i].kind == ContainerKind::Sidecar {
             return self.term.is_none();
@@ -1003,6 +1298,11 @@ impl PodEngine {
         }
         let cfg = &self.cfg;
         let fmt_pod = self.pod.format_pod();
+        let seq = self.sandbox_seq;
+        let spec = &self.pod.containers[i];
+        let image = spec.image.clone();
+        // Init container records of an earlier sandbox were purged (S9).
+        let purged = spec.kind.is_init();
         let c = &mut self.ctrs[i];
         let skip = c.force_restart;
         // The newest exited record, ignoring the instance killed in "the same sync" (R9).
@@ -1010,11 +1310,13 @@ impl PodEngine {
             .instances
             .iter()
             .rev()
-            .filter(|x| Some(x.id) != skip)
+            .filter(|x| Some(x.id) != skip && !(purged && x.sandbox != seq))
             .find_map(|x| x.exit.as_ref().map(|e| e.at));
         if let Some(ts) = last_exit {
-            let live_entry = c
-                .backoff
+            // R4: the key includes hash(name, image); a changed image has its own entry.
+            let slot = c.backoff.iter().position(|(k, _)| *k == image);
+            let live_entry = slot
+                .map(|k| c.backoff[k].1)
                 .filter(|e| ts.millis_since(e.last_update) <= cfg.backoff_reset_ms);
             if let Some(e) = live_entry {
                 if now.millis_since(ts) < e.dur_ms {
@@ -1039,7 +1341,7 @@ impl PodEngine {
                 }
             }
             // flowcontrol.Backoff.Next
-            c.backoff = Some(match live_entry {
+            let next = match live_entry {
                 Some(e) => BackoffEntry {
                     dur_ms: (e.dur_ms.saturating_mul(2)).min(cfg.backoff_max_ms),
                     last_update: now,
@@ -1048,7 +1350,11 @@ impl PodEngine {
                     dur_ms: cfg.backoff_initial_ms,
                     last_update: now,
                 },
-            });
+            };
+            match slot {
+                Some(k) => c.backoff[k].1 = next,
+                None => c.backoff.push((image.clone(), next)),
+            }
         }
         c.backoff_until = None;
         c.force_restart = None;
@@ -1063,6 +1369,7 @@ impl PodEngine {
             phase: StartPhase::Starting,
             post_start,
         });
+        c.start_image = image;
         self.pending.push(Action::StartContainer {
             name,
             kind: spec.kind,
@@ -1089,6 +1396,8 @@ impl PodEngine {
             return;
         }
         self.term = Some(Termination { cause, override_s });
+        // A pending sandbox re-creation (S9) is moot once the pod is torn down.
+        self.recreate = None;
         // P11: app liveness/startup workers stop; readiness and sidecar workers keep running.
         for (spec, c) in self.pod.containers.iter().zip(self.ctrs.iter_mut()) {
             if spec.kind == ContainerKind::App {
@@ -1172,7 +1481,10 @@ impl PodEngine {
         if busy {
             return;
         }
-        if matches!(self.sandbox, Sandbox::Creating | Sandbox::Ready) {
+        if matches!(
+            self.sandbox,
+            Sandbox::Creating | Sandbox::Ready | Sandbox::Lost
+        ) {
             self.pending.push(Action::StopSandbox);
         }
         self.sandbox = Sandbox::Stopped;
@@ -1193,7 +1505,7 @@ impl PodEngine {
         message: Option<String>,
         now: Time,
     ) {
-        let Some(inst) = self.ctrs[i].running().map(|x| x.id) else {
+        let Some(inst) = self.ctrs[i].killable().map(|x| x.id) else {
             return;
         };
         let spec = &self.pod.containers[i];
@@ -1259,7 +1571,7 @@ impl PodEngine {
         if self.pod.containers[i].kind != ContainerKind::Sidecar {
             return true;
         }
-        let apps_gone = self.ctrs[self.pod.n_init..].iter().all(|c| !c.alive());
+        let apps_gone = self.pod.apps().all(|j| !self.ctrs[j].alive());
         let next_sidecar = (i + 1..self.pod.n_init)
             .find(|&j| self.pod.containers[j].kind == ContainerKind::Sidecar);
         apps_gone && next_sidecar.is_none_or(|j| !self.ctrs[j].alive())
@@ -1471,9 +1783,9 @@ impl PodEngine {
 
     pub(crate) fn app_created_in_sandbox(&self) -> bool {
         let seq = self.sandbox_seq;
-        self.ctrs[self.pod.n_init..]
-            .iter()
-            .any(|c| c.instances.iter().any(|x| x.sandbox == seq))
+        self.pod
+            .apps()
+            .any(|i| self.ctrs[i].instances.iter().any(|x| x.sandbox == seq))
     }
 }
 

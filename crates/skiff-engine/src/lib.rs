@@ -14,11 +14,13 @@ mod engine;
 mod spec;
 mod status;
 mod time;
+mod update;
 
 pub use display::{display_status, DisplayStatus};
 pub use engine::PodEngine;
 pub use spec::{ContainerKind, ProbeKind, RestartPolicy};
 pub use time::{go_duration, Time};
+pub use update::UPDATE_FORBIDDEN_DETAIL;
 
 use std::fmt;
 
@@ -35,6 +37,23 @@ pub enum EngineError {
     BadContainerRestartPolicy(String, String),
     #[error("duplicate container name {0:?}")]
     DuplicateName(String),
+    /// A pod update the API server would reject (ValidatePodUpdate /
+    /// ValidatePodEphemeralContainersUpdate), rendered like V0: `<path>: Forbidden: <detail>`.
+    #[error("{path}: Forbidden: {detail}")]
+    UpdateForbidden { path: String, detail: String },
+    /// `<path>: Invalid value: <value>: <detail>` (value already rendered per V0).
+    #[error("{path}: Invalid value: {value}: {detail}")]
+    UpdateInvalid {
+        path: String,
+        value: String,
+        detail: String,
+    },
+    /// `<path>: Required value`.
+    #[error("{path}: Required value")]
+    UpdateRequired { path: String },
+    /// `<path>: Duplicate value: "<name>"`.
+    #[error("{path}: Duplicate value: {name:?}")]
+    UpdateDuplicate { path: String, name: String },
 }
 
 /// Identity of one container instance (one runtime record). Shown as `containerID: skiff://<id>`.
@@ -115,6 +134,19 @@ pub struct Event {
     pub container: Option<String>,
 }
 
+/// A runtime state other than running/exited, as the pod worker observes it for a record (for
+/// instance when re-adopting containers after a daemon restart). R3, S7.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObservedState {
+    /// The container was created but never started (kubecontainer.ContainerStateCreated).
+    /// The engine starts the container again (a new instance); the record itself is left alone.
+    Created,
+    /// The runtime lost track of the container (kubecontainer.ContainerStateUnknown). The engine
+    /// kills it first (the worker must answer the `Signal` with `ContainerExited` once the
+    /// instance is confirmed gone) and then starts a new instance.
+    Unknown,
+}
+
 /// Observations the pod worker feeds in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
@@ -170,6 +202,18 @@ pub enum Input {
     /// Graceful pod termination: deletion, SIGINT/SIGTERM to skiff, `--timeout`. `grace` overrides
     /// TGPS; the smallest value requested so far wins (T1).
     StopRequested { grace: Option<i64> },
+    /// The pod's sandbox is gone or changed (kubelet: `PodSandboxChanged` says it must be
+    /// re-created). S9: everything is killed, the sandbox is stopped and (unless the restart
+    /// policy says otherwise) a new one is created and initialization starts over.
+    SandboxLost,
+    /// A runtime record in state Created or Unknown (R3, S7). `attempt` is the record's
+    /// restartCount when known (re-adoption), so restart counts continue.
+    ContainerObserved {
+        name: String,
+        instance: InstanceId,
+        state: ObservedState,
+        attempt: Option<i32>,
+    },
     /// Nothing happened; time passed.
     Tick,
 }

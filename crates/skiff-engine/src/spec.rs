@@ -1,6 +1,6 @@
 //! The slice of a (defaulted, validated) Pod that lifecycle decisions depend on.
 
-use k8s_openapi::api::core::v1::{Container, Pod, Probe};
+use k8s_openapi::api::core::v1::{Container, EphemeralContainer, Pod, Probe};
 
 use crate::EngineError;
 
@@ -13,6 +13,8 @@ pub enum ContainerKind {
     Sidecar,
     /// `spec.containers` entry.
     App,
+    /// `spec.ephemeralContainers` entry (S12): started once, never restarted, never probed.
+    Ephemeral,
 }
 
 impl ContainerKind {
@@ -118,6 +120,19 @@ impl CtrSpec {
         }
     }
 
+    /// Ephemeral containers carry no probes, lifecycle hooks or restart policy (the API server
+    /// rejects them), so only name and image matter.
+    pub(crate) fn from_ephemeral(c: &EphemeralContainer) -> Self {
+        CtrSpec {
+            name: c.name.clone(),
+            image: c.image.clone().unwrap_or_default(),
+            kind: ContainerKind::Ephemeral,
+            post_start: false,
+            pre_stop: false,
+            probes: [None, None, None],
+        }
+    }
+
     pub fn probe(&self, kind: ProbeKind) -> Option<&ProbeSpec> {
         self.probes[kind.index()].as_ref()
     }
@@ -132,9 +147,12 @@ pub(crate) struct PodInfo {
     pub tgps: i64,
     pub active_deadline_s: Option<i64>,
     pub readiness_gates: Vec<String>,
-    /// Init containers first (spec order), then app containers (spec order).
+    /// Init containers first (spec order), then app containers (spec order), then ephemeral
+    /// containers (in the order they were added).
     pub containers: Vec<CtrSpec>,
     pub n_init: usize,
+    /// End of the app containers in `containers` (ephemeral containers follow).
+    pub n_main: usize,
 }
 
 impl PodInfo {
@@ -167,6 +185,11 @@ impl PodInfo {
         for c in &spec.containers {
             containers.push(CtrSpec::from_api(c, ContainerKind::App));
         }
+        let n_main = containers.len();
+        // A stored pod may already carry ephemeral containers (daemon re-adoption).
+        for c in spec.ephemeral_containers.iter().flatten() {
+            containers.push(CtrSpec::from_ephemeral(c));
+        }
         for (i, c) in containers.iter().enumerate() {
             if containers[..i].iter().any(|o| o.name == c.name) {
                 return Err(EngineError::DuplicateName(c.name.clone()));
@@ -188,12 +211,18 @@ impl PodInfo {
                 .collect(),
             containers,
             n_init,
+            n_main,
         })
     }
 
     /// `format.Pod`: `<name>_<namespace>(<uid>)`.
     pub fn format_pod(&self) -> String {
         format!("{}_{}({})", self.name, self.namespace, self.uid)
+    }
+
+    /// Indices of the app containers.
+    pub fn apps(&self) -> std::ops::Range<usize> {
+        self.n_init..self.n_main
     }
 
     pub fn has_sidecars(&self) -> bool {

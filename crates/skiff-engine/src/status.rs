@@ -104,6 +104,12 @@ impl PodEngine {
                 },
                 None,
             ),
+            // ST3 / convertContainerStatus: Created (and an Unknown record with no earlier
+            // running status to go by) is `waiting{}` with no reason.
+            Some(inst) if inst.exit.is_none() && inst.observed.is_some() => ContainerState {
+                waiting: Some(ContainerStateWaiting::default()),
+                ..Default::default()
+            },
             Some(inst) => match &inst.exit {
                 None => ContainerState {
                     running: Some(ContainerStateRunning {
@@ -114,7 +120,12 @@ impl PodEngine {
                 Some(_) => terminated(inst).unwrap_or_default(),
             },
         };
-        let mut last_state = c.previous().and_then(terminated);
+        // S9: init container records of an earlier sandbox were purged, so they are no
+        // lastState of the new sandbox's instance.
+        let mut last_state = c
+            .previous()
+            .filter(|p| !spec.kind.is_init() || cur.is_none_or(|x| x.sandbox == p.sandbox))
+            .and_then(terminated);
         // A container due for restart shows the last start failure as waiting (ST3); an init
         // container whose latest instance exited 0 keeps `terminated`.
         let init_done = spec.kind.is_init()
@@ -141,15 +152,23 @@ impl PodEngine {
                         || c.probe_result(ProbeKind::Readiness) == Some(true))
             }
         };
+        // Ephemeral containers are left out of UpdatePodStatus: no started, never ready (S12).
+        let (started, ready) = if spec.kind == ContainerKind::Ephemeral {
+            (None, false)
+        } else {
+            (Some(started), ready)
+        };
         ContainerStatus {
             name: spec.name.clone(),
-            image: spec.image.clone(),
+            // The runtime's image of the current record (it differs from the spec between an
+            // image update and the restart, S10).
+            image: cur.map_or_else(|| spec.image.clone(), |x| x.image.clone()),
             image_id: String::new(),
             container_id: cur.map(|x| x.id.container_id()),
             state: Some(state),
             last_state: Some(last_state.unwrap_or_default()),
             restart_count: c.restart_count(),
-            started: Some(started),
+            started,
             ready,
             ..Default::default()
         }
@@ -158,12 +177,20 @@ impl PodEngine {
     fn container_statuses(&self) -> (Vec<ContainerStatus>, Vec<ContainerStatus>) {
         let n = self.pod.n_init;
         let init = (0..n).map(|i| self.container_status(i)).collect();
-        let mut apps: Vec<ContainerStatus> = (n..self.pod.containers.len())
-            .map(|i| self.container_status(i))
-            .collect();
+        let mut apps: Vec<ContainerStatus> =
+            self.pod.apps().map(|i| self.container_status(i)).collect();
         // ST5: sorted by name.
         apps.sort_by(|a, b| a.name.cmp(&b.name));
         (init, apps)
+    }
+
+    /// `status.ephemeralContainerStatuses`, sorted by name like app containers (S12).
+    fn ephemeral_statuses(&self) -> Option<Vec<ContainerStatus>> {
+        let mut eph: Vec<ContainerStatus> = (self.pod.n_main..self.pod.containers.len())
+            .map(|i| self.container_status(i))
+            .collect();
+        eph.sort_by(|a, b| a.name.cmp(&b.name));
+        (!eph.is_empty()).then_some(eph)
     }
 
     /// kubelet_pods.go getPhase (ST1).
@@ -318,7 +345,7 @@ impl PodEngine {
                     None => unknown.push(spec.name.clone()),
                 }
             }
-            for spec in &self.pod.containers[self.pod.n_init..] {
+            for spec in &self.pod.containers[self.pod.apps()] {
                 match find(apps, &spec.name) {
                     Some(s) if s.ready => {}
                     Some(_) => unready.push(spec.name.clone()),
@@ -410,6 +437,7 @@ impl PodEngine {
             start_time: Some(self.start_time.to_meta()),
             init_container_statuses: if init.is_empty() { None } else { Some(init) },
             container_statuses: Some(apps),
+            ephemeral_container_statuses: self.ephemeral_statuses(),
             reason,
             message,
             ..Default::default()

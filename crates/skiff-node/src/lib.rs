@@ -31,6 +31,7 @@ pub mod expand;
 pub mod isolation;
 pub mod launch;
 pub mod logs;
+pub mod node;
 pub mod probe;
 pub mod reaper;
 pub mod runtime;

@@ -62,13 +62,18 @@ pub struct ContainerExit {
     pub finished_at: SystemTime,
     /// ST4 termination message (empty when none).
     pub message: String,
+    /// The main process died of SIGKILL and the container's memory cgroup counted an OOM
+    /// kill (never guessed from the exit code alone).
+    pub oom_killed: bool,
 }
 
 impl ContainerExit {
-    /// `Completed` for 0, `Error` otherwise (OOMKilled needs the memory
-    /// cgroup: a later issue).
+    /// ST4: `OOMKilled` when the kernel OOM killer killed it, else `Completed` for 0 and
+    /// `Error` otherwise.
     pub fn reason(&self) -> &'static str {
-        if self.exit_code == 0 {
+        if self.oom_killed {
+            "OOMKilled"
+        } else if self.exit_code == 0 {
             "Completed"
         } else {
             "Error"
@@ -397,6 +402,9 @@ struct Monitor {
 impl Monitor {
     async fn run(self, tx: watch::Sender<Option<ContainerExit>>, cleaned: watch::Sender<bool>) {
         let ev = self.exit.wait().await;
+        // ST4 OOMKilled: the main process got SIGKILL and its cgroup saw an OOM kill. The
+        // kernel counts the kill before the victim can be reaped, so this read is not racy.
+        let oom_killed = ev.status.signal() == Some(Signal::SIGKILL as i32) && self.group.oom_killed();
         // Like a container's PID namespace: when the main process is gone,
         // whatever it left behind dies too.
         if let Err(e) = self.group.signal_all(Signal::SIGKILL) {
@@ -425,6 +433,7 @@ impl Monitor {
             started_at: self.started_at,
             finished_at: ev.finished_at,
             message,
+            oom_killed,
         };
         tx.send_replace(Some(exit));
         // The tree has been sent SIGKILL; waiting for the group to empty and
@@ -538,6 +547,7 @@ impl HostContainer {
                     started_at: self.inner.started_at,
                     finished_at: ev.finished_at,
                     message: String::new(),
+                    oom_killed: false,
                 };
             }
         }

@@ -43,6 +43,8 @@ pub struct SandboxError {
 pub struct PodSandbox {
     identity: PodIdentity,
     pod_dir: PathBuf,
+    /// The pod's cgroup, its record for cleanup after a crash, oom_score_adj (`node` module).
+    resources: crate::node::PodResources,
 }
 
 impl PodSandbox {
@@ -58,9 +60,12 @@ impl PodSandbox {
             reason: "FailedCreatePodSandBox".into(),
             message: format!("creating {}: {e}", pod_dir.display()),
         })?;
+        // Pod cgroup and its record (node module); removed again if a later step fails.
+        let resources = crate::node::PodResources::create(pod, identity, &opts.data_dir, &pod_dir)?;
         Ok(PodSandbox {
             identity: identity.clone(),
             pod_dir,
+            resources,
         })
     }
 
@@ -80,10 +85,15 @@ impl PodSandbox {
         container: &Container,
         launch: &ContainerLaunch,
     ) -> Result<ContainerSetup, StartError> {
-        let _ = (container, launch);
-        Ok(ContainerSetup::default())
+        let mut setup = ContainerSetup::default();
+        // cgroup and oom_score_adj (node module).
+        self.resources.container_setup(container, launch, &mut setup)?;
+        Ok(setup)
     }
 
     /// Tears the sandbox down once every container of the pod has stopped.
-    pub async fn destroy(self) {}
+    pub async fn destroy(self) {
+        // Pod cgroup (node module): kills anything left in it, removes it and the record.
+        self.resources.destroy().await;
+    }
 }

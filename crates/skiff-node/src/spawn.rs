@@ -51,8 +51,9 @@ pub(crate) struct Process {
     stdout: OwnedFd,
     stderr: OwnedFd,
     detach: Detach,
-    /// `cgroup.procs` the fallback path writes `0` into before exec.
-    join: Option<Arc<File>>,
+    /// `cgroup.procs` files the fallback path writes `0` into before exec (cgroup v1: one
+    /// per hierarchy).
+    join: Vec<Arc<File>>,
     /// cgroup2 directory the child is created in.
     cgroup: Option<Arc<OwnedFd>>,
     /// Namespaces, mounts, oom_score_adj, security context (see `isolation`).
@@ -122,7 +123,7 @@ pub(crate) fn build_process(
         stdout,
         stderr,
         detach,
-        join: group.and_then(|g| g.join_file()),
+        join: group.map(|g| g.join_files()).unwrap_or_default(),
         cgroup: group.and_then(|g| g.cgroup_dir()),
         setup,
     })
@@ -353,7 +354,7 @@ unsafe fn fail_with(s: &ChildSetup<'_>, errno: i32) -> ! {
 #[allow(unsafe_code)]
 fn set_pre_exec(
     cmd: &mut Command,
-    join: Option<Arc<File>>,
+    join: Vec<Arc<File>>,
     detach: Detach,
     setup: Arc<PreparedSetup>,
 ) {
@@ -366,9 +367,9 @@ fn set_pre_exec(
                 nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))?;
             }
         }
-        if let Some(f) = &join {
-            // "0" moves the writing process: join the tracking cgroup before
-            // exec, so nothing the container starts can escape it.
+        for f in &join {
+            // "0" moves the writing process: join the tracking cgroup (every v1
+            // hierarchy) before exec, so nothing the container starts can escape it.
             (&**f).write_all(b"0")?;
         }
         // SAFETY: we are in the forked child (pre_exec); see `isolation::apply_in_child`.

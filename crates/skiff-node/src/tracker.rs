@@ -54,6 +54,11 @@ pub trait TrackedGroup: Send + Sync + std::fmt::Debug + 'static {
     /// A file the child writes `0` into before `exec` to join the group
     /// (`cgroup.procs`), if this tracker works that way.
     fn join_file(&self) -> Option<Arc<File>>;
+    /// Every file the child writes `0` into before `exec` (cgroup v1: one `cgroup.procs`
+    /// per hierarchy). Defaults to [`join_file`](Self::join_file).
+    fn join_files(&self) -> Vec<Arc<File>> {
+        self.join_file().into_iter().collect()
+    }
     /// An open cgroup2 directory the child can be created in (`clone3` with
     /// `CLONE_INTO_CGROUP`), which is much cheaper than joining through
     /// [`join_file`](Self::join_file) (see the `spawn` module). `None` when
@@ -63,6 +68,11 @@ pub trait TrackedGroup: Send + Sync + std::fmt::Debug + 'static {
     }
     /// Records the container's first process (leader of its own session).
     fn set_leader(&self, pid: i32);
+    /// Whether the kernel OOM killer killed a process of the group (its memory cgroup's own
+    /// OOM events; ST4). `false` for trackers without a memory cgroup.
+    fn oom_killed(&self) -> bool {
+        false
+    }
     /// Sends `sig` to every process of the group. Not an error when empty.
     fn signal_all(&self, sig: Signal) -> io::Result<()>;
     /// Live processes of the group.

@@ -402,7 +402,8 @@ impl Ctx {
                     name: exit_name,
                     instance,
                     exit_code: exit.exit_code,
-                    reason: None,
+                    // ST4: from the cgroup's OOM events (runtime `ContainerExit::oom_killed`).
+                    reason: exit.oom_killed.then(|| "OOMKilled".to_string()),
                     message: (!exit.message.is_empty()).then_some(exit.message),
                     at: to_time(exit.finished_at),
                 }));

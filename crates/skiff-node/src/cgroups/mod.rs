@@ -93,6 +93,7 @@ mod v2;
 use std::fmt;
 use std::fs::File;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
@@ -564,9 +565,15 @@ impl PodCgroup {
                 .map(Arc::new)
                 .collect();
             let oom = self.driver.oom_watcher(&rel)?;
-            Ok::<_, CgroupError>((join, oom))
+            // v2 only: there one directory covers every controller, so the child can be
+            // born in it (clone3 CLONE_INTO_CGROUP). On v1 it must join each hierarchy.
+            let dir = match self.driver.version() {
+                CgroupVersion::V2 => Some(Arc::new(open_dir(&self.driver.dirs(&rel)[0])?)),
+                CgroupVersion::V1 => None,
+            };
+            Ok::<_, CgroupError>((join, oom, dir))
         })();
-        let (join, oom) = match built {
+        let (join, oom, dir) = match built {
             Ok(x) => x,
             Err(e) => {
                 let _ = self.driver.remove_tree(&rel, Duration::from_secs(1));
@@ -579,6 +586,7 @@ impl PodCgroup {
             rel,
             join,
             oom,
+            dir,
             leader: AtomicI32::new(0),
         }))
     }
@@ -611,6 +619,8 @@ pub struct ContainerCgroup {
     rel: PathBuf,
     join: Vec<Arc<File>>,
     oom: OomWatcher,
+    /// v2: the open cgroup directory for `CLONE_INTO_CGROUP`.
+    dir: Option<Arc<OwnedFd>>,
     leader: AtomicI32,
 }
 
@@ -645,18 +655,22 @@ impl TrackedGroup for ContainerCgroup {
         self.join.first().cloned()
     }
 
+    fn join_files(&self) -> Vec<Arc<File>> {
+        self.join.clone()
+    }
+
+    fn cgroup_dir(&self) -> Option<Arc<OwnedFd>> {
+        self.dir.clone()
+    }
+
     fn set_leader(&self, pid: i32) {
+        // The spawn paths put the child in every hierarchy before exec (pre-exec hook writes
+        // all `join_files`; v2 is one directory), so nothing needs moving here.
         self.leader.store(pid, Ordering::SeqCst);
-        // A hook that wrote only the primary join file: move the leader into
-        // the other hierarchies now (its early children may stay behind).
-        for f in self.join.iter().skip(1) {
-            use std::io::Write;
-            if let Err(e) = (&**f).write_all(pid.to_string().as_bytes()) {
-                if e.raw_os_error() != Some(nix::errno::Errno::ESRCH as i32) {
-                    tracing::debug!(pid, error = %e, "moving leader into a v1 hierarchy");
-                }
-            }
-        }
+    }
+
+    fn oom_killed(&self) -> bool {
+        self.oom.oom_killed()
     }
 
     fn signal_all(&self, sig: Signal) -> io::Result<()> {
@@ -688,6 +702,58 @@ impl TrackedGroup for ContainerCgroup {
                 .map_err(io::Error::from)
         })
     }
+}
+
+/// Opens a cgroup directory for `CLONE_INTO_CGROUP`.
+fn open_dir(dir: &Path) -> Result<OwnedFd, CgroupError> {
+    nix::fcntl::open(
+        dir,
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| fsutil::io_err("opening", dir, e.into()))
+}
+
+/// Kills every process in the cgroup directories `dirs` and below (any hierarchy, any
+/// driver: the directories may belong to another skiff process's layout), then removes them
+/// bottom-up. Missing directories are skipped. For cleaning up after a killed skiff.
+pub fn remove_dir_trees(dirs: &[PathBuf], timeout: Duration) -> Result<(), CgroupError> {
+    fn tree(dir: &Path, out: &mut Vec<PathBuf>) {
+        for child in fsutil::subdirs(dir) {
+            tree(&dir.join(child), out);
+        }
+        out.push(dir.to_path_buf());
+    }
+    let mut all = Vec::new();
+    for d in dirs.iter().filter(|d| d.is_dir()) {
+        tree(d, &mut all);
+    }
+    let deadline = Instant::now() + timeout;
+    let pids = || -> Vec<i32> {
+        all.iter()
+            .flat_map(|d| fsutil::read_pids(&d.join("cgroup.procs")))
+            .collect()
+    };
+    // Without a freezer a process may fork between reading and killing: repeat until empty.
+    let emptied = fsutil::wait_until(deadline, || {
+        let left = pids();
+        fsutil::kill_pids(&left);
+        left.is_empty()
+    });
+    if !emptied {
+        return Err(CgroupError::Busy {
+            path: all.first().cloned().unwrap_or_default(),
+            pids: pids(),
+            waited: timeout,
+        });
+    }
+    // Children first (`all` is in post-order).
+    for d in &all {
+        if d.is_dir() {
+            fsutil::rmdir(d, deadline)?;
+        }
+    }
+    Ok(())
 }
 
 /// A pod cgroup found on disk.

@@ -38,6 +38,11 @@ pub struct Args {
     /// Without it a temporary directory is used and removed at exit.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Resources held back from pods when admitting them (kubelet `--system-reserved`), e.g.
+    /// `cpu=100m,memory=256Mi`. Node allocatable = machine capacity − this − the kubelet's
+    /// default hard eviction thresholds (memory 100Mi, 10% of the data dir's filesystem).
+    #[arg(long, value_name = "LIST", default_value = "")]
+    system_reserved: String,
 }
 
 pub fn run(args: &Args) -> u8 {
@@ -66,6 +71,16 @@ pub fn run(args: &Args) -> u8 {
         return exit::BAD_INPUT;
     }
     admit(&mut pod);
+    let reserved = match skiff_model::admission::parse_reserved(&args.system_reserved) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: --system-reserved: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    if let Err(rejection) = admit_on_node(&pod, &reserved, args) {
+        return reject(pod, &rejection, args);
+    }
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let pod_objects = objects_of(&objects, &namespace);
 
@@ -86,6 +101,62 @@ fn admit(pod: &mut Pod) {
     }
     meta.uid = Some(uuid::Uuid::new_v4().to_string());
     meta.creation_timestamp = Some(worker::now().to_meta());
+}
+
+/// Node admission (A1): does the pod fit in this machine's allocatable? `skiff run` runs one
+/// pod, so nothing else counts as used.
+fn admit_on_node(
+    pod: &Pod,
+    reserved: &skiff_model::resources::ResourceList,
+    args: &Args,
+) -> Result<(), skiff_model::admission::Rejection> {
+    use skiff_model::admission::{admit, NodeAllocatable};
+    let Some(spec) = &pod.spec else { return Ok(()) };
+    let data_dir = args.data_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let capacity = skiff_node::node::NodeResources::global().capacity(&data_dir);
+    admit(spec, &[], &NodeAllocatable::from_capacity(&capacity, reserved))
+}
+
+/// A pod rejected at admission (ST7): phase Failed with the reason and message, one Warning
+/// event, nothing started; exit 1.
+fn reject(mut pod: Pod, rejection: &skiff_model::admission::Rejection, args: &Args) -> u8 {
+    let now = worker::now();
+    let event = Event {
+        type_: EventType::Warning,
+        reason: rejection.reason(),
+        message: rejection.to_string(),
+        container: None,
+    };
+    Printer::new().print(&Notice::Event(event, now));
+    // As the kubelet's rejectPod: phase, reason, message and QoS class; the status manager
+    // adds the start time on the first write (ST8).
+    pod.status = Some(k8s_openapi::api::core::v1::PodStatus {
+        phase: Some("Failed".into()),
+        reason: Some(rejection.reason()),
+        message: Some(rejection.pod_message()),
+        qos_class: pod
+            .spec
+            .as_ref()
+            .map(|s| skiff_model::resources::qos_class(s).as_str().to_string()),
+        start_time: Some(now.to_meta()),
+        ..Default::default()
+    });
+    if let Some(format) = args.output {
+        match output::render(&pod, format) {
+            Ok(text) => {
+                print!("{text}");
+                std::io::stdout().flush().ok();
+            }
+            Err(e) => eprintln!("error: {e:#}"),
+        }
+    }
+    eprintln!(
+        "skiff: pod {} Failed: {}: {}",
+        pod.metadata.name.as_deref().unwrap_or(""),
+        rejection.reason(),
+        rejection.pod_message()
+    );
+    exit::FAILURE
 }
 
 /// The ConfigMaps and Secrets of the manifest in the pod's namespace (a document without a
@@ -122,7 +193,9 @@ fn run_admitted(mut pod: Pod, objects: PodObjects, args: &Args) -> anyhow::Resul
         }
         None => {
             temp = tempfile::Builder::new()
-                .prefix("skiff-run-")
+                // The prefix tells the next skiff start it may delete this dir if we are
+                // killed (skiff_node::node).
+                .prefix(skiff_node::node::TEMP_DATA_DIR_PREFIX)
                 .tempdir()
                 .context("creating a temporary data dir")?;
             temp.path().to_path_buf()
