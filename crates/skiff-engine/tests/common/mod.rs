@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition, PodStatus};
 use serde_json::{json, Value};
 use skiff_engine::{
-    Action, EngineConfig, Event, Input, InstanceId, PodEngine, ProbeKind, Signal, Time,
+    Action, EngineConfig, Event, Input, InstanceId, ObservedState, PodEngine, ProbeKind, Signal,
+    Time,
 };
 
 /// Simulation epoch: 2023-11-14T22:13:20Z.
@@ -89,6 +90,8 @@ pub struct Sim {
     /// (ms since T0, line)
     pub log: Vec<(i64, String)>,
     pub events: Vec<(i64, Event)>,
+    /// How long CreateSandbox takes before SandboxReady.
+    pub sandbox_delay_ms: i64,
 }
 
 impl Sim {
@@ -109,6 +112,7 @@ impl Sim {
             attempts: HashMap::new(),
             log: Vec::new(),
             events: Vec::new(),
+            sandbox_delay_ms: 0,
         }
     }
 
@@ -126,6 +130,61 @@ impl Sim {
     /// Schedules an external input at `ms` since T0.
     pub fn input_at(&mut self, ms: i64, input: Input) {
         self.push(at(ms), input);
+    }
+
+    /// A running record the engine did not start (daemon re-adoption): reported with
+    /// `ContainerStarted` at `ms`, reacting to signals per `run`.
+    pub fn adopt_running_at(&mut self, ms: i64, name: &str, instance: InstanceId, run: Run) {
+        self.live_record(ms, name, instance, 0, run);
+        self.input_at(
+            ms,
+            Input::ContainerStarted {
+                name: name.into(),
+                instance,
+                at: at(ms),
+            },
+        );
+    }
+
+    /// A record in Created/Unknown state reported at `ms`. An Unknown one may still run, so it
+    /// reacts to signals per `run`; a Created one does not run.
+    pub fn observe_at(
+        &mut self,
+        ms: i64,
+        name: &str,
+        instance: InstanceId,
+        state: ObservedState,
+        attempt: Option<i32>,
+        run: Run,
+    ) {
+        if state == ObservedState::Unknown {
+            self.live_record(ms, name, instance, attempt.unwrap_or(0), run);
+        }
+        self.input_at(
+            ms,
+            Input::ContainerObserved {
+                name: name.into(),
+                instance,
+                state,
+                attempt,
+            },
+        );
+    }
+
+    fn live_record(&mut self, ms: i64, name: &str, instance: InstanceId, attempt: i32, run: Run) {
+        self.live.insert(
+            instance,
+            Live {
+                name: name.into(),
+                attempt,
+                started: at(ms),
+                exit: None,
+                run: Run {
+                    exit_after: None,
+                    ..run
+                },
+            },
+        );
     }
 
     fn push(&mut self, t: Time, input: Input) {
@@ -164,7 +223,7 @@ impl Sim {
             match a {
                 Action::CreateSandbox => {
                     self.note("sandbox".into());
-                    self.push(self.now, Input::SandboxReady);
+                    self.push(self.now.add_millis(self.sandbox_delay_ms), Input::SandboxReady);
                 }
                 Action::StopSandbox => self.note("stop-sandbox".into()),
                 Action::StartContainer {
