@@ -169,7 +169,7 @@ pub(crate) struct Ctr {
     retry_at: Option<Time>,
     /// R9: killed instance that must be restarted regardless of restartPolicy; it is excluded from
     /// the back-off lookup (the kill and the restart happen in the same kubelet sync).
-    force_restart: Option<InstanceId>,
+    pub(crate) force_restart: Option<InstanceId>,
     pub workers: [Option<Worker>; 3],
 }
 
@@ -1775,6 +1775,17 @@ impl PodEngine {
             return st.clone();
         }
         self.build_status(now, false)
+    }
+
+    /// An exited container being restarted right now: killed for a restart that the restart
+    /// policy would not grant (`force_restart`), or its new instance's start in flight. The
+    /// kubelet does both in one sync, so its status never shows the gap.
+    pub(crate) fn restarting(&self, name: &str) -> bool {
+        self.idx(name).is_some_and(|i| {
+            let c = &self.ctrs[i];
+            (c.force_restart.is_some() || c.start.is_some())
+                && c.current().is_some_and(|x| x.exit.is_some())
+        })
     }
 
     pub(crate) fn sandbox_ready(&self) -> bool {

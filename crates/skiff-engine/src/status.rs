@@ -231,7 +231,9 @@ impl PodEngine {
             }
         }
         for s in apps {
-            if is_running(s) {
+            // A container killed for a restart regardless of the restart policy (S10, R3) is
+            // started again in the same kubelet sync, so no status ever shows it stopped.
+            if is_running(s) || self.restarting(&s.name) {
                 running += 1;
             } else if let Some(t) = term_of(s) {
                 stopped += 1;

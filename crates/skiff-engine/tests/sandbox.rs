@@ -130,8 +130,5 @@ fn s9_always_restarts_apps_under_their_backoff() {
     sim.input_at(15_000, Input::SandboxLost);
     sim.run_until(40_000);
     // 0, 0 (immediate), 10 s; running from 10 s; killed at 15 s; the entry is 20 s now.
-    assert_eq!(
-        sim.times_prefix("start app#"),
-        vec![0, 0, 10_000, 35_000]
-    );
+    assert_eq!(sim.times_prefix("start app#"), vec![0, 0, 10_000, 35_000]);
 }

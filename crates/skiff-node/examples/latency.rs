@@ -73,6 +73,7 @@ async fn main() {
             &pod,
             data.path(),
             i as u32,
+            &skiff_node::launch::EnvSources::NONE,
         )
         .unwrap();
         let (tx, mut rx) = mpsc::channel(4);

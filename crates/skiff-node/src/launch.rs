@@ -1,12 +1,14 @@
 //! What to start: a [`ContainerLaunch`] built from a Kubernetes `Container`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{Container, ContainerPort, EnvVar};
+use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod};
 
 use crate::expand::expand_with_maps;
+use crate::sandbox::PodObjects;
+use crate::volumes::downward::{self, NodeAllocatable};
 
 /// The kubelet's default `terminationMessagePath`.
 pub const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
@@ -114,19 +116,44 @@ pub struct ContainerLaunch {
     pub ports: Vec<ContainerPort>,
     /// skiff's data directory (`pods/...` is created under it).
     pub data_dir: PathBuf,
+    /// Warning events from building the env (reason, message), e.g.
+    /// `InvalidEnvironmentVariableNames`.
+    pub warnings: Vec<(String, String)>,
+}
+
+static NO_OBJECTS: PodObjects = PodObjects {
+    config_maps: BTreeMap::new(),
+    secrets: BTreeMap::new(),
+};
+
+/// What env values may come from besides the container spec and the pod identity: the
+/// pod's ConfigMaps and Secrets, and the pod itself (labels, annotations, other containers'
+/// resources for `resourceFieldRef`).
+#[derive(Debug, Clone, Copy)]
+pub struct EnvSources<'a> {
+    pub objects: &'a PodObjects,
+    pub pod: Option<&'a Pod>,
+}
+
+impl EnvSources<'static> {
+    /// No ConfigMaps, no Secrets, no pod: only `value`s and identity `fieldRef`s resolve.
+    pub const NONE: EnvSources<'static> = EnvSources {
+        objects: &NO_OBJECTS,
+        pod: None,
+    };
 }
 
 impl ContainerLaunch {
-    /// Builds the launch from a (defaulted) container spec, resolving env
-    /// (`value` with `$(VAR)` expansion, `fieldRef` of the pod identity) and
-    /// expanding `command`/`args` with the container's env.
+    /// Builds the launch from a (defaulted) container spec, resolving env and envFrom
+    /// (see [`build_env`]) and expanding `command`/`args` with the container's env.
     pub fn from_container(
         c: &Container,
         pod: &PodIdentity,
         data_dir: &Path,
         restart_count: u32,
+        sources: &EnvSources<'_>,
     ) -> Result<Self, StartError> {
-        let env = build_env(c.env.as_deref().unwrap_or(&[]), pod)?;
+        let BuiltEnv { env, warnings } = build_env(c, pod, sources, data_dir)?;
         let map: HashMap<String, String> = env.iter().cloned().collect();
         let command = c.command.clone().unwrap_or_default();
         if command.is_empty() {
@@ -164,6 +191,7 @@ impl ContainerLaunch {
             termination_message_policy: policy,
             ports: c.ports.clone().unwrap_or_default(),
             data_dir: data_dir.to_path_buf(),
+            warnings,
         })
     }
 
@@ -182,48 +210,177 @@ impl ContainerLaunch {
     }
 }
 
-/// The kubelet's `makeEnvironmentVariables` for what skiff supports: each
-/// `value` is expanded against the variables defined before it; `fieldRef`
-/// reads the pod identity; other `valueFrom` sources are a config error for now.
-pub fn build_env(vars: &[EnvVar], pod: &PodIdentity) -> Result<Vec<(String, String)>, StartError> {
+/// A container's environment and the warnings building it produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuiltEnv {
+    /// In order: envFrom variables (per source, keys sorted), then `env` in spec order; a
+    /// later duplicate replaces the value in place of the first occurrence.
+    pub env: Vec<(String, String)>,
+    /// (reason, message) of Warning events.
+    pub warnings: Vec<(String, String)>,
+}
+
+/// The kubelet's `makeEnvironmentVariables` (pkg/kubelet/kubelet_pods.go): envFrom first
+/// (configMapRef/secretRef with prefix; a missing optional source is skipped), then `env`,
+/// which overrides: each `value` is expanded against the variables defined before it
+/// (envFrom's included); `valueFrom` reads `fieldRef`, `resourceFieldRef` (missing limits
+/// default to the node's allocatable), `configMapKeyRef`, `secretKeyRef` (a missing optional
+/// key leaves the variable unset). Errors carry the kubelet's texts and become
+/// `CreateContainerConfigError`. No service links (skiff has no Services).
+///
+/// The current kubelet takes every envFrom key (names are validated relaxed); skiff skips a
+/// key that cannot be a variable name at all (empty, `=`, non-printable) with the kubelet's
+/// former `InvalidEnvironmentVariableNames` warning, since exec could not pass it.
+pub fn build_env(
+    c: &Container,
+    pod: &PodIdentity,
+    sources: &EnvSources<'_>,
+    data_dir: &Path,
+) -> Result<BuiltEnv, StartError> {
+    let ns = &pod.namespace;
+    let objects = sources.objects;
     let mut order: Vec<String> = Vec::new();
     let mut tmp: HashMap<String, String> = HashMap::new();
-    for v in vars {
+    let mut warnings = Vec::new();
+    let set = |order: &mut Vec<String>, tmp: &mut HashMap<String, String>, k: String, v| {
+        if !tmp.contains_key(&k) {
+            order.push(k.clone());
+        }
+        tmp.insert(k, v);
+    };
+
+    for from in c.env_from.iter().flatten() {
+        let prefix = from.prefix.as_deref().unwrap_or("");
+        let (kind, name, data): (&str, &str, BTreeMap<String, String>) = if let Some(r) =
+            &from.config_map_ref
+        {
+            match objects.config_maps.get(&r.name) {
+                Some(cm) => ("configMap", &r.name, cm.data.clone().unwrap_or_default()),
+                None if r.optional == Some(true) => continue,
+                None => {
+                    return Err(StartError::Config(format!(
+                        "configmap {:?} not found",
+                        r.name
+                    )))
+                }
+            }
+        } else if let Some(r) = &from.secret_ref {
+            match objects.secrets.get(&r.name) {
+                Some(s) => (
+                    "secret",
+                    &r.name,
+                    crate::volumes::secret_data(s)
+                        .into_iter()
+                        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+                        .collect(),
+                ),
+                None if r.optional == Some(true) => continue,
+                None => return Err(StartError::Config(format!("secret {:?} not found", r.name))),
+            }
+        } else {
+            continue;
+        };
+        let mut invalid = Vec::new();
+        for (k, v) in data {
+            let key = format!("{prefix}{k}");
+            if !skiff_model::validation::names::is_relaxed_env_var_name(&key).is_empty() {
+                invalid.push(key);
+                continue;
+            }
+            set(&mut order, &mut tmp, key, v);
+        }
+        if !invalid.is_empty() {
+            invalid.sort();
+            warnings.push((
+                "InvalidEnvironmentVariableNames".to_string(),
+                format!(
+                    "Keys [{}] from the EnvFrom {kind} {ns}/{name} were skipped since they are considered invalid environment variable names.",
+                    invalid.join(", ")
+                ),
+            ));
+        }
+    }
+
+    for v in c.env.iter().flatten() {
         let value = match (&v.value, &v.value_from) {
             (Some(val), _) if !val.is_empty() => expand_with_maps(val, &[&tmp]),
             (_, Some(from)) => {
                 if let Some(f) = &from.field_ref {
-                    field_ref(&f.field_path, pod).ok_or_else(|| {
+                    field_ref(&f.field_path, pod, sources.pod).map_err(StartError::Config)?
+                } else if let Some(r) = &from.resource_field_ref {
+                    let node = NodeAllocatable::detect(data_dir);
+                    let target = match r.container_name.as_deref().filter(|n| !n.is_empty()) {
+                        None => Some(c),
+                        Some(n) => sources.pod.and_then(|p| downward::find_container(p, n)),
+                    };
+                    let target = target.ok_or_else(|| {
                         StartError::Config(format!(
-                            "unsupported fieldRef {:?} in env {:?}",
-                            f.field_path, v.name
+                            "container {} not found",
+                            r.container_name.as_deref().unwrap_or("")
                         ))
-                    })?
+                    })?;
+                    downward::container_resource_value(r, target, &node)
+                        .map_err(StartError::Config)?
+                } else if let Some(r) = &from.config_map_key_ref {
+                    let optional = r.optional == Some(true);
+                    let Some(cm) = objects.config_maps.get(&r.name) else {
+                        if optional {
+                            continue;
+                        }
+                        return Err(StartError::Config(format!(
+                            "configmap {:?} not found",
+                            r.name
+                        )));
+                    };
+                    match cm.data.as_ref().and_then(|d| d.get(&r.key)) {
+                        Some(val) => val.clone(),
+                        None if optional => continue,
+                        None => {
+                            return Err(StartError::Config(format!(
+                                "couldn't find key {} in ConfigMap {ns}/{}",
+                                r.key, r.name
+                            )))
+                        }
+                    }
+                } else if let Some(r) = &from.secret_key_ref {
+                    let optional = r.optional == Some(true);
+                    let Some(secret) = objects.secrets.get(&r.name) else {
+                        if optional {
+                            continue;
+                        }
+                        return Err(StartError::Config(format!("secret {:?} not found", r.name)));
+                    };
+                    match crate::volumes::secret_data(secret).remove(&r.key) {
+                        Some(val) => String::from_utf8_lossy(&val).into_owned(),
+                        None if optional => continue,
+                        None => {
+                            return Err(StartError::Config(format!(
+                                "couldn't find key {} in Secret {ns}/{}",
+                                r.key, r.name
+                            )))
+                        }
+                    }
                 } else {
-                    return Err(StartError::Config(format!(
-                        "env {:?}: valueFrom sources other than fieldRef are not supported yet",
-                        v.name
-                    )));
+                    String::new()
                 }
             }
             _ => String::new(),
         };
-        if !tmp.contains_key(&v.name) {
-            order.push(v.name.clone());
-        }
-        tmp.insert(v.name.clone(), value);
+        set(&mut order, &mut tmp, v.name.clone(), value);
     }
-    Ok(order
+    let env = order
         .into_iter()
         .map(|k| {
             let val = tmp.remove(&k).unwrap_or_default();
             (k, val)
         })
-        .collect())
+        .collect();
+    Ok(BuiltEnv { env, warnings })
 }
 
-fn field_ref(path: &str, pod: &PodIdentity) -> Option<String> {
-    Some(match path {
+/// `podFieldSelectorRuntimeValue`: the pod's identity, then its metadata.
+fn field_ref(path: &str, pod: &PodIdentity, full: Option<&Pod>) -> Result<String, String> {
+    Ok(match path {
         "metadata.name" => pod.name.clone(),
         "metadata.namespace" => pod.namespace.clone(),
         "metadata.uid" => pod.uid.clone(),
@@ -231,7 +388,10 @@ fn field_ref(path: &str, pod: &PodIdentity) -> Option<String> {
         "status.hostIP" | "status.hostIPs" => pod.host_ip.clone().unwrap_or_default(),
         "spec.nodeName" => pod.node_name.clone().unwrap_or_default(),
         "spec.serviceAccountName" => pod.service_account_name.clone().unwrap_or_default(),
-        _ => return None,
+        _ => match full {
+            Some(p) => downward::pod_metadata_field(p, path)?,
+            None => return Err(format!("unsupported fieldPath: {path}")),
+        },
     })
 }
 
@@ -272,7 +432,7 @@ pub fn resolve_executable(name: &str, path_var: &str, cwd: &Path) -> Result<Path
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{EnvVarSource, ObjectFieldSelector};
+    use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector};
 
     fn var(n: &str, v: &str) -> EnvVar {
         EnvVar {
@@ -294,8 +454,8 @@ mod tests {
 
     #[test]
     fn env_references_earlier_vars_only() {
-        let env = build_env(
-            &[
+        let c = Container {
+            env: Some(vec![
                 var("B", "$(A)-b"),
                 var("A", "a"),
                 var("C", "$(A)-$(B)-$$(A)"),
@@ -312,10 +472,12 @@ mod tests {
                 },
                 var("IP", "$(NAME)@"),
                 var("A", "again"),
-            ],
-            &pod(),
-        )
-        .unwrap();
+            ]),
+            ..Default::default()
+        };
+        let env = build_env(&c, &pod(), &EnvSources::NONE, Path::new("/"))
+            .unwrap()
+            .env;
         assert_eq!(
             env,
             vec![
@@ -328,6 +490,220 @@ mod tests {
         );
     }
 
+    fn objects() -> PodObjects {
+        use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+        let mut o = PodObjects::default();
+        o.config_maps.insert(
+            "cfg".into(),
+            ConfigMap {
+                data: Some(
+                    [("mode", "fast"), ("1bad=", "x"), ("level", "3")]
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                ..Default::default()
+            },
+        );
+        o.secrets.insert(
+            "sec".into(),
+            Secret {
+                data: Some(
+                    [(
+                        "token".to_string(),
+                        k8s_openapi::ByteString(b"s3cret".to_vec()),
+                    )]
+                    .into(),
+                ),
+                string_data: Some([("user".to_string(), "admin".to_string())].into()),
+                ..Default::default()
+            },
+        );
+        o
+    }
+
+    fn from(src: EnvVarSource) -> EnvVar {
+        EnvVar {
+            name: "V".into(),
+            value: None,
+            value_from: Some(src),
+        }
+    }
+
+    fn env_of(c: &Container, o: &PodObjects) -> Result<BuiltEnv, StartError> {
+        let sources = EnvSources {
+            objects: o,
+            pod: None,
+        };
+        build_env(c, &pod(), &sources, Path::new("/"))
+    }
+
+    #[test]
+    fn env_from_config_maps_and_secrets_with_kubelet_errors() {
+        use k8s_openapi::api::core::v1::{
+            ConfigMapEnvSource, ConfigMapKeySelector, EnvFromSource, ResourceFieldSelector,
+            SecretEnvSource, SecretKeySelector,
+        };
+        let o = objects();
+        let cm_key = |name: &str, key: &str, optional| {
+            from(EnvVarSource {
+                config_map_key_ref: Some(ConfigMapKeySelector {
+                    name: name.into(),
+                    key: key.into(),
+                    optional,
+                }),
+                ..Default::default()
+            })
+        };
+        let sec_key = |name: &str, key: &str, optional| {
+            from(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: name.into(),
+                    key: key.into(),
+                    optional,
+                }),
+                ..Default::default()
+            })
+        };
+        let with_env = |env: Vec<EnvVar>| Container {
+            name: "app".into(),
+            env: Some(env),
+            ..Default::default()
+        };
+        let ok = |c: &Container| env_of(c, &o).unwrap().env;
+        let err = |c: &Container| {
+            let e = env_of(c, &o).unwrap_err();
+            assert_eq!(e.reason(), "CreateContainerConfigError");
+            e.to_string()
+        };
+
+        assert_eq!(
+            ok(&with_env(vec![cm_key("cfg", "mode", None)])),
+            [("V".to_string(), "fast".to_string())]
+        );
+        assert_eq!(
+            ok(&with_env(vec![sec_key("sec", "token", None)]))[0].1,
+            "s3cret"
+        );
+        assert_eq!(
+            ok(&with_env(vec![sec_key("sec", "user", None)]))[0].1,
+            "admin"
+        );
+        assert_eq!(
+            err(&with_env(vec![cm_key("nope", "k", None)])),
+            "configmap \"nope\" not found"
+        );
+        assert_eq!(
+            err(&with_env(vec![sec_key("nope", "k", None)])),
+            "secret \"nope\" not found"
+        );
+        assert_eq!(
+            err(&with_env(vec![cm_key("cfg", "nokey", None)])),
+            "couldn't find key nokey in ConfigMap default/cfg"
+        );
+        assert_eq!(
+            err(&with_env(vec![sec_key("sec", "nokey", None)])),
+            "couldn't find key nokey in Secret default/sec"
+        );
+        // Optional: the variable is left out.
+        assert!(ok(&with_env(vec![
+            cm_key("nope", "k", Some(true)),
+            sec_key("sec", "nokey", Some(true))
+        ]))
+        .is_empty());
+
+        // resourceFieldRef of the container itself.
+        let mut c = with_env(vec![from(EnvVarSource {
+            resource_field_ref: Some(ResourceFieldSelector {
+                resource: "limits.memory".into(),
+                divisor: Some(k8s_openapi::apimachinery::pkg::api::resource::Quantity(
+                    "1Mi".into(),
+                )),
+                container_name: None,
+            }),
+            ..Default::default()
+        })]);
+        c.resources = Some(k8s_openapi::api::core::v1::ResourceRequirements {
+            limits: Some(
+                [(
+                    "memory".to_string(),
+                    k8s_openapi::apimachinery::pkg::api::resource::Quantity("128Mi".into()),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        });
+        assert_eq!(ok(&c)[0].1, "128");
+
+        // envFrom with prefix; env overrides; invalid names skipped with the kubelet's warning.
+        let c = Container {
+            name: "app".into(),
+            env_from: Some(vec![
+                EnvFromSource {
+                    config_map_ref: Some(ConfigMapEnvSource {
+                        name: "cfg".into(),
+                        optional: None,
+                    }),
+                    prefix: Some("CFG_".into()),
+                    secret_ref: None,
+                },
+                EnvFromSource {
+                    secret_ref: Some(SecretEnvSource {
+                        name: "sec".into(),
+                        optional: None,
+                    }),
+                    ..Default::default()
+                },
+                EnvFromSource {
+                    secret_ref: Some(SecretEnvSource {
+                        name: "gone".into(),
+                        optional: Some(true),
+                    }),
+                    ..Default::default()
+                },
+            ]),
+            env: Some(vec![
+                var("CFG_mode", "override"),
+                var("X", "$(CFG_level)-$(user)"),
+            ]),
+            ..Default::default()
+        };
+        let built = env_of(&c, &o).unwrap();
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            built.env,
+            pairs(&[
+                ("CFG_level", "3"),
+                ("CFG_mode", "override"),
+                ("token", "s3cret"),
+                ("user", "admin"),
+                ("X", "3-admin"),
+            ])
+        );
+        assert_eq!(
+            built.warnings,
+            pairs(&[(
+                "InvalidEnvironmentVariableNames",
+                "Keys [CFG_1bad=] from the EnvFrom configMap default/cfg were skipped since they are considered invalid environment variable names."
+            )])
+        );
+        let missing = Container {
+            env_from: Some(vec![EnvFromSource {
+                config_map_ref: Some(ConfigMapEnvSource {
+                    name: "gone".into(),
+                    optional: None,
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        assert_eq!(err(&missing), "configmap \"gone\" not found");
+    }
+
     #[test]
     fn command_and_args_use_all_env() {
         let c = Container {
@@ -338,7 +714,8 @@ mod tests {
             env: Some(vec![var("X", "x"), var("LATER", "l")]),
             ..Default::default()
         };
-        let l = ContainerLaunch::from_container(&c, &pod(), Path::new("/d"), 2).unwrap();
+        let l = ContainerLaunch::from_container(&c, &pod(), Path::new("/d"), 2, &EnvSources::NONE)
+            .unwrap();
         assert_eq!(l.argv, vec!["echo", "l", "x", "$(X)", "$(NOPE)"]);
         assert_eq!(
             l.log_path(),
@@ -354,7 +731,8 @@ mod tests {
             image: Some("nginx".into()),
             ..Default::default()
         };
-        let e = ContainerLaunch::from_container(&c, &pod(), Path::new("/d"), 0).unwrap_err();
+        let e = ContainerLaunch::from_container(&c, &pod(), Path::new("/d"), 0, &EnvSources::NONE)
+            .unwrap_err();
         assert!(matches!(e, StartError::NoCommand { .. }));
         assert_eq!(e.exit_code(), 128);
     }

@@ -40,4 +40,5 @@ mod spawn;
 pub mod termination;
 pub mod timefmt;
 pub mod tracker;
+pub mod volumes;
 pub mod worker;

@@ -43,6 +43,8 @@ pub struct SandboxError {
 pub struct PodSandbox {
     identity: PodIdentity,
     pod_dir: PathBuf,
+    /// The pod's volumes on the host (`volumes` module).
+    volumes: crate::volumes::PodVolumes,
     /// The pod's cgroup, its record for cleanup after a crash, oom_score_adj (`node` module).
     resources: crate::node::PodResources,
 }
@@ -62,9 +64,17 @@ impl PodSandbox {
         })?;
         // Pod cgroup and its record (node module); removed again if a later step fails.
         let resources = crate::node::PodResources::create(pod, identity, &opts.data_dir, &pod_dir)?;
+        // Volumes (volumes module): all set up before any container starts, or none.
+        let node = crate::volumes::downward::NodeAllocatable::detect(&opts.data_dir);
+        let volumes = crate::volumes::PodVolumes::setup(pod, &pod_dir, &opts.objects, &node)
+            .map_err(|e| SandboxError {
+                reason: "FailedMount".into(),
+                message: e.to_string(),
+            })?;
         Ok(PodSandbox {
             identity: identity.clone(),
             pod_dir,
+            volumes,
             resources,
         })
     }
@@ -86,13 +96,29 @@ impl PodSandbox {
         launch: &ContainerLaunch,
     ) -> Result<ContainerSetup, StartError> {
         let mut setup = ContainerSetup::default();
+        // Volumes: the container's volumeMounts (volumes module).
+        let volume_mounts = self.volumes.mounts_for(container, &launch.env)?;
+        if !volume_mounts.is_empty() {
+            setup
+                .mounts
+                .get_or_insert_with(Vec::new)
+                .extend(volume_mounts);
+        }
         // cgroup and oom_score_adj (node module).
         self.resources.container_setup(container, launch, &mut setup)?;
         Ok(setup)
     }
 
+    /// The pod's volumes (host paths, warnings, sizeLimit checks).
+    pub fn volumes(&self) -> &crate::volumes::PodVolumes {
+        &self.volumes
+    }
+
     /// Tears the sandbox down once every container of the pod has stopped.
     pub async fn destroy(self) {
+        // Volumes (volumes module): unmount tmpfs, remove the pod's volume dirs.
+        let mut volumes = self.volumes;
+        volumes.teardown();
         // Pod cgroup (node module): kills anything left in it, removes it and the record.
         self.resources.destroy().await;
     }

@@ -16,7 +16,7 @@ use skiff_engine::{
 use tokio::sync::mpsc;
 
 use crate::expand::expand_command_only_static;
-use crate::launch::{ContainerLaunch, PodIdentity, StartError};
+use crate::launch::{ContainerLaunch, EnvSources, PodIdentity, StartError};
 use crate::logs::LogLine;
 use crate::probe::{HookRunner, HostProber, ProbeOutcome, Prober};
 use crate::runtime::{HostContainer, HostRuntime, StopSignal};
@@ -84,6 +84,8 @@ enum Msg {
     Input(Input),
     SandboxReady(Arc<PodSandbox>),
     SandboxFailed(SandboxError),
+    /// A disk emptyDir exceeded its sizeLimit (volumes module): the kubelet evicts the pod.
+    Evicted(String),
     Started {
         name: String,
         instance: InstanceId,
@@ -254,6 +256,28 @@ impl Ctx {
                 engine.handle(Input::ContainerStarted { name, instance, at }, now());
             }
             Msg::SandboxReady(sandbox) => {
+                // Volumes: setup warnings, and the sizeLimit watch (volumes module).
+                for (reason, message) in sandbox.volumes().warnings() {
+                    self.warn(reason, message, None);
+                }
+                if let Some(watch) = sandbox.volumes().size_watch() {
+                    let tx = self.tx.clone();
+                    tokio::spawn(async move {
+                        loop {
+                            tokio::time::sleep(crate::volumes::SizeWatch::PERIOD).await;
+                            if tx.is_closed() {
+                                return;
+                            }
+                            let w = watch.clone();
+                            if let Ok(Some(msg)) =
+                                tokio::task::spawn_blocking(move || w.exceeded()).await
+                            {
+                                let _ = tx.send(Msg::Evicted(msg));
+                                return;
+                            }
+                        }
+                    });
+                }
                 self.sandbox = Some(sandbox);
                 engine.handle(Input::SandboxReady, now());
             }
@@ -269,7 +293,24 @@ impl Ctx {
                 let _ = self.notices.send(Notice::Event(event, now()));
                 engine.handle(Input::StopRequested { grace: Some(0) }, now());
             }
+            Msg::Evicted(message) => {
+                // The kubelet's eviction manager kills the pod with grace 0 (evictPod). The
+                // engine has no Evicted status reason yet: the pod ends as a stopped pod.
+                self.warn("Evicted", &message, None);
+                engine.handle(Input::StopRequested { grace: Some(0) }, now());
+            }
         }
+    }
+
+    /// A Warning event now.
+    fn warn(&self, reason: &str, message: &str, container: Option<&str>) {
+        let event = Event {
+            type_: skiff_engine::EventType::Warning,
+            reason: reason.to_string(),
+            message: message.to_string(),
+            container: container.map(str::to_string),
+        };
+        let _ = self.notices.send(Notice::Event(event, now()));
     }
 
     fn send(&self, input: Input) {
@@ -356,8 +397,17 @@ impl Ctx {
             &self.identity,
             &self.data_dir,
             restart_count,
+            &EnvSources {
+                objects: &self.sandbox_options.objects,
+                pod: Some(&self.pod),
+            },
         ) {
-            Ok(l) => l,
+            Ok(l) => {
+                for (reason, message) in &l.warnings {
+                    self.warn(reason, message, Some(&name));
+                }
+                l
+            }
             Err(e) => {
                 self.send(start_failed(name, instance, &e));
                 return;

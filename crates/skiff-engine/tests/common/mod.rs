@@ -223,7 +223,10 @@ impl Sim {
             match a {
                 Action::CreateSandbox => {
                     self.note("sandbox".into());
-                    self.push(self.now.add_millis(self.sandbox_delay_ms), Input::SandboxReady);
+                    self.push(
+                        self.now.add_millis(self.sandbox_delay_ms),
+                        Input::SandboxReady,
+                    );
                 }
                 Action::StopSandbox => self.note("stop-sandbox".into()),
                 Action::StartContainer {

@@ -38,7 +38,8 @@ pub fn env(c: &mut Container, k: &str, v: &str) {
 }
 
 pub fn launch(c: &Container, data: &Path) -> ContainerLaunch {
-    ContainerLaunch::from_container(c, &pod(), data, 0).unwrap()
+    ContainerLaunch::from_container(c, &pod(), data, 0, &skiff_node::launch::EnvSources::NONE)
+        .unwrap()
 }
 
 /// Whether `pid` is a live (non-zombie) process.

@@ -1,0 +1,501 @@
+//! Pod volumes on the host: each volume of the pod is made real under the pod directory in
+//! the kubelet's layout (`volumes/kubernetes.io~empty-dir/<name>`, `…~configmap/…`,
+//! `…~secret/…`, `…~downward-api/…`, `…~projected/…`; hostPath volumes are the host path
+//! itself) before the first container starts, and every container's `volumeMounts` become
+//! [`MountSpec`]s that the child applies in its own mount namespace.
+//!
+//! Upstream: `pkg/volume/emptydir/empty_dir.go`, `pkg/volume/hostpath/host_path.go`,
+//! `pkg/volume/configmap`, `pkg/volume/secret`, `pkg/volume/downwardapi`, `pkg/volume/projected`,
+//! `pkg/volume/util/atomic_writer.go`, `pkg/volume/volume_linux.go` (fsGroup), and
+//! `makeMounts` in `pkg/kubelet/kubelet_pods.go`.
+//!
+//! Like the kubelet, secret, downwardAPI and projected volumes live on a tmpfs (their
+//! contents never touch the disk), as do `emptyDir.medium: Memory` volumes, sized
+//! `min(node memory, pod memory limit, sizeLimit)`. Without the right to mount (not root)
+//! they are plain directories and a warning says so.
+//!
+//! serviceAccountToken projections need an API server to issue a token: skiff writes no token
+//! file and reports a `FailedMount`-free Warning (`ServiceAccountTokenSkipped`) instead.
+//!
+//! A disk emptyDir over its `sizeLimit` is found by [`SizeWatch::exceeded`]
+//! (`du`-style usage, as the kubelet's eviction manager measures it); the pod worker polls it
+//! and evicts the pod (Warning `Evicted` with the kubelet's message, then a stop with grace 0).
+
+pub mod atomic;
+pub mod downward;
+pub mod hostpath;
+pub mod ownership;
+mod payload;
+pub mod subpath;
+
+pub use payload::secret_data;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::{Container, Pod, Volume};
+use skiff_model::quantity::Quantity;
+
+use crate::isolation::{MountSpec, Propagation};
+use crate::launch::StartError;
+use crate::sandbox::PodObjects;
+use downward::NodeAllocatable;
+
+pub const EMPTY_DIR_PLUGIN: &str = "kubernetes.io~empty-dir";
+pub const CONFIG_MAP_PLUGIN: &str = "kubernetes.io~configmap";
+pub const SECRET_PLUGIN: &str = "kubernetes.io~secret";
+pub const DOWNWARD_API_PLUGIN: &str = "kubernetes.io~downward-api";
+pub const PROJECTED_PLUGIN: &str = "kubernetes.io~projected";
+
+/// A volume that could not be set up: the kubelet's `FailedMount` event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("MountVolume.SetUp failed for volume {volume:?} : {message}")]
+pub struct VolumeError {
+    pub volume: String,
+    pub message: String,
+}
+
+/// One materialised volume.
+#[derive(Debug)]
+struct PodVolume {
+    /// What a volumeMount bind-mounts (a directory, or for hostPath whatever is there).
+    path: PathBuf,
+    /// configMap, secret, downwardAPI, projected: always mounted read-only
+    /// (`Mounter.GetAttributes().ReadOnly`).
+    must_mount_ro: bool,
+    /// A disk emptyDir's `sizeLimit`: (bytes, as written).
+    size_limit: Option<(i64, String)>,
+}
+
+/// The volumes of one pod (see the module docs).
+#[derive(Debug, Default)]
+pub struct PodVolumes {
+    /// `<pod_dir>/volumes`; everything under it is skiff's and removed at teardown.
+    dir: PathBuf,
+    volumes: BTreeMap<String, PodVolume>,
+    /// tmpfs mounts skiff made, unmounted at teardown.
+    tmpfs: Vec<PathBuf>,
+    /// Warning events (reason, message) for the pod.
+    warnings: Vec<(String, String)>,
+}
+
+impl PodVolumes {
+    /// Sets up every volume of `pod` under `pod_dir`. On error nothing of it is left.
+    pub fn setup(
+        pod: &Pod,
+        pod_dir: &Path,
+        objects: &PodObjects,
+        node: &NodeAllocatable,
+    ) -> Result<PodVolumes, VolumeError> {
+        let mut out = PodVolumes {
+            dir: pod_dir.join("volumes"),
+            ..Default::default()
+        };
+        let Some(spec) = pod.spec.as_ref() else {
+            return Ok(out);
+        };
+        let vols = spec.volumes.as_deref().unwrap_or_default();
+        if vols.is_empty() {
+            return Ok(out);
+        }
+        let ctx = SetupCtx {
+            pod,
+            objects,
+            node,
+            pod_memory_limit: skiff_model::resources::pod_cgroup_values(
+                spec,
+                &skiff_model::resources::CgroupConfig::default(),
+            )
+            .memory_limit_bytes,
+        };
+        for v in vols {
+            if let Err(message) = out.setup_one(v, &ctx) {
+                out.teardown();
+                return Err(VolumeError {
+                    volume: v.name.clone(),
+                    message,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn setup_one(&mut self, v: &Volume, ctx: &SetupCtx<'_>) -> Result<(), String> {
+        let fs_group = ctx
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.security_context.as_ref())
+            .and_then(|sc| sc.fs_group)
+            .and_then(|g| u32::try_from(g).ok());
+        let policy = match ctx
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.security_context.as_ref())
+            .and_then(|sc| sc.fs_group_change_policy.as_deref())
+        {
+            Some("OnRootMismatch") => ownership::ChangePolicy::OnRootMismatch,
+            _ => ownership::ChangePolicy::Always,
+        };
+        let own = |path: &Path, ro: bool| -> Result<(), String> {
+            match fs_group {
+                Some(g) => ownership::set_volume_ownership(path, g, ro, policy),
+                None => Ok(()),
+            }
+        };
+
+        if let Some(e) = &v.empty_dir {
+            let path = self.plugin_dir(EMPTY_DIR_PLUGIN, &v.name)?;
+            let limit = match &e.size_limit {
+                Some(q) => Some((
+                    Quantity::parse(&q.0).map_err(|e| e.to_string())?.value(),
+                    q.0.clone(),
+                )),
+                None => None,
+            };
+            let mut size_limit = None;
+            match e.medium.as_deref().unwrap_or("") {
+                "" => size_limit = limit.filter(|(b, _)| *b > 0),
+                "Memory" => self.mount_tmpfs(&path, ctx.tmpfs_size(limit.map(|l| l.0)))?,
+                other => return Err(format!(
+                    "unsupported emptyDir medium {other:?} (skiff supports \"\" and \"Memory\")"
+                )),
+            }
+            own(&path, false)?;
+            self.insert(v, path, false, size_limit);
+            return Ok(());
+        }
+        if let Some(h) = &v.host_path {
+            let path = PathBuf::from(&h.path);
+            hostpath::check_type(&path, h.type_.as_deref().unwrap_or(""))?;
+            // hostPath does not support ownership management (SetVolumeOwnership is not called).
+            self.insert(v, path, false, None);
+            return Ok(());
+        }
+        let (plugin, memory, payload) = if let Some(cm) = &v.config_map {
+            (
+                CONFIG_MAP_PLUGIN,
+                false,
+                payload::config_map_volume(cm, ctx)?,
+            )
+        } else if let Some(s) = &v.secret {
+            (SECRET_PLUGIN, true, payload::secret_volume(s, ctx)?)
+        } else if let Some(d) = &v.downward_api {
+            (
+                DOWNWARD_API_PLUGIN,
+                true,
+                payload::downward_api_volume(d, ctx)?,
+            )
+        } else if let Some(p) = &v.projected {
+            let (payload, skipped) = payload::projected_volume(p, ctx)?;
+            if skipped {
+                self.warnings.push((
+                    "ServiceAccountTokenSkipped".into(),
+                    format!(
+                        "volume {:?}: serviceAccountToken projections need an API server to issue a token; skiff wrote no token file",
+                        v.name
+                    ),
+                ));
+            }
+            (PROJECTED_PLUGIN, true, payload)
+        } else {
+            return Err(format!(
+                "volume type of {:?} is not supported by skiff (emptyDir, hostPath, configMap, secret, downwardAPI and projected are)",
+                v.name
+            ));
+        };
+        let path = self.plugin_dir(plugin, &v.name)?;
+        if memory {
+            self.mount_tmpfs(&path, ctx.tmpfs_size(None))?;
+        }
+        atomic::write(&path, &payload)?;
+        own(&path, true)?;
+        self.insert(v, path, true, None);
+        Ok(())
+    }
+
+    fn insert(&mut self, v: &Volume, path: PathBuf, ro: bool, size_limit: Option<(i64, String)>) {
+        self.volumes.insert(
+            v.name.clone(),
+            PodVolume {
+                path,
+                must_mount_ro: ro,
+                size_limit,
+            },
+        );
+    }
+
+    /// `<pod>/volumes/<plugin>/<name>`, mode 0777 like emptyDir's setupDir (the plugin dirs
+    /// 0750, like makePodDataDirs).
+    fn plugin_dir(&self, plugin: &str, name: &str) -> Result<PathBuf, String> {
+        let parent = self.dir.join(plugin);
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o750);
+        b.create(&parent)
+            .map_err(|e| format!("mkdir {}: {e}", parent.display()))?;
+        let path = parent.join(name);
+        std::fs::create_dir_all(&path).map_err(|e| format!("mkdir {}: {e}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777))
+            .map_err(|e| format!("chmod {}: {e}", path.display()))?;
+        Ok(path)
+    }
+
+    /// Mounts a tmpfs of `size` bytes on `path` (its root keeps tmpfs's 1777, as upstream).
+    fn mount_tmpfs(&mut self, path: &Path, size: i64) -> Result<(), String> {
+        let opts = format!("size={size}");
+        match nix::mount::mount(
+            Some("tmpfs"),
+            path,
+            Some("tmpfs"),
+            nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+            Some(opts.as_str()),
+        ) {
+            Ok(()) => {
+                self.tmpfs.push(path.to_path_buf());
+                Ok(())
+            }
+            Err(nix::errno::Errno::EPERM) => {
+                let msg = format!(
+                    "cannot mount tmpfs on {} (not permitted): the volume is a plain directory on disk, without a size bound",
+                    path.display()
+                );
+                tracing::warn!("{msg}");
+                self.warnings.push(("TmpfsUnavailable".into(), msg));
+                Ok(())
+            }
+            Err(e) => Err(format!("mount tmpfs on {}: {e}", path.display())),
+        }
+    }
+
+    /// Warning events collected during setup (reason, message).
+    pub fn warnings(&self) -> &[(String, String)] {
+        &self.warnings
+    }
+
+    /// Host path of volume `name`.
+    pub fn path(&self, name: &str) -> Option<&Path> {
+        self.volumes.get(name).map(|v| v.path.as_path())
+    }
+
+    /// The container's `volumeMounts` as mount specs (kubelet `makeMounts`): subPath and
+    /// subPathExpr (expanded with the container's env), readOnly, mountPropagation. Errors
+    /// are `CreateContainerConfigError`s.
+    pub fn mounts_for(
+        &self,
+        c: &Container,
+        env: &[(String, String)],
+    ) -> Result<Vec<MountSpec>, StartError> {
+        let mut out = Vec::new();
+        for m in c.volume_mounts.iter().flatten() {
+            let vol = self.volumes.get(&m.name).ok_or_else(|| {
+                StartError::Config(format!(
+                    "cannot find volume {:?} to mount into container {:?}",
+                    m.name, c.name
+                ))
+            })?;
+            let mut sub = m.sub_path.clone().unwrap_or_default();
+            if let Some(expr) = m.sub_path_expr.as_deref().filter(|e| !e.is_empty()) {
+                sub = expand_sub_path_expr(expr, env).map_err(StartError::Config)?;
+            }
+            let source = if sub.is_empty() {
+                vol.path.clone()
+            } else {
+                subpath::prepare(&vol.path, &sub, &m.name, &c.name).map_err(StartError::Config)?
+            };
+            let propagation = match m.mount_propagation.as_deref() {
+                Some("HostToContainer") => Propagation::HostToContainer,
+                Some("Bidirectional") => Propagation::Bidirectional,
+                _ => Propagation::Private,
+            };
+            out.push(MountSpec {
+                source,
+                target: PathBuf::from(&m.mount_path),
+                read_only: m.read_only.unwrap_or(false) || vol.must_mount_ro,
+                propagation,
+            });
+        }
+        Ok(out)
+    }
+
+    /// What to watch for `sizeLimit` eviction, if any disk emptyDir has a limit. Independent
+    /// of the sandbox's lifetime (after teardown the usage is simply 0).
+    pub fn size_watch(&self) -> Option<SizeWatch> {
+        let limits: Vec<_> = self
+            .volumes
+            .iter()
+            .filter_map(|(name, v)| {
+                let (bytes, text) = v.size_limit.clone()?;
+                Some((name.clone(), v.path.clone(), bytes, text))
+            })
+            .collect();
+        (!limits.is_empty()).then_some(SizeWatch { limits })
+    }
+
+    /// Unmounts skiff's tmpfs mounts and removes the pod's volume directories, never crossing
+    /// into another filesystem (a hostPath is not under the pod dir; a mount left inside a
+    /// volume is left alone and reported).
+    pub fn teardown(&mut self) {
+        for p in self.tmpfs.drain(..) {
+            if let Err(e) = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH) {
+                tracing::warn!("unmounting {}: {e}", p.display());
+            }
+        }
+        if let Ok(m) = std::fs::symlink_metadata(&self.dir) {
+            if let Err(e) = remove_all_one_filesystem(&self.dir, m.dev()) {
+                tracing::warn!("removing pod volumes {}: {e}", self.dir.display());
+            }
+        }
+        self.volumes.clear();
+    }
+}
+
+/// Disk emptyDirs with a `sizeLimit`: (name, path, bytes, limit as written).
+#[derive(Debug, Clone)]
+pub struct SizeWatch {
+    limits: Vec<(String, PathBuf, i64, String)>,
+}
+
+impl SizeWatch {
+    /// How often the kubelet's eviction manager looks is 10 s (`evictionMonitoringPeriod`);
+    /// skiff looks more often, the walk being cheap for the volumes of one pod.
+    pub const PERIOD: std::time::Duration = std::time::Duration::from_secs(2);
+
+    /// The first volume whose usage exceeds its limit, as the kubelet's eviction message
+    /// (`emptyDirLimitEviction` in `pkg/kubelet/eviction/eviction_manager.go`).
+    pub fn exceeded(&self) -> Option<String> {
+        self.limits.iter().find_map(|(name, path, limit, text)| {
+            (disk_usage(path) > *limit)
+                .then(|| format!("Usage of EmptyDir volume {name:?} exceeds the limit {text:?}. "))
+        })
+    }
+}
+
+/// What volume setup needs to know about the pod.
+pub(crate) struct SetupCtx<'a> {
+    pub pod: &'a Pod,
+    pub objects: &'a PodObjects,
+    pub node: &'a NodeAllocatable,
+    pub pod_memory_limit: Option<i64>,
+}
+
+impl SetupCtx<'_> {
+    /// `calculateEmptyDirMemorySize`: node memory, lowered to the pod's memory limit, lowered
+    /// to the volume's sizeLimit.
+    fn tmpfs_size(&self, size_limit: Option<i64>) -> i64 {
+        let mut size = self.node.memory_bytes;
+        if let Some(l) = self.pod_memory_limit.filter(|l| *l > 0 && *l <= size) {
+            size = l;
+        }
+        if let Some(l) = size_limit.filter(|l| *l > 0 && *l <= size) {
+            size = l;
+        }
+        size
+    }
+}
+
+/// `ExpandContainerVolumeMounts`: `$(VAR)` from the container's env; a missing or empty
+/// variable is an error.
+pub fn expand_sub_path_expr(expr: &str, env: &[(String, String)]) -> Result<String, String> {
+    let map: BTreeMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let missing = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    let out = crate::expand::expand(expr, |name| match map.get(name) {
+        Some(v) if !v.is_empty() => Some(*v),
+        _ => {
+            missing.borrow_mut().insert(name.to_string());
+            Some("")
+        }
+    });
+    let missing = missing.into_inner();
+    if !missing.is_empty() {
+        return Err(format!(
+            "missing value for {}",
+            missing.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(out)
+}
+
+/// `du`-style usage in bytes (allocated blocks), not crossing filesystems.
+fn disk_usage(p: &Path) -> i64 {
+    fn walk(p: &Path, dev: u64, total: &mut i64) {
+        let Ok(m) = std::fs::symlink_metadata(p) else {
+            return;
+        };
+        *total = total.saturating_add(i64::try_from(m.blocks()).unwrap_or(i64::MAX / 512) * 512);
+        if m.is_dir() && m.dev() == dev {
+            for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                walk(&e.path(), dev, total);
+            }
+        }
+    }
+    let mut total = 0;
+    if let Ok(m) = std::fs::symlink_metadata(p) {
+        walk(p, m.dev(), &mut total);
+    }
+    total
+}
+
+/// `removeall.RemoveAllOneFilesystem`: like `remove_dir_all`, but an entry on another device
+/// (a mount point) stops the removal there instead of deleting through it.
+fn remove_all_one_filesystem(p: &Path, dev: u64) -> std::io::Result<()> {
+    let m = std::fs::symlink_metadata(p)?;
+    if m.dev() != dev {
+        return Err(std::io::Error::other(format!(
+            "{} is on another filesystem (a mount point); not removed",
+            p.display()
+        )));
+    }
+    if m.is_dir() {
+        let mut first_err = None;
+        for e in std::fs::read_dir(p)? {
+            if let Err(err) = e.and_then(|e| remove_all_one_filesystem(&e.path(), dev)) {
+                first_err.get_or_insert(err);
+            }
+        }
+        if let Some(err) = first_err {
+            return Err(err);
+        }
+        std::fs::remove_dir(p)
+    } else {
+        std::fs::remove_file(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_path_expr_expands_env_and_requires_values() {
+        let env = vec![
+            ("POD".to_string(), "web".to_string()),
+            ("EMPTY".to_string(), String::new()),
+        ];
+        assert_eq!(
+            expand_sub_path_expr("logs/$(POD)", &env).unwrap(),
+            "logs/web"
+        );
+        assert_eq!(
+            expand_sub_path_expr("$(NOPE)/$(EMPTY)/$(POD)", &env).unwrap_err(),
+            "missing value for EMPTY, NOPE"
+        );
+    }
+
+    #[test]
+    fn teardown_never_crosses_a_mount() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("vols");
+        std::fs::create_dir_all(d.join("a/b")).unwrap();
+        std::fs::write(d.join("a/b/f"), "x").unwrap();
+        let dev = std::fs::metadata(&d).unwrap().dev();
+        remove_all_one_filesystem(&d, dev).unwrap();
+        assert!(!d.exists());
+        // A different device id is refused and left in place.
+        std::fs::create_dir_all(d.join("a")).unwrap();
+        assert!(remove_all_one_filesystem(&d, dev + 1).is_err());
+        assert!(d.join("a").exists());
+    }
+}
