@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use skiff_engine::{EngineConfig, Input, InstanceId, PodEngine, ProbeKind};
+use skiff_engine::{EngineConfig, Input, InstanceId, ObservedState, PodEngine, ProbeKind};
 
 #[test]
 fn garbage_inputs_are_ignored() {
@@ -54,6 +54,20 @@ fn garbage_inputs_are_ignored() {
         },
         Input::SandboxReady,
         Input::SandboxReady,
+        Input::ContainerObserved {
+            name: "nope".into(),
+            instance: bogus,
+            state: ObservedState::Unknown,
+            attempt: Some(i32::MAX),
+        },
+        Input::ContainerObserved {
+            name: "app".into(),
+            instance: bogus,
+            state: ObservedState::Created,
+            attempt: Some(-7),
+        },
+        Input::SandboxLost,
+        Input::SandboxLost,
         Input::Tick,
     ];
     for (k, input) in inputs.into_iter().enumerate() {
