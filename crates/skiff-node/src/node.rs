@@ -199,8 +199,12 @@ impl NodeResources {
                 continue;
             }
             match driver.remove_tree(&entry.rel, REMOVE_TIMEOUT) {
-                Ok(()) => tracing::info!(rel = %entry.rel.display(), "removed an unrecorded pod cgroup"),
-                Err(e) => tracing::warn!(rel = %entry.rel.display(), "removing an unrecorded pod cgroup: {e}"),
+                Ok(()) => {
+                    tracing::info!(rel = %entry.rel.display(), "removed an unrecorded pod cgroup")
+                }
+                Err(e) => {
+                    tracing::warn!(rel = %entry.rel.display(), "removing an unrecorded pod cgroup: {e}")
+                }
             }
         }
     }
@@ -351,8 +355,7 @@ fn unescape_mountinfo(s: &str) -> PathBuf {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit)
-        {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -457,9 +460,9 @@ impl PodResources {
         if let Some(pod) = &self.cgroup {
             let n = self.seq.fetch_add(1, Ordering::Relaxed);
             let name = format!("{}-{}-{n}", container.name, launch.restart_count);
-            let cg: Arc<ContainerCgroup> = pod.create_container(&name, container).map_err(|e| {
-                StartError::Config(format!("creating the container cgroup: {e}"))
-            })?;
+            let cg: Arc<ContainerCgroup> = pod
+                .create_container(&name, container)
+                .map_err(|e| StartError::Config(format!("creating the container cgroup: {e}")))?;
             setup.group = Some(cg);
         }
         Ok(())
