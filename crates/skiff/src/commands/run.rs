@@ -114,7 +114,11 @@ fn admit_on_node(
     let Some(spec) = &pod.spec else { return Ok(()) };
     let data_dir = args.data_dir.clone().unwrap_or_else(std::env::temp_dir);
     let capacity = skiff_node::node::NodeResources::global().capacity(&data_dir);
-    admit(spec, &[], &NodeAllocatable::from_capacity(&capacity, reserved))
+    admit(
+        spec,
+        &[],
+        &NodeAllocatable::from_capacity(&capacity, reserved),
+    )
 }
 
 /// A pod rejected at admission (ST7): phase Failed with the reason and message, one Warning
