@@ -20,10 +20,10 @@
 //! At startup every record whose owner is dead is cleaned up: whatever is mounted under the
 //! pod's directory is unmounted (volumes, bind-mounted files), every process in the pod
 //! cgroup is SIGKILLed and the cgroups removed, and a temporary data dir of `skiff run`
-//! (`$TMPDIR/skiff-run-*`) is deleted. Then pod cgroups under this process's `kubepods`
-//! that no record claims (an older skiff) are removed. Records of live owners (another
-//! `skiff run` at the same time) are left alone. The pod's namespaces need nothing: their
-//! holder exits when its skiff dies (see `namespaces`).
+//! (`$TMPDIR/skiff-run-*`) is deleted. Records of live owners (another `skiff run` at the
+//! same time) are left alone, and so is any pod cgroup without a record: it may belong to a
+//! skiff using another state dir, so only records decide. The pod's namespaces need nothing:
+//! their holder exits when its skiff dies (see `namespaces`).
 
 use std::fs;
 use std::io::{self, Write};
@@ -159,16 +159,11 @@ impl NodeResources {
 
     /// Cleans up after dead skiff processes (see the module docs).
     fn recover(&self) {
-        // Pod cgroups first, records second: a record is written before its cgroup, so every
-        // cgroup in this snapshot has its record on disk by the time they are read.
-        let snapshot = self
-            .cgroups
-            .as_ref()
-            .map(|d| cgroups::list_pod_cgroups(d.as_ref()))
-            .unwrap_or_default();
-        let dir = self.records_dir();
-        let mut recorded = Vec::new();
-        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+        for entry in fs::read_dir(self.records_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let path = entry.path();
             if path.extension().is_some() {
                 continue; // a record being written (`.tmp<pid>`)
@@ -178,7 +173,6 @@ impl NodeResources {
                 let _ = fs::remove_file(&path);
                 continue;
             };
-            recorded.push(record.cgroup_name());
             if record.owner.alive() {
                 continue;
             }
@@ -189,21 +183,6 @@ impl NodeResources {
                 }
                 Err(e) => {
                     tracing::warn!(uid = %record.uid, "cleaning up a pod of a skiff that is gone: {e}")
-                }
-            }
-        }
-        let Some(driver) = &self.cgroups else { return };
-        // Pod cgroups no record claims: left by a skiff that did not record them.
-        for entry in snapshot {
-            if recorded.iter().any(|r| *r == format!("pod{}", entry.uid)) {
-                continue;
-            }
-            match driver.remove_tree(&entry.rel, REMOVE_TIMEOUT) {
-                Ok(()) => {
-                    tracing::info!(rel = %entry.rel.display(), "removed an unrecorded pod cgroup")
-                }
-                Err(e) => {
-                    tracing::warn!(rel = %entry.rel.display(), "removing an unrecorded pod cgroup: {e}")
                 }
             }
         }
