@@ -159,9 +159,11 @@ impl PodVolumes {
             match e.medium.as_deref().unwrap_or("") {
                 "" => size_limit = limit.filter(|(b, _)| *b > 0),
                 "Memory" => self.mount_tmpfs(&path, ctx.tmpfs_size(limit.map(|l| l.0)))?,
-                other => return Err(format!(
+                other => {
+                    return Err(format!(
                     "unsupported emptyDir medium {other:?} (skiff supports \"\" and \"Memory\")"
-                )),
+                ))
+                }
             }
             own(&path, false)?;
             self.insert(v, path, false, size_limit);
