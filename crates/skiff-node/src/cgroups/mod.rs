@@ -54,10 +54,10 @@
 //! # v1 and process placement
 //! On v1 a process must join one `cgroup.procs` per hierarchy.
 //! [`ContainerCgroup::join_files`] returns all of them (memory first); the
-//! single-file [`TrackedGroup::join_file`]
-//! is the memory one, and `set_leader` moves the leader into the others right
-//! after spawn (a process forked before that stays in skiff's cpu/pids cgroup;
-//! wiring should make the pre-exec hook write all join files).
+//! single-file [`TrackedGroup::join_file`] is the memory one. Both spawn paths
+//! write `0` into every join file before `exec`
+//! ([`TrackedGroup::join_files`]), so the container is in all hierarchies from
+//! its first instruction.
 //!
 //! # v2 and delegation
 //! Controllers are enabled in `cgroup.subtree_control` from skiff's own cgroup
@@ -66,23 +66,20 @@
 //! with [`CgroupSettings::move_self_to_leaf`] skiff then moves itself into
 //! `<own>/skiff.supervisor` and retries, else
 //! [`CgroupError::InternalProcesses`].
-
 //!
-//! # Wiring (not done yet)
-//! 1. Start (root): [`detect`]; if that fails, say so once and keep the
-//!    tracker fallback. Then [`remove_stale_pods`] (`|_| false`): whatever a
-//!    killed skiff left under `kubepods` is killed and removed.
-//! 2. Pod sandbox: [`PodCgroup::create`] on the defaulted spec before the
-//!    first container; an error fails the pod with its message, nothing left.
-//!    At pod end: [`PodCgroup::remove`].
-//! 3. Container start: [`PodCgroup::create_container`] per instance; hand the
-//!    `Arc<ContainerCgroup>` to the host runtime as the container's
-//!    `TrackedGroup` (instead of `ProcessTracker::create`), make the pre-exec
-//!    hook write `0` into every [`ContainerCgroup::join_files`] and apply
-//!    `oom_score_adj` ([`OomScoreAdjuster`], once per process, logged once).
-//! 4. Container exit: main process killed by SIGKILL **and**
-//!    `oom().oom_killed()` → reason `OOMKilled`, exit 137 (ST4). Read it
-//!    before the group is removed (`TrackedGroup::remove` snapshots it).
+//! # Wiring (see [`crate::node`])
+//! 1. Start (root): [`detect`] once per process ([`crate::node::NodeResources::global`]); if
+//!    that fails it says so once and containers keep the process tracker. Pods a killed
+//!    skiff recorded are cleaned up ([`remove_dir_trees`]).
+//! 2. Pod sandbox: [`PodCgroup::create`] before the first container (an error fails the pod
+//!    with `FailedCreatePodSandBox`, nothing left); [`PodCgroup::remove`] at pod end.
+//! 3. Container start: [`PodCgroup::create_container`] per instance, handed to the host
+//!    runtime as the container's `TrackedGroup`. The pre-exec hook writes `0` into every
+//!    [`ContainerCgroup::join_files`] (v1); on v2 the child is born in the cgroup
+//!    (`clone3(CLONE_INTO_CGROUP)`, [`TrackedGroup::cgroup_dir`]). `oom_score_adj` (RES9) is
+//!    applied in the child (a refused negative value becomes 0; said once in the parent).
+//! 4. Container exit: main process killed by SIGKILL **and** [`TrackedGroup::oom_killed`]
+//!    → reason `OOMKilled`, exit 137 (ST4), read before the group is removed.
 
 mod fsutil;
 pub mod layout;
