@@ -19,6 +19,7 @@ use std::sync::Arc;
 use nix::errno::Errno;
 
 use crate::launch::StartError;
+use crate::namespaces::NamespaceJoin;
 use crate::tracker::TrackedGroup;
 
 /// A bind or filesystem mount inside the container's own mount namespace (volumes,
@@ -58,20 +59,68 @@ pub struct ContainerSetup {
     pub group: Option<Arc<dyn TrackedGroup>>,
     /// Value for `/proc/self/oom_score_adj` (RES9), already clamped to what the host allows.
     pub oom_score_adj: Option<i32>,
+    /// Pod sandbox namespaces to join (step 1; `namespaces` module); `None` = skiff's own.
+    pub namespaces: Option<NamespaceJoin>,
 }
 
 impl ContainerSetup {
     /// Converts the plan into its fork-safe form.
     pub(crate) fn prepare(&self) -> Result<PreparedSetup, StartError> {
         Ok(PreparedSetup {
+            // Step 1 and 2 (namespaces, mountns modules).
+            namespaces: self.namespaces.clone().filter(|j| !j.is_empty()),
+            mounts: match &self.mounts {
+                Some(m) if crate::namespaces::support() == &crate::namespaces::Support::Full => {
+                    let own_pid = self.namespaces.as_ref().is_some_and(|j| j.own_pid());
+                    Some(crate::mountns::prepare(m, own_pid)?)
+                }
+                Some(m) if !m.is_empty() => {
+                    return Err(StartError::Config(
+                        "volume mounts need a mount namespace, which is unavailable (not root)"
+                            .into(),
+                    ))
+                }
+                _ => None,
+            },
             oom_score_adj: self.oom_score_adj.map(|v| format!("{v}").into_bytes()),
         })
+    }
+}
+
+impl ContainerSetup {
+    /// The setup of commands run "in" this container once its main process `pid` runs (exec
+    /// probes, hooks): the same sandbox namespaces plus the container's own mount namespace
+    /// instead of a new one.
+    pub fn for_exec(&self, pid: i32) -> ContainerSetup {
+        let mut s = self.clone();
+        if s.mounts.take().is_some() {
+            let base = s.namespaces.clone().unwrap_or_default();
+            match base.with_mount_ns_of(pid) {
+                Ok(j) => s.namespaces = Some(j),
+                Err(e) => {
+                    tracing::warn!(pid, error = %e, "opening the container's mount namespace for exec")
+                }
+            }
+        }
+        s
+    }
+}
+
+impl PreparedSetup {
+    /// The pod's PID namespace the process must be born in (joined around the fork).
+    pub(crate) fn pid_namespace(&self) -> Option<&std::os::fd::OwnedFd> {
+        self.namespaces
+            .as_ref()
+            .and_then(|j| j.pid())
+            .map(|fd| &**fd)
     }
 }
 
 /// [`ContainerSetup`] in fork-safe form: every string a C string, every buffer allocated.
 #[derive(Debug, Default)]
 pub struct PreparedSetup {
+    namespaces: Option<NamespaceJoin>,
+    mounts: Option<crate::mountns::PreparedMounts>,
     oom_score_adj: Option<Vec<u8>>,
 }
 
@@ -83,7 +132,13 @@ pub struct PreparedSetup {
 #[allow(unsafe_code)]
 pub(crate) unsafe fn apply_in_child(s: &PreparedSetup) -> Result<(), Errno> {
     // 1. Sandbox namespaces (setns) — pod sandbox.
+    if let Some(j) = &s.namespaces {
+        crate::namespaces::apply_in_child(j)?;
+    }
     // 2. Own mount namespace and mounts — volumes.
+    if let Some(m) = &s.mounts {
+        crate::mountns::apply_in_child(m)?;
+    }
     // 3. oom_score_adj.
     if let Some(v) = &s.oom_score_adj {
         match write_proc_file(c"/proc/self/oom_score_adj", v) {

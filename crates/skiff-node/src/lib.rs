@@ -31,6 +31,8 @@ pub mod expand;
 pub mod isolation;
 pub mod launch;
 pub mod logs;
+mod mountns;
+pub mod namespaces;
 pub mod node;
 pub mod probe;
 pub mod reaper;

@@ -120,6 +120,8 @@ pub struct ExecContext {
     pub group: Option<Arc<dyn TrackedGroup>>,
     /// What commands run "in" the container enter first (its namespaces, credentials).
     pub setup: Arc<PreparedSetup>,
+    /// The pod's network namespace; httpGet/tcpSocket/grpc connect from inside it.
+    pub netns: Option<Arc<OwnedFd>>,
 }
 
 impl ExecContext {
@@ -247,6 +249,15 @@ impl HostRuntime {
             }
         };
         group.set_leader(spawned.pid);
+        // Probes and hooks enter the container's namespaces, its mount namespace included.
+        let netns = setup.namespaces.as_ref().and_then(|j| j.net());
+        let exec_setup = match setup.for_exec(spawned.pid).prepare() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(id = %id, error = %e, "preparing the exec setup");
+                PreparedSetup::default()
+            }
+        };
         tracing::debug!(id = %id, pid = spawned.pid, tracker = self.tracker.kind(), "container started");
 
         let name: Arc<str> = Arc::from(launch.name.as_str());
@@ -291,7 +302,8 @@ impl HostRuntime {
                     ports: launch.ports.clone(),
                     host: "127.0.0.1".into(),
                     group: Some(group),
-                    setup: Arc::new(PreparedSetup::default()),
+                    setup: Arc::new(exec_setup),
+                    netns,
                 },
             }),
         })
@@ -404,7 +416,8 @@ impl Monitor {
         let ev = self.exit.wait().await;
         // ST4 OOMKilled: the main process got SIGKILL and its cgroup saw an OOM kill. The
         // kernel counts the kill before the victim can be reaped, so this read is not racy.
-        let oom_killed = ev.status.signal() == Some(Signal::SIGKILL as i32) && self.group.oom_killed();
+        let oom_killed =
+            ev.status.signal() == Some(Signal::SIGKILL as i32) && self.group.oom_killed();
         // Like a container's PID namespace: when the main process is gone,
         // whatever it left behind dies too.
         if let Err(e) = self.group.signal_all(Signal::SIGKILL) {

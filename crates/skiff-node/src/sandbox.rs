@@ -43,6 +43,10 @@ pub struct SandboxError {
 pub struct PodSandbox {
     identity: PodIdentity,
     pod_dir: PathBuf,
+    /// Network/IPC/UTS(/PID) namespaces and their holder (`namespaces` module).
+    namespaces: crate::namespaces::PodNamespaces,
+    /// Mount points created on the host for containers' mounts (`mountns` module).
+    mountpoints: std::sync::Mutex<Vec<PathBuf>>,
     /// The pod's volumes on the host (`volumes` module).
     volumes: crate::volumes::PodVolumes,
     /// The pod's cgroup, its record for cleanup after a crash, oom_score_adj (`node` module).
@@ -64,6 +68,8 @@ impl PodSandbox {
         })?;
         // Pod cgroup and its record (node module); removed again if a later step fails.
         let resources = crate::node::PodResources::create(pod, identity, &opts.data_dir, &pod_dir)?;
+        // Pod namespaces (namespaces module); dropped on a later error, the holder exits.
+        let namespaces = crate::namespaces::for_sandbox(pod)?;
         // Volumes (volumes module): all set up before any container starts, or none.
         let node = crate::volumes::downward::NodeAllocatable::detect(&opts.data_dir);
         let volumes = crate::volumes::PodVolumes::setup(pod, &pod_dir, &opts.objects, &node)
@@ -74,6 +80,8 @@ impl PodSandbox {
         Ok(PodSandbox {
             identity: identity.clone(),
             pod_dir,
+            namespaces,
+            mountpoints: Default::default(),
             volumes,
             resources,
         })
@@ -96,6 +104,11 @@ impl PodSandbox {
         launch: &ContainerLaunch,
     ) -> Result<ContainerSetup, StartError> {
         let mut setup = ContainerSetup::default();
+        // Namespaces: join the pod's, and an own mount namespace (filled with volumes below).
+        if crate::namespaces::support() == &crate::namespaces::Support::Full {
+            setup.namespaces = Some(self.namespaces.join().clone());
+            setup.mounts = Some(Vec::new());
+        }
         // Volumes: the container's volumeMounts (volumes module).
         let volume_mounts = self.volumes.mounts_for(container, &launch.env)?;
         if !volume_mounts.is_empty() {
@@ -105,7 +118,15 @@ impl PodSandbox {
                 .extend(volume_mounts);
         }
         // cgroup and oom_score_adj (node module).
-        self.resources.container_setup(container, launch, &mut setup)?;
+        self.resources
+            .container_setup(container, launch, &mut setup)?;
+        // Mount points for the container's mounts (namespaces/mountns; keep last).
+        if let Some(mounts) = &setup.mounts {
+            let created = crate::mountns::ensure_mountpoints(mounts)?;
+            if let Ok(mut m) = self.mountpoints.lock() {
+                m.extend(created);
+            }
+        }
         Ok(setup)
     }
 
@@ -114,8 +135,18 @@ impl PodSandbox {
         &self.volumes
     }
 
+    /// The PID of the process holding the pod's namespaces, if it has one.
+    pub fn holder_pid(&self) -> Option<i32> {
+        self.namespaces.holder_pid()
+    }
+
     /// Tears the sandbox down once every container of the pod has stopped.
     pub async fn destroy(self) {
+        // Namespaces (namespaces module): kill the holder; mount points we created.
+        self.namespaces.destroy().await;
+        if let Ok(m) = self.mountpoints.lock() {
+            crate::mountns::remove_mountpoints(&m);
+        }
         // Volumes (volumes module): unmount tmpfs, remove the pod's volume dirs.
         let mut volumes = self.volumes;
         volumes.teardown();

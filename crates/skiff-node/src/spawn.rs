@@ -136,6 +136,15 @@ impl Process {
     /// Starts the process, registered with `reaper` under `tag`. Returns once it has
     /// `exec`ed (or failed to).
     pub(crate) fn spawn(self, reaper: &Reaper, tag: &str) -> io::Result<Spawned> {
+        // A shared pod PID namespace is entered by this thread around the fork (see
+        // `namespaces::with_pid_namespace`), so the child is born in it.
+        let setup = self.setup.clone();
+        crate::namespaces::with_pid_namespace(setup.pid_namespace(), || {
+            self.spawn_here(reaper, tag)
+        })
+    }
+
+    fn spawn_here(self, reaper: &Reaper, tag: &str) -> io::Result<Spawned> {
         if let Some(dir) = &self.cgroup {
             if !CLONE_INTO_UNSUPPORTED.load(Ordering::Relaxed) {
                 match reaper.spawn_with(tag, || self.clone_into(dir.as_raw_fd())) {

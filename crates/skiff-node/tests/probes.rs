@@ -43,6 +43,7 @@ fn ctx(ports: Vec<(&str, u16)>) -> ExecContext {
             })
             .collect(),
         host: "127.0.0.1".into(),
+        netns: None,
         setup: Default::default(),
         group: None,
     }

@@ -5,7 +5,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpStream;
 
 use super::http::{describe_io, USER_AGENT};
 
@@ -104,13 +103,20 @@ fn code_name(code: &str) -> &str {
 }
 
 /// Calls Check; `Ok(status)` is the serving status, `Err` a transport or RPC error.
-pub async fn check(host: &str, port: u16, service: &str) -> Result<u64, String> {
-    let tcp = TcpStream::connect((host, port)).await.map_err(|e| {
-        format!(
-            "failed to connect service \"{host}:{port}\" within the timeout: {}",
-            describe_io(&e)
-        )
-    })?;
+pub async fn check(
+    host: &str,
+    port: u16,
+    service: &str,
+    netns: Option<&std::os::fd::OwnedFd>,
+) -> Result<u64, String> {
+    let tcp = crate::namespaces::connect_tcp(netns, host, port)
+        .await
+        .map_err(|e| {
+            format!(
+                "failed to connect service \"{host}:{port}\" within the timeout: {}",
+                describe_io(&e)
+            )
+        })?;
     let (mut sender, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
             .await

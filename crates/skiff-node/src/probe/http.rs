@@ -4,6 +4,7 @@
 //! hand-written client because the gRPC prober needs its HTTP/2 anyway, and it
 //! handles chunked bodies, header parsing and TLS streams correctly.
 
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,7 +15,6 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 
 /// Body bytes kept (the kubelet's maxRespBodyLength, 10 KiB).
 pub const MAX_BODY: usize = 10 * 1024;
@@ -132,11 +132,16 @@ pub struct Response {
 
 /// GET with redirects to the same host followed (the kubelet's
 /// `followNonLocalRedirects=false`). Errors are rendered like Go's client.
-pub async fn get(target: &Target, headers: &[(String, String)]) -> Result<Response, String> {
+/// `netns`: connect from inside this network namespace (the pod's).
+pub async fn get(
+    target: &Target,
+    headers: &[(String, String)],
+    netns: Option<&OwnedFd>,
+) -> Result<Response, String> {
     let first_host = target.host.clone();
     let mut current = target.clone();
     for _ in 0..=MAX_REDIRECTS {
-        let (status, location, body) = get_once(&current, headers)
+        let (status, location, body) = get_once(&current, headers, netns)
             .await
             .map_err(|e| format!("Get \"{}\": {e}", current.url()))?;
         if (300..400).contains(&status) {
@@ -167,8 +172,9 @@ pub async fn get(target: &Target, headers: &[(String, String)]) -> Result<Respon
 async fn get_once(
     t: &Target,
     headers: &[(String, String)],
+    netns: Option<&OwnedFd>,
 ) -> Result<(u16, Option<String>, Vec<u8>), String> {
-    let tcp = TcpStream::connect((t.host.as_str(), t.port))
+    let tcp = crate::namespaces::connect_tcp(netns, t.host.as_str(), t.port)
         .await
         .map_err(|e| format!("dial tcp {}: {}", t.authority(), describe_io(&e)))?;
     match t.scheme {

@@ -256,7 +256,7 @@ impl HostProber {
                 Err(e) => return ProbeResult::new(Unknown, e),
             };
             let url = target.url();
-            return match tokio::time::timeout(timeout, http::get(&target, &headers)).await {
+            return match tokio::time::timeout(timeout, http::get(&target, &headers, ctx.netns.as_deref())).await {
                 Err(_) => ProbeResult::new(
                     Failure,
                     format!("Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"),
@@ -293,7 +293,7 @@ impl HostProber {
             };
             return match tokio::time::timeout(
                 timeout,
-                tokio::net::TcpStream::connect((host.as_str(), port)),
+                crate::namespaces::connect_tcp(ctx.netns.as_deref(), host.as_str(), port),
             )
             .await
             {
@@ -310,7 +310,11 @@ impl HostProber {
                 return ProbeResult::new(Unknown, format!("invalid port number: {}", g.port));
             };
             let service = g.service.clone().unwrap_or_default();
-            return match tokio::time::timeout(timeout, grpc::check(&ctx.host, port, &service)).await
+            return match tokio::time::timeout(
+                timeout,
+                grpc::check(&ctx.host, port, &service, ctx.netns.as_deref()),
+            )
+            .await
             {
                 Err(_) => ProbeResult::new(
                     Failure,
@@ -358,7 +362,12 @@ impl HostProber {
             let (target, headers) = http_target(action, ctx)?;
             let url = target.url();
             // The kubelet only fails an httpGet hook on transport errors.
-            return match tokio::time::timeout(timeout, http::get(&target, &headers)).await {
+            return match tokio::time::timeout(
+                timeout,
+                http::get(&target, &headers, ctx.netns.as_deref()),
+            )
+            .await
+            {
                 Err(_) => Err(format!("Get \"{url}\": context deadline exceeded")),
                 Ok(Err(e)) => Err(e),
                 Ok(Ok(_)) => Ok(()),

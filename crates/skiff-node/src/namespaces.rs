@@ -1,0 +1,663 @@
+//! The pod sandbox's namespaces: one network, IPC and UTS namespace per pod (and one PID
+//! namespace with `shareProcessNamespace: true`), shared by all its containers.
+//!
+//! They are held by a small **holder** process — skiff's equivalent of the pause container
+//! (kubelet `pkg/kubelet/kuberuntime/kuberuntime_sandbox.go`, containerd's sandbox). It is
+//! born in the new namespaces with one `clone3(CLONE_NEWNET|CLONE_NEWIPC|CLONE_NEWUTS
+//! [|CLONE_NEWPID])` through the [`Reaper`], sets the hostname, brings `lo` up, then waits:
+//! it reaps orphans (it is PID 1 of a shared PID namespace, as pause is) and exits when skiff
+//! closes its lifeline pipe — so a killed skiff leaves no holder behind — or when it is
+//! SIGKILLed by PID at [`PodNamespaces::destroy`]. It never `exec`s, so it only makes raw
+//! system calls and closes every descriptor it inherited from skiff first.
+//!
+//! Which namespaces a pod gets follows the kubelet (`pkg/kubelet/kuberuntime/util/util.go`
+//! `NamespacesForPod`): network = node's with `hostNetwork`, IPC = node's with `hostIPC`,
+//! PID = node's with `hostPID`, the pod's with `shareProcessNamespace`, and otherwise the
+//! container's own — skiff does not give each container a PID namespace of its own yet (it
+//! stays in the host's). UTS follows the network (containerd: a host-network sandbox uses the
+//! host's UTS namespace and hostname). Hostname: `spec.hostname`, else the pod name cut to 63
+//! characters (kubelet `GeneratePodHostNameAndDomain`).
+//!
+//! Containers join with `setns` in the forked child ([`apply_in_child`], isolation step 1)
+//! on descriptors opened here. The PID namespace is different: `setns(CLONE_NEWPID)` only
+//! changes where the caller's *children* are born, so [`with_pid_namespace`] switches the
+//! spawning thread's `pid_for_children` around the fork and back; the container's process is
+//! then born in the pod's PID namespace while skiff stays in its own (setns of a PID
+//! namespace is per thread and allowed in a multi-threaded process, unlike the mount and
+//! user namespaces).
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::libc;
+use nix::sched::CloneFlags;
+
+use crate::reaper::{ExitWaiter, Reaper};
+
+/// How long destroy waits for the holder to be reaped after SIGKILL.
+const HOLDER_EXIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Errors creating a pod's namespaces.
+#[derive(Debug, thiserror::Error)]
+pub enum NamespaceError {
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("setting up the pod's namespaces failed in the holder process: {0}")]
+    Holder(Errno),
+}
+
+fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> NamespaceError {
+    move |source| NamespaceError::Io { what, source }
+}
+
+/// Whether skiff can make namespaces on this host (decided once per process).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Support {
+    /// CAP_SYS_ADMIN in the initial user namespace: pod namespaces and mount namespaces.
+    Full,
+    /// No namespaces: containers run as plain host processes. The reason is logged once.
+    Unavailable(String),
+}
+
+/// The host's namespace support; the first call logs once when it is missing.
+pub fn support() -> &'static Support {
+    static SUPPORT: OnceLock<Support> = OnceLock::new();
+    SUPPORT.get_or_init(|| {
+        let s = detect_support();
+        if let Support::Unavailable(why) = &s {
+            // Issue 4 item 9: say it once, then run host containers without isolation.
+            tracing::warn!(
+                "namespaces and cgroups are unavailable ({why}); containers run as plain host \
+                 processes: no pod network/IPC/UTS/PID namespace, no mount namespace, no volumes"
+            );
+        }
+        s
+    })
+}
+
+fn detect_support() -> Support {
+    // CAP_SYS_ADMIN (bit 21) in the effective set is what setns/unshare/mount need.
+    const CAP_SYS_ADMIN: u32 = 21;
+    let status = match std::fs::read_to_string("/proc/self/status") {
+        Ok(s) => s,
+        Err(e) => return Support::Unavailable(format!("reading /proc/self/status: {e}")),
+    };
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok());
+    match cap_eff {
+        Some(caps) if caps & (1 << CAP_SYS_ADMIN) != 0 => {}
+        _ => {
+            return Support::Unavailable(format!(
+                "skiff runs as uid {} without CAP_SYS_ADMIN",
+                nix::unistd::geteuid()
+            ))
+        }
+    }
+    if !std::path::Path::new("/proc/self/ns/net").exists() {
+        return Support::Unavailable("the kernel has no namespaces (/proc/self/ns)".into());
+    }
+    Support::Full
+}
+
+/// What namespaces a pod gets (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespacePlan {
+    /// Own network namespace (and with it its own UTS namespace and hostname).
+    pub network: bool,
+    pub ipc: bool,
+    /// One PID namespace for the whole pod (`shareProcessNamespace`).
+    pub pid: bool,
+    /// The hostname set in the pod's UTS namespace.
+    pub hostname: String,
+}
+
+impl NamespacePlan {
+    pub fn for_pod(pod: &Pod) -> NamespacePlan {
+        let spec = pod.spec.as_ref();
+        let flag = |f: fn(&k8s_openapi::api::core::v1::PodSpec) -> Option<bool>| {
+            spec.and_then(f).unwrap_or(false)
+        };
+        let hostname = spec
+            .and_then(|s| s.hostname.clone())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| {
+                // GeneratePodHostNameAndDomain: the pod name, truncated to 63 characters
+                // (and trailing '-'/'.' trimmed).
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                let cut: String = name.chars().take(63).collect();
+                cut.trim_end_matches(['-', '.']).to_string()
+            });
+        NamespacePlan {
+            network: !flag(|s| s.host_network),
+            ipc: !flag(|s| s.host_ipc),
+            pid: !flag(|s| s.host_pid) && flag(|s| s.share_process_namespace),
+            hostname,
+        }
+    }
+
+    /// Whether a holder is needed at all.
+    pub fn any(&self) -> bool {
+        self.network || self.ipc || self.pid
+    }
+
+    fn clone_flags(&self) -> u64 {
+        let mut f = 0;
+        if self.network {
+            f |= (libc::CLONE_NEWNET | libc::CLONE_NEWUTS) as u64;
+        }
+        if self.ipc {
+            f |= libc::CLONE_NEWIPC as u64;
+        }
+        if self.pid {
+            f |= libc::CLONE_NEWPID as u64;
+        }
+        f
+    }
+}
+
+/// Namespaces a process enters: descriptors opened in the parent, `setns` in the child.
+/// Cheap to clone; the namespaces live at least as long as any clone.
+#[derive(Debug, Clone, Default)]
+pub struct NamespaceJoin {
+    /// In `setns` order (net, ipc, uts, and for exec processes the container's mnt last).
+    entries: Vec<(Arc<OwnedFd>, CloneFlags)>,
+    /// The pod's PID namespace, joined by the spawning thread (see [`with_pid_namespace`]).
+    pid: Option<Arc<OwnedFd>>,
+}
+
+impl NamespaceJoin {
+    /// The pod's network namespace, if it has one (probes connect from inside it).
+    pub fn net(&self) -> Option<Arc<OwnedFd>> {
+        self.get(CloneFlags::CLONE_NEWNET)
+    }
+
+    /// The pod's PID namespace, if shared.
+    pub fn pid(&self) -> Option<&Arc<OwnedFd>> {
+        self.pid.as_ref()
+    }
+
+    /// Whether a container should mount a fresh `/proc` (it lives in the pod's PID namespace).
+    pub fn own_pid(&self) -> bool {
+        self.pid.is_some()
+    }
+
+    fn get(&self, flag: CloneFlags) -> Option<Arc<OwnedFd>> {
+        self.entries
+            .iter()
+            .find(|(_, f)| *f == flag)
+            .map(|(fd, _)| fd.clone())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.pid.is_none()
+    }
+
+    /// The same namespaces plus the mount namespace of process `pid` (a container's main
+    /// process): what exec probes and hooks enter so they see the container's volumes.
+    pub fn with_mount_ns_of(&self, pid: i32) -> io::Result<NamespaceJoin> {
+        let fd = open_ns(pid, "mnt")?;
+        let mut j = self.clone();
+        j.entries.retain(|(_, f)| *f != CloneFlags::CLONE_NEWNS);
+        j.entries.push((Arc::new(fd), CloneFlags::CLONE_NEWNS));
+        Ok(j)
+    }
+}
+
+fn open_ns(pid: i32, kind: &str) -> io::Result<OwnedFd> {
+    let f = File::open(format!("/proc/{pid}/ns/{kind}"))?;
+    Ok(f.into())
+}
+
+/// In the forked child (isolation step 1): `setns` into every namespace of `j`, in order.
+///
+/// SAFETY (caller): only in the single-threaded child after fork, before exec; makes raw
+/// system calls only.
+#[allow(unsafe_code)]
+pub(crate) unsafe fn apply_in_child(j: &NamespaceJoin) -> Result<(), Errno> {
+    for (fd, flag) in &j.entries {
+        if libc::setns(fd.as_raw_fd(), flag.bits()) != 0 {
+            return Err(Errno::last());
+        }
+    }
+    Ok(())
+}
+
+/// Runs `spawn` (a fork) with the calling thread's `pid_for_children` set to `ns`, so the
+/// child is born in the pod's PID namespace, then switches the thread back.
+pub(crate) fn with_pid_namespace<T>(
+    ns: Option<&OwnedFd>,
+    spawn: impl FnOnce() -> io::Result<T>,
+) -> io::Result<T> {
+    let Some(ns) = ns else { return spawn() };
+    static HOST_PID_NS: OnceLock<Result<OwnedFd, String>> = OnceLock::new();
+    let host = HOST_PID_NS
+        .get_or_init(|| {
+            File::open("/proc/self/ns/pid")
+                .map(OwnedFd::from)
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| io::Error::other(format!("opening /proc/self/ns/pid: {e}")))?;
+    nix::sched::setns(ns, CloneFlags::CLONE_NEWPID).map_err(io::Error::from)?;
+    let r = spawn();
+    if let Err(e) = nix::sched::setns(host, CloneFlags::CLONE_NEWPID) {
+        // Only possible if the host namespace vanished; later children of this thread
+        // would land in the pod's namespace, so say it loudly.
+        tracing::error!(error = %e, "could not switch back to skiff's PID namespace");
+    }
+    r
+}
+
+/// The namespaces of a pod sandbox: per [`NamespacePlan`] where the host supports them,
+/// the host's otherwise (said once by [`support`]).
+pub(crate) fn for_sandbox(pod: &Pod) -> Result<PodNamespaces, crate::sandbox::SandboxError> {
+    if support() != &Support::Full {
+        return Ok(PodNamespaces::host());
+    }
+    let fail = |message: String| crate::sandbox::SandboxError {
+        reason: "FailedCreatePodSandBox".into(),
+        message: format!("Failed to create pod sandbox: {message}"),
+    };
+    let reaper = Reaper::global().map_err(|e| fail(format!("starting the reaper: {e}")))?;
+    PodNamespaces::create(&NamespacePlan::for_pod(pod), &reaper).map_err(|e| fail(e.to_string()))
+}
+
+/// A pod's namespaces and the process holding them. Dropping it without
+/// [`PodNamespaces::destroy`] closes the holder's lifeline, so the holder exits by itself.
+#[derive(Debug)]
+pub struct PodNamespaces {
+    holder: Option<Holder>,
+    join: NamespaceJoin,
+}
+
+#[derive(Debug)]
+struct Holder {
+    pid: i32,
+    /// pidfd of the holder (kill without PID-reuse races); `None` on kernels without it.
+    pidfd: Option<OwnedFd>,
+    exit: ExitWaiter,
+    /// Write end of the lifeline: the holder exits when this closes (skiff gone).
+    _lifeline: OwnedFd,
+}
+
+impl PodNamespaces {
+    /// No namespaces of its own: everything is the host's.
+    pub fn host() -> PodNamespaces {
+        PodNamespaces {
+            holder: None,
+            join: NamespaceJoin::default(),
+        }
+    }
+
+    /// Creates the pod's namespaces per `plan` (no holder when the pod uses only the
+    /// host's). On error nothing is left behind.
+    pub fn create(plan: &NamespacePlan, reaper: &Reaper) -> Result<PodNamespaces, NamespaceError> {
+        if !plan.any() {
+            return Ok(PodNamespaces::host());
+        }
+        let holder = spawn_holder(plan, reaper)?;
+        let open = |kind: &'static str, flag: CloneFlags| -> Result<_, NamespaceError> {
+            let fd = open_ns(holder.pid, kind).map_err(io_err("opening the holder's namespace"))?;
+            Ok((Arc::new(fd), flag))
+        };
+        let opened = (|| {
+            let mut entries = Vec::new();
+            if plan.network {
+                entries.push(open("net", CloneFlags::CLONE_NEWNET)?);
+            }
+            if plan.ipc {
+                entries.push(open("ipc", CloneFlags::CLONE_NEWIPC)?);
+            }
+            if plan.network {
+                entries.push(open("uts", CloneFlags::CLONE_NEWUTS)?);
+            }
+            // The holder was born in the new PID namespace: its `ns/pid` is that namespace.
+            let pid = if plan.pid {
+                Some(open("pid", CloneFlags::CLONE_NEWPID)?.0)
+            } else {
+                None
+            };
+            Ok(NamespaceJoin { entries, pid })
+        })();
+        match opened {
+            Ok(join) => Ok(PodNamespaces {
+                holder: Some(holder),
+                join,
+            }),
+            Err(e) => {
+                holder.kill();
+                Err(e)
+            }
+        }
+    }
+
+    /// What each container joins.
+    pub fn join(&self) -> &NamespaceJoin {
+        &self.join
+    }
+
+    /// The holder's PID (host namespace), if there is one.
+    pub fn holder_pid(&self) -> Option<i32> {
+        self.holder.as_ref().map(|h| h.pid)
+    }
+
+    /// Kills the holder by PID and waits until it is reaped. The namespaces themselves go
+    /// away with the last descriptor (containers' exec contexts hold some until dropped).
+    pub async fn destroy(self) {
+        let Some(holder) = self.holder else { return };
+        holder.kill();
+        if tokio::time::timeout(HOLDER_EXIT_TIMEOUT, holder.exit.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                pid = holder.pid,
+                "pod namespace holder not reaped after SIGKILL"
+            );
+        }
+    }
+}
+
+impl Holder {
+    #[allow(unsafe_code)]
+    fn kill(&self) {
+        if self.exit.try_get().is_some() {
+            return;
+        }
+        let r = match &self.pidfd {
+            // SAFETY: pidfd_send_signal on a pidfd we own, no siginfo, no flags.
+            Some(fd) => unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            },
+            // Our unreaped child: its PID cannot have been reused.
+            None => nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .map(|()| 0)
+            .unwrap_or(-1),
+        };
+        if r != 0 && Errno::last() != Errno::ESRCH {
+            tracing::warn!(pid = self.pid, error = %Errno::last(), "killing the namespace holder");
+        }
+    }
+}
+
+/// What the holder child uses, all prepared in the parent.
+struct HolderArgs {
+    hostname: Option<CString>,
+    lo_up: bool,
+    reap: bool,
+    lifeline: RawFd,
+    ready: RawFd,
+    devnull: RawFd,
+}
+
+#[allow(unsafe_code)]
+fn spawn_holder(plan: &NamespacePlan, reaper: &Reaper) -> Result<Holder, NamespaceError> {
+    let (ready_r, ready_w) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| NamespaceError::Io {
+            what: "creating a pipe",
+            source: e.into(),
+        })?;
+    let (life_r, life_w) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| NamespaceError::Io {
+            what: "creating a pipe",
+            source: e.into(),
+        })?;
+    let devnull: OwnedFd = File::open("/dev/null")
+        .map_err(io_err("opening /dev/null"))?
+        .into();
+    let args = HolderArgs {
+        hostname: if plan.network {
+            Some(
+                CString::new(plan.hostname.as_bytes()).map_err(|_| NamespaceError::Io {
+                    what: "hostname",
+                    source: io::Error::other("contains a NUL byte"),
+                })?,
+            )
+        } else {
+            None
+        },
+        lo_up: plan.network,
+        reap: plan.pid,
+        lifeline: life_r.as_raw_fd(),
+        ready: ready_w.as_raw_fd(),
+        devnull: devnull.as_raw_fd(),
+    };
+    let flags = plan.clone_flags();
+    let spawned = reaper
+        .spawn_with("pod-sandbox", || {
+            // SAFETY: an all-zero clone_args is valid; flags and exit signal set below.
+            let mut ca: libc::clone_args = unsafe { std::mem::zeroed() };
+            ca.flags = flags;
+            ca.exit_signal = libc::SIGCHLD as u64;
+            // SAFETY: clone3 without CLONE_VM is fork(2): the child has a copy of this
+            // address space with this thread only, and runs `holder_main`, which makes raw
+            // system calls on memory prepared above and never returns.
+            let pid = unsafe {
+                libc::syscall(
+                    libc::SYS_clone3,
+                    &mut ca as *mut libc::clone_args,
+                    std::mem::size_of::<libc::clone_args>(),
+                )
+            };
+            if pid == 0 {
+                // SAFETY: we are the child (see above).
+                unsafe { holder_main(&args) }
+            }
+            if pid < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            i32::try_from(pid).map_err(|_| io::Error::other("clone3: bad pid"))
+        })
+        .map_err(io_err("starting the pod namespace holder (clone3)"))?;
+    drop((ready_w, life_r, devnull));
+    // SAFETY: pidfd_open on our own unreaped child.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, spawned.pid, 0) };
+    let pidfd = (pidfd >= 0).then(|| {
+        // SAFETY: pidfd_open just returned this descriptor; nobody else owns it.
+        unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) }
+    });
+    let holder = Holder {
+        pid: spawned.pid,
+        pidfd,
+        exit: spawned.exit,
+        _lifeline: life_w,
+    };
+    // The holder writes its setup errno (0 = ready), then keeps the pipe... closed: EOF
+    // without 4 bytes means it died during setup.
+    let mut buf = [0u8; 4];
+    let mut got = 0;
+    let mut ready = File::from(ready_r);
+    while got < buf.len() {
+        match ready.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                holder.kill();
+                return Err(NamespaceError::Io {
+                    what: "waiting for the namespace holder",
+                    source: e,
+                });
+            }
+        }
+    }
+    let code = i32::from_ne_bytes(buf);
+    if got < buf.len() || code != 0 {
+        holder.kill();
+        return Err(NamespaceError::Holder(if got < buf.len() {
+            Errno::EPIPE
+        } else {
+            Errno::from_raw(code)
+        }));
+    }
+    Ok(holder)
+}
+
+/// The holder: set up the namespaces, report, then wait for the lifeline to close while
+/// reaping orphans. Never returns.
+///
+/// SAFETY (caller): only in the child of a fork-like clone; raw system calls only.
+#[allow(unsafe_code)]
+unsafe fn holder_main(a: &HolderArgs) -> ! {
+    let mut err = 0;
+    if let Some(h) = &a.hostname {
+        if libc::sethostname(h.as_ptr(), h.as_bytes().len()) != 0 {
+            err = *libc::__errno_location();
+        }
+    }
+    if err == 0 && a.lo_up {
+        err = loopback_up();
+    }
+    // Keep only: 0 = lifeline, 1 = ready pipe (until reported), 2 = /dev/null. Everything
+    // else inherited from skiff (other containers' pipes, sockets) is closed, since this
+    // process never execs and would otherwise keep them open.
+    let mut ok = libc::dup2(a.lifeline, 0) >= 0
+        && libc::dup2(a.ready, 1) >= 0
+        && libc::dup2(a.devnull, 2) >= 0;
+    ok = ok && libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) == 0;
+    if !ok && err == 0 {
+        err = *libc::__errno_location();
+    }
+    let mut mask: libc::sigset_t = std::mem::zeroed();
+    libc::sigfillset(&mut mask);
+    libc::pthread_sigmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut());
+    let mut chld: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut chld);
+    libc::sigaddset(&mut chld, libc::SIGCHLD);
+    let sfd = libc::signalfd(-1, &chld, libc::SFD_CLOEXEC);
+    if sfd < 0 && err == 0 {
+        err = *libc::__errno_location();
+    }
+    let b = err.to_ne_bytes();
+    let w = if ok { 1 } else { a.ready };
+    libc::write(w, b.as_ptr().cast(), b.len());
+    if err != 0 {
+        libc::_exit(1);
+    }
+    libc::dup2(2, 1);
+    let mut fds = [
+        libc::pollfd {
+            fd: 0,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: sfd,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        let n = libc::poll(fds.as_mut_ptr(), 2, -1);
+        if n < 0 {
+            if *libc::__errno_location() == libc::EINTR {
+                continue;
+            }
+            libc::_exit(2);
+        }
+        if fds[0].revents != 0 {
+            // Lifeline closed: skiff is gone (or let go of the sandbox).
+            libc::_exit(0);
+        }
+        if fds[1].revents != 0 {
+            let mut info = [0u8; 128];
+            libc::read(sfd, info.as_mut_ptr().cast(), info.len());
+            if a.reap {
+                while libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) > 0 {}
+            }
+        }
+    }
+}
+
+/// `ip link set lo up` with the classic interface ioctls: two system calls on a datagram
+/// socket, fork-safe and without a netlink dependency (netlink would need a crate and a
+/// message buffer for one flag). Returns 0 or the errno.
+#[allow(unsafe_code)]
+unsafe fn loopback_up() -> i32 {
+    let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+    if s < 0 {
+        return *libc::__errno_location();
+    }
+    let mut ifr: libc::ifreq = std::mem::zeroed();
+    for (d, c) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *c as libc::c_char;
+    }
+    let mut err = 0;
+    if libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr) < 0 {
+        err = *libc::__errno_location();
+    } else {
+        ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        if libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr) < 0 {
+            err = *libc::__errno_location();
+        }
+    }
+    libc::close(s);
+    err
+}
+
+/// Connects a TCP stream to `host:port` from inside the network namespace `netns` (probes:
+/// the pod's 127.0.0.1 is only reachable from inside). The socket is created with the
+/// calling thread switched into `netns` for the duration of one `socket(2)` call — a socket
+/// keeps the namespace it was created in — then connected asynchronously.
+pub async fn connect_tcp(
+    netns: Option<&OwnedFd>,
+    host: &str,
+    port: u16,
+) -> io::Result<tokio::net::TcpStream> {
+    let Some(ns) = netns else {
+        return tokio::net::TcpStream::connect((host, port)).await;
+    };
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let sock = socket_in(ns, &addr)?;
+        match sock.connect(addr).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("could not resolve to any address")))
+}
+
+fn socket_in(ns: &OwnedFd, addr: &std::net::SocketAddr) -> io::Result<tokio::net::TcpSocket> {
+    static HOST_NET_NS: OnceLock<Result<OwnedFd, String>> = OnceLock::new();
+    let host = HOST_NET_NS
+        .get_or_init(|| {
+            File::open("/proc/thread-self/ns/net")
+                .map(OwnedFd::from)
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| io::Error::other(format!("opening /proc/thread-self/ns/net: {e}")))?;
+    nix::sched::setns(ns, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    };
+    if let Err(e) = nix::sched::setns(host, CloneFlags::CLONE_NEWNET) {
+        tracing::error!(error = %e, "could not switch back to skiff's network namespace");
+    }
+    sock
+}
