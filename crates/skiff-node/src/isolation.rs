@@ -20,6 +20,7 @@ use nix::errno::Errno;
 
 use crate::launch::StartError;
 use crate::namespaces::NamespaceJoin;
+use crate::security::{PreparedSecurity, SecurityPlan};
 use crate::tracker::TrackedGroup;
 
 /// A bind or filesystem mount inside the container's own mount namespace (volumes,
@@ -59,6 +60,8 @@ pub struct ContainerSetup {
     pub group: Option<Arc<dyn TrackedGroup>>,
     /// Value for `/proc/self/oom_score_adj` (RES9), already clamped to what the host allows.
     pub oom_score_adj: Option<i32>,
+    /// Credentials, capabilities, no_new_privs, seccomp (step 4; `security` module).
+    pub security: Option<SecurityPlan>,
     /// Pod sandbox namespaces to join (step 1; `namespaces` module); `None` = skiff's own.
     pub namespaces: Option<NamespaceJoin>,
 }
@@ -83,6 +86,7 @@ impl ContainerSetup {
                 _ => None,
             },
             oom_score_adj: self.oom_score_adj.map(|v| format!("{v}").into_bytes()),
+            security: self.security.as_ref().map(SecurityPlan::prepare),
         })
     }
 }
@@ -122,6 +126,7 @@ pub struct PreparedSetup {
     namespaces: Option<NamespaceJoin>,
     mounts: Option<crate::mountns::PreparedMounts>,
     oom_score_adj: Option<Vec<u8>>,
+    security: Option<PreparedSecurity>,
 }
 
 /// Applies `s` in the forked child, before `exec`. Returns the errno of the first step that
@@ -151,6 +156,9 @@ pub(crate) unsafe fn apply_in_child(s: &PreparedSetup) -> Result<(), Errno> {
         }
     }
     // 4. Security context (credentials, capabilities, no_new_privs, seccomp) — last.
+    if let Some(sec) = &s.security {
+        crate::security::apply_in_child(sec)?;
+    }
     Ok(())
 }
 

@@ -38,6 +38,7 @@ pub mod probe;
 pub mod reaper;
 pub mod runtime;
 pub mod sandbox;
+pub mod security;
 mod spawn;
 pub mod termination;
 pub mod timefmt;

@@ -51,6 +51,8 @@ pub struct PodSandbox {
     volumes: crate::volumes::PodVolumes,
     /// The pod's cgroup, its record for cleanup after a crash, oom_score_adj (`node` module).
     resources: crate::node::PodResources,
+    /// The pod's securityContext and skiff's own credentials (`security` module).
+    security: crate::security::PodSecurity,
 }
 
 impl PodSandbox {
@@ -84,6 +86,7 @@ impl PodSandbox {
             mountpoints: Default::default(),
             volumes,
             resources,
+            security: crate::security::PodSecurity::new(pod),
         })
     }
 
@@ -103,7 +106,11 @@ impl PodSandbox {
         container: &Container,
         launch: &ContainerLaunch,
     ) -> Result<ContainerSetup, StartError> {
-        let mut setup = ContainerSetup::default();
+        let mut setup = ContainerSetup {
+            // Security context first: its config errors (runAsNonRoot, …) must create nothing.
+            security: Some(self.security.plan(container)?),
+            ..ContainerSetup::default()
+        };
         // Namespaces: join the pod's, and an own mount namespace (filled with volumes below).
         if crate::namespaces::support() == &crate::namespaces::Support::Full {
             setup.namespaces = Some(self.namespaces.join().clone());

@@ -1,0 +1,180 @@
+//! securityContext end to end (issue 4 item 7): `skiff run` on pods with pod- and
+//! container-level securityContext; the containers report what the kernel says about them.
+//! Needs root; skipped with a reason otherwise.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::*;
+use serde_json::json;
+
+fn root() -> bool {
+    if nix_euid() == 0 {
+        return true;
+    }
+    eprintln!("skipped: needs root (setuid/setgid, capability bounding set)");
+    false
+}
+
+fn nix_euid() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u32::MAX)
+}
+
+/// A test dir a non-root container can write its report into.
+fn shared_dir(test: &str) -> TestDir {
+    let t = TestDir::new(test);
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    t
+}
+
+/// `/proc/self/status` lines of the container, into `$T/<name>.status`.
+fn report(name: &str) -> String {
+    format!(
+        "grep -E '^(Uid|Gid|Groups|CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status > \"$T/{name}.status\"; \
+         echo \"$(id -u) $(id -g)\" > \"$T/{name}.id\""
+    )
+}
+
+fn field(t: &TestDir, name: &str, key: &str) -> String {
+    let text = std::fs::read_to_string(t.file(&format!("{name}.status"))).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} for {name} in {text:?}"))
+        .trim()
+        .to_string()
+}
+
+fn plain(name: &str, script: &str) -> serde_json::Value {
+    json!({"name": name, "image": "busybox:1.36", "command": ["/bin/sh", "-c", script]})
+}
+
+// Item 7: the pod's runAsUser/runAsGroup/fsGroup/supplementalGroups apply to every container,
+// a container's own fields override them; capabilities, no_new_privs and the RuntimeDefault
+// seccomp profile are what the kernel reports inside.
+#[test]
+fn sc_pod_and_container_security_context_end_to_end() {
+    if !root() {
+        return;
+    }
+    let t = shared_dir("sc-e2e");
+    let locked = {
+        let mut c = plain(
+            "locked",
+            &format!(
+                "{}; unshare -n true 2>\"$T/locked.unshare\" && echo ok >> \"$T/locked.unshare\"; true",
+                report("locked")
+            ),
+        );
+        c["securityContext"] = json!({
+            "runAsUser": 1001,
+            "allowPrivilegeEscalation": false,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        });
+        c
+    };
+    let admin = {
+        let mut c = plain("admin", &report("admin"));
+        c["securityContext"] = json!({
+            "runAsUser": 0,
+            "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]},
+        });
+        c
+    };
+    let pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "sc-e2e"},
+        "spec": {
+            "runtimeClassName": "host",
+            "restartPolicy": "Never",
+            "securityContext": {"runAsUser": 1000, "runAsGroup": 3000, "fsGroup": 2000,
+                                "supplementalGroups": [4000]},
+            "initContainers": [plain("init", &report("init"))],
+            "containers": [locked, admin],
+        }
+    });
+    let out = t.run(pod, &[]);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    assert_eq!(out.pod()["status"]["phase"], "Succeeded");
+
+    let id = |n: &str| std::fs::read_to_string(t.file(&format!("{n}.id"))).unwrap();
+    assert_eq!(id("init").trim(), "1000 3000");
+    assert_eq!(field(&t, "init", "Groups"), "2000 3000 4000");
+    assert_eq!(field(&t, "init", "CapEff"), "0000000000000000");
+    assert_eq!(field(&t, "init", "CapBnd"), "00000000a80425fb");
+    assert_eq!(field(&t, "init", "NoNewPrivs"), "0");
+    assert_eq!(field(&t, "init", "Seccomp"), "0");
+
+    assert_eq!(id("locked").trim(), "1001 3000");
+    assert_eq!(field(&t, "locked", "CapBnd"), "0000000000000000");
+    assert_eq!(field(&t, "locked", "NoNewPrivs"), "1");
+    assert_eq!(field(&t, "locked", "Seccomp"), "2");
+    let unshare = std::fs::read_to_string(t.file("locked.unshare")).unwrap();
+    assert!(unshare.contains("Operation not permitted"), "{unshare}");
+
+    assert_eq!(id("admin").trim(), "0 3000");
+    assert_eq!(field(&t, "admin", "CapEff"), "0000000000001000");
+}
+
+// verifyRunAsNonRoot: a host-runtime container with runAsNonRoot and no runAsUser would run as
+// root (skiff's user): it never starts; CreateContainerConfigError with the kubelet's message,
+// retried until the deadline.
+#[test]
+fn sc_run_as_non_root_refuses_a_root_container() {
+    if !root() {
+        return;
+    }
+    let t = TestDir::new("sc-nonroot");
+    let mut c = container("app", "l Exiting");
+    c["securityContext"] = json!({"runAsNonRoot": true});
+    let mut zero = container("zero", "l Exiting");
+    zero["securityContext"] = json!({"runAsNonRoot": true, "runAsUser": 0});
+    let mut p = pod("nonroot", "Never", vec![], vec![c, zero]);
+    p["spec"]["activeDeadlineSeconds"] = json!(2);
+    let out = t.run(p, &[]);
+    assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
+    assert!(t.log().is_empty(), "a container ran: {:?}", t.log());
+    let err = &out.stderr;
+    let prefix = "Warning Failed: Error: container has runAsNonRoot and image will run as root (pod: \"nonroot_default(";
+    assert!(err.contains(prefix), "{err}");
+    assert!(err.contains(")\", container: app)"), "{err}");
+    assert!(
+        err.contains("Warning Failed: Error: container's runAsUser breaks non-root policy (pod: \"nonroot_default("),
+        "{err}"
+    );
+    assert!(err.contains(")\", container: zero)"), "{err}");
+}
+
+// seccompProfile Localhost has no profile store on the host runtime: a clear config error.
+#[test]
+fn sc_seccomp_localhost_is_a_config_error() {
+    if !root() {
+        return;
+    }
+    let t = TestDir::new("sc-localhost");
+    let mut c = container("app", "l Exiting");
+    c["securityContext"] =
+        json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "profiles/a.json"}});
+    let mut p = pod("localhost", "Never", vec![], vec![c]);
+    p["spec"]["activeDeadlineSeconds"] = json!(1);
+    let out = t.run(p, &[]);
+    assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
+    assert!(t.log().is_empty());
+    assert!(
+        out.stderr
+            .contains("Localhost (\"profiles/a.json\") is not supported"),
+        "{}",
+        out.stderr
+    );
+}
