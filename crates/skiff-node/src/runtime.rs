@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -198,6 +199,9 @@ impl HostRuntime {
                 let p = dir.join(format!("{}.termination-log", launch.restart_count));
                 std::fs::write(&p, b"")
                     .map_err(|e| StartError::io(format!("creating {}", p.display()), e))?;
+                // Writable whatever runAsUser is, despite the umask (kubelet's makeMounts).
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666))
+                    .map_err(|e| StartError::io(format!("chmod {}", p.display()), e))?;
                 (p, None)
             } else {
                 {

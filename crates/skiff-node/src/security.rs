@@ -472,16 +472,17 @@ fn credentials(
     host: &HostSecurity,
 ) -> Result<Option<Credentials>, StartError> {
     let can_switch = host.has(caps::SETUID) && host.has(caps::SETGID);
-    let explicit = sc.run_as_user.is_some()
-        || sc.run_as_group.is_some()
-        || pod_sc.is_some_and(|p| {
+    if !can_switch {
+        // A rootless skiff can only run containers as itself.
+        let groups = pod_sc.is_some_and(|p| {
             p.fs_group.is_some()
                 || p.supplemental_groups
                     .as_ref()
                     .is_some_and(|g| !g.is_empty())
         });
-    if !can_switch {
-        if !explicit {
+        let as_self = sc.run_as_user.is_none_or(|u| u == i64::from(host.euid))
+            && sc.run_as_group.is_none_or(|g| g == i64::from(host.egid));
+        if as_self && !groups {
             return Ok(None);
         }
         return Err(StartError::Config(
@@ -877,5 +878,7 @@ mod tests {
         assert!(plan.credentials.is_none() && plan.capabilities.is_none());
         let p = pod_with(json!({"runAsUser": 5}), json!({}));
         assert!(super::plan(&p.0, &p.1, &h).is_err());
+        let p = pod_with(json!({"runAsUser": 1000, "runAsNonRoot": true}), json!({}));
+        assert!(super::plan(&p.0, &p.1, &h).unwrap().credentials.is_none());
     }
 }

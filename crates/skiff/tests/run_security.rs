@@ -178,3 +178,25 @@ fn sc_seccomp_localhost_is_a_config_error() {
         out.stderr
     );
 }
+
+// ST4 under runAsUser: the termination-message file is writable by any user (the kubelet
+// creates it 0666), so a non-root container's message reaches its status.
+#[test]
+fn sc_non_root_container_writes_its_termination_message() {
+    if !root() {
+        return;
+    }
+    let t = TestDir::new("sc-termlog");
+    let mut c = plain(
+        "app",
+        "echo \"bye from $(id -u)\" > \"$SKIFF_TERMINATION_LOG\"; exit 3",
+    );
+    c["securityContext"] = json!({"runAsUser": 1000, "runAsGroup": 1000});
+    let p = pod("termlog", "Never", vec![], vec![c]);
+    let out = t.run(p, &[]);
+    assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
+    let p = out.pod();
+    let s = &p["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(s["exitCode"], 3, "{s:#}");
+    assert_eq!(s["message"], "bye from 1000\n", "{s:#}");
+}

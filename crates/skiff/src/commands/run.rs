@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -202,6 +203,10 @@ fn run_admitted(mut pod: Pod, objects: PodObjects, args: &Args) -> anyhow::Resul
                 .prefix(skiff_node::node::TEMP_DATA_DIR_PREFIX)
                 .tempdir()
                 .context("creating a temporary data dir")?;
+            // Traversable (not listable) by containers running as another user: their
+            // termination-message files live below it.
+            std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o711))
+                .context("chmod of the temporary data dir")?;
             temp.path().to_path_buf()
         }
     };
