@@ -88,12 +88,20 @@ fn start_time(pid: i32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// The process-wide node state (see [`NodeResources::global`]).
+static NODE: OnceLock<Arc<NodeResources>> = OnceLock::new();
+
 impl NodeResources {
     /// The process-wide instance: detected on first use, after cleaning up what dead skiff
     /// processes left behind.
     pub fn global() -> &'static Arc<NodeResources> {
-        static NODE: OnceLock<Arc<NodeResources>> = OnceLock::new();
         NODE.get_or_init(|| Arc::new(NodeResources::detect(CgroupSettings::default())))
+    }
+
+    /// Sets up the process-wide instance with non-default cgroup settings (e.g.
+    /// `--pod-max-pids`). Must come before the first pod; returns false if it was already set up.
+    pub fn init_global(settings: CgroupSettings) -> bool {
+        NODE.set(Arc::new(NodeResources::detect(settings))).is_ok()
     }
 
     fn detect(settings: CgroupSettings) -> NodeResources {

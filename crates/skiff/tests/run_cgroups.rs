@@ -225,6 +225,33 @@ fn cg2_cg4_pod_cgroup_files_hold_vector_values_v1() {
     eprintln!("checked {} vector cases", cases.len());
 }
 
+/// Item 4: "a pids limit (configurable)" — `--pod-max-pids` lands in the pod cgroup's
+/// `pids.max`, and the container cannot fork past it.
+#[test]
+fn item4_pod_max_pids_limits_the_pod_cgroup() {
+    if !cgroup_v1() || !Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists() {
+        return;
+    }
+    let t = TestDir::new("pids");
+    // A child shell forks until the limit stops it (dash gives up at the first failed fork),
+    // recording each child it started.
+    let script = "p=/sys/fs/cgroup/pids`grep ':pids:' /proc/self/cgroup | cut -d: -f3`/..; \
+         cat $p/pids.max > $T/values; : > $T/kids; \
+         sh -c 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 5 & echo $! >> $T/kids; done' 2>/dev/null; \
+         wc -l < $T/kids >> $T/values; kill `cat $T/kids` 2>/dev/null; exit 0";
+    let c = json!({"name": "app", "image": "host", "command": ["/bin/sh", "-c", script]});
+    let out = t.run(
+        pod("pids", "Never", vec![], vec![c]),
+        &["--pod-max-pids", "8"],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let values = std::fs::read_to_string(t.file("values")).unwrap();
+    let mut lines = values.lines();
+    assert_eq!(lines.next(), Some("8"), "pids.max: {values}");
+    let started: usize = lines.next().unwrap_or("").trim().parse().unwrap_or(99);
+    assert!(started < 8, "forked {started} children under pids.max 8");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Item 8: a killed skiff's pod is cleaned up by the next start
 // ---------------------------------------------------------------------------------------------

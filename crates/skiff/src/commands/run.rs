@@ -44,9 +44,20 @@ pub struct Args {
     /// default hard eviction thresholds (memory 100Mi, 10% of the data dir's filesystem).
     #[arg(long, value_name = "LIST", default_value = "")]
     system_reserved: String,
+    /// `pids.max` of the pod cgroup (kubelet `--pod-max-pids`); unlimited by default.
+    #[arg(long, value_name = "N")]
+    pod_max_pids: Option<u64>,
 }
 
 pub fn run(args: &Args) -> u8 {
+    if let Some(n) = args.pod_max_pids {
+        let settings = skiff_node::cgroups::CgroupSettings {
+            pod_pids_limit: Some(n),
+            ..Default::default()
+        };
+        // The first and only initialisation in this process: it cannot fail here.
+        let _ = skiff_node::node::NodeResources::init_global(settings);
+    }
     let Some(objects) = input::load_all(std::slice::from_ref(&args.file)) else {
         return exit::BAD_INPUT;
     };
