@@ -262,7 +262,7 @@ enum Recreate {
 pub(crate) enum TermCause {
     /// Deletion, SIGINT/SIGTERM, `--timeout`.
     Stop,
-    /// activeDeadlineSeconds (T10).
+    /// activeDeadlineSeconds (T10) or eviction: the node fails the pod.
     Deadline,
     /// Every app container exited for good (T6, P6 exception).
     Completed,
@@ -311,7 +311,9 @@ pub struct PodEngine {
     term: Option<Termination>,
     /// A deletion-like stop was requested (the pod has a deletionTimestamp).
     pub(crate) deleted: bool,
-    pub(crate) deadline_exceeded: bool,
+    /// The kubelet failed the pod itself (activeDeadlineSeconds T10, eviction): status reason
+    /// and message; the phase is Failed whatever the containers did.
+    pub(crate) pod_failure: Option<(String, String)>,
     pending: Vec<Action>,
     /// Condition type → (status, lastTransitionTime).
     pub(crate) cond_since: Vec<(String, String, Time)>,
@@ -339,7 +341,7 @@ impl PodEngine {
             start_time: now,
             term: None,
             deleted: false,
-            deadline_exceeded: false,
+            pod_failure: None,
             pending: Vec::new(),
             cond_since: Vec::new(),
             final_status: None,
@@ -424,6 +426,7 @@ impl PodEngine {
                 }
             }
             Input::StopRequested { grace } => self.stop_requested(grace, now),
+            Input::Evicted { message, grace } => self.evicted(message, grace, now),
             Input::SandboxLost => self.sandbox_lost(),
             Input::ContainerObserved {
                 name,
@@ -873,7 +876,7 @@ impl PodEngine {
         let mut consider = |t: Time| {
             best = Some(best.map_or(t, |b| b.min(t)));
         };
-        if let (Some(ads), false) = (self.pod.active_deadline_s, self.deadline_exceeded) {
+        if let (Some(ads), None) = (self.pod.active_deadline_s, &self.pod_failure) {
             consider(self.start_time.add_secs(ads));
         }
         for (i, c) in self.ctrs.iter().enumerate() {
@@ -914,18 +917,27 @@ impl PodEngine {
         let Some(ads) = self.pod.active_deadline_s else {
             return;
         };
-        if self.deadline_exceeded || now < self.start_time.add_secs(ads) {
+        if self.pod_failure.is_some() || now < self.start_time.add_secs(ads) {
             return;
         }
         // T10 (active_deadline.go ShouldEvict: duration >= allowed).
-        self.deadline_exceeded = true;
-        self.event(
-            EventType::Normal,
-            "DeadlineExceeded",
-            "Pod was active on the node longer than the specified deadline".into(),
-            None,
-        );
+        let message = "Pod was active on the node longer than the specified deadline";
+        self.pod_failure = Some(("DeadlineExceeded".into(), message.into()));
+        self.event(EventType::Normal, "DeadlineExceeded", message.into(), None);
         self.begin_termination(TermCause::Deadline, None, now);
+    }
+
+    /// The node evicts the pod (eviction manager: e.g. an emptyDir over its sizeLimit): phase
+    /// Failed, reason `Evicted`, the given message, containers killed with `grace` (the
+    /// eviction's grace override; hard evictions use 0, i.e. the 1 s/2 s floors). The caller
+    /// emits the Warning `Evicted` event. [pkg/kubelet/eviction/eviction_manager.go evictPod]
+    fn evicted(&mut self, message: String, grace: Option<i64>, now: Time) {
+        if self.pod_failure.is_some() || self.final_status.is_some() {
+            return;
+        }
+        self.pod_failure = Some(("Evicted".into(), message));
+        // calculateEffectiveGracePeriod: never below 1 s.
+        self.begin_termination(TermCause::Deadline, grace.map(|g| g.max(1)), now);
     }
 
     /// kuberuntime_manager.go computePodActions + SyncPod, one step at a time: the kubelet's sync
@@ -1764,7 +1776,7 @@ impl PodEngine {
     }
 
     fn finalize(&mut self, now: Time) {
-        let finalizing = self.deleted || self.deadline_exceeded;
+        let finalizing = self.deleted || self.pod_failure.is_some();
         let st = self.build_final_status(now, finalizing);
         self.final_status = Some(st);
     }

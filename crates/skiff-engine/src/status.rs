@@ -425,13 +425,9 @@ impl PodEngine {
         now: Time,
     ) -> PodStatus {
         let conditions = self.conditions(&init, &apps, phase, now);
-        let (reason, message) = if self.deadline_exceeded {
-            (
-                Some("DeadlineExceeded".to_string()),
-                Some("Pod was active on the node longer than the specified deadline".to_string()),
-            )
-        } else {
-            (None, None)
+        let (reason, message) = match &self.pod_failure {
+            Some((r, m)) => (Some(r.clone()), Some(m.clone())),
+            None => (None, None),
         };
         PodStatus {
             phase: Some(phase.to_string()),
@@ -448,7 +444,7 @@ impl PodEngine {
 
     pub(crate) fn build_status(&self, now: Time, finalizing: bool) -> PodStatus {
         let (init, apps) = self.container_statuses();
-        let phase = if self.deadline_exceeded {
+        let phase = if self.pod_failure.is_some() {
             "Failed"
         } else if let Some(p) = self.latched_phase.as_deref() {
             if p == "Succeeded" {
@@ -466,7 +462,7 @@ impl PodEngine {
     pub(crate) fn build_final_status(&self, now: Time, finalizing: bool) -> PodStatus {
         let (mut init, mut apps) = self.container_statuses();
         // The phase is computed before TerminatePod rewrites anything.
-        let phase = if self.deadline_exceeded {
+        let phase = if self.pod_failure.is_some() {
             "Failed"
         } else if let Some(p) = self.latched_phase.as_deref() {
             if p == "Succeeded" {

@@ -444,6 +444,41 @@ fn t10_active_deadline_fails_pod() {
     assert_eq!(sim.event_messages("DeadlineExceeded").len(), 1);
 }
 
+/// Eviction by the node (issue 4: an emptyDir over its sizeLimit) fails the pod like T10 does:
+/// reason `Evicted`, phase Failed even though every app exited 0 on SIGTERM, sidecars after
+/// the apps, the grace override used (eviction_manager.go evictPod).
+#[test]
+fn t10_t4_eviction_fails_pod_with_reason_evicted_even_if_apps_exit_0() {
+    let p = pod("Always", vec![sidecar("proxy")], vec![ctr("app")]);
+    let graceful = Run {
+        on_term: Some((100, 0)),
+        ..forever()
+    };
+    let mut sim = Sim::new(&p)
+        .script("app", vec![graceful.clone()])
+        .script("proxy", vec![graceful]);
+    sim.input_at(
+        5_000,
+        Input::Evicted {
+            message: "Usage of EmptyDir volume \"scratch\" exceeds the limit \"1Mi\". ".into(),
+            grace: Some(0),
+        },
+    );
+    sim.run();
+    let app_term = sim.first("term app").unwrap_or(-1);
+    let proxy_term = sim.first("term proxy").unwrap_or(-1);
+    assert_eq!(app_term, 5_000, "{}", sim.dump());
+    assert!(proxy_term > app_term, "{}", sim.dump());
+    let st = sim.status();
+    assert_eq!(phase(&st), "Failed");
+    assert_eq!(st.reason.as_deref(), Some("Evicted"));
+    assert_eq!(
+        st.message.as_deref(),
+        Some("Usage of EmptyDir volume \"scratch\" exceeds the limit \"1Mi\". ")
+    );
+    assert!(!sim.has("start app#1"), "no restart after eviction");
+}
+
 #[test]
 fn t11_unstarted_app_of_initialized_pod_gets_container_status_unknown() {
     let p = pod("Always", vec![], vec![ctr("a"), ctr("b")]);

@@ -294,10 +294,16 @@ impl Ctx {
                 engine.handle(Input::StopRequested { grace: Some(0) }, now());
             }
             Msg::Evicted(message) => {
-                // The kubelet's eviction manager kills the pod with grace 0 (evictPod). The
-                // engine has no Evicted status reason yet: the pod ends as a stopped pod.
+                // The kubelet's eviction manager kills the pod with grace 0 (evictPod); the
+                // pod ends Failed with reason Evicted.
                 self.warn("Evicted", &message, None);
-                engine.handle(Input::StopRequested { grace: Some(0) }, now());
+                engine.handle(
+                    Input::Evicted {
+                        message,
+                        grace: Some(0),
+                    },
+                    now(),
+                );
             }
         }
     }

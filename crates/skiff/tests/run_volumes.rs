@@ -310,12 +310,13 @@ fn item3_emptydir_over_size_limit_evicts_the_pod() {
     require_root!("item3_emptydir_over_size_limit_evicts_the_pod");
     let t = TestDir::new("vol-sizelimit");
     let dir = format!("{}/scratch", t.path().display());
-    // The app ignores SIGTERM: with grace 0 it is SIGKILLed (137), as an evicted pod's are.
+    // The app exits 0 on SIGTERM: the pod still ends Failed, reason Evicted (the kubelet's
+    // eviction manager fails the pod whatever its containers return).
     let app = with(
         container(
             "app",
             &format!(
-                "trap '' TERM; dd if=/dev/zero of={dir}/big bs=1024 count=2048 2>/dev/null; l Wrote; \
+                "trap 'exit 0' TERM; dd if=/dev/zero of={dir}/big bs=1024 count=2048 2>/dev/null; l Wrote; \
                  while :; do sleep 0.05; done"
             ),
         ),
@@ -325,10 +326,9 @@ fn item3_emptydir_over_size_limit_evicts_the_pod() {
     let mut p = pod("full", "Always", vec![], vec![app]);
     p["spec"]["volumes"] = json!([{"name": "scratch", "emptyDir": {"sizeLimit": "1Mi"}}]);
     let out = run_with(&t, &[], p, &["--timeout", "20"]);
+    let evicted = "Usage of EmptyDir volume \"scratch\" exceeds the limit \"1Mi\". ";
     assert!(
-        out.stderr.contains(
-            "Warning Evicted: Usage of EmptyDir volume \"scratch\" exceeds the limit \"1Mi\". "
-        ),
+        out.stderr.contains(&format!("Warning Evicted: {evicted}")),
         "{}",
         out.stderr
     );
@@ -337,11 +337,14 @@ fn item3_emptydir_over_size_limit_evicts_the_pod() {
         "{:?}",
         out.elapsed
     );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
     let p = out.pod();
     assert_eq!(p["status"]["phase"], "Failed", "{p}");
+    assert_eq!(p["status"]["reason"], "Evicted", "{p}");
+    assert_eq!(p["status"]["message"], evicted, "{p}");
     assert_eq!(
         status_of(&p, "app")["state"]["terminated"]["exitCode"],
-        137,
+        0,
         "{p}"
     );
     assert!(t.leftovers().is_empty());
