@@ -62,7 +62,6 @@ impl PodSandbox {
         identity: &PodIdentity,
         opts: &SandboxOptions,
     ) -> Result<PodSandbox, SandboxError> {
-        let _ = pod;
         let pod_dir = opts.data_dir.join("pods").join(identity.dir_name());
         std::fs::create_dir_all(&pod_dir).map_err(|e| SandboxError {
             reason: "FailedCreatePodSandBox".into(),
