@@ -64,6 +64,12 @@ pub struct ContainerSetup {
     pub security: Option<SecurityPlan>,
     /// Pod sandbox namespaces to join (step 1; `namespaces` module); `None` = skiff's own.
     pub namespaces: Option<NamespaceJoin>,
+    /// `readOnlyRootFilesystem`: `/` read-only in the container's own mount namespace (step
+    /// 2; only with `mounts`, never the host's `/`).
+    pub read_only_root: bool,
+    /// The container's `HOSTNAME` env: the pod's hostname (`spec.hostname`, else the pod
+    /// name) or, with `hostNetwork`, the node's; `None` = the pod name.
+    pub hostname: Option<String>,
 }
 
 impl ContainerSetup {
@@ -73,9 +79,9 @@ impl ContainerSetup {
             // Step 1 and 2 (namespaces, mountns modules).
             namespaces: self.namespaces.clone().filter(|j| !j.is_empty()),
             mounts: match &self.mounts {
-                Some(m) if crate::namespaces::support() == &crate::namespaces::Support::Full => {
+                Some(m) if crate::namespaces::support().namespaces() => {
                     let own_pid = self.namespaces.as_ref().is_some_and(|j| j.own_pid());
-                    Some(crate::mountns::prepare(m, own_pid)?)
+                    Some(crate::mountns::prepare(m, own_pid, self.read_only_root)?)
                 }
                 Some(m) if !m.is_empty() => {
                     return Err(StartError::Config(

@@ -10,6 +10,16 @@
 //! Bidirectional; containerd `internal/cri/opts/spec_linux_opts.go` `WithMounts`), sorted by
 //! the depth of their target so a parent is mounted before what lies inside it.
 //!
+//! `readOnlyRootFilesystem` remounts the container's `/` read-only — runc's `root.readonly`
+//! (`libcontainer/rootfs_linux.go` `finalizeRootfs` → `setReadonly`: a bind remount of `/`
+//! with the flags it already has plus `MS_RDONLY`). Like runc it comes after the bind mounts:
+//! a bind mount copies the flags of the mount it comes from, so volumes bound after the
+//! remount would be read-only too; bound before, they are mounts of their own and stay
+//! writable unless `readOnly`. Only `/` itself changes (no `MS_REC`), in the container's own
+//! namespace: the host's `/` is never touched. Every read-only remount keeps the mount's
+//! existing nosuid/nodev/noexec/atime flags (from `statfs`), as runc does, because in a user
+//! namespace (rootless) the kernel refuses to clear flags locked by the host.
+//!
 //! Unmounting is the kernel's job: the namespace dies with its last process and takes its
 //! mounts with it, so nothing is ever unmounted by hand and nothing reaches the host's table.
 //!
@@ -31,6 +41,7 @@ use crate::launch::StartError;
 #[derive(Debug, Default)]
 pub(crate) struct PreparedMounts {
     mount_proc: bool,
+    read_only_root: bool,
     mounts: Vec<PreparedMount>,
 }
 
@@ -46,6 +57,7 @@ struct PreparedMount {
 pub(crate) fn prepare(
     mounts: &[MountSpec],
     mount_proc: bool,
+    read_only_root: bool,
 ) -> Result<PreparedMounts, StartError> {
     let mut sorted: Vec<&MountSpec> = mounts.iter().collect();
     // containerd sorts CRI mounts by the number of path components of the destination
@@ -76,6 +88,7 @@ pub(crate) fn prepare(
     }
     Ok(PreparedMounts {
         mount_proc,
+        read_only_root,
         mounts: out,
     })
 }
@@ -114,13 +127,7 @@ pub(crate) unsafe fn apply_in_child(p: &PreparedMounts) -> Result<(), Errno> {
             std::ptr::null(),
         ))?;
         if m.read_only {
-            check(libc::mount(
-                null,
-                m.target.as_ptr(),
-                null,
-                libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
-                std::ptr::null(),
-            ))?;
+            remount_read_only(&m.target)?;
         }
         check(libc::mount(
             null,
@@ -129,6 +136,36 @@ pub(crate) unsafe fn apply_in_child(p: &PreparedMounts) -> Result<(), Errno> {
             m.propagation,
             std::ptr::null(),
         ))?;
+    }
+    // readOnlyRootFilesystem: last, see the module docs.
+    if p.read_only_root {
+        remount_read_only(c"/")?;
+    }
+    Ok(())
+}
+
+/// Bind-remounts `target` read-only, keeping the flags it has (runc's remount with the
+/// `statfs` flags: a user namespace may not clear flags the host locked).
+///
+/// SAFETY (caller): as [`apply_in_child`]; raw system calls only.
+#[allow(unsafe_code)]
+unsafe fn remount_read_only(target: &std::ffi::CStr) -> Result<(), Errno> {
+    // glibc's statvfs is one statfs(2) system call.
+    let mut st: libc::statvfs = std::mem::zeroed();
+    if libc::statvfs(target.as_ptr(), &mut st) != 0 {
+        return Err(Errno::last());
+    }
+    // ST_* values equal the MS_* ones for these, except ST_RELATIME (statvfs(3)).
+    let f = st.f_flag as libc::c_ulong;
+    let keep =
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_NOATIME | libc::MS_NODIRATIME;
+    let mut flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | (f & keep);
+    if f & libc::ST_RELATIME as libc::c_ulong != 0 {
+        flags |= libc::MS_RELATIME;
+    }
+    let null = std::ptr::null::<libc::c_char>();
+    if libc::mount(null, target.as_ptr(), null, flags, std::ptr::null()) != 0 {
+        return Err(Errno::last());
     }
     Ok(())
 }

@@ -25,6 +25,20 @@
 //! then born in the pod's PID namespace while skiff stays in its own (setns of a PID
 //! namespace is per thread and allowed in a multi-threaded process, unlike the mount and
 //! user namespaces).
+//!
+//! **Rootless** (issue 4 item 9): without CAP_SYS_ADMIN, where the kernel lets unprivileged
+//! users create user namespaces, the holder is born in a new *user* namespace too
+//! (`CLONE_NEWUSER` with the others, so it owns them) and maps skiff's uid and gid to 0 in it
+//! itself: one line each in `uid_map`/`gid_map` after `setgroups` `deny` — what `unshare -r`
+//! and rootless podman's single-id mode do, no `newuidmap` needed. Containers `setns` into that
+//! user namespace first (gaining its capabilities), then into the others, then unshare their
+//! own mount namespace as usual. A shared PID namespace is not offered rootless: entering it
+//! from skiff's spawning thread needs CAP_SYS_ADMIN in skiff's own user namespace. Probes cannot
+//! `setns` into a network namespace owned by another user namespace from a multi-threaded
+//! process either, so the holder also serves as a **socket factory**: on request it creates a
+//! TCP socket in the pod's network namespace and passes it back over a Unix socket
+//! (`SCM_RIGHTS`); [`connect_tcp`] connects it. `SKIFF_NO_USERNS=1` turns rootless mode off
+//! (tests of the fallback; hosts where user namespaces misbehave).
 
 use std::ffi::CString;
 use std::fs::File;
@@ -66,24 +80,48 @@ fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> NamespaceError {
 pub enum Support {
     /// CAP_SYS_ADMIN in the initial user namespace: pod namespaces and mount namespaces.
     Full,
+    /// Rootless: the same, inside an unprivileged user namespace per pod (see the module docs).
+    UserNamespace,
     /// No namespaces: containers run as plain host processes. The reason is logged once.
     Unavailable(String),
 }
+
+impl Support {
+    /// Whether pods get their own namespaces (and containers their own mount namespace).
+    pub fn namespaces(&self) -> bool {
+        !matches!(self, Support::Unavailable(_))
+    }
+}
+
+/// Set to a non-empty value other than `0`: never use an unprivileged user namespace.
+pub const NO_USERNS_ENV: &str = "SKIFF_NO_USERNS";
 
 /// The host's namespace support; the first call logs once when it is missing.
 pub fn support() -> &'static Support {
     static SUPPORT: OnceLock<Support> = OnceLock::new();
     SUPPORT.get_or_init(|| {
         let s = detect_support();
-        if let Support::Unavailable(why) = &s {
+        match &s {
             // Issue 4 item 9: say it once, then run host containers without isolation.
-            tracing::warn!(
+            Support::Unavailable(why) => tracing::warn!(
                 "namespaces and cgroups are unavailable ({why}); containers run as plain host \
                  processes: no pod network/IPC/UTS/PID namespace, no mount namespace, no volumes"
-            );
+            ),
+            Support::UserNamespace => tracing::warn!(
+                "rootless: skiff runs as uid {} without CAP_SYS_ADMIN; each pod gets an \
+                 unprivileged user namespace (this uid mapped to 0) with its network, IPC and \
+                 UTS namespaces; no shared PID namespace, tmpfs volumes are plain directories",
+                nix::unistd::geteuid()
+            ),
+            Support::Full => {}
         }
         s
     })
+}
+
+/// Whether skiff must use a user namespace for its pods (rootless mode).
+pub(crate) fn rootless() -> bool {
+    support() == &Support::UserNamespace
 }
 
 fn detect_support() -> Support {
@@ -100,16 +138,42 @@ fn detect_support() -> Support {
     match cap_eff {
         Some(caps) if caps & (1 << CAP_SYS_ADMIN) != 0 => {}
         _ => {
-            return Support::Unavailable(format!(
+            let who = format!(
                 "skiff runs as uid {} without CAP_SYS_ADMIN",
                 nix::unistd::geteuid()
-            ))
+            );
+            if std::env::var(NO_USERNS_ENV).is_ok_and(|v| !v.is_empty() && v != "0") {
+                return Support::Unavailable(format!(
+                    "{who}, and user namespaces are disabled by {NO_USERNS_ENV}"
+                ));
+            }
+            return match probe_user_namespace() {
+                Ok(()) => Support::UserNamespace,
+                Err(e) => Support::Unavailable(format!(
+                    "{who}, and unprivileged user namespaces are unavailable: {e}"
+                )),
+            };
         }
     }
     if !std::path::Path::new("/proc/self/ns/net").exists() {
         return Support::Unavailable("the kernel has no namespaces (/proc/self/ns)".into());
     }
     Support::Full
+}
+
+/// Tries what a rootless pod needs, once: a holder in a new user + network namespace that maps
+/// skiff's ids (it exits as soon as it is dropped). Fails where `user.max_user_namespaces` is
+/// 0, `kernel.unprivileged_userns_clone` is 0, or a security module forbids it.
+fn probe_user_namespace() -> Result<(), NamespaceError> {
+    let reaper = Reaper::global().map_err(io_err("starting the reaper"))?;
+    let plan = NamespacePlan {
+        network: true,
+        ipc: false,
+        pid: false,
+        user: true,
+        hostname: "skiff-probe".into(),
+    };
+    spawn_holder(&plan, &reaper).map(drop)
 }
 
 /// What namespaces a pod gets (see the module docs).
@@ -120,6 +184,8 @@ pub struct NamespacePlan {
     pub ipc: bool,
     /// One PID namespace for the whole pod (`shareProcessNamespace`).
     pub pid: bool,
+    /// A user namespace owning the others (rootless; see the module docs).
+    pub user: bool,
     /// The hostname set in the pod's UTS namespace.
     pub hostname: String,
 }
@@ -144,13 +210,15 @@ impl NamespacePlan {
             network: !flag(|s| s.host_network),
             ipc: !flag(|s| s.host_ipc),
             pid: !flag(|s| s.host_pid) && flag(|s| s.share_process_namespace),
+            user: false,
             hostname,
         }
     }
 
-    /// Whether a holder is needed at all.
+    /// Whether a holder is needed at all (rootless: always, for the user namespace the
+    /// containers' mount namespaces need).
     pub fn any(&self) -> bool {
-        self.network || self.ipc || self.pid
+        self.network || self.ipc || self.pid || self.user
     }
 
     fn clone_flags(&self) -> u64 {
@@ -164,6 +232,9 @@ impl NamespacePlan {
         if self.pid {
             f |= libc::CLONE_NEWPID as u64;
         }
+        if self.user {
+            f |= libc::CLONE_NEWUSER as u64;
+        }
         f
     }
 }
@@ -176,12 +247,17 @@ pub struct NamespaceJoin {
     entries: Vec<(Arc<OwnedFd>, CloneFlags)>,
     /// The pod's PID namespace, joined by the spawning thread (see [`with_pid_namespace`]).
     pid: Option<Arc<OwnedFd>>,
+    /// Rootless: the holder's socket factory (see the module docs).
+    socket_factory: Option<Arc<OwnedFd>>,
 }
 
 impl NamespaceJoin {
-    /// The pod's network namespace, if it has one (probes connect from inside it).
+    /// What probes connect through, if the pod has its own network: the network namespace,
+    /// or (rootless) the holder's socket factory; [`connect_tcp`] takes either.
     pub fn net(&self) -> Option<Arc<OwnedFd>> {
-        self.get(CloneFlags::CLONE_NEWNET)
+        self.socket_factory
+            .clone()
+            .or_else(|| self.get(CloneFlags::CLONE_NEWNET))
     }
 
     /// The pod's PID namespace, if shared.
@@ -264,7 +340,7 @@ pub(crate) fn with_pid_namespace<T>(
 /// The namespaces of a pod sandbox: per [`NamespacePlan`] where the host supports them,
 /// the host's otherwise (said once by [`support`]).
 pub(crate) fn for_sandbox(pod: &Pod) -> Result<PodNamespaces, crate::sandbox::SandboxError> {
-    if support() != &Support::Full {
+    if !support().namespaces() {
         return Ok(PodNamespaces::host());
     }
     let fail = |message: String| crate::sandbox::SandboxError {
@@ -272,7 +348,18 @@ pub(crate) fn for_sandbox(pod: &Pod) -> Result<PodNamespaces, crate::sandbox::Sa
         message: format!("Failed to create pod sandbox: {message}"),
     };
     let reaper = Reaper::global().map_err(|e| fail(format!("starting the reaper: {e}")))?;
-    PodNamespaces::create(&NamespacePlan::for_pod(pod), &reaper).map_err(|e| fail(e.to_string()))
+    let mut plan = NamespacePlan::for_pod(pod);
+    if rootless() {
+        plan.user = true;
+        if plan.pid {
+            plan.pid = false;
+            tracing::warn!(
+                pod = pod.metadata.name.as_deref().unwrap_or_default(),
+                "shareProcessNamespace is not available rootless; the containers do not share a PID namespace"
+            );
+        }
+    }
+    PodNamespaces::create(&plan, &reaper).map_err(|e| fail(e.to_string()))
 }
 
 /// A pod's namespaces and the process holding them. Dropping it without
@@ -291,6 +378,8 @@ struct Holder {
     exit: ExitWaiter,
     /// Write end of the lifeline: the holder exits when this closes (skiff gone).
     _lifeline: OwnedFd,
+    /// Rootless: skiff's end of the socket factory.
+    factory: Option<Arc<OwnedFd>>,
 }
 
 impl PodNamespaces {
@@ -315,6 +404,10 @@ impl PodNamespaces {
         };
         let opened = (|| {
             let mut entries = Vec::new();
+            // The user namespace first: it gives the capabilities to enter the others.
+            if plan.user {
+                entries.push(open("user", CloneFlags::CLONE_NEWUSER)?);
+            }
             if plan.network {
                 entries.push(open("net", CloneFlags::CLONE_NEWNET)?);
             }
@@ -330,7 +423,11 @@ impl PodNamespaces {
             } else {
                 None
             };
-            Ok(NamespaceJoin { entries, pid })
+            Ok(NamespaceJoin {
+                entries,
+                pid,
+                socket_factory: holder.factory.clone(),
+            })
         })();
         match opened {
             Ok(join) => Ok(PodNamespaces {
@@ -410,6 +507,10 @@ struct HolderArgs {
     lifeline: RawFd,
     ready: RawFd,
     devnull: RawFd,
+    /// Rootless: `uid_map` and `gid_map` lines the holder writes for itself.
+    id_maps: Option<(Vec<u8>, Vec<u8>)>,
+    /// Rootless: the holder's end of the socket factory, or -1.
+    factory: RawFd,
 }
 
 #[allow(unsafe_code)]
@@ -427,6 +528,23 @@ fn spawn_holder(plan: &NamespacePlan, reaper: &Reaper) -> Result<Holder, Namespa
     let devnull: OwnedFd = File::open("/dev/null")
         .map_err(io_err("opening /dev/null"))?
         .into();
+    // Rootless with a network of its own: the socket factory's pair (datagram-like, so one
+    // request is one message).
+    let factory = if plan.user && plan.network {
+        let (ours, theirs) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::SeqPacket,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| NamespaceError::Io {
+            what: "creating the socket factory's socket pair",
+            source: e.into(),
+        })?;
+        Some((ours, theirs))
+    } else {
+        None
+    };
     let args = HolderArgs {
         hostname: if plan.network {
             Some(
@@ -443,6 +561,16 @@ fn spawn_holder(plan: &NamespacePlan, reaper: &Reaper) -> Result<Holder, Namespa
         lifeline: life_r.as_raw_fd(),
         ready: ready_w.as_raw_fd(),
         devnull: devnull.as_raw_fd(),
+        // One id, skiff's own, mapped to 0 (the only mapping an unprivileged process may write).
+        id_maps: plan.user.then(|| {
+            (
+                format!("0 {} 1\n", nix::unistd::geteuid()).into_bytes(),
+                format!("0 {} 1\n", nix::unistd::getegid()).into_bytes(),
+            )
+        }),
+        factory: factory
+            .as_ref()
+            .map_or(-1, |(_, theirs)| theirs.as_raw_fd()),
     };
     let flags = plan.clone_flags();
     let spawned = reaper
@@ -472,6 +600,7 @@ fn spawn_holder(plan: &NamespacePlan, reaper: &Reaper) -> Result<Holder, Namespa
         })
         .map_err(io_err("starting the pod namespace holder (clone3)"))?;
     drop((ready_w, life_r, devnull));
+    let factory = factory.map(|(ours, _theirs)| Arc::new(ours));
     // SAFETY: pidfd_open on our own unreaped child.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, spawned.pid, 0) };
     let pidfd = (pidfd >= 0).then(|| {
@@ -483,6 +612,7 @@ fn spawn_holder(plan: &NamespacePlan, reaper: &Reaper) -> Result<Holder, Namespa
         pidfd,
         exit: spawned.exit,
         _lifeline: life_w,
+        factory,
     };
     // The holder writes its setup errno (0 = ready), then keeps the pipe... closed: EOF
     // without 4 bytes means it died during setup.
@@ -522,7 +652,19 @@ fn spawn_holder(plan: &NamespacePlan, reaper: &Reaper) -> Result<Holder, Namespa
 #[allow(unsafe_code)]
 unsafe fn holder_main(a: &HolderArgs) -> ! {
     let mut err = 0;
-    if let Some(h) = &a.hostname {
+    // Rootless: map skiff's ids to 0 before anything else (user_namespaces(7): an
+    // unprivileged process may write one line mapping its own id, gid_map after setgroups
+    // "deny"). The capabilities for the steps below it already has, as the namespace's creator.
+    if let Some((uid_map, gid_map)) = &a.id_maps {
+        err = write_file(c"/proc/self/setgroups", b"deny");
+        if err == 0 {
+            err = write_file(c"/proc/self/uid_map", uid_map);
+        }
+        if err == 0 {
+            err = write_file(c"/proc/self/gid_map", gid_map);
+        }
+    }
+    if let (0, Some(h)) = (err, &a.hostname) {
         if libc::sethostname(h.as_ptr(), h.as_bytes().len()) != 0 {
             err = *libc::__errno_location();
         }
@@ -533,10 +675,17 @@ unsafe fn holder_main(a: &HolderArgs) -> ! {
     // Keep only: 0 = lifeline, 1 = ready pipe (until reported), 2 = /dev/null. Everything
     // else inherited from skiff (other containers' pipes, sockets) is closed, since this
     // process never execs and would otherwise keep them open.
+    // (Rootless: 3 = the socket factory.)
     let mut ok = libc::dup2(a.lifeline, 0) >= 0
         && libc::dup2(a.ready, 1) >= 0
         && libc::dup2(a.devnull, 2) >= 0;
-    ok = ok && libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) == 0;
+    let keep = if a.factory >= 0 {
+        ok = ok && libc::dup2(a.factory, 3) >= 0;
+        4u32
+    } else {
+        3u32
+    };
+    ok = ok && libc::syscall(libc::SYS_close_range, keep, u32::MAX, 0u32) == 0;
     if !ok && err == 0 {
         err = *libc::__errno_location();
     }
@@ -568,9 +717,14 @@ unsafe fn holder_main(a: &HolderArgs) -> ! {
             events: libc::POLLIN,
             revents: 0,
         },
+        libc::pollfd {
+            fd: if a.factory >= 0 { 3 } else { -1 },
+            events: libc::POLLIN,
+            revents: 0,
+        },
     ];
     loop {
-        let n = libc::poll(fds.as_mut_ptr(), 2, -1);
+        let n = libc::poll(fds.as_mut_ptr(), 3, -1);
         if n < 0 {
             if *libc::__errno_location() == libc::EINTR {
                 continue;
@@ -588,7 +742,86 @@ unsafe fn holder_main(a: &HolderArgs) -> ! {
                 while libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) > 0 {}
             }
         }
+        if fds[2].revents != 0 && !serve_socket(3) {
+            // skiff closed its end: stop watching it (poll ignores negative descriptors).
+            fds[2].fd = -1;
+        }
     }
+}
+
+/// In the holder: `open` + `write` + `close`; 0 or the errno.
+#[allow(unsafe_code)]
+unsafe fn write_file(path: &std::ffi::CStr, data: &[u8]) -> i32 {
+    let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+    if fd < 0 {
+        return *libc::__errno_location();
+    }
+    let n = libc::write(fd, data.as_ptr().cast(), data.len());
+    let err = if n < 0 { *libc::__errno_location() } else { 0 };
+    libc::close(fd);
+    err
+}
+
+/// Socket factory request: the address family, one byte.
+const FACTORY_V4: u8 = 4;
+const FACTORY_V6: u8 = 6;
+
+/// In the holder: answers one socket factory request on `fd` — a TCP socket of the asked
+/// family, created here in the pod's network namespace, sent with `SCM_RIGHTS`, and the errno
+/// of `socket(2)` (0 = a descriptor is attached) as the 4-byte payload. Returns false when
+/// the peer is gone.
+#[allow(unsafe_code)]
+unsafe fn serve_socket(fd: RawFd) -> bool {
+    let mut req = [0u8; 1];
+    let n = libc::recv(fd, req.as_mut_ptr().cast(), 1, libc::MSG_DONTWAIT);
+    if n == 0 {
+        return false;
+    }
+    if n < 0 {
+        let e = *libc::__errno_location();
+        return e == libc::EAGAIN || e == libc::EINTR;
+    }
+    let family = if req[0] == FACTORY_V6 {
+        libc::AF_INET6
+    } else {
+        libc::AF_INET
+    };
+    let sock = libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+    let mut errno = if sock < 0 {
+        *libc::__errno_location()
+    } else {
+        0
+    };
+    // Control buffer for one descriptor, aligned for `cmsghdr`.
+    #[repr(C, align(8))]
+    struct Cmsg([u8; 64]);
+    let mut cbuf = Cmsg([0; 64]);
+    let mut iov = libc::iovec {
+        iov_base: (&mut errno as *mut i32).cast(),
+        iov_len: std::mem::size_of::<i32>(),
+    };
+    let mut msg: libc::msghdr = std::mem::zeroed();
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if sock >= 0 {
+        let fd_len = std::mem::size_of::<RawFd>() as u32;
+        msg.msg_control = cbuf.0.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(fd_len) as _;
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(fd_len) as _;
+        std::ptr::copy_nonoverlapping(
+            (&sock as *const RawFd).cast::<u8>(),
+            libc::CMSG_DATA(c),
+            fd_len as usize,
+        );
+    }
+    let sent = libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL);
+    if sock >= 0 {
+        libc::close(sock);
+    }
+    sent >= 0 || *libc::__errno_location() != libc::EPIPE
 }
 
 /// `ip link set lo up` with the classic interface ioctls: two system calls on a datagram
@@ -620,7 +853,8 @@ unsafe fn loopback_up() -> i32 {
 /// Connects a TCP stream to `host:port` from inside the network namespace `netns` (probes:
 /// the pod's 127.0.0.1 is only reachable from inside). The socket is created with the
 /// calling thread switched into `netns` for the duration of one `socket(2)` call — a socket
-/// keeps the namespace it was created in — then connected asynchronously.
+/// keeps the namespace it was created in — then connected asynchronously. Rootless, `netns`
+/// is the holder's socket factory instead ([`NamespaceJoin::net`]), which makes the socket.
 pub async fn connect_tcp(
     netns: Option<&OwnedFd>,
     host: &str,
@@ -641,6 +875,10 @@ pub async fn connect_tcp(
 }
 
 fn socket_in(ns: &OwnedFd, addr: &std::net::SocketAddr) -> io::Result<tokio::net::TcpSocket> {
+    let st = nix::sys::stat::fstat(ns).map_err(io::Error::from)?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFSOCK {
+        return socket_from_factory(ns, addr.is_ipv6());
+    }
     static HOST_NET_NS: OnceLock<Result<OwnedFd, String>> = OnceLock::new();
     let host = HOST_NET_NS
         .get_or_init(|| {
@@ -660,4 +898,53 @@ fn socket_in(ns: &OwnedFd, addr: &std::net::SocketAddr) -> io::Result<tokio::net
         tracing::error!(error = %e, "could not switch back to skiff's network namespace");
     }
     sock
+}
+
+/// Asks a rootless pod's holder for a TCP socket in the pod's network namespace (see
+/// `serve_socket`). One request at a time per process, so answers cannot cross; the holder
+/// answers at once, and a dead holder is an error (EOF or the 2 s timeout), not a hang.
+fn socket_from_factory(factory: &OwnedFd, v6: bool) -> io::Result<tokio::net::TcpSocket> {
+    use nix::sys::socket::{recvmsg, send, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let timeout = nix::sys::time::TimeVal::new(2, 0);
+    setsockopt(factory, sockopt::ReceiveTimeout, &timeout).map_err(io::Error::from)?;
+    let req = [if v6 { FACTORY_V6 } else { FACTORY_V4 }];
+    send(factory.as_raw_fd(), &req, MsgFlags::MSG_NOSIGNAL).map_err(io::Error::from)?;
+    let mut errno = [0u8; 4];
+    let mut iov = [io::IoSliceMut::new(&mut errno)];
+    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        factory.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(io::Error::from)?;
+    if msg.bytes == 0 {
+        return Err(io::Error::other("the pod's namespace holder is gone"));
+    }
+    let mut received = None;
+    for c in msg.cmsgs().map_err(io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for fd in fds {
+                // SAFETY: SCM_RIGHTS just installed this descriptor in our table; we own it.
+                #[allow(unsafe_code)]
+                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                received.get_or_insert(owned);
+            }
+        }
+    }
+    let code = i32::from_ne_bytes(errno);
+    match received {
+        Some(fd) => {
+            let std_sock = std::net::TcpStream::from(fd);
+            std_sock.set_nonblocking(true)?;
+            Ok(tokio::net::TcpSocket::from_std_stream(std_sock))
+        }
+        None if code != 0 => Err(io::Error::from_raw_os_error(code)),
+        None => Err(io::Error::other(
+            "the pod's namespace holder sent no socket",
+        )),
+    }
 }

@@ -215,7 +215,21 @@ impl HostRuntime {
             .working_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from("/"));
-        let env = process_env(&launch, &id, &msg_path);
+        let hostname = setup.hostname.as_deref().unwrap_or(&launch.pod.name);
+        let env = process_env(&launch, hostname, &id, &msg_path);
+        // readOnlyRootFilesystem: the termination message file stays writable, bound onto
+        // itself (the kubelet bind-mounts it too, `makeMounts`).
+        let mut setup = setup;
+        if let (true, Some(mounts)) = (setup.read_only_root, setup.mounts.as_mut()) {
+            if msg_after.is_none() {
+                mounts.push(crate::isolation::MountSpec {
+                    source: msg_path.clone(),
+                    target: msg_path.clone(),
+                    read_only: false,
+                    propagation: crate::isolation::Propagation::Private,
+                });
+            }
+        }
 
         let prepared = Arc::new(setup.prepare()?);
         let group = match setup.group.clone() {
@@ -363,10 +377,15 @@ fn spawn_pump(
 
 /// The container process environment: runtime defaults (`PATH`, `HOSTNAME`,
 /// `HOME`), then the container's env (overriding), then skiff's own markers.
-fn process_env(launch: &ContainerLaunch, id: &str, msg_path: &Path) -> Vec<(String, String)> {
+fn process_env(
+    launch: &ContainerLaunch,
+    hostname: &str,
+    id: &str,
+    msg_path: &Path,
+) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = vec![
         ("PATH".into(), DEFAULT_PATH.into()),
-        ("HOSTNAME".into(), launch.pod.name.clone()),
+        ("HOSTNAME".into(), hostname.to_string()),
         (
             "HOME".into(),
             std::env::var("HOME").unwrap_or_else(|_| "/".into()),

@@ -53,6 +53,8 @@ pub struct PodSandbox {
     resources: crate::node::PodResources,
     /// The pod's securityContext and skiff's own credentials (`security` module).
     security: crate::security::PodSecurity,
+    /// The containers' `HOSTNAME` (see [`ContainerSetup::hostname`]).
+    hostname: String,
 }
 
 impl PodSandbox {
@@ -85,7 +87,13 @@ impl PodSandbox {
             mountpoints: Default::default(),
             volumes,
             resources,
-            security: crate::security::PodSecurity::new(pod),
+            // Rootless: containers are uid 0 of the pod's user namespace (security module).
+            security: if crate::namespaces::rootless() {
+                crate::security::PodSecurity::in_user_namespace(pod)
+            } else {
+                crate::security::PodSecurity::new(pod)
+            },
+            hostname: container_hostname(pod),
         })
     }
 
@@ -108,12 +116,18 @@ impl PodSandbox {
         let mut setup = ContainerSetup {
             // Security context first: its config errors (runAsNonRoot, …) must create nothing.
             security: Some(self.security.plan(container)?),
+            hostname: Some(self.hostname.clone()),
             ..ContainerSetup::default()
         };
         // Namespaces: join the pod's, and an own mount namespace (filled with volumes below).
-        if crate::namespaces::support() == &crate::namespaces::Support::Full {
+        if crate::namespaces::support().namespaces() {
             setup.namespaces = Some(self.namespaces.join().clone());
             setup.mounts = Some(Vec::new());
+            setup.read_only_root = container
+                .security_context
+                .as_ref()
+                .and_then(|sc| sc.read_only_root_filesystem)
+                == Some(true);
         }
         // Volumes: the container's volumeMounts (volumes module).
         let volume_mounts = self.volumes.mounts_for(container, &launch.env)?;
@@ -159,4 +173,22 @@ impl PodSandbox {
         // Pod cgroup (node module): kills anything left in it, removes it and the record.
         self.resources.destroy().await;
     }
+}
+
+/// The containers' `HOSTNAME` env. The kubelet gives the sandbox a hostname only without
+/// `hostNetwork` (`generatePodSandboxConfig` in `pkg/kubelet/kuberuntime/kuberuntime_sandbox.go`:
+/// `spec.hostname`, else the pod name); containerd puts it in `HOSTNAME`, or the node's
+/// hostname when there is none (`internal/cri/server/container_create.go`).
+fn container_hostname(pod: &Pod) -> String {
+    let host_network = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false);
+    if host_network {
+        if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+            return h.trim_end().to_string();
+        }
+    }
+    crate::namespaces::NamespacePlan::for_pod(pod).hostname
 }

@@ -170,6 +170,9 @@ pub struct HostSecurity {
     /// The user database the host runtime's containers see (the host's).
     pub passwd: PathBuf,
     pub group: PathBuf,
+    /// Rootless: containers run in a user namespace mapping only these host ids (skiff's
+    /// uid, gid) to 0; `euid`/`egid` and the capabilities are then the ones inside it.
+    pub user_namespace: Option<(u32, u32)>,
 }
 
 impl HostSecurity {
@@ -195,6 +198,20 @@ impl HostSecurity {
             last_cap,
             passwd: PathBuf::from("/etc/passwd"),
             group: PathBuf::from("/etc/group"),
+            user_namespace: None,
+        }
+    }
+
+    /// What a container of a rootless pod is once it joined the pod's user namespace
+    /// (`namespaces` module): uid and gid 0, every capability of skiff's bounding set (the
+    /// kernel gives a process entering a user namespace all of them), only skiff's ids mapped.
+    pub fn in_user_namespace(outer: &HostSecurity) -> HostSecurity {
+        HostSecurity {
+            euid: 0,
+            egid: 0,
+            effective: outer.bounding,
+            user_namespace: Some((outer.euid, outer.egid)),
+            ..outer.clone()
         }
     }
 
@@ -272,6 +289,14 @@ pub struct PodSecurity {
 impl PodSecurity {
     pub fn new(pod: &Pod) -> PodSecurity {
         Self::with_host(pod, HostSecurity::detect())
+    }
+
+    /// Rootless: planned for a container inside the pod's user namespace.
+    pub fn in_user_namespace(pod: &Pod) -> PodSecurity {
+        Self::with_host(
+            pod,
+            HostSecurity::in_user_namespace(&HostSecurity::detect()),
+        )
     }
 
     pub fn with_host(pod: &Pod, host: HostSecurity) -> PodSecurity {
@@ -471,6 +496,26 @@ fn credentials(
     pod_sc: Option<&PodSecurityContext>,
     host: &HostSecurity,
 ) -> Result<Option<Credentials>, StartError> {
+    let extra_groups = pod_sc.is_some_and(|p| {
+        p.fs_group.is_some()
+            || p.supplemental_groups
+                .as_ref()
+                .is_some_and(|g| !g.is_empty())
+    });
+    if let Some((uid, gid)) = host.user_namespace {
+        // Rootless in a user namespace: only 0 (= skiff's ids on the host) exists in it, and
+        // setgroups is denied there; naming skiff's own host ids means the same process.
+        let uid_ok = sc.run_as_user.is_none_or(|u| u == 0 || u == i64::from(uid));
+        let gid_ok = sc
+            .run_as_group
+            .is_none_or(|g| g == 0 || g == i64::from(gid));
+        if uid_ok && gid_ok && !extra_groups {
+            return Ok(None);
+        }
+        return Err(StartError::Config(format!(
+            "rootless skiff runs containers in a user namespace that maps only uid {uid} and gid {gid} (0 inside): runAsUser and runAsGroup other than 0 or these, fsGroup and supplementalGroups need skiff to run as root"
+        )));
+    }
     let can_switch = host.has(caps::SETUID) && host.has(caps::SETGID);
     if !can_switch {
         // A rootless skiff can only run containers as itself.
@@ -704,6 +749,7 @@ mod tests {
             last_cap: 40,
             passwd: PathBuf::from("/nonexistent"),
             group: PathBuf::from("/nonexistent"),
+            user_namespace: None,
         }
     }
 
@@ -880,5 +926,44 @@ mod tests {
         assert!(super::plan(&p.0, &p.1, &h).is_err());
         let p = pod_with(json!({"runAsUser": 1000, "runAsNonRoot": true}), json!({}));
         assert!(super::plan(&p.0, &p.1, &h).unwrap().credentials.is_none());
+    }
+
+    // Issue 4 item 9 (rootless): inside the pod's user namespace a container is uid 0 with the
+    // runtimes' default capabilities; only 0 or skiff's own host ids may be asked for.
+    #[test]
+    fn rootless_user_namespace_runs_as_mapped_root_with_default_caps() {
+        let outer = HostSecurity {
+            euid: 65534,
+            egid: 65534,
+            effective: 0,
+            ..host()
+        };
+        let h = HostSecurity::in_user_namespace(&outer);
+        let p = pod_with(json!({}), json!({}));
+        let pl = plan(&p.0, &p.1, &h).unwrap();
+        assert!(pl.credentials.is_none());
+        let c = pl.capabilities.unwrap();
+        assert_eq!(c.effective, caps::DEFAULT & outer.bounding);
+        for ok in [
+            json!({"runAsUser": 0}),
+            json!({"runAsUser": 65534, "runAsGroup": 65534}),
+        ] {
+            let p = pod_with(ok, json!({}));
+            assert!(plan(&p.0, &p.1, &h).unwrap().credentials.is_none());
+        }
+        for bad in [
+            json!({"runAsUser": 5}),
+            json!({"runAsGroup": 5}),
+            json!({"fsGroup": 0}),
+            json!({"supplementalGroups": [1]}),
+        ] {
+            let p = pod_with(bad, json!({}));
+            let e = plan(&p.0, &p.1, &h).unwrap_err();
+            assert_eq!(e.reason(), "CreateContainerConfigError");
+            assert!(e.to_string().contains("user namespace"), "{e}");
+        }
+        // uid 0 inside: runAsNonRoot without a runAsUser refuses, as for root.
+        let p = pod_with(json!({"runAsNonRoot": true}), json!({}));
+        assert!(plan(&p.0, &p.1, &h).is_err());
     }
 }
