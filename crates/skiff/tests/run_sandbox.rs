@@ -275,6 +275,8 @@ fn item9_without_root_says_so_once_and_runs_host_containers() {
             t.file("data").to_str().unwrap(),
         ])
         .env_remove("SKIFF_LOG")
+        // Without user namespaces (rootless mode is `run_rootless.rs`).
+        .env("SKIFF_NO_USERNS", "1")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
