@@ -1,73 +1,32 @@
-//! Tiny UTC time formatting (no calendar crate needed).
+//! UTC timestamps in the formats the kubelet writes (via jiff, which k8s-openapi already uses).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
+use k8s_openapi::jiff::Timestamp;
 
-struct Parts {
-    y: i64,
-    mo: u32,
-    d: u32,
-    h: u64,
-    mi: u64,
-    s: u64,
-    nanos: u32,
-}
-
-fn parts(t: SystemTime) -> Parts {
-    let dur = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = dur.as_secs();
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, mo, d) = civil_from_days(days);
-    Parts {
-        y,
-        mo,
-        d,
-        h: rem / 3600,
-        mi: (rem % 3600) / 60,
-        s: rem % 60,
-        nanos: dur.subsec_nanos(),
-    }
+fn timestamp(t: SystemTime) -> Timestamp {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    // subsec_nanos < 1e9 always fits; out-of-range seconds fall back to the epoch.
+    Timestamp::new(secs, d.subsec_nanos() as i32).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 /// Go's `time.RFC3339Nano` in UTC: `2006-01-02T15:04:05.999999999Z`, trailing
 /// zeros of the fraction trimmed (the format containerd writes CRI logs with).
 pub fn rfc3339_nano(t: SystemTime) -> String {
-    let p = parts(t);
-    let mut s = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        p.y, p.mo, p.d, p.h, p.mi, p.s
-    );
-    if p.nanos != 0 {
-        let frac = format!("{:09}", p.nanos);
-        s.push('.');
-        s.push_str(frac.trim_end_matches('0'));
-    }
-    s.push('Z');
-    s
+    // jiff's Display is RFC 3339 in UTC with only the fraction digits needed.
+    timestamp(t).to_string()
 }
 
 /// `20060102-150405.000000000` — suffix for rotated log files (the kubelet
 /// uses `20060102-150405`; nanoseconds keep names unique under floods).
 pub fn rotation_suffix(t: SystemTime) -> String {
-    let p = parts(t);
-    format!(
-        "{:04}{:02}{:02}-{:02}{:02}{:02}.{:09}",
-        p.y, p.mo, p.d, p.h, p.mi, p.s, p.nanos
-    )
+    timestamp(t).strftime("%Y%m%d-%H%M%S.%9f").to_string()
+}
+
+/// `2006_01_02_15_04_05` in UTC: the kubelet AtomicWriter's timestamped directory names.
+pub fn underscore_stamp(t: SystemTime) -> String {
+    timestamp(t).strftime("%Y_%m_%d_%H_%M_%S").to_string()
 }
 
 #[cfg(test)]
@@ -86,6 +45,11 @@ mod tests {
         assert_eq!(
             rotation_suffix(UNIX_EPOCH + Duration::new(1_700_000_000, 5)),
             "20231114-221320.000000005"
+        );
+        // Fixed width, so rotated files sort by name.
+        assert_eq!(
+            rotation_suffix(UNIX_EPOCH + Duration::new(1_700_000_000, 500_000_000)),
+            "20231114-221320.500000000"
         );
     }
 }
