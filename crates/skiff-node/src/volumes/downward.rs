@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::OnceLock;
 
 use k8s_openapi::api::core::v1::{Container, Pod, ResourceFieldSelector};
 use skiff_model::quantity::Quantity;
@@ -23,50 +22,15 @@ pub struct NodeAllocatable {
 }
 
 impl NodeAllocatable {
-    /// The machine's values; cpu and memory are read once per process.
+    /// The machine's values, as the node module measures them for admission.
     pub fn detect(data_dir: &Path) -> NodeAllocatable {
-        static CPU_MEM: OnceLock<(i64, i64)> = OnceLock::new();
-        let (cpu_millis, memory_bytes) =
-            *CPU_MEM.get_or_init(|| (online_cpus() * 1000, mem_total()));
+        let cap = crate::node::NodeResources::global().capacity(data_dir);
         NodeAllocatable {
-            cpu_millis,
-            memory_bytes,
-            ephemeral_storage_bytes: fs_size(data_dir),
+            cpu_millis: cap.milli_cpu,
+            memory_bytes: cap.memory_bytes,
+            ephemeral_storage_bytes: cap.ephemeral_storage_bytes,
         }
     }
-}
-
-fn online_cpus() -> i64 {
-    match nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN) {
-        Ok(Some(n)) if n > 0 => n,
-        _ => 1,
-    }
-}
-
-fn mem_total() -> i64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                let rest = l.strip_prefix("MemTotal:")?;
-                let kib: i64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
-                Some(kib * 1024)
-            })
-        })
-        .unwrap_or(0)
-}
-
-fn fs_size(p: &Path) -> i64 {
-    let mut dir = Some(p);
-    // The data dir may not exist yet: measure its nearest existing ancestor.
-    while let Some(d) = dir {
-        if let Ok(s) = nix::sys::statvfs::statvfs(d) {
-            let bytes = u128::from(s.blocks()) * u128::from(s.fragment_size());
-            return i64::try_from(bytes).unwrap_or(i64::MAX);
-        }
-        dir = d.parent();
-    }
-    0
 }
 
 /// `fieldpath.ExtractFieldPathAsString` for the pod metadata fields the downward API exposes
