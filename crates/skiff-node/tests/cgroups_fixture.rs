@@ -759,6 +759,8 @@ async fn removal_leaves_no_directory_behind() {
         let d = driver_for(&layout, settings).unwrap();
         let pod =
             PodCgroup::create_with(&d, "r", QosClass::Burstable, &best_effort_values()).unwrap();
+        let other =
+            PodCgroup::create_with(&d, "s", QosClass::Burstable, &best_effort_values()).unwrap();
         let c1 = pod.create_container("a", &container("name: a\n")).unwrap();
         let c2 = pod.create_container("b", &container("name: b\n")).unwrap();
         assert!(pod.dirs().iter().all(|p| p.is_dir()));
@@ -769,7 +771,15 @@ async fn removal_leaves_no_directory_behind() {
         // The pod (with the remaining container) removed bottom-up.
         pod.remove(Duration::from_secs(1)).await.unwrap();
         assert!(pod.dirs().iter().all(|p| !p.exists()), "v2={v2}");
-        assert!(d.exists(Path::new("kubepods/burstable")), "QoS dirs stay");
+        assert!(
+            d.exists(Path::new("kubepods/burstable")),
+            "QoS dirs stay while another pod uses them"
+        );
+        other.remove(Duration::from_secs(1)).await.unwrap();
+        assert!(
+            !d.exists(Path::new("kubepods")),
+            "the last pod takes the QoS dirs with it, v2={v2}"
+        );
         // Removing again is fine.
         pod.remove_blocking(Duration::from_millis(10)).unwrap();
         d.teardown().unwrap();

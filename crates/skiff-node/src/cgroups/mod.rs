@@ -454,6 +454,24 @@ fn sanitize(name: &str) -> String {
 }
 
 /// `kubepods[/burstable|/besteffort]/pod<uid>` (CG1).
+/// Removes `kubepods/{burstable,besteffort}` and `kubepods/` where they are empty, so that the
+/// last pod leaves no cgroup behind (skiff, unlike the kubelet, is not always running). A dir
+/// another pod still uses has children and stays: best effort.
+fn prune_qos<D: CgroupDriver + ?Sized>(driver: &D) {
+    let kubepods = Path::new(KUBEPODS);
+    for rel in [
+        kubepods.join("burstable"),
+        kubepods.join("besteffort"),
+        kubepods.to_path_buf(),
+    ] {
+        for dir in driver.dirs(&rel) {
+            if fsutil::rmdir_if_unused(&dir).is_err() || dir.exists() {
+                return;
+            }
+        }
+    }
+}
+
 pub fn pod_rel(qos: QosClass, uid: &str) -> PathBuf {
     let mut p = PathBuf::from(KUBEPODS);
     match qos {
@@ -496,7 +514,15 @@ impl PodCgroup {
         driver.ensure_qos()?;
         let rel = pod_rel(qos, uid);
         let limits = CgroupLimits::pod(values, driver.settings().pod_pids_limit);
-        driver.create(&rel, &limits)?;
+        match driver.create(&rel, &limits) {
+            // Another skiff pruned the then-empty QoS dirs between our ensure_qos and create
+            // (see `prune_qos`): make them again, once.
+            Err(CgroupError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                driver.ensure_qos()?;
+                driver.create(&rel, &limits)?;
+            }
+            r => r?,
+        }
         tracing::debug!(uid, qos = %qos, rel = %rel.display(), "pod cgroup created");
         Ok(PodCgroup {
             driver: driver.clone(),
@@ -588,16 +614,24 @@ impl PodCgroup {
         }))
     }
 
-    /// Kills everything in the pod cgroup and removes it (containers first).
+    /// Kills everything in the pod cgroup and removes it (containers first), then the QoS
+    /// dirs above it if no other pod uses them.
     pub fn remove_blocking(&self, timeout: Duration) -> Result<(), CgroupError> {
-        self.driver.remove_tree(&self.rel, timeout)
+        self.driver.remove_tree(&self.rel, timeout)?;
+        prune_qos(self.driver.as_ref());
+        Ok(())
     }
 
     /// [`remove_blocking`](Self::remove_blocking) on a blocking thread.
     pub async fn remove(&self, timeout: Duration) -> Result<(), CgroupError> {
         let driver = self.driver.clone();
         let rel = self.rel.clone();
-        match tokio::task::spawn_blocking(move || driver.remove_tree(&rel, timeout)).await {
+        let removed = move || {
+            driver.remove_tree(&rel, timeout)?;
+            prune_qos(driver.as_ref());
+            Ok(())
+        };
+        match tokio::task::spawn_blocking(removed).await {
             Ok(r) => r,
             Err(e) => Err(CgroupError::Io {
                 op: "removing",
