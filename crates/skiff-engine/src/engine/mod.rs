@@ -1,0 +1,924 @@
+//! The pod lifecycle state machine: the kubelet's SyncPod / computePodActions /
+//! computeInitContainerActions, the probe workers, the crash-loop back-off and killContainer with
+//! termination ordering, all driven by explicit inputs and explicit time.
+
+use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
+
+use crate::spec::{ContainerKind, CtrSpec, PodInfo, ProbeKind, RestartPolicy};
+use crate::time::{go_duration, Time};
+use crate::update::validate_update;
+use crate::{
+    Action, EngineConfig, EngineError, Event, EventType, Input, InstanceId, ObservedState, Signal,
+};
+
+mod decisions;
+mod probes;
+mod termination;
+
+/// Minimum stop window (kuberuntime_container.go minimumGracePeriodInSeconds).
+const MIN_GRACE_S: i64 = 2;
+/// How many runtime records per container are kept (current, previous, and one before for R9).
+const KEEP_INSTANCES: usize = 3;
+
+#[derive(Clone, Debug)]
+pub(crate) struct Exit {
+    pub code: i32,
+    pub reason: String,
+    pub message: Option<String>,
+    pub at: Time,
+}
+
+/// One runtime record of a container.
+#[derive(Clone, Debug)]
+pub(crate) struct Inst {
+    pub id: InstanceId,
+    pub sandbox: u32,
+    /// None for a record that never ran (StartError, Created).
+    pub started_at: Option<Time>,
+    pub exit: Option<Exit>,
+    /// The image the record was created from: the container hash's input (S10, R4).
+    pub image: String,
+    /// Created / Unknown as observed by the worker (R3); None = running or exited per `exit`.
+    pub observed: Option<ObservedState>,
+}
+
+impl Inst {
+    pub fn running(&self) -> bool {
+        self.exit.is_none() && self.observed.is_none()
+    }
+
+    /// The runtime lost track of it: it may still run, so it is killed before a restart.
+    pub fn unknown(&self) -> bool {
+        self.exit.is_none() && self.observed == Some(ObservedState::Unknown)
+    }
+
+    pub fn created(&self) -> bool {
+        self.exit.is_none() && self.observed == Some(ObservedState::Created)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StartPhase {
+    Starting,
+    PostStart,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PendingStart {
+    instance: InstanceId,
+    phase: StartPhase,
+    post_start: bool,
+}
+
+/// Why `sync` wants a single container killed.
+type KillReq = (usize, String, KillCause, bool);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KillPhase {
+    PreStop { since: Time, deadline: Time },
+    WaitTurn { since: Time, deadline: Time },
+    Signalled { kill_at: Time, killed: bool },
+}
+
+/// killContainer in progress for one instance.
+#[derive(Clone, Copy, Debug)]
+struct Kill {
+    instance: InstanceId,
+    grace_s: i64,
+    ordered: bool,
+    began: Time,
+    phase: KillPhase,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct BackoffEntry {
+    dur_ms: i64,
+    last_update: Time,
+}
+
+/// A probe worker (prober/worker.go). One per (container, probe kind), created at admission.
+#[derive(Clone, Debug)]
+pub(crate) struct Worker {
+    created: Time,
+    period_ms: i64,
+    /// Ticks at or before this time have been consumed.
+    last_eval: Time,
+    /// A buffered tick or a manual trigger (both coalesce, like Go's 1-slot ticker channel).
+    pending: bool,
+    in_flight: Option<InstanceId>,
+    /// The instance whose result `result` is (the worker's `containerID`).
+    pub instance: Option<InstanceId>,
+    /// Published result for `instance`; None = Unknown.
+    pub result: Option<bool>,
+    on_hold: bool,
+    last_result: bool,
+    run: u32,
+    /// P11: stopped at pod termination (app liveness/startup).
+    stopped: bool,
+}
+
+impl Worker {
+    fn new(period_ms: i64, now: Time) -> Self {
+        Worker {
+            created: now,
+            period_ms: period_ms.max(1),
+            last_eval: now,
+            pending: false,
+            in_flight: None,
+            instance: None,
+            result: None,
+            on_hold: false,
+            // Go's zero value of results.Result is Success.
+            last_result: true,
+            run: 0,
+            stopped: false,
+        }
+    }
+
+    /// First tick strictly after `after`. Ticks fire at created + k·period, k ≥ 0.
+    fn next_tick_after(&self, after: Time) -> Time {
+        if after < self.created {
+            return self.created;
+        }
+        let k = after.millis_since(self.created) / self.period_ms + 1;
+        self.created.add_millis(k.saturating_mul(self.period_ms))
+    }
+}
+
+fn initial_result(kind: ProbeKind) -> Option<bool> {
+    match kind {
+        ProbeKind::Readiness => Some(false),
+        ProbeKind::Liveness => Some(true),
+        ProbeKind::Startup => None,
+    }
+}
+
+/// Everything the engine tracks for one container.
+#[derive(Clone, Debug)]
+pub(crate) struct Ctr {
+    pub instances: Vec<Inst>,
+    /// Number of runtime records ever created (restartCount of the next one).
+    records: i32,
+    start: Option<PendingStart>,
+    /// The image the pending start was asked for (the spec may change before it is reported).
+    start_image: String,
+    kill: Option<Kill>,
+    /// kubelet reasonCache: the last start failure (reason, message).
+    pub reason_cache: Option<(String, String)>,
+    /// Back-off entries keyed by image: the kubelet's key is GetStableKey = pod + container name
+    /// + HashContainer(name, image), so a new image starts from a fresh entry (R4, S10).
+    backoff: Vec<(String, BackoffEntry)>,
+    /// While in CrashLoopBackOff: when the back-off expires.
+    backoff_until: Option<Time>,
+    retry_at: Option<Time>,
+    /// R9: killed instance that must be restarted regardless of restartPolicy; it is excluded from
+    /// the back-off lookup (the kill and the restart happen in the same kubelet sync).
+    pub(crate) force_restart: Option<InstanceId>,
+    pub workers: [Option<Worker>; 3],
+}
+
+impl Ctr {
+    fn new(spec: &CtrSpec, now: Time) -> Self {
+        Ctr {
+            instances: Vec::new(),
+            records: 0,
+            start: None,
+            start_image: String::new(),
+            kill: None,
+            reason_cache: None,
+            backoff: Vec::new(),
+            backoff_until: None,
+            retry_at: None,
+            force_restart: None,
+            // Workers are created at pod admission (prober_manager.go AddPod); their tickers
+            // start now, not when the container starts (P3).
+            workers: ProbeKind::ALL.map(|k| spec.probe(k).map(|p| Worker::new(p.period_ms, now))),
+        }
+    }
+
+    pub fn current(&self) -> Option<&Inst> {
+        self.instances.last()
+    }
+
+    pub fn previous(&self) -> Option<&Inst> {
+        let n = self.instances.len();
+        if n >= 2 {
+            self.instances.get(n - 2)
+        } else {
+            None
+        }
+    }
+
+    pub fn restart_count(&self) -> i32 {
+        (self.records - 1).max(0)
+    }
+
+    fn running(&self) -> Option<&Inst> {
+        self.current().filter(|i| i.running())
+    }
+
+    /// Running or about to run: what termination ordering must wait for.
+    fn alive(&self) -> bool {
+        self.running().is_some() || self.start.is_some()
+    }
+
+    /// What a single-container kill can target: a running record or one in Unknown state.
+    fn killable(&self) -> Option<&Inst> {
+        self.current().filter(|i| i.running() || i.unknown())
+    }
+
+    fn worker(&self, kind: ProbeKind) -> Option<&Worker> {
+        self.workers[kind.index()].as_ref()
+    }
+
+    /// Published result of `kind` for the current running instance.
+    pub fn probe_result(&self, kind: ProbeKind) -> Option<bool> {
+        let cur = self.running()?;
+        let w = self.worker(kind)?;
+        if w.instance == Some(cur.id) {
+            w.result
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sandbox {
+    None,
+    Creating,
+    Ready,
+    /// Reported lost/changed (S9) and not yet stopped.
+    Lost,
+    Stopped,
+}
+
+/// S9 progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Recreate {
+    /// Reported; computePodActions has not looked at it yet.
+    Due,
+    /// The old sandbox's containers are being killed; then StopSandbox, purge, CreateSandbox.
+    Killing,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TermCause {
+    /// Deletion, SIGINT/SIGTERM, `--timeout`.
+    Stop,
+    /// activeDeadlineSeconds (T10) or eviction: the node fails the pod.
+    Deadline,
+    /// Every app container exited for good (T6, P6 exception).
+    Completed,
+    /// A regular init container failed under `Never` (S7).
+    InitFailed,
+    /// The sandbox was lost and must not be re-created (S9).
+    SandboxLost,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Termination {
+    #[allow(dead_code)] // kept for debugging and future reporting
+    cause: TermCause,
+    /// Pod-level grace override (T1), only for deletion-like stops.
+    override_s: Option<i64>,
+}
+
+/// Why a single container is being killed outside pod termination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KillCause {
+    Liveness,
+    Startup,
+    PostStart,
+    /// R3: runtime state Unknown (kubelet reasonUnknown).
+    Unknown,
+    /// S10: hashed fields changed (kubelet passes no reason).
+    SpecChanged,
+}
+
+/// The lifecycle core for one pod.
+#[derive(Clone, Debug)]
+pub struct PodEngine {
+    pub(crate) pod: PodInfo,
+    /// The spec as last accepted (for update validation).
+    api_spec: PodSpec,
+    cfg: EngineConfig,
+    pub(crate) ctrs: Vec<Ctr>,
+    next_id: u64,
+    sandbox: Sandbox,
+    pub(crate) sandbox_seq: u32,
+    /// The pod initialized in the current sandbox (latched; see k8s PR #136969).
+    initialized: bool,
+    /// S9: the sandbox was lost; kill everything, then re-create it.
+    recreate: Option<Recreate>,
+    pub(crate) start_time: Time,
+    term: Option<Termination>,
+    /// A deletion-like stop was requested (the pod has a deletionTimestamp).
+    pub(crate) deleted: bool,
+    /// The kubelet failed the pod itself (activeDeadlineSeconds T10, eviction): status reason
+    /// and message; the phase is Failed whatever the containers did.
+    pub(crate) pod_failure: Option<(String, String)>,
+    pending: Vec<Action>,
+    /// Condition type → (status, lastTransitionTime).
+    pub(crate) cond_since: Vec<(String, String, Time)>,
+    pub(crate) final_status: Option<PodStatus>,
+    /// A terminal phase once observed never changes back (ST2).
+    pub(crate) latched_phase: Option<String>,
+}
+
+impl PodEngine {
+    /// Builds the engine for a defaulted and validated pod admitted at `now` (status.startTime).
+    pub fn new(pod: &Pod, cfg: EngineConfig, now: Time) -> Result<Self, EngineError> {
+        let info = PodInfo::from_pod(pod)?;
+        let ctrs = info.containers.iter().map(|c| Ctr::new(c, now)).collect();
+        let first = cfg.first_instance_id;
+        let mut engine = PodEngine {
+            pod: info,
+            api_spec: pod.spec.clone().unwrap_or_default(),
+            cfg,
+            ctrs,
+            next_id: first,
+            sandbox: Sandbox::None,
+            sandbox_seq: 0,
+            initialized: false,
+            recreate: None,
+            start_time: now,
+            term: None,
+            deleted: false,
+            pod_failure: None,
+            pending: Vec::new(),
+            cond_since: Vec::new(),
+            final_status: None,
+            latched_phase: None,
+        };
+        engine.observe(now);
+        Ok(engine)
+    }
+
+    /// True once the pod reached a terminal phase and everything (sandbox included) was stopped.
+    pub fn is_terminal(&self) -> bool {
+        self.final_status.is_some()
+    }
+
+    /// True while the pod is being torn down (deletion, deadline, completion).
+    pub fn is_terminating(&self) -> bool {
+        self.term.is_some()
+    }
+
+    /// Applies an update of the pod (S10, S12, T10), accepting only what the API server accepts
+    /// on a running pod: container and init container images, activeDeadlineSeconds set or
+    /// lowered, tolerations added, ephemeral containers added. Anything else is an error and
+    /// changes nothing. Effects happen at the next [`plan`](Self::plan): a running app container
+    /// or started sidecar whose image changed is killed and restarted (SyncPod's
+    /// containerChanged), new ephemeral containers are started, a lowered deadline may expire.
+    pub fn update_spec(&mut self, pod: &Pod, now: Time) -> Result<(), EngineError> {
+        let new = pod.spec.as_ref().ok_or(EngineError::MissingSpec)?;
+        validate_update(&self.api_spec, new)?;
+        self.api_spec = new.clone();
+        if self.final_status.is_some() {
+            return Ok(());
+        }
+        let n_main = self.pod.n_main;
+        let new_main = new.init_containers.iter().flatten().chain(&new.containers);
+        for (spec, c) in self.pod.containers[..n_main].iter_mut().zip(new_main) {
+            spec.image = c.image.clone().unwrap_or_default();
+        }
+        self.pod.active_deadline_s = new.active_deadline_seconds;
+        for e in new.ephemeral_containers.iter().flatten() {
+            if self.idx(&e.name).is_none() {
+                let spec = CtrSpec::from_ephemeral(e);
+                self.ctrs.push(Ctr::new(&spec, now));
+                self.pod.containers.push(spec);
+            }
+        }
+        self.observe(now);
+        Ok(())
+    }
+
+    /// The container names, init containers first, in spec order.
+    pub fn container_names(&self) -> impl Iterator<Item = &str> {
+        self.pod.containers.iter().map(|c| c.name.as_str())
+    }
+
+    fn idx(&self, name: &str) -> Option<usize> {
+        self.pod.containers.iter().position(|c| c.name == name)
+    }
+
+    fn event(&mut self, type_: EventType, reason: &str, message: String, container: Option<&str>) {
+        self.pending.push(Action::Event(Event {
+            type_,
+            reason: reason.to_string(),
+            message,
+            container: container.map(str::to_string),
+        }));
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Inputs
+    // ------------------------------------------------------------------------------------------
+
+    /// Feeds one observation. Unknown names and stale instances are ignored, never a panic.
+    pub fn handle(&mut self, input: Input, now: Time) {
+        if self.final_status.is_some() {
+            return;
+        }
+        match input {
+            Input::Tick => {}
+            Input::SandboxReady => {
+                if self.sandbox == Sandbox::Creating {
+                    self.sandbox = Sandbox::Ready;
+                }
+            }
+            Input::StopRequested { grace } => self.stop_requested(grace, now),
+            Input::Evicted { message, grace } => self.evicted(message, grace, now),
+            Input::SandboxLost => self.sandbox_lost(),
+            Input::ContainerObserved {
+                name,
+                instance,
+                state,
+                attempt,
+            } => {
+                if let Some(i) = self.idx(&name) {
+                    self.container_observed(i, instance, state, attempt, now);
+                }
+            }
+            Input::ContainerStarted { name, instance, at } => {
+                if let Some(i) = self.idx(&name) {
+                    self.container_started(i, instance, at);
+                }
+            }
+            Input::StartFailed {
+                name,
+                instance,
+                reason,
+                message,
+                exit_code,
+            } => {
+                if let Some(i) = self.idx(&name) {
+                    self.start_failed(i, instance, reason, message, exit_code, now);
+                }
+            }
+            Input::PostStartDone {
+                name,
+                instance,
+                ok,
+                message,
+            } => {
+                if let Some(i) = self.idx(&name) {
+                    self.post_start_done(i, instance, ok, message, now);
+                }
+            }
+            Input::ContainerExited {
+                name,
+                instance,
+                exit_code,
+                reason,
+                message,
+                at,
+            } => {
+                if let Some(i) = self.idx(&name) {
+                    self.container_exited(i, instance, exit_code, reason, message, at);
+                }
+            }
+            Input::ProbeResult {
+                name,
+                instance,
+                kind,
+                ok,
+                output,
+            } => {
+                if let Some(i) = self.idx(&name) {
+                    self.probe_result(i, instance, kind, ok, output);
+                }
+            }
+            Input::PreStopDone { name, instance, ok } => {
+                if let Some(i) = self.idx(&name) {
+                    self.pre_stop_done(i, instance, ok, now);
+                }
+            }
+        }
+        self.observe(now);
+    }
+
+    fn stop_requested(&mut self, grace: Option<i64>, now: Time) {
+        self.deleted = true;
+        // T1: effective grace = smallest requested so far, else TGPS; never below 1.
+        let g = grace.unwrap_or(self.pod.tgps).max(1);
+        self.begin_termination(TermCause::Stop, Some(g), now);
+    }
+
+    /// S9 (kuberuntime_manager.go computePodActions, `createPodSandbox`): the decision is taken
+    /// at the next sync; here the sandbox only stops counting as ready (PodReadyToStartContainers
+    /// turns False). A sandbox still being created, or one being torn down anyway, is left alone.
+    fn sandbox_lost(&mut self) {
+        if self.term.is_none() && self.sandbox == Sandbox::Ready {
+            self.sandbox = Sandbox::Lost;
+            self.recreate = Some(Recreate::Due);
+        }
+    }
+
+    /// R3: a record in Created or Unknown state. A known instance changes state (unless it has
+    /// already exited); an unknown one is adopted. A Created report for the start in flight means
+    /// the runtime created but could not start it: the sync ends in error and the pod worker
+    /// re-queues (error back-off), as for a start failure without a record.
+    fn container_observed(
+        &mut self,
+        i: usize,
+        instance: InstanceId,
+        state: ObservedState,
+        attempt: Option<i32>,
+        now: Time,
+    ) {
+        if let Some(inst) = self.ctrs[i].instances.iter_mut().find(|x| x.id == instance) {
+            if inst.exit.is_none() {
+                inst.observed = Some(state);
+            }
+            return;
+        }
+        let pending = self.ctrs[i].start.is_some_and(|p| p.instance == instance);
+        let image = if pending {
+            self.ctrs[i].start_image.clone()
+        } else {
+            self.pod.containers[i].image.clone()
+        };
+        self.push_instance(
+            i,
+            Inst {
+                id: instance,
+                sandbox: 0,
+                started_at: None,
+                exit: None,
+                image,
+                observed: Some(state),
+            },
+        );
+        let c = &mut self.ctrs[i];
+        if let Some(a) = attempt {
+            // restartCount comes from the record's annotation (startContainer).
+            c.records = c.records.max(a.saturating_add(1));
+        }
+        if pending {
+            c.start = None;
+            c.retry_at = Some(now.add_millis(self.cfg.error_requeue_ms));
+        }
+        if instance.0 >= self.next_id {
+            self.next_id = instance.0.saturating_add(1);
+        }
+    }
+
+    fn push_instance(&mut self, i: usize, inst: Inst) {
+        let seq = self.sandbox_seq;
+        let c = &mut self.ctrs[i];
+        c.records += 1;
+        c.instances.push(Inst {
+            sandbox: seq,
+            ..inst
+        });
+        if c.instances.len() > KEEP_INSTANCES {
+            c.instances.remove(0);
+        }
+    }
+
+    fn container_started(&mut self, i: usize, instance: InstanceId, at: Time) {
+        if let Some(inst) = self.ctrs[i].instances.iter_mut().find(|x| x.id == instance) {
+            // A record seen in Created/Unknown state turned out to run after all.
+            if inst.exit.is_none() {
+                inst.observed = None;
+            }
+            return;
+        }
+        let (post_start, image) = match self.ctrs[i].start {
+            Some(p) if p.instance == instance => (p.post_start, self.ctrs[i].start_image.clone()),
+            // An instance we did not ask for: adopt it (a re-adopted runtime record).
+            _ => (false, self.pod.containers[i].image.clone()),
+        };
+        self.push_instance(
+            i,
+            Inst {
+                id: instance,
+                sandbox: 0,
+                started_at: Some(at),
+                exit: None,
+                image,
+                observed: None,
+            },
+        );
+        let name = self.pod.containers[i].name.clone();
+        let c = &mut self.ctrs[i];
+        c.reason_cache = None;
+        c.retry_at = None;
+        c.start = if post_start {
+            Some(PendingStart {
+                instance,
+                phase: StartPhase::PostStart,
+                post_start,
+            })
+        } else {
+            None
+        };
+        if instance.0 >= self.next_id {
+            self.next_id = instance.0 + 1;
+        }
+        self.event(
+            EventType::Normal,
+            "Created",
+            format!("Created container: {name}"),
+            Some(&name),
+        );
+        self.event(
+            EventType::Normal,
+            "Started",
+            format!("Started container {name}"),
+            Some(&name),
+        );
+        if self.pod.containers[i].probe(ProbeKind::Startup).is_none() {
+            self.became_started(i);
+        }
+    }
+
+    /// prober_manager.go UpdatePodStatus: a started container whose readiness is not yet Success
+    /// gets an immediate readiness run (P3).
+    fn became_started(&mut self, i: usize) {
+        if let Some(w) = self.ctrs[i].workers[ProbeKind::Readiness.index()].as_mut() {
+            w.pending = true;
+        }
+    }
+
+    fn start_failed(
+        &mut self,
+        i: usize,
+        instance: InstanceId,
+        reason: String,
+        message: String,
+        exit_code: Option<i32>,
+        now: Time,
+    ) {
+        match self.ctrs[i].start {
+            Some(p) if p.instance == instance => {}
+            _ => return,
+        }
+        let name = self.pod.containers[i].name.clone();
+        self.ctrs[i].start = None;
+        if let Some(code) = exit_code {
+            // The runtime kept a record: `terminated{reason: StartError, exitCode: 128}` (ST4).
+            let image = self.ctrs[i].start_image.clone();
+            self.push_instance(
+                i,
+                Inst {
+                    id: instance,
+                    sandbox: 0,
+                    started_at: None,
+                    exit: Some(Exit {
+                        code,
+                        reason: "StartError".into(),
+                        message: Some(message.clone()),
+                        at: now,
+                    }),
+                    image,
+                    observed: None,
+                },
+            );
+            self.event(
+                EventType::Normal,
+                "Created",
+                format!("Created container: {name}"),
+                Some(&name),
+            );
+        } else {
+            // No record: nothing to back off from; retry after the pod worker's error re-queue.
+            self.ctrs[i].retry_at = Some(now.add_millis(self.cfg.error_requeue_ms));
+        }
+        self.event(
+            EventType::Warning,
+            "Failed",
+            format!("Error: {message}"),
+            Some(&name),
+        );
+        self.ctrs[i].reason_cache = Some((reason, message));
+    }
+
+    fn post_start_done(
+        &mut self,
+        i: usize,
+        instance: InstanceId,
+        ok: bool,
+        message: String,
+        now: Time,
+    ) {
+        match self.ctrs[i].start {
+            Some(p) if p.instance == instance && p.phase == StartPhase::PostStart => {}
+            _ => return,
+        }
+        self.ctrs[i].start = None;
+        if ok {
+            return;
+        }
+        // T9 (kuberuntime_container.go startContainer): event, kill, PostStartHookError.
+        let name = self.pod.containers[i].name.clone();
+        self.event(
+            EventType::Warning,
+            "FailedPostStartHook",
+            "PostStartHook failed".into(),
+            Some(&name),
+        );
+        self.ctrs[i].reason_cache = Some(("PostStartHookError".into(), message));
+        if self.ctrs[i].running().is_some_and(|x| x.id == instance) && self.ctrs[i].kill.is_none() {
+            // killContainer with reasonFailedPostStartHook and no override: TGPS.
+            let grace = self.single_kill_grace(i, KillCause::PostStart);
+            self.begin_kill(i, grace, false, Some("FailedPostStartHook".into()), now);
+        }
+    }
+
+    fn container_exited(
+        &mut self,
+        i: usize,
+        instance: InstanceId,
+        code: i32,
+        reason: Option<String>,
+        message: Option<String>,
+        at: Time,
+    ) {
+        let c = &mut self.ctrs[i];
+        let Some(inst) = c.instances.iter_mut().find(|x| x.id == instance) else {
+            return;
+        };
+        if inst.exit.is_some() {
+            return;
+        }
+        let reason = reason.unwrap_or_else(|| {
+            if code == 0 {
+                "Completed".into()
+            } else {
+                "Error".into()
+            }
+        });
+        inst.exit = Some(Exit {
+            code,
+            reason,
+            message,
+            at,
+        });
+        inst.observed = None;
+        if c.kill.is_some_and(|k| k.instance == instance) {
+            c.kill = None;
+        }
+        if c.start.is_some_and(|p| p.instance == instance) {
+            c.start = None;
+        }
+    }
+
+    fn probe_result(
+        &mut self,
+        i: usize,
+        instance: InstanceId,
+        kind: ProbeKind,
+        ok: bool,
+        output: String,
+    ) {
+        let name = self.pod.containers[i].name.clone();
+        let Some(spec) = self.pod.containers[i].probe(kind).cloned() else {
+            return;
+        };
+        let Some(w) = self.ctrs[i].workers[kind.index()].as_mut() else {
+            return;
+        };
+        // A result for another instance than the one probed is stale (k8s #120848).
+        if w.in_flight != Some(instance) {
+            return;
+        }
+        w.in_flight = None;
+        if w.stopped || w.instance != Some(instance) {
+            return;
+        }
+        // worker.go doProbe: threshold counting.
+        if w.last_result == ok {
+            w.run = w.run.saturating_add(1);
+        } else {
+            w.last_result = ok;
+            w.run = 1;
+        }
+        let below = if ok {
+            w.run < spec.success_threshold
+        } else {
+            w.run < spec.failure_threshold
+        };
+        let mut now_started = false;
+        if !below {
+            let prev = w.result;
+            w.result = Some(ok);
+            if !ok && kind != ProbeKind::Readiness {
+                // P8: hold until a new container instance appears.
+                w.on_hold = true;
+                w.run = 0;
+            }
+            now_started = kind == ProbeKind::Startup && ok && prev != Some(true);
+        }
+        if !ok {
+            // prober.go: every failed run is reported, thresholds or not.
+            self.event(
+                EventType::Warning,
+                "Unhealthy",
+                format!("{} probe failed: {}", kind.title(), output),
+                Some(&name),
+            );
+        }
+        if now_started {
+            self.became_started(i);
+        }
+    }
+
+    fn pre_stop_done(&mut self, i: usize, instance: InstanceId, ok: bool, now: Time) {
+        let Some(k) = self.ctrs[i].kill else { return };
+        if k.instance != instance {
+            return;
+        }
+        if !ok {
+            let name = self.pod.containers[i].name.clone();
+            self.event(
+                EventType::Warning,
+                "FailedPreStopHook",
+                "PreStopHook failed".into(),
+                Some(&name),
+            );
+        }
+        if let KillPhase::PreStop { since, .. } = k.phase {
+            self.finish_pre_stop(i, since, now);
+        }
+    }
+}
+
+impl PodEngine {
+    // ------------------------------------------------------------------------------------------
+    // Status bookkeeping
+    // ------------------------------------------------------------------------------------------
+
+    /// Records condition transitions and latches a terminal phase.
+    fn observe(&mut self, now: Time) {
+        if self.final_status.is_some() {
+            return;
+        }
+        let st = self.build_status(now, false);
+        if let Some(p) = st.phase.as_deref() {
+            if (p == "Succeeded" || p == "Failed") && self.latched_phase.is_none() {
+                self.latched_phase = Some(p.to_string());
+            }
+        }
+        for cond in st.conditions.iter().flatten() {
+            match self
+                .cond_since
+                .iter_mut()
+                .find(|(t, _, _)| *t == cond.type_)
+            {
+                Some(entry) if entry.1 == cond.status => {}
+                Some(entry) => {
+                    entry.1 = cond.status.clone();
+                    entry.2 = now;
+                }
+                None => self
+                    .cond_since
+                    .push((cond.type_.clone(), cond.status.clone(), now)),
+            }
+        }
+    }
+
+    fn finalize(&mut self, now: Time) {
+        let finalizing = self.deleted || self.pod_failure.is_some();
+        let st = self.build_final_status(now, finalizing);
+        self.final_status = Some(st);
+    }
+
+    /// The pod's status as the kubelet would report it now (ST1–ST8).
+    pub fn status(&self, now: Time) -> PodStatus {
+        if let Some(st) = &self.final_status {
+            return st.clone();
+        }
+        self.build_status(now, false)
+    }
+
+    /// An exited container being restarted right now: killed for a restart that the restart
+    /// policy would not grant (`force_restart`), or its new instance's start in flight. The
+    /// kubelet does both in one sync, so its status never shows the gap.
+    pub(crate) fn restarting(&self, name: &str) -> bool {
+        self.idx(name).is_some_and(|i| {
+            let c = &self.ctrs[i];
+            (c.force_restart.is_some() || c.start.is_some())
+                && c.current().is_some_and(|x| x.exit.is_some())
+        })
+    }
+
+    pub(crate) fn sandbox_ready(&self) -> bool {
+        self.sandbox == Sandbox::Ready
+    }
+
+    pub(crate) fn app_created_in_sandbox(&self) -> bool {
+        let seq = self.sandbox_seq;
+        self.pod
+            .apps()
+            .any(|i| self.ctrs[i].instances.iter().any(|x| x.sandbox == seq))
+    }
+}
+
+enum StartOutcome {
+    Started,
+    Waiting,
+}
