@@ -148,11 +148,17 @@ impl Process {
         if let Some(dir) = &self.cgroup {
             if !CLONE_INTO_UNSUPPORTED.load(Ordering::Relaxed) {
                 match reaper.spawn_with(tag, || self.clone_into(dir.as_raw_fd())) {
-                    Err(e) if clone3_unsupported(&e) => {
-                        tracing::debug!(error = %e, "clone3(CLONE_INTO_CGROUP) unavailable; joining cgroups before exec");
-                        CLONE_INTO_UNSUPPORTED.store(true, Ordering::Relaxed);
-                    }
-                    r => return r,
+                    // Only a refusal of clone3 itself selects the fallback; a failure the child
+                    // reports (setup or exec) is this start's error.
+                    Err(e) => match clone3_refusal(&e) {
+                        Some(errno) if clone3_unsupported(errno) => {
+                            tracing::debug!(%errno, "clone3(CLONE_INTO_CGROUP) unavailable; joining cgroups before exec");
+                            CLONE_INTO_UNSUPPORTED.store(true, Ordering::Relaxed);
+                        }
+                        Some(errno) => return Err(io::Error::from_raw_os_error(errno as i32)),
+                        None => return Err(e),
+                    },
+                    ok => return ok,
                 }
             }
         }
@@ -174,11 +180,12 @@ impl Process {
             let v = kv.get(eq + 1..).unwrap_or_default();
             cmd.env(OsStr::from_bytes(&kv[..eq]), OsStr::from_bytes(v));
         }
-        cmd.current_dir(OsStr::from_bytes(self.cwd.as_bytes()))
-            .stdin(Stdio::null())
+        // No `current_dir`: std would chdir before the pre-exec hook, i.e. before the
+        // container's mounts exist; the hook changes directory last, as the clone3 path does.
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::from(self.stdout))
             .stderr(Stdio::from(self.stderr));
-        set_pre_exec(&mut cmd, self.join, self.detach, self.setup);
+        set_pre_exec(&mut cmd, self.join, self.detach, self.setup, self.cwd);
         cmd
     }
 
@@ -240,7 +247,7 @@ impl Process {
             unsafe { exec_child(&child) }
         }
         if pid < 0 {
-            return Err(io::Error::last_os_error());
+            return Err(io::Error::other(Clone3Refused(Errno::last())));
         }
         let pid = i32::try_from(pid).map_err(|_| io::Error::other("clone3: bad pid"))?;
         drop(err_w);
@@ -258,7 +265,13 @@ impl Process {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // We cannot tell whether it exec'd: do not leave it running untracked.
+                    let child = nix::unistd::Pid::from_raw(pid);
+                    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                    while let Err(Errno::EINTR) = nix::sys::wait::waitpid(child, None) {}
+                    return Err(e);
+                }
             }
         }
         if got == 0 {
@@ -275,13 +288,32 @@ impl Process {
 /// `CLONE_INTO_CGROUP` (linux/sched.h, since 5.7).
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
+/// The `clone3` system call itself failed (as opposed to the child reporting a failure).
+#[derive(Debug)]
+struct Clone3Refused(Errno);
+
+impl std::fmt::Display for Clone3Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "clone3: {}", self.0)
+    }
+}
+
+impl std::error::Error for Clone3Refused {}
+
+/// The errno of a failed `clone3` call, if that is what `e` is.
+fn clone3_refusal(e: &io::Error) -> Option<Errno> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<Clone3Refused>())
+        .map(|r| r.0)
+}
+
 /// The errors that mean "no clone3 / no CLONE_INTO_CGROUP here", not "this start failed":
 /// ENOSYS (old kernel, or a seccomp filter such as Docker's), E2BIG and EINVAL (5.3–5.6
-/// do not know the larger struct / the flag).
-fn clone3_unsupported(e: &io::Error) -> bool {
+/// do not know the larger struct / the flag), EPERM (a seccomp filter that denies it).
+fn clone3_unsupported(errno: Errno) -> bool {
     matches!(
-        e.raw_os_error().map(Errno::from_raw),
-        Some(Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL | Errno::EPERM)
+        errno,
+        Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL | Errno::EPERM
     )
 }
 
@@ -366,6 +398,7 @@ fn set_pre_exec(
     join: Vec<Arc<File>>,
     detach: Detach,
     setup: Arc<PreparedSetup>,
+    cwd: CString,
 ) {
     let hook = move || -> std::io::Result<()> {
         match detach {
@@ -383,12 +416,15 @@ fn set_pre_exec(
         }
         // SAFETY: we are in the forked child (pre_exec); see `isolation::apply_in_child`.
         unsafe { isolation::apply_in_child(&setup) }.map_err(io::Error::from)?;
+        // After the namespaces and mounts, so a workingDir inside a volume is the volume.
+        nix::unistd::chdir(cwd.as_c_str())?;
         Ok(())
     };
     // SAFETY: the hook runs in the forked child before exec. It only makes
-    // raw syscalls (setsid/setpgid, write(2) on an fd opened by the parent and
-    // kept alive by the captured Arc); it allocates nothing, takes no locks
-    // and touches no state shared with other threads of the parent.
+    // raw syscalls (setsid/setpgid, write(2) on fds opened by the parent and
+    // kept alive by the captured Arcs, `isolation::apply_in_child`'s setns/mount/
+    // prctl/seccomp on prepared data, chdir on a prepared C string); it allocates
+    // nothing, takes no locks and touches no state shared with other threads.
     unsafe {
         cmd.pre_exec(hook);
     }

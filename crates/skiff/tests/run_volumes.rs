@@ -120,6 +120,37 @@ fn item3_emptydir_app_writes_logs_sidecar_ships_them() {
 // configMap (items, per-item mode), secret (defaultMode, data + stringData, tmpfs) and
 // downwardAPI (labels in `key="value"` lines, a resource limit with divisor) content and
 // modes, with fsGroup: group ownership and the setgid bit (SetVolumeOwnership).
+/// A `workingDir` inside a volume's `mountPath` is the volume (the container changes directory
+/// after its mounts exist), so relative writes land in the volume, never on the host.
+#[test]
+fn item2_working_dir_inside_a_volume_mount_is_the_volume() {
+    require_root!("item2_working_dir_inside_a_volume_mount_is_the_volume");
+    let t = TestDir::new("vol-workdir");
+    let dir = format!("{}/work", t.path().display());
+    let app = with(
+        with(
+            container(
+                "app",
+                "echo hi > rel.txt; test \"$$(cat ./rel.txt)\" = hi && l Wrote; \
+                 touch marker; [ -f marker ] && l Marker",
+            ),
+            "volumeMounts",
+            json!([mount("work", &dir)]),
+        ),
+        "workingDir",
+        json!(dir),
+    );
+    let mut p = pod("wd", "Never", vec![], vec![app]);
+    p["spec"]["volumes"] = json!([{"name": "work", "emptyDir": {}}]);
+    let out = run_with(&t, &[], p, &["--timeout", "20"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let seq = sequence(&t.log());
+    assert!(seq.contains(&"app Wrote".to_string()), "{seq:?}");
+    // Nothing reached the host's directory under the mount point.
+    assert!(!std::path::Path::new(&dir).join("rel.txt").exists());
+    assert!(!std::path::Path::new(&dir).join("marker").exists());
+}
+
 #[test]
 fn item3_configmap_secret_downwardapi_content_and_modes() {
     require_root!("item3_configmap_secret_downwardapi_content_and_modes");
