@@ -45,6 +45,11 @@ use nix::libc;
 
 use crate::launch::StartError;
 
+/// `prctl` is variadic and the kernel reads its optional arguments as unsigned longs: pass
+/// them as such, never as `int`, so the upper halves are defined.
+const ULONG0: libc::c_ulong = 0;
+const ULONG1: libc::c_ulong = 1;
+
 /// Capability numbers (linux/capability.h) and the runtimes' default set.
 pub mod caps {
     pub const CHOWN: u32 = 0;
@@ -674,7 +679,7 @@ fn check(r: libc::c_long) -> Result<(), Errno> {
 #[allow(unsafe_code)]
 pub(crate) unsafe fn apply_in_child(p: &PreparedSecurity) -> Result<(), Errno> {
     if p.no_new_privs {
-        check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).into())?;
+        check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, ULONG1, ULONG0, ULONG0, ULONG0).into())?;
     }
     if !p.filter.is_empty() {
         let prog = libc::sock_fprog {
@@ -691,12 +696,21 @@ pub(crate) unsafe fn apply_in_child(p: &PreparedSecurity) -> Result<(), Errno> {
     if let Some((bounding, last_cap, _)) = &p.caps {
         for cap in 0..=*last_cap {
             if bounding & (1u64 << cap) == 0 {
-                check(libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0).into())?;
+                check(
+                    libc::prctl(
+                        libc::PR_CAPBSET_DROP,
+                        cap as libc::c_ulong,
+                        ULONG0,
+                        ULONG0,
+                        ULONG0,
+                    )
+                    .into(),
+                )?;
             }
         }
     }
     if let Some((uid, gid)) = p.creds {
-        check(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0).into())?;
+        check(libc::prctl(libc::PR_SET_KEEPCAPS, ULONG1, ULONG0, ULONG0, ULONG0).into())?;
         check(libc::syscall(
             libc::SYS_setgroups,
             p.groups.len(),
@@ -721,9 +735,9 @@ pub(crate) unsafe fn apply_in_child(p: &PreparedSecurity) -> Result<(), Errno> {
             libc::prctl(
                 libc::PR_CAP_AMBIENT,
                 libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-                0,
-                0,
-                0,
+                ULONG0,
+                ULONG0,
+                ULONG0,
             )
             .into(),
         ) {

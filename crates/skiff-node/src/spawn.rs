@@ -350,8 +350,10 @@ struct ChildSetup<'a> {
 unsafe fn exec_child(s: &ChildSetup<'_>) -> ! {
     let mut set: libc::sigset_t = std::mem::zeroed();
     libc::sigemptyset(&mut set);
-    if libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
-        fail(s);
+    // pthread_sigmask returns its error number instead of setting errno.
+    let rc = libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    if rc != 0 {
+        fail_with(s, rc);
     }
     // Rust ignores SIGPIPE; ignored dispositions survive exec.
     if libc::signal(libc::SIGPIPE, libc::SIG_DFL) == libc::SIG_ERR {
