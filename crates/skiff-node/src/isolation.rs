@@ -13,7 +13,7 @@
 //! namespace and mounts → oom_score_adj → security context, last, because dropping
 //! privileges ends the ability to do the rest.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use nix::errno::Errno;
@@ -33,6 +33,23 @@ pub struct MountSpec {
     pub target: PathBuf,
     pub read_only: bool,
     pub propagation: Propagation,
+}
+
+/// The host path that will be at `path` inside a container with `mounts` (the mount with the
+/// longest matching target wins), for checks made in the parent before the mounts exist.
+pub fn host_view(mounts: &[MountSpec], path: &Path) -> PathBuf {
+    mounts
+        .iter()
+        .filter_map(|m| path.strip_prefix(&m.target).ok().map(|rest| (m, rest)))
+        .max_by_key(|(m, _)| m.target.components().count())
+        .map(|(m, rest)| {
+            if rest.as_os_str().is_empty() {
+                m.source.clone()
+            } else {
+                m.source.join(rest)
+            }
+        })
+        .unwrap_or_else(|| path.to_path_buf())
 }
 
 /// `volumeMounts[].mountPropagation`.

@@ -398,11 +398,26 @@ fn field_ref(path: &str, pod: &PodIdentity, full: Option<&Pod>) -> Result<String
 /// Resolves `name` like runc does: a name with `/` is a path (relative to
 /// `cwd`), otherwise it is looked up in `path_var`.
 pub fn resolve_executable(name: &str, path_var: &str, cwd: &Path) -> Result<PathBuf, StartError> {
+    resolve_executable_in(name, path_var, cwd, &|p: &Path| p.to_path_buf())
+}
+
+/// [`resolve_executable`] as the container will see its filesystem: `view` maps a path in the
+/// container to the host path that will be there once its mounts exist (a command can live in
+/// a volume, e.g. a configMap script). Returns the path in the container.
+pub fn resolve_executable_in(
+    name: &str,
+    path_var: &str,
+    cwd: &Path,
+    view: &dyn Fn(&Path) -> PathBuf,
+) -> Result<PathBuf, StartError> {
+    let executable = |p: &Path| {
+        std::fs::metadata(view(p)).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
     if name.contains('/') {
         let p = cwd.join(name);
-        return match std::fs::metadata(&p) {
-            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(p),
-            Ok(_) => Err(StartError::PermissionDenied {
+        return match executable(&p) {
+            Ok(true) => Ok(p),
+            Ok(false) => Err(StartError::PermissionDenied {
                 path: name.to_string(),
             }),
             Err(_) => Err(StartError::NoSuchFile {
@@ -418,10 +433,8 @@ pub fn resolve_executable(name: &str, path_var: &str, cwd: &Path) -> Result<Path
     for dir in path_var.split(':') {
         let dir = if dir.is_empty() { "." } else { dir };
         let p = cwd.join(dir).join(name);
-        if let Ok(m) = std::fs::metadata(&p) {
-            if m.is_file() && m.permissions().mode() & 0o111 != 0 {
-                return Ok(p);
-            }
+        if let Ok(true) = executable(&p) {
+            return Ok(p);
         }
     }
     Err(StartError::ExecutableNotFound {

@@ -123,6 +123,8 @@ pub struct ExecContext {
     pub setup: Arc<PreparedSetup>,
     /// The pod's network namespace; httpGet/tcpSocket/grpc connect from inside it.
     pub netns: Option<Arc<OwnedFd>>,
+    /// The container's mounts (exec commands are looked up as the container sees its files).
+    pub mounts: Vec<crate::isolation::MountSpec>,
 }
 
 impl ExecContext {
@@ -142,6 +144,7 @@ impl ExecContext {
             group: self.group.as_ref(),
             detach: Detach::Group,
             setup: self.setup.clone(),
+            mounts: &self.mounts,
         };
         build_process(spec, stdout, stderr)
     }
@@ -248,6 +251,7 @@ impl HostRuntime {
             group: Some(&group),
             detach: Detach::Session,
             setup: prepared,
+            mounts: setup.mounts.as_deref().unwrap_or(&[]),
         };
         let built = build_process(spec, out_w, err_w);
         let process = match built {
@@ -322,6 +326,7 @@ impl HostRuntime {
                     group: Some(group),
                     setup: Arc::new(exec_setup),
                     netns,
+                    mounts: setup.mounts.clone().unwrap_or_default(),
                 },
             }),
         })

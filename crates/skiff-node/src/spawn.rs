@@ -25,8 +25,8 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::libc;
 
-use crate::isolation::{self, PreparedSetup};
-use crate::launch::{resolve_executable, StartError, DEFAULT_PATH};
+use crate::isolation::{self, host_view, MountSpec, PreparedSetup};
+use crate::launch::{resolve_executable_in, StartError, DEFAULT_PATH};
 use crate::reaper::{Reaper, Spawned};
 use crate::tracker::TrackedGroup;
 
@@ -71,6 +71,9 @@ pub(crate) struct ProcessSpec<'a> {
     pub group: Option<&'a Arc<dyn TrackedGroup>>,
     pub detach: Detach,
     pub setup: Arc<PreparedSetup>,
+    /// The container's mounts: the executable and `cwd` are checked as the container will see
+    /// them (they may live in a volume), not as the host sees them now.
+    pub mounts: &'a [MountSpec],
 }
 
 pub(crate) fn build_process(
@@ -85,13 +88,15 @@ pub(crate) fn build_process(
         group,
         detach,
         setup,
+        mounts,
     } = spec;
+    let view = |p: &Path| host_view(mounts, p);
     let Some(arg0) = argv.first() else {
         return Err(StartError::ExecutableNotFound {
             name: String::new(),
         });
     };
-    match std::fs::metadata(cwd) {
+    match std::fs::metadata(view(cwd)) {
         Ok(m) if m.is_dir() => {}
         _ => {
             return Err(StartError::WorkingDir {
@@ -105,7 +110,7 @@ pub(crate) fn build_process(
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.as_str())
         .unwrap_or(DEFAULT_PATH);
-    let program = resolve_executable(arg0, path_var, cwd)?;
+    let program = resolve_executable_in(arg0, path_var, cwd, &view)?;
     let nul = |what: &str| StartError::Config(format!("{what} contains a NUL byte"));
     Ok(Process {
         program: CString::new(program.as_os_str().as_bytes()).map_err(|_| nul("command"))?,

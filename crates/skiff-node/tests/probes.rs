@@ -45,6 +45,7 @@ fn ctx(ports: Vec<(&str, u16)>) -> ExecContext {
         host: "127.0.0.1".into(),
         netns: None,
         setup: Default::default(),
+        mounts: Vec::new(),
         group: None,
     }
 }

@@ -151,6 +151,42 @@ fn item2_working_dir_inside_a_volume_mount_is_the_volume() {
     assert!(!std::path::Path::new(&dir).join("marker").exists());
 }
 
+/// A command that only exists inside a volume (a configMap script, a common Kubernetes
+/// pattern) is found as the container sees its files: by absolute path and through `PATH`.
+#[test]
+fn item2_command_from_a_configmap_volume_runs() {
+    require_root!("item2_command_from_a_configmap_volume_runs");
+    let t = TestDir::new("vol-script");
+    let dir = format!("{}/scripts", t.path().display());
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "scripts"},
+                    "data": {"hello.sh": "#!/bin/sh\necho \"$(date +%s.%N) $1 Hello\" >> \"$T/log\"\n"}});
+    let by_path = json!({
+        "name": "by-path", "image": "busybox:1.36",
+        "command": [format!("{dir}/hello.sh"), "by-path"],
+        "volumeMounts": [mount("scripts", &dir)],
+    });
+    let mut by_search = json!({
+        "name": "by-search", "image": "busybox:1.36",
+        "command": ["hello.sh", "by-search"],
+        "env": [{"name": "PATH", "value": format!("/usr/bin:/bin:{dir}")}],
+        "volumeMounts": [mount("scripts", &dir)],
+    });
+    // `$T` for the script, as the harness gives every container.
+    let t_env = json!({"name": "T", "value": t.path().display().to_string()});
+    let mut by_path = by_path;
+    by_path["env"] = json!([t_env.clone()]);
+    if let Some(env) = by_search["env"].as_array_mut() {
+        env.push(t_env);
+    }
+    let mut p = pod("script", "Never", vec![by_path], vec![by_search]);
+    p["spec"]["volumes"] =
+        json!([{"name": "scripts", "configMap": {"name": "scripts", "defaultMode": 493}}]);
+    let out = run_with(&t, &[cm], p, &["--timeout", "20"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let seq = sequence(&t.log());
+    assert_eq!(seq, ["by-path Hello", "by-search Hello"], "{}", out.stderr);
+}
+
 #[test]
 fn item3_configmap_secret_downwardapi_content_and_modes() {
     require_root!("item3_configmap_secret_downwardapi_content_and_modes");
