@@ -11,10 +11,11 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::api::core::v1::{PodSpec, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time as MetaTime;
 
 use crate::quantity::Quantity;
-use crate::resources::{pod_requests, Overhead, ResourceList};
+use crate::resources::{pod_requests, qos_class, Overhead, ResourceList};
 
 /// The kubelet's default `--max-pods`.
 pub const DEFAULT_MAX_PODS: i64 = 110;
@@ -113,6 +114,19 @@ impl Rejection {
     /// The pod's `status.message` (ST7): `Pod was rejected: <detail>`.
     pub fn pod_message(&self) -> String {
         format!("Pod was rejected: {self}")
+    }
+
+    /// The rejected pod's status, as the kubelet's `rejectPod` writes it: phase Failed,
+    /// reason, message and QoS class; `start_time` is the first status write (ST8).
+    pub fn pod_status(&self, spec: Option<&PodSpec>, start_time: MetaTime) -> PodStatus {
+        PodStatus {
+            phase: Some("Failed".into()),
+            reason: Some(self.reason()),
+            message: Some(self.pod_message()),
+            qos_class: spec.map(|s| qos_class(s).as_str().to_string()),
+            start_time: Some(start_time),
+            ..Default::default()
+        }
     }
 }
 

@@ -160,6 +160,21 @@ impl NodeResources {
         }
     }
 
+    /// Node admission (A1) of one pod against this machine's allocatable (capacity minus
+    /// `reserved` minus the eviction thresholds), with the requests of the pods already
+    /// admitted and not terminal in `admitted`.
+    pub fn admit(
+        &self,
+        spec: &k8s_openapi::api::core::v1::PodSpec,
+        admitted: &[&k8s_openapi::api::core::v1::PodSpec],
+        reserved: &skiff_model::resources::ResourceList,
+        data_dir: &Path,
+    ) -> Result<(), skiff_model::admission::Rejection> {
+        use skiff_model::admission::{admit, NodeAllocatable};
+        let allocatable = NodeAllocatable::from_capacity(&self.capacity(data_dir), reserved);
+        admit(spec, admitted, &allocatable)
+    }
+
     /// Where the records live.
     pub fn records_dir(&self) -> PathBuf {
         self.state_dir.join("pods")

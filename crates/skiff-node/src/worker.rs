@@ -210,7 +210,13 @@ pub async fn run_pod(
             }
         }
     }
-    let status = engine.status(now());
+    let mut status = engine.status(now());
+    // The engine leaves the QoS class to its owner, the model (RES4).
+    status.qos_class = ctx
+        .pod
+        .spec
+        .as_ref()
+        .map(|s| skiff_model::resources::qos_class(s).as_str().to_string());
     drop(ctx);
     let _ = log_forwarder.await;
     Ok(status)
@@ -284,13 +290,7 @@ impl Ctx {
             Msg::SandboxFailed(e) => {
                 // `skiff run` has no way to supply what is missing later, so instead of the
                 // kubelet's endless retry the pod is stopped, and ends Failed (T11).
-                let event = Event {
-                    type_: skiff_engine::EventType::Warning,
-                    reason: e.reason.clone(),
-                    message: e.message.clone(),
-                    container: None,
-                };
-                let _ = self.notices.send(Notice::Event(event, now()));
+                self.warn(&e.reason, &e.message, None);
                 engine.handle(Input::StopRequested { grace: Some(0) }, now());
             }
             Msg::Evicted(message) => {

@@ -86,6 +86,34 @@ fn required_if_empty(value: &str, path: &Path) -> ErrorList {
     }
 }
 
+/// Counts the sources of one volume: the first present one is validated, each further one
+/// is `Forbidden` (`validateVolumeSource`).
+struct OneSource<'a> {
+    count: usize,
+    path: &'a Path,
+}
+
+impl OneSource<'_> {
+    fn check<T>(
+        &mut self,
+        source: Option<&T>,
+        field: &str,
+        errs: &mut ErrorList,
+        validate: impl FnOnce(&T) -> ErrorList,
+    ) {
+        let Some(source) = source else { return };
+        if self.count > 0 {
+            errs.push(FieldError::forbidden(
+                &self.path.child(field),
+                MORE_THAN_ONE,
+            ));
+        } else {
+            self.count += 1;
+            errs.extend(validate(source));
+        }
+    }
+}
+
 /// `validateVolumeSource`: exactly one source; each extra one is Forbidden.
 fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList {
     let mut errs = ErrorList::new();
@@ -101,23 +129,9 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
             }
         }
     }
-    let mut one =
-        |present: bool, field: &str, errs: &mut ErrorList, check: &dyn Fn() -> ErrorList| {
-            if !present {
-                return;
-            }
-            if count > 0 {
-                errs.push(FieldError::forbidden(&path.child(field), MORE_THAN_ONE));
-            } else {
-                count += 1;
-                errs.extend(check());
-            }
-        };
+    let mut sources = OneSource { count, path };
 
-    one(v.host_path.is_some(), "hostPath", &mut errs, &|| {
-        let Some(hp) = &v.host_path else {
-            return Vec::new();
-        };
+    sources.check(v.host_path.as_ref(), "hostPath", &mut errs, |hp| {
         let p = path.child("hostPath");
         if hp.path.is_empty() {
             return vec![FieldError::required(&p.child("path"), "")];
@@ -144,10 +158,7 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
         }
         e
     });
-    one(v.git_repo.is_some(), "gitRepo", &mut errs, &|| {
-        let Some(g) = &v.git_repo else {
-            return Vec::new();
-        };
+    sources.check(v.git_repo.as_ref(), "gitRepo", &mut errs, |g| {
         let p = path.child("gitRepo");
         let mut e = required_if_empty(&g.repository, &p.child("repository"));
         e.extend(validate_local_descending_path(
@@ -156,14 +167,11 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
         ));
         e
     });
-    one(
-        v.gce_persistent_disk.is_some(),
+    sources.check(
+        v.gce_persistent_disk.as_ref(),
         "gcePersistentDisk",
         &mut errs,
-        &|| {
-            let Some(pd) = &v.gce_persistent_disk else {
-                return Vec::new();
-            };
+        |pd| {
             let p = path.child("persistentDisk");
             let mut e = required_if_empty(&pd.pd_name, &p.child("pdName"));
             let part = pd.partition.unwrap_or(0);
@@ -177,14 +185,11 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
             e
         },
     );
-    one(
-        v.aws_elastic_block_store.is_some(),
+    sources.check(
+        v.aws_elastic_block_store.as_ref(),
         "awsElasticBlockStore",
         &mut errs,
-        &|| {
-            let Some(pd) = &v.aws_elastic_block_store else {
-                return Vec::new();
-            };
+        |pd| {
             let p = path.child("awsElasticBlockStore");
             let mut e = required_if_empty(&pd.volume_id, &p.child("volumeID"));
             let part = pd.partition.unwrap_or(0);
@@ -198,10 +203,7 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
             e
         },
     );
-    one(v.secret.is_some(), "secret", &mut errs, &|| {
-        let Some(s) = &v.secret else {
-            return Vec::new();
-        };
+    sources.check(v.secret.as_ref(), "secret", &mut errs, |s| {
         let p = path.child("secret");
         let mut e = required_if_empty(opt(&s.secret_name), &p.child("secretName"));
         e.extend(mode_errs(s.default_mode, &p.child("defaultMode")));
@@ -211,8 +213,7 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
         ));
         e
     });
-    one(v.nfs.is_some(), "nfs", &mut errs, &|| {
-        let Some(n) = &v.nfs else { return Vec::new() };
+    sources.check(v.nfs.as_ref(), "nfs", &mut errs, |n| {
         let p = path.child("nfs");
         let mut e = required_if_empty(&n.server, &p.child("server"));
         e.extend(required_if_empty(&n.path, &p.child("path")));
@@ -225,10 +226,7 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
         }
         e
     });
-    one(v.iscsi.is_some(), "iscsi", &mut errs, &|| {
-        let Some(is) = &v.iscsi else {
-            return Vec::new();
-        };
+    sources.check(v.iscsi.as_ref(), "iscsi", &mut errs, |is| {
         let p = path.child("iscsi");
         let mut e = required_if_empty(&is.target_portal, &p.child("targetPortal"));
         if is.iqn.is_empty() {
@@ -274,19 +272,13 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
             ));
         }
     }
-    one(v.glusterfs.is_some(), "glusterfs", &mut errs, &|| {
-        let Some(g) = &v.glusterfs else {
-            return Vec::new();
-        };
+    sources.check(v.glusterfs.as_ref(), "glusterfs", &mut errs, |g| {
         let p = path.child("glusterfs");
         let mut e = required_if_empty(&g.endpoints, &p.child("endpoints"));
         e.extend(required_if_empty(&g.path, &p.child("path")));
         e
     });
-    one(v.flocker.is_some(), "flocker", &mut errs, &|| {
-        let Some(f) = &v.flocker else {
-            return Vec::new();
-        };
+    sources.check(v.flocker.as_ref(), "flocker", &mut errs, |f| {
         let p = path.child("flocker");
         let (name, uuid) = (opt(&f.dataset_name), opt(&f.dataset_uuid));
         let mut e = ErrorList::new();
@@ -312,22 +304,18 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
         }
         e
     });
-    one(
-        v.persistent_volume_claim.is_some(),
+    sources.check(
+        v.persistent_volume_claim.as_ref(),
         "persistentVolumeClaim",
         &mut errs,
-        &|| {
-            let Some(c) = &v.persistent_volume_claim else {
-                return Vec::new();
-            };
+        |c| {
             required_if_empty(
                 &c.claim_name,
                 &path.child("persistentVolumeClaim").child("claimName"),
             )
         },
     );
-    one(v.rbd.is_some(), "rbd", &mut errs, &|| {
-        let Some(r) = &v.rbd else { return Vec::new() };
+    sources.check(v.rbd.as_ref(), "rbd", &mut errs, |r| {
         let p = path.child("rbd");
         let mut e = ErrorList::new();
         if r.monitors.is_empty() {
@@ -336,10 +324,7 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
         e.extend(required_if_empty(&r.image, &p.child("image")));
         e
     });
-    one(v.cinder.is_some(), "cinder", &mut errs, &|| {
-        let Some(c) = &v.cinder else {
-            return Vec::new();
-        };
+    sources.check(v.cinder.as_ref(), "cinder", &mut errs, |c| {
         let p = path.child("cinder");
         let mut e = required_if_empty(&c.volume_id, &p.child("volumeID"));
         if let Some(s) = &c.secret_ref {
@@ -350,10 +335,7 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
         }
         e
     });
-    one(v.cephfs.is_some(), "cephFS", &mut errs, &|| {
-        let Some(c) = &v.cephfs else {
-            return Vec::new();
-        };
+    sources.check(v.cephfs.as_ref(), "cephFS", &mut errs, |c| {
         if c.monitors.is_empty() {
             vec![FieldError::required(
                 &path.child("cephfs").child("monitors"),
@@ -363,10 +345,7 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
             Vec::new()
         }
     });
-    one(v.quobyte.is_some(), "quobyte", &mut errs, &|| {
-        let Some(q) = &v.quobyte else {
-            return Vec::new();
-        };
+    sources.check(v.quobyte.as_ref(), "quobyte", &mut errs, |q| {
         let p = path.child("quobyte");
         let mut e = ErrorList::new();
         const REGISTRY_MSG: &str = "must be a host:port pair or multiple pairs separated by commas";
@@ -391,10 +370,7 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
         e.extend(required_if_empty(&q.volume, &p.child("volume")));
         e
     });
-    one(v.downward_api.is_some(), "downwarAPI", &mut errs, &|| {
-        let Some(d) = &v.downward_api else {
-            return Vec::new();
-        };
+    sources.check(v.downward_api.as_ref(), "downwarAPI", &mut errs, |d| {
         let p = path.child("downwardAPI");
         let mut e = mode_errs(d.default_mode, &p.child("defaultMode"));
         for file in d.items.iter().flatten() {
@@ -402,8 +378,7 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
         }
         e
     });
-    one(v.fc.is_some(), "fc", &mut errs, &|| {
-        let Some(fc) = &v.fc else { return Vec::new() };
+    sources.check(v.fc.as_ref(), "fc", &mut errs, |fc| {
         let p = path.child("fc");
         let wwns = fc.target_wwns.as_deref().unwrap_or_default();
         let wwids = fc.wwids.as_deref().unwrap_or_default();
@@ -437,10 +412,7 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
         }
         e
     });
-    one(v.flex_volume.is_some(), "flexVolume", &mut errs, &|| {
-        let Some(f) = &v.flex_volume else {
-            return Vec::new();
-        };
+    sources.check(v.flex_volume.as_ref(), "flexVolume", &mut errs, |f| {
         let p = path.child("flexVolume");
         let mut e = required_if_empty(&f.driver, &p.child("driver"));
         for k in f.options.iter().flat_map(|o| o.keys()) {
@@ -456,10 +428,7 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
         }
         e
     });
-    one(v.config_map.is_some(), "configMap", &mut errs, &|| {
-        let Some(c) = &v.config_map else {
-            return Vec::new();
-        };
+    sources.check(v.config_map.as_ref(), "configMap", &mut errs, |c| {
         let p = path.child("configMap");
         let mut e = required_if_empty(&c.name, &p.child("name"));
         e.extend(mode_errs(c.default_mode, &p.child("defaultMode")));
@@ -469,58 +438,36 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
         ));
         e
     });
-    one(v.azure_file.is_some(), "azureFile", &mut errs, &|| {
-        let Some(a) = &v.azure_file else {
-            return Vec::new();
-        };
+    sources.check(v.azure_file.as_ref(), "azureFile", &mut errs, |a| {
         let p = path.child("azureFile");
         let mut e = required_if_empty(&a.secret_name, &p.child("secretName"));
         e.extend(required_if_empty(&a.share_name, &p.child("shareName")));
         e
     });
-    one(
-        v.vsphere_volume.is_some(),
-        "vsphereVolume",
-        &mut errs,
-        &|| {
-            let Some(s) = &v.vsphere_volume else {
-                return Vec::new();
-            };
-            required_if_empty(
-                &s.volume_path,
-                &path.child("vsphereVolume").child("volumePath"),
-            )
-        },
-    );
-    one(
-        v.photon_persistent_disk.is_some(),
+    sources.check(v.vsphere_volume.as_ref(), "vsphereVolume", &mut errs, |s| {
+        required_if_empty(
+            &s.volume_path,
+            &path.child("vsphereVolume").child("volumePath"),
+        )
+    });
+    sources.check(
+        v.photon_persistent_disk.as_ref(),
         "photonPersistentDisk",
         &mut errs,
-        &|| {
-            let Some(s) = &v.photon_persistent_disk else {
-                return Vec::new();
-            };
-            required_if_empty(&s.pd_id, &path.child("photonPersistentDisk").child("pdID"))
-        },
+        |s| required_if_empty(&s.pd_id, &path.child("photonPersistentDisk").child("pdID")),
     );
-    one(
-        v.portworx_volume.is_some(),
+    sources.check(
+        v.portworx_volume.as_ref(),
         "portworxVolume",
         &mut errs,
-        &|| {
-            let Some(s) = &v.portworx_volume else {
-                return Vec::new();
-            };
+        |s| {
             required_if_empty(
                 &s.volume_id,
                 &path.child("portworxVolume").child("volumeID"),
             )
         },
     );
-    one(v.azure_disk.is_some(), "azureDisk", &mut errs, &|| {
-        let Some(a) = &v.azure_disk else {
-            return Vec::new();
-        };
+    sources.check(v.azure_disk.as_ref(), "azureDisk", &mut errs, |a| {
         let p = path.child("azureDisk");
         let mut e = required_if_empty(&a.disk_name, &p.child("diskName"));
         e.extend(required_if_empty(&a.disk_uri, &p.child("diskURI")));
@@ -558,10 +505,7 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
         }
         e
     });
-    one(v.storageos.is_some(), "storageos", &mut errs, &|| {
-        let Some(s) = &v.storageos else {
-            return Vec::new();
-        };
+    sources.check(v.storageos.as_ref(), "storageos", &mut errs, |s| {
         let p = path.child("storageos");
         let mut e = ErrorList::new();
         let vn = opt(&s.volume_name);
@@ -582,16 +526,10 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
         }
         e
     });
-    one(v.projected.is_some(), "projected", &mut errs, &|| {
-        let Some(pr) = &v.projected else {
-            return Vec::new();
-        };
+    sources.check(v.projected.as_ref(), "projected", &mut errs, |pr| {
         projected(pr, &path.child("projected"))
     });
-    one(v.scale_io.is_some(), "scaleIO", &mut errs, &|| {
-        let Some(s) = &v.scale_io else {
-            return Vec::new();
-        };
+    sources.check(v.scale_io.as_ref(), "scaleIO", &mut errs, |s| {
         let p = path.child("scaleIO");
         let mut e = required_if_empty(&s.gateway, &p.child("gateway"));
         e.extend(required_if_empty(&s.system, &p.child("system")));
@@ -601,8 +539,7 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
         ));
         e
     });
-    one(v.csi.is_some(), "csi", &mut errs, &|| {
-        let Some(c) = &v.csi else { return Vec::new() };
+    sources.check(v.csi.as_ref(), "csi", &mut errs, |c| {
         let p = path.child("csi");
         let dp = p.child("driver");
         let mut e = ErrorList::new();
@@ -629,10 +566,7 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
         }
         e
     });
-    one(v.ephemeral.is_some(), "ephemeral", &mut errs, &|| {
-        let Some(eph) = &v.ephemeral else {
-            return Vec::new();
-        };
+    sources.check(v.ephemeral.as_ref(), "ephemeral", &mut errs, |eph| {
         let p = path.child("ephemeral");
         let mut e = ErrorList::new();
         // Only the presence of the template is checked; the embedded PVC spec is not.
@@ -651,10 +585,7 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
         }
         e
     });
-    one(v.image.is_some(), "image", &mut errs, &|| {
-        let Some(img) = &v.image else {
-            return Vec::new();
-        };
+    sources.check(v.image.as_ref(), "image", &mut errs, |img| {
         let p = path.child("image");
         let mut e = required_if_empty(opt(&img.reference), &p.child("reference"));
         e.extend(validate_pull_policy(
@@ -663,7 +594,7 @@ fn validate_volume_source(v: &Volume, path: &Path, pod_name: &str) -> ErrorList 
         ));
         e
     });
-    if count == 0 {
+    if sources.count == 0 {
         errs.push(FieldError::required(path, "must specify a volume type"));
     }
     errs

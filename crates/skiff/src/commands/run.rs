@@ -90,8 +90,13 @@ pub fn run(args: &Args) -> u8 {
             return exit::BAD_INPUT;
         }
     };
-    if let Err(rejection) = admit_on_node(&pod, &reserved, args) {
-        return reject(pod, &rejection, args);
+    // Node admission (A1): `skiff run` runs one pod, so nothing else counts as used.
+    if let Some(spec) = &pod.spec {
+        let data_dir = args.data_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let node = skiff_node::node::NodeResources::global();
+        if let Err(rejection) = node.admit(spec, &[], &reserved, &data_dir) {
+            return reject(pod, &rejection, args);
+        }
     }
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let pod_objects = objects_of(&objects, &namespace);
@@ -115,24 +120,6 @@ fn admit(pod: &mut Pod) {
     meta.creation_timestamp = Some(worker::now().to_meta());
 }
 
-/// Node admission (A1): does the pod fit in this machine's allocatable? `skiff run` runs one
-/// pod, so nothing else counts as used.
-fn admit_on_node(
-    pod: &Pod,
-    reserved: &skiff_model::resources::ResourceList,
-    args: &Args,
-) -> Result<(), skiff_model::admission::Rejection> {
-    use skiff_model::admission::{admit, NodeAllocatable};
-    let Some(spec) = &pod.spec else { return Ok(()) };
-    let data_dir = args.data_dir.clone().unwrap_or_else(std::env::temp_dir);
-    let capacity = skiff_node::node::NodeResources::global().capacity(&data_dir);
-    admit(
-        spec,
-        &[],
-        &NodeAllocatable::from_capacity(&capacity, reserved),
-    )
-}
-
 /// A pod rejected at admission (ST7): phase Failed with the reason and message, one Warning
 /// event, nothing started; exit 1.
 fn reject(mut pod: Pod, rejection: &skiff_model::admission::Rejection, args: &Args) -> u8 {
@@ -144,19 +131,7 @@ fn reject(mut pod: Pod, rejection: &skiff_model::admission::Rejection, args: &Ar
         container: None,
     };
     Printer::new().print(&Notice::Event(event, now));
-    // As the kubelet's rejectPod: phase, reason, message and QoS class; the status manager
-    // adds the start time on the first write (ST8).
-    pod.status = Some(k8s_openapi::api::core::v1::PodStatus {
-        phase: Some("Failed".into()),
-        reason: Some(rejection.reason()),
-        message: Some(rejection.pod_message()),
-        qos_class: pod
-            .spec
-            .as_ref()
-            .map(|s| skiff_model::resources::qos_class(s).as_str().to_string()),
-        start_time: Some(now.to_meta()),
-        ..Default::default()
-    });
+    pod.status = Some(rejection.pod_status(pod.spec.as_ref(), now.to_meta()));
     if let Some(format) = args.output {
         match output::render(&pod, format) {
             Ok(text) => {
@@ -229,10 +204,6 @@ fn run_admitted(mut pod: Pod, objects: PodObjects, args: &Args) -> anyhow::Resul
     let (status, timed_out) = rt.block_on(drive(pod.clone(), objects, data_dir, args.timeout))?;
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
 
-    let mut status = status;
-    if let Some(spec) = &pod.spec {
-        status.qos_class = Some(skiff_model::resources::qos_class(spec).as_str().to_string());
-    }
     let phase = status.phase.clone().unwrap_or_default();
     pod.status = Some(status);
     if let Some(format) = args.output {
