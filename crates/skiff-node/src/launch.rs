@@ -395,16 +395,11 @@ fn field_ref(path: &str, pod: &PodIdentity, full: Option<&Pod>) -> Result<String
     })
 }
 
-/// Resolves `name` like runc does: a name with `/` is a path (relative to
-/// `cwd`), otherwise it is looked up in `path_var`.
-pub fn resolve_executable(name: &str, path_var: &str, cwd: &Path) -> Result<PathBuf, StartError> {
-    resolve_executable_in(name, path_var, cwd, &|p: &Path| p.to_path_buf())
-}
-
-/// [`resolve_executable`] as the container will see its filesystem: `view` maps a path in the
-/// container to the host path that will be there once its mounts exist (a command can live in
-/// a volume, e.g. a configMap script). Returns the path in the container.
-pub fn resolve_executable_in(
+/// Resolves `name` like runc does: a name with `/` is a path (relative to `cwd`), otherwise
+/// it is looked up in `path_var` — as the container will see its filesystem: `view` maps a
+/// path in the container to the host path that will be there once its mounts exist (a
+/// command can live in a volume, e.g. a configMap script). Returns the path in the container.
+pub fn resolve_executable(
     name: &str,
     path_var: &str,
     cwd: &Path,
@@ -752,17 +747,19 @@ mod tests {
 
     #[test]
     fn executable_lookup_messages() {
-        let e = resolve_executable("nope-skiff-xyz", DEFAULT_PATH, Path::new("/")).unwrap_err();
+        let host = |p: &Path| p.to_path_buf();
+        let e =
+            resolve_executable("nope-skiff-xyz", DEFAULT_PATH, Path::new("/"), &host).unwrap_err();
         assert_eq!(
             e.to_string(),
             r#"exec: "nope-skiff-xyz": executable file not found in $PATH"#
         );
         assert_eq!(e.reason(), "StartError");
-        let e = resolve_executable("/nope/x", DEFAULT_PATH, Path::new("/")).unwrap_err();
+        let e = resolve_executable("/nope/x", DEFAULT_PATH, Path::new("/"), &host).unwrap_err();
         assert_eq!(
             e.to_string(),
             r#"exec: "/nope/x": stat /nope/x: no such file or directory"#
         );
-        assert!(resolve_executable("sh", DEFAULT_PATH, Path::new("/")).is_ok());
+        assert!(resolve_executable("sh", DEFAULT_PATH, Path::new("/"), &host).is_ok());
     }
 }

@@ -26,7 +26,7 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::libc;
 
 use crate::isolation::{self, host_view, MountSpec, PreparedSetup};
-use crate::launch::{resolve_executable_in, StartError, DEFAULT_PATH};
+use crate::launch::{resolve_executable, StartError, DEFAULT_PATH};
 use crate::reaper::{Reaper, Spawned};
 use crate::tracker::TrackedGroup;
 
@@ -110,7 +110,7 @@ pub(crate) fn build_process(
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.as_str())
         .unwrap_or(DEFAULT_PATH);
-    let program = resolve_executable_in(arg0, path_var, cwd, &view)?;
+    let program = resolve_executable(arg0, path_var, cwd, &view)?;
     let nul = |what: &str| StartError::Config(format!("{what} contains a NUL byte"));
     Ok(Process {
         program: CString::new(program.as_os_str().as_bytes()).map_err(|_| nul("command"))?,

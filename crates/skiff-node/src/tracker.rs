@@ -96,27 +96,6 @@ pub fn detect() -> Arc<dyn ProcessTracker> {
     Arc::new(ProcessGroupTracker)
 }
 
-/// The cgroup2 mount point from `/proc/self/mountinfo` text, with the root of
-/// the mount (the cgroup path mounted there).
-pub fn find_cgroup2_mount(mountinfo: &str) -> Option<(PathBuf, String)> {
-    mountinfo.lines().find_map(|line| {
-        let (pre, post) = line.split_once(" - ")?;
-        if post.split_whitespace().next()? != "cgroup2" {
-            return None;
-        }
-        let f: Vec<&str> = pre.split_whitespace().collect();
-        Some((PathBuf::from(f.get(4)?), (*f.get(3)?).to_string()))
-    })
-}
-
-/// This process's cgroup2 path from `/proc/self/cgroup` text (the `0::` line).
-pub fn own_cgroup2_path(proc_cgroup: &str) -> Option<String> {
-    proc_cgroup
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .map(str::to_string)
-}
-
 /// Tracking cgroups under `<cgroup2 mount>/<own cgroup>/skiff/`.
 #[derive(Debug, Clone)]
 pub struct CgroupV2Tracker {
@@ -124,20 +103,13 @@ pub struct CgroupV2Tracker {
 }
 
 impl CgroupV2Tracker {
-    /// Finds the mount and our cgroup in `/proc`, creates `skiff/` under it.
+    /// Finds our cgroup2 cgroup (the cgroups module's discovery), creates `skiff/` under it.
     pub fn from_proc() -> io::Result<Self> {
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo")?;
-        let (mount, root) = find_cgroup2_mount(&mountinfo)
+        let layout = crate::cgroups::CgroupLayout::from_proc().map_err(io::Error::other)?;
+        let unified = layout
+            .unified()
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no cgroup2 mount"))?;
-        let own = own_cgroup2_path(&fs::read_to_string("/proc/self/cgroup")?).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                "no cgroup2 entry in /proc/self/cgroup",
-            )
-        })?;
-        let rel = own.strip_prefix(root.trim_end_matches('/')).unwrap_or(&own);
-        let base = mount.join(rel.trim_start_matches('/')).join("skiff");
-        Self::new(base)
+        Self::new(unified.base.join("skiff"))
     }
 
     /// Uses `base` (created if missing) as the parent of container cgroups.
@@ -397,16 +369,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_mountinfo_and_cgroup() {
-        let mi = "30 1 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
-        assert_eq!(
-            find_cgroup2_mount(mi),
-            Some((PathBuf::from("/sys/fs/cgroup/unified"), "/".to_string()))
-        );
-        assert_eq!(
-            own_cgroup2_path("4:memory:/x\n0::/a/b\n"),
-            Some("/a/b".to_string())
-        );
+    fn sanitizes_ids() {
         assert_eq!(sanitize("ns_pod/x:1"), "ns_pod_x_1");
     }
 }

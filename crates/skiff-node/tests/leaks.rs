@@ -116,10 +116,11 @@ fn cgroup_dirs() -> Vec<PathBuf> {
         .map(|d| d.own_dirs())
         .unwrap_or_default();
     // The process tracker's cgroup2 groups (when no cgroup driver is in use).
-    if let Ok(info) = fs::read_to_string("/proc/self/mountinfo") {
-        if let Some((mount, _)) = skiff_node::tracker::find_cgroup2_mount(&info) {
-            roots.push(mount);
-        }
+    if let Some(unified) = skiff_node::cgroups::CgroupLayout::from_proc()
+        .ok()
+        .and_then(|l| l.unified().map(|u| u.mount.clone()))
+    {
+        roots.push(unified);
     }
     fn walk(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<PathBuf>) {
         if depth > 8 {
