@@ -127,33 +127,22 @@ pub(crate) fn rootless() -> bool {
 fn detect_support() -> Support {
     // CAP_SYS_ADMIN (bit 21) in the effective set is what setns/unshare/mount need.
     const CAP_SYS_ADMIN: u32 = 21;
-    let status = match std::fs::read_to_string("/proc/self/status") {
-        Ok(s) => s,
-        Err(e) => return Support::Unavailable(format!("reading /proc/self/status: {e}")),
-    };
-    let cap_eff = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok());
-    match cap_eff {
-        Some(caps) if caps & (1 << CAP_SYS_ADMIN) != 0 => {}
-        _ => {
-            let who = format!(
-                "skiff runs as uid {} without CAP_SYS_ADMIN",
-                nix::unistd::geteuid()
-            );
-            if std::env::var(NO_USERNS_ENV).is_ok_and(|v| !v.is_empty() && v != "0") {
-                return Support::Unavailable(format!(
-                    "{who}, and user namespaces are disabled by {NO_USERNS_ENV}"
-                ));
-            }
-            return match probe_user_namespace() {
-                Ok(()) => Support::UserNamespace,
-                Err(e) => Support::Unavailable(format!(
-                    "{who}, and unprivileged user namespaces are unavailable: {e}"
-                )),
-            };
+    if !crate::security::has_capability(CAP_SYS_ADMIN) {
+        let who = format!(
+            "skiff runs as uid {} without CAP_SYS_ADMIN",
+            nix::unistd::geteuid()
+        );
+        if std::env::var(NO_USERNS_ENV).is_ok_and(|v| !v.is_empty() && v != "0") {
+            return Support::Unavailable(format!(
+                "{who}, and user namespaces are disabled by {NO_USERNS_ENV}"
+            ));
         }
+        return match probe_user_namespace() {
+            Ok(()) => Support::UserNamespace,
+            Err(e) => Support::Unavailable(format!(
+                "{who}, and unprivileged user namespaces are unavailable: {e}"
+            )),
+        };
     }
     if !std::path::Path::new("/proc/self/ns/net").exists() {
         return Support::Unavailable("the kernel has no namespaces (/proc/self/ns)".into());

@@ -522,14 +522,7 @@ fn sanitize_file(uid: &str) -> String {
 /// Whether this process has CAP_SYS_RESOURCE (bit 24) in its effective set, needed for a
 /// negative oom_score_adj.
 fn has_cap_sys_resource() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .is_some_and(|caps| caps & (1 << 24) != 0)
+    crate::security::has_capability(24)
 }
 
 #[cfg(test)]

@@ -162,6 +162,21 @@ pub mod caps {
 
 /// What skiff itself is and has: the ceiling for every container, and the host runtime's
 /// "image user".
+/// A capability set of this process from `/proc/self/status` (`CapEff:`, `CapBnd:`, …);
+/// `None` when it cannot be read.
+pub fn own_capabilities(field: &str) -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+}
+
+/// Whether capability number `cap` is in this process's effective set.
+pub fn has_capability(cap: u32) -> bool {
+    own_capabilities("CapEff:").is_some_and(|caps| caps & (1u64 << cap) != 0)
+}
+
 #[derive(Debug, Clone)]
 pub struct HostSecurity {
     pub euid: u32,
@@ -183,14 +198,7 @@ pub struct HostSecurity {
 impl HostSecurity {
     /// Reads skiff's own credentials and capabilities.
     pub fn detect() -> HostSecurity {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-                .unwrap_or(0)
-        };
+        let field = |name: &str| own_capabilities(name).unwrap_or(0);
         let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
             .ok()
             .and_then(|s| s.trim().parse().ok())
