@@ -202,9 +202,14 @@ pub enum Input {
     /// Graceful pod termination: deletion, SIGINT/SIGTERM to skiff, `--timeout`. `grace` overrides
     /// TGPS; the smallest value requested so far wins (T1).
     StopRequested { grace: Option<i64> },
-    /// The node evicts the pod (e.g. an emptyDir over its sizeLimit): it ends Failed with
-    /// reason `Evicted` and `message`; `grace` overrides the kill grace (hard evictions: 0).
-    Evicted { message: String, grace: Option<i64> },
+    /// The node fails the pod itself: eviction (`reason: Evicted`, e.g. an emptyDir over its
+    /// sizeLimit) or a sandbox that cannot be built (`FailedMount`, …). It ends Failed with
+    /// `reason` and `message`; `grace` overrides the kill grace (hard evictions: 0).
+    FailPod {
+        reason: String,
+        message: String,
+        grace: Option<i64>,
+    },
     /// The pod's sandbox is gone or changed (kubelet: `PodSandboxChanged` says it must be
     /// re-created). S9: everything is killed, the sandbox is stopped and (unless the restart
     /// policy says otherwise) a new one is created and initialization starts over.

@@ -459,7 +459,8 @@ fn t10_t4_eviction_fails_pod_with_reason_evicted_even_if_apps_exit_0() {
         .script("proxy", vec![graceful]);
     sim.input_at(
         5_000,
-        Input::Evicted {
+        Input::FailPod {
+            reason: "Evicted".into(),
             message: "Usage of EmptyDir volume \"scratch\" exceeds the limit \"1Mi\". ".into(),
             grace: Some(0),
         },

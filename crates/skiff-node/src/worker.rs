@@ -20,7 +20,7 @@ use crate::launch::{ContainerLaunch, EnvSources, PodIdentity, StartError};
 use crate::logs::LogLine;
 use crate::probe::{HookRunner, HostProber, ProbeOutcome, Prober};
 use crate::runtime::{HostContainer, HostRuntime, StopSignal};
-use crate::sandbox::{PodObjects, PodSandbox, SandboxError, SandboxOptions};
+use crate::sandbox::{PodObjects, PodSandbox, SandboxOptions};
 
 /// The kubelet runs postStart without a deadline of its own; skiff bounds it so a hung hook
 /// cannot wedge a pod forever.
@@ -83,9 +83,12 @@ pub struct WorkerConfig {
 enum Msg {
     Input(Input),
     SandboxReady(Arc<PodSandbox>),
-    SandboxFailed(SandboxError),
-    /// A disk emptyDir exceeded its sizeLimit (volumes module): the kubelet evicts the pod.
-    Evicted(String),
+    /// The node fails the pod: a sandbox that cannot be built (`FailedMount`, …), or a disk
+    /// emptyDir over its sizeLimit (`Evicted`, volumes module).
+    FailPod {
+        reason: String,
+        message: String,
+    },
     Started {
         name: String,
         instance: InstanceId,
@@ -278,7 +281,10 @@ impl Ctx {
                             if let Ok(Some(msg)) =
                                 tokio::task::spawn_blocking(move || w.exceeded()).await
                             {
-                                let _ = tx.send(Msg::Evicted(msg));
+                                let _ = tx.send(Msg::FailPod {
+                                    reason: "Evicted".into(),
+                                    message: msg,
+                                });
                                 return;
                             }
                         }
@@ -287,18 +293,14 @@ impl Ctx {
                 self.sandbox = Some(sandbox);
                 engine.handle(Input::SandboxReady, now());
             }
-            Msg::SandboxFailed(e) => {
-                // `skiff run` has no way to supply what is missing later, so instead of the
-                // kubelet's endless retry the pod is stopped, and ends Failed (T11).
-                self.warn(&e.reason, &e.message, None);
-                engine.handle(Input::StopRequested { grace: Some(0) }, now());
-            }
-            Msg::Evicted(message) => {
-                // The kubelet's eviction manager kills the pod with grace 0 (evictPod); the
-                // pod ends Failed with reason Evicted.
-                self.warn("Evicted", &message, None);
+            Msg::FailPod { reason, message } => {
+                // Eviction kills with grace 0 (eviction_manager.go evictPod). For a sandbox
+                // that cannot be built the kubelet retries forever; `skiff run` has no way to
+                // supply what is missing later, so the pod fails instead.
+                self.warn(&reason, &message, None);
                 engine.handle(
-                    Input::Evicted {
+                    Input::FailPod {
+                        reason,
                         message,
                         grace: Some(0),
                     },
@@ -373,7 +375,10 @@ impl Ctx {
         tokio::spawn(async move {
             let msg = match PodSandbox::create(&pod, &identity, &opts).await {
                 Ok(s) => Msg::SandboxReady(Arc::new(s)),
-                Err(e) => Msg::SandboxFailed(e),
+                Err(e) => Msg::FailPod {
+                    reason: e.reason,
+                    message: e.message,
+                },
             };
             let _ = tx.send(msg);
         });

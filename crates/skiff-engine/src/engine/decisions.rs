@@ -85,15 +85,21 @@ impl PodEngine {
         self.begin_termination(TermCause::Deadline, None, now);
     }
 
-    /// The node evicts the pod (eviction manager: e.g. an emptyDir over its sizeLimit): phase
-    /// Failed, reason `Evicted`, the given message, containers killed with `grace` (the
-    /// eviction's grace override; hard evictions use 0, i.e. the 1 s/2 s floors). The caller
-    /// emits the Warning `Evicted` event. [pkg/kubelet/eviction/eviction_manager.go evictPod]
-    pub(super) fn evicted(&mut self, message: String, grace: Option<i64>, now: Time) {
+    /// The node fails the pod (eviction manager: e.g. an emptyDir over its sizeLimit; or a
+    /// sandbox that cannot be built): phase Failed with `reason` and `message`, containers
+    /// killed with `grace` (hard evictions use 0, i.e. the 1 s/2 s floors). The caller emits
+    /// the Warning event. [pkg/kubelet/eviction/eviction_manager.go evictPod]
+    pub(super) fn fail_pod(
+        &mut self,
+        reason: String,
+        message: String,
+        grace: Option<i64>,
+        now: Time,
+    ) {
         if self.pod_failure.is_some() || self.final_status.is_some() {
             return;
         }
-        self.pod_failure = Some(("Evicted".into(), message));
+        self.pod_failure = Some((reason, message));
         // calculateEffectiveGracePeriod: never below 1 s.
         self.begin_termination(TermCause::Deadline, grace.map(|g| g.max(1)), now);
     }

@@ -430,7 +430,11 @@ impl PodEngine {
                 }
             }
             Input::StopRequested { grace } => self.stop_requested(grace, now),
-            Input::Evicted { message, grace } => self.evicted(message, grace, now),
+            Input::FailPod {
+                reason,
+                message,
+                grace,
+            } => self.fail_pod(reason, message, grace, now),
             Input::SandboxLost => self.sandbox_lost(),
             Input::ContainerObserved {
                 name,

@@ -19,7 +19,7 @@
 //!
 //! A disk emptyDir over its `sizeLimit` is found by [`SizeWatch::exceeded`]
 //! (`du`-style usage, as the kubelet's eviction manager measures it); the pod worker polls it
-//! and evicts the pod (Warning `Evicted` with the kubelet's message, then a stop with grace 0).
+//! and evicts the pod (Warning `Evicted` with the kubelet's message; the pod fails with grace 0).
 
 pub mod atomic;
 pub mod downward;
