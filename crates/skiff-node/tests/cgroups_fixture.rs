@@ -388,7 +388,7 @@ fn uid_of(name: &str) -> String {
 /// Every vector: the pod cgroup lands under the right QoS dir and holds exactly
 /// the expected values; undeclared/unset values are not written at all.
 #[test]
-fn v1_pod_cgroups_hold_vector_values() {
+fn cg1_cg2_cg4_v1_pod_cgroups_hold_vector_values() {
     let fx = Fixture::new();
     let layout = fx.machine_v1();
     let d = driver_for(&layout, CgroupSettings::default()).unwrap();
@@ -476,7 +476,7 @@ fn v1_pod_cgroups_hold_vector_values() {
 }
 
 #[test]
-fn v2_pod_cgroups_hold_vector_values() {
+fn cg1_cg5_v2_pod_cgroups_hold_vector_values() {
     for formula in [WeightFormula::Quadratic, WeightFormula::Linear] {
         let fx = Fixture::new();
         let layout = fx.v2("cpuset cpu io memory hugetlb pids rdma misc");
