@@ -9,9 +9,11 @@
 //! forked child can apply it with raw system calls only — no allocation, no locks — in
 //! [`apply_in_child`], which both spawn paths (`clone3` and the `Command` pre-exec hook) call.
 //!
-//! Order in the child (each step needs the one before): join the sandbox namespaces → own mount
-//! namespace and mounts → oom_score_adj → security context, last, because dropping
-//! privileges ends the ability to do the rest.
+//! Order in the child: oom_score_adj first, through skiff's own `/proc` (after the next steps
+//! `/proc/self` would be the container's — for exec probes and hooks the container's mount
+//! namespace, whose `/proc` a container can mount over) → join the sandbox namespaces → own
+//! mount namespace and mounts → security context, last, because dropping privileges ends the
+//! ability to do the rest.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -87,6 +89,9 @@ pub struct ContainerSetup {
     /// The container's `HOSTNAME` env: the pod's hostname (`spec.hostname`, else the pod
     /// name) or, with `hostNetwork`, the node's; `None` = the pod name.
     pub hostname: Option<String>,
+    /// This instance's termination-message file, bind-mounted (in `mounts`) at its
+    /// `terminationMessagePath` (`termination` module).
+    pub termination_message: Option<crate::termination::MessageFile>,
 }
 
 impl ContainerSetup {
@@ -159,15 +164,8 @@ pub struct PreparedSetup {
 /// in memory copied from the parent. Makes raw system calls only.
 #[allow(unsafe_code)]
 pub(crate) unsafe fn apply_in_child(s: &PreparedSetup) -> Result<(), Errno> {
-    // 1. Sandbox namespaces (setns) — pod sandbox.
-    if let Some(j) = &s.namespaces {
-        crate::namespaces::apply_in_child(j)?;
-    }
-    // 2. Own mount namespace and mounts — volumes.
-    if let Some(m) = &s.mounts {
-        crate::mountns::apply_in_child(m)?;
-    }
-    // 3. oom_score_adj.
+    // 1. oom_score_adj, still in skiff's mount namespace: `/proc/self` is skiff's `/proc`, not
+    //    a path inside the container (exec probes and hooks join its mount namespace in step 2).
     if let Some(v) = &s.oom_score_adj {
         match write_proc_file(c"/proc/self/oom_score_adj", v) {
             // Without CAP_SYS_RESOURCE a negative value is refused: take the nearest allowed
@@ -177,6 +175,14 @@ pub(crate) unsafe fn apply_in_child(s: &PreparedSetup) -> Result<(), Errno> {
             }
             r => r?,
         }
+    }
+    // 2. Sandbox namespaces (setns) — pod sandbox.
+    if let Some(j) = &s.namespaces {
+        crate::namespaces::apply_in_child(j)?;
+    }
+    // 3. Own mount namespace and mounts — volumes.
+    if let Some(m) = &s.mounts {
+        crate::mountns::apply_in_child(m)?;
     }
     // 4. Security context (credentials, capabilities, no_new_privs, seccomp) — last.
     if let Some(sec) = &s.security {

@@ -29,6 +29,11 @@ pub enum StartError {
     /// `command[0]` exists but cannot be executed.
     #[error("exec: {path:?}: permission denied")]
     PermissionDenied { path: String },
+    /// A NUL byte in command/args, an env value, workingDir or terminationMessagePath: the
+    /// runtime's exec/mount cannot take it (runc fails with EINVAL when it starts the
+    /// container), so the start fails with StartError and exit code 128.
+    #[error("exec: {path:?}: invalid argument ({what} contains a NUL byte)")]
+    InvalidArgument { path: String, what: &'static str },
     /// The host runtime has no image config to take an entrypoint from.
     #[error("container {container:?} has no command; runtime class \"host\" needs spec.containers[].command (the image {image:?} is not pulled)")]
     NoCommand { container: String, image: String },
@@ -162,7 +167,7 @@ impl ContainerLaunch {
                 image: c.image.clone().unwrap_or_default(),
             });
         }
-        let argv = command
+        let argv: Vec<String> = command
             .iter()
             .chain(c.args.iter().flatten())
             .map(|a| expand_with_maps(a, &[&map]))
@@ -171,7 +176,7 @@ impl ContainerLaunch {
             Some("FallbackToLogsOnError") => TerminationMessagePolicy::FallbackToLogsOnError,
             _ => TerminationMessagePolicy::File,
         };
-        Ok(ContainerLaunch {
+        let launch = ContainerLaunch {
             pod: pod.clone(),
             name: c.name.clone(),
             image: c.image.clone().unwrap_or_default(),
@@ -192,7 +197,39 @@ impl ContainerLaunch {
             ports: c.ports.clone().unwrap_or_default(),
             data_dir: data_dir.to_path_buf(),
             warnings,
-        })
+        };
+        launch.check_nul()?;
+        Ok(launch)
+    }
+
+    /// Strings that reach exec(2) or mount(2) cannot hold a NUL byte: the container can never
+    /// start (StartError, like runc's EINVAL), which is reported before anything is created.
+    fn check_nul(&self) -> Result<(), StartError> {
+        let bad = |what: &'static str| StartError::InvalidArgument {
+            path: self.argv.first().cloned().unwrap_or_default(),
+            what,
+        };
+        if self.argv.iter().any(|a| a.contains('\0')) {
+            return Err(bad("command/args"));
+        }
+        if self
+            .env
+            .iter()
+            .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(bad("env"));
+        }
+        if self
+            .working_dir
+            .as_ref()
+            .is_some_and(|w| w.as_os_str().as_encoded_bytes().contains(&0))
+        {
+            return Err(bad("workingDir"));
+        }
+        if self.termination_message_path.contains('\0') {
+            return Err(bad("terminationMessagePath"));
+        }
+        Ok(())
     }
 
     /// `<data>/pods/<ns>_<name>_<uid>/<container>/`.
@@ -730,6 +767,43 @@ mod tests {
             PathBuf::from("/d/pods/default_web_u-1/app/2.log")
         );
         assert_eq!(l.termination_message_path, DEFAULT_TERMINATION_MESSAGE_PATH);
+    }
+
+    // Issue 7 item 7: a NUL byte can never reach exec(2): StartError (exit 128), not a config
+    // error retried for ever.
+    #[test]
+    fn nul_bytes_are_a_start_error() {
+        let base = Container {
+            name: "app".into(),
+            command: Some(vec!["/bin/sh".into(), "-c".into(), "true".into()]),
+            ..Default::default()
+        };
+        let launch = |c: &Container| {
+            ContainerLaunch::from_container(c, &pod(), Path::new("/d"), 0, &EnvSources::NONE)
+        };
+        let mut args = base.clone();
+        args.args = Some(vec!["a\0b".into()]);
+        let mut env = base.clone();
+        env.env = Some(vec![var("X", "a\0b")]);
+        let mut wd = base.clone();
+        wd.working_dir = Some("/tmp\0x".into());
+        let mut tmp = base.clone();
+        tmp.termination_message_path = Some("/dev/t\0".into());
+        for (c, what) in [
+            (args, "command/args"),
+            (env, "env"),
+            (wd, "workingDir"),
+            (tmp, "terminationMessagePath"),
+        ] {
+            let e = launch(&c).unwrap_err();
+            assert_eq!(e.reason(), "StartError", "{what}");
+            assert_eq!(e.exit_code(), 128);
+            assert_eq!(
+                e.to_string(),
+                format!("exec: \"/bin/sh\": invalid argument ({what} contains a NUL byte)")
+            );
+        }
+        assert!(launch(&base).is_ok());
     }
 
     #[test]

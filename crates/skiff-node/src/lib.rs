@@ -21,8 +21,8 @@
 //!   process group + env-marker sweep).
 //! * [`logs`]: CRI log format, 16 KiB partial lines, rotation (10 MiB × 5),
 //!   live fan-out to a subscriber channel that never blocks the container.
-//! * [`termination`]: termination messages; the host runtime's choice for
-//!   `/dev/termination-log` is documented there (`SKIFF_TERMINATION_LOG`).
+//! * [`termination`]: termination messages: a file per container instance, bind-mounted at
+//!   `terminationMessagePath`, and the kubelet's caps.
 //! * [`probe`]: [`probe::Prober`] (exec, httpGet incl. HTTPS without
 //!   verification, tcpSocket, grpc) and [`probe::HookRunner`] (exec, httpGet,
 //!   sleep), implemented by [`probe::HostProber`].

@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,11 +17,11 @@ use tokio::sync::{mpsc, watch};
 use k8s_openapi::api::core::v1::ContainerPort;
 
 use crate::isolation::{ContainerSetup, PreparedSetup};
-use crate::launch::{ContainerLaunch, StartError, DEFAULT_PATH, DEFAULT_TERMINATION_MESSAGE_PATH};
+use crate::launch::{ContainerLaunch, StartError, DEFAULT_PATH};
 use crate::logs::{self, LogLine, LogSink, RotatingLog, Stream};
 use crate::reaper::{ExitStatus, ExitWaiter, Reaper};
 use crate::spawn::{build_process, Detach, Process, ProcessSpec};
-use crate::termination::{self, TERMINATION_LOG_ENV};
+use crate::termination::{self, MessageFile};
 use crate::tracker::{self, ProcessTracker, TrackedGroup, MARKER_ENV};
 
 /// How long the log readers may take to reach EOF after the tree was killed.
@@ -190,49 +189,20 @@ impl HostRuntime {
         logs: Option<mpsc::Sender<LogLine>>,
     ) -> Result<HostContainer, StartError> {
         let id = new_container_id(&launch);
-        let dir = launch.container_dir();
         let log_path = launch.log_path();
         let log = RotatingLog::create(&log_path, logs::DEFAULT_MAX_SIZE, logs::DEFAULT_MAX_FILES)
             .map_err(|e| StartError::io(format!("creating log {}", log_path.display()), e))?;
         let log = Arc::new(log);
-
-        // Termination message file (see `termination` module docs).
-        let (msg_path, msg_after) =
-            if launch.termination_message_path == DEFAULT_TERMINATION_MESSAGE_PATH {
-                let p = dir.join(format!("{}.termination-log", launch.restart_count));
-                std::fs::write(&p, b"")
-                    .map_err(|e| StartError::io(format!("creating {}", p.display()), e))?;
-                // Writable whatever runAsUser is, despite the umask (kubelet's makeMounts).
-                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666))
-                    .map_err(|e| StartError::io(format!("chmod {}", p.display()), e))?;
-                (p, None)
-            } else {
-                {
-                    let p = PathBuf::from(&launch.termination_message_path);
-                    let stamp = termination::FileStamp::of(&p);
-                    (p, Some(stamp))
-                }
-            };
 
         let cwd = launch
             .working_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from("/"));
         let hostname = setup.hostname.as_deref().unwrap_or(&launch.pod.name);
-        let env = process_env(&launch, hostname, &id, &msg_path);
-        // readOnlyRootFilesystem: the termination message file stays writable, bound onto
-        // itself (the kubelet bind-mounts it too, `makeMounts`).
-        let mut setup = setup;
-        if let (true, Some(mounts)) = (setup.read_only_root, setup.mounts.as_mut()) {
-            if msg_after.is_none() {
-                mounts.push(crate::isolation::MountSpec {
-                    source: msg_path.clone(),
-                    target: msg_path.clone(),
-                    read_only: false,
-                    propagation: crate::isolation::Propagation::Private,
-                });
-            }
-        }
+        let env = process_env(&launch, hostname, &id);
+        // The termination-message file (created and mounted by the sandbox's setup; read by
+        // the monitor through the descriptor held since its creation).
+        let message_file = setup.termination_message.clone();
 
         let prepared = Arc::new(setup.prepare()?);
         let group = match setup.group.clone() {
@@ -299,8 +269,7 @@ impl HostRuntime {
             group: group.clone(),
             pumps: vec![out_task, err_task],
             started_at,
-            msg_path,
-            msg_after,
+            message_file,
             policy: launch.termination_message_policy,
             log_path: log_path.clone(),
         };
@@ -382,12 +351,7 @@ fn spawn_pump(
 
 /// The container process environment: runtime defaults (`PATH`, `HOSTNAME`,
 /// `HOME`), then the container's env (overriding), then skiff's own markers.
-fn process_env(
-    launch: &ContainerLaunch,
-    hostname: &str,
-    id: &str,
-    msg_path: &Path,
-) -> Vec<(String, String)> {
+fn process_env(launch: &ContainerLaunch, hostname: &str, id: &str) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = vec![
         ("PATH".into(), DEFAULT_PATH.into()),
         ("HOSTNAME".into(), hostname.to_string()),
@@ -403,7 +367,6 @@ fn process_env(
             env.push((k.clone(), v.clone()));
         }
     }
-    env.push((TERMINATION_LOG_ENV.into(), msg_path.display().to_string()));
     env.push((MARKER_ENV.into(), id.to_string()));
     env
 }
@@ -433,8 +396,7 @@ struct Monitor {
     group: Arc<dyn TrackedGroup>,
     pumps: Vec<tokio::task::JoinHandle<()>>,
     started_at: SystemTime,
-    msg_path: PathBuf,
-    msg_after: Option<Option<termination::FileStamp>>,
+    message_file: Option<MessageFile>,
     policy: crate::launch::TerminationMessagePolicy,
     log_path: PathBuf,
 }
@@ -459,10 +421,9 @@ impl Monitor {
             }
         }
         let code = ev.status.code();
-        let (msg_path, after, policy, log_path) =
-            (self.msg_path, self.msg_after, self.policy, self.log_path);
+        let (file, policy, log_path) = (self.message_file, self.policy, self.log_path);
         let message = tokio::task::spawn_blocking(move || {
-            termination::collect(&msg_path, after, policy, code, &log_path)
+            termination::collect(file.as_ref(), policy, code, &log_path)
         })
         .await
         .unwrap_or_default();

@@ -140,6 +140,14 @@ impl PodSandbox {
         // cgroup and oom_score_adj (node module).
         self.resources
             .container_setup(container, launch, &mut setup)?;
+        // The instance's termination-message file, bind-mounted at terminationMessagePath
+        // (termination module; after the volumes, so it lands on top of them).
+        setup.termination_message = crate::termination::plan(
+            &launch.container_dir(),
+            launch.restart_count,
+            &launch.termination_message_path,
+            setup.mounts.as_mut(),
+        )?;
         // Mount points for the container's mounts (namespaces/mountns; keep last).
         if let Some(mounts) = &setup.mounts {
             let created = crate::mountns::ensure_mountpoints(mounts)?;

@@ -1,81 +1,157 @@
-//! Termination messages (ST4).
+//! Termination messages (ST4), the way the kubelet does them
+//! (`pkg/kubelet/kuberuntime/kuberuntime_container.go` `makeMounts` / `getTerminationMessage`).
 //!
-//! Host runtime choice: there is no per-container mount namespace yet, so the
-//! default path `/dev/termination-log` cannot be given to each container. skiff
-//! creates a private empty file per container instance
-//! (`<container dir>/<restartCount>.termination-log`) and passes its path in the
-//! env var `SKIFF_TERMINATION_LOG`; a container that writes the literal
-//! `/dev/termination-log` is not seen (documented limitation until the OCI /
-//! namespaced runtime). A non-default `terminationMessagePath` is a host path
-//! shared with the host: it is read only if it changed (or appeared) while the
-//! container ran, so a stale file from a previous run is not reported.
+//! Each container *instance* gets a fresh, empty regular file in its container directory
+//! under the pod's directory (`<pod dir>/<container>/<restart>-<unique>.termination-log`,
+//! mode 0666 whatever the umask so a non-root container can write it, in a directory nobody
+//! else can write), bind-mounted at the container's `terminationMessagePath` — the default
+//! `/dev/termination-log` and a custom path alike. skiff never opens a path the pod chose: the
+//! file is created with `O_CREAT|O_EXCL|O_NOFOLLOW` and read at the end through the descriptor
+//! held since its creation (fstat: still a regular file), so a FIFO or a symlink planted at
+//! `terminationMessagePath` only covers what the container itself sees.
+//!
+//! Caps (`pkg/kubelet/container/runtime.go`): the last 4096 bytes of the file
+//! (`MaxContainerTerminationMessageLength`); with `FallbackToLogsOnError`, a non-zero exit and
+//! an empty file, the last 80 log lines capped at 2048 bytes; and the pod's messages together
+//! at most 12 KiB (`MaxPodTerminationMessageLogLength`), shared equally by the containers that
+//! have a terminated state, keeping the end of each ([`cap_pod_messages`], SEMANTICS ST4).
+//!
+//! Without a mount namespace (namespaces unavailable) there is nowhere to mount the file: the
+//! message then comes only from the logs fallback.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::Path;
-use std::time::SystemTime;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use crate::launch::TerminationMessagePolicy;
+use k8s_openapi::api::core::v1::{ContainerState, PodStatus};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use crate::isolation::{MountSpec, Propagation};
+use crate::launch::{StartError, TerminationMessagePolicy};
 use crate::logs::tail_file;
 
-/// Env var telling a host-runtime container where to write its message.
-pub const TERMINATION_LOG_ENV: &str = "SKIFF_TERMINATION_LOG";
-/// Bytes read from the message file (the kubelet reads the last 4096).
-pub const MAX_MESSAGE_BYTES: u64 = 4096;
-/// Log lines used by `FallbackToLogsOnError`.
+/// Bytes kept from the message file (kubelet `MaxContainerTerminationMessageLength`).
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+/// The pod's messages together (kubelet `MaxPodTerminationMessageLogLength`).
+pub const MAX_POD_MESSAGE_BYTES: usize = 12 * 1024;
+/// Log lines used by `FallbackToLogsOnError` (`MaxContainerTerminationMessageLogLines`).
 pub const FALLBACK_LOG_LINES: usize = 80;
-/// Bytes kept from those lines.
+/// Bytes kept from those lines (`MaxContainerTerminationMessageLogLength`).
 pub const FALLBACK_LOG_BYTES: usize = 2048;
 
-/// What a file looked like before the container started, to tell whether the
-/// container wrote it (mtime alone is too coarse: file systems stamp with a
-/// clock tick that can precede a `SystemTime::now()` taken earlier).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileStamp {
-    pub modified: Option<SystemTime>,
-    pub len: u64,
-    pub ino: u64,
+/// One container instance's termination-message file, created by skiff in the container's
+/// directory. Cloning shares the descriptor.
+#[derive(Debug, Clone)]
+pub struct MessageFile {
+    path: PathBuf,
+    file: Arc<File>,
 }
 
-impl FileStamp {
-    /// `None` when the file does not exist.
-    pub fn of(path: &Path) -> Option<FileStamp> {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(path).ok()?;
-        Some(FileStamp {
-            modified: m.modified().ok(),
-            len: m.len(),
-            ino: m.ino(),
+impl MessageFile {
+    /// Creates a fresh empty file (mode 0666) for one instance in `dir` (created if missing,
+    /// and made not writable by group and others).
+    pub fn create(dir: &Path, restart_count: u32) -> io::Result<MessageFile> {
+        std::fs::create_dir_all(dir)?;
+        let dir_fd = nix::fcntl::open(
+            dir,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        // The file is 0666 so that any runAsUser can write it through the bind mount; only the
+        // directory keeps host users out of it (kubelet pod dirs are 0750).
+        let st = nix::sys::stat::fstat(&dir_fd)?;
+        let mode = st.st_mode & 0o7777;
+        if mode & 0o022 != 0 {
+            nix::sys::stat::fchmod(&dir_fd, Mode::from_bits_truncate(mode & !0o022))?;
+        }
+        let name = unique_name(restart_count);
+        let fd: OwnedFd = nix::fcntl::openat(
+            &dir_fd,
+            name.as_str(),
+            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o666),
+        )?;
+        // open(2) applied the umask; the kubelet chmods to 0666 for the same reason.
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o666))?;
+        Ok(MessageFile {
+            path: dir.join(name),
+            file: Arc::new(File::from(fd)),
         })
     }
-}
 
-/// The last `MAX_MESSAGE_BYTES` of the file, if it exists (and, with
-/// `unchanged_since` = its stamp before the start, only if it changed).
-pub fn read_message_file(
-    path: &Path,
-    unchanged_since: Option<Option<FileStamp>>,
-) -> io::Result<Option<Vec<u8>>> {
-    let mut f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let meta = f.metadata()?;
-    if let Some(before) = unchanged_since {
-        if before.is_some() && FileStamp::of(path) == before {
-            return Ok(None);
+    /// The file on the host (the bind mount's source).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The bind mount of this file at the container's `terminationMessagePath`.
+    pub fn mount(&self, termination_message_path: &str) -> MountSpec {
+        MountSpec {
+            source: self.path.clone(),
+            target: PathBuf::from(termination_message_path),
+            read_only: false,
+            propagation: Propagation::Private,
         }
     }
-    let start = meta.len().saturating_sub(MAX_MESSAGE_BYTES);
-    f.seek(SeekFrom::Start(start))?;
-    let mut buf = Vec::new();
-    f.take(MAX_MESSAGE_BYTES).read_to_end(&mut buf)?;
-    Ok(Some(buf))
+
+    /// The last [`MAX_MESSAGE_BYTES`] the container wrote (through the descriptor held since
+    /// creation: no path is resolved again).
+    pub fn read(&self) -> io::Result<Vec<u8>> {
+        read_tail(&self.file, MAX_MESSAGE_BYTES)
+    }
 }
 
-/// ST4: the file's content; with `FallbackToLogsOnError`, a non-zero exit and
-/// an empty (or missing) file, the tail of the logs from `log_tail`.
+fn unique_name(restart_count: u32) -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    // Unique per instance (the kubelet uses a random id); O_EXCL catches the impossible rest.
+    format!(
+        "{restart_count}-{:x}{seq:x}{nanos:x}.termination-log",
+        std::process::id()
+    )
+}
+
+/// The last `max` bytes of `f`, which must be a regular file (fstat).
+pub fn read_tail(f: &File, max: usize) -> io::Result<Vec<u8>> {
+    let meta = f.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let max = max as u64;
+    let start = meta.len().saturating_sub(max);
+    let mut r = f;
+    r.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::new();
+    r.take(max).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// `s` without its beginning, at most `max` bytes, cut at a character boundary.
+pub fn keep_end(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
+
+/// ST4: the file's content; with `FallbackToLogsOnError`, a non-zero exit and an empty (or
+/// missing) file, the tail of the logs from `log_tail`. Capped like the kubelet's (the lossy
+/// UTF-8 conversion may grow invalid bytes, so the cap applies to the result too).
 pub fn termination_message(
     file: Option<Vec<u8>>,
     policy: TerminationMessagePolicy,
@@ -87,36 +163,126 @@ pub fn termination_message(
         && policy == TerminationMessagePolicy::FallbackToLogsOnError
         && exit_code != 0
     {
-        return String::from_utf8_lossy(&log_tail()).into_owned();
+        let logs = String::from_utf8_lossy(&log_tail()).into_owned();
+        return keep_end(&logs, FALLBACK_LOG_BYTES).to_string();
     }
-    String::from_utf8_lossy(&file).into_owned()
+    keep_end(&String::from_utf8_lossy(&file), MAX_MESSAGE_BYTES).to_string()
 }
 
-/// Reads the message for a container that exited with `exit_code`.
+/// Reads the message of a container instance that exited with `exit_code`.
 pub fn collect(
-    message_file: &Path,
-    unchanged_since: Option<Option<FileStamp>>,
+    file: Option<&MessageFile>,
     policy: TerminationMessagePolicy,
     exit_code: i32,
     log_path: &Path,
 ) -> String {
-    let file = match read_message_file(message_file, unchanged_since) {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::debug!(path = %message_file.display(), error = %e, "reading termination message");
-            None
+    let data = match file.map(MessageFile::read) {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        // kuberuntime_container.go getTerminationMessage: a read error is the message.
+        Some(Err(e)) => {
+            let path = file.map(|f| f.path().display().to_string());
+            return format!(
+                "Error on reading termination log {}: {e}",
+                path.unwrap_or_default()
+            );
         }
     };
-    termination_message(file, policy, exit_code, || {
+    termination_message(data, policy, exit_code, || {
         tail_file(log_path, FALLBACK_LOG_LINES, FALLBACK_LOG_BYTES).unwrap_or_else(|e| {
             format!("Error on reading termination message from logs: {e}").into_bytes()
         })
     })
 }
 
+/// Creates the instance's message file in `container_dir` and adds its bind mount at
+/// `termination_message_path` to `mounts` (the kubelet's `makeMounts`). Nothing is done when
+/// the container has no mount namespace (`mounts` is `None`).
+///
+/// Interim, until each container has a private `/dev`: a missing mount point is created on
+/// the host by `mountns::ensure_mountpoints`; where skiff may not create it (rootless, for
+/// `/dev/termination-log`) the mount is left out and only the logs fallback remains, as the
+/// kubelet goes on without the file when it cannot create it.
+pub fn plan(
+    container_dir: &Path,
+    restart_count: u32,
+    termination_message_path: &str,
+    mounts: Option<&mut Vec<MountSpec>>,
+) -> Result<Option<MessageFile>, StartError> {
+    let Some(mounts) = mounts else {
+        return Ok(None);
+    };
+    let target = Path::new(termination_message_path);
+    if !mount_point_possible(target) {
+        tracing::debug!(
+            path = termination_message_path,
+            "no mount point for the termination message; only the logs fallback applies"
+        );
+        return Ok(None);
+    }
+    let file = MessageFile::create(container_dir, restart_count).map_err(|e| {
+        StartError::io(
+            format!(
+                "creating the termination-log file in {}",
+                container_dir.display()
+            ),
+            e,
+        )
+    })?;
+    mounts.push(file.mount(termination_message_path));
+    Ok(Some(file))
+}
+
+/// Whether `target` exists (as anything, not followed) or its nearest existing ancestor is
+/// writable by skiff, so that the mount point can be made.
+fn mount_point_possible(target: &Path) -> bool {
+    let mut cur = target;
+    loop {
+        if std::fs::symlink_metadata(cur).is_ok() {
+            return cur == target
+                || nix::unistd::access(cur, nix::unistd::AccessFlags::W_OK).is_ok();
+        }
+        match cur.parent() {
+            Some(p) => cur = p,
+            None => return false,
+        }
+    }
+}
+
+/// ST4, the status manager's pod budget: the containers with a terminated state (init and app
+/// together, `state` or `lastState`) share [`MAX_POD_MESSAGE_BYTES`] equally; each of their
+/// messages keeps its end.
+pub fn cap_pod_messages(status: &mut PodStatus) {
+    let lists = [
+        status.init_container_statuses.as_mut(),
+        status.container_statuses.as_mut(),
+        status.ephemeral_container_statuses.as_mut(),
+    ];
+    let statuses: Vec<_> = lists.into_iter().flatten().flat_map(|l| l.iter_mut()).collect();
+    let terminated = |s: &Option<ContainerState>| s.as_ref().is_some_and(|s| s.terminated.is_some());
+    let n = statuses
+        .iter()
+        .filter(|c| terminated(&c.state) || terminated(&c.last_state))
+        .count();
+    if n == 0 {
+        return;
+    }
+    let share = MAX_POD_MESSAGE_BYTES / n;
+    for c in statuses {
+        for state in [c.state.as_mut(), c.last_state.as_mut()].into_iter().flatten() {
+            if let Some(msg) = state.terminated.as_mut().and_then(|t| t.message.as_mut()) {
+                if msg.len() > share {
+                    *msg = keep_end(msg, share).to_string();
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
     use TerminationMessagePolicy::*;
 
     #[test]
@@ -144,20 +310,46 @@ mod tests {
     }
 
     #[test]
-    fn file_is_capped_at_last_4096_bytes_and_logs_fallback_reads_cri() {
+    fn invalid_utf8_cannot_grow_the_message_past_the_cap() {
+        // 4096 invalid bytes become 4096 U+FFFD (3 bytes each) before the cap.
+        let msg = termination_message(Some(vec![0xff; 4096]), File, 0, Vec::new);
+        assert!(msg.len() <= MAX_MESSAGE_BYTES, "{}", msg.len());
+        assert!(msg.ends_with('\u{fffd}'));
+        assert_eq!(keep_end("aé", 1), "");
+        assert_eq!(keep_end("aé", 2), "é");
+        assert_eq!(keep_end("abc", 5), "abc");
+    }
+
+    #[test]
+    fn message_file_is_fresh_0666_in_a_private_dir_and_capped_at_its_last_4096_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("msg");
+        let cdir = dir.path().join("app");
+        std::fs::create_dir(&cdir).unwrap();
+        std::fs::set_permissions(&cdir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let a = MessageFile::create(&cdir, 0).unwrap();
+        let b = MessageFile::create(&cdir, 0).unwrap();
+        assert_ne!(a.path(), b.path(), "one file per instance");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(a.path()), 0o666);
+        assert_eq!(mode(&cdir), 0o755);
+        assert_eq!(a.read().unwrap(), b"");
+
         let mut content = vec![b'a'; 5000];
         content.extend_from_slice(b"END");
-        std::fs::write(&p, &content).unwrap();
-        let got = read_message_file(&p, None).unwrap().unwrap();
+        std::fs::write(a.path(), &content).unwrap();
+        let got = a.read().unwrap();
         assert_eq!(got.len(), 4096);
         assert!(got.ends_with(b"END"));
-        assert_eq!(
-            read_message_file(&dir.path().join("none"), None).unwrap(),
-            None
-        );
 
+        // Replacing the file by name changes nothing: the held descriptor is read.
+        std::fs::remove_file(a.path()).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", a.path()).unwrap();
+        assert_eq!(a.read().unwrap().len(), 4096);
+    }
+
+    #[test]
+    fn logs_fallback_reads_the_cri_log() {
+        let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("0.log");
         let mut data = Vec::new();
         for i in 0..100 {
@@ -170,8 +362,73 @@ mod tests {
             );
         }
         std::fs::write(&log, &data).unwrap();
-        std::fs::write(&p, b"").unwrap();
-        let msg = collect(&p, None, FallbackToLogsOnError, 3, &log);
+        let f = MessageFile::create(dir.path(), 0).unwrap();
+        let msg = collect(Some(&f), FallbackToLogsOnError, 3, &log);
         assert!(msg.starts_with("e20\n") && msg.ends_with("e99\n"), "{msg}");
+        // No file at all (no mount namespace): the fallback still applies.
+        assert_eq!(collect(None, FallbackToLogsOnError, 3, &log), msg);
+        assert_eq!(collect(None, File, 3, &log), "");
+    }
+
+    fn terminated(msg: &str) -> Option<ContainerState> {
+        Some(ContainerState {
+            terminated: Some(k8s_openapi::api::core::v1::ContainerStateTerminated {
+                message: Some(msg.to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn pod_budget_is_shared_by_terminated_containers_keeping_the_end() {
+        use k8s_openapi::api::core::v1::ContainerStatus;
+        let big = format!("{}END", "x".repeat(4093));
+        let st = |name: &str, state| ContainerStatus {
+            name: name.into(),
+            state,
+            ..Default::default()
+        };
+        let mut status = PodStatus {
+            init_container_statuses: Some(vec![st("i", terminated(&big))]),
+            container_statuses: Some(vec![
+                st("a", terminated(&big)),
+                st("b", terminated(&big)),
+                st("c", terminated(&big)),
+                // Running, no message: does not take a share.
+                st("d", None),
+            ]),
+            ..Default::default()
+        };
+        cap_pod_messages(&mut status);
+        let msgs: Vec<String> = status
+            .init_container_statuses
+            .iter()
+            .chain(status.container_statuses.iter())
+            .flatten()
+            .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone())
+            .collect();
+        assert_eq!(msgs.len(), 4);
+        for m in &msgs {
+            assert_eq!(m.len(), MAX_POD_MESSAGE_BYTES / 4);
+            assert!(m.ends_with("END"));
+        }
+        // Three containers of 4096 fit the budget exactly: untouched.
+        let mut status = PodStatus {
+            container_statuses: Some(vec![
+                st("a", terminated(&big)),
+                st("b", terminated(&big)),
+                st("c", terminated(&big)),
+            ]),
+            ..Default::default()
+        };
+        cap_pod_messages(&mut status);
+        let total: usize = status
+            .container_statuses
+            .iter()
+            .flatten()
+            .map(|c| c.state.as_ref().unwrap().terminated.as_ref().unwrap().message.as_ref().unwrap().len())
+            .sum();
+        assert_eq!(total, 3 * 4096);
     }
 }

@@ -214,6 +214,8 @@ pub async fn run_pod(
         }
     }
     let mut status = engine.status(now());
+    // ST4: the pod's 12 KiB of termination messages (status manager, termination module).
+    crate::termination::cap_pod_messages(&mut status);
     // The engine leaves the QoS class to its owner, the model (RES4).
     status.qos_class = ctx
         .pod

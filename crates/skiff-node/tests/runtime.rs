@@ -290,16 +290,33 @@ async fn long_line_is_split_into_partial_records() {
 #[tokio::test]
 async fn termination_message_file_and_fallback() {
     let dir = tempfile::tempdir().unwrap();
-    let c = sh(
-        "app",
-        "printf 'goodbye' > \"$SKIFF_TERMINATION_LOG\"; exit 1",
-    );
-    let ct = rt()
-        .start(launch(&c, dir.path()), Default::default(), None)
-        .await
+    // The instance's own file, bind-mounted at terminationMessagePath in the container's mount
+    // namespace (needs one: root, or a user namespace).
+    if skiff_node::namespaces::support().namespaces() {
+        let target = dir.path().join("msg-target");
+        std::fs::write(&target, "stale").unwrap();
+        let c = sh(
+            "app",
+            &format!("printf 'goodbye' > {}; exit 1", target.display()),
+        );
+        let l = launch(&c, dir.path());
+        let mut setup = skiff_node::isolation::ContainerSetup {
+            mounts: Some(Vec::new()),
+            ..Default::default()
+        };
+        setup.termination_message = skiff_node::termination::plan(
+            &l.container_dir(),
+            0,
+            target.to_str().unwrap(),
+            setup.mounts.as_mut(),
+        )
         .unwrap();
-    let exit = ct.wait().await;
-    assert_eq!((exit.exit_code, exit.message.as_str()), (1, "goodbye"));
+        let ct = rt().start(l, setup, None).await.unwrap();
+        let exit = ct.wait().await;
+        assert_eq!((exit.exit_code, exit.message.as_str()), (1, "goodbye"));
+        // The host file at the path was only covered, in the container's namespace.
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "stale");
+    }
 
     let mut c = sh("app", "echo one; echo two >&2; exit 2");
     c.termination_message_policy = Some("FallbackToLogsOnError".into());
@@ -315,7 +332,7 @@ async fn termination_message_file_and_fallback() {
         exit.message
     );
 
-    // A custom host path is read when written during the run.
+    // A custom path that no mount covers is never read by skiff on the host.
     let path = dir.path().join("custom-msg");
     let mut c = sh("app", &format!("echo custom > {}", path.display()));
     c.termination_message_path = Some(path.display().to_string());
@@ -323,7 +340,7 @@ async fn termination_message_file_and_fallback() {
         .start(launch(&c, dir.path()), Default::default(), None)
         .await
         .unwrap();
-    assert_eq!(ct.wait().await.message, "custom\n");
+    assert_eq!(ct.wait().await.message, "");
 }
 
 async fn tree_is_stopped_with(runtime: HostRuntime) {
