@@ -189,7 +189,7 @@ fn sc_non_root_container_writes_its_termination_message() {
     let t = TestDir::new("sc-termlog");
     let mut c = plain(
         "app",
-        "echo \"bye from $(id -u)\" > \"$SKIFF_TERMINATION_LOG\"; exit 3",
+        "echo \"bye from $(id -u)\" > /dev/termination-log; exit 3",
     );
     c["securityContext"] = json!({"runAsUser": 1000, "runAsGroup": 1000});
     let p = pod("termlog", "Never", vec![], vec![c]);

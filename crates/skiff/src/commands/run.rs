@@ -23,13 +23,21 @@ use crate::output::{self, Format};
 
 /// Exit code when `--timeout` ended the pod (as coreutils `timeout`).
 const TIMED_OUT: u8 = 124;
+/// `--timeout N` bounds the whole run: from N on, the pod's graceful stop gets at most
+/// max(N, this) seconds of grace (a larger terminationGracePeriodSeconds is overridden, as
+/// `kubectl delete --grace-period` does), and whatever still runs twice that (+2 s) after N is
+/// killed at once (sidecar floors, stuck hooks). The floor keeps short timeouts from cutting a
+/// modest grace period.
+const TIMEOUT_STOP_BUDGET_S: u64 = 5;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Manifest with exactly one Pod (ConfigMaps and Secrets beside it are kept); `-` reads stdin.
     #[arg(short = 'f', long = "filename")]
     file: String,
-    /// Terminate the pod gracefully after this many seconds and exit 124.
+    /// Terminate the pod gracefully after this many seconds and exit 124. Bounds the whole
+    /// run: the graceful stop then gets at most max(SECONDS, 5) s of grace, and what still runs
+    /// 2×max(SECONDS, 5)+2 s after the timeout is killed.
     #[arg(long, value_name = "SECONDS")]
     timeout: Option<u64>,
     /// Print the final Pod (spec after defaulting, status) to stdout at exit.
@@ -233,6 +241,11 @@ async fn drive(
 ) -> anyhow::Result<(k8s_openapi::api::core::v1::PodStatus, bool)> {
     use tokio::signal::unix::{signal, SignalKind};
 
+    let tgps = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.termination_grace_period_seconds)
+        .unwrap_or(30);
     let (cmd_tx, cmd_rx) = mpsc::channel(8);
     let (notice_tx, mut notice_rx) = mpsc::unbounded_channel();
     let cfg = WorkerConfig {
@@ -251,6 +264,11 @@ async fn drive(
         }
     };
     tokio::pin!(deadline);
+    let stop_budget = timeout.unwrap_or(0).max(TIMEOUT_STOP_BUDGET_S);
+    // Set once the deadline passed: when to kill whatever is left (see TIMEOUT_STOP_BUDGET_S).
+    let mut kill_at: Option<tokio::time::Instant> = None;
+    let mut deadline_passed = false;
+    let mut killed = false;
     let mut printer = Printer::new();
     let mut stopping = false;
     let mut timed_out = false;
@@ -273,11 +291,26 @@ async fn drive(
                 stopping = true;
                 let _ = cmd_tx.send(Command::Stop { grace: None }).await;
             }
-            _ = &mut deadline, if !timed_out && !stopping => {
-                timed_out = true;
+            // Also after a signal: the timeout bounds a graceful stop already under way.
+            _ = &mut deadline, if !deadline_passed => {
+                deadline_passed = true;
+                if !stopping {
+                    timed_out = true;
+                    eprintln!("skiff: --timeout reached; stopping the pod");
+                }
                 stopping = true;
-                eprintln!("skiff: --timeout reached; stopping the pod");
-                let _ = cmd_tx.send(Command::Stop { grace: None }).await;
+                let budget = i64::try_from(stop_budget).unwrap_or(i64::MAX);
+                let grace = (tgps > budget).then_some(budget);
+                let _ = cmd_tx.send(Command::Stop { grace }).await;
+                kill_at = Some(
+                    tokio::time::Instant::now()
+                        + std::time::Duration::from_secs(stop_budget.saturating_mul(2) + 2),
+                );
+            }
+            _ = sleep_until_opt(kill_at), if kill_at.is_some() && !killed => {
+                killed = true;
+                eprintln!("skiff: the pod did not stop within the --timeout bound; killing it");
+                let _ = cmd_tx.send(Command::KillNow).await;
             }
         }
     };
@@ -287,6 +320,13 @@ async fn drive(
     }
     let status = result.context("pod worker panicked")??;
     Ok((status, timed_out))
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Prints container output as `[name] line` and events, coloured when stderr is a terminal.

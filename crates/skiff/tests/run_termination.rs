@@ -1,0 +1,386 @@
+//! `skiff run` on the real binary, as root, playing the attacker (issue 7): termination
+//! messages (item 1 d: FIFOs and symlinks at `terminationMessagePath`, the default path, the
+//! kubelet's caps), containers that can never start and `--timeout` bounding the whole run
+//! (item 7), and exec probes writing `oom_score_adj` through skiff's own `/proc` (item 7).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
+mod common;
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+fn root() -> bool {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false);
+    if !uid {
+        eprintln!("skipped: needs root (mount namespaces, runAsUser)");
+    }
+    uid
+}
+
+fn mkfifo(p: &std::path::Path) {
+    let st = std::process::Command::new("mkfifo")
+        .arg(p)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+fn terminated<'a>(pod: &'a Value, name: &str) -> &'a Value {
+    &status_of(pod, name)["state"]["terminated"]
+}
+
+// 1(d): a FIFO at a custom terminationMessagePath (a host path the container controls) used to
+// hang skiff for good at the container's exit (root opened it on the host). Now the instance's
+// own file is bind-mounted over it in the container's namespace: skiff ends by itself, the
+// container's message arrives, and the FIFO on the host is untouched.
+#[test]
+fn issue7_item1d_fifo_at_custom_path_cannot_hang_skiff() {
+    if !root() {
+        return;
+    }
+    let t = TestDir::new("i7-fifo");
+    let fifo = t.file("fifo");
+    mkfifo(&fifo);
+    let app = with(
+        container("app", &format!("printf bye > {}; l Exiting", fifo.display())),
+        "terminationMessagePath",
+        json!(fifo),
+    );
+    let out = t.run(pod("fifo", "Never", vec![], vec![app]), &["--timeout", "30"]);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    assert!(out.elapsed < Duration::from_secs(15), "took {:?}", out.elapsed);
+    let p = out.pod();
+    assert_eq!(terminated(&p, "app")["message"], "bye", "{p:#}");
+    let ft = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(ft.is_fifo(), "the host FIFO was replaced");
+    assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
+}
+
+// 1(d): an init container plants a FIFO in an emptyDir; the app's terminationMessagePath points
+// there. SIGTERM to skiff stops the pod and skiff ends (it used to hang, ignoring SIGTERM and a
+// double SIGINT); what the app wrote on its way out is its message.
+#[test]
+fn issue7_item1d_fifo_in_empty_dir_and_sigterm_end_normally() {
+    if !root() {
+        return;
+    }
+    let t = TestDir::new("i7-fifo-vol");
+    let vol = t.file("vol");
+    let msg = vol.join("msg");
+    let mut init = container("plant", &format!("mkfifo {}; l Exiting", msg.display()));
+    init["volumeMounts"] = json!([{"name": "v", "mountPath": vol}]);
+    let mut app = container(
+        "app",
+        &format!(
+            "trap 'printf stopped > {}; l Exiting; exit 0' TERM; while :; do sleep 0.05; done",
+            msg.display()
+        ),
+    );
+    app["volumeMounts"] = json!([{"name": "v", "mountPath": vol}]);
+    app["terminationMessagePath"] = json!(msg);
+    let mut p = pod("fifovol", "Never", vec![init], vec![app]);
+    p["spec"]["volumes"] = json!([{"name": "v", "emptyDir": {}}]);
+    let manifest = t.manifest(p);
+    let child = spawn(&["run", "-f", manifest.to_str().unwrap(), "-o", "json"]);
+    let pid = child.id();
+    assert!(
+        wait_until(Duration::from_secs(20), || !all(&t.log(), "app", "Starting")
+            .is_empty()),
+        "app never started: {}",
+        render(&t.log())
+    );
+    let sent = Instant::now();
+    signal(pid, "TERM");
+    let out = finish(child, RUN_LIMIT);
+    assert!(
+        sent.elapsed() < Duration::from_secs(10),
+        "took {:?} after SIGTERM",
+        sent.elapsed()
+    );
+    let p = out.pod();
+    assert_eq!(terminated(&p, "app")["message"], "stopped", "{p:#}");
+    assert_eq!(terminated(&p, "app")["exitCode"], 0, "{p:#}");
+    assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
+}
+
+// 1(d): a symlink at terminationMessagePath pointing to a root-only host file: skiff (root)
+// used to copy the file into the status. Now only what the container wrote into its own file
+// can appear; the host file stays as it was.
+#[test]
+fn issue7_item1d_symlink_never_copies_a_root_only_file_into_the_status() {
+    if !root() {
+        return;
+    }
+    let t = TestDir::new("i7-symlink");
+    let secret = t.file("secret");
+    std::fs::write(&secret, "TOPSECRET-7d\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let link = t.file("link");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    let mut quiet = container("quiet", "l Exiting; exit 1");
+    quiet["terminationMessagePath"] = json!(link);
+    quiet["securityContext"] = json!({"runAsUser": 65534, "runAsGroup": 65534});
+    let mut fallback = quiet.clone();
+    fallback["name"] = json!("fallback");
+    fallback["terminationMessagePolicy"] = json!("FallbackToLogsOnError");
+    let out = t.run(
+        pod("symlink", "Never", vec![], vec![quiet, fallback]),
+        &["--timeout", "30"],
+    );
+    assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
+    assert!(!out.stdout.contains("TOPSECRET"), "{}", out.stdout);
+    let p = out.pod();
+    for name in ["quiet", "fallback"] {
+        let s = terminated(&p, name);
+        assert_eq!(s["exitCode"], 1, "{name}: {s:#}");
+        assert!(
+            s["message"].as_str().is_none_or(|m| !m.contains("TOPSECRET")),
+            "{name}: {s:#}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "TOPSECRET-7d\n");
+    let mode = std::fs::metadata(&secret).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o600);
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+}
+
+// 1(d) + ST4: the default path works like anywhere else — the container writes
+// /dev/termination-log (no skiff-specific env var) and the message is in its status, for root
+// and for another runAsUser (the file is 0666).
+#[test]
+fn issue7_item1d_default_path_message_reaches_the_status() {
+    if !root() {
+        return;
+    }
+    let t = TestDir::new("i7-default");
+    let a = container("a", "printf 'bye from a' > /dev/termination-log; l Exiting");
+    let mut b = container(
+        "b",
+        "printf \"bye from $(id -u)\" > /dev/termination-log; l Exiting; exit 2",
+    );
+    b["securityContext"] = json!({"runAsUser": 1000, "runAsGroup": 1000});
+    let out = t.run(pod("default", "Never", vec![], vec![a, b]), &["--timeout", "30"]);
+    let p = out.pod();
+    assert_eq!(terminated(&p, "a")["message"], "bye from a", "{p:#}");
+    assert_eq!(terminated(&p, "b")["message"], "bye from 1000", "{p:#}");
+    assert_eq!(terminated(&p, "b")["exitCode"], 2, "{p:#}");
+    assert!(
+        std::env::var("SKIFF_TERMINATION_LOG").is_err(),
+        "the test itself must not set it"
+    );
+    assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
+}
+
+// 1(d) + ST4 caps: four containers (one init, three apps) each write 8 KiB ending in a marker.
+// Each message is at most 4096 bytes (the file's last 4096), and the pod's 12 KiB are shared
+// equally by the four terminated containers (3072 each), keeping the end of each.
+#[test]
+fn issue7_item1d_caps_4096_per_container_and_12k_per_pod_keep_the_end() {
+    if !root() {
+        return;
+    }
+    let t = TestDir::new("i7-caps");
+    let body = |name: &str| {
+        format!(
+            "head -c 8180 /dev/zero | tr '\\0' x > /dev/termination-log; \
+             printf 'END-{name}' >> /dev/termination-log; l Exiting"
+        )
+    };
+    let apps = ["a", "b", "c"]
+        .iter()
+        .map(|n| container(n, &body(n)))
+        .collect();
+    let init = vec![container("i", &body("i"))];
+    let out = t.run(pod("caps", "Never", init, apps), &["--timeout", "30"]);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    let p = out.pod();
+    let mut total = 0;
+    for (list, name) in [
+        ("initContainerStatuses", "i"),
+        ("containerStatuses", "a"),
+        ("containerStatuses", "b"),
+        ("containerStatuses", "c"),
+    ] {
+        let s = p["status"][list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap();
+        let m = s["state"]["terminated"]["message"].as_str().unwrap();
+        assert!(m.len() <= 4096, "{name}: {}", m.len());
+        assert_eq!(m.len(), 12 * 1024 / 4, "{name}");
+        assert!(m.ends_with(&format!("END-{name}")), "{name}: ...{}", &m[m.len() - 20..]);
+        total += m.len();
+    }
+    assert!(total <= 12 * 1024, "{total}");
+}
+
+// 7: a NUL byte in args can never reach exec(2). The kubelet reports the runtime's failure:
+// terminated StartError, exit 128; with restartPolicy Never the pod fails at once (no hang,
+// nothing ran).
+#[test]
+fn issue7_item7_nul_in_args_is_a_start_error() {
+    let t = TestDir::new("i7-nul");
+    let mut app = container("app", "l Ran");
+    app["args"] = json!(["a\u{0}b"]);
+    let out = t.run(pod("nul", "Never", vec![], vec![app]), &["--timeout", "30"]);
+    assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
+    assert!(out.elapsed < Duration::from_secs(15), "took {:?}", out.elapsed);
+    let p = out.pod();
+    assert_eq!(p["status"]["phase"], "Failed", "{p:#}");
+    let s = terminated(&p, "app");
+    assert_eq!(s["reason"], "StartError", "{s:#}");
+    assert_eq!(s["exitCode"], 128, "{s:#}");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid argument (command/args contains a NUL byte)"),
+        "{s:#}"
+    );
+    assert!(t.log().is_empty(), "it ran: {:?}", t.log());
+}
+
+// 7: a missing ConfigMap key in env is CreateContainerConfigError; the kubelet keeps the pod
+// Pending and retries with back-off for ever (nothing in the cluster can add the key while
+// the kubelet waits — here nothing at all can). `skiff run` does the same, so `--timeout`
+// (or a signal, or activeDeadlineSeconds) is what ends it: exit 124, bounded, nothing ran.
+#[test]
+fn issue7_item7_missing_configmap_key_waits_like_the_kubelet_until_timeout() {
+    let t = TestDir::new("i7-cmkey");
+    let mut app = container("app", "l Ran");
+    app["env"] =
+        json!([{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "nope"}}}]);
+    let p = pod("cmkey", "Always", vec![], vec![app]);
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "cfg"}, "data": {"other": "1"}});
+    let manifest = t.manifest(p);
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        format!("{text}---\n{}", serde_yaml_ng::to_string(&cm).unwrap()),
+    )
+    .unwrap();
+    let child = spawn(&[
+        "run",
+        "-f",
+        manifest.to_str().unwrap(),
+        "-o",
+        "json",
+        "--timeout",
+        "3",
+    ]);
+    let out = finish(child, RUN_LIMIT);
+    assert_eq!(out.code, Some(124), "stderr:\n{}", out.stderr);
+    assert!(out.elapsed < Duration::from_secs(12), "took {:?}", out.elapsed);
+    assert!(
+        out.stderr
+            .contains("Warning Failed: Error: couldn't find key nope in ConfigMap default/cfg"),
+        "{}",
+        out.stderr
+    );
+    assert!(t.log().is_empty(), "it ran: {:?}", t.log());
+}
+
+// 7: `--timeout` bounds the whole run. A container ignoring SIGTERM in a pod with a huge
+// terminationGracePeriodSeconds used to keep skiff for that long after the timeout; now the
+// stop gets at most max(--timeout, 5) s of grace: `--timeout 2` ends in about 7 s, exit 124,
+// nothing left. Also when SIGTERM started the stop before the timeout.
+#[test]
+fn issue7_item7_timeout_bounds_a_huge_grace_period() {
+    let stubborn = "trap 'l TermIgnored' TERM; while :; do sleep 0.05; done";
+    let huge = |name: &str| {
+        let mut p = pod(name, "Never", vec![], vec![container("app", stubborn)]);
+        p["spec"]["terminationGracePeriodSeconds"] = json!(100_000);
+        p
+    };
+
+    let t = TestDir::new("i7-grace");
+    let out = t.run(huge("grace"), &["--timeout", "2"]);
+    assert_eq!(out.code, Some(124), "stderr:\n{}", out.stderr);
+    assert!(
+        out.elapsed < Duration::from_secs(12),
+        "took {:?}:\n{}",
+        out.elapsed,
+        out.stderr
+    );
+    assert_eq!(all(&t.log(), "app", "TermIgnored").len(), 1, "{}", render(&t.log()));
+    assert_eq!(terminated(&out.pod(), "app")["exitCode"], 137);
+    assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
+
+    // SIGTERM first (the pod's own 100000 s grace), then the timeout shrinks it.
+    let t = TestDir::new("i7-grace-sig");
+    let manifest = t.manifest(huge("gracesig"));
+    let child = spawn(&[
+        "run",
+        "-f",
+        manifest.to_str().unwrap(),
+        "-o",
+        "json",
+        "--timeout",
+        "3",
+    ]);
+    let pid = child.id();
+    assert!(
+        wait_until(Duration::from_secs(20), || !all(&t.log(), "app", "Starting")
+            .is_empty()),
+        "app never started"
+    );
+    signal(pid, "TERM");
+    let out = finish(child, RUN_LIMIT);
+    assert!(
+        out.elapsed < Duration::from_secs(14),
+        "took {:?}:\n{}",
+        out.elapsed,
+        out.stderr
+    );
+    assert_eq!(terminated(&out.pod(), "app")["exitCode"], 137);
+    assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
+}
+
+// 7: exec probes write oom_score_adj before entering the container's mount namespace. A
+// privileged container mounts a tmpfs over its own /proc with `self/oom_score_adj` a symlink
+// to a host file; a probe that wrote `/proc/self/oom_score_adj` after joining that namespace
+// would write the pod's score (BestEffort: 1000) into the host file as root.
+#[test]
+fn issue7_item7_exec_probe_oom_score_adj_is_not_written_through_the_container_proc() {
+    if !root() {
+        return;
+    }
+    let t = TestDir::new("i7-oom");
+    let victim = t.file("victim");
+    std::fs::write(&victim, "original\n").unwrap();
+    let script = format!(
+        "mount -t tmpfs none /proc && mkdir /proc/self && ln -s {} /proc/self/oom_score_adj \
+         && l Planted; while :; do sleep 0.05; done",
+        victim.display()
+    );
+    let mut app = container("app", &script);
+    app["securityContext"] = json!({"privileged": true});
+    app["readinessProbe"] = json!({
+        "exec": {"command": ["/bin/sh", "-c", format!("echo probed >> {}/probes", t.path().display())]},
+        "periodSeconds": 1,
+    });
+    let out = t.run(pod("oom", "Never", vec![], vec![app]), &["--timeout", "5"]);
+    assert_eq!(out.code, Some(124), "stderr:\n{}", out.stderr);
+    assert_eq!(
+        all(&t.log(), "app", "Planted").len(),
+        1,
+        "{}\n{}",
+        render(&t.log()),
+        out.stderr
+    );
+    let probes = std::fs::read_to_string(t.file("probes")).unwrap_or_default();
+    assert!(probes.lines().count() >= 2, "probes ran: {probes:?}\n{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "original\n");
+    assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
+}
