@@ -112,33 +112,51 @@ fn issue7_item1d_fifo_in_empty_dir_and_sigterm_end_normally() {
 }
 
 // 1(d): a symlink at terminationMessagePath pointing to a root-only host file: skiff (root)
-// used to copy the file into the status. Now only what the container wrote into its own file
-// can appear; the host file stays as it was.
+// used to read the path on the host once it changed during the run, so a non-root container
+// that made the symlink got the file copied into its status. Now only what the container wrote
+// into its own file can appear; the host file stays as it was. Both a symlink planted before
+// the start and one the container makes while it runs (in a world-writable directory).
 #[test]
 fn issue7_item1d_symlink_never_copies_a_root_only_file_into_the_status() {
     if !root() {
         return;
     }
     let t = TestDir::new("i7-symlink");
+    // Traversable by uid 65534; `drop` is world-writable like /tmp.
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let drop = t.file("drop");
+    std::fs::create_dir(&drop).unwrap();
+    std::fs::set_permissions(&drop, std::fs::Permissions::from_mode(0o777)).unwrap();
     let secret = t.file("secret");
     std::fs::write(&secret, "TOPSECRET-7d\n").unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let link = t.file("link");
-    std::os::unix::fs::symlink(&secret, &link).unwrap();
-    let mut quiet = container("quiet", "l Exiting; exit 1");
-    quiet["terminationMessagePath"] = json!(link);
-    quiet["securityContext"] = json!({"runAsUser": 65534, "runAsGroup": 65534});
-    let mut fallback = quiet.clone();
-    fallback["name"] = json!("fallback");
-    fallback["terminationMessagePolicy"] = json!("FallbackToLogsOnError");
+    let planted = drop.join("planted");
+    std::os::unix::fs::symlink(&secret, &planted).unwrap();
+    let made = drop.join("made");
+    let nobody = json!({"runAsUser": 65534, "runAsGroup": 65534});
+
+    let mut pre = container("pre", "exit 1");
+    pre["terminationMessagePath"] = json!(planted);
+    pre["terminationMessagePolicy"] = json!("FallbackToLogsOnError");
+    pre["securityContext"] = nobody.clone();
+    let mut racer = container(
+        "racer",
+        &format!(
+            "rm -f {m} 2>/dev/null; ln -s {s} {m} 2>/dev/null; ls -l {m} >&2; exit 1",
+            m = made.display(),
+            s = secret.display()
+        ),
+    );
+    racer["terminationMessagePath"] = json!(made);
+    racer["securityContext"] = nobody;
     let out = t.run(
-        pod("symlink", "Never", vec![], vec![quiet, fallback]),
+        pod("symlink", "Never", vec![], vec![pre, racer]),
         &["--timeout", "30"],
     );
     assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
     assert!(!out.stdout.contains("TOPSECRET"), "{}", out.stdout);
     let p = out.pod();
-    for name in ["quiet", "fallback"] {
+    for name in ["pre", "racer"] {
         let s = terminated(&p, name);
         assert_eq!(s["exitCode"], 1, "{name}: {s:#}");
         assert!(
@@ -149,7 +167,7 @@ fn issue7_item1d_symlink_never_copies_a_root_only_file_into_the_status() {
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), "TOPSECRET-7d\n");
     let mode = std::fs::metadata(&secret).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o600);
-    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(&planted).unwrap().file_type().is_symlink());
 }
 
 // 1(d) + ST4: the default path works like anywhere else — the container writes
