@@ -199,10 +199,14 @@ pub fn collect(
 /// `termination_message_path` to `mounts` (the kubelet's `makeMounts`). Nothing is done when
 /// the container has no mount namespace (`mounts` is `None`).
 ///
-/// Interim, until each container has a private `/dev`: a missing mount point is created on
-/// the host by `mountns::ensure_mountpoints`; where skiff may not create it (rootless, for
-/// `/dev/termination-log`) the mount is left out and only the logs fallback remains, as the
-/// kubelet goes on without the file when it cannot create it.
+/// Interim, until each container has a private `/dev`: the default mount point
+/// `/dev/termination-log` must exist on the host. skiff creates it once (empty, root's) and
+/// leaves it, because removing it at a pod's teardown would detach, or fail, the mount of
+/// every other pod starting at that moment (the kernel lazily unmounts a mount point unlinked
+/// in another namespace). A missing custom path is created (and removed at teardown) by
+/// `mountns::ensure_mountpoints`. Where skiff may not create the mount point (rootless) the
+/// mount is left out and only the logs fallback remains, as the kubelet goes on without the
+/// file when it cannot create it.
 pub fn plan(
     container_dir: &Path,
     restart_count: u32,
@@ -213,7 +217,12 @@ pub fn plan(
         return Ok(None);
     };
     let target = Path::new(termination_message_path);
-    if !mount_point_possible(target) {
+    let ready = if termination_message_path == crate::launch::DEFAULT_TERMINATION_MESSAGE_PATH {
+        ensure_shared_mount_point(target)
+    } else {
+        mount_point_possible(target)
+    };
+    if !ready {
         tracing::debug!(
             path = termination_message_path,
             "no mount point for the termination message; only the logs fallback applies"
@@ -231,6 +240,25 @@ pub fn plan(
     })?;
     mounts.push(file.mount(termination_message_path));
     Ok(Some(file))
+}
+
+/// Makes sure the empty file at `target` exists (whatever is there already is left alone: a
+/// symlink only redirects the mount inside the container's namespace); false if it cannot.
+fn ensure_shared_mount_point(target: &Path) -> bool {
+    if std::fs::symlink_metadata(target).is_ok() {
+        return true;
+    }
+    match nix::fcntl::open(
+        target,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    ) {
+        Ok(_) | Err(nix::errno::Errno::EEXIST) => true,
+        Err(e) => {
+            tracing::debug!(path = %target.display(), error = %e, "creating the mount point");
+            false
+        }
+    }
 }
 
 /// Whether `target` exists (as anything, not followed) or its nearest existing ancestor is
