@@ -286,8 +286,13 @@ pub fn cap_pod_messages(status: &mut PodStatus) {
         status.container_statuses.as_mut(),
         status.ephemeral_container_statuses.as_mut(),
     ];
-    let statuses: Vec<_> = lists.into_iter().flatten().flat_map(|l| l.iter_mut()).collect();
-    let terminated = |s: &Option<ContainerState>| s.as_ref().is_some_and(|s| s.terminated.is_some());
+    let statuses: Vec<_> = lists
+        .into_iter()
+        .flatten()
+        .flat_map(|l| l.iter_mut())
+        .collect();
+    let terminated =
+        |s: &Option<ContainerState>| s.as_ref().is_some_and(|s| s.terminated.is_some());
     let n = statuses
         .iter()
         .filter(|c| terminated(&c.state) || terminated(&c.last_state))
@@ -297,7 +302,10 @@ pub fn cap_pod_messages(status: &mut PodStatus) {
     }
     let share = MAX_POD_MESSAGE_BYTES / n;
     for c in statuses {
-        for state in [c.state.as_mut(), c.last_state.as_mut()].into_iter().flatten() {
+        for state in [c.state.as_mut(), c.last_state.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             if let Some(msg) = state.terminated.as_mut().and_then(|t| t.message.as_mut()) {
                 if msg.len() > share {
                     *msg = keep_end(msg, share).to_string();
@@ -455,7 +463,18 @@ mod tests {
             .container_statuses
             .iter()
             .flatten()
-            .map(|c| c.state.as_ref().unwrap().terminated.as_ref().unwrap().message.as_ref().unwrap().len())
+            .map(|c| {
+                c.state
+                    .as_ref()
+                    .unwrap()
+                    .terminated
+                    .as_ref()
+                    .unwrap()
+                    .message
+                    .as_ref()
+                    .unwrap()
+                    .len()
+            })
             .sum();
         assert_eq!(total, 3 * 4096);
     }

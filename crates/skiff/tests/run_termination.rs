@@ -50,13 +50,23 @@ fn issue7_item1d_fifo_at_custom_path_cannot_hang_skiff() {
     let fifo = t.file("fifo");
     mkfifo(&fifo);
     let app = with(
-        container("app", &format!("printf bye > {}; l Exiting", fifo.display())),
+        container(
+            "app",
+            &format!("printf bye > {}; l Exiting", fifo.display()),
+        ),
         "terminationMessagePath",
         json!(fifo),
     );
-    let out = t.run(pod("fifo", "Never", vec![], vec![app]), &["--timeout", "30"]);
+    let out = t.run(
+        pod("fifo", "Never", vec![], vec![app]),
+        &["--timeout", "30"],
+    );
     assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
-    assert!(out.elapsed < Duration::from_secs(15), "took {:?}", out.elapsed);
+    assert!(
+        out.elapsed < Duration::from_secs(15),
+        "took {:?}",
+        out.elapsed
+    );
     let p = out.pod();
     assert_eq!(terminated(&p, "app")["message"], "bye", "{p:#}");
     let ft = std::fs::symlink_metadata(&fifo).unwrap().file_type();
@@ -92,8 +102,12 @@ fn issue7_item1d_fifo_in_empty_dir_and_sigterm_end_normally() {
     let child = spawn(&["run", "-f", manifest.to_str().unwrap(), "-o", "json"]);
     let pid = child.id();
     assert!(
-        wait_until(Duration::from_secs(20), || !all(&t.log(), "app", "Starting")
-            .is_empty()),
+        wait_until(Duration::from_secs(20), || !all(
+            &t.log(),
+            "app",
+            "Starting"
+        )
+        .is_empty()),
         "app never started: {}",
         render(&t.log())
     );
@@ -160,14 +174,19 @@ fn issue7_item1d_symlink_never_copies_a_root_only_file_into_the_status() {
         let s = terminated(&p, name);
         assert_eq!(s["exitCode"], 1, "{name}: {s:#}");
         assert!(
-            s["message"].as_str().is_none_or(|m| !m.contains("TOPSECRET")),
+            s["message"]
+                .as_str()
+                .is_none_or(|m| !m.contains("TOPSECRET")),
             "{name}: {s:#}"
         );
     }
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), "TOPSECRET-7d\n");
     let mode = std::fs::metadata(&secret).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o600);
-    assert!(std::fs::symlink_metadata(&planted).unwrap().file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(&planted)
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
 
 // 1(d) + ST4: the default path works like anywhere else — the container writes
@@ -185,7 +204,10 @@ fn issue7_item1d_default_path_message_reaches_the_status() {
         "printf \"bye from $(id -u)\" > /dev/termination-log; l Exiting; exit 2",
     );
     b["securityContext"] = json!({"runAsUser": 1000, "runAsGroup": 1000});
-    let out = t.run(pod("default", "Never", vec![], vec![a, b]), &["--timeout", "30"]);
+    let out = t.run(
+        pod("default", "Never", vec![], vec![a, b]),
+        &["--timeout", "30"],
+    );
     let p = out.pod();
     assert_eq!(terminated(&p, "a")["message"], "bye from a", "{p:#}");
     assert_eq!(terminated(&p, "b")["message"], "bye from 1000", "{p:#}");
@@ -236,7 +258,11 @@ fn issue7_item1d_caps_4096_per_container_and_12k_per_pod_keep_the_end() {
         let m = s["state"]["terminated"]["message"].as_str().unwrap();
         assert!(m.len() <= 4096, "{name}: {}", m.len());
         assert_eq!(m.len(), 12 * 1024 / 4, "{name}");
-        assert!(m.ends_with(&format!("END-{name}")), "{name}: ...{}", &m[m.len() - 20..]);
+        assert!(
+            m.ends_with(&format!("END-{name}")),
+            "{name}: ...{}",
+            &m[m.len() - 20..]
+        );
         total += m.len();
     }
     assert!(total <= 12 * 1024, "{total}");
@@ -252,7 +278,11 @@ fn issue7_item7_nul_in_args_is_a_start_error() {
     app["args"] = json!(["a\u{0}b"]);
     let out = t.run(pod("nul", "Never", vec![], vec![app]), &["--timeout", "30"]);
     assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
-    assert!(out.elapsed < Duration::from_secs(15), "took {:?}", out.elapsed);
+    assert!(
+        out.elapsed < Duration::from_secs(15),
+        "took {:?}",
+        out.elapsed
+    );
     let p = out.pod();
     assert_eq!(p["status"]["phase"], "Failed", "{p:#}");
     let s = terminated(&p, "app");
@@ -299,7 +329,11 @@ fn issue7_item7_missing_configmap_key_waits_like_the_kubelet_until_timeout() {
     ]);
     let out = finish(child, RUN_LIMIT);
     assert_eq!(out.code, Some(124), "stderr:\n{}", out.stderr);
-    assert!(out.elapsed < Duration::from_secs(12), "took {:?}", out.elapsed);
+    assert!(
+        out.elapsed < Duration::from_secs(12),
+        "took {:?}",
+        out.elapsed
+    );
     assert!(
         out.stderr
             .contains("Warning Failed: Error: couldn't find key nope in ConfigMap default/cfg"),
@@ -331,7 +365,12 @@ fn issue7_item7_timeout_bounds_a_huge_grace_period() {
         out.elapsed,
         out.stderr
     );
-    assert_eq!(all(&t.log(), "app", "TermIgnored").len(), 1, "{}", render(&t.log()));
+    assert_eq!(
+        all(&t.log(), "app", "TermIgnored").len(),
+        1,
+        "{}",
+        render(&t.log())
+    );
     assert_eq!(terminated(&out.pod(), "app")["exitCode"], 137);
     assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
 
@@ -349,8 +388,12 @@ fn issue7_item7_timeout_bounds_a_huge_grace_period() {
     ]);
     let pid = child.id();
     assert!(
-        wait_until(Duration::from_secs(20), || !all(&t.log(), "app", "Starting")
-            .is_empty()),
+        wait_until(Duration::from_secs(20), || !all(
+            &t.log(),
+            "app",
+            "Starting"
+        )
+        .is_empty()),
         "app never started"
     );
     signal(pid, "TERM");
@@ -398,7 +441,11 @@ fn issue7_item7_exec_probe_oom_score_adj_is_not_written_through_the_container_pr
         out.stderr
     );
     let probes = std::fs::read_to_string(t.file("probes")).unwrap_or_default();
-    assert!(probes.lines().count() >= 2, "probes ran: {probes:?}\n{}", out.stderr);
+    assert!(
+        probes.lines().count() >= 2,
+        "probes ran: {probes:?}\n{}",
+        out.stderr
+    );
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "original\n");
     assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
 }
