@@ -190,32 +190,38 @@ fn issue7_item1d_symlink_never_copies_a_root_only_file_into_the_status() {
 }
 
 // 1(d) + ST4: the default path works like anywhere else — the container writes
-// /dev/termination-log (no skiff-specific env var) and the message is in its status, for root
-// and for another runAsUser (the file is 0666).
+// /dev/termination-log (no skiff-specific env var any more) and the message is in its status,
+// for root, for another runAsUser (the file is 0666) and under readOnlyRootFilesystem (the file
+// is a mount of its own, bound before `/` turns read-only).
 #[test]
 fn issue7_item1d_default_path_message_reaches_the_status() {
     if !root() {
         return;
     }
     let t = TestDir::new("i7-default");
-    let a = container("a", "printf 'bye from a' > /dev/termination-log; l Exiting");
+    let a = container(
+        "a",
+        "printf \"bye ${SKIFF_TERMINATION_LOG:-without env}\" > /dev/termination-log; l Exiting",
+    );
     let mut b = container(
         "b",
         "printf \"bye from $(id -u)\" > /dev/termination-log; l Exiting; exit 2",
     );
     b["securityContext"] = json!({"runAsUser": 1000, "runAsGroup": 1000});
+    let mut ro = container(
+        "ro",
+        "printf 'bye read-only' > /dev/termination-log; exit 0",
+    );
+    ro["securityContext"] = json!({"readOnlyRootFilesystem": true});
     let out = t.run(
-        pod("default", "Never", vec![], vec![a, b]),
+        pod("default", "Never", vec![], vec![a, b, ro]),
         &["--timeout", "30"],
     );
     let p = out.pod();
-    assert_eq!(terminated(&p, "a")["message"], "bye from a", "{p:#}");
+    assert_eq!(terminated(&p, "a")["message"], "bye without env", "{p:#}");
     assert_eq!(terminated(&p, "b")["message"], "bye from 1000", "{p:#}");
     assert_eq!(terminated(&p, "b")["exitCode"], 2, "{p:#}");
-    assert!(
-        std::env::var("SKIFF_TERMINATION_LOG").is_err(),
-        "the test itself must not set it"
-    );
+    assert_eq!(terminated(&p, "ro")["message"], "bye read-only", "{p:#}");
     assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
 }
 
