@@ -41,6 +41,8 @@ use crate::launch::StartError;
 #[derive(Debug, Default)]
 pub(crate) struct PreparedMounts {
     mount_proc: bool,
+    /// The container's default view (own /proc, /sys, /dev, masks; `container_view`).
+    view: Option<crate::container_view::PreparedView>,
     read_only_root: bool,
     mounts: Vec<PreparedMount>,
 }
@@ -57,6 +59,7 @@ struct PreparedMount {
 pub(crate) fn prepare(
     mounts: &[MountSpec],
     mount_proc: bool,
+    view: Option<&crate::container_view::ViewPlan>,
     read_only_root: bool,
 ) -> Result<PreparedMounts, StartError> {
     let mut sorted: Vec<&MountSpec> = mounts.iter().collect();
@@ -86,8 +89,12 @@ pub(crate) fn prepare(
             },
         });
     }
+    let view = view
+        .map(|v| v.prepare().map_err(StartError::Config))
+        .transpose()?;
     Ok(PreparedMounts {
-        mount_proc,
+        mount_proc: mount_proc && view.is_none(),
+        view,
         read_only_root,
         mounts: out,
     })
@@ -109,6 +116,10 @@ pub(crate) unsafe fn apply_in_child(p: &PreparedMounts) -> Result<(), Errno> {
         libc::MS_REC | libc::MS_SLAVE,
         std::ptr::null(),
     ))?;
+    // The default view first: the volumes are bound on top of it (container_view module).
+    if let Some(v) = &p.view {
+        crate::container_view::apply_before_mounts(v)?;
+    }
     if p.mount_proc {
         check(libc::mount(
             c"proc".as_ptr(),
@@ -137,6 +148,10 @@ pub(crate) unsafe fn apply_in_child(p: &PreparedMounts) -> Result<(), Errno> {
             std::ptr::null(),
         ))?;
     }
+    // Masked and read-only paths after the volumes, as runc does.
+    if let Some(v) = &p.view {
+        crate::container_view::apply_after_mounts(v)?;
+    }
     // readOnlyRootFilesystem: last, see the module docs.
     if p.read_only_root {
         remount_read_only(c"/")?;
@@ -149,7 +164,7 @@ pub(crate) unsafe fn apply_in_child(p: &PreparedMounts) -> Result<(), Errno> {
 ///
 /// SAFETY (caller): as [`apply_in_child`]; raw system calls only.
 #[allow(unsafe_code)]
-unsafe fn remount_read_only(target: &std::ffi::CStr) -> Result<(), Errno> {
+pub(crate) unsafe fn remount_read_only(target: &std::ffi::CStr) -> Result<(), Errno> {
     // glibc's statvfs is one statfs(2) system call.
     let mut st: libc::statvfs = std::mem::zeroed();
     if libc::statvfs(target.as_ptr(), &mut st) != 0 {
