@@ -453,14 +453,21 @@ pub(crate) unsafe fn apply_before_mounts(v: &PreparedView) -> Result<(), Errno> 
         }
         return Ok(());
     }
-    // A fresh sysfs of the pod's network namespace, read-only.
-    mount(
+    // A fresh sysfs of the pod's network namespace, then read-only as a mount (a read-only
+    // superblock cannot be asked for where it is shared with the host's). With hostNetwork
+    // the sysfs is the host's own, which the kernel will not mount again on the same point
+    // (EBUSY): a bind of it without its submounts instead.
+    match mount(
         Some(c"sysfs"),
         c"/sys",
         Some(c"sysfs"),
-        NOSUID_NODEV_NOEXEC | libc::MS_RDONLY,
+        NOSUID_NODEV_NOEXEC,
         None,
-    )?;
+    ) {
+        Err(Errno::EBUSY) => mount(Some(c"/sys"), c"/sys", None, libc::MS_BIND, None)?,
+        r => r?,
+    }
+    crate::mountns::remount_read_only(c"/sys")?;
     match v.cgroup {
         Some(CgroupLayout::Unified) => mount(
             Some(c"cgroup2"),

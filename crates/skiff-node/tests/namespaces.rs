@@ -342,7 +342,10 @@ async fn item2_mounts_appear_inside_the_container_only_and_read_only_holds() {
             .unwrap(),
     );
     fx.containers.push(ct.clone());
-    assert_eq!(line_matching(&mut rx, |_| true).await, "volume-content");
+    assert_eq!(
+        line_matching(&mut rx, |l| l == "volume-content").await,
+        "volume-content"
+    );
     assert_eq!(
         line_matching(&mut rx, |l| l.starts_with("ro=")).await,
         "ro=held"
