@@ -480,7 +480,12 @@ async fn issue7_item3_ordinary_programs_run_under_runtime_default() {
     // no_new_privs (the filter goes in last, after the credentials and capset).
     for (pod_sc, c_sc, uid, nnp) in [
         (json!({}), json!({}), "0", "0"),
-        (json!({"runAsUser": 1000, "runAsGroup": 1000}), json!({}), "1000", "0"),
+        (
+            json!({"runAsUser": 1000, "runAsGroup": 1000}),
+            json!({}),
+            "1000",
+            "0",
+        ),
         (
             json!({"runAsUser": 1000, "runAsGroup": 1000, "supplementalGroups": [3000]}),
             json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}),

@@ -167,7 +167,8 @@ const fn allow_if(name: &'static [&'static str], args: &'static [Arg]) -> Rule {
 }
 
 /// containerd's base allow-list (every architecture; names a given architecture lacks are
-/// skipped).
+/// skipped). Kept as containerd writes it, several names a line.
+#[rustfmt::skip]
 const BASE: &[&str] = &[
     "accept", "accept4", "access", "adjtimex", "alarm", "bind", "brk", "cachestat",
     "capget", "capset", "chdir", "chmod", "chown", "chown32", "clock_adjtime",
@@ -481,9 +482,11 @@ impl Profile {
                             })
                             .collect::<Result<Vec<_>, _>>()?;
                         let alternative = SeccompRule::new(conditions)?;
-                        match allowed.entry(nr).or_insert_with(|| Some(Vec::new())) {
-                            Some(alternatives) => alternatives.push(alternative),
-                            None => {} // already allowed unconditionally
+                        // `None`: already allowed unconditionally.
+                        if let Some(alternatives) =
+                            allowed.entry(nr).or_insert_with(|| Some(Vec::new()))
+                        {
+                            alternatives.push(alternative);
                         }
                     }
                 }
@@ -639,18 +642,55 @@ mod tests {
     fn issue7_item3_runtime_default_is_containerds_allow_list() {
         let sys = decide(caps::DEFAULT);
         for n in [
-            "read", "write", "openat", "execve", "exit_group", "clone", "wait4", "ptrace",
-            "chroot", "setresuid", "setgroups", "capset", "prctl", "dup2", "chdir", "futex",
-            "rseq", "arch_prctl", "statx", "io_setup", "name_to_handle_at",
+            "read",
+            "write",
+            "openat",
+            "execve",
+            "exit_group",
+            "clone",
+            "wait4",
+            "ptrace",
+            "chroot",
+            "setresuid",
+            "setgroups",
+            "capset",
+            "prctl",
+            "dup2",
+            "chdir",
+            "futex",
+            "rseq",
+            "arch_prctl",
+            "statx",
+            "io_setup",
+            "name_to_handle_at",
         ] {
             assert_eq!(sys(n, NO_ARGS), ALLOW, "{n}");
         }
         // Not in the list at all: the default action, EPERM.
         for n in [
-            "kexec_load", "swapon", "pivot_root", "userfaultfd", "keyctl", "add_key",
-            "io_uring_setup", "uselib", "_sysctl", "ustat", "sysfs", "open_tree_attr",
-            "bpf", "perf_event_open", "syslog", "reboot", "init_module", "settimeofday",
-            "clock_settime", "mbind", "open_by_handle_at", "vhangup", "iopl",
+            "kexec_load",
+            "swapon",
+            "pivot_root",
+            "userfaultfd",
+            "keyctl",
+            "add_key",
+            "io_uring_setup",
+            "uselib",
+            "_sysctl",
+            "ustat",
+            "sysfs",
+            "open_tree_attr",
+            "bpf",
+            "perf_event_open",
+            "syslog",
+            "reboot",
+            "init_module",
+            "settimeofday",
+            "clock_settime",
+            "mbind",
+            "open_by_handle_at",
+            "vhangup",
+            "iopl",
         ]
         .into_iter()
         .filter(|n| numbers::native(n).is_some())
@@ -691,8 +731,19 @@ mod tests {
         let without = decide(caps::DEFAULT);
         let with = decide(caps::DEFAULT | 1 << caps::SYS_ADMIN);
         for n in [
-            "unshare", "setns", "mount", "umount2", "fsopen", "fsmount", "move_mount",
-            "open_tree", "mount_setattr", "sethostname", "bpf", "syslog", "quotactl",
+            "unshare",
+            "setns",
+            "mount",
+            "umount2",
+            "fsopen",
+            "fsmount",
+            "move_mount",
+            "open_tree",
+            "mount_setattr",
+            "sethostname",
+            "bpf",
+            "syslog",
+            "quotactl",
         ] {
             assert_eq!(without(n, NO_ARGS), errno(libc::EPERM), "{n}");
             assert_eq!(with(n, NO_ARGS), ALLOW, "{n}");
@@ -743,7 +794,14 @@ mod tests {
     fn issue7_item3_argument_conditions() {
         let sys = decide(caps::DEFAULT);
         let a0 = |v: u64| [v, 0, 0, 0, 0, 0];
-        for family in [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6, libc::AF_NETLINK, 39, 41] {
+        for family in [
+            libc::AF_UNIX,
+            libc::AF_INET,
+            libc::AF_INET6,
+            libc::AF_NETLINK,
+            39,
+            41,
+        ] {
             assert_eq!(sys("socket", a0(family as u64)), ALLOW, "family {family}");
         }
         for family in [libc::AF_ALG, libc::AF_VSOCK] {
@@ -806,8 +864,8 @@ mod tests {
             serde_json::json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38})
         );
         // With CAP_SYS_PTRACE its rule is there; with CAP_SYS_ADMIN the clone rules are not.
-        let oci = runtime_default(caps::DEFAULT | 1 << caps::SYS_PTRACE | 1 << caps::SYS_ADMIN)
-            .to_oci();
+        let oci =
+            runtime_default(caps::DEFAULT | 1 << caps::SYS_PTRACE | 1 << caps::SYS_ADMIN).to_oci();
         let rules = oci["syscalls"].as_array().unwrap();
         assert!(rules.iter().any(|r| r["names"][0] == "kcmp"));
         assert!(!rules.iter().any(|r| r["action"] == "SCMP_ACT_ERRNO"));

@@ -361,7 +361,8 @@ pub(super) fn native(name: &str) -> Option<i64> {
         "wait4" => libc::SYS_wait4,
         "waitid" => libc::SYS_waitid,
         "write" => libc::SYS_write,
-        "writev" => libc::SYS_writev,        _ => return None,
+        "writev" => libc::SYS_writev,
+        _ => return None,
     })
 }
 
@@ -674,6 +675,7 @@ pub(super) fn native(name: &str) -> Option<i64> {
         "wait4" => libc::SYS_wait4,
         "waitid" => libc::SYS_waitid,
         "write" => libc::SYS_write,
-        "writev" => libc::SYS_writev,        _ => return None,
+        "writev" => libc::SYS_writev,
+        _ => return None,
     })
 }
