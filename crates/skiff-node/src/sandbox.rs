@@ -141,11 +141,18 @@ impl PodSandbox {
         self.resources
             .container_setup(container, launch, &mut setup)?;
         // Mount points for the container's mounts (namespaces/mountns; keep last).
+        // Each is in the pod's crash record before it exists (issue 7 item 1c).
         if let Some(mounts) = &setup.mounts {
-            let created = crate::mountns::ensure_mountpoints(mounts)?;
+            let mut created = Vec::new();
+            let r = crate::mountns::ensure_mountpoints(
+                mounts,
+                &mut |p| self.resources.record_mountpoint(p),
+                &mut created,
+            );
             if let Ok(mut m) = self.mountpoints.lock() {
                 m.extend(created);
             }
+            r?;
         }
         Ok(setup)
     }
