@@ -4,6 +4,7 @@
 //! hostPath.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
@@ -75,12 +76,26 @@ spec:
     let c: &Container = &p.spec.as_ref().unwrap().containers[0];
     let env = vec![("POD".to_string(), "web".to_string())];
     let mounts = vols.mounts_for(c, &env).unwrap();
+    // Every mount carries the descriptor it was checked with (issue 7 item 1).
+    let mounts: Vec<MountSpec> = mounts
+        .into_iter()
+        .map(|m| {
+            let fd = m.source_fd.as_ref().unwrap();
+            let held = std::fs::read_link(format!("/proc/self/fd/{}", fd.0.as_raw_fd())).unwrap();
+            assert_eq!(held, m.source);
+            MountSpec {
+                source_fd: None,
+                ..m
+            }
+        })
+        .collect();
     let canon = |p: PathBuf| std::fs::canonicalize(p).unwrap();
     let spec = |source: PathBuf, target: &str, read_only, propagation| MountSpec {
         source,
         target: PathBuf::from(target),
         read_only,
         propagation,
+        ..Default::default()
     };
     assert_eq!(
         mounts,
