@@ -155,14 +155,20 @@ pub(crate) fn prepare(
         }
         let tree = if by_fd {
             Some(clone_tree(m).map_err(|e| {
-                StartError::io(format!("cloning the mount source {}", m.source.display()), e)
+                StartError::io(
+                    format!("cloning the mount source {}", m.source.display()),
+                    e,
+                )
             })?)
         } else {
             None
         };
         let at = match parent_mount(&sorted, i, &m.target) {
             Some(parent) => {
-                let rest = m.target.strip_prefix(&sorted[parent].target).unwrap_or(&m.target);
+                let rest = m
+                    .target
+                    .strip_prefix(&sorted[parent].target)
+                    .unwrap_or(&m.target);
                 Target::Under {
                     parent,
                     rest: cstr(rest, "mount path")?,
@@ -244,7 +250,11 @@ pub(crate) unsafe fn apply_in_child(p: &PreparedMounts) -> Result<(), Errno> {
 ///
 /// SAFETY (caller): as [`apply_in_child`].
 #[allow(unsafe_code)]
-unsafe fn child_openat2(dirfd: libc::c_int, path: &std::ffi::CStr, resolve: u64) -> Result<libc::c_int, Errno> {
+unsafe fn child_openat2(
+    dirfd: libc::c_int,
+    path: &std::ffi::CStr,
+    resolve: u64,
+) -> Result<libc::c_int, Errno> {
     let mut how: libc::open_how = std::mem::zeroed();
     how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
     how.resolve = resolve;
@@ -266,7 +276,13 @@ unsafe fn child_openat2(dirfd: libc::c_int, path: &std::ffi::CStr, resolve: u64)
 ///
 /// SAFETY (caller): as [`apply_in_child`].
 #[allow(unsafe_code)]
-unsafe fn setattr(fd: libc::c_int, path: &std::ffi::CStr, flags: libc::c_int, set: u64, propagation: u64) -> Result<(), Errno> {
+unsafe fn setattr(
+    fd: libc::c_int,
+    path: &std::ffi::CStr,
+    flags: libc::c_int,
+    set: u64,
+    propagation: u64,
+) -> Result<(), Errno> {
     let mut attr: libc::mount_attr = std::mem::zeroed();
     attr.attr_set = set;
     attr.propagation = propagation;
@@ -289,7 +305,11 @@ unsafe fn setattr(fd: libc::c_int, path: &std::ffi::CStr, flags: libc::c_int, se
 ///
 /// SAFETY (caller): as [`apply_in_child`].
 #[allow(unsafe_code)]
-unsafe fn attach_tree(p: &PreparedMounts, m: &PreparedMount, tree: libc::c_int) -> Result<(), Errno> {
+unsafe fn attach_tree(
+    p: &PreparedMounts,
+    m: &PreparedMount,
+    tree: libc::c_int,
+) -> Result<(), Errno> {
     let target = match &m.at {
         Target::Root(path) => child_openat2(
             libc::AT_FDCWD,
@@ -319,10 +339,26 @@ unsafe fn attach_tree(p: &PreparedMounts, m: &PreparedMount, tree: libc::c_int) 
     // `tree` now names the attached mount. `ro` is the top mount only (a bind remount),
     // recursiveReadOnly every mount below too; other flags are left as they are.
     if m.read_only {
-        let rec = if m.recursive_read_only { libc::AT_RECURSIVE } else { 0 };
-        setattr(tree, c"", libc::AT_EMPTY_PATH | rec, libc::MOUNT_ATTR_RDONLY, 0)?;
+        let rec = if m.recursive_read_only {
+            libc::AT_RECURSIVE
+        } else {
+            0
+        };
+        setattr(
+            tree,
+            c"",
+            libc::AT_EMPTY_PATH | rec,
+            libc::MOUNT_ATTR_RDONLY,
+            0,
+        )?;
     }
-    setattr(tree, c"", libc::AT_EMPTY_PATH | libc::AT_RECURSIVE, 0, m.propagation_attr)
+    setattr(
+        tree,
+        c"",
+        libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+        0,
+        m.propagation_attr,
+    )
 }
 
 /// The rootless fallback: bind the paths (see the module docs).
@@ -340,7 +376,13 @@ unsafe fn bind_path(m: &PreparedMount) -> Result<(), Errno> {
         std::ptr::null(),
     ))?;
     if m.recursive_read_only {
-        setattr(libc::AT_FDCWD, &m.target, libc::AT_RECURSIVE, libc::MOUNT_ATTR_RDONLY, 0)?;
+        setattr(
+            libc::AT_FDCWD,
+            &m.target,
+            libc::AT_RECURSIVE,
+            libc::MOUNT_ATTR_RDONLY,
+            0,
+        )?;
     } else if m.read_only {
         remount_read_only(&m.target)?;
     }
@@ -399,7 +441,12 @@ fn walk_host(parts: &[&OsStr]) -> io::Result<(OwnedFd, usize)> {
                     format!("{:?} is a symlink not owned by root", part),
                 ));
             }
-            match fdwalk::openat2(cur.as_fd(), Path::new(part), libc::O_PATH, libc::RESOLVE_NO_MAGICLINKS) {
+            match fdwalk::openat2(
+                cur.as_fd(),
+                Path::new(part),
+                libc::O_PATH,
+                libc::RESOLVE_NO_MAGICLINKS,
+            ) {
                 Ok(fd) => fd,
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                     return Err(io::Error::new(
@@ -481,20 +528,30 @@ pub(crate) fn ensure_mountpoints(
             Some(fd) => nix::sys::stat::fstat(&*fd.0)
                 .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
                 .unwrap_or(true),
-            None => std::fs::metadata(&m.source).map(|md| md.is_dir()).unwrap_or(true),
+            None => std::fs::metadata(&m.source)
+                .map(|md| md.is_dir())
+                .unwrap_or(true),
         };
         let top = fdwalk::fd_path(cur.as_fd()).map_err(fail)?.join(parts[n]);
         record(&top).map_err(fail)?;
         created.push(top);
-        let mut cur = fdwalk::open_nofollow(cur.as_fd(), OsStr::new("."), OFlag::O_PATH | OFlag::O_DIRECTORY)
-            .map_err(fail)?;
+        let mut cur = fdwalk::open_nofollow(
+            cur.as_fd(),
+            OsStr::new("."),
+            OFlag::O_PATH | OFlag::O_DIRECTORY,
+        )
+        .map_err(fail)?;
         for (i, part) in parts.iter().enumerate().skip(n) {
             let last = i + 1 == parts.len();
             if last && !source_is_dir {
                 nix::fcntl::openat(
                     &cur,
                     *part,
-                    OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
                     nix::sys::stat::Mode::from_bits_truncate(0o644),
                 )
                 .map_err(|e| fail(e.into()))?;
@@ -546,13 +603,13 @@ pub(crate) fn remove_mountpoints(created: &[PathBuf]) {
 fn remove_empty_tree(dir: BorrowedFd<'_>, name: &OsStr, depth: usize) {
     use nix::fcntl::AtFlags;
     use nix::unistd::{unlinkat, UnlinkatFlags};
-    let Ok(st) = nix::sys::stat::fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
-    else {
+    let Ok(st) = nix::sys::stat::fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
         return;
     };
     match st.st_mode & libc::S_IFMT {
         libc::S_IFDIR if depth < 16 => {
-            if let Ok(sub) = fdwalk::open_nofollow(dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
+            if let Ok(sub) = fdwalk::open_nofollow(dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+            {
                 for n in fdwalk::entries(sub.as_fd()).unwrap_or_default() {
                     remove_empty_tree(sub.as_fd(), &n, depth + 1);
                 }
@@ -563,5 +620,143 @@ fn remove_empty_tree(dir: BorrowedFd<'_>, name: &OsStr, depth: usize) {
             let _ = unlinkat(&dir, name, UnlinkatFlags::NoRemoveDir);
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isolation::HeldFd;
+    use std::sync::Arc;
+
+    fn spec(source: &Path, target: &Path) -> MountSpec {
+        MountSpec {
+            source: source.to_path_buf(),
+            target: target.to_path_buf(),
+            source_fd: Some(HeldFd(Arc::new(fdwalk::open_path(source, true).unwrap()))),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn mount_points_are_recorded_before_they_exist_and_made_inside_the_volume() {
+        let t = tempfile::tempdir().unwrap();
+        let vol = t.path().join("vol");
+        let file = t.path().join("file");
+        std::fs::create_dir(&vol).unwrap();
+        std::fs::write(&file, "x").unwrap();
+        let target = t.path().join("c/data");
+        let mounts = vec![
+            spec(&vol, &target),
+            // Below the first mount: made in `vol`, not on the host path.
+            spec(&vol, &target.join("sub/nested")),
+            // A file source gets an empty file as its mount point.
+            spec(&file, &t.path().join("c/f")),
+        ];
+        let mut recorded = Vec::new();
+        let mut created = Vec::new();
+        ensure_mountpoints(
+            &mounts,
+            &mut |p| {
+                assert!(!p.exists(), "{} recorded after it was made", p.display());
+                recorded.push(p.to_path_buf());
+                Ok(())
+            },
+            &mut created,
+        )
+        .unwrap();
+        assert_eq!(recorded, created);
+        assert_eq!(
+            created,
+            [t.path().join("c"), vol.join("sub"), t.path().join("c/f")]
+        );
+        assert!(target.is_dir());
+        assert!(vol.join("sub/nested").is_dir());
+        assert!(!target.join("sub").exists());
+        assert!(t.path().join("c/f").is_file());
+        // Removal: only what is still empty.
+        std::fs::write(vol.join("sub/nested/keep"), "k").unwrap();
+        remove_mountpoints(&created);
+        assert!(!t.path().join("c").exists());
+        assert!(vol.join("sub/nested/keep").exists());
+    }
+
+    #[test]
+    fn a_failed_record_creates_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let target = t.path().join("a/b");
+        let mounts = vec![spec(t.path(), &target)];
+        let mut created = Vec::new();
+        let e = ensure_mountpoints(&mounts, &mut |_| Err(io::Error::other("no")), &mut created);
+        assert!(e.is_err());
+        assert!(created.is_empty() && !t.path().join("a").exists());
+    }
+
+    #[test]
+    fn planted_symlinks_are_never_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let vol = t.path().join("vol");
+        let outside = t.path().join("outside");
+        std::fs::create_dir(&vol).unwrap();
+        std::fs::create_dir(&outside).unwrap();
+        // In a volume: an escaping link where the mount point's parent would be.
+        std::os::unix::fs::symlink(&outside, vol.join("sub")).unwrap();
+        let data = t.path().join("c/data");
+        let mounts = vec![spec(&vol, &data), spec(&vol, &data.join("sub/x"))];
+        let mut created = Vec::new();
+        assert!(ensure_mountpoints(&mounts, &mut |_| Ok(()), &mut created).is_err());
+        assert!(!outside.join("x").exists());
+        // On the host root: a link not owned by root is refused, root's own is followed.
+        if nix::unistd::geteuid().is_root() {
+            let plant = t.path().join("plant");
+            std::os::unix::fs::symlink(&outside, &plant).unwrap();
+            std::os::unix::fs::lchown(&plant, Some(65534), Some(65534)).unwrap();
+            let mounts = vec![spec(&vol, &plant.join("y"))];
+            assert!(ensure_mountpoints(&mounts, &mut |_| Ok(()), &mut created).is_err());
+            assert!(!outside.join("y").exists());
+            std::os::unix::fs::lchown(&plant, Some(0), Some(0)).unwrap();
+            let mut made = Vec::new();
+            ensure_mountpoints(&mounts, &mut |_| Ok(()), &mut made).unwrap();
+            // Recorded by its real (canonical) path, removable without following links.
+            assert_eq!(made, [outside.join("y")]);
+            remove_mountpoints(&made);
+            assert!(!outside.join("y").exists());
+        }
+        // Removal never follows a symlink in a recorded path.
+        std::fs::create_dir(outside.join("z")).unwrap();
+        remove_mountpoints(&[vol.join("sub/z")]);
+        assert!(outside.join("z").exists());
+    }
+
+    #[test]
+    fn targets_below_earlier_mounts_are_resolved_from_them() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("a");
+        std::fs::create_dir_all(a.join("b")).unwrap();
+        let m = vec![
+            MountSpec {
+                target: a.join("b/c"),
+                source: a.clone(),
+                ..Default::default()
+            },
+            MountSpec {
+                target: a.clone(),
+                source: a.clone(),
+                ..Default::default()
+            },
+            MountSpec {
+                target: a.join("b"),
+                source: a.clone(),
+                ..Default::default()
+            },
+        ];
+        let sorted: Vec<&MountSpec> = {
+            let mut s: Vec<&MountSpec> = m.iter().collect();
+            s.sort_by_key(|m| m.target.components().count());
+            s
+        };
+        assert_eq!(parent_mount(&sorted, 0, &sorted[0].target), None);
+        assert_eq!(parent_mount(&sorted, 1, &sorted[1].target), Some(0));
+        assert_eq!(parent_mount(&sorted, 2, &sorted[2].target), Some(1));
     }
 }

@@ -28,7 +28,10 @@ fn is_root() -> bool {
 macro_rules! require_root {
     ($name:expr) => {
         if !is_root() {
-            eprintln!("skipped: {} needs root (mount namespaces, uid 65534)", $name);
+            eprintln!(
+                "skipped: {} needs root (mount namespaces, uid 65534)",
+                $name
+            );
             return;
         }
     };
@@ -150,9 +153,7 @@ fn victim(i: usize, t: &TestDir, sub: &str) -> Value {
     let m = format!("{}/m{i}", t.path().display());
     let c = container(
         &format!("v{i}"),
-        &format!(
-            "if [ -f {m} ] || grep -qs precious {m}; then l LEAKED; fi; l Mounted"
-        ),
+        &format!("if [ -f {m} ] || grep -qs precious {m}; then l LEAKED; fi; l Mounted"),
     );
     with(
         c,
@@ -186,9 +187,18 @@ fn race(name: &str, script: &str, sub: &str) {
         swaps.lines().count().max(swaps.trim().parse().unwrap_or(0))
     );
     // The attacker did race (it swapped, and skiff saw it).
-    assert!(!swaps.trim().is_empty(), "the attacker never swapped\n{}", out.stderr);
+    assert!(
+        !swaps.trim().is_empty(),
+        "the attacker never swapped\n{}",
+        out.stderr
+    );
     // Nothing on the host changed, nothing was mounted anywhere.
-    assert_eq!(mode(&secret), 0o600, "the host file's mode changed\n{}", out.stderr);
+    assert_eq!(
+        mode(&secret),
+        0o600,
+        "the host file's mode changed\n{}",
+        out.stderr
+    );
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), "precious\n");
     assert!(
         !log.iter().any(|l| l.what == "LEAKED"),
@@ -245,7 +255,10 @@ fn issue7_item1_mount_points_are_made_inside_volumes_and_never_through_planted_s
     let hostdir2 = t.file("hostdir2");
     std::fs::create_dir(&hostdir2).unwrap();
     let atk = attacker(
-        &format!("ln -s {} {d}/side/sub && touch $T/s/ready; {SERVE}", hostdir2.display()),
+        &format!(
+            "ln -s {} {d}/side/sub && touch $T/s/ready; {SERVE}",
+            hostdir2.display()
+        ),
         json!([{"name": "planted", "mountPath": format!("{d}/side")}]),
     );
     // The good case: a configMap mounted below an emptyDir mount.
@@ -269,7 +282,12 @@ fn issue7_item1_mount_points_are_made_inside_volumes_and_never_through_planted_s
         json!([{"name": "planted", "mountPath": format!("{d}/w")},
                {"name": "scratch", "mountPath": format!("{d}/w/sub/inner")}]),
     );
-    let mut p = pod("plant", "Never", vec![atk], vec![nested, host_plant, vol_plant]);
+    let mut p = pod(
+        "plant",
+        "Never",
+        vec![atk],
+        vec![nested, host_plant, vol_plant],
+    );
     p["spec"]["volumes"] = json!([
         {"name": "scratch", "emptyDir": {}},
         {"name": "planted", "emptyDir": {}},
@@ -285,16 +303,40 @@ fn issue7_item1_mount_points_are_made_inside_volumes_and_never_through_planted_s
     );
     std::fs::write(&manifest, text).unwrap();
     let out = finish(
-        spawn(&["run", "-f", manifest.to_str().unwrap(), "-o", "json", "--timeout", "8"]),
+        spawn(&[
+            "run",
+            "-f",
+            manifest.to_str().unwrap(),
+            "-o",
+            "json",
+            "--timeout",
+            "8",
+        ]),
         RUN_LIMIT,
     );
     let log = t.log();
     let seen = |name: &str, what: &str| log.iter().any(|l| l.name == name && l.what == what);
-    assert!(seen("nested", "CfgSeen"), "{}\n{}", render(&log), out.stderr);
-    assert!(seen("nested", "InVolume"), "{}\n{}", render(&log), out.stderr);
+    assert!(
+        seen("nested", "CfgSeen"),
+        "{}\n{}",
+        render(&log),
+        out.stderr
+    );
+    assert!(
+        seen("nested", "InVolume"),
+        "{}\n{}",
+        render(&log),
+        out.stderr
+    );
     // Neither planted symlink was followed: nothing created behind them, nothing started.
-    assert!(!hostdir.join("x").exists(), "created through a host-root symlink");
-    assert!(!hostdir2.join("inner").exists(), "created through an in-volume symlink");
+    assert!(
+        !hostdir.join("x").exists(),
+        "created through a host-root symlink"
+    );
+    assert!(
+        !hostdir2.join("inner").exists(),
+        "created through an in-volume symlink"
+    );
     assert_eq!(std::fs::read_dir(&hostdir).unwrap().count(), 0);
     assert_eq!(std::fs::read_dir(&hostdir2).unwrap().count(), 0);
     assert!(!seen("hostplant", "Started"), "{}", render(&log));
@@ -340,7 +382,12 @@ fn issue7_item7_deep_emptydir_is_counted_and_removed() {
         &["--timeout", "30", "--data-dir", data.to_str().unwrap()],
     );
     let log = t.log();
-    assert!(log.iter().any(|l| l.what == "Wrote"), "{}\n{}", render(&log), out.stderr);
+    assert!(
+        log.iter().any(|l| l.what == "Wrote"),
+        "{}\n{}",
+        render(&log),
+        out.stderr
+    );
     let evicted = "Usage of EmptyDir volume \"scratch\" exceeds the limit \"1Mi\". ";
     assert!(
         out.stderr.contains(&format!("Warning Evicted: {evicted}")),
@@ -379,7 +426,10 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
     }
 }
 
@@ -402,13 +452,23 @@ fn issue7_item7_recursive_read_only_covers_sub_mounts() {
             ),
         )
     };
-    let m = |at: String, rro: &str| {
-        json!([{"name": "hp", "mountPath": at, "readOnly": true, "recursiveReadOnly": rro}])
-    };
+    let m = |at: String, rro: &str| json!([{"name": "hp", "mountPath": at, "readOnly": true, "recursiveReadOnly": rro}]);
     let apps = vec![
-        with(probe("enabled", &format!("{d}/e")), "volumeMounts", m(format!("{d}/e"), "Enabled")),
-        with(probe("ifpossible", &format!("{d}/i")), "volumeMounts", m(format!("{d}/i"), "IfPossible")),
-        with(probe("disabled", &format!("{d}/x")), "volumeMounts", m(format!("{d}/x"), "Disabled")),
+        with(
+            probe("enabled", &format!("{d}/e")),
+            "volumeMounts",
+            m(format!("{d}/e"), "Enabled"),
+        ),
+        with(
+            probe("ifpossible", &format!("{d}/i")),
+            "volumeMounts",
+            m(format!("{d}/i"), "IfPossible"),
+        ),
+        with(
+            probe("disabled", &format!("{d}/x")),
+            "volumeMounts",
+            m(format!("{d}/x"), "Disabled"),
+        ),
     ];
     let mut p = pod("rro", "Never", vec![], apps);
     p["spec"]["volumes"] = json!([{"name": "hp", "hostPath": {"path": hp, "type": "Directory"}}]);

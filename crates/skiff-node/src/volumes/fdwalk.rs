@@ -66,7 +66,11 @@ pub(crate) fn openat2(
 }
 
 /// `openat(&dir, name, flags | O_NOFOLLOW | O_CLOEXEC)`: one component, never a symlink.
-pub(crate) fn open_nofollow(dir: BorrowedFd<'_>, name: &OsStr, flags: OFlag) -> io::Result<OwnedFd> {
+pub(crate) fn open_nofollow(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    flags: OFlag,
+) -> io::Result<OwnedFd> {
     Ok(nix::fcntl::openat(
         &dir,
         name,
@@ -113,7 +117,11 @@ pub(crate) fn components(rel: &Path) -> io::Result<Vec<&OsStr>> {
 /// prefix is resolved with [`BENEATH`], each created component with `mkdirat` and
 /// `openat(O_NOFOLLOW | O_DIRECTORY)` relative to its parent's fd. Returns the directory's fd
 /// (`O_RDONLY`). The kubelet's `doSafeMakeDir`.
-pub(crate) fn make_dirs_beneath(root: BorrowedFd<'_>, rel: &Path, mode: u32) -> io::Result<OwnedFd> {
+pub(crate) fn make_dirs_beneath(
+    root: BorrowedFd<'_>,
+    rel: &Path,
+    mode: u32,
+) -> io::Result<OwnedFd> {
     let parts = components(rel)?;
     let dir = OFlag::O_RDONLY | OFlag::O_DIRECTORY;
     // Longest existing prefix (in-volume symlinks allowed there, escapes refused).
@@ -129,15 +137,12 @@ pub(crate) fn make_dirs_beneath(root: BorrowedFd<'_>, rel: &Path, mode: u32) -> 
         i += 1;
     }
     for part in &parts[i..] {
-        let created = match nix::sys::stat::mkdirat(
-            &cur,
-            *part,
-            Mode::from_bits_truncate(mode & 0o777),
-        ) {
-            Ok(()) => true,
-            Err(nix::errno::Errno::EEXIST) => false,
-            Err(e) => return Err(e.into()),
-        };
+        let created =
+            match nix::sys::stat::mkdirat(&cur, *part, Mode::from_bits_truncate(mode & 0o777)) {
+                Ok(()) => true,
+                Err(nix::errno::Errno::EEXIST) => false,
+                Err(e) => return Err(e.into()),
+            };
         // Whatever is there now: a directory (not a symlink: ELOOP), opened by its parent fd.
         let child = open_nofollow(cur.as_fd(), part, dir)?;
         if created {
@@ -191,8 +196,7 @@ fn walk(
         let mut dirs = Vec::new();
         for name in entries(fd)? {
             // Gone since it was listed: nothing to count or remove.
-            let Ok(st) = fstatat(&fd, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
-            else {
+            let Ok(st) = fstatat(&fd, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) else {
                 continue;
             };
             visit(fd, &name, &st);
@@ -217,11 +221,8 @@ fn walk(
             let Some(fd) = top.fd.as_ref() else {
                 return Err(io::Error::other("lost a directory descriptor"));
             };
-            let child = match open_nofollow(
-                fd.as_fd(),
-                &name,
-                OFlag::O_RDONLY | OFlag::O_DIRECTORY,
-            ) {
+            let child = match open_nofollow(fd.as_fd(), &name, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+            {
                 Ok(c) => c,
                 // Replaced or removed since it was listed: skip it.
                 Err(_) => continue,
@@ -254,7 +255,11 @@ fn walk(
             let Some(fd) = done.fd.as_ref() else {
                 return Err(io::Error::other("lost a directory descriptor"));
             };
-            let up = open_nofollow(fd.as_fd(), OsStr::new(".."), OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
+            let up = open_nofollow(
+                fd.as_fd(),
+                OsStr::new(".."),
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+            )?;
             let ust = fstat(&up)?;
             if (ust.st_dev, ust.st_ino) != parent.id {
                 // Moved while we were below it: stop rather than act elsewhere.
@@ -319,22 +324,16 @@ pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
             if st.st_dev != dev {
                 other_fs = true;
             } else if !is_dir(st) {
-                if let Err(e) = nix::unistd::unlinkat(
-                    &dir,
-                    name,
-                    nix::unistd::UnlinkatFlags::NoRemoveDir,
-                ) {
+                if let Err(e) =
+                    nix::unistd::unlinkat(&dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir)
+                {
                     errs.get_or_insert(e.into());
                 }
             }
         },
         &mut |parent, name| {
             // Fails (ENOTEMPTY) where a mount point or an error kept something inside.
-            let _ = nix::unistd::unlinkat(
-                parent,
-                name,
-                nix::unistd::UnlinkatFlags::RemoveDir,
-            );
+            let _ = nix::unistd::unlinkat(parent, name, nix::unistd::UnlinkatFlags::RemoveDir);
         },
     )?;
     if let Some(e) = errs {
@@ -346,11 +345,7 @@ pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
             path.display()
         )));
     }
-    if let Err(e) = nix::unistd::unlinkat(
-        &pfd,
-        name,
-        nix::unistd::UnlinkatFlags::RemoveDir,
-    ) {
+    if let Err(e) = nix::unistd::unlinkat(&pfd, name, nix::unistd::UnlinkatFlags::RemoveDir) {
         first_err.get_or_insert(e.into());
     }
     match first_err {
@@ -377,10 +372,13 @@ mod tests {
         )
         .unwrap();
         for _ in 0..depth {
-            nix::sys::stat::mkdirat(&cur, "d", Mode::from_bits_truncate(0o755))
-                .unwrap();
-            cur = open_nofollow(cur.as_fd(), OsStr::new("d"), OFlag::O_RDONLY | OFlag::O_DIRECTORY)
-                .unwrap();
+            nix::sys::stat::mkdirat(&cur, "d", Mode::from_bits_truncate(0o755)).unwrap();
+            cur = open_nofollow(
+                cur.as_fd(),
+                OsStr::new("d"),
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+            )
+            .unwrap();
         }
         let f = nix::fcntl::openat(
             &cur,
@@ -404,7 +402,10 @@ mod tests {
         let root = dir_fd(&vol);
         let fd = make_dirs_beneath(root.as_fd(), Path::new("a/b/c"), 0o2775).unwrap();
         assert_eq!(fd_path(fd.as_fd()).unwrap(), vol.join("a/b/c"));
-        assert_eq!(std::fs::metadata(vol.join("a/b")).unwrap().mode() & 0o7777, 0o2775);
+        assert_eq!(
+            std::fs::metadata(vol.join("a/b")).unwrap().mode() & 0o7777,
+            0o2775
+        );
         // In-volume symlinks in the existing prefix are fine.
         std::os::unix::fs::symlink("a", vol.join("in")).unwrap();
         let fd = make_dirs_beneath(root.as_fd(), Path::new("in/x"), 0o755).unwrap();
@@ -413,7 +414,10 @@ mod tests {
         std::os::unix::fs::symlink(&outside, vol.join("abs")).unwrap();
         std::os::unix::fs::symlink("../outside", vol.join("rel")).unwrap();
         for p in ["abs/new", "rel/new", "abs", "../outside/new"] {
-            assert!(make_dirs_beneath(root.as_fd(), Path::new(p), 0o777).is_err(), "{p}");
+            assert!(
+                make_dirs_beneath(root.as_fd(), Path::new(p), 0o777).is_err(),
+                "{p}"
+            );
         }
         assert!(!outside.join("new").exists());
         assert_eq!(std::fs::metadata(&outside).unwrap().mode() & 0o7777, 0o700);
@@ -439,7 +443,10 @@ mod tests {
         std::fs::hard_link(vol.join("h1"), vol.join("h2")).unwrap();
         let used = disk_usage(&vol);
         assert!(used >= (1 << 20) + (1 << 16), "usage {used}");
-        assert!(used < (1 << 20) + (1 << 16) + (1 << 20) + 3001 * 8192, "usage {used}");
+        assert!(
+            used < (1 << 20) + (1 << 16) + (1 << 20) + 3001 * 8192,
+            "usage {used}"
+        );
         remove_tree(&vol).unwrap();
         assert!(!vol.exists());
         assert_eq!(std::fs::read(outside.join("keep")).unwrap().len(), 1 << 20);

@@ -322,7 +322,10 @@ impl PodVolumes {
             let root = match &vol.fd {
                 Some(fd) => fd.clone(),
                 None => Arc::new(fdwalk::open_path(&vol.path, false).map_err(|e| {
-                    StartError::io(format!("opening volume {:?} at {}", m.name, vol.path.display()), e)
+                    StartError::io(
+                        format!("opening volume {:?} at {}", m.name, vol.path.display()),
+                        e,
+                    )
                 })?),
             };
             let (source, source_fd) = if sub.is_empty() {
@@ -518,6 +521,8 @@ mod tests {
         assert!(recursive_read_only(&vm("Enabled", Some(true), None), "c").unwrap());
         assert!(recursive_read_only(&vm("IfPossible", Some(true), Some("None")), "c").unwrap());
         assert!(recursive_read_only(&vm("Enabled", Some(false), None), "c").is_err());
-        assert!(recursive_read_only(&vm("Enabled", Some(true), Some("HostToContainer")), "c").is_err());
+        assert!(
+            recursive_read_only(&vm("Enabled", Some(true), Some("HostToContainer")), "c").is_err()
+        );
     }
 }
