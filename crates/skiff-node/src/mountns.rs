@@ -61,6 +61,8 @@ use crate::volumes::fdwalk;
 #[derive(Debug, Default)]
 pub(crate) struct PreparedMounts {
     mount_proc: bool,
+    /// The container's default view (own /proc, /sys, /dev, masks; `container_view`).
+    view: Option<crate::container_view::PreparedView>,
     read_only_root: bool,
     mounts: Vec<PreparedMount>,
 }
@@ -137,6 +139,7 @@ fn clone_tree(m: &MountSpec) -> io::Result<OwnedFd> {
 pub(crate) fn prepare(
     mounts: &[MountSpec],
     mount_proc: bool,
+    view: Option<&crate::container_view::ViewPlan>,
     read_only_root: bool,
 ) -> Result<PreparedMounts, StartError> {
     let mut sorted: Vec<&MountSpec> = mounts.iter().collect();
@@ -174,6 +177,11 @@ pub(crate) fn prepare(
                     rest: cstr(rest, "mount path")?,
                 }
             }
+            // In the container's private /dev (a tmpfs skiff makes in the child, where
+            // `container_view` makes the mount point): nothing a container planted.
+            None if view.is_some_and(|v| v.private_dev()) && m.target.starts_with("/dev") => {
+                Target::Root(cstr(&m.target, "mount path")?)
+            }
             None if by_fd => {
                 let fd = open_host_target(&m.target).map_err(|e| {
                     StartError::io(format!("opening mount point {}", m.target.display()), e)
@@ -201,8 +209,12 @@ pub(crate) fn prepare(
             propagation_attr: propagation_attr as u64,
         });
     }
+    let view = view
+        .map(|v| v.prepare().map_err(StartError::Config))
+        .transpose()?;
     Ok(PreparedMounts {
-        mount_proc,
+        mount_proc: mount_proc && view.is_none(),
+        view,
         read_only_root,
         mounts: out,
     })
@@ -224,6 +236,10 @@ pub(crate) unsafe fn apply_in_child(p: &PreparedMounts) -> Result<(), Errno> {
         libc::MS_REC | libc::MS_SLAVE,
         std::ptr::null(),
     ))?;
+    // The default view first: the volumes are bound on top of it (container_view module).
+    if let Some(v) = &p.view {
+        crate::container_view::apply_before_mounts(v)?;
+    }
     if p.mount_proc {
         check(libc::mount(
             c"proc".as_ptr(),
@@ -238,6 +254,10 @@ pub(crate) unsafe fn apply_in_child(p: &PreparedMounts) -> Result<(), Errno> {
             Some(tree) => attach_tree(p, m, tree.as_raw_fd())?,
             None => bind_path(m)?,
         }
+    }
+    // Masked and read-only paths after the volumes, as runc does.
+    if let Some(v) = &p.view {
+        crate::container_view::apply_after_mounts(v)?;
     }
     // readOnlyRootFilesystem: last, see the module docs.
     if p.read_only_root {
@@ -400,7 +420,7 @@ unsafe fn bind_path(m: &PreparedMount) -> Result<(), Errno> {
 ///
 /// SAFETY (caller): as [`apply_in_child`]; raw system calls only.
 #[allow(unsafe_code)]
-unsafe fn remount_read_only(target: &std::ffi::CStr) -> Result<(), Errno> {
+pub(crate) unsafe fn remount_read_only(target: &std::ffi::CStr) -> Result<(), Errno> {
     // glibc's statvfs is one statfs(2) system call.
     let mut st: libc::statvfs = std::mem::zeroed();
     if libc::statvfs(target.as_ptr(), &mut st) != 0 {
