@@ -206,7 +206,7 @@ pub(crate) fn prepare(
             read_only: m.read_only || m.recursive_read_only,
             recursive_read_only: m.recursive_read_only,
             propagation: libc::MS_REC | propagation,
-            propagation_attr: propagation_attr as u64,
+            propagation_attr,
         });
     }
     let view = view
@@ -623,7 +623,7 @@ pub(crate) fn remove_mountpoints(created: &[PathBuf]) {
 fn remove_empty_tree(dir: BorrowedFd<'_>, name: &OsStr, depth: usize) {
     use nix::fcntl::AtFlags;
     use nix::unistd::{unlinkat, UnlinkatFlags};
-    let Ok(st) = nix::sys::stat::fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
+    let Ok(st) = nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
         return;
     };
     match st.st_mode & libc::S_IFMT {
@@ -634,10 +634,10 @@ fn remove_empty_tree(dir: BorrowedFd<'_>, name: &OsStr, depth: usize) {
                     remove_empty_tree(sub.as_fd(), &n, depth + 1);
                 }
             }
-            let _ = unlinkat(&dir, name, UnlinkatFlags::RemoveDir);
+            let _ = unlinkat(dir, name, UnlinkatFlags::RemoveDir);
         }
         libc::S_IFREG if st.st_size == 0 => {
-            let _ = unlinkat(&dir, name, UnlinkatFlags::NoRemoveDir);
+            let _ = unlinkat(dir, name, UnlinkatFlags::NoRemoveDir);
         }
         _ => {}
     }
@@ -753,7 +753,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let a = t.path().join("a");
         std::fs::create_dir_all(a.join("b")).unwrap();
-        let m = vec![
+        let m = [
             MountSpec {
                 target: a.join("b/c"),
                 source: a.clone(),

@@ -72,7 +72,7 @@ pub(crate) fn open_nofollow(
     flags: OFlag,
 ) -> io::Result<OwnedFd> {
     Ok(nix::fcntl::openat(
-        &dir,
+        dir,
         name,
         flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::empty(),
@@ -196,7 +196,7 @@ fn walk(
         let mut dirs = Vec::new();
         for name in entries(fd)? {
             // Gone since it was listed: nothing to count or remove.
-            let Ok(st) = fstatat(&fd, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) else {
+            let Ok(st) = fstatat(fd, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) else {
                 continue;
             };
             visit(fd, &name, &st);
@@ -325,7 +325,7 @@ pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
                 other_fs = true;
             } else if !is_dir(st) {
                 if let Err(e) =
-                    nix::unistd::unlinkat(&dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir)
+                    nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir)
                 {
                     errs.get_or_insert(e.into());
                 }
