@@ -135,6 +135,27 @@ fn clone_tree(m: &MountSpec) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(r as libc::c_int) })
 }
 
+/// Whether the kernel has `mount_setattr` (5.12+), what `recursiveReadOnly` needs: a call
+/// with a bad descriptor fails with `EBADF`/`EINVAL` where it exists, `ENOSYS` where not.
+pub(crate) fn recursive_read_only_supported() -> bool {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        // SAFETY: no memory is passed (null attr, size 0); the call only validates arguments.
+        #[allow(unsafe_code)]
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                -1,
+                c"".as_ptr(),
+                0,
+                std::ptr::null::<libc::mount_attr>(),
+                0,
+            )
+        };
+        !(r < 0 && Errno::last() == Errno::ENOSYS)
+    })
+}
+
 /// Converts `mounts` (in mount order) for the child.
 pub(crate) fn prepare(
     mounts: &[MountSpec],

@@ -453,9 +453,9 @@ pub fn expand_sub_path_expr(expr: &str, env: &[(String, String)]) -> Result<Stri
 
 /// `recursiveReadOnly` of a volumeMount, by the kubelet's rules (`makeMounts` in
 /// `pkg/kubelet/kubelet_pods.go`): `Enabled` and `IfPossible` need `readOnly: true` and
-/// propagation `None`; the kernel here has `mount_setattr` (5.12+), so both mean a recursive
-/// read-only mount. A kernel without it refuses `Enabled` in the child (`ENOSYS` is a start
-/// error, never a silent writable mount).
+/// propagation `None`; both mean a recursive read-only mount where the kernel has
+/// `mount_setattr` (5.12+). Without it `Enabled` is refused with the kubelet's text (never a
+/// silently writable sub-mount) and `IfPossible` falls back to a plain read-only mount.
 fn recursive_read_only(
     m: &k8s_openapi::api::core::v1::VolumeMount,
     container: &str,
@@ -475,7 +475,16 @@ fn recursive_read_only(
                     m.name
                 )));
             }
-            tracing::debug!(%container, mount = %m.name, "recursiveReadOnly {v}");
+            if !crate::mountns::recursive_read_only_supported() {
+                if v == "Enabled" {
+                    return Err(StartError::Config(format!(
+                        "mount {:?}: RRO is specified, but the runtime does not support RRO",
+                        m.name
+                    )));
+                }
+                tracing::debug!(%container, mount = %m.name, "recursiveReadOnly IfPossible: not supported by the kernel");
+                return Ok(false);
+            }
             Ok(true)
         }
         Some(other) => Err(StartError::Config(format!(
