@@ -25,15 +25,36 @@ use crate::tracker::TrackedGroup;
 
 /// A bind or filesystem mount inside the container's own mount namespace (volumes,
 /// termination-message file, /etc/hosts, …).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MountSpec {
-    /// Host path of what is mounted (a volume's directory or file, possibly a subPath of it).
+    /// Host path of what is mounted (a volume's directory or file, possibly a subPath of it);
+    /// with `source_fd`, only for messages and checks (the fd is what gets mounted).
     pub source: PathBuf,
     /// Absolute path inside the container (`volumeMounts[].mountPath`).
     pub target: PathBuf,
     pub read_only: bool,
     pub propagation: Propagation,
+    /// The source, held open (`O_PATH`) since it was checked (issue 7 item 1): the mount is
+    /// made from this descriptor, never from `source` resolved again later, so a container
+    /// swapping a checked directory for a symlink cannot redirect it.
+    pub source_fd: Option<HeldFd>,
+    /// `recursiveReadOnly: Enabled` (or `IfPossible`): every mount below `source` read-only
+    /// too (`mount_setattr` with `AT_RECURSIVE`).
+    pub recursive_read_only: bool,
 }
+
+/// A shared open descriptor (kept open until every child that mounts it has done so).
+#[derive(Debug, Clone)]
+pub struct HeldFd(pub Arc<std::os::fd::OwnedFd>);
+
+impl PartialEq for HeldFd {
+    fn eq(&self, other: &Self) -> bool {
+        use std::os::fd::AsRawFd;
+        self.0.as_raw_fd() == other.0.as_raw_fd()
+    }
+}
+
+impl Eq for HeldFd {}
 
 /// The host path that will be at `path` inside a container with `mounts` (the mount with the
 /// longest matching target wins), for checks made in the parent before the mounts exist.

@@ -259,6 +259,8 @@ struct PodRecord {
     cgroups: Vec<PathBuf>,
     pod_dir: PathBuf,
     data_dir: PathBuf,
+    /// Mount points created for the pod's containers (`mountns`), removed if still empty.
+    mountpoints: Vec<PathBuf>,
 }
 
 impl PodRecord {
@@ -274,6 +276,9 @@ impl PodRecord {
         for c in &self.cgroups {
             s.push_str(&format!("cgroup={}\n", c.display()));
         }
+        for m in &self.mountpoints {
+            s.push_str(&format!("mountpoint={}\n", m.display()));
+        }
         s
     }
 
@@ -285,6 +290,7 @@ impl PodRecord {
             cgroups: Vec::new(),
             pod_dir: PathBuf::new(),
             data_dir: PathBuf::new(),
+            mountpoints: Vec::new(),
         };
         for line in text.lines() {
             let (k, v) = line.split_once('=')?;
@@ -295,6 +301,7 @@ impl PodRecord {
                 "pod_dir" => r.pod_dir = PathBuf::from(v),
                 "data_dir" => r.data_dir = PathBuf::from(v),
                 "cgroup" => r.cgroups.push(PathBuf::from(v)),
+                "mountpoint" => r.mountpoints.push(PathBuf::from(v)),
                 _ => {}
             }
         }
@@ -307,6 +314,7 @@ impl PodRecord {
         if !self.pod_dir.as_os_str().is_empty() {
             unmount_under(&self.pod_dir);
         }
+        crate::mountns::remove_mountpoints(&self.mountpoints);
         cgroups::remove_dir_trees(&self.cgroups, REMOVE_TIMEOUT).map_err(io::Error::from)?;
         let temp = std::env::temp_dir();
         let is_temp = self.data_dir.parent() == Some(temp.as_path())
@@ -409,6 +417,7 @@ impl PodResources {
             cgroups: handle.dirs(),
             pod_dir: pod_dir.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
+            mountpoints: Vec::new(),
         };
         let path = node.records_dir().join(sanitize_file(&identity.uid));
         write_record(&path, &record)
@@ -477,6 +486,28 @@ impl PodResources {
     }
 }
 
+impl PodResources {
+    /// Adds a mount point about to be created to the pod's record (issue 7 item 1c), so a
+    /// crash leaves none behind. Without a record (no cgroups) there is nothing to add to.
+    pub fn record_mountpoint(&self, path: &Path) -> io::Result<()> {
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let Some(file) = &self.record else {
+            return Ok(());
+        };
+        if path.as_os_str().as_encoded_bytes().contains(&b'\n') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a mount point path contains a newline",
+            ));
+        }
+        let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let mut record = PodRecord::read(file)
+            .ok_or_else(|| io::Error::other(format!("reading {}", file.display())))?;
+        record.mountpoints.push(path.to_path_buf());
+        write_record(file, &record)
+    }
+}
+
 impl Drop for PodResources {
     fn drop(&mut self) {
         if self.destroyed.load(Ordering::SeqCst) {
@@ -537,6 +568,7 @@ mod tests {
             cgroups: vec![PathBuf::from("/sys/fs/cgroup/memory/x/kubepods/podu-1")],
             pod_dir: PathBuf::from("/tmp/d/pods/default_p_u-1"),
             data_dir: PathBuf::from("/tmp/d"),
+            mountpoints: vec![PathBuf::from("/srv/mnt point")],
         };
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("u-1");

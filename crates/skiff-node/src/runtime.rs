@@ -230,6 +230,7 @@ impl HostRuntime {
                     target: msg_path.clone(),
                     read_only: false,
                     propagation: crate::isolation::Propagation::Private,
+                    ..Default::default()
                 });
             }
         }

@@ -179,6 +179,7 @@ impl PodSandbox {
         self.resources
             .container_setup(container, launch, &mut setup)?;
         // Mount points for the container's mounts (namespaces/mountns; keep last).
+        // Each is in the pod's crash record before it exists (issue 7 item 1c).
         if let Some(mounts) = &setup.mounts {
             // Targets in a private /dev get their mount points in that tmpfs (child side).
             let (in_dev, on_host): (Vec<_>, Vec<_>) = mounts.iter().cloned().partition(|m| {
@@ -196,10 +197,16 @@ impl PodSandbox {
                     })
                     .collect();
             }
-            let created = crate::mountns::ensure_mountpoints(&on_host)?;
+            let mut created = Vec::new();
+            let r = crate::mountns::ensure_mountpoints(
+                &on_host,
+                &mut |p| self.resources.record_mountpoint(p),
+                &mut created,
+            );
             if let Ok(mut m) = self.mountpoints.lock() {
                 m.extend(created);
             }
+            r?;
         }
         Ok(setup)
     }

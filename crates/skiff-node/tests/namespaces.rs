@@ -317,12 +317,14 @@ async fn item2_mounts_appear_inside_the_container_only_and_read_only_holds() {
             target: target.clone(),
             read_only: true,
             propagation: Propagation::Private,
+            ..Default::default()
         },
         MountSpec {
             source: rw.clone(),
             target: target_rw.clone(),
             read_only: false,
             propagation: Propagation::HostToContainer,
+            ..Default::default()
         },
     ];
     // Mount points are made by the sandbox's setup (they do not exist yet).
@@ -446,6 +448,7 @@ async fn item8_sandbox_teardown_leaves_no_holder_mount_or_mountpoint() {
         target: target.clone(),
         read_only: false,
         propagation: Propagation::Private,
+        ..Default::default()
     }]);
     // What the sandbox does for the mounts it hands out: created here because the test
     // adds its mount after container_setup.
