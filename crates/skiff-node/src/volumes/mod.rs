@@ -48,6 +48,16 @@ pub const SECRET_PLUGIN: &str = "kubernetes.io~secret";
 pub const DOWNWARD_API_PLUGIN: &str = "kubernetes.io~downward-api";
 pub const PROJECTED_PLUGIN: &str = "kubernetes.io~projected";
 
+/// Where skiff notes the mounts it makes on the host for a pod (the pod's crash record, see
+/// `node`): written **before** the mount and cleared only **after** the unmount, so that the
+/// next start of skiff unmounts whatever a killed or panicking skiff left (issue 7 item 6).
+pub trait MountJournal: Send + Sync + std::fmt::Debug {
+    /// Records `path`; an error means the mount is not made.
+    fn before_mount(&self, path: &Path) -> Result<(), String>;
+    /// `path` is no longer mounted.
+    fn after_unmount(&self, path: &Path);
+}
+
 /// A volume that could not be set up: the kubelet's `FailedMount` event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("MountVolume.SetUp failed for volume {volume:?} : {message}")]
@@ -76,6 +86,8 @@ pub struct PodVolumes {
     volumes: BTreeMap<String, PodVolume>,
     /// tmpfs mounts skiff made, unmounted at teardown.
     tmpfs: Vec<PathBuf>,
+    /// Where mounts are recorded before they are made (the pod's record).
+    journal: Option<std::sync::Arc<dyn MountJournal>>,
     /// Warning events (reason, message) for the pod.
     warnings: Vec<(String, String)>,
 }
@@ -88,9 +100,23 @@ impl PodVolumes {
         objects: &PodObjects,
         node: &NodeAllocatable,
     ) -> Result<PodVolumes, VolumeError> {
+        Self::setup_journaled(pod, pod_dir, objects, node, None)
+    }
+
+    /// [`PodVolumes::setup`], recording every tmpfs in `journal` before mounting it.
+    pub fn setup_journaled(
+        pod: &Pod,
+        pod_dir: &Path,
+        objects: &PodObjects,
+        node: &NodeAllocatable,
+        journal: Option<std::sync::Arc<dyn MountJournal>>,
+    ) -> Result<PodVolumes, VolumeError> {
         let mut out = PodVolumes {
             dir: pod_dir.join("volumes"),
-            ..Default::default()
+            volumes: BTreeMap::new(),
+            tmpfs: Vec::new(),
+            journal,
+            warnings: Vec::new(),
         };
         let Some(spec) = pod.spec.as_ref() else {
             return Ok(out);
@@ -245,16 +271,26 @@ impl PodVolumes {
         Ok(path)
     }
 
-    /// Mounts a tmpfs of `size` bytes on `path` (its root keeps tmpfs's 1777, as upstream).
+    /// Mounts a tmpfs of `size` bytes on `path` (its root keeps tmpfs's 1777, as upstream),
+    /// recorded in the journal first.
     fn mount_tmpfs(&mut self, path: &Path, size: i64) -> Result<(), String> {
+        if let Some(j) = &self.journal {
+            j.before_mount(path)?;
+        }
         let opts = format!("size={size}");
-        match nix::mount::mount(
+        let mounted = nix::mount::mount(
             Some("tmpfs"),
             path,
             Some("tmpfs"),
             nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
             Some(opts.as_str()),
-        ) {
+        );
+        if mounted.is_err() {
+            if let Some(j) = &self.journal {
+                j.after_unmount(path);
+            }
+        }
+        match mounted {
             Ok(()) => {
                 self.tmpfs.push(path.to_path_buf());
                 Ok(())
@@ -340,9 +376,16 @@ impl PodVolumes {
     /// into another filesystem (a hostPath is not under the pod dir; a mount left inside a
     /// volume is left alone and reported).
     pub fn teardown(&mut self) {
-        for p in self.tmpfs.drain(..) {
-            if let Err(e) = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH) {
-                tracing::warn!("unmounting {}: {e}", p.display());
+        for p in std::mem::take(&mut self.tmpfs) {
+            match nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH) {
+                // EINVAL: not a mount point (any more).
+                Ok(()) | Err(nix::errno::Errno::EINVAL) => {
+                    if let Some(j) = &self.journal {
+                        j.after_unmount(&p);
+                    }
+                }
+                // Stays recorded: the next start of skiff retries.
+                Err(e) => tracing::warn!("unmounting {}: {e}", p.display()),
             }
         }
         if let Ok(m) = std::fs::symlink_metadata(&self.dir) {
@@ -351,6 +394,16 @@ impl PodVolumes {
             }
         }
         self.volumes.clear();
+    }
+}
+
+/// Dropped without [`PodVolumes::teardown`] (a panic unwinding through the pod worker, a
+/// sandbox failing half-way): tear down now, so no tmpfs outlives its record.
+impl Drop for PodVolumes {
+    fn drop(&mut self) {
+        if !self.tmpfs.is_empty() || !self.volumes.is_empty() {
+            self.teardown();
+        }
     }
 }
 
@@ -442,7 +495,7 @@ fn disk_usage(p: &Path) -> i64 {
 
 /// `removeall.RemoveAllOneFilesystem`: like `remove_dir_all`, but an entry on another device
 /// (a mount point) stops the removal there instead of deleting through it.
-fn remove_all_one_filesystem(p: &Path, dev: u64) -> std::io::Result<()> {
+pub(crate) fn remove_all_one_filesystem(p: &Path, dev: u64) -> std::io::Result<()> {
     let m = std::fs::symlink_metadata(p)?;
     if m.dev() != dev {
         return Err(std::io::Error::other(format!(
@@ -484,6 +537,142 @@ mod tests {
             expand_sub_path_expr("$(NOPE)/$(EMPTY)/$(POD)", &env).unwrap_err(),
             "missing value for EMPTY, NOPE"
         );
+    }
+
+    /// A journal that, at each call, looks whether the path is a mount point right now.
+    #[derive(Debug, Default)]
+    struct FakeJournal {
+        calls: std::sync::Mutex<Vec<(&'static str, PathBuf, bool)>>,
+        fail: bool,
+    }
+
+    fn is_mount_point(p: &Path) -> bool {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(4))
+            .any(|m| Path::new(m) == p)
+    }
+
+    impl MountJournal for FakeJournal {
+        fn before_mount(&self, path: &Path) -> Result<(), String> {
+            let mounted = is_mount_point(path);
+            self.calls
+                .lock()
+                .unwrap()
+                .push(("before", path.to_path_buf(), mounted));
+            if self.fail {
+                return Err("disk full".into());
+            }
+            Ok(())
+        }
+        fn after_unmount(&self, path: &Path) {
+            let mounted = is_mount_point(path);
+            self.calls
+                .lock()
+                .unwrap()
+                .push(("after", path.to_path_buf(), mounted));
+        }
+    }
+
+    fn secret_pod() -> (Pod, PodObjects) {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "default", "uid": "u1"},
+            "spec": {"containers": [{"name": "c"}], "volumes": [{"name": "s", "secret": {"secretName": "s"}}]}
+        }))
+        .unwrap();
+        let mut objects = PodObjects::default();
+        objects.secrets.insert(
+            "s".into(),
+            serde_json::from_value(
+                serde_json::json!({"metadata": {"name": "s"}, "stringData": {"k": "v"}}),
+            )
+            .unwrap(),
+        );
+        (pod, objects)
+    }
+
+    const NODE: NodeAllocatable = NodeAllocatable {
+        cpu_millis: 1000,
+        memory_bytes: 1 << 30,
+        ephemeral_storage_bytes: 1 << 40,
+    };
+
+    #[test]
+    fn issue7_item6_tmpfs_is_recorded_before_mount_and_cleared_after_unmount() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root (tmpfs)");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let pod_dir = t.path().join("pods/default_p_u1");
+        let (pod, objects) = secret_pod();
+        let journal = std::sync::Arc::new(FakeJournal::default());
+        let mut vols =
+            PodVolumes::setup_journaled(&pod, &pod_dir, &objects, &NODE, Some(journal.clone()))
+                .unwrap();
+        let secret = pod_dir.join("volumes/kubernetes.io~secret/s");
+        assert!(is_mount_point(&secret));
+        assert_eq!(
+            *journal.calls.lock().unwrap(),
+            vec![("before", secret.clone(), false)],
+            "recorded before (not yet mounted)"
+        );
+        vols.teardown();
+        assert!(!is_mount_point(&secret));
+        assert_eq!(
+            journal.calls.lock().unwrap()[1],
+            ("after", secret.clone(), false),
+            "cleared only once unmounted"
+        );
+    }
+
+    #[test]
+    fn issue7_item6_no_mount_without_a_record() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root (tmpfs)");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let pod_dir = t.path().join("pods/default_p_u1");
+        let (pod, objects) = secret_pod();
+        let journal = std::sync::Arc::new(FakeJournal {
+            fail: true,
+            ..Default::default()
+        });
+        let e = PodVolumes::setup_journaled(&pod, &pod_dir, &objects, &NODE, Some(journal.clone()))
+            .unwrap_err();
+        assert!(e.message.contains("disk full"), "{e}");
+        let secret = pod_dir.join("volumes/kubernetes.io~secret/s");
+        assert!(!is_mount_point(&secret));
+        assert!(
+            !pod_dir.join("volumes").exists(),
+            "setup failure leaves nothing"
+        );
+    }
+
+    #[test]
+    fn issue7_item6_dropping_volumes_unmounts() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root (tmpfs)");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let pod_dir = t.path().join("pods/default_p_u1");
+        let (pod, objects) = secret_pod();
+        let journal = std::sync::Arc::new(FakeJournal::default());
+        let secret = pod_dir.join("volumes/kubernetes.io~secret/s");
+        // A panic unwinding through the owner of the volumes.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _vols =
+                PodVolumes::setup_journaled(&pod, &pod_dir, &objects, &NODE, Some(journal.clone()))
+                    .unwrap();
+            assert!(is_mount_point(&secret));
+            panic!("boom");
+        }));
+        assert!(r.is_err());
+        assert!(!is_mount_point(&secret), "tmpfs left after a panic");
+        assert_eq!(journal.calls.lock().unwrap().len(), 2);
     }
 
     #[test]
