@@ -331,6 +331,14 @@ impl NodeResources {
                 Err(why) => return Err(why),
             }
         }
+        // Mount points on the host's root: only ever removed while empty (`mountns`), and
+        // never through a symlink or `..`.
+        for m in &record.mountpoints {
+            if !is_clean_absolute(m) || m.parent().is_none() {
+                return Err(format!("mount point {} is not a clean path", m.display()));
+            }
+        }
+        plan.mountpoints = record.mountpoints.clone();
         let temp = std::env::temp_dir();
         let is_temp = record.data_dir.parent() == Some(temp.as_path())
             && is_clean_absolute(&record.data_dir)
@@ -342,6 +350,31 @@ impl NodeResources {
             plan.temp_data_dir = Some(record.data_dir.clone());
         }
         Ok(plan)
+    }
+}
+
+/// `remove_dir_all` that stops at another filesystem (a mount point left behind) instead of
+/// deleting through it, and never follows a symlink.
+fn remove_one_filesystem(p: &Path, dev: u64) -> io::Result<()> {
+    let m = fs::symlink_metadata(p)?;
+    if m.dev() != dev {
+        return Err(io::Error::other(format!(
+            "{} is on another filesystem (a mount point); not removed",
+            p.display()
+        )));
+    }
+    if !m.is_dir() {
+        return fs::remove_file(p);
+    }
+    let mut first_err = None;
+    for e in fs::read_dir(p)? {
+        if let Err(err) = e.and_then(|e| remove_one_filesystem(&e.path(), dev)) {
+            first_err.get_or_insert(err);
+        }
+    }
+    match first_err {
+        Some(err) => Err(err),
+        None => fs::remove_dir(p),
     }
 }
 
@@ -386,6 +419,7 @@ struct CleanupPlan {
     cgroups: Vec<PathBuf>,
     pod_dir: Option<PathBuf>,
     mounts: Vec<PathBuf>,
+    mountpoints: Vec<PathBuf>,
     temp_data_dir: Option<PathBuf>,
 }
 
@@ -400,10 +434,11 @@ impl CleanupPlan {
         if let Some(d) = &self.pod_dir {
             unmount_under(d);
         }
+        crate::mountns::remove_mountpoints(&self.mountpoints);
         remove_cgroups_verified(&self.cgroups, owner_start, REMOVE_TIMEOUT)?;
         if let Some(d) = &self.temp_data_dir {
             unmount_under(d);
-            crate::volumes::remove_all_one_filesystem(d, fs::symlink_metadata(d)?.dev())?;
+            remove_one_filesystem(d, fs::symlink_metadata(d)?.dev())?;
         }
         Ok(())
     }
@@ -458,6 +493,8 @@ struct PodRecord {
     data_dir: PathBuf,
     /// What skiff mounted (or is about to mount) for the pod on the host, under `pod_dir`.
     mounts: Vec<PathBuf>,
+    /// Mount points created for the pod's containers (`mountns`), removed if still empty.
+    mountpoints: Vec<PathBuf>,
 }
 
 impl PodRecord {
@@ -476,12 +513,16 @@ impl PodRecord {
         for m in &self.mounts {
             s.push_str(&format!("mount={}\n", m.display()));
         }
+        for m in &self.mountpoints {
+            s.push_str(&format!("mountpoint={}\n", m.display()));
+        }
         // One entry per line: a path with a newline (or not UTF-8) cannot be recorded.
-        let entries = 5 + self.cgroups.len() + self.mounts.len();
+        let entries = 5 + self.cgroups.len() + self.mounts.len() + self.mountpoints.len();
         let paths = [&self.pod_dir, &self.data_dir]
             .into_iter()
             .chain(&self.cgroups)
-            .chain(&self.mounts);
+            .chain(&self.mounts)
+            .chain(&self.mountpoints);
         if s.lines().count() != entries || paths.into_iter().any(|p| p.to_str().is_none()) {
             return Err(io::Error::other(
                 "a path of the pod contains a newline or is not UTF-8; it cannot be recorded",
@@ -498,6 +539,7 @@ impl PodRecord {
             pod_dir: PathBuf::new(),
             data_dir: PathBuf::new(),
             mounts: Vec::new(),
+            mountpoints: Vec::new(),
         };
         for line in text.lines() {
             let (k, v) = line.split_once('=')?;
@@ -509,6 +551,7 @@ impl PodRecord {
                 "data_dir" => r.data_dir = PathBuf::from(v),
                 "cgroup" => r.cgroups.push(PathBuf::from(v)),
                 "mount" => r.mounts.push(PathBuf::from(v)),
+                "mountpoint" => r.mountpoints.push(PathBuf::from(v)),
                 _ => {}
             }
         }
@@ -960,6 +1003,7 @@ impl PodResources {
                 pod_dir: pod_dir.to_path_buf(),
                 data_dir: data_dir.to_path_buf(),
                 mounts: Vec::new(),
+                mountpoints: Vec::new(),
             };
             let name = sanitize_file(&identity.uid);
             dir.write(&name, &record).map_err(|e| {
@@ -989,6 +1033,19 @@ impl PodResources {
         self.record
             .clone()
             .map(|r| r as Arc<dyn crate::volumes::MountJournal>)
+    }
+
+    /// Adds a mount point about to be created on the host to the pod's record (issue 7 item
+    /// 1c), so that a crash leaves none behind. Without a record (not root) a no-op.
+    pub fn record_mountpoint(&self, path: &Path) -> io::Result<()> {
+        let Some(r) = &self.record else {
+            return Ok(());
+        };
+        r.update(|rec| {
+            if !rec.mountpoints.iter().any(|m| m == path) {
+                rec.mountpoints.push(path.to_path_buf());
+            }
+        })
     }
 
     /// The pod cgroup, if cgroups are in use.
@@ -1125,6 +1182,7 @@ mod tests {
             mounts: vec![PathBuf::from(format!(
                 "/tmp/d/pods/default_p_{uid}/volumes/kubernetes.io~secret/s"
             ))],
+            mountpoints: vec![PathBuf::from("/srv/mnt point")],
         }
     }
 
