@@ -38,7 +38,8 @@
 //!   directory skiff's driver gives that pod uid (`<own cgroup>/kubepods/[qos/]pod<uid>`, in
 //!   one of skiff's hierarchies); the pod dir must be `<data dir>/pods/<ns>_<name>_<uid>`,
 //!   every component a real directory (no symlink, no `..`), owned by skiff's uid; each
-//!   recorded mount must lie beneath it. A record failing any of these is not acted on.
+//!   recorded mount must lie beneath it. A record failing any of these is not acted on
+//!   (so a record of a skiff that ran in another cgroup is left to a skiff started there).
 //! * A process is killed only through a pidfd opened first and then verified: still a
 //!   member of the pod cgroup and started no earlier than the record's owner (a pod's
 //!   processes are the owner's descendants). A process that started earlier is spared and
