@@ -70,7 +70,7 @@ impl PodSandbox {
         opts: &SandboxOptions,
     ) -> Result<PodSandbox, SandboxError> {
         let pod_dir = opts.data_dir.join("pods").join(identity.dir_name());
-        std::fs::create_dir_all(&pod_dir).map_err(|e| SandboxError {
+        crate::node::create_pod_dir(&pod_dir).map_err(|e| SandboxError {
             reason: "FailedCreatePodSandBox".into(),
             message: format!("creating {}: {e}", pod_dir.display()),
         })?;
@@ -101,11 +101,19 @@ impl PodSandbox {
                 .unwrap_or(false);
         // Volumes (volumes module): all set up before any container starts, or none.
         let node = crate::volumes::downward::NodeAllocatable::detect(&opts.data_dir);
-        let volumes = crate::volumes::PodVolumes::setup(pod, &pod_dir, &opts.objects, &node)
-            .map_err(|e| SandboxError {
-                reason: "FailedMount".into(),
-                message: e.to_string(),
-            })?;
+        // Each tmpfs is recorded in the pod's record before it is mounted.
+        let journal = resources.mount_journal();
+        let volumes = crate::volumes::PodVolumes::setup_journaled(
+            pod,
+            &pod_dir,
+            &opts.objects,
+            &node,
+            journal,
+        )
+        .map_err(|e| SandboxError {
+            reason: "FailedMount".into(),
+            message: e.to_string(),
+        })?;
         Ok(PodSandbox {
             identity: identity.clone(),
             pod_dir,

@@ -57,6 +57,16 @@ pub const SECRET_PLUGIN: &str = "kubernetes.io~secret";
 pub const DOWNWARD_API_PLUGIN: &str = "kubernetes.io~downward-api";
 pub const PROJECTED_PLUGIN: &str = "kubernetes.io~projected";
 
+/// Where skiff notes the mounts it makes on the host for a pod (the pod's crash record, see
+/// `node`): written **before** the mount and cleared only **after** the unmount, so that the
+/// next start of skiff unmounts whatever a killed or panicking skiff left (issue 7 item 6).
+pub trait MountJournal: Send + Sync + std::fmt::Debug {
+    /// Records `path`; an error means the mount is not made.
+    fn before_mount(&self, path: &Path) -> Result<(), String>;
+    /// `path` is no longer mounted.
+    fn after_unmount(&self, path: &Path);
+}
+
 /// A volume that could not be set up: the kubelet's `FailedMount` event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("MountVolume.SetUp failed for volume {volume:?} : {message}")]
@@ -88,6 +98,8 @@ pub struct PodVolumes {
     volumes: BTreeMap<String, PodVolume>,
     /// tmpfs mounts skiff made, unmounted at teardown.
     tmpfs: Vec<PathBuf>,
+    /// Where mounts are recorded before they are made (the pod's record).
+    journal: Option<std::sync::Arc<dyn MountJournal>>,
     /// Warning events (reason, message) for the pod.
     warnings: Vec<(String, String)>,
 }
@@ -100,9 +112,23 @@ impl PodVolumes {
         objects: &PodObjects,
         node: &NodeAllocatable,
     ) -> Result<PodVolumes, VolumeError> {
+        Self::setup_journaled(pod, pod_dir, objects, node, None)
+    }
+
+    /// [`PodVolumes::setup`], recording every tmpfs in `journal` before mounting it.
+    pub fn setup_journaled(
+        pod: &Pod,
+        pod_dir: &Path,
+        objects: &PodObjects,
+        node: &NodeAllocatable,
+        journal: Option<std::sync::Arc<dyn MountJournal>>,
+    ) -> Result<PodVolumes, VolumeError> {
         let mut out = PodVolumes {
             dir: pod_dir.join("volumes"),
-            ..Default::default()
+            volumes: BTreeMap::new(),
+            tmpfs: Vec::new(),
+            journal,
+            warnings: Vec::new(),
         };
         let Some(spec) = pod.spec.as_ref() else {
             return Ok(out);
@@ -262,16 +288,26 @@ impl PodVolumes {
         Ok(path)
     }
 
-    /// Mounts a tmpfs of `size` bytes on `path` (its root keeps tmpfs's 1777, as upstream).
+    /// Mounts a tmpfs of `size` bytes on `path` (its root keeps tmpfs's 1777, as upstream),
+    /// recorded in the journal first.
     fn mount_tmpfs(&mut self, path: &Path, size: i64) -> Result<(), String> {
+        if let Some(j) = &self.journal {
+            j.before_mount(path)?;
+        }
         let opts = format!("size={size}");
-        match nix::mount::mount(
+        let mounted = nix::mount::mount(
             Some("tmpfs"),
             path,
             Some("tmpfs"),
             nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
             Some(opts.as_str()),
-        ) {
+        );
+        if mounted.is_err() {
+            if let Some(j) = &self.journal {
+                j.after_unmount(path);
+            }
+        }
+        match mounted {
             Ok(()) => {
                 self.tmpfs.push(path.to_path_buf());
                 Ok(())
@@ -367,12 +403,26 @@ impl PodVolumes {
         (!limits.is_empty()).then_some(SizeWatch { limits })
     }
 
+    /// Unmounts one of skiff's tmpfs; once it is gone (EINVAL: not a mount point any more)
+    /// the journal forgets it, else it stays recorded and the next start of skiff retries.
+    fn unmount_tmpfs(&self, p: &Path) -> nix::Result<()> {
+        match nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL) => {
+                if let Some(j) = &self.journal {
+                    j.after_unmount(p);
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Unmounts skiff's tmpfs mounts and removes the pod's volume directories, never crossing
     /// into another filesystem (a hostPath is not under the pod dir; a mount left inside a
     /// volume is left alone and reported).
     pub fn teardown(&mut self) {
-        for p in self.tmpfs.drain(..) {
-            if let Err(e) = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH) {
+        for p in std::mem::take(&mut self.tmpfs) {
+            if let Err(e) = self.unmount_tmpfs(&p) {
                 tracing::warn!("unmounting {}: {e}", p.display());
             }
         }
@@ -384,6 +434,19 @@ impl PodVolumes {
         self.volumes.clear();
     }
 }
+
+/// Dropped without [`PodVolumes::teardown`] (a panic unwinding through the pod worker, a
+/// sandbox failing half-way): tear down now, so no tmpfs outlives its record.
+impl Drop for PodVolumes {
+    fn drop(&mut self) {
+        if !self.tmpfs.is_empty() || !self.volumes.is_empty() {
+            self.teardown();
+        }
+    }
+}
+
+#[cfg(test)]
+mod journal_tests;
 
 /// Disk emptyDirs with a `sizeLimit`: (name, path, bytes, limit as written).
 #[derive(Debug, Clone)]
