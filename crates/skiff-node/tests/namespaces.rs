@@ -232,11 +232,19 @@ async fn item1_host_network_and_host_ipc_use_the_host_namespaces() {
     let c = sh("app", "sleep 30");
     let ct = fx.start(&c, vec![], None).await;
     let p = ct.pid().to_string();
-    for kind in ["net", "ipc", "uts", "pid"] {
+    for kind in ["net", "ipc", "uts"] {
         assert_eq!(ns_of(&p, kind), ns_of("self", kind), "{kind}");
     }
-    // It still gets its own mount namespace.
+    // It still gets its own mount namespace, and (without hostPID) its own PID namespace.
     assert_ne!(ns_of(&p, "mnt"), ns_of("self", "mnt"));
+    assert_ne!(ns_of(&p, "pid"), ns_of("self", "pid"));
+    fx.teardown().await;
+
+    // hostPID: the host's PID namespace.
+    let pod = pod_yaml("hostpid", "  hostPID: true\n");
+    let mut fx = Fixture::new(&pod).await;
+    let ct = fx.start(&sh("app", "sleep 30"), vec![], None).await;
+    assert_eq!(ns_of(&ct.pid().to_string(), "pid"), ns_of("self", "pid"));
     fx.teardown().await;
 
     // hostNetwork alone: own IPC namespace, host network.
