@@ -27,15 +27,36 @@ use crate::tracker::TrackedGroup;
 
 /// A bind or filesystem mount inside the container's own mount namespace (volumes,
 /// termination-message file, /etc/hosts, …).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MountSpec {
-    /// Host path of what is mounted (a volume's directory or file, possibly a subPath of it).
+    /// Host path of what is mounted (a volume's directory or file, possibly a subPath of it);
+    /// with `source_fd`, only for messages and checks (the fd is what gets mounted).
     pub source: PathBuf,
     /// Absolute path inside the container (`volumeMounts[].mountPath`).
     pub target: PathBuf,
     pub read_only: bool,
     pub propagation: Propagation,
+    /// The source, held open (`O_PATH`) since it was checked (issue 7 item 1): the mount is
+    /// made from this descriptor, never from `source` resolved again later, so a container
+    /// swapping a checked directory for a symlink cannot redirect it.
+    pub source_fd: Option<HeldFd>,
+    /// `recursiveReadOnly: Enabled` (or `IfPossible`): every mount below `source` read-only
+    /// too (`mount_setattr` with `AT_RECURSIVE`).
+    pub recursive_read_only: bool,
 }
+
+/// A shared open descriptor (kept open until every child that mounts it has done so).
+#[derive(Debug, Clone)]
+pub struct HeldFd(pub Arc<std::os::fd::OwnedFd>);
+
+impl PartialEq for HeldFd {
+    fn eq(&self, other: &Self) -> bool {
+        use std::os::fd::AsRawFd;
+        self.0.as_raw_fd() == other.0.as_raw_fd()
+    }
+}
+
+impl Eq for HeldFd {}
 
 /// The host path that will be at `path` inside a container with `mounts` (the mount with the
 /// longest matching target wins), for checks made in the parent before the mounts exist.
@@ -86,6 +107,12 @@ pub struct ContainerSetup {
     /// `readOnlyRootFilesystem`: `/` read-only in the container's own mount namespace (step
     /// 2; only with `mounts`, never the host's `/`).
     pub read_only_root: bool,
+    /// The container's default view of the kernel (own /proc, read-only /sys and cgroupfs,
+    /// private /dev and the pod's /dev/shm, masked paths; `container_view`), with `mounts`.
+    pub view: Option<crate::container_view::ViewPlan>,
+    /// Born as PID 1 of a PID namespace of its own (Kubernetes' default: neither `hostPID`
+    /// nor `shareProcessNamespace`).
+    pub own_pid_namespace: bool,
     /// The container's `HOSTNAME` env: the pod's hostname (`spec.hostname`, else the pod
     /// name) or, with `hostNetwork`, the node's; `None` = the pod name.
     pub hostname: Option<String>,
@@ -103,7 +130,12 @@ impl ContainerSetup {
             mounts: match &self.mounts {
                 Some(m) if crate::namespaces::support().namespaces() => {
                     let own_pid = self.namespaces.as_ref().is_some_and(|j| j.own_pid());
-                    Some(crate::mountns::prepare(m, own_pid, self.read_only_root)?)
+                    Some(crate::mountns::prepare(
+                        m,
+                        own_pid,
+                        self.view.as_ref(),
+                        self.read_only_root,
+                    )?)
                 }
                 Some(m) if !m.is_empty() => {
                     return Err(StartError::Config(
@@ -115,6 +147,7 @@ impl ContainerSetup {
             },
             oom_score_adj: self.oom_score_adj.map(|v| format!("{v}").into_bytes()),
             security: self.security.as_ref().map(SecurityPlan::prepare),
+            new_pid_namespace: self.own_pid_namespace && self.mounts.is_some(),
         })
     }
 }
@@ -125,9 +158,13 @@ impl ContainerSetup {
     /// instead of a new one.
     pub fn for_exec(&self, pid: i32) -> ContainerSetup {
         let mut s = self.clone();
+        s.view = None;
+        let own_pid = std::mem::take(&mut s.own_pid_namespace);
         if s.mounts.take().is_some() {
             let base = s.namespaces.clone().unwrap_or_default();
-            match base.with_mount_ns_of(pid) {
+            // The container's mount and cgroup namespaces (its view), and its PID namespace
+            // when it has one of its own, so /proc inside shows the container's processes.
+            match base.with_container_ns_of(pid, own_pid) {
                 Ok(j) => s.namespaces = Some(j),
                 Err(e) => {
                     tracing::warn!(pid, error = %e, "opening the container's mount namespace for exec")
@@ -139,12 +176,15 @@ impl ContainerSetup {
 }
 
 impl PreparedSetup {
-    /// The pod's PID namespace the process must be born in (joined around the fork).
-    pub(crate) fn pid_namespace(&self) -> Option<&std::os::fd::OwnedFd> {
-        self.namespaces
-            .as_ref()
-            .and_then(|j| j.pid())
-            .map(|fd| &**fd)
+    /// The PID namespace the process must be born in (entered around the fork).
+    pub(crate) fn pid_namespace(&self) -> crate::namespaces::PidNamespace<'_> {
+        if self.new_pid_namespace {
+            return crate::namespaces::PidNamespace::New;
+        }
+        match self.namespaces.as_ref().and_then(|j| j.pid()) {
+            Some(fd) => crate::namespaces::PidNamespace::Join(fd),
+            None => crate::namespaces::PidNamespace::Inherit,
+        }
     }
 }
 
@@ -155,6 +195,7 @@ pub struct PreparedSetup {
     mounts: Option<crate::mountns::PreparedMounts>,
     oom_score_adj: Option<Vec<u8>>,
     security: Option<PreparedSecurity>,
+    new_pid_namespace: bool,
 }
 
 /// Applies `s` in the forked child, before `exec`. Returns the errno of the first step that

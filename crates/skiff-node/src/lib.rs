@@ -27,6 +27,7 @@
 //!   verification, tcpSocket, grpc) and [`probe::HookRunner`] (exec, httpGet,
 //!   sleep), implemented by [`probe::HostProber`].
 pub mod cgroups;
+pub mod container_view;
 pub mod expand;
 pub mod isolation;
 pub mod launch;

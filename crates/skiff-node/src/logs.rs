@@ -137,10 +137,14 @@ struct RotInner {
 }
 
 impl RotatingLog {
-    /// Creates (truncates) the log at `path`, creating parent directories.
+    /// Creates (truncates) the log at `path`, creating parent directories (0750, like the
+    /// pod's directory).
     pub fn create(path: &Path, max_size: u64, max_files: usize) -> io::Result<Self> {
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir)?;
+            let mut b = fs::DirBuilder::new();
+            b.recursive(true);
+            std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o750);
+            b.create(dir)?;
         }
         let file = open_log(path)?;
         Ok(RotatingLog {
@@ -184,13 +188,23 @@ impl RotatingLog {
     }
 }
 
+/// Opens (truncates) a log file, mode 0640 like containerd's container logs: readable by
+/// skiff's group, never writable by others whatever the umask or an older file's mode.
 fn open_log(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(true)
-        .open(path)
+        .mode(LOG_FILE_MODE)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)?;
+    f.set_permissions(fs::Permissions::from_mode(LOG_FILE_MODE))?;
+    Ok(f)
 }
+
+/// Mode of container log files.
+pub const LOG_FILE_MODE: u32 = 0o640;
 
 impl RotInner {
     fn rotate(&mut self) -> io::Result<()> {

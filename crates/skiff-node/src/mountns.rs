@@ -23,71 +23,219 @@
 //! Unmounting is the kernel's job: the namespace dies with its last process and takes its
 //! mounts with it, so nothing is ever unmounted by hand and nothing reaches the host's table.
 //!
+//! No path a container can change is resolved by root when mounting (issue 7 item 1). The
+//! source of each bind mount is the descriptor its [`MountSpec`] holds: the parent turns it
+//! into a detached copy of the mount tree (`open_tree(OPEN_TREE_CLONE | AT_RECURSIVE)`, the
+//! rbind), the child attaches that copy with `move_mount` onto a target it opened with
+//! `openat2` — a target on the host's root by its canonical path with `RESOLVE_NO_SYMLINKS`,
+//! one below an earlier mount of the container from that mount's descriptor with
+//! `RESOLVE_BENEATH` — and sets `ro` (`recursiveReadOnly`: recursively) and the propagation
+//! with `mount_setattr` on the mount itself (runc mounts onto `/proc/self/fd/N` for the same
+//! reason). Rootless (no `CAP_SYS_ADMIN` in the parent, mounts made in the pod's user
+//! namespace) the paths are bound as before: a rootless skiff has no more rights than its
+//! user.
+//!
 //! Mount points must exist; the child should not allocate, so missing ones are created in the
-//! parent ([`ensure_mountpoints`]) — on the host's filesystem, which is the container's root —
-//! and removed again when the pod's sandbox is destroyed (only if still empty).
+//! parent ([`ensure_mountpoints`]) — on the host's filesystem, which is the container's root,
+//! or, below an earlier volume mount, inside that volume's directory — by descriptor, never
+//! through a symlink a container could plant (on the host root, only symlinks owned by root
+//! are followed, such as `/var/run -> /run`), recorded in the pod's crash record *before*
+//! they are made, and removed again when the pod's sandbox is destroyed (or by the next start
+//! after a crash) if still empty.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::libc;
 
 use crate::isolation::{MountSpec, Propagation};
 use crate::launch::StartError;
+use crate::volumes::fdwalk;
 
 /// A container's mount namespace in fork-safe form.
 #[derive(Debug, Default)]
 pub(crate) struct PreparedMounts {
     mount_proc: bool,
+    /// The container's default view (own /proc, /sys, /dev, masks; `container_view`).
+    view: Option<crate::container_view::PreparedView>,
     read_only_root: bool,
     mounts: Vec<PreparedMount>,
 }
 
 #[derive(Debug)]
 struct PreparedMount {
+    /// The detached copy of the source to attach (privileged); `None`: bind `source`.
+    tree: Option<OwnedFd>,
     source: CString,
+    /// The container's path (what the rootless fallback mounts onto).
     target: CString,
+    /// Where the child opens the target (with a tree).
+    at: Target,
     read_only: bool,
+    recursive_read_only: bool,
+    /// For `mount(2)` (fallback).
     propagation: libc::c_ulong,
+    /// For `mount_setattr`.
+    propagation_attr: u64,
+}
+
+#[derive(Debug)]
+enum Target {
+    /// On the host's root: its canonical path, opened with `RESOLVE_NO_SYMLINKS`.
+    Root(CString),
+    /// Below the earlier mount `parent` (index in `mounts`): `rest` from that mount's
+    /// descriptor with `RESOLVE_BENEATH`.
+    Under { parent: usize, rest: CString },
+}
+
+fn cstr(p: &Path, what: &str) -> Result<CString, StartError> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| StartError::Config(format!("{what} {p:?} contains a NUL byte")))
+}
+
+/// The deepest mount in `mounts[..upto]` whose target strictly contains `target`.
+fn parent_mount(mounts: &[&MountSpec], upto: usize, target: &Path) -> Option<usize> {
+    mounts[..upto]
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.target != target && target.starts_with(&m.target))
+        .max_by_key(|(_, m)| m.target.components().count())
+        .map(|(i, _)| i)
+}
+
+/// `open_tree(fd or path, OPEN_TREE_CLONE | AT_RECURSIVE)`: a detached copy of the mount
+/// tree at the source (the rbind), taken from the held descriptor when there is one.
+fn clone_tree(m: &MountSpec) -> io::Result<OwnedFd> {
+    let (dirfd, path, extra) = match &m.source_fd {
+        Some(fd) => (fd.0.as_raw_fd(), CString::default(), libc::AT_EMPTY_PATH),
+        None => (
+            libc::AT_FDCWD,
+            CString::new(m.source.as_os_str().as_bytes())
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+            libc::AT_SYMLINK_NOFOLLOW,
+        ),
+    };
+    let flags = libc::OPEN_TREE_CLONE
+        | libc::OPEN_TREE_CLOEXEC
+        | libc::AT_RECURSIVE as libc::c_uint
+        | extra as libc::c_uint;
+    // SAFETY: valid descriptor/C string for the call; returns a new fd we own or -1.
+    #[allow(unsafe_code)]
+    let r = unsafe { libc::syscall(libc::SYS_open_tree, dirfd, path.as_ptr(), flags) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new descriptor.
+    #[allow(unsafe_code)]
+    Ok(unsafe { OwnedFd::from_raw_fd(r as libc::c_int) })
+}
+
+/// Whether the kernel has `mount_setattr` (5.12+), what `recursiveReadOnly` needs: a call
+/// with a bad descriptor fails with `EBADF`/`EINVAL` where it exists, `ENOSYS` where not.
+pub(crate) fn recursive_read_only_supported() -> bool {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        // SAFETY: no memory is passed (null attr, size 0); the call only validates arguments.
+        #[allow(unsafe_code)]
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                -1,
+                c"".as_ptr(),
+                0,
+                std::ptr::null::<libc::mount_attr>(),
+                0,
+            )
+        };
+        !(r < 0 && Errno::last() == Errno::ENOSYS)
+    })
 }
 
 /// Converts `mounts` (in mount order) for the child.
 pub(crate) fn prepare(
     mounts: &[MountSpec],
     mount_proc: bool,
+    view: Option<&crate::container_view::ViewPlan>,
     read_only_root: bool,
 ) -> Result<PreparedMounts, StartError> {
     let mut sorted: Vec<&MountSpec> = mounts.iter().collect();
     // containerd sorts CRI mounts by the number of path components of the destination
     // (stable), so /a is mounted before /a/b.
     sorted.sort_by_key(|m| m.target.components().count());
-    let c = |p: &Path, what: &str| {
-        CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| StartError::Config(format!("{what} {p:?} contains a NUL byte")))
-    };
+    // A rootless skiff cannot clone mount trees in its own namespace: paths (module docs).
+    let by_fd = !crate::namespaces::rootless();
     let mut out = Vec::with_capacity(sorted.len());
-    for m in sorted {
+    for (i, m) in sorted.iter().enumerate() {
         if !m.target.is_absolute() {
             return Err(StartError::Config(format!(
                 "mount path {:?} must be absolute",
                 m.target
             )));
         }
+        let tree = if by_fd {
+            Some(clone_tree(m).map_err(|e| {
+                StartError::io(
+                    format!("cloning the mount source {}", m.source.display()),
+                    e,
+                )
+            })?)
+        } else {
+            None
+        };
+        let at = match parent_mount(&sorted, i, &m.target) {
+            Some(parent) => {
+                let rest = m
+                    .target
+                    .strip_prefix(&sorted[parent].target)
+                    .unwrap_or(&m.target);
+                Target::Under {
+                    parent,
+                    rest: cstr(rest, "mount path")?,
+                }
+            }
+            // In the container's private /dev (a tmpfs skiff makes in the child, where
+            // `container_view` makes the mount point): nothing a container planted.
+            None if view.is_some_and(|v| v.private_dev()) && m.target.starts_with("/dev") => {
+                Target::Root(cstr(&m.target, "mount path")?)
+            }
+            None if by_fd => {
+                let fd = open_host_target(&m.target).map_err(|e| {
+                    StartError::io(format!("opening mount point {}", m.target.display()), e)
+                })?;
+                let canonical = fdwalk::fd_path(fd.as_fd()).map_err(|e| {
+                    StartError::io(format!("resolving mount point {}", m.target.display()), e)
+                })?;
+                Target::Root(cstr(&canonical, "mount path")?)
+            }
+            None => Target::Root(cstr(&m.target, "mount path")?),
+        };
+        let (propagation, propagation_attr) = match m.propagation {
+            Propagation::Private => (libc::MS_PRIVATE, libc::MS_PRIVATE),
+            Propagation::HostToContainer => (libc::MS_SLAVE, libc::MS_SLAVE),
+            Propagation::Bidirectional => (libc::MS_SHARED, libc::MS_SHARED),
+        };
         out.push(PreparedMount {
-            source: c(&m.source, "mount source")?,
-            target: c(&m.target, "mount path")?,
-            read_only: m.read_only,
-            propagation: match m.propagation {
-                Propagation::Private => libc::MS_REC | libc::MS_PRIVATE,
-                Propagation::HostToContainer => libc::MS_REC | libc::MS_SLAVE,
-                Propagation::Bidirectional => libc::MS_REC | libc::MS_SHARED,
-            },
+            tree,
+            source: cstr(&m.source, "mount source")?,
+            target: cstr(&m.target, "mount path")?,
+            at,
+            read_only: m.read_only || m.recursive_read_only,
+            recursive_read_only: m.recursive_read_only,
+            propagation: libc::MS_REC | propagation,
+            propagation_attr,
         });
     }
+    let view = view
+        .map(|v| v.prepare().map_err(StartError::Config))
+        .transpose()?;
     Ok(PreparedMounts {
-        mount_proc,
+        mount_proc: mount_proc && view.is_none(),
+        view,
         read_only_root,
         mounts: out,
     })
@@ -109,6 +257,10 @@ pub(crate) unsafe fn apply_in_child(p: &PreparedMounts) -> Result<(), Errno> {
         libc::MS_REC | libc::MS_SLAVE,
         std::ptr::null(),
     ))?;
+    // The default view first: the volumes are bound on top of it (container_view module).
+    if let Some(v) = &p.view {
+        crate::container_view::apply_before_mounts(v)?;
+    }
     if p.mount_proc {
         check(libc::mount(
             c"proc".as_ptr(),
@@ -119,23 +271,14 @@ pub(crate) unsafe fn apply_in_child(p: &PreparedMounts) -> Result<(), Errno> {
         ))?;
     }
     for m in &p.mounts {
-        check(libc::mount(
-            m.source.as_ptr(),
-            m.target.as_ptr(),
-            null,
-            libc::MS_BIND | libc::MS_REC,
-            std::ptr::null(),
-        ))?;
-        if m.read_only {
-            remount_read_only(&m.target)?;
+        match &m.tree {
+            Some(tree) => attach_tree(p, m, tree.as_raw_fd())?,
+            None => bind_path(m)?,
         }
-        check(libc::mount(
-            null,
-            m.target.as_ptr(),
-            null,
-            m.propagation,
-            std::ptr::null(),
-        ))?;
+    }
+    // Masked and read-only paths after the volumes, as runc does.
+    if let Some(v) = &p.view {
+        crate::container_view::apply_after_mounts(v)?;
     }
     // readOnlyRootFilesystem: last, see the module docs.
     if p.read_only_root {
@@ -144,12 +287,161 @@ pub(crate) unsafe fn apply_in_child(p: &PreparedMounts) -> Result<(), Errno> {
     Ok(())
 }
 
+/// `openat2` with raw calls (no allocation), for the child.
+///
+/// SAFETY (caller): as [`apply_in_child`].
+#[allow(unsafe_code)]
+unsafe fn child_openat2(
+    dirfd: libc::c_int,
+    path: &std::ffi::CStr,
+    resolve: u64,
+) -> Result<libc::c_int, Errno> {
+    let mut how: libc::open_how = std::mem::zeroed();
+    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+    how.resolve = resolve;
+    let path = if path.is_empty() { c"." } else { path };
+    let r = libc::syscall(
+        libc::SYS_openat2,
+        dirfd,
+        path.as_ptr(),
+        &how as *const libc::open_how,
+        std::mem::size_of::<libc::open_how>(),
+    );
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(r as libc::c_int)
+}
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH | flags, attr)`.
+///
+/// SAFETY (caller): as [`apply_in_child`].
+#[allow(unsafe_code)]
+unsafe fn setattr(
+    fd: libc::c_int,
+    path: &std::ffi::CStr,
+    flags: libc::c_int,
+    set: u64,
+    propagation: u64,
+) -> Result<(), Errno> {
+    let mut attr: libc::mount_attr = std::mem::zeroed();
+    attr.attr_set = set;
+    attr.propagation = propagation;
+    let r = libc::syscall(
+        libc::SYS_mount_setattr,
+        fd,
+        path.as_ptr(),
+        flags as libc::c_uint,
+        &attr as *const libc::mount_attr,
+        std::mem::size_of::<libc::mount_attr>(),
+    );
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Attaches the detached tree `tree` of `m` onto its target, opened without following a
+/// symlink a container controls, then read-only and propagation on the mount itself.
+///
+/// SAFETY (caller): as [`apply_in_child`].
+#[allow(unsafe_code)]
+unsafe fn attach_tree(
+    p: &PreparedMounts,
+    m: &PreparedMount,
+    tree: libc::c_int,
+) -> Result<(), Errno> {
+    let target = match &m.at {
+        Target::Root(path) => child_openat2(
+            libc::AT_FDCWD,
+            path,
+            libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
+        )?,
+        Target::Under { parent, rest } => {
+            match p.mounts.get(*parent).and_then(|pm| pm.tree.as_ref()) {
+                Some(pt) => child_openat2(pt.as_raw_fd(), rest, fdwalk::BENEATH)?,
+                None => return Err(Errno::EINVAL),
+            }
+        }
+    };
+    let r = libc::syscall(
+        libc::SYS_move_mount,
+        tree,
+        c"".as_ptr(),
+        target,
+        c"".as_ptr(),
+        libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
+    );
+    let err = Errno::last();
+    libc::close(target);
+    if r < 0 {
+        return Err(err);
+    }
+    // `tree` now names the attached mount. `ro` is the top mount only (a bind remount),
+    // recursiveReadOnly every mount below too; other flags are left as they are.
+    if m.read_only {
+        let rec = if m.recursive_read_only {
+            libc::AT_RECURSIVE
+        } else {
+            0
+        };
+        setattr(
+            tree,
+            c"",
+            libc::AT_EMPTY_PATH | rec,
+            libc::MOUNT_ATTR_RDONLY,
+            0,
+        )?;
+    }
+    setattr(
+        tree,
+        c"",
+        libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+        0,
+        m.propagation_attr,
+    )
+}
+
+/// The rootless fallback: bind the paths (see the module docs).
+///
+/// SAFETY (caller): as [`apply_in_child`].
+#[allow(unsafe_code)]
+unsafe fn bind_path(m: &PreparedMount) -> Result<(), Errno> {
+    let null = std::ptr::null::<libc::c_char>();
+    let check = |r: libc::c_int| if r == 0 { Ok(()) } else { Err(Errno::last()) };
+    check(libc::mount(
+        m.source.as_ptr(),
+        m.target.as_ptr(),
+        null,
+        libc::MS_BIND | libc::MS_REC,
+        std::ptr::null(),
+    ))?;
+    if m.recursive_read_only {
+        setattr(
+            libc::AT_FDCWD,
+            &m.target,
+            libc::AT_RECURSIVE,
+            libc::MOUNT_ATTR_RDONLY,
+            0,
+        )?;
+    } else if m.read_only {
+        remount_read_only(&m.target)?;
+    }
+    check(libc::mount(
+        null,
+        m.target.as_ptr(),
+        null,
+        m.propagation,
+        std::ptr::null(),
+    ))
+}
+
 /// Bind-remounts `target` read-only, keeping the flags it has (runc's remount with the
 /// `statfs` flags: a user namespace may not clear flags the host locked).
 ///
 /// SAFETY (caller): as [`apply_in_child`]; raw system calls only.
 #[allow(unsafe_code)]
-unsafe fn remount_read_only(target: &std::ffi::CStr) -> Result<(), Errno> {
+pub(crate) unsafe fn remount_read_only(target: &std::ffi::CStr) -> Result<(), Errno> {
     // glibc's statvfs is one statfs(2) system call.
     let mut st: libc::statvfs = std::mem::zeroed();
     if libc::statvfs(target.as_ptr(), &mut st) != 0 {
@@ -170,68 +462,342 @@ unsafe fn remount_read_only(target: &std::ffi::CStr) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Creates the missing mount points of `mounts` (a directory, or an empty file when the
-/// source is not a directory, as runc does), and returns the topmost path created for each,
-/// for [`remove_mountpoints`].
-pub(crate) fn ensure_mountpoints(mounts: &[MountSpec]) -> Result<Vec<PathBuf>, StartError> {
-    let mut created = Vec::new();
-    for m in mounts {
-        if std::fs::symlink_metadata(&m.target).is_ok() {
-            continue;
-        }
-        // Topmost missing ancestor: what to remove later.
-        let mut top = m.target.clone();
-        let mut cur = m.target.as_path();
-        while let Some(parent) = cur.parent() {
-            if std::fs::symlink_metadata(parent).is_ok() {
-                break;
+/// Opens a mount target on the host's root (`O_PATH`) component by component with
+/// `O_NOFOLLOW`, following a symlink only when root owns it (a container cannot plant one
+/// there without being root on the host already). `Ok((fd, n))`: the first `n` components
+/// exist, `fd` is the last of them (the target itself when `n` is all of them).
+fn walk_host(parts: &[&OsStr]) -> io::Result<(OwnedFd, usize)> {
+    let mut cur = fdwalk::open_path(Path::new("/"), false)?;
+    for (i, part) in parts.iter().enumerate() {
+        let next = match fdwalk::open_nofollow(cur.as_fd(), part, OFlag::O_PATH) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok((cur, i)),
+            Err(e) => return Err(e),
+        };
+        let st = nix::sys::stat::fstat(&next)?;
+        let next = if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            if st.st_uid != 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("{:?} is a symlink not owned by root", part),
+                ));
             }
-            top = parent.to_path_buf();
-            cur = parent;
+            match fdwalk::openat2(
+                cur.as_fd(),
+                Path::new(part),
+                libc::O_PATH,
+                libc::RESOLVE_NO_MAGICLINKS,
+            ) {
+                Ok(fd) => fd,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("{part:?} is a dangling symlink"),
+                    ))
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            next
+        };
+        cur = next;
+    }
+    Ok((cur, parts.len()))
+}
+
+/// The existing mount target `target` on the host's root (see [`walk_host`]).
+fn open_host_target(target: &Path) -> io::Result<OwnedFd> {
+    let parts = fdwalk::components(target.strip_prefix("/").unwrap_or(target))?;
+    match walk_host(&parts)? {
+        (fd, n) if n == parts.len() => Ok(fd),
+        _ => Err(io::Error::from(io::ErrorKind::NotFound)),
+    }
+}
+
+/// Below a volume's directory `root`: the existing prefix of `parts` with `RESOLVE_BENEATH`.
+fn walk_beneath(root: BorrowedFd<'_>, parts: &[&OsStr]) -> io::Result<(OwnedFd, usize)> {
+    let mut cur = fdwalk::openat2(root, Path::new("."), libc::O_PATH, fdwalk::BENEATH)?;
+    for i in 0..parts.len() {
+        let prefix: PathBuf = parts[..=i].iter().collect();
+        match fdwalk::openat2(root, &prefix, libc::O_PATH, fdwalk::BENEATH) {
+            Ok(fd) => cur = fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok((cur, i)),
+            Err(e) => return Err(e),
         }
-        let fail = |e: std::io::Error| {
+    }
+    Ok((cur, parts.len()))
+}
+
+/// Creates the missing mount points of `mounts` (a directory, or an empty file when the
+/// source is not a directory, as runc does): on the host's root, or inside the directory of
+/// the earlier mount whose target contains it (what the container will see there). Each
+/// topmost created path is passed to `record` before it is made (the pod's crash record),
+/// then pushed to `created` for [`remove_mountpoints`].
+pub(crate) fn ensure_mountpoints(
+    mounts: &[MountSpec],
+    record: &mut dyn FnMut(&Path) -> io::Result<()>,
+    created: &mut Vec<PathBuf>,
+) -> Result<(), StartError> {
+    let all: Vec<&MountSpec> = mounts.iter().collect();
+    for m in mounts {
+        let fail = |e: io::Error| {
             StartError::io(format!("creating mount point {}", m.target.display()), e)
         };
-        let source_is_dir = std::fs::metadata(&m.source)
-            .map(|md| md.is_dir())
-            .unwrap_or(true);
-        if source_is_dir {
-            std::fs::create_dir_all(&m.target).map_err(fail)?;
-        } else {
-            if let Some(parent) = m.target.parent() {
-                std::fs::create_dir_all(parent).map_err(fail)?;
+        let (cur, parts, n) = match parent_mount(&all, all.len(), &m.target) {
+            Some(pi) => {
+                let p = all[pi];
+                let rest = m.target.strip_prefix(&p.target).unwrap_or(&m.target);
+                let parts = fdwalk::components(rest).map_err(fail)?;
+                let root = match &p.source_fd {
+                    Some(fd) => fd.0.as_fd().try_clone_to_owned().map_err(fail)?,
+                    None => fdwalk::open_path(&p.source, false).map_err(fail)?,
+                };
+                let (cur, n) = walk_beneath(root.as_fd(), &parts).map_err(fail)?;
+                (cur, parts, n)
             }
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&m.target)
+            None => {
+                let rel = m.target.strip_prefix("/").unwrap_or(&m.target);
+                let parts = fdwalk::components(rel).map_err(fail)?;
+                let (cur, n) = walk_host(&parts).map_err(fail)?;
+                (cur, parts, n)
+            }
+        };
+        if n == parts.len() {
+            continue;
+        }
+        let source_is_dir = match &m.source_fd {
+            Some(fd) => nix::sys::stat::fstat(&*fd.0)
+                .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+                .unwrap_or(true),
+            None => std::fs::metadata(&m.source)
+                .map(|md| md.is_dir())
+                .unwrap_or(true),
+        };
+        let top = fdwalk::fd_path(cur.as_fd()).map_err(fail)?.join(parts[n]);
+        record(&top).map_err(fail)?;
+        created.push(top);
+        let mut cur = fdwalk::open_nofollow(
+            cur.as_fd(),
+            OsStr::new("."),
+            OFlag::O_PATH | OFlag::O_DIRECTORY,
+        )
+        .map_err(fail)?;
+        for (i, part) in parts.iter().enumerate().skip(n) {
+            let last = i + 1 == parts.len();
+            if last && !source_is_dir {
+                nix::fcntl::openat(
+                    &cur,
+                    *part,
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::from_bits_truncate(0o644),
+                )
+                .map_err(|e| fail(e.into()))?;
+                break;
+            }
+            match nix::sys::stat::mkdirat(
+                &cur,
+                *part,
+                nix::sys::stat::Mode::from_bits_truncate(0o755),
+            ) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(fail(e.into())),
+            }
+            // Never into a symlink swapped in meanwhile (ELOOP).
+            cur = fdwalk::open_nofollow(cur.as_fd(), part, OFlag::O_PATH | OFlag::O_DIRECTORY)
                 .map_err(fail)?;
         }
-        created.push(top);
     }
-    Ok(created)
+    Ok(())
 }
 
-/// Removes mount points [`ensure_mountpoints`] created, deepest first, as long as they are
-/// still empty (another pod, or the user, may have put something there since).
+/// Removes mount points [`ensure_mountpoints`] created (or a crash record lists), as long as
+/// they are still empty (another pod, or the user, may have put something there since),
+/// never following a symlink: each is reached from `/` with `RESOLVE_NO_SYMLINKS` (the
+/// recorded paths are canonical) and emptied by descriptor.
 pub(crate) fn remove_mountpoints(created: &[PathBuf]) {
     for top in created {
-        remove_empty_tree(top);
+        let (Some(parent), Some(name)) = (top.parent(), top.file_name()) else {
+            continue;
+        };
+        let Ok(root) = fdwalk::open_path(Path::new("/"), false) else {
+            return;
+        };
+        let rel = parent.strip_prefix("/").unwrap_or(parent);
+        let Ok(pfd) = fdwalk::openat2(
+            root.as_fd(),
+            rel,
+            libc::O_PATH | libc::O_DIRECTORY,
+            libc::RESOLVE_NO_SYMLINKS,
+        ) else {
+            continue;
+        };
+        remove_empty_tree(pfd.as_fd(), name, 0);
     }
 }
 
-fn remove_empty_tree(p: &Path) {
-    let Ok(md) = std::fs::symlink_metadata(p) else {
+/// Empty directories and empty regular files only, at most a few levels (mount points are
+/// shallow).
+fn remove_empty_tree(dir: BorrowedFd<'_>, name: &OsStr, depth: usize) {
+    use nix::fcntl::AtFlags;
+    use nix::unistd::{unlinkat, UnlinkatFlags};
+    let Ok(st) = nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
         return;
     };
-    if md.is_dir() {
-        if let Ok(rd) = std::fs::read_dir(p) {
-            for e in rd.flatten() {
-                remove_empty_tree(&e.path());
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFDIR if depth < 16 => {
+            if let Ok(sub) = fdwalk::open_nofollow(dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+            {
+                for n in fdwalk::entries(sub.as_fd()).unwrap_or_default() {
+                    remove_empty_tree(sub.as_fd(), &n, depth + 1);
+                }
             }
+            let _ = unlinkat(dir, name, UnlinkatFlags::RemoveDir);
         }
-        let _ = std::fs::remove_dir(p);
-    } else if md.is_file() && md.len() == 0 {
-        let _ = std::fs::remove_file(p);
+        libc::S_IFREG if st.st_size == 0 => {
+            let _ = unlinkat(dir, name, UnlinkatFlags::NoRemoveDir);
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isolation::HeldFd;
+    use std::sync::Arc;
+
+    fn spec(source: &Path, target: &Path) -> MountSpec {
+        MountSpec {
+            source: source.to_path_buf(),
+            target: target.to_path_buf(),
+            source_fd: Some(HeldFd(Arc::new(fdwalk::open_path(source, true).unwrap()))),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn mount_points_are_recorded_before_they_exist_and_made_inside_the_volume() {
+        let t = tempfile::tempdir().unwrap();
+        let vol = t.path().join("vol");
+        let file = t.path().join("file");
+        std::fs::create_dir(&vol).unwrap();
+        std::fs::write(&file, "x").unwrap();
+        let target = t.path().join("c/data");
+        let mounts = vec![
+            spec(&vol, &target),
+            // Below the first mount: made in `vol`, not on the host path.
+            spec(&vol, &target.join("sub/nested")),
+            // A file source gets an empty file as its mount point.
+            spec(&file, &t.path().join("c/f")),
+        ];
+        let mut recorded = Vec::new();
+        let mut created = Vec::new();
+        ensure_mountpoints(
+            &mounts,
+            &mut |p| {
+                assert!(!p.exists(), "{} recorded after it was made", p.display());
+                recorded.push(p.to_path_buf());
+                Ok(())
+            },
+            &mut created,
+        )
+        .unwrap();
+        assert_eq!(recorded, created);
+        assert_eq!(
+            created,
+            [t.path().join("c"), vol.join("sub"), t.path().join("c/f")]
+        );
+        assert!(target.is_dir());
+        assert!(vol.join("sub/nested").is_dir());
+        assert!(!target.join("sub").exists());
+        assert!(t.path().join("c/f").is_file());
+        // Removal: only what is still empty.
+        std::fs::write(vol.join("sub/nested/keep"), "k").unwrap();
+        remove_mountpoints(&created);
+        assert!(!t.path().join("c").exists());
+        assert!(vol.join("sub/nested/keep").exists());
+    }
+
+    #[test]
+    fn a_failed_record_creates_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let target = t.path().join("a/b");
+        let mounts = vec![spec(t.path(), &target)];
+        let mut created = Vec::new();
+        let e = ensure_mountpoints(&mounts, &mut |_| Err(io::Error::other("no")), &mut created);
+        assert!(e.is_err());
+        assert!(created.is_empty() && !t.path().join("a").exists());
+    }
+
+    #[test]
+    fn planted_symlinks_are_never_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let vol = t.path().join("vol");
+        let outside = t.path().join("outside");
+        std::fs::create_dir(&vol).unwrap();
+        std::fs::create_dir(&outside).unwrap();
+        // In a volume: an escaping link where the mount point's parent would be.
+        std::os::unix::fs::symlink(&outside, vol.join("sub")).unwrap();
+        let data = t.path().join("c/data");
+        let mounts = vec![spec(&vol, &data), spec(&vol, &data.join("sub/x"))];
+        let mut created = Vec::new();
+        assert!(ensure_mountpoints(&mounts, &mut |_| Ok(()), &mut created).is_err());
+        assert!(!outside.join("x").exists());
+        // On the host root: a link not owned by root is refused, root's own is followed.
+        if nix::unistd::geteuid().is_root() {
+            let plant = t.path().join("plant");
+            std::os::unix::fs::symlink(&outside, &plant).unwrap();
+            std::os::unix::fs::lchown(&plant, Some(65534), Some(65534)).unwrap();
+            let mounts = vec![spec(&vol, &plant.join("y"))];
+            assert!(ensure_mountpoints(&mounts, &mut |_| Ok(()), &mut created).is_err());
+            assert!(!outside.join("y").exists());
+            std::os::unix::fs::lchown(&plant, Some(0), Some(0)).unwrap();
+            let mut made = Vec::new();
+            ensure_mountpoints(&mounts, &mut |_| Ok(()), &mut made).unwrap();
+            // Recorded by its real (canonical) path, removable without following links.
+            assert_eq!(made, [outside.join("y")]);
+            remove_mountpoints(&made);
+            assert!(!outside.join("y").exists());
+        }
+        // Removal never follows a symlink in a recorded path.
+        std::fs::create_dir(outside.join("z")).unwrap();
+        remove_mountpoints(&[vol.join("sub/z")]);
+        assert!(outside.join("z").exists());
+    }
+
+    #[test]
+    fn targets_below_earlier_mounts_are_resolved_from_them() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("a");
+        std::fs::create_dir_all(a.join("b")).unwrap();
+        let m = [
+            MountSpec {
+                target: a.join("b/c"),
+                source: a.clone(),
+                ..Default::default()
+            },
+            MountSpec {
+                target: a.clone(),
+                source: a.clone(),
+                ..Default::default()
+            },
+            MountSpec {
+                target: a.join("b"),
+                source: a.clone(),
+                ..Default::default()
+            },
+        ];
+        let sorted: Vec<&MountSpec> = {
+            let mut s: Vec<&MountSpec> = m.iter().collect();
+            s.sort_by_key(|m| m.target.components().count());
+            s
+        };
+        assert_eq!(parent_mount(&sorted, 0, &sorted[0].target), None);
+        assert_eq!(parent_mount(&sorted, 1, &sorted[1].target), Some(0));
+        assert_eq!(parent_mount(&sorted, 2, &sorted[2].target), Some(1));
     }
 }

@@ -270,13 +270,21 @@ impl NamespaceJoin {
         self.entries.is_empty() && self.pid.is_none()
     }
 
-    /// The same namespaces plus the mount namespace of process `pid` (a container's main
-    /// process): what exec probes and hooks enter so they see the container's volumes.
-    pub fn with_mount_ns_of(&self, pid: i32) -> io::Result<NamespaceJoin> {
-        let fd = open_ns(pid, "mnt")?;
+    /// The same namespaces plus the mount and cgroup namespaces of process `pid` (a
+    /// container's main process), and its PID namespace with `own_pid`: what exec probes and
+    /// hooks enter so they see the container's volumes, `/proc` and cgroups.
+    pub fn with_container_ns_of(&self, pid: i32, own_pid: bool) -> io::Result<NamespaceJoin> {
+        let mnt = open_ns(pid, "mnt")?;
+        let cgroup = open_ns(pid, "cgroup")?;
         let mut j = self.clone();
-        j.entries.retain(|(_, f)| *f != CloneFlags::CLONE_NEWNS);
-        j.entries.push((Arc::new(fd), CloneFlags::CLONE_NEWNS));
+        j.entries
+            .retain(|(_, f)| *f != CloneFlags::CLONE_NEWNS && *f != CloneFlags::CLONE_NEWCGROUP);
+        j.entries
+            .push((Arc::new(cgroup), CloneFlags::CLONE_NEWCGROUP));
+        j.entries.push((Arc::new(mnt), CloneFlags::CLONE_NEWNS));
+        if own_pid {
+            j.pid = Some(Arc::new(open_ns(pid, "pid")?));
+        }
         Ok(j)
     }
 }
@@ -300,13 +308,29 @@ pub(crate) unsafe fn apply_in_child(j: &NamespaceJoin) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Runs `spawn` (a fork) with the calling thread's `pid_for_children` set to `ns`, so the
-/// child is born in the pod's PID namespace, then switches the thread back.
+/// Which PID namespace a new process is born in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PidNamespace<'a> {
+    /// skiff's own (`hostPID`, or no namespaces at all).
+    Inherit,
+    /// An existing one: the pod's (`shareProcessNamespace`), or a container's for exec.
+    Join(&'a OwnedFd),
+    /// A new one, with the process as its PID 1 (each container's own, as Kubernetes does).
+    New,
+}
+
+/// Runs `spawn` (a fork) with the calling thread's `pid_for_children` set per `ns`, so the
+/// child is born in that PID namespace, then switches the thread back to skiff's own.
+/// `unshare(CLONE_NEWPID)` and `setns` of a PID namespace only change where the caller's
+/// next child is born, and are allowed in a multi-threaded process (unlike mount and user
+/// namespaces); the first child born after `unshare` becomes PID 1 of the new namespace.
 pub(crate) fn with_pid_namespace<T>(
-    ns: Option<&OwnedFd>,
+    ns: PidNamespace<'_>,
     spawn: impl FnOnce() -> io::Result<T>,
 ) -> io::Result<T> {
-    let Some(ns) = ns else { return spawn() };
+    if matches!(ns, PidNamespace::Inherit) {
+        return spawn();
+    }
     static HOST_PID_NS: OnceLock<Result<OwnedFd, String>> = OnceLock::new();
     let host = HOST_PID_NS
         .get_or_init(|| {
@@ -315,8 +339,16 @@ pub(crate) fn with_pid_namespace<T>(
                 .map_err(|e| e.to_string())
         })
         .as_ref()
-        .map_err(|e| io::Error::other(format!("opening /proc/self/ns/pid: {e}")))?;
-    nix::sched::setns(ns, CloneFlags::CLONE_NEWPID).map_err(io::Error::from)?;
+        .map_err(|e| io::Error::other(format!("opening skiff's PID namespace: {e}")))?;
+    match ns {
+        PidNamespace::Join(fd) => {
+            nix::sched::setns(fd, CloneFlags::CLONE_NEWPID).map_err(io::Error::from)?
+        }
+        PidNamespace::New => {
+            nix::sched::unshare(CloneFlags::CLONE_NEWPID).map_err(io::Error::from)?
+        }
+        PidNamespace::Inherit => {}
+    }
     let r = spawn();
     if let Err(e) = nix::sched::setns(host, CloneFlags::CLONE_NEWPID) {
         // Only possible if the host namespace vanished; later children of this thread

@@ -14,8 +14,9 @@
 //! Where: `/run/skiff/pods/<uid>` (`SKIFF_STATE_DIR` overrides `/run/skiff`). `/run` is a
 //! tmpfs, cleared at boot together with the cgroups it describes. What: the owner (pid and
 //! its start time in clock ticks, so a reused pid is not mistaken for a live owner), the pod
-//! cgroup's directories in every hierarchy, the pod's directory and skiff's data dir. A
-//! record is written **before** the pod cgroup is created and removed **after** it is gone.
+//! cgroup's directories in every hierarchy, the pod's directory, skiff's data dir and every
+//! tmpfs skiff mounts for the pod. A record is written **before** the pod cgroup is created
+//! and before each mount, and removed **after** the cgroup is gone and the mounts unmounted.
 //!
 //! At startup every record whose owner is dead is cleaned up: whatever is mounted under the
 //! pod's directory is unmounted (volumes, bind-mounted files), every process in the pod
@@ -24,13 +25,38 @@
 //! same time) are left alone, and so is any pod cgroup without a record: it may belong to a
 //! skiff using another state dir, so only records decide. The pod's namespaces need nothing:
 //! their holder exits when its skiff dies (see `namespaces`).
+//!
+//! # Only skiff's own state is trusted (issue 7 item 5)
+//! Root acts on these records, so a planted one must not steer it:
+//! * The records dir is created 0700 whatever the umask, held open (every record is read,
+//!   written and removed relative to that descriptor), and refused unless it is a real
+//!   directory owned by skiff's uid and writable by nobody else.
+//! * A record is opened with `O_NOFOLLOW` and used only if it is a regular file owned by
+//!   skiff's uid, writable by nobody else, and named after its uid; anything else is ignored
+//!   (left in place, with a warning).
+//! * Recovery acts only on skiff's own things: each recorded cgroup must be exactly the
+//!   directory skiff's driver gives that pod uid (`<own cgroup>/kubepods/[qos/]pod<uid>`, in
+//!   one of skiff's hierarchies); the pod dir must be `<data dir>/pods/<ns>_<name>_<uid>`,
+//!   every component a real directory (no symlink, no `..`), owned by skiff's uid; each
+//!   recorded mount must lie beneath it. A record failing any of these is not acted on
+//!   (so a record of a skiff that ran in another cgroup is left to a skiff started there).
+//! * A process is killed only through a pidfd opened first and then verified: still a
+//!   member of the pod cgroup and started no earlier than the record's owner (a pod's
+//!   processes are the owner's descendants). A process that started earlier is spared and
+//!   the record kept.
 
 use std::fs;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::OFlag;
+use nix::libc;
+use nix::sys::stat::Mode;
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use skiff_model::admission::{NodeCapacity, DEFAULT_MAX_PODS};
@@ -48,12 +74,17 @@ pub const STATE_DIR_ENV: &str = "SKIFF_STATE_DIR";
 const REMOVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Prefix of `skiff run`'s temporary data dirs (removed with a dead owner's pod).
 pub const TEMP_DATA_DIR_PREFIX: &str = "skiff-run-";
+/// A record is a few hundred bytes; anything much larger is not one of skiff's.
+const MAX_RECORD_BYTES: u64 = 64 * 1024;
 
 /// This process's node-wide resources.
 #[derive(Debug)]
 pub struct NodeResources {
     cgroups: Option<Arc<dyn CgroupDriver>>,
     state_dir: PathBuf,
+    /// The records dir, held open; `None` without root (no records then), `Err` when it is
+    /// not trustworthy (then no pod is started as root: its cleanup could not be recorded).
+    records: Option<Result<Arc<RecordsDir>, String>>,
     milli_cpu: i64,
     memory_bytes: i64,
     owner: Owner,
@@ -125,16 +156,23 @@ impl NodeResources {
             );
             None
         };
+        let records = root.then(|| match RecordsDir::open(&state_dir) {
+            Ok(d) => Ok(Arc::new(d)),
+            Err(e) => {
+                let msg = format!("pod records dir {}: {e}", state_dir.join("pods").display());
+                tracing::warn!("{msg}; no pod is started until this is fixed");
+                Err(msg)
+            }
+        });
         let node = NodeResources {
             cgroups,
             state_dir,
+            records,
             milli_cpu: online_cpus() * 1000,
             memory_bytes: mem_total(),
             owner: Owner::current(),
         };
-        if node.cgroups.is_some() {
-            node.recover();
-        }
+        node.recover();
         node
     }
 
@@ -182,33 +220,228 @@ impl NodeResources {
 
     /// Cleans up after dead skiff processes (see the module docs).
     fn recover(&self) {
-        for entry in fs::read_dir(self.records_dir())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let path = entry.path();
-            if path.extension().is_some() {
-                continue; // a record being written (`.tmp<pid>`)
+        let Some(Ok(dir)) = &self.records else {
+            return;
+        };
+        for name in dir.names() {
+            if name.contains('.') {
+                continue; // a record being written (`<uid>.tmp<pid>`)
             }
-            let Some(record) = PodRecord::read(&path) else {
-                tracing::warn!(path = %path.display(), "unreadable pod record removed");
-                let _ = fs::remove_file(&path);
-                continue;
+            let record = match dir.read(&name) {
+                Ok(r) => r,
+                Err(RecordError::Untrusted(why)) => {
+                    tracing::warn!(record = %name, "ignoring a pod record that is not skiff's: {why}");
+                    continue;
+                }
+                Err(RecordError::Invalid(why)) => {
+                    tracing::warn!(record = %name, "unreadable pod record removed: {why}");
+                    dir.remove(&name);
+                    continue;
+                }
             };
             if record.owner.alive() {
                 continue;
             }
-            match record.clean_up() {
+            let plan = match self.plan(&name, &record) {
+                Ok(p) => p,
+                Err(why) => {
+                    tracing::warn!(record = %name, "not acting on a pod record: {why}");
+                    continue;
+                }
+            };
+            match plan.run(record.owner.start) {
                 Ok(()) => {
                     tracing::info!(uid = %record.uid, owner = record.owner.pid, "cleaned up a pod of a skiff that is gone");
-                    let _ = fs::remove_file(&path);
+                    dir.remove(&name);
                 }
                 Err(e) => {
                     tracing::warn!(uid = %record.uid, "cleaning up a pod of a skiff that is gone: {e}")
                 }
             }
         }
+    }
+
+    /// What recovery may do for `record` (stored as `name`): only skiff's own cgroups and
+    /// paths (see the module docs), or an error saying which entry is not skiff's.
+    fn plan(&self, name: &str, record: &PodRecord) -> Result<CleanupPlan, String> {
+        if sanitize_file(&record.uid) != name {
+            return Err(format!(
+                "uid {:?} does not match the record's name",
+                record.uid
+            ));
+        }
+        let mut plan = CleanupPlan::default();
+        if !record.cgroups.is_empty() {
+            let Some(driver) = &self.cgroups else {
+                return Err(
+                    "it names cgroups but this skiff has no cgroup driver to check them against"
+                        .into(),
+                );
+            };
+            let own: Vec<PathBuf> = [
+                skiff_model::resources::QosClass::Guaranteed,
+                skiff_model::resources::QosClass::Burstable,
+                skiff_model::resources::QosClass::BestEffort,
+            ]
+            .into_iter()
+            .flat_map(|q| driver.dirs(&cgroups::pod_rel(q, &record.uid)))
+            .collect();
+            for c in &record.cgroups {
+                if !is_clean_absolute(c) || !own.contains(c) {
+                    return Err(format!(
+                        "cgroup {} is not this pod's cgroup under skiff's kubepods",
+                        c.display()
+                    ));
+                }
+            }
+            plan.cgroups = record.cgroups.clone();
+        }
+        if !record.pod_dir.as_os_str().is_empty() {
+            let pod_dir = &record.pod_dir;
+            let expected_parent = record.data_dir.join("pods");
+            let named_for_uid = pod_dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(&format!("_{}", record.uid)));
+            if !is_clean_absolute(&record.data_dir)
+                || !is_clean_absolute(pod_dir)
+                || pod_dir.parent() != Some(expected_parent.as_path())
+                || !named_for_uid
+            {
+                return Err(format!(
+                    "pod dir {} is not <data dir>/pods/<ns>_<name>_<uid> of data dir {}",
+                    pod_dir.display(),
+                    record.data_dir.display()
+                ));
+            }
+            for m in &record.mounts {
+                if !is_clean_absolute(m) || !m.starts_with(pod_dir) || m == pod_dir {
+                    return Err(format!(
+                        "mount {} is not beneath the pod dir {}",
+                        m.display(),
+                        pod_dir.display()
+                    ));
+                }
+            }
+            match real_dir(pod_dir) {
+                Ok(true) => {
+                    plan.pod_dir = Some(pod_dir.clone());
+                    plan.mounts = record.mounts.clone();
+                }
+                Ok(false) => {} // gone already: nothing mounted there
+                Err(why) => return Err(why),
+            }
+        }
+        // Mount points on the host's root: only ever removed while empty (`mountns`), and
+        // never through a symlink or `..`.
+        for m in &record.mountpoints {
+            if !is_clean_absolute(m) || m.parent().is_none() {
+                return Err(format!("mount point {} is not a clean path", m.display()));
+            }
+        }
+        plan.mountpoints = record.mountpoints.clone();
+        let temp = std::env::temp_dir();
+        let is_temp = record.data_dir.parent() == Some(temp.as_path())
+            && is_clean_absolute(&record.data_dir)
+            && record
+                .data_dir
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(TEMP_DATA_DIR_PREFIX));
+        if is_temp && real_dir(&record.data_dir)? {
+            plan.temp_data_dir = Some(record.data_dir.clone());
+        }
+        Ok(plan)
+    }
+}
+
+/// `remove_dir_all` that stops at another filesystem (a mount point left behind) instead of
+/// deleting through it, and never follows a symlink.
+fn remove_one_filesystem(p: &Path, dev: u64) -> io::Result<()> {
+    let m = fs::symlink_metadata(p)?;
+    if m.dev() != dev {
+        return Err(io::Error::other(format!(
+            "{} is on another filesystem (a mount point); not removed",
+            p.display()
+        )));
+    }
+    if !m.is_dir() {
+        return fs::remove_file(p);
+    }
+    let mut first_err = None;
+    for e in fs::read_dir(p)? {
+        if let Err(err) = e.and_then(|e| remove_one_filesystem(&e.path(), dev)) {
+            first_err.get_or_insert(err);
+        }
+    }
+    match first_err {
+        Some(err) => Err(err),
+        None => fs::remove_dir(p),
+    }
+}
+
+/// Whether `p` is absolute and has no `.`/`..` components (so `starts_with` means beneath).
+fn is_clean_absolute(p: &Path) -> bool {
+    p.is_absolute()
+        && p.components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+}
+
+/// Whether `p` exists as a directory reached through real directories only (no symlink in
+/// any component) and owned by skiff's uid; `Ok(false)` if it does not exist.
+fn real_dir(p: &Path) -> Result<bool, String> {
+    let mut cur = PathBuf::new();
+    for c in p.components() {
+        cur.push(c);
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(format!("{} is a symlink", cur.display()))
+            }
+            Ok(m) if !m.is_dir() => return Err(format!("{} is not a directory", cur.display())),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(format!("{}: {e}", cur.display())),
+        }
+    }
+    let m = fs::symlink_metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    if m.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(format!(
+            "{} is owned by uid {}, not skiff's",
+            p.display(),
+            m.uid()
+        ));
+    }
+    Ok(true)
+}
+
+/// What recovery does for one dead owner's record, every entry checked by
+/// [`NodeResources::plan`].
+#[derive(Debug, Default)]
+struct CleanupPlan {
+    cgroups: Vec<PathBuf>,
+    pod_dir: Option<PathBuf>,
+    mounts: Vec<PathBuf>,
+    mountpoints: Vec<PathBuf>,
+    temp_data_dir: Option<PathBuf>,
+}
+
+impl CleanupPlan {
+    /// Unmounts, kills (processes started at or after `owner_start` only), removes.
+    fn run(&self, owner_start: u64) -> io::Result<()> {
+        let mut mounts = self.mounts.clone();
+        mounts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for m in &mounts {
+            unmount(m);
+        }
+        if let Some(d) = &self.pod_dir {
+            unmount_under(d);
+        }
+        crate::mountns::remove_mountpoints(&self.mountpoints);
+        remove_cgroups_verified(&self.cgroups, owner_start, REMOVE_TIMEOUT)?;
+        if let Some(d) = &self.temp_data_dir {
+            unmount_under(d);
+            remove_one_filesystem(d, fs::symlink_metadata(d)?.dev())?;
+        }
+        Ok(())
     }
 }
 
@@ -259,10 +492,14 @@ struct PodRecord {
     cgroups: Vec<PathBuf>,
     pod_dir: PathBuf,
     data_dir: PathBuf,
+    /// What skiff mounted (or is about to mount) for the pod on the host, under `pod_dir`.
+    mounts: Vec<PathBuf>,
+    /// Mount points created for the pod's containers (`mountns`), removed if still empty.
+    mountpoints: Vec<PathBuf>,
 }
 
 impl PodRecord {
-    fn render(&self) -> String {
+    fn render(&self) -> io::Result<String> {
         let mut s = format!(
             "uid={}\nowner_pid={}\nowner_start={}\npod_dir={}\ndata_dir={}\n",
             self.uid,
@@ -274,17 +511,36 @@ impl PodRecord {
         for c in &self.cgroups {
             s.push_str(&format!("cgroup={}\n", c.display()));
         }
-        s
+        for m in &self.mounts {
+            s.push_str(&format!("mount={}\n", m.display()));
+        }
+        for m in &self.mountpoints {
+            s.push_str(&format!("mountpoint={}\n", m.display()));
+        }
+        // One entry per line: a path with a newline (or not UTF-8) cannot be recorded.
+        let entries = 5 + self.cgroups.len() + self.mounts.len() + self.mountpoints.len();
+        let paths = [&self.pod_dir, &self.data_dir]
+            .into_iter()
+            .chain(&self.cgroups)
+            .chain(&self.mounts)
+            .chain(&self.mountpoints);
+        if s.lines().count() != entries || paths.into_iter().any(|p| p.to_str().is_none()) {
+            return Err(io::Error::other(
+                "a path of the pod contains a newline or is not UTF-8; it cannot be recorded",
+            ));
+        }
+        Ok(s)
     }
 
-    fn read(path: &Path) -> Option<PodRecord> {
-        let text = fs::read_to_string(path).ok()?;
+    fn parse(text: &str) -> Option<PodRecord> {
         let mut r = PodRecord {
             uid: String::new(),
             owner: Owner { pid: 0, start: 0 },
             cgroups: Vec::new(),
             pod_dir: PathBuf::new(),
             data_dir: PathBuf::new(),
+            mounts: Vec::new(),
+            mountpoints: Vec::new(),
         };
         for line in text.lines() {
             let (k, v) = line.split_once('=')?;
@@ -295,34 +551,192 @@ impl PodRecord {
                 "pod_dir" => r.pod_dir = PathBuf::from(v),
                 "data_dir" => r.data_dir = PathBuf::from(v),
                 "cgroup" => r.cgroups.push(PathBuf::from(v)),
+                "mount" => r.mounts.push(PathBuf::from(v)),
+                "mountpoint" => r.mountpoints.push(PathBuf::from(v)),
                 _ => {}
             }
         }
         (!r.uid.is_empty() && r.owner.pid > 0).then_some(r)
     }
+}
 
-    /// Removes what the dead owner left: mounts under the pod dir, the cgroups (and their
-    /// processes), a temporary data dir.
-    fn clean_up(&self) -> io::Result<()> {
-        if !self.pod_dir.as_os_str().is_empty() {
-            unmount_under(&self.pod_dir);
+/// Why a record is not used.
+#[derive(Debug)]
+enum RecordError {
+    /// Not skiff's: a symlink, not a regular file, another owner, writable by others. Left
+    /// in place.
+    Untrusted(String),
+    /// skiff's, but not a record (truncated, garbage): removed.
+    Invalid(String),
+}
+
+/// The records directory, held open (see the module docs).
+#[derive(Debug)]
+struct RecordsDir {
+    path: PathBuf,
+    fd: OwnedFd,
+}
+
+impl RecordsDir {
+    /// Opens `<state_dir>/pods`, creating it (and the state dir) 0700; refuses a directory
+    /// that is a symlink, owned by another uid or writable by group or others.
+    fn open(state_dir: &Path) -> io::Result<RecordsDir> {
+        let mut b = fs::DirBuilder::new();
+        b.recursive(true).mode(0o700);
+        b.create(state_dir)?;
+        let path = state_dir.join("pods");
+        match fs::DirBuilder::new().mode(0o700).create(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
         }
-        cgroups::remove_dir_trees(&self.cgroups, REMOVE_TIMEOUT).map_err(io::Error::from)?;
-        let temp = std::env::temp_dir();
-        let is_temp = self.data_dir.parent() == Some(temp.as_path())
-            && self
-                .data_dir
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(TEMP_DATA_DIR_PREFIX));
-        if is_temp && self.data_dir.is_dir() {
-            unmount_under(&self.data_dir);
-            fs::remove_dir_all(&self.data_dir)?;
+        let fd = nix::fcntl::open(
+            &path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io::Error::other(format!("opening without following symlinks: {e}")))?;
+        // SAFETY-free: `open` returned an owned descriptor.
+        let st = nix::sys::stat::fstat(&fd).map_err(io::Error::from)?;
+        let me = nix::unistd::geteuid().as_raw();
+        if st.st_uid != me {
+            return Err(io::Error::other(format!(
+                "owned by uid {}, not skiff's uid {me}",
+                st.st_uid
+            )));
         }
-        Ok(())
+        if st.st_mode & 0o022 != 0 {
+            return Err(io::Error::other(format!(
+                "writable by group or others (mode {:o}); make it 0700",
+                st.st_mode & 0o7777
+            )));
+        }
+        // Whatever the umask or an older skiff left: exactly 0700, checked.
+        if st.st_mode & 0o7777 != 0o700 {
+            nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o700))
+                .map_err(io::Error::from)?;
+            let st = nix::sys::stat::fstat(&fd).map_err(io::Error::from)?;
+            if st.st_mode & 0o7777 != 0o700 {
+                return Err(io::Error::other(format!(
+                    "mode {:o} after chmod 0700",
+                    st.st_mode & 0o7777
+                )));
+            }
+        }
+        Ok(RecordsDir { path, fd })
+    }
+
+    /// Names of the entries (records and records being written).
+    fn names(&self) -> Vec<String> {
+        // The held directory itself, not the path again.
+        let fd_path = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
+        let mut out: Vec<String> = fs::read_dir(fd_path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Reads record `name`: a regular file (not followed if a symlink) owned by skiff's uid.
+    fn read(&self, name: &str) -> Result<PodRecord, RecordError> {
+        let fd = nix::fcntl::openat(
+            &self.fd,
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            nix::errno::Errno::ELOOP => RecordError::Untrusted("a symlink".into()),
+            e => RecordError::Untrusted(format!("cannot open: {e}")),
+        })?;
+        let st = nix::sys::stat::fstat(&fd)
+            .map_err(|e| RecordError::Untrusted(format!("fstat: {e}")))?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(RecordError::Untrusted("not a regular file".into()));
+        }
+        let me = nix::unistd::geteuid().as_raw();
+        if st.st_uid != me {
+            return Err(RecordError::Untrusted(format!(
+                "owned by uid {}, not skiff's uid {me}",
+                st.st_uid
+            )));
+        }
+        if st.st_mode & 0o022 != 0 {
+            return Err(RecordError::Untrusted(format!(
+                "writable by group or others (mode {:o})",
+                st.st_mode & 0o7777
+            )));
+        }
+        let mut text = String::new();
+        fs::File::from(fd)
+            .take(MAX_RECORD_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| RecordError::Invalid(format!("reading: {e}")))?;
+        if text.len() as u64 > MAX_RECORD_BYTES {
+            return Err(RecordError::Untrusted(format!(
+                "larger than {MAX_RECORD_BYTES} bytes"
+            )));
+        }
+        PodRecord::parse(&text).ok_or_else(|| RecordError::Invalid("not a pod record".into()))
+    }
+
+    /// Writes record `name` (mode 0600) through a temporary file and a rename, so that a
+    /// record is never seen half-written.
+    fn write(&self, name: &str, record: &PodRecord) -> io::Result<()> {
+        let text = record.render()?;
+        let tmp = format!("{name}.tmp{}", std::process::id());
+        let _ = nix::unistd::unlinkat(
+            &self.fd,
+            tmp.as_str(),
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        );
+        let fd = nix::fcntl::openat(
+            &self.fd,
+            tmp.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(io::Error::from)?;
+        let mut f = fs::File::from(fd);
+        let written = f.write_all(text.as_bytes()).and_then(|()| {
+            f.sync_all().ok();
+            nix::fcntl::renameat(&self.fd, tmp.as_str(), &self.fd, name).map_err(io::Error::from)
+        });
+        if written.is_err() {
+            let _ = nix::unistd::unlinkat(
+                &self.fd,
+                tmp.as_str(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
+        }
+        written
+    }
+
+    /// Removes record `name` (a missing one is fine).
+    fn remove(&self, name: &str) {
+        match nix::unistd::unlinkat(&self.fd, name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => {
+                tracing::warn!(record = %self.path.join(name).display(), "removing a pod record: {e}")
+            }
+        }
     }
 }
 
-/// Lazily unmounts every mount point at or below `dir` (deepest first).
+/// Lazily unmounts one mount point, never following a symlink there.
+fn unmount(p: &Path) {
+    let flags = nix::mount::MntFlags::MNT_DETACH | nix::mount::MntFlags::UMOUNT_NOFOLLOW;
+    match nix::mount::umount2(p, flags) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => tracing::debug!(path = %p.display(), error = %e, "unmounting a stale pod mount"),
+    }
+}
+
+/// Lazily unmounts every mount point at or below `dir` (deepest first). `dir` must have
+/// been checked to contain no symlink: mountinfo shows resolved paths.
 fn unmount_under(dir: &Path) {
     let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
         return;
@@ -336,10 +750,140 @@ fn unmount_under(dir: &Path) {
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     points.dedup();
     for p in points {
-        if let Err(e) = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH) {
-            tracing::debug!(path = %p.display(), error = %e, "unmounting a stale pod mount");
+        unmount(&p);
+    }
+}
+
+/// Kills the processes of the cgroup trees `dirs` and removes them (children first). Each
+/// process is killed through a pidfd opened first and then verified: still in the cgroup,
+/// started at or after `not_before` (the record's owner); one that started earlier is not
+/// the pod's and makes this fail without killing it.
+fn remove_cgroups_verified(dirs: &[PathBuf], not_before: u64, timeout: Duration) -> io::Result<()> {
+    fn tree(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                tree(&e.path(), out);
+            }
+        }
+        out.push(dir.to_path_buf());
+    }
+    let mut all = Vec::new();
+    for d in dirs {
+        if fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()) {
+            tree(d, &mut all);
         }
     }
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut left = 0;
+        for d in &all {
+            let procs = d.join("cgroup.procs");
+            for pid in read_pids(&procs) {
+                left += 1;
+                if let Err(e) = kill_member(&procs, pid, not_before) {
+                    return Err(io::Error::other(format!(
+                        "process {pid} in {}: {e}",
+                        d.display()
+                    )));
+                }
+            }
+        }
+        if left == 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(io::Error::other(format!(
+                "processes still in the pod cgroup after {timeout:?}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for d in &all {
+        loop {
+            match fs::remove_dir(d) {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                // EBUSY while the killed processes are still being reaped.
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => return Err(io::Error::other(format!("rmdir {}: {e}", d.display()))),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_pids(procs: &Path) -> Vec<i32> {
+    fs::read_to_string(procs)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .filter(|p| *p > 0)
+        .collect()
+}
+
+/// SIGKILLs `pid` if, once pinned by a pidfd, it is still listed in `procs` and started at
+/// or after `not_before`. A process gone meanwhile is fine; an older one is an error.
+fn kill_member(procs: &Path, pid: i32, not_before: u64) -> io::Result<()> {
+    let pidfd = match pidfd_open(pid) {
+        Ok(fd) => Some(fd),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => None,
+        Err(e) => return Err(e),
+    };
+    // The descriptor pins the process: if `pid` was reused before it was opened, the new
+    // process is not in this cgroup (or was forked inside it, and is the pod's too).
+    if !read_pids(procs).contains(&pid) {
+        return Ok(());
+    }
+    match start_time(pid) {
+        None => return Ok(()),
+        Some(t) if t < not_before => {
+            return Err(io::Error::other(format!(
+                "started before the record's owner (ticks {t} < {not_before}): not the pod's; left alone"
+            )))
+        }
+        Some(_) => {}
+    }
+    let r = match &pidfd {
+        Some(fd) => pidfd_kill(fd),
+        // Kernels before 5.3: the plain pid (the check above narrows the race).
+        None => nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL)
+            .map_err(io::Error::from),
+    };
+    match r {
+        Err(e) if e.raw_os_error() != Some(libc::ESRCH) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[allow(unsafe_code)]
+fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags (0) and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = RawFd::try_from(fd).map_err(io::Error::other)?;
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+#[allow(unsafe_code)]
+fn pidfd_kill(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: pidfd_send_signal on a descriptor we own; no siginfo (null), no flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_fd().as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// mountinfo escapes space, tab, newline and backslash as `\ooo`.
@@ -369,15 +913,61 @@ pub struct PodResources {
     node: Arc<NodeResources>,
     spec: PodSpec,
     cgroup: Option<PodCgroup>,
-    record: Option<PathBuf>,
+    record: Option<Arc<RecordFile>>,
     seq: AtomicU64,
     destroyed: AtomicBool,
 }
 
+/// One pod's record on disk, kept in step with what skiff mounts for the pod.
+#[derive(Debug)]
+struct RecordFile {
+    dir: Arc<RecordsDir>,
+    name: String,
+    record: Mutex<PodRecord>,
+}
+
+impl RecordFile {
+    fn update(&self, f: impl FnOnce(&mut PodRecord)) -> io::Result<()> {
+        let mut r = match self.record.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        f(&mut r);
+        self.dir.write(&self.name, &r)
+    }
+
+    fn remove(&self) {
+        self.dir.remove(&self.name);
+    }
+}
+
+impl crate::volumes::MountJournal for RecordFile {
+    fn before_mount(&self, path: &Path) -> Result<(), String> {
+        self.update(|r| {
+            if !r.mounts.iter().any(|m| m == path) {
+                r.mounts.push(path.to_path_buf());
+            }
+        })
+        .map_err(|e| {
+            format!(
+                "recording the mount {} in {}: {e}",
+                path.display(),
+                self.dir.path.join(&self.name).display()
+            )
+        })
+    }
+
+    fn after_unmount(&self, path: &Path) {
+        if let Err(e) = self.update(|r| r.mounts.retain(|m| m != path)) {
+            tracing::warn!(path = %path.display(), "updating the pod record after an unmount: {e}");
+        }
+    }
+}
+
 impl PodResources {
     /// Records the pod and creates its cgroup (sized per CG2–CG4, CG9 from the effective
-    /// values). Without cgroups only the spec is kept (for oom_score_adj). On error nothing
-    /// is left.
+    /// values). Without cgroups only the spec is kept (for oom_score_adj), and as root the
+    /// record (for the pod's mounts). On error nothing is left.
     pub fn create(
         pod: &Pod,
         identity: &PodIdentity,
@@ -394,31 +984,69 @@ impl PodResources {
             seq: AtomicU64::new(0),
             destroyed: AtomicBool::new(false),
         };
-        let Some(driver) = node.cgroups() else {
-            return Ok(res);
-        };
         let err = |message: String| SandboxError {
             reason: "FailedCreatePodSandBox".into(),
             message,
         };
-        let qos = skiff_model::resources::qos_class(&res.spec);
-        let handle = PodCgroup::open(driver, &identity.uid, qos);
-        let record = PodRecord {
-            uid: identity.uid.clone(),
-            owner: node.owner,
-            cgroups: handle.dirs(),
-            pod_dir: pod_dir.to_path_buf(),
-            data_dir: data_dir.to_path_buf(),
+        let dir = match &node.records {
+            None => None,
+            Some(Ok(d)) => Some(d.clone()),
+            Some(Err(e)) => return Err(err(e.clone())),
         };
-        let path = node.records_dir().join(sanitize_file(&identity.uid));
-        write_record(&path, &record)
-            .map_err(|e| err(format!("recording the pod in {}: {e}", path.display())))?;
-        res.record = Some(path);
+        let driver = node.cgroups();
+        let qos = skiff_model::resources::qos_class(&res.spec);
+        let handle = driver.map(|d| PodCgroup::open(d, &identity.uid, qos));
+        if let Some(dir) = dir {
+            let record = PodRecord {
+                uid: identity.uid.clone(),
+                owner: node.owner,
+                cgroups: handle.as_ref().map(PodCgroup::dirs).unwrap_or_default(),
+                pod_dir: pod_dir.to_path_buf(),
+                data_dir: data_dir.to_path_buf(),
+                mounts: Vec::new(),
+                mountpoints: Vec::new(),
+            };
+            let name = sanitize_file(&identity.uid);
+            dir.write(&name, &record).map_err(|e| {
+                err(format!(
+                    "recording the pod in {}: {e}",
+                    dir.path.join(&name).display()
+                ))
+            })?;
+            res.record = Some(Arc::new(RecordFile {
+                dir,
+                name,
+                record: Mutex::new(record),
+            }));
+        }
         // From here on `res` drops the record (and cgroup) on error.
-        let cgroup = PodCgroup::create(driver, &identity.uid, &res.spec)
-            .map_err(|e| err(format!("creating the pod cgroup: {e}")))?;
-        res.cgroup = Some(cgroup);
+        if let Some(driver) = driver {
+            let cgroup = PodCgroup::create(driver, &identity.uid, &res.spec)
+                .map_err(|e| err(format!("creating the pod cgroup: {e}")))?;
+            res.cgroup = Some(cgroup);
+        }
         Ok(res)
+    }
+
+    /// Where the pod's volumes record their mounts before making them (so that a crash
+    /// leaves none the next start cannot find); `None` when there are no records (not root).
+    pub fn mount_journal(&self) -> Option<Arc<dyn crate::volumes::MountJournal>> {
+        self.record
+            .clone()
+            .map(|r| r as Arc<dyn crate::volumes::MountJournal>)
+    }
+
+    /// Adds a mount point about to be created on the host to the pod's record (issue 7 item
+    /// 1c), so that a crash leaves none behind. Without a record (not root) a no-op.
+    pub fn record_mountpoint(&self, path: &Path) -> io::Result<()> {
+        let Some(r) = &self.record else {
+            return Ok(());
+        };
+        r.update(|rec| {
+            if !rec.mountpoints.iter().any(|m| m == path) {
+                rec.mountpoints.push(path.to_path_buf());
+            }
+        })
     }
 
     /// The pod cgroup, if cgroups are in use.
@@ -461,18 +1089,27 @@ impl PodResources {
         Ok(())
     }
 
-    /// Removes the pod cgroup (killing anything still in it), then the record.
+    /// Whether the record may go: no cgroup left and no recorded mount left.
+    fn record_done(&self) -> bool {
+        self.record.as_ref().is_none_or(|r| match r.record.lock() {
+            Ok(g) => g.mounts.is_empty(),
+            Err(p) => p.into_inner().mounts.is_empty(),
+        })
+    }
+
+    /// Removes the pod cgroup (killing anything still in it), then the record (kept if the
+    /// cgroup or a mount could not be removed: the next start retries).
     pub async fn destroy(self) {
         self.destroyed.store(true, Ordering::SeqCst);
-        let mut keep_record = false;
+        let mut keep_record = !self.record_done();
         if let Some(cg) = &self.cgroup {
             if let Err(e) = cg.remove(REMOVE_TIMEOUT).await {
                 tracing::warn!(uid = cg.uid(), "removing the pod cgroup: {e}");
-                keep_record = true; // the next start retries
+                keep_record = true;
             }
         }
-        if let (Some(path), false) = (&self.record, keep_record) {
-            let _ = fs::remove_file(path);
+        if let (Some(r), false) = (&self.record, keep_record) {
+            r.remove();
         }
     }
 }
@@ -482,29 +1119,33 @@ impl Drop for PodResources {
         if self.destroyed.load(Ordering::SeqCst) {
             return;
         }
-        let mut keep_record = false;
+        let mut keep_record = !self.record_done();
         if let Some(cg) = &self.cgroup {
             if let Err(e) = cg.remove_blocking(REMOVE_TIMEOUT) {
                 tracing::warn!(uid = cg.uid(), "removing the pod cgroup: {e}");
                 keep_record = true;
             }
         }
-        if let (Some(path), false) = (&self.record, keep_record) {
-            let _ = fs::remove_file(path);
+        if let (Some(r), false) = (&self.record, keep_record) {
+            r.remove();
         }
     }
 }
 
-fn write_record(path: &Path, record: &PodRecord) -> io::Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    // Write-then-rename: a record is never seen half-written.
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = fs::File::create(&tmp)?;
-    f.write_all(record.render().as_bytes())?;
-    f.sync_all().ok();
-    fs::rename(&tmp, path)
+/// Creates the pod's directory (`<data dir>/pods/<ns>_<name>_<uid>`) mode 0750 whatever the
+/// umask, like the kubelet's `makePodDataDirs`: nobody but skiff (and its group) looks into
+/// a pod's logs and files; containers reach what they need through bind mounts.
+pub fn create_pod_dir(pod_dir: &Path) -> io::Result<()> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true).mode(0o750);
+    b.create(pod_dir)?;
+    let fd = nix::fcntl::open(
+        pod_dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io::Error::from)?;
+    nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o750)).map_err(io::Error::from)
 }
 
 fn sanitize_file(uid: &str) -> String {
@@ -528,20 +1169,130 @@ fn has_cap_sys_resource() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn record(uid: &str) -> PodRecord {
+        PodRecord {
+            uid: uid.into(),
+            owner: Owner { pid: 42, start: 7 },
+            cgroups: vec![PathBuf::from(format!(
+                "/sys/fs/cgroup/memory/x/kubepods/pod{uid}"
+            ))],
+            pod_dir: PathBuf::from(format!("/tmp/d/pods/default_p_{uid}")),
+            data_dir: PathBuf::from("/tmp/d"),
+            mounts: vec![PathBuf::from(format!(
+                "/tmp/d/pods/default_p_{uid}/volumes/kubernetes.io~secret/s"
+            ))],
+            mountpoints: vec![PathBuf::from("/srv/mnt point")],
+        }
+    }
 
     #[test]
     fn record_round_trip() {
-        let r = PodRecord {
-            uid: "u-1".into(),
-            owner: Owner { pid: 42, start: 7 },
-            cgroups: vec![PathBuf::from("/sys/fs/cgroup/memory/x/kubepods/podu-1")],
-            pod_dir: PathBuf::from("/tmp/d/pods/default_p_u-1"),
-            data_dir: PathBuf::from("/tmp/d"),
-        };
+        let r = record("u-1");
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("u-1");
-        write_record(&p, &r).unwrap();
-        assert_eq!(PodRecord::read(&p), Some(r));
+        let records = RecordsDir::open(dir.path()).unwrap();
+        records.write("u-1", &r).unwrap();
+        assert_eq!(records.read("u-1").unwrap(), r);
+        assert_eq!(records.names(), vec!["u-1".to_string()]);
+        let mode = fs::metadata(dir.path().join("pods/u-1")).unwrap().mode();
+        assert_eq!(mode & 0o7777, 0o600);
+        records.remove("u-1");
+        assert!(records.names().is_empty());
+    }
+
+    #[test]
+    fn issue7_item5_newline_in_a_path_is_not_recorded() {
+        let mut r = record("u-2");
+        r.data_dir = PathBuf::from("/tmp/d\nuid=x");
+        assert!(r.render().is_err());
+    }
+
+    #[test]
+    fn issue7_item5_records_dir_is_0700_and_refused_when_not_skiffs() {
+        let t = tempfile::tempdir().unwrap();
+        // An existing 0755 dir is tightened to exactly 0700.
+        fs::create_dir(t.path().join("pods")).unwrap();
+        fs::set_permissions(t.path().join("pods"), fs::Permissions::from_mode(0o755)).unwrap();
+        RecordsDir::open(t.path()).unwrap();
+        let mode = fs::metadata(t.path().join("pods")).unwrap().mode();
+        assert_eq!(mode & 0o7777, 0o700);
+        // Writable by others: refused.
+        fs::set_permissions(t.path().join("pods"), fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(RecordsDir::open(t.path()).is_err());
+        // A symlink to a good directory: refused (never followed).
+        let t2 = tempfile::tempdir().unwrap();
+        let real = t2.path().join("elsewhere");
+        fs::create_dir(&real).unwrap();
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::symlink(&real, t2.path().join("pods")).unwrap();
+        assert!(RecordsDir::open(t2.path()).is_err());
+    }
+
+    #[test]
+    fn issue7_item5_symlinked_foreign_or_writable_records_are_untrusted() {
+        let t = tempfile::tempdir().unwrap();
+        let records = RecordsDir::open(t.path()).unwrap();
+        let r = record("u-3");
+        // A valid record elsewhere, reached through a symlink: ignored.
+        let other = tempfile::tempdir().unwrap();
+        let elsewhere = RecordsDir::open(other.path()).unwrap();
+        elsewhere.write("u-3", &r).unwrap();
+        std::os::unix::fs::symlink(other.path().join("pods/u-3"), t.path().join("pods/u-3"))
+            .unwrap();
+        assert!(matches!(
+            records.read("u-3"),
+            Err(RecordError::Untrusted(_))
+        ));
+        // Writable by others: ignored.
+        records.write("u-4", &record("u-4")).unwrap();
+        fs::set_permissions(t.path().join("pods/u-4"), fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(matches!(
+            records.read("u-4"),
+            Err(RecordError::Untrusted(_))
+        ));
+        // Not a regular file: ignored.
+        fs::create_dir(t.path().join("pods/u-5")).unwrap();
+        assert!(matches!(
+            records.read("u-5"),
+            Err(RecordError::Untrusted(_))
+        ));
+        // Owned by another uid (needs root to chown): ignored.
+        if nix::unistd::geteuid().is_root() {
+            records.write("u-6", &record("u-6")).unwrap();
+            nix::unistd::chown(
+                &t.path().join("pods/u-6"),
+                Some(nix::unistd::Uid::from_raw(65534)),
+                None,
+            )
+            .unwrap();
+            assert!(matches!(
+                records.read("u-6"),
+                Err(RecordError::Untrusted(_))
+            ));
+        }
+        // Garbage of skiff's own: invalid (removed by recovery).
+        fs::write(t.path().join("pods/u-7"), "junk").unwrap();
+        fs::set_permissions(t.path().join("pods/u-7"), fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(matches!(records.read("u-7"), Err(RecordError::Invalid(_))));
+    }
+
+    #[test]
+    fn issue7_item5_clean_paths_only() {
+        assert!(is_clean_absolute(Path::new("/a/b")));
+        assert!(!is_clean_absolute(Path::new("/a/../b")));
+        assert!(!is_clean_absolute(Path::new("a/b")));
+    }
+
+    #[test]
+    fn issue7_item5_real_dir_refuses_symlinks() {
+        let t = tempfile::tempdir().unwrap();
+        let real = t.path().join("real");
+        fs::create_dir_all(real.join("pods/x")).unwrap();
+        std::os::unix::fs::symlink(&real, t.path().join("link")).unwrap();
+        assert_eq!(real_dir(&real.join("pods/x")), Ok(true));
+        assert!(real_dir(&t.path().join("link/pods/x")).is_err());
+        assert_eq!(real_dir(&real.join("pods/none")), Ok(false));
     }
 
     #[test]

@@ -55,6 +55,11 @@ pub struct PodSandbox {
     security: crate::security::PodSecurity,
     /// The containers' `HOSTNAME` (see [`ContainerSetup::hostname`]).
     hostname: String,
+    /// The pod's `/dev/shm` when its containers get the default view (`container_view`).
+    shm: Option<crate::container_view::PodShm>,
+    /// Each container a PID namespace of its own (neither `hostPID` nor
+    /// `shareProcessNamespace`).
+    own_pid_namespaces: bool,
 }
 
 impl PodSandbox {
@@ -65,7 +70,7 @@ impl PodSandbox {
         opts: &SandboxOptions,
     ) -> Result<PodSandbox, SandboxError> {
         let pod_dir = opts.data_dir.join("pods").join(identity.dir_name());
-        std::fs::create_dir_all(&pod_dir).map_err(|e| SandboxError {
+        crate::node::create_pod_dir(&pod_dir).map_err(|e| SandboxError {
             reason: "FailedCreatePodSandBox".into(),
             message: format!("creating {}: {e}", pod_dir.display()),
         })?;
@@ -73,13 +78,42 @@ impl PodSandbox {
         let resources = crate::node::PodResources::create(pod, identity, &opts.data_dir, &pod_dir)?;
         // Pod namespaces (namespaces module); dropped on a later error, the holder exits.
         let namespaces = crate::namespaces::for_sandbox(pod)?;
+        // The pod's /dev/shm (container_view module), under the recorded pod dir.
+        let plan = crate::namespaces::NamespacePlan::for_pod(pod);
+        let view = default_view_available();
+        let shm = if !view {
+            None
+        } else if plan.ipc {
+            Some(crate::container_view::PodShm::create(&pod_dir))
+        } else {
+            Some(crate::container_view::PodShm::host())
+        }
+        .transpose()
+        .map_err(|e| SandboxError {
+            reason: "FailedCreatePodSandBox".into(),
+            message: format!("Failed to create pod sandbox: mounting the pod's /dev/shm: {e}"),
+        })?;
+        let spec = pod.spec.as_ref();
+        let own_pid_namespaces = view
+            && !spec.and_then(|s| s.host_pid).unwrap_or(false)
+            && !spec
+                .and_then(|s| s.share_process_namespace)
+                .unwrap_or(false);
         // Volumes (volumes module): all set up before any container starts, or none.
         let node = crate::volumes::downward::NodeAllocatable::detect(&opts.data_dir);
-        let volumes = crate::volumes::PodVolumes::setup(pod, &pod_dir, &opts.objects, &node)
-            .map_err(|e| SandboxError {
-                reason: "FailedMount".into(),
-                message: e.to_string(),
-            })?;
+        // Each tmpfs is recorded in the pod's record before it is mounted.
+        let journal = resources.mount_journal();
+        let volumes = crate::volumes::PodVolumes::setup_journaled(
+            pod,
+            &pod_dir,
+            &opts.objects,
+            &node,
+            journal,
+        )
+        .map_err(|e| SandboxError {
+            reason: "FailedMount".into(),
+            message: e.to_string(),
+        })?;
         Ok(PodSandbox {
             identity: identity.clone(),
             pod_dir,
@@ -94,6 +128,8 @@ impl PodSandbox {
                 crate::security::PodSecurity::new(pod)
             },
             hostname: container_hostname(pod),
+            shm,
+            own_pid_namespaces,
         })
     }
 
@@ -128,6 +164,16 @@ impl PodSandbox {
                 .as_ref()
                 .and_then(|sc| sc.read_only_root_filesystem)
                 == Some(true);
+            if default_view_available() {
+                let sc = container.security_context.as_ref();
+                setup.view = Some(crate::container_view::ViewPlan {
+                    privileged: sc.and_then(|sc| sc.privileged) == Some(true),
+                    unmasked: sc.and_then(|sc| sc.proc_mount.as_deref()) == Some("Unmasked"),
+                    shm: self.shm.as_ref().map(|s| s.fd()),
+                    dev_mountpoints: Vec::new(),
+                });
+                setup.own_pid_namespace = self.own_pid_namespaces;
+            }
         }
         // Volumes: the container's volumeMounts (volumes module).
         let volume_mounts = self.volumes.mounts_for(container, &launch.env)?;
@@ -147,13 +193,37 @@ impl PodSandbox {
             launch.restart_count,
             &launch.termination_message_path,
             setup.mounts.as_mut(),
+            setup.view.as_ref().is_some_and(|v| v.private_dev()),
         )?;
         // Mount points for the container's mounts (namespaces/mountns; keep last).
+        // Each is in the pod's crash record before it exists (issue 7 item 1c).
         if let Some(mounts) = &setup.mounts {
-            let created = crate::mountns::ensure_mountpoints(mounts)?;
+            // Targets in a private /dev get their mount points in that tmpfs (child side).
+            let (in_dev, on_host): (Vec<_>, Vec<_>) = mounts.iter().cloned().partition(|m| {
+                setup
+                    .view
+                    .as_ref()
+                    .is_some_and(|v| v.private_dev() && m.target.starts_with("/dev"))
+            });
+            if let Some(v) = setup.view.as_mut() {
+                v.dev_mountpoints = in_dev
+                    .iter()
+                    .map(|m| {
+                        let dir = std::fs::metadata(&m.source).map(|md| md.is_dir());
+                        (m.target.clone(), dir.unwrap_or(true))
+                    })
+                    .collect();
+            }
+            let mut created = Vec::new();
+            let r = crate::mountns::ensure_mountpoints(
+                &on_host,
+                &mut |p| self.resources.record_mountpoint(p),
+                &mut created,
+            );
             if let Ok(mut m) = self.mountpoints.lock() {
                 m.extend(created);
             }
+            r?;
         }
         Ok(setup)
     }
@@ -172,6 +242,8 @@ impl PodSandbox {
     pub async fn destroy(self) {
         // Namespaces (namespaces module): kill the holder; mount points we created.
         self.namespaces.destroy().await;
+        // The pod's /dev/shm (container_view module): unmounted on drop.
+        drop(self.shm);
         if let Ok(m) = self.mountpoints.lock() {
             crate::mountns::remove_mountpoints(&m);
         }
@@ -181,6 +253,13 @@ impl PodSandbox {
         // Pod cgroup (node module): kills anything left in it, removes it and the record.
         self.resources.destroy().await;
     }
+}
+
+/// Whether containers get the default view (`container_view`): with namespaces as root.
+/// Rootless pods keep the host's /proc, /sys and /dev (their processes hold no privilege
+/// on the host); see the README.
+fn default_view_available() -> bool {
+    crate::namespaces::support().namespaces() && !crate::namespaces::rootless()
 }
 
 /// The containers' `HOSTNAME` env. The kubelet gives the sandbox a hostname only without

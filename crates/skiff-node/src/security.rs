@@ -26,7 +26,8 @@
 //!   `CAP_SYS_RESOURCE`): the set is intersected, and skiff says so once.
 //! * `allowPrivilegeEscalation: false` → `PR_SET_NO_NEW_PRIVS` (kubelet's
 //!   `AddNoNewPrivileges`); unset leaves it off.
-//! * `seccompProfile`: `RuntimeDefault` → the filter of [`seccomp`] (a deny-list, see there);
+//! * `seccompProfile`: `RuntimeDefault` → containerd's default profile ([`seccomp`]: its
+//!   allow-list, with the additions of the container's capabilities);
 //!   `Unconfined` or unset (the kubelet's default without `--seccomp-default`) → none;
 //!   `Localhost` → `CreateContainerConfigError` (no profile store); privileged containers get
 //!   none, as in containerd.
@@ -34,7 +35,7 @@
 //!   `windowsOptions`: accepted and ignored: runtime class `host` runs on the host's root
 //!   filesystem and `/proc`, and this node has no SELinux or AppArmor.
 
-mod seccomp;
+pub mod seccomp;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,6 +68,7 @@ pub mod caps {
     pub const SYS_MODULE: u32 = 16;
     pub const SYS_RAWIO: u32 = 17;
     pub const SYS_CHROOT: u32 = 18;
+    pub const SYS_PTRACE: u32 = 19;
     pub const SYS_PACCT: u32 = 20;
     pub const SYS_ADMIN: u32 = 21;
     pub const SYS_BOOT: u32 = 22;
@@ -77,6 +79,9 @@ pub mod caps {
     pub const MKNOD: u32 = 27;
     pub const AUDIT_WRITE: u32 = 29;
     pub const SETFCAP: u32 = 31;
+    pub const SYSLOG: u32 = 34;
+    pub const PERFMON: u32 = 38;
+    pub const BPF: u32 = 39;
 
     /// Names without `CAP_`, indexed by number.
     pub const NAMES: [&str; 41] = [
@@ -436,7 +441,14 @@ pub fn plan(
         _ if sc.privileged => None,
         None => None,
         Some(p) => match p.type_.as_str() {
-            "RuntimeDefault" => Some(SeccompFilter(seccomp::runtime_default(granted))),
+            "RuntimeDefault" => Some(SeccompFilter(
+                seccomp::runtime_default(granted)
+                    .compile()
+                    .map_err(|e| StartError::Io {
+                        what: "building the RuntimeDefault seccomp filter".into(),
+                        source: std::io::Error::other(e),
+                    })?,
+            )),
             "Unconfined" => None,
             "Localhost" => {
                 return Err(StartError::Config(format!(
@@ -676,11 +688,15 @@ fn check(r: libc::c_long) -> Result<(), Errno> {
     }
 }
 
-/// Applies `p` in the forked child: no_new_privs, seccomp (while skiff's CAP_SYS_ADMIN still
-/// allows it without no_new_privs), bounding set, groups/gid/uid (keeping the permitted set
-/// across the uid change), then the permitted and effective sets (runc's `finalizeNamespace`
-/// order). Raw system calls only: after a raw `clone3` the C library's thread list is the
-/// parent's, so its set*id wrappers must not run here.
+/// Applies `p` in the forked child: no_new_privs, bounding set, groups/gid/uid (keeping the
+/// permitted set across the uid change), then the permitted and effective sets (runc's
+/// `finalizeNamespace` order), and the seccomp filter where runc puts it
+/// (`standard_init_linux.go`): with no_new_privs as late as possible, after everything else
+/// here (the child then only does `dup2`, `chdir` and `execve`, which the profile allows);
+/// without it first, while skiff's `CAP_SYS_ADMIN` still allows installing a filter (the
+/// profile allows the `prctl`, `setgroups`, `setres[ug]id` and `capset` that follow). Raw
+/// system calls only: after a raw `clone3` the C library's thread list is the parent's, so
+/// its set*id wrappers must not run here.
 ///
 /// SAFETY (caller): only in the child of a fork-like clone (or a `pre_exec` hook), with `p`
 /// in memory copied from the parent.
@@ -688,18 +704,8 @@ fn check(r: libc::c_long) -> Result<(), Errno> {
 pub(crate) unsafe fn apply_in_child(p: &PreparedSecurity) -> Result<(), Errno> {
     if p.no_new_privs {
         check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, ULONG1, ULONG0, ULONG0, ULONG0).into())?;
-    }
-    if !p.filter.is_empty() {
-        let prog = libc::sock_fprog {
-            len: p.filter.len() as libc::c_ushort,
-            filter: p.filter.as_ptr().cast_mut(),
-        };
-        check(libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            0,
-            &prog as *const libc::sock_fprog,
-        ))?;
+    } else {
+        install_filter(&p.filter)?;
     }
     if let Some((bounding, last_cap, _)) = &p.caps {
         for cap in 0..=*last_cap {
@@ -753,7 +759,30 @@ pub(crate) unsafe fn apply_in_child(p: &PreparedSecurity) -> Result<(), Errno> {
             Err(e) => return Err(e),
         }
     }
+    if p.no_new_privs {
+        install_filter(&p.filter)?;
+    }
     Ok(())
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER)` with the prepared program (nothing when it is empty).
+///
+/// SAFETY (caller): as [`apply_in_child`].
+#[allow(unsafe_code)]
+unsafe fn install_filter(filter: &[libc::sock_filter]) -> Result<(), Errno> {
+    if filter.is_empty() {
+        return Ok(());
+    }
+    let prog = libc::sock_fprog {
+        len: filter.len() as libc::c_ushort,
+        filter: filter.as_ptr().cast_mut(),
+    };
+    check(libc::syscall(
+        libc::SYS_seccomp,
+        libc::SECCOMP_SET_MODE_FILTER,
+        0,
+        &prog as *const libc::sock_fprog,
+    ))
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use k8s_openapi::api::core::v1::{ContainerState, PodStatus};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use crate::isolation::{MountSpec, Propagation};
+use crate::isolation::{HeldFd, MountSpec, Propagation};
 use crate::launch::{StartError, TerminationMessagePolicy};
 use crate::logs::tail_file;
 
@@ -49,13 +49,19 @@ pub const FALLBACK_LOG_BYTES: usize = 2048;
 pub struct MessageFile {
     path: PathBuf,
     file: Arc<File>,
+    /// A duplicate of the descriptor, for the bind mount (made from it, not from `path`).
+    held: HeldFd,
 }
 
 impl MessageFile {
     /// Creates a fresh empty file (mode 0666) for one instance in `dir` (created if missing,
     /// and made not writable by group and others).
     pub fn create(dir: &Path, restart_count: u32) -> io::Result<MessageFile> {
-        std::fs::create_dir_all(dir)?;
+        // 0750 like the pod's directory and the logs' (`logs::RotatingLog::create`).
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o750);
+        b.create(dir)?;
         let dir_fd = nix::fcntl::open(
             dir,
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
@@ -77,9 +83,11 @@ impl MessageFile {
         )?;
         // open(2) applied the umask; the kubelet chmods to 0666 for the same reason.
         nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o666))?;
+        let held = HeldFd(Arc::new(fd.try_clone()?));
         Ok(MessageFile {
             path: dir.join(name),
             file: Arc::new(File::from(fd)),
+            held,
         })
     }
 
@@ -95,6 +103,8 @@ impl MessageFile {
             target: PathBuf::from(termination_message_path),
             read_only: false,
             propagation: Propagation::Private,
+            source_fd: Some(self.held.clone()),
+            ..Default::default()
         }
     }
 
@@ -199,25 +209,29 @@ pub fn collect(
 /// `termination_message_path` to `mounts` (the kubelet's `makeMounts`). Nothing is done when
 /// the container has no mount namespace (`mounts` is `None`).
 ///
-/// Interim, until each container has a private `/dev`: the default mount point
-/// `/dev/termination-log` must exist on the host. skiff creates it once (empty, root's) and
-/// leaves it, because removing it at a pod's teardown would detach, or fail, the mount of
-/// every other pod starting at that moment (the kernel lazily unmounts a mount point unlinked
-/// in another namespace). A missing custom path is created (and removed at teardown) by
-/// `mountns::ensure_mountpoints`. Where skiff may not create the mount point (rootless) the
-/// mount is left out and only the logs fallback remains, as the kubelet goes on without the
-/// file when it cannot create it.
+/// Mount points: below a private `/dev` (`private_dev`, the default container view) the child
+/// makes them in its tmpfs. A container that sees the host's `/dev` (privileged) needs
+/// `/dev/termination-log` on the host: skiff creates it once (empty, root's) and leaves it,
+/// because removing it at a pod's teardown would detach, or fail, the mount of every other pod
+/// starting at that moment (the kernel lazily unmounts a mount point unlinked in another
+/// namespace). Any other missing path is made (and removed at teardown) by
+/// `mountns::ensure_mountpoints`. Where skiff may not create the mount point (rootless, with
+/// the host's `/dev`) the mount is left out and only the logs fallback remains, as the kubelet
+/// goes on without the file when it cannot create it.
 pub fn plan(
     container_dir: &Path,
     restart_count: u32,
     termination_message_path: &str,
     mounts: Option<&mut Vec<MountSpec>>,
+    private_dev: bool,
 ) -> Result<Option<MessageFile>, StartError> {
     let Some(mounts) = mounts else {
         return Ok(None);
     };
     let target = Path::new(termination_message_path);
-    let ready = if termination_message_path == crate::launch::DEFAULT_TERMINATION_MESSAGE_PATH {
+    let ready = if private_dev && target.starts_with("/dev") {
+        true
+    } else if termination_message_path == crate::launch::DEFAULT_TERMINATION_MESSAGE_PATH {
         ensure_shared_mount_point(target)
     } else {
         mount_point_possible(target)

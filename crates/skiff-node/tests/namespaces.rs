@@ -232,11 +232,19 @@ async fn item1_host_network_and_host_ipc_use_the_host_namespaces() {
     let c = sh("app", "sleep 30");
     let ct = fx.start(&c, vec![], None).await;
     let p = ct.pid().to_string();
-    for kind in ["net", "ipc", "uts", "pid"] {
+    for kind in ["net", "ipc", "uts"] {
         assert_eq!(ns_of(&p, kind), ns_of("self", kind), "{kind}");
     }
-    // It still gets its own mount namespace.
+    // It still gets its own mount namespace, and (without hostPID) its own PID namespace.
     assert_ne!(ns_of(&p, "mnt"), ns_of("self", "mnt"));
+    assert_ne!(ns_of(&p, "pid"), ns_of("self", "pid"));
+    fx.teardown().await;
+
+    // hostPID: the host's PID namespace.
+    let pod = pod_yaml("hostpid", "  hostPID: true\n");
+    let mut fx = Fixture::new(&pod).await;
+    let ct = fx.start(&sh("app", "sleep 30"), vec![], None).await;
+    assert_eq!(ns_of(&ct.pid().to_string(), "pid"), ns_of("self", "pid"));
     fx.teardown().await;
 
     // hostNetwork alone: own IPC namespace, host network.
@@ -317,12 +325,14 @@ async fn item2_mounts_appear_inside_the_container_only_and_read_only_holds() {
             target: target.clone(),
             read_only: true,
             propagation: Propagation::Private,
+            ..Default::default()
         },
         MountSpec {
             source: rw.clone(),
             target: target_rw.clone(),
             read_only: false,
             propagation: Propagation::HostToContainer,
+            ..Default::default()
         },
     ];
     // Mount points are made by the sandbox's setup (they do not exist yet).
@@ -342,7 +352,10 @@ async fn item2_mounts_appear_inside_the_container_only_and_read_only_holds() {
             .unwrap(),
     );
     fx.containers.push(ct.clone());
-    assert_eq!(line_matching(&mut rx, |_| true).await, "volume-content");
+    assert_eq!(
+        line_matching(&mut rx, |l| l == "volume-content").await,
+        "volume-content"
+    );
     assert_eq!(
         line_matching(&mut rx, |l| l.starts_with("ro=")).await,
         "ro=held"
@@ -443,6 +456,7 @@ async fn item8_sandbox_teardown_leaves_no_holder_mount_or_mountpoint() {
         target: target.clone(),
         read_only: false,
         propagation: Propagation::Private,
+        ..Default::default()
     }]);
     // What the sandbox does for the mounts it hands out: created here because the test
     // adds its mount after container_setup.

@@ -309,6 +309,7 @@ async fn termination_message_file_and_fallback() {
             0,
             target.to_str().unwrap(),
             setup.mounts.as_mut(),
+            false,
         )
         .unwrap();
         let ct = rt().start(l, setup, None).await.unwrap();

@@ -349,3 +349,171 @@ async fn sc_run_as_non_root_rejects_root_before_start() {
         "container's runAsUser breaks non-root policy (pod: \"sec_default(uid-sec)\", container: c)"
     );
 }
+
+// Issue 7 item 3: RuntimeDefault is containerd's default profile, an allow-list. Each system
+// call below is made with ctypes from a real container process; the line says "ok" or the
+// errno name.
+const SYSCALLS: &str = r#"/usr/bin/python3 - <<'EOF'
+import ctypes, errno, os
+libc = ctypes.CDLL(None, use_errno=True)
+def call(name, nr, *args):
+    r = libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args])
+    e = ctypes.get_errno()
+    print(name, "ok" if r >= 0 else errno.errorcode.get(e, str(e)))
+pid = os.getpid()
+call("kcmp", 312, pid, pid, 0, 0, 0)
+call("pidfd_getfd", 438, -1, 0, 0)
+call("process_madvise", 440, -1, 0, 0, 0, 0)
+call("userfaultfd", 323, 1)
+call("keyctl", 250, 0, 0)
+call("open_tree_attr", 467, -1, 0, 0, 0, 0)
+call("unassigned_400", 400)
+call("getpid", 39)
+EOF"#;
+
+/// The result `SYSCALLS` printed for `name`.
+fn syscall_result<'a>(out: &'a str, name: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in {out}"))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[tokio::test]
+async fn issue7_item3_runtime_default_denies_what_the_allow_list_leaves_out() {
+    if !root() {
+        return;
+    }
+    let script = format!("{STATUS}; {SYSCALLS}");
+    let (code, out) = run(
+        json!({"seccompProfile": {"type": "RuntimeDefault"}}),
+        json!({}),
+        &script,
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(field(&out, "Seccomp"), "2");
+    // The old deny-list let these through: kcmp, pidfd_getfd and process_madvise need
+    // CAP_SYS_PTRACE in containerd's profile; userfaultfd and keyctl are not in it.
+    for (name, want) in [
+        ("kcmp", "EPERM"),
+        ("pidfd_getfd", "EPERM"),
+        ("process_madvise", "EPERM"),
+        ("userfaultfd", "EPERM"),
+        ("keyctl", "EPERM"),
+        // Newer than every call the profile names: ENOSYS (runc's stub), so programs fall
+        // back as on an older kernel.
+        ("open_tree_attr", "ENOSYS"),
+        ("unassigned_400", "EPERM"),
+        ("getpid", "ok"),
+    ] {
+        assert_eq!(syscall_result(&out, name), want, "{name}: {out}");
+    }
+    // The same container Unconfined: the kernel answers (kcmp of a process with itself is
+    // allowed, the bad fds are EBADF, open_tree_attr's NULL path EFAULT).
+    let (code, out) = run(
+        json!({"seccompProfile": {"type": "RuntimeDefault"}}),
+        json!({"seccompProfile": {"type": "Unconfined"}}),
+        &script,
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(field(&out, "Seccomp"), "0");
+    for (name, want) in [
+        ("kcmp", "ok"),
+        ("pidfd_getfd", "EBADF"),
+        ("process_madvise", "EBADF"),
+        ("keyctl", "EINVAL"),
+        ("open_tree_attr", "EFAULT"),
+        ("unassigned_400", "ENOSYS"),
+    ] {
+        assert_eq!(syscall_result(&out, name), want, "{name}: {out}");
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[tokio::test]
+async fn issue7_item3_cap_sys_ptrace_adds_kcmp_pidfd_getfd_process_madvise() {
+    if !root() {
+        return;
+    }
+    let (code, out) = run(
+        json!({"seccompProfile": {"type": "RuntimeDefault"}}),
+        json!({"capabilities": {"add": ["SYS_PTRACE"]}}),
+        &format!("{STATUS}; {SYSCALLS}"),
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(field(&out, "Seccomp"), "2");
+    assert_eq!(syscall_result(&out, "kcmp"), "ok", "{out}");
+    assert_eq!(syscall_result(&out, "pidfd_getfd"), "EBADF", "{out}");
+    assert_eq!(syscall_result(&out, "process_madvise"), "EBADF", "{out}");
+    // Still not in the profile.
+    assert_eq!(syscall_result(&out, "keyctl"), "EPERM", "{out}");
+}
+
+/// Ordinary programs: a shell pipeline, a threaded Python (glibc tries clone3 first and
+/// falls back to clone on ENOSYS), a subprocess, sleep.
+const ORDINARY: &str = r#"set -e
+echo hello | tr a-z A-Z
+ls / | grep -q usr && echo ls-ok
+sleep 0.1 && echo sleep-ok
+/usr/bin/python3 -c '
+import threading, subprocess, socket
+t = threading.Thread(target=lambda: print("thread-ok")); t.start(); t.join()
+print(subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip(), "subprocess-ok")
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM); s.bind(("127.0.0.1", 0)); s.close(); print("socket-ok")
+try:
+    socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM); print("vsock-allowed")
+except OSError as e:
+    print("vsock-denied", e.errno)
+'
+"#;
+
+#[tokio::test]
+async fn issue7_item3_ordinary_programs_run_under_runtime_default() {
+    if !root() {
+        return;
+    }
+    // Root; non-root without no_new_privs (the filter goes in first, while skiff still has
+    // CAP_SYS_ADMIN, so setgroups/setresuid/capset run under it); non-root with
+    // no_new_privs (the filter goes in last, after the credentials and capset).
+    for (pod_sc, c_sc, uid, nnp) in [
+        (json!({}), json!({}), "0", "0"),
+        (
+            json!({"runAsUser": 1000, "runAsGroup": 1000}),
+            json!({}),
+            "1000",
+            "0",
+        ),
+        (
+            json!({"runAsUser": 1000, "runAsGroup": 1000, "supplementalGroups": [3000]}),
+            json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}),
+            "1000",
+            "1",
+        ),
+    ] {
+        let mut pod_sc = pod_sc;
+        pod_sc["seccompProfile"] = json!({"type": "RuntimeDefault"});
+        let (code, out) = run(pod_sc, c_sc, &format!("{STATUS}\n{ORDINARY}")).await;
+        assert_eq!(code, 0, "{out}");
+        assert_eq!(field(&out, "Seccomp"), "2", "{out}");
+        assert_eq!(field(&out, "NoNewPrivs"), nnp, "{out}");
+        assert_eq!(field(&out, "Uid"), format!("{uid}\t{uid}\t{uid}\t{uid}"));
+        for want in [
+            "HELLO",
+            "ls-ok",
+            "sleep-ok",
+            "thread-ok",
+            &format!("{uid} subprocess-ok"),
+            "socket-ok",
+            &format!("vsock-denied {}", libc_eperm()),
+        ] {
+            assert!(out.lines().any(|l| l == want), "{want:?} in {out}");
+        }
+    }
+}
+
+fn libc_eperm() -> i32 {
+    nix::errno::Errno::EPERM as i32
+}

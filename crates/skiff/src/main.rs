@@ -2,9 +2,12 @@
 //! semantics. This binary is the thin edge: argument parsing, reading files, printing, and
 //! mapping outcomes to exit codes. Everything else lives in the library crates.
 
+// First: its print macros shadow the standard ones in every module below (output never
+// panics skiff; see `output`).
+#[macro_use]
+mod output;
 mod commands;
 mod input;
-mod output;
 
 use std::process::ExitCode;
 
@@ -53,11 +56,17 @@ fn main() -> ExitCode {
             };
         }
     };
-    let code = match cli.command {
+    // A panic unwinds through the command (dropping the pod's sandbox tears it down: volumes
+    // unmounted, cgroup and record removed) and ends here as a plain failure.
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cli.command {
         Command::Validate(args) => commands::validate::run(&args),
         Command::Resources(args) => commands::resources::run(&args),
         Command::Run(args) => commands::run::run(&args),
-    };
+    }))
+    .unwrap_or_else(|_| {
+        eprintln!("skiff: internal error (panic); whatever skiff had set up was torn down");
+        exit::FAILURE
+    });
     ExitCode::from(code)
 }
 
@@ -66,6 +75,7 @@ fn init_tracing() {
     let filter = EnvFilter::try_from_env("SKIFF_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| output::StderrWriter)
+        .log_internal_errors(false)
         .try_init();
 }

@@ -309,14 +309,11 @@ fn faults_leave_no_process_and_no_temp_dir_behind() {
     let out = finish(cmd.spawn().unwrap(), RUN_LIMIT);
     assert_eq!(out.code, Some(0), "stderr tail:\n{}", tail(&out.stderr));
     let pids = t.pids("pids");
-    // 3 shells + setsid daemon + orphan + zombie parent + zombie child.
+    // 3 shells + setsid daemon + orphan + zombie parent + zombie child (PIDs as each
+    // container's own PID namespace numbers them, so the host check is by marker).
     assert_eq!(pids.len(), 7, "{pids:?}");
-    let left: Vec<i32> = pids.iter().copied().filter(|p| alive(*p)).collect();
     let marked = t.leftovers();
-    assert!(
-        left.is_empty() && marked.is_empty(),
-        "left running: recorded {left:?}, marked {marked:?}"
-    );
+    assert!(marked.is_empty(), "left running: {marked:?}");
     let temp_left: Vec<_> = std::fs::read_dir(&tmp)
         .unwrap()
         .flatten()

@@ -200,3 +200,64 @@ fn sc_non_root_container_writes_its_termination_message() {
     assert_eq!(s["exitCode"], 3, "{s:#}");
     assert_eq!(s["message"], "bye from 1000\n", "{s:#}");
 }
+
+// Issue 7 item 3: RuntimeDefault is containerd's default profile, an allow-list: `kcmp` (not
+// in it without CAP_SYS_PTRACE) fails with EPERM in the pod-level RuntimeDefault container,
+// works in the Unconfined one and in the one that adds CAP_SYS_PTRACE; the programs
+// themselves (sh, python3 with a thread) run normally under the filter.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn issue7_item3_runtime_default_allow_list_end_to_end() {
+    if !root() {
+        return;
+    }
+    let t = shared_dir("sc-item3");
+    let probe = |name: &str| {
+        format!(
+            "/usr/bin/python3 -c '
+import ctypes, errno, os, threading
+libc = ctypes.CDLL(None, use_errno=True)
+t = threading.Thread(target=lambda: None); t.start(); t.join()
+pid = os.getpid()
+r = libc.syscall(ctypes.c_long(312), ctypes.c_long(pid), ctypes.c_long(pid), 0, 0, 0)
+print(\"ok\" if r == 0 else errno.errorcode[ctypes.get_errno()])
+' > \"$T/{name}.kcmp\"; {}",
+            report(name)
+        )
+    };
+    let with_sc = |name: &str, sc: serde_json::Value| {
+        let mut c = plain(name, &probe(name));
+        c["securityContext"] = sc;
+        c
+    };
+    let pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "sc-item3"},
+        "spec": {
+            "runtimeClassName": "host",
+            "restartPolicy": "Never",
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [
+                plain("confined", &probe("confined")),
+                with_sc("unconfined", json!({"seccompProfile": {"type": "Unconfined"}})),
+                with_sc("ptrace", json!({"capabilities": {"add": ["SYS_PTRACE"]}})),
+            ],
+        }
+    });
+    let out = t.run(pod, &[]);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    assert_eq!(out.pod()["status"]["phase"], "Succeeded");
+    let kcmp = |n: &str| {
+        std::fs::read_to_string(t.file(&format!("{n}.kcmp")))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(kcmp("confined"), "EPERM");
+    assert_eq!(field(&t, "confined", "Seccomp"), "2");
+    assert_eq!(kcmp("unconfined"), "ok");
+    assert_eq!(field(&t, "unconfined", "Seccomp"), "0");
+    assert_eq!(kcmp("ptrace"), "ok");
+    assert_eq!(field(&t, "ptrace", "Seccomp"), "2");
+}

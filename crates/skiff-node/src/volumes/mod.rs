@@ -20,9 +20,16 @@
 //! A disk emptyDir over its `sizeLimit` is found by [`SizeWatch::exceeded`]
 //! (`du`-style usage, as the kubelet's eviction manager measures it); the pod worker polls it
 //! and evicts the pod (Warning `Evicted` with the kubelet's message; the pod fails with grace 0).
+//! The usage walk and the teardown go by file descriptor ([`fdwalk`]): no depth of paths
+//! escapes the count (`PATH_MAX` does not bound them) or survives the pod, and neither
+//! follows a symlink.
+//!
+//! Each volume's root is held open from setup on, and every volumeMount carries a descriptor
+//! of what it mounts ([`MountSpec::source_fd`]; subPaths in [`subpath`]).
 
 pub mod atomic;
 pub mod downward;
+pub(crate) mod fdwalk;
 pub mod hostpath;
 pub mod ownership;
 mod payload;
@@ -31,13 +38,15 @@ pub mod subpath;
 pub use payload::secret_data;
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Container, Pod, Volume};
 use skiff_model::quantity::Quantity;
 
-use crate::isolation::{MountSpec, Propagation};
+use crate::isolation::{HeldFd, MountSpec, Propagation};
 use crate::launch::StartError;
 use crate::sandbox::PodObjects;
 use downward::NodeAllocatable;
@@ -47,6 +56,16 @@ pub const CONFIG_MAP_PLUGIN: &str = "kubernetes.io~configmap";
 pub const SECRET_PLUGIN: &str = "kubernetes.io~secret";
 pub const DOWNWARD_API_PLUGIN: &str = "kubernetes.io~downward-api";
 pub const PROJECTED_PLUGIN: &str = "kubernetes.io~projected";
+
+/// Where skiff notes the mounts it makes on the host for a pod (the pod's crash record, see
+/// `node`): written **before** the mount and cleared only **after** the unmount, so that the
+/// next start of skiff unmounts whatever a killed or panicking skiff left (issue 7 item 6).
+pub trait MountJournal: Send + Sync + std::fmt::Debug {
+    /// Records `path`; an error means the mount is not made.
+    fn before_mount(&self, path: &Path) -> Result<(), String>;
+    /// `path` is no longer mounted.
+    fn after_unmount(&self, path: &Path);
+}
 
 /// A volume that could not be set up: the kubelet's `FailedMount` event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,6 +85,9 @@ struct PodVolume {
     must_mount_ro: bool,
     /// A disk emptyDir's `sizeLimit`: (bytes, as written).
     size_limit: Option<(i64, String)>,
+    /// `path` held open (`O_PATH`) since setup; `None` for a hostPath that did not exist
+    /// then (opened when mounted).
+    fd: Option<Arc<OwnedFd>>,
 }
 
 /// The volumes of one pod (see the module docs).
@@ -76,6 +98,8 @@ pub struct PodVolumes {
     volumes: BTreeMap<String, PodVolume>,
     /// tmpfs mounts skiff made, unmounted at teardown.
     tmpfs: Vec<PathBuf>,
+    /// Where mounts are recorded before they are made (the pod's record).
+    journal: Option<std::sync::Arc<dyn MountJournal>>,
     /// Warning events (reason, message) for the pod.
     warnings: Vec<(String, String)>,
 }
@@ -88,9 +112,23 @@ impl PodVolumes {
         objects: &PodObjects,
         node: &NodeAllocatable,
     ) -> Result<PodVolumes, VolumeError> {
+        Self::setup_journaled(pod, pod_dir, objects, node, None)
+    }
+
+    /// [`PodVolumes::setup`], recording every tmpfs in `journal` before mounting it.
+    pub fn setup_journaled(
+        pod: &Pod,
+        pod_dir: &Path,
+        objects: &PodObjects,
+        node: &NodeAllocatable,
+        journal: Option<std::sync::Arc<dyn MountJournal>>,
+    ) -> Result<PodVolumes, VolumeError> {
         let mut out = PodVolumes {
             dir: pod_dir.join("volumes"),
-            ..Default::default()
+            volumes: BTreeMap::new(),
+            tmpfs: Vec::new(),
+            journal,
+            warnings: Vec::new(),
         };
         let Some(spec) = pod.spec.as_ref() else {
             return Ok(out);
@@ -219,12 +257,17 @@ impl PodVolumes {
     }
 
     fn insert(&mut self, v: &Volume, path: PathBuf, ro: bool, size_limit: Option<(i64, String)>) {
+        // skiff's own directories are opened without following a last-component symlink; a
+        // hostPath is the path the pod names, symlinks included (as the kubelet mounts it).
+        let own = v.host_path.is_none();
+        let fd = fdwalk::open_path(&path, own).ok().map(Arc::new);
         self.volumes.insert(
             v.name.clone(),
             PodVolume {
                 path,
                 must_mount_ro: ro,
                 size_limit,
+                fd,
             },
         );
     }
@@ -245,16 +288,26 @@ impl PodVolumes {
         Ok(path)
     }
 
-    /// Mounts a tmpfs of `size` bytes on `path` (its root keeps tmpfs's 1777, as upstream).
+    /// Mounts a tmpfs of `size` bytes on `path` (its root keeps tmpfs's 1777, as upstream),
+    /// recorded in the journal first.
     fn mount_tmpfs(&mut self, path: &Path, size: i64) -> Result<(), String> {
+        if let Some(j) = &self.journal {
+            j.before_mount(path)?;
+        }
         let opts = format!("size={size}");
-        match nix::mount::mount(
+        let mounted = nix::mount::mount(
             Some("tmpfs"),
             path,
             Some("tmpfs"),
             nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
             Some(opts.as_str()),
-        ) {
+        );
+        if mounted.is_err() {
+            if let Some(j) = &self.journal {
+                j.after_unmount(path);
+            }
+        }
+        match mounted {
             Ok(()) => {
                 self.tmpfs.push(path.to_path_buf());
                 Ok(())
@@ -302,21 +355,35 @@ impl PodVolumes {
             if let Some(expr) = m.sub_path_expr.as_deref().filter(|e| !e.is_empty()) {
                 sub = expand_sub_path_expr(expr, env).map_err(StartError::Config)?;
             }
-            let source = if sub.is_empty() {
-                vol.path.clone()
+            let root = match &vol.fd {
+                Some(fd) => fd.clone(),
+                None => Arc::new(fdwalk::open_path(&vol.path, false).map_err(|e| {
+                    StartError::io(
+                        format!("opening volume {:?} at {}", m.name, vol.path.display()),
+                        e,
+                    )
+                })?),
+            };
+            let (source, source_fd) = if sub.is_empty() {
+                (vol.path.clone(), root)
             } else {
-                subpath::prepare(&vol.path, &sub, &m.name, &c.name).map_err(StartError::Config)?
+                let (fd, path) = subpath::prepare(root.as_fd(), &vol.path, &sub, &m.name, &c.name)
+                    .map_err(StartError::Config)?;
+                (path, Arc::new(fd))
             };
             let propagation = match m.mount_propagation.as_deref() {
                 Some("HostToContainer") => Propagation::HostToContainer,
                 Some("Bidirectional") => Propagation::Bidirectional,
                 _ => Propagation::Private,
             };
+            let read_only = m.read_only.unwrap_or(false) || vol.must_mount_ro;
             out.push(MountSpec {
                 source,
                 target: PathBuf::from(&m.mount_path),
-                read_only: m.read_only.unwrap_or(false) || vol.must_mount_ro,
+                read_only,
                 propagation,
+                source_fd: Some(HeldFd(source_fd)),
+                recursive_read_only: recursive_read_only(m, &c.name)?,
             });
         }
         Ok(out)
@@ -336,23 +403,50 @@ impl PodVolumes {
         (!limits.is_empty()).then_some(SizeWatch { limits })
     }
 
+    /// Unmounts one of skiff's tmpfs; once it is gone (EINVAL: not a mount point any more)
+    /// the journal forgets it, else it stays recorded and the next start of skiff retries.
+    fn unmount_tmpfs(&self, p: &Path) -> nix::Result<()> {
+        match nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL) => {
+                if let Some(j) = &self.journal {
+                    j.after_unmount(p);
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Unmounts skiff's tmpfs mounts and removes the pod's volume directories, never crossing
     /// into another filesystem (a hostPath is not under the pod dir; a mount left inside a
     /// volume is left alone and reported).
     pub fn teardown(&mut self) {
-        for p in self.tmpfs.drain(..) {
-            if let Err(e) = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH) {
+        for p in std::mem::take(&mut self.tmpfs) {
+            if let Err(e) = self.unmount_tmpfs(&p) {
                 tracing::warn!("unmounting {}: {e}", p.display());
             }
         }
-        if let Ok(m) = std::fs::symlink_metadata(&self.dir) {
-            if let Err(e) = remove_all_one_filesystem(&self.dir, m.dev()) {
+        if std::fs::symlink_metadata(&self.dir).is_ok() {
+            if let Err(e) = fdwalk::remove_tree(&self.dir) {
                 tracing::warn!("removing pod volumes {}: {e}", self.dir.display());
             }
         }
         self.volumes.clear();
     }
 }
+
+/// Dropped without [`PodVolumes::teardown`] (a panic unwinding through the pod worker, a
+/// sandbox failing half-way): tear down now, so no tmpfs outlives its record.
+impl Drop for PodVolumes {
+    fn drop(&mut self) {
+        if !self.tmpfs.is_empty() || !self.volumes.is_empty() {
+            self.teardown();
+        }
+    }
+}
+
+#[cfg(test)]
+mod journal_tests;
 
 /// Disk emptyDirs with a `sizeLimit`: (name, path, bytes, limit as written).
 #[derive(Debug, Clone)]
@@ -369,7 +463,7 @@ impl SizeWatch {
     /// (`emptyDirLimitEviction` in `pkg/kubelet/eviction/eviction_manager.go`).
     pub fn exceeded(&self) -> Option<String> {
         self.limits.iter().find_map(|(name, path, limit, text)| {
-            (disk_usage(path) > *limit)
+            (fdwalk::disk_usage(path) > *limit)
                 .then(|| format!("Usage of EmptyDir volume {name:?} exceeds the limit {text:?}. "))
         })
     }
@@ -420,49 +514,46 @@ pub fn expand_sub_path_expr(expr: &str, env: &[(String, String)]) -> Result<Stri
     Ok(out)
 }
 
-/// `du`-style usage in bytes (allocated blocks), not crossing filesystems.
-fn disk_usage(p: &Path) -> i64 {
-    fn walk(p: &Path, dev: u64, total: &mut i64) {
-        let Ok(m) = std::fs::symlink_metadata(p) else {
-            return;
-        };
-        *total = total.saturating_add(i64::try_from(m.blocks()).unwrap_or(i64::MAX / 512) * 512);
-        if m.is_dir() && m.dev() == dev {
-            for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
-                walk(&e.path(), dev, total);
+/// `recursiveReadOnly` of a volumeMount, by the kubelet's rules (`makeMounts` in
+/// `pkg/kubelet/kubelet_pods.go`): `Enabled` and `IfPossible` need `readOnly: true` and
+/// propagation `None`; both mean a recursive read-only mount where the kernel has
+/// `mount_setattr` (5.12+). Without it `Enabled` is refused with the kubelet's text (never a
+/// silently writable sub-mount) and `IfPossible` falls back to a plain read-only mount.
+fn recursive_read_only(
+    m: &k8s_openapi::api::core::v1::VolumeMount,
+    container: &str,
+) -> Result<bool, StartError> {
+    match m.recursive_read_only.as_deref() {
+        None | Some("Disabled") => Ok(false),
+        Some(v @ ("Enabled" | "IfPossible")) => {
+            if m.read_only != Some(true) {
+                return Err(StartError::Config(format!(
+                    "mount {:?}: RRO is specified, but Mount is not read-only",
+                    m.name
+                )));
             }
-        }
-    }
-    let mut total = 0;
-    if let Ok(m) = std::fs::symlink_metadata(p) {
-        walk(p, m.dev(), &mut total);
-    }
-    total
-}
-
-/// `removeall.RemoveAllOneFilesystem`: like `remove_dir_all`, but an entry on another device
-/// (a mount point) stops the removal there instead of deleting through it.
-fn remove_all_one_filesystem(p: &Path, dev: u64) -> std::io::Result<()> {
-    let m = std::fs::symlink_metadata(p)?;
-    if m.dev() != dev {
-        return Err(std::io::Error::other(format!(
-            "{} is on another filesystem (a mount point); not removed",
-            p.display()
-        )));
-    }
-    if m.is_dir() {
-        let mut first_err = None;
-        for e in std::fs::read_dir(p)? {
-            if let Err(err) = e.and_then(|e| remove_all_one_filesystem(&e.path(), dev)) {
-                first_err.get_or_insert(err);
+            if let Some(p) = m.mount_propagation.as_deref().filter(|p| *p != "None") {
+                return Err(StartError::Config(format!(
+                    "mount {:?}: RRO is specified, but Mount propagation is not None ({p})",
+                    m.name
+                )));
             }
+            if !crate::mountns::recursive_read_only_supported() {
+                if v == "Enabled" {
+                    return Err(StartError::Config(format!(
+                        "mount {:?}: RRO is specified, but the runtime does not support RRO",
+                        m.name
+                    )));
+                }
+                tracing::debug!(%container, mount = %m.name, "recursiveReadOnly IfPossible: not supported by the kernel");
+                return Ok(false);
+            }
+            Ok(true)
         }
-        if let Some(err) = first_err {
-            return Err(err);
-        }
-        std::fs::remove_dir(p)
-    } else {
-        std::fs::remove_file(p)
+        Some(other) => Err(StartError::Config(format!(
+            "mount {:?}: unknown recursiveReadOnly {other:?}",
+            m.name
+        ))),
     }
 }
 
@@ -487,17 +578,23 @@ mod tests {
     }
 
     #[test]
-    fn teardown_never_crosses_a_mount() {
-        let t = tempfile::tempdir().unwrap();
-        let d = t.path().join("vols");
-        std::fs::create_dir_all(d.join("a/b")).unwrap();
-        std::fs::write(d.join("a/b/f"), "x").unwrap();
-        let dev = std::fs::metadata(&d).unwrap().dev();
-        remove_all_one_filesystem(&d, dev).unwrap();
-        assert!(!d.exists());
-        // A different device id is refused and left in place.
-        std::fs::create_dir_all(d.join("a")).unwrap();
-        assert!(remove_all_one_filesystem(&d, dev + 1).is_err());
-        assert!(d.join("a").exists());
+    fn recursive_read_only_follows_the_kubelet_rules() {
+        let vm = |rro: &str, ro: Option<bool>, prop: Option<&str>| {
+            k8s_openapi::api::core::v1::VolumeMount {
+                name: "v".into(),
+                mount_path: "/v".into(),
+                read_only: ro,
+                mount_propagation: prop.map(String::from),
+                recursive_read_only: Some(rro.into()),
+                ..Default::default()
+            }
+        };
+        assert!(!recursive_read_only(&vm("Disabled", None, None), "c").unwrap());
+        assert!(recursive_read_only(&vm("Enabled", Some(true), None), "c").unwrap());
+        assert!(recursive_read_only(&vm("IfPossible", Some(true), Some("None")), "c").unwrap());
+        assert!(recursive_read_only(&vm("Enabled", Some(false), None), "c").is_err());
+        assert!(
+            recursive_read_only(&vm("Enabled", Some(true), Some("HostToContainer")), "c").is_err()
+        );
     }
 }

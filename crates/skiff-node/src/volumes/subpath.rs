@@ -5,15 +5,34 @@
 //! lie inside the volume. The detailed reason is logged; the user sees the kubelet's generic
 //! text, which deliberately says nothing about the host filesystem.
 //!
-//! Difference from the kubelet: it pins the checked path with an fd and bind-mounts
-//! `/proc/<pid>/fd/<n>`; skiff hands the resolved path to the child, so a container racing to
-//! swap a checked directory for a symlink between the check and the mount is not prevented.
+//! Like the kubelet, the checked path is pinned by a descriptor and that descriptor is what
+//! gets bind-mounted (issue 7 item 1): everything below the volume root is resolved from the
+//! volume's own descriptor with `openat2(RESOLVE_BENEATH)` (in-volume symlinks such as a
+//! configMap's `key -> ..data/key` are followed, an absolute or escaping one is refused), a
+//! missing directory is made with `mkdirat` and `openat(O_NOFOLLOW)` and `fchmod`ed on its
+//! fd ([`fdwalk::make_dirs_beneath`]), and the returned `O_PATH` fd travels in the
+//! [`MountSpec`](crate::isolation::MountSpec) to the child, which mounts that fd. A container
+//! swapping a directory for a symlink at any moment can at worst make the mount fail.
+//! Difference: an absolute symlink is refused even when its host path leads back into the
+//! volume (the kubelet's `EvalSymlinks` would accept it); relative in-volume links work.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-/// Resolves `sub` inside `volume` for volumeMount `mount` of container `container`.
-pub fn prepare(volume: &Path, sub: &str, mount: &str, container: &str) -> Result<PathBuf, String> {
+use nix::libc;
+
+use super::fdwalk;
+
+/// Resolves `sub` inside the volume `volume` (held open as `root`) for volumeMount `mount`
+/// of container `container`: the subPath's `O_PATH` descriptor and its host path (for
+/// messages and checks only).
+pub fn prepare(
+    root: BorrowedFd<'_>,
+    volume: &Path,
+    sub: &str,
+    mount: &str,
+    container: &str,
+) -> Result<(OwnedFd, PathBuf), String> {
     if sub.starts_with('/') {
         return Err(format!(
             "error SubPath `{sub}` must not be an absolute path"
@@ -24,67 +43,54 @@ pub fn prepare(volume: &Path, sub: &str, mount: &str, container: &str) -> Result
             "unable to provision SubPath `{sub}`: must not contain '..'"
         ));
     }
-    let host = volume.join(sub);
-    if std::fs::metadata(&host).is_err() {
-        if let Err(e) = safe_make_dir(volume, sub) {
+    let rel = Path::new(sub);
+    let exists = match fdwalk::openat2(root, rel, libc::O_PATH, fdwalk::BENEATH) {
+        Ok(_) => true,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => false,
+        // Escaping (EXDEV) or otherwise unresolvable beneath the volume: only to pick the
+        // kubelet's message (its `PathExists` follows the link), never to act on.
+        Err(_) => std::fs::metadata(volume.join(sub)).is_ok(),
+    };
+    if !exists {
+        if let Err(e) = safe_make_dir(root, sub) {
             tracing::warn!(%container, %mount, "creating subPath {sub:?}: {e}");
             return Err(format!(
                 "failed to create subPath directory for volumeMount {mount:?} of container {container:?}"
             ));
         }
     }
-    let within = std::fs::canonicalize(volume).and_then(|root| {
-        let real = std::fs::canonicalize(&host)?;
-        Ok((real.starts_with(&root), real))
-    });
-    match within {
-        Ok((true, real)) => Ok(real),
-        Ok((false, real)) => {
-            tracing::warn!(%container, %mount, "subpath {} not within volume path {}", real.display(), volume.display());
-            Err(prepare_failed(mount, container))
+    match fdwalk::openat2(root, rel, libc::O_PATH, fdwalk::BENEATH) {
+        Ok(fd) => {
+            let host = fdwalk::fd_path(fd.as_fd()).unwrap_or_else(|_| volume.join(sub));
+            Ok((fd, host))
         }
         Err(e) => {
-            tracing::warn!(%container, %mount, "resolving subPath {sub:?}: {e}");
-            Err(prepare_failed(mount, container))
+            tracing::warn!(%container, %mount, "subPath {sub:?} not within volume path {} or unresolvable: {e}", volume.display());
+            Err(format!(
+                "failed to prepare subPath for volumeMount {mount:?} of container {container:?}"
+            ))
         }
     }
 }
 
-fn prepare_failed(mount: &str, container: &str) -> String {
-    format!("failed to prepare subPath for volumeMount {mount:?} of container {container:?}")
-}
-
-/// `SafeMakeDir`: creates the missing components of `sub` under `base` with the mode of
-/// `base`, refusing to go through a symlink.
-fn safe_make_dir(base: &Path, sub: &str) -> Result<(), String> {
-    let mode = std::fs::metadata(base)
-        .map_err(|e| e.to_string())?
-        .permissions()
-        .mode()
-        & 0o7777;
-    let mut cur = base.to_path_buf();
-    for part in sub.split('/').filter(|p| !p.is_empty() && *p != ".") {
-        cur.push(part);
-        match std::fs::symlink_metadata(&cur) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(format!("{} is a symlink", cur.display()))
-            }
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(format!("{} is not a directory", cur.display())),
-            Err(_) => {
-                std::fs::create_dir(&cur).map_err(|e| format!("{}: {e}", cur.display()))?;
-                std::fs::set_permissions(&cur, std::fs::Permissions::from_mode(mode))
-                    .map_err(|e| format!("{}: {e}", cur.display()))?;
-            }
-        }
-    }
-    Ok(())
+/// `SafeMakeDir`: creates the missing components of `sub` under `root` with the mode of
+/// `root`, never through a symlink (see [`fdwalk::make_dirs_beneath`]).
+fn safe_make_dir(root: BorrowedFd<'_>, sub: &str) -> std::io::Result<()> {
+    let mode = nix::sys::stat::fstat(root)?.st_mode & 0o7777;
+    fdwalk::make_dirs_beneath(root, Path::new(sub), mode).map(drop)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn prepare(vol: &Path, sub: &str, m: &str, c: &str) -> Result<PathBuf, String> {
+        let root = fdwalk::open_path(vol, true).unwrap();
+        let (fd, p) = super::prepare(root.as_fd(), vol, sub, m, c)?;
+        assert_eq!(fdwalk::fd_path(fd.as_fd()).unwrap(), p);
+        Ok(p)
+    }
 
     #[test]
     fn subpath_is_created_with_the_volume_mode_and_resolved() {

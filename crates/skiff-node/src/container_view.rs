@@ -1,0 +1,725 @@
+//! The container's default view of the kernel: what `procMount: Default` gives a container
+//! under the kubelet with containerd and runc, made for the `host` runtime class, whose root
+//! filesystem is the host's.
+//!
+//! In the container's own mount namespace (isolation step 2, before the volumes are bound):
+//! * its own cgroup namespace, so `/proc/self/cgroup` and the cgroup filesystem start at the
+//!   container's own cgroup (containerd's private cgroupns);
+//! * a fresh `/proc` of the container's PID namespace (its own, or the pod's with
+//!   `shareProcessNamespace`, the host's with `hostPID`), so pods no longer see each other's
+//!   processes (`/proc/<pid>/environ` of another pod is gone);
+//! * a fresh read-only `/sys` of the pod's network namespace, with the cgroup filesystem
+//!   mounted read-only at `/sys/fs/cgroup` (every v1 hierarchy the host has, or cgroup2),
+//!   so a container can neither write kernel knobs nor move a process out of its cgroup;
+//! * a private `/dev` (tmpfs): `null`, `zero`, `full`, `random`, `urandom`, `tty`, a new
+//!   `devpts` instance, `mqueue`, the `fd`/`stdin`/`stdout`/`stderr`/`core` links (runc's
+//!   default devices, `libcontainer/specconv` `AllowedDevices` and `rootfs_linux.go`), and
+//!   `/dev/shm` bound from the pod's own 64 MiB tmpfs (containerd's sandbox shm size;
+//!   the host's `/dev/shm` with `hostIPC`), so no host disk or device node is reachable;
+//! * after the volumes, the kubelet's masked paths (a read-only empty tmpfs on directories,
+//!   `/dev/null` on files) and read-only paths (`pkg/securitycontext/util.go`
+//!   `defaultMaskedPaths`/`defaultReadonlyPaths`), as runc applies them last.
+//!
+//! `privileged: true` gets what containerd gives it: no masks, the host's `/sys` (writable,
+//! with its cgroup hierarchies) and `/dev`; a fresh `/proc` still. `procMount: Unmasked`
+//! drops the masked and read-only paths only.
+//!
+//! Everything in the child happens on filesystems it just mounted (fresh procfs, sysfs,
+//! tmpfs) that no container can have planted anything in, so the paths it uses are fixed
+//! ones; the `/dev/shm` source is a descriptor opened by the parent.
+
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use nix::errno::Errno;
+use nix::libc;
+
+/// The kubelet's masked paths for `procMount: Default` (`pkg/securitycontext/util.go`).
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// The kubelet's read-only paths for `procMount: Default`.
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// containerd's default `/dev/shm` size for a sandbox (`defaultShmSize`, 64 MiB).
+pub const POD_SHM_SIZE: u64 = 64 * 1024 * 1024;
+
+/// What one container's view is made of (parent side).
+#[derive(Debug, Clone)]
+pub struct ViewPlan {
+    /// `privileged: true`: host `/sys` and `/dev`, no masks.
+    pub privileged: bool,
+    /// `procMount: Unmasked`: no masked or read-only paths.
+    pub unmasked: bool,
+    /// The directory bound at `/dev/shm` (the pod's shm tmpfs, or the host's `/dev/shm`).
+    pub shm: Option<Arc<OwnedFd>>,
+    /// Mount targets of the container's own mounts that lie in the private `/dev` (their
+    /// mount points are made in that tmpfs by the child): path and whether it is a directory.
+    pub dev_mountpoints: Vec<(PathBuf, bool)>,
+}
+
+impl ViewPlan {
+    /// Whether the container gets a private `/dev` (so mount points below `/dev` must not be
+    /// made on the host).
+    pub fn private_dev(&self) -> bool {
+        !self.privileged
+    }
+}
+
+/// The fork-safe form of a [`ViewPlan`].
+#[derive(Debug)]
+pub(crate) struct PreparedView {
+    privileged: bool,
+    masked: Vec<CString>,
+    readonly: Vec<CString>,
+    cgroup: Option<&'static CgroupLayout>,
+    /// A detached clone of the shm mount (`open_tree`), attached at `/dev/shm` by the child.
+    /// A descriptor of a mount in skiff's namespace cannot be bind-mounted from the child's
+    /// new mount namespace (EINVAL); a detached tree can be moved into it.
+    shm: Option<OwnedFd>,
+    dev_mountpoints: Vec<(CString, bool)>,
+}
+
+/// How the host mounts its cgroup filesystems under `/sys/fs/cgroup` (read once).
+#[derive(Debug)]
+pub(crate) enum CgroupLayout {
+    /// Pure cgroup v2: one cgroup2 mount at `/sys/fs/cgroup`.
+    Unified,
+    /// v1 (or hybrid): a tmpfs with one mount per hierarchy, plus the host's symlinks.
+    Hierarchies {
+        mounts: Vec<CgroupMount>,
+        /// (link path, link target), e.g. `/sys/fs/cgroup/cpu` → `cpu,cpuacct`.
+        links: Vec<(CString, CString)>,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct CgroupMount {
+    target: CString,
+    fstype: &'static CStr,
+    data: CString,
+}
+
+impl ViewPlan {
+    pub(crate) fn prepare(&self) -> Result<PreparedView, String> {
+        let c = |p: &Path| {
+            CString::new(p.as_os_str().as_bytes())
+                .map_err(|_| format!("mount path {p:?} contains a NUL byte"))
+        };
+        let masks = !self.privileged && !self.unmasked;
+        let list = |l: &[&str]| {
+            if masks {
+                l.iter()
+                    .filter_map(|p| CString::new(*p).ok())
+                    .collect::<Vec<_>>()
+            } else {
+                Vec::new()
+            }
+        };
+        let shm = match &self.shm {
+            Some(fd) => Some(
+                clone_mount(fd.as_raw_fd(), false)
+                    .map_err(|e| format!("cloning the pod's /dev/shm mount: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(PreparedView {
+            privileged: self.privileged,
+            masked: list(MASKED_PATHS),
+            readonly: list(READONLY_PATHS),
+            cgroup: if self.privileged {
+                None
+            } else {
+                host_cgroup_layout()
+            },
+            shm,
+            dev_mountpoints: if self.private_dev() {
+                self.dev_mountpoints
+                    .iter()
+                    .map(|(p, dir)| Ok((c(p)?, *dir)))
+                    .collect::<Result<_, String>>()?
+            } else {
+                Vec::new()
+            },
+        })
+    }
+}
+
+/// The host's cgroup mounts, read from `/proc/self/mountinfo` once; `None` when there is
+/// nothing under `/sys/fs/cgroup` (then the container's `/sys/fs/cgroup` stays empty).
+fn host_cgroup_layout() -> Option<&'static CgroupLayout> {
+    static LAYOUT: OnceLock<Option<CgroupLayout>> = OnceLock::new();
+    LAYOUT
+        .get_or_init(|| {
+            let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+            let controllers = std::fs::read_to_string("/proc/cgroups").unwrap_or_default();
+            parse_cgroup_layout(&info, &controllers, |p| std::fs::read_link(p).ok())
+        })
+        .as_ref()
+}
+
+/// Parses the cgroup mounts below `/sys/fs/cgroup` out of a mountinfo text. `controllers`
+/// is `/proc/cgroups` (which v1 mount options name a controller); `read_link` reads the
+/// host's symlinks in `/sys/fs/cgroup`.
+pub(crate) fn parse_cgroup_layout(
+    mountinfo: &str,
+    controllers: &str,
+    read_link: impl Fn(&Path) -> Option<PathBuf>,
+) -> Option<CgroupLayout> {
+    let known: Vec<&str> = controllers
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let root = Path::new("/sys/fs/cgroup");
+    let mut mounts = Vec::new();
+    let mut names = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let Some(point) = left.split_whitespace().nth(4) else {
+            continue;
+        };
+        let mut r = right.split_whitespace();
+        let (Some(fstype), _, Some(opts)) = (r.next(), r.next(), r.next()) else {
+            continue;
+        };
+        let point = Path::new(point);
+        if fstype == "cgroup2" && point == root {
+            return Some(CgroupLayout::Unified);
+        }
+        let Ok(rel) = point.strip_prefix(root) else {
+            continue;
+        };
+        // One level below /sys/fs/cgroup only, as every host lays them out.
+        if rel.components().count() != 1 {
+            continue;
+        }
+        let (fstype, data) = match fstype {
+            "cgroup2" => (c"cgroup2", String::new()),
+            "cgroup" => {
+                // Only what selects the hierarchy: its controllers and its name. Anything
+                // else (release_agent, xattr, ...) is not ours to set.
+                let mut sel: Vec<&str> = opts
+                    .split(',')
+                    .filter(|o| known.contains(o) || o.starts_with("name="))
+                    .collect();
+                if !sel.iter().any(|o| known.contains(o)) {
+                    sel.insert(0, "none");
+                }
+                (c"cgroup", sel.join(","))
+            }
+            _ => continue,
+        };
+        let (Ok(target), Ok(data)) = (
+            CString::new(point.as_os_str().as_bytes()),
+            CString::new(data),
+        ) else {
+            continue;
+        };
+        names.push(rel.to_path_buf());
+        mounts.push(CgroupMount {
+            target,
+            fstype,
+            data,
+        });
+    }
+    if mounts.is_empty() {
+        return None;
+    }
+    // The host's co-mount links (`cpu` → `cpu,cpuacct`), for the names that are no mount.
+    let mut links = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(root) {
+        for e in rd.flatten() {
+            let name = PathBuf::from(e.file_name());
+            if names.contains(&name) {
+                continue;
+            }
+            let path = root.join(&name);
+            if let Some(to) = read_link(&path) {
+                if to.is_relative() && to.components().count() == 1 {
+                    if let (Ok(p), Ok(t)) = (
+                        CString::new(path.as_os_str().as_bytes()),
+                        CString::new(to.as_os_str().as_bytes()),
+                    ) {
+                        links.push((p, t));
+                    }
+                }
+            }
+        }
+    }
+    Some(CgroupLayout::Hierarchies { mounts, links })
+}
+
+/// The pod's `/dev/shm`: a tmpfs of [`POD_SHM_SIZE`] at `<pod dir>/shm`, shared by its
+/// containers (they share the IPC namespace too). Made after the pod's record exists, so a
+/// crashed skiff's next start unmounts it with the rest of the pod dir; unmounted when
+/// dropped.
+#[derive(Debug)]
+pub struct PodShm {
+    dir: PathBuf,
+    fd: Arc<OwnedFd>,
+    mounted: bool,
+}
+
+impl PodShm {
+    /// Mounts the pod's shm tmpfs (own IPC namespace).
+    pub fn create(pod_dir: &Path) -> std::io::Result<PodShm> {
+        let dir = pod_dir.join("shm");
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let data = format!("mode=1777,size={POD_SHM_SIZE}");
+        nix::mount::mount(
+            Some("shm"),
+            &dir,
+            Some("tmpfs"),
+            nix::mount::MsFlags::MS_NOSUID
+                | nix::mount::MsFlags::MS_NODEV
+                | nix::mount::MsFlags::MS_NOEXEC,
+            Some(data.as_str()),
+        )
+        .map_err(std::io::Error::from)?;
+        match open_dir_path(&dir) {
+            Ok(fd) => Ok(PodShm {
+                dir,
+                fd: Arc::new(fd),
+                mounted: true,
+            }),
+            Err(e) => {
+                let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
+                Err(e)
+            }
+        }
+    }
+
+    /// The host's `/dev/shm` (`hostIPC`), held like the pod's.
+    pub fn host() -> std::io::Result<PodShm> {
+        let dir = PathBuf::from("/dev/shm");
+        Ok(PodShm {
+            fd: Arc::new(open_dir_path(&dir)?),
+            dir,
+            mounted: false,
+        })
+    }
+
+    /// The directory to bind at the containers' `/dev/shm`.
+    pub fn fd(&self) -> Arc<OwnedFd> {
+        self.fd.clone()
+    }
+}
+
+impl Drop for PodShm {
+    fn drop(&mut self) {
+        if self.mounted {
+            if let Err(e) = nix::mount::umount2(&self.dir, nix::mount::MntFlags::MNT_DETACH) {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "unmounting the pod's /dev/shm");
+                return;
+            }
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
+}
+
+/// An `O_PATH` descriptor of directory `p`, never through a symlink at its last component.
+fn open_dir_path(p: &Path) -> std::io::Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(p)?;
+    Ok(f.into())
+}
+
+/// `open_tree(fd, "", OPEN_TREE_CLONE [| AT_RECURSIVE])`: a detached copy of the mount at
+/// `fd` (a bind mount not yet attached anywhere), for a child in another mount namespace to
+/// attach with [`attach_mount`].
+pub(crate) fn clone_mount(fd: libc::c_int, recursive: bool) -> std::io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let mut flags =
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    // SAFETY: open_tree on a descriptor we hold and an empty C string; the result is a new
+    // descriptor we take ownership of.
+    #[allow(unsafe_code)]
+    let r = unsafe { libc::syscall(libc::SYS_open_tree, fd, c"".as_ptr(), flags) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let raw = libc::c_int::try_from(r).map_err(|_| std::io::Error::other("open_tree: bad fd"))?;
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    #[allow(unsafe_code)]
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+}
+
+/// In the child: `move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)` attaches a
+/// tree from [`clone_mount`] at `target`.
+///
+/// SAFETY (caller): raw system call; `tree` is a descriptor from [`clone_mount`].
+#[allow(unsafe_code)]
+pub(crate) unsafe fn attach_mount(tree: libc::c_int, target: &CStr) -> Result<(), Errno> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+    let r = libc::syscall(
+        libc::SYS_move_mount,
+        tree,
+        c"".as_ptr(),
+        libc::AT_FDCWD,
+        target.as_ptr(),
+        MOVE_MOUNT_F_EMPTY_PATH,
+    );
+    if r != 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+const NOSUID_NODEV_NOEXEC: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+
+fn check(r: libc::c_int) -> Result<(), Errno> {
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(Errno::last())
+    }
+}
+
+/// `mount(2)` with C strings; `None` is NULL.
+///
+/// SAFETY (caller): raw system call on valid C strings.
+#[allow(unsafe_code)]
+unsafe fn mount(
+    source: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+) -> Result<(), Errno> {
+    let p = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
+    check(libc::mount(
+        p(source),
+        target.as_ptr(),
+        p(fstype),
+        flags,
+        p(data).cast(),
+    ))
+}
+
+/// In the child, right after its own mount namespace exists and before the volumes:
+/// cgroup namespace, `/proc`, `/sys` with the cgroup filesystem, private `/dev`.
+///
+/// SAFETY (caller): only in the single-threaded child after fork, before exec, once the
+/// process is in its cgroups; raw system calls only.
+#[allow(unsafe_code)]
+pub(crate) unsafe fn apply_before_mounts(v: &PreparedView) -> Result<(), Errno> {
+    // The container's cgroup namespace: roots every cgroup view at its own cgroup.
+    check(libc::unshare(libc::CLONE_NEWCGROUP))?;
+    mount(
+        Some(c"proc"),
+        c"/proc",
+        Some(c"proc"),
+        NOSUID_NODEV_NOEXEC,
+        None,
+    )?;
+    if v.privileged {
+        // Host /sys and /dev (containerd's privileged view); only /dev/shm is the pod's.
+        if let Some(shm) = &v.shm {
+            attach_mount(shm.as_raw_fd(), c"/dev/shm")?;
+        }
+        return Ok(());
+    }
+    // A fresh sysfs of the pod's network namespace, then read-only as a mount (a read-only
+    // superblock cannot be asked for where it is shared with the host's). With hostNetwork
+    // the sysfs is the host's own, which the kernel will not mount again on the same point
+    // (EBUSY): a bind of it without its submounts instead.
+    match mount(
+        Some(c"sysfs"),
+        c"/sys",
+        Some(c"sysfs"),
+        NOSUID_NODEV_NOEXEC,
+        None,
+    ) {
+        Err(Errno::EBUSY) => mount(Some(c"/sys"), c"/sys", None, libc::MS_BIND, None)?,
+        r => r?,
+    }
+    crate::mountns::remount_read_only(c"/sys")?;
+    match v.cgroup {
+        Some(CgroupLayout::Unified) => mount(
+            Some(c"cgroup2"),
+            c"/sys/fs/cgroup",
+            Some(c"cgroup2"),
+            NOSUID_NODEV_NOEXEC | libc::MS_RDONLY,
+            None,
+        )?,
+        Some(CgroupLayout::Hierarchies { mounts, links }) => {
+            mount(
+                Some(c"tmpfs"),
+                c"/sys/fs/cgroup",
+                Some(c"tmpfs"),
+                NOSUID_NODEV_NOEXEC,
+                Some(c"mode=755"),
+            )?;
+            for m in mounts {
+                check(libc::mkdir(m.target.as_ptr(), 0o555))?;
+                mount(
+                    Some(m.fstype),
+                    &m.target,
+                    Some(m.fstype),
+                    NOSUID_NODEV_NOEXEC | libc::MS_RDONLY,
+                    Some(&m.data),
+                )?;
+            }
+            for (path, to) in links {
+                check(libc::symlink(to.as_ptr(), path.as_ptr()))?;
+            }
+            mount(
+                None,
+                c"/sys/fs/cgroup",
+                None,
+                libc::MS_REMOUNT | libc::MS_RDONLY | NOSUID_NODEV_NOEXEC,
+                Some(c"mode=755"),
+            )?;
+        }
+        None => {}
+    }
+    private_dev(v)
+}
+
+/// runc's default device nodes: (name, major, minor).
+const DEVICES: &[(&CStr, u32, u32)] = &[
+    (c"/dev/null", 1, 3),
+    (c"/dev/zero", 1, 5),
+    (c"/dev/full", 1, 7),
+    (c"/dev/random", 1, 8),
+    (c"/dev/urandom", 1, 9),
+    (c"/dev/tty", 5, 0),
+];
+
+/// runc's default `/dev` links.
+const DEV_LINKS: &[(&CStr, &CStr)] = &[
+    (c"/proc/self/fd", c"/dev/fd"),
+    (c"/proc/self/fd/0", c"/dev/stdin"),
+    (c"/proc/self/fd/1", c"/dev/stdout"),
+    (c"/proc/self/fd/2", c"/dev/stderr"),
+    (c"/proc/kcore", c"/dev/core"),
+    (c"pts/ptmx", c"/dev/ptmx"),
+];
+
+/// A tmpfs `/dev` with runc's default devices (SAFETY: as [`apply_before_mounts`]).
+#[allow(unsafe_code)]
+unsafe fn private_dev(v: &PreparedView) -> Result<(), Errno> {
+    mount(
+        Some(c"tmpfs"),
+        c"/dev",
+        Some(c"tmpfs"),
+        libc::MS_NOSUID | libc::MS_STRICTATIME,
+        Some(c"mode=755,size=65536k"),
+    )?;
+    let old = libc::umask(0);
+    let r = (|| {
+        for (path, major, minor) in DEVICES {
+            let dev = libc::makedev(*major, *minor);
+            check(libc::mknod(path.as_ptr(), libc::S_IFCHR | 0o666, dev))?;
+        }
+        check(libc::mkdir(c"/dev/pts".as_ptr(), 0o755))?;
+        mount(
+            Some(c"devpts"),
+            c"/dev/pts",
+            Some(c"devpts"),
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            Some(c"newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        )?;
+        for (to, path) in DEV_LINKS {
+            check(libc::symlink(to.as_ptr(), path.as_ptr()))?;
+        }
+        check(libc::mkdir(c"/dev/shm".as_ptr(), 0o1777))?;
+        if let Some(shm) = &v.shm {
+            attach_mount(shm.as_raw_fd(), c"/dev/shm")?;
+        }
+        check(libc::mkdir(c"/dev/mqueue".as_ptr(), 0o1777))?;
+        mount(
+            Some(c"mqueue"),
+            c"/dev/mqueue",
+            Some(c"mqueue"),
+            NOSUID_NODEV_NOEXEC,
+            None,
+        )?;
+        // Mount points of the container's own mounts below /dev (the termination-message
+        // file, volumes): made here, in the tmpfs, never on the host's /dev.
+        for (path, dir) in &v.dev_mountpoints {
+            make_path(path, *dir)?;
+        }
+        Ok(())
+    })();
+    libc::umask(old);
+    r
+}
+
+/// `mkdir -p` of `path`'s parents inside the private `/dev`, then the directory or an empty
+/// file itself (SAFETY: as [`apply_before_mounts`]; the path is a C string from the parent).
+#[allow(unsafe_code)]
+unsafe fn make_path(path: &CStr, dir: bool) -> Result<(), Errno> {
+    let bytes = path.to_bytes();
+    // Build each prefix in a fixed buffer: no allocation in the child.
+    let mut buf = [0u8; 4096];
+    if bytes.len() >= buf.len() {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'/' && i > 0 {
+            buf[i] = 0;
+            let r = libc::mkdir(buf.as_ptr().cast(), 0o755);
+            if r != 0 && Errno::last() != Errno::EEXIST {
+                return Err(Errno::last());
+            }
+        }
+        buf[i] = b;
+    }
+    buf[bytes.len()] = 0;
+    let p = buf.as_ptr().cast::<libc::c_char>();
+    if dir {
+        let r = libc::mkdir(p, 0o755);
+        if r != 0 && Errno::last() != Errno::EEXIST {
+            return Err(Errno::last());
+        }
+    } else {
+        let fd = libc::open(
+            p,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o644,
+        );
+        if fd < 0 {
+            return Err(Errno::last());
+        }
+        libc::close(fd);
+    }
+    Ok(())
+}
+
+/// In the child, after the volumes: the masked and read-only paths (runc applies them
+/// last, so nothing mounted later uncovers them).
+///
+/// SAFETY (caller): as [`apply_before_mounts`].
+#[allow(unsafe_code)]
+pub(crate) unsafe fn apply_after_mounts(v: &PreparedView) -> Result<(), Errno> {
+    for p in &v.masked {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::lstat(p.as_ptr(), &mut st) != 0 {
+            // Not on this kernel: nothing to hide.
+            if Errno::last() == Errno::ENOENT {
+                continue;
+            }
+            return Err(Errno::last());
+        }
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            mount(Some(c"tmpfs"), p, Some(c"tmpfs"), libc::MS_RDONLY, None)?;
+        } else {
+            mount(Some(c"/dev/null"), p, None, libc::MS_BIND, None)?;
+        }
+    }
+    for p in &v.readonly {
+        match mount(Some(p), p, None, libc::MS_BIND | libc::MS_REC, None) {
+            Err(Errno::ENOENT) => continue,
+            r => r?,
+        }
+        crate::mountns::remount_read_only(p)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,release_agent=/x,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
+42 31 0:39 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+";
+    const CONTROLLERS: &str = "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t1\t1\t1\ncpuacct\t1\t1\t1\nmemory\t2\t1\t1\n";
+
+    #[test]
+    fn v1_hierarchies_keep_only_what_selects_them() {
+        let Some(CgroupLayout::Hierarchies { mounts, .. }) =
+            parse_cgroup_layout(HYBRID, CONTROLLERS, |_| None)
+        else {
+            panic!("expected v1 hierarchies");
+        };
+        let got: Vec<(String, String)> = mounts
+            .iter()
+            .map(|m| {
+                (
+                    m.target.to_string_lossy().into_owned(),
+                    m.data.to_string_lossy().into_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("/sys/fs/cgroup/cpu".into(), "cpu".into()),
+                ("/sys/fs/cgroup/memory".into(), "memory".into()),
+                ("/sys/fs/cgroup/systemd".into(), "none,name=systemd".into()),
+                ("/sys/fs/cgroup/unified".into(), String::new()),
+                ("/sys/fs/cgroup/cpu,cpuacct".into(), "cpu,cpuacct".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn pure_v2_is_one_mount() {
+        let info = "25 23 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert!(matches!(
+            parse_cgroup_layout(info, CONTROLLERS, |_| None),
+            Some(CgroupLayout::Unified)
+        ));
+        assert!(parse_cgroup_layout("", CONTROLLERS, |_| None).is_none());
+    }
+
+    #[test]
+    fn privileged_and_unmasked_get_no_masks() {
+        let plan = |privileged, unmasked| ViewPlan {
+            privileged,
+            unmasked,
+            shm: None,
+            dev_mountpoints: vec![("/dev/termination-log".into(), false)],
+        };
+        let d = plan(false, false).prepare().unwrap();
+        assert_eq!(d.masked.len(), MASKED_PATHS.len());
+        assert_eq!(d.readonly.len(), READONLY_PATHS.len());
+        assert_eq!(d.dev_mountpoints.len(), 1);
+        let p = plan(true, false).prepare().unwrap();
+        assert!(p.masked.is_empty() && p.readonly.is_empty() && p.cgroup.is_none());
+        assert!(p.dev_mountpoints.is_empty(), "privileged: host /dev");
+        let u = plan(false, true).prepare().unwrap();
+        assert!(u.masked.is_empty() && u.readonly.is_empty());
+    }
+}

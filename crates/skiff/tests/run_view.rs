@@ -1,0 +1,234 @@
+//! The container's default view (issue 7 item 2), played as the attacker on the real binary as
+//! root: a locked-down root container (drop ALL, read-only root, no_new_privs, RuntimeDefault)
+//! tries the host escapes a security review found — `core_pattern`, `/sys`, the cgroup
+//! filesystem, other pods' `/proc/<pid>/environ`, host devices — and the test checks that
+//! nothing on the host changed. Needs root; skipped with a reason otherwise.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn root() -> bool {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .and_then(|v| v.parse::<u32>().ok());
+    if uid == Some(0) {
+        return true;
+    }
+    eprintln!("skipped: needs root (namespaces, mounts)");
+    false
+}
+
+/// A test dir every container can write, bound into the pod at the same path (the root
+/// filesystem is read-only in the locked-down containers).
+fn shared_dir(test: &str) -> TestDir {
+    let t = TestDir::new(test);
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    t
+}
+
+fn mount_t(t: &TestDir, mut pod: Value) -> Value {
+    let dir = t.path().to_string_lossy().into_owned();
+    pod["spec"]["volumes"] = json!([{"name": "t", "hostPath": {"path": dir, "type": "Directory"}}]);
+    for list in ["initContainers", "containers"] {
+        if let Some(cs) = pod["spec"][list].as_array_mut() {
+            for c in cs {
+                c["volumeMounts"] = json!([{"name": "t", "mountPath": dir}]);
+            }
+        }
+    }
+    pod
+}
+
+fn locked_down(c: Value) -> Value {
+    with(
+        c,
+        "securityContext",
+        json!({
+            "runAsUser": 0,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": true,
+            "allowPrivilegeEscalation": false,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }),
+    )
+}
+
+fn read(t: &TestDir, name: &str) -> String {
+    std::fs::read_to_string(t.file(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// `try NAME CMD`: runs CMD, records `NAME=held` when it fails, `NAME=BROKEN` when it works.
+const TRY: &str = "try() { n=$1; shift; if ( \"$@\" ) 2>/dev/null; then echo \"$n=BROKEN\" >> $T/verdicts; else echo \"$n=held\" >> $T/verdicts; fi; }; ";
+
+// Item 2: a drop-ALL root container cannot write core_pattern, sysrq, /sys or any cgroup
+// hierarchy, cannot move itself out of its cgroups, sees only its own processes (it is PID 1
+// of its own namespace), no host disk device, masked kernel files, and a private 64 MiB
+// /dev/shm; the host's values are unchanged afterwards.
+#[test]
+fn issue7_item2_locked_down_root_container_cannot_reach_the_host() {
+    if !root() {
+        return;
+    }
+    let t = shared_dir("view-escape");
+    let core_before = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    let script = format!(
+        "{TRY}\
+         try core_pattern sh -c 'echo \"|/tmp/evil %p\" > /proc/sys/kernel/core_pattern'; \
+         try sysrq sh -c 'echo h > /proc/sysrq-trigger'; \
+         try sys_write sh -c 'echo 1 > /sys/kernel/mm/ksm/run'; \
+         try cgroup_procs sh -c 'echo $$ > /sys/fs/cgroup/memory/cgroup.procs'; \
+         try cgroup_mkdir mkdir /sys/fs/cgroup/memory/escape; \
+         try unified_procs sh -c 'echo $$ > /sys/fs/cgroup/unified/cgroup.procs'; \
+         try host_disk sh -c 'ls /dev | grep -qE \"^(vd|sd|nvme|xvd|loop)\"'; \
+         try kcore_read sh -c 'test -s /proc/kcore || test -n \"$(head -c1 /proc/timer_list)\"'; \
+         try firmware sh -c 'test -n \"$(ls /sys/firmware)\"'; \
+         try mem_limit_raise sh -c 'echo -1 > /sys/fs/cgroup/memory/memory.limit_in_bytes'; \
+         echo \"pid=$$\" >> $T/facts; \
+         echo \"procs=$(ls -d /proc/[0-9]* | wc -l)\" >> $T/facts; \
+         echo \"cgroup=$(grep -E '(^0::|memory)' /proc/self/cgroup | tr '\\n' ' ')\" >> $T/facts; \
+         echo \"shm=$(df -k /dev/shm | awk 'NR==2 {{print $2}}')\" >> $T/facts; \
+         echo \"sysro=$(awk '$5 == \"/sys\" {{print $6}}' /proc/self/mountinfo | cut -d, -f1)\" >> $T/facts; \
+         echo \"cgmem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null)\" >> $T/facts"
+    );
+    let c = locked_down(with(
+        json!({"name": "attacker", "image": "busybox:1.36", "command": ["/bin/sh", "-c", script.replace('$', "$$")]}),
+        "resources",
+        json!({"limits": {"memory": "64Mi", "cpu": "100m"}}),
+    ));
+    let p = mount_t(&t, pod("escape", "Never", vec![], vec![c]));
+    let out = t.run(p, &[]);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    let verdicts = read(&t, "verdicts");
+    assert!(
+        !verdicts.contains("BROKEN"),
+        "host escapes:\n{verdicts}\nstderr:\n{}",
+        out.stderr
+    );
+    assert_eq!(verdicts.lines().count(), 10, "{verdicts}");
+    let facts = read(&t, "facts");
+    assert!(facts.contains("pid=1\n"), "its own PID namespace: {facts}");
+    let procs: usize = facts
+        .lines()
+        .find_map(|l| l.strip_prefix("procs="))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(procs <= 3, "sees only its own processes: {facts}");
+    assert!(
+        facts.contains(&format!("shm={}", 64 * 1024)),
+        "the pod's 64 MiB /dev/shm: {facts}"
+    );
+    assert!(facts.contains("sysro=ro\n"), "/sys read-only: {facts}");
+    // Its cgroup namespace starts at its own cgroup, which holds its limit.
+    assert!(
+        facts.contains("memory:/ ") || facts.contains("0::/ "),
+        "{facts}"
+    );
+    assert!(facts.contains("67108864"), "its own memory cgroup: {facts}");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
+        core_before
+    );
+}
+
+// Item 2: pods no longer see each other's processes: a pod whose container carries a secret
+// in its environment runs; a second pod searches every /proc/<pid>/environ and cmdline for it.
+#[test]
+fn issue7_item2_a_pod_cannot_read_another_pods_environment() {
+    if !root() {
+        return;
+    }
+    let t = shared_dir("view-environ");
+    let secret = format!("s3cret-{}", std::process::id());
+    let victim = with(
+        container(
+            "victim",
+            "touch $T/victim-up; trap 'exit 0' TERM; while [ ! -e $T/stop ]; do sleep 0.05; done",
+        ),
+        "env",
+        json!([{"name": "API_TOKEN", "value": secret}]),
+    );
+    let victim_manifest = {
+        let mut p = pod("victim", "Never", vec![], vec![victim]);
+        p["metadata"]["name"] = json!("victim");
+        t.manifest(p)
+    };
+    let victim_run = spawn(&["run", "-f", victim_manifest.to_str().unwrap()]);
+    assert!(
+        wait_until(Duration::from_secs(20), || t.file("victim-up").exists()),
+        "victim never started"
+    );
+    let t2 = shared_dir("view-environ-thief");
+    let thief = container(
+        "thief",
+        &format!(
+            "if grep -qs {secret} /proc/[0-9]*/environ /proc/[0-9]*/cmdline; then echo FOUND > $T/found; else echo none > $T/found; fi; \
+             ls -d /proc/[0-9]* | wc -l > $T/count"
+        ),
+    );
+    let out = t2.run(pod("thief", "Never", vec![], vec![thief]), &[]);
+    std::fs::write(t.file("stop"), "").unwrap();
+    let victim_out = finish(victim_run, RUN_LIMIT);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    assert_eq!(victim_out.code, Some(0), "stderr:\n{}", victim_out.stderr);
+    assert_eq!(read(&t2, "found").trim(), "none");
+    // The host can see it (the secret really was there to find).
+    let count: usize = read(&t2, "count").trim().parse().unwrap();
+    assert!(count <= 4, "{count} processes visible");
+}
+
+// Item 2: the pod's containers share one private /dev/shm (its own tmpfs, not the host's),
+// which is gone with the pod; `privileged` keeps the host's /sys (no read-only /proc/sys).
+#[test]
+fn issue7_item2_pod_shm_is_shared_private_and_removed() {
+    if !root() {
+        return;
+    }
+    let t = shared_dir("view-shm");
+    let data = t.file("data");
+    let name = format!("skiff-shm-{}", std::process::id());
+    let writer = container(
+        "writer",
+        &format!("echo hello > /dev/shm/{name}; touch $T/written"),
+    );
+    let reader = container(
+        "reader",
+        &format!(
+            "while [ ! -e $T/written ]; do sleep 0.05; done; cat /dev/shm/{name} > $T/read; \
+             awk '$5 == \"/proc/sys\" {{print $6}}' /proc/self/mountinfo > $T/priv-procsys; \
+             awk '$5 == \"/sys\" {{print $6}}' /proc/self/mountinfo | cut -d, -f1 > $T/priv-sys"
+        ),
+    );
+    let reader = with(reader, "securityContext", json!({"privileged": true}));
+    let out = t.run(
+        pod("shm", "Never", vec![], vec![writer, reader]),
+        &["--data-dir", data.to_str().unwrap()],
+    );
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    assert_eq!(read(&t, "read").trim(), "hello");
+    assert!(
+        !std::path::Path::new(&format!("/dev/shm/{name}")).exists(),
+        "the host's /dev/shm was used"
+    );
+    // Privileged: no read-only /proc/sys mount, the host's (writable) /sys.
+    assert_eq!(read(&t, "priv-procsys").trim(), "", "privileged: no masks");
+    assert_eq!(read(&t, "priv-sys").trim(), "rw", "privileged: host /sys");
+    // Nothing of the pod's shm is left mounted.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(data.to_str().unwrap()),
+        "left mounted:\n{mounts}"
+    );
+}
