@@ -241,3 +241,35 @@ fn issue7_item2_pod_shm_is_shared_private_and_removed() {
         "left mounted:\n{mounts}"
     );
 }
+
+// Item 2: exec probes enter the container's PID namespace with its mount namespace, so the
+// container's /proc works for them (`/proc/self` resolves only for a process of that
+// namespace) and PID 1 is the container's main process.
+#[test]
+fn issue7_item2_exec_probes_run_in_the_containers_pid_namespace() {
+    if !root() {
+        return;
+    }
+    let t = shared_dir("view-exec");
+    let c = with(
+        container(
+            "app",
+            "trap 'exit 0' TERM; while [ ! -e $T/probed ]; do sleep 0.05; done",
+        ),
+        "readinessProbe",
+        exec_probe(
+            "readlink /proc/self > $T/probe-self && tr '\\0' ' ' < /proc/1/cmdline > $T/probe-pid1 && touch $T/probed",
+            1,
+            3,
+        ),
+    );
+    let out = t.run(pod("exec-ns", "Never", vec![], vec![c]), &[]);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    let me: i32 = read(&t, "probe-self").trim().parse().unwrap();
+    assert!(me > 1, "{me}");
+    assert!(
+        read(&t, "probe-pid1").contains("while [ ! -e $T/probed ]"),
+        "{}",
+        read(&t, "probe-pid1")
+    );
+}
