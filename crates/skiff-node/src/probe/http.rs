@@ -16,8 +16,14 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-/// Body bytes kept (the kubelet's maxRespBodyLength, 10 KiB).
+/// Body bytes kept (the kubelet's maxRespBodyLength, 10 KiB, `pkg/probe/http/http.go`); the
+/// rest of the body is not read: the connection is dropped.
 pub const MAX_BODY: usize = 10 * 1024;
+/// Response header fields accepted (hyper's default, stated here as the bound).
+pub const MAX_HEADERS: usize = 100;
+/// Bytes of status line and headers accepted (Go's transport allows 10 MB; a probe needs
+/// far less). Also the read buffer's bound.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Redirects followed before giving up (Go's http.Client default).
 pub const MAX_REDIRECTS: usize = 10;
 /// `User-Agent` the kubelet sends (`kube-probe/<major>.<minor>`).
@@ -199,14 +205,19 @@ async fn exchange<I>(
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+        .max_headers(MAX_HEADERS)
+        .max_header_size(MAX_HEAD_BYTES)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .handshake(TokioIo::new(io))
         .await
         .map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
+    // Dropping the guard (body read, error, or the caller's timeout) ends the connection.
+    let _conn = AbortOnDrop(tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::trace!(error = %e, "probe connection");
         }
-    });
+    }));
     let mut req = Request::get(t.path.as_str());
     let has = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
     if !has("host") {
@@ -245,6 +256,15 @@ where
         }
     }
     Ok((status, location, out))
+}
+
+/// Aborts a spawned task when dropped: a probe's connection task never outlives the probe.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Go-like wording for the common connect errors.
