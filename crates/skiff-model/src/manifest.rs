@@ -9,6 +9,8 @@ use serde_json::Value;
 use crate::field::Path;
 use crate::quantity::Quantity;
 
+pub mod bounds;
+
 /// Manifests larger than this are refused before parsing (kube-apiserver refuses request
 /// bodies above 3 MiB; a local file may be bigger, but not unboundedly).
 pub const MAX_MANIFEST_BYTES: usize = 64 * 1024 * 1024;
@@ -126,6 +128,40 @@ pub fn load(source_name: &str, bytes: &[u8]) -> Result<Vec<Object>, Vec<LoadErro
             }])
         }
     };
+
+    // Bounds before the YAML decoder builds anything (see `bounds`): flow nesting first,
+    // since libyaml's time is quadratic in it, then alias expansion, walked without building.
+    let scanned = match bounds::scan(text) {
+        Ok(s) => s,
+        Err(deep) => {
+            return Err(vec![LoadError::Syntax {
+                source_name: source,
+                line: deep.line,
+                column: deep.column,
+                message: format!(
+                    "nesting deeper than {} levels of flow collections",
+                    bounds::MAX_FLOW_DEPTH
+                ),
+            }])
+        }
+    };
+    if scanned.aliases > 0 {
+        let budget = bounds::walk_budget(&scanned);
+        if let Err(index) = bounds::count_nodes(text, budget) {
+            return Err(vec![LoadError::Invalid {
+                source_name: source,
+                position: Position::Document {
+                    index,
+                    object: None,
+                },
+                message: format!(
+                    "document contains excessive aliasing: aliases expand the manifest past {budget} nodes (its own nodes, plus {} times as many through aliases, at most {} more)",
+                    bounds::ALIAS_RATIO,
+                    bounds::MAX_ALIAS_NODES
+                ),
+            }]);
+        }
+    }
 
     let mut objects = Vec::new();
     let mut errors = Vec::new();
