@@ -133,14 +133,25 @@ pub fn load(source_name: &str, bytes: &[u8]) -> Result<Vec<Object>, Vec<LoadErro
     // since libyaml's time is quadratic in it, then alias expansion, walked without building.
     let scanned = match bounds::scan(text) {
         Ok(s) => s,
-        Err(deep) => {
+        Err(bounds::Refused::TooDeep { line, column }) => {
             return Err(vec![LoadError::Syntax {
                 source_name: source,
-                line: deep.line,
-                column: deep.column,
+                line,
+                column,
                 message: format!(
                     "nesting deeper than {} levels of flow collections",
                     bounds::MAX_FLOW_DEPTH
+                ),
+            }])
+        }
+        Err(bounds::Refused::DocumentTooLarge { line, size }) => {
+            return Err(vec![LoadError::Syntax {
+                source_name: source,
+                line,
+                column: 1,
+                message: format!(
+                    "the document starting here is {size} bytes: Request entity too large: limit is {}",
+                    bounds::MAX_DOCUMENT_BYTES
                 ),
             }])
         }

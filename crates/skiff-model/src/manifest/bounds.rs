@@ -48,11 +48,19 @@ pub struct Scan {
     pub aliases: u64,
 }
 
-/// The flow nesting went past [`MAX_FLOW_DEPTH`] at this 1-based line and column.
+/// Largest document (object) accepted, in bytes: kube-apiserver's request body limit
+/// ("Request entity too large: limit is 3145728"). A document is decoded whole, at up to
+/// about a hundred times its size in memory, so this bounds the decoder's peak; the manifest
+/// may hold several.
+pub const MAX_DOCUMENT_BYTES: usize = 3 * 1024 * 1024;
+
+/// Why [`scan`] refused the text; lines and columns are 1-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TooDeep {
-    pub line: usize,
-    pub column: usize,
+pub enum Refused {
+    /// The flow nesting went past [`MAX_FLOW_DEPTH`] here.
+    TooDeep { line: usize, column: usize },
+    /// The document starting at this line has more than [`MAX_DOCUMENT_BYTES`].
+    DocumentTooLarge { line: usize, size: usize },
 }
 
 /// Expanded-node budget for a manifest whose scan found `s`.
@@ -72,12 +80,14 @@ struct Scanner<'a> {
     simple_key_allowed: bool,
     /// A possible simple key: (line, column, byte offset).
     simple_key: Option<(usize, usize, usize)>,
+    /// Byte offset and 0-based line where the current document starts.
+    doc_start: (usize, usize),
     out: Scan,
 }
 
 /// Tokenises `text` as libyaml's scanner does, far enough to know the flow depth, and counts
 /// node and alias tokens.
-pub fn scan(text: &str) -> Result<Scan, TooDeep> {
+pub fn scan(text: &str) -> Result<Scan, Refused> {
     let mut s = Scanner {
         b: text.as_bytes(),
         i: 0,
@@ -87,6 +97,7 @@ pub fn scan(text: &str) -> Result<Scan, TooDeep> {
         indents: Vec::new(),
         simple_key_allowed: true,
         simple_key: None,
+        doc_start: (0, 0),
         out: Scan {
             nodes: 0,
             aliases: 0,
@@ -167,11 +178,11 @@ impl Scanner<'_> {
         }
     }
 
-    fn run(&mut self) -> Result<(), TooDeep> {
+    fn run(&mut self) -> Result<(), Refused> {
         loop {
             self.skip_to_token();
             if self.eof() {
-                return Ok(());
+                return self.end_document();
             }
             // libyaml: a simple key must be on one line and at most 1024 characters long.
             if let Some((l, _, at)) = self.simple_key {
@@ -190,6 +201,8 @@ impl Scanner<'_> {
                 continue;
             }
             if self.document_indicator() {
+                self.end_document()?;
+                self.doc_start = (self.i, self.line);
                 self.indents.clear();
                 self.simple_key = None;
                 self.simple_key_allowed = false;
@@ -203,7 +216,7 @@ impl Scanner<'_> {
                     self.flow += 1;
                     self.out.nodes += 1;
                     if self.flow > MAX_FLOW_DEPTH {
-                        return Err(TooDeep {
+                        return Err(Refused::TooDeep {
                             line: self.line + 1,
                             column: self.col + 1,
                         });
@@ -298,6 +311,17 @@ impl Scanner<'_> {
                 }
             }
         }
+    }
+
+    fn end_document(&self) -> Result<(), Refused> {
+        let size = self.i - self.doc_start.0;
+        if size > MAX_DOCUMENT_BYTES {
+            return Err(Refused::DocumentTooLarge {
+                line: self.doc_start.1 + 1,
+                size,
+            });
+        }
+        Ok(())
     }
 
     /// Blanks, comments and line breaks between tokens.
@@ -570,7 +594,7 @@ mod tests {
         assert!(depth_ok(&deep(MAX_FLOW_DEPTH)));
         assert_eq!(
             scan(&deep(MAX_FLOW_DEPTH + 1)),
-            Err(TooDeep {
+            Err(Refused::TooDeep {
                 line: 1,
                 column: 4 + MAX_FLOW_DEPTH
             })
@@ -612,6 +636,25 @@ mod tests {
         ] {
             assert!(!depth_ok(&doc), "{doc}");
         }
+    }
+
+    #[test]
+    fn documents_over_3_mib_are_refused() {
+        let big = format!("a: \"{}\"\n", "x".repeat(MAX_DOCUMENT_BYTES));
+        // Exactly the limit, counting its `---` line.
+        let fits = format!("a: \"{}\"\n", "x".repeat(MAX_DOCUMENT_BYTES - 4 - 6));
+        assert!(scan(&format!("---\nb: 1\n---\n{fits}---\nc: 2\n")).is_ok());
+        assert_eq!(
+            scan(&format!("---\nb: 1\n---\n{big}---\nc: 2\n")),
+            Err(Refused::DocumentTooLarge {
+                line: 3,
+                size: big.len() + 4
+            })
+        );
+        assert!(matches!(
+            scan(&big),
+            Err(Refused::DocumentTooLarge { line: 1, .. })
+        ));
     }
 
     #[test]
