@@ -16,9 +16,15 @@ struct Run {
 }
 
 fn validate(manifest: &str) -> Run {
+    skiff(&["validate"], manifest)
+}
+
+/// Runs `skiff ARGS -f <manifest>` under a 1 GiB address-space limit, sampling its peak RSS.
+fn skiff(args: &[&str], manifest: &str) -> Run {
     let dir = std::env::temp_dir().join(format!(
-        "skiff-manifest-bounds-{}-{}",
+        "skiff-manifest-bounds-{}-{}-{}",
         std::process::id(),
+        args.join("-").replace(' ', "_"),
         manifest.len()
     ));
     std::fs::create_dir_all(&dir).unwrap();
@@ -30,8 +36,9 @@ fn validate(manifest: &str) -> Run {
     // The limit turns unbounded growth into an allocation failure (exit 134), never a
     // machine out of memory.
     let script = format!(
-        "ulimit -v 1048576; exec {} validate -f {}",
+        "ulimit -v 1048576; exec {} {} -f {}",
         env!("CARGO_BIN_EXE_skiff"),
+        args.join(" "),
         file.display()
     );
     let start = Instant::now();
@@ -157,4 +164,31 @@ fn issue7_item4_documents_over_the_api_servers_request_limit_are_refused() {
     let small = format!("{POD}    args: [\"{}\"]\n", "x".repeat(1024 * 1024));
     let run = validate(&format!("{small}---\n{}", small.replace("web", "web2")));
     assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+}
+
+#[test]
+fn issue7_item4_env_expansion_doubling_is_bounded() {
+    // E0 is 1 KiB; each next variable is the previous one twice: E39 would be 512 TiB.
+    let mut env = String::from("    - {name: E0, value: \"");
+    env.push_str(&"a".repeat(1024));
+    env.push_str("\"}\n");
+    for i in 1..40 {
+        env.push_str(&format!(
+            "    - {{name: E{i}, value: \"$(E{p})$(E{p})\"}}\n",
+            p = i - 1
+        ));
+    }
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: envbomb\nspec:\n  runtimeClassName: host\n  restartPolicy: Never\n  containers:\n  - name: app\n    image: busybox\n    command: [\"true\"]\n    env:\n{env}"
+    );
+    let run = skiff(&["run", "--timeout", "3"], &pod);
+    // The container cannot be created (as on a node, where it could not exec: E2BIG); the pod
+    // waits until --timeout, in little memory.
+    assert_eq!(run.code, Some(124), "stderr: {}", run.stderr);
+    assert!(
+        run.stderr.contains("argument list too long"),
+        "stderr: {}",
+        run.stderr
+    );
+    assert!(run.peak_kib < 200 * 1024, "peak RSS {} KiB", run.peak_kib);
 }
