@@ -24,9 +24,9 @@ fn pieces() -> impl Strategy<Value = String> {
     prop::collection::vec(
         prop::sample::select(vec![
             "\n", "\n  ", "\n    ", " ", "a", "b: ", "- ", "? ", ": ", "'", "''", "\"", "\\\"",
-            "\\", "#", " #", "|", "|-", ">", "|2", "[", "]", "{", "}", ",", "&x ", "!t ",
-            "---\n", "...\n", "\t", "%", "é", "\r\n", "\n- ", "\n  - ", "k: |\n", "x:\n  ",
-            "\n ", "- k: >\n", "\u{2028}", "\u{85}",
+            "\\", "#", " #", "|", "|-", ">", "|2", "[", "]", "{", "}", ",", "&x ", "!t ", "---\n",
+            "...\n", "\t", "%", "é", "\r\n", "\n- ", "\n  - ", "k: |\n", "x:\n  ", "\n ",
+            "- k: >\n", "\u{2028}", "\u{85}",
         ]),
         0..40,
     )
@@ -55,7 +55,12 @@ fn issue7_item4_bombs_are_refused_fast_by_load() {
     let t = std::time::Instant::now();
     let json = format!("{}1{}", "{\"a\":".repeat(80_000), "}".repeat(80_000));
     let errs = manifest::load("deep.json", json.as_bytes()).unwrap_err();
-    assert!(errs[0].to_string().contains("nesting deeper than 256 levels"), "{errs:?}");
+    assert!(
+        errs[0]
+            .to_string()
+            .contains("nesting deeper than 256 levels"),
+        "{errs:?}"
+    );
 
     let mut laughs = String::from("a0: &a0 [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n");
     for i in 1..10 {
@@ -70,5 +75,9 @@ fn issue7_item4_bombs_are_refused_fast_by_load() {
             .starts_with("laughs.yaml: document 1: document contains excessive aliasing"),
         "{errs:?}"
     );
-    assert!(t.elapsed() < std::time::Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        t.elapsed()
+    );
 }

@@ -5,6 +5,7 @@
 //! handles chunked bodies, header parsing and TLS streams correctly.
 
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -139,15 +140,18 @@ pub struct Response {
 /// GET with redirects to the same host followed (the kubelet's
 /// `followNonLocalRedirects=false`). Errors are rendered like Go's client.
 /// `netns`: connect from inside this network namespace (the pod's).
+/// `headers_seen` is set once a response head arrived, so that a caller whose timeout cut the
+/// exchange can say, as Go's client does, whether it was awaiting headers or reading the body.
 pub async fn get(
     target: &Target,
     headers: &[(String, String)],
     netns: Option<&OwnedFd>,
+    headers_seen: &AtomicBool,
 ) -> Result<Response, String> {
     let first_host = target.host.clone();
     let mut current = target.clone();
     for _ in 0..=MAX_REDIRECTS {
-        let (status, location, body) = get_once(&current, headers, netns)
+        let (status, location, body) = get_once(&current, headers, netns, headers_seen)
             .await
             .map_err(|e| format!("Get \"{}\": {e}", current.url()))?;
         if (300..400).contains(&status) {
@@ -179,12 +183,14 @@ async fn get_once(
     t: &Target,
     headers: &[(String, String)],
     netns: Option<&OwnedFd>,
+    headers_seen: &AtomicBool,
 ) -> Result<(u16, Option<String>, Vec<u8>), String> {
+    headers_seen.store(false, Ordering::Relaxed);
     let tcp = crate::namespaces::connect_tcp(netns, t.host.as_str(), t.port)
         .await
         .map_err(|e| format!("dial tcp {}: {}", t.authority(), describe_io(&e)))?;
     match t.scheme {
-        Scheme::Http => exchange(tcp, t, headers).await,
+        Scheme::Http => exchange(tcp, t, headers, headers_seen).await,
         Scheme::Https => {
             let connector = tokio_rustls::TlsConnector::from(tls_config()?);
             let name = ServerName::try_from(t.host.clone()).map_err(|e| e.to_string())?;
@@ -192,7 +198,7 @@ async fn get_once(
                 .connect(name, tcp)
                 .await
                 .map_err(|e| e.to_string())?;
-            exchange(tls, t, headers).await
+            exchange(tls, t, headers, headers_seen).await
         }
     }
 }
@@ -201,6 +207,7 @@ async fn exchange<I>(
     io: I,
     t: &Target,
     headers: &[(String, String)],
+    headers_seen: &AtomicBool,
 ) -> Result<(u16, Option<String>, Vec<u8>), String>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -235,6 +242,7 @@ where
     }
     let req = req.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
     let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    headers_seen.store(true, Ordering::Relaxed);
     let status = resp.status().as_u16();
     let location = resp
         .headers()
