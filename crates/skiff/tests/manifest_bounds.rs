@@ -3,6 +3,8 @@
 //! address-space limit, and must refuse each with exit 2 and a clear message, quickly, with a
 //! small peak RSS (sampled from /proc while it runs).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
