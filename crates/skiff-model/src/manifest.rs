@@ -11,9 +11,11 @@ use crate::quantity::Quantity;
 
 pub mod bounds;
 
-/// Manifests larger than this are refused before parsing (kube-apiserver refuses request
-/// bodies above 3 MiB; a local file may be bigger, but not unboundedly).
-pub const MAX_MANIFEST_BYTES: usize = 64 * 1024 * 1024;
+/// Manifests larger than this are refused before parsing. kube-apiserver refuses request
+/// bodies above 3 MiB (each document here is held to that, `bounds::MAX_DOCUMENT_BYTES`); a
+/// file may hold several, but decoded objects take up to ~60 times their text in memory
+/// (5 documents of 3 MiB of short strings: about 1 GB), so not unboundedly many.
+pub const MAX_MANIFEST_BYTES: usize = 16 * 1024 * 1024;
 
 /// One object of a manifest.
 #[derive(Clone, Debug, PartialEq)]

@@ -42,7 +42,8 @@ pub const ALIAS_RATIO: u64 = 99;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scan {
     /// Tokens that make or may make a node (scalars, collection starts, entries, keys,
-    /// values): at least the number of nodes written out.
+    /// values): about the number of nodes written out (a flow mapping's implicit null
+    /// values, `{a, b}`, are not counted).
     pub nodes: u64,
     /// Alias tokens (`*name`).
     pub aliases: u64,
@@ -233,7 +234,6 @@ impl Scanner<'_> {
                 b',' => {
                     self.simple_key = None;
                     self.simple_key_allowed = true;
-                    self.out.nodes += 1;
                     self.bump();
                 }
                 b'-' if self.is_blankz(1) => {
