@@ -274,6 +274,61 @@ async fn issue7_item4_grpc_header_flood_is_refused() {
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
 }
 
+/// A raw HTTP/2 server that answers stream 1 with a header block that never ends: HEADERS
+/// without END_HEADERS, then CONTINUATION frames forever (the "CONTINUATION flood").
+#[tokio::test]
+async fn issue7_item4_grpc_continuation_flood_is_refused() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let sent = Arc::new(AtomicU64::new(0));
+    let counter = sent.clone();
+    tokio::spawn(async move {
+        let Ok((s, _)) = l.accept().await else { return };
+        let (mut rd, mut wr) = s.into_split();
+        tokio::spawn(async move {
+            let mut sink = [0u8; 4096];
+            while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {}
+        });
+        let frame = |kind: u8, flags: u8, stream: u32, payload: &[u8]| {
+            let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+            f.extend_from_slice(&[kind, flags]);
+            f.extend_from_slice(&stream.to_be_bytes());
+            f.extend_from_slice(payload);
+            f
+        };
+        // Literal header fields without indexing, name "x", value "y": 5 bytes each.
+        let fields: Vec<u8> = [0u8, 1, b'x', 1, b'y'].repeat(3000);
+        let mut out = frame(4, 0, 0, &[]); // SETTINGS
+        out.extend(frame(1, 0, 1, &[0x88])); // HEADERS :status 200, no END_HEADERS
+        if wr.write_all(&out).await.is_err() {
+            return;
+        }
+        let cont = frame(9, 0, 1, &fields); // CONTINUATION, no END_HEADERS
+        loop {
+            if wr.write_all(&cont).await.is_err() {
+                return;
+            }
+            counter.fetch_add(cont.len() as u64, Ordering::Relaxed);
+        }
+    });
+    let t = Instant::now();
+    let r = HostProber::new()
+        .unwrap()
+        .probe(&grpc_probe(port, 5), &ctx())
+        .await;
+    assert_eq!(r.outcome, ProbeOutcome::Failure, "{}", r.output);
+    assert!(r.output.starts_with("http2 error: "), "{}", r.output);
+    assert!(!r.output.contains("timeout"), "{}", r.output);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        sent.load(Ordering::Relaxed) < 16 * MIB,
+        "{}",
+        sent.load(Ordering::Relaxed)
+    );
+    assert_small_rss();
+}
+
 // ---------------------------------------------------------------- HTTP
 
 /// A raw HTTP/1.1 server: writes `head` after reading the request, then calls `body` forever

@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use super::http::{describe_io, USER_AGENT};
+use super::http::{chain, describe_io, USER_AGENT};
 
 /// Largest reply message accepted: grpc-go's `defaultClientMaxReceiveMessageSize` (4 MiB).
 pub const MAX_RECV_MESSAGE: usize = 4 * 1024 * 1024;
@@ -152,7 +152,7 @@ pub async fn check(
         .adaptive_window(false)
         .handshake(TokioIo::new(tcp))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| chain(&e))?;
     // The connection task ends with this probe, however it ends (timeout included).
     let _conn = super::http::AbortOnDrop(tokio::spawn(async move {
         if let Err(e) = conn.await {
@@ -170,7 +170,7 @@ pub async fn check(
         .header("user-agent", USER_AGENT)
         .body(Full::new(Bytes::from(encode_request(service))))
         .map_err(|e| e.to_string())?;
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| chain(&e))?;
     if resp.status() != hyper::StatusCode::OK {
         return Err(format!(
             "rpc error: unexpected HTTP status {}",
@@ -213,7 +213,7 @@ async fn read_reply(
     let mut buf: Vec<u8> = Vec::new();
     let mut trailers = None;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| e.to_string())?;
+        let frame = frame.map_err(|e| chain(&e))?;
         let frame = match frame.into_data() {
             Ok(mut data) => {
                 // Never buffers more than the one allowed message, its prefix and one byte.

@@ -241,7 +241,7 @@ where
         req = req.header(k.as_str(), v.as_str());
     }
     let req = req.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| chain(&e))?;
     headers_seen.store(true, Ordering::Relaxed);
     let status = resp.status().as_u16();
     let location = resp
@@ -259,7 +259,7 @@ where
                     out.extend_from_slice(&d[..take]);
                 }
             }
-            Some(Err(e)) => return Err(e.to_string()),
+            Some(Err(e)) => return Err(chain(&e)),
             None => break,
         }
     }
@@ -273,6 +273,21 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// An error and its causes, `outer: inner: ...` (hyper's own text is only "http2 error").
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let t = s.to_string();
+        if !out.ends_with(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        cur = s.source();
+    }
+    out
 }
 
 /// Go-like wording for the common connect errors.
