@@ -64,6 +64,8 @@ enum GrpcAttack {
     EndlessMessages,
     /// A message exactly one byte over 4 MiB, sent in full.
     OneOverMax,
+    /// A valid SERVING reply of exactly 4 MiB (padded with an unknown field), then trailers.
+    ExactlyMax,
     /// A 100-byte message's prefix, then one byte per 100 ms, never the trailers.
     Trickle,
 }
@@ -93,6 +95,29 @@ impl hyper::body::Body for Hostile {
                 let mut v = vec![0u8];
                 v.extend_from_slice(&len.to_be_bytes());
                 Bytes::from(v)
+            }
+            (GrpcAttack::ExactlyMax, false) => {
+                let pad = 4 * 1024 * 1024 - 3 - 4;
+                let mut v = vec![0u8];
+                v.extend_from_slice(&(4 * 1024 * 1024u32).to_be_bytes());
+                v.extend_from_slice(&[0x08, 1, 0x12]);
+                let mut l = pad as u32;
+                while l >= 0x80 {
+                    v.push((l as u8) | 0x80);
+                    l >>= 7;
+                }
+                v.push(l as u8);
+                v.resize(5 + 4 * 1024 * 1024, 0);
+                Bytes::from(v)
+            }
+            (GrpcAttack::ExactlyMax, true) => {
+                let mut t = hyper::HeaderMap::new();
+                if self.sent.load(Ordering::Relaxed) == u64::MAX {
+                    return Poll::Ready(None);
+                }
+                self.sent.store(u64::MAX, Ordering::Relaxed);
+                t.insert("grpc-status", "0".parse().unwrap());
+                return Poll::Ready(Some(Ok(Frame::trailers(t))));
             }
             (GrpcAttack::OneOverMax, true) => {
                 if self.sent.load(Ordering::Relaxed) > 4 * MIB + 6 {
@@ -203,6 +228,16 @@ async fn issue7_item4_grpc_one_byte_over_the_limit_is_refused() {
         "{}",
         r.output
     );
+}
+
+#[tokio::test]
+async fn issue7_item4_grpc_reply_of_exactly_4mib_is_read() {
+    let (port, _) = hostile_grpc_server(GrpcAttack::ExactlyMax).await;
+    let r = HostProber::new()
+        .unwrap()
+        .probe(&grpc_probe(port, 5), &ctx())
+        .await;
+    assert_eq!(r.outcome, ProbeOutcome::Success, "{}", r.output);
 }
 
 #[tokio::test]
