@@ -658,6 +658,25 @@ mod tests {
     }
 
     #[test]
+    fn the_walk_accepts_whatever_the_decoder_accepts() {
+        // Otherwise a construct failing only the walk would end it early, and a bomb in a
+        // later document would go unwalked.
+        let docs = "a: !t 1\nb: !t {x: [1, 2]}\nc: !!binary aGVsbG8=\nd: ~\ne: .inf\nf: -.nan\n\
+            g: 18446744073709551615\nh: -9223372036854775808\n\
+            i: 0x1f\nj: !!str 3\n? [k, l]\n: m\n? {n: o}\n: p\n<<: {q: r}\ns: &s [1]\nt: *s\n\
+            u: !<tag:yaml.org,2002:int> 4\nv: |\n  text\nw: \"\\u263a\"\n---\n!t [1]\n---\n\n---\nplain\n";
+        for doc in serde_yaml_ng::Deserializer::from_str(docs) {
+            let left = Cell::new(u64::MAX);
+            let r = Walk { left: &left }.deserialize(doc);
+            assert!(r.is_ok(), "{r:?}");
+        }
+        for doc in serde_yaml_ng::Deserializer::from_str(docs) {
+            let r = <serde_yaml_ng::Value as serde::Deserialize>::deserialize(doc);
+            assert!(r.is_ok(), "{r:?}");
+        }
+    }
+
+    #[test]
     fn counts_aliases_and_nodes() {
         let s = scan("a: &x [1, 2]\nb: *x\nc: [*x, *x]\n").unwrap_or(Scan {
             nodes: 0,
