@@ -32,7 +32,7 @@ spec:
   - name: sidecar
     image: bench
     restartPolicy: Always
-    command: ["/bin/sleep", "infinity"]
+    command: ["/bin/sh", "-c", "trap 'kill $$!; exit 0' TERM; /bin/sleep infinity & wait"]
 {probe}  containers:
   - name: app
     image: bench
@@ -50,14 +50,18 @@ PROBE = """\
 # `sleep 1` started first stands for the startup probe's first tick, which
 # comes one period after the probe worker was created at pod admission
 # (SEMANTICS P3); init and sidecar start overlap it, as in the kubelet.
-BASE3 = ("sleep 1 & t=$!; /bin/true; /bin/sleep infinity & s=$!; wait $t; "
+# The sidecar is PID 1 of its own PID namespace under skiff (as under Kubernetes), where
+# SIGTERM only ends a process that handles it: it traps SIGTERM, here and in the baselines.
+SIDECAR = "trap 'kill \\$!; exit 0' TERM; /bin/sleep infinity & wait"
+BASE3 = ("sleep 1 & t=$!; /bin/true; /bin/sh -c \"" + SIDECAR + "\" & s=$!; wait $t; "
          "/bin/true; /bin/true; kill $s; wait $s; exit 0")
-BASE3_NOPROBE = "/bin/true; /bin/sleep infinity & s=$!; /bin/true; kill $s; wait $s; exit 0"
+BASE3_NOPROBE = ("/bin/true; /bin/sh -c \"" + SIDECAR + "\" & s=$!; /bin/true; "
+                 "kill $s; wait $s; exit 0")
 
 # Sidecar that crashes once (first instance), then runs. Timestamps come from
 # bash's $EPOCHREALTIME (a builtin: no fork).
 CRASHER = r"""
-if [ -e "$D/crashed" ]; then printf '%s\n' "$EPOCHREALTIME" > "$D/restarted"; exec /bin/sleep infinity; fi
+if [ -e "$D/crashed" ]; then printf '%s\n' "$EPOCHREALTIME" > "$D/restarted"; trap 'kill $!; exit 0' TERM; /bin/sleep infinity & wait; exit 0; fi
 : > "$D/crashed"
 /bin/sleep 0.1
 printf '%s\n' "$EPOCHREALTIME" > "$D/crash"; exit 1

@@ -9,9 +9,13 @@ use serde_json::Value;
 use crate::field::Path;
 use crate::quantity::Quantity;
 
-/// Manifests larger than this are refused before parsing (kube-apiserver refuses request
-/// bodies above 3 MiB; a local file may be bigger, but not unboundedly).
-pub const MAX_MANIFEST_BYTES: usize = 64 * 1024 * 1024;
+pub mod bounds;
+
+/// Manifests larger than this are refused before parsing. kube-apiserver refuses request
+/// bodies above 3 MiB (each document here is held to that, `bounds::MAX_DOCUMENT_BYTES`); a
+/// file may hold several, but decoded objects take up to ~60 times their text in memory
+/// (5 documents of 3 MiB of short strings: about 1 GB), so not unboundedly many.
+pub const MAX_MANIFEST_BYTES: usize = 16 * 1024 * 1024;
 
 /// One object of a manifest.
 #[derive(Clone, Debug, PartialEq)]
@@ -126,6 +130,51 @@ pub fn load(source_name: &str, bytes: &[u8]) -> Result<Vec<Object>, Vec<LoadErro
             }])
         }
     };
+
+    // Bounds before the YAML decoder builds anything (see `bounds`): flow nesting first,
+    // since libyaml's time is quadratic in it, then alias expansion, walked without building.
+    let scanned = match bounds::scan(text) {
+        Ok(s) => s,
+        Err(bounds::Refused::TooDeep { line, column }) => {
+            return Err(vec![LoadError::Syntax {
+                source_name: source,
+                line,
+                column,
+                message: format!(
+                    "nesting deeper than {} levels of flow collections",
+                    bounds::MAX_FLOW_DEPTH
+                ),
+            }])
+        }
+        Err(bounds::Refused::DocumentTooLarge { line, size }) => {
+            return Err(vec![LoadError::Syntax {
+                source_name: source,
+                line,
+                column: 1,
+                message: format!(
+                    "the document starting here is {size} bytes: Request entity too large: limit is {}",
+                    bounds::MAX_DOCUMENT_BYTES
+                ),
+            }])
+        }
+    };
+    if scanned.aliases > 0 {
+        let budget = bounds::walk_budget(&scanned);
+        if let Err(index) = bounds::count_nodes(text, budget) {
+            return Err(vec![LoadError::Invalid {
+                source_name: source,
+                position: Position::Document {
+                    index,
+                    object: None,
+                },
+                message: format!(
+                    "document contains excessive aliasing: aliases expand the manifest past {budget} nodes (its own nodes, plus {} times as many through aliases, at most {} more)",
+                    bounds::ALIAS_RATIO,
+                    bounds::MAX_ALIAS_NODES
+                ),
+            }]);
+        }
+    }
 
     let mut objects = Vec::new();
     let mut errors = Vec::new();

@@ -138,8 +138,12 @@ impl ViewPlan {
         };
         let shm = match &self.shm {
             Some(fd) => Some(
-                clone_mount(fd.as_raw_fd(), false)
-                    .map_err(|e| format!("cloning the pod's /dev/shm mount: {e}"))?,
+                crate::mountns::open_tree_clone(
+                    fd.as_raw_fd(),
+                    c"",
+                    libc::AT_EMPTY_PATH as libc::c_uint,
+                )
+                .map_err(|e| format!("cloning the pod's /dev/shm mount: {e}"))?,
             ),
             None => None,
         };
@@ -354,44 +358,19 @@ fn open_dir_path(p: &Path) -> std::io::Result<OwnedFd> {
     Ok(f.into())
 }
 
-/// `open_tree(fd, "", OPEN_TREE_CLONE [| AT_RECURSIVE])`: a detached copy of the mount at
-/// `fd` (a bind mount not yet attached anywhere), for a child in another mount namespace to
-/// attach with [`attach_mount`].
-pub(crate) fn clone_mount(fd: libc::c_int, recursive: bool) -> std::io::Result<OwnedFd> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
-    const AT_RECURSIVE: libc::c_uint = 0x8000;
-    let mut flags =
-        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
-    if recursive {
-        flags |= AT_RECURSIVE;
-    }
-    // SAFETY: open_tree on a descriptor we hold and an empty C string; the result is a new
-    // descriptor we take ownership of.
-    #[allow(unsafe_code)]
-    let r = unsafe { libc::syscall(libc::SYS_open_tree, fd, c"".as_ptr(), flags) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let raw = libc::c_int::try_from(r).map_err(|_| std::io::Error::other("open_tree: bad fd"))?;
-    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-    #[allow(unsafe_code)]
-    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
-}
-
 /// In the child: `move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)` attaches a
-/// tree from [`clone_mount`] at `target`.
+/// tree from [`crate::mountns::open_tree_clone`] at `target`.
 ///
-/// SAFETY (caller): raw system call; `tree` is a descriptor from [`clone_mount`].
+/// SAFETY (caller): raw system call; `tree` is a detached tree's descriptor.
 #[allow(unsafe_code)]
 pub(crate) unsafe fn attach_mount(tree: libc::c_int, target: &CStr) -> Result<(), Errno> {
-    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
     let r = libc::syscall(
         libc::SYS_move_mount,
         tree,
         c"".as_ptr(),
         libc::AT_FDCWD,
         target.as_ptr(),
-        MOVE_MOUNT_F_EMPTY_PATH,
+        libc::MOVE_MOUNT_F_EMPTY_PATH,
     );
     if r != 0 {
         return Err(Errno::last());

@@ -17,33 +17,53 @@ enum Read<'a> {
     Text(&'a str, bool),
 }
 
-/// Expand `input` with `mapping` returning `Some(value)` for known variables.
+/// The most bytes of arguments plus environment one exec can carry: Linux caps them at 3/4
+/// of 8 MiB whatever the stack limit (`fs/exec.c`), failing the exec with E2BIG past it.
+/// Expansion output is bounded just above this: `$(VAR)` references double a value per
+/// variable, so 40 variables of a 2 KB manifest would otherwise ask for terabytes (issue 7
+/// item 4); a string cut here could never have been exec'd anyway.
+pub const MAX_EXEC_BYTES: usize = 6 * 1024 * 1024;
+
+/// Expand `input` with `mapping` returning `Some(value)` for known variables. The result is
+/// cut just past [`MAX_EXEC_BYTES`] (too long to exec either way).
 pub fn expand<'a, F>(input: &str, mapping: F) -> String
 where
     F: Fn(&str) -> Option<&'a str>,
 {
-    let mut out = String::with_capacity(input.len());
+    expand_bounded(input, mapping, MAX_EXEC_BYTES + 1)
+}
+
+/// [`expand`], with the output cut once it reaches `limit` bytes (after a whole character,
+/// so up to 3 bytes more).
+fn expand_bounded<'a, F>(input: &str, mapping: F, limit: usize) -> String
+where
+    F: Fn(&str) -> Option<&'a str>,
+{
+    let mut out = Bounded {
+        s: String::with_capacity(input.len().min(limit)),
+        limit,
+    };
     let bytes = input.as_bytes();
     let mut checkpoint = 0;
     let mut cursor = 0;
-    while cursor < bytes.len() {
+    while cursor < bytes.len() && !out.full() {
         if bytes[cursor] == b'$' && cursor + 1 < bytes.len() {
-            out.push_str(&input[checkpoint..cursor]);
+            out.push(&input[checkpoint..cursor]);
             let (read, advance) = try_read_variable_name(&input[cursor + 1..]);
             match read {
                 Read::Var(name) => match mapping(name) {
-                    Some(v) => out.push_str(v),
+                    Some(v) => out.push(v),
                     None => {
-                        out.push_str("$(");
-                        out.push_str(name);
-                        out.push(')');
+                        out.push("$(");
+                        out.push(name);
+                        out.push(")");
                     }
                 },
                 Read::Text(t, with_dollar) => {
                     if with_dollar {
-                        out.push('$');
+                        out.push("$");
                     }
-                    out.push_str(t);
+                    out.push(t);
                 }
             }
             cursor += advance;
@@ -52,9 +72,58 @@ where
         cursor += 1;
     }
     if checkpoint < input.len() {
-        out.push_str(&input[checkpoint..]);
+        out.push(&input[checkpoint..]);
     }
-    out
+    out.s
+}
+
+/// A string that stops growing at `limit` bytes.
+struct Bounded {
+    s: String,
+    limit: usize,
+}
+
+impl Bounded {
+    fn full(&self) -> bool {
+        self.s.len() >= self.limit
+    }
+
+    fn push(&mut self, t: &str) {
+        let room = self.limit.saturating_sub(self.s.len());
+        if t.len() <= room {
+            self.s.push_str(t);
+        } else {
+            // Rounded up to a whole character: the result must stay over the limit.
+            let mut cut = room;
+            while !t.is_char_boundary(cut) {
+                cut += 1;
+            }
+            self.s.push_str(&t[..cut]);
+            self.limit = self.s.len();
+        }
+    }
+}
+
+/// Expands a command line: each string as [`expand_with_maps`], all of them together cut just
+/// past [`MAX_EXEC_BYTES`] (the strings past the cut are empty: the exec fails with E2BIG all
+/// the same).
+pub fn expand_all_with_maps<'s>(
+    inputs: impl IntoIterator<Item = &'s String>,
+    maps: &[&HashMap<String, String>],
+) -> Vec<String> {
+    let mut left = MAX_EXEC_BYTES + 1;
+    inputs
+        .into_iter()
+        .map(|input| {
+            let out = expand_bounded(
+                input,
+                |name| maps.iter().find_map(|m| m.get(name).map(String::as_str)),
+                left,
+            );
+            left = left.saturating_sub(out.len());
+            out
+        })
+        .collect()
 }
 
 /// Reads what follows a `$`; returns what was read and how many bytes it used.
@@ -96,15 +165,41 @@ pub fn expand_command_only_static(command: &[String], env: &[EnvVar]) -> Vec<Str
         .iter()
         .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
         .collect();
-    command
-        .iter()
-        .map(|c| expand_with_maps(c, &[&map]))
-        .collect()
+    expand_all_with_maps(command, &[&map])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue7_item4_doubling_references_stop_at_the_exec_limit() {
+        // E0 = 1 KiB, E(n) = $(E(n-1))$(E(n-1)): E40 would be a terabyte.
+        let mut map = HashMap::new();
+        map.insert("E0".to_string(), "é".repeat(512));
+        for i in 1..=40 {
+            let v = expand_with_maps(&format!("$(E{})$(E{})", i - 1, i - 1), &[&map]);
+            assert!(v.len() <= MAX_EXEC_BYTES + 4, "{}", v.len());
+            map.insert(format!("E{i}"), v);
+        }
+        let top = &map["E40"];
+        assert!(top.len() > MAX_EXEC_BYTES && top.len() <= MAX_EXEC_BYTES + 4);
+        assert!(top.chars().all(|c| c == 'é'));
+        // A command line is bounded as a whole.
+        let argv: Vec<String> = vec!["$(E40)".to_string(); 1000];
+        let out = expand_all_with_maps(&argv, &[&map]);
+        assert_eq!(out.len(), 1000);
+        let total: usize = out.iter().map(String::len).sum();
+        assert!(
+            total > MAX_EXEC_BYTES && total <= MAX_EXEC_BYTES + 4,
+            "{total}"
+        );
+        // Ordinary strings are untouched.
+        assert_eq!(
+            expand_all_with_maps(&["a$(E0)b".to_string()], &[&map]),
+            [format!("a{}b", "é".repeat(512))]
+        );
+    }
 
     #[test]
     fn probe_commands_expand_static_env_only() {

@@ -167,11 +167,11 @@ impl ContainerLaunch {
                 image: c.image.clone().unwrap_or_default(),
             });
         }
-        let argv: Vec<String> = command
-            .iter()
-            .chain(c.args.iter().flatten())
-            .map(|a| expand_with_maps(a, &[&map]))
-            .collect();
+        // Bounded in total: past the exec limit the start fails with E2BIG as on a node.
+        let argv = crate::expand::expand_all_with_maps(
+            command.iter().chain(c.args.iter().flatten()),
+            &[&map],
+        );
         let policy = match c.termination_message_policy.as_deref() {
             Some("FallbackToLogsOnError") => TerminationMessagePolicy::FallbackToLogsOnError,
             _ => TerminationMessagePolicy::File,
@@ -279,11 +279,29 @@ pub fn build_env(
     let mut order: Vec<String> = Vec::new();
     let mut tmp: HashMap<String, String> = HashMap::new();
     let mut warnings = Vec::new();
-    let set = |order: &mut Vec<String>, tmp: &mut HashMap<String, String>, k: String, v| {
-        if !tmp.contains_key(&k) {
-            order.push(k.clone());
+    // Bytes of `NAME=value\0` held, bounded by what an exec can carry: `$(VAR)` doubling or
+    // repeated `envFrom` would otherwise build gigabytes (issue 7 item 4). Such a container
+    // could not start on a node either (E2BIG); here it is a config error, before allocation.
+    let mut held = 0usize;
+    let set = |order: &mut Vec<String>,
+               tmp: &mut HashMap<String, String>,
+               held: &mut usize,
+               k: String,
+               v: String|
+     -> Result<(), StartError> {
+        match tmp.get(&k) {
+            Some(old) => *held -= k.len() + old.len() + 2,
+            None => order.push(k.clone()),
+        }
+        *held += k.len() + v.len() + 2;
+        if *held > crate::expand::MAX_EXEC_BYTES {
+            return Err(StartError::Config(format!(
+                "the environment exceeds {} bytes at {k:?}: argument list too long",
+                crate::expand::MAX_EXEC_BYTES
+            )));
         }
         tmp.insert(k, v);
+        Ok(())
     };
 
     for from in c.env_from.iter().flatten() {
@@ -324,7 +342,7 @@ pub fn build_env(
                 invalid.push(key);
                 continue;
             }
-            set(&mut order, &mut tmp, key, v);
+            set(&mut order, &mut tmp, &mut held, key, v)?;
         }
         if !invalid.is_empty() {
             invalid.sort();
@@ -403,7 +421,7 @@ pub fn build_env(
             }
             _ => String::new(),
         };
-        set(&mut order, &mut tmp, v.name.clone(), value);
+        set(&mut order, &mut tmp, &mut held, v.name.clone(), value)?;
     }
     let env = order
         .into_iter()

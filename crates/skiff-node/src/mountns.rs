@@ -120,19 +120,32 @@ fn clone_tree(m: &MountSpec) -> io::Result<OwnedFd> {
             libc::AT_SYMLINK_NOFOLLOW,
         ),
     };
-    let flags = libc::OPEN_TREE_CLONE
-        | libc::OPEN_TREE_CLOEXEC
-        | libc::AT_RECURSIVE as libc::c_uint
-        | extra as libc::c_uint;
+    open_tree_clone(
+        dirfd,
+        &path,
+        libc::AT_RECURSIVE as libc::c_uint | extra as libc::c_uint,
+    )
+}
+
+/// `open_tree(dirfd, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | extra)`: a detached copy of
+/// a mount (tree, with `AT_RECURSIVE`), which a child in another mount namespace can attach
+/// with `move_mount` — a descriptor of a mount in skiff's own namespace cannot be bound there.
+pub(crate) fn open_tree_clone(
+    dirfd: libc::c_int,
+    path: &std::ffi::CStr,
+    extra: libc::c_uint,
+) -> io::Result<OwnedFd> {
+    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | extra;
     // SAFETY: valid descriptor/C string for the call; returns a new fd we own or -1.
     #[allow(unsafe_code)]
     let r = unsafe { libc::syscall(libc::SYS_open_tree, dirfd, path.as_ptr(), flags) };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: the kernel returned a new descriptor.
+    let fd = libc::c_int::try_from(r).map_err(|_| io::Error::other("open_tree: bad fd"))?;
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
     #[allow(unsafe_code)]
-    Ok(unsafe { OwnedFd::from_raw_fd(r as libc::c_int) })
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Whether the kernel has `mount_setattr` (5.12+), what `recursiveReadOnly` needs: a call

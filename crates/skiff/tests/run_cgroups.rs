@@ -109,8 +109,10 @@ fn st4_memory_limited_container_ends_oom_killed_137() {
         "exec python3 -c 'b = bytearray(100 << 20); print(len(b))'",
     );
     hog["resources"] = json!({"limits": {"memory": "20Mi"}});
-    // A SIGKILL that is not the OOM killer's stays `Error` (never guessed from 137 alone).
-    let selfkill = container("selfkill", "kill -9 $$$$");
+    // Exit code 137 that is not the OOM killer's stays `Error` (never guessed from 137 alone).
+    // (A container's main process is PID 1 of its own PID namespace and cannot SIGKILL
+    // itself, as under Kubernetes; it exits with 137 instead.)
+    let selfkill = container("selfkill", "exit 137");
     let out = t.run(pod("oom", "Never", vec![], vec![hog, selfkill]), &[]);
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     let p = out.pod();
@@ -160,11 +162,10 @@ fn runnable(case: &Value) -> bool {
 }
 
 /// The vector's pod with host-runtime commands: regular init containers exit 0, sidecars run
-/// until stopped, the first app container writes the pod cgroup's values to `$T/values`.
+/// until stopped, the first app container waits while the test reads its pod cgroup's values
+/// from the host (inside, the container's cgroup namespace shows only its own cgroup).
 fn vector_pod(case: &Value) -> Value {
-    const READ: &str = "m=/sys/fs/cgroup/memory`grep ':memory:' /proc/self/cgroup | cut -d: -f3`/..; \
-         c=/sys/fs/cgroup/cpu`grep ':cpu:' /proc/self/cgroup | cut -d: -f3`/..; \
-         echo `cat $c/cpu.shares` `cat $c/cpu.cfs_quota_us` `cat $m/memory.limit_in_bytes` > $T/values";
+    const HOLD: &str = "touch $T/up; while [ ! -e $T/done ]; do sleep 0.02; done";
     let mut spec = case["pod"].clone();
     let mut first_app = true;
     for list in ["initContainers", "containers"] {
@@ -173,9 +174,9 @@ fn vector_pod(case: &Value) -> Value {
                 let sidecar = c["restartPolicy"] == "Always";
                 let script = if list == "containers" && first_app {
                     first_app = false;
-                    READ
+                    HOLD
                 } else if sidecar {
-                    "exec sleep 1000"
+                    "trap 'exit 0' TERM; while :; do sleep 0.05; done"
                 } else {
                     "exit 0"
                 };
@@ -188,6 +189,60 @@ fn vector_pod(case: &Value) -> Value {
     spec["restartPolicy"] = json!("Never");
     spec["terminationGracePeriodSeconds"] = json!(5);
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "vec"}, "spec": spec})
+}
+
+/// The host directory of the pod cgroup (the parent of the container's) in v1 hierarchy
+/// `controller`, found through a live process of the test's pod (by its `T=` marker).
+fn host_pod_cgroup(t: &TestDir, controller: &str) -> PathBuf {
+    for pid in t.leftovers() {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+            continue;
+        };
+        let rel = text.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            ctrls
+                .split(',')
+                .any(|c| c == controller)
+                .then(|| path.to_string())
+        });
+        if let Some(rel) = rel.filter(|r| r.contains("/kubepods/")) {
+            let dir = Path::new("/sys/fs/cgroup")
+                .join(controller)
+                .join(rel.trim_start_matches('/'));
+            return dir.parent().unwrap().to_path_buf();
+        }
+    }
+    panic!("no process of the pod found in a {controller} cgroup");
+}
+
+/// Runs `pod`, reads `files` (controller, file) of its pod cgroup from the host once the app
+/// container signalled `$T/up`, lets it finish.
+fn pod_cgroup_values(
+    t: &TestDir,
+    pod: Value,
+    extra: &[&str],
+    files: &[(&str, &str)],
+) -> (Outcome, Vec<String>) {
+    let manifest = t.manifest(pod);
+    let mut args = vec!["run", "-f", manifest.to_str().unwrap(), "-o", "json"];
+    args.extend_from_slice(extra);
+    let child = spawn(&args);
+    assert!(
+        wait_until(Duration::from_secs(30), || t.file("up").exists()),
+        "the app never started"
+    );
+    let values = files
+        .iter()
+        .map(|(ctrl, file)| {
+            std::fs::read_to_string(host_pod_cgroup(t, ctrl).join(file))
+                .unwrap()
+                .trim()
+                .to_string()
+        })
+        .collect();
+    std::fs::write(t.file("done"), "").unwrap();
+    (finish(child, RUN_LIMIT), values)
 }
 
 #[test]
@@ -204,13 +259,18 @@ fn cg2_cg4_pod_cgroup_files_hold_vector_values_v1() {
     for case in &cases {
         let name = case["name"].as_str().unwrap();
         let t = TestDir::new("cgvec");
-        let out = t.run(vector_pod(case), &[]);
+        let (out, values) = pod_cgroup_values(
+            &t,
+            vector_pod(case),
+            &[],
+            &[
+                ("cpu", "cpu.shares"),
+                ("cpu", "cpu.cfs_quota_us"),
+                ("memory", "memory.limit_in_bytes"),
+            ],
+        );
         assert_eq!(out.code, Some(0), "{name}: {}", out.stderr);
-        let values = std::fs::read_to_string(t.file("values")).unwrap();
-        let got: Vec<i64> = values
-            .split_whitespace()
-            .map(|v| v.parse().unwrap())
-            .collect();
+        let got: Vec<i64> = values.iter().map(|v| v.parse().unwrap()).collect();
         let cg = &case["podCgroup"];
         let want_quota = cg["cpu_quota_us"].as_i64().unwrap_or(-1);
         // Unlimited v1 memory reads as the largest page-aligned i64.
@@ -235,20 +295,20 @@ fn item4_pod_max_pids_limits_the_pod_cgroup() {
     let t = TestDir::new("pids");
     // A child shell forks until the limit stops it (dash gives up at the first failed fork),
     // recording each child it started.
-    let script = "p=/sys/fs/cgroup/pids`grep ':pids:' /proc/self/cgroup | cut -d: -f3`/..; \
-         cat $p/pids.max > $T/values; : > $T/kids; \
+    let script = "touch $T/up; while [ ! -e $T/done ]; do sleep 0.02; done; : > $T/kids; \
          sh -c 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 5 & echo $! >> $T/kids; done' 2>/dev/null; \
          wc -l < $T/kids >> $T/values; kill `cat $T/kids` 2>/dev/null; exit 0";
     let c = json!({"name": "app", "image": "host", "command": ["/bin/sh", "-c", script]});
-    let out = t.run(
+    let (out, values) = pod_cgroup_values(
+        &t,
         pod("pids", "Never", vec![], vec![c]),
         &["--pod-max-pids", "8"],
+        &[("pids", "pids.max")],
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let values = std::fs::read_to_string(t.file("values")).unwrap();
-    let mut lines = values.lines();
-    assert_eq!(lines.next(), Some("8"), "pids.max: {values}");
-    let started: usize = lines.next().unwrap_or("").trim().parse().unwrap_or(99);
+    assert_eq!(values, vec!["8".to_string()], "pids.max");
+    let kids = std::fs::read_to_string(t.file("values")).unwrap();
+    let started: usize = kids.trim().parse().unwrap_or(99);
     assert!(started < 8, "forked {started} children under pids.max 8");
 }
 

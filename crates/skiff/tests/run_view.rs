@@ -98,7 +98,7 @@ fn issue7_item2_locked_down_root_container_cannot_reach_the_host() {
          echo \"procs=$(ls -d /proc/[0-9]* | wc -l)\" >> $T/facts; \
          echo \"cgroup=$(grep -E '(^0::|memory)' /proc/self/cgroup | tr '\\n' ' ')\" >> $T/facts; \
          echo \"shm=$(df -k /dev/shm | awk 'NR==2 {{print $2}}')\" >> $T/facts; \
-         echo \"sysro=$(awk '$5 == \"/sys\" {{print $6}}' /proc/self/mountinfo | cut -d, -f1)\" >> $T/facts; \
+         echo \"sysro=$(awk '$5 == \"/sys\" {{print $6}}' /proc/self/mountinfo | tail -1 | cut -d, -f1)\" >> $T/facts; \
          echo \"cgmem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null)\" >> $T/facts"
     );
     let c = locked_down(with(
@@ -125,7 +125,8 @@ fn issue7_item2_locked_down_root_container_cannot_reach_the_host() {
         .trim()
         .parse()
         .unwrap();
-    assert!(procs <= 3, "sees only its own processes: {facts}");
+    // sh (PID 1), the command substitution's subshell, ls, wc.
+    assert!(procs <= 5, "sees only its own processes: {facts}");
     assert!(
         facts.contains(&format!("shm={}", 64 * 1024)),
         "the pod's 64 MiB /dev/shm: {facts}"
@@ -170,12 +171,21 @@ fn issue7_item2_a_pod_cannot_read_another_pods_environment() {
         wait_until(Duration::from_secs(20), || t.file("victim-up").exists()),
         "victim never started"
     );
+    // The secret really is there to find: the host sees it in the victim's environment.
+    let on_host = std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("environ"))
+            .map(|env| env.windows(secret.len()).any(|w| w == secret.as_bytes()))
+            .unwrap_or(false)
+    });
+    assert!(on_host, "the victim's environment carries the secret");
     let t2 = shared_dir("view-environ-thief");
     let thief = container(
         "thief",
         &format!(
-            "if grep -qs {secret} /proc/[0-9]*/environ /proc/[0-9]*/cmdline; then echo FOUND > $T/found; else echo none > $T/found; fi; \
-             ls -d /proc/[0-9]* | wc -l > $T/count"
+            "printf '%s-%s\\n' s3cret {pid} > $T/pattern; \
+             if grep -qsf $T/pattern /proc/[0-9]*/environ /proc/[0-9]*/cmdline; then echo FOUND > $T/found; else echo none > $T/found; fi; \
+             ls -d /proc/[0-9]* | wc -l > $T/count",
+            pid = std::process::id()
         ),
     );
     let out = t2.run(pod("thief", "Never", vec![], vec![thief]), &[]);
@@ -184,7 +194,6 @@ fn issue7_item2_a_pod_cannot_read_another_pods_environment() {
     assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
     assert_eq!(victim_out.code, Some(0), "stderr:\n{}", victim_out.stderr);
     assert_eq!(read(&t2, "found").trim(), "none");
-    // The host can see it (the secret really was there to find).
     let count: usize = read(&t2, "count").trim().parse().unwrap();
     assert!(count <= 4, "{count} processes visible");
 }
@@ -230,5 +239,37 @@ fn issue7_item2_pod_shm_is_shared_private_and_removed() {
     assert!(
         !mounts.contains(data.to_str().unwrap()),
         "left mounted:\n{mounts}"
+    );
+}
+
+// Item 2: exec probes enter the container's PID namespace with its mount namespace, so the
+// container's /proc works for them (`/proc/self` resolves only for a process of that
+// namespace) and PID 1 is the container's main process.
+#[test]
+fn issue7_item2_exec_probes_run_in_the_containers_pid_namespace() {
+    if !root() {
+        return;
+    }
+    let t = shared_dir("view-exec");
+    let c = with(
+        container(
+            "app",
+            "trap 'exit 0' TERM; while [ ! -e $T/probed ]; do sleep 0.05; done",
+        ),
+        "readinessProbe",
+        exec_probe(
+            "readlink /proc/self > $T/probe-self && tr '\\0' ' ' < /proc/1/cmdline > $T/probe-pid1 && touch $T/probed",
+            1,
+            3,
+        ),
+    );
+    let out = t.run(pod("exec-ns", "Never", vec![], vec![c]), &[]);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    let me: i32 = read(&t, "probe-self").trim().parse().unwrap();
+    assert!(me > 1, "{me}");
+    assert!(
+        read(&t, "probe-pid1").contains("while [ ! -e $T/probed ]"),
+        "{}",
+        read(&t, "probe-pid1")
     );
 }

@@ -1,12 +1,30 @@
 //! gRPC health checking (`grpc.health.v1.Health/Check`) over HTTP/2 with
 //! hyper; the two protobuf messages are encoded by hand.
+//!
+//! The server is untrusted (it runs in the pod), so the reply is bounded as
+//! the kubelet's grpc-go client bounds it: one message of at most
+//! [`MAX_RECV_MESSAGE`] bytes (grpc-go's default max receive message size,
+//! which `pkg/probe/grpc/grpc.go` does not change), refused as soon as its
+//! length prefix says more; a second message is a cardinality violation;
+//! headers and trailers at most [`MAX_HEADER_LIST`]; HTTP/2 frames at most
+//! 16 KiB; flow-control windows small, so the server cannot push more than
+//! we read. The caller's timeout covers the whole exchange.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use super::http::{describe_io, USER_AGENT};
+use super::http::{chain, describe_io, USER_AGENT};
+
+/// Largest reply message accepted: grpc-go's `defaultClientMaxReceiveMessageSize` (4 MiB).
+pub const MAX_RECV_MESSAGE: usize = 4 * 1024 * 1024;
+/// Largest header (and trailer) list accepted, as SETTINGS_MAX_HEADER_LIST_SIZE.
+pub const MAX_HEADER_LIST: u32 = 64 * 1024;
+/// HTTP/2 frame size we advertise (the protocol's minimum and default).
+const MAX_FRAME: u32 = 16 * 1024;
+/// Flow-control windows: what the server may send before we read it.
+const WINDOW: u32 = 1024 * 1024;
 
 /// `HealthCheckResponse.ServingStatus`.
 pub fn status_name(v: u64) -> String {
@@ -64,24 +82,33 @@ pub fn decode_response(frame: &[u8]) -> Result<u64, String> {
         return Err("compressed gRPC response not supported".into());
     }
     let len = u32::from_be_bytes([frame[1], frame[2], frame[3], frame[4]]) as usize;
-    let msg = frame.get(5..5 + len).ok_or("truncated gRPC frame")?;
-    let mut pos = 0;
+    let msg = frame
+        .get(5..5usize.saturating_add(len))
+        .ok_or("truncated gRPC frame")?;
+    let mut pos = 0usize;
     let mut status = 0;
     while pos < msg.len() {
         let key = get_varint(msg, &mut pos).ok_or("bad protobuf")?;
-        match (key >> 3, key & 7) {
-            (1, 0) => status = get_varint(msg, &mut pos).ok_or("bad protobuf")?,
+        // Lengths come from the server: never let them overflow `pos`.
+        let skip = match (key >> 3, key & 7) {
+            (1, 0) => {
+                status = get_varint(msg, &mut pos).ok_or("bad protobuf")?;
+                0
+            }
             (_, 0) => {
                 get_varint(msg, &mut pos).ok_or("bad protobuf")?;
+                0
             }
-            (_, 1) => pos += 8,
-            (_, 5) => pos += 4,
-            (_, 2) => {
-                let l = get_varint(msg, &mut pos).ok_or("bad protobuf")? as usize;
-                pos += l;
-            }
+            (_, 1) => 8,
+            (_, 5) => 4,
+            (_, 2) => get_varint(msg, &mut pos).ok_or("bad protobuf")?,
             _ => return Err("bad protobuf wire type".into()),
-        }
+        };
+        pos = usize::try_from(skip)
+            .ok()
+            .and_then(|s| pos.checked_add(s))
+            .filter(|&p| p <= msg.len())
+            .ok_or("bad protobuf")?;
     }
     Ok(status)
 }
@@ -117,15 +144,21 @@ pub async fn check(
                 describe_io(&e)
             )
         })?;
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
+    let (mut sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .max_header_list_size(MAX_HEADER_LIST)
+        .max_frame_size(MAX_FRAME)
+        .initial_stream_window_size(WINDOW)
+        .initial_connection_window_size(WINDOW)
+        .adaptive_window(false)
+        .handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| chain(&e))?;
+    // The connection task ends with this probe, however it ends (timeout included).
+    let _conn = super::http::AbortOnDrop(tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::trace!(error = %e, "grpc probe connection");
         }
-    });
+    }));
     let authority = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
@@ -137,7 +170,7 @@ pub async fn check(
         .header("user-agent", USER_AGENT)
         .body(Full::new(Bytes::from(encode_request(service))))
         .map_err(|e| e.to_string())?;
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| chain(&e))?;
     if resp.status() != hyper::StatusCode::OK {
         return Err(format!(
             "rpc error: unexpected HTTP status {}",
@@ -149,13 +182,7 @@ pub async fn check(
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let collected = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?;
-    let trailers = collected.trailers().cloned();
-    let body = collected.to_bytes();
+    let (body, trailers) = read_reply(resp.into_body()).await?;
     let grpc_status = trailers
         .as_ref()
         .and_then(|t| t.get("grpc-status"))
@@ -175,6 +202,54 @@ pub async fn check(
         ));
     }
     decode_response(&body)
+}
+
+/// Reads the reply body: at most one message of at most [`MAX_RECV_MESSAGE`] bytes, then the
+/// trailers. Fails as grpc-go's unary client does on a bigger or a second message, without
+/// reading further.
+async fn read_reply(
+    mut body: hyper::body::Incoming,
+) -> Result<(Vec<u8>, Option<hyper::HeaderMap>), String> {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut trailers = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| chain(&e))?;
+        let frame = match frame.into_data() {
+            Ok(mut data) => {
+                // Never buffers more than the one allowed message, its prefix and one byte.
+                while !data.is_empty() {
+                    let need = message_end(&buf)?.saturating_sub(buf.len()).max(1);
+                    let part = data.split_to(need.min(data.len()));
+                    buf.extend_from_slice(&part);
+                }
+                message_end(&buf)?;
+                continue;
+            }
+            Err(frame) => frame,
+        };
+        if let Ok(t) = frame.into_trailers() {
+            trailers = Some(t);
+        }
+    }
+    Ok((buf, trailers))
+}
+
+/// Where the first message in `buf` ends; an error once `buf` shows a message over the limit
+/// or the start of a second one.
+fn message_end(buf: &[u8]) -> Result<usize, String> {
+    if buf.len() < 5 {
+        return Ok(5);
+    }
+    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+    if len > MAX_RECV_MESSAGE {
+        return Err(format!(
+            "rpc error: code = ResourceExhausted desc = grpc: received message larger than max ({len} vs. {MAX_RECV_MESSAGE})"
+        ));
+    }
+    if buf.len() > 5 + len {
+        return Err("rpc error: code = Internal desc = cardinality violation: expected <EOF> for non server-streaming RPCs, but received another message".into());
+    }
+    Ok(5 + len)
 }
 
 #[cfg(test)]

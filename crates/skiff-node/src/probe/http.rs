@@ -5,6 +5,7 @@
 //! handles chunked bodies, header parsing and TLS streams correctly.
 
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,8 +17,14 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-/// Body bytes kept (the kubelet's maxRespBodyLength, 10 KiB).
+/// Body bytes kept (the kubelet's maxRespBodyLength, 10 KiB, `pkg/probe/http/http.go`); the
+/// rest of the body is not read: the connection is dropped.
 pub const MAX_BODY: usize = 10 * 1024;
+/// Response header fields accepted (hyper's default, stated here as the bound).
+pub const MAX_HEADERS: usize = 100;
+/// Bytes of status line and headers accepted (Go's transport allows 10 MB; a probe needs
+/// far less). Also the read buffer's bound.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Redirects followed before giving up (Go's http.Client default).
 pub const MAX_REDIRECTS: usize = 10;
 /// `User-Agent` the kubelet sends (`kube-probe/<major>.<minor>`).
@@ -133,15 +140,18 @@ pub struct Response {
 /// GET with redirects to the same host followed (the kubelet's
 /// `followNonLocalRedirects=false`). Errors are rendered like Go's client.
 /// `netns`: connect from inside this network namespace (the pod's).
+/// `headers_seen` is set once a response head arrived, so that a caller whose timeout cut the
+/// exchange can say, as Go's client does, whether it was awaiting headers or reading the body.
 pub async fn get(
     target: &Target,
     headers: &[(String, String)],
     netns: Option<&OwnedFd>,
+    headers_seen: &AtomicBool,
 ) -> Result<Response, String> {
     let first_host = target.host.clone();
     let mut current = target.clone();
     for _ in 0..=MAX_REDIRECTS {
-        let (status, location, body) = get_once(&current, headers, netns)
+        let (status, location, body) = get_once(&current, headers, netns, headers_seen)
             .await
             .map_err(|e| format!("Get \"{}\": {e}", current.url()))?;
         if (300..400).contains(&status) {
@@ -173,12 +183,14 @@ async fn get_once(
     t: &Target,
     headers: &[(String, String)],
     netns: Option<&OwnedFd>,
+    headers_seen: &AtomicBool,
 ) -> Result<(u16, Option<String>, Vec<u8>), String> {
+    headers_seen.store(false, Ordering::Relaxed);
     let tcp = crate::namespaces::connect_tcp(netns, t.host.as_str(), t.port)
         .await
         .map_err(|e| format!("dial tcp {}: {}", t.authority(), describe_io(&e)))?;
     match t.scheme {
-        Scheme::Http => exchange(tcp, t, headers).await,
+        Scheme::Http => exchange(tcp, t, headers, headers_seen).await,
         Scheme::Https => {
             let connector = tokio_rustls::TlsConnector::from(tls_config()?);
             let name = ServerName::try_from(t.host.clone()).map_err(|e| e.to_string())?;
@@ -186,7 +198,7 @@ async fn get_once(
                 .connect(name, tcp)
                 .await
                 .map_err(|e| e.to_string())?;
-            exchange(tls, t, headers).await
+            exchange(tls, t, headers, headers_seen).await
         }
     }
 }
@@ -195,18 +207,24 @@ async fn exchange<I>(
     io: I,
     t: &Target,
     headers: &[(String, String)],
+    headers_seen: &AtomicBool,
 ) -> Result<(u16, Option<String>, Vec<u8>), String>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+        .max_headers(MAX_HEADERS)
+        .max_header_size(MAX_HEAD_BYTES)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .handshake(TokioIo::new(io))
         .await
         .map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
+    // Dropping the guard (body read, error, or the caller's timeout) ends the connection.
+    let _conn = AbortOnDrop(tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::trace!(error = %e, "probe connection");
         }
-    });
+    }));
     let mut req = Request::get(t.path.as_str());
     let has = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
     if !has("host") {
@@ -223,7 +241,8 @@ where
         req = req.header(k.as_str(), v.as_str());
     }
     let req = req.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| chain(&e))?;
+    headers_seen.store(true, Ordering::Relaxed);
     let status = resp.status().as_u16();
     let location = resp
         .headers()
@@ -240,11 +259,35 @@ where
                     out.extend_from_slice(&d[..take]);
                 }
             }
-            Some(Err(e)) => return Err(e.to_string()),
+            Some(Err(e)) => return Err(chain(&e)),
             None => break,
         }
     }
     Ok((status, location, out))
+}
+
+/// Aborts a spawned task when dropped: a probe's connection task never outlives the probe.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// An error and its causes, `outer: inner: ...` (hyper's own text is only "http2 error").
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let t = s.to_string();
+        if !out.ends_with(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        cur = s.source();
+    }
+    out
 }
 
 /// Go-like wording for the common connect errors.

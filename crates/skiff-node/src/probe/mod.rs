@@ -256,7 +256,14 @@ impl HostProber {
                 Err(e) => return ProbeResult::new(Unknown, e),
             };
             let url = target.url();
-            return match tokio::time::timeout(timeout, http::get(&target, &headers, ctx.netns.as_deref())).await {
+            let seen = std::sync::atomic::AtomicBool::new(false);
+            return match tokio::time::timeout(timeout, http::get(&target, &headers, ctx.netns.as_deref(), &seen)).await {
+                // The timeout covers the whole exchange, body included (Go's Client.Timeout):
+                // a server trickling bytes cannot extend it.
+                Err(_) if seen.load(std::sync::atomic::Ordering::Relaxed) => ProbeResult::new(
+                    Failure,
+                    "context deadline exceeded (Client.Timeout or context cancellation while reading body)",
+                ),
                 Err(_) => ProbeResult::new(
                     Failure,
                     format!("Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"),
@@ -362,12 +369,16 @@ impl HostProber {
             let (target, headers) = http_target(action, ctx)?;
             let url = target.url();
             // The kubelet only fails an httpGet hook on transport errors.
+            let seen = std::sync::atomic::AtomicBool::new(false);
             return match tokio::time::timeout(
                 timeout,
-                http::get(&target, &headers, ctx.netns.as_deref()),
+                http::get(&target, &headers, ctx.netns.as_deref(), &seen),
             )
             .await
             {
+                Err(_) if seen.load(std::sync::atomic::Ordering::Relaxed) => Err(
+                    "context deadline exceeded (Client.Timeout or context cancellation while reading body)".into(),
+                ),
                 Err(_) => Err(format!("Get \"{url}\": context deadline exceeded")),
                 Ok(Err(e)) => Err(e),
                 Ok(Ok(_)) => Ok(()),
