@@ -302,10 +302,9 @@ async fn drive(
                 let budget = i64::try_from(stop_budget).unwrap_or(i64::MAX);
                 let grace = (tgps > budget).then_some(budget);
                 let _ = cmd_tx.send(Command::Stop { grace }).await;
-                kill_at = Some(
-                    tokio::time::Instant::now()
-                        + std::time::Duration::from_secs(stop_budget.saturating_mul(2) + 2),
-                );
+                kill_at = tokio::time::Instant::now().checked_add(std::time::Duration::from_secs(
+                    stop_budget.saturating_mul(2).saturating_add(2),
+                ));
             }
             _ = sleep_until_opt(kill_at), if kill_at.is_some() && !killed => {
                 killed = true;
