@@ -511,17 +511,21 @@ impl PodCgroup {
         qos: QosClass,
         values: &PodCgroupValues,
     ) -> Result<Self, CgroupError> {
-        driver.ensure_qos()?;
         let rel = pod_rel(qos, uid);
         let limits = CgroupLimits::pod(values, driver.settings().pod_pids_limit);
-        match driver.create(&rel, &limits) {
-            // Another skiff pruned the then-empty QoS dirs between our ensure_qos and create
-            // (see `prune_qos`): make them again, once.
-            Err(CgroupError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                driver.ensure_qos()?;
-                driver.create(&rel, &limits)?;
+        // Another skiff (or another pod's end in this one) may prune the then-empty QoS dirs
+        // at any point of ensure_qos + create (see `prune_qos`): make them again, a few times.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match driver
+                .ensure_qos()
+                .and_then(|()| driver.create(&rel, &limits))
+            {
+                Err(CgroupError::Io { source, .. })
+                    if source.kind() == io::ErrorKind::NotFound && attempts < 8 => {}
+                r => break r?,
             }
-            r => r?,
         }
         tracing::debug!(uid, qos = %qos, rel = %rel.display(), "pod cgroup created");
         Ok(PodCgroup {
