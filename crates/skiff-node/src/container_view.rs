@@ -285,19 +285,27 @@ pub struct PodShm {
     dir: PathBuf,
     fd: Arc<OwnedFd>,
     mounted: bool,
+    journal: Option<Arc<dyn crate::volumes::MountJournal>>,
 }
 
 impl PodShm {
-    /// Mounts the pod's shm tmpfs (own IPC namespace).
-    pub fn create(pod_dir: &Path) -> std::io::Result<PodShm> {
+    /// Mounts the pod's shm tmpfs (own IPC namespace), recorded in `journal` (the pod's crash
+    /// record) before it is mounted.
+    pub fn create(
+        pod_dir: &Path,
+        journal: Option<Arc<dyn crate::volumes::MountJournal>>,
+    ) -> std::io::Result<PodShm> {
         let dir = pod_dir.join("shm");
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
+        if let Some(j) = &journal {
+            j.before_mount(&dir).map_err(std::io::Error::other)?;
+        }
         let data = format!("mode=1777,size={POD_SHM_SIZE}");
-        nix::mount::mount(
+        let mounted = nix::mount::mount(
             Some("shm"),
             &dir,
             Some("tmpfs"),
@@ -306,15 +314,26 @@ impl PodShm {
                 | nix::mount::MsFlags::MS_NOEXEC,
             Some(data.as_str()),
         )
-        .map_err(std::io::Error::from)?;
+        .map_err(std::io::Error::from);
+        if let Err(e) = mounted {
+            if let Some(j) = &journal {
+                j.after_unmount(&dir);
+            }
+            return Err(e);
+        }
         match open_dir_path(&dir) {
             Ok(fd) => Ok(PodShm {
                 dir,
                 fd: Arc::new(fd),
                 mounted: true,
+                journal,
             }),
             Err(e) => {
-                let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
+                if nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH).is_ok() {
+                    if let Some(j) = &journal {
+                        j.after_unmount(&dir);
+                    }
+                }
                 Err(e)
             }
         }
@@ -327,6 +346,7 @@ impl PodShm {
             fd: Arc::new(open_dir_path(&dir)?),
             dir,
             mounted: false,
+            journal: None,
         })
     }
 
@@ -342,6 +362,9 @@ impl Drop for PodShm {
             if let Err(e) = nix::mount::umount2(&self.dir, nix::mount::MntFlags::MNT_DETACH) {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "unmounting the pod's /dev/shm");
                 return;
+            }
+            if let Some(j) = &self.journal {
+                j.after_unmount(&self.dir);
             }
             let _ = std::fs::remove_dir(&self.dir);
         }

@@ -84,7 +84,10 @@ impl PodSandbox {
         let shm = if !view {
             None
         } else if plan.ipc {
-            Some(crate::container_view::PodShm::create(&pod_dir))
+            Some(crate::container_view::PodShm::create(
+                &pod_dir,
+                resources.mount_journal(),
+            ))
         } else {
             Some(crate::container_view::PodShm::host())
         }
