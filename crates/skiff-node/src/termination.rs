@@ -13,8 +13,11 @@
 //! Caps (`pkg/kubelet/container/runtime.go`): the last 4096 bytes of the file
 //! (`MaxContainerTerminationMessageLength`); with `FallbackToLogsOnError`, a non-zero exit and
 //! an empty file, the last 80 log lines capped at 2048 bytes; and the pod's messages together
-//! at most 12 KiB (`MaxPodTerminationMessageLogLength`), shared equally by the containers that
-//! have a terminated state, keeping the end of each ([`cap_pod_messages`], SEMANTICS ST4).
+//! at most 12 KiB (`MaxPodTerminationMessageLogLength`): the status manager's `normalizeStatus`
+//! (`pkg/kubelet/status/status_manager.go`) divides it by the number of containers in the spec
+//! (init, app and ephemeral) and keeps the *start* of each terminated message, i.e. the start
+//! of the file's last 4096 bytes ([`cap_pod_messages`]; SEMANTICS ST4 says "containers with a
+//! terminated state" and "the end": the kubelet's source is followed).
 //!
 //! Without a mount namespace (namespaces unavailable) there is nowhere to mount the file: the
 //! message then comes only from the logs fallback.
@@ -291,38 +294,28 @@ fn mount_point_possible(target: &Path) -> bool {
     }
 }
 
-/// ST4, the status manager's pod budget: the containers with a terminated state (init and app
-/// together, `state` or `lastState`) share [`MAX_POD_MESSAGE_BYTES`] equally; each of their
-/// messages keeps its end.
-pub fn cap_pod_messages(status: &mut PodStatus) {
+/// ST4, the status manager's pod budget as `normalizeStatus` applies it: 12 KiB divided by
+/// `spec_containers` (init + app + ephemeral containers of the spec), every terminated message
+/// (`state` and `lastState`) cut to its first share of bytes (at a character boundary).
+pub fn cap_pod_messages(status: &mut PodStatus, spec_containers: usize) {
+    let share = MAX_POD_MESSAGE_BYTES / spec_containers.max(1);
     let lists = [
         status.init_container_statuses.as_mut(),
         status.container_statuses.as_mut(),
         status.ephemeral_container_statuses.as_mut(),
     ];
-    let statuses: Vec<_> = lists
-        .into_iter()
-        .flatten()
-        .flat_map(|l| l.iter_mut())
-        .collect();
-    let terminated =
-        |s: &Option<ContainerState>| s.as_ref().is_some_and(|s| s.terminated.is_some());
-    let n = statuses
-        .iter()
-        .filter(|c| terminated(&c.state) || terminated(&c.last_state))
-        .count();
-    if n == 0 {
-        return;
-    }
-    let share = MAX_POD_MESSAGE_BYTES / n;
-    for c in statuses {
+    for c in lists.into_iter().flatten().flat_map(|l| l.iter_mut()) {
         for state in [c.state.as_mut(), c.last_state.as_mut()]
             .into_iter()
             .flatten()
         {
             if let Some(msg) = state.terminated.as_mut().and_then(|t| t.message.as_mut()) {
                 if msg.len() > share {
-                    *msg = keep_end(msg, share).to_string();
+                    let mut end = share;
+                    while !msg.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    msg.truncate(end);
                 }
             }
         }
@@ -431,9 +424,9 @@ mod tests {
     }
 
     #[test]
-    fn pod_budget_is_shared_by_terminated_containers_keeping_the_end() {
+    fn st4_pod_budget_is_divided_by_the_spec_containers_keeping_the_start() {
         use k8s_openapi::api::core::v1::ContainerStatus;
-        let big = format!("{}END", "x".repeat(4093));
+        let big = format!("START{}", "x".repeat(4091));
         let st = |name: &str, state| ContainerStatus {
             name: name.into(),
             state,
@@ -445,12 +438,12 @@ mod tests {
                 st("a", terminated(&big)),
                 st("b", terminated(&big)),
                 st("c", terminated(&big)),
-                // Running, no message: does not take a share.
+                // Running, no message: still counts in the divisor (kubelet normalizeStatus).
                 st("d", None),
             ]),
             ..Default::default()
         };
-        cap_pod_messages(&mut status);
+        cap_pod_messages(&mut status, 5);
         let msgs: Vec<String> = status
             .init_container_statuses
             .iter()
@@ -460,8 +453,8 @@ mod tests {
             .collect();
         assert_eq!(msgs.len(), 4);
         for m in &msgs {
-            assert_eq!(m.len(), MAX_POD_MESSAGE_BYTES / 4);
-            assert!(m.ends_with("END"));
+            assert_eq!(m.len(), MAX_POD_MESSAGE_BYTES / 5);
+            assert!(m.starts_with("START"));
         }
         // Three containers of 4096 fit the budget exactly: untouched.
         let mut status = PodStatus {
@@ -472,24 +465,38 @@ mod tests {
             ]),
             ..Default::default()
         };
-        cap_pod_messages(&mut status);
+        cap_pod_messages(&mut status, 3);
         let total: usize = status
             .container_statuses
             .iter()
             .flatten()
-            .map(|c| {
-                c.state
-                    .as_ref()
-                    .unwrap()
-                    .terminated
-                    .as_ref()
-                    .unwrap()
-                    .message
-                    .as_ref()
-                    .unwrap()
-                    .len()
+            .filter_map(|c| {
+                Some(
+                    c.state
+                        .as_ref()?
+                        .terminated
+                        .as_ref()?
+                        .message
+                        .as_ref()?
+                        .len(),
+                )
             })
             .sum();
         assert_eq!(total, 3 * 4096);
+        // A multi-byte character is never split.
+        let mut status = PodStatus {
+            container_statuses: Some(vec![st("u", terminated(&"é".repeat(4000)))]),
+            ..Default::default()
+        };
+        cap_pod_messages(&mut status, 3);
+        let m = status.container_statuses.unwrap()[0]
+            .state
+            .clone()
+            .unwrap()
+            .terminated
+            .unwrap()
+            .message
+            .unwrap();
+        assert_eq!(m.len(), 4096);
     }
 }

@@ -215,7 +215,12 @@ pub async fn run_pod(
     }
     let mut status = engine.status(now());
     // ST4: the pod's 12 KiB of termination messages (status manager, termination module).
-    crate::termination::cap_pod_messages(&mut status);
+    let spec_containers = ctx.pod.spec.as_ref().map_or(0, |s| {
+        s.containers.len()
+            + s.init_containers.as_ref().map_or(0, Vec::len)
+            + s.ephemeral_containers.as_ref().map_or(0, Vec::len)
+    });
+    crate::termination::cap_pod_messages(&mut status, spec_containers);
     // The engine leaves the QoS class to its owner, the model (RES4).
     status.qos_class = ctx
         .pod

@@ -229,21 +229,25 @@ fn issue7_item1d_default_path_message_reaches_the_status() {
 // Each message is at most 4096 bytes (the file's last 4096), and the pod's 12 KiB are shared
 // equally by the four terminated containers (3072 each), keeping the end of each.
 #[test]
-fn issue7_item1d_caps_4096_per_container_and_12k_per_pod_keep_the_end() {
+fn issue7_item1d_caps_4096_per_container_and_12k_per_pod_as_the_kubelet() {
     if !root() {
         return;
     }
     let t = TestDir::new("i7-caps");
+    // 8 KiB per container: the file's last 4096 bytes are kept ("TAIL-<name>" starts them),
+    // then the pod's 12 KiB divided by the spec's 5 containers keeps the start of those.
     let body = |name: &str| {
         format!(
-            "head -c 8180 /dev/zero | tr '\\0' x > /dev/termination-log; \
-             printf 'END-{name}' >> /dev/termination-log; l Exiting"
+            "head -c 4096 /dev/zero | tr '\\0' y > /dev/termination-log; \
+             printf 'TAIL-{name}' >> /dev/termination-log; \
+             head -c 4090 /dev/zero | tr '\\0' x >> /dev/termination-log; l Exiting"
         )
     };
-    let apps = ["a", "b", "c"]
+    let mut apps: Vec<_> = ["a", "b", "c"]
         .iter()
         .map(|n| container(n, &body(n)))
         .collect();
+    apps.push(container("quiet", "l Exiting"));
     let init = vec![container("i", &body("i"))];
     let out = t.run(pod("caps", "Never", init, apps), &["--timeout", "30"]);
     assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
@@ -262,12 +266,11 @@ fn issue7_item1d_caps_4096_per_container_and_12k_per_pod_keep_the_end() {
             .find(|s| s["name"] == name)
             .unwrap();
         let m = s["state"]["terminated"]["message"].as_str().unwrap();
-        assert!(m.len() <= 4096, "{name}: {}", m.len());
-        assert_eq!(m.len(), 12 * 1024 / 4, "{name}");
+        assert_eq!(m.len(), 12 * 1024 / 5, "{name}");
         assert!(
-            m.ends_with(&format!("END-{name}")),
-            "{name}: ...{}",
-            &m[m.len() - 20..]
+            m.starts_with(&format!("TAIL-{name}")),
+            "{name}: {}...",
+            &m[..20]
         );
         total += m.len();
     }
