@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{ContainerState, PodStatus};
+use k8s_openapi::api::core::v1::PodStatus;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
@@ -325,6 +325,7 @@ pub fn cap_pod_messages(status: &mut PodStatus, spec_containers: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::ContainerState;
     use std::os::unix::fs::PermissionsExt;
     use TerminationMessagePolicy::*;
 

@@ -16,15 +16,6 @@ use serde_json::{json, Value};
 
 const NOBODY: &str = "65534";
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 fn root() -> bool {
     if !is_root() {
         eprintln!("skipped: needs root (pod namespaces, or setpriv to become uid {NOBODY})");

@@ -11,20 +11,11 @@ use common::*;
 use serde_json::json;
 
 fn root() -> bool {
-    if !nix_is_root() {
+    if !is_root() {
         eprintln!("skipped: pod namespaces need root");
         return false;
     }
     true
-}
-
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 fn free_port() -> u16 {

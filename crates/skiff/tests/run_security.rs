@@ -11,23 +11,11 @@ use common::*;
 use serde_json::json;
 
 fn root() -> bool {
-    if nix_euid() == 0 {
+    if euid() == 0 {
         return true;
     }
     eprintln!("skipped: needs root (setuid/setgid, capability bounding set)");
     false
-}
-
-fn nix_euid() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|v| v.split_whitespace().nth(1).map(str::to_owned))
-        })
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(u32::MAX)
 }
 
 /// A test dir a non-root container can write its report into.

@@ -18,21 +18,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 
-fn is_root() -> bool {
-    nix_euid() == 0
-}
-
-fn nix_euid() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|u| u.split_whitespace().nth(1).and_then(|e| e.parse().ok()))
-        })
-        .unwrap_or(u32::MAX)
-}
-
 /// Root with the v1 pids hierarchy (this machine and CI); else the test is skipped.
 fn root_with_pids_v1() -> bool {
     if !is_root() {

@@ -10,20 +10,15 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::{json, Value};
 
 fn root() -> bool {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
-    if !uid {
+    if !is_root() {
         eprintln!("skipped: needs root (mount namespaces, runAsUser)");
+        return false;
     }
-    uid
+    true
 }
+use serde_json::{json, Value};
 
 fn mkfifo(p: &std::path::Path) {
     let st = std::process::Command::new("mkfifo")

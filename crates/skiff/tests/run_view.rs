@@ -11,23 +11,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use common::*;
-use serde_json::{json, Value};
 
 fn root() -> bool {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|v| v.split_whitespace().nth(1).map(str::to_owned))
-        })
-        .and_then(|v| v.parse::<u32>().ok());
-    if uid == Some(0) {
-        return true;
+    if !is_root() {
+        eprintln!("skipped: needs root (namespaces, mounts)");
+        return false;
     }
-    eprintln!("skipped: needs root (namespaces, mounts)");
-    false
+    true
 }
+use serde_json::{json, Value};
 
 /// A test dir every container can write, bound into the pod at the same path (the root
 /// filesystem is read-only in the locked-down containers).

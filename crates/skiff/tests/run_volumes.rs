@@ -12,17 +12,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|u| u.split_whitespace().nth(1).map(|e| e == "0"))
-                .unwrap_or(false)
-        })
-        .unwrap_or(false)
-}
-
 macro_rules! require_root {
     ($name:expr) => {
         if !is_root() {

@@ -16,6 +16,23 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+/// This process's effective uid (`/proc/self/status`), `u32::MAX` if unreadable.
+pub fn euid() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|u| u.split_whitespace().nth(1).and_then(|e| e.parse().ok()))
+        })
+        .unwrap_or(u32::MAX)
+}
+
+/// Whether the tests run as root (most need it: namespaces, mounts, cgroups).
+pub fn is_root() -> bool {
+    euid() == 0
+}
+
 /// Upper bound for any one `skiff run` in these tests (a hung run fails the test, not CI).
 pub const RUN_LIMIT: Duration = Duration::from_secs(60);
 
