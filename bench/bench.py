@@ -87,11 +87,18 @@ spec:
     restartPolicy: Always
     command: ["/bin/bash", "-c", {crasher}]
     env: [{{name: D, value: {dir}}}]
+    volumeMounts: [{{name: d, mountPath: {dir}}}]
   containers:
   - name: app
     image: bench
     command: ["/bin/bash", "-c", {app}]
     env: [{{name: D, value: {dir}}}]
+    volumeMounts: [{{name: d, mountPath: {dir}}}]
+  # The work dir may be on /dev/shm, which containers do not share with the host (each pod
+  # has its own): a hostPath volume, as a real pod would use.
+  volumes:
+  - name: d
+    hostPath: {{path: {dir}, type: Directory}}
 """
 
 
