@@ -21,7 +21,9 @@
 //!   `defaultMaskedPaths`/`defaultReadonlyPaths`), as runc applies them last.
 //!
 //! `privileged: true` gets what containerd gives it: no masks, the host's `/sys` (writable,
-//! with its cgroup hierarchies) and `/dev`; a fresh `/proc` still. `procMount: Unmasked`
+//! with its cgroup hierarchies), and in its private `/dev` every device node of the host's
+//! (containerd's `WithDevices` of all host devices, made by runc with `mknod`), so nothing is
+//! ever created in the host's `/dev`; a fresh `/proc` still. `procMount: Unmasked`
 //! drops the masked and read-only paths only.
 //!
 //! Everything in the child happens on filesystems it just mounted (fresh procfs, sysfs,
@@ -67,7 +69,7 @@ pub const POD_SHM_SIZE: u64 = 64 * 1024 * 1024;
 /// What one container's view is made of (parent side).
 #[derive(Debug, Clone)]
 pub struct ViewPlan {
-    /// `privileged: true`: host `/sys` and `/dev`, no masks.
+    /// `privileged: true`: host `/sys`, the host's devices in the private `/dev`, no masks.
     pub privileged: bool,
     /// `procMount: Unmasked`: no masked or read-only paths.
     pub unmasked: bool,
@@ -80,9 +82,9 @@ pub struct ViewPlan {
 
 impl ViewPlan {
     /// Whether the container gets a private `/dev` (so mount points below `/dev` must not be
-    /// made on the host).
+    /// made on the host): always, privileged containers included.
     pub fn private_dev(&self) -> bool {
-        !self.privileged
+        true
     }
 }
 
@@ -98,6 +100,64 @@ pub(crate) struct PreparedView {
     /// new mount namespace (EINVAL); a detached tree can be moved into it.
     shm: Option<OwnedFd>,
     dev_mountpoints: Vec<(CString, bool)>,
+    /// Privileged: the host's device nodes, re-made in the private `/dev`.
+    host_devices: &'static [HostDevice],
+}
+
+/// One device node of the host's `/dev` (read once).
+#[derive(Debug)]
+pub(crate) struct HostDevice {
+    path: CString,
+    mode: libc::mode_t,
+    rdev: libc::dev_t,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+}
+
+/// The host's character and block devices below `/dev`, as runc's `HostDevices` lists them
+/// (not `pts`, `shm`, `mqueue`, `fd` or hidden dirs, not `console`, and not `ptmx`, which is the
+/// link to the container's own `devpts`; symlinks not followed).
+fn host_devices() -> &'static [HostDevice] {
+    static DEVICES: OnceLock<Vec<HostDevice>> = OnceLock::new();
+    DEVICES.get_or_init(|| {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let mut out = Vec::new();
+        let mut todo = vec![PathBuf::from("/dev")];
+        while let Some(dir) = todo.pop() {
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                let Ok(md) = std::fs::symlink_metadata(e.path()) else {
+                    continue;
+                };
+                let ft = md.file_type();
+                if ft.is_dir() {
+                    if dir == Path::new("/dev")
+                        && !matches!(&*name, "pts" | "shm" | "mqueue" | "fd")
+                        && !name.starts_with('.')
+                    {
+                        todo.push(e.path());
+                    }
+                } else if (ft.is_char_device() || ft.is_block_device())
+                    && !matches!(&*name, "console" | "ptmx")
+                {
+                    if let Ok(path) = CString::new(e.path().as_os_str().as_bytes()) {
+                        out.push(HostDevice {
+                            path,
+                            mode: md.mode(),
+                            rdev: md.rdev(),
+                            uid: md.uid(),
+                            gid: md.gid(),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    })
 }
 
 /// How the host mounts its cgroup filesystems under `/sys/fs/cgroup` (read once).
@@ -157,14 +217,12 @@ impl ViewPlan {
                 host_cgroup_layout()
             },
             shm,
-            dev_mountpoints: if self.private_dev() {
-                self.dev_mountpoints
-                    .iter()
-                    .map(|(p, dir)| Ok((c(p)?, *dir)))
-                    .collect::<Result<_, String>>()?
-            } else {
-                Vec::new()
-            },
+            dev_mountpoints: self
+                .dev_mountpoints
+                .iter()
+                .map(|(p, dir)| Ok((c(p)?, *dir)))
+                .collect::<Result<_, String>>()?,
+            host_devices: if self.privileged { host_devices() } else { &[] },
         })
     }
 }
@@ -449,11 +507,8 @@ pub(crate) unsafe fn apply_before_mounts(v: &PreparedView) -> Result<(), Errno> 
         None,
     )?;
     if v.privileged {
-        // Host /sys and /dev (containerd's privileged view); only /dev/shm is the pod's.
-        if let Some(shm) = &v.shm {
-            attach_mount(shm.as_raw_fd(), c"/dev/shm")?;
-        }
-        return Ok(());
+        // The host's /sys (containerd's privileged view); a private /dev with its devices.
+        return private_dev(v);
     }
     // A fresh sysfs of the pod's network namespace, then read-only as a mount (a read-only
     // superblock cannot be asked for where it is shared with the host's). With hostNetwork
@@ -548,6 +603,15 @@ unsafe fn private_dev(v: &PreparedView) -> Result<(), Errno> {
             let dev = libc::makedev(*major, *minor);
             check(libc::mknod(path.as_ptr(), libc::S_IFCHR | 0o666, dev))?;
         }
+        // Privileged: every host device, with its mode and owner.
+        for d in v.host_devices {
+            make_parents(&d.path)?;
+            match check(libc::mknod(d.path.as_ptr(), d.mode, d.rdev)) {
+                Err(Errno::EEXIST) => continue,
+                r => r?,
+            }
+            check(libc::lchown(d.path.as_ptr(), d.uid, d.gid))?;
+        }
         check(libc::mkdir(c"/dev/pts".as_ptr(), 0o755))?;
         mount(
             Some(c"devpts"),
@@ -582,10 +646,10 @@ unsafe fn private_dev(v: &PreparedView) -> Result<(), Errno> {
     r
 }
 
-/// `mkdir -p` of `path`'s parents inside the private `/dev`, then the directory or an empty
-/// file itself (SAFETY: as [`apply_before_mounts`]; the path is a C string from the parent).
+/// `mkdir -p` of `path`'s parents inside the private `/dev` (SAFETY: as
+/// [`apply_before_mounts`]; the path is a C string from the parent).
 #[allow(unsafe_code)]
-unsafe fn make_path(path: &CStr, dir: bool) -> Result<(), Errno> {
+unsafe fn make_parents(path: &CStr) -> Result<(), Errno> {
     let bytes = path.to_bytes();
     // Build each prefix in a fixed buffer: no allocation in the child.
     let mut buf = [0u8; 4096];
@@ -602,8 +666,15 @@ unsafe fn make_path(path: &CStr, dir: bool) -> Result<(), Errno> {
         }
         buf[i] = b;
     }
-    buf[bytes.len()] = 0;
-    let p = buf.as_ptr().cast::<libc::c_char>();
+    Ok(())
+}
+
+/// A mount point inside the private `/dev`: its parents, then the directory or an empty file
+/// (SAFETY: as [`apply_before_mounts`]).
+#[allow(unsafe_code)]
+unsafe fn make_path(path: &CStr, dir: bool) -> Result<(), Errno> {
+    make_parents(path)?;
+    let p = path.as_ptr();
     if dir {
         let r = libc::mkdir(p, 0o755);
         if r != 0 && Errno::last() != Errno::EEXIST {
@@ -720,7 +791,14 @@ mod tests {
         assert_eq!(d.dev_mountpoints.len(), 1);
         let p = plan(true, false).prepare().unwrap();
         assert!(p.masked.is_empty() && p.readonly.is_empty() && p.cgroup.is_none());
-        assert!(p.dev_mountpoints.is_empty(), "privileged: host /dev");
+        assert_eq!(p.dev_mountpoints.len(), 1, "privileged: a private /dev too");
+        assert!(
+            p.host_devices
+                .iter()
+                .any(|d| d.path.as_bytes() == b"/dev/null"),
+            "privileged: the host's devices"
+        );
+        assert!(d.host_devices.is_empty());
         let u = plan(false, true).prepare().unwrap();
         assert!(u.masked.is_empty() && u.readonly.is_empty());
     }

@@ -212,15 +212,11 @@ pub fn collect(
 /// `termination_message_path` to `mounts` (the kubelet's `makeMounts`). Nothing is done when
 /// the container has no mount namespace (`mounts` is `None`).
 ///
-/// Mount points: below a private `/dev` (`private_dev`, the default container view) the child
-/// makes them in its tmpfs. A container that sees the host's `/dev` (privileged) needs
-/// `/dev/termination-log` on the host: skiff creates it once (empty, root's) and leaves it,
-/// because removing it at a pod's teardown would detach, or fail, the mount of every other pod
-/// starting at that moment (the kernel lazily unmounts a mount point unlinked in another
-/// namespace). Any other missing path is made (and removed at teardown) by
-/// `mountns::ensure_mountpoints`. Where skiff may not create the mount point (rootless, with
-/// the host's `/dev`) the mount is left out and only the logs fallback remains, as the kubelet
-/// goes on without the file when it cannot create it.
+/// Mount points: below a private `/dev` (`private_dev`, the default container view, privileged
+/// containers included) the child makes them in its tmpfs. Nothing is ever made in the host's
+/// `/dev`: a container that sees it (rootless) gets no mount there and only the logs fallback
+/// remains, as the kubelet goes on without the file when it cannot create it. Any other
+/// missing path is made (and removed at teardown) by `mountns::ensure_mountpoints`.
 pub fn plan(
     container_dir: &Path,
     restart_count: u32,
@@ -232,10 +228,8 @@ pub fn plan(
         return Ok(None);
     };
     let target = Path::new(termination_message_path);
-    let ready = if private_dev && target.starts_with("/dev") {
-        true
-    } else if termination_message_path == crate::launch::DEFAULT_TERMINATION_MESSAGE_PATH {
-        ensure_shared_mount_point(target)
+    let ready = if target.starts_with("/dev") {
+        private_dev
     } else {
         mount_point_possible(target)
     };
@@ -257,25 +251,6 @@ pub fn plan(
     })?;
     mounts.push(file.mount(termination_message_path));
     Ok(Some(file))
-}
-
-/// Makes sure the empty file at `target` exists (whatever is there already is left alone: a
-/// symlink only redirects the mount inside the container's namespace); false if it cannot.
-fn ensure_shared_mount_point(target: &Path) -> bool {
-    if std::fs::symlink_metadata(target).is_ok() {
-        return true;
-    }
-    match nix::fcntl::open(
-        target,
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o644),
-    ) {
-        Ok(_) | Err(nix::errno::Errno::EEXIST) => true,
-        Err(e) => {
-            tracing::debug!(path = %target.display(), error = %e, "creating the mount point");
-            false
-        }
-    }
 }
 
 /// Whether `target` exists (as anything, not followed) or its nearest existing ancestor is

@@ -191,7 +191,8 @@ fn issue7_item2_a_pod_cannot_read_another_pods_environment() {
 }
 
 // Item 2: the pod's containers share one private /dev/shm (its own tmpfs, not the host's),
-// which is gone with the pod; `privileged` keeps the host's /sys (no read-only /proc/sys).
+// which is gone with the pod; `privileged` keeps the host's /sys (no read-only /proc/sys) and
+// gets the host's devices in a /dev of its own.
 #[test]
 fn issue7_item2_pod_shm_is_shared_private_and_removed() {
     if !root() {
@@ -209,10 +210,12 @@ fn issue7_item2_pod_shm_is_shared_private_and_removed() {
         &format!(
             "while [ ! -e $T/written ]; do sleep 0.05; done; cat /dev/shm/{name} > $T/read; \
              awk '$5 == \"/proc/sys\" {{print $6}}' /proc/self/mountinfo > $T/priv-procsys; \
-             awk '$5 == \"/sys\" {{print $6}}' /proc/self/mountinfo | cut -d, -f1 > $T/priv-sys"
+             awk '$5 == \"/sys\" {{print $6}}' /proc/self/mountinfo | cut -d, -f1 > $T/priv-sys; \
+             ls /dev > $T/priv-dev"
         ),
     );
     let reader = with(reader, "securityContext", json!({"privileged": true}));
+    let host_log_before = std::path::Path::new("/dev/termination-log").exists();
     let out = t.run(
         pod("shm", "Never", vec![], vec![writer, reader]),
         &["--data-dir", data.to_str().unwrap()],
@@ -226,6 +229,18 @@ fn issue7_item2_pod_shm_is_shared_private_and_removed() {
     // Privileged: no read-only /proc/sys mount, the host's (writable) /sys.
     assert_eq!(read(&t, "priv-procsys").trim(), "", "privileged: no masks");
     assert_eq!(read(&t, "priv-sys").trim(), "rw", "privileged: host /sys");
+    // Privileged: the host's devices, in its own /dev (nothing is made in the host's).
+    let dev = read(&t, "priv-dev");
+    if std::path::Path::new("/dev/kmsg").exists() {
+        assert!(dev.lines().any(|l| l == "kmsg"), "{dev}");
+    }
+    assert!(dev.lines().any(|l| l == "termination-log"), "{dev}");
+    if !host_log_before {
+        assert!(
+            !std::path::Path::new("/dev/termination-log").exists(),
+            "a mount point was made in the host's /dev"
+        );
+    }
     // Nothing of the pod's shm is left mounted.
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
