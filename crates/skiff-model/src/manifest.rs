@@ -160,18 +160,27 @@ pub fn load(source_name: &str, bytes: &[u8]) -> Result<Vec<Object>, Vec<LoadErro
     };
     if scanned.aliases > 0 {
         let budget = bounds::walk_budget(&scanned);
-        if let Err(index) = bounds::count_nodes(text, budget) {
-            return Err(vec![LoadError::Invalid {
-                source_name: source,
-                position: Position::Document {
-                    index,
-                    object: None,
-                },
-                message: format!(
+        if let Err(excess) = bounds::count_nodes(text, budget) {
+            let message = if excess.bytes {
+                format!(
+                    "document contains excessive aliasing: aliases repeat more text than {} times the manifest's size plus {} MiB",
+                    bounds::SCALAR_BYTES_RATIO,
+                    bounds::SCALAR_BYTES_SLACK >> 20
+                )
+            } else {
+                format!(
                     "document contains excessive aliasing: aliases expand the manifest past {budget} nodes (its own nodes, plus {} times as many through aliases, at most {} more)",
                     bounds::ALIAS_RATIO,
                     bounds::MAX_ALIAS_NODES
-                ),
+                )
+            };
+            return Err(vec![LoadError::Invalid {
+                source_name: source,
+                position: Position::Document {
+                    index: excess.document,
+                    object: None,
+                },
+                message,
             }]);
         }
     }

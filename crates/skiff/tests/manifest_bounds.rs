@@ -149,6 +149,28 @@ fn issue7_item4_billion_laughs_is_refused_fast() {
     assert!(run.peak_kib < 200 * 1024, "peak RSS {} KiB", run.peak_kib);
 }
 
+// A big scalar aliased many times: few nodes (the node budget allows them), but every alias
+// becomes a copy of the string in the decoder. Found by review: 2 MiB × 300 000 aliases in a
+// document under 3 MiB asked for hundreds of GB. The scalar bytes are budgeted too.
+#[test]
+fn issue7_item4_aliases_of_a_big_string_are_refused_fast() {
+    let big = "x".repeat(2 * 1024 * 1024);
+    let filler = vec!["1"; 4096].join(",");
+    let aliases = vec!["*s"; 200_000].join(",");
+    let doc =
+        format!("a: &s \"{big}\"\np: [{filler}]\nb: [{aliases}]\napiVersion: v1\nkind: Pod\n");
+    assert!(doc.len() < 3 * 1024 * 1024);
+    let run = validate(&doc);
+    assert_eq!(run.code, Some(2), "stderr: {}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("document contains excessive aliasing: aliases repeat more text"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.peak_kib < 200 * 1024, "peak RSS {} KiB", run.peak_kib);
+}
+
 #[test]
 fn issue7_item4_deep_nesting_is_refused_fast() {
     // 400 KB chains: JSON objects, YAML flow sequences, inside a pod's field.

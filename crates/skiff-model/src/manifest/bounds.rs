@@ -18,7 +18,11 @@
 //!   [`scan`]'s token count, an over-estimate) plus at most 99 times as many through aliases,
 //!   never more than [`MAX_ALIAS_NODES`] extra; [`count_nodes`] then walks the expanded
 //!   documents without building anything and stops at the budget. Only documents with an
-//!   alias (a `*` token) are walked.
+//!   alias (a `*` token) are walked. Nodes are not all alike here: go-yaml's strings share
+//!   their bytes, the decoder's do not (each alias of a scalar becomes a new `String`), so the
+//!   walk also counts the scalar bytes it reaches against [`SCALAR_BYTES_RATIO`] times the
+//!   text plus [`SCALAR_BYTES_SLACK`]: one 2 MiB anchor aliased 300 000 times is refused
+//!   instead of asking for 600 GB.
 //!
 //! The scanner is deliberately on the side of over-counting: where it could not tell how
 //! libyaml reads a byte, it counts an opening bracket rather than skip one, so a valid
@@ -37,6 +41,10 @@ pub const MAX_FLOW_DEPTH: usize = 256;
 pub const MAX_ALIAS_NODES: u64 = 400_000;
 /// Nodes reachable through aliases per node written out, below [`MAX_ALIAS_NODES`].
 pub const ALIAS_RATIO: u64 = 99;
+/// Scalar bytes the expanded documents may hold per byte of text (see the module docs).
+pub const SCALAR_BYTES_RATIO: u64 = 8;
+/// Scalar bytes every manifest may reach through aliases whatever its size.
+pub const SCALAR_BYTES_SLACK: u64 = 4 * 1024 * 1024;
 
 /// What [`scan`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -489,16 +497,40 @@ impl Scanner<'_> {
     }
 }
 
+/// Which expansion budget a manifest went past, in which document (1-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Excess {
+    pub document: usize,
+    /// The scalar bytes (else the node count).
+    pub bytes: bool,
+}
+
 /// Walks every document of `text` as the decoder would expand it, building nothing, and
-/// stops when more than `budget` nodes were reached. `Err(n)`: document `n` (1-based) went
-/// over. Decoding errors are left to the real decoding, which reports them.
-pub fn count_nodes(text: &str, budget: u64) -> Result<(), usize> {
+/// stops when more than `budget` nodes, or more scalar bytes than allowed, were reached.
+/// Decoding errors are left to the real decoding, which reports them.
+pub fn count_nodes(text: &str, budget: u64) -> Result<(), Excess> {
+    let text_bytes = u64::try_from(text.len()).unwrap_or(u64::MAX);
+    let bytes = text_bytes
+        .saturating_mul(SCALAR_BYTES_RATIO)
+        .saturating_add(SCALAR_BYTES_SLACK);
+    count_nodes_with(text, budget, bytes)
+}
+
+/// [`count_nodes`] with an explicit scalar-byte budget.
+fn count_nodes_with(text: &str, budget: u64, bytes: u64) -> Result<(), Excess> {
     let left = Cell::new(budget);
+    let bytes_left = Cell::new(bytes);
     for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let walk = Walk { left: &left };
+        let walk = Walk {
+            left: &left,
+            bytes_left: &bytes_left,
+        };
         if walk.deserialize(document).is_err() {
-            if left.get() == 0 {
-                return Err(i + 1);
+            if left.get() == 0 || bytes_left.get() == 0 {
+                return Err(Excess {
+                    document: i + 1,
+                    bytes: bytes_left.get() == 0,
+                });
             }
             return Ok(());
         }
@@ -506,10 +538,11 @@ pub fn count_nodes(text: &str, budget: u64) -> Result<(), usize> {
     Ok(())
 }
 
-/// A node visitor that only counts, against a shared budget.
+/// A node visitor that only counts, against shared budgets of nodes and scalar bytes.
 #[derive(Clone, Copy)]
 struct Walk<'a> {
     left: &'a Cell<u64>,
+    bytes_left: &'a Cell<u64>,
 }
 
 impl Walk<'_> {
@@ -519,6 +552,22 @@ impl Walk<'_> {
             n => {
                 self.left.set(n - 1);
                 Ok(())
+            }
+        }
+    }
+
+    /// A scalar of `len` bytes: one node, and its bytes (the decoder copies them per alias).
+    fn spend_scalar<E: serde::de::Error>(&self, len: usize) -> Result<(), E> {
+        self.spend()?;
+        let len = u64::try_from(len).unwrap_or(u64::MAX);
+        match self.bytes_left.get().checked_sub(len) {
+            Some(rest) => {
+                self.bytes_left.set(rest);
+                Ok(())
+            }
+            None => {
+                self.bytes_left.set(0);
+                Err(E::custom("document contains excessive aliasing"))
             }
         }
     }
@@ -545,7 +594,13 @@ impl<'de> Visitor<'de> for Walk<'_> {
         f.write_str("any YAML node")
     }
     leaf!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_i128: i128,
-          visit_u128: u128, visit_f64: f64, visit_str: &str, visit_bytes: &[u8]);
+          visit_u128: u128, visit_f64: f64);
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.spend_scalar(v.len())
+    }
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<(), E> {
+        self.spend_scalar(v.len())
+    }
     fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
         self.spend()
     }
@@ -667,7 +722,12 @@ mod tests {
             u: !<tag:yaml.org,2002:int> 4\nv: |\n  text\nw: \"\\u263a\"\n---\n!t [1]\n---\n\n---\nplain\n";
         for doc in serde_yaml_ng::Deserializer::from_str(docs) {
             let left = Cell::new(u64::MAX);
-            let r = Walk { left: &left }.deserialize(doc);
+            let bytes_left = Cell::new(u64::MAX);
+            let r = Walk {
+                left: &left,
+                bytes_left: &bytes_left,
+            }
+            .deserialize(doc);
             assert!(r.is_ok(), "{r:?}");
         }
         for doc in serde_yaml_ng::Deserializer::from_str(docs) {
@@ -685,7 +745,29 @@ mod tests {
         assert_eq!(s.aliases, 3);
         assert!(s.nodes >= 9, "{s:?}");
         assert!(count_nodes("a: &x [1, 2]\nb: *x\n", 9).is_ok());
-        assert_eq!(count_nodes("a: &x [1, 2]\nb: *x\n", 8), Err(1));
-        assert_eq!(count_nodes("---\na: 1\n---\nb: !t [1, 2]\n", 5), Err(2));
+        let nodes = |document| {
+            Err(Excess {
+                document,
+                bytes: false,
+            })
+        };
+        assert_eq!(count_nodes("a: &x [1, 2]\nb: *x\n", 8), nodes(1));
+        assert_eq!(count_nodes("---\na: 1\n---\nb: !t [1, 2]\n", 5), nodes(2));
+    }
+
+    #[test]
+    fn issue7_item4_aliases_of_a_big_scalar_count_its_bytes() {
+        // One 1 KiB anchor aliased 100 times: few nodes, 100 KiB of copies.
+        let big = "x".repeat(1024);
+        let aliases = vec!["*s"; 100].join(", ");
+        let text = format!("a: &s \"{big}\"\nb: [{aliases}]\n");
+        assert!(count_nodes_with(&text, 1_000, 200 * 1024).is_ok());
+        assert_eq!(
+            count_nodes_with(&text, 1_000, 50 * 1024),
+            Err(Excess {
+                document: 1,
+                bytes: true
+            })
+        );
     }
 }
