@@ -88,6 +88,16 @@ impl ViewPlan {
     }
 }
 
+/// Whether a mount target lies in the container's private `/dev` (its mount point is then made
+/// in that tmpfs by the child). A path with `..` never does: `/dev/../etc/x` is `/etc/x`, and
+/// the host-side walk refuses `..` outright.
+pub fn in_dev(target: &Path) -> bool {
+    target.starts_with("/dev")
+        && !target
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+}
+
 /// The fork-safe form of a [`ViewPlan`].
 #[derive(Debug)]
 pub(crate) struct PreparedView {
@@ -461,6 +471,14 @@ pub(crate) unsafe fn attach_mount(tree: libc::c_int, target: &CStr) -> Result<()
 
 const NOSUID_NODEV_NOEXEC: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
 
+/// As [`check`], EEXIST included in success (a name the container's own mount point took).
+fn exists_ok(r: libc::c_int) -> Result<(), Errno> {
+    match check(r) {
+        Err(Errno::EEXIST) => Ok(()),
+        r => r,
+    }
+}
+
 fn check(r: libc::c_int) -> Result<(), Errno> {
     if r == 0 {
         Ok(())
@@ -599,9 +617,19 @@ unsafe fn private_dev(v: &PreparedView) -> Result<(), Errno> {
     )?;
     let old = libc::umask(0);
     let r = (|| {
+        // Mount points of the container's own mounts below /dev (the termination-message
+        // file, volumes): made first, in the fresh tmpfs where nothing (no symlink, no shared
+        // /dev/shm) exists yet, never on the host's /dev.
+        for (path, dir) in &v.dev_mountpoints {
+            make_path(path, *dir)?;
+        }
         for (path, major, minor) in DEVICES {
             let dev = libc::makedev(*major, *minor);
-            check(libc::mknod(path.as_ptr(), libc::S_IFCHR | 0o666, dev))?;
+            // EEXIST: a mount of the container's own takes that name.
+            match check(libc::mknod(path.as_ptr(), libc::S_IFCHR | 0o666, dev)) {
+                Err(Errno::EEXIST) => {}
+                r => r?,
+            }
         }
         // Privileged: every host device, with its mode and owner.
         for d in v.host_devices {
@@ -612,7 +640,7 @@ unsafe fn private_dev(v: &PreparedView) -> Result<(), Errno> {
             }
             check(libc::lchown(d.path.as_ptr(), d.uid, d.gid))?;
         }
-        check(libc::mkdir(c"/dev/pts".as_ptr(), 0o755))?;
+        exists_ok(libc::mkdir(c"/dev/pts".as_ptr(), 0o755))?;
         mount(
             Some(c"devpts"),
             c"/dev/pts",
@@ -621,13 +649,13 @@ unsafe fn private_dev(v: &PreparedView) -> Result<(), Errno> {
             Some(c"newinstance,ptmxmode=0666,mode=0620,gid=5"),
         )?;
         for (to, path) in DEV_LINKS {
-            check(libc::symlink(to.as_ptr(), path.as_ptr()))?;
+            exists_ok(libc::symlink(to.as_ptr(), path.as_ptr()))?;
         }
-        check(libc::mkdir(c"/dev/shm".as_ptr(), 0o1777))?;
+        exists_ok(libc::mkdir(c"/dev/shm".as_ptr(), 0o1777))?;
         if let Some(shm) = &v.shm {
             attach_mount(shm.as_raw_fd(), c"/dev/shm")?;
         }
-        check(libc::mkdir(c"/dev/mqueue".as_ptr(), 0o1777))?;
+        exists_ok(libc::mkdir(c"/dev/mqueue".as_ptr(), 0o1777))?;
         mount(
             Some(c"mqueue"),
             c"/dev/mqueue",
@@ -635,11 +663,6 @@ unsafe fn private_dev(v: &PreparedView) -> Result<(), Errno> {
             NOSUID_NODEV_NOEXEC,
             None,
         )?;
-        // Mount points of the container's own mounts below /dev (the termination-message
-        // file, volumes): made here, in the tmpfs, never on the host's /dev.
-        for (path, dir) in &v.dev_mountpoints {
-            make_path(path, *dir)?;
-        }
         Ok(())
     })();
     libc::umask(old);
@@ -651,6 +674,10 @@ unsafe fn private_dev(v: &PreparedView) -> Result<(), Errno> {
 #[allow(unsafe_code)]
 unsafe fn make_parents(path: &CStr) -> Result<(), Errno> {
     let bytes = path.to_bytes();
+    // Never `..` (the parent only hands over paths `in_dev` accepted; checked again here).
+    if bytes.windows(4).any(|w| w == b"/../") || bytes.ends_with(b"/..") {
+        return Err(Errno::EINVAL);
+    }
     // Build each prefix in a fixed buffer: no allocation in the child.
     let mut buf = [0u8; 4096];
     if bytes.len() >= buf.len() {
@@ -765,6 +792,15 @@ mod tests {
                 ("/sys/fs/cgroup/cpu,cpuacct".into(), "cpu,cpuacct".into()),
             ]
         );
+    }
+
+    #[test]
+    fn issue7_item2_dev_targets_never_climb_out() {
+        assert!(in_dev(Path::new("/dev/termination-log")));
+        assert!(in_dev(Path::new("/dev/shm/x")));
+        assert!(!in_dev(Path::new("/dev/../etc/nologin")));
+        assert!(!in_dev(Path::new("/devices")));
+        assert!(!in_dev(Path::new("/etc")));
     }
 
     #[test]

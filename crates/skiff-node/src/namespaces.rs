@@ -349,13 +349,19 @@ pub(crate) fn with_pid_namespace<T>(
         }
         PidNamespace::Inherit => {}
     }
-    let r = spawn();
-    if let Err(e) = nix::sched::setns(host, CloneFlags::CLONE_NEWPID) {
-        // Only possible if the host namespace vanished; later children of this thread
-        // would land in the pod's namespace, so say it loudly.
-        tracing::error!(error = %e, "could not switch back to skiff's PID namespace");
+    // Back to skiff's own on every way out of `spawn`, a panic included.
+    struct Restore<'a>(&'a OwnedFd);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            if let Err(e) = nix::sched::setns(self.0, CloneFlags::CLONE_NEWPID) {
+                // Only possible if the host namespace vanished; later children of this
+                // thread would land in the pod's namespace, so say it loudly.
+                tracing::error!(error = %e, "could not switch back to skiff's PID namespace");
+            }
+        }
     }
-    r
+    let _restore = Restore(host);
+    spawn()
 }
 
 /// The namespaces of a pod sandbox: per [`NamespacePlan`] where the host supports them,

@@ -206,13 +206,20 @@ impl PodSandbox {
                 setup
                     .view
                     .as_ref()
-                    .is_some_and(|v| v.private_dev() && m.target.starts_with("/dev"))
+                    .is_some_and(|v| v.private_dev() && crate::container_view::in_dev(&m.target))
             });
             if let Some(v) = setup.view.as_mut() {
                 v.dev_mountpoints = in_dev
                     .iter()
                     .map(|m| {
-                        let dir = std::fs::metadata(&m.source).map(|md| md.is_dir());
+                        // The type of what will be mounted, from the held descriptor when
+                        // there is one (a path could be swapped by another container).
+                        let dir = match &m.source_fd {
+                            Some(fd) => nix::sys::stat::fstat(&*fd.0)
+                                .map(|st| st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFDIR)
+                                .map_err(std::io::Error::from),
+                            None => std::fs::metadata(&m.source).map(|md| md.is_dir()),
+                        };
                         (m.target.clone(), dir.unwrap_or(true))
                     })
                     .collect();

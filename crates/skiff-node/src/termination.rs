@@ -228,7 +228,7 @@ pub fn plan(
         return Ok(None);
     };
     let target = Path::new(termination_message_path);
-    let ready = if target.starts_with("/dev") {
+    let ready = if crate::container_view::in_dev(target) {
         private_dev
     } else {
         mount_point_possible(target)

@@ -280,3 +280,46 @@ fn issue7_item2_exec_probes_run_in_the_containers_pid_namespace() {
         read(&t, "probe-pid1")
     );
 }
+
+// Item 1c/2 (found by review): mount points in the private /dev are made by the child before
+// anything a container can touch exists there, so a symlink planted in the pod's shared
+// /dev/shm is never followed by root, and a `..` in a mount path never climbs out of /dev.
+#[test]
+fn issue7_item2_dev_mount_points_never_follow_a_planted_symlink() {
+    if !root() {
+        return;
+    }
+    let t = shared_dir("view-devlink");
+    let victim = format!("skiff-devlink-{}", std::process::id());
+    let host_path = std::path::Path::new("/var/tmp").join(&victim);
+    let planter = container(
+        "planter",
+        "ln -s /var/tmp /dev/shm/a; touch $T/planted; \
+         trap 'exit 0' TERM; while :; do sleep 0.05; done",
+    );
+    let mut follower = container("follower", "l Ran");
+    follower["volumeMounts"] = json!([{"name": "v", "mountPath": format!("/dev/shm/a/{victim}")}]);
+    let mut climber = container("climber", "l Ran");
+    climber["volumeMounts"] =
+        json!([{"name": "v", "mountPath": format!("/dev/../var/tmp/{victim}-up")}]);
+    let mut p = pod(
+        "devlink",
+        "Never",
+        // The apps start only once the symlink is planted (the sidecar's startupProbe).
+        vec![with(
+            with(planter, "restartPolicy", json!("Always")),
+            "startupProbe",
+            exec_probe("test -L /dev/shm/a", 1, 30),
+        )],
+        vec![follower, climber],
+    );
+    p["spec"]["volumes"] = json!([{"name": "v", "emptyDir": {}}]);
+    let out = t.run(p, &["--timeout", "20"]);
+    let made = host_path.exists();
+    let climbed = std::path::Path::new(&format!("/var/tmp/{victim}-up")).exists();
+    let _ = std::fs::remove_dir(&host_path);
+    let _ = std::fs::remove_dir(format!("/var/tmp/{victim}-up"));
+    assert!(t.file("planted").exists(), "stderr:\n{}", out.stderr);
+    assert!(!made, "a mount point was made through the planted symlink");
+    assert!(!climbed, "a mount point was made through '..'");
+}
