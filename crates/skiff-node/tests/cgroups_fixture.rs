@@ -189,10 +189,11 @@ fn discovers_this_machine_as_hybrid() {
     assert!(dirs.contains(&fx.cg("cpuacct/kubepods")));
     assert!(dirs.contains(&fx.cg("pids/kubepods")));
     assert!(dirs.contains(&fx.cg("freezer/kubepods")));
+    assert!(dirs.contains(&fx.cg("devices/kubepods")));
     assert_eq!(
         dirs.len(),
-        5,
-        "memory, cpu, cpuacct, pids, freezer: {dirs:?}"
+        6,
+        "memory, cpu, cpuacct, pids, freezer, devices: {dirs:?}"
     );
 }
 
@@ -617,7 +618,12 @@ fn container_cgroups_v1_and_v2() {
     assert!(!fx
         .cg("pids/kubepods/burstable/podp1/app-0/pids.max")
         .exists());
-    assert_eq!(c.join_files().len(), 5);
+    assert_eq!(c.join_files().len(), 6);
+    // The device cgroup: everything denied, then runc's list allowed (a real cgroup keeps
+    // each line; the fixture file shows the last write).
+    let dev = fx.cg("devices/kubepods/burstable/podp1/app-0");
+    assert_eq!(read_trim(&dev.join("devices.deny")), "a");
+    assert_eq!(read_trim(&dev.join("devices.allow")), "c 10:200 rwm");
 
     let c = pod.create_container("lim-0", &limit_only).unwrap();
     let cpu = fx.cg("cpu/kubepods/burstable/podp1/lim-0");

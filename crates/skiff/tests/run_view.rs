@@ -323,3 +323,40 @@ fn issue7_item2_dev_mount_points_never_follow_a_planted_symlink() {
     assert!(!made, "a mount point was made through the planted symlink");
     assert!(!climbed, "a mount point was made through '..'");
 }
+
+// Item 2 (found by review): a root container keeps the default CAP_MKNOD, so it can make a
+// node of the host's root disk wherever it can write; the device cgroup (runc's allow-list)
+// refuses to open it, while /dev/null still works.
+#[test]
+fn issue7_item2_a_made_device_node_of_the_host_disk_cannot_be_opened() {
+    use std::os::unix::fs::MetadataExt;
+    if !root() {
+        return;
+    }
+    let dev = std::fs::metadata("/").unwrap().dev();
+    // glibc's gnu_dev_major/gnu_dev_minor encoding of dev_t.
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    if major == 0 {
+        eprintln!("skipped: the root filesystem has no block device ({major}:{minor})");
+        return;
+    }
+    let t = shared_dir("view-mknod");
+    let c = container(
+        "app",
+        &format!(
+            "mknod $T/disk b {major} {minor} && echo made > $T/made; \
+             if head -c 1 $T/disk > /dev/null 2>&1; then echo BROKEN > $T/verdict; else echo held > $T/verdict; fi; \
+             echo x > /dev/null && echo ok > $T/null; rm -f $T/disk"
+        ),
+    );
+    let out = t.run(pod("mknod", "Never", vec![], vec![c]), &[]);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    assert_eq!(
+        read(&t, "made").trim(),
+        "made",
+        "CAP_MKNOD is a default capability"
+    );
+    assert_eq!(read(&t, "verdict").trim(), "held");
+    assert_eq!(read(&t, "null").trim(), "ok");
+}

@@ -81,6 +81,7 @@
 //! 4. Container exit: main process killed by SIGKILL **and** [`TrackedGroup::oom_killed`]
 //!    → reason `OOMKilled`, exit 137 (ST4), read before the group is removed.
 
+pub mod devices;
 mod fsutil;
 pub mod layout;
 mod oom;
@@ -227,6 +228,9 @@ pub struct CgroupLimits {
     pub pids_max: Option<Option<u64>>,
     /// v2 `memory.oom.group` = 1.
     pub oom_group: bool,
+    /// The devices the cgroup may use (`devices` module); `None` = not restricted here
+    /// (pod cgroups, privileged containers).
+    pub devices: Option<&'static [devices::DeviceRule]>,
 }
 
 impl CgroupLimits {
@@ -240,6 +244,7 @@ impl CgroupLimits {
             memory_limit_bytes: v.memory_limit_bytes,
             pids_max: Some(pids),
             oom_group: false,
+            devices: None,
         }
     }
 
@@ -253,6 +258,7 @@ impl CgroupLimits {
             memory_limit_bytes: v.memory_limit_bytes,
             pids_max: None,
             oom_group,
+            devices: Some(devices::DEFAULT_DEVICES),
         }
     }
 
@@ -280,6 +286,7 @@ pub(crate) const MIN_SHARES_LIMITS: CgroupLimits = CgroupLimits {
     memory_limit_bytes: None,
     pids_max: None,
     oom_group: false,
+    devices: None,
 };
 
 /// A cgroup driver: creates, fills, kills and removes cgroups named by a path
@@ -572,7 +579,13 @@ impl PodCgroup {
         container: &Container,
     ) -> Result<Arc<ContainerCgroup>, CgroupError> {
         let values = container_cgroup_values(container, &self.driver.settings().values);
-        self.create_container_with(name, &values)
+        let privileged = container
+            .security_context
+            .as_ref()
+            .and_then(|sc| sc.privileged)
+            == Some(true);
+        let devices = (!privileged).then_some(devices::DEFAULT_DEVICES);
+        self.create_container_limited(name, &values, devices)
     }
 
     /// Creates a container cgroup with explicit values.
@@ -581,8 +594,19 @@ impl PodCgroup {
         name: &str,
         values: &ContainerCgroupValues,
     ) -> Result<Arc<ContainerCgroup>, CgroupError> {
+        self.create_container_limited(name, values, Some(devices::DEFAULT_DEVICES))
+    }
+
+    /// Creates a container cgroup with explicit values and device rules.
+    fn create_container_limited(
+        &self,
+        name: &str,
+        values: &ContainerCgroupValues,
+        devices: Option<&'static [devices::DeviceRule]>,
+    ) -> Result<Arc<ContainerCgroup>, CgroupError> {
         let rel = self.rel.join(sanitize(name));
-        let limits = CgroupLimits::container(values, self.driver.settings().memory_oom_group);
+        let mut limits = CgroupLimits::container(values, self.driver.settings().memory_oom_group);
+        limits.devices = devices;
         self.driver.create(&rel, &limits)?;
         let built = (|| {
             let join = self

@@ -16,6 +16,7 @@ enum Role {
     Cpuacct,
     Pids,
     Freezer,
+    Devices,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +55,7 @@ impl V1Driver {
             (Role::Cpuacct, "cpuacct", false),
             (Role::Pids, "pids", settings.pod_pids_limit.is_some()),
             (Role::Freezer, "freezer", false),
+            (Role::Devices, "devices", false),
         ] {
             match layout.v1_hierarchy(controller) {
                 Some(h) => {
@@ -119,6 +121,13 @@ impl V1Driver {
         if let (Some(pids), Some(max)) = (self.dir(Role::Pids, rel), l.pids_max) {
             let v = max.map_or_else(|| "max".to_string(), |n| n.to_string());
             fsutil::write(&pids.join("pids.max"), &v)?;
+        }
+        if let (Some(dev), Some(rules)) = (self.dir(Role::Devices, rel), l.devices) {
+            // Deny everything, then allow the list (runc's order for a v1 device cgroup).
+            fsutil::write(&dev.join("devices.deny"), "a")?;
+            for r in rules {
+                fsutil::write(&dev.join("devices.allow"), &r.v1_line())?;
+            }
         }
         Ok(())
     }
