@@ -633,3 +633,61 @@ fn real_values_match_the_model() {
     }
     real.assert_clean();
 }
+
+/// The cgroup2 directory this process is in (under the unified mount), if there is one.
+fn own_cgroup2_dir() -> Option<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = info.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        right
+            .starts_with("cgroup2 ")
+            .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
+    })?;
+    let own = fs::read_to_string("/proc/self/cgroup").ok()?;
+    let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(mount.join(rel.trim_start_matches('/')))
+}
+
+// Issue 7 item 2 (device cgroup, v2): the BPF device filter with runc's list, attached to a
+// real cgroup2 directory, lets a process in it use /dev/null and make a node of the host's
+// root disk, but not open it.
+#[test]
+fn issue7_item2_bpf_device_filter_denies_a_host_disk_node() {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        println!("SKIP bpf device filter: not root");
+        return;
+    }
+    let Some(base) = own_cgroup2_dir() else {
+        eprintln!("skipped: no cgroup2 mount");
+        return;
+    };
+    let dev = fs::metadata("/").unwrap().dev();
+    let (major, minor) = (nix::libc::major(dev), nix::libc::minor(dev));
+    let dir = base.join(format!("skiff-devtest-{}", std::process::id()));
+    fs::create_dir(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let result = (|| {
+        let fd = fs::File::open(&dir).unwrap();
+        skiff_node::cgroups::devices::bpf::attach(
+            fd.as_fd(),
+            skiff_node::cgroups::devices::DEFAULT_DEVICES,
+        )?;
+        let node = tmp.path().join("disk");
+        let script = format!(
+            "echo $$ > {procs}; mknod {node} b {major} {minor} || exit 3; \
+             echo x > /dev/null || exit 4; head -c 1 {node} > /dev/null 2>&1 && exit 5; exit 0",
+            procs = dir.join("cgroup.procs").display(),
+            node = node.display(),
+        );
+        Command::new("sh").args(["-c", &script]).status()
+    })();
+    let _ = fs::remove_dir(&dir);
+    let status = result.unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "3: no mknod, 4: /dev/null refused, 5: disk opened"
+    );
+}

@@ -144,6 +144,9 @@ impl V2Driver {
             let v = max.map_or_else(|| "max".to_string(), |n| n.to_string());
             fsutil::write(&dir.join("pids.max"), &v)?;
         }
+        if let Some(rules) = l.devices {
+            attach_device_filter(dir, rules);
+        }
         Ok(())
     }
 }
@@ -214,5 +217,26 @@ impl CgroupDriver for V2Driver {
 
     fn oom_watcher(&self, rel: &Path) -> Result<OomWatcher, CgroupError> {
         OomWatcher::v2(&under(&self.base, rel))
+    }
+}
+
+/// The container's device rules as a BPF program on its cgroup (`devices::bpf`). Only on a
+/// real cgroup2 filesystem (test fixtures are plain directories); where the kernel refuses
+/// (no `CONFIG_CGROUP_BPF`), skiff says so once and goes on without the filter.
+fn attach_device_filter(dir: &Path, rules: &[super::devices::DeviceRule]) {
+    use std::os::fd::AsFd;
+    let Ok(fd) = std::fs::File::open(dir) else {
+        return;
+    };
+    let cgroup2 = nix::sys::statfs::fstatfs(&fd)
+        .is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+    if !cgroup2 {
+        return;
+    }
+    if let Err(e) = super::devices::bpf::attach(fd.as_fd(), rules) {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            tracing::warn!(error = %e, "cannot attach the device filter to container cgroups; device access is not restricted (said once)")
+        });
     }
 }
