@@ -617,12 +617,6 @@ unsafe fn private_dev(v: &PreparedView) -> Result<(), Errno> {
     )?;
     let old = libc::umask(0);
     let r = (|| {
-        // Mount points of the container's own mounts below /dev (the termination-message
-        // file, volumes): made first, in the fresh tmpfs where nothing (no symlink, no shared
-        // /dev/shm) exists yet, never on the host's /dev.
-        for (path, dir) in &v.dev_mountpoints {
-            make_path(path, *dir)?;
-        }
         for (path, major, minor) in DEVICES {
             let dev = libc::makedev(*major, *minor);
             // EEXIST: a mount of the container's own takes that name.
@@ -633,7 +627,23 @@ unsafe fn private_dev(v: &PreparedView) -> Result<(), Errno> {
         }
         // Privileged: every host device, with its mode and owner.
         for d in v.host_devices {
-            make_parents(&d.path)?;
+            // Parents of /dev/net/tun, /dev/cpu/0/msr, ...: the fresh tmpfs holds nothing else
+            // yet (the container's own mount points are made last).
+            let parent_len = d
+                .path
+                .to_bytes()
+                .iter()
+                .rposition(|b| *b == b'/')
+                .unwrap_or(0);
+            if parent_len > 4 {
+                let mut buf = [0u8; 256];
+                if parent_len < buf.len() {
+                    buf[..parent_len].copy_from_slice(&d.path.to_bytes()[..parent_len]);
+                    if let Ok(parent) = CStr::from_bytes_until_nul(&buf) {
+                        make_path(parent, true)?;
+                    }
+                }
+            }
             match check(libc::mknod(d.path.as_ptr(), d.mode, d.rdev)) {
                 Err(Errno::EEXIST) => continue,
                 r => r?,
@@ -663,62 +673,81 @@ unsafe fn private_dev(v: &PreparedView) -> Result<(), Errno> {
             NOSUID_NODEV_NOEXEC,
             None,
         )?;
+        // Mount points of the container's own mounts below /dev (the termination-message
+        // file, volumes, also inside the pod's /dev/shm): made in place, never on the host's
+        // /dev, one component at a time from a descriptor and never through a symlink (the
+        // pod's /dev/shm is writable by its other containers).
+        for (path, dir) in &v.dev_mountpoints {
+            make_path(path, *dir)?;
+        }
         Ok(())
     })();
     libc::umask(old);
     r
 }
 
-/// `mkdir -p` of `path`'s parents inside the private `/dev` (SAFETY: as
-/// [`apply_before_mounts`]; the path is a C string from the parent).
-#[allow(unsafe_code)]
-unsafe fn make_parents(path: &CStr) -> Result<(), Errno> {
-    let bytes = path.to_bytes();
-    // Never `..` (the parent only hands over paths `in_dev` accepted; checked again here).
-    if bytes.windows(4).any(|w| w == b"/../") || bytes.ends_with(b"/..") {
-        return Err(Errno::EINVAL);
-    }
-    // Build each prefix in a fixed buffer: no allocation in the child.
-    let mut buf = [0u8; 4096];
-    if bytes.len() >= buf.len() {
-        return Err(Errno::ENAMETOOLONG);
-    }
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'/' && i > 0 {
-            buf[i] = 0;
-            let r = libc::mkdir(buf.as_ptr().cast(), 0o755);
-            if r != 0 && Errno::last() != Errno::EEXIST {
-                return Err(Errno::last());
-            }
-        }
-        buf[i] = b;
-    }
-    Ok(())
-}
-
-/// A mount point inside the private `/dev`: its parents, then the directory or an empty file
-/// (SAFETY: as [`apply_before_mounts`]).
+/// A mount point inside the private `/dev`: each component of `path` made (`mkdirat`) and
+/// entered (`openat` with `O_NOFOLLOW`) from the previous one's descriptor, so a symlink
+/// anywhere on the way is refused (ENOTDIR/ELOOP), never followed; then the directory or an
+/// empty file itself. `..` is refused. (SAFETY: as [`apply_before_mounts`]; raw system calls
+/// and a fixed stack buffer only.)
 #[allow(unsafe_code)]
 unsafe fn make_path(path: &CStr, dir: bool) -> Result<(), Errno> {
-    make_parents(path)?;
-    let p = path.as_ptr();
-    if dir {
-        let r = libc::mkdir(p, 0o755);
-        if r != 0 && Errno::last() != Errno::EEXIST {
-            return Err(Errno::last());
-        }
-    } else {
-        let fd = libc::open(
-            p,
-            libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            0o644,
-        );
-        if fd < 0 {
-            return Err(Errno::last());
-        }
-        libc::close(fd);
+    let bytes = path.to_bytes();
+    let mut cur = libc::open(
+        c"/".as_ptr(),
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+    );
+    if cur < 0 {
+        return Err(Errno::last());
     }
-    Ok(())
+    let r = (|| {
+        let mut parts = bytes
+            .split(|b| *b == b'/')
+            .filter(|p| !p.is_empty())
+            .peekable();
+        while let Some(part) = parts.next() {
+            if part == b".." || part == b"." {
+                return Err(Errno::EINVAL);
+            }
+            let mut name = [0u8; 256];
+            if part.len() >= name.len() {
+                return Err(Errno::ENAMETOOLONG);
+            }
+            name[..part.len()].copy_from_slice(part);
+            let name = name.as_ptr().cast::<libc::c_char>();
+            let last = parts.peek().is_none();
+            if last && !dir {
+                let fd = libc::openat(
+                    cur,
+                    name,
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                    0o644,
+                );
+                if fd < 0 {
+                    return Err(Errno::last());
+                }
+                libc::close(fd);
+                return Ok(());
+            }
+            if libc::mkdirat(cur, name, 0o755) != 0 && Errno::last() != Errno::EEXIST {
+                return Err(Errno::last());
+            }
+            let next = libc::openat(
+                cur,
+                name,
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            );
+            if next < 0 {
+                return Err(Errno::last());
+            }
+            libc::close(cur);
+            cur = next;
+        }
+        Ok(())
+    })();
+    libc::close(cur);
+    r
 }
 
 /// In the child, after the volumes: the masked and read-only paths (runc applies them

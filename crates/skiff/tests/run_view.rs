@@ -360,3 +360,21 @@ fn issue7_item2_a_made_device_node_of_the_host_disk_cannot_be_opened() {
     assert_eq!(read(&t, "verdict").trim(), "held");
     assert_eq!(read(&t, "null").trim(), "ok");
 }
+
+// A volume mounted inside the pod's /dev/shm (the bench keeps its work dir on the host's
+// /dev/shm): its mount point is made in the container's own /dev/shm, by descriptor.
+#[test]
+fn issue7_item2_a_volume_below_dev_shm_is_mounted() {
+    if !root() {
+        return;
+    }
+    let t = shared_dir("view-devshm-volume");
+    let mut c = container("app", "echo hi > /dev/shm/work/sub/f");
+    c["volumeMounts"] = json!([{"name": "w", "mountPath": "/dev/shm/work/sub"}]);
+    let mut p = pod("devshm-volume", "Never", vec![], vec![c]);
+    p["spec"]["volumes"] =
+        json!([{"name": "w", "hostPath": {"path": t.path(), "type": "Directory"}}]);
+    let out = t.run(p, &[]);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    assert_eq!(read(&t, "f").trim(), "hi");
+}
