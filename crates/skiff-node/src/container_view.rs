@@ -80,14 +80,6 @@ pub struct ViewPlan {
     pub dev_mountpoints: Vec<(PathBuf, bool)>,
 }
 
-impl ViewPlan {
-    /// Whether the container gets a private `/dev` (so mount points below `/dev` must not be
-    /// made on the host): always, privileged containers included.
-    pub fn private_dev(&self) -> bool {
-        true
-    }
-}
-
 /// Whether a mount target lies in the container's private `/dev` (its mount point is then made
 /// in that tmpfs by the child). A path with `..` never does: `/dev/../etc/x` is `/etc/x`, and
 /// the host-side walk refuses `..` outright.
@@ -237,90 +229,60 @@ impl ViewPlan {
     }
 }
 
-/// The host's cgroup mounts, read from `/proc/self/mountinfo` once; `None` when there is
-/// nothing under `/sys/fs/cgroup` (then the container's `/sys/fs/cgroup` stays empty).
+/// The host's cgroup mounts below `/sys/fs/cgroup`, from the cgroups module's discovery (read
+/// once); `None` when there are none (the container's `/sys/fs/cgroup` then stays empty).
 fn host_cgroup_layout() -> Option<&'static CgroupLayout> {
     static LAYOUT: OnceLock<Option<CgroupLayout>> = OnceLock::new();
     LAYOUT
         .get_or_init(|| {
-            let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-            let controllers = std::fs::read_to_string("/proc/cgroups").unwrap_or_default();
-            parse_cgroup_layout(&info, &controllers, |p| std::fs::read_link(p).ok())
+            let host = crate::cgroups::CgroupLayout::from_proc().ok()?;
+            view_of(&host, |p| std::fs::read_link(p).ok())
         })
         .as_ref()
 }
 
-/// Parses the cgroup mounts below `/sys/fs/cgroup` out of a mountinfo text. `controllers`
-/// is `/proc/cgroups` (which v1 mount options name a controller); `read_link` reads the
-/// host's symlinks in `/sys/fs/cgroup`.
-pub(crate) fn parse_cgroup_layout(
-    mountinfo: &str,
-    controllers: &str,
+/// What the container mounts for the host's cgroup `layout`: cgroup2 alone when it is at
+/// `/sys/fs/cgroup` (pure v2), else each hierarchy one level below it, selected by its
+/// controllers (or its name) only — release agents and other options are not ours to set —
+/// plus the host's co-mount links (`cpu` → `cpu,cpuacct`), read with `read_link`.
+pub(crate) fn view_of(
+    layout: &crate::cgroups::CgroupLayout,
     read_link: impl Fn(&Path) -> Option<PathBuf>,
 ) -> Option<CgroupLayout> {
-    let known: Vec<&str> = controllers
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
     let root = Path::new("/sys/fs/cgroup");
+    let unified = layout.unified().map(|u| u.mount.as_path());
+    if unified == Some(root) {
+        return Some(CgroupLayout::Unified);
+    }
+    let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).ok();
     let mut mounts = Vec::new();
     let mut names = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let Some(point) = left.split_whitespace().nth(4) else {
-            continue;
-        };
-        let mut r = right.split_whitespace();
-        let (Some(fstype), _, Some(opts)) = (r.next(), r.next(), r.next()) else {
-            continue;
-        };
-        let point = Path::new(point);
-        if fstype == "cgroup2" && point == root {
-            return Some(CgroupLayout::Unified);
+    let below = |p: &Path| p.parent() == Some(root);
+    for h in layout.v1().iter().filter(|h| below(&h.mount)) {
+        let mut sel: Vec<&str> = h.controllers.iter().map(String::as_str).collect();
+        if sel.iter().all(|o| o.starts_with("name=")) {
+            sel.insert(0, "none");
         }
-        let Ok(rel) = point.strip_prefix(root) else {
-            continue;
-        };
-        // One level below /sys/fs/cgroup only, as every host lays them out.
-        if rel.components().count() != 1 {
-            continue;
+        if let (Some(target), Ok(data)) = (c(&h.mount), CString::new(sel.join(","))) {
+            names.extend(h.mount.file_name().map(PathBuf::from));
+            mounts.push(CgroupMount {
+                target,
+                fstype: c"cgroup",
+                data,
+            });
         }
-        let (fstype, data) = match fstype {
-            "cgroup2" => (c"cgroup2", String::new()),
-            "cgroup" => {
-                // Only what selects the hierarchy: its controllers and its name. Anything
-                // else (release_agent, xattr, ...) is not ours to set.
-                let mut sel: Vec<&str> = opts
-                    .split(',')
-                    .filter(|o| known.contains(o) || o.starts_with("name="))
-                    .collect();
-                if !sel.iter().any(|o| known.contains(o)) {
-                    sel.insert(0, "none");
-                }
-                (c"cgroup", sel.join(","))
-            }
-            _ => continue,
-        };
-        let (Ok(target), Ok(data)) = (
-            CString::new(point.as_os_str().as_bytes()),
-            CString::new(data),
-        ) else {
-            continue;
-        };
-        names.push(rel.to_path_buf());
+    }
+    if let Some(target) = unified.filter(|u| below(u)).and_then(c) {
+        names.extend(unified.and_then(Path::file_name).map(PathBuf::from));
         mounts.push(CgroupMount {
             target,
-            fstype,
-            data,
+            fstype: c"cgroup2",
+            data: CString::default(),
         });
     }
     if mounts.is_empty() {
         return None;
     }
-    // The host's co-mount links (`cpu` → `cpu,cpuacct`), for the names that are no mount.
     let mut links = Vec::new();
     if let Ok(rd) = std::fs::read_dir(root) {
         for e in rd.flatten() {
@@ -329,15 +291,9 @@ pub(crate) fn parse_cgroup_layout(
                 continue;
             }
             let path = root.join(&name);
-            if let Some(to) = read_link(&path) {
-                if to.is_relative() && to.components().count() == 1 {
-                    if let (Ok(p), Ok(t)) = (
-                        CString::new(path.as_os_str().as_bytes()),
-                        CString::new(to.as_os_str().as_bytes()),
-                    ) {
-                        links.push((p, t));
-                    }
-                }
+            let to = read_link(&path).filter(|to| to.is_relative() && to.components().count() == 1);
+            if let (Some(p), Some(t)) = (c(&path), to.as_deref().and_then(c)) {
+                links.push((p, t));
             }
         }
     }
@@ -389,7 +345,7 @@ impl PodShm {
             }
             return Err(e);
         }
-        match open_dir_path(&dir) {
+        match crate::volumes::fdwalk::open_path(&dir, true) {
             Ok(fd) => Ok(PodShm {
                 dir,
                 fd: Arc::new(fd),
@@ -411,7 +367,7 @@ impl PodShm {
     pub fn host() -> std::io::Result<PodShm> {
         let dir = PathBuf::from("/dev/shm");
         Ok(PodShm {
-            fd: Arc::new(open_dir_path(&dir)?),
+            fd: Arc::new(crate::volumes::fdwalk::open_path(&dir, true)?),
             dir,
             mounted: false,
             journal: None,
@@ -437,16 +393,6 @@ impl Drop for PodShm {
             let _ = std::fs::remove_dir(&self.dir);
         }
     }
-}
-
-/// An `O_PATH` descriptor of directory `p`, never through a symlink at its last component.
-fn open_dir_path(p: &Path) -> std::io::Result<OwnedFd> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(p)?;
-    Ok(f.into())
 }
 
 /// In the child: `move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)` attaches a
@@ -787,18 +733,20 @@ mod tests {
 
     const HYBRID: &str = "\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
-32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
 35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
 40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,release_agent=/x,name=systemd
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
-42 31 0:39 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
 ";
-    const CONTROLLERS: &str = "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t1\t1\t1\ncpuacct\t1\t1\t1\nmemory\t2\t1\t1\n";
+    const PROC_CGROUP: &str = "3:name=systemd:/\n2:memory:/m\n1:cpu,cpuacct:/\n0::/\n";
+
+    fn discover(mountinfo: &str) -> crate::cgroups::CgroupLayout {
+        crate::cgroups::CgroupLayout::discover(mountinfo, PROC_CGROUP, Path::new("/")).unwrap()
+    }
 
     #[test]
     fn v1_hierarchies_keep_only_what_selects_them() {
-        let Some(CgroupLayout::Hierarchies { mounts, .. }) =
-            parse_cgroup_layout(HYBRID, CONTROLLERS, |_| None)
+        let Some(CgroupLayout::Hierarchies { mounts, .. }) = view_of(&discover(HYBRID), |_| None)
         else {
             panic!("expected v1 hierarchies");
         };
@@ -814,13 +762,21 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                ("/sys/fs/cgroup/cpu".into(), "cpu".into()),
+                ("/sys/fs/cgroup/cpu,cpuacct".into(), "cpu,cpuacct".into()),
                 ("/sys/fs/cgroup/memory".into(), "memory".into()),
                 ("/sys/fs/cgroup/systemd".into(), "none,name=systemd".into()),
                 ("/sys/fs/cgroup/unified".into(), String::new()),
-                ("/sys/fs/cgroup/cpu,cpuacct".into(), "cpu,cpuacct".into()),
             ]
         );
+    }
+
+    #[test]
+    fn pure_v2_is_one_mount() {
+        let info = "25 23 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert!(matches!(
+            view_of(&discover(info), |_| None),
+            Some(CgroupLayout::Unified)
+        ));
     }
 
     #[test]
@@ -830,16 +786,6 @@ mod tests {
         assert!(!in_dev(Path::new("/dev/../etc/nologin")));
         assert!(!in_dev(Path::new("/devices")));
         assert!(!in_dev(Path::new("/etc")));
-    }
-
-    #[test]
-    fn pure_v2_is_one_mount() {
-        let info = "25 23 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
-        assert!(matches!(
-            parse_cgroup_layout(info, CONTROLLERS, |_| None),
-            Some(CgroupLayout::Unified)
-        ));
-        assert!(parse_cgroup_layout("", CONTROLLERS, |_| None).is_none());
     }
 
     #[test]

@@ -213,9 +213,7 @@ pub(crate) fn prepare(
             }
             // In the container's private /dev (a tmpfs skiff makes in the child, where
             // `container_view` makes the mount point): nothing a container planted.
-            None if view.is_some_and(|v| v.private_dev())
-                && crate::container_view::in_dev(&m.target) =>
-            {
+            None if view.is_some() && crate::container_view::in_dev(&m.target) => {
                 Target::Root(cstr(&m.target, "mount path")?)
             }
             None if by_fd => {

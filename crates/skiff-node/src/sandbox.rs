@@ -196,18 +196,17 @@ impl PodSandbox {
             launch.restart_count,
             &launch.termination_message_path,
             setup.mounts.as_mut(),
-            setup.view.as_ref().is_some_and(|v| v.private_dev()),
+            setup.view.is_some(),
         )?;
         // Mount points for the container's mounts (namespaces/mountns; keep last).
         // Each is in the pod's crash record before it exists (issue 7 item 1c).
         if let Some(mounts) = &setup.mounts {
             // Targets in a private /dev get their mount points in that tmpfs (child side).
-            let (in_dev, on_host): (Vec<_>, Vec<_>) = mounts.iter().cloned().partition(|m| {
-                setup
-                    .view
-                    .as_ref()
-                    .is_some_and(|v| v.private_dev() && crate::container_view::in_dev(&m.target))
-            });
+            let private_dev = setup.view.is_some();
+            let (in_dev, on_host): (Vec<_>, Vec<_>) = mounts
+                .iter()
+                .cloned()
+                .partition(|m| private_dev && crate::container_view::in_dev(&m.target));
             if let Some(v) = setup.view.as_mut() {
                 v.dev_mountpoints = in_dev
                     .iter()

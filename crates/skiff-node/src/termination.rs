@@ -212,7 +212,7 @@ pub fn collect(
 /// `termination_message_path` to `mounts` (the kubelet's `makeMounts`). Nothing is done when
 /// the container has no mount namespace (`mounts` is `None`).
 ///
-/// Mount points: below a private `/dev` (`private_dev`, the default container view, privileged
+/// Mount points: below a private `/dev` (every container with the default view, privileged
 /// containers included) the child makes them in its tmpfs. Nothing is ever made in the host's
 /// `/dev`: a container that sees it (rootless) gets no mount there and only the logs fallback
 /// remains, as the kubelet goes on without the file when it cannot create it. Any other
