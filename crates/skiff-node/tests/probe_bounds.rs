@@ -41,6 +41,13 @@ fn ctx() -> ExecContext {
 
 /// This process's peak resident set (VmHWM), in bytes. The tests in this binary together
 /// must stay far below what the attacks would cost unbounded (gigabytes).
+/// Runs `probe` once against the hostile server, timed.
+async fn run_probe(probe: &Probe) -> (skiff_node::probe::ProbeResult, Duration) {
+    let t = Instant::now();
+    let r = HostProber::new().unwrap().probe(probe, &ctx()).await;
+    (r, t.elapsed())
+}
+
 fn peak_rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
@@ -193,17 +200,13 @@ fn grpc_probe(port: u16, timeout: i32) -> Probe {
 #[tokio::test]
 async fn issue7_item4_grpc_reply_bigger_than_4mib_is_refused_at_its_prefix() {
     let (port, sent) = hostile_grpc_server(GrpcAttack::HugeMessage).await;
-    let t = Instant::now();
-    let r = HostProber::new()
-        .unwrap()
-        .probe(&grpc_probe(port, 5), &ctx())
-        .await;
+    let (r, elapsed) = run_probe(&grpc_probe(port, 5)).await;
     assert_eq!(r.outcome, ProbeOutcome::Failure);
     assert_eq!(
         r.output,
         "rpc error: code = ResourceExhausted desc = grpc: received message larger than max (4294967295 vs. 4194304)"
     );
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(elapsed < Duration::from_secs(2), "{:?}", elapsed);
     // The server could push no more than our flow-control window.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
@@ -217,10 +220,7 @@ async fn issue7_item4_grpc_reply_bigger_than_4mib_is_refused_at_its_prefix() {
 #[tokio::test]
 async fn issue7_item4_grpc_one_byte_over_the_limit_is_refused() {
     let (port, _) = hostile_grpc_server(GrpcAttack::OneOverMax).await;
-    let r = HostProber::new()
-        .unwrap()
-        .probe(&grpc_probe(port, 5), &ctx())
-        .await;
+    let (r, _) = run_probe(&grpc_probe(port, 5)).await;
     assert_eq!(r.outcome, ProbeOutcome::Failure);
     assert!(
         r.output
@@ -233,24 +233,17 @@ async fn issue7_item4_grpc_one_byte_over_the_limit_is_refused() {
 #[tokio::test]
 async fn issue7_item4_grpc_reply_of_exactly_4mib_is_read() {
     let (port, _) = hostile_grpc_server(GrpcAttack::ExactlyMax).await;
-    let r = HostProber::new()
-        .unwrap()
-        .probe(&grpc_probe(port, 5), &ctx())
-        .await;
+    let (r, _) = run_probe(&grpc_probe(port, 5)).await;
     assert_eq!(r.outcome, ProbeOutcome::Success, "{}", r.output);
 }
 
 #[tokio::test]
 async fn issue7_item4_grpc_endless_stream_of_messages_is_a_cardinality_violation() {
     let (port, sent) = hostile_grpc_server(GrpcAttack::EndlessMessages).await;
-    let t = Instant::now();
-    let r = HostProber::new()
-        .unwrap()
-        .probe(&grpc_probe(port, 5), &ctx())
-        .await;
+    let (r, elapsed) = run_probe(&grpc_probe(port, 5)).await;
     assert_eq!(r.outcome, ProbeOutcome::Failure);
     assert!(r.output.contains("cardinality violation"), "{}", r.output);
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(elapsed < Duration::from_secs(2), "{:?}", elapsed);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(sent.load(Ordering::Relaxed) < 8 * MIB);
     assert_small_rss();
@@ -259,11 +252,7 @@ async fn issue7_item4_grpc_endless_stream_of_messages_is_a_cardinality_violation
 #[tokio::test]
 async fn issue7_item4_grpc_trickling_reply_ends_at_the_probe_timeout() {
     let (port, _) = hostile_grpc_server(GrpcAttack::Trickle).await;
-    let t = Instant::now();
-    let r = HostProber::new()
-        .unwrap()
-        .probe(&grpc_probe(port, 1), &ctx())
-        .await;
+    let (r, elapsed) = run_probe(&grpc_probe(port, 1)).await;
     assert_eq!(
         (r.outcome, r.output.as_str()),
         (
@@ -271,11 +260,7 @@ async fn issue7_item4_grpc_trickling_reply_ends_at_the_probe_timeout() {
             "timeout: health rpc did not complete within 1s"
         )
     );
-    assert!(
-        t.elapsed() < Duration::from_millis(1500),
-        "{:?}",
-        t.elapsed()
-    );
+    assert!(elapsed < Duration::from_millis(1500), "{:?}", elapsed);
 }
 
 #[tokio::test]
@@ -299,14 +284,10 @@ async fn issue7_item4_grpc_header_flood_is_refused() {
             });
         }
     });
-    let t = Instant::now();
-    let r = HostProber::new()
-        .unwrap()
-        .probe(&grpc_probe(port, 5), &ctx())
-        .await;
+    let (r, elapsed) = run_probe(&grpc_probe(port, 5)).await;
     assert_eq!(r.outcome, ProbeOutcome::Failure, "{}", r.output);
     assert!(!r.output.contains("timeout"), "{}", r.output);
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(elapsed < Duration::from_secs(2), "{:?}", elapsed);
 }
 
 /// A raw HTTP/2 server that answers stream 1 with a header block that never ends: HEADERS
@@ -346,15 +327,11 @@ async fn issue7_item4_grpc_continuation_flood_is_refused() {
             counter.fetch_add(cont.len() as u64, Ordering::Relaxed);
         }
     });
-    let t = Instant::now();
-    let r = HostProber::new()
-        .unwrap()
-        .probe(&grpc_probe(port, 5), &ctx())
-        .await;
+    let (r, elapsed) = run_probe(&grpc_probe(port, 5)).await;
     assert_eq!(r.outcome, ProbeOutcome::Failure, "{}", r.output);
     assert!(r.output.starts_with("http2 error: "), "{}", r.output);
     assert!(!r.output.contains("timeout"), "{}", r.output);
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(elapsed < Duration::from_secs(2), "{:?}", elapsed);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         sent.load(Ordering::Relaxed) < 16 * MIB,
@@ -431,14 +408,10 @@ async fn issue7_item4_http_endless_body_is_cut_at_10kib() {
         Duration::ZERO,
     )
     .await;
-    let t = Instant::now();
-    let r = HostProber::new()
-        .unwrap()
-        .probe(&http_probe(port, 5), &ctx())
-        .await;
+    let (r, elapsed) = run_probe(&http_probe(port, 5)).await;
     assert_eq!(r.outcome, ProbeOutcome::Success);
     assert_eq!(r.output.len(), 10 * 1024);
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(elapsed < Duration::from_secs(2), "{:?}", elapsed);
     // The connection is closed once 10 KiB are read: the server's writes fail soon after.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let after = sent.load(Ordering::Relaxed);
@@ -476,11 +449,7 @@ async fn issue7_item4_http_trickled_headers_and_body_end_at_the_timeout() {
         Duration::from_millis(50),
     )
     .await;
-    let t = Instant::now();
-    let r = HostProber::new()
-        .unwrap()
-        .probe(&http_probe(port, 1), &ctx())
-        .await;
+    let (r, elapsed) = run_probe(&http_probe(port, 1)).await;
     assert_eq!(r.outcome, ProbeOutcome::Failure);
     assert!(
         r.output.ends_with(
@@ -489,11 +458,7 @@ async fn issue7_item4_http_trickled_headers_and_body_end_at_the_timeout() {
         "{}",
         r.output
     );
-    assert!(
-        t.elapsed() < Duration::from_millis(1500),
-        "{:?}",
-        t.elapsed()
-    );
+    assert!(elapsed < Duration::from_millis(1500), "{:?}", elapsed);
 
     // A body that never reaches 10 KiB nor ends: one byte per 50 ms.
     let (port, _) = raw_http_server(
@@ -502,21 +467,13 @@ async fn issue7_item4_http_trickled_headers_and_body_end_at_the_timeout() {
         Duration::from_millis(50),
     )
     .await;
-    let t = Instant::now();
-    let r = HostProber::new()
-        .unwrap()
-        .probe(&http_probe(port, 1), &ctx())
-        .await;
+    let (r, elapsed) = run_probe(&http_probe(port, 1)).await;
     assert_eq!(r.outcome, ProbeOutcome::Failure);
     assert_eq!(
         r.output,
         "context deadline exceeded (Client.Timeout or context cancellation while reading body)"
     );
-    assert!(
-        t.elapsed() < Duration::from_millis(1500),
-        "{:?}",
-        t.elapsed()
-    );
+    assert!(elapsed < Duration::from_millis(1500), "{:?}", elapsed);
 
     // The same for an httpGet hook: its timeout bounds it.
     let hook = LifecycleHandler {
@@ -541,14 +498,10 @@ async fn issue7_item4_http_header_flood_is_refused() {
         Duration::ZERO,
     )
     .await;
-    let t = Instant::now();
-    let r = HostProber::new()
-        .unwrap()
-        .probe(&http_probe(port, 5), &ctx())
-        .await;
+    let (r, elapsed) = run_probe(&http_probe(port, 5)).await;
     assert_eq!(r.outcome, ProbeOutcome::Failure);
     assert!(!r.output.contains("deadline"), "{}", r.output);
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(elapsed < Duration::from_secs(2), "{:?}", elapsed);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(sent.load(Ordering::Relaxed) < 64 * MIB);
     assert_small_rss();

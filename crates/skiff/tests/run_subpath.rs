@@ -282,27 +282,9 @@ fn issue7_item1_mount_points_are_made_inside_volumes_and_never_through_planted_s
         {"name": "planted", "emptyDir": {}},
         {"name": "cfg", "configMap": {"name": "cfg"}},
     ]);
-    let manifest = t.manifest(p);
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
                     "data": {"mode": "fast"}});
-    let text = format!(
-        "{}---\n{}",
-        serde_yaml_ng::to_string(&cm).unwrap(),
-        std::fs::read_to_string(&manifest).unwrap()
-    );
-    std::fs::write(&manifest, text).unwrap();
-    let out = finish(
-        spawn(&[
-            "run",
-            "-f",
-            manifest.to_str().unwrap(),
-            "-o",
-            "json",
-            "--timeout",
-            "8",
-        ]),
-        RUN_LIMIT,
-    );
+    let out = t.run_with_docs(&[cm], p, &["--timeout", "8"]);
     let log = t.log();
     let seen = |name: &str, what: &str| log.iter().any(|l| l.name == name && l.what == what);
     assert!(

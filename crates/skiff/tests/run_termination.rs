@@ -220,9 +220,9 @@ fn issue7_item1d_default_path_message_reaches_the_status() {
     assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
 }
 
-// 1(d) + ST4 caps: four containers (one init, three apps) each write 8 KiB ending in a marker.
-// Each message is at most 4096 bytes (the file's last 4096), and the pod's 12 KiB are shared
-// equally by the four terminated containers (3072 each), keeping the end of each.
+// 1(d) + ST4 caps as the kubelet applies them: four containers (one init, three apps) each
+// write 8 KiB; the file's last 4096 bytes are kept, then the pod's 12 KiB divided by the
+// spec's five containers (2457 each) keeps the start of those (`normalizeStatus`).
 #[test]
 fn issue7_item1d_caps_4096_per_container_and_12k_per_pod_as_the_kubelet() {
     if !root() {
@@ -315,23 +315,7 @@ fn issue7_item7_missing_configmap_key_waits_like_the_kubelet_until_timeout() {
     let p = pod("cmkey", "Always", vec![], vec![app]);
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
                     "metadata": {"name": "cfg"}, "data": {"other": "1"}});
-    let manifest = t.manifest(p);
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(
-        &manifest,
-        format!("{text}---\n{}", serde_yaml_ng::to_string(&cm).unwrap()),
-    )
-    .unwrap();
-    let child = spawn(&[
-        "run",
-        "-f",
-        manifest.to_str().unwrap(),
-        "-o",
-        "json",
-        "--timeout",
-        "3",
-    ]);
-    let out = finish(child, RUN_LIMIT);
+    let out = t.run_with_docs(&[cm], p, &["--timeout", "3"]);
     assert_eq!(out.code, Some(124), "stderr:\n{}", out.stderr);
     assert!(
         out.elapsed < Duration::from_secs(12),

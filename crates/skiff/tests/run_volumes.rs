@@ -21,21 +21,6 @@ macro_rules! require_root {
     };
 }
 
-/// Writes `docs` (ConfigMaps, Secrets) and `pod` into one manifest and runs `skiff run` on it.
-fn run_with(t: &TestDir, docs: &[Value], pod: Value, extra: &[&str]) -> Outcome {
-    let manifest = t.manifest(pod);
-    let mut text = String::new();
-    for d in docs {
-        text.push_str(&serde_yaml_ng::to_string(d).unwrap());
-        text.push_str("---\n");
-    }
-    text.push_str(&std::fs::read_to_string(&manifest).unwrap());
-    std::fs::write(&manifest, text).unwrap();
-    let mut args = vec!["run", "-f", manifest.to_str().unwrap(), "-o", "json"];
-    args.extend_from_slice(extra);
-    finish(spawn(&args), RUN_LIMIT)
-}
-
 fn config_map() -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
            "data": {"mode": "fast", "level": "3"}})
@@ -91,7 +76,7 @@ fn item3_emptydir_app_writes_logs_sidecar_ships_them() {
     );
     let mut p = pod("logs", "Never", vec![shipper], vec![app]);
     p["spec"]["volumes"] = json!([{"name": "logs", "emptyDir": {}}]);
-    let out = run_with(&t, &[], p, &["--timeout", "20"]);
+    let out = t.run_with_docs(&[], p, &["--timeout", "20"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let shipped: Vec<String> = t
         .log()
@@ -131,7 +116,7 @@ fn item2_working_dir_inside_a_volume_mount_is_the_volume() {
     );
     let mut p = pod("wd", "Never", vec![], vec![app]);
     p["spec"]["volumes"] = json!([{"name": "work", "emptyDir": {}}]);
-    let out = run_with(&t, &[], p, &["--timeout", "20"]);
+    let out = t.run_with_docs(&[], p, &["--timeout", "20"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let seq = sequence(&t.log());
     assert!(seq.contains(&"app Wrote".to_string()), "{seq:?}");
@@ -170,7 +155,7 @@ fn item2_command_from_a_configmap_volume_runs() {
     let mut p = pod("script", "Never", vec![by_path], vec![by_search]);
     p["spec"]["volumes"] =
         json!([{"name": "scripts", "configMap": {"name": "scripts", "defaultMode": 493}}]);
-    let out = run_with(&t, &[cm], p, &["--timeout", "20"]);
+    let out = t.run_with_docs(&[cm], p, &["--timeout", "20"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let seq = sequence(&t.log());
     assert_eq!(seq, ["by-path Hello", "by-search Hello"], "{}", out.stderr);
@@ -209,7 +194,7 @@ fn item3_configmap_secret_downwardapi_content_and_modes() {
             {"path": "notes", "fieldRef": {"fieldPath": "metadata.annotations"}},
             {"path": "mem", "resourceFieldRef": {"containerName": "app", "resource": "limits.memory", "divisor": "1Mi"}}]}},
     ]);
-    let out = run_with(&t, &[config_map(), secret()], p, &[]);
+    let out = t.run_with_docs(&[config_map(), secret()], p, &[]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let got = std::fs::read_to_string(t.file("out")).unwrap();
     let lines: Vec<&str> = got.lines().collect();
@@ -254,7 +239,7 @@ fn item3_env_from_configmap_secret_fieldref_resourcefieldref() {
     ]);
     let mut p = pod("envpod", "Never", vec![], vec![app]);
     p["metadata"]["labels"] = json!({"tier": "gold"});
-    let out = run_with(&t, &[config_map(), secret()], p, &[]);
+    let out = t.run_with_docs(&[config_map(), secret()], p, &[]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let want = format!("fast admin 3 envpod gold 96 {}\n", cpus * 1000);
@@ -276,8 +261,7 @@ fn item3_bad_configmap_key_is_create_container_config_error() {
     let mut app = container("app", "l Ran");
     app["env"] =
         json!([{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "nope"}}}]);
-    let out = run_with(
-        &t,
+    let out = t.run_with_docs(
         &[config_map()],
         pod("badkey", "Never", vec![], vec![app]),
         &["--timeout", "2"],
@@ -304,7 +288,7 @@ fn item3_bad_hostpath_and_configmap_volume_are_failed_mount() {
     let mut p = pod("badhp", "Never", vec![], vec![container("app", "l Ran")]);
     p["spec"]["volumes"] =
         json!([{"name": "h", "hostPath": {"path": missing, "type": "Directory"}}]);
-    let out = run_with(&t, &[], p, &["--timeout", "10"]);
+    let out = t.run_with_docs(&[], p, &["--timeout", "10"]);
     assert_ne!(out.code, Some(0), "{}", out.stderr);
     assert!(
         out.stderr.contains(&format!(
@@ -321,7 +305,7 @@ fn item3_bad_hostpath_and_configmap_volume_are_failed_mount() {
     p["spec"]["volumes"] = json!([
         {"name": "e", "emptyDir": {"medium": "Memory"}},
         {"name": "c", "configMap": {"name": "cfg", "items": [{"key": "nope", "path": "x"}]}}]);
-    let out = run_with(&t, &[config_map()], p, &["--timeout", "10"]);
+    let out = t.run_with_docs(&[config_map()], p, &["--timeout", "10"]);
     assert!(
         out.stderr.contains(
             "Warning FailedMount: MountVolume.SetUp failed for volume \"c\" : configmap references non-existent config key: nope"
@@ -348,7 +332,7 @@ fn item3_volume_mount_naming_no_volume_exit_2() {
         "volumeMounts",
         json!([mount("ghost", "/ghost")]),
     );
-    let out = run_with(&t, &[], pod("novol", "Never", vec![], vec![app]), &[]);
+    let out = t.run_with_docs(&[], pod("novol", "Never", vec![], vec![app]), &[]);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(
         out.stderr.contains("volumeMounts[0].name"),
@@ -381,7 +365,7 @@ fn item3_emptydir_over_size_limit_evicts_the_pod() {
     );
     let mut p = pod("full", "Always", vec![], vec![app]);
     p["spec"]["volumes"] = json!([{"name": "scratch", "emptyDir": {"sizeLimit": "1Mi"}}]);
-    let out = run_with(&t, &[], p, &["--timeout", "20"]);
+    let out = t.run_with_docs(&[], p, &["--timeout", "20"]);
     let evicted = "Usage of EmptyDir volume \"scratch\" exceeds the limit \"1Mi\". ";
     assert!(
         out.stderr.contains(&format!("Warning Evicted: {evicted}")),

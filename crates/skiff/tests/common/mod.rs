@@ -180,6 +180,22 @@ impl TestDir {
         finish(child, RUN_LIMIT)
     }
 
+    /// Writes `docs` (ConfigMaps, Secrets) and `pod` into one manifest and runs
+    /// `skiff run -f pod.yaml -o json <extra>` on it.
+    pub fn run_with_docs(&self, docs: &[Value], pod: Value, extra: &[&str]) -> Outcome {
+        let manifest = self.manifest(pod);
+        let mut text = String::new();
+        for d in docs {
+            text.push_str(&serde_yaml_ng::to_string(d).unwrap());
+            text.push_str("---\n");
+        }
+        text.push_str(&std::fs::read_to_string(&manifest).unwrap());
+        std::fs::write(&manifest, text).unwrap();
+        let mut args = vec!["run", "-f", manifest.to_str().unwrap(), "-o", "json"];
+        args.extend_from_slice(extra);
+        finish(spawn(&args), RUN_LIMIT)
+    }
+
     /// The shared log, ordered by timestamp.
     pub fn log(&self) -> Vec<Line> {
         let text = std::fs::read_to_string(self.file("log")).unwrap_or_default();
