@@ -354,31 +354,6 @@ impl NodeResources {
     }
 }
 
-/// `remove_dir_all` that stops at another filesystem (a mount point left behind) instead of
-/// deleting through it, and never follows a symlink.
-fn remove_one_filesystem(p: &Path, dev: u64) -> io::Result<()> {
-    let m = fs::symlink_metadata(p)?;
-    if m.dev() != dev {
-        return Err(io::Error::other(format!(
-            "{} is on another filesystem (a mount point); not removed",
-            p.display()
-        )));
-    }
-    if !m.is_dir() {
-        return fs::remove_file(p);
-    }
-    let mut first_err = None;
-    for e in fs::read_dir(p)? {
-        if let Err(err) = e.and_then(|e| remove_one_filesystem(&e.path(), dev)) {
-            first_err.get_or_insert(err);
-        }
-    }
-    match first_err {
-        Some(err) => Err(err),
-        None => fs::remove_dir(p),
-    }
-}
-
 /// Whether `p` is absolute and has no `.`/`..` components (so `starts_with` means beneath).
 fn is_clean_absolute(p: &Path) -> bool {
     p.is_absolute()
@@ -439,7 +414,7 @@ impl CleanupPlan {
         remove_cgroups_verified(&self.cgroups, owner_start, REMOVE_TIMEOUT)?;
         if let Some(d) = &self.temp_data_dir {
             unmount_under(d);
-            remove_one_filesystem(d, fs::symlink_metadata(d)?.dev())?;
+            crate::volumes::fdwalk::remove_tree(d)?;
         }
         Ok(())
     }

@@ -268,7 +268,6 @@ async fn drive(
     // Set once the deadline passed: when to kill whatever is left (see TIMEOUT_STOP_BUDGET_S).
     let mut kill_at: Option<tokio::time::Instant> = None;
     let mut deadline_passed = false;
-    let mut killed = false;
     let mut printer = Printer::new();
     let mut stopping = false;
     let mut timed_out = false;
@@ -306,8 +305,8 @@ async fn drive(
                     stop_budget.saturating_mul(2).saturating_add(2),
                 ));
             }
-            _ = sleep_until_opt(kill_at), if kill_at.is_some() && !killed => {
-                killed = true;
+            _ = sleep_until_opt(kill_at), if kill_at.is_some() => {
+                kill_at = None;
                 eprintln!("skiff: the pod did not stop within the --timeout bound; killing it");
                 let _ = cmd_tx.send(Command::KillNow).await;
             }
