@@ -13,6 +13,13 @@ pub mod validation;
 
 use k8s_openapi::api::core::v1::Pod;
 
+/// The Kubernetes API version skiff implements: the k8s-openapi feature it builds against,
+/// and the API server's and kubelet's behaviour of that release. Messages and `skiff version`
+/// name it; keep it equal to the `v1_NN` feature in the workspace Cargo.toml.
+pub const KUBERNETES_MAJOR: u32 = 1;
+/// See [`KUBERNETES_MAJOR`].
+pub const KUBERNETES_MINOR: u32 = 33;
+
 /// A Pod the API server would refuse, with every reason.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("{}", field::invalid_message("Pod", .name, .errors))]
