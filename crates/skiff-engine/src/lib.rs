@@ -56,7 +56,8 @@ pub enum EngineError {
     UpdateDuplicate { path: String, name: String },
 }
 
-/// Identity of one container instance (one runtime record). Shown as `containerID: skiff://<id>`.
+/// Identity of one container instance (one runtime record). Shown as
+/// `containerID: skiff://<64 hex digits>` (see [`InstanceId::container_id`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct InstanceId(pub u64);
 
@@ -67,9 +68,25 @@ impl fmt::Display for InstanceId {
 }
 
 impl InstanceId {
-    /// The `containerID` the status reports.
-    pub fn container_id(self) -> String {
-        format!("skiff://{}", self.0)
+    /// The `containerID` the status reports: 64 hex digits like containerd's IDs, so tools that
+    /// parse `<runtime>://<id>` (or cut 12 digits of it, as `crictl ps` shows) get the shape
+    /// they expect. Derived from the instance number and the engine's `container_id_key`, which
+    /// the node draws at random per pod: unique across pods, yet pure and repeatable in tests.
+    pub fn container_id(self, key: u64) -> String {
+        let mut out = String::with_capacity(8 + 64);
+        out.push_str("skiff://");
+        for lane in 0..4u64 {
+            // splitmix64's finaliser: a bijection of (key, id, lane), so distinct instances of
+            // one engine never share an ID.
+            let mut z = key
+                .wrapping_add(self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                .wrapping_add(lane.wrapping_mul(0xD1B5_4A32_D192_ED03));
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            out.push_str(&format!("{z:016x}"));
+        }
+        out
     }
 }
 
@@ -86,6 +103,9 @@ pub struct EngineConfig {
     pub error_requeue_ms: i64,
     /// First instance id this engine hands out (lets a node keep ids unique across pods).
     pub first_instance_id: u64,
+    /// Mixed into every `containerID` (see [`InstanceId::container_id`]); the node draws it at
+    /// random per pod, tests leave it 0.
+    pub container_id_key: u64,
 }
 
 impl Default for EngineConfig {
@@ -96,6 +116,7 @@ impl Default for EngineConfig {
             backoff_reset_ms: 600_000,
             error_requeue_ms: 10_000,
             first_instance_id: 1,
+            container_id_key: 0,
         }
     }
 }

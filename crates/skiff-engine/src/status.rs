@@ -13,11 +13,11 @@ use crate::time::Time;
 
 const UNKNOWN_MSG: &str = "The container could not be located when the pod was terminated";
 
-fn terminated(inst: &Inst) -> Option<ContainerState> {
+fn terminated(inst: &Inst, key: u64) -> Option<ContainerState> {
     let e = inst.exit.as_ref()?;
     Some(ContainerState {
         terminated: Some(ContainerStateTerminated {
-            container_id: Some(inst.id.container_id()),
+            container_id: Some(inst.id.container_id(key)),
             exit_code: e.code,
             finished_at: Some(e.at.to_meta()),
             message: e.message.clone().filter(|m| !m.is_empty()),
@@ -92,6 +92,7 @@ fn last_term(s: &ContainerStatus) -> Option<&ContainerStateTerminated> {
 impl PodEngine {
     /// convertToAPIContainerStatuses for one container, plus started/ready from UpdatePodStatus.
     fn container_status(&self, i: usize) -> ContainerStatus {
+        let key = self.cfg.container_id_key;
         let spec = &self.pod.containers[i];
         let c = &self.ctrs[i];
         let cur = c.current();
@@ -117,7 +118,7 @@ impl PodEngine {
                     }),
                     ..Default::default()
                 },
-                Some(_) => terminated(inst).unwrap_or_default(),
+                Some(_) => terminated(inst, key).unwrap_or_default(),
             },
         };
         // S9: init container records of an earlier sandbox were purged, so they are no
@@ -125,7 +126,7 @@ impl PodEngine {
         let mut last_state = c
             .previous()
             .filter(|p| !spec.kind.is_init() || cur.is_none_or(|x| x.sandbox == p.sandbox))
-            .and_then(terminated);
+            .and_then(|p| terminated(p, key));
         // A container due for restart shows the last start failure as waiting (ST3); an init
         // container whose latest instance exited 0 keeps `terminated`.
         let init_done = spec.kind.is_init()
@@ -164,7 +165,7 @@ impl PodEngine {
             // image update and the restart, S10).
             image: cur.map_or_else(|| spec.image.clone(), |x| x.image.clone()),
             image_id: String::new(),
-            container_id: cur.map(|x| x.id.container_id()),
+            container_id: cur.map(|x| x.id.container_id(key)),
             state: Some(state),
             last_state: Some(last_state.unwrap_or_default()),
             restart_count: c.restart_count(),

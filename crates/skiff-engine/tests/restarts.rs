@@ -152,7 +152,10 @@ fn r8_restart_count_and_last_state() {
     assert_eq!(app.restart_count, 2);
     assert_eq!(state(app), "running");
     assert_eq!(last_state(app), "terminated:Error:4");
-    assert_eq!(app.container_id.as_deref(), Some("skiff://3"));
+    assert_eq!(
+        app.container_id.as_deref(),
+        Some(skiff_engine::InstanceId(3).container_id(0).as_str())
+    );
 }
 
 #[test]

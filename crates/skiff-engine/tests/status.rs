@@ -184,7 +184,10 @@ fn st5_status_ordering_and_flags() {
     let sc = cs(&st, "a-side");
     assert_eq!((sc.started, sc.ready), (Some(true), true));
     // apps start in spec order: zeta (3), then alpha (4)
-    assert_eq!(cs(&st, "alpha").container_id.as_deref(), Some("skiff://4"));
+    assert_eq!(
+        cs(&st, "alpha").container_id.as_deref(),
+        Some(skiff_engine::InstanceId(4).container_id(0).as_str())
+    );
 }
 
 #[test]
@@ -391,4 +394,23 @@ fn st10_events() {
         .events
         .iter()
         .all(|(_, e)| e.container.as_deref() == Some("app")));
+}
+
+/// ST3 `containerID`: `<runtime>://<64 hex>` as containerd reports it, unique per instance and
+/// per pod key.
+#[test]
+fn st3_container_ids_are_64_hex_and_unique() {
+    use skiff_engine::InstanceId;
+    let mut seen = std::collections::HashSet::new();
+    for key in [0u64, 1, 0xdead_beef] {
+        for n in 1..=500u64 {
+            let id = InstanceId(n).container_id(key);
+            let hex = id.strip_prefix("skiff://").unwrap_or("");
+            assert_eq!(hex.len(), 64, "{id}");
+            assert!(hex
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            assert!(seen.insert(id), "duplicate container id");
+        }
+    }
 }

@@ -172,7 +172,10 @@ fn k8s_pr123323_sidecar_status_not_stuck_terminated_in_never_pod() {
         assert_eq!(proxy.restart_count, 1);
         assert_eq!(last_state(proxy), "terminated:Error:1");
         assert!(proxy.ready);
-        assert_eq!(proxy.container_id.as_deref(), Some("skiff://3"));
+        assert_eq!(
+            proxy.container_id.as_deref(),
+            Some(skiff_engine::InstanceId(3).container_id(0).as_str())
+        );
         sim.run();
         assert_eq!(phase(&sim.status()), "Succeeded");
     }
@@ -196,7 +199,10 @@ fn k8s_pr136969_apps_restarted_while_sidecar_keeps_running() {
     assert_eq!(sim.times_prefix("start b#")[..3], [1000, 6000, 21_000]);
     let st = sim.status();
     assert_eq!(cs(&st, "proxy").restart_count, 0);
-    assert_eq!(cs(&st, "proxy").container_id.as_deref(), Some("skiff://1"));
+    assert_eq!(
+        cs(&st, "proxy").container_id.as_deref(),
+        Some(skiff_engine::InstanceId(1).container_id(0).as_str())
+    );
 
     // The sidecar restarts (startup probe pending again) while the app crashes: the app is still
     // restarted.

@@ -98,6 +98,16 @@ enum Msg {
 
 /// Runs `pod` (defaulted, validated, with uid and namespace set) on the host runtime until it
 /// is terminal and every process of it is gone; returns the final status.
+/// The pod's `containerID` key: its UID (a random v4 UUID given at admission) folded to 64
+/// bits, so container IDs differ between pods and runs.
+fn container_id_key(pod: &Pod) -> u64 {
+    let uid = pod.metadata.uid.as_deref().unwrap_or("");
+    // FNV-1a: any well-spread fold will do; the UID is already random.
+    uid.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 pub async fn run_pod(
     pod: Pod,
     cfg: WorkerConfig,
@@ -106,7 +116,11 @@ pub async fn run_pod(
 ) -> Result<PodStatus, WorkerError> {
     let runtime = HostRuntime::new()?;
     let prober = HostProber::new()?;
-    let mut engine = PodEngine::new(&pod, cfg.engine.clone(), now())?;
+    let mut engine_cfg = cfg.engine.clone();
+    if engine_cfg.container_id_key == 0 {
+        engine_cfg.container_id_key = container_id_key(&pod);
+    }
+    let mut engine = PodEngine::new(&pod, engine_cfg, now())?;
     let identity = PodIdentity {
         namespace: pod
             .metadata

@@ -302,7 +302,7 @@ pub struct PodEngine {
     pub(crate) pod: PodInfo,
     /// The spec as last accepted (for update validation).
     api_spec: PodSpec,
-    cfg: EngineConfig,
+    pub(crate) cfg: EngineConfig,
     pub(crate) ctrs: Vec<Ctr>,
     next_id: u64,
     sandbox: Sandbox,
