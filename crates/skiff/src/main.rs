@@ -8,6 +8,7 @@
 mod output;
 mod commands;
 mod input;
+mod jsonpath;
 
 use std::process::ExitCode;
 
@@ -40,6 +41,11 @@ enum Command {
     Run(commands::run::Args),
     /// Print a pod's effective requests, limits and QoS class (and, with -o wide, its cgroup values).
     Resources(commands::resources::Args),
+    /// Print a shell completion script (`source <(skiff completion bash)`), as kubectl does.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -62,6 +68,17 @@ fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::run(&args),
         Command::Resources(args) => commands::resources::run(&args),
         Command::Run(args) => commands::run::run(&args),
+        Command::Completion { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "skiff",
+                &mut script,
+            );
+            print!("{}", String::from_utf8_lossy(&script));
+            0
+        }
     }))
     .unwrap_or_else(|_| {
         eprintln!("skiff: internal error (panic); whatever skiff had set up was torn down");

@@ -8,22 +8,16 @@ use skiff_model::resources::{self, CgroupConfig, ResourceSummaryWide};
 
 use crate::exit;
 use crate::input;
-use crate::output;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Json,
-    Yaml,
-    Wide,
-}
+use crate::output::{self, OutputFormat};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
     manifests: input::Manifests,
-    /// Output format; the default is a table. `wide` adds the pod cgroup values.
-    #[arg(short = 'o', long = "output", value_enum)]
-    output: Option<Format>,
+    /// Output format: json, yaml, name, wide, jsonpath=TEMPLATE, jsonpath-file=FILE; the
+    /// default is a table. `wide` adds the pod cgroup values.
+    #[arg(short = 'o', long = "output", value_parser = OutputFormat::parse)]
+    output: Option<OutputFormat>,
 }
 
 pub fn run(args: &Args) -> u8 {
@@ -35,10 +29,15 @@ pub fn run(args: &Args) -> u8 {
         return exit::BAD_INPUT;
     }
     let cfg = CgroupConfig::default();
-    let text = match args.output {
-        Some(Format::Json) => structured(&pods, output::Format::Json),
-        Some(Format::Yaml) => structured(&pods, output::Format::Yaml),
-        Some(Format::Wide) => Ok(table(&pods, Some(&cfg))),
+    let text = match &args.output {
+        Some(OutputFormat::Json) => structured(&pods, output::Format::Json),
+        Some(OutputFormat::Yaml) => structured(&pods, output::Format::Yaml),
+        Some(OutputFormat::Wide) => Ok(table(&pods, Some(&cfg))),
+        Some(OutputFormat::Name) => Ok(pods
+            .iter()
+            .map(|p| format!("pod/{}\n", p.metadata.name.as_deref().unwrap_or("")))
+            .collect()),
+        Some(OutputFormat::JsonPath(t)) => jsonpath(&pods, t),
         None => Ok(table(&pods, None)),
     };
     match text {
@@ -78,6 +77,13 @@ fn structured(pods: &[Pod], format: output::Format) -> anyhow::Result<String> {
             output::render(&list, format)
         }
     }
+}
+
+/// The template over the same object `-o json` prints.
+fn jsonpath(pods: &[Pod], template: &crate::jsonpath::Template) -> anyhow::Result<String> {
+    let text = structured(pods, output::Format::Json)?;
+    let value: serde_json::Value = serde_json::from_str(&text)?;
+    Ok(template.render(&value)?)
 }
 
 fn table(pods: &[Pod], wide: Option<&CgroupConfig>) -> String {

@@ -1,0 +1,73 @@
+//! kubectl's output habits on the built binary (issue 8 item 7): `-o name|jsonpath=…`,
+//! kubectl's printer errors, shell completion.
+
+use std::process::{Command, Output};
+
+fn skiff(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_skiff"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("spawn skiff: {e}"))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn example(name: &str) -> String {
+    format!("{}/../../examples/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn resources_prints_names_and_jsonpath_like_kubectl() {
+    let file = example("web-with-sidecars.yaml");
+    let out = skiff(&["resources", "-f", &file, "-o", "name"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "pod/web\n");
+
+    let out = skiff(&["resources", "-f", &file, "-o", "jsonpath={.qosClass}"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Burstable");
+}
+
+#[test]
+fn bad_output_values_are_usage_errors_with_kubectls_words() {
+    let file = example("web-with-sidecars.yaml");
+    let out = skiff(&["resources", "-f", &file, "-o", "xml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains(
+            "unable to match a printer suitable for the output format \"xml\", allowed formats are:"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = skiff(&["resources", "-f", &file, "-o", "jsonpath={.qosClass"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("error parsing jsonpath {.qosClass, unclosed action"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn completion_scripts_for_bash_zsh_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = skiff(&["completion", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = text(&out.stdout);
+        assert!(script.contains("skiff"), "{shell}");
+        assert!(
+            script.contains("validate"),
+            "{shell}: subcommands are completed"
+        );
+    }
+    let bash = skiff(&["completion", "bash"]);
+    let check = Command::new("bash")
+        .args(["-n", "-c", &text(&bash.stdout)])
+        .status()
+        .map(|s| s.success());
+    assert_eq!(check.ok(), Some(true), "bash parses the script");
+    assert_eq!(skiff(&["completion", "tcsh"]).status.code(), Some(2));
+}
