@@ -174,8 +174,8 @@ pub struct ContainerRow {
     /// The exit code of a terminated state.
     pub exit_code: Option<i32>,
     pub restarts: i32,
-    /// The current state's message; else, after a restart, the previous termination
-    /// (`last: Error (exit 1)` and its message). Possibly multi-line (termination messages).
+    /// The current state's message, then (after a restart) the previous termination:
+    /// `last: Error (exit 1)` and its message. Possibly multi-line (termination messages).
     pub detail: String,
 }
 
@@ -207,12 +207,12 @@ fn state_detail(s: &ContainerStatus) -> String {
                 .and_then(|t| t.message.clone())
                 .or_else(|| st.waiting.as_ref().and_then(|w| w.message.clone()))
         })
-        .unwrap_or_default();
-    if !message.trim().is_empty() {
-        return message;
-    }
-    match s.last_state.as_ref().and_then(|l| l.terminated.as_ref()) {
-        Some(t) => {
+        .filter(|m| !m.trim().is_empty());
+    let last = s
+        .last_state
+        .as_ref()
+        .and_then(|l| l.terminated.as_ref())
+        .map(|t| {
             let reason = match t.reason.as_deref() {
                 Some(r) if !r.is_empty() => r,
                 _ => "Terminated",
@@ -223,8 +223,12 @@ fn state_detail(s: &ContainerStatus) -> String {
                 out.push_str(m);
             }
             out
-        }
-        None => String::new(),
+        });
+    match (message, last) {
+        (Some(m), Some(l)) => format!("{m}; {l}"),
+        (Some(m), None) => m,
+        (None, Some(l)) => l,
+        (None, None) => String::new(),
     }
 }
 
@@ -366,7 +370,10 @@ mod tests {
         let rows = container_rows(&p);
         let words: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
         assert_eq!(words, ["Signal:9", "Running", "CrashLoopBackOff", "Unknown"]);
-        assert!(rows[2].detail.starts_with("back-off 40s"), "{:?}", rows[2]);
+        assert_eq!(
+            rows[2].detail,
+            "back-off 40s restarting failed container=c pod=p_default(u); last: StartError (exit 128)"
+        );
         assert_eq!(rows[3].restarts, 0);
     }
 }
