@@ -369,7 +369,10 @@ mod tests {
         }));
         let rows = container_rows(&p);
         let words: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
-        assert_eq!(words, ["Signal:9", "Running", "CrashLoopBackOff", "Unknown"]);
+        assert_eq!(
+            words,
+            ["Signal:9", "Running", "CrashLoopBackOff", "Unknown"]
+        );
         assert_eq!(
             rows[2].detail,
             "back-off 40s restarting failed container=c pod=p_default(u); last: StartError (exit 128)"

@@ -349,7 +349,9 @@ impl Ctx {
             // The sandbox is destroyed once every container process is gone (end of `run_pod`).
             Action::StopSandbox => {}
             Action::Event(e) => {
-                let started = (e.reason == "Started").then(|| e.container.clone()).flatten();
+                let started = (e.reason == "Started")
+                    .then(|| e.container.clone())
+                    .flatten();
                 let _ = self.notices.send(Notice::Event(e, at));
                 if let Some(name) = started {
                     self.release_logs(&name);

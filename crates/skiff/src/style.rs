@@ -91,9 +91,8 @@ impl Style {
     pub fn stdout() -> Self {
         static S: OnceLock<bool> = OnceLock::new();
         Style {
-            color: *S.get_or_init(|| {
-                decide(&ColorEnv::from_process(), std::io::stdout().is_terminal())
-            }),
+            color: *S
+                .get_or_init(|| decide(&ColorEnv::from_process(), std::io::stdout().is_terminal())),
         }
     }
 
@@ -101,9 +100,8 @@ impl Style {
     pub fn stderr() -> Self {
         static S: OnceLock<bool> = OnceLock::new();
         Style {
-            color: *S.get_or_init(|| {
-                decide(&ColorEnv::from_process(), std::io::stderr().is_terminal())
-            }),
+            color: *S
+                .get_or_init(|| decide(&ColorEnv::from_process(), std::io::stderr().is_terminal())),
         }
     }
 

@@ -166,7 +166,8 @@ fn t1_second_sigint_kills_at_once() {
     assert_eq!(headline, "skiff: pod sigint-twice stopped (SIGINT)");
     assert!(
         out.stderr.lines().any(|l| l.starts_with("app ")
-            && l.split_whitespace().collect::<Vec<_>>()[..5] == ["app", "app", "Error", "137", "0"]),
+            && l.split_whitespace().collect::<Vec<_>>()[..5]
+                == ["app", "app", "Error", "137", "0"]),
         "{}",
         out.stderr
     );

@@ -113,7 +113,9 @@ fn success_is_one_line_and_output_goes_to_stdout() {
     assert!(out.stdout.contains("[app] hello\n"), "{}", out.stdout);
     assert!(out.stdout.contains("[setup] set up\n"), "{}", out.stdout);
     assert!(
-        out.stdout.lines().all(|l| l.starts_with('[') && !l.starts_with("[event]")),
+        out.stdout
+            .lines()
+            .all(|l| l.starts_with('[') && !l.starts_with("[event]")),
         "only container lines on stdout:\n{}",
         out.stdout
     );
@@ -149,7 +151,14 @@ fn failure_prints_a_table_per_container() {
     assert_eq!(s[0], "skiff: pod broken Failed (Error)", "{}", out.stderr);
     assert_eq!(
         cells(s[1]),
-        ["CONTAINER", "KIND", "STATUS", "EXIT", "RESTARTS", "REASON/MESSAGE"]
+        [
+            "CONTAINER",
+            "KIND",
+            "STATUS",
+            "EXIT",
+            "RESTARTS",
+            "REASON/MESSAGE"
+        ]
     );
     assert_eq!(cells(s[2]), ["setup", "init", "Completed", "0", "0"]);
     assert_eq!(cells(s[3]), ["side", "sidecar", "Completed", "0", "0"]);
@@ -160,7 +169,10 @@ fn failure_prints_a_table_per_container() {
     assert_eq!(cells(s[5]), ["good", "app", "Completed", "0", "0"]);
     assert_eq!(s.len(), 6, "{}", out.stderr);
     // Columns line up (kubectl's tabwriter style).
-    let col = |l: &str| l.find(char::is_whitespace).map(|i| i + l[i..].len() - l[i..].trim_start().len());
+    let col = |l: &str| {
+        l.find(char::is_whitespace)
+            .map(|i| i + l[i..].len() - l[i..].trim_start().len())
+    };
     assert_eq!(col(s[1]), col(s[4]), "{s:#?}");
     assert!(!out.stderr.contains(ESC));
 }
@@ -200,16 +212,16 @@ fn exit_code_from_a_container() {
 #[test]
 fn sigterm_stops_the_pod_and_exits_143() {
     let t = TestDir::new("sum-term");
-    let manifest = t.manifest(pod(
-        "term",
-        "Always",
-        vec![],
-        vec![container("app", SERVE)],
-    ));
+    let manifest = t.manifest(pod("term", "Always", vec![], vec![container("app", SERVE)]));
     let child = spawn(&["run", "-f", manifest.to_str().unwrap()]);
     let pid = child.id();
     assert!(
-        wait_until(Duration::from_secs(20), || !all(&t.log(), "app", "Starting").is_empty()),
+        wait_until(Duration::from_secs(20), || !all(
+            &t.log(),
+            "app",
+            "Starting"
+        )
+        .is_empty()),
         "app never started"
     );
     signal(pid, "TERM");
@@ -226,15 +238,14 @@ fn sigterm_stops_the_pod_and_exits_143() {
 #[test]
 fn timeout_takes_go_durations() {
     let t = TestDir::new("sum-go");
-    let manifest = t.manifest(pod(
-        "go",
-        "Always",
-        vec![],
-        vec![container("app", SERVE)],
-    ));
+    let manifest = t.manifest(pod("go", "Always", vec![], vec![container("app", SERVE)]));
     let out = run_env(&manifest, &["--timeout", "1500ms"], &[]);
     assert_eq!(out.code, Some(124), "stderr:\n{}", out.stderr);
-    assert!(out.elapsed >= Duration::from_millis(1500), "{:?}", out.elapsed);
+    assert!(
+        out.elapsed >= Duration::from_millis(1500),
+        "{:?}",
+        out.elapsed
+    );
     assert!(out.elapsed < Duration::from_secs(12), "{:?}", out.elapsed);
     assert_eq!(
         summary(&out.stderr, "go")[0],
@@ -270,7 +281,10 @@ fn timeout_takes_go_durations() {
 fn runtime_class_and_commands_are_checked_before_anything_starts() {
     let t = TestDir::new("sum-rc");
     let mut p = good_pod("norc");
-    p["spec"].as_object_mut().unwrap().remove("runtimeClassName");
+    p["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("runtimeClassName");
     let manifest = t.manifest(p);
     let out = run_env(&manifest, &[], &[]);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
@@ -333,7 +347,11 @@ fn colour_policy_terminal_pipes_no_color_clicolor_force() {
         "{}",
         forced.stdout
     );
-    assert!(forced.stderr.contains("\u{1b}[2m[event] "), "{}", forced.stderr);
+    assert!(
+        forced.stderr.contains("\u{1b}[2m[event] "),
+        "{}",
+        forced.stderr
+    );
     assert!(
         forced
             .stderr
@@ -342,18 +360,30 @@ fn colour_policy_terminal_pipes_no_color_clicolor_force() {
         forced.stderr
     );
 
-    let both = run_env(&manifest, &[], &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]);
+    let both = run_env(
+        &manifest,
+        &[],
+        &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")],
+    );
     assert!(!both.stdout.contains(ESC) && !both.stderr.contains(ESC));
 
     let tty = run_in_terminal(&manifest, &[]);
     assert_eq!(tty.code, Some(0), "{}", tty.stdout);
-    assert!(tty.stdout.contains("\u{1b}[36m[setup]\u{1b}[0m set up"), "{}", tty.stdout);
+    assert!(
+        tty.stdout.contains("\u{1b}[36m[setup]\u{1b}[0m set up"),
+        "{}",
+        tty.stdout
+    );
     assert!(tty.stdout.contains("\u{1b}[2m[event] "), "{}", tty.stdout);
 
     for env in [[("NO_COLOR", "1")], [("TERM", "dumb")]] {
         let plain = run_in_terminal(&manifest, &env);
         assert_eq!(plain.code, Some(0), "{}", plain.stdout);
-        assert!(plain.stdout.contains("[setup] set up"), "{env:?}: {}", plain.stdout);
+        assert!(
+            plain.stdout.contains("[setup] set up"),
+            "{env:?}: {}",
+            plain.stdout
+        );
         assert!(!plain.stdout.contains(ESC), "{env:?}: {}", plain.stdout);
     }
 }
@@ -373,11 +403,18 @@ fn notices_are_plain_skiff_lines() {
         .collect();
     assert!(!debug.is_empty(), "{}", out.stderr);
     for l in &debug {
-        assert!(l.starts_with("skiff: debug: skiff_node::runtime: container started id="), "{l}");
+        assert!(
+            l.starts_with("skiff: debug: skiff_node::runtime: container started id="),
+            "{l}"
+        );
     }
     assert!(!out.stderr.contains(ESC));
     assert!(!out.stderr.contains(" DEBUG "), "{}", out.stderr);
-    let forced = run_env(&manifest, &[], &[("SKIFF_LOG", "debug"), ("CLICOLOR_FORCE", "1")]);
+    let forced = run_env(
+        &manifest,
+        &[],
+        &[("SKIFF_LOG", "debug"), ("CLICOLOR_FORCE", "1")],
+    );
     assert!(
         forced.stderr.contains("skiff: \u{1b}[34mdebug\u{1b}[0m: "),
         "{}",
@@ -424,7 +461,11 @@ fn container_lines_come_after_their_started_event() {
     let again = pos(&|l| l.contains("Started: Started container flaky (x2 over "))
         .unwrap_or_else(|| panic!("restart's Started not counted:\n{}", out.stderr));
     let run1 = pos(&|l| l == "[flaky] run-1").unwrap();
-    assert!(first < run0 && run0 < again && again < run1, "{}", out.stderr);
+    assert!(
+        first < run0 && run0 < again && again < run1,
+        "{}",
+        out.stderr
+    );
 }
 
 // Issue 8 item 8: repeated events are counted like the kubelet's correlator instead of one

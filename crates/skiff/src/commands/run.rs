@@ -54,15 +54,15 @@ pub struct Args {
     /// after the timeout is killed.
     #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse_flag)]
     timeout: Option<Duration>,
-    /// Print the final Pod (spec after defaulting, status) to stdout at exit; container output
-    /// then goes to stderr.
-    #[arg(short = 'o', long = "output", value_enum)]
-    output: Option<Format>,
     /// Exit with this container's exit code (its last termination) when the pod ends by itself,
     /// as `docker compose up --exit-code-from`; a stop (signal, `--timeout`) still exits
     /// 130/143/124.
     #[arg(long, value_name = "CONTAINER")]
     exit_code_from: Option<String>,
+    /// Print the final Pod (spec after defaulting, status) to stdout at exit; container output
+    /// then goes to stderr.
+    #[arg(short = 'o', long = "output", value_enum)]
+    output: Option<Format>,
     /// Keep logs and per-container files here (`pods/<ns>_<name>_<uid>/<container>/<n>.log`).
     /// Without it a temporary directory is used and removed at exit.
     #[arg(long, value_name = "DIR")]
@@ -175,15 +175,16 @@ fn runnable(pod: &Pod, source: &str) -> Result<(), String> {
     ]
     .into_iter()
     .flat_map(|(list, cs)| {
-        cs.iter().enumerate().filter_map(move |(i, c)| {
-            c.command.as_ref().is_none_or(Vec::is_empty).then(|| {
+        cs.iter()
+            .enumerate()
+            .filter(|(_, c)| c.command.as_ref().is_none_or(Vec::is_empty))
+            .map(move |(i, c)| {
                 format!(
                     "  spec.{list}[{i}].command: Required value: container {:?} (image {:?}) has no command",
                     c.name,
                     c.image.as_deref().unwrap_or("")
                 )
             })
-        })
     })
     .collect();
     if missing.is_empty() {
@@ -200,7 +201,12 @@ fn names_a_container(pod: &Pod, name: &str) -> Result<(), String> {
     let names: Vec<&str> = pod
         .spec
         .iter()
-        .flat_map(|s| s.init_containers.iter().flatten().chain(s.containers.iter()))
+        .flat_map(|s| {
+            s.init_containers
+                .iter()
+                .flatten()
+                .chain(s.containers.iter())
+        })
         .map(|c| c.name.as_str())
         .collect();
     if names.contains(&name) {
@@ -393,7 +399,11 @@ impl Summary {
             }
         };
         if let (Some(from), Ending::Finished) = (exit_code_from, ending) {
-            match rows.iter().find(|r| r.name == from).and_then(|r| r.exit_code) {
+            match rows
+                .iter()
+                .find(|r| r.name == from)
+                .and_then(|r| r.exit_code)
+            {
                 Some(c) => {
                     code = u8::try_from(c).unwrap_or(exit::FAILURE);
                     headline.push_str(&format!("; exit code {c} from container {from}"));
@@ -418,7 +428,14 @@ impl Summary {
         if self.ok {
             return;
         }
-        let header = ["CONTAINER", "KIND", "STATUS", "EXIT", "RESTARTS", "REASON/MESSAGE"];
+        let header = [
+            "CONTAINER",
+            "KIND",
+            "STATUS",
+            "EXIT",
+            "RESTARTS",
+            "REASON/MESSAGE",
+        ];
         let cells: Vec<[String; 6]> = self
             .rows
             .iter()
