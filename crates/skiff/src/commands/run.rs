@@ -778,3 +778,103 @@ fn names(message: &str, name: &str) -> bool {
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
         .any(|w| w == name)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn failed_pod() -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web"},
+            "spec": {"containers": [{"name": "a"}, {"name": "b"}]},
+            "status": {"phase": "Failed", "containerStatuses": [
+                {"name": "a", "ready": false, "restartCount": 1, "image": "", "imageID": "",
+                 "state": {"terminated": {"exitCode": 300, "reason": "Error"}}},
+                {"name": "b", "ready": false, "restartCount": 0, "image": "", "imageID": "",
+                 "state": {"waiting": {"reason": "PodInitializing"}}},
+            ]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_stop_is_never_called_a_failure() {
+        let pod = failed_pod();
+        for (ending, code, headline) in [
+            (Ending::Interrupted, 130, "pod web stopped (SIGINT)"),
+            (Ending::Terminated, 143, "pod web stopped (SIGTERM)"),
+            (
+                Ending::TimedOut(Duration::from_secs(90)),
+                124,
+                "pod web stopped after --timeout 1m30s",
+            ),
+            (Ending::Finished, 1, "pod web Failed (Error)"),
+        ] {
+            // --exit-code-from does not override a stop.
+            let s = Summary::of(&pod, ending, Some("a"));
+            if ending == Ending::Finished {
+                assert_eq!(s.code, 1, "300 is no exit code: 1");
+                assert_eq!(
+                    s.headline,
+                    format!("{headline}; exit code 300 from container a")
+                );
+            } else {
+                assert_eq!(s.code, code);
+                assert_eq!(s.headline, headline);
+            }
+            assert_eq!(s.rows.len(), 2);
+        }
+        let s = Summary::of(&pod, Ending::Finished, Some("b"));
+        assert_eq!(s.code, 1);
+        assert!(s
+            .headline
+            .ends_with("; container b never terminated, exit 1"));
+    }
+
+    #[test]
+    fn success_counts_containers_and_restarts() {
+        let mut pod = failed_pod();
+        pod.status.as_mut().unwrap().phase = Some("Succeeded".into());
+        let s = Summary::of(&pod, Ending::Finished, None);
+        assert_eq!((s.code, s.ok), (0, true));
+        assert_eq!(s.headline, "pod web Succeeded (2 containers, 1 restart)");
+    }
+
+    #[test]
+    fn messages_are_one_printable_line() {
+        assert_eq!(one_line("boom", 10), "boom");
+        assert_eq!(one_line("\n  first\nsecond", 10), "first…");
+        assert_eq!(one_line("0123456789abc", 10), "0123456789…");
+        assert_eq!(one_line("a\u{1b}[2Jb", 10), "a\\u{1b}[2Jb");
+        assert_eq!(
+            printable("x\u{1b}]0;pwned\u{7}y"),
+            "x\\u{1b}]0;pwned\\u{7}y"
+        );
+        assert_eq!(printable("plain"), "plain");
+    }
+
+    #[test]
+    fn events_name_their_container_unless_the_message_does() {
+        assert!(names("Started container web-1", "web-1"));
+        assert!(names("Created container: web", "web"));
+        assert!(!names("Created container: web-1", "web"));
+        assert!(!names("Readiness probe failed: ", "app"));
+        let line = Line {
+            event: Event {
+                type_: EventType::Warning,
+                reason: "Unhealthy".into(),
+                message: "Readiness probe failed: no".into(),
+                container: Some("app".into()),
+            },
+            at: Time::from_secs(7),
+            count: 5,
+            first: Time::from_secs(0),
+        };
+        assert_eq!(
+            format_event(&line, Style::with_color(false)),
+            "[event] 1970-01-01T00:00:07Z Warning Unhealthy: Readiness probe failed: no (app, x5 over 7s)"
+        );
+    }
+}
