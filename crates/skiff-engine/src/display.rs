@@ -139,3 +139,244 @@ pub fn display_status(pod: &Pod) -> DisplayStatus {
         restarts,
     }
 }
+
+/// The role of a container in its pod (the KIND column of `skiff run`'s summary).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContainerKindWord {
+    /// A regular init container.
+    Init,
+    /// An init container with `restartPolicy: Always` (native sidecar).
+    Sidecar,
+    /// An app container (`spec.containers`).
+    App,
+}
+
+impl ContainerKindWord {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerKindWord::Init => "init",
+            ContainerKindWord::Sidecar => "sidecar",
+            ContainerKindWord::App => "app",
+        }
+    }
+}
+
+/// One container of a pod as `skiff run`'s summary shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerRow {
+    pub name: String,
+    pub kind: ContainerKindWord,
+    /// The state as one word, kubectl's way: a terminated container's reason (`Completed`,
+    /// `Error`, `OOMKilled`, `StartError`, …, or `Signal:N` / `ExitCode:N` when the runtime
+    /// gave none), a waiting container's reason (`CrashLoopBackOff`, `PodInitializing`,
+    /// `CreateContainerConfigError`, …, or `Waiting`), `Running`; `Unknown` without a status.
+    pub status: String,
+    /// The exit code of a terminated state.
+    pub exit_code: Option<i32>,
+    pub restarts: i32,
+    /// The current state's message, then (after a restart) the previous termination:
+    /// `last: Error (exit 1)` and its message. Possibly multi-line (termination messages).
+    pub detail: String,
+}
+
+fn state_word(s: &ContainerStatus) -> String {
+    let Some(state) = s.state.as_ref() else {
+        return "Unknown".into();
+    };
+    if state.terminated.is_some() {
+        return terminated_reason("", s).unwrap_or_default();
+    }
+    if let Some(w) = &state.waiting {
+        return match w.reason.as_deref() {
+            Some(r) if !r.is_empty() => r.to_string(),
+            _ => "Waiting".into(),
+        };
+    }
+    if state.running.is_some() {
+        return "Running".into();
+    }
+    "Unknown".into()
+}
+
+fn state_detail(s: &ContainerStatus) -> String {
+    let state = s.state.as_ref();
+    let message = state
+        .and_then(|st| {
+            st.terminated
+                .as_ref()
+                .and_then(|t| t.message.clone())
+                .or_else(|| st.waiting.as_ref().and_then(|w| w.message.clone()))
+        })
+        .filter(|m| !m.trim().is_empty());
+    let last = s
+        .last_state
+        .as_ref()
+        .and_then(|l| l.terminated.as_ref())
+        .map(|t| {
+            let reason = match t.reason.as_deref() {
+                Some(r) if !r.is_empty() => r,
+                _ => "Terminated",
+            };
+            let mut out = format!("last: {reason} (exit {})", t.exit_code);
+            if let Some(m) = t.message.as_deref().filter(|m| !m.trim().is_empty()) {
+                out.push_str(": ");
+                out.push_str(m);
+            }
+            out
+        });
+    match (message, last) {
+        (Some(m), Some(l)) => format!("{m}; {l}"),
+        (Some(m), None) => m,
+        (None, Some(l)) => l,
+        (None, None) => String::new(),
+    }
+}
+
+/// Every container of `pod` in spec order (init containers, then apps) with its state as
+/// `skiff run`'s summary prints it. A container without a status gets `Unknown`.
+pub fn container_rows(pod: &Pod) -> Vec<ContainerRow> {
+    let Some(spec) = pod.spec.as_ref() else {
+        return Vec::new();
+    };
+    let empty = Default::default();
+    let status = pod.status.as_ref().unwrap_or(&empty);
+    let find = |list: &Option<Vec<ContainerStatus>>, name: &str| -> Option<ContainerStatus> {
+        list.iter().flatten().find(|s| s.name == name).cloned()
+    };
+    let row = |name: &str, kind: ContainerKindWord, s: Option<ContainerStatus>| match s {
+        Some(s) => ContainerRow {
+            name: name.to_string(),
+            kind,
+            status: state_word(&s),
+            exit_code: s
+                .state
+                .as_ref()
+                .and_then(|st| st.terminated.as_ref())
+                .map(|t| t.exit_code),
+            restarts: s.restart_count,
+            detail: state_detail(&s),
+        },
+        None => ContainerRow {
+            name: name.to_string(),
+            kind,
+            status: "Unknown".into(),
+            exit_code: None,
+            restarts: 0,
+            detail: String::new(),
+        },
+    };
+    let mut rows = Vec::new();
+    for c in spec.init_containers.iter().flatten() {
+        let kind = if c.restart_policy.as_deref() == Some("Always") {
+            ContainerKindWord::Sidecar
+        } else {
+            ContainerKindWord::Init
+        };
+        rows.push(row(
+            &c.name,
+            kind,
+            find(&status.init_container_statuses, &c.name),
+        ));
+    }
+    for c in &spec.containers {
+        rows.push(row(
+            &c.name,
+            ContainerKindWord::App,
+            find(&status.container_statuses, &c.name),
+        ));
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn rows_follow_the_spec_and_name_states_as_kubectl() {
+        let p = pod(json!({
+            "spec": {
+                "initContainers": [
+                    {"name": "setup"},
+                    {"name": "side", "restartPolicy": "Always"},
+                ],
+                "containers": [{"name": "web"}, {"name": "b-job"}, {"name": "never"}],
+            },
+            "status": {
+                "initContainerStatuses": [
+                    {"name": "setup", "ready": true, "restartCount": 0, "image": "", "imageID": "",
+                     "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}},
+                    {"name": "side", "ready": false, "restartCount": 2, "image": "", "imageID": "",
+                     "state": {"terminated": {"exitCode": 0, "reason": "Completed"}},
+                     "lastState": {"terminated": {"exitCode": 1, "reason": "Error",
+                                                  "message": "boom"}}},
+                ],
+                "containerStatuses": [
+                    {"name": "b-job", "ready": false, "restartCount": 0, "image": "", "imageID": "",
+                     "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}},
+                    {"name": "never", "ready": false, "restartCount": 0, "image": "", "imageID": "",
+                     "state": {"waiting": {"reason": "CreateContainerConfigError",
+                                           "message": "configmap \"x\" not found"}}},
+                    {"name": "web", "ready": false, "restartCount": 3, "image": "", "imageID": "",
+                     "state": {"terminated": {"exitCode": 2, "signal": 0}}},
+                ],
+            },
+        }));
+        let rows = container_rows(&p);
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["setup", "side", "web", "b-job", "never"]);
+        let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
+        assert_eq!(kinds, ["init", "sidecar", "app", "app", "app"]);
+        let words: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
+        assert_eq!(
+            words,
+            [
+                "Completed",
+                "Completed",
+                "ExitCode:2",
+                "OOMKilled",
+                "CreateContainerConfigError"
+            ]
+        );
+        assert_eq!(rows[1].detail, "last: Error (exit 1): boom");
+        assert_eq!(rows[1].restarts, 2);
+        assert_eq!(rows[2].exit_code, Some(2));
+        assert_eq!(rows[4].exit_code, None);
+        assert_eq!(rows[4].detail, "configmap \"x\" not found");
+        assert_eq!(rows[0].detail, "");
+    }
+
+    #[test]
+    fn signal_running_waiting_and_missing_statuses() {
+        let p = pod(json!({
+            "spec": {"containers": [{"name": "a"}, {"name": "b"}, {"name": "c"}, {"name": "d"}]},
+            "status": {"containerStatuses": [
+                {"name": "a", "ready": true, "restartCount": 0, "image": "", "imageID": "",
+                 "state": {"terminated": {"exitCode": 0, "signal": 9}}},
+                {"name": "b", "ready": true, "restartCount": 0, "image": "", "imageID": "",
+                 "state": {"running": {}}},
+                {"name": "c", "ready": false, "restartCount": 4, "image": "", "imageID": "",
+                 "state": {"waiting": {"reason": "CrashLoopBackOff",
+                    "message": "back-off 40s restarting failed container=c pod=p_default(u)"}},
+                 "lastState": {"terminated": {"exitCode": 128, "reason": "StartError"}}},
+            ]},
+        }));
+        let rows = container_rows(&p);
+        let words: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
+        assert_eq!(
+            words,
+            ["Signal:9", "Running", "CrashLoopBackOff", "Unknown"]
+        );
+        assert_eq!(
+            rows[2].detail,
+            "back-off 40s restarting failed container=c pod=p_default(u); last: StartError (exit 128)"
+        );
+        assert_eq!(rows[3].restarts, 0);
+    }
+}

@@ -16,7 +16,7 @@ mod status;
 mod time;
 mod update;
 
-pub use display::{display_status, DisplayStatus};
+pub use display::{container_rows, display_status, ContainerKindWord, ContainerRow, DisplayStatus};
 pub use engine::PodEngine;
 pub use spec::{ContainerKind, ProbeKind, RestartPolicy};
 pub use time::{go_duration, Time};

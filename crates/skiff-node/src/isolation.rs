@@ -166,6 +166,14 @@ impl ContainerSetup {
             // when it has one of its own, so /proc inside shows the container's processes.
             match base.with_container_ns_of(pid, own_pid) {
                 Ok(j) => s.namespaces = Some(j),
+                // Gone already (a container that exits at once): it gets no exec, so this is
+                // no news for the user.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    tracing::debug!(
+                        pid,
+                        "container exited before its namespaces were opened for exec"
+                    )
+                }
                 Err(e) => {
                     tracing::warn!(pid, error = %e, "opening the container's mount namespace for exec")
                 }

@@ -13,7 +13,7 @@ use skiff_engine::{
     Action, ContainerKind, EngineConfig, EngineError, Event, Input, InstanceId, PodEngine,
     ProbeKind, Signal, Time,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::expand::expand_command_only_static;
 use crate::launch::{ContainerLaunch, EnvSources, PodIdentity, StartError};
@@ -25,6 +25,11 @@ use crate::sandbox::{PodObjects, PodSandbox, SandboxOptions};
 /// The kubelet runs postStart without a deadline of its own; skiff bounds it so a hung hook
 /// cannot wedge a pod forever.
 const POST_START_LIMIT: Duration = Duration::from_secs(600);
+
+/// Live log lines one container instance may have queued for the notice stream (held until
+/// its `Started` event, or waiting for a slow reader); past this, lines are dropped from the
+/// live stream (the CRI log file keeps them all), so a container never blocks on its output.
+const LIVE_LINES_PER_INSTANCE: usize = 1024;
 
 /// The wall clock in engine time. The only clock read on the pod's path.
 pub fn now() -> Time {
@@ -52,7 +57,8 @@ pub enum Command {
     KillNow,
 }
 
-/// What the worker reports while the pod runs.
+/// What the worker reports while the pod runs. A container instance's `Log` lines come after
+/// its `Started` event, never before.
 #[derive(Debug, Clone)]
 pub enum Notice {
     /// A Kubernetes event (Started, Killing, Unhealthy, BackOff, …) at a time.
@@ -150,14 +156,6 @@ pub async fn run_pod(
         .collect();
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
-    let (log_tx, mut log_rx) = mpsc::channel::<LogLine>(4096);
-    // Forward live log lines; a slow reader loses lines, containers never block (logs module).
-    let log_notices = notices.clone();
-    let log_forwarder = tokio::spawn(async move {
-        while let Some(line) = log_rx.recv().await {
-            let _ = log_notices.send(Notice::Log(line));
-        }
-    });
 
     let mut ctx = Ctx {
         runtime,
@@ -172,8 +170,10 @@ pub async fn run_pod(
         sandbox: None,
         data_dir: cfg.data_dir,
         tx,
-        log_tx,
         notices,
+        log_gates: HashMap::new(),
+        awaiting_started: HashMap::new(),
+        log_forwarders: Vec::new(),
         containers: HashMap::new(),
         all_containers: Vec::new(),
     };
@@ -241,8 +241,12 @@ pub async fn run_pod(
         .spec
         .as_ref()
         .map(|s| skiff_model::resources::qos_class(s).as_str().to_string());
+    // Dropping the gates releases lines of an instance whose Started event never came.
+    let forwarders = std::mem::take(&mut ctx.log_forwarders);
     drop(ctx);
-    let _ = log_forwarder.await;
+    for f in forwarders {
+        let _ = f.await;
+    }
     Ok(status)
 }
 
@@ -263,8 +267,14 @@ struct Ctx {
     specs: HashMap<String, Container>,
     data_dir: PathBuf,
     tx: mpsc::UnboundedSender<Msg>,
-    log_tx: mpsc::Sender<LogLine>,
     notices: mpsc::UnboundedSender<Notice>,
+    /// Per instance: opening it lets the instance's live log lines through (see
+    /// [`Ctx::release_logs`]).
+    log_gates: HashMap<InstanceId, oneshot::Sender<()>>,
+    /// The instance whose `Started` event the engine is about to emit, by container name.
+    awaiting_started: HashMap<String, InstanceId>,
+    /// One task per instance forwarding its live lines to `notices`.
+    log_forwarders: Vec<tokio::task::JoinHandle<()>>,
     /// Live instances by id.
     containers: HashMap<InstanceId, Arc<HostContainer>>,
     /// Every instance ever started, to await their cleanup at the end.
@@ -281,6 +291,7 @@ impl Ctx {
                 container,
             } => {
                 let at = to_time(container.started_at());
+                self.awaiting_started.insert(name.clone(), instance);
                 self.containers.insert(instance, container.clone());
                 self.all_containers.push(container);
                 engine.handle(Input::ContainerStarted { name, instance, at }, now());
@@ -352,7 +363,13 @@ impl Ctx {
             // The sandbox is destroyed once every container process is gone (end of `run_pod`).
             Action::StopSandbox => {}
             Action::Event(e) => {
+                let started = (e.reason == "Started")
+                    .then(|| e.container.clone())
+                    .flatten();
                 let _ = self.notices.send(Notice::Event(e, at));
+                if let Some(name) = started {
+                    self.release_logs(&name);
+                }
             }
             Action::StartContainer {
                 name,
@@ -386,6 +403,42 @@ impl Ctx {
                 }
             }
         }
+    }
+
+    /// Lets the live log lines of `name`'s just-started instance through, now that its
+    /// `Started` event is in the notice stream: the runtime pumps output from the moment the
+    /// process exists, before the engine has even heard of the start, so without this gate
+    /// a fast container's first lines would come before its Started event.
+    fn release_logs(&mut self, name: &str) {
+        if let Some(instance) = self.awaiting_started.remove(name) {
+            if let Some(gate) = self.log_gates.remove(&instance) {
+                let _ = gate.send(());
+            }
+        }
+    }
+
+    /// The live log channel of a new instance, and its forwarder held at the gate.
+    fn live_logs(&mut self, instance: InstanceId) -> mpsc::Sender<LogLine> {
+        let (line_tx, mut line_rx) = mpsc::channel::<LogLine>(LIVE_LINES_PER_INSTANCE);
+        let (gate_tx, gate_rx) = oneshot::channel::<()>();
+        self.log_gates.insert(instance, gate_tx);
+        let notices = self.notices.clone();
+        self.log_forwarders.push(tokio::spawn(async move {
+            // An instance that never started closes its channel without a line: done.
+            let Some(first) = line_rx.recv().await else {
+                return;
+            };
+            // Opened, or dropped (the pod ended first): either way, forward from here on.
+            let _ = gate_rx.await;
+            let _ = notices.send(Notice::Log(first));
+            while let Some(line) = line_rx.recv().await {
+                let _ = notices.send(Notice::Log(line));
+            }
+        }));
+        // What finished instances left is dropped as they come and go (restart loops).
+        self.log_forwarders.retain(|f| !f.is_finished());
+        self.log_gates.retain(|_, g| !g.is_closed());
+        line_tx
     }
 
     fn create_sandbox(&self) {
@@ -459,7 +512,7 @@ impl Ctx {
         let runtime = self.runtime.clone();
         let prober = self.prober.clone();
         let tx = self.tx.clone();
-        let log_tx = self.log_tx.clone();
+        let log_tx = self.live_logs(instance);
         tokio::spawn(async move {
             let container = match runtime.start(launch, setup, Some(log_tx)).await {
                 Ok(c) => Arc::new(c),

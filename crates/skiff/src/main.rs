@@ -7,8 +7,11 @@
 #[macro_use]
 mod output;
 mod commands;
+mod duration;
+mod events;
 mod input;
 mod jsonpath;
+mod style;
 
 use std::process::ExitCode;
 
@@ -87,12 +90,51 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// skiff's own warnings and errors (tracing) read like its other notices: `skiff: warning:
+/// text key=value`, on stderr, coloured only per the colour policy ([`style`]), without module
+/// paths except at debug/trace level (`SKIFF_LOG=debug`), where they help.
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("SKIFF_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let style = style::Style::stderr();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| output::StderrWriter)
+        .with_ansi(style.color())
         .log_internal_errors(false)
+        .event_format(NoticeFormat { style })
         .try_init();
+}
+
+struct NoticeFormat {
+    style: style::Style,
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for NoticeFormat
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        use tracing::Level;
+        let meta = event.metadata();
+        let (word, code) = match *meta.level() {
+            Level::ERROR => ("error", style::sgr::RED),
+            Level::WARN => ("warning", style::sgr::YELLOW),
+            Level::INFO => ("info", style::sgr::GREEN),
+            Level::DEBUG => ("debug", style::sgr::BLUE),
+            Level::TRACE => ("trace", style::sgr::MAGENTA),
+        };
+        write!(writer, "skiff: {}: ", self.style.paint(code, word))?;
+        if *meta.level() >= Level::DEBUG {
+            write!(writer, "{}: ", meta.target())?;
+        }
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
 }

@@ -29,14 +29,21 @@ fn serving_pod(name: &str) -> serde_json::Value {
 
 // T1, T4, T12 (CLI `--timeout`): when the time is up the pod is terminated gracefully — every
 // preStop starts at once, the app is signalled, the sidecar only after the app exited — and
-// skiff exits 124; apps that exited 0 on SIGTERM make the pod Succeeded (T12).
+// skiff exits 124 saying it stopped the pod (issue 8 item 5); apps that exited 0 on SIGTERM
+// make the pod Succeeded (T12). The timeout is a Go duration (issue 8 item 7).
 #[test]
 fn t1_t4_timeout_terminates_gracefully_exit_124() {
     let t = TestDir::new("t1-timeout");
-    let out = t.run(serving_pod("timeout"), &["--timeout", "2"]);
+    let out = t.run(serving_pod("timeout"), &["--timeout", "2s"]);
     let log = t.log();
     let r = render(&log);
     assert_eq!(out.code, Some(124), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("skiff: pod timeout stopped after --timeout 2s\n"),
+        "{}",
+        out.stderr
+    );
     assert!(out.elapsed >= Duration::from_secs(2), "{:?}", out.elapsed);
     assert!(out.elapsed < Duration::from_secs(15), "{:?}", out.elapsed);
     // T4: the sidecar's preStop does not wait for the app; its SIGTERM does.
@@ -54,7 +61,8 @@ fn t1_t4_timeout_terminates_gracefully_exit_124() {
     assert_eq!(status_of(&p, "app")["restartCount"], 0, "R2: no restart");
 }
 
-// T1: SIGINT to skiff terminates the pod gracefully (the same path as a deletion).
+// T1: SIGINT to skiff terminates the pod gracefully (the same path as a deletion); skiff
+// exits 130 and says the pod was stopped, even though it Succeeded (issue 8 item 5).
 #[test]
 fn t1_sigint_terminates_pod_gracefully() {
     let t = TestDir::new("t1-sigint");
@@ -87,16 +95,17 @@ fn t1_sigint_terminates_pod_gracefully() {
     );
     let p = out.pod();
     assert_eq!(p["status"]["phase"], "Succeeded", "T12: {:#}", p["status"]);
-    assert_eq!(
-        out.code,
-        Some(0),
-        "the pod Succeeded; stderr:\n{}",
+    assert_eq!(out.code, Some(130), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains("skiff: pod sigint stopped (SIGINT)\n"),
+        "{}",
         out.stderr
     );
 }
 
 // T1 (CLI): a second SIGINT kills at once, without waiting out the 30 s grace of a container
-// that ignores SIGTERM.
+// that ignores SIGTERM. The pod ends Failed (137s), but skiff reports a stop, not a failure:
+// exit 130, "stopped", and the table of what was killed.
 #[test]
 fn t1_second_sigint_kills_at_once() {
     let t = TestDir::new("t1-sigint2");
@@ -148,7 +157,20 @@ fn t1_second_sigint_kills_at_once() {
     let side = status_of(&p, "side");
     assert_eq!(side["state"]["terminated"]["exitCode"], 137, "{side:#}");
     assert_eq!(p["status"]["phase"], "Failed", "T12: {:#}", p["status"]);
-    assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
+    assert_eq!(out.code, Some(130), "stderr:\n{}", out.stderr);
+    let headline = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("skiff: pod sigint-twice "))
+        .unwrap_or_else(|| panic!("no summary:\n{}", out.stderr));
+    assert_eq!(headline, "skiff: pod sigint-twice stopped (SIGINT)");
+    assert!(
+        out.stderr.lines().any(|l| l.starts_with("app ")
+            && l.split_whitespace().collect::<Vec<_>>()[..5]
+                == ["app", "app", "Error", "137", "0"]),
+        "{}",
+        out.stderr
+    );
     assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
 }
 
