@@ -195,6 +195,11 @@ impl OutputFormat {
     }
 }
 
+/// One object in `format` (see [`OutputFormat::render_objects`]).
+pub fn render_object<T: Serialize>(value: &T, format: &OutputFormat) -> anyhow::Result<String> {
+    format.render_objects(&[serde_json::to_value(value)?])
+}
+
 /// `kind[.group]/name` as `kubectl -o name` prints it: `pod/web`, `deployment.apps/web`.
 pub fn name_of(object: &serde_json::Value) -> String {
     let kind = object

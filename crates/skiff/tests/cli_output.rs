@@ -71,3 +71,27 @@ fn completion_scripts_for_bash_zsh_fish() {
     assert_eq!(check.ok(), Some(true), "bash parses the script");
     assert_eq!(skiff(&["completion", "tcsh"]).status.code(), Some(2));
 }
+
+#[test]
+fn run_prints_the_final_pod_through_jsonpath_and_refuses_wide() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let file = dir.path().join("pod.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: once}\nspec:\n  runtimeClassName: host\n  restartPolicy: Never\n  containers:\n  - {name: app, image: busybox, command: [/bin/true]}\n",
+    )
+    .unwrap_or_else(|e| panic!("write: {e}"));
+    let file = file.to_string_lossy().into_owned();
+    let out = skiff(&["run", "-f", &file, "-o", "wide"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("output format \"wide\""));
+    let out = skiff(&[
+        "run",
+        "-f",
+        &file,
+        "-o",
+        "jsonpath={.status.phase} {.status.containerStatuses[0].state.terminated.reason}",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Succeeded Completed");
+}

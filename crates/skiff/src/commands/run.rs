@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use crate::events::{Correlator, Line};
 use crate::exit;
 use crate::input;
-use crate::output::{self, Format};
+use crate::output::{self, OutputFormat};
 use crate::style::{sgr, Style};
 
 /// Exit code when `--timeout` ended the pod (as coreutils `timeout`).
@@ -59,10 +59,10 @@ pub struct Args {
     /// 130/143/124.
     #[arg(long, value_name = "CONTAINER")]
     exit_code_from: Option<String>,
-    /// Print the final Pod (spec after defaulting, status) to stdout at exit; container output
-    /// then goes to stderr.
-    #[arg(short = 'o', long = "output", value_enum)]
-    output: Option<Format>,
+    /// Print the final Pod (spec after defaulting, status) to stdout at exit: json, yaml, name,
+    /// jsonpath=TEMPLATE or jsonpath-file=FILE; container output then goes to stderr.
+    #[arg(short = 'o', long = "output", value_parser = OutputFormat::parse)]
+    output: Option<OutputFormat>,
     /// Keep logs and per-container files here (`pods/<ns>_<name>_<uid>/<container>/<n>.log`).
     /// Without it a temporary directory is used and removed at exit.
     #[arg(long, value_name = "DIR")]
@@ -78,6 +78,14 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> u8 {
+    if let Some(Err(e)) = args
+        .output
+        .as_ref()
+        .map(|f| f.ensure(&["json", "yaml", "name", "jsonpath"]))
+    {
+        eprintln!("error: {e}");
+        return exit::BAD_INPUT;
+    }
     if let Some(n) = args.pod_max_pids {
         let settings = skiff_node::cgroups::CgroupSettings {
             pod_pids_limit: Some(n),
@@ -244,8 +252,8 @@ fn reject(mut pod: Pod, rejection: &skiff_model::admission::Rejection, args: &Ar
     printer.print(&Notice::Event(event, now));
     printer.finish();
     pod.status = Some(rejection.pod_status(pod.spec.as_ref(), now.to_meta()));
-    if let Some(format) = args.output {
-        match output::render(&pod, format) {
+    if let Some(format) = &args.output {
+        match output::render_object(&pod, format) {
             Ok(text) => {
                 print!("{text}");
                 std::io::stdout().flush().ok();
@@ -319,8 +327,8 @@ fn run_admitted(mut pod: Pod, objects: PodObjects, args: &Args) -> anyhow::Resul
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
 
     pod.status = Some(status);
-    if let Some(format) = args.output {
-        let text = output::render(&pod, format)?;
+    if let Some(format) = &args.output {
+        let text = output::render_object(&pod, format)?;
         print!("{text}");
         std::io::stdout().flush().ok();
     }
