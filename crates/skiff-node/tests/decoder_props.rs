@@ -150,11 +150,8 @@ fn raw_server() -> &'static (u16, Arc<Mutex<Vec<u8>>>) {
                     let data = shared.lock().unwrap().clone();
                     tokio::spawn(async move {
                         let mut buf = vec![0u8; 64 * 1024];
-                        let _ = tokio::time::timeout(
-                            Duration::from_millis(100),
-                            s.read(&mut buf),
-                        )
-                        .await;
+                        let _ = tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf))
+                            .await;
                         let _ = s.write_all(&data).await;
                         let _ = s.shutdown().await;
                         // Drain what the client still sends so that closing sends no RST.

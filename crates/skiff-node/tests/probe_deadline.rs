@@ -153,8 +153,8 @@ impl Prober for Pending {
 struct Panicking;
 
 impl Prober for Panicking {
-    fn probe(&self, _: &Probe, _: &ExecContext) -> impl Future<Output = ProbeResult> + Send {
-        async { panic!("prober bug") }
+    async fn probe(&self, _: &Probe, _: &ExecContext) -> ProbeResult {
+        panic!("prober bug")
     }
 }
 
@@ -248,7 +248,7 @@ fn blocking_hook_runner_of_every_kind_ends_at_its_timeout() {
         };
         let http = LifecycleHandler {
             http_get: Some(HTTPGetAction {
-                port: IntOrString::Int(9.into()),
+                port: IntOrString::Int(9),
                 path: Some("stop".into()),
                 ..Default::default()
             }),
@@ -290,7 +290,13 @@ fn pending_prober_is_cancelled_at_the_deadline() {
     };
     let f = fake.clone();
     let r = within(Duration::from_secs(5), move || async move {
-        probe_with_deadline(&f, probe_of("tcp", 81, 1), ctx(), Duration::from_millis(100)).await
+        probe_with_deadline(
+            &f,
+            probe_of("tcp", 81, 1),
+            ctx(),
+            Duration::from_millis(100),
+        )
+        .await
     });
     assert_eq!(r.outcome, ProbeOutcome::Failure);
     assert_eq!(r.output, "dial tcp 127.0.0.1:81: i/o timeout");
@@ -305,7 +311,13 @@ fn pending_prober_is_cancelled_at_the_deadline() {
 #[test]
 fn panicking_prober_is_an_error_result() {
     let r = within(Duration::from_secs(5), || async {
-        probe_with_deadline(&Panicking, probe_of("grpc", 1, 1), ctx(), Duration::from_secs(1)).await
+        probe_with_deadline(
+            &Panicking,
+            probe_of("grpc", 1, 1),
+            ctx(),
+            Duration::from_secs(1),
+        )
+        .await
     });
     assert_eq!(r.outcome, ProbeOutcome::Unknown);
     assert_eq!(r.output, "the probe ended without a result");
@@ -338,7 +350,10 @@ fn exec_command_is_killed_when_its_attempt_is_cut() {
         .unwrap();
     let t = Instant::now();
     while common::alive(pid) {
-        assert!(t.elapsed() < Duration::from_secs(3), "pid {pid} still alive");
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "pid {pid} still alive"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }

@@ -62,7 +62,7 @@ pub fn encode_request(service: &str) -> Vec<u8> {
     });
     let mut framed = Vec::with_capacity(5 + msg.len());
     framed.push(0); // not compressed
-    // The service name comes from the pod spec, whose size the API server bounds far below 4 GiB.
+                    // The service name comes from the pod spec, whose size the API server bounds far below 4 GiB.
     framed.extend_from_slice(&u32::try_from(msg.len()).unwrap_or(u32::MAX).to_be_bytes());
     framed.extend_from_slice(&msg);
     framed
@@ -298,7 +298,10 @@ mod tests {
         let e = decode_response(&frame(&[0x12, 5, b'x'])).unwrap_err();
         assert!(e.starts_with("rpc error: code = Internal desc = grpc: failed to unmarshal the received message: "), "{e}");
         // A varint of 11 bytes.
-        assert!(decode_response(&frame(&[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1])).is_err());
+        assert!(decode_response(&frame(&[
+            0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1
+        ]))
+        .is_err());
         assert_eq!(
             decode_response(&[]).unwrap_err(),
             "rpc error: code = Internal desc = cardinality violation: received no response message from non-streaming RPC"
@@ -311,9 +314,15 @@ mod tests {
             decode_response(&[0, 0, 0, 0, 3, 0x08]).unwrap_err(),
             "rpc error: code = Internal desc = unexpected EOF"
         );
-        assert!(decode_response(&[1, 0, 0, 0, 0]).unwrap_err().contains("compressed flag"));
-        assert!(decode_response(&[0, 0, 0, 0, 0, 0]).unwrap_err().contains("cardinality violation"));
-        assert!(decode_response(&[0, 0xff, 0xff, 0xff, 0xff]).unwrap_err().contains("larger than max"));
+        assert!(decode_response(&[1, 0, 0, 0, 0])
+            .unwrap_err()
+            .contains("compressed flag"));
+        assert!(decode_response(&[0, 0, 0, 0, 0, 0])
+            .unwrap_err()
+            .contains("cardinality violation"));
+        assert!(decode_response(&[0, 0xff, 0xff, 0xff, 0xff])
+            .unwrap_err()
+            .contains("larger than max"));
     }
 
     /// Issue 8 item 9: the 16-byte reply that wrapped the old hand-written decoder's position

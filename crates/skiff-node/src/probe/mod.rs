@@ -18,8 +18,8 @@ use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 
 use crate::reaper::{ExitStatus, Reaper};
-use deadline::AttemptError;
 use crate::runtime::ExecContext;
+use deadline::AttemptError;
 
 /// Output kept from exec probes (the kubelet's 10 KiB).
 pub const MAX_OUTPUT: usize = 10 * 1024;
@@ -336,7 +336,9 @@ fn probe_overran(p: &Probe, ctx: &ExecContext, limit: Duration) -> String {
 /// What a hook that overran the worker's deadline returns: its kind's own timeout result.
 fn hook_overran(h: &LifecycleHandler, ctx: &ExecContext, limit: Duration) -> Result<(), String> {
     if let Some(exec) = &h.exec {
-        return Err(exec_hook_timeout(exec.command.as_deref().unwrap_or_default()));
+        return Err(exec_hook_timeout(
+            exec.command.as_deref().unwrap_or_default(),
+        ));
     }
     if let Some(Ok((target, _))) = h.http_get.as_ref().map(|a| http_target(a, ctx)) {
         return Err(http_hook_timeout(&target.url()));
