@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::expand::expand_command_only_static;
 use crate::launch::{ContainerLaunch, EnvSources, PodIdentity, StartError};
 use crate::logs::LogLine;
-use crate::probe::{HookRunner, HostProber, ProbeOutcome, Prober};
+use crate::probe::{hook_with_deadline, probe_with_deadline, HostProber, ProbeOutcome};
 use crate::runtime::{HostContainer, HostRuntime, StopSignal};
 use crate::sandbox::{PodObjects, PodSandbox, SandboxOptions};
 
@@ -546,9 +546,13 @@ impl Ctx {
             if post_start {
                 let handler = spec.lifecycle.as_ref().and_then(|l| l.post_start.clone());
                 let (ok, message) = match handler {
-                    Some(h) => match prober
-                        .run_hook(&h, container.exec_context(), POST_START_LIMIT)
-                        .await
+                    Some(h) => match hook_with_deadline(
+                        &prober,
+                        h,
+                        container.exec_context().clone(),
+                        POST_START_LIMIT,
+                    )
+                    .await
                     {
                         Ok(()) => (true, String::new()),
                         Err(m) => (false, m),
@@ -596,20 +600,12 @@ impl Ctx {
         let prober = self.prober.clone();
         let tx = self.tx.clone();
         let limit = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(1000));
+        let exec_ctx = container.exec_context().clone();
         tokio::spawn(async move {
-            // The prober honours timeoutSeconds itself; this bound is a backstop.
-            let result = tokio::time::timeout(
-                limit + Duration::from_millis(500),
-                prober.probe(&probe, container.exec_context()),
-            )
-            .await;
-            let (ok, output) = match result {
-                Ok(r) => (r.outcome == ProbeOutcome::Success, r.output),
-                Err(_) => (
-                    false,
-                    format!("probe timed out after {}ms", limit.as_millis()),
-                ),
-            };
+            // The prober honours timeoutSeconds itself; the hard deadline holds even if it
+            // blocks (the attempt runs on a thread of its own).
+            let r = probe_with_deadline(&prober, probe, exec_ctx, limit).await;
+            let (ok, output) = (r.outcome == ProbeOutcome::Success, r.output);
             let _ = tx.send(Msg::Input(Input::ProbeResult {
                 name,
                 instance,
@@ -639,10 +635,8 @@ impl Ctx {
         let tx = self.tx.clone();
         let limit = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
         tokio::spawn(async move {
-            let ok = match prober
-                .run_hook(&handler, container.exec_context(), limit)
-                .await
-            {
+            let exec_ctx = container.exec_context().clone();
+            let ok = match hook_with_deadline(&prober, handler, exec_ctx, limit).await {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::info!(container = %name, "preStop hook failed: {e}");

@@ -1,5 +1,5 @@
 //! gRPC health checking (`grpc.health.v1.Health/Check`) over HTTP/2 with
-//! hyper; the two protobuf messages are encoded by hand.
+//! hyper; the two protobuf messages are prost-derived structs (no codegen step).
 //!
 //! The server is untrusted (it runs in the pod), so the reply is bounded as
 //! the kubelet's grpc-go client bounds it: one message of at most
@@ -26,8 +26,26 @@ const MAX_FRAME: u32 = 16 * 1024;
 /// Flow-control windows: what the server may send before we read it.
 const WINDOW: u32 = 1024 * 1024;
 
-/// `HealthCheckResponse.ServingStatus`.
-pub fn status_name(v: u64) -> String {
+/// `grpc.health.v1.HealthCheckRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct HealthCheckRequest {
+    #[prost(string, tag = "1")]
+    service: String,
+}
+
+/// `grpc.health.v1.HealthCheckResponse`. The status stays an `i32` (open enum): a number the
+/// proto does not name is reported as that number, as Go's generated `String()` does.
+#[derive(Clone, PartialEq, prost::Message)]
+struct HealthCheckResponse {
+    #[prost(int32, tag = "1")]
+    status: i32,
+}
+
+/// `HealthCheckResponse.ServingStatus.SERVING`.
+pub const SERVING: i32 = 1;
+
+/// `HealthCheckResponse.ServingStatus` by name.
+pub fn status_name(v: i32) -> String {
     match v {
         0 => "UNKNOWN".into(),
         1 => "SERVING".into(),
@@ -37,80 +55,73 @@ pub fn status_name(v: u64) -> String {
     }
 }
 
-/// gRPC message frame for `HealthCheckRequest { service = 1 }`.
+/// gRPC message frame (uncompressed, length-prefixed) for `HealthCheckRequest { service }`.
 pub fn encode_request(service: &str) -> Vec<u8> {
-    let mut msg = Vec::new();
-    if !service.is_empty() {
-        msg.push(0x0a); // field 1, length-delimited
-        put_varint(&mut msg, service.len() as u64);
-        msg.extend_from_slice(service.as_bytes());
-    }
+    let msg = prost::Message::encode_to_vec(&HealthCheckRequest {
+        service: service.to_string(),
+    });
     let mut framed = Vec::with_capacity(5 + msg.len());
     framed.push(0); // not compressed
-    framed.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+                    // The service name comes from the pod spec, whose size the API server bounds far below 4 GiB.
+    framed.extend_from_slice(&u32::try_from(msg.len()).unwrap_or(u32::MAX).to_be_bytes());
     framed.extend_from_slice(&msg);
     framed
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_varint(data: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = *data.get(*pos)?;
-        *pos += 1;
-        v |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Some(v);
+/// `HealthCheckResponse.status` from the reply body: exactly one gRPC message, as
+/// [`read_reply`] collected it (at most [`MAX_RECV_MESSAGE`] bytes after its prefix).
+///
+/// The protobuf is decoded by prost, not by hand: a hand-written decoder here once added a
+/// server-sent length to its position unchecked, and a 16-byte reply (a length-delimited
+/// field whose length varint is `2^64 - 11`) wrapped the position back to 0 and looped forever
+/// in release builds. prost checks every length against the bytes that remain, so decoding is
+/// linear in the message size and never reads past it.
+pub fn decode_response(body: &[u8]) -> Result<i32, String> {
+    let Some(prefix) = body.get(..5) else {
+        // No message at all, or a body cut inside the prefix (grpc-go's texts).
+        return Err(if body.is_empty() {
+            "rpc error: code = Internal desc = cardinality violation: received no response message from non-streaming RPC".into()
+        } else {
+            "rpc error: code = Internal desc = unexpected EOF".into()
+        });
+    };
+    match prefix[0] {
+        0 => {}
+        // No grpc-accept-encoding is sent, so a compressed reply is the server's error.
+        1 => {
+            return Err("rpc error: code = Internal desc = grpc: compressed flag set with identity or empty encoding".into())
+        }
+        other => {
+            return Err(format!(
+                "rpc error: code = Internal desc = grpc: received unexpected payload format {other}"
+            ))
         }
     }
-    None
+    let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+    if len > MAX_RECV_MESSAGE {
+        return Err(too_large(len));
+    }
+    let msg = body
+        .get(5..5 + len)
+        .ok_or("rpc error: code = Internal desc = unexpected EOF")?;
+    if body.len() > 5 + len {
+        return Err(CARDINALITY.into());
+    }
+    <HealthCheckResponse as prost::Message>::decode(msg)
+        .map(|r| r.status)
+        .map_err(|e| {
+            format!(
+                "rpc error: code = Internal desc = grpc: failed to unmarshal the received message: {e}"
+            )
+        })
 }
 
-/// `HealthCheckResponse.status` from one gRPC frame (0 when absent).
-pub fn decode_response(frame: &[u8]) -> Result<u64, String> {
-    if frame.len() < 5 {
-        return Err("short gRPC frame".into());
-    }
-    if frame[0] != 0 {
-        return Err("compressed gRPC response not supported".into());
-    }
-    let len = u32::from_be_bytes([frame[1], frame[2], frame[3], frame[4]]) as usize;
-    let msg = frame
-        .get(5..5usize.saturating_add(len))
-        .ok_or("truncated gRPC frame")?;
-    let mut pos = 0usize;
-    let mut status = 0;
-    while pos < msg.len() {
-        let key = get_varint(msg, &mut pos).ok_or("bad protobuf")?;
-        // Lengths come from the server: never let them overflow `pos`.
-        let skip = match (key >> 3, key & 7) {
-            (1, 0) => {
-                status = get_varint(msg, &mut pos).ok_or("bad protobuf")?;
-                0
-            }
-            (_, 0) => {
-                get_varint(msg, &mut pos).ok_or("bad protobuf")?;
-                0
-            }
-            (_, 1) => 8,
-            (_, 5) => 4,
-            (_, 2) => get_varint(msg, &mut pos).ok_or("bad protobuf")?,
-            _ => return Err("bad protobuf wire type".into()),
-        };
-        pos = usize::try_from(skip)
-            .ok()
-            .and_then(|s| pos.checked_add(s))
-            .filter(|&p| p <= msg.len())
-            .ok_or("bad protobuf")?;
-    }
-    Ok(status)
+const CARDINALITY: &str = "rpc error: code = Internal desc = cardinality violation: expected <EOF> for non server-streaming RPCs, but received another message";
+
+fn too_large(len: usize) -> String {
+    format!(
+        "rpc error: code = ResourceExhausted desc = grpc: received message larger than max ({len} vs. {MAX_RECV_MESSAGE})"
+    )
 }
 
 fn code_name(code: &str) -> &str {
@@ -135,7 +146,7 @@ pub async fn check(
     port: u16,
     service: &str,
     netns: Option<&std::os::fd::OwnedFd>,
-) -> Result<u64, String> {
+) -> Result<i32, String> {
     let tcp = crate::namespaces::connect_tcp(netns, host, port)
         .await
         .map_err(|e| {
@@ -234,20 +245,18 @@ async fn read_reply(
     Ok((buf, trailers))
 }
 
-/// Where the first message in `buf` ends; an error once `buf` shows a message over the limit
+/// Where the first message in `buf` ends (pure: `pub` for the decoder property tests); an error once `buf` shows a message over the limit
 /// or the start of a second one.
-fn message_end(buf: &[u8]) -> Result<usize, String> {
+pub fn message_end(buf: &[u8]) -> Result<usize, String> {
     if buf.len() < 5 {
         return Ok(5);
     }
     let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
     if len > MAX_RECV_MESSAGE {
-        return Err(format!(
-            "rpc error: code = ResourceExhausted desc = grpc: received message larger than max ({len} vs. {MAX_RECV_MESSAGE})"
-        ));
+        return Err(too_large(len));
     }
     if buf.len() > 5 + len {
-        return Err("rpc error: code = Internal desc = cardinality violation: expected <EOF> for non server-streaming RPCs, but received another message".into());
+        return Err(CARDINALITY.into());
     }
     Ok(5 + len)
 }
@@ -256,6 +265,13 @@ fn message_end(buf: &[u8]) -> Result<usize, String> {
 mod tests {
     use super::*;
 
+    fn frame(msg: &[u8]) -> Vec<u8> {
+        let mut f = vec![0];
+        f.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+        f.extend_from_slice(msg);
+        f
+    }
+
     #[test]
     fn protobuf_roundtrip() {
         assert_eq!(encode_request(""), vec![0, 0, 0, 0, 0]);
@@ -263,17 +279,102 @@ mod tests {
             encode_request("ab"),
             vec![0, 0, 0, 0, 4, 0x0a, 2, b'a', b'b']
         );
-        assert_eq!(decode_response(&[0, 0, 0, 0, 2, 0x08, 1]), Ok(1));
-        assert_eq!(decode_response(&[0, 0, 0, 0, 0]), Ok(0));
-        // Unknown fields are skipped.
+        assert_eq!(decode_response(&frame(&[0x08, 1])), Ok(SERVING));
+        assert_eq!(decode_response(&frame(&[])), Ok(0));
+        // Unknown fields are skipped, whatever their wire type.
         assert_eq!(
-            decode_response(&[0, 0, 0, 0, 6, 0x12, 1, b'x', 0x08, 2, 0]).ok(),
-            None
-        );
-        assert_eq!(
-            decode_response(&[0, 0, 0, 0, 5, 0x12, 1, b'x', 0x08, 2]),
+            decode_response(&frame(&[0x12, 1, b'x', 0x08, 2, 0x1d, 1, 2, 3, 4])),
             Ok(2)
         );
+        // A status number the proto does not name is kept (and named by its number).
+        assert_eq!(decode_response(&frame(&[0x08, 7])), Ok(7));
         assert_eq!(status_name(2), "NOT_SERVING");
+        assert_eq!(status_name(7), "7");
+    }
+
+    #[test]
+    fn malformed_replies_are_errors() {
+        // A field cut inside its value.
+        let e = decode_response(&frame(&[0x12, 5, b'x'])).unwrap_err();
+        assert!(e.starts_with("rpc error: code = Internal desc = grpc: failed to unmarshal the received message: "), "{e}");
+        // A varint of 11 bytes.
+        assert!(decode_response(&frame(&[
+            0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1
+        ]))
+        .is_err());
+        assert_eq!(
+            decode_response(&[]).unwrap_err(),
+            "rpc error: code = Internal desc = cardinality violation: received no response message from non-streaming RPC"
+        );
+        assert_eq!(
+            decode_response(&[0, 0, 0]).unwrap_err(),
+            "rpc error: code = Internal desc = unexpected EOF"
+        );
+        assert_eq!(
+            decode_response(&[0, 0, 0, 0, 3, 0x08]).unwrap_err(),
+            "rpc error: code = Internal desc = unexpected EOF"
+        );
+        assert!(decode_response(&[1, 0, 0, 0, 0])
+            .unwrap_err()
+            .contains("compressed flag"));
+        assert!(decode_response(&[0, 0, 0, 0, 0, 0])
+            .unwrap_err()
+            .contains("cardinality violation"));
+        assert!(decode_response(&[0, 0xff, 0xff, 0xff, 0xff])
+            .unwrap_err()
+            .contains("larger than max"));
+    }
+
+    /// Issue 8 item 9: the 16-byte reply that wrapped the old hand-written decoder's position
+    /// back to 0 (a length-delimited field 2 whose length is 2^64 - 11, the position after
+    /// it being 11), so that it looped forever in release builds. It is an error now, at once.
+    #[test]
+    fn wrapping_length_reply_is_an_error_not_a_loop() {
+        let reply = crafted_wrapping_reply();
+        assert_eq!(reply.len(), 16);
+        // The vector really is the wrapping one: position 11 plus the length is 0 mod 2^64.
+        assert_eq!(11usize.wrapping_add((u64::MAX - 10) as usize), 0);
+        let t = std::time::Instant::now();
+        let e = decode_response(&reply).unwrap_err();
+        assert!(e.contains("failed to unmarshal"), "{e}");
+        assert!(t.elapsed() < std::time::Duration::from_millis(100));
+    }
+
+    /// `[flags, len:4] [0x12, varint(2^64 - 11)]`.
+    pub(crate) fn crafted_wrapping_reply() -> Vec<u8> {
+        let mut msg = vec![0x12];
+        let mut v = u64::MAX - 10;
+        while v >= 0x80 {
+            msg.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        msg.push(v as u8);
+        frame(&msg)
+    }
+
+    proptest::proptest! {
+        /// Any reply body: the decoder returns (error or status), never panics; whatever
+        /// `message_end` accepts, it accepts at most one message of at most 4 MiB.
+        #[test]
+        fn decoder_takes_any_bytes(body in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = decode_response(&body);
+            if let Ok(end) = message_end(&body) {
+                proptest::prop_assert!(end <= 5 + MAX_RECV_MESSAGE);
+                proptest::prop_assert!(body.len() <= end);
+            }
+        }
+
+        /// A well-framed message of arbitrary protobuf bytes.
+        #[test]
+        fn decoder_takes_any_message(msg in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = decode_response(&frame(&msg));
+        }
+
+        /// Any status number round-trips.
+        #[test]
+        fn status_round_trips(status in proptest::num::i32::ANY) {
+            let msg = prost::Message::encode_to_vec(&HealthCheckResponse { status });
+            proptest::prop_assert_eq!(decode_response(&frame(&msg)), Ok(status));
+        }
     }
 }

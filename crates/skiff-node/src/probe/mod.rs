@@ -2,6 +2,7 @@
 //! httpGet, sleep). Mechanism only: one call runs one probe and reports what
 //! happened; thresholds, periods and what a failure means are the engine's.
 
+pub mod deadline;
 pub mod grpc;
 pub mod http;
 
@@ -9,7 +10,7 @@ use std::future::Future;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{HTTPGetAction, LifecycleHandler, Probe};
+use k8s_openapi::api::core::v1::{HTTPGetAction, LifecycleHandler, Probe, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -18,6 +19,7 @@ use tokio::net::unix::pipe;
 
 use crate::reaper::{ExitStatus, Reaper};
 use crate::runtime::ExecContext;
+use deadline::AttemptError;
 
 /// Output kept from exec probes (the kubelet's 10 KiB).
 pub const MAX_OUTPUT: usize = 10 * 1024;
@@ -122,6 +124,12 @@ pub async fn exec_in(
             ))
         }
     };
+    // From here on, an attempt dropped before the command exited (the worker's deadline)
+    // kills its process group.
+    let _kill = KillOnDrop {
+        pid: spawned.pid,
+        exit: spawned.exit.clone(),
+    };
     let mut rx = match pipe::Receiver::from_owned_fd(r) {
         Ok(rx) => rx,
         Err(e) => return fail(format!("pipe: {e}")),
@@ -156,7 +164,7 @@ pub async fn exec_in(
         Ok(ev) => ExecOutput {
             status: Some(ev.status),
             timed_out: false,
-            output: String::from_utf8_lossy(&out).into_owned(),
+            output: lossy_prefix(&out, MAX_OUTPUT),
         },
         Err(_) => {
             let _ = killpg(Pid::from_raw(spawned.pid), Signal::SIGKILL);
@@ -164,10 +172,40 @@ pub async fn exec_in(
             ExecOutput {
                 status: None,
                 timed_out: true,
-                output: String::from_utf8_lossy(&out).into_owned(),
+                output: lossy_prefix(&out, MAX_OUTPUT),
             }
         }
     }
+}
+
+/// Kills a command's process group unless the command was seen to exit: the leader is not
+/// reaped before then, so its pid (the group id) cannot have been reused.
+struct KillOnDrop {
+    pid: i32,
+    exit: crate::reaper::ExitWaiter,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.exit.try_get().is_none() {
+            let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Text from at most `max` bytes a container sent, cut to at most `max` bytes again after the
+/// lossy UTF-8 conversion (each invalid byte becomes a 3-byte U+FFFD), at a character
+/// boundary: the output keeps its documented bound whatever the bytes.
+pub fn lossy_prefix(bytes: &[u8], max: usize) -> String {
+    let mut s = String::from_utf8_lossy(&bytes[..bytes.len().min(max)]).into_owned();
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
 }
 
 /// Resolves a probe/hook port: a number, or a name from the container's ports.
@@ -230,6 +268,125 @@ fn http_target(
     ))
 }
 
+// The texts each kind's own timeout gives (the kubelet's), shared with the deadline below.
+
+fn exec_probe_timeout(argv: &[String]) -> String {
+    format!("command {:?} timed out", argv.join(" "))
+}
+
+fn exec_hook_timeout(argv: &[String]) -> String {
+    format!("command '{}' timed out", argv.join(" "))
+}
+
+fn http_probe_timeout(url: &str) -> String {
+    format!(
+        "Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+    )
+}
+
+fn http_hook_timeout(url: &str) -> String {
+    format!("Get \"{url}\": context deadline exceeded")
+}
+
+fn tcp_host(tcp: &TCPSocketAction, ctx: &ExecContext) -> String {
+    tcp.host
+        .clone()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| ctx.host.clone())
+}
+
+fn tcp_addr(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn tcp_timeout(addr: &str) -> String {
+    format!("dial tcp {addr}: i/o timeout")
+}
+
+fn grpc_timeout(timeout: Duration) -> String {
+    format!(
+        "timeout: health rpc did not complete within {}s",
+        timeout.as_secs()
+    )
+}
+
+/// What a probe that overran the worker's deadline reports: its kind's own timeout text.
+fn probe_overran(p: &Probe, ctx: &ExecContext, limit: Duration) -> String {
+    if let Some(exec) = &p.exec {
+        return exec_probe_timeout(exec.command.as_deref().unwrap_or_default());
+    }
+    if let Some(Ok((target, _))) = p.http_get.as_ref().map(|a| http_target(a, ctx)) {
+        return http_probe_timeout(&target.url());
+    }
+    if let Some(tcp) = &p.tcp_socket {
+        if let Ok(port) = resolve_port(&tcp.port, ctx) {
+            return tcp_timeout(&tcp_addr(&tcp_host(tcp, ctx), port));
+        }
+    }
+    if p.grpc.is_some() {
+        return grpc_timeout(probe_timeout(p));
+    }
+    format!("probe timed out after {}ms", limit.as_millis())
+}
+
+/// What a hook that overran the worker's deadline returns: its kind's own timeout result.
+fn hook_overran(h: &LifecycleHandler, ctx: &ExecContext, limit: Duration) -> Result<(), String> {
+    if let Some(exec) = &h.exec {
+        return Err(exec_hook_timeout(
+            exec.command.as_deref().unwrap_or_default(),
+        ));
+    }
+    if let Some(Ok((target, _))) = h.http_get.as_ref().map(|a| http_target(a, ctx)) {
+        return Err(http_hook_timeout(&target.url()));
+    }
+    // A sleep hook cut short by its timeout succeeds, as the prober's own cut does.
+    if h.sleep.is_some() {
+        return Ok(());
+    }
+    Err(format!("hook timed out after {}ms", limit.as_millis()))
+}
+
+/// One probe attempt under the worker's hard deadline: the worker has its result by `limit`
+/// (the probe's timeout) plus [`deadline::SLACK`], whatever the prober does ([`deadline`]).
+/// An attempt that overran is a failure with its kind's timeout text.
+pub async fn probe_with_deadline<P: Prober + Clone>(
+    prober: &P,
+    probe: Probe,
+    ctx: ExecContext,
+    limit: Duration,
+) -> ProbeResult {
+    let overran = probe_overran(&probe, &ctx, limit);
+    let prober = prober.clone();
+    let attempt = move || async move { prober.probe(&probe, &ctx).await };
+    match deadline::run_attempt(limit.saturating_add(deadline::SLACK), attempt).await {
+        Ok(r) => r,
+        Err(AttemptError::Overran) => ProbeResult::new(ProbeOutcome::Failure, overran),
+        Err(AttemptError::Failed(e)) => ProbeResult::new(ProbeOutcome::Unknown, e),
+    }
+}
+
+/// One hook run under the worker's hard deadline, `timeout` plus [`deadline::SLACK`], as
+/// [`probe_with_deadline`].
+pub async fn hook_with_deadline<H: HookRunner + Clone>(
+    runner: &H,
+    handler: LifecycleHandler,
+    ctx: ExecContext,
+    timeout: Duration,
+) -> Result<(), String> {
+    let overran = hook_overran(&handler, &ctx, timeout);
+    let runner = runner.clone();
+    let attempt = move || async move { runner.run_hook(&handler, &ctx, timeout).await };
+    match deadline::run_attempt(timeout.saturating_add(deadline::SLACK), attempt).await {
+        Ok(r) => r,
+        Err(AttemptError::Overran) => overran,
+        Err(AttemptError::Failed(e)) => Err(e),
+    }
+}
+
 fn probe_timeout(p: &Probe) -> Duration {
     Duration::from_secs(p.timeout_seconds.filter(|&t| t > 0).unwrap_or(1) as u64)
 }
@@ -244,9 +401,7 @@ impl HostProber {
             return match (out.status, out.timed_out) {
                 (Some(ExitStatus::Exited(0)), _) => ProbeResult::new(Success, out.output),
                 (Some(_), _) => ProbeResult::new(Failure, out.output),
-                (None, true) => {
-                    ProbeResult::new(Failure, format!("command {:?} timed out", argv.join(" ")))
-                }
+                (None, true) => ProbeResult::new(Failure, exec_probe_timeout(&argv)),
                 (None, false) => ProbeResult::new(Failure, out.output),
             };
         }
@@ -264,13 +419,10 @@ impl HostProber {
                     Failure,
                     "context deadline exceeded (Client.Timeout or context cancellation while reading body)",
                 ),
-                Err(_) => ProbeResult::new(
-                    Failure,
-                    format!("Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"),
-                ),
+                Err(_) => ProbeResult::new(Failure, http_probe_timeout(&url)),
                 Ok(Err(e)) => ProbeResult::new(Failure, e),
                 Ok(Ok(resp)) => {
-                    let body = String::from_utf8_lossy(&resp.body).into_owned();
+                    let body = lossy_prefix(&resp.body, http::MAX_BODY);
                     if (200..400).contains(&resp.status) {
                         if resp.redirect_not_followed {
                             ProbeResult::new(Success, format!("Probe terminated redirects, Response body: {body}"))
@@ -288,16 +440,8 @@ impl HostProber {
                 Ok(p) => p,
                 Err(e) => return ProbeResult::new(Unknown, e),
             };
-            let host = tcp
-                .host
-                .clone()
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| ctx.host.clone());
-            let addr = if host.contains(':') {
-                format!("[{host}]:{port}")
-            } else {
-                format!("{host}:{port}")
-            };
+            let host = tcp_host(tcp, ctx);
+            let addr = tcp_addr(&host, port);
             return match tokio::time::timeout(
                 timeout,
                 crate::namespaces::connect_tcp(ctx.netns.as_deref(), host.as_str(), port),
@@ -309,7 +453,7 @@ impl HostProber {
                     Failure,
                     format!("dial tcp {addr}: {}", http::describe_io(&e)),
                 ),
-                Err(_) => ProbeResult::new(Failure, format!("dial tcp {addr}: i/o timeout")),
+                Err(_) => ProbeResult::new(Failure, tcp_timeout(&addr)),
             };
         }
         if let Some(g) = &p.grpc {
@@ -323,15 +467,9 @@ impl HostProber {
             )
             .await
             {
-                Err(_) => ProbeResult::new(
-                    Failure,
-                    format!(
-                        "timeout: health rpc did not complete within {}s",
-                        timeout.as_secs()
-                    ),
-                ),
+                Err(_) => ProbeResult::new(Failure, grpc_timeout(timeout)),
                 Ok(Err(e)) => ProbeResult::new(Failure, e),
-                Ok(Ok(1)) => ProbeResult::new(Success, ""),
+                Ok(Ok(grpc::SERVING)) => ProbeResult::new(Success, ""),
                 Ok(Ok(s)) => ProbeResult::new(
                     Failure,
                     format!(
@@ -361,7 +499,7 @@ impl HostProber {
                     s.code(),
                     out.output
                 )),
-                (None, true) => Err(format!("command '{}' timed out", argv.join(" "))),
+                (None, true) => Err(exec_hook_timeout(&argv)),
                 (None, false) => Err(out.output),
             };
         }
@@ -379,7 +517,7 @@ impl HostProber {
                 Err(_) if seen.load(std::sync::atomic::Ordering::Relaxed) => Err(
                     "context deadline exceeded (Client.Timeout or context cancellation while reading body)".into(),
                 ),
-                Err(_) => Err(format!("Get \"{url}\": context deadline exceeded")),
+                Err(_) => Err(http_hook_timeout(&url)),
                 Ok(Err(e)) => Err(e),
                 Ok(Ok(_)) => Ok(()),
             };
