@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::Pod;
 /// name it; keep it equal to the `v1_NN` feature in the workspace Cargo.toml.
 pub const KUBERNETES_MAJOR: u32 = 1;
 /// See [`KUBERNETES_MAJOR`].
-pub const KUBERNETES_MINOR: u32 = 33;
+pub const KUBERNETES_MINOR: u32 = 37;
 
 /// A Pod the API server would refuse, with every reason.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]

@@ -267,6 +267,7 @@ mod tests {
             key: key.into(),
             path: path.into(),
             mode,
+            user: None,
         }
     }
 
