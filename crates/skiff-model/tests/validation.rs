@@ -191,24 +191,54 @@ fn v4_pod_restart_policy_supported_values() {
     );
 }
 
+// V5/V6 changed in 1.35 (ContainerRestartRules beta, on by default): a container-level
+// restartPolicy is one of the pod's three on app and regular init containers alike. 1.33 took
+// only "Always" on init containers and refused it on app containers.
 #[test]
-fn v5_init_container_restart_policy_only_always() {
+fn v5_init_container_restart_policy_one_of_three_in_1_37() {
+    for policy in ["Always", "OnFailure", "Never"] {
+        let p = pod(json!({
+            "initContainers": [{"name": "init", "image": "busybox", "restartPolicy": policy}],
+            "containers": [app(json!({}))],
+        }));
+        assert_eq!(errors(p), Vec::<String>::new(), "{policy}");
+    }
     let p = pod(json!({
-        "initContainers": [{"name": "init", "image": "busybox", "restartPolicy": "OnFailure"}],
+        "initContainers": [{"name": "init", "image": "busybox", "restartPolicy": "Sometimes"}],
         "containers": [app(json!({}))],
     }));
     assert_eq!(
         message(p),
-        "Pod \"web\" is invalid: spec.initContainers[0].restartPolicy: Unsupported value: \"OnFailure\": supported values: \"Always\""
+        "Pod \"web\" is invalid: spec.initContainers[0].restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\""
     );
 }
 
 #[test]
-fn v6_app_container_restart_policy_forbidden() {
-    let p = one_app(json!({"restartPolicy": "Always"}));
+fn v5_init_container_with_own_never_policy_is_not_a_sidecar() {
+    // V7 still applies: only restartPolicy Always makes an init container a sidecar.
+    let p = pod(json!({
+        "initContainers": [{"name": "init", "image": "busybox", "restartPolicy": "Never",
+                            "startupProbe": {"exec": {"command": ["true"]}}}],
+        "containers": [app(json!({}))],
+    }));
     assert_eq!(
         message(p),
-        "Pod \"web\" is invalid: spec.containers[0].restartPolicy: Forbidden: may not be set for non-init containers"
+        "Pod \"web\" is invalid: spec.initContainers[0].startupProbe: Forbidden: may not be set for init containers without restartPolicy=Always"
+    );
+}
+
+#[test]
+fn v6_app_container_restart_policy_allowed_in_1_37() {
+    for policy in ["Always", "OnFailure", "Never"] {
+        assert_eq!(
+            errors(one_app(json!({"restartPolicy": policy}))),
+            Vec::<String>::new(),
+            "{policy}"
+        );
+    }
+    assert_eq!(
+        message(one_app(json!({"restartPolicy": "Sometimes"}))),
+        "Pod \"web\" is invalid: spec.containers[0].restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\""
     );
 }
 

@@ -35,14 +35,28 @@ pub fn validate_containers(containers: &[Container], ctx: &Ctx<'_>, path: &Path)
             errs.push(FieldError::duplicate(&p.child("name"), ctr.name.as_str()));
         }
         errs.extend(validate_hooks_and_probes(ctr, ctx, &p));
-        if ctr.restart_policy.is_some() {
-            errs.push(FieldError::forbidden(
+        // V6: with ContainerRestartRules (beta, on since 1.35) an app container may carry its
+        // own restartPolicy; 1.33 refused it ("may not be set for non-init containers").
+        errs.extend(validate_container_restart_policy(ctr, &p));
+    }
+    errs.extend(check_host_port_conflicts(containers.iter(), path));
+    errs
+}
+
+/// A container's own `restartPolicy` (ContainerRestartRules, on in 1.37): one of the pod's
+/// three policies. Its `restartPolicyRules` are accepted here and refused by `skiff run`
+/// (`gates::unsupported`), whose engine does not carry out container-level policies yet.
+fn validate_container_restart_policy(ctr: &Container, p: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    if let Some(policy) = &ctr.restart_policy {
+        if !matches!(policy.as_str(), "Always" | "OnFailure" | "Never") {
+            errs.push(FieldError::not_supported(
                 &p.child("restartPolicy"),
-                "may not be set for non-init containers",
+                policy.as_str(),
+                &["Always", "OnFailure", "Never"],
             ));
         }
     }
-    errs.extend(check_host_port_conflicts(containers.iter(), path));
     errs
 }
 
@@ -88,17 +102,10 @@ pub fn validate_init_containers(
         let p = path.index(i);
         errs.extend(validate_container_common(ctr, ctx, &p));
 
-        let mut restart_always = false;
-        if let Some(policy) = &ctr.restart_policy {
-            if policy != "Always" {
-                errs.push(FieldError::not_supported(
-                    &p.child("restartPolicy"),
-                    policy.as_str(),
-                    &["Always"],
-                ));
-            }
-            restart_always = policy == "Always";
-        }
+        // V5: with ContainerRestartRules (beta, on since 1.35) a regular init container may
+        // also say Never or OnFailure; 1.33 accepted only "Always" (a sidecar).
+        errs.extend(validate_container_restart_policy(ctr, &p));
+        let restart_always = ctr.restart_policy.as_deref() == Some("Always");
 
         if all_names.contains(ctr.name.as_str()) {
             errs.push(FieldError::duplicate(&p.child("name"), ctr.name.as_str()));
@@ -540,6 +547,12 @@ fn validate_env_var_value_from(ev: &EnvVar, path: &Path) -> ErrorList {
             &s.key,
             &path.child("secretKeyRef"),
         ));
+    }
+    // EnvFiles (GA in 1.37): `fileKeyRef` is a source too. Its own fields are not checked
+    // here (upstream's checks were not available to read); `skiff run` refuses it anyway
+    // (`gates::unsupported`).
+    if vf.file_key_ref.is_some() {
+        sources += 1;
     }
     if sources == 0 {
         errs.push(FieldError::invalid(
