@@ -4,6 +4,7 @@
 //! kubelet uses (effective requests and limits, QoS class, oom_score_adj, cgroup values).
 
 pub mod admission;
+pub mod api_version;
 pub mod defaults;
 pub mod field;
 pub mod gates;
