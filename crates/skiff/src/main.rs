@@ -40,12 +40,19 @@ enum Command {
     Run(commands::run::Args),
     /// Print a pod's effective requests, limits and QoS class (and, with -o wide, its cgroup values).
     Resources(commands::resources::Args),
+    /// Print skiff's version and the Kubernetes API version it implements.
+    Version(commands::version::Args),
 }
 
 fn main() -> ExitCode {
     init_tracing();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayVersion => {
+            // `--version`: the same two lines as `skiff version`.
+            print!("{}", commands::version::text());
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             let _ = e.print();
             return match e.kind() {
@@ -62,6 +69,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::run(&args),
         Command::Resources(args) => commands::resources::run(&args),
         Command::Run(args) => commands::run::run(&args),
+        Command::Version(args) => commands::version::run(&args),
     }))
     .unwrap_or_else(|_| {
         eprintln!("skiff: internal error (panic); whatever skiff had set up was torn down");
