@@ -1074,3 +1074,37 @@ fn hostile_values_never_panic() {
     let errs = errors(p);
     assert!(!errs.is_empty());
 }
+
+// HostnameOverride (beta and on in 1.35, GA in 1.37; 1.33 dropped the field on create): an
+// RFC 1123 subdomain of at most 64 bytes, not with setHostnameAsFQDN or hostNetwork (KEP-4762;
+// the wording of the last three is not confirmed from the 1.37 source).
+#[test]
+fn hostname_override_validated_in_1_37() {
+    let mut ok = one_app(json!({}));
+    ok["spec"]["hostnameOverride"] = json!("kdc1.example.com");
+    assert_eq!(errors(ok), Vec::<String>::new());
+
+    let mut bad = one_app(json!({}));
+    bad["spec"]["hostnameOverride"] = json!("Bad_Host");
+    assert_eq!(
+        errors(bad),
+        vec![format!(
+            "spec.hostnameOverride: Invalid value: \"Bad_Host\": {SUBDOMAIN_MSG}"
+        )]
+    );
+
+    let mut long = one_app(json!({}));
+    long["spec"]["hostnameOverride"] = json!(format!("{}.example.com", "a".repeat(60)));
+    assert_eq!(
+        errors(long),
+        vec!["spec.hostnameOverride: Too long: may not be more than 64 bytes".to_string()]
+    );
+
+    let mut both = one_app(json!({}));
+    both["spec"]["hostnameOverride"] = json!("h.example.com");
+    both["spec"]["setHostnameAsFQDN"] = json!(true);
+    both["spec"]["hostNetwork"] = json!(true);
+    let e = errors(both);
+    assert!(e.contains(&"spec.hostnameOverride: Forbidden: may not be set when setHostnameAsFQDN is true".to_string()), "{e:?}");
+    assert!(e.contains(&"spec.hostnameOverride: Forbidden: may not be set when hostNetwork is true".to_string()), "{e:?}");
+}

@@ -126,6 +126,36 @@ pub fn validate_pod(pod: &Pod) -> ErrorList {
     errs
 }
 
+/// `spec.hostnameOverride` (HostnameOverride: beta and on in 1.35, GA in 1.37; KEP-4762):
+/// an RFC 1123 subdomain of at most 64 bytes (the kernel's hostname limit), exclusive with
+/// `setHostnameAsFQDN: true` and with `hostNetwork: true`. The rules are the KEP's; the exact
+/// texts of the last three errors could not be read from the 1.37 source and follow
+/// apimachinery's usual forms (**UNVERIFIED** wording).
+fn validate_hostname_override(spec: &PodSpec, path: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    let Some(value) = spec.hostname_override.as_deref() else {
+        return errs;
+    };
+    let p = path.child("hostnameOverride");
+    errs.extend(validate_dns1123_subdomain(value, &p));
+    if value.len() > 64 {
+        errs.push(FieldError::too_long(&p, 64));
+    }
+    if spec.set_hostname_as_fqdn == Some(true) {
+        errs.push(FieldError::forbidden(
+            &p,
+            "may not be set when setHostnameAsFQDN is true",
+        ));
+    }
+    if spec.host_network == Some(true) {
+        errs.push(FieldError::forbidden(
+            &p,
+            "may not be set when hostNetwork is true",
+        ));
+    }
+    errs
+}
+
 /// `ValidatePodSpec`.
 fn validate_pod_spec(
     spec: &PodSpec,
@@ -287,6 +317,7 @@ fn validate_pod_spec(
     if !subdomain.is_empty() {
         errs.extend(validate_dns1123_label(subdomain, &path.child("subdomain")));
     }
+    errs.extend(validate_hostname_override(spec, path));
     errs.extend(podspec::validate_tolerations(
         spec.tolerations.as_deref().unwrap_or_default(),
         &path.child("tolerations"),
