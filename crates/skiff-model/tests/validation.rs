@@ -1108,3 +1108,20 @@ fn hostname_override_validated_in_1_37() {
     assert!(e.contains(&"spec.hostnameOverride: Forbidden: may not be set when setHostnameAsFQDN is true".to_string()), "{e:?}");
     assert!(e.contains(&"spec.hostnameOverride: Forbidden: may not be set when hostNetwork is true".to_string()), "{e:?}");
 }
+
+// SELinuxMount GA in 1.37: seLinuxChangePolicy "MountOption" is accepted on create (1.33
+// accepted only "Recursive").
+#[test]
+fn se_linux_change_policy_mount_option_accepted_in_1_37() {
+    for policy in ["Recursive", "MountOption"] {
+        let mut p = one_app(json!({}));
+        p["spec"]["securityContext"] = json!({"seLinuxChangePolicy": policy});
+        assert_eq!(errors(p), Vec::<String>::new(), "{policy}");
+    }
+    let mut p = one_app(json!({}));
+    p["spec"]["securityContext"] = json!({"seLinuxChangePolicy": "Sometimes"});
+    assert_eq!(
+        errors(p),
+        vec!["spec.securityContext.seLinuxChangePolicy: Unsupported value: \"Sometimes\": supported values: \"MountOption\", \"Recursive\"".to_string()]
+    );
+}

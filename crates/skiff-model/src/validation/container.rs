@@ -1,6 +1,7 @@
 //! Containers of every kind: `validateContainers`, `validateInitContainers`,
 //! `validateEphemeralContainers`, `validateContainerCommon` and everything they call
-//! (pkg/apis/core/validation/validation.go, 1.33).
+//! (pkg/apis/core/validation/validation.go: read at 1.33, with the 1.34–1.37 changes of the
+//! gates on by default in 1.37 applied, see `crate::gates`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -131,7 +132,7 @@ pub fn validate_init_containers(
             }
         }
         // resizePolicy on init containers: allowed (AllowSidecarResizePolicy follows
-        // InPlacePodVerticalScaling, beta and on in 1.33).
+        // InPlacePodVerticalScaling: beta and on in 1.33, GA in 1.35).
     }
     errs
 }
@@ -463,7 +464,8 @@ fn validate_container_ports(ports: &[ContainerPort], path: &Path) -> ErrorList {
     errs
 }
 
-/// `ValidateEnv` (relaxed names: gate `RelaxedEnvironmentVariableValidation` is on in 1.33).
+/// `ValidateEnv` (relaxed names: `RelaxedEnvironmentVariableValidation`, on since 1.32, GA in
+/// 1.34).
 fn validate_env(vars: &[EnvVar], path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     for (i, ev) in vars.iter().enumerate() {
@@ -587,7 +589,7 @@ fn split_subscripted(field_path: &str) -> Option<(&str, &str)> {
     }
 }
 
-/// `validateObjectFieldSelector` (with `ConvertDownwardAPIFieldLabel` as of 1.33).
+/// `validateObjectFieldSelector` (with `ConvertDownwardAPIFieldLabel` as read at 1.33).
 pub fn validate_object_field_selector(
     fs: &ObjectFieldSelector,
     expressions: &[&str],
@@ -1271,7 +1273,7 @@ fn validate_handler(h: &Handler<'_>, grace: Option<i64>, path: &Path) -> ErrorLi
             errs.push(FieldError::forbidden(&sp, MORE_THAN_ONE));
         } else {
             count += 1;
-            // PodLifecycleSleepActionAllowZero is beta and on in 1.33.
+            // PodLifecycleSleepActionAllowZero: beta and on in 1.33, GA in 1.34 (V11 unchanged).
             if let Some(gp) = grace {
                 if seconds < 0 || seconds > gp {
                     errs.push(FieldError::invalid(
