@@ -178,10 +178,11 @@ mod tests {
             unknown_field_hint::<Pod>("spec.containers[1].ports[0].hostPortt")
                 .ends_with("did you mean \"hostPort\"?")
         );
-        assert!(unknown_field_hint::<Pod>("spec.initContainers[0].restartpolicy")
-            .ends_with("did you mean \"restartPolicy\"?"));
-        assert!(unknown_field_hint::<Pod>("metadata.lables")
-            .ends_with("did you mean \"labels\"?"));
+        assert!(
+            unknown_field_hint::<Pod>("spec.initContainers[0].restartpolicy")
+                .ends_with("did you mean \"restartPolicy\"?")
+        );
+        assert!(unknown_field_hint::<Pod>("metadata.lables").ends_with("did you mean \"labels\"?"));
         assert!(unknown_field_hint::<Pod>("spec.volumes[0].configMap.itemz")
             .ends_with("did you mean \"items\"?"));
         // Top level.
@@ -201,7 +202,17 @@ mod tests {
 
     #[test]
     fn odd_paths_never_panic() {
-        for p in ["", ".", "[", "]", "a[", "[0]", "spec..x", "spec.containers[x]]y", "é.ü"] {
+        for p in [
+            "",
+            ".",
+            "[",
+            "]",
+            "a[",
+            "[0]",
+            "spec..x",
+            "spec.containers[x]]y",
+            "é.ü",
+        ] {
             let _ = unknown_field_hint::<Pod>(p);
         }
         assert_eq!(edit_distance("", "abc"), 3);

@@ -199,7 +199,10 @@ pub fn unsupported(spec: &PodSpec) -> Vec<Unsupported> {
                 "a container-level restartPolicy other than a sidecar's Always",
             );
         }
-        if c.restart_policy_rules.as_ref().is_some_and(|r| !r.is_empty()) {
+        if c.restart_policy_rules
+            .as_ref()
+            .is_some_and(|r| !r.is_empty())
+        {
             push(
                 &p.child("restartPolicyRules"),
                 "ContainerRestartRules",
@@ -318,9 +321,11 @@ mod tests {
         assert!(s["volumes"][1]["secret"].get("defaultUser").is_none());
         assert!(s["volumes"][1]["secret"]["items"][0].get("user").is_none());
         assert!(s["volumes"][2]["projected"].get("defaultUser").is_none());
-        assert!(s["volumes"][2]["projected"]["sources"][0]["serviceAccountToken"]
-            .get("user")
-            .is_none());
+        assert!(
+            s["volumes"][2]["projected"]["sources"][0]["serviceAccountToken"]
+                .get("user")
+                .is_none()
+        );
         // What the user may set stays.
         assert_eq!(s["containers"][0]["livenessProbe"]["grpc"]["port"], 9000);
     }

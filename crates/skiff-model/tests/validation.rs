@@ -1105,8 +1105,20 @@ fn hostname_override_validated_in_1_37() {
     both["spec"]["setHostnameAsFQDN"] = json!(true);
     both["spec"]["hostNetwork"] = json!(true);
     let e = errors(both);
-    assert!(e.contains(&"spec.hostnameOverride: Forbidden: may not be set when setHostnameAsFQDN is true".to_string()), "{e:?}");
-    assert!(e.contains(&"spec.hostnameOverride: Forbidden: may not be set when hostNetwork is true".to_string()), "{e:?}");
+    assert!(
+        e.contains(
+            &"spec.hostnameOverride: Forbidden: may not be set when setHostnameAsFQDN is true"
+                .to_string()
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.contains(
+            &"spec.hostnameOverride: Forbidden: may not be set when hostNetwork is true"
+                .to_string()
+        ),
+        "{e:?}"
+    );
 }
 
 // SELinuxMount GA in 1.37: seLinuxChangePolicy "MountOption" is accepted on create (1.33

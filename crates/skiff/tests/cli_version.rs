@@ -34,10 +34,7 @@ fn version_names_skiff_and_the_kubernetes_api() {
     assert_eq!(v["kubernetesApiVersion"]["major"], "1");
     assert_eq!(v["kubernetesApiVersion"]["minor"], "37");
     assert_eq!(v["kubernetesApiVersion"]["gitVersion"], "v1.37");
-    assert_eq!(
-        v["skiffVersion"],
-        format!("v{}", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(v["skiffVersion"], format!("v{}", env!("CARGO_PKG_VERSION")));
     let out = skiff(&["version", "-o", "yaml"]);
     assert!(text(&out.stdout).contains("gitVersion: v1.37"));
     assert_eq!(skiff(&["version", "-o", "xml"]).status.code(), Some(2));

@@ -92,12 +92,9 @@ impl ClusterIdentity {
         let sa = rcgen::KeyPair::from_pem(&read_small(&sa_path)?)
             .map_err(|e| format!("{}: {e}", sa_path.display()))?;
         let rng = ring::rand::SystemRandom::new();
-        let signer = EcdsaKeyPair::from_pkcs8(
-            &ECDSA_P256_SHA256_FIXED_SIGNING,
-            &sa.serialize_der(),
-            &rng,
-        )
-        .map_err(|e| format!("{}: not an ECDSA P-256 key: {e}", sa_path.display()))?;
+        let signer =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &sa.serialize_der(), &rng)
+                .map_err(|e| format!("{}: not an ECDSA P-256 key: {e}", sa_path.display()))?;
         let spki = sa.subject_public_key_info();
         let key_id = URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, &spki));
         // The signer and rcgen must agree on the public key (same PKCS#8 document).
@@ -207,8 +204,8 @@ fn create(data_dir: &Path, dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
     let made = (|| -> Result<(), String> {
         let ca_key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
-            .map_err(|e| e.to_string())?;
+        let mut params =
+            rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         params
             .distinguished_name
@@ -224,8 +221,16 @@ fn create(data_dir: &Path, dir: &Path) -> Result<(), String> {
         let cert = params.self_signed(&ca_key).map_err(|e| e.to_string())?;
         let sa_key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
         write_new(&tmp.join("ca.crt"), cert.pem().as_bytes(), 0o644)?;
-        write_new(&tmp.join("ca.key"), ca_key.serialize_pem().as_bytes(), 0o600)?;
-        write_new(&tmp.join("sa.key"), sa_key.serialize_pem().as_bytes(), 0o600)?;
+        write_new(
+            &tmp.join("ca.key"),
+            ca_key.serialize_pem().as_bytes(),
+            0o600,
+        )?;
+        write_new(
+            &tmp.join("sa.key"),
+            sa_key.serialize_pem().as_bytes(),
+            0o600,
+        )?;
         Ok(())
     })();
     if let Err(e) = made {
@@ -334,7 +339,10 @@ mod tests {
         let cm = a.root_ca_config_map("shop");
         assert_eq!(cm.metadata.name.as_deref(), Some("kube-root-ca.crt"));
         assert_eq!(
-            cm.data.as_ref().and_then(|d| d.get("ca.crt")).map(String::as_str),
+            cm.data
+                .as_ref()
+                .and_then(|d| d.get("ca.crt"))
+                .map(String::as_str),
             Some(a.ca_pem())
         );
         // A second identity in another dir has other keys.

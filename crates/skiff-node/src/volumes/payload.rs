@@ -265,9 +265,10 @@ fn service_account_token(
     ctx: &SetupCtx<'_>,
 ) -> Result<Payload, String> {
     let Some(id) = ctx.objects.cluster.as_ref() else {
-        return Err(format!(
+        return Err(
             "failed to fetch token: skiff's token signer is unavailable (see the warning above)"
-        ));
+                .to_string(),
+        );
     };
     let spec = ctx.pod.spec.as_ref();
     let sa = spec
