@@ -143,6 +143,8 @@ pub(crate) struct PodInfo {
     pub name: String,
     pub namespace: String,
     pub uid: String,
+    /// metadata.generation (1 on create; 0 when absent), echoed as observedGeneration.
+    pub generation: i64,
     pub restart_policy: RestartPolicy,
     pub tgps: i64,
     pub active_deadline_s: Option<i64>,
@@ -200,6 +202,7 @@ impl PodInfo {
             name: meta.name.clone().unwrap_or_default(),
             namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
             uid: meta.uid.clone().unwrap_or_default(),
+            generation: meta.generation.unwrap_or(0),
             restart_policy,
             tgps: spec.termination_grace_period_seconds.unwrap_or(30),
             active_deadline_s: spec.active_deadline_seconds,

@@ -425,7 +425,13 @@ impl PodEngine {
         phase: &str,
         now: Time,
     ) -> PodStatus {
-        let conditions = self.conditions(&init, &apps, phase, now);
+        let mut conditions = self.conditions(&init, &apps, phase, now);
+        // ST (1.35+, PodObservedGenerationTracking GA): the kubelet stamps its status and every
+        // condition it writes with the pod's metadata.generation (0 = unset, omitted).
+        let generation = (self.pod.generation != 0).then_some(self.pod.generation);
+        for c in &mut conditions {
+            c.observed_generation = generation;
+        }
         let (reason, message) = match &self.pod_failure {
             Some((r, m)) => (Some(r.clone()), Some(m.clone())),
             None => (None, None),
@@ -439,6 +445,7 @@ impl PodEngine {
             ephemeral_container_statuses: self.ephemeral_statuses(),
             reason,
             message,
+            observed_generation: generation,
             ..Default::default()
         }
     }

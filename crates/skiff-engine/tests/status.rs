@@ -414,3 +414,39 @@ fn st3_container_ids_are_64_hex_and_unique() {
         }
     }
 }
+
+// ST6/ST8 as of 1.35 (PodObservedGenerationTracking GA, so in 1.37): the API server sets
+// metadata.generation = 1 on create and the kubelet echoes it as status.observedGeneration and
+// on every condition it writes. A pod without a generation (never through the API server)
+// gets neither.
+#[test]
+fn st6_observed_generation_echoes_metadata_generation() {
+    let mut p = pod("Never", vec![ctr("init")], vec![ctr("app")]);
+    p.metadata.generation = Some(1);
+    let mut sim = Sim::new(&p)
+        .script("init", vec![exits(500, 0)])
+        .script("app", vec![exits(1000, 0)]);
+    sim.run_until(2000);
+    let st = sim.status();
+    assert_eq!(st.observed_generation, Some(1));
+    let conds = st.conditions.as_ref().unwrap();
+    assert_eq!(conds.len(), 5);
+    for c in conds {
+        assert_eq!(c.observed_generation, Some(1), "{}", c.type_);
+    }
+    sim.run();
+    let st = sim.status();
+    assert_eq!(phase(&st), "Succeeded");
+    assert_eq!(st.observed_generation, Some(1));
+
+    let p = pod("Never", vec![], vec![ctr("app")]);
+    let mut sim = Sim::new(&p).script("app", vec![exits(1000, 0)]);
+    sim.run_until(500);
+    let st = sim.status();
+    assert_eq!(st.observed_generation, None);
+    assert!(st
+        .conditions
+        .iter()
+        .flatten()
+        .all(|c| c.observed_generation.is_none()));
+}

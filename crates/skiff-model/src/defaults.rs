@@ -60,6 +60,14 @@ fn default_pod_spec(spec: &mut PodSpec) {
     {
         requests_from_limits(c.resources.as_mut());
     }
+    // D5 at pod level (PodLevelResources: on since 1.34, GA in 1.37; `defaultPodRequests` in
+    // pkg/apis/core/v1/defaults.go): when spec.resources has limits, each supported pod-level
+    // resource (cpu, memory, hugepages-*) with a limit and no request gets request := limit.
+    // Not done: upstream first defaults pod-level hugepages requests from the containers'
+    // aggregated requests.
+    if let Some(r) = spec.resources.as_mut() {
+        pod_requests_from_limits(r);
+    }
     // D6 for the pod's own lists.
     for list in spec.overhead.iter_mut() {
         round_resource_list(list);
@@ -99,6 +107,24 @@ fn requests_from_limits(resources: Option<&mut ResourceRequirements>) {
         requests
             .entry(name.clone())
             .or_insert_with(|| value.clone());
+    }
+}
+
+fn pod_requests_from_limits(r: &mut ResourceRequirements) {
+    let Some(limits) = r.limits.as_ref().filter(|l| !l.is_empty()) else {
+        return;
+    };
+    let mut requests = r.requests.clone().unwrap_or_default();
+    for (name, value) in limits {
+        let supported = name == "cpu" || name == "memory" || name.starts_with("hugepages-");
+        if supported {
+            requests
+                .entry(name.clone())
+                .or_insert_with(|| value.clone());
+        }
+    }
+    if !requests.is_empty() {
+        r.requests = Some(requests);
     }
 }
 
@@ -603,6 +629,37 @@ mod tests {
         assert_eq!(
             vols[1].config_map.as_ref().and_then(|c| c.default_mode),
             Some(0o644)
+        );
+    }
+
+    // D5 at pod level (PodLevelResources GA in 1.37; 1.33 dropped spec.resources on create):
+    // pod-level requests default to pod-level limits for cpu, memory and hugepages only.
+    #[test]
+    fn d5_pod_level_requests_default_to_pod_level_limits() {
+        let mut p: Pod = serde_json::from_value(serde_json::json!({
+            "spec": {
+                "resources": {
+                    "requests": {"memory": "64Mi"},
+                    "limits": {"cpu": "1", "memory": "128Mi", "example.com/gpu": "1"},
+                },
+                "containers": [{"name": "c", "image": "i"}],
+            }
+        }))
+        .unwrap_or_default();
+        default_pod(&mut p);
+        let r = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.resources.as_ref())
+            .and_then(|r| r.requests.clone())
+            .unwrap_or_default();
+        let got: Vec<(String, String)> = r.into_iter().map(|(k, v)| (k, v.0)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("cpu".to_string(), "1".to_string()),
+                ("memory".to_string(), "64Mi".to_string())
+            ]
         );
     }
 }

@@ -4,11 +4,14 @@
 //! kubelet uses (effective requests and limits, QoS class, oom_score_adj, cgroup values).
 
 pub mod admission;
+pub mod api_version;
 pub mod defaults;
 pub mod field;
+pub mod gates;
 pub mod manifest;
 pub mod quantity;
 pub mod resources;
+pub mod strategy;
 pub mod validation;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -18,7 +21,7 @@ use k8s_openapi::api::core::v1::Pod;
 /// name it; keep it equal to the `v1_NN` feature in the workspace Cargo.toml.
 pub const KUBERNETES_MAJOR: u32 = 1;
 /// See [`KUBERNETES_MAJOR`].
-pub const KUBERNETES_MINOR: u32 = 33;
+pub const KUBERNETES_MINOR: u32 = 37;
 
 /// A Pod the API server would refuse, with every reason.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -28,10 +31,12 @@ pub struct PodInvalid {
     pub errors: field::ErrorList,
 }
 
-/// What the API server does to a Pod on create: default it (D1–D7), then validate it
-/// (V0–V14). Returns the defaulted Pod or every validation error.
+/// What the API server does to a Pod on create: default it (D1–D7, at decoding), reset what
+/// only the server sets and drop fields of disabled gates (`strategy`, `gates`), then validate
+/// it (V0–V14). Returns the prepared Pod or every validation error.
 pub fn prepare_pod(mut pod: Pod) -> Result<Pod, PodInvalid> {
     defaults::default_pod(&mut pod);
+    strategy::prepare_for_create(&mut pod);
     let errors = validation::validate_pod(&pod);
     if errors.is_empty() {
         Ok(pod)

@@ -191,24 +191,54 @@ fn v4_pod_restart_policy_supported_values() {
     );
 }
 
+// V5/V6 changed in 1.35 (ContainerRestartRules beta, on by default): a container-level
+// restartPolicy is one of the pod's three on app and regular init containers alike. 1.33 took
+// only "Always" on init containers and refused it on app containers.
 #[test]
-fn v5_init_container_restart_policy_only_always() {
+fn v5_init_container_restart_policy_one_of_three_in_1_37() {
+    for policy in ["Always", "OnFailure", "Never"] {
+        let p = pod(json!({
+            "initContainers": [{"name": "init", "image": "busybox", "restartPolicy": policy}],
+            "containers": [app(json!({}))],
+        }));
+        assert_eq!(errors(p), Vec::<String>::new(), "{policy}");
+    }
     let p = pod(json!({
-        "initContainers": [{"name": "init", "image": "busybox", "restartPolicy": "OnFailure"}],
+        "initContainers": [{"name": "init", "image": "busybox", "restartPolicy": "Sometimes"}],
         "containers": [app(json!({}))],
     }));
     assert_eq!(
         message(p),
-        "Pod \"web\" is invalid: spec.initContainers[0].restartPolicy: Unsupported value: \"OnFailure\": supported values: \"Always\""
+        "Pod \"web\" is invalid: spec.initContainers[0].restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\""
     );
 }
 
 #[test]
-fn v6_app_container_restart_policy_forbidden() {
-    let p = one_app(json!({"restartPolicy": "Always"}));
+fn v5_init_container_with_own_never_policy_is_not_a_sidecar() {
+    // V7 still applies: only restartPolicy Always makes an init container a sidecar.
+    let p = pod(json!({
+        "initContainers": [{"name": "init", "image": "busybox", "restartPolicy": "Never",
+                            "startupProbe": {"exec": {"command": ["true"]}}}],
+        "containers": [app(json!({}))],
+    }));
     assert_eq!(
         message(p),
-        "Pod \"web\" is invalid: spec.containers[0].restartPolicy: Forbidden: may not be set for non-init containers"
+        "Pod \"web\" is invalid: spec.initContainers[0].startupProbe: Forbidden: may not be set for init containers without restartPolicy=Always"
+    );
+}
+
+#[test]
+fn v6_app_container_restart_policy_allowed_in_1_37() {
+    for policy in ["Always", "OnFailure", "Never"] {
+        assert_eq!(
+            errors(one_app(json!({"restartPolicy": policy}))),
+            Vec::<String>::new(),
+            "{policy}"
+        );
+    }
+    assert_eq!(
+        message(one_app(json!({"restartPolicy": "Sometimes"}))),
+        "Pod \"web\" is invalid: spec.containers[0].restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\""
     );
 }
 
@@ -1043,4 +1073,67 @@ fn hostile_values_never_panic() {
     }));
     let errs = errors(p);
     assert!(!errs.is_empty());
+}
+
+// HostnameOverride (beta and on in 1.35, GA in 1.37; 1.33 dropped the field on create): an
+// RFC 1123 subdomain of at most 64 bytes, not with setHostnameAsFQDN or hostNetwork (KEP-4762;
+// the wording of the last three is not confirmed from the 1.37 source).
+#[test]
+fn hostname_override_validated_in_1_37() {
+    let mut ok = one_app(json!({}));
+    ok["spec"]["hostnameOverride"] = json!("kdc1.example.com");
+    assert_eq!(errors(ok), Vec::<String>::new());
+
+    let mut bad = one_app(json!({}));
+    bad["spec"]["hostnameOverride"] = json!("Bad_Host");
+    assert_eq!(
+        errors(bad),
+        vec![format!(
+            "spec.hostnameOverride: Invalid value: \"Bad_Host\": {SUBDOMAIN_MSG}"
+        )]
+    );
+
+    let mut long = one_app(json!({}));
+    long["spec"]["hostnameOverride"] = json!(format!("{}.example.com", "a".repeat(60)));
+    assert_eq!(
+        errors(long),
+        vec!["spec.hostnameOverride: Too long: may not be more than 64 bytes".to_string()]
+    );
+
+    let mut both = one_app(json!({}));
+    both["spec"]["hostnameOverride"] = json!("h.example.com");
+    both["spec"]["setHostnameAsFQDN"] = json!(true);
+    both["spec"]["hostNetwork"] = json!(true);
+    let e = errors(both);
+    assert!(
+        e.contains(
+            &"spec.hostnameOverride: Forbidden: may not be set when setHostnameAsFQDN is true"
+                .to_string()
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.contains(
+            &"spec.hostnameOverride: Forbidden: may not be set when hostNetwork is true"
+                .to_string()
+        ),
+        "{e:?}"
+    );
+}
+
+// SELinuxMount GA in 1.37: seLinuxChangePolicy "MountOption" is accepted on create (1.33
+// accepted only "Recursive").
+#[test]
+fn se_linux_change_policy_mount_option_accepted_in_1_37() {
+    for policy in ["Recursive", "MountOption"] {
+        let mut p = one_app(json!({}));
+        p["spec"]["securityContext"] = json!({"seLinuxChangePolicy": policy});
+        assert_eq!(errors(p), Vec::<String>::new(), "{policy}");
+    }
+    let mut p = one_app(json!({}));
+    p["spec"]["securityContext"] = json!({"seLinuxChangePolicy": "Sometimes"});
+    assert_eq!(
+        errors(p),
+        vec!["spec.securityContext.seLinuxChangePolicy: Unsupported value: \"Sometimes\": supported values: \"MountOption\", \"Recursive\"".to_string()]
+    );
 }

@@ -129,6 +129,7 @@ pub struct ContainerLaunch {
 static NO_OBJECTS: PodObjects = PodObjects {
     config_maps: BTreeMap::new(),
     secrets: BTreeMap::new(),
+    cluster: None,
 };
 
 /// What env values may come from besides the container spec and the pod identity: the

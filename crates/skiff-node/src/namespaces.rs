@@ -15,8 +15,8 @@
 //! PID = node's with `hostPID`, the pod's with `shareProcessNamespace`, and otherwise the
 //! container's own — skiff does not give each container a PID namespace of its own yet (it
 //! stays in the host's). UTS follows the network (containerd: a host-network sandbox uses the
-//! host's UTS namespace and hostname). Hostname: `spec.hostname`, else the pod name cut to 63
-//! characters (kubelet `GeneratePodHostNameAndDomain`).
+//! host's UTS namespace and hostname). Hostname: `spec.hostnameOverride`, else `spec.hostname`,
+//! else the pod name cut to 63 characters (kubelet `GeneratePodHostNameAndDomain`).
 //!
 //! Containers join with `setns` in the forked child ([`apply_in_child`], isolation step 1)
 //! on descriptors opened here. The PID namespace is different: `setns(CLONE_NEWPID)` only
@@ -185,8 +185,12 @@ impl NamespacePlan {
         let flag = |f: fn(&k8s_openapi::api::core::v1::PodSpec) -> Option<bool>| {
             spec.and_then(f).unwrap_or(false)
         };
+        // GeneratePodHostNameAndDomain: spec.hostnameOverride wins over everything
+        // (HostnameOverride, GA in 1.37), then spec.hostname, then the pod name.
         let hostname = spec
-            .and_then(|s| s.hostname.clone())
+            .and_then(|s| s.hostname_override.clone())
+            .filter(|h| !h.is_empty())
+            .or_else(|| spec.and_then(|s| s.hostname.clone()))
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| {
                 // GeneratePodHostNameAndDomain: the pod name, truncated to 63 characters
@@ -973,5 +977,38 @@ fn socket_from_factory(factory: &OwnedFd, v6: bool) -> io::Result<tokio::net::Tc
         None => Err(io::Error::other(
             "the pod's namespace holder sent no socket",
         )),
+    }
+}
+
+#[cfg(test)]
+mod hostname_tests {
+    use super::*;
+
+    fn pod(spec: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-0"},
+            "spec": spec,
+        }))
+        .unwrap_or_default()
+    }
+
+    // HostnameOverride (GA in 1.37): the override is the pod's hostname, over spec.hostname
+    // and the pod name; 1.33 ignored the field (alpha, dropped on create).
+    #[test]
+    fn hostname_override_wins_then_hostname_then_pod_name() {
+        let c = serde_json::json!([{"name": "c", "image": "i"}]);
+        let plan = |extra: serde_json::Value| {
+            let mut spec = serde_json::json!({"containers": c});
+            if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+                s.extend(e.clone());
+            }
+            NamespacePlan::for_pod(&pod(spec)).hostname
+        };
+        assert_eq!(plan(serde_json::json!({})), "web-0");
+        assert_eq!(plan(serde_json::json!({"hostname": "h"})), "h");
+        assert_eq!(
+            plan(serde_json::json!({"hostname": "h", "hostnameOverride": "kdc1.example.com"})),
+            "kdc1.example.com"
+        );
     }
 }

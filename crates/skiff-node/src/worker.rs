@@ -157,6 +157,7 @@ pub async fn run_pod(
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
 
+    let identity_namespace = identity.namespace.clone();
     let mut ctx = Ctx {
         runtime,
         prober,
@@ -165,7 +166,9 @@ pub async fn run_pod(
         specs,
         sandbox_options: Arc::new(SandboxOptions {
             data_dir: cfg.data_dir.clone(),
-            objects: cfg.objects,
+            objects: cfg
+                .objects
+                .with_cluster_identity(&cfg.data_dir, &identity_namespace),
         }),
         sandbox: None,
         data_dir: cfg.data_dir,

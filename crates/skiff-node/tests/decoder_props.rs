@@ -173,6 +173,7 @@ fn grpc_probe(port: u16) -> Probe {
         grpc: Some(GRPCAction {
             port: port.into(),
             service: None,
+            ..Default::default()
         }),
         timeout_seconds: Some(1),
         ..Default::default()

@@ -191,6 +191,7 @@ fn grpc_probe(port: u16, timeout: i32) -> Probe {
         grpc: Some(GRPCAction {
             port: port.into(),
             service: None,
+            ..Default::default()
         }),
         timeout_seconds: Some(timeout),
         ..Default::default()

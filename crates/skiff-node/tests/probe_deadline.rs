@@ -186,6 +186,7 @@ fn probe_of(kind: &str, port: u16, timeout: i32) -> Probe {
             p.grpc = Some(GRPCAction {
                 port: port.into(),
                 service: None,
+                ..Default::default()
             })
         }
     }

@@ -284,7 +284,7 @@ async fn http_get_probe() {
     let r = p
         .probe(&http_probe(IntOrString::Int(port.into()), "/headers"), &cx)
         .await;
-    assert_eq!(r.output, format!("v1|kube-probe/1.33|127.0.0.1:{port}"));
+    assert_eq!(r.output, format!("v1|kube-probe/1.37|127.0.0.1:{port}"));
 
     let t = Instant::now();
     let r = p
@@ -437,6 +437,7 @@ async fn grpc_probe() {
         grpc: Some(GRPCAction {
             port: port.into(),
             service: service.map(str::to_string),
+            ..Default::default()
         }),
         timeout_seconds: Some(1),
         ..Default::default()

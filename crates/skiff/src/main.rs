@@ -49,12 +49,19 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print skiff's version and the Kubernetes API version it implements.
+    Version(commands::version::Args),
 }
 
 fn main() -> ExitCode {
     init_tracing();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayVersion => {
+            // `--version`: the same two lines as `skiff version`.
+            print!("{}", commands::version::text());
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             let _ = e.print();
             return match e.kind() {
@@ -82,6 +89,7 @@ fn main() -> ExitCode {
             print!("{}", String::from_utf8_lossy(&script));
             0
         }
+        Command::Version(args) => commands::version::run(&args),
     }))
     .unwrap_or_else(|_| {
         eprintln!("skiff: internal error (panic); whatever skiff had set up was torn down");

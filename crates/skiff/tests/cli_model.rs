@@ -70,7 +70,8 @@ spec:
 fn version_and_help() {
     let out = skiff(&["--version"], None);
     assert!(out.status.success());
-    assert!(text(&out.stdout).starts_with("skiff "));
+    // Same text as `skiff version` (cli_version.rs).
+    assert!(text(&out.stdout).starts_with("Skiff Version: v"));
     for sub in ["validate", "resources"] {
         let out = skiff(&[sub, "--help"], None);
         assert!(out.status.success(), "{sub} --help");

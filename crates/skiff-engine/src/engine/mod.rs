@@ -375,6 +375,9 @@ impl PodEngine {
         let new = pod.spec.as_ref().ok_or(EngineError::MissingSpec)?;
         validate_update(&self.api_spec, new)?;
         self.api_spec = new.clone();
+        if let Some(g) = pod.metadata.generation {
+            self.pod.generation = g;
+        }
         if self.final_status.is_some() {
             return Ok(());
         }

@@ -1,6 +1,7 @@
 //! Containers of every kind: `validateContainers`, `validateInitContainers`,
 //! `validateEphemeralContainers`, `validateContainerCommon` and everything they call
-//! (pkg/apis/core/validation/validation.go, 1.33).
+//! (pkg/apis/core/validation/validation.go: read at 1.33, with the 1.34–1.37 changes of the
+//! gates on by default in 1.37 applied, see `crate::gates`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -35,14 +36,28 @@ pub fn validate_containers(containers: &[Container], ctx: &Ctx<'_>, path: &Path)
             errs.push(FieldError::duplicate(&p.child("name"), ctr.name.as_str()));
         }
         errs.extend(validate_hooks_and_probes(ctr, ctx, &p));
-        if ctr.restart_policy.is_some() {
-            errs.push(FieldError::forbidden(
+        // V6: with ContainerRestartRules (beta, on since 1.35) an app container may carry its
+        // own restartPolicy; 1.33 refused it ("may not be set for non-init containers").
+        errs.extend(validate_container_restart_policy(ctr, &p));
+    }
+    errs.extend(check_host_port_conflicts(containers.iter(), path));
+    errs
+}
+
+/// A container's own `restartPolicy` (ContainerRestartRules, on in 1.37): one of the pod's
+/// three policies. Its `restartPolicyRules` are accepted here and refused by `skiff run`
+/// (`gates::unsupported`), whose engine does not carry out container-level policies yet.
+fn validate_container_restart_policy(ctr: &Container, p: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    if let Some(policy) = &ctr.restart_policy {
+        if !matches!(policy.as_str(), "Always" | "OnFailure" | "Never") {
+            errs.push(FieldError::not_supported(
                 &p.child("restartPolicy"),
-                "may not be set for non-init containers",
+                policy.as_str(),
+                &["Always", "OnFailure", "Never"],
             ));
         }
     }
-    errs.extend(check_host_port_conflicts(containers.iter(), path));
     errs
 }
 
@@ -88,17 +103,10 @@ pub fn validate_init_containers(
         let p = path.index(i);
         errs.extend(validate_container_common(ctr, ctx, &p));
 
-        let mut restart_always = false;
-        if let Some(policy) = &ctr.restart_policy {
-            if policy != "Always" {
-                errs.push(FieldError::not_supported(
-                    &p.child("restartPolicy"),
-                    policy.as_str(),
-                    &["Always"],
-                ));
-            }
-            restart_always = policy == "Always";
-        }
+        // V5: with ContainerRestartRules (beta, on since 1.35) a regular init container may
+        // also say Never or OnFailure; 1.33 accepted only "Always" (a sidecar).
+        errs.extend(validate_container_restart_policy(ctr, &p));
+        let restart_always = ctr.restart_policy.as_deref() == Some("Always");
 
         if all_names.contains(ctr.name.as_str()) {
             errs.push(FieldError::duplicate(&p.child("name"), ctr.name.as_str()));
@@ -124,7 +132,7 @@ pub fn validate_init_containers(
             }
         }
         // resizePolicy on init containers: allowed (AllowSidecarResizePolicy follows
-        // InPlacePodVerticalScaling, beta and on in 1.33).
+        // InPlacePodVerticalScaling: beta and on in 1.33, GA in 1.35).
     }
     errs
 }
@@ -146,6 +154,7 @@ pub fn ephemeral_as_container(ec: &EphemeralContainer) -> Container {
         resize_policy: ec.resize_policy.clone(),
         resources: ec.resources.clone(),
         restart_policy: ec.restart_policy.clone(),
+        restart_policy_rules: ec.restart_policy_rules.clone(),
         security_context: ec.security_context.clone(),
         startup_probe: ec.startup_probe.clone(),
         stdin: ec.stdin,
@@ -455,7 +464,8 @@ fn validate_container_ports(ports: &[ContainerPort], path: &Path) -> ErrorList {
     errs
 }
 
-/// `ValidateEnv` (relaxed names: gate `RelaxedEnvironmentVariableValidation` is on in 1.33).
+/// `ValidateEnv` (relaxed names: `RelaxedEnvironmentVariableValidation`, on since 1.32, GA in
+/// 1.34).
 fn validate_env(vars: &[EnvVar], path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     for (i, ev) in vars.iter().enumerate() {
@@ -540,6 +550,12 @@ fn validate_env_var_value_from(ev: &EnvVar, path: &Path) -> ErrorList {
             &path.child("secretKeyRef"),
         ));
     }
+    // EnvFiles (GA in 1.37): `fileKeyRef` is a source too. Its own fields are not checked
+    // here (upstream's checks were not available to read); `skiff run` refuses it anyway
+    // (`gates::unsupported`).
+    if vf.file_key_ref.is_some() {
+        sources += 1;
+    }
     if sources == 0 {
         errs.push(FieldError::invalid(
             path,
@@ -573,7 +589,7 @@ fn split_subscripted(field_path: &str) -> Option<(&str, &str)> {
     }
 }
 
-/// `validateObjectFieldSelector` (with `ConvertDownwardAPIFieldLabel` as of 1.33).
+/// `validateObjectFieldSelector` (with `ConvertDownwardAPIFieldLabel` as read at 1.33).
 pub fn validate_object_field_selector(
     fs: &ObjectFieldSelector,
     expressions: &[&str],
@@ -1257,7 +1273,7 @@ fn validate_handler(h: &Handler<'_>, grace: Option<i64>, path: &Path) -> ErrorLi
             errs.push(FieldError::forbidden(&sp, MORE_THAN_ONE));
         } else {
             count += 1;
-            // PodLifecycleSleepActionAllowZero is beta and on in 1.33.
+            // PodLifecycleSleepActionAllowZero: beta and on in 1.33, GA in 1.34 (V11 unchanged).
             if let Some(gp) = grace {
                 if seconds < 0 || seconds > gp {
                     errs.push(FieldError::invalid(

@@ -1,5 +1,5 @@
 //! String-format checks with apimachinery's exact messages
-//! (staging/src/k8s.io/apimachinery/pkg/util/validation/validation.go, 1.33). Each function
+//! (staging/src/k8s.io/apimachinery/pkg/util/validation/validation.go, read at 1.33). Each function
 //! returns the list of problems, empty when the value is valid, like its Go counterpart.
 
 /// `RegexError`: the message, optional examples, and the regex shown to the user. Note the
@@ -304,7 +304,7 @@ pub fn is_http_header_name(value: &str) -> Vec<String> {
     }
 }
 
-/// `IsRelaxedEnvVarName` (gate `RelaxedEnvironmentVariableValidation`, beta and on in 1.33).
+/// `IsRelaxedEnvVarName` (gate `RelaxedEnvironmentVariableValidation`: on since 1.32, GA in 1.34).
 pub fn is_relaxed_env_var_name(value: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if value.is_empty() {

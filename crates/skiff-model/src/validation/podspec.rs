@@ -1,6 +1,7 @@
 //! Pod-level parts of `ValidatePodSpec`: security context, DNS, scheduling (affinity,
 //! tolerations, topology spread, gates), host aliases, OS (pkg/apis/core/validation/validation.go
-//! and apimachinery's meta/v1 validation, 1.33).
+//! and apimachinery's meta/v1 validation; read at 1.33, 1.34–1.37 changes applied: see
+//! `crate::gates`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -437,20 +438,22 @@ pub fn validate_pod_security_context(spec: &PodSpec, path: &Path) -> ErrorList {
             ));
         }
     }
-    // SELinuxMount is off in 1.33, so only "Recursive" is accepted on create.
+    // SELinuxMount is GA in 1.37 (KEP-1710), so "MountOption" is accepted besides
+    // "Recursive" (1.33, gate off: only "Recursive"). The supported list is upstream's sorted
+    // set. skiff does no SELinux relabeling, so either policy changes nothing here.
     if let Some(p) = &sc.se_linux_change_policy {
-        if p != "Recursive" {
+        if p != "Recursive" && p != "MountOption" {
             errs.push(FieldError::not_supported(
                 &path.child("seLinuxChangePolicy"),
                 p.as_str(),
-                &["Recursive"],
+                &["MountOption", "Recursive"],
             ));
         }
     }
     errs
 }
 
-/// `validatePodDNSConfig` (RelaxedDNSSearchValidation is on in 1.33).
+/// `validatePodDNSConfig` (RelaxedDNSSearchValidation: beta and on in 1.33, GA in 1.34).
 pub fn validate_dns_config(cfg: Option<&PodDNSConfig>, dns_policy: &str, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     let nameservers = cfg

@@ -1,5 +1,6 @@
 //! `ValidateVolumes` and `validateVolumeSource` with the per-source checks
-//! (pkg/apis/core/validation/validation.go, 1.33). Path quirks of upstream are kept:
+//! (pkg/apis/core/validation/validation.go, read at 1.33; no 1.34–1.37 change of the volume
+//! sources skiff validates is known, see `crate::gates`). Path quirks of upstream are kept:
 //! `gcePersistentDisk` is validated under `persistentDisk`, `cephfs` under `cephfs` but
 //! reported as `cephFS` when it is a second source, and the typo `downwarAPI`.
 

@@ -27,8 +27,9 @@ pub const MAX_HEADERS: usize = 100;
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Redirects followed before giving up (Go's http.Client default).
 pub const MAX_REDIRECTS: usize = 10;
-/// `User-Agent` the kubelet sends (`kube-probe/<major>.<minor>`).
-pub const USER_AGENT: &str = "kube-probe/1.33";
+/// `User-Agent` the kubelet sends (`kube-probe/<major>.<minor>`), for the release skiff
+/// implements (`skiff_model::KUBERNETES_MINOR`; a test keeps the two equal).
+pub const USER_AGENT: &str = "kube-probe/1.37";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
@@ -361,6 +362,18 @@ impl ServerCertVerifier for NoVerify {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_agent_names_the_implemented_release() {
+        assert_eq!(
+            USER_AGENT,
+            format!(
+                "kube-probe/{}.{}",
+                skiff_model::KUBERNETES_MAJOR,
+                skiff_model::KUBERNETES_MINOR
+            )
+        );
+    }
 
     #[test]
     fn joins_locations() {

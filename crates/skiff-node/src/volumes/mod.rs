@@ -14,8 +14,9 @@
 //! `min(node memory, pod memory limit, sizeLimit)`. Without the right to mount (not root)
 //! they are plain directories and a warning says so.
 //!
-//! serviceAccountToken projections need an API server to issue a token: skiff writes no token
-//! file and reports a `FailedMount`-free Warning (`ServiceAccountTokenSkipped`) instead.
+//! serviceAccountToken projections get a token from skiff's own signer, and the
+//! `kube-root-ca.crt` ConfigMap every namespace has is skiff's CA ([`cluster_identity`]): a pod
+//! exported from a cluster finds `token`, `ca.crt` and `namespace` where it expects them.
 //!
 //! A disk emptyDir over its `sizeLimit` is found by [`SizeWatch::exceeded`]
 //! (`du`-style usage, as the kubelet's eviction manager measures it); the pod worker polls it
@@ -28,6 +29,7 @@
 //! of what it mounts ([`MountSpec::source_fd`]; subPaths in [`subpath`]).
 
 pub mod atomic;
+pub mod cluster_identity;
 pub mod downward;
 pub(crate) mod fdwalk;
 pub mod hostpath;
@@ -229,16 +231,7 @@ impl PodVolumes {
                 payload::downward_api_volume(d, ctx)?,
             )
         } else if let Some(p) = &v.projected {
-            let (payload, skipped) = payload::projected_volume(p, ctx)?;
-            if skipped {
-                self.warnings.push((
-                    "ServiceAccountTokenSkipped".into(),
-                    format!(
-                        "volume {:?}: serviceAccountToken projections need an API server to issue a token; skiff wrote no token file",
-                        v.name
-                    ),
-                ));
-            }
+            let payload = payload::projected_volume(p, ctx)?;
             (PROJECTED_PLUGIN, true, payload)
         } else {
             return Err(format!(

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, DownwardAPIVolumeFile, DownwardAPIVolumeSource, KeyToPath,
-    ProjectedVolumeSource, Secret, SecretVolumeSource,
+    ProjectedVolumeSource, Secret, SecretVolumeSource, ServiceAccountTokenProjection,
 };
 
 use super::atomic::{clean, FileProjection, Payload};
+use super::cluster_identity::TokenRequest;
 use super::downward;
 use super::SetupCtx;
 
@@ -209,15 +210,14 @@ pub(super) fn downward_api_volume(
     Ok(out)
 }
 
-/// The projected payload, and whether a serviceAccountToken source was skipped.
+/// The projected payload (`collectData` of pkg/volume/projected).
 pub(super) fn projected_volume(
     p: &ProjectedVolumeSource,
     ctx: &SetupCtx<'_>,
-) -> Result<(Payload, bool), String> {
+) -> Result<Payload, String> {
     let mode = p.default_mode.unwrap_or(DEFAULT_MODE);
     let mut out = Payload::new();
     let mut errs = Vec::new();
-    let mut skipped_token = false;
     for src in p.sources.iter().flatten() {
         let part = if let Some(cm) = &src.config_map {
             config_map_payload(
@@ -242,10 +242,9 @@ pub(super) fn projected_volume(
                 ctx,
                 &mut errs,
             ))
+        } else if let Some(t) = &src.service_account_token {
+            service_account_token(t, mode, ctx)
         } else {
-            if src.service_account_token.is_some() {
-                skipped_token = true;
-            }
             Ok(Payload::new())
         };
         match part {
@@ -254,7 +253,60 @@ pub(super) fn projected_volume(
         }
     }
     aggregate(errs)?;
-    Ok((out, skipped_token))
+    Ok(out)
+}
+
+/// The token file of a projection, issued by skiff's signer for the pod's service account
+/// (`cluster_identity`). Mode: the projection's defaultMode, but 0600 when the pod has an
+/// fsGroup (the kubelet then relies on the ownership change to open it to the group).
+fn service_account_token(
+    t: &ServiceAccountTokenProjection,
+    mode: i32,
+    ctx: &SetupCtx<'_>,
+) -> Result<Payload, String> {
+    let Some(id) = ctx.objects.cluster.as_ref() else {
+        return Err(
+            "failed to fetch token: skiff's token signer is unavailable (see the warning above)"
+                .to_string(),
+        );
+    };
+    let spec = ctx.pod.spec.as_ref();
+    let sa = spec
+        .and_then(|s| s.service_account_name.as_deref())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("default");
+    let node = spec
+        .and_then(|s| s.node_name.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim_end().to_string())
+                .unwrap_or_default()
+        });
+    let fs_group = spec
+        .and_then(|s| s.security_context.as_ref())
+        .and_then(|sc| sc.fs_group)
+        .is_some();
+    let token = id.token(&TokenRequest {
+        namespace: ctx.pod.metadata.namespace.as_deref().unwrap_or("default"),
+        service_account: sa,
+        audience: t.audience.as_deref().unwrap_or(""),
+        // Defaulted to 3600 and validated to at least 600 before the pod got here.
+        expiration_seconds: t.expiration_seconds.unwrap_or(3600),
+        pod_name: ctx.pod.metadata.name.as_deref().unwrap_or(""),
+        pod_uid: ctx.pod.metadata.uid.as_deref().unwrap_or(""),
+        node_name: &node,
+        now: std::time::SystemTime::now(),
+    })?;
+    let mut out = Payload::new();
+    out.insert(
+        clean(&t.path),
+        FileProjection {
+            data: token.into_bytes(),
+            mode: if fs_group { 0o600 } else { mode_bits(mode) },
+        },
+    );
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -267,6 +319,7 @@ mod tests {
             key: key.into(),
             path: path.into(),
             mode,
+            user: None,
         }
     }
 

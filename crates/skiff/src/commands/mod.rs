@@ -1,3 +1,4 @@
 pub mod resources;
 pub mod run;
 pub mod validate;
+pub mod version;

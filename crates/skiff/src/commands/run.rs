@@ -120,6 +120,14 @@ pub fn run(args: &Args) -> u8 {
             return exit::BAD_INPUT;
         }
     }
+    // Valid in 1.37 but beyond this node (gates on by default that skiff cannot carry out).
+    let unsupported = pod.spec.as_ref().map(skiff_model::gates::unsupported);
+    for u in unsupported.iter().flatten() {
+        eprintln!("error: {u}");
+    }
+    if unsupported.is_some_and(|u| !u.is_empty()) {
+        return exit::BAD_INPUT;
+    }
     admit(&mut pod);
     let reserved = match skiff_model::admission::parse_reserved(&args.system_reserved) {
         Ok(r) => r,
