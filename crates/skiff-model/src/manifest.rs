@@ -1,15 +1,35 @@
-//! Loading manifests: YAML (multi-document) or JSON bytes into k8s-openapi objects, strictly —
-//! unknown or misspelt fields are errors with their path, as kubectl's strict decoding reports
-//! them, never silently dropped. Pure: the caller reads the bytes.
+//! Loading manifests: YAML (multi-document) or JSON bytes into k8s-openapi objects, read as
+//! kubectl reads them and decoded strictly — unknown or misspelt fields are errors with their
+//! path, as kubectl's strict decoding reports them, never silently dropped. Pure: the caller
+//! reads the bytes.
+//!
+//! * YAML is YAML 1.1 as go-yaml v2 reads it for kubectl ([`yaml`], [`resolve`]): `0644` is
+//!   420, an unquoted `yes` is a bool. Where that gives a bool or a number where the API wants
+//!   a string, the API server refuses the object; so does skiff, saying what to write
+//!   (`quote it: "yes"`).
+//! * A stream that starts with `{` is JSON, read as a sequence of JSON values (kubectl's
+//!   `YAMLOrJSONDecoder`).
+//! * Kinds: Pod, ConfigMap, Secret; workloads (Deployment, ReplicaSet, StatefulSet,
+//!   DaemonSet, ReplicationController, Job, CronJob), whose pod template skiff runs as one pod;
+//!   the other built-in kinds ([`kinds`]), decoded strictly and skipped; any `List`.
+
+use std::rc::Rc;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::field::Path;
+use crate::field::{ErrorList, Path};
 use crate::quantity::Quantity;
+use kinds::Strict as _;
 
 pub mod bounds;
+pub mod emit;
+pub mod kinds;
+pub mod resolve;
+pub mod yaml;
+
+pub use kinds::{Skipped, Workload};
 
 /// Manifests larger than this are refused before parsing. kube-apiserver refuses request
 /// bodies above 3 MiB (each document here is held to that, `bounds::MAX_DOCUMENT_BYTES`); a
@@ -23,6 +43,10 @@ pub enum Object {
     Pod(Box<Pod>),
     ConfigMap(Box<ConfigMap>),
     Secret(Box<Secret>),
+    /// A workload: skiff runs its pod template as one pod.
+    Workload(Box<Workload>),
+    /// A kind a cluster accepts and skiff does not run.
+    Skipped(Box<Skipped>),
 }
 
 impl Object {
@@ -31,6 +55,8 @@ impl Object {
             Object::Pod(_) => "Pod",
             Object::ConfigMap(_) => "ConfigMap",
             Object::Secret(_) => "Secret",
+            Object::Workload(w) => w.kind,
+            Object::Skipped(s) => s.kind,
         }
     }
 
@@ -39,8 +65,70 @@ impl Object {
             Object::Pod(p) => &p.metadata,
             Object::ConfigMap(c) => &c.metadata,
             Object::Secret(s) => &s.metadata,
+            Object::Workload(w) => return &w.name,
+            Object::Skipped(s) => return &s.name,
         };
         meta.name.as_deref().unwrap_or("")
+    }
+
+    /// `pod/web`, `deployment/web`: how kubectl names an object in its messages.
+    pub fn reference(&self) -> String {
+        format!("{}/{}", self.kind().to_lowercase(), self.name())
+    }
+
+    /// The object as JSON (k8s-openapi's rendering of what was decoded).
+    pub fn to_json(&self) -> Value {
+        let v = match self {
+            Object::Pod(p) => serde_json::to_value(p.as_ref()),
+            Object::ConfigMap(c) => serde_json::to_value(c.as_ref()),
+            Object::Secret(s) => serde_json::to_value(s.as_ref()),
+            Object::Workload(w) => return w.object.clone(),
+            Object::Skipped(s) => return s.object.clone(),
+        };
+        v.unwrap_or(Value::Null)
+    }
+}
+
+/// An object the API server would refuse, with every reason (`The Pod "x" is invalid`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObjectInvalid {
+    pub kind: String,
+    pub name: String,
+    pub errors: ErrorList,
+}
+
+impl ObjectInvalid {
+    /// What kubectl prints for the API server's Invalid status (`checkErr` and
+    /// `MultilineError` in k8s.io/kubectl/pkg/cmd/util/helpers.go): the header, then one
+    /// error on the same line, or several as `* field: message` lines, one per cause.
+    pub fn kubectl_message(&self) -> String {
+        let header = format!(
+            "The {} {} is invalid",
+            self.kind,
+            crate::field::go_quote(&self.name)
+        );
+        match self.errors.as_slice() {
+            [] => header,
+            [one] => format!("{header}: {one}"),
+            many => {
+                let mut s = format!("{header}: \n");
+                for e in many {
+                    s.push_str(&format!("* {e}\n"));
+                }
+                s.pop();
+                s
+            }
+        }
+    }
+}
+
+impl From<crate::PodInvalid> for ObjectInvalid {
+    fn from(p: crate::PodInvalid) -> Self {
+        ObjectInvalid {
+            kind: "Pod".into(),
+            name: p.name,
+            errors: p.errors,
+        }
     }
 }
 
@@ -131,8 +219,8 @@ pub fn load(source_name: &str, bytes: &[u8]) -> Result<Vec<Object>, Vec<LoadErro
         }
     };
 
-    // Bounds before the YAML decoder builds anything (see `bounds`): flow nesting first,
-    // since libyaml's time is quadratic in it, then alias expansion, walked without building.
+    // Bounds before any parser builds anything (see `bounds`): flow nesting first, since
+    // the parser's time is quadratic in it, and the size of each document.
     let scanned = match bounds::scan(text) {
         Ok(s) => s,
         Err(bounds::Refused::TooDeep { line, column }) => {
@@ -158,63 +246,41 @@ pub fn load(source_name: &str, bytes: &[u8]) -> Result<Vec<Object>, Vec<LoadErro
             }])
         }
     };
-    if scanned.aliases > 0 {
-        let budget = bounds::walk_budget(&scanned);
-        if let Err(excess) = bounds::count_nodes(text, budget) {
-            let message = if excess.bytes {
-                format!(
-                    "document contains excessive aliasing: aliases repeat more text than {} times the manifest's size plus {} MiB",
-                    bounds::SCALAR_BYTES_RATIO,
-                    bounds::SCALAR_BYTES_SLACK >> 20
-                )
-            } else {
-                format!(
-                    "document contains excessive aliasing: aliases expand the manifest past {budget} nodes (its own nodes, plus {} times as many through aliases, at most {} more)",
-                    bounds::ALIAS_RATIO,
-                    bounds::MAX_ALIAS_NODES
-                )
-            };
-            return Err(vec![LoadError::Invalid {
-                source_name: source,
-                position: Position::Document {
-                    index: excess.document,
-                    object: None,
-                },
-                message,
-            }]);
-        }
-    }
 
-    let mut objects = Vec::new();
-    let mut errors = Vec::new();
-    let mut index = 0usize;
-    for document in serde_yaml_ng::Deserializer::from_str(text) {
-        index += 1;
-        let yaml = match <serde_yaml_ng::Value as serde::Deserialize>::deserialize(document) {
-            Ok(v) => v,
-            Err(e) => {
-                errors.push(syntax_error(&source, &e));
-                // The parser cannot resynchronise after a syntax error.
-                break;
-            }
-        };
-        let json = match yaml_to_json(yaml) {
-            Ok(Some(j)) => j,
-            Ok(None) => continue, // empty document (`---` alone, comments only)
-            Err(message) => {
-                errors.push(LoadError::Invalid {
+    let mut decoder = Decoder {
+        source: &source,
+        objects: Vec::new(),
+        errors: Vec::new(),
+    };
+    let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if body.trim_start().starts_with('{') {
+        decoder.json_stream(body);
+    } else {
+        let mut budget = yaml::Budget::for_text(text, &scanned);
+        let result = yaml::documents(text, &mut budget, |doc| match doc {
+            Ok(doc) => match yaml::to_json(&doc.root) {
+                Ok(json) if json.is_null() => {} // `---` then nothing, or `null`
+                Ok(json) => decoder.decode_value(doc.index, json, Some(&doc.root)),
+                Err(message) => decoder.errors.push(LoadError::Invalid {
                     source_name: source.clone(),
                     position: Position::Document {
-                        index,
+                        index: doc.index,
                         object: None,
                     },
-                    message,
-                });
-                continue;
-            }
-        };
-        decode_value(&source, index, json, &mut objects, &mut errors);
+                    message: format!("error converting YAML to JSON: {message}"),
+                }),
+            },
+            Err(e) => decoder.errors.push(yaml_error(&source, e)),
+        });
+        if let Err(e) = result {
+            return Err(vec![yaml_error(&source, e)]);
+        }
     }
+    let Decoder {
+        objects,
+        mut errors,
+        ..
+    } = decoder;
     if errors.is_empty() && objects.is_empty() {
         errors.push(LoadError::Empty {
             source_name: source,
@@ -227,202 +293,285 @@ pub fn load(source_name: &str, bytes: &[u8]) -> Result<Vec<Object>, Vec<LoadErro
     }
 }
 
-fn syntax_error(source: &str, e: &serde_yaml_ng::Error) -> LoadError {
-    let (line, column) = e
-        .location()
-        .map(|l| (l.line(), l.column()))
-        .unwrap_or((0, 0));
-    // serde_yaml_ng appends " at line L column C" to its messages; the position is printed
-    // in front instead.
-    let mut message = e.to_string();
-    if let Some(cut) = message.find(" at line ") {
-        message.truncate(cut);
-    }
-    LoadError::Syntax {
-        source_name: source.to_string(),
-        line,
-        column,
-        message,
+fn yaml_error(source: &str, e: yaml::Error) -> LoadError {
+    match e {
+        yaml::Error::Syntax {
+            line,
+            column,
+            message,
+        } => LoadError::Syntax {
+            source_name: source.to_string(),
+            line,
+            column,
+            message,
+        },
+        yaml::Error::Aliasing { document, bytes } => LoadError::Invalid {
+            source_name: source.to_string(),
+            position: Position::Document {
+                index: document,
+                object: None,
+            },
+            message: if bytes {
+                format!(
+                    "document contains excessive aliasing: aliases repeat more text than {} times the manifest's size plus {} MiB",
+                    bounds::SCALAR_BYTES_RATIO,
+                    bounds::SCALAR_BYTES_SLACK >> 20
+                )
+            } else {
+                format!(
+                    "document contains excessive aliasing: aliases expand the manifest past its own nodes plus {} times as many, at most {} more",
+                    bounds::ALIAS_RATIO,
+                    bounds::MAX_ALIAS_NODES
+                )
+            },
+        },
     }
 }
 
-/// YAML → JSON the way sigs.k8s.io/yaml does it: scalar map keys become strings, tags are
-/// dropped. `Ok(None)` for an empty document.
-fn yaml_to_json(v: serde_yaml_ng::Value) -> Result<Option<Value>, String> {
-    use serde_yaml_ng::Value as Y;
-    fn conv(v: Y) -> Result<Value, String> {
-        Ok(match v {
-            Y::Null => Value::Null,
-            Y::Bool(b) => Value::Bool(b),
-            Y::Number(n) => {
-                if let Some(i) = n.as_i64() {
-                    Value::from(i)
-                } else if let Some(u) = n.as_u64() {
-                    Value::from(u)
-                } else {
-                    let f = n.as_f64().unwrap_or(f64::NAN);
-                    match serde_json::Number::from_f64(f) {
-                        Some(num) => Value::Number(num),
-                        None => return Err(format!("number {n} cannot be represented in JSON")),
+/// Decodes documents into objects, collecting every error.
+struct Decoder<'a> {
+    source: &'a str,
+    objects: Vec<Object>,
+    errors: Vec<LoadError>,
+}
+
+impl Decoder<'_> {
+    /// A JSON stream: one or more JSON values, each a document.
+    fn json_stream(&mut self, text: &str) {
+        let mut index = 0;
+        for value in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
+            index += 1;
+            match value {
+                Ok(Value::Null) => {}
+                Ok(json) => self.decode_value(index, json, None),
+                Err(e) => {
+                    // The decoder cannot resynchronise after a syntax error.
+                    let mut message = e.to_string();
+                    if let Some(cut) = message.find(" at line ") {
+                        message.truncate(cut);
+                    }
+                    self.errors.push(LoadError::Syntax {
+                        source_name: self.source.to_string(),
+                        line: e.line(),
+                        column: e.column(),
+                        message,
+                    });
+                    return;
+                }
+            }
+        }
+    }
+
+    fn invalid(&self, index: usize, object: Option<String>, message: String) -> LoadError {
+        LoadError::Invalid {
+            source_name: self.source.to_string(),
+            position: Position::Document { index, object },
+            message,
+        }
+    }
+
+    /// One document's JSON (`tree`: its YAML, for messages about what was written).
+    fn decode_value(&mut self, index: usize, json: Value, tree: Option<&Rc<yaml::Node>>) {
+        let Value::Object(map) = &json else {
+            self.errors.push(self.invalid(
+                index,
+                None,
+                "expected an object with apiVersion and kind".into(),
+            ));
+            return;
+        };
+        let text = |key: &str| map.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+        let api_version = text("apiVersion");
+        let kind = text("kind");
+        let name = map
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let label = Some(match &name {
+            Some(n) => format!("{kind} {n:?}"),
+            None => kind.clone(),
+        });
+        if kind.is_empty() {
+            self.errors
+                .push(self.invalid(index, None, "Object 'Kind' is missing".into()));
+            return;
+        }
+        if api_version.is_empty() {
+            self.errors.push(self.invalid(
+                index,
+                label,
+                "Object 'apiVersion' is missing".into(),
+            ));
+            return;
+        }
+        // kubectl flattens any list (`v1 List`, `PodList`, …) into its items.
+        if kind == "List" || kind.ends_with("List") {
+            let Some(Value::Array(items)) = map.get("items").cloned() else {
+                self.errors
+                    .push(self.invalid(index, label, "a List needs an items array".into()));
+                return;
+            };
+            let trees = tree
+                .and_then(|t| yaml::lookup(t, &[yaml::PathSegment::Key("items")]))
+                .and_then(|n| match &n.value {
+                    yaml::NodeValue::Seq(items) => Some(items.clone()),
+                    _ => None,
+                });
+            for (i, item) in items.into_iter().enumerate() {
+                let item_tree = trees.as_ref().and_then(|t| t.get(i)).cloned();
+                self.decode_value(index, item, item_tree.as_ref());
+            }
+            return;
+        }
+        let mut strict = StrictDecoder {
+            source: self.source,
+            index,
+            object: label.clone(),
+            tree: tree.map(Rc::as_ref),
+            errors: &mut self.errors,
+        };
+        match (api_version.as_str(), kind.as_str()) {
+            ("v1", "Pod") => {
+                if let Some(pod) = strict.decode::<Pod>(json) {
+                    let qerrs = quantity_errors(&pod);
+                    if qerrs.is_empty() {
+                        self.objects.push(Object::Pod(Box::new(pod)));
+                    } else {
+                        for m in qerrs {
+                            let e = self.invalid(index, label.clone(), m);
+                            self.errors.push(e);
+                        }
                     }
                 }
             }
-            Y::String(s) => Value::String(s),
-            Y::Sequence(seq) => Value::Array(seq.into_iter().map(conv).collect::<Result<_, _>>()?),
-            Y::Mapping(m) => {
-                let mut out = serde_json::Map::new();
-                for (k, v) in m {
-                    let key = match k {
-                        Y::String(s) => s,
-                        Y::Bool(b) => b.to_string(),
-                        Y::Number(n) => n.to_string(),
-                        Y::Null => "null".to_string(),
-                        other => return Err(format!("map key {other:?} is not a scalar")),
-                    };
-                    out.insert(key, conv(v)?);
+            ("v1", "ConfigMap") => {
+                if let Some(cm) = strict.decode::<ConfigMap>(json) {
+                    self.objects.push(Object::ConfigMap(Box::new(cm)));
                 }
-                Value::Object(out)
             }
-            Y::Tagged(t) => conv(t.value)?,
-        })
-    }
-    match v {
-        Y::Null => Ok(None),
-        other => conv(other).map(Some),
+            ("v1", "Secret") => {
+                if let Some(s) = strict.decode::<Secret>(json) {
+                    self.objects.push(Object::Secret(Box::new(s)));
+                }
+            }
+            (v, k) => match kinds::decode(v, k, json, &mut strict) {
+                Some(Some(kinds::Decoded::Workload(w))) => {
+                    let qerrs = quantity_errors(&w.pod());
+                    if qerrs.is_empty() {
+                        self.objects.push(Object::Workload(w));
+                    } else {
+                        for m in qerrs {
+                            let e = self.invalid(index, label.clone(), m);
+                            self.errors.push(e);
+                        }
+                    }
+                }
+                Some(Some(kinds::Decoded::Skipped(s))) => self.objects.push(Object::Skipped(s)),
+                Some(None) => {} // errors recorded
+                None => {
+                    let e = self.invalid(
+                        index,
+                        label,
+                        format!("no kind \"{k}\" is registered for version \"{v}\" (skiff reads the kinds Kubernetes {}.{} serves built in; custom resources need their cluster)", crate::KUBERNETES_MAJOR, crate::KUBERNETES_MINOR),
+                    );
+                    self.errors.push(e);
+                }
+            },
+        }
     }
 }
 
-fn decode_value(
-    source: &str,
-    index: usize,
-    json: Value,
-    objects: &mut Vec<Object>,
-    errors: &mut Vec<LoadError>,
-) {
-    let invalid = |object: Option<String>, message: String| LoadError::Invalid {
-        source_name: source.to_string(),
-        position: Position::Document { index, object },
-        message,
-    };
-    let Value::Object(map) = &json else {
-        errors.push(invalid(
-            None,
-            "expected an object with apiVersion and kind".into(),
-        ));
-        return;
-    };
-    let api_version = map
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let kind = map
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let name = map
-        .get("metadata")
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let label = Some(match &name {
-        Some(n) => format!("{kind} {n:?}"),
-        None => kind.clone(),
-    });
-    if kind.is_empty() {
-        errors.push(invalid(None, "Object 'Kind' is missing".into()));
-        return;
-    }
-    if api_version.is_empty() {
-        errors.push(invalid(label, "Object 'apiVersion' is missing".into()));
-        return;
-    }
-    match (api_version.as_str(), kind.as_str()) {
-        ("v1", "List") => {
-            let Some(Value::Array(items)) = map.get("items").cloned() else {
-                errors.push(invalid(label, "a List needs an items array".into()));
-                return;
-            };
-            for item in items {
-                decode_value(source, index, item, objects, errors);
-            }
-        }
-        ("v1", "Pod") => {
-            if let Some(pod) = strict::<Pod>(source, index, label.clone(), json, errors) {
-                let qerrs = quantity_errors(&pod);
-                if qerrs.is_empty() {
-                    objects.push(Object::Pod(Box::new(pod)));
-                } else {
-                    errors.extend(qerrs.into_iter().map(|m| invalid(label.clone(), m)));
-                }
-            }
-        }
-        ("v1", "ConfigMap") => {
-            if let Some(cm) = strict::<ConfigMap>(source, index, label, json, errors) {
-                objects.push(Object::ConfigMap(Box::new(cm)));
-            }
-        }
-        ("v1", "Secret") => {
-            if let Some(s) = strict::<Secret>(source, index, label, json, errors) {
-                objects.push(Object::Secret(Box::new(s)));
-            }
-        }
-        (v, k) => errors.push(invalid(
-            label,
-            format!("no kind \"{k}\" is registered for version \"{v}\" (skiff reads v1 Pod, ConfigMap, Secret and List)"),
-        )),
-    }
-}
-
-/// Deserialises with every ignored (unknown) field recorded by path and the first type error
-/// located by path.
-fn strict<T: DeserializeOwned>(
-    source: &str,
+/// Strict decoding of one object: every ignored (unknown) field recorded by path and the
+/// first type error located by path; a bool or number where a string belongs says what to
+/// write instead.
+struct StrictDecoder<'a, 'e> {
+    source: &'a str,
     index: usize,
     object: Option<String>,
-    json: Value,
-    errors: &mut Vec<LoadError>,
-) -> Option<T> {
-    let mut unknown = Vec::new();
-    let result: Result<T, _> = {
-        let mut record = |path: serde_ignored::Path<'_>| unknown.push(render_ignored(&path));
-        let ignored = serde_ignored::Deserializer::new(json, &mut record);
-        serde_path_to_error::deserialize(ignored)
-    };
-    let position = Position::Document { index, object };
-    match result {
-        Ok(value) if unknown.is_empty() => Some(value),
-        Ok(_) => {
-            errors.push(LoadError::UnknownFields {
-                source_name: source.to_string(),
-                position,
-                fields: unknown,
-            });
-            None
-        }
-        Err(e) => {
-            let path = render_error_path(e.path());
-            let message = if path.is_empty() {
-                e.inner().to_string()
-            } else {
-                format!("{path}: {}", e.inner())
-            };
-            if !unknown.is_empty() {
-                errors.push(LoadError::UnknownFields {
-                    source_name: source.to_string(),
-                    position: position.clone(),
+    tree: Option<&'a yaml::Node>,
+    errors: &'e mut Vec<LoadError>,
+}
+
+impl kinds::Strict for StrictDecoder<'_, '_> {
+    fn decode<T: DeserializeOwned>(&mut self, json: Value) -> Option<T> {
+        let mut unknown = Vec::new();
+        let result: Result<T, _> = {
+            let mut record = |path: serde_ignored::Path<'_>| unknown.push(render_ignored(&path));
+            let ignored = serde_ignored::Deserializer::new(json, &mut record);
+            serde_path_to_error::deserialize(ignored)
+        };
+        let position = Position::Document {
+            index: self.index,
+            object: self.object.clone(),
+        };
+        match result {
+            Ok(value) if unknown.is_empty() => Some(value),
+            Ok(_) => {
+                self.errors.push(LoadError::UnknownFields {
+                    source_name: self.source.to_string(),
+                    position,
                     fields: unknown,
                 });
+                None
             }
-            errors.push(LoadError::Invalid {
-                source_name: source.to_string(),
-                position,
-                message,
-            });
-            None
+            Err(e) => {
+                let path = render_error_path(e.path());
+                let mut message = if path.is_empty() {
+                    e.inner().to_string()
+                } else {
+                    format!("{path}: {}", e.inner())
+                };
+                if let Some(hint) = self.tree.and_then(|t| quote_hint(t, e.path(), &e.inner().to_string())) {
+                    message.push_str(&hint);
+                }
+                if !unknown.is_empty() {
+                    self.errors.push(LoadError::UnknownFields {
+                        source_name: self.source.to_string(),
+                        position: position.clone(),
+                        fields: unknown,
+                    });
+                }
+                self.errors.push(LoadError::Invalid {
+                    source_name: self.source.to_string(),
+                    position,
+                    message,
+                });
+                None
+            }
         }
     }
+}
+
+/// When the value at `path` was written as a plain scalar that YAML 1.1 reads as a bool or a
+/// number and a string was expected: where it is and what to write instead. (The API server
+/// says `json: cannot unmarshal bool into Go struct field EnvVar.spec.containers.env.value
+/// of type string`; the YAML is what the user can change.)
+fn quote_hint(tree: &yaml::Node, path: &serde_path_to_error::Path, error: &str) -> Option<String> {
+    if !error.contains("expected a string") {
+        return None;
+    }
+    use serde_path_to_error::Segment;
+    let segments: Vec<yaml::PathSegment<'_>> = path
+        .iter()
+        .filter_map(|s| match s {
+            Segment::Seq { index } => Some(yaml::PathSegment::Index(*index)),
+            Segment::Map { key } => Some(yaml::PathSegment::Key(key)),
+            Segment::Enum { .. } | Segment::Unknown => None,
+        })
+        .collect();
+    let node = yaml::lookup(tree, &segments)?;
+    let text = node.plain.as_deref()?;
+    let what = match node.value {
+        yaml::NodeValue::Bool(_) => "a boolean",
+        yaml::NodeValue::Null => "null",
+        _ => "a number",
+    };
+    Some(format!(
+        " (line {}: YAML reads the unquoted {text} as {what}, as kubectl does; quote it: {})",
+        node.line,
+        serde_json::to_string(text).unwrap_or_default()
+    ))
 }
 
 fn render_ignored(path: &serde_ignored::Path<'_>) -> String {
@@ -565,6 +714,22 @@ mod tests {
         load("pod.yaml", s.as_bytes())
     }
 
+    /// The JSON kubectl would make of a one-document YAML text.
+    fn json_of(text: &str) -> Value {
+        let scan = bounds::scan(text).unwrap_or(bounds::Scan {
+            nodes: 0,
+            aliases: 0,
+        });
+        let mut budget = yaml::Budget::for_text(text, &scan);
+        let mut out = Value::Null;
+        let _ = yaml::documents(text, &mut budget, |d| {
+            if let Ok(d) = d {
+                out = yaml::to_json(&d.root).unwrap_or_default();
+            }
+        });
+        out
+    }
+
     fn messages(r: Result<Vec<Object>, Vec<LoadError>>) -> Vec<String> {
         match r {
             Ok(objs) => panic!("expected errors, got {} objects", objs.len()),
@@ -634,9 +799,121 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_keys_are_errors() {
-        let msgs = messages(load_str("apiVersion: v1\nkind: Pod\nkind: Pod\n"));
-        assert!(msgs[0].contains("duplicate"), "{}", msgs[0]);
+    fn duplicate_keys_last_wins_as_in_kubectl() {
+        // go-yaml v2 (non-strict, as sigs.k8s.io/yaml's YAMLToJSON) keeps the last value.
+        let objs = load_str(&format!("{POD}metadata:\n  name: second\n")).unwrap_or_default();
+        assert_eq!(objs.len(), 1);
+        assert_eq!(objs[0].name(), "second");
+    }
+
+    #[test]
+    fn yaml_1_1_legacy_octal_is_a_number() {
+        let pod = POD.to_string()
+            + "  volumes:\n  - name: v\n    configMap:\n      name: c\n      defaultMode: 0644\n      items:\n      - {key: k, path: p, mode: 0o755}\n";
+        let objs = load_str(&pod).unwrap_or_default();
+        let Some(Object::Pod(p)) = objs.first() else {
+            panic!("no pod")
+        };
+        let cm = p.spec.as_ref().and_then(|s| s.volumes.as_ref()).and_then(|v| v[0].config_map.clone()).unwrap_or_default();
+        assert_eq!(cm.default_mode, Some(420));
+        assert_eq!(cm.items.unwrap_or_default()[0].mode, Some(0o755));
+    }
+
+    #[test]
+    fn yaml_1_1_bool_where_a_string_belongs_is_refused_with_the_fix() {
+        let pod = POD.replace(
+            "image: busybox",
+            "image: busybox\n    env:\n    - name: A\n      value: yes\n    - name: B\n      value: \"yes\"",
+        );
+        let msgs = messages(load_str(&pod));
+        assert_eq!(msgs, vec!["pod.yaml: document 1 (Pod \"web\"): spec.containers[0].env[0].value: invalid type: boolean `true`, expected a string (line 11: YAML reads the unquoted yes as a boolean, as kubectl does; quote it: \"yes\")"]);
+        // A number where a string belongs: the text as written.
+        let pod = POD.to_string() + "  nodeSelector:\n    version: 1.10\n";
+        let msgs = messages(load_str(&pod));
+        assert!(msgs[0].ends_with("spec.nodeSelector.version: invalid type: floating point `1.1`, expected a string (line 10: YAML reads the unquoted 1.10 as a number, as kubectl does; quote it: \"1.10\")"), "{msgs:?}");
+        // Keys are strings whatever they look like (`yes` becomes "true", as in kubectl).
+        let pod = POD.replace("  name: web\n", "  name: web\n  labels:\n    yes: \"1\"\n    0x10: \"2\"\n");
+        let objs = load_str(&pod).unwrap_or_default();
+        let labels = objs.first().and_then(|o| match o {
+            Object::Pod(p) => p.metadata.labels.clone(),
+            _ => None,
+        }).unwrap_or_default();
+        assert_eq!(labels.keys().collect::<Vec<_>>(), vec!["16", "true"]);
+    }
+
+    #[test]
+    fn json_streams_and_lists_of_any_kind() {
+        let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"},"spec":{"containers":[{"name":"c","image":"x"}]}}"#;
+        let two = format!("{pod}\n  {}", pod.replace("\"a\"", "\"b\""));
+        let objs = load_str(&two).unwrap_or_default();
+        assert_eq!(objs.iter().map(Object::name).collect::<Vec<_>>(), vec!["a", "b"]);
+        let list = format!("apiVersion: v1\nkind: PodList\nitems:\n- {pod}\n");
+        assert_eq!(load_str(&list).map(|o| o.len()), Ok(1));
+        let msgs = messages(load_str(&format!("{pod} x")));
+        assert!(msgs[0].starts_with("pod.yaml:1:"), "{msgs:?}");
+    }
+
+    const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 3\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n      annotations: {a: b}\n    spec:\n      containers:\n      - name: app\n        image: nginx\n";
+
+    #[test]
+    fn workloads_run_their_template_as_one_pod() {
+        let objs = load_str(&format!("{DEPLOYMENT}---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - port: 80\n")).unwrap_or_default();
+        assert_eq!(objs.len(), 2);
+        let Object::Workload(w) = &objs[0] else {
+            panic!("{objs:?}")
+        };
+        assert_eq!(w.reference(), "deployment/web");
+        assert_eq!(w.scale.as_deref(), Some("replicas: 3"));
+        let pod = w.prepare().unwrap_or_else(|e| panic!("{}", e.kubectl_message()));
+        assert_eq!(pod.metadata.name.as_deref(), Some("web"));
+        assert_eq!(pod.metadata.namespace.as_deref(), Some("shop"));
+        assert_eq!(pod.metadata.labels.unwrap_or_default().get("app").map(String::as_str), Some("web"));
+        assert_eq!(pod.spec.and_then(|s| s.restart_policy).as_deref(), Some("Always"));
+        let Object::Skipped(s) = &objs[1] else {
+            panic!("{objs:?}")
+        };
+        assert_eq!(s.reference(), "service/web");
+        assert_eq!(objs[1].to_json()["spec"]["ports"][0]["port"], 80);
+    }
+
+    #[test]
+    fn workloads_are_validated_as_the_api_server_validates_them() {
+        let bad = DEPLOYMENT
+            .replace("matchLabels: {app: web}", "matchLabels: {app: db}")
+            .replace("image: nginx", "image: nginx\n      restartPolicy: Never\n      hostname: Bad_Name");
+        let objs = load_str(&bad).unwrap_or_default();
+        let Some(Object::Workload(w)) = objs.first() else {
+            panic!("{objs:?}")
+        };
+        let msg = w.prepare().map(|_| String::new()).unwrap_or_else(|e| e.kubectl_message());
+        assert_eq!(msg, "The Deployment \"web\" is invalid: \n* spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"web\"}: `selector` does not match template `labels`\n* spec.template.spec.hostname: Invalid value: \"Bad_Name\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')\n* spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\"");
+        let job = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n      containers: [{name: c, image: x}]\n";
+        let objs = load_str(job).unwrap_or_default();
+        let Some(Object::Workload(w)) = objs.first() else {
+            panic!("{objs:?}")
+        };
+        let msg = w.prepare().map(|_| String::new()).unwrap_or_else(|e| e.kubectl_message());
+        assert_eq!(msg, "The Job \"j\" is invalid: spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\"");
+        let no_selector = DEPLOYMENT.replace("  selector:\n    matchLabels: {app: web}\n", "");
+        let objs = load_str(&no_selector).unwrap_or_default();
+        let Some(Object::Workload(w)) = objs.first() else {
+            panic!("{objs:?}")
+        };
+        let msg = w.prepare().map(|_| String::new()).unwrap_or_else(|e| e.kubectl_message());
+        assert_eq!(msg, "The Deployment \"web\" is invalid: spec.selector: Required value");
+    }
+
+    #[test]
+    fn other_built_in_kinds_are_decoded_strictly() {
+        let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  portz: []\n";
+        assert_eq!(messages(load_str(svc)), vec!["pod.yaml: document 1 (Service \"s\"): strict decoding error: unknown field \"spec.portz\""]);
+        let cron = "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n  schedule: '* * * * *'\n  jobTemplate:\n    spec:\n      parallelism: 2\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{name: c, image: x}]\n";
+        let objs = load_str(cron).unwrap_or_default();
+        let Some(Object::Workload(w)) = objs.first() else {
+            panic!("{objs:?}")
+        };
+        assert_eq!(w.scale.as_deref(), Some("parallelism: 2"));
+        assert!(w.prepare().is_ok());
     }
 
     #[test]
@@ -672,8 +949,8 @@ mod tests {
     #[test]
     fn wrong_kinds_and_garbage() {
         assert!(
-            messages(load_str("apiVersion: apps/v1\nkind: Deployment\n"))[0]
-                .contains("no kind \"Deployment\"")
+            messages(load_str("apiVersion: apps/v1\nkind: Deploymentt\n"))[0]
+                .contains("no kind \"Deploymentt\" is registered for version \"apps/v1\"")
         );
         assert!(messages(load_str("kind: Pod\n"))[0].contains("'apiVersion' is missing"));
         assert!(messages(load_str("- a\n- b\n"))[0].contains("expected an object"));
@@ -728,8 +1005,9 @@ spec:
             panic!("no pod")
         };
         let back = serde_json::to_value(p.as_ref()).unwrap_or_default();
-        let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(rich).unwrap_or_default();
-        let original = yaml_to_json(yaml).ok().flatten().unwrap_or_default();
-        assert_eq!(back, original);
+        assert_eq!(back, json_of(rich));
+        // And through skiff's YAML output.
+        let again = load_str(&emit::to_yaml(&back)).unwrap_or_default();
+        assert_eq!(again, objs);
     }
 }

@@ -1,37 +1,32 @@
-//! Bounds on what a manifest may cost to decode, checked before the YAML decoder builds
+//! Bounds on what a manifest may cost to decode, checked before the YAML parser builds
 //! anything (issue 7 item 4).
 //!
 //! Two attacks on a YAML decoder cost far more than the bytes they take:
 //!
-//! * **Deep flow nesting** (`[[[[…` or the JSON `{"a":{"a":…`). libyaml (under
-//!   `serde_yaml_ng`) parses a whole document into events before the decoder's own recursion
-//!   limit (128) is consulted, and its scanner re-checks every open flow level on every token:
-//!   quadratic, 20 s for a 400 KB chain. [`scan`] walks the text once, as libyaml's scanner
-//!   tokenises it (same indicators, quoting, comments, block scalars and indentation), and
-//!   refuses a flow depth over [`MAX_FLOW_DEPTH`] before libyaml sees the text. Block nesting
-//!   costs libyaml linear time and is left to the decoder's limit.
+//! * **Deep flow nesting** (`[[[[…` or the JSON `{"a":{"a":…`). A libyaml-style scanner (libyaml,
+//!   and saphyr-parser, which skiff uses) re-checks every open flow level's possible simple key
+//!   on every token: quadratic, 20 s for a 400 KB chain. [`scan`] walks the text once, as
+//!   libyaml's scanner tokenises it (same indicators, quoting, comments, block scalars and
+//!   indentation), and refuses a flow depth over [`MAX_FLOW_DEPTH`] before the parser sees the
+//!   text. Block nesting costs the parser linear time and is left to the builder's limit
+//!   (`yaml::MAX_DEPTH`).
 //! * **Alias expansion** ("billion laughs"): `*a` replays the anchored node, so a few KB can
-//!   stand for billions of nodes. go-yaml v3 (under sigs.k8s.io/yaml, so kubectl) refuses a
+//!   stand for billions of nodes. go-yaml (under sigs.k8s.io/yaml, so kubectl) refuses a
 //!   document whose nodes reached through aliases exceed a ratio of all nodes decoded: 99% up
 //!   to 400 000 nodes ("document contains excessive aliasing", `allowedAliasRatio` in
-//!   decode.go). Here [`walk_budget`] gives a document the nodes it writes out (estimated from
+//!   decode.go). Here [`walk_budget`] gives a manifest the nodes it writes out (estimated from
 //!   [`scan`]'s token count, an over-estimate) plus at most 99 times as many through aliases,
-//!   never more than [`MAX_ALIAS_NODES`] extra; [`count_nodes`] then walks the expanded
-//!   documents without building anything and stops at the budget. Only documents with an
-//!   alias (a `*` token) are walked. Nodes are not all alike here: go-yaml's strings share
-//!   their bytes, the decoder's do not (each alias of a scalar becomes a new `String`), so the
-//!   walk also counts the scalar bytes it reaches against [`SCALAR_BYTES_RATIO`] times the
-//!   text plus [`SCALAR_BYTES_SLACK`]: one 2 MiB anchor aliased 300 000 times is refused
-//!   instead of asking for 600 GB.
+//!   never more than [`MAX_ALIAS_NODES`] extra. The YAML reader (`yaml`) knows each anchored
+//!   node's expanded size when it is complete, charges it per alias as it meets one and stops at
+//!   the budget, before anything is expanded. Nodes are not all alike: go-yaml's strings share
+//!   their bytes, the JSON here does not (each alias of a scalar becomes a new `String`), so
+//!   the scalar bytes reached are counted too, against [`SCALAR_BYTES_RATIO`] times the text
+//!   plus [`SCALAR_BYTES_SLACK`]: one 2 MiB anchor aliased 300 000 times is refused instead of
+//!   asking for 600 GB.
 //!
 //! The scanner is deliberately on the side of over-counting: where it could not tell how
-//! libyaml reads a byte, it counts an opening bracket rather than skip one, so a valid
+//! the parser reads a byte, it counts an opening bracket rather than skip one, so a valid
 //! manifest is refused only with hundreds of unclosed brackets in its text.
-
-use std::cell::Cell;
-use std::fmt;
-
-use serde::de::{DeserializeSeed, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor};
 
 /// Deepest flow-collection nesting accepted (`[` / `{`). The decoder refuses more than 128
 /// levels of any nesting anyway; the margin is for brackets the scanner over-counts.
@@ -497,144 +492,6 @@ impl Scanner<'_> {
     }
 }
 
-/// Which expansion budget a manifest went past, in which document (1-based).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Excess {
-    pub document: usize,
-    /// The scalar bytes (else the node count).
-    pub bytes: bool,
-}
-
-/// Walks every document of `text` as the decoder would expand it, building nothing, and
-/// stops when more than `budget` nodes, or more scalar bytes than allowed, were reached.
-/// Decoding errors are left to the real decoding, which reports them.
-pub fn count_nodes(text: &str, budget: u64) -> Result<(), Excess> {
-    let text_bytes = u64::try_from(text.len()).unwrap_or(u64::MAX);
-    let bytes = text_bytes
-        .saturating_mul(SCALAR_BYTES_RATIO)
-        .saturating_add(SCALAR_BYTES_SLACK);
-    count_nodes_with(text, budget, bytes)
-}
-
-/// [`count_nodes`] with an explicit scalar-byte budget.
-fn count_nodes_with(text: &str, budget: u64, bytes: u64) -> Result<(), Excess> {
-    let left = Cell::new(budget);
-    let bytes_left = Cell::new(bytes);
-    for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let walk = Walk {
-            left: &left,
-            bytes_left: &bytes_left,
-        };
-        if walk.deserialize(document).is_err() {
-            if left.get() == 0 || bytes_left.get() == 0 {
-                return Err(Excess {
-                    document: i + 1,
-                    bytes: bytes_left.get() == 0,
-                });
-            }
-            return Ok(());
-        }
-    }
-    Ok(())
-}
-
-/// A node visitor that only counts, against shared budgets of nodes and scalar bytes.
-#[derive(Clone, Copy)]
-struct Walk<'a> {
-    left: &'a Cell<u64>,
-    bytes_left: &'a Cell<u64>,
-}
-
-impl Walk<'_> {
-    fn spend<E: serde::de::Error>(&self) -> Result<(), E> {
-        match self.left.get() {
-            0 => Err(E::custom("document contains excessive aliasing")),
-            n => {
-                self.left.set(n - 1);
-                Ok(())
-            }
-        }
-    }
-
-    /// A scalar of `len` bytes: one node, and its bytes (the decoder copies them per alias).
-    fn spend_scalar<E: serde::de::Error>(&self, len: usize) -> Result<(), E> {
-        self.spend()?;
-        let len = u64::try_from(len).unwrap_or(u64::MAX);
-        match self.bytes_left.get().checked_sub(len) {
-            Some(rest) => {
-                self.bytes_left.set(rest);
-                Ok(())
-            }
-            None => {
-                self.bytes_left.set(0);
-                Err(E::custom("document contains excessive aliasing"))
-            }
-        }
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Walk<'_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-macro_rules! leaf {
-    ($($f:ident: $t:ty),*) => {$(
-        fn $f<E: serde::de::Error>(self, _: $t) -> Result<(), E> {
-            self.spend()
-        }
-    )*};
-}
-
-impl<'de> Visitor<'de> for Walk<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML node")
-    }
-    leaf!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_i128: i128,
-          visit_u128: u128, visit_f64: f64);
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
-        self.spend_scalar(v.len())
-    }
-    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<(), E> {
-        self.spend_scalar(v.len())
-    }
-    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        self.spend()
-    }
-    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
-        self.spend()
-    }
-    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        self.spend()?;
-        self.deserialize(d)
-    }
-    fn visit_newtype_struct<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        self.spend()?;
-        self.deserialize(d)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        self.spend()?;
-        while seq.next_element_seed(self)?.is_some() {}
-        Ok(())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        self.spend()?;
-        while map.next_key_seed(self)?.is_some() {
-            map.next_value_seed(self)?;
-        }
-        Ok(())
-    }
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<(), A::Error> {
-        // A tagged node (`!tag value`).
-        self.spend()?;
-        let ((), variant) = data.variant_seed(self)?;
-        variant.newtype_variant_seed(self)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -710,64 +567,5 @@ mod tests {
             scan(&big),
             Err(Refused::DocumentTooLarge { line: 1, .. })
         ));
-    }
-
-    #[test]
-    fn the_walk_accepts_whatever_the_decoder_accepts() {
-        // Otherwise a construct failing only the walk would end it early, and a bomb in a
-        // later document would go unwalked.
-        let docs = "a: !t 1\nb: !t {x: [1, 2]}\nc: !!binary aGVsbG8=\nd: ~\ne: .inf\nf: -.nan\n\
-            g: 18446744073709551615\nh: -9223372036854775808\n\
-            i: 0x1f\nj: !!str 3\n? [k, l]\n: m\n? {n: o}\n: p\n<<: {q: r}\ns: &s [1]\nt: *s\n\
-            u: !<tag:yaml.org,2002:int> 4\nv: |\n  text\nw: \"\\u263a\"\n---\n!t [1]\n---\n\n---\nplain\n";
-        for doc in serde_yaml_ng::Deserializer::from_str(docs) {
-            let left = Cell::new(u64::MAX);
-            let bytes_left = Cell::new(u64::MAX);
-            let r = Walk {
-                left: &left,
-                bytes_left: &bytes_left,
-            }
-            .deserialize(doc);
-            assert!(r.is_ok(), "{r:?}");
-        }
-        for doc in serde_yaml_ng::Deserializer::from_str(docs) {
-            let r = <serde_yaml_ng::Value as serde::Deserialize>::deserialize(doc);
-            assert!(r.is_ok(), "{r:?}");
-        }
-    }
-
-    #[test]
-    fn counts_aliases_and_nodes() {
-        let s = scan("a: &x [1, 2]\nb: *x\nc: [*x, *x]\n").unwrap_or(Scan {
-            nodes: 0,
-            aliases: 0,
-        });
-        assert_eq!(s.aliases, 3);
-        assert!(s.nodes >= 9, "{s:?}");
-        assert!(count_nodes("a: &x [1, 2]\nb: *x\n", 9).is_ok());
-        let nodes = |document| {
-            Err(Excess {
-                document,
-                bytes: false,
-            })
-        };
-        assert_eq!(count_nodes("a: &x [1, 2]\nb: *x\n", 8), nodes(1));
-        assert_eq!(count_nodes("---\na: 1\n---\nb: !t [1, 2]\n", 5), nodes(2));
-    }
-
-    #[test]
-    fn issue7_item4_aliases_of_a_big_scalar_count_its_bytes() {
-        // One 1 KiB anchor aliased 100 times: few nodes, 100 KiB of copies.
-        let big = "x".repeat(1024);
-        let aliases = vec!["*s"; 100].join(", ");
-        let text = format!("a: &s \"{big}\"\nb: [{aliases}]\n");
-        assert!(count_nodes_with(&text, 1_000, 200 * 1024).is_ok());
-        assert_eq!(
-            count_nodes_with(&text, 1_000, 50 * 1024),
-            Err(Excess {
-                document: 1,
-                bytes: true
-            })
-        );
     }
 }

@@ -1,0 +1,567 @@
+//! YAML documents read the way kubectl reads them, into JSON.
+//!
+//! kubectl (`k8s.io/apimachinery/pkg/util/yaml`, `YAMLOrJSONDecoder`) splits a YAML stream at
+//! lines that start with `---` and converts each piece to JSON with sigs.k8s.io/yaml, which
+//! decodes with go-yaml v2 (YAML 1.1). Here the pieces are split by the same rule and parsed
+//! with `saphyr-parser` (a maintained, pure-Rust YAML parser; events only, so every decision
+//! about a scalar's meaning is ours); scalars are resolved by go-yaml v2's rules
+//! ([`super::resolve`]) and the tree is converted to JSON as sigs.k8s.io/yaml's
+//! `convertToJSONableObject` does (non-string keys become strings, last duplicate key wins,
+//! `<<` merges with go-yaml v2's order). The tree keeps each node's position, so a decoding
+//! error on a field can say where the value was written and what it was.
+//!
+//! Bounds (with [`super::bounds`]): nesting deeper than [`MAX_DEPTH`] is refused, and aliases
+//! are counted as they are met against a budget of expanded nodes and scalar bytes, without
+//! ever expanding them before the budget allows it.
+
+use std::rc::Rc;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use serde_json::Value;
+
+use super::bounds;
+use super::resolve::{self, Scalar};
+
+/// Deepest nesting (collections within collections) a document may have. kubectl has no
+/// such limit, but no object of the API comes near it (a Pod is about 12 deep).
+pub const MAX_DEPTH: usize = 128;
+
+/// One YAML node with where it was written.
+#[derive(Debug)]
+pub struct Node {
+    pub value: NodeValue,
+    /// 1-based line and column in the file.
+    pub line: usize,
+    pub column: usize,
+    /// A plain scalar that resolved to something other than a string: its text (`yes`,
+    /// `0644`), for messages that say what to write instead.
+    pub plain: Option<Box<str>>,
+    /// Nodes and scalar bytes this node stands for, aliases expanded.
+    weight: (u64, u64),
+    /// A plain `<<` (or `!!merge <<`): go-yaml's merge key (`isMerge`).
+    merge_key: bool,
+}
+
+#[derive(Debug)]
+pub enum NodeValue {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Rc<Node>>),
+    /// Keys as JSON will have them; in order of first appearance, values last-wins.
+    Map(Vec<(String, Rc<Node>)>),
+}
+
+/// A document, or where it went wrong.
+pub struct Document {
+    /// 1-based, counting every piece between `---` lines (empty ones too, as kubectl does).
+    pub index: usize,
+    /// The file line where the piece starts (for messages about the whole document).
+    pub line: usize,
+    pub root: Rc<Node>,
+}
+
+/// Why a piece could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// Bad YAML (or a construct kubectl refuses) at this 1-based position.
+    Syntax {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// Aliases expand past the budget in this document (1-based): nodes, or scalar bytes.
+    Aliasing { document: usize, bytes: bool },
+}
+
+/// Budgets shared by all documents of a manifest (see [`bounds`]).
+pub struct Budget {
+    pub nodes: u64,
+    pub bytes: u64,
+}
+
+impl Budget {
+    /// The budget of a manifest `text` whose scan found `scan`.
+    pub fn for_text(text: &str, scan: &bounds::Scan) -> Self {
+        let text_bytes = u64::try_from(text.len()).unwrap_or(u64::MAX);
+        Budget {
+            nodes: bounds::walk_budget(scan),
+            bytes: text_bytes
+                .saturating_mul(bounds::SCALAR_BYTES_RATIO)
+                .saturating_add(bounds::SCALAR_BYTES_SLACK),
+        }
+    }
+}
+
+/// The pieces of a YAML stream as kubectl's `YAMLReader` cuts them: a line starting with
+/// `---` ends a piece; after the `---` only blanks or a comment may follow ("invalid Yaml
+/// document separator" otherwise). Returns (1-based first line, text) per piece.
+pub fn split(text: &str) -> Result<Vec<(usize, &str)>, Error> {
+    let mut pieces = Vec::new();
+    let mut start = 0usize;
+    let mut start_line = 1usize;
+    let mut offset = 0usize;
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        if let Some(rest) = line.strip_prefix("---") {
+            let trimmed = rest.trim();
+            if !trimmed.is_empty() && !trimmed.starts_with('#') {
+                return Err(Error::Syntax {
+                    line: n + 1,
+                    column: 4,
+                    message: format!("invalid Yaml document separator: {trimmed}"),
+                });
+            }
+            pieces.push((start_line, &text[start..offset]));
+            start = offset + line.len();
+            start_line = n + 2;
+        }
+        offset += line.len();
+    }
+    pieces.push((start_line, &text[start..]));
+    Ok(pieces)
+}
+
+/// Reads every document of `text` (a YAML stream), calling `each` with the document or the
+/// error of its piece; a piece that holds no document (comments, blank) is skipped. Stops at
+/// the first alias budget overrun.
+pub fn documents(
+    text: &str,
+    budget: &mut Budget,
+    mut each: impl FnMut(Result<Document, Error>),
+) -> Result<(), Error> {
+    let pieces = split(text)?;
+    for (i, (line, piece)) in pieces.into_iter().enumerate() {
+        let index = i + 1;
+        match read_piece(piece, line, budget) {
+            Ok(Some(root)) => each(Ok(Document { index, line, root })),
+            Ok(None) => {}
+            Err(Overrun(bytes)) => {
+                return Err(Error::Aliasing {
+                    document: index,
+                    bytes,
+                })
+            }
+            Err(Failed(e)) => each(Err(e)),
+        }
+    }
+    Ok(())
+}
+
+enum PieceError {
+    Failed(Error),
+    /// The alias budget ran out (bytes, else nodes).
+    Overrun(bool),
+}
+use PieceError::{Failed, Overrun};
+
+/// A collection being built.
+enum Open {
+    Seq {
+        items: Vec<Rc<Node>>,
+        anchor: usize,
+        span: Span,
+        weight: (u64, u64),
+    },
+    Map {
+        entries: Vec<(String, Rc<Node>)>,
+        key: Option<Rc<Node>>,
+        anchor: usize,
+        span: Span,
+        weight: (u64, u64),
+    },
+}
+
+/// Parses the first document of one piece (go-yaml's `Unmarshal` reads only the first).
+fn read_piece(text: &str, first_line: usize, budget: &mut Budget) -> Result<Option<Rc<Node>>, PieceError> {
+    let at = |line: usize, col: usize| (first_line + line.saturating_sub(1), col + 1);
+    let syntax = |line: usize, col: usize, message: String| {
+        let (line, column) = at(line, col);
+        Failed(Error::Syntax {
+            line,
+            column,
+            message,
+        })
+    };
+    let mut parser = Parser::new_from_str(text);
+    // Anchors by id: saphyr numbers them from 1; a node is registered once complete, so an
+    // alias inside its own anchor's node finds nothing (go-yaml: "contains itself").
+    let mut anchors: Vec<Option<Rc<Node>>> = Vec::new();
+    let mut stack: Vec<Open> = Vec::new();
+    let mut in_document = false;
+    loop {
+        let (event, span) = match parser.next_event() {
+            None => return Ok(None),
+            Some(Ok(e)) => e,
+            Some(Err(e)) => {
+                return Err(syntax(
+                    e.marker().line(),
+                    e.marker().col(),
+                    e.info().to_string(),
+                ))
+            }
+        };
+        let node = match event {
+            Event::StreamStart | Event::Nothing => continue,
+            Event::StreamEnd | Event::DocumentEnd => return Ok(None),
+            Event::DocumentStart(_) => {
+                in_document = true;
+                continue;
+            }
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                // go-yaml ignores tags on collections.
+                if stack.len() >= MAX_DEPTH {
+                    return Err(syntax(
+                        span.start.line(),
+                        span.start.col(),
+                        format!("recursion limit exceeded: nesting deeper than {MAX_DEPTH} levels"),
+                    ));
+                }
+                spend(budget, 1, 0)?;
+                let weight = (1, 0);
+                stack.push(if matches!(event, Event::SequenceStart(..)) {
+                    Open::Seq {
+                        items: Vec::new(),
+                        anchor,
+                        span,
+                        weight,
+                    }
+                } else {
+                    Open::Map {
+                        entries: Vec::new(),
+                        key: None,
+                        anchor,
+                        span,
+                        weight,
+                    }
+                });
+                continue;
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let Some(open) = stack.pop() else {
+                    return Err(syntax(span.start.line(), span.start.col(), "unbalanced collection end".into()));
+                };
+                let (value, anchor, start, weight) = match open {
+                    Open::Seq {
+                        items,
+                        anchor,
+                        span,
+                        weight,
+                    } => (NodeValue::Seq(items), anchor, span.start, weight),
+                    Open::Map {
+                        entries,
+                        anchor,
+                        span,
+                        weight,
+                        ..
+                    } => (NodeValue::Map(entries), anchor, span.start, weight),
+                };
+                let (line, column) = at(start.line(), start.col());
+                let node = Rc::new(Node {
+                    value,
+                    line,
+                    column,
+                    plain: None,
+                    weight,
+                    merge_key: false,
+                });
+                register(&mut anchors, anchor, &node);
+                node
+            }
+            Event::Alias(id) => {
+                let Some(Some(target)) = anchors.get(id) else {
+                    return Err(syntax(
+                        span.start.line(),
+                        span.start.col(),
+                        "anchor value contains itself".into(),
+                    ));
+                };
+                let target = Rc::clone(target);
+                spend(budget, target.weight.0, target.weight.1)?;
+                target
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                let (line, column) = at(span.start.line(), span.start.col());
+                let resolved = match &tag {
+                    Some(tag) => {
+                        let full = format!("{}{}", tag.handle, tag.suffix);
+                        resolve::tagged(&full, &text).map_err(|m| {
+                            syntax(span.start.line(), span.start.col(), m)
+                        })?
+                    }
+                    None if style == ScalarStyle::Plain => (resolve::plain(&text), None),
+                    None => (Scalar::Str, None),
+                };
+                let (scalar, replaced) = resolved;
+                let plain = (style == ScalarStyle::Plain && scalar != Scalar::Str)
+                    .then(|| Box::<str>::from(text.as_ref()));
+                let merge_key = text == "<<"
+                    && match &tag {
+                        None => style == ScalarStyle::Plain,
+                        Some(t) => t.handle == resolve::CORE_TAG_PREFIX && t.suffix == "merge",
+                    };
+                let value = match scalar {
+                    Scalar::Null => NodeValue::Null,
+                    Scalar::Bool(b) => NodeValue::Bool(b),
+                    Scalar::Int(i) => NodeValue::Int(i),
+                    Scalar::Uint(u) => NodeValue::Uint(u),
+                    Scalar::Float(f) => NodeValue::Float(f),
+                    Scalar::Str => NodeValue::Str(replaced.unwrap_or_else(|| text.into_owned())),
+                };
+                let bytes = match &value {
+                    NodeValue::Str(s) => u64::try_from(s.len()).unwrap_or(u64::MAX),
+                    _ => 0,
+                };
+                spend(budget, 1, bytes)?;
+                let node = Rc::new(Node {
+                    value,
+                    line,
+                    column,
+                    plain,
+                    weight: (1, bytes),
+                    merge_key,
+                });
+                register(&mut anchors, anchor, &node);
+                node
+            }
+        };
+        // A complete node: the document's root, or a child of the open collection.
+        match stack.last_mut() {
+            None => {
+                if !in_document {
+                    return Err(syntax(span.start.line(), span.start.col(), "node outside a document".into()));
+                }
+                return Ok(Some(node));
+            }
+            Some(Open::Seq { items, weight, .. }) => {
+                add_weight(weight, &node);
+                items.push(node);
+            }
+            Some(Open::Map {
+                entries,
+                key,
+                weight,
+                ..
+            }) => {
+                add_weight(weight, &node);
+                match key.take() {
+                    None => *key = Some(node),
+                    Some(k) => insert(entries, &k, node).map_err(|m| {
+                        let (line, column) = (k.line, k.column);
+                        Failed(Error::Syntax {
+                            line,
+                            column,
+                            message: m,
+                        })
+                    })?,
+                }
+            }
+        }
+    }
+}
+
+fn register(anchors: &mut Vec<Option<Rc<Node>>>, anchor: usize, node: &Rc<Node>) {
+    if anchor == 0 {
+        return;
+    }
+    if anchors.len() <= anchor {
+        anchors.resize(anchor + 1, None);
+    }
+    anchors[anchor] = Some(Rc::clone(node));
+}
+
+fn add_weight(weight: &mut (u64, u64), node: &Node) {
+    weight.0 = weight.0.saturating_add(node.weight.0);
+    weight.1 = weight.1.saturating_add(node.weight.1);
+}
+
+fn spend(budget: &mut Budget, nodes: u64, bytes: u64) -> Result<(), PieceError> {
+    match budget.nodes.checked_sub(nodes) {
+        Some(rest) => budget.nodes = rest,
+        None => return Err(Overrun(false)),
+    }
+    match budget.bytes.checked_sub(bytes) {
+        Some(rest) => budget.bytes = rest,
+        None => return Err(Overrun(true)),
+    }
+    Ok(())
+}
+
+/// Adds `key: value` to a mapping as go-yaml v2 + sigs.k8s.io/yaml do: `<<` merges (go-yaml
+/// v2's order: whatever comes later wins, merged or not), other keys become JSON strings,
+/// a repeated key replaces the earlier value.
+fn insert(entries: &mut Vec<(String, Rc<Node>)>, key: &Node, value: Rc<Node>) -> Result<(), String> {
+    if key.merge_key {
+        return merge(entries, &value);
+    }
+    let name = key_string(key)?;
+    set(entries, name, value);
+    Ok(())
+}
+
+fn set(entries: &mut Vec<(String, Rc<Node>)>, name: String, value: Rc<Node>) {
+    match entries.iter_mut().find(|(k, _)| *k == name) {
+        Some(slot) => slot.1 = value,
+        None => entries.push((name, value)),
+    }
+}
+
+fn merge(entries: &mut Vec<(String, Rc<Node>)>, value: &Node) -> Result<(), String> {
+    const WANT: &str = "map merge requires map or sequence of maps as the value";
+    match &value.value {
+        NodeValue::Map(from) => {
+            for (k, v) in from {
+                set(entries, k.clone(), Rc::clone(v));
+            }
+            Ok(())
+        }
+        NodeValue::Seq(items) => {
+            // Earlier maps take precedence: applied last.
+            for item in items.iter().rev() {
+                let NodeValue::Map(from) = &item.value else {
+                    return Err(WANT.into());
+                };
+                for (k, v) in from {
+                    set(entries, k.clone(), Rc::clone(v));
+                }
+            }
+            Ok(())
+        }
+        _ => Err(WANT.into()),
+    }
+}
+
+/// A key as JSON has it (sigs.k8s.io/yaml `convertToJSONableObject`).
+fn key_string(key: &Node) -> Result<String, String> {
+    Ok(match &key.value {
+        NodeValue::Str(s) => s.clone(),
+        NodeValue::Int(i) => i.to_string(),
+        NodeValue::Bool(b) => b.to_string(),
+        NodeValue::Float(f) => go_format_float32_g(*f),
+        NodeValue::Uint(u) => {
+            return Err(format!(
+                "unsupported map key of type: uint64, key: 0x{u:x}"
+            ))
+        }
+        NodeValue::Null => return Err("unsupported map key of type: null".into()),
+        NodeValue::Seq(_) | NodeValue::Map(_) => {
+            return Err("invalid map key: a key must be a scalar".into())
+        }
+    })
+}
+
+/// Go's `strconv.FormatFloat(f, 'g', -1, 32)` with go-yaml's names for the specials.
+fn go_format_float32_g(f: f64) -> String {
+    if f.is_nan() {
+        return ".nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { ".inf" } else { "-.inf" }.into();
+    }
+    let f32v = f as f32;
+    if f32v == 0.0 {
+        return if f32v.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    // Shortest digits of the float32 and its decimal exponent, from Rust's `{:e}`.
+    let e = format!("{f32v:e}");
+    let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    // %e when the exponent is < -4 or >= 6 (shortest precision uses 6 for this).
+    if exp < -4 || exp >= 6 {
+        let (first, rest) = digits.split_at(1);
+        let frac = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
+        let es = if exp < 0 { '-' } else { '+' };
+        return format!("{sign}{first}{frac}e{es}{:02}", exp.abs());
+    }
+    let n = digits.len() as i32;
+    let body = if exp >= 0 {
+        if n > exp + 1 {
+            let (int, frac) = digits.split_at((exp + 1) as usize);
+            format!("{int}.{frac}")
+        } else {
+            format!("{digits}{}", "0".repeat((exp + 1 - n) as usize))
+        }
+    } else {
+        format!("0.{}{digits}", "0".repeat((-exp - 1) as usize))
+    };
+    format!("{sign}{body}")
+}
+
+/// The JSON of a document, as sigs.k8s.io/yaml's `YAMLToJSON` gives it to kubectl. Floats
+/// are JSON numbers as Go's encoder writes them: an integral float below 1e21 is written
+/// without a fraction (`1e3` → `1000`), so it is an integer to the API server, and is one
+/// here. Infinity and NaN have no JSON form (an error, as in Go).
+pub fn to_json(node: &Node) -> Result<Value, String> {
+    Ok(match &node.value {
+        NodeValue::Null => Value::Null,
+        NodeValue::Bool(b) => Value::Bool(*b),
+        NodeValue::Int(i) => Value::from(*i),
+        NodeValue::Uint(u) => Value::from(*u),
+        NodeValue::Float(f) => float_json(*f)?,
+        NodeValue::Str(s) => Value::String(s.clone()),
+        NodeValue::Seq(items) => Value::Array(items.iter().map(|n| to_json(n)).collect::<Result<_, _>>()?),
+        NodeValue::Map(entries) => {
+            let mut m = serde_json::Map::new();
+            for (k, v) in entries {
+                m.insert(k.clone(), to_json(v)?);
+            }
+            Value::Object(m)
+        }
+    })
+}
+
+fn float_json(f: f64) -> Result<Value, String> {
+    if !f.is_finite() {
+        let name = if f.is_nan() {
+            "NaN"
+        } else if f > 0.0 {
+            "+Inf"
+        } else {
+            "-Inf"
+        };
+        return Err(format!("json: unsupported value: {name}"));
+    }
+    if f.fract() == 0.0 && f.abs() < 1e21 {
+        if f >= i64::MIN as f64 && f < i64::MAX as f64 {
+            return Ok(Value::from(f as i64));
+        }
+        if f >= 0.0 && f < u64::MAX as f64 {
+            return Ok(Value::from(f as u64));
+        }
+    }
+    Ok(serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number))
+}
+
+/// The node at a decoding error's path (`spec`, `containers`, `0`, …), if the path leads
+/// through the tree.
+pub fn lookup<'a>(root: &'a Node, path: &[PathSegment<'_>]) -> Option<&'a Node> {
+    let mut node = root;
+    for seg in path {
+        node = match (seg, &node.value) {
+            (PathSegment::Key(k), NodeValue::Map(entries)) => {
+                &entries.iter().find(|(name, _)| name == k)?.1
+            }
+            (PathSegment::Index(i), NodeValue::Seq(items)) => items.get(*i)?,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
+/// One step of a path into a document.
+#[derive(Debug, Clone, Copy)]
+pub enum PathSegment<'a> {
+    Key(&'a str),
+    Index(usize),
+}
