@@ -123,13 +123,12 @@ impl Scanner<'_> {
         self.i >= self.b.len()
     }
 
-    /// Length of the line break at `i + k` (LF, CR, CRLF, NEL, LS, PS), 0 if none.
+    /// Length of the line break at `i + k` (LF, CR, CRLF), 0 if none. saphyr-parser follows
+    /// YAML 1.2, where NEL, LS and PS are ordinary characters (libyaml took them as breaks).
     fn break_len(&self, k: usize) -> usize {
-        match (self.at(k), self.at(k + 1), self.at(k + 2)) {
-            (b'\r', b'\n', _) => 2,
-            (b'\n', _, _) | (b'\r', _, _) => 1,
-            (0xc2, 0x85, _) => 2,
-            (0xe2, 0x80, 0xa8) | (0xe2, 0x80, 0xa9) => 3,
+        match (self.at(k), self.at(k + 1)) {
+            (b'\r', b'\n') => 2,
+            (b'\n', _) | (b'\r', _) => 1,
             _ => 0,
         }
     }

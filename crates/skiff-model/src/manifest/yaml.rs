@@ -565,3 +565,209 @@ pub enum PathSegment<'a> {
     Key(&'a str),
     Index(usize),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn big_budget() -> Budget {
+        Budget {
+            nodes: u64::MAX,
+            bytes: u64::MAX,
+        }
+    }
+
+    /// Every document's JSON, or the first error.
+    fn read(text: &str) -> Result<Vec<Value>, Error> {
+        read_with(text, &mut big_budget())
+    }
+
+    fn read_with(text: &str, budget: &mut Budget) -> Result<Vec<Value>, Error> {
+        let mut out = Vec::new();
+        let mut first_err = None;
+        documents(text, budget, |d| match d {
+            Ok(d) => out.push(to_json(&d.root).unwrap_or_else(|e| json!(e))),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        })?;
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    fn one(text: &str) -> Value {
+        read(text)
+            .ok()
+            .and_then(|mut v| v.pop())
+            .unwrap_or_else(|| panic!("no document in {text:?}"))
+    }
+
+    #[test]
+    fn documents_split_like_kubectls_yaml_reader() {
+        // k8s.io/apimachinery/pkg/util/yaml YAMLReader: a line starting with `---`, then
+        // only blanks or a comment.
+        assert_eq!(
+            read("a: 1\n---\nb: 2\n--- # c\n\n---   \nc: 3").ok(),
+            Some(vec![json!({"a": 1}), json!({"b": 2}), json!({"c": 3})])
+        );
+        assert!(matches!(
+            read("a: 1\n--- b: 2\n"),
+            Err(Error::Syntax { line: 2, ref message, .. }) if message == "invalid Yaml document separator: b: 2"
+        ));
+        // An indented `---` is content, not a separator.
+        assert_eq!(one("a: |\n  x\n  ---\n  y\n"), json!({"a": "x\n---\ny\n"}));
+        // Positions count from the file's first line.
+        assert!(matches!(
+            read("a: 1\n---\nb: [\n"),
+            Err(Error::Syntax { line: 4, .. })
+        ));
+        // Each piece's first document only (go-yaml's Unmarshal).
+        assert_eq!(read("a: 1\n...\nb: 2\n").ok(), Some(vec![json!({"a": 1})]));
+    }
+
+    #[test]
+    fn keys_become_strings_as_sigs_k8s_io_yaml_converts_them() {
+        assert_eq!(
+            one("{yes: 1, 1: 2, 1.5: 3, 0x10: 4, 1e3: 5, -0b11: 6, 1e6: 7, 0.00001: 8, n: 9}"),
+            json!({"true": 1, "1": 2, "1.5": 3, "16": 4, "1000": 5, "-3": 6, "1e+06": 7, "1e-05": 8, "false": 9})
+        );
+        for bad in ["~: 1\n", "? [a]\n: 1\n", "18446744073709551615: 1\n"] {
+            assert!(matches!(read(bad), Err(Error::Syntax { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn values_are_json_as_go_writes_them() {
+        // Integral floats are integers in Go's JSON (`1e3` → 1000); the rest stay floats.
+        assert_eq!(
+            one("[1e3, 80.0, 0.5, 1e21, -0.0, 18446744073709551615, 2001-12-14, '0644', 0644]"),
+            json!([1000, 80, 0.5, 1e21, 0, 18446744073709551615u64, "2001-12-14", "0644", 420])
+        );
+        assert_eq!(to_json(&read_node("a: .inf\n")).ok(), None);
+    }
+
+    fn read_node(text: &str) -> Rc<Node> {
+        let mut root = None;
+        let _ = documents(text, &mut big_budget(), |d| {
+            if let Ok(d) = d {
+                root = Some(d.root);
+            }
+        });
+        let Some(NodeValue::Map(entries)) = root.as_ref().map(|r| &r.value) else {
+            panic!("not a map: {text}")
+        };
+        Rc::clone(&entries[0].1)
+    }
+
+    #[test]
+    fn merge_keys_in_go_yaml_v2_order() {
+        // Later wins, merged or not (go-yaml v2's decoder applies pairs in order).
+        assert_eq!(one("a: 1\n<<: {a: 2, b: 3}\nb: 4\n"), json!({"a": 2, "b": 4}));
+        // In a list of maps, earlier maps win.
+        assert_eq!(
+            one("x: &x {a: 1}\nz:\n  <<: [*x, {a: 5, c: 6}]\n"),
+            json!({"x": {"a": 1}, "z": {"a": 1, "c": 6}})
+        );
+        // Quoted `<<` is an ordinary key.
+        assert_eq!(one("\"<<\": {a: 1}\n"), json!({"<<": {"a": 1}}));
+        assert!(matches!(read("<<: 1\n"), Err(Error::Syntax { ref message, .. }) if message.contains("map merge requires")));
+    }
+
+    #[test]
+    fn anchors_aliases_and_tags() {
+        assert_eq!(
+            one("a: &x [1, 2]\nb: *x\nc: !!str 3\nd: !custom 4\ne: !!binary aGVsbG8=\nf: !!float 3\n"),
+            json!({"a": [1, 2], "b": [1, 2], "c": "3", "d": "4", "e": "hello", "f": 3})
+        );
+        assert!(matches!(read("a: &x [1, *x]\n"), Err(Error::Syntax { .. })));
+        assert!(matches!(read("a: *nowhere\n"), Err(Error::Syntax { .. })));
+        assert!(matches!(
+            read("a: !!int abc\n"),
+            Err(Error::Syntax { ref message, .. }) if message == "cannot decode !!str `abc` as a !!int"
+        ));
+    }
+
+    #[test]
+    fn positions_and_source_text_for_messages() {
+        let node = read_node("a:\n  - x\n  - yes\n");
+        let NodeValue::Seq(items) = &node.value else {
+            panic!()
+        };
+        assert_eq!((items[1].line, items[1].column), (3, 5));
+        assert_eq!(items[1].plain.as_deref(), Some("yes"));
+        assert_eq!(items[0].plain, None);
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep: String = (0..MAX_DEPTH + 1)
+            .map(|i| format!("{}a:\n", " ".repeat(i)))
+            .collect();
+        assert!(matches!(read(&deep), Err(Error::Syntax { ref message, .. }) if message.contains("recursion limit exceeded")));
+        let ok: String = (0..MAX_DEPTH - 1)
+            .map(|i| format!("{}a:\n", " ".repeat(i)))
+            .collect();
+        assert!(read(&ok).is_ok());
+    }
+
+    #[test]
+    fn issue7_item4_aliases_are_charged_against_the_budget() {
+        let nodes = |n| Budget {
+            nodes: n,
+            bytes: u64::MAX,
+        };
+        // map, a, [1, 2] (3), b, *x (3 more) = 9 nodes.
+        assert!(read_with("a: &x [1, 2]\nb: *x\n", &mut nodes(9)).is_ok());
+        assert_eq!(
+            read_with("a: &x [1, 2]\nb: *x\n", &mut nodes(8)),
+            Err(Error::Aliasing {
+                document: 1,
+                bytes: false
+            })
+        );
+        // The budget is the manifest's: a later document runs out.
+        assert_eq!(
+            read_with("a: 1\n---\nb: !t [1, 2]\n", &mut nodes(5)),
+            Err(Error::Aliasing {
+                document: 2,
+                bytes: false
+            })
+        );
+        // One 1 KiB anchor aliased 100 times: few nodes, 100 KiB of copies.
+        let big = "x".repeat(1024);
+        let aliases = vec!["*s"; 100].join(", ");
+        let text = format!("a: &s \"{big}\"\nb: [{aliases}]\n");
+        let bytes = |b| Budget {
+            nodes: 1_000,
+            bytes: b,
+        };
+        assert!(read_with(&text, &mut bytes(200 * 1024)).is_ok());
+        assert_eq!(
+            read_with(&text, &mut bytes(50 * 1024)),
+            Err(Error::Aliasing {
+                document: 1,
+                bytes: true
+            })
+        );
+    }
+
+    #[test]
+    fn float_keys_format_like_go() {
+        for (f, s) in [
+            (1.5, "1.5"),
+            (1000.0, "1000"),
+            (1e6, "1e+06"),
+            (123456.0, "123456"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (-2.5, "-2.5"),
+            (0.1, "0.1"),
+            (1e21, "1e+21"),
+        ] {
+            assert_eq!(go_format_float32_g(f), s, "{f}");
+        }
+    }
+}
