@@ -88,7 +88,9 @@ pub fn render<T: Serialize>(value: &T, format: Format) -> anyhow::Result<String>
             s.push('\n');
             s
         }
-        Format::Yaml => serde_yaml_ng::to_string(value)?,
+        // YAML 1.1-safe (what kubectl reads): `skiff … -o yaml | kubectl apply -f -`
+        // round-trips.
+        Format::Yaml => skiff_model::manifest::emit::to_yaml(&serde_json::to_value(value)?),
     })
 }
 

@@ -162,6 +162,21 @@ impl Workload {
         }
     }
 
+    /// The object with its pod template's spec replaced by `pod`'s (the defaulted one), as
+    /// the API server stores the workload's template (workload-level fields are printed as
+    /// given: skiff does not default Deployments).
+    pub fn with_template(&self, pod: &Pod) -> Value {
+        let mut object = self.object.clone();
+        let mut at = &mut object;
+        for key in self.template_path {
+            at = child(at, key);
+        }
+        if let Ok(spec) = serde_json::to_value(&pod.spec) {
+            *child(at, "spec") = spec;
+        }
+        object
+    }
+
     fn labels(&self) -> Option<&BTreeMap<String, String>> {
         self.template.metadata.as_ref().and_then(|m| m.labels.as_ref())
     }
@@ -183,6 +198,17 @@ impl Workload {
             BadValue::Raw(value),
             "`selector` does not match template `labels`",
         )
+    }
+}
+
+/// `v[key]`, making `v` an object first if it is not one.
+fn child<'v>(v: &'v mut Value, key: &str) -> &'v mut Value {
+    if !v.is_object() {
+        *v = Value::Object(serde_json::Map::new());
+    }
+    match v {
+        Value::Object(m) => m.entry(key.to_string()).or_insert(Value::Null),
+        other => other,
     }
 }
 

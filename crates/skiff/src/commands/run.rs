@@ -45,9 +45,11 @@ const DETAIL_WIDTH: usize = 120;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Manifest with exactly one Pod (ConfigMaps and Secrets beside it are kept); `-` reads stdin.
-    #[arg(short = 'f', long = "filename")]
-    file: String,
+    /// The manifests: exactly one Pod among them, or one workload (Deployment, Job, …) whose
+    /// pod template runs as one pod; ConfigMaps and Secrets beside it are kept, other kinds
+    /// skipped with a line each.
+    #[command(flatten)]
+    manifests: input::Manifests,
     /// Terminate the pod gracefully after this long and exit 124: a Go duration (`90s`, `2m`,
     /// `1h30m`) or whole seconds; 0 means no timeout. Bounds the whole run: the graceful stop
     /// then gets at most max(DURATION, 5s) of grace, and what still runs 2×max(DURATION, 5s)+2s
@@ -94,23 +96,44 @@ pub fn run(args: &Args) -> u8 {
         // The first and only initialisation in this process: it cannot fail here.
         let _ = skiff_node::node::NodeResources::init_global(settings);
     }
-    let Some(objects) = input::load_all(std::slice::from_ref(&args.file)) else {
+    let Some(prepared) = args.manifests.load_prepared() else {
         return exit::BAD_INPUT;
     };
-    let Some(mut pods) = input::prepare_pods(&objects) else {
-        return exit::BAD_INPUT;
-    };
-    let mut pod = match pods.len() {
+    for item in &prepared.items {
+        if let Some(note) = input::run_note(&item.object) {
+            eprintln!("{note}");
+        }
+    }
+    let input::Prepared {
+        items, mut pods, ..
+    } = prepared;
+    let (index, mut pod) = match pods.len() {
         1 => pods.remove(0),
-        n => {
+        0 => {
             eprintln!(
-                "error: skiff run runs exactly one Pod; {} has {n}",
-                args.file
+                "error: skiff run runs exactly one Pod; {} {} none",
+                args.manifests.names(),
+                if args.manifests.files.len() > 1 { "have" } else { "has" }
+            );
+            return exit::BAD_INPUT;
+        }
+        n => {
+            let which: Vec<String> = pods
+                .iter()
+                .map(|(i, _)| format!("{} in {}", items[*i].object.reference(), items[*i].source))
+                .collect();
+            eprintln!(
+                "error: skiff run runs exactly one Pod; {} {} {n}: {}",
+                args.manifests.names(),
+                if args.manifests.files.len() > 1 { "have" } else { "has" },
+                which.join(", ")
             );
             return exit::BAD_INPUT;
         }
     };
-    if let Err(message) = runnable(&pod, &manifest_name(args)) {
+    let source = items[index].source.clone();
+    let objects: Vec<Object> = items.into_iter().map(|i| i.object).collect();
+    if let Err(message) = runnable(&pod, &source) {
         eprintln!("error: {message}");
         return exit::BAD_INPUT;
     }
@@ -153,15 +176,6 @@ pub fn run(args: &Args) -> u8 {
             eprintln!("error: {e:#}");
             exit::FAILURE
         }
-    }
-}
-
-/// How the manifest is named in messages.
-fn manifest_name(args: &Args) -> String {
-    if args.file == "-" {
-        "<stdin>".into()
-    } else {
-        args.file.clone()
     }
 }
 

@@ -2,44 +2,44 @@
 
 use crate::exit;
 use crate::input;
-use crate::output::{self, Format};
+use crate::output::OutputFormat;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
     manifests: input::Manifests,
-    /// Print the defaulted objects instead of a summary line.
-    #[arg(short = 'o', long = "output", value_enum)]
-    output: Option<Format>,
+    /// Print the objects instead of a line each: json, yaml, name, jsonpath=TEMPLATE or
+    /// jsonpath-file=FILE. One object prints as itself, several as a `List` (as kubectl).
+    /// Pods (and workloads' pod templates) are printed defaulted.
+    #[arg(short = 'o', long = "output", value_parser = OutputFormat::parse)]
+    output: Option<OutputFormat>,
 }
 
 pub fn run(args: &Args) -> u8 {
-    let Some((objects, pods)) = args.manifests.load_and_prepare() else {
+    if let Some(Err(e)) = args
+        .output
+        .as_ref()
+        .map(|f| f.ensure(&["json", "yaml", "name", "jsonpath"]))
+    {
+        eprintln!("error: {e}");
+        return exit::BAD_INPUT;
+    }
+    let Some(prepared) = args.manifests.load_prepared() else {
         return exit::BAD_INPUT;
     };
-    match args.output {
+    match &args.output {
         None => {
-            for obj in &objects {
-                println!("{}/{} valid", obj.kind().to_lowercase(), obj.name());
+            for item in &prepared.items {
+                println!("{}", input::valid_line(&item.object));
             }
         }
-        Some(format) => {
-            for pod in &pods {
-                match output::render(pod, format) {
-                    Ok(text) => {
-                        if format == Format::Yaml {
-                            print!("---\n{text}");
-                        } else {
-                            print!("{text}");
-                        }
-                    }
-                    Err(e) => {
-                        eprintln!("error: {e:#}");
-                        return exit::FAILURE;
-                    }
-                }
+        Some(format) => match format.render_objects(&prepared.outputs) {
+            Ok(text) => print!("{text}"),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return exit::FAILURE;
             }
-        }
+        },
     }
     0
 }
