@@ -380,7 +380,12 @@ impl Decoder<'_> {
             ));
             return;
         };
-        let text = |key: &str| map.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+        let text = |key: &str| {
+            map.get(key)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         let api_version = text("apiVersion");
         let kind = text("kind");
         let name = map
@@ -398,11 +403,8 @@ impl Decoder<'_> {
             return;
         }
         if api_version.is_empty() {
-            self.errors.push(self.invalid(
-                index,
-                label,
-                "Object 'apiVersion' is missing".into(),
-            ));
+            self.errors
+                .push(self.invalid(index, label, "Object 'apiVersion' is missing".into()));
             return;
         }
         // kubectl flattens any list (`v1 List`, `PodList`, …) into its items.
@@ -522,7 +524,10 @@ impl kinds::Strict for StrictDecoder<'_, '_> {
                 } else {
                     format!("{path}: {}", e.inner())
                 };
-                if let Some(hint) = self.tree.and_then(|t| quote_hint(t, e.path(), &e.inner().to_string())) {
+                if let Some(hint) = self
+                    .tree
+                    .and_then(|t| quote_hint(t, e.path(), &e.inner().to_string()))
+                {
                     message.push_str(&hint);
                 }
                 if !unknown.is_empty() {
@@ -814,7 +819,12 @@ mod tests {
         let Some(Object::Pod(p)) = objs.first() else {
             panic!("no pod")
         };
-        let cm = p.spec.as_ref().and_then(|s| s.volumes.as_ref()).and_then(|v| v[0].config_map.clone()).unwrap_or_default();
+        let cm = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.volumes.as_ref())
+            .and_then(|v| v[0].config_map.clone())
+            .unwrap_or_default();
         assert_eq!(cm.default_mode, Some(420));
         assert_eq!(cm.items.unwrap_or_default()[0].mode, Some(0o755));
     }
@@ -832,12 +842,18 @@ mod tests {
         let msgs = messages(load_str(&pod));
         assert!(msgs[0].ends_with("spec.nodeSelector.version: invalid type: floating point `1.1`, expected a string (line 10: YAML reads the unquoted 1.10 as a number, as kubectl does; quote it: \"1.10\")"), "{msgs:?}");
         // Keys are strings whatever they look like (`yes` becomes "true", as in kubectl).
-        let pod = POD.replace("  name: web\n", "  name: web\n  labels:\n    yes: \"1\"\n    0x10: \"2\"\n");
+        let pod = POD.replace(
+            "  name: web\n",
+            "  name: web\n  labels:\n    yes: \"1\"\n    0x10: \"2\"\n",
+        );
         let objs = load_str(&pod).unwrap_or_default();
-        let labels = objs.first().and_then(|o| match o {
-            Object::Pod(p) => p.metadata.labels.clone(),
-            _ => None,
-        }).unwrap_or_default();
+        let labels = objs
+            .first()
+            .and_then(|o| match o {
+                Object::Pod(p) => p.metadata.labels.clone(),
+                _ => None,
+            })
+            .unwrap_or_default();
         assert_eq!(labels.keys().collect::<Vec<_>>(), vec!["16", "true"]);
     }
 
@@ -846,7 +862,10 @@ mod tests {
         let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"},"spec":{"containers":[{"name":"c","image":"x"}]}}"#;
         let two = format!("{pod}\n  {}", pod.replace("\"a\"", "\"b\""));
         let objs = load_str(&two).unwrap_or_default();
-        assert_eq!(objs.iter().map(Object::name).collect::<Vec<_>>(), vec!["a", "b"]);
+        assert_eq!(
+            objs.iter().map(Object::name).collect::<Vec<_>>(),
+            vec!["a", "b"]
+        );
         let list = format!("apiVersion: v1\nkind: PodList\nitems:\n- {pod}\n");
         assert_eq!(load_str(&list).map(|o| o.len()), Ok(1));
         let msgs = messages(load_str(&format!("{pod} x")));
@@ -864,11 +883,23 @@ mod tests {
         };
         assert_eq!(w.reference(), "deployment/web");
         assert_eq!(w.scale.as_deref(), Some("replicas: 3"));
-        let pod = w.prepare().unwrap_or_else(|e| panic!("{}", e.kubectl_message()));
+        let pod = w
+            .prepare()
+            .unwrap_or_else(|e| panic!("{}", e.kubectl_message()));
         assert_eq!(pod.metadata.name.as_deref(), Some("web"));
         assert_eq!(pod.metadata.namespace.as_deref(), Some("shop"));
-        assert_eq!(pod.metadata.labels.unwrap_or_default().get("app").map(String::as_str), Some("web"));
-        assert_eq!(pod.spec.and_then(|s| s.restart_policy).as_deref(), Some("Always"));
+        assert_eq!(
+            pod.metadata
+                .labels
+                .unwrap_or_default()
+                .get("app")
+                .map(String::as_str),
+            Some("web")
+        );
+        assert_eq!(
+            pod.spec.and_then(|s| s.restart_policy).as_deref(),
+            Some("Always")
+        );
         let Object::Skipped(s) = &objs[1] else {
             panic!("{objs:?}")
         };
@@ -880,27 +911,42 @@ mod tests {
     fn workloads_are_validated_as_the_api_server_validates_them() {
         let bad = DEPLOYMENT
             .replace("matchLabels: {app: web}", "matchLabels: {app: db}")
-            .replace("image: nginx", "image: nginx\n      restartPolicy: Never\n      hostname: Bad_Name");
+            .replace(
+                "image: nginx",
+                "image: nginx\n      restartPolicy: Never\n      hostname: Bad_Name",
+            );
         let objs = load_str(&bad).unwrap_or_default();
         let Some(Object::Workload(w)) = objs.first() else {
             panic!("{objs:?}")
         };
-        let msg = w.prepare().map(|_| String::new()).unwrap_or_else(|e| e.kubectl_message());
+        let msg = w
+            .prepare()
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.kubectl_message());
         assert_eq!(msg, "The Deployment \"web\" is invalid: \n* spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"web\"}: `selector` does not match template `labels`\n* spec.template.spec.hostname: Invalid value: \"Bad_Name\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')\n* spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\"");
         let job = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n      containers: [{name: c, image: x}]\n";
         let objs = load_str(job).unwrap_or_default();
         let Some(Object::Workload(w)) = objs.first() else {
             panic!("{objs:?}")
         };
-        let msg = w.prepare().map(|_| String::new()).unwrap_or_else(|e| e.kubectl_message());
+        let msg = w
+            .prepare()
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.kubectl_message());
         assert_eq!(msg, "The Job \"j\" is invalid: spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\"");
         let no_selector = DEPLOYMENT.replace("  selector:\n    matchLabels: {app: web}\n", "");
         let objs = load_str(&no_selector).unwrap_or_default();
         let Some(Object::Workload(w)) = objs.first() else {
             panic!("{objs:?}")
         };
-        let msg = w.prepare().map(|_| String::new()).unwrap_or_else(|e| e.kubectl_message());
-        assert_eq!(msg, "The Deployment \"web\" is invalid: spec.selector: Required value");
+        let msg = w
+            .prepare()
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.kubectl_message());
+        assert_eq!(
+            msg,
+            "The Deployment \"web\" is invalid: spec.selector: Required value"
+        );
     }
 
     #[test]

@@ -308,7 +308,10 @@ pub fn valid_line(object: &Object) -> String {
                 w.name
             ),
         },
-        Object::Skipped(s) => format!("{} valid (skipped by run: skiff runs pods only)", s.reference()),
+        Object::Skipped(s) => format!(
+            "{} valid (skipped by run: skiff runs pods only)",
+            s.reference()
+        ),
         other => format!("{} valid", other.reference()),
     }
 }

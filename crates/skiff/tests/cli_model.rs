@@ -109,9 +109,22 @@ fn validate_reports_every_error_and_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     let err = text(&out.stderr);
-    assert!(err.starts_with("The Pod \"broken\" is invalid: ["), "{err}");
+    // As kubectl prints the API server's Invalid error, after the file's name: the header,
+    // then one `* field: message` line per cause.
+    assert!(
+        err.starts_with(&format!(
+            "{}: The Pod \"broken\" is invalid: \n* ",
+            example("invalid-pod.yaml")
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("* spec.")).count(),
+        5,
+        "{err}"
+    );
     for needle in [
-        "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"",
+        "\n* spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"",
         "spec.initContainers[0].startupProbe: Forbidden: may not be set for init containers without restartPolicy=Always",
         "spec.containers[0].image: Invalid value: \" nginx\": must not have leading or trailing whitespace",
         "spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1",
@@ -143,7 +156,10 @@ fn unknown_fields_and_syntax_errors_exit_2_with_positions() {
 
     let out = skiff(&["validate", "-f", "/nonexistent/pod.yaml"], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("/nonexistent/pod.yaml: No such file or directory"));
+    assert_eq!(
+        text(&out.stderr),
+        "error: the path \"/nonexistent/pod.yaml\" does not exist\n"
+    );
 
     let out = skiff(&["validate"], None);
     assert_eq!(out.status.code(), Some(2), "missing -f is a usage error");

@@ -190,7 +190,7 @@ fn v0_invalid_manifest_exit_2_nothing_started() {
     assert_eq!(out.code, Some(2), "stderr:\n{}", out.stderr);
     assert!(out.stdout.is_empty(), "{}", out.stdout);
     assert!(
-        out.stderr.contains("Pod \"invalid\" is invalid: [")
+        out.stderr.contains("The Pod \"invalid\" is invalid: \n* ")
             && out
                 .stderr
                 .contains("spec.restartPolicy: Unsupported value: \"Sometimes\"")

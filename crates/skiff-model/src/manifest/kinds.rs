@@ -87,9 +87,9 @@ impl Workload {
             Err(invalid) => (None, invalid.errors),
         };
         // The pod's own metadata.name/namespace are the workload's: those stay unprefixed.
-        let (meta, template_errors): (Vec<_>, Vec<_>) = pod_errors.into_iter().partition(|e| {
-            e.field.starts_with("metadata.name")
-        });
+        let (meta, template_errors): (Vec<_>, Vec<_>) = pod_errors
+            .into_iter()
+            .partition(|e| e.field.starts_with("metadata.name"));
         errors.extend(meta);
         match &self.rules {
             Rules::Apps { selector, replicas } => {
@@ -119,7 +119,10 @@ impl Workload {
                 // An RC's selector defaults to the template's labels.
                 if let Some(sel) = selector.as_ref().filter(|s| !s.is_empty()) {
                     let labels = self.labels();
-                    if !sel.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v)) {
+                    if !sel
+                        .iter()
+                        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+                    {
                         errors.push(self.labels_mismatch(&template));
                     }
                 }
@@ -178,7 +181,10 @@ impl Workload {
     }
 
     fn labels(&self) -> Option<&BTreeMap<String, String>> {
-        self.template.metadata.as_ref().and_then(|m| m.labels.as_ref())
+        self.template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.as_ref())
     }
 
     fn labels_mismatch(&self, template: &Path) -> FieldError {
@@ -347,7 +353,12 @@ skipped_kinds!(
 
 /// Decodes a workload or skipped kind; `None` when skiff does not know the kind (an error
 /// for the caller), `Some(None)` when decoding failed (errors recorded by `strict`).
-pub fn decode(api_version: &str, kind: &str, json: Value, strict: &mut impl Strict) -> Option<Option<Decoded>> {
+pub fn decode(
+    api_version: &str,
+    kind: &str,
+    json: Value,
+    strict: &mut impl Strict,
+) -> Option<Option<Decoded>> {
     use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, core::v1 as core};
     const TEMPLATE: &[&str] = &["spec", "template"];
     let workload = |kind: &'static str,
@@ -401,7 +412,16 @@ pub fn decode(api_version: &str, kind: &str, json: Value, strict: &mut impl Stri
             selector: has_selector.then_some(spec.selector),
             replicas: spec.replicas,
         };
-        return Some(Some(workload(k, av, &d.metadata, object, Some(spec.template), TEMPLATE, more_than_one("replicas", spec.replicas), rules)));
+        return Some(Some(workload(
+            k,
+            av,
+            &d.metadata,
+            object,
+            Some(spec.template),
+            TEMPLATE,
+            more_than_one("replicas", spec.replicas),
+            rules,
+        )));
     }
     let (av, k) = kind_of!(apps::ReplicaSet);
     if is(av, k) {
@@ -411,7 +431,16 @@ pub fn decode(api_version: &str, kind: &str, json: Value, strict: &mut impl Stri
             selector: has_selector.then_some(spec.selector),
             replicas: spec.replicas,
         };
-        return Some(Some(workload(k, av, &d.metadata, object, spec.template, TEMPLATE, more_than_one("replicas", spec.replicas), rules)));
+        return Some(Some(workload(
+            k,
+            av,
+            &d.metadata,
+            object,
+            spec.template,
+            TEMPLATE,
+            more_than_one("replicas", spec.replicas),
+            rules,
+        )));
     }
     let (av, k) = kind_of!(apps::StatefulSet);
     if is(av, k) {
@@ -421,7 +450,16 @@ pub fn decode(api_version: &str, kind: &str, json: Value, strict: &mut impl Stri
             selector: has_selector.then_some(spec.selector),
             replicas: spec.replicas,
         };
-        return Some(Some(workload(k, av, &d.metadata, object, Some(spec.template), TEMPLATE, more_than_one("replicas", spec.replicas), rules)));
+        return Some(Some(workload(
+            k,
+            av,
+            &d.metadata,
+            object,
+            Some(spec.template),
+            TEMPLATE,
+            more_than_one("replicas", spec.replicas),
+            rules,
+        )));
     }
     let (av, k) = kind_of!(apps::DaemonSet);
     if is(av, k) {
@@ -431,7 +469,16 @@ pub fn decode(api_version: &str, kind: &str, json: Value, strict: &mut impl Stri
             selector: has_selector.then_some(spec.selector),
             replicas: None,
         };
-        return Some(Some(workload(k, av, &d.metadata, object, Some(spec.template), TEMPLATE, None, rules)));
+        return Some(Some(workload(
+            k,
+            av,
+            &d.metadata,
+            object,
+            Some(spec.template),
+            TEMPLATE,
+            None,
+            rules,
+        )));
     }
     let (av, k) = kind_of!(core::ReplicationController);
     if is(av, k) {
@@ -441,7 +488,16 @@ pub fn decode(api_version: &str, kind: &str, json: Value, strict: &mut impl Stri
             selector: spec.selector,
             replicas: spec.replicas,
         };
-        return Some(Some(workload(k, av, &d.metadata, object, spec.template, TEMPLATE, more_than_one("replicas", spec.replicas), rules)));
+        return Some(Some(workload(
+            k,
+            av,
+            &d.metadata,
+            object,
+            spec.template,
+            TEMPLATE,
+            more_than_one("replicas", spec.replicas),
+            rules,
+        )));
     }
     let (av, k) = kind_of!(batch::Job);
     if is(av, k) {
@@ -449,12 +505,25 @@ pub fn decode(api_version: &str, kind: &str, json: Value, strict: &mut impl Stri
         let spec = d.spec.unwrap_or_default();
         let scale = more_than_one("parallelism", spec.parallelism)
             .or_else(|| more_than_one("completions", spec.completions));
-        return Some(Some(workload(k, av, &d.metadata, object, Some(spec.template), TEMPLATE, scale, Rules::Batch)));
+        return Some(Some(workload(
+            k,
+            av,
+            &d.metadata,
+            object,
+            Some(spec.template),
+            TEMPLATE,
+            scale,
+            Rules::Batch,
+        )));
     }
     let (av, k) = kind_of!(batch::CronJob);
     if is(av, k) {
         let (d, object) = decode_as!(batch::CronJob);
-        let job = d.spec.map(|s| s.job_template).and_then(|t| t.spec).unwrap_or_default();
+        let job = d
+            .spec
+            .map(|s| s.job_template)
+            .and_then(|t| t.spec)
+            .unwrap_or_default();
         let scale = more_than_one("parallelism", job.parallelism)
             .or_else(|| more_than_one("completions", job.completions));
         return Some(Some(workload(
@@ -477,13 +546,23 @@ mod tests {
 
     #[test]
     fn selectors_match_like_labels_selector_matches() {
-        let labels: BTreeMap<String, String> =
-            [("app".to_string(), "web".to_string())].into_iter().collect();
-        let sel = |json: Value| -> LabelSelector { serde_json::from_value(json).unwrap_or_default() };
-        assert!(selects(&sel(serde_json::json!({"matchLabels": {"app": "web"}})), Some(&labels)));
-        assert!(!selects(&sel(serde_json::json!({"matchLabels": {"app": "db"}})), Some(&labels)));
+        let labels: BTreeMap<String, String> = [("app".to_string(), "web".to_string())]
+            .into_iter()
+            .collect();
+        let sel =
+            |json: Value| -> LabelSelector { serde_json::from_value(json).unwrap_or_default() };
         assert!(selects(
-            &sel(serde_json::json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["web", "x"]}]})),
+            &sel(serde_json::json!({"matchLabels": {"app": "web"}})),
+            Some(&labels)
+        ));
+        assert!(!selects(
+            &sel(serde_json::json!({"matchLabels": {"app": "db"}})),
+            Some(&labels)
+        ));
+        assert!(selects(
+            &sel(
+                serde_json::json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["web", "x"]}]})
+            ),
             Some(&labels)
         ));
         assert!(!selects(
@@ -491,7 +570,9 @@ mod tests {
             Some(&labels)
         ));
         assert!(selects(
-            &sel(serde_json::json!({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]})),
+            &sel(
+                serde_json::json!({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]})
+            ),
             None
         ));
     }

@@ -112,7 +112,10 @@ fn go_parse_digits(s: &str) -> Result<u64, IntError> {
             Some(d) => u64::from(d),
             None => return Err(IntError::Syntax),
         };
-        match v.checked_mul(u64::from(radix)).and_then(|x| x.checked_add(d)) {
+        match v
+            .checked_mul(u64::from(radix))
+            .and_then(|x| x.checked_add(d))
+        {
             Some(n) => v = n,
             None => overflow = true,
         }
@@ -394,7 +397,10 @@ mod tests {
     #[test]
     fn resolve_go_out_of_range_and_malformed_numbers() {
         // Out of int64/uint64 range: a float when it has the float form, else a string.
-        assert_eq!(plain("18446744073709551616"), Scalar::Float(18446744073709551616.0));
+        assert_eq!(
+            plain("18446744073709551616"),
+            Scalar::Float(18446744073709551616.0)
+        );
         assert_eq!(
             plain("-9223372036854775809"),
             Scalar::Float(-9223372036854775809.0)
@@ -406,7 +412,17 @@ mod tests {
         // Not octal, but the float form: 09 is 9.
         assert_eq!(plain("09"), Scalar::Float(9.0));
         assert_eq!(plain("08.5"), Scalar::Float(8.5));
-        for s in ["0x", "0o", "0b", "1e400", "-1e400", "0x1.8p1", "2001-12-14", "1.2.3", "12a"] {
+        for s in [
+            "0x",
+            "0o",
+            "0b",
+            "1e400",
+            "-1e400",
+            "0x1.8p1",
+            "2001-12-14",
+            "1.2.3",
+            "12a",
+        ] {
             assert_eq!(plain(s), Scalar::Str, "{s}");
         }
         // Starts with '_' (no hint): a string even though it would parse.
@@ -446,7 +462,17 @@ mod tests {
 
     #[test]
     fn resolve_go_everything_else_is_a_string() {
-        for s in ["web", "<<", "=", "Yes please", "1.10.0", "v1", "-", "+", "- x"] {
+        for s in [
+            "web",
+            "<<",
+            "=",
+            "Yes please",
+            "1.10.0",
+            "v1",
+            "-",
+            "+",
+            "- x",
+        ] {
             assert_eq!(plain(s), Scalar::Str, "{s}");
         }
     }

@@ -175,7 +175,11 @@ enum Open {
 }
 
 /// Parses the first document of one piece (go-yaml's `Unmarshal` reads only the first).
-fn read_piece(text: &str, first_line: usize, budget: &mut Budget) -> Result<Option<Rc<Node>>, PieceError> {
+fn read_piece(
+    text: &str,
+    first_line: usize,
+    budget: &mut Budget,
+) -> Result<Option<Rc<Node>>, PieceError> {
     let at = |line: usize, col: usize| (first_line + line.saturating_sub(1), col + 1);
     let syntax = |line: usize, col: usize, message: String| {
         let (line, column) = at(line, col);
@@ -241,7 +245,11 @@ fn read_piece(text: &str, first_line: usize, budget: &mut Budget) -> Result<Opti
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let Some(open) = stack.pop() else {
-                    return Err(syntax(span.start.line(), span.start.col(), "unbalanced collection end".into()));
+                    return Err(syntax(
+                        span.start.line(),
+                        span.start.col(),
+                        "unbalanced collection end".into(),
+                    ));
                 };
                 let (value, anchor, start, weight) = match open {
                     Open::Seq {
@@ -287,9 +295,8 @@ fn read_piece(text: &str, first_line: usize, budget: &mut Budget) -> Result<Opti
                 let resolved = match &tag {
                     Some(tag) => {
                         let full = format!("{}{}", tag.handle, tag.suffix);
-                        resolve::tagged(&full, &text).map_err(|m| {
-                            syntax(span.start.line(), span.start.col(), m)
-                        })?
+                        resolve::tagged(&full, &text)
+                            .map_err(|m| syntax(span.start.line(), span.start.col(), m))?
                     }
                     None if style == ScalarStyle::Plain => (resolve::plain(&text), None),
                     None => (Scalar::Str, None),
@@ -331,7 +338,11 @@ fn read_piece(text: &str, first_line: usize, budget: &mut Budget) -> Result<Opti
         match stack.last_mut() {
             None => {
                 if !in_document {
-                    return Err(syntax(span.start.line(), span.start.col(), "node outside a document".into()));
+                    return Err(syntax(
+                        span.start.line(),
+                        span.start.col(),
+                        "node outside a document".into(),
+                    ));
                 }
                 return Ok(Some(node));
             }
@@ -392,7 +403,11 @@ fn spend(budget: &mut Budget, nodes: u64, bytes: u64) -> Result<(), PieceError> 
 /// Adds `key: value` to a mapping as go-yaml v2 + sigs.k8s.io/yaml do: `<<` merges (go-yaml
 /// v2's order: whatever comes later wins, merged or not), other keys become JSON strings,
 /// a repeated key replaces the earlier value.
-fn insert(entries: &mut Vec<(String, Rc<Node>)>, key: &Node, value: Rc<Node>) -> Result<(), String> {
+fn insert(
+    entries: &mut Vec<(String, Rc<Node>)>,
+    key: &Node,
+    value: Rc<Node>,
+) -> Result<(), String> {
     if key.merge_key {
         return merge(entries, &value);
     }
@@ -441,9 +456,7 @@ fn key_string(key: &Node) -> Result<String, String> {
         NodeValue::Bool(b) => b.to_string(),
         NodeValue::Float(f) => go_format_float32_g(*f),
         NodeValue::Uint(u) => {
-            return Err(format!(
-                "unsupported map key of type: uint64, key: 0x{u:x}"
-            ))
+            return Err(format!("unsupported map key of type: uint64, key: 0x{u:x}"))
         }
         NodeValue::Null => return Err("unsupported map key of type: null".into()),
         NodeValue::Seq(_) | NodeValue::Map(_) => {
@@ -510,7 +523,9 @@ pub fn to_json(node: &Node) -> Result<Value, String> {
         NodeValue::Uint(u) => Value::from(*u),
         NodeValue::Float(f) => float_json(*f)?,
         NodeValue::Str(s) => Value::String(s.clone()),
-        NodeValue::Seq(items) => Value::Array(items.iter().map(|n| to_json(n)).collect::<Result<_, _>>()?),
+        NodeValue::Seq(items) => {
+            Value::Array(items.iter().map(|n| to_json(n)).collect::<Result<_, _>>()?)
+        }
         NodeValue::Map(entries) => {
             let mut m = serde_json::Map::new();
             for (k, v) in entries {
@@ -644,7 +659,17 @@ mod tests {
         // Integral floats are integers in Go's JSON (`1e3` → 1000); the rest stay floats.
         assert_eq!(
             one("[1e3, 80.0, 0.5, 1e21, -0.0, 18446744073709551615, 2001-12-14, '0644', 0644]"),
-            json!([1000, 80, 0.5, 1e21, 0, 18446744073709551615u64, "2001-12-14", "0644", 420])
+            json!([
+                1000,
+                80,
+                0.5,
+                1e21,
+                0,
+                18446744073709551615u64,
+                "2001-12-14",
+                "0644",
+                420
+            ])
         );
         assert_eq!(to_json(&read_node("a: .inf\n")).ok(), None);
     }
@@ -665,7 +690,10 @@ mod tests {
     #[test]
     fn merge_keys_in_go_yaml_v2_order() {
         // Later wins, merged or not (go-yaml v2's decoder applies pairs in order).
-        assert_eq!(one("a: 1\n<<: {a: 2, b: 3}\nb: 4\n"), json!({"a": 2, "b": 4}));
+        assert_eq!(
+            one("a: 1\n<<: {a: 2, b: 3}\nb: 4\n"),
+            json!({"a": 2, "b": 4})
+        );
         // In a list of maps, earlier maps win.
         assert_eq!(
             one("x: &x {a: 1}\nz:\n  <<: [*x, {a: 5, c: 6}]\n"),
@@ -673,7 +701,9 @@ mod tests {
         );
         // Quoted `<<` is an ordinary key.
         assert_eq!(one("\"<<\": {a: 1}\n"), json!({"<<": {"a": 1}}));
-        assert!(matches!(read("<<: 1\n"), Err(Error::Syntax { ref message, .. }) if message.contains("map merge requires")));
+        assert!(
+            matches!(read("<<: 1\n"), Err(Error::Syntax { ref message, .. }) if message.contains("map merge requires"))
+        );
     }
 
     #[test]
@@ -706,7 +736,9 @@ mod tests {
         let deep: String = (0..MAX_DEPTH + 1)
             .map(|i| format!("{}a:\n", " ".repeat(i)))
             .collect();
-        assert!(matches!(read(&deep), Err(Error::Syntax { ref message, .. }) if message.contains("recursion limit exceeded")));
+        assert!(
+            matches!(read(&deep), Err(Error::Syntax { ref message, .. }) if message.contains("recursion limit exceeded"))
+        );
         let ok: String = (0..MAX_DEPTH - 1)
             .map(|i| format!("{}a:\n", " ".repeat(i)))
             .collect();

@@ -113,7 +113,11 @@ pub fn run(args: &Args) -> u8 {
             eprintln!(
                 "error: skiff run runs exactly one Pod; {} {} none",
                 args.manifests.names(),
-                if args.manifests.files.len() > 1 { "have" } else { "has" }
+                if args.manifests.files.len() > 1 {
+                    "have"
+                } else {
+                    "has"
+                }
             );
             return exit::BAD_INPUT;
         }
@@ -125,7 +129,11 @@ pub fn run(args: &Args) -> u8 {
             eprintln!(
                 "error: skiff run runs exactly one Pod; {} {} {n}: {}",
                 args.manifests.names(),
-                if args.manifests.files.len() > 1 { "have" } else { "has" },
+                if args.manifests.files.len() > 1 {
+                    "have"
+                } else {
+                    "has"
+                },
                 which.join(", ")
             );
             return exit::BAD_INPUT;

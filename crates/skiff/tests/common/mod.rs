@@ -167,7 +167,8 @@ impl TestDir {
             }
         }
         let path = self.path.join("pod.yaml");
-        std::fs::write(&path, serde_yaml_ng::to_string(&pod).unwrap()).unwrap();
+        // skiff's own writer: YAML 1.1-safe, as skiff and kubectl read it.
+        std::fs::write(&path, skiff_model::manifest::emit::to_yaml(&pod)).unwrap();
         path
     }
 
@@ -186,7 +187,7 @@ impl TestDir {
         let manifest = self.manifest(pod);
         let mut text = String::new();
         for d in docs {
-            text.push_str(&serde_yaml_ng::to_string(d).unwrap());
+            text.push_str(&skiff_model::manifest::emit::to_yaml(d));
             text.push_str("---\n");
         }
         text.push_str(&std::fs::read_to_string(&manifest).unwrap());
