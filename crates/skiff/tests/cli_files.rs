@@ -408,10 +408,8 @@ fn issue8_item2_run_takes_a_configmap_and_a_pod_from_two_files() {
 #[test]
 fn issue8_item2_a_deployment_with_a_service_runs_its_template_as_one_pod() {
     let t = TestDir::new("run-deployment");
-    let manifest = format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      runtimeClassName: host\n      terminationGracePeriodSeconds: 2\n      containers:\n      - name: app\n        image: busybox\n        command: [sh, -c, 'echo \"serving as $(cat /etc/hostname 2>/dev/null || hostname)\"; exit 0']\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {{app: web}}\n  ports:\n  - port: 80\n"
-    );
-    let file = write(t.path(), "web.yaml", &manifest);
+    let manifest = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      runtimeClassName: host\n      terminationGracePeriodSeconds: 2\n      containers:\n      - name: app\n        image: busybox\n        command: [sh, -c, 'echo \"serving as $(cat /etc/hostname 2>/dev/null || hostname)\"; exit 0']\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n  - port: 80\n";
+    let file = write(t.path(), "web.yaml", manifest);
     let out = skiff(&["validate", "-f", &file], None);
     assert_eq!(
         text(&out.stdout),

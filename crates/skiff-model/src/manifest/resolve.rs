@@ -96,9 +96,9 @@ fn go_parse_digits(s: &str) -> Result<u64, IntError> {
     let b = s.as_bytes();
     let (radix, digits) = match b {
         [] => return Err(IntError::Syntax),
-        [b'0', x, rest @ ..] if matches!(x, b'x' | b'X') => (16, rest),
-        [b'0', o, rest @ ..] if matches!(o, b'o' | b'O') => (8, rest),
-        [b'0', bb, rest @ ..] if matches!(bb, b'b' | b'B') => (2, rest),
+        [b'0', b'x' | b'X', rest @ ..] => (16, rest),
+        [b'0', b'o' | b'O', rest @ ..] => (8, rest),
+        [b'0', b'b' | b'B', rest @ ..] => (2, rest),
         [b'0', rest @ ..] if !rest.is_empty() => (8, rest),
         _ => (10, b),
     };

@@ -487,7 +487,7 @@ fn go_format_float32_g(f: f64) -> String {
     };
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
     // %e when the exponent is < -4 or >= 6 (shortest precision uses 6 for this).
-    if exp < -4 || exp >= 6 {
+    if !(-4..6).contains(&exp) {
         let (first, rest) = digits.split_at(1);
         let frac = if rest.is_empty() {
             String::new()
