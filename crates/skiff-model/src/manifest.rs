@@ -499,7 +499,7 @@ impl kinds::Strict for StrictDecoder<'_, '_> {
     fn decode<T: DeserializeOwned>(&mut self, json: Value) -> Option<T> {
         let mut unknown = Vec::new();
         let result: Result<T, _> = {
-            let mut record = |path: serde_ignored::Path<'_>| unknown.push(render_ignored(&path));
+            let mut record = recorder(&mut unknown);
             let ignored = serde_ignored::Deserializer::new(json, &mut record);
             serde_path_to_error::deserialize(ignored)
         };
@@ -577,6 +577,14 @@ fn quote_hint(tree: &yaml::Node, path: &serde_path_to_error::Path, error: &str) 
         node.line,
         serde_json::to_string(text).unwrap_or_default()
     ))
+}
+
+/// The callback recording unknown fields. Made outside the generic `decode` so that its type,
+/// and so the deserializer's, is the same for every kind: the decoding code of shared types
+/// (PodSpec, in every workload) is then generated once, not once per kind (which doubled the
+/// binary and slowed every command's start).
+fn recorder(unknown: &mut Vec<String>) -> impl FnMut(serde_ignored::Path<'_>) + '_ {
+    move |path| unknown.push(render_ignored(&path))
 }
 
 fn render_ignored(path: &serde_ignored::Path<'_>) -> String {
