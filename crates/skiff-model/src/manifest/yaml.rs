@@ -467,13 +467,14 @@ fn key_string(key: &Node) -> Result<String, String> {
 
 /// Go's `strconv.FormatFloat(f, 'g', -1, 32)` with go-yaml's names for the specials.
 fn go_format_float32_g(f: f64) -> String {
-    if f.is_nan() {
+    // As a float32: 1e39 is +Inf there.
+    let f32v = f as f32;
+    if f32v.is_nan() {
         return ".nan".into();
     }
-    if f.is_infinite() {
-        return if f > 0.0 { ".inf" } else { "-.inf" }.into();
+    if f32v.is_infinite() {
+        return if f32v > 0.0 { ".inf" } else { "-.inf" }.into();
     }
-    let f32v = f as f32;
     if f32v == 0.0 {
         return if f32v.is_sign_negative() { "-0" } else { "0" }.into();
     }
@@ -798,6 +799,8 @@ mod tests {
             (-2.5, "-2.5"),
             (0.1, "0.1"),
             (1e21, "1e+21"),
+            (1e39, ".inf"),
+            (-1e39, "-.inf"),
         ] {
             assert_eq!(go_format_float32_g(f), s, "{f}");
         }
