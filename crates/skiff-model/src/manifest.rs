@@ -496,13 +496,28 @@ struct StrictDecoder<'a, 'e> {
 }
 
 impl kinds::Strict for StrictDecoder<'_, '_> {
-    fn decode<T: DeserializeOwned>(&mut self, json: Value) -> Option<T> {
+    fn decode<T: DeserializeOwned>(&mut self, mut json: Value) -> Option<T> {
         let mut unknown = Vec::new();
-        let result: Result<T, _> = {
-            let mut record = recorder(&mut unknown);
-            let ignored = serde_ignored::Deserializer::new(json, &mut record);
-            serde_path_to_error::deserialize(ignored)
-        };
+        let mut result: Result<T, _>;
+        let mut patched = 0;
+        loop {
+            unknown.clear();
+            result = {
+                let mut record = recorder(&mut unknown);
+                let ignored = serde_ignored::Deserializer::new(&json, &mut record);
+                serde_path_to_error::deserialize(ignored)
+            };
+            // Go's JSON decoding gives a null its type's zero value (a map value, a list
+            // element, a field): the API server accepts `data: {key: }`. serde refuses null
+            // there; put the zero value in and decode again (bounded: a document of nulls
+            // costs at most this many decodes).
+            match &result {
+                Err(e) if patched < MAX_NULL_PATCHES && go_zero_for_null(&mut json, e) => {
+                    patched += 1
+                }
+                _ => break,
+            }
+        }
         let position = Position::Document {
             index: self.index,
             object: self.object.clone(),
@@ -546,6 +561,58 @@ impl kinds::Strict for StrictDecoder<'_, '_> {
             }
         }
     }
+}
+
+/// Nulls replaced by zero values in one object before its decoding error is reported.
+const MAX_NULL_PATCHES: usize = 64;
+
+/// If `e` is serde refusing a null, puts the zero value Go's decoder would have used at the
+/// error's path (`""`, `0`, `false`, `{}`, `[]`) and says so.
+fn go_zero_for_null(json: &mut Value, e: &serde_path_to_error::Error<serde_json::Error>) -> bool {
+    let message = e.inner().to_string();
+    let Some(expected) = message.strip_prefix("invalid type: null, expected ") else {
+        return false;
+    };
+    let zero = match expected {
+        "a string" => Value::String(String::new()),
+        "a boolean" => Value::Bool(false),
+        "a sequence" => Value::Array(Vec::new()),
+        e if e.starts_with('i') || e.starts_with('u') || e.starts_with('f') => {
+            if e[1..].chars().all(|c| c.is_ascii_digit()) {
+                Value::from(0)
+            } else {
+                return false;
+            }
+        }
+        // Structs (k8s-openapi names them: `EnvVar`, `struct X`) and maps.
+        e if e.starts_with(|c: char| c.is_ascii_uppercase())
+            || e.starts_with("struct ")
+            || e == "a map" =>
+        {
+            Value::Object(serde_json::Map::new())
+        }
+        _ => return false,
+    };
+    use serde_path_to_error::Segment;
+    let mut at = json;
+    for seg in e.path().iter() {
+        at = match (seg, at) {
+            (Segment::Map { key }, Value::Object(m)) => match m.get_mut(key.as_str()) {
+                Some(v) => v,
+                None => return false,
+            },
+            (Segment::Seq { index }, Value::Array(a)) => match a.get_mut(*index) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    if !at.is_null() {
+        return false;
+    }
+    *at = zero;
+    true
 }
 
 /// When the value at `path` was written as a plain scalar that YAML 1.1 reads as a bool or a
@@ -817,6 +884,36 @@ mod tests {
         let objs = load_str(&format!("{POD}metadata:\n  name: second\n")).unwrap_or_default();
         assert_eq!(objs.len(), 1);
         assert_eq!(objs[0].name(), "second");
+    }
+
+    #[test]
+    fn nulls_are_go_zero_values_as_the_api_server_decodes_them() {
+        let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, labels: {a: }}\ndata:\n  empty:\n  x: ~\n";
+        let objs = load_str(cm).unwrap_or_default();
+        assert_eq!(
+            objs.first().map(Object::to_json),
+            Some(
+                serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": ""}}, "data": {"empty": "", "x": ""}})
+            )
+        );
+        let pod = POD.replace(
+            "image: busybox",
+            "image: busybox\n    args: [a, ~]\n    env: [~]",
+        );
+        let objs = load_str(&pod).unwrap_or_default();
+        let Some(Object::Pod(p)) = objs.first() else {
+            panic!("no pod")
+        };
+        let c = &p
+            .spec
+            .as_ref()
+            .map(|s| s.containers.clone())
+            .unwrap_or_default()[0];
+        assert_eq!(c.args, Some(vec!["a".to_string(), String::new()]));
+        assert_eq!(
+            c.env.as_ref().map(|e| e[0].name.clone()),
+            Some(String::new())
+        );
     }
 
     #[test]
