@@ -577,12 +577,11 @@ fn go_zero_for_null(json: &mut Value, e: &serde_path_to_error::Error<serde_json:
         "a string" => Value::String(String::new()),
         "a boolean" => Value::Bool(false),
         "a sequence" => Value::Array(Vec::new()),
-        e if e.starts_with('i') || e.starts_with('u') || e.starts_with('f') => {
-            if e[1..].chars().all(|c| c.is_ascii_digit()) {
-                Value::from(0)
-            } else {
-                return false;
-            }
+        e if e.starts_with(['i', 'u', 'f'])
+            && e.len() > 1
+            && e[1..].chars().all(|c| c.is_ascii_digit()) =>
+        {
+            Value::from(0)
         }
         // Structs (k8s-openapi names them: `EnvVar`, `struct X`) and maps.
         e if e.starts_with(|c: char| c.is_ascii_uppercase())
