@@ -854,6 +854,18 @@ mod tests {
     }
 
     #[test]
+    fn documents_are_numbered_as_a_reader_counts_them() {
+        let bad = POD.replace("image: busybox", "imagee: busybox");
+        let msgs = messages(load_str(&format!(
+            "---\n# only a comment\n---\n{POD}---\n{bad}"
+        )));
+        assert!(
+            msgs[0].starts_with("pod.yaml: document 2 (Pod \"web\")"),
+            "{msgs:?}"
+        );
+    }
+
+    #[test]
     fn type_errors_name_the_field() {
         let bad = POD.replace(
             "image: busybox",

@@ -57,7 +57,7 @@ pub enum NodeValue {
 
 /// A document, or where it went wrong.
 pub struct Document {
-    /// 1-based, counting every piece between `---` lines (empty ones too, as kubectl does).
+    /// 1-based, counting the pieces between `---` lines that hold a document.
     pub index: usize,
     /// The file line where the piece starts (for messages about the whole document).
     pub line: usize,
@@ -133,18 +133,26 @@ pub fn documents(
     mut each: impl FnMut(Result<Document, Error>),
 ) -> Result<(), Error> {
     let pieces = split(text)?;
-    for (i, (line, piece)) in pieces.into_iter().enumerate() {
-        let index = i + 1;
+    // Documents are numbered as a reader counts them: pieces with nothing in them (before a
+    // leading `---`, comments only) are not documents.
+    let mut index = 0;
+    for (line, piece) in pieces {
         match read_piece(piece, line, budget) {
-            Ok(Some(root)) => each(Ok(Document { index, line, root })),
+            Ok(Some(root)) => {
+                index += 1;
+                each(Ok(Document { index, line, root }))
+            }
             Ok(None) => {}
             Err(Overrun(bytes)) => {
                 return Err(Error::Aliasing {
-                    document: index,
+                    document: index + 1,
                     bytes,
                 })
             }
-            Err(Failed(e)) => each(Err(e)),
+            Err(Failed(e)) => {
+                index += 1;
+                each(Err(e))
+            }
         }
     }
     Ok(())
