@@ -234,6 +234,18 @@ pub fn load(source_name: &str, bytes: &[u8]) -> Result<Vec<Object>, Vec<LoadErro
                 ),
             }])
         }
+        Err(bounds::Refused::Tab {
+            line,
+            column,
+            message,
+        }) => {
+            return Err(vec![LoadError::Syntax {
+                source_name: source,
+                line,
+                column,
+                message: message.into(),
+            }])
+        }
         Err(bounds::Refused::DocumentTooLarge { line, size }) => {
             return Err(vec![LoadError::Syntax {
                 source_name: source,
@@ -862,6 +874,62 @@ mod tests {
         assert!(
             msgs[0].starts_with("pod.yaml: document 2 (Pod \"web\")"),
             "{msgs:?}"
+        );
+    }
+
+    /// The JSON of each document of `text` as `load` reads it (kind `Foo` skips decoding), or
+    /// the first error.
+    fn read_as_kubectl(text: &str) -> Result<Value, String> {
+        let mut errors = Vec::new();
+        let scanned = bounds::scan(text).map_err(|e| format!("{e:?}"))?;
+        let mut budget = yaml::Budget::for_text(text, &scanned);
+        let mut out = Value::Null;
+        yaml::documents(text, &mut budget, |d| match d {
+            Ok(d) => out = yaml::to_json(&d.root).unwrap_or_default(),
+            Err(e) => errors.push(format!("{e:?}")),
+        })
+        .map_err(|e| format!("{e:?}"))?;
+        match errors.pop() {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    #[test]
+    fn tabs_comments_and_escapes_as_libyaml_reads_them() {
+        // Each checked with kubectl 1.32 (`kubectl annotate --local -f - -o json`).
+        let ok = |t: &str| read_as_kubectl(t).unwrap_or_else(|e| panic!("{t:?}: {e}"));
+        let err = |t: &str| {
+            read_as_kubectl(t)
+                .err()
+                .unwrap_or_else(|| panic!("{t:?} accepted"))
+        };
+        assert_eq!(ok("k:\tv\n"), serde_json::json!({"k": "v"}));
+        assert_eq!(
+            ok("k:\t[a]\nl: [1,\n\t2]\n"),
+            serde_json::json!({"k": ["a"], "l": [1, 2]})
+        );
+        assert_eq!(ok("a: \"x\n\ty\"\n"), serde_json::json!({"a": "x y"}));
+        assert_eq!(
+            ok("a: 'q'#c\nb: {c: d}#c\n"),
+            serde_json::json!({"a": "q", "b": {"c": "d"}})
+        );
+        assert_eq!(ok("k: \"it\\'s\"\n"), serde_json::json!({"k": "it's"}));
+        assert_eq!(
+            ok("a: |\n  x\n  \ty\n"),
+            serde_json::json!({"a": "x\n\ty\n"})
+        );
+        assert!(err("s:\n- \tx\n").contains("found character that cannot start any token"));
+        assert!(err("? a\n:\tb\n").contains("found character that cannot start any token"));
+        assert!(err("\ta: 1\n").contains("found character that cannot start any token"));
+        assert!(err("a: x\n\ty\n").contains("found a tab character that violates indentation"));
+        assert!(err("a: |\n\tx\n")
+            .contains("found a tab character where an indentation space is expected"));
+        assert!(err("l: \"a\\/b\"\n").contains("found unknown escape char"));
+        // A tab inside quotes stays a tab; `\/` outside double quotes is text.
+        assert_eq!(
+            ok("k: \"a:\tb\"\nl: 'a\\/b'\n"),
+            serde_json::json!({"k": "a:\tb", "l": "a\\/b"})
         );
     }
 

@@ -65,6 +65,13 @@ pub enum Refused {
     TooDeep { line: usize, column: usize },
     /// The document starting at this line has more than [`MAX_DOCUMENT_BYTES`].
     DocumentTooLarge { line: usize, size: usize },
+    /// A tab where libyaml (go-yaml, so kubectl) refuses one, with its message. saphyr-parser
+    /// (YAML 1.2) is more lenient with tabs; skiff refuses what kubectl refuses.
+    Tab {
+        line: usize,
+        column: usize,
+        message: &'static str,
+    },
 }
 
 /// Expanded-node budget for a manifest whose scan found `s`.
@@ -87,6 +94,8 @@ struct Scanner<'a> {
     /// Byte offset and 0-based line where the current document starts.
     doc_start: (usize, usize),
     out: Scan,
+    /// A tab refused inside a scalar, reported when the scalar is done.
+    tab_error: Option<Refused>,
 }
 
 /// Tokenises `text` as libyaml's scanner does, far enough to know the flow depth, and counts
@@ -106,6 +115,7 @@ pub fn scan(text: &str) -> Result<Scan, Refused> {
             nodes: 0,
             aliases: 0,
         },
+        tab_error: None,
     };
     if text.starts_with('\u{feff}') {
         s.i = 3;
@@ -183,9 +193,17 @@ impl Scanner<'_> {
 
     fn run(&mut self) -> Result<(), Refused> {
         loop {
+            if let Some(e) = self.tab_error.take() {
+                return Err(e);
+            }
             self.skip_to_token();
             if self.eof() {
                 return self.end_document();
+            }
+            if self.at(0) == b'\t' {
+                // Not eaten by skip_to_token: at a line's start, or after `-`, `?` or a
+                // complex key's `:` in block context (libyaml's `scan_to_next_token`).
+                return Err(self.tab("found character that cannot start any token"));
             }
             // libyaml: a simple key must be on one line and at most 1024 characters long.
             if let Some((l, _, at)) = self.simple_key {
@@ -327,9 +345,22 @@ impl Scanner<'_> {
     }
 
     /// Blanks, comments and line breaks between tokens.
+    fn tab(&self, message: &'static str) -> Refused {
+        Refused::Tab {
+            line: self.line + 1,
+            column: self.col + 1,
+            message,
+        }
+    }
+
+    /// libyaml's `scan_to_next_token`: tabs separate tokens in flow context, and in block
+    /// context only where a simple key is not allowed (not at a line's start, nor after `-`,
+    /// `?` or a complex key's `:`).
     fn skip_to_token(&mut self) {
         loop {
-            while self.is_blank(0) {
+            while self.at(0) == b' '
+                || (self.at(0) == b'\t' && (self.flow > 0 || !self.simple_key_allowed))
+            {
                 self.bump();
             }
             if self.at(0) == b'#' {
@@ -417,6 +448,10 @@ impl Scanner<'_> {
             while self.is_blank(0) || self.break_len(0) > 0 {
                 if self.break_len(0) > 0 {
                     broke = true;
+                } else if broke && self.at(0) == b'\t' && (self.col as isize) < indent {
+                    self.tab_error =
+                        Some(self.tab("found a tab character that violates indentation"));
+                    return took_break;
                 }
                 self.bump();
             }
@@ -479,6 +514,11 @@ impl Scanner<'_> {
                 self.bump();
             }
             max_indent = max_indent.max(self.col);
+            if (*indent == 0 || self.col < *indent) && self.at(0) == b'\t' {
+                self.tab_error.get_or_insert(
+                    self.tab("found a tab character where an indentation space is expected"),
+                );
+            }
             if self.break_len(0) == 0 {
                 break;
             }

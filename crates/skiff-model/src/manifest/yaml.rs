@@ -78,6 +78,7 @@ pub enum Error {
 }
 
 /// Budgets shared by all documents of a manifest (see [`bounds`]).
+#[derive(Clone, Copy, Debug)]
 pub struct Budget {
     pub nodes: u64,
     pub bytes: u64,
@@ -149,7 +150,7 @@ pub fn documents(
                     bytes,
                 })
             }
-            Err(Failed(e)) => {
+            Err(Failed(e) | Scan { error: e, .. }) => {
                 index += 1;
                 each(Err(e))
             }
@@ -160,10 +161,199 @@ pub fn documents(
 
 enum PieceError {
     Failed(Error),
+    /// The parser's own error, at this character index of the piece.
+    Scan {
+        index: usize,
+        error: Error,
+    },
     /// The alias budget ran out (bytes, else nodes).
     Overrun(bool),
 }
-use PieceError::{Failed, Overrun};
+use PieceError::{Failed, Overrun, Scan};
+
+/// Most rewrites of one piece for libyaml's leniencies (see [`read_piece`]).
+const MAX_COMPAT_PATCHES: usize = 64;
+
+/// Parses the first document of one piece, as go-yaml (a libyaml port, YAML 1.1) would.
+/// saphyr-parser follows YAML 1.2, which differs from libyaml where manifests meet it:
+/// libyaml takes a tab after `:` as a separator (saphyr refuses `key:\tvalue`), a tab in a
+/// quoted scalar's continuation indentation, a `#` comment right after a quoted scalar or a
+/// flow collection, and the escape `\'`, and refuses the escape `\/`. The first ones are
+/// rewritten (a tab becomes a space, a space goes before the `#`, `\'` becomes `\x27`: the
+/// same content to the parser) and the piece parsed again, at most [`MAX_COMPAT_PATCHES`]
+/// times; a `\/` is refused as go-yaml refuses it. (Tabs libyaml refuses are refused by
+/// `bounds::scan` before any of this.) Found by running both on the same texts.
+fn read_piece(
+    text: &str,
+    first_line: usize,
+    budget: &mut Budget,
+) -> Result<Option<Rc<Node>>, PieceError> {
+    let mut patched: Option<String> = None;
+    let check_slash = text.contains("\\/");
+    for _ in 0..=MAX_COMPAT_PATCHES {
+        let src = patched.as_deref().unwrap_or(text);
+        let before = *budget;
+        let mut starts = Vec::new();
+        let result = parse_piece(src, first_line, budget, check_slash.then_some(&mut starts));
+        match result {
+            Err(Scan { index, error }) => {
+                let Error::Syntax { message, .. } = &error else {
+                    return Err(Failed(error));
+                };
+                let offset = byte_offset(src, index);
+                let fixed = if message.ends_with("must be followed by a valid YAML whitespace") {
+                    tab_to_space(src, offset)
+                } else if message == "comments must be separated from other tokens by whitespace" {
+                    space_before_comment(src, offset)
+                } else if message == "tab cannot be used as indentation" {
+                    // The scan refused the tabs libyaml refuses (block indentation); these
+                    // are in quoted scalars or flow collections, where libyaml folds them.
+                    leading_tabs_to_spaces(src, offset)
+                } else if message.contains("unknown escape character") {
+                    match quoted_escapes(src, offset) {
+                        Escape::SingleQuote(at) => {
+                            Some(format!("{}\\x27{}", &src[..at], &src[at + 2..]))
+                        }
+                        Escape::Unknown(at) => {
+                            return Err(Failed(unknown_escape(src, at, first_line)))
+                        }
+                        Escape::None => None,
+                    }
+                } else {
+                    None
+                };
+                match fixed {
+                    Some(f) => {
+                        *budget = before;
+                        patched = Some(f);
+                    }
+                    None => return Err(Failed(error)),
+                }
+            }
+            Ok(root) => {
+                for start in starts {
+                    if let Escape::Unknown(at) | Escape::SingleQuote(at) =
+                        quoted_escapes(src, byte_offset(src, start))
+                    {
+                        // Only `\/` gets here: saphyr refused the rest.
+                        return Err(Failed(unknown_escape(src, at, first_line)));
+                    }
+                }
+                return Ok(root);
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Err(Failed(Error::Syntax {
+        line: first_line,
+        column: 1,
+        message: format!(
+            "more than {MAX_COMPAT_PATCHES} places where YAML 1.1 and 1.2 differ in one document"
+        ),
+    }))
+}
+
+/// The byte offset of character `index` of `s`.
+fn byte_offset(s: &str, index: usize) -> usize {
+    if s.is_ascii() {
+        return index.min(s.len());
+    }
+    s.char_indices().nth(index).map_or(s.len(), |(b, _)| b)
+}
+
+/// The blanks before `offset` made spaces, when they follow a `:` or `-` indicator.
+fn tab_to_space(src: &str, offset: usize) -> Option<String> {
+    let b = src.as_bytes();
+    let mut start = offset.min(b.len());
+    while start > 0 && matches!(b[start - 1], b' ' | b'\t') {
+        start -= 1;
+    }
+    if start == 0 || !matches!(b[start - 1], b':' | b'-') || !b[start..offset].contains(&b'\t') {
+        return None;
+    }
+    let mut out = String::with_capacity(src.len());
+    out.push_str(&src[..start]);
+    out.push_str(&src[start..offset].replace('\t', " "));
+    out.push_str(&src[offset..]);
+    Some(out)
+}
+
+/// A space before the `#` at or after `offset` on its line (libyaml starts a comment right
+/// after a quoted scalar or a flow collection; YAML 1.2 wants a blank first).
+fn space_before_comment(src: &str, offset: usize) -> Option<String> {
+    let rest = src.get(offset..)?;
+    let line_end = rest.find('\n').unwrap_or(rest.len());
+    let hash = offset + rest[..line_end].find('#')?;
+    Some(format!("{} {}", &src[..hash], &src[hash..]))
+}
+
+/// The tabs in the indentation of the line holding `offset` made spaces.
+fn leading_tabs_to_spaces(src: &str, offset: usize) -> Option<String> {
+    let start = src[..offset.min(src.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let indent_len = src[start..]
+        .bytes()
+        .take_while(|b| *b == b' ' || *b == b'\t')
+        .count();
+    let indent = &src[start..start + indent_len];
+    if !indent.contains('\t') {
+        return None;
+    }
+    Some(format!(
+        "{}{}{}",
+        &src[..start],
+        indent.replace('\t', " "),
+        &src[start + indent_len..]
+    ))
+}
+
+/// What the escapes of the double-quoted scalar starting at byte `start` hold, by libyaml's
+/// table (go-yaml scannerc.go): the first `\'` (libyaml only) or unknown escape.
+enum Escape {
+    None,
+    SingleQuote(usize),
+    Unknown(usize),
+}
+
+fn quoted_escapes(src: &str, start: usize) -> Escape {
+    let b = src.as_bytes();
+    if b.get(start) != Some(&b'"') {
+        return Escape::None;
+    }
+    let mut i = start + 1;
+    while i < b.len() {
+        match b[i] {
+            b'"' => return Escape::None,
+            b'\\' => {
+                match b.get(i + 1) {
+                    Some(b'\'') => return Escape::SingleQuote(i),
+                    Some(
+                        b'0' | b'a' | b'b' | b't' | b'\t' | b'n' | b'v' | b'f' | b'r' | b'e' | b' '
+                        | b'"' | b'\\' | b'N' | b'_' | b'L' | b'P' | b'x' | b'u' | b'U' | b'\n'
+                        | b'\r',
+                    ) => {}
+                    _ => return Escape::Unknown(i),
+                }
+                i += 2;
+            }
+            _ => i += 1,
+        }
+    }
+    Escape::None
+}
+
+/// go-yaml's error for an escape it does not know, at byte `at` of the piece.
+fn unknown_escape(src: &str, at: usize, first_line: usize) -> Error {
+    let before = &src[..at];
+    let line = first_line + before.matches('\n').count();
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Error::Syntax {
+        line,
+        column,
+        message: "found unknown escape char while parsing a quoted scalar".into(),
+    }
+}
 
 /// A collection being built.
 enum Open {
@@ -183,10 +373,11 @@ enum Open {
 }
 
 /// Parses the first document of one piece (go-yaml's `Unmarshal` reads only the first).
-fn read_piece(
+fn parse_piece(
     text: &str,
     first_line: usize,
     budget: &mut Budget,
+    mut double_quoted: Option<&mut Vec<usize>>,
 ) -> Result<Option<Rc<Node>>, PieceError> {
     let at = |line: usize, col: usize| (first_line + line.saturating_sub(1), col + 1);
     let syntax = |line: usize, col: usize, message: String| {
@@ -208,11 +399,15 @@ fn read_piece(
             None => return Ok(None),
             Some(Ok(e)) => e,
             Some(Err(e)) => {
-                return Err(syntax(
-                    e.marker().line(),
-                    e.marker().col(),
-                    e.info().to_string(),
-                ))
+                let (line, column) = at(e.marker().line(), e.marker().col());
+                return Err(Scan {
+                    index: e.marker().index(),
+                    error: Error::Syntax {
+                        line,
+                        column,
+                        message: e.info().to_string(),
+                    },
+                });
             }
         };
         let node = match event {
@@ -299,6 +494,11 @@ fn read_piece(
                 target
             }
             Event::Scalar(text, style, anchor, tag) => {
+                if let Some(starts) = double_quoted.as_deref_mut() {
+                    if style == ScalarStyle::DoubleQuoted {
+                        starts.push(span.start.index());
+                    }
+                }
                 let (line, column) = at(span.start.line(), span.start.col());
                 let resolved = match &tag {
                     Some(tag) => {
