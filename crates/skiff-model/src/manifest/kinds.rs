@@ -407,7 +407,7 @@ pub fn decode(
     let (av, k) = kind_of!(apps::Deployment);
     if is(av, k) {
         let (d, object) = decode_as!(apps::Deployment);
-        let spec = d.spec.unwrap_or_default();
+        let spec: apps::DeploymentSpec = Option::from(d.spec).unwrap_or_default();
         let rules = Rules::Apps {
             selector: has_selector.then_some(spec.selector),
             replicas: spec.replicas,
@@ -426,7 +426,7 @@ pub fn decode(
     let (av, k) = kind_of!(apps::ReplicaSet);
     if is(av, k) {
         let (d, object) = decode_as!(apps::ReplicaSet);
-        let spec = d.spec.unwrap_or_default();
+        let spec: apps::ReplicaSetSpec = Option::from(d.spec).unwrap_or_default();
         let rules = Rules::Apps {
             selector: has_selector.then_some(spec.selector),
             replicas: spec.replicas,
@@ -445,7 +445,7 @@ pub fn decode(
     let (av, k) = kind_of!(apps::StatefulSet);
     if is(av, k) {
         let (d, object) = decode_as!(apps::StatefulSet);
-        let spec = d.spec.unwrap_or_default();
+        let spec: apps::StatefulSetSpec = Option::from(d.spec).unwrap_or_default();
         let rules = Rules::Apps {
             selector: has_selector.then_some(spec.selector),
             replicas: spec.replicas,
@@ -464,7 +464,7 @@ pub fn decode(
     let (av, k) = kind_of!(apps::DaemonSet);
     if is(av, k) {
         let (d, object) = decode_as!(apps::DaemonSet);
-        let spec = d.spec.unwrap_or_default();
+        let spec: apps::DaemonSetSpec = Option::from(d.spec).unwrap_or_default();
         let rules = Rules::Apps {
             selector: has_selector.then_some(spec.selector),
             replicas: None,
@@ -483,7 +483,7 @@ pub fn decode(
     let (av, k) = kind_of!(core::ReplicationController);
     if is(av, k) {
         let (d, object) = decode_as!(core::ReplicationController);
-        let spec = d.spec.unwrap_or_default();
+        let spec: core::ReplicationControllerSpec = Option::from(d.spec).unwrap_or_default();
         let rules = Rules::Controller {
             selector: spec.selector,
             replicas: spec.replicas,
@@ -502,7 +502,7 @@ pub fn decode(
     let (av, k) = kind_of!(batch::Job);
     if is(av, k) {
         let (d, object) = decode_as!(batch::Job);
-        let spec = d.spec.unwrap_or_default();
+        let spec: batch::JobSpec = Option::from(d.spec).unwrap_or_default();
         let scale = more_than_one("parallelism", spec.parallelism)
             .or_else(|| more_than_one("completions", spec.completions));
         return Some(Some(workload(
@@ -519,10 +519,11 @@ pub fn decode(
     let (av, k) = kind_of!(batch::CronJob);
     if is(av, k) {
         let (d, object) = decode_as!(batch::CronJob);
-        let job = d
-            .spec
+        // `Option::from` whether the API version makes these fields optional or not.
+        let cron: Option<batch::CronJobSpec> = Option::from(d.spec);
+        let job: batch::JobSpec = cron
             .map(|s| s.job_template)
-            .and_then(|t| t.spec)
+            .and_then(|t| Option::from(t.spec))
             .unwrap_or_default();
         let scale = more_than_one("parallelism", job.parallelism)
             .or_else(|| more_than_one("completions", job.completions));
