@@ -351,6 +351,9 @@ skipped_kinds!(
     k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService,
 );
 
+// `Option::from(x.spec)`: whether a workload's `spec` is optional depends on the API version
+// k8s-openapi is built for; the conversion is the identity for one of them.
+#[allow(clippy::useless_conversion)]
 /// Decodes a workload or skipped kind; `None` when skiff does not know the kind (an error
 /// for the caller), `Some(None)` when decoding failed (errors recorded by `strict`).
 pub fn decode(
