@@ -113,6 +113,36 @@ impl Manifests {
         (!failed).then_some(items)
     }
 
+    /// The one pod `skiff run` runs (index into `items`, pod), or why there is not exactly one,
+    /// naming the files and what was found.
+    pub fn one_pod(
+        &self,
+        items: &[Item],
+        mut pods: Vec<(usize, Pod)>,
+    ) -> Result<(usize, Pod), String> {
+        let verb = if self.files.len() > 1 { "have" } else { "has" };
+        match pods.len() {
+            1 => Ok(pods.remove(0)),
+            0 => Err(format!(
+                "skiff run runs exactly one Pod; {} {verb} none",
+                self.names()
+            )),
+            n => {
+                let which: Vec<String> = pods
+                    .iter()
+                    .map(|(i, _)| {
+                        format!("{} in {}", items[*i].object.reference(), items[*i].source)
+                    })
+                    .collect();
+                Err(format!(
+                    "skiff run runs exactly one Pod; {} {verb} {n}: {}",
+                    self.names(),
+                    which.join(", ")
+                ))
+            }
+        }
+    }
+
     /// The files as messages name them: `pod.yaml`, `a.yaml, b.yaml`.
     pub fn names(&self) -> String {
         self.files

@@ -45,9 +45,9 @@ const DETAIL_WIDTH: usize = 120;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The manifests: exactly one Pod among them, or one workload (Deployment, Job, …) whose
-    /// pod template runs as one pod; ConfigMaps and Secrets beside it are kept, other kinds
-    /// skipped with a line each.
+    // The manifests: exactly one Pod among them, or one workload (Deployment, Job, …) whose
+    // pod template runs as one pod; ConfigMaps and Secrets beside it are kept, other kinds
+    // skipped with a line each.
     #[command(flatten)]
     manifests: input::Manifests,
     /// Terminate the pod gracefully after this long and exit 124: a Go duration (`90s`, `2m`,
@@ -104,38 +104,11 @@ pub fn run(args: &Args) -> u8 {
             eprintln!("{note}");
         }
     }
-    let input::Prepared {
-        items, mut pods, ..
-    } = prepared;
-    let (index, mut pod) = match pods.len() {
-        1 => pods.remove(0),
-        0 => {
-            eprintln!(
-                "error: skiff run runs exactly one Pod; {} {} none",
-                args.manifests.names(),
-                if args.manifests.files.len() > 1 {
-                    "have"
-                } else {
-                    "has"
-                }
-            );
-            return exit::BAD_INPUT;
-        }
-        n => {
-            let which: Vec<String> = pods
-                .iter()
-                .map(|(i, _)| format!("{} in {}", items[*i].object.reference(), items[*i].source))
-                .collect();
-            eprintln!(
-                "error: skiff run runs exactly one Pod; {} {} {n}: {}",
-                args.manifests.names(),
-                if args.manifests.files.len() > 1 {
-                    "have"
-                } else {
-                    "has"
-                },
-                which.join(", ")
-            );
+    let input::Prepared { items, pods, .. } = prepared;
+    let (index, mut pod) = match args.manifests.one_pod(&items, pods) {
+        Ok(one) => one,
+        Err(message) => {
+            eprintln!("error: {message}");
             return exit::BAD_INPUT;
         }
     };
