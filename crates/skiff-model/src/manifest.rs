@@ -174,11 +174,14 @@ pub enum LoadError {
         position: Position,
         message: String,
     },
-    #[error("{source_name}: {}: strict decoding error: {}", describe(.position), .fields.iter().map(|f| format!("unknown field \"{f}\"")).collect::<Vec<_>>().join(", "))]
+    /// kube-apiserver's text, then one line per field saying which API skiff implements and,
+    /// when a field of the same object is spelt alike, which one was probably meant.
+    #[error("{source_name}: {}: strict decoding error: {}{}", describe(.position), .fields.iter().map(|f| format!("unknown field \"{f}\"")).collect::<Vec<_>>().join(", "), .hints.iter().map(|h| format!("\n  {h}")).collect::<String>())]
     UnknownFields {
         source_name: String,
         position: Position,
         fields: Vec<String>,
+        hints: Vec<String>,
     },
     #[error("{source_name}: no objects found")]
     Empty { source_name: String },
@@ -440,6 +443,7 @@ impl Decoder<'_> {
         }
         let mut strict = StrictDecoder {
             source: self.source,
+            kind: &kind,
             index,
             object: label.clone(),
             tree: tree.map(Rc::as_ref),
@@ -501,10 +505,23 @@ impl Decoder<'_> {
 /// write instead.
 struct StrictDecoder<'a, 'e> {
     source: &'a str,
+    kind: &'a str,
     index: usize,
     object: Option<String>,
     tree: Option<&'a yaml::Node>,
     errors: &'e mut Vec<LoadError>,
+}
+
+impl StrictDecoder<'_, '_> {
+    /// At most a few hints: a document of a thousand typos needs the first ones only.
+    fn hints(&self, fields: &[String]) -> Vec<String> {
+        const MAX_HINTS: usize = 8;
+        fields
+            .iter()
+            .take(MAX_HINTS)
+            .map(|f| crate::api_version::unknown_field_hint_for_kind(self.kind, f))
+            .collect()
+    }
 }
 
 impl kinds::Strict for StrictDecoder<'_, '_> {
@@ -540,6 +557,7 @@ impl kinds::Strict for StrictDecoder<'_, '_> {
                 self.errors.push(LoadError::UnknownFields {
                     source_name: self.source.to_string(),
                     position,
+                    hints: self.hints(&unknown),
                     fields: unknown,
                 });
                 None
@@ -561,6 +579,7 @@ impl kinds::Strict for StrictDecoder<'_, '_> {
                     self.errors.push(LoadError::UnknownFields {
                         source_name: self.source.to_string(),
                         position: position.clone(),
+                        hints: self.hints(&unknown),
                         fields: unknown,
                     });
                 }
@@ -860,7 +879,7 @@ mod tests {
         assert_eq!(
             msgs,
             vec![
-                "pod.yaml: document 1 (Pod \"web\"): strict decoding error: unknown field \"spec.containers[0].imagee\", unknown field \"spec.containers[0].ports[0].hostPortt\", unknown field \"spec.restartPolicyy\""
+                "pod.yaml: document 1 (Pod \"web\"): strict decoding error: unknown field \"spec.containers[0].imagee\", unknown field \"spec.containers[0].ports[0].hostPortt\", unknown field \"spec.restartPolicyy\"\n  field spec.containers[0].imagee is not in the Kubernetes 1.37 API that skiff implements (a newer Kubernetes field, or misspelt?); did you mean \"image\"?\n  field spec.containers[0].ports[0].hostPortt is not in the Kubernetes 1.37 API that skiff implements (a newer Kubernetes field, or misspelt?); did you mean \"hostPort\"?\n  field spec.restartPolicyy is not in the Kubernetes 1.37 API that skiff implements (a newer Kubernetes field, or misspelt?); did you mean \"restartPolicy\"?"
             ]
         );
     }
@@ -1136,7 +1155,7 @@ mod tests {
     #[test]
     fn other_built_in_kinds_are_decoded_strictly() {
         let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  portz: []\n";
-        assert_eq!(messages(load_str(svc)), vec!["pod.yaml: document 1 (Service \"s\"): strict decoding error: unknown field \"spec.portz\""]);
+        assert_eq!(messages(load_str(svc)), vec!["pod.yaml: document 1 (Service \"s\"): strict decoding error: unknown field \"spec.portz\"\n  field spec.portz is not in the Kubernetes 1.37 API that skiff implements (a newer Kubernetes field, or misspelt?)"]);
         let cron = "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n  schedule: '* * * * *'\n  jobTemplate:\n    spec:\n      parallelism: 2\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{name: c, image: x}]\n";
         let objs = load_str(cron).unwrap_or_default();
         let Some(Object::Workload(w)) = objs.first() else {

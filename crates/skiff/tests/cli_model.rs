@@ -140,7 +140,7 @@ fn unknown_fields_and_syntax_errors_exit_2_with_positions() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         text(&out.stderr).trim(),
-        "error: <stdin>: document 1 (Pod \"p\"): strict decoding error: unknown field \"spec.containers[0].imagee\""
+        "error: <stdin>: document 1 (Pod \"p\"): strict decoding error: unknown field \"spec.containers[0].imagee\"\n  field spec.containers[0].imagee is not in the Kubernetes 1.37 API that skiff implements (a newer Kubernetes field, or misspelt?); did you mean \"image\"?"
     );
 
     let out = skiff(
