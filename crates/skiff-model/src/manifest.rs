@@ -71,6 +71,51 @@ impl Object {
         meta.name.as_deref().unwrap_or("")
     }
 
+    /// The namespace the object names, if any.
+    pub fn namespace(&self) -> Option<&str> {
+        match self {
+            Object::Pod(p) => p.metadata.namespace.as_deref(),
+            Object::ConfigMap(c) => c.metadata.namespace.as_deref(),
+            Object::Secret(s) => s.metadata.namespace.as_deref(),
+            Object::Workload(w) => w.namespace.as_deref(),
+            Object::Skipped(s) => s.namespace.as_deref(),
+        }
+        .filter(|ns| !ns.is_empty())
+    }
+
+    /// kubectl's `-n NS` on a manifest: an object without a namespace gets NS; one naming
+    /// another is refused with kubectl's message. Cluster-scoped kinds are left alone.
+    pub fn apply_namespace(&mut self, namespace: &str) -> Result<(), String> {
+        if let Object::Skipped(s) = self {
+            if !s.namespaced {
+                return Ok(());
+            }
+        }
+        if let Some(own) = self.namespace() {
+            if own != namespace {
+                return Err(format!(
+                    "the namespace from the provided object {own:?} does not match the namespace {namespace:?}. You must pass '--namespace={own}' to perform this operation."
+                ));
+            }
+            return Ok(());
+        }
+        let ns = Some(namespace.to_string());
+        match self {
+            Object::Pod(p) => p.metadata.namespace = ns,
+            Object::ConfigMap(c) => c.metadata.namespace = ns,
+            Object::Secret(s) => s.metadata.namespace = ns,
+            Object::Workload(w) => {
+                w.namespace = ns;
+                set_json_namespace(&mut w.object, namespace);
+            }
+            Object::Skipped(s) => {
+                s.namespace = ns;
+                set_json_namespace(&mut s.object, namespace);
+            }
+        }
+        Ok(())
+    }
+
     /// `pod/web`, `deployment/web`: how kubectl names an object in its messages.
     pub fn reference(&self) -> String {
         format!("{}/{}", self.kind().to_lowercase(), self.name())
@@ -86,6 +131,12 @@ impl Object {
             Object::Skipped(s) => return s.object.clone(),
         };
         v.unwrap_or(Value::Null)
+    }
+}
+
+fn set_json_namespace(object: &mut Value, namespace: &str) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("namespace".into(), Value::String(namespace.into()));
     }
 }
 

@@ -34,6 +34,10 @@ pub struct Manifests {
     /// Process the directories given with -f recursively.
     #[arg(short = 'R', long = "recursive")]
     pub recursive: bool,
+    /// Namespace for objects that name none; an object naming another is an error (kubectl's
+    /// `-n`). Without it, such objects are in "default".
+    #[arg(short = 'n', long = "namespace", value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
 }
 
 /// One object and the file it came from.
@@ -98,10 +102,20 @@ impl Manifests {
                 })
                 .and_then(|bytes| manifest::load(&name, &bytes));
             match loaded {
-                Ok(objs) => items.extend(objs.into_iter().map(|object| Item {
-                    source: name.clone(),
-                    object,
-                })),
+                Ok(objs) => {
+                    for mut object in objs {
+                        if let Some(ns) = &self.namespace {
+                            if let Err(message) = object.apply_namespace(ns) {
+                                eprintln!("error: {name}: {}: {message}", object.reference());
+                                failed = true;
+                            }
+                        }
+                        items.push(Item {
+                            source: name.clone(),
+                            object,
+                        });
+                    }
+                }
                 Err(errs) => {
                     failed = true;
                     for e in errs {

@@ -95,3 +95,48 @@ fn run_prints_the_final_pod_through_jsonpath_and_refuses_wide() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "Succeeded Completed");
 }
+
+/// kubectl's `-n`: fills in a missing namespace, refuses a different one, leaves
+/// cluster-scoped kinds alone.
+#[test]
+fn namespace_flag_as_kubectl_applies_it() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let file = dir.path().join("pod.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: c, image: busybox}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n",
+    )
+    .unwrap_or_else(|e| panic!("write: {e}"));
+    let file = file.to_string_lossy().into_owned();
+    let out = skiff(&[
+        "validate",
+        "-f",
+        &file,
+        "-n",
+        "shop",
+        "-o",
+        "jsonpath={range .items[*]}{.kind}:{.metadata.namespace};{end}",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Pod:shop;Namespace:;");
+
+    let other = dir.path().join("other.yaml");
+    std::fs::write(
+        &other,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: q, namespace: a}\nspec:\n  containers:\n  - {name: c, image: busybox}\n",
+    )
+    .unwrap_or_else(|e| panic!("write: {e}"));
+    let out = skiff(&[
+        "validate",
+        "-f",
+        &other.to_string_lossy(),
+        "--namespace",
+        "b",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("pod/q: the namespace from the provided object \"a\" does not match the namespace \"b\". You must pass '--namespace=a' to perform this operation."),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -256,6 +256,9 @@ pub struct Skipped {
     pub api_version: &'static str,
     pub name: String,
     pub namespace: Option<String>,
+    /// Namespaced kind (a Service) or cluster-scoped (a Namespace, a ClusterRole): `-n` applies
+    /// only to the former, as in kubectl.
+    pub namespaced: bool,
     pub object: Value,
 }
 
@@ -298,6 +301,8 @@ macro_rules! skipped_kinds {
                             api_version: <$t as Resource>::API_VERSION,
                             name,
                             namespace,
+                            namespaced: std::any::TypeId::of::<<$t as Resource>::Scope>()
+                                == std::any::TypeId::of::<k8s_openapi::NamespaceResourceScope>(),
                             object: serde_json::to_value(&obj).unwrap_or(Value::Null),
                         }))
                     }));
