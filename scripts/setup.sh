@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares a Debian 12 machine for building and running skiff: system packages, then a
 # release build. Needs root for apt (run as root or with sudo) and a Rust toolchain
-# (rustup, Rust >= 1.85; Debian 12's own rustc is too old).
+# (rustup, Rust >= 1.89, the oldest its dependencies build with; Debian 12's own rustc is too old).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
