@@ -294,7 +294,9 @@ fn remove_rotated(p: &Path) {
 }
 
 fn has_suffix(p: &Path, suffix: &str) -> bool {
-    p.as_os_str().as_encoded_bytes().ends_with(suffix.as_bytes())
+    p.as_os_str()
+        .as_encoded_bytes()
+        .ends_with(suffix.as_bytes())
 }
 
 fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
@@ -320,10 +322,8 @@ fn compress_log(path: &Path) -> io::Result<()> {
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(&tmp)?;
     let result = (|| {
-        let mut enc = flate2::write::GzEncoder::new(
-            io::BufWriter::new(out),
-            flate2::Compression::default(),
-        );
+        let mut enc =
+            flate2::write::GzEncoder::new(io::BufWriter::new(out), flate2::Compression::default());
         io::copy(&mut src, &mut enc)?;
         enc.finish()?.flush()?;
         fs::rename(&tmp, with_suffix(path, GZ_SUFFIX))
@@ -620,7 +620,10 @@ impl<'a> LogWriter<'a> {
             self.buf.push(b' ');
         }
         self.buf.extend_from_slice(rec.content);
-        let n = self.buf.len().min(usize::try_from(self.remain).unwrap_or(usize::MAX));
+        let n = self
+            .buf
+            .len()
+            .min(usize::try_from(self.remain).unwrap_or(usize::MAX));
         // The prefix is kubectl's, outside the kubelet's byte count; one write per record
         // so that followers of several containers never interleave inside a record.
         let prefix = self.opts.prefix.as_deref().filter(|_| starts);
@@ -646,7 +649,11 @@ fn for_each_record(
     let mut line = Vec::with_capacity(MAX_RECORD);
     loop {
         line.clear();
-        let n = io::BufRead::read_until(&mut Read::take(&mut *r, MAX_RECORD as u64), b'\n', &mut line)?;
+        let n = io::BufRead::read_until(
+            &mut Read::take(&mut *r, MAX_RECORD as u64),
+            b'\n',
+            &mut line,
+        )?;
         if n == 0 {
             return Ok(true);
         }
@@ -977,7 +984,10 @@ mod tests {
         assert_eq!(rotated.len(), 2, "{rotated:?}");
         // kubelet: every rotated file but the newest is compressed.
         assert!(rotated[0].to_string_lossy().ends_with(".gz"), "{rotated:?}");
-        assert!(!rotated[1].to_string_lossy().ends_with(".gz"), "{rotated:?}");
+        assert!(
+            !rotated[1].to_string_lossy().ends_with(".gz"),
+            "{rotated:?}"
+        );
         let live = fs::read_to_string(&path).unwrap();
         assert!(live.len() <= 100, "{live}");
         assert!(live.ends_with(&format!("line 19 {}\n", "x".repeat(20))));
@@ -1121,11 +1131,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.log");
         let mut data = Vec::new();
-        format_record(&mut data, "2024-01-01T00:00:01Z", Stream::Stdout, true, b"ab");
-        format_record(&mut data, "2024-01-01T00:00:02Z", Stream::Stdout, true, b"cd");
-        format_record(&mut data, "2024-01-01T00:00:03Z", Stream::Stderr, false, b"ef");
+        format_record(
+            &mut data,
+            "2024-01-01T00:00:01Z",
+            Stream::Stdout,
+            true,
+            b"ab",
+        );
+        format_record(
+            &mut data,
+            "2024-01-01T00:00:02Z",
+            Stream::Stdout,
+            true,
+            b"cd",
+        );
+        format_record(
+            &mut data,
+            "2024-01-01T00:00:03Z",
+            Stream::Stderr,
+            false,
+            b"ef",
+        );
         data.extend_from_slice(b"garbage without fields\n");
-        format_record(&mut data, "2024-01-01T00:00:04.000000001Z", Stream::Stdout, false, b"");
+        format_record(
+            &mut data,
+            "2024-01-01T00:00:04.000000001Z",
+            Stream::Stdout,
+            false,
+            b"",
+        );
         fs::write(&path, &data).unwrap();
         let opts = ReadOptions {
             timestamps: true,
@@ -1170,7 +1204,13 @@ mod tests {
         let write = |log: &RotatingLog, i: u32| {
             let mut rec = Vec::new();
             let ts = format!("2024-01-01T00:00:{i:02}Z");
-            format_record(&mut rec, &ts, Stream::Stdout, false, format!("line {i:02}").as_bytes());
+            format_record(
+                &mut rec,
+                &ts,
+                Stream::Stdout,
+                false,
+                format!("line {i:02}").as_bytes(),
+            );
             log.write_records(&rec).unwrap();
         };
         for i in 0..3 {

@@ -8,6 +8,7 @@
 mod output;
 mod commands;
 mod input;
+mod store;
 
 use std::process::ExitCode;
 
@@ -40,6 +41,10 @@ enum Command {
     Run(commands::run::Args),
     /// Print a pod's effective requests, limits and QoS class (and, with -o wide, its cgroup values).
     Resources(commands::resources::Args),
+    /// Print the logs of a container of a pod `skiff run` ran or runs (as kubectl logs).
+    Logs(commands::logs::Args),
+    /// List the pods `skiff run` ran or runs (as kubectl get pods).
+    Get(commands::get::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +67,8 @@ fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::run(&args),
         Command::Resources(args) => commands::resources::run(&args),
         Command::Run(args) => commands::run::run(&args),
+        Command::Logs(args) => commands::logs::run(&args),
+        Command::Get(args) => commands::get::run(&args),
     }))
     .unwrap_or_else(|_| {
         eprintln!("skiff: internal error (panic); whatever skiff had set up was torn down");
