@@ -21,6 +21,8 @@
 //!   process group + env-marker sweep).
 //! * [`logs`]: CRI log format, 16 KiB partial lines, rotation (10 MiB × 5),
 //!   live fan-out to a subscriber channel that never blocks the container.
+//! * [`store`]: what stays of a pod in the data dir (`pod.json`, `summary.json`, the lock
+//!   that says it runs) and the bound on finished pods kept.
 //! * [`termination`]: termination messages: a file per container instance, bind-mounted at
 //!   `terminationMessagePath`, and the kubelet's caps.
 //! * [`probe`]: [`probe::Prober`] (exec, httpGet incl. HTTPS without
@@ -41,6 +43,7 @@ pub mod runtime;
 pub mod sandbox;
 pub mod security;
 mod spawn;
+pub mod store;
 pub mod termination;
 pub mod timefmt;
 pub mod tracker;

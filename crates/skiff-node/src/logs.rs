@@ -120,8 +120,12 @@ pub fn format_record(
     out.push(b'\n');
 }
 
-/// A CRI log file rotated by size: `<path>` is live, older ones are
-/// `<path>.<timestamp>`; at most `max_files` files are kept in all.
+/// A CRI log file rotated by size: `<path>` is live, older ones are `<path>.<timestamp>`;
+/// at most `max_files` files are kept in all. As the kubelet's container log manager
+/// (`container_log_manager.go` rotateLog) does, rotated files are gzip-compressed
+/// (`<path>.<timestamp>.gz`) except the newest one; the compression runs on a thread of its
+/// own (at most one at a time, awaited by the next rotation and on drop) so that the
+/// container's output is never held up by it.
 #[derive(Debug)]
 pub struct RotatingLog {
     inner: Mutex<RotInner>,
@@ -134,6 +138,8 @@ struct RotInner {
     size: u64,
     max_size: u64,
     max_files: usize,
+    /// The background compression of the previous rotation, if still running.
+    compressing: Option<std::thread::JoinHandle<()>>,
 }
 
 impl RotatingLog {
@@ -154,6 +160,7 @@ impl RotatingLog {
                 size: 0,
                 max_size,
                 max_files: max_files.max(1),
+                compressing: None,
             }),
         })
     }
@@ -188,6 +195,20 @@ impl RotatingLog {
     }
 }
 
+impl Drop for RotatingLog {
+    /// Lets a compression under way finish (bounded: one rotated file), so that no
+    /// temporary file is left behind.
+    fn drop(&mut self) {
+        let g = match self.inner.get_mut() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(h) = g.compressing.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 /// Opens (truncates) a log file, mode 0640 like containerd's container logs: readable by
 /// skiff's group, never writable by others whatever the umask or an older file's mode.
 fn open_log(path: &Path) -> io::Result<File> {
@@ -205,50 +226,157 @@ fn open_log(path: &Path) -> io::Result<File> {
 
 /// Mode of container log files.
 pub const LOG_FILE_MODE: u32 = 0o640;
+/// Suffix of a compressed rotated log (the kubelet's).
+const GZ_SUFFIX: &str = ".gz";
+/// Suffix of a compression in progress (the kubelet's).
+const TMP_SUFFIX: &str = ".tmp";
 
 impl RotInner {
+    /// The kubelet's rotateLog: drop what an interrupted compression left, keep the newest
+    /// `max_files - 2` rotated files, compress those not compressed yet, then move the live
+    /// file aside uncompressed and start a new one.
     fn rotate(&mut self) -> io::Result<()> {
         self.file = None;
+        if let Some(h) = self.compressing.take() {
+            let _ = h.join();
+        }
+        let (mut inuse, unused) = split_rotated(&self.path)?;
+        for p in unused {
+            remove_rotated(&p);
+        }
+        let keep = self.max_files.saturating_sub(2);
+        if inuse.len() > keep {
+            for p in inuse.drain(..inuse.len() - keep) {
+                remove_rotated(&p);
+            }
+        }
         let mut rotated = self.path.clone().into_os_string();
         rotated.push(".");
         rotated.push(rotation_suffix(SystemTime::now()));
         fs::rename(&self.path, &rotated)?;
+        if self.max_files < 2 {
+            // Only the live file is kept.
+            remove_rotated(Path::new(&rotated));
+        }
         self.file = Some(open_log(&self.path)?);
         self.size = 0;
-        self.prune()
-    }
-
-    /// Keeps the newest `max_files - 1` rotated files.
-    fn prune(&self) -> io::Result<()> {
-        let mut old = rotated_files(&self.path)?;
-        let keep = self.max_files - 1;
-        if old.len() > keep {
-            let excess = old.len() - keep;
-            for p in old.drain(..excess) {
-                if let Err(e) = fs::remove_file(&p) {
-                    tracing::warn!(path = %p.display(), error = %e, "removing rotated log");
+        let plain: Vec<PathBuf> = inuse
+            .into_iter()
+            .filter(|p| !has_suffix(p, GZ_SUFFIX))
+            .collect();
+        if !plain.is_empty() {
+            let work = move || {
+                for p in &plain {
+                    if let Err(e) = compress_log(p) {
+                        tracing::warn!(path = %p.display(), error = %e, "compressing a rotated log");
+                    }
                 }
+            };
+            let spawned = std::thread::Builder::new()
+                .name("skiff-log-gzip".into())
+                .spawn(work.clone());
+            match spawned {
+                Ok(h) => self.compressing = Some(h),
+                // No thread to be had: compress here (one file of at most max_size).
+                Err(_) => work(),
             }
         }
         Ok(())
     }
 }
 
-/// Rotated files of the log at `path`, oldest first.
-pub fn rotated_files(path: &Path) -> io::Result<Vec<PathBuf>> {
+fn remove_rotated(p: &Path) {
+    if let Err(e) = fs::remove_file(p) {
+        if e.kind() != io::ErrorKind::NotFound {
+            tracing::warn!(path = %p.display(), error = %e, "removing rotated log");
+        }
+    }
+}
+
+fn has_suffix(p: &Path, suffix: &str) -> bool {
+    p.as_os_str()
+        .as_encoded_bytes()
+        .ends_with(suffix.as_bytes())
+}
+
+fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
+    let mut s = p.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Compresses `path` to `path.gz` (through `path.tmp`, the kubelet's compressLog), then
+/// removes `path`.
+fn compress_log(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut src = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)?;
+    let tmp = with_suffix(path, TMP_SUFFIX);
+    let out = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(LOG_FILE_MODE)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&tmp)?;
+    let result = (|| {
+        let mut enc =
+            flate2::write::GzEncoder::new(io::BufWriter::new(out), flate2::Compression::default());
+        io::copy(&mut src, &mut enc)?;
+        enc.finish()?.flush()?;
+        fs::rename(&tmp, with_suffix(path, GZ_SUFFIX))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+        return result;
+    }
+    fs::remove_file(path)
+}
+
+/// The files `<path>.*` split as the kubelet's filterUnusedLogs does: in use (sorted oldest
+/// first), and unused (temporary files, and plain files whose `.gz` exists).
+fn split_rotated(path: &Path) -> io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
-    let mut prefix = name.to_os_string();
-    prefix.push(".");
-    let prefix = prefix.to_string_lossy().into_owned();
-    let mut out: Vec<PathBuf> = fs::read_dir(dir)?
+    let mut prefix = name.as_encoded_bytes().to_vec();
+    prefix.push(b'.');
+    let mut all: Vec<PathBuf> = fs::read_dir(dir)?
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|e| e.file_name().as_encoded_bytes().starts_with(&prefix))
         .map(|e| e.path())
         .collect();
-    out.sort();
-    Ok(out)
+    all.sort();
+    let (mut inuse, mut unused) = (Vec::new(), Vec::new());
+    for p in &all {
+        let compressed_exists = || all.contains(&with_suffix(p, GZ_SUFFIX));
+        if has_suffix(p, TMP_SUFFIX) || (!has_suffix(p, GZ_SUFFIX) && compressed_exists()) {
+            unused.push(p.clone());
+        } else {
+            inuse.push(p.clone());
+        }
+    }
+    Ok((inuse, unused))
+}
+
+/// Rotated files of the log at `path` that are in use (plain or `.gz`), oldest first.
+pub fn rotated_files(path: &Path) -> io::Result<Vec<PathBuf>> {
+    split_rotated(path).map(|(inuse, _)| inuse)
+}
+
+/// Every file of the log at `path`, oldest first: the rotated ones, then the live one.
+pub fn log_files(path: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut files = match rotated_files(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    if path.exists() || files.is_empty() {
+        files.push(path.to_path_buf());
+    }
+    Ok(files)
 }
 
 /// Where one stream's lines go.
@@ -376,6 +504,391 @@ pub fn tail_file(path: &Path, max_lines: usize, max_bytes: usize) -> io::Result<
     Ok(tail_content(data, max_lines, max_bytes))
 }
 
+// ---------------------------------------------------------------------------------------------
+// Reading logs back (`skiff logs`): the kubelet's ReadLogs (pkg/kubelet/kuberuntime/logs)
+// ---------------------------------------------------------------------------------------------
+
+/// A record longer than this is not skiff's (records are at most [`MAX_LINE`] of content plus
+/// the timestamp, stream and tag): it is cut here and skipped.
+const MAX_RECORD: usize = MAX_LINE + 256;
+/// What one rotated file may decompress to at most: rotation bounds them to 10 MiB (plus a
+/// record); anything bigger is cut.
+const MAX_DECOMPRESSED: u64 = 256 * 1024 * 1024;
+
+/// How to read a container's log: the kubelet's `LogOptions`, plus kubectl's `--prefix`.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Only the last N records (`--tail`); `None` for all.
+    pub tail: Option<u64>,
+    /// Skip records older than this (`--since`, `--since-time`).
+    pub since: Option<k8s_openapi::jiff::Timestamp>,
+    /// Put the record's time (RFC 3339, 9 fraction digits) before each line (`--timestamps`).
+    pub timestamps: bool,
+    /// Stop after this many bytes (`--limit-bytes`).
+    pub limit_bytes: Option<u64>,
+    /// Put this before each line (kubectl `--prefix`: `[pod/NAME/CONTAINER] `).
+    pub prefix: Option<String>,
+}
+
+/// One parsed CRI record.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub timestamp: k8s_openapi::jiff::Timestamp,
+    pub stream: Stream,
+    pub partial: bool,
+    /// The content, with the line's `\n` for a full record.
+    pub content: &'a [u8],
+}
+
+/// The kubelet's parseCRILog: `<RFC3339Nano> <stdout|stderr> <tag>[:more tags] <content>`.
+/// `rec` may end with its `\n`: a full record keeps it in the content, a partial one drops it.
+pub fn parse_cri(rec: &[u8]) -> Option<Record<'_>> {
+    let sp = |b: &[u8]| b.iter().position(|&c| c == b' ');
+    let i = sp(rec)?;
+    let timestamp = std::str::from_utf8(&rec[..i]).ok()?.parse().ok()?;
+    let rest = &rec[i + 1..];
+    let j = sp(rest)?;
+    let stream = match &rest[..j] {
+        b"stdout" => Stream::Stdout,
+        b"stderr" => Stream::Stderr,
+        _ => return None,
+    };
+    let rest = &rest[j + 1..];
+    let k = sp(rest)?;
+    let tag = rest[..k].split(|&c| c == b':').next().unwrap_or(b"");
+    let partial = tag == b"P";
+    let mut content = &rest[k + 1..];
+    if partial {
+        content = content.strip_suffix(b"\n").unwrap_or(content);
+    }
+    Some(Record {
+        timestamp,
+        stream,
+        partial,
+        content,
+    })
+}
+
+/// The kubelet's output time format (`RFC3339NanoFixed`): always 9 fraction digits, UTC.
+pub fn rfc3339_nano_fixed(t: k8s_openapi::jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S.%9fZ").to_string()
+}
+
+/// Why reading stopped early.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// Everything asked for was written.
+    Done,
+    /// `limit_bytes` was reached.
+    Limit,
+}
+
+/// Writes records to `out` the way the kubelet's logWriter does: records older than `since`
+/// skipped, the timestamp (and prefix) only where a line starts (a `P` record's line goes on
+/// in the next record), cut at `limit_bytes`. Both streams go to `out`, as the kubelet
+/// serves them on one stream.
+struct LogWriter<'a> {
+    out: &'a mut dyn Write,
+    opts: &'a ReadOptions,
+    remain: u64,
+    line_start: bool,
+    buf: Vec<u8>,
+}
+
+impl<'a> LogWriter<'a> {
+    fn new(out: &'a mut dyn Write, opts: &'a ReadOptions) -> Self {
+        LogWriter {
+            out,
+            opts,
+            remain: opts.limit_bytes.unwrap_or(u64::MAX),
+            line_start: true,
+            buf: Vec::with_capacity(MAX_RECORD),
+        }
+    }
+
+    /// Writes one record; `Ok(false)` once the byte limit is reached.
+    fn record(&mut self, rec: &Record<'_>) -> io::Result<bool> {
+        let starts = self.line_start;
+        self.line_start = rec.content.last().is_none_or(|&b| b == b'\n');
+        if self.opts.since.is_some_and(|s| rec.timestamp < s) {
+            return Ok(true);
+        }
+        self.buf.clear();
+        if self.opts.timestamps && starts {
+            self.buf
+                .extend_from_slice(rfc3339_nano_fixed(rec.timestamp).as_bytes());
+            self.buf.push(b' ');
+        }
+        self.buf.extend_from_slice(rec.content);
+        let n = self
+            .buf
+            .len()
+            .min(usize::try_from(self.remain).unwrap_or(usize::MAX));
+        // The prefix is kubectl's, outside the kubelet's byte count; one write per record
+        // so that followers of several containers never interleave inside a record.
+        let prefix = self.opts.prefix.as_deref().filter(|_| starts);
+        if let Some(p) = prefix {
+            let mut whole = Vec::with_capacity(p.len() + n);
+            whole.extend_from_slice(p.as_bytes());
+            whole.extend_from_slice(&self.buf[..n]);
+            self.out.write_all(&whole)?;
+        } else {
+            self.out.write_all(&self.buf[..n])?;
+        }
+        self.remain -= n as u64;
+        Ok(self.remain > 0)
+    }
+}
+
+/// Reads records (lines of at most [`MAX_RECORD`] bytes) from `r`, calling `f` with each
+/// (its `\n` included, except for an unterminated last one); stops when `f` says so.
+fn for_each_record(
+    r: &mut dyn io::BufRead,
+    f: &mut dyn FnMut(&[u8]) -> io::Result<bool>,
+) -> io::Result<bool> {
+    let mut line = Vec::with_capacity(MAX_RECORD);
+    loop {
+        line.clear();
+        let n = io::BufRead::read_until(
+            &mut Read::take(&mut *r, MAX_RECORD as u64),
+            b'\n',
+            &mut line,
+        )?;
+        if n == 0 {
+            return Ok(true);
+        }
+        if line.last() != Some(&b'\n') && n == MAX_RECORD {
+            // Over-long: skip the rest of it.
+            let mut sink = Vec::new();
+            loop {
+                sink.clear();
+                let m = io::BufRead::read_until(
+                    &mut Read::take(&mut *r, MAX_RECORD as u64),
+                    b'\n',
+                    &mut sink,
+                )?;
+                if m == 0 || sink.last() == Some(&b'\n') {
+                    break;
+                }
+            }
+            continue;
+        }
+        if !f(&line)? {
+            return Ok(false);
+        }
+    }
+}
+
+/// Opens one file of a log for reading: `.gz` ones decompressed, with a bound.
+fn open_log_file(path: &Path) -> io::Result<Box<dyn io::BufRead>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = |p: &Path| {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(p)
+    };
+    if has_suffix(path, GZ_SUFFIX) {
+        let f = open(path)?;
+        let dec = flate2::read::MultiGzDecoder::new(io::BufReader::new(f));
+        return Ok(Box::new(io::BufReader::new(dec.take(MAX_DECOMPRESSED))));
+    }
+    match open(path) {
+        Ok(f) => Ok(Box::new(io::BufReader::new(f))),
+        // Compressed meanwhile (see RotatingLog): read the `.gz`.
+        Err(e) if e.kind() == io::ErrorKind::NotFound && path.extension().is_some() => {
+            let gz = with_suffix(path, GZ_SUFFIX);
+            if gz.exists() {
+                open_log_file(&gz)
+            } else {
+                Err(e)
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Number of records in one file of a log.
+fn count_records(path: &Path) -> io::Result<u64> {
+    let mut n = 0u64;
+    for_each_record(&mut *open_log_file(path)?, &mut |_| {
+        n += 1;
+        Ok(true)
+    })?;
+    Ok(n)
+}
+
+/// Where `tail` records from the end start: (index of the file, records to skip in it).
+fn tail_start(files: &[PathBuf], tail: u64) -> io::Result<(usize, u64)> {
+    let mut need = tail;
+    for (i, f) in files.iter().enumerate().rev() {
+        let n = count_records(f)?;
+        if n >= need {
+            return Ok((i, n - need));
+        }
+        need -= n;
+    }
+    Ok((0, 0))
+}
+
+/// Writes the records of `files[first..]` (skipping `skip` first ones) through `w`; the
+/// last file may be given open already (`last`, read up to its length then). `Ok(false)`
+/// once the byte limit is reached.
+fn write_files(
+    files: &[PathBuf],
+    first: usize,
+    mut skip: u64,
+    w: &mut LogWriter<'_>,
+    last: Option<(&File, u64)>,
+) -> io::Result<bool> {
+    let n = files.len();
+    for (i, f) in files.iter().enumerate().skip(first) {
+        let mut r: Box<dyn io::BufRead + '_> = match (i + 1 == n, last) {
+            (true, Some((file, len))) => Box::new(io::BufReader::new(file.take(len))),
+            _ => match open_log_file(f) {
+                Ok(r) => r,
+                // A rotated file removed meanwhile (rotation keeps max files).
+                Err(e) if e.kind() == io::ErrorKind::NotFound && i + 1 < n => continue,
+                Err(e) => return Err(e),
+            },
+        };
+        let more = for_each_record(&mut *r, &mut |line| {
+            if skip > 0 {
+                skip -= 1;
+                return Ok(true);
+            }
+            match parse_cri(line) {
+                Some(rec) => w.record(&rec),
+                None => Ok(true),
+            }
+        })?;
+        if !more {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Where reading starts for `tail`: (first file, records to skip in it); `None` for none.
+fn start_for(files: &[PathBuf], tail: Option<u64>) -> io::Result<(usize, u64)> {
+    match tail {
+        Some(0) => Ok((files.len(), 0)),
+        Some(n) => tail_start(files, n),
+        None => Ok((0, 0)),
+    }
+}
+
+/// Writes the log at `path` (its rotated files, then the live one) to `out` per `opts`.
+/// An unparsable record is skipped, as the kubelet does.
+pub fn read_log(path: &Path, opts: &ReadOptions, out: &mut dyn Write) -> io::Result<ReadEnd> {
+    let files = log_files(path)?;
+    let (first, skip) = start_for(&files, opts.tail)?;
+    let mut w = LogWriter::new(out, opts);
+    if !write_files(&files, first, skip, &mut w, None)? {
+        return Ok(ReadEnd::Limit);
+    }
+    Ok(ReadEnd::Done)
+}
+
+/// [`read_log`], then follows the live file (`kubectl logs -f`): new records are written as
+/// they come (the live file reopened when it is rotated), checking every `poll` whether
+/// `running()` still says the container instance runs; once it does not, what is left is
+/// written and this returns. `tail` counts from the end as it is at the start.
+pub fn follow_log(
+    path: &Path,
+    opts: &ReadOptions,
+    out: &mut dyn Write,
+    running: &mut dyn FnMut() -> bool,
+    poll: std::time::Duration,
+) -> io::Result<ReadEnd> {
+    use std::os::unix::fs::MetadataExt;
+    let files = log_files(path)?;
+    let live = File::open(path)?;
+    let md = live.metadata()?;
+    let (first, skip) = start_for(&files, opts.tail)?;
+    let mut w = LogWriter::new(out, opts);
+    if !write_files(&files, first, skip, &mut w, Some((&live, md.len())))? {
+        return Ok(ReadEnd::Limit);
+    }
+    w.out.flush()?;
+    follow_live(path, &mut w, running, poll, live, md.len(), md.ino())
+}
+
+/// The follow loop of [`follow_log`]: `live` (inode `ino`) from `pos` on.
+fn follow_live(
+    path: &Path,
+    w: &mut LogWriter<'_>,
+    running: &mut dyn FnMut() -> bool,
+    poll: std::time::Duration,
+    mut live: File,
+    mut pos: u64,
+    mut ino: u64,
+) -> io::Result<ReadEnd> {
+    use std::os::unix::fs::MetadataExt;
+    // Bytes of a record not complete yet.
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut last_round = false;
+    loop {
+        live.seek(SeekFrom::Start(pos))?;
+        loop {
+            let n = live.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            pos += n as u64;
+            pending.extend_from_slice(&buf[..n]);
+            let mut start = 0;
+            while let Some(i) = pending[start..].iter().position(|&b| b == b'\n') {
+                let line = &pending[start..start + i + 1];
+                start += i + 1;
+                if line.len() > MAX_RECORD {
+                    continue;
+                }
+                if let Some(rec) = parse_cri(line) {
+                    if !w.record(&rec)? {
+                        return Ok(ReadEnd::Limit);
+                    }
+                }
+            }
+            pending.drain(..start);
+            if pending.len() > MAX_RECORD {
+                // No end in sight: not a record of skiff's.
+                pending.clear();
+            }
+        }
+        w.out.flush()?;
+        // Rotated: ours is complete (rotation happens between records); go on with the new
+        // live file from its start.
+        if let Ok(md) = fs::metadata(path) {
+            if md.ino() != ino {
+                if let Ok(f) = File::open(path) {
+                    live = f;
+                    ino = md.ino();
+                    pos = 0;
+                    pending.clear();
+                    continue;
+                }
+            }
+        }
+        if last_round {
+            // An unterminated last record is written as it is (the kubelet's "Incomplete
+            // line in log file").
+            if let Some(rec) = parse_cri(&pending) {
+                w.record(&rec)?;
+                w.out.flush()?;
+            }
+            return Ok(ReadEnd::Done);
+        }
+        if !running() {
+            // One more pass for what was written before it stopped.
+            last_round = true;
+            continue;
+        }
+        std::thread::sleep(poll);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,8 +978,16 @@ mod tests {
             );
             log.write_records(&rec).unwrap();
         }
+        // Dropping the log waits for the compression under way.
+        drop(log);
         let rotated = rotated_files(&path).unwrap();
         assert_eq!(rotated.len(), 2, "{rotated:?}");
+        // kubelet: every rotated file but the newest is compressed.
+        assert!(rotated[0].to_string_lossy().ends_with(".gz"), "{rotated:?}");
+        assert!(
+            !rotated[1].to_string_lossy().ends_with(".gz"),
+            "{rotated:?}"
+        );
         let live = fs::read_to_string(&path).unwrap();
         assert!(live.len() <= 100, "{live}");
         assert!(live.ends_with(&format!("line 19 {}\n", "x".repeat(20))));
@@ -507,5 +1028,221 @@ mod tests {
         let t = tail_content(&data, 80, 2048);
         assert_eq!(t.len(), 2048);
         assert!(t.ends_with(b"z\n"));
+    }
+
+    /// A log at `dir/c/0.log` rotated at `max` bytes, fed records `line NN` with increasing
+    /// timestamps (second NN).
+    fn rotated_log(dir: &Path, max: u64, files: usize, n: u32) -> PathBuf {
+        let path = dir.join("c").join("0.log");
+        let log = RotatingLog::create(&path, max, files).unwrap();
+        for i in 0..n {
+            let mut rec = Vec::new();
+            let ts = format!("2024-01-01T00:00:{i:02}.5Z");
+            format_record(
+                &mut rec,
+                &ts,
+                Stream::Stdout,
+                false,
+                format!("line {i:02}").as_bytes(),
+            );
+            log.write_records(&rec).unwrap();
+            // Distinct rotation names (nanosecond suffix).
+            std::thread::sleep(std::time::Duration::from_micros(5));
+        }
+        drop(log);
+        path
+    }
+
+    fn read(path: &Path, opts: &ReadOptions) -> String {
+        let mut out = Vec::new();
+        read_log(path, opts, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn lines(from: u32, to: u32) -> String {
+        (from..to).map(|i| format!("line {i:02}\n")).collect()
+    }
+
+    #[test]
+    fn issue8_item6_rotated_files_are_gzip_and_read_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        // Each record is 42 bytes: 2 per file.
+        let path = rotated_log(dir.path(), 90, 5, 20);
+        let files = log_files(&path).unwrap();
+        assert_eq!(files.len(), 5, "{files:?}");
+        let gz: Vec<_> = files
+            .iter()
+            .filter(|f| f.to_string_lossy().ends_with(".gz"))
+            .collect();
+        assert_eq!(gz.len(), 3, "{files:?}");
+        // A real gzip stream (magic bytes), smaller files hold whole records.
+        let raw = fs::read(gz[0]).unwrap();
+        assert_eq!(&raw[..2], &[0x1f, 0x8b]);
+        // No leftovers of the compression.
+        let names: Vec<String> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+        assert_eq!(names.len(), 5, "{names:?}");
+        // 5 files × 2 records: the last 10 lines, oldest first.
+        assert_eq!(read(&path, &ReadOptions::default()), lines(10, 20));
+    }
+
+    #[test]
+    fn issue8_item6_tail_since_limit_across_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = rotated_log(dir.path(), 90, 5, 20);
+        let tail = |n| ReadOptions {
+            tail: Some(n),
+            ..Default::default()
+        };
+        assert_eq!(read(&path, &tail(3)), lines(17, 20));
+        assert_eq!(read(&path, &tail(5)), lines(15, 20));
+        assert_eq!(read(&path, &tail(100)), lines(10, 20));
+        assert_eq!(read(&path, &tail(0)), "");
+        let since = ReadOptions {
+            since: Some("2024-01-01T00:00:16Z".parse().unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(read(&path, &since), lines(16, 20));
+        // The kubelet counts the timestamp prefix in the byte limit.
+        let limited = ReadOptions {
+            tail: Some(1),
+            timestamps: true,
+            limit_bytes: Some(20),
+            ..Default::default()
+        };
+        assert_eq!(read(&path, &limited), "2024-01-01T00:00:19.");
+        let ts = ReadOptions {
+            tail: Some(1),
+            timestamps: true,
+            prefix: Some("[pod/p/c] ".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            read(&path, &ts),
+            "[pod/p/c] 2024-01-01T00:00:19.500000000Z line 19\n"
+        );
+    }
+
+    #[test]
+    fn issue8_item6_partial_records_make_one_line_with_one_timestamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        let mut data = Vec::new();
+        format_record(
+            &mut data,
+            "2024-01-01T00:00:01Z",
+            Stream::Stdout,
+            true,
+            b"ab",
+        );
+        format_record(
+            &mut data,
+            "2024-01-01T00:00:02Z",
+            Stream::Stdout,
+            true,
+            b"cd",
+        );
+        format_record(
+            &mut data,
+            "2024-01-01T00:00:03Z",
+            Stream::Stderr,
+            false,
+            b"ef",
+        );
+        data.extend_from_slice(b"garbage without fields\n");
+        format_record(
+            &mut data,
+            "2024-01-01T00:00:04.000000001Z",
+            Stream::Stdout,
+            false,
+            b"",
+        );
+        fs::write(&path, &data).unwrap();
+        let opts = ReadOptions {
+            timestamps: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            read(&path, &opts),
+            "2024-01-01T00:00:01.000000000Z abcdef\n2024-01-01T00:00:04.000000001Z \n"
+        );
+        assert_eq!(read(&path, &ReadOptions::default()), "abcdef\n\n");
+        // --tail counts records, as the kubelet's does.
+        let tail = ReadOptions {
+            tail: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(read(&path, &tail), "ef\n\n");
+    }
+
+    #[test]
+    fn parse_cri_like_the_kubelet() {
+        let r = parse_cri(b"2016-10-06T00:17:09.669794202Z stdout P log content 1\n").unwrap();
+        assert!(r.partial);
+        assert_eq!(r.content, b"log content 1");
+        assert_eq!(r.stream, Stream::Stdout);
+        let r = parse_cri(b"2016-10-06T00:17:09.669794203Z stderr F:x log content 2\n").unwrap();
+        assert!(!r.partial);
+        assert_eq!(r.content, b"log content 2\n");
+        assert_eq!(
+            rfc3339_nano_fixed(r.timestamp),
+            "2016-10-06T00:17:09.669794203Z"
+        );
+        assert!(parse_cri(b"2016-10-06T00:17:09Z stdin F x\n").is_none());
+        assert!(parse_cri(b"notatime stdout F x\n").is_none());
+        assert!(parse_cri(b"2016-10-06T00:17:09Z stdout\n").is_none());
+    }
+
+    #[test]
+    fn issue8_item6_follow_goes_on_across_rotation_until_not_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c").join("0.log");
+        let log = Arc::new(RotatingLog::create(&path, 90, 5).unwrap());
+        let write = |log: &RotatingLog, i: u32| {
+            let mut rec = Vec::new();
+            let ts = format!("2024-01-01T00:00:{i:02}Z");
+            format_record(
+                &mut rec,
+                &ts,
+                Stream::Stdout,
+                false,
+                format!("line {i:02}").as_bytes(),
+            );
+            log.write_records(&rec).unwrap();
+        };
+        for i in 0..3 {
+            write(&log, i);
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (p2, s2) = (path.clone(), stop.clone());
+        let reader = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let mut running = || !s2.load(std::sync::atomic::Ordering::SeqCst);
+            let opts = ReadOptions {
+                tail: Some(1),
+                ..Default::default()
+            };
+            let end = follow_log(
+                &p2,
+                &opts,
+                &mut out,
+                &mut running,
+                std::time::Duration::from_millis(10),
+            )
+            .unwrap();
+            (end, String::from_utf8(out).unwrap())
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        for i in 3..9 {
+            write(&log, i);
+            std::thread::sleep(std::time::Duration::from_millis(40));
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (end, got) = reader.join().unwrap();
+        assert_eq!(end, ReadEnd::Done);
+        assert_eq!(got, lines(2, 9));
     }
 }

@@ -126,6 +126,7 @@ pub async fn run_pod(
     if engine_cfg.container_id_key == 0 {
         engine_cfg.container_id_key = container_id_key(&pod);
     }
+    let id_key = engine_cfg.container_id_key;
     let mut engine = PodEngine::new(&pod, engine_cfg, now())?;
     let identity = PodIdentity {
         namespace: pod
@@ -181,11 +182,39 @@ pub async fn run_pod(
         all_containers: Vec::new(),
     };
     let mut commands_open = true;
+    // The pod's status on disk for `skiff get`/`skiff logs`, and the lock that says it runs
+    // (store module). Without it the pod still runs.
+    let qos = pod
+        .spec
+        .as_ref()
+        .map(|s| skiff_model::resources::qos_class(s).as_str().to_string());
+    let mut record =
+        match crate::store::PodRecorder::create(&ctx.data_dir, &ctx.identity.dir_name(), &pod) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!("recording the pod in the data dir: {e}");
+                None
+            }
+        };
 
     loop {
         let t = now();
         for action in engine.plan(t) {
+            if let (
+                Some(r),
+                Action::StartContainer {
+                    instance, attempt, ..
+                },
+            ) = (record.as_mut(), &action)
+            {
+                r.instance(instance.container_id(id_key), *attempt);
+            }
             ctx.execute(action, t);
+        }
+        if let Some(r) = record.as_mut() {
+            let mut st = engine.status(now());
+            st.qos_class.clone_from(&qos);
+            r.update(&st);
         }
         if engine.is_terminal() && ctx.containers.values().all(|c| c.main_exited()) {
             break;
@@ -239,11 +268,10 @@ pub async fn run_pod(
     });
     crate::termination::cap_pod_messages(&mut status, spec_containers);
     // The engine leaves the QoS class to its owner, the model (RES4).
-    status.qos_class = ctx
-        .pod
-        .spec
-        .as_ref()
-        .map(|s| skiff_model::resources::qos_class(s).as_str().to_string());
+    status.qos_class = qos;
+    if let Some(r) = record.take() {
+        r.finish(&status);
+    }
     // Dropping the gates releases lines of an instance whose Started event never came.
     let forwarders = std::mem::take(&mut ctx.log_forwarders);
     drop(ctx);

@@ -12,6 +12,7 @@ mod events;
 mod input;
 mod jsonpath;
 mod style;
+mod store;
 
 use std::process::ExitCode;
 
@@ -51,6 +52,10 @@ enum Command {
     },
     /// Print skiff's version and the Kubernetes API version it implements.
     Version(commands::version::Args),
+    /// Print the logs of a container of a pod `skiff run` ran or runs (as kubectl logs).
+    Logs(commands::logs::Args),
+    /// List the pods `skiff run` ran or runs (as kubectl get pods).
+    Get(commands::get::Args),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +95,8 @@ fn main() -> ExitCode {
             0
         }
         Command::Version(args) => commands::version::run(&args),
+        Command::Logs(args) => commands::logs::run(&args),
+        Command::Get(args) => commands::get::run(&args),
     }))
     .unwrap_or_else(|_| {
         eprintln!("skiff: internal error (panic); whatever skiff had set up was torn down");

@@ -84,9 +84,13 @@ pub enum Format {
 pub fn render<T: Serialize>(value: &T, format: Format) -> anyhow::Result<String> {
     Ok(match format {
         Format::Json => {
-            let mut s = serde_json::to_string_pretty(value)?;
-            s.push('\n');
-            s
+            // kubectl's JSON printer indents by four spaces.
+            let mut out = Vec::new();
+            let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+            let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+            value.serialize(&mut ser)?;
+            out.push(b'\n');
+            String::from_utf8(out)?
         }
         // YAML 1.1-safe (what kubectl reads): `skiff … -o yaml | kubectl apply -f -`
         // round-trips.
@@ -175,8 +179,14 @@ impl OutputFormat {
     /// Prints `objects` in this format: one object as itself, several as a kubectl `List`
     /// (json/yaml/jsonpath), `name` one line each. `Wide` is a table the command prints itself.
     pub fn render_objects(&self, objects: &[serde_json::Value]) -> anyhow::Result<String> {
+        self.render_as(objects, objects.len() != 1)
+    }
+
+    /// As [`OutputFormat::render_objects`], but `as_list` decides whether json/yaml/jsonpath see
+    /// a `List` (`kubectl get pods` prints one even for one pod; `kubectl get pod NAME` does not).
+    pub fn render_as(&self, objects: &[serde_json::Value], as_list: bool) -> anyhow::Result<String> {
         let single_or_list = || match objects {
-            [one] => one.clone(),
+            [one] if !as_list => one.clone(),
             many => serde_json::json!({
                 "apiVersion": "v1",
                 "kind": "List",

@@ -4,8 +4,13 @@
 use std::process::{Command, Output};
 
 fn skiff(args: &[&str]) -> Output {
+    // Pods `run` keeps go to the tests' data dir, not the machine's.
     Command::new(env!("CARGO_BIN_EXE_skiff"))
         .args(args)
+        .env(
+            "SKIFF_DATA_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/skiff-data"),
+        )
         .output()
         .unwrap_or_else(|e| panic!("spawn skiff: {e}"))
 }
@@ -89,6 +94,7 @@ fn run_prints_the_final_pod_through_jsonpath_and_refuses_wide() {
         "run",
         "-f",
         &file,
+        "--rm",
         "-o",
         "jsonpath={.status.phase} {.status.containerStatuses[0].state.terminated.reason}",
     ]);

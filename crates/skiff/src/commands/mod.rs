@@ -1,3 +1,5 @@
+pub mod get;
+pub mod logs;
 pub mod resources;
 pub mod run;
 pub mod validate;

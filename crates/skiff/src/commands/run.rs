@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -65,10 +64,9 @@ pub struct Args {
     /// jsonpath=TEMPLATE or jsonpath-file=FILE; container output then goes to stderr.
     #[arg(short = 'o', long = "output", value_parser = OutputFormat::parse)]
     output: Option<OutputFormat>,
-    /// Keep logs and per-container files here (`pods/<ns>_<name>_<uid>/<container>/<n>.log`).
-    /// Without it a temporary directory is used and removed at exit.
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
+    /// Where the pod's logs and status stay (`--data-dir`, `--rm`, `--keep-pods`, `--keep-for`).
+    #[command(flatten)]
+    store: crate::store::RunStoreArgs,
     /// Resources held back from pods when admitting them (kubelet `--system-reserved`), e.g.
     /// `cpu=100m,memory=256Mi`. Node allocatable = machine capacity − this − the kubelet's
     /// default hard eviction thresholds (memory 100Mi, 10% of the data dir's filesystem).
@@ -142,7 +140,7 @@ pub fn run(args: &Args) -> u8 {
     };
     // Node admission (A1): `skiff run` runs one pod, so nothing else counts as used.
     if let Some(spec) = &pod.spec {
-        let data_dir = args.data_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let data_dir = args.store.admission_dir();
         let node = skiff_node::node::NodeResources::global();
         if let Err(rejection) = node.admit(spec, &[], &reserved, &data_dir) {
             return reject(pod, &rejection, args);
@@ -255,6 +253,7 @@ fn reject(mut pod: Pod, rejection: &skiff_model::admission::Rejection, args: &Ar
     printer.print(&Notice::Event(event, now));
     printer.finish();
     pod.status = Some(rejection.pod_status(pod.spec.as_ref(), now.to_meta()));
+    args.store.record_rejected(&pod);
     if let Some(format) = &args.output {
         match output::render_object(&pod, format) {
             Ok(text) => {
@@ -297,28 +296,8 @@ fn objects_of(objects: &[Object], namespace: &str) -> PodObjects {
 }
 
 fn run_admitted(mut pod: Pod, objects: PodObjects, args: &Args) -> anyhow::Result<u8> {
-    // The data dir outlives the runtime so that cleanup happens after every process is gone.
-    let temp;
-    let data_dir = match &args.data_dir {
-        Some(d) => {
-            std::fs::create_dir_all(d)
-                .with_context(|| format!("creating data dir {}", d.display()))?;
-            d.clone()
-        }
-        None => {
-            temp = tempfile::Builder::new()
-                // The prefix tells the next skiff start it may delete this dir if we are
-                // killed (skiff_node::node).
-                .prefix(skiff_node::node::TEMP_DATA_DIR_PREFIX)
-                .tempdir()
-                .context("creating a temporary data dir")?;
-            // Traversable (not listable) by containers running as another user: their
-            // termination-message files live below it.
-            std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o711))
-                .context("chmod of the temporary data dir")?;
-            temp.path().to_path_buf()
-        }
-    };
+    // The data dir (created, checked, pruned): the pod's logs and status stay there.
+    let data_dir = args.store.prepare()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -326,8 +305,9 @@ fn run_admitted(mut pod: Pod, objects: PodObjects, args: &Args) -> anyhow::Resul
         .context("starting the async runtime")?;
     let timeout = args.timeout.filter(|t| !t.is_zero());
     let printer = Printer::new(args.output.is_none());
-    let (status, ending) = rt.block_on(drive(pod.clone(), objects, data_dir, timeout, printer))?;
+    let (status, ending) = rt.block_on(drive(pod.clone(), objects, data_dir.clone(), timeout, printer))?;
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    args.store.finish(&data_dir, &pod);
 
     pod.status = Some(status);
     if let Some(format) = &args.output {

@@ -301,10 +301,15 @@ pub fn signal(pid: u32, sig: &str) {
     assert!(st.success(), "kill -{sig} {pid} failed");
 }
 
-/// Starts `skiff ARGS` with piped stdout/stderr.
+/// Starts `skiff ARGS` with piped stdout/stderr. Pods kept without `--data-dir` go to the
+/// tests' own data dir under the target dir, not to the machine's (`/var/lib/skiff`).
 pub fn spawn(args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_skiff"))
         .args(args)
+        .env(
+            "SKIFF_DATA_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("skiff-data"),
+        )
         .env_remove("SKIFF_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
