@@ -11,8 +11,8 @@ mod duration;
 mod events;
 mod input;
 mod jsonpath;
-mod style;
 mod store;
+mod style;
 
 use std::process::ExitCode;
 

@@ -184,7 +184,11 @@ impl OutputFormat {
 
     /// As [`OutputFormat::render_objects`], but `as_list` decides whether json/yaml/jsonpath see
     /// a `List` (`kubectl get pods` prints one even for one pod; `kubectl get pod NAME` does not).
-    pub fn render_as(&self, objects: &[serde_json::Value], as_list: bool) -> anyhow::Result<String> {
+    pub fn render_as(
+        &self,
+        objects: &[serde_json::Value],
+        as_list: bool,
+    ) -> anyhow::Result<String> {
         let single_or_list = || match objects {
             [one] if !as_list => one.clone(),
             many => serde_json::json!({

@@ -148,68 +148,12 @@ pub fn now() -> k8s_openapi::jiff::Timestamp {
 /// Go's `time.ParseDuration` (kubectl's `--since`, and skiff's duration flags): a sequence of
 /// decimal numbers with a unit each (`ns`, `us`/`µs`, `ms`, `s`, `m`, `h`), e.g. `1h30m`,
 /// `1.5h`, `300ms`; `0` alone needs no unit. Negative durations are refused here (no flag
-/// takes one). Hand-written: no maintained crate parses exactly Go's grammar.
+/// takes one).
 pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("time: invalid duration {s:?}");
-    let mut rest = s.strip_prefix('+').unwrap_or(s);
-    if rest.starts_with('-') {
-        return Err(format!("{s:?}: a negative duration is not allowed"));
-    }
-    if rest == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total: u128 = 0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_len);
-        let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-        if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
-            return Err(bad());
-        }
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, next) = tail.split_at(unit_len);
-        let nanos: u128 = match unit {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            "" => return Err(format!("time: missing unit in duration {s:?}")),
-            u => return Err(format!("time: unknown unit {u:?} in duration {s:?}")),
-        };
-        let int: u128 = if int.is_empty() {
-            0
-        } else {
-            int.parse().map_err(|_| bad())?
-        };
-        let mut part = int.checked_mul(nanos).ok_or_else(bad)?;
-        // The fraction, digit by digit (Go keeps nanosecond precision, truncating).
-        let mut scale = nanos;
-        for d in frac.bytes() {
-            scale /= 10;
-            if scale == 0 {
-                break;
-            }
-            part += u128::from(d - b'0') * scale;
-        }
-        total = total.checked_add(part).ok_or_else(bad)?;
-        rest = next;
-    }
-    // Go's limit: an int64 of nanoseconds (~292 years).
-    if total > i64::MAX as u128 {
-        return Err(bad());
-    }
-    Ok(Duration::from_nanos(
-        u64::try_from(total).map_err(|_| bad())?,
-    ))
+    let nanos = crate::duration::parse_go(s)?;
+    let nanos =
+        u64::try_from(nanos).map_err(|_| format!("{s:?}: a negative duration is not allowed"))?;
+    Ok(Duration::from_nanos(nanos))
 }
 
 #[cfg(test)]

@@ -115,15 +115,13 @@ pub fn run(args: &Args) -> u8 {
             .iter()
             .map(|p| format!("pod/{}\n", p.name()))
             .collect(),
-        Some(f) => {
-            match structured(&shown, names.len() == 1 && shown.len() == 1, f) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    return exit::FAILURE;
-                }
+        Some(f) => match structured(&shown, names.len() == 1 && shown.len() == 1, f) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return exit::FAILURE;
             }
-        }
+        },
     };
     print!("{text}");
     code

@@ -356,9 +356,11 @@ fn instance(pod: &StoredPod, container: &str, previous: bool) -> Result<(String,
     } else if state.running.is_some() {
         match id_of(cs.container_id.as_ref()) {
             Some(id) => (id, cs.restart_count),
-            None => return Err(bad_request(format!(
+            None => {
+                return Err(bad_request(format!(
                 "container \"{container}\" in pod \"{pod_name}\" is waiting to start - no logs yet"
-            ))),
+            )))
+            }
         }
     } else if let Some(t) = &state.terminated {
         match (id_of(t.container_id.as_ref()), last_id) {

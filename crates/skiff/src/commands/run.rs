@@ -305,7 +305,13 @@ fn run_admitted(mut pod: Pod, objects: PodObjects, args: &Args) -> anyhow::Resul
         .context("starting the async runtime")?;
     let timeout = args.timeout.filter(|t| !t.is_zero());
     let printer = Printer::new(args.output.is_none());
-    let (status, ending) = rt.block_on(drive(pod.clone(), objects, data_dir.clone(), timeout, printer))?;
+    let (status, ending) = rt.block_on(drive(
+        pod.clone(),
+        objects,
+        data_dir.clone(),
+        timeout,
+        printer,
+    ))?;
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     args.store.finish(&data_dir, &pod);
 
