@@ -611,7 +611,7 @@ pub fn prune(data_dir: &Path, retention: Retention, now: SystemTime) -> Vec<Path
         };
         finished.push((at, dir));
     }
-    finished.sort_by(|a, b| b.0.cmp(&a.0));
+    finished.sort_by_key(|b| std::cmp::Reverse(b.0));
     let mounts = mount_points();
     let mut removed = Vec::new();
     for (i, (at, dir)) in finished.into_iter().enumerate() {

@@ -134,9 +134,7 @@ fn requested_names(args: &Args) -> Result<Vec<String>, String> {
         let mut names = Vec::new();
         for a in std::iter::once(&args.resource).chain(&args.names) {
             let Some((t, n)) = a.split_once('/') else {
-                return Err(format!(
-                    "there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'skiff get resource/<resource_name>' instead of 'skiff get resource resource/<resource_name>'"
-                ));
+                return Err("there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'skiff get resource/<resource_name>' instead of 'skiff get resource resource/<resource_name>'".to_string());
             };
             if !is_pod_resource(t) {
                 return Err(unknown(t));
