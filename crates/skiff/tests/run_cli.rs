@@ -325,6 +325,7 @@ fn faults_leave_no_process_and_no_temp_dir_behind() {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_skiff"));
     cmd.args(["run", "-f", manifest.to_str().unwrap(), "-o", "json"])
         .env("TMPDIR", &tmp)
+        .env("SKIFF_DATA_DIR", t.file("data"))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
