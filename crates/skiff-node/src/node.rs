@@ -963,6 +963,13 @@ impl PodResources {
             reason: "FailedCreatePodSandBox".into(),
             message,
         };
+        // The uid names the pod's record and cgroups; the API server (here `skiff run`'s
+        // admission) gives one on create.
+        if identity.uid.is_empty() {
+            return Err(err(
+                "the pod has no metadata.uid (given when a pod is admitted)".into(),
+            ));
+        }
         let dir = match &node.records {
             None => None,
             Some(Ok(d)) => Some(d.clone()),

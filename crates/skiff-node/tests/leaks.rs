@@ -64,7 +64,12 @@ spec:
         out = out.display(),
     );
     let pod: Pod = serde_yaml_ng::from_str(&yaml).unwrap();
-    skiff_model::prepare_pod(pod).unwrap()
+    // prepare_pod clears server-set metadata as the API server does on create; the uid is
+    // then the server's to give (here: the test's own, which its leak checks look for).
+    let uid = pod.metadata.uid.clone();
+    let mut pod = skiff_model::prepare_pod(pod).unwrap();
+    pod.metadata.uid = uid;
+    pod
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

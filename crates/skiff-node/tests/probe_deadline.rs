@@ -477,7 +477,12 @@ spec:
         pid = std::process::id() & 0xff_ffff,
     );
     let pod: Pod = serde_yaml_ng::from_str(&yaml).unwrap();
-    skiff_model::prepare_pod(pod).unwrap()
+    // prepare_pod clears server-set metadata as the API server does on create; the uid is
+    // then the server's to give (here: the test's own, which its leak checks look for).
+    let uid = pod.metadata.uid.clone();
+    let mut pod = skiff_model::prepare_pod(pod).unwrap();
+    pod.metadata.uid = uid;
+    pod
 }
 
 /// Two hostile gRPC probes in one pod, on `skiff run`'s runtime (two worker threads): the pod

@@ -42,7 +42,7 @@ fn restart_pod(name: &str) -> Value {
     let prep = container("prep", "echo prepared");
     let app = container(
         "app",
-        r#"if [ -f "$T/once" ]; then echo second; exit 0; fi; touch "$T/once"; echo first; echo oops >&2; exit 3"#,
+        r#"if [ -f "$T/once" ]; then echo second; exit 0; fi; touch "$T/once"; echo first; sleep 0.2; echo oops >&2; exit 3"#,
     );
     let side = container("side", "echo side-out");
     pod(name, "OnFailure", vec![prep], vec![app, side])

@@ -46,6 +46,8 @@ fn skiff(args: &[&str], manifest: &str) -> Run {
     let start = Instant::now();
     let mut child = Command::new("sh")
         .args(["-c", &script])
+        // Pods `run` keeps go to the tests' data dir, not the machine's.
+        .env("SKIFF_DATA_DIR", dir.join("data"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -225,7 +227,7 @@ fn issue7_item4_env_expansion_doubling_is_bounded() {
     let pod = format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: envbomb\nspec:\n  runtimeClassName: host\n  restartPolicy: Never\n  containers:\n  - name: app\n    image: busybox\n    command: [\"true\"]\n    env:\n{env}"
     );
-    let run = skiff(&["run", "--timeout", "3"], &pod);
+    let run = skiff(&["run", "--rm", "--timeout", "3"], &pod);
     // The container cannot be created (as on a node, where it could not exec: E2BIG); the pod
     // waits until --timeout, in little memory.
     assert_eq!(run.code, Some(124), "stderr: {}", run.stderr);

@@ -324,6 +324,7 @@ fn spawn_with_state(manifest: &Path, state: &Path) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_skiff"))
         .args(["run", "-f", manifest.to_str().unwrap(), "-o", "json"])
         .env("SKIFF_STATE_DIR", state)
+        .env("SKIFF_DATA_DIR", state.join("data"))
         .env_remove("SKIFF_LOG")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -395,9 +396,14 @@ fn item8_killed_skiff_pod_cleaned_up_by_next_start() {
         cgroups.iter().all(|d| !d.exists()),
         "pod cgroups left: {cgroups:?}"
     );
+    // The data dir is the kept one (issue 8 item 6), not a temporary dir: it stays, with the
+    // killed pod's files for `skiff get pods` (status Unknown) and `skiff logs`; nothing of
+    // the pod is mounted any more.
+    assert!(data_dir.is_dir(), "data dir gone: {}", data_dir.display());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     assert!(
-        !data_dir.exists(),
-        "temporary data dir left: {}",
+        !mounts.contains(data_dir.to_str().unwrap_or("?")),
+        "mounts left under {}",
         data_dir.display()
     );
 }

@@ -26,6 +26,11 @@ fn run_env(manifest: &Path, extra: &[&str], env: &[(&str, &str)]) -> Outcome {
         .env_remove("CLICOLOR_FORCE")
         .env_remove("CLICOLOR")
         .env("TERM", "xterm")
+        // Pods `run` keeps go to the tests' data dir, not the machine's.
+        .env(
+            "SKIFF_DATA_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("skiff-data"),
+        )
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -48,6 +53,11 @@ fn run_in_terminal(manifest: &Path, env: &[(&str, &str)]) -> Outcome {
         .env_remove("CLICOLOR_FORCE")
         .env_remove("CLICOLOR")
         .env("TERM", "xterm")
+        // Pods `run` keeps go to the tests' data dir, not the machine's.
+        .env(
+            "SKIFF_DATA_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("skiff-data"),
+        )
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
