@@ -47,11 +47,11 @@ spec:
     image: busybox
     command: ["/bin/sh", "-c", "for i in \$(seq 1 200); do echo side line \$i; done"]
 EOF
-"$skiff" run -f "$work/pod.yaml" --data-dir "$data" --keep-pods "$((PODS + 10))" 2>/dev/null
+"$skiff" run -f "$work/pod.yaml" --data-dir "$data" --keep-pods "$((PODS + 10))" >/dev/null 2>&1
 template=$(ls -d "$data"/pods/default_template_*)
 uid=${template##*_}
 
-echo "skiff $("$skiff" --version | awk '{print $2}') ($(git rev-parse --short HEAD 2>/dev/null || echo '?')), $(nproc) CPUs, kernel $(uname -r), $PODS finished pods, runs=$RUNS, data dir $data"
+echo "skiff $("$skiff" --version | awk 'NR == 1 {print $3}') ($(git rev-parse --short HEAD 2>/dev/null || echo '?')), $(nproc) CPUs, kernel $(uname -r), $PODS finished pods, runs=$RUNS, data dir $data"
 
 python3 - "$skiff" "$data" "$template" "$uid" "$PODS" "$RUNS" <<'PY'
 import json, os, shutil, statistics, subprocess, sys, time, uuid
