@@ -2,6 +2,7 @@
 //! printPod. Pure over the Pod object, so the CLI and the API Table printer can share it.
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time as MetaTime;
 
 /// The three columns `kubectl get pods` derives from a pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -10,6 +11,23 @@ pub struct DisplayStatus {
     /// `ready/total`, total = app containers + sidecars.
     pub ready: String,
     pub restarts: i32,
+    /// When the last counted restart's previous instance ended (kubectl prints
+    /// `RESTARTS` as `3 (5m ago)` from it).
+    pub last_restart: Option<MetaTime>,
+}
+
+/// The later of `cur` and the end of `c`'s previous instance (`lastState.terminated`).
+fn later_restart(cur: &mut Option<MetaTime>, c: &ContainerStatus) {
+    let t = c
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .and_then(|t| t.finished_at.clone());
+    if let Some(t) = t {
+        if cur.as_ref().is_none_or(|c| c.0 < t.0) {
+            *cur = Some(t);
+        }
+    }
 }
 
 fn is_sidecar(pod: &Pod, name: &str) -> bool {
@@ -64,13 +82,17 @@ pub fn display_status(pod: &Pod) -> DisplayStatus {
     }
     let mut restarts = 0;
     let mut sidecar_restarts = 0;
+    let mut last_restart = None;
+    let mut last_sidecar_restart = None;
     let mut ready = 0;
     let mut initializing = false;
     for (i, c) in status.init_container_statuses.iter().flatten().enumerate() {
         restarts += c.restart_count;
+        later_restart(&mut last_restart, c);
         let sidecar = is_sidecar(pod, &c.name);
         if sidecar {
             sidecar_restarts += c.restart_count;
+            later_restart(&mut last_sidecar_restart, c);
         }
         let st = c.state.as_ref();
         let term = st.and_then(|s| s.terminated.as_ref());
@@ -102,9 +124,11 @@ pub fn display_status(pod: &Pod) -> DisplayStatus {
         .any(|c| c.type_ == "Initialized" && c.status == "True");
     if !initializing || initialized_true {
         restarts = sidecar_restarts;
+        last_restart = last_sidecar_restart;
         let mut has_running = false;
         for c in status.container_statuses.iter().flatten().rev() {
             restarts += c.restart_count;
+            later_restart(&mut last_restart, c);
             let st = c.state.as_ref();
             let wait_reason = st
                 .and_then(|s| s.waiting.as_ref())
@@ -137,6 +161,7 @@ pub fn display_status(pod: &Pod) -> DisplayStatus {
         status: reason,
         ready: format!("{ready}/{}", n_apps + n_sidecars),
         restarts,
+        last_restart,
     }
 }
 

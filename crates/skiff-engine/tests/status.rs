@@ -450,3 +450,26 @@ fn st6_observed_generation_echoes_metadata_generation() {
         .flatten()
         .all(|c| c.observed_generation.is_none()));
 }
+
+/// ST9: RESTARTS carries the end of the last restarted instance (kubectl prints `1 (5s ago)`).
+#[test]
+fn st9_display_status_last_restart_time() {
+    let p = pod("Always", vec![], vec![ctr("app")]);
+    let mut sim = Sim::new(&p).script("app", vec![exits(1000, 1), forever()]);
+    sim.run_until(500);
+    let d = display_status(&as_pod(&p, &sim));
+    assert_eq!((d.restarts, d.last_restart.clone()), (0, None));
+    sim.run_until(3000);
+    let st = sim.status();
+    let ended = st.container_statuses.as_ref().and_then(|cs| {
+        cs[0]
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .and_then(|t| t.finished_at.clone())
+    });
+    let d = display_status(&as_pod(&p, &sim));
+    assert_eq!(d.restarts, 1);
+    assert!(ended.is_some());
+    assert_eq!(d.last_restart, ended);
+}

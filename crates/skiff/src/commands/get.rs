@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition};
+use k8s_openapi::api::core::v1::{Pod, PodCondition};
 use k8s_openapi::jiff::Timestamp;
 use skiff_node::store::{self, StoredPod};
 
@@ -218,157 +218,22 @@ pub fn tabwrite(rows: &[Vec<String>]) -> String {
 pub fn print_pod(pod: &Pod, wide: bool, now: Timestamp) -> Vec<String> {
     let spec = pod.spec.clone().unwrap_or_default();
     let status = pod.status.clone().unwrap_or_default();
-    let empty_statuses: Vec<ContainerStatus> = Vec::new();
     let conditions: &[PodCondition] = status.conditions.as_deref().unwrap_or(&[]);
-    let mut restarts: i64 = 0;
-    let mut sidecar_restarts: i64 = 0;
-    let mut total = spec.containers.len();
-    let mut ready = 0usize;
-    let mut last_restart: Option<Timestamp> = None;
-    let mut last_sidecar_restart: Option<Timestamp> = None;
-
-    let phase = status.phase.clone().unwrap_or_default();
-    let mut reason = match status.reason.as_deref() {
-        Some(r) if !r.is_empty() => r.to_string(),
-        _ => phase.clone(),
-    };
-    if conditions
-        .iter()
-        .any(|c| c.type_ == "PodScheduled" && c.reason.as_deref() == Some("SchedulingGated"))
-    {
-        reason = "SchedulingGated".to_string();
-    }
-
-    let init_specs = spec.init_containers.as_deref().unwrap_or(&[]);
-    let restartable = |name: &str| {
-        init_specs
-            .iter()
-            .find(|c| c.name == name)
-            .is_some_and(|c| c.restart_policy.as_deref() == Some("Always"))
-    };
-    total += init_specs
-        .iter()
-        .filter(|c| c.restart_policy.as_deref() == Some("Always"))
-        .count();
-    let later = |cur: &mut Option<Timestamp>, t: Option<Timestamp>| {
-        if let Some(t) = t {
-            if cur.is_none_or(|c| c < t) {
-                *cur = Some(t);
-            }
-        }
-    };
-    let last_terminated = |c: &ContainerStatus| {
-        c.last_state
-            .as_ref()
-            .and_then(|s| s.terminated.as_ref())
-            .and_then(|t| t.finished_at.as_ref())
-            .map(|t| t.0)
-    };
-
-    let mut initializing = false;
-    let init_statuses = status
-        .init_container_statuses
-        .as_ref()
-        .unwrap_or(&empty_statuses);
-    for (i, c) in init_statuses.iter().enumerate() {
-        restarts += i64::from(c.restart_count);
-        later(&mut last_restart, last_terminated(c));
-        if restartable(&c.name) {
-            sidecar_restarts += i64::from(c.restart_count);
-            later(&mut last_sidecar_restart, last_terminated(c));
-        }
-        let state = c.state.clone().unwrap_or_default();
-        let terminated = state.terminated.as_ref();
-        if terminated.is_some_and(|t| t.exit_code == 0) {
-            continue;
-        }
-        if restartable(&c.name) && c.started == Some(true) {
-            if c.ready {
-                ready += 1;
-            }
-            continue;
-        }
-        if let Some(t) = terminated {
-            reason = match t.reason.as_deref() {
-                Some(r) if !r.is_empty() => format!("Init:{r}"),
-                _ => match t.signal {
-                    Some(s) if s != 0 => format!("Init:Signal:{s}"),
-                    _ => format!("Init:ExitCode:{}", t.exit_code),
-                },
-            };
-        } else if let Some(r) = state
-            .waiting
-            .as_ref()
-            .and_then(|w| w.reason.as_deref())
-            .filter(|r| !r.is_empty() && *r != "PodInitializing")
-        {
-            reason = format!("Init:{r}");
-        } else {
-            reason = format!("Init:{i}/{}", init_specs.len());
-        }
-        initializing = true;
-        break;
-    }
-
-    let initialized = conditions
-        .iter()
-        .any(|c| c.type_ == "Initialized" && c.status == "True");
-    if !initializing || initialized {
-        restarts = sidecar_restarts;
-        last_restart = last_sidecar_restart;
-        let mut has_running = false;
-        let statuses = status
-            .container_statuses
-            .as_ref()
-            .unwrap_or(&empty_statuses);
-        // kubectl walks them from the last to the first.
-        for c in statuses.iter().rev() {
-            restarts += i64::from(c.restart_count);
-            later(&mut last_restart, last_terminated(c));
-            let state = c.state.clone().unwrap_or_default();
-            let waiting = state
-                .waiting
-                .as_ref()
-                .and_then(|w| w.reason.as_deref())
-                .filter(|r| !r.is_empty());
-            if let Some(r) = waiting {
-                reason = r.to_string();
-            } else if let Some(t) = &state.terminated {
-                reason = match t.reason.as_deref() {
-                    Some(r) if !r.is_empty() => r.to_string(),
-                    _ => match t.signal {
-                        Some(s) if s != 0 => format!("Signal:{s}"),
-                        _ => format!("ExitCode:{}", t.exit_code),
-                    },
-                };
-            } else if c.ready && state.running.is_some() {
-                has_running = true;
-                ready += 1;
-            }
-        }
-        if reason == "Completed" && has_running {
-            let pod_ready = conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            reason = if pod_ready { "Running" } else { "NotReady" }.to_string();
-        }
-    }
-
-    if pod.metadata.deletion_timestamp.is_some() {
-        if status.reason.as_deref() == Some("NodeLost") {
-            reason = "Unknown".to_string();
-        } else if !store::is_terminal_phase(Some(phase.as_str())) {
-            reason = "Terminating".to_string();
-        }
-    }
-
+    // kubectl's printPod STATUS, READY and RESTARTS: the engine's, shared with `skiff run`.
+    let skiff_engine::DisplayStatus {
+        status: reason,
+        ready,
+        restarts,
+        last_restart,
+    } = skiff_engine::display_status(pod);
+    let last_restart = last_restart.map(|t| t.0);
     let restarts_str = match last_restart {
         Some(t) if restarts != 0 => format!("{restarts} ({} ago)", since(now, Some(t))),
         _ => restarts.to_string(),
     };
     let mut cells = vec![
         pod.metadata.name.clone().unwrap_or_default(),
-        format!("{ready}/{total}"),
+        ready,
         reason,
         restarts_str,
         since(now, pod.metadata.creation_timestamp.as_ref().map(|t| t.0)),
