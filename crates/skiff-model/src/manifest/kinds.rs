@@ -412,82 +412,36 @@ pub fn decode(
             (<$t as Resource>::API_VERSION, <$t as Resource>::KIND)
         };
     }
-    let (av, k) = kind_of!(apps::Deployment);
-    if is(av, k) {
-        let (d, object) = decode_as!(apps::Deployment);
-        let spec: apps::DeploymentSpec = Option::from(d.spec).unwrap_or_default();
-        let rules = Rules::Apps {
-            selector: has_selector.then_some(spec.selector),
-            replicas: spec.replicas,
-        };
-        return Some(Some(workload(
-            k,
-            av,
-            &d.metadata,
-            object,
-            Some(spec.template),
-            TEMPLATE,
-            more_than_one("replicas", spec.replicas),
-            rules,
-        )));
+    // The apps/v1 kinds differ only in their types, whether the template is optional and
+    // whether they scale by replicas.
+    macro_rules! apps_workload {
+        ($t:ty, $spec:ty, $s:ident => $template:expr, $replicas:expr) => {{
+            let (av, k) = kind_of!($t);
+            if is(av, k) {
+                let (d, object) = decode_as!($t);
+                let $s: $spec = Option::from(d.spec).unwrap_or_default();
+                let replicas: Option<i32> = $replicas;
+                let rules = Rules::Apps {
+                    selector: has_selector.then_some($s.selector),
+                    replicas,
+                };
+                return Some(Some(workload(
+                    k,
+                    av,
+                    &d.metadata,
+                    object,
+                    $template,
+                    TEMPLATE,
+                    more_than_one("replicas", replicas),
+                    rules,
+                )));
+            }
+        }};
     }
-    let (av, k) = kind_of!(apps::ReplicaSet);
-    if is(av, k) {
-        let (d, object) = decode_as!(apps::ReplicaSet);
-        let spec: apps::ReplicaSetSpec = Option::from(d.spec).unwrap_or_default();
-        let rules = Rules::Apps {
-            selector: has_selector.then_some(spec.selector),
-            replicas: spec.replicas,
-        };
-        return Some(Some(workload(
-            k,
-            av,
-            &d.metadata,
-            object,
-            spec.template,
-            TEMPLATE,
-            more_than_one("replicas", spec.replicas),
-            rules,
-        )));
-    }
-    let (av, k) = kind_of!(apps::StatefulSet);
-    if is(av, k) {
-        let (d, object) = decode_as!(apps::StatefulSet);
-        let spec: apps::StatefulSetSpec = Option::from(d.spec).unwrap_or_default();
-        let rules = Rules::Apps {
-            selector: has_selector.then_some(spec.selector),
-            replicas: spec.replicas,
-        };
-        return Some(Some(workload(
-            k,
-            av,
-            &d.metadata,
-            object,
-            Some(spec.template),
-            TEMPLATE,
-            more_than_one("replicas", spec.replicas),
-            rules,
-        )));
-    }
-    let (av, k) = kind_of!(apps::DaemonSet);
-    if is(av, k) {
-        let (d, object) = decode_as!(apps::DaemonSet);
-        let spec: apps::DaemonSetSpec = Option::from(d.spec).unwrap_or_default();
-        let rules = Rules::Apps {
-            selector: has_selector.then_some(spec.selector),
-            replicas: None,
-        };
-        return Some(Some(workload(
-            k,
-            av,
-            &d.metadata,
-            object,
-            Some(spec.template),
-            TEMPLATE,
-            None,
-            rules,
-        )));
-    }
+    apps_workload!(apps::Deployment, apps::DeploymentSpec, spec => Some(spec.template), spec.replicas);
+    apps_workload!(apps::ReplicaSet, apps::ReplicaSetSpec, spec => spec.template, spec.replicas);
+    apps_workload!(apps::StatefulSet, apps::StatefulSetSpec, spec => Some(spec.template), spec.replicas);
+    apps_workload!(apps::DaemonSet, apps::DaemonSetSpec, spec => Some(spec.template), None);
     let (av, k) = kind_of!(core::ReplicationController);
     if is(av, k) {
         let (d, object) = decode_as!(core::ReplicationController);
