@@ -15,18 +15,14 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 
-/// Runs `skiff run -f MANIFEST EXTRA` (no `-o` unless in `extra`) with `env` set and the
-/// colour variables of the test's own environment removed.
-fn run_env(manifest: &Path, extra: &[&str], env: &[(&str, &str)]) -> Outcome {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_skiff"));
-    cmd.args(["run", "-f", manifest.to_str().unwrap()])
-        .args(extra)
-        .env_remove("SKIFF_LOG")
+/// Runs `cmd` with the colour variables of the test's own environment removed, `TERM=xterm`,
+/// the tests' data dir (pods `run` keeps stay out of the machine's) and `env` on top.
+fn spawn_clean(cmd: &mut Command, env: &[(&str, &str)]) -> Outcome {
+    cmd.env_remove("SKIFF_LOG")
         .env_remove("NO_COLOR")
         .env_remove("CLICOLOR_FORCE")
         .env_remove("CLICOLOR")
         .env("TERM", "xterm")
-        // Pods `run` keeps go to the tests' data dir, not the machine's.
         .env(
             "SKIFF_DATA_DIR",
             Path::new(env!("CARGO_TARGET_TMPDIR")).join("skiff-data"),
@@ -38,6 +34,15 @@ fn run_env(manifest: &Path, extra: &[&str], env: &[(&str, &str)]) -> Outcome {
     finish(cmd.spawn().unwrap(), RUN_LIMIT)
 }
 
+/// Runs `skiff run -f MANIFEST EXTRA` (no `-o` unless in `extra`) with `env` set and the
+/// colour variables of the test's own environment removed.
+fn run_env(manifest: &Path, extra: &[&str], env: &[(&str, &str)]) -> Outcome {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_skiff"));
+    cmd.args(["run", "-f", manifest.to_str().unwrap()])
+        .args(extra);
+    spawn_clean(&mut cmd, env)
+}
+
 /// Runs `skiff run -f MANIFEST` inside `script`, whose pty is skiff's stdout and stderr (both
 /// come back as `script`'s stdout).
 fn run_in_terminal(manifest: &Path, env: &[(&str, &str)]) -> Outcome {
@@ -47,22 +52,8 @@ fn run_in_terminal(manifest: &Path, env: &[(&str, &str)]) -> Outcome {
         manifest.to_str().unwrap()
     );
     let mut cmd = Command::new("script");
-    cmd.args(["-qec", &cmdline, "/dev/null"])
-        .env_remove("SKIFF_LOG")
-        .env_remove("NO_COLOR")
-        .env_remove("CLICOLOR_FORCE")
-        .env_remove("CLICOLOR")
-        .env("TERM", "xterm")
-        // Pods `run` keeps go to the tests' data dir, not the machine's.
-        .env(
-            "SKIFF_DATA_DIR",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("skiff-data"),
-        )
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    finish(cmd.spawn().unwrap(), RUN_LIMIT)
+    cmd.args(["-qec", &cmdline, "/dev/null"]);
+    spawn_clean(&mut cmd, env)
 }
 
 /// init `setup`, sidecar `side`, app `app` that prints `hello`: Succeeds.
