@@ -25,32 +25,8 @@ use nix::errno::Errno;
 use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use tokio::sync::watch;
 
-/// How a process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
-    /// Exited with this code.
-    Exited(i32),
-    /// Killed by this signal number.
-    Signaled(i32),
-}
-
-impl ExitStatus {
-    /// The container exit code: the code, or 128 + signal for a signal death.
-    pub fn code(self) -> i32 {
-        match self {
-            ExitStatus::Exited(c) => c,
-            ExitStatus::Signaled(s) => 128 + s,
-        }
-    }
-
-    /// The signal that killed the process, if any.
-    pub fn signal(self) -> Option<i32> {
-        match self {
-            ExitStatus::Signaled(s) => Some(s),
-            ExitStatus::Exited(_) => None,
-        }
-    }
-}
+/// How a process ended (the monitor's exit records use the same type).
+pub use skiff_monitor::ExitStatus;
 
 /// Delivered when a registered process is reaped.
 #[derive(Debug, Clone)]

@@ -1,26 +1,25 @@
 //! The `host` runtime class: each container is a process tree run from the
 //! host's own filesystem.
 
+use std::ffi::CString;
 use std::future::Future;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use tokio::net::unix::pipe;
+use nix::sys::signal::Signal;
 use tokio::sync::{mpsc, watch};
 
 use k8s_openapi::api::core::v1::ContainerPort;
 
 use crate::isolation::{ContainerSetup, PreparedSetup};
 use crate::launch::{ContainerLaunch, StartError, DEFAULT_PATH};
-use crate::logs::{self, LogLine, LogSink, RotatingLog, Stream};
+use crate::logs::{self, LogLine};
 use crate::reaper::{ExitStatus, ExitWaiter, Reaper};
-use crate::spawn::{build_process, Detach, Process, ProcessSpec};
+use crate::spawn::{build_process, Detach, MonitorLaunch, Process, ProcessSpec};
 use crate::termination::{self, MessageFile};
 use crate::tracker::{self, ProcessTracker, TrackedGroup, MARKER_ENV};
 
@@ -65,6 +64,9 @@ pub struct ContainerExit {
     /// The main process died of SIGKILL and the container's memory cgroup counted an OOM
     /// kill (never guessed from the exit code alone).
     pub oom_killed: bool,
+    /// The monitor ended without an exit record (it was killed): how the container ended is
+    /// not known (R3/S7 "Unknown"); everything of it has been killed since.
+    pub status_unknown: bool,
 }
 
 impl ContainerExit {
@@ -154,6 +156,8 @@ impl ExecContext {
 pub struct HostRuntime {
     reaper: Reaper,
     tracker: Arc<dyn ProcessTracker>,
+    /// The `skiff-monitor` executable.
+    monitor: CString,
 }
 
 impl HostRuntime {
@@ -162,6 +166,7 @@ impl HostRuntime {
         Ok(HostRuntime {
             reaper: Reaper::global()?,
             tracker: tracker::detect(),
+            monitor: monitor_cstring()?,
         })
     }
 
@@ -170,6 +175,7 @@ impl HostRuntime {
         Ok(HostRuntime {
             reaper: Reaper::global()?,
             tracker,
+            monitor: monitor_cstring()?,
         })
     }
 
@@ -181,7 +187,9 @@ impl HostRuntime {
         self.tracker.kind()
     }
 
-    /// Starts a container: see [`ContainerRuntime::start`].
+    /// Starts a container: see [`ContainerRuntime::start`]. The container runs under its
+    /// monitor (`skiff-monitor`, see [`monitor_program`]), which writes its CRI log and its
+    /// exit record; `logs` gets a live copy of the lines.
     pub async fn start(
         &self,
         launch: ContainerLaunch,
@@ -190,9 +198,12 @@ impl HostRuntime {
     ) -> Result<HostContainer, StartError> {
         let id = new_container_id(&launch);
         let log_path = launch.log_path();
-        let log = RotatingLog::create(&log_path, logs::DEFAULT_MAX_SIZE, logs::DEFAULT_MAX_FILES)
-            .map_err(|e| StartError::io(format!("creating log {}", log_path.display()), e))?;
-        let log = Arc::new(log);
+        let exit_path = launch
+            .container_dir()
+            .join(format!("{}.exit", launch.restart_count));
+        create_container_dir(&launch.container_dir())?;
+        // A record left by an earlier skiff for the same instance would be read as this one's.
+        let _ = std::fs::remove_file(&exit_path);
 
         let cwd = launch
             .working_dir
@@ -200,8 +211,8 @@ impl HostRuntime {
             .unwrap_or_else(|| PathBuf::from("/"));
         let hostname = setup.hostname.as_deref().unwrap_or(&launch.pod.name);
         let env = process_env(&launch, hostname, &id);
-        // The termination-message file (created and mounted by the sandbox's setup; read by
-        // the monitor through the descriptor held since its creation).
+        // The termination-message file (created and mounted by the sandbox's setup; read
+        // through the descriptor held since its creation once the container has exited).
         let message_file = setup.termination_message.clone();
 
         let prepared = Arc::new(setup.prepare()?);
@@ -223,65 +234,101 @@ impl HostRuntime {
             setup: prepared,
             mounts: setup.mounts.as_deref().unwrap_or(&[]),
         };
-        let built = build_process(spec, out_w, err_w);
-        let process = match built {
+        let process = match build_process(spec, out_w, err_w) {
             Ok(p) => p,
             Err(e) => {
                 release(group).await;
                 return Err(e);
             }
         };
+        let (live_ours, live_theirs) = match logs {
+            Some(_) => match live_socket() {
+                Ok((a, b)) => (Some(a), Some(b)),
+                Err(e) => {
+                    tracing::warn!(id = %id, error = %e, "no live log socket; lines go to the log file only");
+                    (None, None)
+                }
+            },
+            None => (None, None),
+        };
+        let args = skiff_monitor::Args {
+            pid: 0,
+            log: log_path.clone(),
+            exit: exit_path.clone(),
+            max_size: logs::DEFAULT_MAX_SIZE,
+            max_files: logs::DEFAULT_MAX_FILES,
+            live: live_theirs.is_some(),
+        };
+        let monitor = match monitor_launch(&self.monitor, &args, out_r, err_r, live_theirs) {
+            Ok(m) => m,
+            Err(e) => {
+                release(group).await;
+                return Err(e);
+            }
+        };
         let started_at = SystemTime::now();
-        // Consumes the process: the write ends now live in the child only.
-        let spawned = match process.spawn(&self.reaper, &id) {
+        // Consumes the process: the write ends now live in the container only.
+        let spawned = match process.spawn_monitored(&self.reaper, &id, monitor) {
             Ok(s) => s,
             Err(e) => {
                 release(group).await;
                 return Err(spawn_error(&launch.argv, e));
             }
         };
-        group.set_leader(spawned.pid);
+        let pid = spawned.container_pid;
+        let monitor_pid = spawned.monitor.pid;
+        group.set_leader(pid);
+        let pidfd = open_child_pidfd(pid, monitor_pid);
         // Probes and hooks enter the container's namespaces, its mount namespace included.
         let netns = setup.namespaces.as_ref().and_then(|j| j.net());
-        let exec_setup = match setup.for_exec(spawned.pid).prepare() {
+        let exec_setup = match setup.for_exec(pid).prepare() {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(id = %id, error = %e, "preparing the exec setup");
                 PreparedSetup::default()
             }
         };
-        tracing::debug!(id = %id, pid = spawned.pid, tracker = self.tracker.kind(), "container started");
+        tracing::debug!(id = %id, pid, monitor_pid, tracker = self.tracker.kind(), "container started");
 
-        let name: Arc<str> = Arc::from(launch.name.as_str());
-        let sink = LogSink {
-            log: log.clone(),
-            container: name,
-            subscriber: logs,
+        let live_task = match (live_ours, logs) {
+            (Some(sock), Some(tx)) => {
+                let name: Arc<str> = Arc::from(launch.name.as_str());
+                match forward_live(sock, name, tx) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        tracing::warn!(id = %id, error = %e, "reading the live log socket");
+                        None
+                    }
+                }
+            }
+            _ => None,
         };
-        let out_task = spawn_pump(out_r, Stream::Stdout, sink.clone())?;
-        let err_task = spawn_pump(err_r, Stream::Stderr, sink)?;
 
         let (exit_tx, exit_rx) = watch::channel(None);
         let (cleaned_tx, cleaned_rx) = watch::channel(false);
-        let monitor = Monitor {
+        let watcher = ExitWatcher {
             id: id.clone(),
-            exit: spawned.exit.clone(),
+            pid,
+            monitor: spawned.monitor.exit.clone(),
+            exit_path,
             group: group.clone(),
-            pumps: vec![out_task, err_task],
+            live: live_task,
             started_at,
             message_file,
             policy: launch.termination_message_policy,
             log_path: log_path.clone(),
         };
-        tokio::spawn(monitor.run(exit_tx, cleaned_tx));
+        tokio::spawn(watcher.run(exit_tx, cleaned_tx));
 
         Ok(HostContainer {
             inner: Arc::new(Inner {
                 id: id.clone(),
-                pid: spawned.pid,
+                pid,
+                monitor_pid,
+                pidfd,
                 started_at,
                 group: group.clone(),
-                main_exit: spawned.exit,
+                monitor_exit: spawned.monitor.exit,
                 exit: exit_rx,
                 cleaned: cleaned_rx,
                 log_path,
@@ -302,6 +349,154 @@ impl HostRuntime {
     }
 }
 
+/// The container's directory under the pod's (0750, as the logs always had).
+fn create_container_dir(dir: &Path) -> Result<(), StartError> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o750);
+    b.create(dir)
+        .map_err(|e| StartError::io(format!("creating {}", dir.display()), e))
+}
+
+/// Where the monitor executable is: `$SKIFF_MONITOR`, else `skiff-monitor` beside the running
+/// executable (an installed skiff), else one directory up (test executables under
+/// `target/*/deps/`).
+pub fn monitor_program() -> std::io::Result<PathBuf> {
+    if let Some(p) = std::env::var_os(MONITOR_ENV).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent();
+    for _ in 0..2 {
+        let Some(d) = dir else { break };
+        let candidate = d.join(MONITOR_NAME);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        dir = d.parent();
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!(
+            "{MONITOR_NAME} not found beside {} (install it with skiff, or set {MONITOR_ENV})",
+            exe.display()
+        ),
+    ))
+}
+
+/// The monitor executable's name.
+pub const MONITOR_NAME: &str = "skiff-monitor";
+/// Overrides where the monitor executable is.
+pub const MONITOR_ENV: &str = "SKIFF_MONITOR";
+
+fn monitor_launch(
+    program: &CString,
+    args: &skiff_monitor::Args,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    live: Option<OwnedFd>,
+) -> Result<MonitorLaunch, StartError> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut argv = vec![CString::from(c"skiff-monitor")];
+    for a in args.to_argv() {
+        argv.push(
+            CString::new(a.as_bytes())
+                .map_err(|_| StartError::Config("a log path contains a NUL byte".into()))?,
+        );
+    }
+    Ok(MonitorLaunch {
+        program: program.clone(),
+        argv,
+        stdout,
+        stderr,
+        live,
+    })
+}
+
+/// A connected `SOCK_SEQPACKET` pair: whole messages, and an end of stream when the monitor
+/// is gone.
+fn live_socket() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// Reads the monitor's live copies (whole CRI records per message) into `LogLine`s for the
+/// subscriber; never waits for it (a full channel drops the line). Ends when the monitor
+/// closes its end, i.e. after the container's last line.
+fn forward_live(
+    sock: OwnedFd,
+    container: Arc<str>,
+    tx: mpsc::Sender<LogLine>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    // SAFETY: the `AsyncFd` owns `sock`, an `OwnedFd` that stays open until dropped with it,
+    // and `as_raw_fd` always returns that descriptor.
+    #[allow(unsafe_code)]
+    let fd = unsafe { tokio::io::unix::AsyncFd::register(sock)? };
+    Ok(tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let Ok(mut guard) = fd.readable().await else {
+                return;
+            };
+            let r = guard.try_io(|inner| {
+                nix::sys::socket::recv(
+                    inner.as_raw_fd(),
+                    &mut buf,
+                    nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+                )
+                .map_err(std::io::Error::from)
+            });
+            let n = match r {
+                Ok(Ok(0)) => return,
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Ok(Err(_)) => return,
+                Err(_would_block) => continue,
+            };
+            for rec in buf[..n].split(|&b| b == b'\n').filter(|r| !r.is_empty()) {
+                let Some(r) = logs::parse_cri(rec) else {
+                    continue;
+                };
+                let line = LogLine {
+                    container: container.clone(),
+                    stream: r.stream,
+                    partial: r.partial,
+                    content: String::from_utf8_lossy(r.content).into_owned(),
+                    timestamp: system_time(r.timestamp),
+                };
+                let _ = tx.try_send(line);
+            }
+        }
+    }))
+}
+
+fn system_time(t: k8s_openapi::jiff::Timestamp) -> SystemTime {
+    let nanos = t.as_nanosecond();
+    if nanos <= 0 {
+        return UNIX_EPOCH;
+    }
+    UNIX_EPOCH + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// A pidfd for `pid`, the monitor's child: signals then reach that process even if its PID
+/// is reused after it is reaped. The parent check guards the window between the monitor
+/// reaping a container that died at once and this open.
+fn open_child_pidfd(pid: i32, monitor: i32) -> Option<OwnedFd> {
+    let p = rustix::process::Pid::from_raw(pid)?;
+    let fd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid …`: comm may hold anything, so parse after the last ')'.
+    let after = stat.rsplit_once(')')?.1;
+    let ppid: i32 = after.split_whitespace().nth(1)?.parse().ok()?;
+    (ppid == monitor).then_some(fd)
+}
+
 impl ContainerRuntime for HostRuntime {
     type Container = HostContainer;
 
@@ -313,6 +508,13 @@ impl ContainerRuntime for HostRuntime {
     ) -> impl Future<Output = Result<HostContainer, StartError>> + Send {
         HostRuntime::start(self, launch, setup, logs)
     }
+}
+
+fn monitor_cstring() -> std::io::Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = monitor_program()?;
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::other("the monitor's path contains a NUL byte"))
 }
 
 fn spawn_error(argv: &[String], e: std::io::Error) -> StartError {
@@ -337,16 +539,6 @@ async fn release(group: Arc<dyn TrackedGroup>) {
 fn pipe_pair() -> Result<(OwnedFd, OwnedFd), StartError> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| StartError::io("creating a pipe", e.into()))
-}
-
-fn spawn_pump(
-    fd: OwnedFd,
-    stream: Stream,
-    sink: LogSink,
-) -> Result<tokio::task::JoinHandle<()>, StartError> {
-    let rx =
-        pipe::Receiver::from_owned_fd(fd).map_err(|e| StartError::io("registering a pipe", e))?;
-    Ok(tokio::spawn(logs::pump(rx, stream, sink)))
 }
 
 /// The container process environment: runtime defaults (`PATH`, `HOSTNAME`,
@@ -390,57 +582,97 @@ fn new_container_id(launch: &ContainerLaunch) -> String {
     )
 }
 
-struct Monitor {
+/// Waits for the monitor to finish and turns its exit record into the [`ContainerExit`].
+struct ExitWatcher {
     id: String,
-    exit: ExitWaiter,
+    pid: i32,
+    monitor: ExitWaiter,
+    exit_path: PathBuf,
     group: Arc<dyn TrackedGroup>,
-    pumps: Vec<tokio::task::JoinHandle<()>>,
+    live: Option<tokio::task::JoinHandle<()>>,
     started_at: SystemTime,
     message_file: Option<MessageFile>,
     policy: crate::launch::TerminationMessagePolicy,
     log_path: PathBuf,
 }
 
-impl Monitor {
+impl ExitWatcher {
     async fn run(self, tx: watch::Sender<Option<ContainerExit>>, cleaned: watch::Sender<bool>) {
-        let ev = self.exit.wait().await;
+        let monitor = self.monitor.wait().await;
+        let path = self.exit_path.clone();
+        let record = tokio::task::spawn_blocking(move || skiff_monitor::ExitRecord::read(&path))
+            .await
+            .unwrap_or_else(|e| Err(skiff_monitor::record::RecordError::Invalid(e.to_string())));
+        let record = match record {
+            Ok(Some(r)) if r.pid == self.pid => Some(r),
+            Ok(Some(r)) => {
+                tracing::warn!(id = %self.id, path = %self.exit_path.display(), pid = r.pid, "exit record of another process");
+                None
+            }
+            Ok(None) => {
+                tracing::warn!(id = %self.id, monitor = ?monitor.status, "the container's monitor ended without an exit record; its status is unknown");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(id = %self.id, path = %self.exit_path.display(), "{e}");
+                None
+            }
+        };
         // ST4 OOMKilled: the main process got SIGKILL and its cgroup saw an OOM kill. The
         // kernel counts the kill before the victim can be reaped, so this read is not racy.
-        let oom_killed =
-            ev.status.signal() == Some(Signal::SIGKILL as i32) && self.group.oom_killed();
-        // Like a container's PID namespace: when the main process is gone,
-        // whatever it left behind dies too.
+        let status = record.as_ref().map(|r| r.status);
+        let oom_killed = status.and_then(ExitStatus::signal) == Some(Signal::SIGKILL as i32)
+            && self.group.oom_killed();
+        // Like a container's PID namespace: when the main process is gone, whatever it left
+        // behind dies too (the monitor killed its descendants; this also catches anything
+        // that left its tree but not its cgroup, and everything when the monitor was killed).
         if let Err(e) = self.group.signal_all(Signal::SIGKILL) {
             tracing::warn!(id = %self.id, error = %e, "killing the rest of the container");
         }
-        for p in self.pumps {
-            let abort = p.abort_handle();
-            if tokio::time::timeout(LOG_DRAIN_TIMEOUT, p).await.is_err() {
-                tracing::warn!(id = %self.id, "log pipe still open after the tree was killed");
+        // The monitor is gone, so its live socket has reached its end: what is queued is all.
+        if let Some(live) = self.live {
+            let abort = live.abort_handle();
+            if tokio::time::timeout(LOG_DRAIN_TIMEOUT, live).await.is_err() {
                 abort.abort();
             }
         }
-        let code = ev.status.code();
-        let (file, policy, log_path) = (self.message_file, self.policy, self.log_path);
-        let message = tokio::task::spawn_blocking(move || {
-            termination::collect(file.as_ref(), policy, code, &log_path)
-        })
-        .await
-        .unwrap_or_default();
-        let exit = ContainerExit {
-            id: self.id,
-            pid: ev.pid,
-            status: ev.status,
-            exit_code: code,
-            started_at: self.started_at,
-            finished_at: ev.finished_at,
-            message,
-            oom_killed,
+        let exit = match (record, status) {
+            (Some(r), Some(status)) => {
+                let code = status.code();
+                let (file, policy, log_path) = (self.message_file, self.policy, self.log_path);
+                let message = tokio::task::spawn_blocking(move || {
+                    termination::collect(file.as_ref(), policy, code, &log_path)
+                })
+                .await
+                .unwrap_or_default();
+                ContainerExit {
+                    id: self.id,
+                    pid: self.pid,
+                    status,
+                    exit_code: code,
+                    started_at: self.started_at,
+                    finished_at: r.finished_at,
+                    message,
+                    oom_killed,
+                    status_unknown: false,
+                }
+            }
+            _ => ContainerExit {
+                id: self.id,
+                pid: self.pid,
+                status: ExitStatus::Signaled(Signal::SIGKILL as i32),
+                exit_code: 128 + Signal::SIGKILL as i32,
+                started_at: self.started_at,
+                finished_at: monitor.finished_at,
+                message: String::new(),
+                oom_killed: false,
+                status_unknown: true,
+            },
         };
         tx.send_replace(Some(exit));
-        // The tree has been sent SIGKILL; waiting for the group to empty and
-        // removing it takes the kernel a few ms (cgroup `populated` updates),
-        // so it happens after the exit is reported.
+        // The tree has been sent SIGKILL; waiting for the group to empty and removing it
+        // takes the kernel a few ms (cgroup `populated` updates), so it happens after the
+        // exit is reported.
         release(self.group).await;
         cleaned.send_replace(true);
     }
@@ -448,10 +680,15 @@ impl Monitor {
 
 struct Inner {
     id: String,
+    /// The container's main process.
     pid: i32,
+    /// Its monitor (skiff's child).
+    monitor_pid: i32,
+    /// A pidfd for the main process, when one could be opened while it was the monitor's.
+    pidfd: Option<OwnedFd>,
     started_at: SystemTime,
     group: Arc<dyn TrackedGroup>,
-    main_exit: ExitWaiter,
+    monitor_exit: ExitWaiter,
     exit: watch::Receiver<Option<ContainerExit>>,
     cleaned: watch::Receiver<bool>,
     log_path: PathBuf,
@@ -496,14 +733,19 @@ impl HostContainer {
     pub fn pids(&self) -> Vec<i32> {
         self.inner.group.pids()
     }
-    /// The reaper's raw notification for the main process (before logs are
-    /// drained and the tracking group released).
-    pub fn main_exit(&self) -> &ExitWaiter {
-        &self.inner.main_exit
+    /// The container's monitor process.
+    pub fn monitor_pid(&self) -> i32 {
+        self.inner.monitor_pid
     }
-    /// Whether the main process has been reaped.
+    /// The reaper's notification for the monitor, which ends once the container has exited
+    /// and its output is logged (before the exit record is read and the tracking group
+    /// released).
+    pub fn main_exit(&self) -> &ExitWaiter {
+        &self.inner.monitor_exit
+    }
+    /// Whether the container has ended (its monitor is done).
     pub fn main_exited(&self) -> bool {
-        self.inner.main_exit.try_get().is_some()
+        self.inner.monitor_exit.try_get().is_some()
     }
 
     pub fn signal(&self, sig: StopSignal) -> Result<(), NodeError> {
@@ -514,17 +756,24 @@ impl HostContainer {
             id: self.inner.id.clone(),
             source: e,
         };
-        match sig {
-            StopSignal::Term => match kill(Pid::from_raw(self.inner.pid), Signal::SIGTERM) {
-                Ok(()) | Err(Errno::ESRCH) => Ok(()),
+        let main = |sig: Signal| -> Result<(), NodeError> {
+            // Through the pidfd: the PID could name another process once the monitor has
+            // reaped the container. Without one (it died at once) there is nothing to signal.
+            let Some(fd) = self.inner.pidfd.as_ref() else {
+                return Ok(());
+            };
+            let sig = rustix::process::Signal::from_named_raw(sig as i32)
+                .unwrap_or(rustix::process::Signal::KILL);
+            match rustix::process::pidfd_send_signal(fd, sig) {
+                Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
                 Err(e) => Err(err(e.into())),
-            },
+            }
+        };
+        match sig {
+            StopSignal::Term => main(Signal::SIGTERM),
             StopSignal::Kill => {
                 self.inner.group.signal_all(Signal::SIGKILL).map_err(err)?;
-                match kill(Pid::from_raw(self.inner.pid), Signal::SIGKILL) {
-                    Ok(()) | Err(Errno::ESRCH) => Ok(()),
-                    Err(e) => Err(err(e.into())),
-                }
+                main(Signal::SIGKILL)
             }
         }
     }
@@ -539,17 +788,18 @@ impl HostContainer {
                 if let Some(e) = rx.borrow().clone() {
                     return e;
                 }
-                // The monitor task was dropped (runtime shut down).
-                let ev = self.inner.main_exit.wait().await;
+                // The watcher task was dropped (runtime shut down): the status is unknown.
+                let ev = self.inner.monitor_exit.wait().await;
                 return ContainerExit {
                     id: self.inner.id.clone(),
-                    pid: ev.pid,
-                    status: ev.status,
-                    exit_code: ev.status.code(),
+                    pid: self.inner.pid,
+                    status: ExitStatus::Signaled(Signal::SIGKILL as i32),
+                    exit_code: 128 + Signal::SIGKILL as i32,
                     started_at: self.inner.started_at,
                     finished_at: ev.finished_at,
                     message: String::new(),
                     oom_killed: false,
+                    status_unknown: true,
                 };
             }
         }

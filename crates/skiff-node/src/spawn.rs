@@ -229,6 +229,8 @@ impl Process {
             err: err_w.as_raw_fd(),
             detach: self.detach,
             setup: &self.setup,
+            join: std::ptr::null(),
+            join_len: 0,
         };
         // SAFETY: an all-zero `clone_args` is valid ("no flags"); the fields set below are
         // the ones CLONE_INTO_CGROUP needs.
@@ -290,6 +292,352 @@ impl Process {
     }
 }
 
+/// How the container's monitor is started (see the `skiff_monitor` crate): its executable,
+/// its command line without `--pid`, and its ends of the container's output pipes and of
+/// skiff's live log socket.
+pub(crate) struct MonitorLaunch {
+    pub program: CString,
+    /// `argv[0]` and the arguments; `--pid <container pid>` is appended by the forked parent.
+    pub argv: Vec<CString>,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    pub live: Option<OwnedFd>,
+}
+
+/// A container started under its monitor.
+pub(crate) struct MonitoredSpawn {
+    /// The monitor: skiff's child, registered with the reaper; it exits once the container
+    /// has exited and its exit record is written.
+    pub monitor: Spawned,
+    /// The container's main process (the monitor's child), as skiff's PID namespace sees it.
+    pub container_pid: i32,
+}
+
+/// Status words the forked parent reports on its status pipe.
+const STATUS_WORD: usize = 4;
+
+impl Process {
+    /// Starts the process under a monitor: skiff forks a process M, M forks the container
+    /// (born in its cgroup and PID namespace, set up as [`Process::spawn`] does), reports the
+    /// container's PID and exec result, then `exec`s the monitor. The monitor is thus the
+    /// container's parent from the start (its subreaper too), and a small process of its own
+    /// rather than a copy of skiff. Returns once the container has `exec`ed and the monitor
+    /// runs, or with the container's start error.
+    pub(crate) fn spawn_monitored(
+        self,
+        reaper: &Reaper,
+        tag: &str,
+        monitor: MonitorLaunch,
+    ) -> io::Result<MonitoredSpawn> {
+        // Every descriptor M moves into place is above the targets 0–6, so the dup2s in M
+        // cannot clobber one another.
+        let high = |fd: OwnedFd| -> io::Result<OwnedFd> {
+            let new = fcntl(&fd, FcntlArg::F_DUPFD_CLOEXEC(10)).map_err(io::Error::from)?;
+            // SAFETY: fcntl(F_DUPFD_CLOEXEC) just returned this descriptor; nobody else owns it.
+            #[allow(unsafe_code)]
+            Ok(unsafe { OwnedFd::from_raw_fd(new) })
+        };
+        let devnull = high(File::open("/dev/null")?.into())?;
+        let stdout = high(self.stdout.try_clone()?)?;
+        let stderr = high(self.stderr.try_clone()?)?;
+        let (c_err_r, c_err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+        let (c_err_r, c_err_w) = (high(c_err_r)?, high(c_err_w)?);
+        let (status_r, status_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+        let status_w = high(status_w)?;
+        let mon_out = high(monitor.stdout)?;
+        let mon_err = high(monitor.stderr)?;
+        let live = monitor.live.map(high).transpose()?;
+        let ptrs = |v: &[CString]| -> Vec<*const libc::c_char> {
+            v.iter()
+                .map(|a| a.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        let argv = ptrs(&self.argv);
+        let envp = ptrs(&self.envp);
+        // The monitor's argv ends with "--pid" and a buffer M writes the digits into.
+        let mut pid_buf = [0u8; 16];
+        let pid_flag = c"--pid";
+        let mut mon_argv: Vec<*const libc::c_char> =
+            monitor.argv.iter().map(|a| a.as_ptr()).collect();
+        mon_argv.push(pid_flag.as_ptr());
+        mon_argv.push(pid_buf.as_mut_ptr().cast_const().cast());
+        mon_argv.push(std::ptr::null());
+        let mon_envp: [*const libc::c_char; 1] = [std::ptr::null()];
+        let join: Vec<RawFd> = self.join.iter().map(|f| f.as_raw_fd()).collect();
+        let pid_ns = match self.setup.pid_namespace() {
+            crate::namespaces::PidNamespace::Inherit => PidNsChange::None,
+            crate::namespaces::PidNamespace::New => PidNsChange::New,
+            crate::namespaces::PidNamespace::Join(fd) => PidNsChange::Join(fd.as_raw_fd()),
+        };
+        let m = MonitorChild {
+            child: ChildSetup {
+                program: self.program.as_ptr(),
+                argv: argv.as_ptr(),
+                envp: envp.as_ptr(),
+                cwd: self.cwd.as_ptr(),
+                stdin: devnull.as_raw_fd(),
+                stdout: stdout.as_raw_fd(),
+                stderr: stderr.as_raw_fd(),
+                err: c_err_w.as_raw_fd(),
+                detach: self.detach,
+                setup: &self.setup,
+                join: join.as_ptr(),
+                join_len: join.len(),
+            },
+            c_err_r: c_err_r.as_raw_fd(),
+            cgroup: self.cgroup.as_ref().map_or(-1, |c| c.as_raw_fd()),
+            pid_ns,
+            status: status_w.as_raw_fd(),
+            devnull: devnull.as_raw_fd(),
+            mon_out: mon_out.as_raw_fd(),
+            mon_err: mon_err.as_raw_fd(),
+            live: live.as_ref().map_or(-1, |l| l.as_raw_fd()),
+            program: monitor.program.as_ptr(),
+            argv: mon_argv.as_ptr(),
+            envp: mon_envp.as_ptr(),
+            pid_buf: pid_buf.as_mut_ptr(),
+        };
+        let spawned = reaper.spawn_with(tag, || {
+            // SAFETY: fork(2) through glibc (its atfork handlers keep malloc usable, though
+            // M never allocates). In the child only `monitor_child` runs: raw system calls on
+            // the memory prepared above, ending in exec or _exit.
+            #[allow(unsafe_code)]
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                // SAFETY: see above; we are the child.
+                #[allow(unsafe_code)]
+                unsafe {
+                    monitor_child(&m)
+                }
+            }
+            if pid < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(pid)
+        })?;
+        // Only M and the container keep these.
+        drop((status_w, c_err_w, c_err_r, devnull, stdout, stderr));
+        drop((mon_out, mon_err, live, self.stdout, self.stderr));
+        let mut status = File::from(status_r);
+        let mut word = |what: &str| -> io::Result<Option<i32>> {
+            let mut buf = [0u8; STATUS_WORD];
+            let mut got = 0;
+            while got < buf.len() {
+                match io::Read::read(&mut status, &mut buf[got..]) {
+                    Ok(0) if got == 0 => return Ok(None),
+                    Ok(0) => return Err(io::Error::other(format!("{what}: short status"))),
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(Some(i32::from_ne_bytes(buf)))
+        };
+        let (Some(container_pid), Some(errno)) = (word("container pid")?, word("exec result")?)
+        else {
+            return Err(io::Error::other(
+                "the container's monitor process died while starting the container",
+            ));
+        };
+        if errno != 0 {
+            // M has reaped the container and exits; the reaper collects M.
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        // EOF: the monitor exec'd (the pipe is close-on-exec). A word: its exec failed, and
+        // M killed the container.
+        if let Some(errno) = word("monitor exec result")? {
+            return Err(io::Error::other(MonitorExecFailed(Errno::from_raw(errno))));
+        }
+        drop(join);
+        Ok(MonitoredSpawn {
+            monitor: spawned,
+            container_pid,
+        })
+    }
+}
+
+/// The monitor executable could not be started.
+#[derive(Debug)]
+pub(crate) struct MonitorExecFailed(pub Errno);
+
+impl std::fmt::Display for MonitorExecFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "starting the container monitor (skiff-monitor): {}",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for MonitorExecFailed {}
+
+/// Where M puts the container's PID namespace (see [`crate::namespaces::PidNamespace`]).
+#[derive(Clone, Copy)]
+enum PidNsChange {
+    None,
+    New,
+    Join(RawFd),
+}
+
+/// Everything M needs, as raw pointers and descriptors owned by the parent's frame.
+struct MonitorChild<'a> {
+    child: ChildSetup<'a>,
+    c_err_r: RawFd,
+    /// cgroup2 directory to create the container in, or -1.
+    cgroup: RawFd,
+    pid_ns: PidNsChange,
+    status: RawFd,
+    devnull: RawFd,
+    mon_out: RawFd,
+    mon_err: RawFd,
+    live: RawFd,
+    program: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    /// 16 zero bytes for the container's PID in decimal (NUL-terminated).
+    pid_buf: *mut u8,
+}
+
+/// M: fork the container, report, become the monitor. Never returns.
+///
+/// SAFETY (caller): only in the child of a fork of this process, with `m` pointing at memory
+/// of the parent's frame (copied into the child). Raw system calls only.
+#[allow(unsafe_code)]
+unsafe fn monitor_child(m: &MonitorChild<'_>) -> ! {
+    let report = |words: &[i32]| {
+        for w in words {
+            let b = w.to_ne_bytes();
+            libc::write(m.status, b.as_ptr().cast(), b.len());
+        }
+    };
+    let errno = || *libc::__errno_location();
+    let mut set: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut set);
+    libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    // Out of skiff's session and process group: a Ctrl-C in skiff's terminal is skiff's to
+    // handle, never a signal to the monitors. Then the subreaper flag (kept across exec), so
+    // the container's orphans come to the monitor.
+    if libc::setsid() < 0
+        || libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0
+        || match m.pid_ns {
+            PidNsChange::None => false,
+            PidNsChange::New => libc::unshare(libc::CLONE_NEWPID) != 0,
+            PidNsChange::Join(fd) => libc::setns(fd, libc::CLONE_NEWPID) != 0,
+        }
+    {
+        report(&[0, errno()]);
+        libc::_exit(127);
+    }
+    // The container: born in its cgroup when there is a cgroup2 directory and the kernel
+    // allows it, else it joins by writing cgroup.procs first thing.
+    let mut cs = m.child;
+    let mut pid: libc::c_long = -1;
+    if m.cgroup >= 0 {
+        let mut args: libc::clone_args = std::mem::zeroed();
+        args.flags = CLONE_INTO_CGROUP;
+        args.exit_signal = libc::SIGCHLD as u64;
+        args.cgroup = m.cgroup as u64;
+        cs.join_len = 0;
+        pid = libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        );
+        if pid == 0 {
+            exec_child(&cs)
+        }
+        if pid < 0 && !clone3_unsupported(Errno::from_raw(errno())) {
+            report(&[0, errno()]);
+            libc::_exit(127);
+        }
+        cs = m.child;
+    }
+    if pid < 0 {
+        pid = libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        );
+        if pid == 0 {
+            exec_child(&cs)
+        }
+        if pid < 0 {
+            report(&[0, errno()]);
+            libc::_exit(127);
+        }
+    }
+    let cpid = pid as i32;
+    libc::close(cs.err);
+    let mut buf = [0u8; 4];
+    let mut got = 0usize;
+    while got < buf.len() {
+        let n = libc::read(m.c_err_r, buf.as_mut_ptr().add(got).cast(), buf.len() - got);
+        if n == 0 {
+            break;
+        }
+        if n < 0 {
+            if errno() == libc::EINTR {
+                continue;
+            }
+            break;
+        }
+        got += n as usize;
+    }
+    if got > 0 {
+        // The container failed before or at exec; it reported why and exited 127.
+        libc::waitpid(cpid, std::ptr::null_mut(), 0);
+        report(&[cpid, i32::from_ne_bytes(buf)]);
+        libc::_exit(127);
+    }
+    report(&[cpid, 0]);
+    // The monitor's descriptors: 0–2 /dev/null, 3/4 the container's stdout/stderr, 5 the live
+    // socket, 6 the status pipe (close-on-exec: its EOF tells skiff the exec worked).
+    // Everything else inherited from skiff goes, the container's own pipe ends included
+    // (held here they would keep the monitor from ever seeing EOF).
+    let ok = libc::dup2(m.devnull, 0) >= 0
+        && libc::dup2(m.devnull, 1) >= 0
+        && libc::dup2(m.devnull, 2) >= 0
+        && libc::dup2(m.mon_out, 3) >= 0
+        && libc::dup2(m.mon_err, 4) >= 0
+        && (if m.live >= 0 {
+            libc::dup2(m.live, 5) >= 0
+        } else {
+            libc::close(5);
+            true
+        })
+        && libc::dup3(m.status, 6, libc::O_CLOEXEC) >= 0
+        && libc::syscall(libc::SYS_close_range, 7u32, u32::MAX, 0u32) == 0;
+    if ok {
+        // The container's PID in decimal, into the buffer the argv points at.
+        let mut digits = [0u8; 12];
+        let mut n = 0;
+        let mut v = cpid;
+        loop {
+            digits[n] = b'0' + (v % 10) as u8;
+            n += 1;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        for i in 0..n {
+            *m.pid_buf.add(i) = digits[n - 1 - i];
+        }
+        libc::execve(m.program, m.argv, m.envp);
+    }
+    let b = errno().to_ne_bytes();
+    // After the dup3 the status pipe is descriptor 6 (the original was closed).
+    libc::write(if ok { 6 } else { m.status }, b.as_ptr().cast(), b.len());
+    libc::kill(cpid, libc::SIGKILL);
+    libc::waitpid(cpid, std::ptr::null_mut(), 0);
+    libc::_exit(127)
+}
+
 /// `CLONE_INTO_CGROUP` (linux/sched.h, since 5.7).
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
@@ -333,6 +681,7 @@ fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
 }
 
 /// What the forked child needs, as raw pointers and descriptors owned by the parent's frame.
+#[derive(Clone, Copy)]
 struct ChildSetup<'a> {
     program: *const libc::c_char,
     argv: *const *const libc::c_char,
@@ -344,6 +693,10 @@ struct ChildSetup<'a> {
     err: RawFd,
     detach: Detach,
     setup: &'a PreparedSetup,
+    /// `cgroup.procs` descriptors to write `0` into before anything else (when the child was
+    /// not created in its cgroup): `join_len` of them at `join`.
+    join: *const RawFd,
+    join_len: usize,
 }
 
 /// In the child: reset the signal state std would reset, detach, set up stdio and the
@@ -370,6 +723,13 @@ unsafe fn exec_child(s: &ChildSetup<'_>) -> ! {
     };
     if !detached {
         fail(s);
+    }
+    for i in 0..s.join_len {
+        // "0" moves the writing process: join the tracking cgroup (every v1 hierarchy) before
+        // anything else, so nothing the container starts can escape it.
+        if libc::write(*s.join.add(i), b"0".as_ptr().cast(), 1) < 0 {
+            fail(s);
+        }
     }
     if let Err(e) = isolation::apply_in_child(s.setup) {
         fail_with(s, e as i32);
