@@ -124,6 +124,9 @@ pub struct ContainerLaunch {
     /// Warning events from building the env (reason, message), e.g.
     /// `InvalidEnvironmentVariableNames`.
     pub warnings: Vec<(String, String)>,
+    /// The engine's instance number, kept in the runtime's record of the instance (`state`)
+    /// so that whoever adopts the pod can map it back; 0 when nobody asked.
+    pub instance: u64,
 }
 
 static NO_OBJECTS: PodObjects = PodObjects {
@@ -198,6 +201,7 @@ impl ContainerLaunch {
             ports: c.ports.clone().unwrap_or_default(),
             data_dir: data_dir.to_path_buf(),
             warnings,
+            instance: 0,
         };
         launch.check_nul()?;
         Ok(launch)

@@ -289,6 +289,34 @@ impl HostRuntime {
             }
         };
         tracing::debug!(id = %id, pid, monitor_pid, tracker = self.tracker.kind(), "container started");
+        // The instance's record, for whoever comes after this process (state module).
+        let record = crate::state::InstanceRecord {
+            version: 1,
+            pod_uid: launch.pod.uid.clone(),
+            container: launch.name.clone(),
+            instance: launch.instance,
+            attempt: launch.restart_count,
+            runtime_id: id.clone(),
+            boot_id: crate::state::boot_id(),
+            monitor: crate::state::ProcessRef::of(monitor_pid).unwrap_or(
+                crate::state::ProcessRef {
+                    pid: monitor_pid,
+                    start_ticks: 0,
+                },
+            ),
+            main: crate::state::ProcessRef::of(pid).unwrap_or(crate::state::ProcessRef {
+                pid,
+                start_ticks: 0,
+            }),
+            started_unix_ms: crate::state::unix_ms(started_at),
+            log_path: log_path.clone(),
+            exit_path: exit_path.clone(),
+        };
+        let record_path =
+            crate::state::InstanceRecord::path(&launch.container_dir(), launch.restart_count);
+        if let Err(e) = record.write(&record_path) {
+            tracing::warn!(id = %id, path = %record_path.display(), "writing the instance record: {e}");
+        }
 
         let live_task = match (live_ours, logs) {
             (Some(sock), Some(tx)) => {

@@ -405,6 +405,12 @@ impl PodRecorder {
     }
 }
 
+/// The full Pod of a pod directory (`pod.json`), read with the size bound.
+pub fn read_pod_file(dir: &Path) -> io::Result<Pod> {
+    let data = read_bounded(&dir.join(POD_FILE), MAX_POD_BYTES)?;
+    serde_json::from_slice(&data).map_err(io::Error::other)
+}
+
 /// Records a pod that never ran (rejected at admission) with its final status.
 pub fn record_final(data_dir: &Path, dir_name: &str, pod: &Pod) -> io::Result<PathBuf> {
     let mut rec = PodRecorder::create(data_dir, dir_name, pod)?;

@@ -83,6 +83,9 @@ pub struct WorkerConfig {
     pub engine: EngineConfig,
     /// ConfigMaps and Secrets the pod may use.
     pub objects: PodObjects,
+    /// The `skiff` executable to start the pod's keeper with (`keeper` module: it stops the
+    /// pod in order if this process dies); `None`: no keeper (tests, a daemon that adopts).
+    pub keeper: Option<PathBuf>,
 }
 
 /// Messages the worker's own tasks send back to it.
@@ -102,11 +105,9 @@ enum Msg {
     },
 }
 
-/// Runs `pod` (defaulted, validated, with uid and namespace set) on the host runtime until it
-/// is terminal and every process of it is gone; returns the final status.
 /// The pod's `containerID` key: its UID (a random v4 UUID given at admission) folded to 64
 /// bits, so container IDs differ between pods and runs.
-fn container_id_key(pod: &Pod) -> u64 {
+pub fn container_id_key(pod: &Pod) -> u64 {
     let uid = pod.metadata.uid.as_deref().unwrap_or("");
     // FNV-1a: any well-spread fold will do; the UID is already random.
     uid.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
@@ -114,6 +115,8 @@ fn container_id_key(pod: &Pod) -> u64 {
     })
 }
 
+/// Runs `pod` (defaulted, validated, with uid and namespace set) on the host runtime until it
+/// is terminal and every process of it is gone; returns the final status.
 pub async fn run_pod(
     pod: Pod,
     cfg: WorkerConfig,
@@ -159,6 +162,7 @@ pub async fn run_pod(
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
 
     let identity_namespace = identity.namespace.clone();
+    let cfg_keeper = cfg.keeper.clone();
     let mut ctx = Ctx {
         runtime,
         prober,
@@ -196,6 +200,20 @@ pub async fn run_pod(
                 None
             }
         };
+    let keeper = match (&cfg_keeper, &record) {
+        (Some(program), Some(r)) => {
+            match crate::keeper::KeeperHandle::start(program, r.dir(), ctx.runtime.reaper()) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    tracing::warn!(
+                        "starting the pod's keeper (nobody stops the pod if skiff is killed): {e}"
+                    );
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
 
     loop {
         let t = now();
@@ -271,6 +289,9 @@ pub async fn run_pod(
     status.qos_class = qos;
     if let Some(r) = record.take() {
         r.finish(&status);
+    }
+    if let Some(k) = keeper {
+        k.release();
     }
     // Dropping the gates releases lines of an instance whose Started event never came.
     let forwarders = std::mem::take(&mut ctx.log_forwarders);
@@ -518,7 +539,8 @@ impl Ctx {
                 pod: Some(&self.pod),
             },
         ) {
-            Ok(l) => {
+            Ok(mut l) => {
+                l.instance = instance.0;
                 for (reason, message) in &l.warnings {
                     self.warn(reason, message, Some(&name));
                 }

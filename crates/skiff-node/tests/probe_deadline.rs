@@ -508,6 +508,7 @@ fn two_hostile_grpc_probes_do_not_wedge_the_worker() {
             data_dir: data.path().join("data"),
             engine: EngineConfig::default(),
             objects: PodObjects::default(),
+            keeper: None,
         };
         let (_cmd_tx, cmd_rx) = mpsc::channel(1);
         let (notice_tx, mut notice_rx) = mpsc::unbounded_channel();

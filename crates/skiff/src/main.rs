@@ -59,6 +59,21 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The pod keeper (started by `run`, see skiff_node::keeper): not a user command.
+    let mut argv = std::env::args_os().skip(1);
+    if argv.next().as_deref() == Some(std::ffi::OsStr::new(skiff_node::keeper::KEEPER_COMMAND)) {
+        init_tracing();
+        let Some(pod_dir) = argv.next() else {
+            return ExitCode::from(exit::BAD_INPUT);
+        };
+        return match skiff_node::keeper::run(std::path::Path::new(&pod_dir)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("keeper: {e}");
+                ExitCode::from(exit::FAILURE)
+            }
+        };
+    }
     init_tracing();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

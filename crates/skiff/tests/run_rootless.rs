@@ -88,12 +88,17 @@ fn own_ns(kind: &str) -> String {
 fn nobody_dir(test: &str) -> (TestDir, PathBuf) {
     let t = TestDir::new(test);
     std::fs::set_permissions(t.path(), PermissionsExt::from_mode(0o777)).unwrap();
+    // An installed skiff: the binary and its container monitor side by side.
     let bin = t.file("skiff");
-    let src = env!("CARGO_BIN_EXE_skiff");
-    if std::fs::hard_link(src, &bin).is_err() {
-        std::fs::copy(src, &bin).unwrap();
+    for (src, dst) in [
+        (env!("CARGO_BIN_EXE_skiff"), bin.clone()),
+        (env!("CARGO_BIN_EXE_skiff-monitor"), t.file("skiff-monitor")),
+    ] {
+        if std::fs::hard_link(src, &dst).is_err() {
+            std::fs::copy(src, &dst).unwrap();
+        }
+        std::fs::set_permissions(&dst, PermissionsExt::from_mode(0o755)).unwrap();
     }
-    std::fs::set_permissions(&bin, PermissionsExt::from_mode(0o755)).unwrap();
     (t, bin)
 }
 

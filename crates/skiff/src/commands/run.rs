@@ -556,6 +556,8 @@ async fn drive(
         data_dir,
         engine: EngineConfig::default(),
         objects,
+        // The pod belongs to this command: if skiff is killed, the keeper stops it in order.
+        keeper: std::env::current_exe().ok(),
     };
     let mut worker = tokio::spawn(worker::run_pod(pod, cfg, cmd_rx, notice_tx));
 
