@@ -48,6 +48,11 @@ pub const LIVE_FD: RawFd = 5;
 /// was killed) before it gives up on a pipe someone else still holds open.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
+/// Bytes read from a pipe at once.
+const READ_SIZE: usize = 16 * 1024;
+/// Records are written (and offered to skiff) in batches of about this size.
+const OUT_BATCH: usize = 32 * 1024;
+
 /// Largest datagram sent on the live socket: whole records, split at record boundaries.
 const LIVE_CHUNK: usize = 32 * 1024;
 
@@ -191,8 +196,8 @@ pub fn run(args: &Args) -> Result<(), String> {
             splitter: cri::LineSplitter::new(cri::MAX_LINE),
         },
     ];
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut out = Vec::with_capacity(64 * 1024);
+    let mut buf = vec![0u8; READ_SIZE];
+    let mut out = Vec::with_capacity(OUT_BATCH + cri::MAX_LINE + 64);
     let mut exited: Option<(ExitStatus, SystemTime, Instant)> = None;
     let mut dropped: u64 = 0;
     loop {
@@ -248,8 +253,15 @@ pub fn run(args: &Args) -> Result<(), String> {
             };
             out.clear();
             let ts = time::rfc3339_nano(SystemTime::now());
+            let stream = pipe.stream;
+            // Records go out in batches of at most OUT_BATCH bytes, so a flood of short
+            // lines (each record ~40 bytes longer than its line) cannot grow this buffer.
             let mut emit = |content: &[u8], partial: bool| {
-                cri::format_record(&mut out, &ts, pipe.stream, partial, content)
+                cri::format_record(&mut out, &ts, stream, partial, content);
+                if out.len() >= OUT_BATCH {
+                    write_out(&log, &out, &mut live, &mut dropped);
+                    out.clear();
+                }
             };
             if n == 0 {
                 pipe.splitter.finish(&mut emit);

@@ -103,6 +103,11 @@ enum Msg {
         instance: InstanceId,
         container: Arc<HostContainer>,
     },
+    /// The instance's monitor ended without an exit record (R3/S7 "Unknown").
+    Unknown {
+        name: String,
+        instance: InstanceId,
+    },
 }
 
 /// The pod's `containerID` key: its UID (a random v4 UUID given at admission) folded to 64
@@ -184,6 +189,7 @@ pub async fn run_pod(
         log_forwarders: Vec::new(),
         containers: HashMap::new(),
         all_containers: Vec::new(),
+        unknown: HashMap::new(),
     };
     let mut commands_open = true;
     // The pod's status on disk for `skiff get`/`skiff logs`, and the lock that says it runs
@@ -331,6 +337,8 @@ struct Ctx {
     containers: HashMap<InstanceId, Arc<HostContainer>>,
     /// Every instance ever started, to await their cleanup at the end.
     all_containers: Vec<Arc<HostContainer>>,
+    /// Instances whose monitor ended without a record, until the engine's kill is answered.
+    unknown: HashMap<InstanceId, String>,
 }
 
 impl Ctx {
@@ -347,6 +355,18 @@ impl Ctx {
                 self.containers.insert(instance, container.clone());
                 self.all_containers.push(container);
                 engine.handle(Input::ContainerStarted { name, instance, at }, now());
+            }
+            Msg::Unknown { name, instance } => {
+                self.unknown.insert(instance, name.clone());
+                engine.handle(
+                    Input::ContainerObserved {
+                        name,
+                        instance,
+                        state: skiff_engine::ObservedState::Unknown,
+                        attempt: None,
+                    },
+                    now(),
+                );
             }
             Msg::SandboxReady(sandbox) => {
                 // Volumes: setup warnings, and the sizeLimit watch (volumes module).
@@ -444,6 +464,21 @@ impl Ctx {
             Action::Signal {
                 instance, signal, ..
             } => {
+                if let Some(name) = self.unknown.remove(&instance) {
+                    // Already killed by the runtime when its monitor was found gone.
+                    self.send(Input::ContainerExited {
+                        name,
+                        instance,
+                        exit_code: 137,
+                        reason: Some("ContainerStatusUnknown".into()),
+                        message: Some(
+                            "the container's monitor was killed; how the container ended is unknown"
+                                .into(),
+                        ),
+                        at,
+                    });
+                    return;
+                }
                 if let Some(c) = self.containers.get(&instance) {
                     let sig = match signal {
                         Signal::Term => StopSignal::Term,
@@ -586,6 +621,16 @@ impl Ctx {
             let exit_name = name.clone();
             tokio::spawn(async move {
                 let exit = waiter.wait().await;
+                if exit.status_unknown {
+                    // R3/S7: the monitor was killed, so how the container ended is unknown;
+                    // the runtime has killed everything of it. The engine kills an Unknown
+                    // instance first; its Signal is answered with the exit (`Ctx::execute`).
+                    let _ = exit_tx.send(Msg::Unknown {
+                        name: exit_name,
+                        instance,
+                    });
+                    return;
+                }
                 let _ = exit_tx.send(Msg::Input(Input::ContainerExited {
                     name: exit_name,
                     instance,

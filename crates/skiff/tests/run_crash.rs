@@ -203,3 +203,59 @@ fn sigkill_to_run_stops_the_pod_in_order_and_leaves_nothing() {
         serde_json::from_slice(&std::fs::read(pod_dir.join("pod.json")).unwrap()).unwrap();
     assert_eq!(pod["status"]["phase"], "Failed", "{:#}", pod["status"]);
 }
+
+// Faults (issue 9): a monitor killed with SIGKILL. The container it held is reported as
+// exited with an unknown status, killed, and — R3: Unknown always leads to a restart attempt,
+// whatever the restartPolicy — started again; never left running unseen.
+#[test]
+fn r3_killed_monitor_is_unknown_then_restarted() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let t = TestDir::new("monitor-killed");
+    let data = t.file("data");
+    let body = "if [ -e \"$T/once\" ]; then l Again; exit 0; fi; touch \"$T/once\"; sleep 30";
+    let manifest = t.manifest(pod("mk", "Never", vec![], vec![container("app", body)]));
+    let child = spawn(&[
+        "run",
+        "-f",
+        manifest.to_str().unwrap(),
+        "-o",
+        "json",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(wait_until(Duration::from_secs(20), || t
+        .file("once")
+        .exists()));
+    let record = std::fs::read_dir(data.join("pods"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("app").join("0.state.json"))
+        .find(|p| p.exists())
+        .unwrap();
+    let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let (monitor, main) = (
+        rec["monitor"]["pid"].as_i64().unwrap() as i32,
+        rec["main"]["pid"].as_i64().unwrap() as i32,
+    );
+    assert!(alive(monitor) && alive(main));
+    kill_pid(monitor);
+    let out = finish(child, RUN_LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        !alive(main),
+        "the container of the killed monitor was killed"
+    );
+    let pod = out.pod();
+    let app = status_of(&pod, "app");
+    assert_eq!(app["restartCount"], 1, "{app:#}");
+    assert_eq!(
+        app["lastState"]["terminated"]["reason"], "ContainerStatusUnknown",
+        "{app:#}"
+    );
+    assert_eq!(app["lastState"]["terminated"]["exitCode"], 137);
+    assert_eq!(app["state"]["terminated"]["exitCode"], 0);
+    assert_eq!(all(&t.log(), "app", "Again").len(), 1);
+}
