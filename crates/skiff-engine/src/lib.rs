@@ -106,6 +106,11 @@ pub struct EngineConfig {
     /// Mixed into every `containerID` (see [`InstanceId::container_id`]); the node draws it at
     /// random per pod, tests leave it 0.
     pub container_id_key: u64,
+    /// How long a postStart hook may run (skiff: 600 s). The kubelet itself sets no deadline:
+    /// its `startContainer` waits for the hook as long as the hook runs (T9). This is skiff's
+    /// own bound, so that a hung hook cannot hold the pod's sync forever. The engine passes it
+    /// in [`Action::StartContainer`] and treats a hook that has not answered by then as failed.
+    pub post_start_timeout_ms: i64,
 }
 
 impl Default for EngineConfig {
@@ -117,6 +122,7 @@ impl Default for EngineConfig {
             error_requeue_ms: 10_000,
             first_instance_id: 1,
             container_id_key: 0,
+            post_start_timeout_ms: 600_000,
         }
     }
 }
@@ -130,6 +136,90 @@ impl EngineConfig {
         }
         self
     }
+}
+
+/// Why a container could not be started: the step of the kubelet's `startContainer`
+/// (kuberuntime_container.go) or of the image manager's `EnsureImageExists`
+/// (pkg/kubelet/images/image_manager.go) that failed, with the message that step reported (it
+/// becomes the waiting message). Everything else is the engine's decision: the waiting reason
+/// ([`StartFailure::reason`]), the events, whether the runtime keeps a record of the attempt,
+/// and when the start is tried again (ST3, ST4).
+///
+/// Image failures that need state of their own (`ErrImagePull` with its `ImagePullBackOff`
+/// back-off) are further variants of the same shape: the node says which step failed and why,
+/// the engine decides what follows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StartFailure {
+    /// The container's configuration cannot be made (`generateContainerConfig`: an env
+    /// reference that does not resolve, a bad subPath, an unsupported securityContext, …).
+    /// Waiting `CreateContainerConfigError`; nothing was created, so no record and no back-off:
+    /// tried again after the pod worker's error re-queue.
+    Config { message: String },
+    /// The runtime's `CreateContainer` failed. Waiting `CreateContainerError`; no record, tried
+    /// again after the error re-queue.
+    Create { message: String },
+    /// The container was created but its process could not be started (`StartContainer`).
+    /// Waiting `RunContainerError`; the runtime keeps the record as `terminated{reason:
+    /// StartError, exitCode: 128}` (ST4), so the next attempt is subject to the back-off (R5).
+    Run { message: String },
+    /// The image reference cannot be parsed (`applyDefaultImageTag`). Warning `InspectFailed`
+    /// with the message, waiting `InvalidImageName`; no record, tried again after the re-queue.
+    InvalidImageName { message: String },
+    /// The image is not on the node and `imagePullPolicy` is `Never`. Warning
+    /// `ErrImageNeverPull` with the message, waiting `ErrImageNeverPull`; no record, tried
+    /// again after the re-queue.
+    ImageNeverPull { message: String },
+}
+
+impl StartFailure {
+    /// The waiting reason the failure shows (the kubelet's error value: `ErrCreateContainerConfig`,
+    /// `ErrCreateContainer`, `ErrRunContainer`, `ErrInvalidImageName`, `ErrImageNeverPull`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            StartFailure::Config { .. } => "CreateContainerConfigError",
+            StartFailure::Create { .. } => "CreateContainerError",
+            StartFailure::Run { .. } => "RunContainerError",
+            StartFailure::InvalidImageName { .. } => "InvalidImageName",
+            StartFailure::ImageNeverPull { .. } => "ErrImageNeverPull",
+        }
+    }
+
+    /// What the failing step reported.
+    pub fn message(&self) -> &str {
+        match self {
+            StartFailure::Config { message }
+            | StartFailure::Create { message }
+            | StartFailure::Run { message }
+            | StartFailure::InvalidImageName { message }
+            | StartFailure::ImageNeverPull { message } => message,
+        }
+    }
+}
+
+/// Why the node fails a pod itself. The engine decides per cause the pod's `reason` and
+/// `message`, the event, and the grace its containers are killed with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeFailure {
+    /// The eviction manager evicts the pod (for skiff: a disk emptyDir over its `sizeLimit`,
+    /// `emptyDirLimitEviction`; `message` is the eviction message). Warning `Evicted`, pod
+    /// Failed with reason `Evicted`, containers killed with the pod-level grace 1
+    /// (`immediateEvictionGracePeriodSeconds`; every container still gets the 2 s minimum of
+    /// T2). [pkg/kubelet/eviction/eviction_manager.go evictPod]
+    Evicted { message: String },
+    /// The pod's sandbox cannot be built (`reason` is the kubelet's event reason:
+    /// `FailedCreatePodSandBox`, `FailedMount`, …). The kubelet retries such a pod forever;
+    /// `skiff run` has no way to supply what is missing later, so the pod fails instead:
+    /// Warning `reason` with `message`, pod Failed with that reason and message. Nothing of the
+    /// pod runs at that point (S9 kills everything before a new sandbox is made), so no grace
+    /// override: anything left would get TGPS.
+    SandboxFailed { reason: String, message: String },
+}
+
+/// The postStart hook to run after a start, and how long it may take
+/// ([`EngineConfig::post_start_timeout_ms`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PostStart {
+    pub timeout_ms: i64,
 }
 
 /// Signal to deliver to a container. `Term` means the container's stop signal (STOPSIGNAL or SIGTERM).
@@ -179,17 +269,14 @@ pub enum Input {
         instance: InstanceId,
         at: Time,
     },
-    /// The start failed. `reason` is the waiting reason (`RunContainerError`, `CreateContainerError`,
-    /// `ErrImagePull`, ...); `exit_code` is `Some(128)` when the runtime kept a record of the failed
-    /// container (it then shows `terminated{reason: StartError}`), `None` when nothing was created.
+    /// The start failed; the engine decides what follows from the typed `failure`.
     StartFailed {
         name: String,
         instance: InstanceId,
-        reason: String,
-        message: String,
-        exit_code: Option<i32>,
+        failure: StartFailure,
     },
-    /// The postStart hook returned.
+    /// The postStart hook returned. An answer after the hook's deadline
+    /// ([`PostStart::timeout_ms`] from the start) is ignored: the engine has failed the hook by then.
     PostStartDone {
         name: String,
         instance: InstanceId,
@@ -214,6 +301,15 @@ pub enum Input {
         ok: bool,
         output: String,
     },
+    /// A probe asked for with [`Action::RunProbe`] could not run: the pod worker no longer has
+    /// the instance (it is gone; its exit is reported separately). Like the kubelet's probe of a
+    /// non-running container (P12) this counts no failure towards the threshold and makes no
+    /// `Unhealthy` event; the engine only forgets the run.
+    ProbeTargetGone {
+        name: String,
+        instance: InstanceId,
+        kind: ProbeKind,
+    },
     /// The preStop hook returned (or failed).
     PreStopDone {
         name: String,
@@ -223,14 +319,14 @@ pub enum Input {
     /// Graceful pod termination: deletion, SIGINT/SIGTERM to skiff, `--timeout`. `grace` overrides
     /// TGPS; the smallest value requested so far wins (T1).
     StopRequested { grace: Option<i64> },
-    /// The node fails the pod itself: eviction (`reason: Evicted`, e.g. an emptyDir over its
-    /// sizeLimit) or a sandbox that cannot be built (`FailedMount`, …). It ends Failed with
-    /// `reason` and `message`; `grace` overrides the kill grace (hard evictions: 0).
-    FailPod {
-        reason: String,
-        message: String,
-        grace: Option<i64>,
-    },
+    /// skiff's own "stop now" (the CLI's second Ctrl-C; the kubelet has no such thing): the pod
+    /// terminates as for [`Input::StopRequested`], but every running instance gets
+    /// [`Signal::Kill`] at once — no preStop hook, no stop signal, no grace, no sidecar order —
+    /// and so does any instance whose start is reported later. Kills already under way are cut
+    /// short the same way.
+    KillNow,
+    /// The node fails the pod itself; see [`NodeFailure`] for what each cause does.
+    FailPod { failure: NodeFailure },
     /// The pod's sandbox is gone or changed (kubelet: `PodSandboxChanged` says it must be
     /// re-created). S9: everything is killed, the sandbox is stopped and (unless the restart
     /// policy says otherwise) a new one is created and initialization starts over.
@@ -251,14 +347,15 @@ pub enum Input {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     CreateSandbox,
-    /// Create and start the container; if `post_start`, run the postStart hook and report
-    /// [`Input::PostStartDone`]. `attempt` is the instance's restartCount (log file `<attempt>.log`).
+    /// Create and start the container; with `post_start`, then run the postStart hook for at
+    /// most its `timeout_ms` and report [`Input::PostStartDone`]. `attempt` is the instance's
+    /// restartCount (log file `<attempt>.log`).
     StartContainer {
         name: String,
         kind: ContainerKind,
         instance: InstanceId,
         attempt: i32,
-        post_start: bool,
+        post_start: Option<PostStart>,
     },
     RunProbe {
         name: String,

@@ -3,7 +3,9 @@
 mod common;
 
 use common::*;
-use skiff_engine::{EngineConfig, Input, InstanceId, ObservedState, PodEngine, ProbeKind};
+use skiff_engine::{
+    EngineConfig, Input, InstanceId, NodeFailure, ObservedState, PodEngine, ProbeKind, StartFailure,
+};
 
 #[test]
 fn garbage_inputs_are_ignored() {
@@ -48,9 +50,20 @@ fn garbage_inputs_are_ignored() {
         Input::StartFailed {
             name: "app".into(),
             instance: bogus,
-            reason: "X".into(),
-            message: String::new(),
-            exit_code: Some(1),
+            failure: StartFailure::Run {
+                message: String::new(),
+            },
+        },
+        Input::ProbeTargetGone {
+            name: "app".into(),
+            instance: bogus,
+            kind: ProbeKind::Readiness,
+        },
+        Input::KillNow,
+        Input::FailPod {
+            failure: NodeFailure::Evicted {
+                message: String::new(),
+            },
         },
         Input::SandboxReady,
         Input::SandboxReady,

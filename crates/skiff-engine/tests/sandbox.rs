@@ -95,7 +95,7 @@ fn s9_never_before_any_container_was_created_gets_a_new_sandbox() {
     // The first start fails without leaving a record: nothing was created yet.
     let p = pod("Never", vec![], vec![ctr("app")]);
     let fail = Run {
-        start_fail: Some(("ErrImagePull".into(), "pull failed".into(), None)),
+        start_fail: Some(create_error("bad mount")),
         ..forever()
     };
     let mut sim = Sim::new(&p).script("app", vec![fail]);

@@ -242,11 +242,7 @@ fn s11_sidecar_start_failure_does_not_stop_the_sync() {
     let p = pod("Always", vec![sidecar("a"), sidecar("b")], vec![ctr("app")]);
     // a starts once, then crashes and fails to start: b (already started) and app are unaffected.
     let start_error = Run {
-        start_fail: Some((
-            "RunContainerError".into(),
-            "exec: \"nope\": not found".into(),
-            Some(128),
-        )),
+        start_fail: Some(run_error("exec: \"nope\": not found")),
         ..forever()
     };
     let mut sim = Sim::new(&p).script("a", vec![exits(1000, 1), start_error]);
@@ -263,7 +259,7 @@ fn s11_sidecar_start_failure_does_not_stop_the_sync() {
 fn s11_regular_init_start_failure_abandons_the_pass() {
     let p = pod("OnFailure", vec![ctr("init")], vec![ctr("app")]);
     let fail = Run {
-        start_fail: Some(("RunContainerError".into(), "no such file".into(), Some(128))),
+        start_fail: Some(run_error("no such file")),
         ..forever()
     };
     let mut sim = Sim::new(&p).script("init", vec![fail.clone(), fail, exits(0, 0)]);

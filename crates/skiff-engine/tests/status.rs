@@ -71,11 +71,7 @@ fn st3_waiting_reasons() {
     // start failure with a record: waiting RunContainerError, lastState StartError 128
     let p = pod("Always", vec![], vec![ctr("app")]);
     let fail = Run {
-        start_fail: Some((
-            "RunContainerError".into(),
-            "exec: \"x\": not found".into(),
-            Some(128),
-        )),
+        start_fail: Some(run_error("exec: \"x\": not found")),
         ..forever()
     };
     let mut e = PodEngine::new(&p, EngineConfig::default(), T0).unwrap();
@@ -88,9 +84,7 @@ fn st3_waiting_reasons() {
         Input::StartFailed {
             name: "app".into(),
             instance,
-            reason: "RunContainerError".into(),
-            message: "exec: \"x\": not found".into(),
-            exit_code: Some(128),
+            failure: run_error("exec: \"x\": not found"),
         },
         T0,
     );
@@ -134,7 +128,7 @@ fn st4_terminated_reasons() {
         .script(
             "nostart",
             vec![Run {
-                start_fail: Some(("RunContainerError".into(), "no such file".into(), Some(128))),
+                start_fail: Some(run_error("no such file")),
                 ..forever()
             }],
         );

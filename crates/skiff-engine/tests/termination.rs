@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use skiff_engine::Input;
+use skiff_engine::{Input, NodeFailure};
 
 fn ignores_term() -> Run {
     Run {
@@ -460,9 +460,9 @@ fn t10_t4_eviction_fails_pod_with_reason_evicted_even_if_apps_exit_0() {
     sim.input_at(
         5_000,
         Input::FailPod {
-            reason: "Evicted".into(),
-            message: "Usage of EmptyDir volume \"scratch\" exceeds the limit \"1Mi\". ".into(),
-            grace: Some(0),
+            failure: NodeFailure::Evicted {
+                message: "Usage of EmptyDir volume \"scratch\" exceeds the limit \"1Mi\". ".into(),
+            },
         },
     );
     sim.run();
@@ -484,7 +484,7 @@ fn t10_t4_eviction_fails_pod_with_reason_evicted_even_if_apps_exit_0() {
 fn t11_unstarted_app_of_initialized_pod_gets_container_status_unknown() {
     let p = pod("Always", vec![], vec![ctr("a"), ctr("b")]);
     let fail = Run {
-        start_fail: Some(("CreateContainerError".into(), "bad mount".into(), None)),
+        start_fail: Some(create_error("bad mount")),
         ..forever()
     };
     let mut sim = Sim::new(&p).script("b", vec![fail]);

@@ -15,9 +15,8 @@ pub const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 /// containerd's default `PATH` for images that set none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Why a container could not be started. Every variant maps to a terminated
-/// state with reason [`StartError::reason`] and exit code 128, as the kubelet
-/// reports a failed `StartContainer`.
+/// Why a container could not be started. [`StartError::failure`] says which step of the
+/// kubelet's `startContainer` it is; the engine decides what that step's failure leaves behind.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// `command[0]` has no `/` and is not in the container's `PATH`.
@@ -53,17 +52,21 @@ pub enum StartError {
 }
 
 impl StartError {
-    /// Exit code reported for the failed start (the runtime's convention).
-    pub fn exit_code(&self) -> i32 {
-        128
-    }
-
-    /// Terminated-state reason: `CreateContainerConfigError` for unresolved
-    /// config, `StartError` otherwise.
-    pub fn reason(&self) -> &'static str {
+    /// The failure as the engine takes it: [`StartError::Config`] is the container config that
+    /// cannot be made (`CreateContainerConfigError`, nothing created); every other error means
+    /// the process could not be started (`RunContainerError`, the runtime keeps a
+    /// `StartError` record).
+    pub fn failure(&self) -> skiff_engine::StartFailure {
+        let message = self.to_string();
         match self {
-            StartError::Config(_) => "CreateContainerConfigError",
-            _ => "StartError",
+            StartError::Config(_) => skiff_engine::StartFailure::Config { message },
+            StartError::ExecutableNotFound { .. }
+            | StartError::NoSuchFile { .. }
+            | StartError::PermissionDenied { .. }
+            | StartError::InvalidArgument { .. }
+            | StartError::NoCommand { .. }
+            | StartError::WorkingDir { .. }
+            | StartError::Io { .. } => skiff_engine::StartFailure::Run { message },
         }
     }
 
@@ -501,6 +504,7 @@ pub fn resolve_executable(
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector};
+    use skiff_engine::StartFailure;
 
     fn var(n: &str, v: &str) -> EnvVar {
         EnvVar {
@@ -641,7 +645,7 @@ mod tests {
         let ok = |c: &Container| env_of(c, &o).unwrap().env;
         let err = |c: &Container| {
             let e = env_of(c, &o).unwrap_err();
-            assert_eq!(e.reason(), "CreateContainerConfigError");
+            assert!(matches!(e.failure(), StartFailure::Config { .. }), "{e}");
             e.to_string()
         };
 
@@ -819,8 +823,7 @@ mod tests {
             (tmp, "terminationMessagePath"),
         ] {
             let e = launch(&c).unwrap_err();
-            assert_eq!(e.reason(), "StartError", "{what}");
-            assert_eq!(e.exit_code(), 128);
+            assert!(matches!(e.failure(), StartFailure::Run { .. }), "{what}");
             assert_eq!(
                 e.to_string(),
                 format!("exec: \"/bin/sh\": invalid argument ({what} contains a NUL byte)")
@@ -839,7 +842,7 @@ mod tests {
         let e = ContainerLaunch::from_container(&c, &pod(), Path::new("/d"), 0, &EnvSources::NONE)
             .unwrap_err();
         assert!(matches!(e, StartError::NoCommand { .. }));
-        assert_eq!(e.exit_code(), 128);
+        assert!(matches!(e.failure(), StartFailure::Run { .. }));
     }
 
     #[test]
@@ -851,7 +854,12 @@ mod tests {
             e.to_string(),
             r#"exec: "nope-skiff-xyz": executable file not found in $PATH"#
         );
-        assert_eq!(e.reason(), "StartError");
+        assert_eq!(
+            e.failure(),
+            StartFailure::Run {
+                message: r#"exec: "nope-skiff-xyz": executable file not found in $PATH"#.into()
+            }
+        );
         let e = resolve_executable("/nope/x", DEFAULT_PATH, Path::new("/"), &host).unwrap_err();
         assert_eq!(
             e.to_string(),

@@ -957,7 +957,10 @@ mod tests {
             json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "x.json"}}),
         )
         .unwrap_err();
-        assert_eq!(e.reason(), "CreateContainerConfigError");
+        assert!(matches!(
+            e.failure(),
+            skiff_engine::StartFailure::Config { .. }
+        ));
         assert!(e.to_string().contains("not supported"), "{e}");
     }
 
@@ -1010,7 +1013,10 @@ mod tests {
         ] {
             let p = pod_with(bad, json!({}));
             let e = plan(&p.0, &p.1, &h).unwrap_err();
-            assert_eq!(e.reason(), "CreateContainerConfigError");
+            assert!(matches!(
+                e.failure(),
+                skiff_engine::StartFailure::Config { .. }
+            ));
             assert!(e.to_string().contains("user namespace"), "{e}");
         }
         // uid 0 inside: runAsNonRoot without a runAsUser refuses, as for root.

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 use skiff_engine::{
-    Action, ContainerKind, EngineConfig, EngineError, Event, Input, InstanceId, PodEngine,
-    ProbeKind, Signal, Time,
+    Action, ContainerKind, EngineConfig, EngineError, Event, Input, InstanceId, NodeFailure,
+    PodEngine, PostStart, ProbeKind, Signal, StartFailure, Time,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -21,10 +21,6 @@ use crate::logs::LogLine;
 use crate::probe::{hook_with_deadline, probe_with_deadline, HostProber, ProbeOutcome};
 use crate::runtime::{HostContainer, HostRuntime, StopSignal};
 use crate::sandbox::{PodObjects, PodSandbox, SandboxOptions};
-
-/// The kubelet runs postStart without a deadline of its own; skiff bounds it so a hung hook
-/// cannot wedge a pod forever.
-const POST_START_LIMIT: Duration = Duration::from_secs(600);
 
 /// Live log lines one container instance may have queued for the notice stream (held until
 /// its `Started` event, or waiting for a slow reader); past this, lines are dropped from the
@@ -93,11 +89,8 @@ enum Msg {
     Input(Input),
     SandboxReady(Arc<PodSandbox>),
     /// The node fails the pod: a sandbox that cannot be built (`FailedMount`, …), or a disk
-    /// emptyDir over its sizeLimit (`Evicted`, volumes module).
-    FailPod {
-        reason: String,
-        message: String,
-    },
+    /// emptyDir over its sizeLimit (eviction, volumes module).
+    FailPod(NodeFailure),
     Started {
         name: String,
         instance: InstanceId,
@@ -257,12 +250,7 @@ pub async fn run_pod(
             }
             cmd = commands.recv(), if commands_open => match cmd {
                 Some(Command::Stop { grace }) => engine.handle(Input::StopRequested { grace }, now()),
-                Some(Command::KillNow) => {
-                    engine.handle(Input::StopRequested { grace: Some(0) }, now());
-                    for c in ctx.containers.values() {
-                        let _ = c.signal(StopSignal::Kill);
-                    }
-                }
+                Some(Command::KillNow) => engine.handle(Input::KillNow, now()),
                 None => commands_open = false,
             },
             _ = sleep_opt(sleep_for) => engine.handle(Input::Tick, now()),
@@ -385,10 +373,8 @@ impl Ctx {
                             if let Ok(Some(msg)) =
                                 tokio::task::spawn_blocking(move || w.exceeded()).await
                             {
-                                let _ = tx.send(Msg::FailPod {
-                                    reason: "Evicted".into(),
-                                    message: msg,
-                                });
+                                let _ =
+                                    tx.send(Msg::FailPod(NodeFailure::Evicted { message: msg }));
                                 return;
                             }
                         }
@@ -397,20 +383,8 @@ impl Ctx {
                 self.sandbox = Some(sandbox);
                 engine.handle(Input::SandboxReady, now());
             }
-            Msg::FailPod { reason, message } => {
-                // Eviction kills with grace 0 (eviction_manager.go evictPod). For a sandbox
-                // that cannot be built the kubelet retries forever; `skiff run` has no way to
-                // supply what is missing later, so the pod fails instead.
-                self.warn(&reason, &message, None);
-                engine.handle(
-                    Input::FailPod {
-                        reason,
-                        message,
-                        grace: Some(0),
-                    },
-                    now(),
-                );
-            }
+            // The engine decides the event, the pod's reason and the grace per cause.
+            Msg::FailPod(failure) => engine.handle(Input::FailPod { failure }, now()),
         }
     }
 
@@ -536,10 +510,10 @@ impl Ctx {
         tokio::spawn(async move {
             let msg = match PodSandbox::create(&pod, &identity, &opts).await {
                 Ok(s) => Msg::SandboxReady(Arc::new(s)),
-                Err(e) => Msg::FailPod {
+                Err(e) => Msg::FailPod(NodeFailure::SandboxFailed {
                     reason: e.reason,
                     message: e.message,
-                },
+                }),
             };
             let _ = tx.send(msg);
         });
@@ -551,15 +525,15 @@ impl Ctx {
         _kind: ContainerKind,
         instance: InstanceId,
         attempt: i32,
-        post_start: bool,
+        post_start: Option<PostStart>,
     ) {
         let Some(spec) = self.specs.get(&name).cloned() else {
             self.send(Input::StartFailed {
                 name,
                 instance,
-                reason: "CreateContainerError".into(),
-                message: "container not in the pod spec".into(),
-                exit_code: None,
+                failure: StartFailure::Create {
+                    message: "container not in the pod spec".into(),
+                },
             });
             return;
         };
@@ -641,14 +615,15 @@ impl Ctx {
                     at: to_time(exit.finished_at),
                 }));
             });
-            if post_start {
+            if let Some(PostStart { timeout_ms }) = post_start {
                 let handler = spec.lifecycle.as_ref().and_then(|l| l.post_start.clone());
+                let limit = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
                 let (ok, message) = match handler {
                     Some(h) => match hook_with_deadline(
                         &prober,
                         h,
                         container.exec_context().clone(),
-                        POST_START_LIMIT,
+                        limit,
                     )
                     .await
                     {
@@ -669,13 +644,11 @@ impl Ctx {
 
     fn probe(&self, name: String, instance: InstanceId, kind: ProbeKind, timeout_ms: i64) {
         let Some(container) = self.containers.get(&instance).cloned() else {
-            // The instance is gone; a non-running container's probe fails (P12).
-            self.send(Input::ProbeResult {
+            // The instance is gone: the engine decides what that means (P12).
+            self.send(Input::ProbeTargetGone {
                 name,
                 instance,
                 kind,
-                ok: false,
-                output: "container is not running".into(),
             });
             return;
         };
@@ -747,19 +720,9 @@ impl Ctx {
 }
 
 fn start_failed(name: String, instance: InstanceId, e: &StartError) -> Input {
-    let reason = e.reason();
-    // A runtime record exists (terminated/StartError, exit 128) only when the process could
-    // not be started; config errors leave nothing behind and are retried (ST3).
-    let exit_code = (reason == "StartError").then(|| e.exit_code());
     Input::StartFailed {
         name,
         instance,
-        reason: if reason == "StartError" {
-            "RunContainerError".into()
-        } else {
-            reason.into()
-        },
-        message: e.to_string(),
-        exit_code,
+        failure: e.failure(),
     }
 }

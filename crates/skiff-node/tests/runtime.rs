@@ -147,7 +147,7 @@ async fn missing_binary_is_a_start_error() {
         err.to_string(),
         r#"exec: "nope": executable file not found in $PATH"#
     );
-    assert_eq!((err.reason(), err.exit_code()), ("StartError", 128));
+    assert_eq!(err.failure().reason(), "RunContainerError");
 
     c.command = Some(vec!["/no/such/bin".into()]);
     let err = rt()

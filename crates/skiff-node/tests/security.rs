@@ -334,7 +334,7 @@ async fn sc_run_as_non_root_rejects_root_before_start() {
     };
     let (p, c) = pod(json!({"runAsNonRoot": true}), json!({}), "true");
     let e = security::plan(&p, &c, &host).unwrap_err();
-    assert_eq!(e.reason(), "CreateContainerConfigError");
+    assert_eq!(e.failure().reason(), "CreateContainerConfigError");
     assert_eq!(
         e.to_string(),
         "container has runAsNonRoot and image will run as root (pod: \"sec_default(uid-sec)\", container: c)"

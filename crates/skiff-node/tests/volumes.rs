@@ -116,7 +116,7 @@ spec:
 
     // subPathExpr with a missing variable: the kubelet's error, a CreateContainerConfigError.
     let e = vols.mounts_for(c, &[]).unwrap_err();
-    assert_eq!(e.reason(), "CreateContainerConfigError");
+    assert_eq!(e.failure().reason(), "CreateContainerConfigError");
     assert_eq!(e.to_string(), "missing value for POD");
 
     vols.teardown();
@@ -256,7 +256,7 @@ spec:
     assert_eq!(held, dir.join("moved"));
     // And a new start refuses the escaping subPath.
     let e = vols.mounts_for(c, &[]).unwrap_err();
-    assert_eq!(e.reason(), "CreateContainerConfigError");
+    assert_eq!(e.failure().reason(), "CreateContainerConfigError");
     assert_eq!(
         e.to_string(),
         "failed to prepare subPath for volumeMount \"data\" of container \"app\""

@@ -7,6 +7,7 @@ impl PodEngine {
     /// Computes what to do now. Idempotent: a second call with nothing new returns nothing.
     pub fn plan(&mut self, now: Time) -> Vec<Action> {
         if self.final_status.is_none() {
+            self.expire_post_starts(now);
             self.check_deadline(now);
             self.advance_kills(now);
             if self.term.is_some() {
@@ -38,6 +39,9 @@ impl PodEngine {
             consider(self.start_time.add_secs(ads));
         }
         for (i, c) in self.ctrs.iter().enumerate() {
+            if let Some(d) = c.start.and_then(|p| p.post_start_deadline) {
+                consider(d);
+            }
             if self.term.is_none() {
                 if let Some(t) = c.backoff_until {
                     consider(t);
@@ -85,23 +89,24 @@ impl PodEngine {
         self.begin_termination(TermCause::Deadline, None, now);
     }
 
-    /// The node fails the pod (eviction manager: e.g. an emptyDir over its sizeLimit; or a
-    /// sandbox that cannot be built): phase Failed with `reason` and `message`, containers
-    /// killed with `grace` (hard evictions use 0, i.e. the 1 s/2 s floors). The caller emits
-    /// the Warning event. [pkg/kubelet/eviction/eviction_manager.go evictPod]
-    pub(super) fn fail_pod(
-        &mut self,
-        reason: String,
-        message: String,
-        grace: Option<i64>,
-        now: Time,
-    ) {
+    /// The node fails the pod (see [`NodeFailure`]): Warning event, phase Failed with the
+    /// cause's reason and message, containers killed with the cause's grace. Only the first
+    /// failure counts. [pkg/kubelet/eviction/eviction_manager.go evictPod]
+    pub(super) fn fail_pod(&mut self, failure: NodeFailure, now: Time) {
         if self.pod_failure.is_some() || self.final_status.is_some() {
             return;
         }
+        let (reason, message, grace) = match failure {
+            // evictPod: event, then killPodFunc with the override and a status function
+            // setting phase Failed, reason Evicted and the message.
+            NodeFailure::Evicted { message } => {
+                ("Evicted".to_string(), message, Some(EVICTION_GRACE_S))
+            }
+            NodeFailure::SandboxFailed { reason, message } => (reason, message, None),
+        };
+        self.event(EventType::Warning, &reason, message.clone(), None);
         self.pod_failure = Some((reason, message));
-        // calculateEffectiveGracePeriod: never below 1 s.
-        self.begin_termination(TermCause::Deadline, grace.map(|g| g.max(1)), now);
+        self.begin_termination(TermCause::Deadline, grace, now);
     }
 
     /// kuberuntime_manager.go computePodActions + SyncPod, one step at a time: the kubelet's sync
@@ -544,14 +549,16 @@ impl PodEngine {
             instance: id,
             phase: StartPhase::Starting,
             post_start,
+            post_start_deadline: None,
         });
         c.start_image = image;
+        let timeout_ms = self.cfg.post_start_timeout_ms.max(0);
         self.pending.push(Action::StartContainer {
             name,
             kind: spec.kind,
             instance: id,
             attempt: c.records,
-            post_start,
+            post_start: post_start.then_some(PostStart { timeout_ms }),
         });
         StartOutcome::Started
     }

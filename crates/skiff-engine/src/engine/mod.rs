@@ -8,7 +8,8 @@ use crate::spec::{ContainerKind, CtrSpec, PodInfo, ProbeKind, RestartPolicy};
 use crate::time::{go_duration, Time};
 use crate::update::validate_update;
 use crate::{
-    Action, EngineConfig, EngineError, Event, EventType, Input, InstanceId, ObservedState, Signal,
+    Action, EngineConfig, EngineError, Event, EventType, Input, InstanceId, NodeFailure,
+    ObservedState, PostStart, Signal, StartFailure,
 };
 
 mod decisions;
@@ -17,6 +18,10 @@ mod termination;
 
 /// Minimum stop window (kuberuntime_container.go minimumGracePeriodInSeconds).
 const MIN_GRACE_S: i64 = 2;
+/// Exit code of the record a failed `StartContainer` leaves (containerd's convention, ST4).
+const START_ERROR_EXIT_CODE: i32 = 128;
+/// Pod-level grace of an eviction (eviction_manager.go immediateEvictionGracePeriodSeconds).
+const EVICTION_GRACE_S: i64 = 1;
 /// How many runtime records per container are kept (current, previous, and one before for R9).
 const KEEP_INSTANCES: usize = 3;
 
@@ -68,6 +73,9 @@ struct PendingStart {
     instance: InstanceId,
     phase: StartPhase,
     post_start: bool,
+    /// While in [`StartPhase::PostStart`]: when the hook counts as failed (skiff's own bound,
+    /// [`EngineConfig::post_start_timeout_ms`]).
+    post_start_deadline: Option<Time>,
 }
 
 /// Why `sync` wants a single container killed.
@@ -315,6 +323,8 @@ pub struct PodEngine {
     term: Option<Termination>,
     /// A deletion-like stop was requested (the pod has a deletionTimestamp).
     pub(crate) deleted: bool,
+    /// [`Input::KillNow`]: every kill is a SIGKILL at once.
+    kill_now: bool,
     /// The kubelet failed the pod itself (activeDeadlineSeconds T10, eviction): status reason
     /// and message; the phase is Failed whatever the containers did.
     pub(crate) pod_failure: Option<(String, String)>,
@@ -345,6 +355,7 @@ impl PodEngine {
             start_time: now,
             term: None,
             deleted: false,
+            kill_now: false,
             pod_failure: None,
             pending: Vec::new(),
             cond_since: Vec::new(),
@@ -425,6 +436,9 @@ impl PodEngine {
         if self.final_status.is_some() {
             return;
         }
+        // A hook past its deadline has failed, whatever this input says (a `PostStartDone` that
+        // arrives at or after the deadline is late).
+        self.expire_post_starts(now);
         match input {
             Input::Tick => {}
             Input::SandboxReady => {
@@ -433,11 +447,8 @@ impl PodEngine {
                 }
             }
             Input::StopRequested { grace } => self.stop_requested(grace, now),
-            Input::FailPod {
-                reason,
-                message,
-                grace,
-            } => self.fail_pod(reason, message, grace, now),
+            Input::KillNow => self.kill_now(now),
+            Input::FailPod { failure } => self.fail_pod(failure, now),
             Input::SandboxLost => self.sandbox_lost(),
             Input::ContainerObserved {
                 name,
@@ -451,18 +462,16 @@ impl PodEngine {
             }
             Input::ContainerStarted { name, instance, at } => {
                 if let Some(i) = self.idx(&name) {
-                    self.container_started(i, instance, at);
+                    self.container_started(i, instance, at, now);
                 }
             }
             Input::StartFailed {
                 name,
                 instance,
-                reason,
-                message,
-                exit_code,
+                failure,
             } => {
                 if let Some(i) = self.idx(&name) {
-                    self.start_failed(i, instance, reason, message, exit_code, now);
+                    self.start_failed(i, instance, failure, now);
                 }
             }
             Input::PostStartDone {
@@ -498,6 +507,15 @@ impl PodEngine {
                     self.probe_result(i, instance, kind, ok, output);
                 }
             }
+            Input::ProbeTargetGone {
+                name,
+                instance,
+                kind,
+            } => {
+                if let Some(i) = self.idx(&name) {
+                    self.probe_target_gone(i, instance, kind);
+                }
+            }
             Input::PreStopDone { name, instance, ok } => {
                 if let Some(i) = self.idx(&name) {
                     self.pre_stop_done(i, instance, ok, now);
@@ -512,6 +530,18 @@ impl PodEngine {
         // T1: effective grace = smallest requested so far, else TGPS; never below 1.
         let g = grace.unwrap_or(self.pod.tgps).max(1);
         self.begin_termination(TermCause::Stop, Some(g), now);
+    }
+
+    /// [`Input::KillNow`]: a stop with the smallest grace, and every kill — those under way
+    /// too — turned into an immediate SIGKILL. Kills of containers still running are begun by
+    /// the next [`plan`](Self::plan) (`sync_terminating`), already as SIGKILLs.
+    fn kill_now(&mut self, now: Time) {
+        self.deleted = true;
+        self.kill_now = true;
+        self.begin_termination(TermCause::Stop, Some(1), now);
+        for i in 0..self.ctrs.len() {
+            self.kill_at_once(i, now);
+        }
     }
 
     /// S9 (kuberuntime_manager.go computePodActions, `createPodSandbox`): the decision is taken
@@ -586,7 +616,7 @@ impl PodEngine {
         }
     }
 
-    fn container_started(&mut self, i: usize, instance: InstanceId, at: Time) {
+    fn container_started(&mut self, i: usize, instance: InstanceId, at: Time, now: Time) {
         if let Some(inst) = self.ctrs[i].instances.iter_mut().find(|x| x.id == instance) {
             // A record seen in Created/Unknown state turned out to run after all.
             if inst.exit.is_none() {
@@ -614,11 +644,14 @@ impl PodEngine {
         let c = &mut self.ctrs[i];
         c.reason_cache = None;
         c.retry_at = None;
+        // The hook runs from now on; its deadline counts from the moment the engine hears of
+        // the start, which is never before the worker began it.
         c.start = if post_start {
             Some(PendingStart {
                 instance,
                 phase: StartPhase::PostStart,
                 post_start,
+                post_start_deadline: Some(now.add_millis(self.cfg.post_start_timeout_ms.max(0))),
             })
         } else {
             None
@@ -651,23 +684,39 @@ impl PodEngine {
         }
     }
 
-    fn start_failed(
-        &mut self,
-        i: usize,
-        instance: InstanceId,
-        reason: String,
-        message: String,
-        exit_code: Option<i32>,
-        now: Time,
-    ) {
+    /// kuberuntime_container.go startContainer: what each failing step leaves behind. Every
+    /// failure ends the sync in error (`Failed` event "Error: …", reason cache); only a failed
+    /// `StartContainer` leaves a runtime record, so only it is subject to the back-off — the
+    /// others are tried again after the pod worker's error re-queue.
+    fn start_failed(&mut self, i: usize, instance: InstanceId, failure: StartFailure, now: Time) {
         match self.ctrs[i].start {
             Some(p) if p.instance == instance => {}
             _ => return,
         }
         let name = self.pod.containers[i].name.clone();
         self.ctrs[i].start = None;
-        if let Some(code) = exit_code {
-            // The runtime kept a record: `terminated{reason: StartError, exitCode: 128}` (ST4).
+        let reason = failure.reason();
+        let message = failure.message().to_string();
+        // The image manager's own event comes first (image_manager.go EnsureImageExists), and
+        // the sync's `Failed` event then shows the error value, not the message.
+        let image_event = match &failure {
+            StartFailure::InvalidImageName { .. } => Some("InspectFailed"),
+            StartFailure::ImageNeverPull { .. } => Some("ErrImageNeverPull"),
+            StartFailure::Config { .. }
+            | StartFailure::Create { .. }
+            | StartFailure::Run { .. } => None,
+        };
+        if let Some(event_reason) = image_event {
+            self.event(
+                EventType::Warning,
+                event_reason,
+                message.clone(),
+                Some(&name),
+            );
+        }
+        if let StartFailure::Run { .. } = failure {
+            // The runtime kept a record: `terminated{reason: StartError, exitCode: 128}` (ST4);
+            // it was created (the `Created` event precedes StartContainer).
             let image = self.ctrs[i].start_image.clone();
             self.push_instance(
                 i,
@@ -676,7 +725,7 @@ impl PodEngine {
                     sandbox: 0,
                     started_at: None,
                     exit: Some(Exit {
-                        code,
+                        code: START_ERROR_EXIT_CODE,
                         reason: "StartError".into(),
                         message: Some(message.clone()),
                         at: now,
@@ -695,13 +744,18 @@ impl PodEngine {
             // No record: nothing to back off from; retry after the pod worker's error re-queue.
             self.ctrs[i].retry_at = Some(now.add_millis(self.cfg.error_requeue_ms));
         }
+        let shown = if image_event.is_some() {
+            reason
+        } else {
+            message.as_str()
+        };
         self.event(
             EventType::Warning,
             "Failed",
-            format!("Error: {message}"),
+            format!("Error: {shown}"),
             Some(&name),
         );
-        self.ctrs[i].reason_cache = Some((reason, message));
+        self.ctrs[i].reason_cache = Some((reason.to_string(), message));
     }
 
     fn post_start_done(
@@ -717,9 +771,29 @@ impl PodEngine {
             _ => return,
         }
         self.ctrs[i].start = None;
-        if ok {
-            return;
+        if !ok {
+            self.post_start_failed(i, instance, message, now);
         }
+    }
+
+    /// Fails every postStart hook whose deadline has come (skiff's own bound, see
+    /// [`EngineConfig::post_start_timeout_ms`]) exactly as a hook that returned an error.
+    pub(super) fn expire_post_starts(&mut self, now: Time) {
+        for i in 0..self.ctrs.len() {
+            let Some(p) = self.ctrs[i].start else {
+                continue;
+            };
+            if p.phase != StartPhase::PostStart || p.post_start_deadline.is_none_or(|d| now < d) {
+                continue;
+            }
+            self.ctrs[i].start = None;
+            let limit = go_duration(self.cfg.post_start_timeout_ms.max(0));
+            let message = format!("PostStartHook did not finish within {limit}");
+            self.post_start_failed(i, p.instance, message, now);
+        }
+    }
+
+    fn post_start_failed(&mut self, i: usize, instance: InstanceId, message: String, now: Time) {
         // T9 (kuberuntime_container.go startContainer): event, kill, PostStartHookError.
         let name = self.pod.containers[i].name.clone();
         self.event(
@@ -831,6 +905,17 @@ impl PodEngine {
         }
         if now_started {
             self.became_started(i);
+        }
+    }
+
+    /// P12: the kubelet's probe of a non-running container publishes Failure without counting
+    /// it or making an event, and only once the runtime reports the container not running.
+    /// Here the exit is reported on its own, so the engine only forgets the run.
+    fn probe_target_gone(&mut self, i: usize, instance: InstanceId, kind: ProbeKind) {
+        if let Some(w) = self.ctrs[i].workers[kind.index()].as_mut() {
+            if w.in_flight == Some(instance) {
+                w.in_flight = None;
+            }
         }
     }
 

@@ -148,7 +148,10 @@ impl PodEngine {
                 killed: false,
             },
         };
-        if pre_stop && grace_s > 0 {
+        if self.kill_now {
+            self.ctrs[i].kill = Some(kill);
+            self.kill_at_once(i, now);
+        } else if pre_stop && grace_s > 0 {
             kill.phase = KillPhase::PreStop {
                 since: now,
                 deadline: now.add_secs(grace_s),
@@ -220,6 +223,29 @@ impl PodEngine {
             name,
             instance,
             signal: Signal::Term,
+        });
+    }
+
+    /// [`Input::KillNow`]: the kill of container `i`, whatever phase it is in (preStop, turn
+    /// wait, stop signal sent), becomes an immediate SIGKILL. A late `PreStopDone` is then
+    /// ignored, as after a preStop deadline.
+    pub(super) fn kill_at_once(&mut self, i: usize, now: Time) {
+        let name = self.pod.containers[i].name.clone();
+        let Some(k) = self.ctrs[i].kill.as_mut() else {
+            return;
+        };
+        if matches!(k.phase, KillPhase::Signalled { killed: true, .. }) {
+            return;
+        }
+        k.phase = KillPhase::Signalled {
+            kill_at: now,
+            killed: true,
+        };
+        let instance = k.instance;
+        self.pending.push(Action::Signal {
+            name,
+            instance,
+            signal: Signal::Kill,
         });
     }
 

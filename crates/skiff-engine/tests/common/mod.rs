@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition, PodStatus};
 use serde_json::{json, Value};
 use skiff_engine::{
     Action, EngineConfig, Event, Input, InstanceId, ObservedState, PodEngine, ProbeKind, Signal,
-    Time,
+    StartFailure, Time,
 };
 
 /// Simulation epoch: 2023-11-14T22:13:20Z.
@@ -20,8 +20,8 @@ pub fn at(ms: i64) -> Time {
 /// How one container instance behaves.
 #[derive(Clone, Debug)]
 pub struct Run {
-    /// Start fails: (reason, message, exit code of the runtime record).
-    pub start_fail: Option<(String, String, Option<i32>)>,
+    /// The start fails this way.
+    pub start_fail: Option<StartFailure>,
     /// Exits on its own after this many ms with this code.
     pub exit_after: Option<(i64, i32)>,
     /// Reaction to the stop signal: Some((delay ms, exit code)) or None (ignores it).
@@ -49,6 +49,26 @@ impl Default for Run {
 
 pub fn forever() -> Run {
     Run::default()
+}
+
+/// A start that fails with `failure`.
+pub fn fails(failure: StartFailure) -> Run {
+    Run {
+        start_fail: Some(failure),
+        ..Run::default()
+    }
+}
+
+pub fn run_error(message: &str) -> StartFailure {
+    StartFailure::Run {
+        message: message.into(),
+    }
+}
+
+pub fn create_error(message: &str) -> StartFailure {
+    StartFailure::Create {
+        message: message.into(),
+    }
 }
 
 pub fn exits(after_ms: i64, code: i32) -> Run {
@@ -238,16 +258,14 @@ impl Sim {
                 } => {
                     let run = self.run_for(&name, attempt);
                     self.attempts.insert(instance, (name.clone(), attempt));
-                    if let Some((reason, message, exit_code)) = run.start_fail.clone() {
+                    if let Some(failure) = run.start_fail.clone() {
                         self.note(format!("startfail {name}#{attempt}"));
                         self.push(
                             self.now,
                             Input::StartFailed {
                                 name,
                                 instance,
-                                reason,
-                                message,
-                                exit_code,
+                                failure,
                             },
                         );
                         continue;
@@ -261,7 +279,7 @@ impl Sim {
                             at: self.now,
                         },
                     );
-                    if post_start {
+                    if post_start.is_some() {
                         let (d, ok) = run.post_start;
                         self.push(
                             self.now.add_millis(d),

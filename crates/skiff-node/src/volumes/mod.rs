@@ -20,7 +20,8 @@
 //!
 //! A disk emptyDir over its `sizeLimit` is found by [`SizeWatch::exceeded`]
 //! (`du`-style usage, as the kubelet's eviction manager measures it); the pod worker polls it
-//! and evicts the pod (Warning `Evicted` with the kubelet's message; the pod fails with grace 0).
+//! and evicts the pod (the engine's `NodeFailure::Evicted`: Warning `Evicted` with the kubelet's
+//! message, the pod fails, its containers are killed with the eviction's 1 s grace).
 //! The usage walk and the teardown go by file descriptor ([`fdwalk`]): no depth of paths
 //! escapes the count (`PATH_MAX` does not bound them) or survives the pod, and neither
 //! follows a symlink.
