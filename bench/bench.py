@@ -231,16 +231,72 @@ def validate(args):
     show(summary("floor: /bin/true", time_cmd(["/bin/true"], args.runs, args.warmup)))
 
 
+MONITOR_POD = """apiVersion: v1
+kind: Pod
+metadata: {{name: mon}}
+spec:
+  runtimeClassName: host
+  restartPolicy: Never
+  containers:
+  - name: flood
+    image: x
+    command: ["/bin/sh", "-c", "seq 1 200000; seq 1 2000 | tr -d '\\n'; echo; touch {dir}/flooded; sleep 2"]
+"""
+
+
+def monitor(args):
+    """The container monitor: its start cost (exec + runtime init, as a process that exits
+    right after parsing its arguments) against /bin/true, and its private memory (RssAnon)
+    while it holds a container that has written 200 000 lines and one 8 KiB line."""
+    mon = os.path.join(os.path.dirname(args.skiff), "skiff-monitor")
+    print("d. container monitor (skiff-monitor)")
+    bad = [mon, "--pid", "1"]  # missing --log/--exit: exits 2 after parsing
+
+    def start_cost(argv):
+        out = []
+        for i in range(args.warmup + args.runs):
+            t0 = time.perf_counter_ns()
+            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            t1 = time.perf_counter_ns()
+            if i >= args.warmup:
+                out.append((t1 - t0) / 1e6)
+        return out
+    show(summary("skiff-monitor start (exec to exit)", start_cost(bad)))
+    show(summary("floor: /bin/true", start_cost(["/bin/true"])))
+    rss = []
+    for i in range(5):
+        d = tempfile.mkdtemp(prefix="monitor-", dir=args.work)
+        pod = os.path.join(d, "pod.yaml")
+        with open(pod, "w") as f:
+            f.write(MONITOR_POD.format(dir=d))
+        p = subprocess.Popen([args.skiff, "run", "--data-dir", os.path.join(d, "data"), "-f", pod],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        while not os.path.exists(os.path.join(d, "flooded")):
+            time.sleep(0.01)
+        time.sleep(0.2)
+        pods = os.path.join(d, "data", "pods")
+        rec = json.load(open(os.path.join(pods, os.listdir(pods)[0], "flood", "0.state.json")))
+        status = open(f"/proc/{rec['monitor']['pid']}/status").read()
+        kb = int(next(l for l in status.splitlines() if l.startswith("RssAnon:")).split()[1])
+        rss.append(kb)
+        if p.wait() != 0:
+            sys.exit("bench: monitor pod failed")
+        shutil.rmtree(d, ignore_errors=True)
+    print(f"  monitor RssAnon after 200 000 lines: max {max(rss)} KiB (runs: {rss})")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["e2e", "restart", "validate"])
+    ap.add_argument("what", choices=["e2e", "restart", "validate", "monitor"])
     ap.add_argument("--skiff", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--example", default="examples/web-with-sidecars.yaml")
     args = ap.parse_args()
-    {"e2e": e2e, "restart": restart, "validate": validate}[args.what](args)
+    {"e2e": e2e, "restart": restart, "validate": validate, "monitor": monitor}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@
 #    ones back off >= 10 s, so one crash per pod over RUNS pods. The floor is the same two
 #    bash scripts run back to back by bash (process exit, reap, fork+exec, bash start-up).
 # c. `skiff validate -f examples/web-with-sidecars.yaml` (the fast path), next to /bin/true.
+# d. The container monitor: its start (exec + runtime init) next to /bin/true, and its private
+#    memory (RssAnon) while holding a container that wrote 200 000 lines.
 #
 # Data dirs live in a temp dir (on /dev/shm when present), removed at exit. Processes are
 # never killed by name; every run must exit 0 or the script stops.
@@ -46,10 +48,11 @@ tmp_parent=/tmp
 work=$(mktemp -d "$tmp_parent/skiff-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-echo "skiff $("$skiff" --version | awk '{print $2}') ($(git rev-parse --short HEAD 2>/dev/null || echo '?')), $(nproc) CPUs, kernel $(uname -r), runs=$RUNS warm-up=$WARMUP, work dir $work"
+echo "skiff $("$skiff" --version | awk 'NR==1{print $3}') ($(git rev-parse --short HEAD 2>/dev/null || echo '?')), $(nproc) CPUs, kernel $(uname -r), runs=$RUNS warm-up=$WARMUP, work dir $work"
 if [ "$(id -u)" = 0 ]; then echo "root: containers are tracked with cgroup2 when available"; else echo "not root: containers are tracked with process groups"; fi
 
 python3 bench/bench.py e2e --skiff "$skiff" --work "$work" --runs "$RUNS" --warmup "$WARMUP"
 python3 bench/bench.py restart --skiff "$skiff" --work "$work" --runs "$RUNS" --warmup "$WARMUP"
+python3 bench/bench.py monitor --skiff "$skiff" --work "$work" --runs "$((RUNS * 5))" --warmup "$WARMUP"
 python3 bench/bench.py validate --skiff "$skiff" --work "$work" --runs "$((RUNS * 3))" --warmup "$WARMUP" \
     --example examples/web-with-sidecars.yaml
