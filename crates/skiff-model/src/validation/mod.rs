@@ -16,7 +16,9 @@
 mod container;
 mod meta;
 pub mod names;
+mod paths;
 mod podspec;
+mod security;
 mod volumes;
 
 use std::collections::BTreeSet;
