@@ -30,7 +30,6 @@
 //!   sleep), implemented by [`probe::HostProber`].
 pub mod cgroups;
 pub mod container_view;
-pub mod expand;
 pub mod isolation;
 pub mod launch;
 pub mod logs;
@@ -49,3 +48,6 @@ pub mod timefmt;
 pub mod tracker;
 pub mod volumes;
 pub mod worker;
+
+// `$(VAR)` expansion is pure and lives in the model; `crate::expand` keeps naming it.
+pub use skiff_model::expand;

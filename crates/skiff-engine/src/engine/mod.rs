@@ -6,10 +6,10 @@ use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
 
 use crate::spec::{ContainerKind, CtrSpec, PodInfo, ProbeKind, RestartPolicy};
 use crate::time::{go_duration, Time};
-use crate::update::validate_update;
 use crate::{
     Action, EngineConfig, EngineError, Event, EventType, Input, InstanceId, ObservedState, Signal,
 };
+use skiff_model::validation::update::validate_update;
 
 mod decisions;
 mod probes;

@@ -19,6 +19,7 @@ pub mod names;
 mod paths;
 mod podspec;
 mod security;
+pub mod update;
 mod volumes;
 
 use std::collections::BTreeSet;
