@@ -9,20 +9,26 @@
 //! Normative rules: `SEMANTICS.md` sections S, P, R, T and ST. Where a function mirrors a kubelet
 //! function, its comment names it.
 
-mod display;
 mod engine;
 mod spec;
 mod status;
 mod time;
-mod update;
 
-pub use display::{container_rows, display_status, ContainerKindWord, ContainerRow, DisplayStatus};
 pub use engine::PodEngine;
+/// kubectl's columns are computed in the model (the CLI and an API server's Tables share them);
+/// re-exported for callers of the engine.
+pub use skiff_model::display::{
+    container_rows, display_status, ContainerKindWord, ContainerRow, DisplayStatus,
+};
+/// The update rules live in the model (an API server shares them); re-exported for callers of
+/// the engine.
+pub use skiff_model::validation::update::UPDATE_FORBIDDEN_DETAIL;
 pub use spec::{ContainerKind, ProbeKind, RestartPolicy};
 pub use time::{go_duration, Time};
-pub use update::UPDATE_FORBIDDEN_DETAIL;
 
 use std::fmt;
+
+use skiff_model::validation::update::UpdateError;
 
 /// Errors building an engine from a pod that skipped defaulting/validation.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -54,6 +60,28 @@ pub enum EngineError {
     /// `<path>: Duplicate value: "<name>"`.
     #[error("{path}: Duplicate value: {name:?}")]
     UpdateDuplicate { path: String, name: String },
+}
+
+/// The model's update check, in the engine's error type (same text).
+impl From<UpdateError> for EngineError {
+    fn from(e: UpdateError) -> Self {
+        match e {
+            UpdateError::Forbidden { path, detail } => {
+                EngineError::UpdateForbidden { path, detail }
+            }
+            UpdateError::Invalid {
+                path,
+                value,
+                detail,
+            } => EngineError::UpdateInvalid {
+                path,
+                value,
+                detail,
+            },
+            UpdateError::Required { path } => EngineError::UpdateRequired { path },
+            UpdateError::Duplicate { path, name } => EngineError::UpdateDuplicate { path, name },
+        }
+    }
 }
 
 /// Identity of one container instance (one runtime record). Shown as

@@ -2,10 +2,16 @@
 //! machine. Manifests are decoded strictly into `k8s-openapi` types, defaulted and validated
 //! exactly as the Kubernetes API server would, and their resources reduced to the numbers the
 //! kubelet uses (effective requests and limits, QoS class, oom_score_adj, cgroup values).
+//! Also the other pure pieces the node, the CLI and an API server share: update validation
+//! (`validation::update`), `$(VAR)` expansion (`expand`), downward API values (`downward`) and
+//! kubectl's columns (`display`). No I/O here.
 
 pub mod admission;
 pub mod api_version;
 pub mod defaults;
+pub mod display;
+pub mod downward;
+pub mod expand;
 pub mod field;
 pub mod gates;
 pub mod manifest;

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod};
 
 use crate::expand::expand_with_maps;
 use crate::sandbox::PodObjects;
-use crate::volumes::downward::{self, NodeAllocatable};
+use crate::volumes::downward::{self, DetectNodeAllocatable, NodeAllocatable};
 
 /// The kubelet's default `terminationMessagePath`.
 pub const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";

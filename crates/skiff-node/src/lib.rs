@@ -30,7 +30,6 @@
 //!   sleep), implemented by [`probe::HostProber`].
 pub mod cgroups;
 pub mod container_view;
-pub mod expand;
 pub mod isolation;
 pub mod keeper;
 pub mod launch;
@@ -51,3 +50,6 @@ pub mod timefmt;
 pub mod tracker;
 pub mod volumes;
 pub mod worker;
+
+// `$(VAR)` expansion is pure and lives in the model; `crate::expand` keeps naming it.
+pub use skiff_model::expand;

@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 
 use crate::isolation::ContainerSetup;
 use crate::launch::{ContainerLaunch, PodIdentity, StartError};
+use crate::volumes::downward::DetectNodeAllocatable as _;
 
 /// ConfigMaps and Secrets a pod may refer to (for `skiff run`: the documents of the same
 /// manifest), by name, and what issues its service-account tokens.

@@ -6,11 +6,11 @@ use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
 
 use crate::spec::{ContainerKind, CtrSpec, PodInfo, ProbeKind, RestartPolicy};
 use crate::time::{go_duration, Time};
-use crate::update::validate_update;
 use crate::{
     Action, EngineConfig, EngineError, Event, EventType, Input, InstanceId, NodeFailure,
     ObservedState, PostStart, Signal, StartFailure,
 };
+use skiff_model::validation::update::validate_update;
 
 mod decisions;
 mod probes;

@@ -14,6 +14,10 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::names::{self, go_string_slice};
+use super::paths::validate_local_descending_path;
+use super::security::{
+    validate_app_armor_profile, validate_seccomp_profile_field, validate_windows_options,
+};
 use super::{opt, validate_dns1123_label, Ctx};
 use crate::field::{BadValue, ErrorList, FieldError, Path};
 use crate::quantity::Quantity;
@@ -820,38 +824,6 @@ fn validate_env_source_name(name: &str, path: &Path) -> ErrorList {
     errs
 }
 
-/// `validateLocalDescendingPath`.
-pub fn validate_local_descending_path(target: &str, path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    if target.starts_with('/') {
-        errs.push(FieldError::invalid(path, target, "must be a relative path"));
-    }
-    errs.extend(validate_path_no_backsteps(target, path));
-    errs
-}
-
-/// `validatePathNoBacksteps`.
-pub fn validate_path_no_backsteps(target: &str, path: &Path) -> ErrorList {
-    if target.split('/').any(|part| part == "..") {
-        vec![FieldError::invalid(path, target, "must not contain '..'")]
-    } else {
-        Vec::new()
-    }
-}
-
-/// `ValidateLocalNonReservedPath`.
-pub fn validate_local_non_reserved_path(target: &str, path: &Path) -> ErrorList {
-    let mut errs = validate_local_descending_path(target, path);
-    if target.starts_with("..") && !target.starts_with("../") {
-        errs.push(FieldError::invalid(
-            path,
-            target,
-            "must not start with '..'",
-        ));
-    }
-    errs
-}
-
 /// `ValidateVolumeMounts`.
 fn validate_volume_mounts(
     mounts: &[VolumeMount],
@@ -1641,7 +1613,7 @@ fn validate_security_context(
             ));
         }
     }
-    errs.extend(super::podspec::validate_seccomp_profile_field(
+    errs.extend(validate_seccomp_profile_field(
         sc.seccomp_profile.as_ref(),
         &path.child("seccompProfile"),
     ));
@@ -1670,11 +1642,11 @@ fn validate_security_context(
             }
         }
     }
-    errs.extend(super::podspec::validate_windows_options(
+    errs.extend(validate_windows_options(
         sc.windows_options.as_ref(),
         &path.child("windowsOptions"),
     ));
-    errs.extend(super::podspec::validate_app_armor_profile(
+    errs.extend(validate_app_armor_profile(
         sc.app_armor_profile.as_ref(),
         &path.child("appArmorProfile"),
     ));

@@ -300,7 +300,7 @@ fn validate_seccomp_annotation_value(p: &str, path: &Path) -> ErrorList {
         return Vec::new();
     }
     if let Some(rest) = p.strip_prefix("localhost/") {
-        return super::container::validate_local_descending_path(rest, path);
+        return super::paths::validate_local_descending_path(rest, path);
     }
     vec![FieldError::invalid(
         path,

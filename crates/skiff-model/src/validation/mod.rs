@@ -16,7 +16,10 @@
 mod container;
 mod meta;
 pub mod names;
+mod paths;
 mod podspec;
+mod security;
+pub mod update;
 mod volumes;
 
 use std::collections::BTreeSet;

@@ -10,11 +10,13 @@ use k8s_openapi::api::core::v1::{DownwardAPIVolumeFile, KeyToPath, ProjectedVolu
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::container::{
-    validate_local_descending_path, validate_local_non_reserved_path,
-    validate_object_field_selector, validate_path_no_backsteps, validate_pull_policy,
-    validate_resource_field_selector, VolumeMap, VOLUME_FIELD_PATHS,
+    validate_object_field_selector, validate_pull_policy, validate_resource_field_selector,
+    VolumeMap, VOLUME_FIELD_PATHS,
 };
 use super::names::{self, go_string_slice};
+use super::paths::{
+    validate_local_descending_path, validate_local_non_reserved_path, validate_path_no_backsteps,
+};
 use super::{opt, validate_dns1123_label};
 use crate::field::{BadValue, ErrorList, FieldError, Path};
 use crate::quantity::Quantity;
