@@ -107,6 +107,11 @@ pub fn run(pod_dir: &Path) -> io::Result<()> {
     stop_orphaned_pod(pod_dir)
 }
 
+/// The wall clock in engine time.
+fn wall_now() -> Time {
+    Time::from_millis(crate::state::unix_ms(SystemTime::now()))
+}
+
 fn log(msg: &str) {
     let now = skiff_monitor::time::rfc3339_nano(SystemTime::now());
     eprintln!("{now} keeper: {msg}");
@@ -130,7 +135,7 @@ pub fn stop_orphaned_pod(pod_dir: &Path) -> io::Result<()> {
     for e in &errors {
         log(&format!("skipping an instance record: {e}"));
     }
-    let key = crate::worker::container_id_key(&pod);
+    let key = crate::state::container_id_key(&pod);
     for f in &found {
         recorder.instance(
             InstanceId(f.record.instance).container_id(key),
@@ -146,7 +151,7 @@ pub fn stop_orphaned_pod(pod_dir: &Path) -> io::Result<()> {
             .unwrap_or(1),
         ..EngineConfig::default()
     };
-    let now = crate::worker::now();
+    let now = wall_now();
     let mut engine = PodEngine::new(&pod, cfg, now).map_err(io::Error::other)?;
     let mut live = adopt(&mut engine, &found, now);
     let tgps = pod
@@ -270,7 +275,7 @@ fn drive_to_stop(
     // bound only guards against waiting forever on something that never reports.
     let limit = Duration::from_secs(u64::try_from(tgps.max(0)).unwrap_or(30)) + EXTRA_WAIT;
     loop {
-        let now = crate::worker::now();
+        let now = wall_now();
         for action in engine.plan(now) {
             match action {
                 Action::Signal {
@@ -314,11 +319,11 @@ fn drive_to_stop(
         }
         let waiting = live.iter().any(|l| !l.done);
         if (engine.is_terminal() && !waiting) || started.elapsed() > limit {
-            return engine.status(crate::worker::now());
+            return engine.status(wall_now());
         }
         let timeout = engine
             .wake_at()
-            .map(|w| w.millis_since(crate::worker::now()).clamp(0, 1000))
+            .map(|w| w.millis_since(wall_now()).clamp(0, 1000))
             .unwrap_or(1000);
         let mut fds: Vec<PollFd<'_>> = Vec::new();
         let mut which = Vec::new();
@@ -338,7 +343,7 @@ fn drive_to_stop(
             .map(|(_, &i)| i)
             .collect();
         drop(fds);
-        let now = crate::worker::now();
+        let now = wall_now();
         for i in exited {
             let instance = live[i].instance;
             report_exit(engine, live, instance, now);

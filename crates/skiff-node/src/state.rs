@@ -245,6 +245,16 @@ fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
+/// The pod's `containerID` key: its UID (a random v4 UUID given at admission) folded to 64
+/// bits, so container IDs differ between pods and runs.
+pub fn container_id_key(pod: &k8s_openapi::api::core::v1::Pod) -> u64 {
+    let uid = pod.metadata.uid.as_deref().unwrap_or("");
+    // FNV-1a: any well-spread fold will do; the UID is already random.
+    uid.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// Milliseconds since the epoch.
 pub fn unix_ms(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH)

@@ -21,6 +21,7 @@ use crate::logs::LogLine;
 use crate::probe::{hook_with_deadline, probe_with_deadline, HostProber, ProbeOutcome};
 use crate::runtime::{HostContainer, HostRuntime, StopSignal};
 use crate::sandbox::{PodObjects, PodSandbox, SandboxOptions};
+pub use crate::state::container_id_key;
 
 /// Live log lines one container instance may have queued for the notice stream (held until
 /// its `Started` event, or waiting for a slow reader); past this, lines are dropped from the
@@ -101,16 +102,6 @@ enum Msg {
         name: String,
         instance: InstanceId,
     },
-}
-
-/// The pod's `containerID` key: its UID (a random v4 UUID given at admission) folded to 64
-/// bits, so container IDs differ between pods and runs.
-pub fn container_id_key(pod: &Pod) -> u64 {
-    let uid = pod.metadata.uid.as_deref().unwrap_or("");
-    // FNV-1a: any well-spread fold will do; the UID is already random.
-    uid.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 /// Runs `pod` (defaulted, validated, with uid and namespace set) on the host runtime until it
