@@ -309,7 +309,7 @@ pub struct PodShm {
     dir: PathBuf,
     fd: Arc<OwnedFd>,
     mounted: bool,
-    journal: Option<Arc<dyn crate::volumes::MountJournal>>,
+    journal: Option<Arc<dyn crate::spec::MountJournal>>,
 }
 
 impl PodShm {
@@ -317,7 +317,7 @@ impl PodShm {
     /// record) before it is mounted.
     pub fn create(
         pod_dir: &Path,
-        journal: Option<Arc<dyn crate::volumes::MountJournal>>,
+        journal: Option<Arc<dyn crate::spec::MountJournal>>,
     ) -> std::io::Result<PodShm> {
         let dir = pod_dir.join("shm");
         match std::fs::create_dir(&dir) {

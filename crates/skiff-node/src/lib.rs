@@ -43,6 +43,7 @@ pub mod runtime;
 pub mod sandbox;
 pub mod security;
 mod spawn;
+pub mod spec;
 pub mod store;
 pub mod termination;
 pub mod timefmt;

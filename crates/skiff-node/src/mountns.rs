@@ -53,8 +53,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc;
 
-use crate::isolation::{MountSpec, Propagation};
-use crate::launch::StartError;
+use crate::spec::{MountSpec, Propagation, StartError};
 use crate::volumes::fdwalk;
 
 /// A container's mount namespace in fork-safe form.
@@ -680,7 +679,7 @@ fn remove_empty_tree(dir: BorrowedFd<'_>, name: &OsStr, depth: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::isolation::HeldFd;
+    use crate::spec::HeldFd;
     use std::sync::Arc;
 
     fn spec(source: &Path, target: &Path) -> MountSpec {

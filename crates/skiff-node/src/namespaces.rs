@@ -370,11 +370,11 @@ pub(crate) fn with_pid_namespace<T>(
 
 /// The namespaces of a pod sandbox: per [`NamespacePlan`] where the host supports them,
 /// the host's otherwise (said once by [`support`]).
-pub(crate) fn for_sandbox(pod: &Pod) -> Result<PodNamespaces, crate::sandbox::SandboxError> {
+pub(crate) fn for_sandbox(pod: &Pod) -> Result<PodNamespaces, crate::spec::SandboxError> {
     if !support().namespaces() {
         return Ok(PodNamespaces::host());
     }
-    let fail = |message: String| crate::sandbox::SandboxError {
+    let fail = |message: String| crate::spec::SandboxError {
         reason: "FailedCreatePodSandBox".into(),
         message: format!("Failed to create pod sandbox: {message}"),
     };

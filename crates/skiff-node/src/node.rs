@@ -63,8 +63,8 @@ use skiff_model::admission::{NodeCapacity, DEFAULT_MAX_PODS};
 
 use crate::cgroups::{self, CgroupDriver, CgroupSettings, ContainerCgroup, PodCgroup};
 use crate::isolation::ContainerSetup;
-use crate::launch::{ContainerLaunch, PodIdentity, StartError};
-use crate::sandbox::SandboxError;
+use crate::launch::ContainerLaunch;
+use crate::spec::{PodIdentity, SandboxError, StartError};
 
 /// Default state directory (records of running pods).
 pub const DEFAULT_STATE_DIR: &str = "/run/skiff";
@@ -916,7 +916,7 @@ impl RecordFile {
     }
 }
 
-impl crate::volumes::MountJournal for RecordFile {
+impl crate::spec::MountJournal for RecordFile {
     fn before_mount(&self, path: &Path) -> Result<(), String> {
         self.update(|r| {
             if !r.mounts.iter().any(|m| m == path) {
@@ -1012,10 +1012,10 @@ impl PodResources {
 
     /// Where the pod's volumes record their mounts before making them (so that a crash
     /// leaves none the next start cannot find); `None` when there are no records (not root).
-    pub fn mount_journal(&self) -> Option<Arc<dyn crate::volumes::MountJournal>> {
+    pub fn mount_journal(&self) -> Option<Arc<dyn crate::spec::MountJournal>> {
         self.record
             .clone()
-            .map(|r| r as Arc<dyn crate::volumes::MountJournal>)
+            .map(|r| r as Arc<dyn crate::spec::MountJournal>)
     }
 
     /// Adds a mount point about to be created on the host to the pod's record (issue 7 item

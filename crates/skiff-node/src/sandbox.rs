@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 
 use crate::isolation::ContainerSetup;
-use crate::launch::{ContainerLaunch, PodIdentity, StartError};
+use crate::launch::ContainerLaunch;
+pub use crate::spec::SandboxError;
+use crate::spec::{PodIdentity, StartError};
 
 /// ConfigMaps and Secrets a pod may refer to (for `skiff run`: the documents of the same
 /// manifest), by name, and what issues its service-account tokens.
@@ -49,15 +51,6 @@ pub struct SandboxOptions {
     /// skiff's data directory; the pod's files live under `pods/<ns>_<name>_<uid>/`.
     pub data_dir: PathBuf,
     pub objects: PodObjects,
-}
-
-/// Why a sandbox could not be made. `reason` is the event reason the kubelet uses
-/// (`FailedCreatePodSandBox`, `FailedMount`, …).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct SandboxError {
-    pub reason: String,
-    pub message: String,
 }
 
 /// A pod's shared environment. Dropping it without [`PodSandbox::destroy`] leaks nothing

@@ -44,7 +44,7 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodSecurityContext, SecurityCon
 use nix::errno::Errno;
 use nix::libc;
 
-use crate::launch::StartError;
+use crate::spec::StartError;
 
 /// `prctl` is variadic and the kernel reads its optional arguments as unsigned longs: pass
 /// them as such, never as `int`, so the upper halves are defined.

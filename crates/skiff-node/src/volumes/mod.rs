@@ -48,9 +48,9 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Container, Pod, Volume};
 use skiff_model::quantity::Quantity;
 
-use crate::isolation::{HeldFd, MountSpec, Propagation};
-use crate::launch::StartError;
 use crate::sandbox::PodObjects;
+pub use crate::spec::MountJournal;
+use crate::spec::{HeldFd, MountSpec, Propagation, StartError};
 use downward::NodeAllocatable;
 
 pub const EMPTY_DIR_PLUGIN: &str = "kubernetes.io~empty-dir";
@@ -58,16 +58,6 @@ pub const CONFIG_MAP_PLUGIN: &str = "kubernetes.io~configmap";
 pub const SECRET_PLUGIN: &str = "kubernetes.io~secret";
 pub const DOWNWARD_API_PLUGIN: &str = "kubernetes.io~downward-api";
 pub const PROJECTED_PLUGIN: &str = "kubernetes.io~projected";
-
-/// Where skiff notes the mounts it makes on the host for a pod (the pod's crash record, see
-/// `node`): written **before** the mount and cleared only **after** the unmount, so that the
-/// next start of skiff unmounts whatever a killed or panicking skiff left (issue 7 item 6).
-pub trait MountJournal: Send + Sync + std::fmt::Debug {
-    /// Records `path`; an error means the mount is not made.
-    fn before_mount(&self, path: &Path) -> Result<(), String>;
-    /// `path` is no longer mounted.
-    fn after_unmount(&self, path: &Path);
-}
 
 /// A volume that could not be set up: the kubelet's `FailedMount` event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
