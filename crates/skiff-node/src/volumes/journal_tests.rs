@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::Pod;
 
 use super::downward::NodeAllocatable;
-use super::{MountJournal, PodVolumes};
-use crate::sandbox::PodObjects;
+use super::{MountJournal, PodObjects, PodVolumes};
 
 /// A journal that, at each call, looks whether the path is a mount point right now.
 #[derive(Debug, Default)]
