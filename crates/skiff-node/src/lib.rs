@@ -34,6 +34,7 @@ pub mod expand;
 pub mod isolation;
 pub mod launch;
 pub mod logs;
+pub mod machine;
 mod mountns;
 pub mod namespaces;
 pub mod node;

@@ -64,6 +64,7 @@ use skiff_model::admission::{NodeCapacity, DEFAULT_MAX_PODS};
 use crate::cgroups::{self, CgroupDriver, CgroupSettings, ContainerCgroup, PodCgroup};
 use crate::isolation::ContainerSetup;
 use crate::launch::ContainerLaunch;
+use crate::machine;
 use crate::spec::{PodIdentity, SandboxError, StartError};
 
 /// Default state directory (records of running pods).
@@ -168,8 +169,8 @@ impl NodeResources {
             cgroups,
             state_dir,
             records,
-            milli_cpu: online_cpus() * 1000,
-            memory_bytes: mem_total(),
+            milli_cpu: machine::milli_cpus(),
+            memory_bytes: machine::memory_bytes(),
             owner: Owner::current(),
         };
         node.recover();
@@ -192,7 +193,7 @@ impl NodeResources {
         NodeCapacity {
             milli_cpu: self.milli_cpu,
             memory_bytes: self.memory_bytes,
-            ephemeral_storage_bytes: fs_size(data_dir),
+            ephemeral_storage_bytes: machine::fs_size(data_dir),
             pods: DEFAULT_MAX_PODS,
             scalar: Default::default(),
         }
@@ -418,44 +419,6 @@ impl CleanupPlan {
         }
         Ok(())
     }
-}
-
-fn online_cpus() -> i64 {
-    std::thread::available_parallelism()
-        .ok()
-        .and_then(|n| i64::try_from(n.get()).ok())
-        .unwrap_or(1)
-}
-
-fn mem_total() -> i64 {
-    fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                let kib: i64 = l
-                    .strip_prefix("MemTotal:")?
-                    .trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse()
-                    .ok()?;
-                Some(kib.saturating_mul(1024))
-            })
-        })
-        .unwrap_or(0)
-}
-
-fn fs_size(p: &Path) -> i64 {
-    let mut dir = Some(p);
-    while let Some(d) = dir {
-        if let Ok(st) = nix::sys::statvfs::statvfs(d) {
-            let blocks = i64::try_from(st.blocks()).unwrap_or(i64::MAX);
-            let size = i64::try_from(st.fragment_size()).unwrap_or(1);
-            return blocks.saturating_mul(size);
-        }
-        dir = d.parent();
-    }
-    0
 }
 
 /// What is on disk about one running pod (see the module docs).
