@@ -345,7 +345,7 @@ impl PodShm {
             }
             return Err(e);
         }
-        match crate::volumes::fdwalk::open_path(&dir, true) {
+        match crate::fdwalk::open_path(&dir, true) {
             Ok(fd) => Ok(PodShm {
                 dir,
                 fd: Arc::new(fd),
@@ -367,7 +367,7 @@ impl PodShm {
     pub fn host() -> std::io::Result<PodShm> {
         let dir = PathBuf::from("/dev/shm");
         Ok(PodShm {
-            fd: Arc::new(crate::volumes::fdwalk::open_path(&dir, true)?),
+            fd: Arc::new(crate::fdwalk::open_path(&dir, true)?),
             dir,
             mounted: false,
             journal: None,

@@ -31,6 +31,7 @@
 pub mod cgroups;
 pub mod container_view;
 pub mod expand;
+pub(crate) mod fdwalk;
 pub mod isolation;
 pub mod launch;
 pub mod logs;

@@ -53,8 +53,8 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc;
 
+use crate::fdwalk;
 use crate::spec::{MountSpec, Propagation, StartError};
-use crate::volumes::fdwalk;
 
 /// A container's mount namespace in fork-safe form.
 #[derive(Debug, Default)]

@@ -415,7 +415,7 @@ impl CleanupPlan {
         remove_cgroups_verified(&self.cgroups, owner_start, REMOVE_TIMEOUT)?;
         if let Some(d) = &self.temp_data_dir {
             unmount_under(d);
-            crate::volumes::fdwalk::remove_tree(d)?;
+            crate::fdwalk::remove_tree(d)?;
         }
         Ok(())
     }

@@ -652,7 +652,7 @@ fn remove_pod_dir_checked(dir: &Path, mounts: &[PathBuf]) -> io::Result<bool> {
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(false),
         Err((_, e)) => return Err(e.into()),
     };
-    crate::volumes::fdwalk::remove_tree(dir)?;
+    crate::fdwalk::remove_tree(dir)?;
     Ok(true)
 }
 

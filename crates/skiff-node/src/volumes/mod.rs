@@ -21,7 +21,7 @@
 //! A disk emptyDir over its `sizeLimit` is found by [`SizeWatch::exceeded`]
 //! (`du`-style usage, as the kubelet's eviction manager measures it); the pod worker polls it
 //! and evicts the pod (Warning `Evicted` with the kubelet's message; the pod fails with grace 0).
-//! The usage walk and the teardown go by file descriptor ([`fdwalk`]): no depth of paths
+//! The usage walk and the teardown go by file descriptor ([`crate::fdwalk`]): no depth of paths
 //! escapes the count (`PATH_MAX` does not bound them) or survives the pod, and neither
 //! follows a symlink.
 //!
@@ -31,7 +31,6 @@
 pub mod atomic;
 pub mod cluster_identity;
 pub mod downward;
-pub(crate) mod fdwalk;
 pub mod hostpath;
 pub mod ownership;
 mod payload;
@@ -48,6 +47,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Volume};
 use skiff_model::quantity::Quantity;
 
+use crate::fdwalk;
 pub use crate::spec::MountJournal;
 use crate::spec::{HeldFd, MountSpec, Propagation, StartError};
 use downward::NodeAllocatable;

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use nix::libc;
 
-use super::fdwalk;
+use crate::fdwalk;
 
 /// Resolves `sub` inside the volume `volume` (held open as `root`) for volumeMount `mount`
 /// of container `container`: the subPath's `O_PATH` descriptor and its host path (for
