@@ -36,6 +36,7 @@ pub mod isolation;
 pub mod launch;
 pub mod logs;
 pub mod machine;
+pub mod mountinfo;
 mod mountns;
 pub mod namespaces;
 pub mod node;

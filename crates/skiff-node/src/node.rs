@@ -676,13 +676,8 @@ fn unmount(p: &Path) {
 /// Lazily unmounts every mount point at or below `dir` (deepest first). `dir` must have
 /// been checked to contain no symlink: mountinfo shows resolved paths.
 fn unmount_under(dir: &Path) {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-        return;
-    };
-    let mut points: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4))
-        .map(unescape_mountinfo)
+    let mut points: Vec<PathBuf> = crate::mountinfo::mount_points()
+        .into_iter()
         .filter(|p| p.starts_with(dir))
         .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
@@ -822,25 +817,6 @@ fn pidfd_kill(fd: &OwnedFd) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-pub(crate) fn unescape_mountinfo(s: &str) -> PathBuf {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    use std::os::unix::ffi::OsStringExt;
-    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 /// A pod's share of the node: its cgroup and its record. Created by the pod sandbox before
@@ -1249,13 +1225,5 @@ mod tests {
             start: me.start + 1
         }
         .alive());
-    }
-
-    #[test]
-    fn mountinfo_unescape() {
-        assert_eq!(
-            unescape_mountinfo(r"/a\040b\134c"),
-            PathBuf::from("/a b\\c")
-        );
     }
 }

@@ -17,11 +17,7 @@ struct FakeJournal {
 }
 
 fn is_mount_point(p: &Path) -> bool {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4))
-        .any(|m| Path::new(m) == p)
+    crate::mountinfo::is_mount_point(p)
 }
 
 impl MountJournal for FakeJournal {
