@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod};
 
 use crate::expand::expand_with_maps;
-use crate::sandbox::PodObjects;
 pub use crate::spec::{PodIdentity, StartError, TerminationMessagePolicy};
 use crate::volumes::downward::{self, NodeAllocatable};
+use crate::volumes::PodObjects;
 
 /// The kubelet's default `terminationMessagePath`.
 pub const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
