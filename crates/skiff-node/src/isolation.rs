@@ -146,10 +146,10 @@ pub struct PreparedSetup {
 /// Applies `s` in the forked child, before `exec`. Returns the errno of the first step that
 /// failed; the caller reports it to the parent as a start error.
 ///
-/// SAFETY (caller): only in the child of a fork-like clone (or a `pre_exec` hook), with `s`
-/// in memory copied from the parent. Makes raw system calls only.
-#[allow(unsafe_code)]
-pub(crate) unsafe fn apply_in_child(s: &PreparedSetup) -> Result<(), Errno> {
+/// Fork-safe (see `sys`): meant for the child of a fork-like clone (or a `pre_exec` hook),
+/// with `s` in memory copied from the parent; it and every step it calls make raw system
+/// calls only, allocate nothing and take no lock.
+pub(crate) fn apply_in_child(s: &PreparedSetup) -> Result<(), Errno> {
     // 1. oom_score_adj, still in skiff's mount namespace: `/proc/self` is skiff's `/proc`, not
     //    a path inside the container (exec probes and hooks join its mount namespace in step 2).
     if let Some(v) = &s.oom_score_adj {
@@ -177,19 +177,15 @@ pub(crate) unsafe fn apply_in_child(s: &PreparedSetup) -> Result<(), Errno> {
     Ok(())
 }
 
-/// `open(path, O_WRONLY|O_CLOEXEC)` + `write` + `close`, with raw system calls.
-#[allow(unsafe_code)]
-unsafe fn write_proc_file(path: &std::ffi::CStr, value: &[u8]) -> Result<(), Errno> {
-    use nix::libc;
-    let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-    if fd < 0 {
-        return Err(Errno::last());
-    }
-    let n = libc::write(fd, value.as_ptr().cast(), value.len());
-    let err = Errno::last();
-    libc::close(fd);
-    if n < 0 {
-        return Err(err);
-    }
+/// `open(path, O_WRONLY|O_CLOEXEC)` + `write` + `close`. Fork-safe: a C string path (no
+/// allocation in `nix`), three system calls.
+fn write_proc_file(path: &std::ffi::CStr, value: &[u8]) -> Result<(), Errno> {
+    use nix::fcntl::OFlag;
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    nix::unistd::write(&fd, value)?;
     Ok(())
 }

@@ -48,6 +48,7 @@ pub mod security;
 mod spawn;
 pub mod spec;
 pub mod store;
+pub mod sys;
 pub mod termination;
 pub mod timefmt;
 pub mod tracker;

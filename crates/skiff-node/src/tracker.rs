@@ -28,7 +28,6 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 pub use crate::spec::{BoxFuture, TrackedGroup};
@@ -202,10 +201,7 @@ impl TrackedGroup for CgroupGroup {
             // SRCU grace period (~15 ms), on the path of every container's cleanup.
             let wait = async {
                 let events = File::open(self.dir.join("cgroup.events"))?;
-                // SAFETY: the `File` owns the descriptor and moves into the `AsyncFd`,
-                // which deregisters it before dropping (closing) it.
-                #[allow(unsafe_code)]
-                let afd = unsafe { AsyncFd::register_with_interest(events, Interest::PRIORITY)? };
+                let afd = crate::sys::fd::Pollable::new(events.into(), Interest::PRIORITY)?;
                 while self.populated()? {
                     let mut guard = afd.ready(Interest::PRIORITY).await?;
                     guard.clear_ready();

@@ -551,7 +551,7 @@ fn recursive_read_only(
                     m.name
                 )));
             }
-            if !crate::mountns::recursive_read_only_supported() {
+            if !crate::sys::mount::mount_setattr_supported() {
                 if v == "Enabled" {
                     return Err(StartError::Config(format!(
                         "mount {:?}: RRO is specified, but the runtime does not support RRO",
