@@ -16,7 +16,7 @@ pub const INSN_BYTES: usize = 8;
 /// `BPF_PROG_LOAD`: a program of `prog_type` from `insns` (encoded `struct bpf_insn`s,
 /// [`INSN_BYTES`] each) under `license`; no log, no name.
 pub fn prog_load(prog_type: u32, insns: &[u8], license: &CStr) -> io::Result<OwnedFd> {
-    if insns.len() % INSN_BYTES != 0 {
+    if !insns.len().is_multiple_of(INSN_BYTES) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a whole number of instructions",
