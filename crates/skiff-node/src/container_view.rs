@@ -31,13 +31,18 @@
 //! ones; the `/dev/shm` source is a descriptor opened by the parent.
 
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use nix::errno::Errno;
+use nix::fcntl::{OFlag, AT_FDCWD};
 use nix::libc;
+use nix::sys::stat::{Mode, SFlag};
+
+use crate::spec::MountJournal;
+use crate::sys::mount::{mount, remount_read_only};
 
 /// The kubelet's masked paths for `procMount: Default` (`pkg/securitycontext/util.go`).
 pub const MASKED_PATHS: &[&str] = &[
@@ -199,14 +204,17 @@ impl ViewPlan {
             }
         };
         let shm = match &self.shm {
-            Some(fd) => Some(
-                crate::mountns::open_tree_clone(
-                    fd.as_raw_fd(),
-                    c"",
-                    libc::AT_EMPTY_PATH as libc::c_uint,
+            Some(fd) => {
+                use rustix::mount::OpenTreeFlags as F;
+                Some(
+                    rustix::mount::open_tree(
+                        &**fd,
+                        c"",
+                        F::OPEN_TREE_CLONE | F::OPEN_TREE_CLOEXEC | F::AT_EMPTY_PATH,
+                    )
+                    .map_err(|e| format!("cloning the pod's /dev/shm mount: {e}"))?,
                 )
-                .map_err(|e| format!("cloning the pod's /dev/shm mount: {e}"))?,
-            ),
+            }
             None => None,
         };
         Ok(PreparedView {
@@ -309,7 +317,7 @@ pub struct PodShm {
     dir: PathBuf,
     fd: Arc<OwnedFd>,
     mounted: bool,
-    journal: Option<Arc<dyn crate::volumes::MountJournal>>,
+    journal: Option<Arc<dyn MountJournal>>,
 }
 
 impl PodShm {
@@ -317,7 +325,7 @@ impl PodShm {
     /// record) before it is mounted.
     pub fn create(
         pod_dir: &Path,
-        journal: Option<Arc<dyn crate::volumes::MountJournal>>,
+        journal: Option<Arc<dyn MountJournal>>,
     ) -> std::io::Result<PodShm> {
         let dir = pod_dir.join("shm");
         match std::fs::create_dir(&dir) {
@@ -345,7 +353,7 @@ impl PodShm {
             }
             return Err(e);
         }
-        match crate::volumes::fdwalk::open_path(&dir, true) {
+        match crate::fdwalk::open_path(&dir, true) {
             Ok(fd) => Ok(PodShm {
                 dir,
                 fd: Arc::new(fd),
@@ -367,7 +375,7 @@ impl PodShm {
     pub fn host() -> std::io::Result<PodShm> {
         let dir = PathBuf::from("/dev/shm");
         Ok(PodShm {
-            fd: Arc::new(crate::volumes::fdwalk::open_path(&dir, true)?),
+            fd: Arc::new(crate::fdwalk::open_path(&dir, true)?),
             dir,
             mounted: false,
             journal: None,
@@ -396,73 +404,36 @@ impl Drop for PodShm {
 }
 
 /// In the child: `move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)` attaches a
-/// tree from [`crate::mountns::open_tree_clone`] at `target`.
-///
-/// SAFETY (caller): raw system call; `tree` is a detached tree's descriptor.
-#[allow(unsafe_code)]
-pub(crate) unsafe fn attach_mount(tree: libc::c_int, target: &CStr) -> Result<(), Errno> {
-    let r = libc::syscall(
-        libc::SYS_move_mount,
+/// detached tree (`open_tree(OPEN_TREE_CLONE)`) at `target`. Fork-safe.
+fn attach_mount(tree: BorrowedFd<'_>, target: &CStr) -> Result<(), Errno> {
+    rustix::mount::move_mount(
         tree,
-        c"".as_ptr(),
-        libc::AT_FDCWD,
-        target.as_ptr(),
-        libc::MOVE_MOUNT_F_EMPTY_PATH,
-    );
-    if r != 0 {
-        return Err(Errno::last());
-    }
-    Ok(())
+        c"",
+        rustix::fs::CWD,
+        target,
+        rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| Errno::from_raw(e.raw_os_error()))
 }
 
 const NOSUID_NODEV_NOEXEC: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
 
-/// As [`check`], EEXIST included in success (a name the container's own mount point took).
-fn exists_ok(r: libc::c_int) -> Result<(), Errno> {
-    match check(r) {
+/// EEXIST counts as success (a name the container's own mount point took).
+fn exists_ok(r: Result<(), Errno>) -> Result<(), Errno> {
+    match r {
         Err(Errno::EEXIST) => Ok(()),
         r => r,
     }
 }
 
-fn check(r: libc::c_int) -> Result<(), Errno> {
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(Errno::last())
-    }
-}
-
-/// `mount(2)` with C strings; `None` is NULL.
-///
-/// SAFETY (caller): raw system call on valid C strings.
-#[allow(unsafe_code)]
-unsafe fn mount(
-    source: Option<&CStr>,
-    target: &CStr,
-    fstype: Option<&CStr>,
-    flags: libc::c_ulong,
-    data: Option<&CStr>,
-) -> Result<(), Errno> {
-    let p = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
-    check(libc::mount(
-        p(source),
-        target.as_ptr(),
-        p(fstype),
-        flags,
-        p(data).cast(),
-    ))
-}
-
 /// In the child, right after its own mount namespace exists and before the volumes:
 /// cgroup namespace, `/proc`, `/sys` with the cgroup filesystem, private `/dev`.
 ///
-/// SAFETY (caller): only in the single-threaded child after fork, before exec, once the
-/// process is in its cgroups; raw system calls only.
-#[allow(unsafe_code)]
-pub(crate) unsafe fn apply_before_mounts(v: &PreparedView) -> Result<(), Errno> {
+/// Fork-safe (see `sys`): for the child after fork, before exec, once the process is in its
+/// cgroups; system calls on prepared C strings only.
+pub(crate) fn apply_before_mounts(v: &PreparedView) -> Result<(), Errno> {
     // The container's cgroup namespace: roots every cgroup view at its own cgroup.
-    check(libc::unshare(libc::CLONE_NEWCGROUP))?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)?;
     mount(
         Some(c"proc"),
         c"/proc",
@@ -488,7 +459,7 @@ pub(crate) unsafe fn apply_before_mounts(v: &PreparedView) -> Result<(), Errno> 
         Err(Errno::EBUSY) => mount(Some(c"/sys"), c"/sys", None, libc::MS_BIND, None)?,
         r => r?,
     }
-    crate::mountns::remount_read_only(c"/sys")?;
+    remount_read_only(c"/sys")?;
     match v.cgroup {
         Some(CgroupLayout::Unified) => mount(
             Some(c"cgroup2"),
@@ -506,7 +477,7 @@ pub(crate) unsafe fn apply_before_mounts(v: &PreparedView) -> Result<(), Errno> 
                 Some(c"mode=755"),
             )?;
             for m in mounts {
-                check(libc::mkdir(m.target.as_ptr(), 0o555))?;
+                nix::unistd::mkdir(m.target.as_c_str(), Mode::from_bits_truncate(0o555))?;
                 mount(
                     Some(m.fstype),
                     &m.target,
@@ -516,7 +487,7 @@ pub(crate) unsafe fn apply_before_mounts(v: &PreparedView) -> Result<(), Errno> 
                 )?;
             }
             for (path, to) in links {
-                check(libc::symlink(to.as_ptr(), path.as_ptr()))?;
+                nix::unistd::symlinkat(to.as_c_str(), AT_FDCWD, path.as_c_str())?;
             }
             mount(
                 None,
@@ -551,9 +522,8 @@ const DEV_LINKS: &[(&CStr, &CStr)] = &[
     (c"pts/ptmx", c"/dev/ptmx"),
 ];
 
-/// A tmpfs `/dev` with runc's default devices (SAFETY: as [`apply_before_mounts`]).
-#[allow(unsafe_code)]
-unsafe fn private_dev(v: &PreparedView) -> Result<(), Errno> {
+/// A tmpfs `/dev` with runc's default devices (fork-safe, as [`apply_before_mounts`]).
+fn private_dev(v: &PreparedView) -> Result<(), Errno> {
     mount(
         Some(c"tmpfs"),
         c"/dev",
@@ -561,15 +531,17 @@ unsafe fn private_dev(v: &PreparedView) -> Result<(), Errno> {
         libc::MS_NOSUID | libc::MS_STRICTATIME,
         Some(c"mode=755,size=65536k"),
     )?;
-    let old = libc::umask(0);
+    let old = rustix::process::umask(rustix::fs::Mode::empty());
     let r = (|| {
         for (path, major, minor) in DEVICES {
-            let dev = libc::makedev(*major, *minor);
+            let dev = nix::sys::stat::makedev(u64::from(*major), u64::from(*minor));
             // EEXIST: a mount of the container's own takes that name.
-            match check(libc::mknod(path.as_ptr(), libc::S_IFCHR | 0o666, dev)) {
-                Err(Errno::EEXIST) => {}
-                r => r?,
-            }
+            exists_ok(nix::sys::stat::mknod(
+                *path,
+                SFlag::S_IFCHR,
+                Mode::from_bits_truncate(0o666),
+                dev,
+            ))?;
         }
         // Privileged: every host device, with its mode and owner.
         for d in v.host_devices {
@@ -590,13 +562,27 @@ unsafe fn private_dev(v: &PreparedView) -> Result<(), Errno> {
                     }
                 }
             }
-            match check(libc::mknod(d.path.as_ptr(), d.mode, d.rdev)) {
+            match nix::sys::stat::mknod(
+                d.path.as_c_str(),
+                SFlag::from_bits_truncate(d.mode & libc::S_IFMT),
+                Mode::from_bits_truncate(d.mode & !libc::S_IFMT),
+                d.rdev,
+            ) {
                 Err(Errno::EEXIST) => continue,
                 r => r?,
             }
-            check(libc::lchown(d.path.as_ptr(), d.uid, d.gid))?;
+            nix::unistd::fchownat(
+                AT_FDCWD,
+                d.path.as_c_str(),
+                Some(nix::unistd::Uid::from_raw(d.uid)),
+                Some(nix::unistd::Gid::from_raw(d.gid)),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            )?;
         }
-        exists_ok(libc::mkdir(c"/dev/pts".as_ptr(), 0o755))?;
+        exists_ok(nix::unistd::mkdir(
+            c"/dev/pts",
+            Mode::from_bits_truncate(0o755),
+        ))?;
         mount(
             Some(c"devpts"),
             c"/dev/pts",
@@ -605,13 +591,19 @@ unsafe fn private_dev(v: &PreparedView) -> Result<(), Errno> {
             Some(c"newinstance,ptmxmode=0666,mode=0620,gid=5"),
         )?;
         for (to, path) in DEV_LINKS {
-            exists_ok(libc::symlink(to.as_ptr(), path.as_ptr()))?;
+            exists_ok(nix::unistd::symlinkat(*to, AT_FDCWD, *path))?;
         }
-        exists_ok(libc::mkdir(c"/dev/shm".as_ptr(), 0o1777))?;
+        exists_ok(nix::unistd::mkdir(
+            c"/dev/shm",
+            Mode::from_bits_truncate(0o1777),
+        ))?;
         if let Some(shm) = &v.shm {
-            attach_mount(shm.as_raw_fd(), c"/dev/shm")?;
+            attach_mount(shm.as_fd(), c"/dev/shm")?;
         }
-        exists_ok(libc::mkdir(c"/dev/mqueue".as_ptr(), 0o1777))?;
+        exists_ok(nix::unistd::mkdir(
+            c"/dev/mqueue",
+            Mode::from_bits_truncate(0o1777),
+        ))?;
         mount(
             Some(c"mqueue"),
             c"/dev/mqueue",
@@ -628,89 +620,71 @@ unsafe fn private_dev(v: &PreparedView) -> Result<(), Errno> {
         }
         Ok(())
     })();
-    libc::umask(old);
+    rustix::process::umask(old);
     r
 }
 
 /// A mount point inside the private `/dev`: each component of `path` made (`mkdirat`) and
 /// entered (`openat` with `O_NOFOLLOW`) from the previous one's descriptor, so a symlink
 /// anywhere on the way is refused (ENOTDIR/ELOOP), never followed; then the directory or an
-/// empty file itself. `..` is refused. (SAFETY: as [`apply_before_mounts`]; raw system calls
+/// empty file itself. `..` is refused. (Fork-safe, as [`apply_before_mounts`]: system calls
 /// and a fixed stack buffer only.)
-#[allow(unsafe_code)]
-unsafe fn make_path(path: &CStr, dir: bool) -> Result<(), Errno> {
+fn make_path(path: &CStr, dir: bool) -> Result<(), Errno> {
     let bytes = path.to_bytes();
-    let mut cur = libc::open(
-        c"/".as_ptr(),
-        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-    );
-    if cur < 0 {
-        return Err(Errno::last());
-    }
-    let r = (|| {
-        let mut parts = bytes
-            .split(|b| *b == b'/')
-            .filter(|p| !p.is_empty())
-            .peekable();
-        while let Some(part) = parts.next() {
-            if part == b".." || part == b"." {
-                return Err(Errno::EINVAL);
-            }
-            let mut name = [0u8; 256];
-            if part.len() >= name.len() {
-                return Err(Errno::ENAMETOOLONG);
-            }
-            name[..part.len()].copy_from_slice(part);
-            let name = name.as_ptr().cast::<libc::c_char>();
-            let last = parts.peek().is_none();
-            if last && !dir {
-                let fd = libc::openat(
-                    cur,
-                    name,
-                    libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                    0o644,
-                );
-                if fd < 0 {
-                    return Err(Errno::last());
-                }
-                libc::close(fd);
-                return Ok(());
-            }
-            if libc::mkdirat(cur, name, 0o755) != 0 && Errno::last() != Errno::EEXIST {
-                return Err(Errno::last());
-            }
-            let next = libc::openat(
-                cur,
-                name,
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            );
-            if next < 0 {
-                return Err(Errno::last());
-            }
-            libc::close(cur);
-            cur = next;
+    let mut cur = nix::fcntl::open(
+        c"/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut parts = bytes
+        .split(|b| *b == b'/')
+        .filter(|p| !p.is_empty())
+        .peekable();
+    while let Some(part) = parts.next() {
+        if part == b".." || part == b"." {
+            return Err(Errno::EINVAL);
         }
-        Ok(())
-    })();
-    libc::close(cur);
-    r
+        let mut buf = [0u8; 256];
+        if part.len() >= buf.len() {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        buf[..part.len()].copy_from_slice(part);
+        let name = CStr::from_bytes_until_nul(&buf).map_err(|_| Errno::EINVAL)?;
+        let last = parts.peek().is_none();
+        if last && !dir {
+            nix::fcntl::openat(
+                &cur,
+                name,
+                OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o644),
+            )?;
+            return Ok(());
+        }
+        exists_ok(nix::sys::stat::mkdirat(
+            &cur,
+            name,
+            Mode::from_bits_truncate(0o755),
+        ))?;
+        cur = nix::fcntl::openat(
+            &cur,
+            name,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+    }
+    Ok(())
 }
 
 /// In the child, after the volumes: the masked and read-only paths (runc applies them
-/// last, so nothing mounted later uncovers them).
-///
-/// SAFETY (caller): as [`apply_before_mounts`].
-#[allow(unsafe_code)]
-pub(crate) unsafe fn apply_after_mounts(v: &PreparedView) -> Result<(), Errno> {
+/// last, so nothing mounted later uncovers them). Fork-safe, as [`apply_before_mounts`].
+pub(crate) fn apply_after_mounts(v: &PreparedView) -> Result<(), Errno> {
     for p in &v.masked {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::lstat(p.as_ptr(), &mut st) != 0 {
+        let st = match nix::sys::stat::lstat(p.as_c_str()) {
+            Ok(st) => st,
             // Not on this kernel: nothing to hide.
-            if Errno::last() == Errno::ENOENT {
-                continue;
-            }
-            return Err(Errno::last());
-        }
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(e),
+        };
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             mount(Some(c"tmpfs"), p, Some(c"tmpfs"), libc::MS_RDONLY, None)?;
         } else {
@@ -722,7 +696,7 @@ pub(crate) unsafe fn apply_after_mounts(v: &PreparedView) -> Result<(), Errno> {
             Err(Errno::ENOENT) => continue,
             r => r?,
         }
-        crate::mountns::remount_read_only(p)?;
+        remount_read_only(p)?;
     }
     Ok(())
 }

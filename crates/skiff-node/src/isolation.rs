@@ -15,77 +15,14 @@
 //! mount namespace and mounts → security context, last, because dropping privileges ends the
 //! ability to do the rest.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use nix::errno::Errno;
 
-use crate::launch::StartError;
 use crate::namespaces::NamespaceJoin;
 use crate::security::{PreparedSecurity, SecurityPlan};
-use crate::tracker::TrackedGroup;
-
-/// A bind or filesystem mount inside the container's own mount namespace (volumes,
-/// termination-message file, /etc/hosts, …).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct MountSpec {
-    /// Host path of what is mounted (a volume's directory or file, possibly a subPath of it);
-    /// with `source_fd`, only for messages and checks (the fd is what gets mounted).
-    pub source: PathBuf,
-    /// Absolute path inside the container (`volumeMounts[].mountPath`).
-    pub target: PathBuf,
-    pub read_only: bool,
-    pub propagation: Propagation,
-    /// The source, held open (`O_PATH`) since it was checked (issue 7 item 1): the mount is
-    /// made from this descriptor, never from `source` resolved again later, so a container
-    /// swapping a checked directory for a symlink cannot redirect it.
-    pub source_fd: Option<HeldFd>,
-    /// `recursiveReadOnly: Enabled` (or `IfPossible`): every mount below `source` read-only
-    /// too (`mount_setattr` with `AT_RECURSIVE`).
-    pub recursive_read_only: bool,
-}
-
-/// A shared open descriptor (kept open until every child that mounts it has done so).
-#[derive(Debug, Clone)]
-pub struct HeldFd(pub Arc<std::os::fd::OwnedFd>);
-
-impl PartialEq for HeldFd {
-    fn eq(&self, other: &Self) -> bool {
-        use std::os::fd::AsRawFd;
-        self.0.as_raw_fd() == other.0.as_raw_fd()
-    }
-}
-
-impl Eq for HeldFd {}
-
-/// The host path that will be at `path` inside a container with `mounts` (the mount with the
-/// longest matching target wins), for checks made in the parent before the mounts exist.
-pub fn host_view(mounts: &[MountSpec], path: &Path) -> PathBuf {
-    mounts
-        .iter()
-        .filter_map(|m| path.strip_prefix(&m.target).ok().map(|rest| (m, rest)))
-        .max_by_key(|(m, _)| m.target.components().count())
-        .map(|(m, rest)| {
-            if rest.as_os_str().is_empty() {
-                m.source.clone()
-            } else {
-                m.source.join(rest)
-            }
-        })
-        .unwrap_or_else(|| path.to_path_buf())
-}
-
-/// `volumeMounts[].mountPropagation`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Propagation {
-    /// `None` (the default): private.
-    #[default]
-    Private,
-    /// `HostToContainer`: rslave.
-    HostToContainer,
-    /// `Bidirectional`: rshared (privileged containers only).
-    Bidirectional,
-}
+pub use crate::spec::{host_view, HeldFd, MountSpec, Propagation};
+use crate::spec::{StartError, TrackedGroup};
 
 /// The plan for one container process (see the module docs). Empty means "run it as a
 /// plain host process", which is what a pod without namespaces, volumes, cgroups or a
@@ -209,10 +146,10 @@ pub struct PreparedSetup {
 /// Applies `s` in the forked child, before `exec`. Returns the errno of the first step that
 /// failed; the caller reports it to the parent as a start error.
 ///
-/// SAFETY (caller): only in the child of a fork-like clone (or a `pre_exec` hook), with `s`
-/// in memory copied from the parent. Makes raw system calls only.
-#[allow(unsafe_code)]
-pub(crate) unsafe fn apply_in_child(s: &PreparedSetup) -> Result<(), Errno> {
+/// Fork-safe (see `sys`): meant for the child of a fork-like clone (or a `pre_exec` hook),
+/// with `s` in memory copied from the parent; it and every step it calls make raw system
+/// calls only, allocate nothing and take no lock.
+pub(crate) fn apply_in_child(s: &PreparedSetup) -> Result<(), Errno> {
     // 1. oom_score_adj, still in skiff's mount namespace: `/proc/self` is skiff's `/proc`, not
     //    a path inside the container (exec probes and hooks join its mount namespace in step 2).
     if let Some(v) = &s.oom_score_adj {
@@ -240,19 +177,15 @@ pub(crate) unsafe fn apply_in_child(s: &PreparedSetup) -> Result<(), Errno> {
     Ok(())
 }
 
-/// `open(path, O_WRONLY|O_CLOEXEC)` + `write` + `close`, with raw system calls.
-#[allow(unsafe_code)]
-unsafe fn write_proc_file(path: &std::ffi::CStr, value: &[u8]) -> Result<(), Errno> {
-    use nix::libc;
-    let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-    if fd < 0 {
-        return Err(Errno::last());
-    }
-    let n = libc::write(fd, value.as_ptr().cast(), value.len());
-    let err = Errno::last();
-    libc::close(fd);
-    if n < 0 {
-        return Err(err);
-    }
+/// `open(path, O_WRONLY|O_CLOEXEC)` + `write` + `close`. Fork-safe: a C string path (no
+/// allocation in `nix`), three system calls.
+fn write_proc_file(path: &std::ffi::CStr, value: &[u8]) -> Result<(), Errno> {
+    use nix::fcntl::OFlag;
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    nix::unistd::write(&fd, value)?;
     Ok(())
 }

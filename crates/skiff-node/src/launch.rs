@@ -7,103 +7,14 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod};
 
 use crate::expand::expand_with_maps;
-use crate::sandbox::PodObjects;
+pub use crate::spec::{PodIdentity, StartError, TerminationMessagePolicy};
 use crate::volumes::downward::{self, DetectNodeAllocatable, NodeAllocatable};
+use crate::volumes::PodObjects;
 
 /// The kubelet's default `terminationMessagePath`.
 pub const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 /// containerd's default `PATH` for images that set none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Why a container could not be started. [`StartError::failure`] says which step of the
-/// kubelet's `startContainer` it is; the engine decides what that step's failure leaves behind.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// `command[0]` has no `/` and is not in the container's `PATH`.
-    #[error("exec: {name:?}: executable file not found in $PATH")]
-    ExecutableNotFound { name: String },
-    /// `command[0]` is a path that does not exist.
-    #[error("exec: {path:?}: stat {path}: no such file or directory")]
-    NoSuchFile { path: String },
-    /// `command[0]` exists but cannot be executed.
-    #[error("exec: {path:?}: permission denied")]
-    PermissionDenied { path: String },
-    /// A NUL byte in command/args, an env value, workingDir or terminationMessagePath: the
-    /// runtime's exec/mount cannot take it (runc fails with EINVAL when it starts the
-    /// container), so the start fails with StartError and exit code 128.
-    #[error("exec: {path:?}: invalid argument ({what} contains a NUL byte)")]
-    InvalidArgument { path: String, what: &'static str },
-    /// The host runtime has no image config to take an entrypoint from.
-    #[error("container {container:?} has no command; runtime class \"host\" needs spec.containers[].command (the image {image:?} is not pulled)")]
-    NoCommand { container: String, image: String },
-    /// `workingDir` does not exist.
-    #[error("chdir to cwd ({dir:?}) set in config.json failed: no such file or directory")]
-    WorkingDir { dir: String },
-    /// Env references that cannot be resolved (kubelet: CreateContainerConfigError).
-    #[error("{0}")]
-    Config(String),
-    /// Anything else from the OS (creating log files, cgroups, fork).
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl StartError {
-    /// The failure as the engine takes it: [`StartError::Config`] is the container config that
-    /// cannot be made (`CreateContainerConfigError`, nothing created); every other error means
-    /// the process could not be started (`RunContainerError`, the runtime keeps a
-    /// `StartError` record).
-    pub fn failure(&self) -> skiff_engine::StartFailure {
-        let message = self.to_string();
-        match self {
-            StartError::Config(_) => skiff_engine::StartFailure::Config { message },
-            StartError::ExecutableNotFound { .. }
-            | StartError::NoSuchFile { .. }
-            | StartError::PermissionDenied { .. }
-            | StartError::InvalidArgument { .. }
-            | StartError::NoCommand { .. }
-            | StartError::WorkingDir { .. }
-            | StartError::Io { .. } => skiff_engine::StartFailure::Run { message },
-        }
-    }
-
-    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
-        StartError::Io {
-            what: what.into(),
-            source,
-        }
-    }
-}
-
-/// The pod a container belongs to, as far as a container needs to know.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PodIdentity {
-    pub namespace: String,
-    pub name: String,
-    pub uid: String,
-    pub pod_ip: Option<String>,
-    pub host_ip: Option<String>,
-    pub node_name: Option<String>,
-    pub service_account_name: Option<String>,
-}
-
-impl PodIdentity {
-    /// `<namespace>_<name>_<uid>`, the kubelet's pod log directory name.
-    pub fn dir_name(&self) -> String {
-        format!("{}_{}_{}", self.namespace, self.name, self.uid)
-    }
-}
-
-/// `terminationMessagePolicy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TerminationMessagePolicy {
-    #[default]
-    File,
-    FallbackToLogsOnError,
-}
 
 /// Everything needed to start one container instance on the host runtime.
 #[derive(Debug, Clone)]

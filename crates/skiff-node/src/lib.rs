@@ -5,7 +5,7 @@
 //!
 //! * [`launch`]: a [`launch::ContainerLaunch`] from a k8s `Container` (env with
 //!   `$(VAR)` expansion and `fieldRef`s, expanded command/args, workingDir);
-//!   [`launch::StartError`] with the runtime's messages (exit 128).
+//!   [`spec::StartError`] with the runtime's messages (exit 128).
 //! * [`runtime`]: [`runtime::HostRuntime`] starts a container as a process
 //!   tree of its own (new session; its own cgroup2 tracking group when root),
 //!   stdout/stderr into CRI logs; [`runtime::HostContainer`] signals
@@ -25,15 +25,21 @@
 //!   that says it runs) and the bound on finished pods kept.
 //! * [`termination`]: termination messages: a file per container instance, bind-mounted at
 //!   `terminationMessagePath`, and the kubelet's caps.
+//! * [`spec`]: the plain data that crosses modules (a leaf: it imports no other module).
+//! * [`sys`]: every `unsafe` of the crate, as small system-call wrappers with their contracts.
+//! * [`mountinfo`]: the one `/proc/*/mountinfo` parser. [`machine`]: CPUs, memory, disk.
 //! * [`probe`]: [`probe::Prober`] (exec, httpGet incl. HTTPS without
 //!   verification, tcpSocket, grpc) and [`probe::HookRunner`] (exec, httpGet,
 //!   sleep), implemented by [`probe::HostProber`].
 pub mod cgroups;
 pub mod container_view;
+pub(crate) mod fdwalk;
 pub mod isolation;
 pub mod keeper;
 pub mod launch;
 pub mod logs;
+pub mod machine;
+pub mod mountinfo;
 mod mountns;
 pub mod namespaces;
 pub mod node;
@@ -43,8 +49,10 @@ pub mod runtime;
 pub mod sandbox;
 pub mod security;
 mod spawn;
+pub mod spec;
 pub mod state;
 pub mod store;
+pub mod sys;
 pub mod termination;
 pub mod timefmt;
 pub mod tracker;

@@ -45,7 +45,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -53,9 +53,9 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc;
 
-use crate::isolation::{MountSpec, Propagation};
-use crate::launch::StartError;
-use crate::volumes::fdwalk;
+use crate::fdwalk;
+use crate::spec::{MountSpec, Propagation, StartError};
+use crate::sys::mount::{mount, mount_setattr, remount_read_only};
 
 /// A container's mount namespace in fork-safe form.
 #[derive(Debug, Default)]
@@ -109,64 +109,25 @@ fn parent_mount(mounts: &[&MountSpec], upto: usize, target: &Path) -> Option<usi
 }
 
 /// `open_tree(fd or path, OPEN_TREE_CLONE | AT_RECURSIVE)`: a detached copy of the mount
-/// tree at the source (the rbind), taken from the held descriptor when there is one.
+/// tree at the source (the rbind), taken from the held descriptor when there is one. A child
+/// in another mount namespace can attach it with `move_mount` — a descriptor of a mount in
+/// skiff's own namespace cannot be bound there.
 fn clone_tree(m: &MountSpec) -> io::Result<OwnedFd> {
-    let (dirfd, path, extra) = match &m.source_fd {
-        Some(fd) => (fd.0.as_raw_fd(), CString::default(), libc::AT_EMPTY_PATH),
-        None => (
-            libc::AT_FDCWD,
-            CString::new(m.source.as_os_str().as_bytes())
-                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
-            libc::AT_SYMLINK_NOFOLLOW,
-        ),
-    };
-    open_tree_clone(
-        dirfd,
-        &path,
-        libc::AT_RECURSIVE as libc::c_uint | extra as libc::c_uint,
-    )
-}
-
-/// `open_tree(dirfd, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | extra)`: a detached copy of
-/// a mount (tree, with `AT_RECURSIVE`), which a child in another mount namespace can attach
-/// with `move_mount` — a descriptor of a mount in skiff's own namespace cannot be bound there.
-pub(crate) fn open_tree_clone(
-    dirfd: libc::c_int,
-    path: &std::ffi::CStr,
-    extra: libc::c_uint,
-) -> io::Result<OwnedFd> {
-    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | extra;
-    // SAFETY: valid descriptor/C string for the call; returns a new fd we own or -1.
-    #[allow(unsafe_code)]
-    let r = unsafe { libc::syscall(libc::SYS_open_tree, dirfd, path.as_ptr(), flags) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = libc::c_int::try_from(r).map_err(|_| io::Error::other("open_tree: bad fd"))?;
-    // SAFETY: the kernel returned a new descriptor that nothing else owns.
-    #[allow(unsafe_code)]
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Whether the kernel has `mount_setattr` (5.12+), what `recursiveReadOnly` needs: a call
-/// with a bad descriptor fails with `EBADF`/`EINVAL` where it exists, `ENOSYS` where not.
-pub(crate) fn recursive_read_only_supported() -> bool {
-    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SUPPORTED.get_or_init(|| {
-        // SAFETY: no memory is passed (null attr, size 0); the call only validates arguments.
-        #[allow(unsafe_code)]
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_mount_setattr,
-                -1,
-                c"".as_ptr(),
-                0,
-                std::ptr::null::<libc::mount_attr>(),
-                0,
+    use rustix::mount::OpenTreeFlags as F;
+    let flags = F::OPEN_TREE_CLONE | F::OPEN_TREE_CLOEXEC | F::AT_RECURSIVE;
+    match &m.source_fd {
+        Some(fd) => rustix::mount::open_tree(&*fd.0, c"", flags | F::AT_EMPTY_PATH),
+        None => {
+            let path = CString::new(m.source.as_os_str().as_bytes())
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+            rustix::mount::open_tree(
+                rustix::fs::CWD,
+                path.as_c_str(),
+                flags | F::AT_SYMLINK_NOFOLLOW,
             )
-        };
-        !(r < 0 && Errno::last() == Errno::ENOSYS)
-    })
+        }
+    }
+    .map_err(io::Error::from)
 }
 
 /// Converts `mounts` (in mount order) for the child.
@@ -256,36 +217,26 @@ pub(crate) fn prepare(
 
 /// In the forked child: own mount namespace, `/` rslave, `/proc`, the bind mounts.
 ///
-/// SAFETY (caller): only in the single-threaded child after fork, before exec; raw system
-/// calls only.
-#[allow(unsafe_code)]
-pub(crate) unsafe fn apply_in_child(p: &PreparedMounts) -> Result<(), Errno> {
-    let null = std::ptr::null::<libc::c_char>();
-    let check = |r: libc::c_int| if r == 0 { Ok(()) } else { Err(Errno::last()) };
-    check(libc::unshare(libc::CLONE_NEWNS))?;
-    check(libc::mount(
-        null,
-        c"/".as_ptr(),
-        null,
-        libc::MS_REC | libc::MS_SLAVE,
-        std::ptr::null(),
-    ))?;
+/// Fork-safe (see `sys`): system calls on the prepared C strings and descriptors only.
+pub(crate) fn apply_in_child(p: &PreparedMounts) -> Result<(), Errno> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    mount(None, c"/", None, libc::MS_REC | libc::MS_SLAVE, None)?;
     // The default view first: the volumes are bound on top of it (container_view module).
     if let Some(v) = &p.view {
         crate::container_view::apply_before_mounts(v)?;
     }
     if p.mount_proc {
-        check(libc::mount(
-            c"proc".as_ptr(),
-            c"/proc".as_ptr(),
-            c"proc".as_ptr(),
+        mount(
+            Some(c"proc"),
+            c"/proc",
+            Some(c"proc"),
             libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            std::ptr::null(),
-        ))?;
+            None,
+        )?;
     }
     for m in &p.mounts {
         match &m.tree {
-            Some(tree) => attach_tree(p, m, tree.as_raw_fd())?,
+            Some(tree) => attach_tree(p, m, tree.as_fd())?,
             None => bind_path(m)?,
         }
     }
@@ -300,96 +251,54 @@ pub(crate) unsafe fn apply_in_child(p: &PreparedMounts) -> Result<(), Errno> {
     Ok(())
 }
 
-/// `openat2` with raw calls (no allocation), for the child.
-///
-/// SAFETY (caller): as [`apply_in_child`].
-#[allow(unsafe_code)]
-unsafe fn child_openat2(
-    dirfd: libc::c_int,
+/// `openat2(dirfd, path, O_PATH | O_CLOEXEC, resolve)`, for the child: `rustix` passes the
+/// C string as it is (fork-safe).
+fn child_openat2(
+    dirfd: BorrowedFd<'_>,
     path: &std::ffi::CStr,
     resolve: u64,
-) -> Result<libc::c_int, Errno> {
-    let mut how: libc::open_how = std::mem::zeroed();
-    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
-    how.resolve = resolve;
+) -> Result<OwnedFd, Errno> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
     let path = if path.is_empty() { c"." } else { path };
-    let r = libc::syscall(
-        libc::SYS_openat2,
+    rustix::fs::openat2(
         dirfd,
-        path.as_ptr(),
-        &how as *const libc::open_how,
-        std::mem::size_of::<libc::open_how>(),
-    );
-    if r < 0 {
-        return Err(Errno::last());
-    }
-    Ok(r as libc::c_int)
-}
-
-/// `mount_setattr(fd, "", AT_EMPTY_PATH | flags, attr)`.
-///
-/// SAFETY (caller): as [`apply_in_child`].
-#[allow(unsafe_code)]
-unsafe fn setattr(
-    fd: libc::c_int,
-    path: &std::ffi::CStr,
-    flags: libc::c_int,
-    set: u64,
-    propagation: u64,
-) -> Result<(), Errno> {
-    let mut attr: libc::mount_attr = std::mem::zeroed();
-    attr.attr_set = set;
-    attr.propagation = propagation;
-    let r = libc::syscall(
-        libc::SYS_mount_setattr,
-        fd,
-        path.as_ptr(),
-        flags as libc::c_uint,
-        &attr as *const libc::mount_attr,
-        std::mem::size_of::<libc::mount_attr>(),
-    );
-    if r < 0 {
-        return Err(Errno::last());
-    }
-    Ok(())
+        path,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::from_bits_retain(resolve),
+    )
+    .map_err(|e| Errno::from_raw(e.raw_os_error()))
 }
 
 /// Attaches the detached tree `tree` of `m` onto its target, opened without following a
 /// symlink a container controls, then read-only and propagation on the mount itself.
-///
-/// SAFETY (caller): as [`apply_in_child`].
-#[allow(unsafe_code)]
-unsafe fn attach_tree(
-    p: &PreparedMounts,
-    m: &PreparedMount,
-    tree: libc::c_int,
-) -> Result<(), Errno> {
+/// Fork-safe.
+fn attach_tree(p: &PreparedMounts, m: &PreparedMount, tree: BorrowedFd<'_>) -> Result<(), Errno> {
     let target = match &m.at {
         Target::Root(path) => child_openat2(
-            libc::AT_FDCWD,
+            rustix::fs::CWD,
             path,
             libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
         )?,
         Target::Under { parent, rest } => {
             match p.mounts.get(*parent).and_then(|pm| pm.tree.as_ref()) {
-                Some(pt) => child_openat2(pt.as_raw_fd(), rest, fdwalk::BENEATH)?,
+                Some(pt) => child_openat2(pt.as_fd(), rest, fdwalk::BENEATH)?,
                 None => return Err(Errno::EINVAL),
             }
         }
     };
-    let r = libc::syscall(
-        libc::SYS_move_mount,
-        tree,
-        c"".as_ptr(),
-        target,
-        c"".as_ptr(),
-        libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
-    );
-    let err = Errno::last();
-    libc::close(target);
-    if r < 0 {
-        return Err(err);
+    {
+        use rustix::mount::MoveMountFlags as F;
+        rustix::mount::move_mount(
+            tree,
+            c"",
+            &target,
+            c"",
+            F::MOVE_MOUNT_F_EMPTY_PATH | F::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+        .map_err(|e| Errno::from_raw(e.raw_os_error()))?;
     }
+    drop(target);
     // `tree` now names the attached mount. `ro` is the top mount only (a bind remount),
     // recursiveReadOnly every mount below too; other flags are left as they are.
     if m.read_only {
@@ -398,7 +307,7 @@ unsafe fn attach_tree(
         } else {
             0
         };
-        setattr(
+        mount_setattr(
             tree,
             c"",
             libc::AT_EMPTY_PATH | rec,
@@ -406,7 +315,7 @@ unsafe fn attach_tree(
             0,
         )?;
     }
-    setattr(
+    mount_setattr(
         tree,
         c"",
         libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
@@ -415,23 +324,18 @@ unsafe fn attach_tree(
     )
 }
 
-/// The rootless fallback: bind the paths (see the module docs).
-///
-/// SAFETY (caller): as [`apply_in_child`].
-#[allow(unsafe_code)]
-unsafe fn bind_path(m: &PreparedMount) -> Result<(), Errno> {
-    let null = std::ptr::null::<libc::c_char>();
-    let check = |r: libc::c_int| if r == 0 { Ok(()) } else { Err(Errno::last()) };
-    check(libc::mount(
-        m.source.as_ptr(),
-        m.target.as_ptr(),
-        null,
+/// The rootless fallback: bind the paths (see the module docs). Fork-safe.
+fn bind_path(m: &PreparedMount) -> Result<(), Errno> {
+    mount(
+        Some(&m.source),
+        &m.target,
+        None,
         libc::MS_BIND | libc::MS_REC,
-        std::ptr::null(),
-    ))?;
+        None,
+    )?;
     if m.recursive_read_only {
-        setattr(
-            libc::AT_FDCWD,
+        mount_setattr(
+            rustix::fs::CWD,
             &m.target,
             libc::AT_RECURSIVE,
             libc::MOUNT_ATTR_RDONLY,
@@ -440,39 +344,7 @@ unsafe fn bind_path(m: &PreparedMount) -> Result<(), Errno> {
     } else if m.read_only {
         remount_read_only(&m.target)?;
     }
-    check(libc::mount(
-        null,
-        m.target.as_ptr(),
-        null,
-        m.propagation,
-        std::ptr::null(),
-    ))
-}
-
-/// Bind-remounts `target` read-only, keeping the flags it has (runc's remount with the
-/// `statfs` flags: a user namespace may not clear flags the host locked).
-///
-/// SAFETY (caller): as [`apply_in_child`]; raw system calls only.
-#[allow(unsafe_code)]
-pub(crate) unsafe fn remount_read_only(target: &std::ffi::CStr) -> Result<(), Errno> {
-    // glibc's statvfs is one statfs(2) system call.
-    let mut st: libc::statvfs = std::mem::zeroed();
-    if libc::statvfs(target.as_ptr(), &mut st) != 0 {
-        return Err(Errno::last());
-    }
-    // ST_* values equal the MS_* ones for these, except ST_RELATIME (statvfs(3)).
-    let f = st.f_flag as libc::c_ulong;
-    let keep =
-        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_NOATIME | libc::MS_NODIRATIME;
-    let mut flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | (f & keep);
-    if f & libc::ST_RELATIME as libc::c_ulong != 0 {
-        flags |= libc::MS_RELATIME;
-    }
-    let null = std::ptr::null::<libc::c_char>();
-    if libc::mount(null, target.as_ptr(), null, flags, std::ptr::null()) != 0 {
-        return Err(Errno::last());
-    }
-    Ok(())
+    mount(None, &m.target, None, m.propagation, None)
 }
 
 /// Opens a mount target on the host's root (`O_PATH`) component by component with
@@ -680,7 +552,7 @@ fn remove_empty_tree(dir: BorrowedFd<'_>, name: &OsStr, depth: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::isolation::HeldFd;
+    use crate::spec::HeldFd;
     use std::sync::Arc;
 
     fn spec(source: &Path, target: &Path) -> MountSpec {

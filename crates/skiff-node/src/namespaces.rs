@@ -43,7 +43,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -300,14 +300,10 @@ fn open_ns(pid: i32, kind: &str) -> io::Result<OwnedFd> {
 
 /// In the forked child (isolation step 1): `setns` into every namespace of `j`, in order.
 ///
-/// SAFETY (caller): only in the single-threaded child after fork, before exec; makes raw
-/// system calls only.
-#[allow(unsafe_code)]
-pub(crate) unsafe fn apply_in_child(j: &NamespaceJoin) -> Result<(), Errno> {
+/// Fork-safe (see `sys`): one `setns(2)` per namespace on descriptors opened in the parent.
+pub(crate) fn apply_in_child(j: &NamespaceJoin) -> Result<(), Errno> {
     for (fd, flag) in &j.entries {
-        if libc::setns(fd.as_raw_fd(), flag.bits()) != 0 {
-            return Err(Errno::last());
-        }
+        nix::sched::setns(fd, *flag)?;
     }
     Ok(())
 }
@@ -370,11 +366,11 @@ pub(crate) fn with_pid_namespace<T>(
 
 /// The namespaces of a pod sandbox: per [`NamespacePlan`] where the host supports them,
 /// the host's otherwise (said once by [`support`]).
-pub(crate) fn for_sandbox(pod: &Pod) -> Result<PodNamespaces, crate::sandbox::SandboxError> {
+pub(crate) fn for_sandbox(pod: &Pod) -> Result<PodNamespaces, crate::spec::SandboxError> {
     if !support().namespaces() {
         return Ok(PodNamespaces::host());
     }
-    let fail = |message: String| crate::sandbox::SandboxError {
+    let fail = |message: String| crate::spec::SandboxError {
         reason: "FailedCreatePodSandBox".into(),
         message: format!("Failed to create pod sandbox: {message}"),
     };
@@ -500,32 +496,22 @@ impl PodNamespaces {
 }
 
 impl Holder {
-    #[allow(unsafe_code)]
     fn kill(&self) {
         if self.exit.try_get().is_some() {
             return;
         }
         let r = match &self.pidfd {
-            // SAFETY: pidfd_send_signal on a pidfd we own, no siginfo, no flags.
-            Some(fd) => unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    fd.as_raw_fd(),
-                    libc::SIGKILL,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                )
-            },
+            Some(fd) => rustix::process::pidfd_send_signal(fd, rustix::process::Signal::KILL)
+                .map_err(|e| Errno::from_raw(e.raw_os_error())),
             // Our unreaped child: its PID cannot have been reused.
             None => nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(self.pid),
                 nix::sys::signal::Signal::SIGKILL,
-            )
-            .map(|()| 0)
-            .unwrap_or(-1),
+            ),
         };
-        if r != 0 && Errno::last() != Errno::ESRCH {
-            tracing::warn!(pid = self.pid, error = %Errno::last(), "killing the namespace holder");
+        match r {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(e) => tracing::warn!(pid = self.pid, error = %e, "killing the namespace holder"),
         }
     }
 }
@@ -935,7 +921,7 @@ fn socket_in(ns: &OwnedFd, addr: &std::net::SocketAddr) -> io::Result<tokio::net
 /// `serve_socket`). One request at a time per process, so answers cannot cross; the holder
 /// answers at once, and a dead holder is an error (EOF or the 2 s timeout), not a hang.
 fn socket_from_factory(factory: &OwnedFd, v6: bool) -> io::Result<tokio::net::TcpSocket> {
-    use nix::sys::socket::{recvmsg, send, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
+    use nix::sys::socket::{send, setsockopt, sockopt, MsgFlags};
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let timeout = nix::sys::time::TimeVal::new(2, 0);
@@ -943,29 +929,11 @@ fn socket_from_factory(factory: &OwnedFd, v6: bool) -> io::Result<tokio::net::Tc
     let req = [if v6 { FACTORY_V6 } else { FACTORY_V4 }];
     send(factory.as_raw_fd(), &req, MsgFlags::MSG_NOSIGNAL).map_err(io::Error::from)?;
     let mut errno = [0u8; 4];
-    let mut iov = [io::IoSliceMut::new(&mut errno)];
-    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(
-        factory.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(io::Error::from)?;
-    if msg.bytes == 0 {
+    let (bytes, fds) = crate::sys::fd::recv_with_fds(factory.as_fd(), &mut errno)?;
+    if bytes == 0 {
         return Err(io::Error::other("the pod's namespace holder is gone"));
     }
-    let mut received = None;
-    for c in msg.cmsgs().map_err(io::Error::from)? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            for fd in fds {
-                // SAFETY: SCM_RIGHTS just installed this descriptor in our table; we own it.
-                #[allow(unsafe_code)]
-                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-                received.get_or_insert(owned);
-            }
-        }
-    }
+    let received = fds.into_iter().next();
     let code = i32::from_ne_bytes(errno);
     match received {
         Some(fd) => {

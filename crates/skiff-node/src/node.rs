@@ -47,7 +47,7 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -63,8 +63,9 @@ use skiff_model::admission::{NodeCapacity, DEFAULT_MAX_PODS};
 
 use crate::cgroups::{self, CgroupDriver, CgroupSettings, ContainerCgroup, PodCgroup};
 use crate::isolation::ContainerSetup;
-use crate::launch::{ContainerLaunch, PodIdentity, StartError};
-use crate::sandbox::SandboxError;
+use crate::launch::ContainerLaunch;
+use crate::machine;
+use crate::spec::{PodIdentity, SandboxError, StartError};
 
 /// Default state directory (records of running pods).
 pub const DEFAULT_STATE_DIR: &str = "/run/skiff";
@@ -168,8 +169,8 @@ impl NodeResources {
             cgroups,
             state_dir,
             records,
-            milli_cpu: online_cpus() * 1000,
-            memory_bytes: mem_total(),
+            milli_cpu: machine::milli_cpus(),
+            memory_bytes: machine::memory_bytes(),
             owner: Owner::current(),
         };
         node.recover();
@@ -192,7 +193,7 @@ impl NodeResources {
         NodeCapacity {
             milli_cpu: self.milli_cpu,
             memory_bytes: self.memory_bytes,
-            ephemeral_storage_bytes: fs_size(data_dir),
+            ephemeral_storage_bytes: machine::fs_size(data_dir),
             pods: DEFAULT_MAX_PODS,
             scalar: Default::default(),
         }
@@ -414,48 +415,10 @@ impl CleanupPlan {
         remove_cgroups_verified(&self.cgroups, owner_start, REMOVE_TIMEOUT)?;
         if let Some(d) = &self.temp_data_dir {
             unmount_under(d);
-            crate::volumes::fdwalk::remove_tree(d)?;
+            crate::fdwalk::remove_tree(d)?;
         }
         Ok(())
     }
-}
-
-fn online_cpus() -> i64 {
-    std::thread::available_parallelism()
-        .ok()
-        .and_then(|n| i64::try_from(n.get()).ok())
-        .unwrap_or(1)
-}
-
-fn mem_total() -> i64 {
-    fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                let kib: i64 = l
-                    .strip_prefix("MemTotal:")?
-                    .trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse()
-                    .ok()?;
-                Some(kib.saturating_mul(1024))
-            })
-        })
-        .unwrap_or(0)
-}
-
-fn fs_size(p: &Path) -> i64 {
-    let mut dir = Some(p);
-    while let Some(d) = dir {
-        if let Ok(st) = nix::sys::statvfs::statvfs(d) {
-            let blocks = i64::try_from(st.blocks()).unwrap_or(i64::MAX);
-            let size = i64::try_from(st.fragment_size()).unwrap_or(1);
-            return blocks.saturating_mul(size);
-        }
-        dir = d.parent();
-    }
-    0
 }
 
 /// What is on disk about one running pod (see the module docs).
@@ -713,13 +676,8 @@ fn unmount(p: &Path) {
 /// Lazily unmounts every mount point at or below `dir` (deepest first). `dir` must have
 /// been checked to contain no symlink: mountinfo shows resolved paths.
 fn unmount_under(dir: &Path) {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-        return;
-    };
-    let mut points: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4))
-        .map(unescape_mountinfo)
+    let mut points: Vec<PathBuf> = crate::mountinfo::mount_points()
+        .into_iter()
         .filter(|p| p.starts_with(dir))
         .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
@@ -831,53 +789,20 @@ fn kill_member(procs: &Path, pid: i32, not_before: u64) -> io::Result<()> {
     }
 }
 
-#[allow(unsafe_code)]
 fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags (0) and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = RawFd::try_from(fd).map_err(io::Error::other)?;
-    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let pid = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    Ok(rustix::process::pidfd_open(
+        pid,
+        rustix::process::PidfdFlags::empty(),
+    )?)
 }
 
-#[allow(unsafe_code)]
 fn pidfd_kill(fd: &OwnedFd) -> io::Result<()> {
-    // SAFETY: pidfd_send_signal on a descriptor we own; no siginfo (null), no flags.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd.as_fd().as_raw_fd(),
-            libc::SIGKILL,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-pub(crate) fn unescape_mountinfo(s: &str) -> PathBuf {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    use std::os::unix::ffi::OsStringExt;
-    PathBuf::from(std::ffi::OsString::from_vec(out))
+    Ok(rustix::process::pidfd_send_signal(
+        fd,
+        rustix::process::Signal::KILL,
+    )?)
 }
 
 /// A pod's share of the node: its cgroup and its record. Created by the pod sandbox before
@@ -916,7 +841,7 @@ impl RecordFile {
     }
 }
 
-impl crate::volumes::MountJournal for RecordFile {
+impl crate::spec::MountJournal for RecordFile {
     fn before_mount(&self, path: &Path) -> Result<(), String> {
         self.update(|r| {
             if !r.mounts.iter().any(|m| m == path) {
@@ -1012,10 +937,10 @@ impl PodResources {
 
     /// Where the pod's volumes record their mounts before making them (so that a crash
     /// leaves none the next start cannot find); `None` when there are no records (not root).
-    pub fn mount_journal(&self) -> Option<Arc<dyn crate::volumes::MountJournal>> {
+    pub fn mount_journal(&self) -> Option<Arc<dyn crate::spec::MountJournal>> {
         self.record
             .clone()
-            .map(|r| r as Arc<dyn crate::volumes::MountJournal>)
+            .map(|r| r as Arc<dyn crate::spec::MountJournal>)
     }
 
     /// Adds a mount point about to be created on the host to the pod's record (issue 7 item
@@ -1286,13 +1211,5 @@ mod tests {
             start: me.start + 1
         }
         .alive());
-    }
-
-    #[test]
-    fn mountinfo_unescape() {
-        assert_eq!(
-            unescape_mountinfo(r"/a\040b\134c"),
-            PathBuf::from("/a b\\c")
-        );
     }
 }

@@ -4,45 +4,16 @@
 //! when the engine asks for `CreateSandbox`, asks it for each container's [`ContainerSetup`],
 //! and destroys it at the end, however the pod ended.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::isolation::ContainerSetup;
-use crate::launch::{ContainerLaunch, PodIdentity, StartError};
+use crate::launch::ContainerLaunch;
+pub use crate::spec::SandboxError;
+use crate::spec::{PodIdentity, StartError};
 use crate::volumes::downward::DetectNodeAllocatable as _;
-
-/// ConfigMaps and Secrets a pod may refer to (for `skiff run`: the documents of the same
-/// manifest), by name, and what issues its service-account tokens.
-#[derive(Debug, Clone, Default)]
-pub struct PodObjects {
-    pub config_maps: BTreeMap<String, ConfigMap>,
-    pub secrets: BTreeMap<String, Secret>,
-    /// skiff's CA and token signer (`volumes::cluster_identity`); without it a projected
-    /// serviceAccountToken cannot be written and the volume fails to mount.
-    pub cluster: Option<std::sync::Arc<crate::volumes::cluster_identity::ClusterIdentity>>,
-}
-
-impl PodObjects {
-    /// Adds what every namespace of a cluster has: `kube-root-ca.crt` (unless the manifest
-    /// brings its own) from skiff's CA of `data_dir`, which also signs the pod's tokens.
-    /// Without the keys (an unwritable data dir) the pod runs without them; a volume that
-    /// needs them fails to mount, naming the cause.
-    pub fn with_cluster_identity(mut self, data_dir: &std::path::Path, namespace: &str) -> Self {
-        use crate::volumes::cluster_identity::{ClusterIdentity, ROOT_CA_CONFIG_MAP};
-        match ClusterIdentity::load_or_create(data_dir) {
-            Ok(id) => {
-                self.config_maps
-                    .entry(ROOT_CA_CONFIG_MAP.to_string())
-                    .or_insert_with(|| id.root_ca_config_map(namespace));
-                self.cluster = Some(std::sync::Arc::new(id));
-            }
-            Err(e) => tracing::warn!("skiff's CA and token signer are unavailable: {e}"),
-        }
-        self
-    }
-}
+pub use crate::volumes::PodObjects;
 
 /// Node-wide settings the sandbox needs.
 #[derive(Debug, Clone, Default)]
@@ -50,15 +21,6 @@ pub struct SandboxOptions {
     /// skiff's data directory; the pod's files live under `pods/<ns>_<name>_<uid>/`.
     pub data_dir: PathBuf,
     pub objects: PodObjects,
-}
-
-/// Why a sandbox could not be made. `reason` is the event reason the kubelet uses
-/// (`FailedCreatePodSandBox`, `FailedMount`, …).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct SandboxError {
-    pub reason: String,
-    pub message: String,
 }
 
 /// A pod's shared environment. Dropping it without [`PodSandbox::destroy`] leaks nothing

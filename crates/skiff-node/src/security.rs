@@ -44,12 +44,10 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodSecurityContext, SecurityCon
 use nix::errno::Errno;
 use nix::libc;
 
-use crate::launch::StartError;
+use rustix::process::{Gid, Uid};
+use rustix::thread::CapabilitySet;
 
-/// `prctl` is variadic and the kernel reads its optional arguments as unsigned longs: pass
-/// them as such, never as `int`, so the upper halves are defined.
-const ULONG0: libc::c_ulong = 0;
-const ULONG1: libc::c_ulong = 1;
+use crate::spec::StartError;
 
 /// Capability numbers (linux/capability.h) and the runtimes' default set.
 pub mod caps {
@@ -620,31 +618,13 @@ fn member_groups(db: &str, user: &str) -> Vec<u32> {
         .collect()
 }
 
-/// `struct __user_cap_header_struct` (linux/capability.h).
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-struct CapHeader {
-    version: u32,
-    pid: libc::c_int,
-}
-
-/// `struct __user_cap_data_struct`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-
 /// [`SecurityPlan`] in fork-safe form.
 #[derive(Debug, Default)]
 pub(crate) struct PreparedSecurity {
-    creds: Option<(libc::uid_t, libc::gid_t)>,
-    groups: Vec<libc::gid_t>,
-    caps: Option<(u64, u32, [CapData; 2])>,
+    creds: Option<(Uid, Gid)>,
+    groups: Vec<Gid>,
+    /// (bounding, last cap, effective, permitted).
+    caps: Option<(u64, u32, CapabilitySet, CapabilitySet)>,
     no_new_privs: bool,
     filter: Vec<libc::sock_filter>,
 }
@@ -653,20 +633,22 @@ impl SecurityPlan {
     /// The fork-safe form (everything allocated here, in the parent).
     pub(crate) fn prepare(&self) -> PreparedSecurity {
         let caps = self.capabilities.map(|c| {
-            let half = |v: u64, hi: bool| if hi { (v >> 32) as u32 } else { v as u32 };
-            let data = |hi: bool| CapData {
-                effective: half(c.effective, hi),
-                permitted: half(c.permitted, hi),
-                inheritable: 0,
-            };
-            (c.bounding, c.last_cap, [data(false), data(true)])
+            (
+                c.bounding,
+                c.last_cap,
+                CapabilitySet::from_bits_retain(c.effective),
+                CapabilitySet::from_bits_retain(c.permitted),
+            )
         });
         PreparedSecurity {
-            creds: self.credentials.as_ref().map(|c| (c.uid, c.gid)),
+            creds: self
+                .credentials
+                .as_ref()
+                .map(|c| (Uid::from_raw(c.uid), Gid::from_raw(c.gid))),
             groups: self
                 .credentials
                 .as_ref()
-                .map(|c| c.groups.clone())
+                .map(|c| c.groups.iter().map(|g| Gid::from_raw(*g)).collect())
                 .unwrap_or_default(),
             caps,
             no_new_privs: self.no_new_privs,
@@ -679,13 +661,9 @@ impl SecurityPlan {
     }
 }
 
-/// Result of a raw system call as `Errno`.
-fn check(r: libc::c_long) -> Result<(), Errno> {
-    if r < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(())
-    }
+/// A rustix error as the errno the child reports.
+fn errno(e: rustix::io::Errno) -> Errno {
+    Errno::from_raw(e.raw_os_error())
 }
 
 /// Applies `p` in the forked child: no_new_privs, bounding set, groups/gid/uid (keeping the
@@ -694,95 +672,55 @@ fn check(r: libc::c_long) -> Result<(), Errno> {
 /// (`standard_init_linux.go`): with no_new_privs as late as possible, after everything else
 /// here (the child then only does `dup2`, `chdir` and `execve`, which the profile allows);
 /// without it first, while skiff's `CAP_SYS_ADMIN` still allows installing a filter (the
-/// profile allows the `prctl`, `setgroups`, `setres[ug]id` and `capset` that follow). Raw
-/// system calls only: after a raw `clone3` the C library's thread list is the parent's, so
-/// its set*id wrappers must not run here.
+/// profile allows the `prctl`, `setgroups`, `setres[ug]id` and `capset` that follow).
 ///
-/// SAFETY (caller): only in the child of a fork-like clone (or a `pre_exec` hook), with `p`
-/// in memory copied from the parent.
-#[allow(unsafe_code)]
-pub(crate) unsafe fn apply_in_child(p: &PreparedSecurity) -> Result<(), Errno> {
+/// Fork-safe (see `sys`): `rustix`'s per-thread calls are raw system calls — after a raw
+/// `clone3` the C library's thread list is the parent's, so its set*id wrappers (which
+/// signal every thread) must not run here — and the filter is `sys::seccomp`'s.
+pub(crate) fn apply_in_child(p: &PreparedSecurity) -> Result<(), Errno> {
+    use rustix::thread;
     if p.no_new_privs {
-        check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, ULONG1, ULONG0, ULONG0, ULONG0).into())?;
+        thread::set_no_new_privs(true).map_err(errno)?;
     } else {
-        install_filter(&p.filter)?;
+        crate::sys::seccomp::install_filter(&p.filter)?;
     }
-    if let Some((bounding, last_cap, _)) = &p.caps {
+    if let Some((bounding, last_cap, _, _)) = &p.caps {
         for cap in 0..=*last_cap {
             if bounding & (1u64 << cap) == 0 {
-                check(
-                    libc::prctl(
-                        libc::PR_CAPBSET_DROP,
-                        cap as libc::c_ulong,
-                        ULONG0,
-                        ULONG0,
-                        ULONG0,
-                    )
-                    .into(),
-                )?;
+                thread::remove_capability_from_bounding_set(CapabilitySet::from_bits_retain(
+                    1u64 << cap,
+                ))
+                .map_err(errno)?;
             }
         }
     }
     if let Some((uid, gid)) = p.creds {
-        check(libc::prctl(libc::PR_SET_KEEPCAPS, ULONG1, ULONG0, ULONG0, ULONG0).into())?;
-        check(libc::syscall(
-            libc::SYS_setgroups,
-            p.groups.len(),
-            p.groups.as_ptr(),
-        ))?;
-        check(libc::syscall(libc::SYS_setresgid, gid, gid, gid))?;
-        check(libc::syscall(libc::SYS_setresuid, uid, uid, uid))?;
+        thread::set_keep_capabilities(true).map_err(errno)?;
+        thread::set_thread_groups(&p.groups).map_err(errno)?;
+        thread::set_thread_res_gid(gid, gid, gid).map_err(errno)?;
+        thread::set_thread_res_uid(uid, uid, uid).map_err(errno)?;
     }
-    if let Some((_, _, data)) = &p.caps {
-        let mut header = CapHeader {
-            version: LINUX_CAPABILITY_VERSION_3,
-            pid: 0,
-        };
-        check(libc::syscall(
-            libc::SYS_capset,
-            &mut header as *mut CapHeader,
-            data.as_ptr(),
-        ))?;
+    if let Some((_, _, effective, permitted)) = &p.caps {
+        thread::set_capabilities(
+            None,
+            thread::CapabilitySets {
+                effective: *effective,
+                permitted: *permitted,
+                inheritable: CapabilitySet::empty(),
+            },
+        )
+        .map_err(errno)?;
         // Ambient capabilities do not survive in an unprivileged container (EINVAL: the
         // kernel predates them).
-        match check(
-            libc::prctl(
-                libc::PR_CAP_AMBIENT,
-                libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-                ULONG0,
-                ULONG0,
-                ULONG0,
-            )
-            .into(),
-        ) {
+        match thread::clear_ambient_capability_set().map_err(errno) {
             Err(Errno::EINVAL) | Ok(()) => {}
             Err(e) => return Err(e),
         }
     }
     if p.no_new_privs {
-        install_filter(&p.filter)?;
+        crate::sys::seccomp::install_filter(&p.filter)?;
     }
     Ok(())
-}
-
-/// `seccomp(SECCOMP_SET_MODE_FILTER)` with the prepared program (nothing when it is empty).
-///
-/// SAFETY (caller): as [`apply_in_child`].
-#[allow(unsafe_code)]
-unsafe fn install_filter(filter: &[libc::sock_filter]) -> Result<(), Errno> {
-    if filter.is_empty() {
-        return Ok(());
-    }
-    let prog = libc::sock_fprog {
-        len: filter.len() as libc::c_ushort,
-        filter: filter.as_ptr().cast_mut(),
-    };
-    check(libc::syscall(
-        libc::SYS_seccomp,
-        libc::SECCOMP_SET_MODE_FILTER,
-        0,
-        &prog as *const libc::sock_fprog,
-    ))
 }
 
 #[cfg(test)]

@@ -781,8 +781,8 @@ fn set_pre_exec(
             // hierarchy) before exec, so nothing the container starts can escape it.
             (&**f).write_all(b"0")?;
         }
-        // SAFETY: we are in the forked child (pre_exec); see `isolation::apply_in_child`.
-        unsafe { isolation::apply_in_child(&setup) }.map_err(io::Error::from)?;
+        // Fork-safe: see `isolation::apply_in_child`.
+        isolation::apply_in_child(&setup).map_err(io::Error::from)?;
         // After the namespaces and mounts, so a workingDir inside a volume is the volume.
         nix::unistd::chdir(cwd.as_c_str())?;
         Ok(())

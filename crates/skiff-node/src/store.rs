@@ -618,7 +618,7 @@ pub fn prune(data_dir: &Path, retention: Retention, now: SystemTime) -> Vec<Path
         finished.push((at, dir));
     }
     finished.sort_by_key(|b| std::cmp::Reverse(b.0));
-    let mounts = mount_points();
+    let mounts = crate::mountinfo::mount_points();
     let mut removed = Vec::new();
     for (i, (at, dir)) in finished.into_iter().enumerate() {
         let old = now.duration_since(at).unwrap_or_default() > retention.keep_for;
@@ -637,7 +637,7 @@ pub fn prune(data_dir: &Path, retention: Retention, now: SystemTime) -> Vec<Path
 /// Removes a finished pod's directory (`--rm`): only if no skiff holds it and nothing is
 /// mounted below it. Returns whether it was removed.
 pub fn remove_pod_dir(dir: &Path) -> io::Result<bool> {
-    remove_pod_dir_checked(dir, &mount_points())
+    remove_pod_dir_checked(dir, &crate::mountinfo::mount_points())
 }
 
 fn remove_pod_dir_checked(dir: &Path, mounts: &[PathBuf]) -> io::Result<bool> {
@@ -658,18 +658,8 @@ fn remove_pod_dir_checked(dir: &Path, mounts: &[PathBuf]) -> io::Result<bool> {
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(false),
         Err((_, e)) => return Err(e.into()),
     };
-    crate::volumes::fdwalk::remove_tree(dir)?;
+    crate::fdwalk::remove_tree(dir)?;
     Ok(true)
-}
-
-/// Mount points of this mount namespace.
-fn mount_points() -> Vec<PathBuf> {
-    fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4))
-        .map(crate::node::unescape_mountinfo)
-        .collect()
 }
 
 #[cfg(test)]

@@ -33,9 +33,8 @@ use k8s_openapi::api::core::v1::PodStatus;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use crate::isolation::{HeldFd, MountSpec, Propagation};
-use crate::launch::{StartError, TerminationMessagePolicy};
 use crate::logs::tail_file;
+use crate::spec::{HeldFd, MountSpec, Propagation, StartError, TerminationMessagePolicy};
 
 /// Bytes kept from the message file (kubelet `MaxContainerTerminationMessageLength`).
 pub const MAX_MESSAGE_BYTES: usize = 4096;

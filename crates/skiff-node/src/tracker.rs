@@ -17,12 +17,10 @@
 //! other implementations of the same traits.
 
 use std::fs::{self, File, OpenOptions};
-use std::future::Future;
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,15 +28,13 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
+
+pub use crate::spec::{BoxFuture, TrackedGroup};
 
 /// Environment variable set in every process skiff starts for a container
 /// (and its exec probes/hooks): `SKIFF_CONTAINER_ID=<container id>`.
 pub const MARKER_ENV: &str = "SKIFF_CONTAINER_ID";
-
-/// Boxed future returned by [`TrackedGroup::remove`].
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Creates one tracking group per container instance.
 pub trait ProcessTracker: Send + Sync + 'static {
@@ -46,40 +42,6 @@ pub trait ProcessTracker: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
     /// Creates the group for the container instance `id`.
     fn create(&self, id: &str) -> io::Result<Arc<dyn TrackedGroup>>;
-}
-
-/// The processes of one container instance.
-pub trait TrackedGroup: Send + Sync + std::fmt::Debug + 'static {
-    fn id(&self) -> &str;
-    /// A file the child writes `0` into before `exec` to join the group
-    /// (`cgroup.procs`), if this tracker works that way.
-    fn join_file(&self) -> Option<Arc<File>>;
-    /// Every file the child writes `0` into before `exec` (cgroup v1: one `cgroup.procs`
-    /// per hierarchy). Defaults to [`join_file`](Self::join_file).
-    fn join_files(&self) -> Vec<Arc<File>> {
-        self.join_file().into_iter().collect()
-    }
-    /// An open cgroup2 directory the child can be created in (`clone3` with
-    /// `CLONE_INTO_CGROUP`), which is much cheaper than joining through
-    /// [`join_file`](Self::join_file) (see the `spawn` module). `None` when
-    /// the tracker has none; `join_file` is then used.
-    fn cgroup_dir(&self) -> Option<Arc<OwnedFd>> {
-        None
-    }
-    /// Records the container's first process (leader of its own session).
-    fn set_leader(&self, pid: i32);
-    /// Whether the kernel OOM killer killed a process of the group (its memory cgroup's own
-    /// OOM events; ST4). `false` for trackers without a memory cgroup.
-    fn oom_killed(&self) -> bool {
-        false
-    }
-    /// Sends `sig` to every process of the group. Not an error when empty.
-    fn signal_all(&self, sig: Signal) -> io::Result<()>;
-    /// Live processes of the group.
-    fn pids(&self) -> Vec<i32>;
-    /// Kills whatever is left, waits (at most `timeout`) for the group to be
-    /// empty and releases it.
-    fn remove(&self, timeout: Duration) -> BoxFuture<'_, io::Result<()>>;
 }
 
 /// Picks [`CgroupV2Tracker`] when running as root with a writable cgroup2
@@ -239,10 +201,7 @@ impl TrackedGroup for CgroupGroup {
             // SRCU grace period (~15 ms), on the path of every container's cleanup.
             let wait = async {
                 let events = File::open(self.dir.join("cgroup.events"))?;
-                // SAFETY: the `File` owns the descriptor and moves into the `AsyncFd`,
-                // which deregisters it before dropping (closing) it.
-                #[allow(unsafe_code)]
-                let afd = unsafe { AsyncFd::register_with_interest(events, Interest::PRIORITY)? };
+                let afd = crate::sys::fd::Pollable::new(events.into(), Interest::PRIORITY)?;
                 while self.populated()? {
                     let mut guard = afd.ready(Interest::PRIORITY).await?;
                     guard.clear_ready();

@@ -636,13 +636,11 @@ fn real_values_match_the_model() {
 
 /// The cgroup2 directory this process is in (under the unified mount), if there is one.
 fn own_cgroup2_dir() -> Option<PathBuf> {
-    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mount = info.lines().find_map(|l| {
-        let (left, right) = l.split_once(" - ")?;
-        right
-            .starts_with("cgroup2 ")
-            .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
-    })?;
+    let mount = skiff_node::mountinfo::read_self()
+        .ok()?
+        .into_iter()
+        .find(|m| m.fstype == "cgroup2")?
+        .mount_point;
     let own = fs::read_to_string("/proc/self/cgroup").ok()?;
     let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?;
     Some(mount.join(rel.trim_start_matches('/')))

@@ -371,11 +371,11 @@ async fn item2_mounts_appear_inside_the_container_only_and_read_only_holds() {
     assert!(!target.join("data").exists());
     // The container's own mount table has it, read-only.
     let theirs = std::fs::read_to_string(format!("/proc/{}/mountinfo", ct.pid())).unwrap();
-    let line = theirs
-        .lines()
-        .find(|l| l.split(' ').nth(4) == Some(target.to_str().unwrap()))
+    let mount = skiff_node::mountinfo::parse(&theirs)
+        .into_iter()
+        .find(|m| m.mount_point == target)
         .expect("mount in the container");
-    assert!(line.split(' ').nth(5).unwrap().starts_with("ro"), "{line}");
+    assert!(mount.mount_options.starts_with("ro"), "{mount:?}");
 
     // An exec probe runs in the container's mount namespace (sees the volume) and network.
     let prober = HostProber::new().unwrap();
@@ -400,12 +400,9 @@ async fn item2_mounts_appear_inside_the_container_only_and_read_only_holds() {
 /// Host mounts, without the pod `/dev/shm` tmpfs of pods that other tests of this binary
 /// run at the same time (each test's own are checked by path).
 fn count_mounts(mi: &str) -> usize {
-    mi.lines()
-        .filter(|l| {
-            !l.split_whitespace()
-                .nth(4)
-                .is_some_and(|p| p.ends_with("/shm"))
-        })
+    skiff_node::mountinfo::parse(mi)
+        .iter()
+        .filter(|m| !m.mount_point.ends_with("shm"))
         .count()
 }
 

@@ -80,14 +80,10 @@ mod tests {
 /// a dozen comparisons do not justify an eBPF toolchain or crate.
 pub mod bpf {
     use std::io;
-    use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-
-    use nix::libc;
+    use std::os::fd::{AsFd, BorrowedFd};
 
     use super::DeviceRule;
 
-    const BPF_PROG_LOAD: libc::c_int = 5;
-    const BPF_PROG_ATTACH: libc::c_int = 8;
     const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
     const BPF_CGROUP_DEVICE: u32 = 6;
     const BPF_F_ALLOW_MULTI: u32 = 2;
@@ -196,57 +192,17 @@ pub mod bpf {
                 b
             })
             .collect();
-        let license = c"Apache-2.0";
-        // `union bpf_attr` for BPF_PROG_LOAD: prog_type, insn_cnt, insns, license (the
-        // rest zero: no log, no name).
-        let mut attr = [0u8; 128];
-        attr[0..4].copy_from_slice(&BPF_PROG_TYPE_CGROUP_DEVICE.to_ne_bytes());
-        let count = u32::try_from(prog.len()).map_err(|_| io::Error::other("program too long"))?;
-        attr[4..8].copy_from_slice(&count.to_ne_bytes());
-        attr[8..16].copy_from_slice(&(bytes.as_ptr() as u64).to_ne_bytes());
-        attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
-        // SAFETY: bpf(2) with a zeroed attr holding pointers to `bytes` and `license`, which
-        // outlive the call; the result is a new descriptor or -1.
-        #[allow(unsafe_code)]
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_PROG_LOAD,
-                attr.as_mut_ptr(),
-                attr.len() as libc::c_uint,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::other("bpf: bad fd"))?;
-        // SAFETY: the kernel returned a new descriptor that nothing else owns.
-        #[allow(unsafe_code)]
-        let prog_fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // BPF_PROG_ATTACH: target_fd, attach_bpf_fd, attach_type, attach_flags. MULTI so that
-        // a program an ancestor (systemd, a container manager) attached still applies too.
-        let mut attr = [0u8; 128];
-        let target = u32::try_from(cgroup.as_raw_fd()).unwrap_or(u32::MAX);
-        let prog = u32::try_from(prog_fd.as_raw_fd()).unwrap_or(u32::MAX);
-        attr[0..4].copy_from_slice(&target.to_ne_bytes());
-        attr[4..8].copy_from_slice(&prog.to_ne_bytes());
-        attr[8..12].copy_from_slice(&BPF_CGROUP_DEVICE.to_ne_bytes());
-        attr[12..16].copy_from_slice(&BPF_F_ALLOW_MULTI.to_ne_bytes());
-        // SAFETY: bpf(2) with a zeroed attr naming two descriptors we hold.
-        #[allow(unsafe_code)]
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_PROG_ATTACH,
-                attr.as_mut_ptr(),
-                attr.len() as libc::c_uint,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let prog_fd =
+            crate::sys::bpf::prog_load(BPF_PROG_TYPE_CGROUP_DEVICE, &bytes, c"Apache-2.0")?;
+        // MULTI so that a program an ancestor (systemd, a container manager) attached still
+        // applies too.
+        crate::sys::bpf::prog_attach(
+            cgroup,
+            prog_fd.as_fd(),
+            BPF_CGROUP_DEVICE,
+            BPF_F_ALLOW_MULTI,
+        )
         // The attachment holds the program; our descriptor closes here.
-        Ok(())
     }
 
     #[cfg(test)]

@@ -84,8 +84,9 @@ impl CgroupLayout {
         let own = parse_proc_cgroup(proc_cgroup);
         let mut v1 = Vec::new();
         let mut unified = None;
-        for m in parse_mountinfo(mountinfo) {
+        for m in crate::mountinfo::parse(mountinfo) {
             let mount = rebase(root, &m.mount_point);
+            let mount_root = m.root.to_string_lossy();
             match m.fstype.as_str() {
                 "cgroup2" if unified.is_none() => {
                     let Some(own_path) = own
@@ -95,7 +96,7 @@ impl CgroupLayout {
                     else {
                         continue;
                     };
-                    let base = base_dir(&mount, &m.root, &own_path);
+                    let base = base_dir(&mount, &mount_root, &own_path);
                     let available = read_set(&base.join("cgroup.controllers"));
                     let enabled = read_set(&base.join("cgroup.subtree_control"));
                     unified = Some(UnifiedHierarchy {
@@ -135,7 +136,7 @@ impl CgroupLayout {
                         tracing::debug!(mount = %mount.display(), "v1 hierarchy not in /proc/self/cgroup; skipped");
                         continue;
                     };
-                    let base = base_dir(&mount, &m.root, &own_path);
+                    let base = base_dir(&mount, &mount_root, &own_path);
                     v1.push(V1Hierarchy {
                         controllers,
                         mount,
@@ -202,37 +203,6 @@ fn is_v1_controller_option(o: &str) -> bool {
     KNOWN.contains(&o) || o.starts_with("name=")
 }
 
-/// One line of mountinfo, the fields discovery needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountInfo {
-    /// Root of the mount within its filesystem (field 4).
-    pub root: String,
-    /// Mount point (field 5), octal escapes decoded.
-    pub mount_point: String,
-    pub fstype: String,
-    pub super_options: String,
-}
-
-/// Parses `/proc/self/mountinfo` (lines that do not parse are skipped).
-pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
-    text.lines()
-        .filter_map(|line| {
-            let (pre, post) = line.split_once(" - ")?;
-            let f: Vec<&str> = pre.split_whitespace().collect();
-            let mut p = post.split_whitespace();
-            let fstype = p.next()?.to_string();
-            let _source = p.next();
-            let super_options = p.next().unwrap_or("").to_string();
-            Some(MountInfo {
-                root: unescape(f.get(3)?),
-                mount_point: unescape(f.get(4)?),
-                fstype,
-                super_options,
-            })
-        })
-        .collect()
-}
-
 /// `/proc/self/cgroup` as (controller list, path); the cgroup2 line has an
 /// empty controller list.
 pub fn parse_proc_cgroup(text: &str) -> Vec<(String, String)> {
@@ -247,30 +217,9 @@ pub fn parse_proc_cgroup(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Decodes mountinfo's `\040`-style octal escapes.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// `root` + absolute `path`.
-fn rebase(root: &Path, path: &str) -> PathBuf {
-    root.join(path.trim_start_matches('/'))
+fn rebase(root: &Path, path: &Path) -> PathBuf {
+    root.join(path.strip_prefix("/").unwrap_or(path))
 }
 
 /// The directory of `own` in a hierarchy mounted at `mount` whose mount root
@@ -315,13 +264,6 @@ pub(crate) fn parse_set(s: &str) -> BTreeSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unescapes_octal() {
-        assert_eq!(unescape("/a\\040b"), "/a b");
-        assert_eq!(unescape("/plain"), "/plain");
-        assert_eq!(unescape("/x\\"), "/x\\");
-    }
 
     #[test]
     fn base_dir_strips_mount_root() {

@@ -67,8 +67,8 @@
 //! `<own>/skiff.supervisor` and retries, else
 //! [`CgroupError::InternalProcesses`].
 //!
-//! # Wiring (see [`crate::node`])
-//! 1. Start (root): [`detect`] once per process ([`crate::node::NodeResources::global`]); if
+//! # Wiring (done by the `node` module, which composes this one)
+//! 1. Start (root): [`detect`] once per process (`node::NodeResources::global`); if
 //!    that fails it says so once and containers keep the process tracker. Pods a killed
 //!    skiff recorded are cleaned up ([`remove_dir_trees`]).
 //! 2. Pod sandbox: [`PodCgroup::create`] before the first container (an error fails the pod
@@ -109,7 +109,7 @@ pub use oom::{OomScoreAdjuster, OomScoreOutcome, OomWatcher};
 pub use v1::V1Driver;
 pub use v2::V2Driver;
 
-use crate::tracker::{BoxFuture, TrackedGroup};
+use crate::spec::{BoxFuture, TrackedGroup};
 
 /// Name of the top cgroup (CG1).
 pub const KUBEPODS: &str = "kubepods";

@@ -10,7 +10,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 use super::fsutil::{self, keyed_value};
 use super::CgroupError;
@@ -226,14 +226,10 @@ fn register_eventfd(dir: &Path, oom_control: &Path) -> io::Result<EventFd> {
     Ok(efd)
 }
 
-/// Registers an owned, non-blocking descriptor with the tokio reactor.
-fn async_fd(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
-    // SAFETY: the `AsyncFd` owns `fd`; an `OwnedFd` stays open until dropped
-    // (with the `AsyncFd`) and `as_raw_fd` always returns that descriptor.
-    #[allow(unsafe_code)]
-    unsafe {
-        AsyncFd::register(fd).map_err(io::Error::from)
-    }
+/// Registers an owned, non-blocking descriptor with the tokio reactor (readable and
+/// writable, as `AsyncFd::register` does).
+fn async_fd(fd: OwnedFd) -> io::Result<crate::sys::fd::Pollable> {
+    crate::sys::fd::Pollable::new(fd, Interest::READABLE | Interest::WRITABLE)
 }
 
 // ---------------------------------------------------------------------------------------------

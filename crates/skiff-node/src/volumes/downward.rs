@@ -16,12 +16,12 @@ pub trait DetectNodeAllocatable {
 }
 
 impl DetectNodeAllocatable for NodeAllocatable {
+    /// The machine's values, the same the node module uses for admission (`machine`).
     fn detect(data_dir: &Path) -> NodeAllocatable {
-        let cap = crate::node::NodeResources::global().capacity(data_dir);
         NodeAllocatable {
-            cpu_millis: cap.milli_cpu,
-            memory_bytes: cap.memory_bytes,
-            ephemeral_storage_bytes: cap.ephemeral_storage_bytes,
+            cpu_millis: crate::machine::milli_cpus(),
+            memory_bytes: crate::machine::memory_bytes(),
+            ephemeral_storage_bytes: crate::machine::fs_size(data_dir),
         }
     }
 }

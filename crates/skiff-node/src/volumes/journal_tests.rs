@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::Pod;
 
 use super::downward::NodeAllocatable;
-use super::{MountJournal, PodVolumes};
-use crate::sandbox::PodObjects;
+use super::{MountJournal, PodObjects, PodVolumes};
 
 /// A journal that, at each call, looks whether the path is a mount point right now.
 #[derive(Debug, Default)]
@@ -18,11 +17,7 @@ struct FakeJournal {
 }
 
 fn is_mount_point(p: &Path) -> bool {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4))
-        .any(|m| Path::new(m) == p)
+    crate::mountinfo::is_mount_point(p)
 }
 
 impl MountJournal for FakeJournal {

@@ -22,7 +22,7 @@
 //! (`du`-style usage, as the kubelet's eviction manager measures it); the pod worker polls it
 //! and evicts the pod (the engine's `NodeFailure::Evicted`: Warning `Evicted` with the kubelet's
 //! message, the pod fails, its containers are killed with the eviction's 1 s grace).
-//! The usage walk and the teardown go by file descriptor ([`fdwalk`]): no depth of paths
+//! The usage walk and the teardown go by file descriptor ([`crate::fdwalk`]): no depth of paths
 //! escapes the count (`PATH_MAX` does not bound them) or survives the pod, and neither
 //! follows a symlink.
 //!
@@ -32,7 +32,6 @@
 pub mod atomic;
 pub mod cluster_identity;
 pub mod downward;
-pub(crate) mod fdwalk;
 pub mod hostpath;
 pub mod ownership;
 mod payload;
@@ -46,12 +45,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Container, Pod, Volume};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Volume};
 use skiff_model::quantity::Quantity;
 
-use crate::isolation::{HeldFd, MountSpec, Propagation};
-use crate::launch::StartError;
-use crate::sandbox::PodObjects;
+use crate::fdwalk;
+pub use crate::spec::MountJournal;
+use crate::spec::{HeldFd, MountSpec, Propagation, StartError};
 use downward::NodeAllocatable;
 
 pub const EMPTY_DIR_PLUGIN: &str = "kubernetes.io~empty-dir";
@@ -60,14 +59,35 @@ pub const SECRET_PLUGIN: &str = "kubernetes.io~secret";
 pub const DOWNWARD_API_PLUGIN: &str = "kubernetes.io~downward-api";
 pub const PROJECTED_PLUGIN: &str = "kubernetes.io~projected";
 
-/// Where skiff notes the mounts it makes on the host for a pod (the pod's crash record, see
-/// `node`): written **before** the mount and cleared only **after** the unmount, so that the
-/// next start of skiff unmounts whatever a killed or panicking skiff left (issue 7 item 6).
-pub trait MountJournal: Send + Sync + std::fmt::Debug {
-    /// Records `path`; an error means the mount is not made.
-    fn before_mount(&self, path: &Path) -> Result<(), String>;
-    /// `path` is no longer mounted.
-    fn after_unmount(&self, path: &Path);
+/// ConfigMaps and Secrets a pod may refer to (for `skiff run`: the documents of the same
+/// manifest), by name, and what issues its service-account tokens.
+#[derive(Debug, Clone, Default)]
+pub struct PodObjects {
+    pub config_maps: BTreeMap<String, ConfigMap>,
+    pub secrets: BTreeMap<String, Secret>,
+    /// skiff's CA and token signer (`volumes::cluster_identity`); without it a projected
+    /// serviceAccountToken cannot be written and the volume fails to mount.
+    pub cluster: Option<std::sync::Arc<cluster_identity::ClusterIdentity>>,
+}
+
+impl PodObjects {
+    /// Adds what every namespace of a cluster has: `kube-root-ca.crt` (unless the manifest
+    /// brings its own) from skiff's CA of `data_dir`, which also signs the pod's tokens.
+    /// Without the keys (an unwritable data dir) the pod runs without them; a volume that
+    /// needs them fails to mount, naming the cause.
+    pub fn with_cluster_identity(mut self, data_dir: &std::path::Path, namespace: &str) -> Self {
+        use cluster_identity::{ClusterIdentity, ROOT_CA_CONFIG_MAP};
+        match ClusterIdentity::load_or_create(data_dir) {
+            Ok(id) => {
+                self.config_maps
+                    .entry(ROOT_CA_CONFIG_MAP.to_string())
+                    .or_insert_with(|| id.root_ca_config_map(namespace));
+                self.cluster = Some(std::sync::Arc::new(id));
+            }
+            Err(e) => tracing::warn!("skiff's CA and token signer are unavailable: {e}"),
+        }
+        self
+    }
 }
 
 /// A volume that could not be set up: the kubelet's `FailedMount` event.
@@ -532,7 +552,7 @@ fn recursive_read_only(
                     m.name
                 )));
             }
-            if !crate::mountns::recursive_read_only_supported() {
+            if !crate::sys::mount::mount_setattr_supported() {
                 if v == "Enabled" {
                     return Err(StartError::Config(format!(
                         "mount {:?}: RRO is specified, but the runtime does not support RRO",

@@ -11,7 +11,7 @@
 //! configMap's `key -> ..data/key` are followed, an absolute or escaping one is refused), a
 //! missing directory is made with `mkdirat` and `openat(O_NOFOLLOW)` and `fchmod`ed on its
 //! fd ([`fdwalk::make_dirs_beneath`]), and the returned `O_PATH` fd travels in the
-//! [`MountSpec`](crate::isolation::MountSpec) to the child, which mounts that fd. A container
+//! [`MountSpec`](crate::spec::MountSpec) to the child, which mounts that fd. A container
 //! swapping a directory for a symlink at any moment can at worst make the mount fail.
 //! Difference: an absolute symlink is refused even when its host path leads back into the
 //! volume (the kubelet's `EvalSymlinks` would accept it); relative in-volume links work.
@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use nix::libc;
 
-use super::fdwalk;
+use crate::fdwalk;
 
 /// Resolves `sub` inside the volume `volume` (held open as `root`) for volumeMount `mount`
 /// of container `container`: the subPath's `O_PATH` descriptor and its host path (for

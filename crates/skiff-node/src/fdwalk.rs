@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -40,29 +40,13 @@ pub(crate) fn openat2(
     } else {
         path
     })?;
-    // SAFETY: open_how is plain data; zero is a valid value for each field.
-    #[allow(unsafe_code)]
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.resolve = resolve;
-    // SAFETY: valid C string and open_how for the duration of the call; the result is a new
-    // fd we own (or -1).
-    #[allow(unsafe_code)]
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel returned a new descriptor.
-    #[allow(unsafe_code)]
-    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+    Ok(rustix::fs::openat2(
+        dir,
+        c.as_c_str(),
+        rustix::fs::OFlags::from_bits_retain((flags | libc::O_CLOEXEC) as u32),
+        rustix::fs::Mode::empty(),
+        rustix::fs::ResolveFlags::from_bits_retain(resolve),
+    )?)
 }
 
 /// `openat(&dir, name, flags | O_NOFOLLOW | O_CLOEXEC)`: one component, never a symlink.
