@@ -21,36 +21,16 @@ use std::path::{Path, PathBuf};
 use proc_macro2::{TokenStream, TokenTree};
 use syn::visit::Visit;
 
-/// Import cycles that exist today and are being removed (skiff-node's restructure, issue 9
-/// item 5). TEMPORARY: a cycle found is accepted only if all its modules are in one entry;
+/// Import cycles that exist and are being removed (empty since skiff-node's restructure, issue 9
+/// item 5). A cycle found is accepted only if all its modules are in one entry;
 /// an entry that no longer matches any cycle fails the test, so that it is deleted as soon as
 /// its cycle is gone. Never add to this list: break the new cycle instead (move the shared
 /// data or function into a leaf module that both import).
-const KNOWN_CYCLES_TO_REMOVE: &[(&str, &[&str])] = &[
-    (
-        "skiff-node",
-        &[
-            "container_view",
-            "isolation",
-            "launch",
-            "mountns",
-            "namespaces",
-            "node",
-            "sandbox",
-            "security",
-            "termination",
-            "volumes",
-            "volumes::downward",
-        ],
-    ),
-    ("skiff-node", &["cgroups", "tracker"]),
-];
+const KNOWN_CYCLES_TO_REMOVE: &[(&str, &[&str])] = &[];
 
-/// Crates that do not take the workspace lints yet. TEMPORARY, same rule as above:
-/// skiff-node keeps its own `[lints]` (unsafe denied, allowed per syscall spot) until its
-/// `unsafe` moves into one `sys` module; an entry whose crate takes the workspace lints fails
-/// the test until it is removed.
-const LINTS_EXEMPT_TO_REMOVE: &[&str] = &["skiff-node"];
+/// Crates that do not take the workspace lints yet (empty since issue 9), same rule as above:
+/// an entry whose crate takes the workspace lints fails the test until it is removed.
+const LINTS_EXEMPT_TO_REMOVE: &[&str] = &[];
 
 // ---------------------------------------------------------------------------------------
 // The module graph of one crate.
