@@ -43,7 +43,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -54,6 +54,7 @@ use nix::libc;
 use nix::sched::CloneFlags;
 
 use crate::reaper::{ExitWaiter, Reaper};
+use crate::sys::holder::{self, HolderArgs, FACTORY_V4, FACTORY_V6};
 
 /// How long destroy waits for the holder to be reaped after SIGKILL.
 const HOLDER_EXIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -516,21 +517,6 @@ impl Holder {
     }
 }
 
-/// What the holder child uses, all prepared in the parent.
-struct HolderArgs {
-    hostname: Option<CString>,
-    lo_up: bool,
-    reap: bool,
-    lifeline: RawFd,
-    ready: RawFd,
-    devnull: RawFd,
-    /// Rootless: `uid_map` and `gid_map` lines the holder writes for itself.
-    id_maps: Option<(Vec<u8>, Vec<u8>)>,
-    /// Rootless: the holder's end of the socket factory, or -1.
-    factory: RawFd,
-}
-
-#[allow(unsafe_code)]
 fn spawn_holder(plan: &NamespacePlan, reaper: &Reaper) -> Result<Holder, NamespaceError> {
     let (ready_r, ready_w) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| NamespaceError::Io {
@@ -562,67 +548,45 @@ fn spawn_holder(plan: &NamespacePlan, reaper: &Reaper) -> Result<Holder, Namespa
     } else {
         None
     };
+    let hostname = if plan.network {
+        Some(
+            CString::new(plan.hostname.as_bytes()).map_err(|_| NamespaceError::Io {
+                what: "hostname",
+                source: io::Error::other("contains a NUL byte"),
+            })?,
+        )
+    } else {
+        None
+    };
+    // One id, skiff's own, mapped to 0 (the only mapping an unprivileged process may write).
+    let id_maps = plan.user.then(|| {
+        (
+            format!("0 {} 1\n", nix::unistd::geteuid()).into_bytes(),
+            format!("0 {} 1\n", nix::unistd::getegid()).into_bytes(),
+        )
+    });
     let args = HolderArgs {
-        hostname: if plan.network {
-            Some(
-                CString::new(plan.hostname.as_bytes()).map_err(|_| NamespaceError::Io {
-                    what: "hostname",
-                    source: io::Error::other("contains a NUL byte"),
-                })?,
-            )
-        } else {
-            None
-        },
+        hostname: hostname.as_deref(),
         lo_up: plan.network,
         reap: plan.pid,
-        lifeline: life_r.as_raw_fd(),
-        ready: ready_w.as_raw_fd(),
-        devnull: devnull.as_raw_fd(),
-        // One id, skiff's own, mapped to 0 (the only mapping an unprivileged process may write).
-        id_maps: plan.user.then(|| {
-            (
-                format!("0 {} 1\n", nix::unistd::geteuid()).into_bytes(),
-                format!("0 {} 1\n", nix::unistd::getegid()).into_bytes(),
-            )
-        }),
-        factory: factory
+        lifeline: life_r.as_fd(),
+        ready: ready_w.as_fd(),
+        devnull: devnull.as_fd(),
+        id_maps: id_maps
             .as_ref()
-            .map_or(-1, |(_, theirs)| theirs.as_raw_fd()),
+            .map(|(uid, gid)| (uid.as_slice(), gid.as_slice())),
+        factory: factory.as_ref().map(|(_, theirs)| theirs.as_fd()),
     };
     let flags = plan.clone_flags();
     let spawned = reaper
         .spawn_with("pod-sandbox", || {
-            // SAFETY: an all-zero clone_args is valid; flags and exit signal set below.
-            let mut ca: libc::clone_args = unsafe { std::mem::zeroed() };
-            ca.flags = flags;
-            ca.exit_signal = libc::SIGCHLD as u64;
-            // SAFETY: clone3 without CLONE_VM is fork(2): the child has a copy of this
-            // address space with this thread only, and runs `holder_main`, which makes raw
-            // system calls on memory prepared above and never returns.
-            let pid = unsafe {
-                libc::syscall(
-                    libc::SYS_clone3,
-                    &mut ca as *mut libc::clone_args,
-                    std::mem::size_of::<libc::clone_args>(),
-                )
-            };
-            if pid == 0 {
-                // SAFETY: we are the child (see above).
-                unsafe { holder_main(&args) }
-            }
-            if pid < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            i32::try_from(pid).map_err(|_| io::Error::other("clone3: bad pid"))
+            holder::clone_holder(flags, &args).map_err(io::Error::from)
         })
         .map_err(io_err("starting the pod namespace holder (clone3)"))?;
     drop((ready_w, life_r, devnull));
     let factory = factory.map(|(ours, _theirs)| Arc::new(ours));
-    // SAFETY: pidfd_open on our own unreaped child.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, spawned.pid, 0) };
-    let pidfd = (pidfd >= 0).then(|| {
-        // SAFETY: pidfd_open just returned this descriptor; nobody else owns it.
-        unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) }
+    let pidfd = rustix::process::Pid::from_raw(spawned.pid).and_then(|pid| {
+        rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
     });
     let holder = Holder {
         pid: spawned.pid,
@@ -660,211 +624,6 @@ fn spawn_holder(plan: &NamespacePlan, reaper: &Reaper) -> Result<Holder, Namespa
         }));
     }
     Ok(holder)
-}
-
-/// The holder: set up the namespaces, report, then wait for the lifeline to close while
-/// reaping orphans. Never returns.
-///
-/// SAFETY (caller): only in the child of a fork-like clone; raw system calls only.
-#[allow(unsafe_code)]
-unsafe fn holder_main(a: &HolderArgs) -> ! {
-    let mut err = 0;
-    // Rootless: map skiff's ids to 0 before anything else (user_namespaces(7): an
-    // unprivileged process may write one line mapping its own id, gid_map after setgroups
-    // "deny"). The capabilities for the steps below it already has, as the namespace's creator.
-    if let Some((uid_map, gid_map)) = &a.id_maps {
-        err = write_file(c"/proc/self/setgroups", b"deny");
-        if err == 0 {
-            err = write_file(c"/proc/self/uid_map", uid_map);
-        }
-        if err == 0 {
-            err = write_file(c"/proc/self/gid_map", gid_map);
-        }
-    }
-    if let (0, Some(h)) = (err, &a.hostname) {
-        if libc::sethostname(h.as_ptr(), h.as_bytes().len()) != 0 {
-            err = *libc::__errno_location();
-        }
-    }
-    if err == 0 && a.lo_up {
-        err = loopback_up();
-    }
-    // Keep only: 0 = lifeline, 1 = ready pipe (until reported), 2 = /dev/null. Everything
-    // else inherited from skiff (other containers' pipes, sockets) is closed, since this
-    // process never execs and would otherwise keep them open.
-    // (Rootless: 3 = the socket factory.)
-    let mut ok = libc::dup2(a.lifeline, 0) >= 0
-        && libc::dup2(a.ready, 1) >= 0
-        && libc::dup2(a.devnull, 2) >= 0;
-    let keep = if a.factory >= 0 {
-        ok = ok && libc::dup2(a.factory, 3) >= 0;
-        4u32
-    } else {
-        3u32
-    };
-    ok = ok && libc::syscall(libc::SYS_close_range, keep, u32::MAX, 0u32) == 0;
-    if !ok && err == 0 {
-        err = *libc::__errno_location();
-    }
-    let mut mask: libc::sigset_t = std::mem::zeroed();
-    libc::sigfillset(&mut mask);
-    libc::pthread_sigmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut());
-    let mut chld: libc::sigset_t = std::mem::zeroed();
-    libc::sigemptyset(&mut chld);
-    libc::sigaddset(&mut chld, libc::SIGCHLD);
-    let sfd = libc::signalfd(-1, &chld, libc::SFD_CLOEXEC);
-    if sfd < 0 && err == 0 {
-        err = *libc::__errno_location();
-    }
-    let b = err.to_ne_bytes();
-    let w = if ok { 1 } else { a.ready };
-    libc::write(w, b.as_ptr().cast(), b.len());
-    if err != 0 {
-        libc::_exit(1);
-    }
-    libc::dup2(2, 1);
-    let mut fds = [
-        libc::pollfd {
-            fd: 0,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: sfd,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: if a.factory >= 0 { 3 } else { -1 },
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    loop {
-        let n = libc::poll(fds.as_mut_ptr(), 3, -1);
-        if n < 0 {
-            if *libc::__errno_location() == libc::EINTR {
-                continue;
-            }
-            libc::_exit(2);
-        }
-        if fds[0].revents != 0 {
-            // Lifeline closed: skiff is gone (or let go of the sandbox).
-            libc::_exit(0);
-        }
-        if fds[1].revents != 0 {
-            let mut info = [0u8; 128];
-            libc::read(sfd, info.as_mut_ptr().cast(), info.len());
-            if a.reap {
-                while libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) > 0 {}
-            }
-        }
-        if fds[2].revents != 0 && !serve_socket(3) {
-            // skiff closed its end: stop watching it (poll ignores negative descriptors).
-            fds[2].fd = -1;
-        }
-    }
-}
-
-/// In the holder: `open` + `write` + `close`; 0 or the errno.
-#[allow(unsafe_code)]
-unsafe fn write_file(path: &std::ffi::CStr, data: &[u8]) -> i32 {
-    let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-    if fd < 0 {
-        return *libc::__errno_location();
-    }
-    let n = libc::write(fd, data.as_ptr().cast(), data.len());
-    let err = if n < 0 { *libc::__errno_location() } else { 0 };
-    libc::close(fd);
-    err
-}
-
-/// Socket factory request: the address family, one byte.
-const FACTORY_V4: u8 = 4;
-const FACTORY_V6: u8 = 6;
-
-/// In the holder: answers one socket factory request on `fd` — a TCP socket of the asked
-/// family, created here in the pod's network namespace, sent with `SCM_RIGHTS`, and the errno
-/// of `socket(2)` (0 = a descriptor is attached) as the 4-byte payload. Returns false when
-/// the peer is gone.
-#[allow(unsafe_code)]
-unsafe fn serve_socket(fd: RawFd) -> bool {
-    let mut req = [0u8; 1];
-    let n = libc::recv(fd, req.as_mut_ptr().cast(), 1, libc::MSG_DONTWAIT);
-    if n == 0 {
-        return false;
-    }
-    if n < 0 {
-        let e = *libc::__errno_location();
-        return e == libc::EAGAIN || e == libc::EINTR;
-    }
-    let family = if req[0] == FACTORY_V6 {
-        libc::AF_INET6
-    } else {
-        libc::AF_INET
-    };
-    let sock = libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-    let mut errno = if sock < 0 {
-        *libc::__errno_location()
-    } else {
-        0
-    };
-    // Control buffer for one descriptor, aligned for `cmsghdr`.
-    #[repr(C, align(8))]
-    struct Cmsg([u8; 64]);
-    let mut cbuf = Cmsg([0; 64]);
-    let mut iov = libc::iovec {
-        iov_base: (&mut errno as *mut i32).cast(),
-        iov_len: std::mem::size_of::<i32>(),
-    };
-    let mut msg: libc::msghdr = std::mem::zeroed();
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    if sock >= 0 {
-        let fd_len = std::mem::size_of::<RawFd>() as u32;
-        msg.msg_control = cbuf.0.as_mut_ptr().cast();
-        msg.msg_controllen = libc::CMSG_SPACE(fd_len) as _;
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(fd_len) as _;
-        std::ptr::copy_nonoverlapping(
-            (&sock as *const RawFd).cast::<u8>(),
-            libc::CMSG_DATA(c),
-            fd_len as usize,
-        );
-    }
-    let sent = libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL);
-    if sock >= 0 {
-        libc::close(sock);
-    }
-    sent >= 0 || *libc::__errno_location() != libc::EPIPE
-}
-
-/// `ip link set lo up` with the classic interface ioctls: two system calls on a datagram
-/// socket, fork-safe and without a netlink dependency (netlink would need a crate and a
-/// message buffer for one flag). Returns 0 or the errno.
-#[allow(unsafe_code)]
-unsafe fn loopback_up() -> i32 {
-    let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-    if s < 0 {
-        return *libc::__errno_location();
-    }
-    let mut ifr: libc::ifreq = std::mem::zeroed();
-    for (d, c) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
-        *d = *c as libc::c_char;
-    }
-    let mut err = 0;
-    if libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr) < 0 {
-        err = *libc::__errno_location();
-    } else {
-        ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        if libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr) < 0 {
-            err = *libc::__errno_location();
-        }
-    }
-    libc::close(s);
-    err
 }
 
 /// Connects a TCP stream to `host:port` from inside the network namespace `netns` (probes:

@@ -462,10 +462,7 @@ fn forward_live(
     container: Arc<str>,
     tx: mpsc::Sender<LogLine>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    // SAFETY: the `AsyncFd` owns `sock`, an `OwnedFd` that stays open until dropped with it,
-    // and `as_raw_fd` always returns that descriptor.
-    #[allow(unsafe_code)]
-    let fd = unsafe { tokio::io::unix::AsyncFd::register(sock)? };
+    let fd = crate::sys::fd::Pollable::new(sock, tokio::io::Interest::READABLE)?;
     Ok(tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
         loop {

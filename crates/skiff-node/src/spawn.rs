@@ -12,8 +12,8 @@
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;
-use std::io::{self, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -22,22 +22,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use nix::libc;
+use nix::fcntl::OFlag;
 
 use crate::isolation::{self, host_view, MountSpec, PreparedSetup};
 use crate::launch::{resolve_executable, StartError, DEFAULT_PATH};
 use crate::reaper::{Reaper, Spawned};
+pub(crate) use crate::sys::process::Detach;
+use crate::sys::process::{
+    self, clone3_unsupported, CStrArray, ExecChild, MonitorArgv, MonitorChild, PidNsChange,
+};
 use crate::tracker::TrackedGroup;
-
-/// How the new process is detached from skiff.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Detach {
-    /// `setsid()`: own session and process group (container main process).
-    Session,
-    /// `setpgid(0, 0)`: own process group (exec probes/hooks).
-    Group,
-}
 
 /// A process ready to start: executable resolved, every string converted in the parent, so
 /// the forked child only makes system calls.
@@ -152,7 +146,7 @@ impl Process {
     fn spawn_here(self, reaper: &Reaper, tag: &str) -> io::Result<Spawned> {
         if let Some(dir) = &self.cgroup {
             if !CLONE_INTO_UNSUPPORTED.load(Ordering::Relaxed) {
-                match reaper.spawn_with(tag, || self.clone_into(dir.as_raw_fd())) {
+                match reaper.spawn_with(tag, || self.clone_into(dir.as_fd())) {
                     // Only a refusal of clone3 itself selects the fallback; a failure the child
                     // reports (setup or exec) is this start's error.
                     Err(e) => match clone3_refusal(&e) {
@@ -190,73 +184,47 @@ impl Process {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(self.stdout))
             .stderr(Stdio::from(self.stderr));
-        set_pre_exec(&mut cmd, self.join, self.detach, self.setup, self.cwd);
+        // Fork-safe: see `isolation::apply_in_child`.
+        process::set_pre_exec(
+            &mut cmd,
+            self.join,
+            self.detach,
+            isolation::apply_in_child,
+            self.setup,
+            self.cwd,
+        );
         cmd
     }
 
     /// `clone3(CLONE_INTO_CGROUP)` + `execve`. An exec failure comes back through a
     /// close-on-exec pipe (as `std::process` does); the failed child is reaped here, under
     /// the reaper's lock, so the reaper never sees it.
-    #[allow(unsafe_code)]
-    fn clone_into(&self, cgroup: RawFd) -> io::Result<i32> {
+    fn clone_into(&self, cgroup: BorrowedFd<'_>) -> io::Result<i32> {
         // Everything the child touches is prepared here: descriptors above 2 (so the dup2s
-        // below cannot clobber each other), NULL-terminated pointer arrays.
+        // in the child cannot clobber each other), NULL-terminated pointer arrays.
         let devnull = above_stdio(File::open("/dev/null")?.into())?;
         let stdout = above_stdio(self.stdout.try_clone()?)?;
         let stderr = above_stdio(self.stderr.try_clone()?)?;
         let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
         let err_w = above_stdio(err_w)?;
-        let argv: Vec<*const libc::c_char> = self
-            .argv
-            .iter()
-            .map(|a| a.as_ptr())
-            .chain(std::iter::once(std::ptr::null()))
-            .collect();
-        let envp: Vec<*const libc::c_char> = self
-            .envp
-            .iter()
-            .map(|a| a.as_ptr())
-            .chain(std::iter::once(std::ptr::null()))
-            .collect();
-        let child = ChildSetup {
-            program: self.program.as_ptr(),
-            argv: argv.as_ptr(),
-            envp: envp.as_ptr(),
-            cwd: self.cwd.as_ptr(),
-            stdin: devnull.as_raw_fd(),
-            stdout: stdout.as_raw_fd(),
-            stderr: stderr.as_raw_fd(),
-            err: err_w.as_raw_fd(),
+        let argv = CStrArray::new(self.argv.iter().map(CString::as_c_str));
+        let envp = CStrArray::new(self.envp.iter().map(CString::as_c_str));
+        let child = ExecChild {
+            program: &self.program,
+            argv: &argv,
+            envp: &envp,
+            cwd: &self.cwd,
+            stdin: devnull.as_fd(),
+            stdout: stdout.as_fd(),
+            stderr: stderr.as_fd(),
+            err: err_w.as_fd(),
             detach: self.detach,
-            setup: &self.setup,
-            join: std::ptr::null(),
-            join_len: 0,
+            join: &[],
+            apply: isolation::apply_in_child,
+            setup: &*self.setup,
         };
-        // SAFETY: an all-zero `clone_args` is valid ("no flags"); the fields set below are
-        // the ones CLONE_INTO_CGROUP needs.
-        let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
-        args.flags = CLONE_INTO_CGROUP;
-        args.exit_signal = libc::SIGCHLD as u64;
-        args.cgroup = cgroup as u64;
-        // SAFETY: clone3 without CLONE_VM and without a new stack is fork(2): the child gets
-        // a copy of this address space with only this thread. In the child only
-        // `exec_child` runs, which makes async-signal-safe calls on the memory prepared
-        // above and never returns.
-        let pid = unsafe {
-            libc::syscall(
-                libc::SYS_clone3,
-                &mut args as *mut libc::clone_args,
-                std::mem::size_of::<libc::clone_args>(),
-            )
-        };
-        if pid == 0 {
-            // SAFETY: see above; we are the child.
-            unsafe { exec_child(&child) }
-        }
-        if pid < 0 {
-            return Err(io::Error::other(Clone3Refused(Errno::last())));
-        }
-        let pid = i32::try_from(pid).map_err(|_| io::Error::other("clone3: bad pid"))?;
+        let pid = process::clone_exec_into_cgroup(cgroup, &child)
+            .map_err(|e| io::Error::other(Clone3Refused(e)))?;
         drop(err_w);
         drop((devnull, stdout, stderr));
         let mut buf = [0u8; 4];
@@ -332,10 +300,7 @@ impl Process {
         // Every descriptor M moves into place is above the targets 0–6, so the dup2s in M
         // cannot clobber one another.
         let high = |fd: OwnedFd| -> io::Result<OwnedFd> {
-            let new = fcntl(&fd, FcntlArg::F_DUPFD_CLOEXEC(10)).map_err(io::Error::from)?;
-            // SAFETY: fcntl(F_DUPFD_CLOEXEC) just returned this descriptor; nobody else owns it.
-            #[allow(unsafe_code)]
-            Ok(unsafe { OwnedFd::from_raw_fd(new) })
+            rustix::io::fcntl_dupfd_cloexec(&fd, 10).map_err(io::Error::from)
         };
         let devnull = high(File::open("/dev/null")?.into())?;
         let stdout = high(self.stdout.try_clone()?)?;
@@ -347,75 +312,44 @@ impl Process {
         let mon_out = high(monitor.stdout)?;
         let mon_err = high(monitor.stderr)?;
         let live = monitor.live.map(high).transpose()?;
-        let ptrs = |v: &[CString]| -> Vec<*const libc::c_char> {
-            v.iter()
-                .map(|a| a.as_ptr())
-                .chain(std::iter::once(std::ptr::null()))
-                .collect()
-        };
-        let argv = ptrs(&self.argv);
-        let envp = ptrs(&self.envp);
+        let argv = CStrArray::new(self.argv.iter().map(CString::as_c_str));
+        let envp = CStrArray::new(self.envp.iter().map(CString::as_c_str));
         // The monitor's argv ends with "--pid" and a buffer M writes the digits into.
-        let mut pid_buf = [0u8; 16];
-        let pid_flag = c"--pid";
-        let mut mon_argv: Vec<*const libc::c_char> =
-            monitor.argv.iter().map(|a| a.as_ptr()).collect();
-        mon_argv.push(pid_flag.as_ptr());
-        mon_argv.push(pid_buf.as_mut_ptr().cast_const().cast());
-        mon_argv.push(std::ptr::null());
-        let mon_envp: [*const libc::c_char; 1] = [std::ptr::null()];
-        let join: Vec<RawFd> = self.join.iter().map(|f| f.as_raw_fd()).collect();
+        let mon_argv = MonitorArgv::new(monitor.argv.iter().map(CString::as_c_str));
+        let join: Vec<BorrowedFd<'_>> = self.join.iter().map(|f| f.as_fd()).collect();
         let pid_ns = match self.setup.pid_namespace() {
             crate::namespaces::PidNamespace::Inherit => PidNsChange::None,
             crate::namespaces::PidNamespace::New => PidNsChange::New,
-            crate::namespaces::PidNamespace::Join(fd) => PidNsChange::Join(fd.as_raw_fd()),
+            crate::namespaces::PidNamespace::Join(fd) => PidNsChange::Join(fd.as_fd()),
         };
         let m = MonitorChild {
-            child: ChildSetup {
-                program: self.program.as_ptr(),
-                argv: argv.as_ptr(),
-                envp: envp.as_ptr(),
-                cwd: self.cwd.as_ptr(),
-                stdin: devnull.as_raw_fd(),
-                stdout: stdout.as_raw_fd(),
-                stderr: stderr.as_raw_fd(),
-                err: c_err_w.as_raw_fd(),
+            child: ExecChild {
+                program: &self.program,
+                argv: &argv,
+                envp: &envp,
+                cwd: &self.cwd,
+                stdin: devnull.as_fd(),
+                stdout: stdout.as_fd(),
+                stderr: stderr.as_fd(),
+                err: c_err_w.as_fd(),
                 detach: self.detach,
-                setup: &self.setup,
-                join: join.as_ptr(),
-                join_len: join.len(),
+                join: &join,
+                apply: isolation::apply_in_child,
+                setup: &*self.setup,
             },
-            c_err_r: c_err_r.as_raw_fd(),
-            cgroup: self.cgroup.as_ref().map_or(-1, |c| c.as_raw_fd()),
+            child_err: c_err_r.as_fd(),
+            cgroup: self.cgroup.as_ref().map(|c| c.as_fd()),
             pid_ns,
-            status: status_w.as_raw_fd(),
-            devnull: devnull.as_raw_fd(),
-            mon_out: mon_out.as_raw_fd(),
-            mon_err: mon_err.as_raw_fd(),
-            live: live.as_ref().map_or(-1, |l| l.as_raw_fd()),
-            program: monitor.program.as_ptr(),
-            argv: mon_argv.as_ptr(),
-            envp: mon_envp.as_ptr(),
-            pid_buf: pid_buf.as_mut_ptr(),
+            status: status_w.as_fd(),
+            devnull: devnull.as_fd(),
+            mon_out: mon_out.as_fd(),
+            mon_err: mon_err.as_fd(),
+            live: live.as_ref().map(|l| l.as_fd()),
+            program: &monitor.program,
+            argv: &mon_argv,
         };
-        let spawned = reaper.spawn_with(tag, || {
-            // SAFETY: fork(2) through glibc (its atfork handlers keep malloc usable, though
-            // M never allocates). In the child only `monitor_child` runs: raw system calls on
-            // the memory prepared above, ending in exec or _exit.
-            #[allow(unsafe_code)]
-            let pid = unsafe { libc::fork() };
-            if pid == 0 {
-                // SAFETY: see above; we are the child.
-                #[allow(unsafe_code)]
-                unsafe {
-                    monitor_child(&m)
-                }
-            }
-            if pid < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(pid)
-        })?;
+        let spawned =
+            reaper.spawn_with(tag, || process::fork_monitor(&m).map_err(io::Error::from))?;
         // Only M and the container keep these.
         drop((status_w, c_err_w, c_err_r, devnull, stdout, stderr));
         drop((mon_out, mon_err, live, self.stdout, self.stderr));
@@ -473,174 +407,6 @@ impl std::fmt::Display for MonitorExecFailed {
 
 impl std::error::Error for MonitorExecFailed {}
 
-/// Where M puts the container's PID namespace (see [`crate::namespaces::PidNamespace`]).
-#[derive(Clone, Copy)]
-enum PidNsChange {
-    None,
-    New,
-    Join(RawFd),
-}
-
-/// Everything M needs, as raw pointers and descriptors owned by the parent's frame.
-struct MonitorChild<'a> {
-    child: ChildSetup<'a>,
-    c_err_r: RawFd,
-    /// cgroup2 directory to create the container in, or -1.
-    cgroup: RawFd,
-    pid_ns: PidNsChange,
-    status: RawFd,
-    devnull: RawFd,
-    mon_out: RawFd,
-    mon_err: RawFd,
-    live: RawFd,
-    program: *const libc::c_char,
-    argv: *const *const libc::c_char,
-    envp: *const *const libc::c_char,
-    /// 16 zero bytes for the container's PID in decimal (NUL-terminated).
-    pid_buf: *mut u8,
-}
-
-/// M: fork the container, report, become the monitor. Never returns.
-///
-/// SAFETY (caller): only in the child of a fork of this process, with `m` pointing at memory
-/// of the parent's frame (copied into the child). Raw system calls only.
-#[allow(unsafe_code)]
-unsafe fn monitor_child(m: &MonitorChild<'_>) -> ! {
-    let report = |words: &[i32]| {
-        for w in words {
-            let b = w.to_ne_bytes();
-            libc::write(m.status, b.as_ptr().cast(), b.len());
-        }
-    };
-    let errno = || *libc::__errno_location();
-    let mut set: libc::sigset_t = std::mem::zeroed();
-    libc::sigemptyset(&mut set);
-    libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-    // Out of skiff's session and process group: a Ctrl-C in skiff's terminal is skiff's to
-    // handle, never a signal to the monitors. Then the subreaper flag (kept across exec), so
-    // the container's orphans come to the monitor.
-    if libc::setsid() < 0
-        || libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0
-        || match m.pid_ns {
-            PidNsChange::None => false,
-            PidNsChange::New => libc::unshare(libc::CLONE_NEWPID) != 0,
-            PidNsChange::Join(fd) => libc::setns(fd, libc::CLONE_NEWPID) != 0,
-        }
-    {
-        report(&[0, errno()]);
-        libc::_exit(127);
-    }
-    // The container: born in its cgroup when there is a cgroup2 directory and the kernel
-    // allows it, else it joins by writing cgroup.procs first thing.
-    let mut cs = m.child;
-    let mut pid: libc::c_long = -1;
-    if m.cgroup >= 0 {
-        let mut args: libc::clone_args = std::mem::zeroed();
-        args.flags = CLONE_INTO_CGROUP;
-        args.exit_signal = libc::SIGCHLD as u64;
-        args.cgroup = m.cgroup as u64;
-        cs.join_len = 0;
-        pid = libc::syscall(
-            libc::SYS_clone3,
-            &mut args as *mut libc::clone_args,
-            std::mem::size_of::<libc::clone_args>(),
-        );
-        if pid == 0 {
-            exec_child(&cs)
-        }
-        if pid < 0 && !clone3_unsupported(Errno::from_raw(errno())) {
-            report(&[0, errno()]);
-            libc::_exit(127);
-        }
-        cs = m.child;
-    }
-    if pid < 0 {
-        pid = libc::syscall(
-            libc::SYS_clone,
-            libc::SIGCHLD as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        );
-        if pid == 0 {
-            exec_child(&cs)
-        }
-        if pid < 0 {
-            report(&[0, errno()]);
-            libc::_exit(127);
-        }
-    }
-    let cpid = pid as i32;
-    libc::close(cs.err);
-    let mut buf = [0u8; 4];
-    let mut got = 0usize;
-    while got < buf.len() {
-        let n = libc::read(m.c_err_r, buf.as_mut_ptr().add(got).cast(), buf.len() - got);
-        if n == 0 {
-            break;
-        }
-        if n < 0 {
-            if errno() == libc::EINTR {
-                continue;
-            }
-            break;
-        }
-        got += n as usize;
-    }
-    if got > 0 {
-        // The container failed before or at exec; it reported why and exited 127.
-        libc::waitpid(cpid, std::ptr::null_mut(), 0);
-        report(&[cpid, i32::from_ne_bytes(buf)]);
-        libc::_exit(127);
-    }
-    report(&[cpid, 0]);
-    // The monitor's descriptors: 0–2 /dev/null, 3/4 the container's stdout/stderr, 5 the live
-    // socket, 6 the status pipe (close-on-exec: its EOF tells skiff the exec worked).
-    // Everything else inherited from skiff goes, the container's own pipe ends included
-    // (held here they would keep the monitor from ever seeing EOF).
-    let ok = libc::dup2(m.devnull, 0) >= 0
-        && libc::dup2(m.devnull, 1) >= 0
-        && libc::dup2(m.devnull, 2) >= 0
-        && libc::dup2(m.mon_out, 3) >= 0
-        && libc::dup2(m.mon_err, 4) >= 0
-        && (if m.live >= 0 {
-            libc::dup2(m.live, 5) >= 0
-        } else {
-            libc::close(5);
-            true
-        })
-        && libc::dup3(m.status, 6, libc::O_CLOEXEC) >= 0
-        && libc::syscall(libc::SYS_close_range, 7u32, u32::MAX, 0u32) == 0;
-    if ok {
-        // The container's PID in decimal, into the buffer the argv points at.
-        let mut digits = [0u8; 12];
-        let mut n = 0;
-        let mut v = cpid;
-        loop {
-            digits[n] = b'0' + (v % 10) as u8;
-            n += 1;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        for i in 0..n {
-            *m.pid_buf.add(i) = digits[n - 1 - i];
-        }
-        libc::execve(m.program, m.argv, m.envp);
-    }
-    let b = errno().to_ne_bytes();
-    // After the dup3 the status pipe is descriptor 6 (the original was closed).
-    libc::write(if ok { 6 } else { m.status }, b.as_ptr().cast(), b.len());
-    libc::kill(cpid, libc::SIGKILL);
-    libc::waitpid(cpid, std::ptr::null_mut(), 0);
-    libc::_exit(127)
-}
-
-/// `CLONE_INTO_CGROUP` (linux/sched.h, since 5.7).
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-
 /// The `clone3` system call itself failed (as opposed to the child reporting a failure).
 #[derive(Debug)]
 struct Clone3Refused(Errno);
@@ -660,139 +426,10 @@ fn clone3_refusal(e: &io::Error) -> Option<Errno> {
         .map(|r| r.0)
 }
 
-/// The errors that mean "no clone3 / no CLONE_INTO_CGROUP here", not "this start failed":
-/// ENOSYS (old kernel, or a seccomp filter such as Docker's), E2BIG and EINVAL (5.3–5.6
-/// do not know the larger struct / the flag), EPERM (a seccomp filter that denies it).
-fn clone3_unsupported(errno: Errno) -> bool {
-    matches!(
-        errno,
-        Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL | Errno::EPERM
-    )
-}
-
+/// `fd`, or a close-on-exec duplicate of it above 2 when it is 0, 1 or 2.
 fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     if fd.as_raw_fd() > 2 {
         return Ok(fd);
     }
-    let new = fcntl(&fd, FcntlArg::F_DUPFD_CLOEXEC(3)).map_err(io::Error::from)?;
-    // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` just returned this new descriptor; nothing else owns it.
-    #[allow(unsafe_code)]
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
-}
-
-/// What the forked child needs, as raw pointers and descriptors owned by the parent's frame.
-#[derive(Clone, Copy)]
-struct ChildSetup<'a> {
-    program: *const libc::c_char,
-    argv: *const *const libc::c_char,
-    envp: *const *const libc::c_char,
-    cwd: *const libc::c_char,
-    stdin: RawFd,
-    stdout: RawFd,
-    stderr: RawFd,
-    err: RawFd,
-    detach: Detach,
-    setup: &'a PreparedSetup,
-    /// `cgroup.procs` descriptors to write `0` into before anything else (when the child was
-    /// not created in its cgroup): `join_len` of them at `join`.
-    join: *const RawFd,
-    join_len: usize,
-}
-
-/// In the child: reset the signal state std would reset, detach, set up stdio and the
-/// working directory, exec. On failure the errno goes to the parent and the child exits 127.
-///
-/// SAFETY (caller): only in the child of a fork-like clone, with `s` pointing at memory of
-/// the parent's frame (copied into the child).
-#[allow(unsafe_code)]
-unsafe fn exec_child(s: &ChildSetup<'_>) -> ! {
-    let mut set: libc::sigset_t = std::mem::zeroed();
-    libc::sigemptyset(&mut set);
-    // pthread_sigmask returns its error number instead of setting errno.
-    let rc = libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-    if rc != 0 {
-        fail_with(s, rc);
-    }
-    // Rust ignores SIGPIPE; ignored dispositions survive exec.
-    if libc::signal(libc::SIGPIPE, libc::SIG_DFL) == libc::SIG_ERR {
-        fail(s);
-    }
-    let detached = match s.detach {
-        Detach::Session => libc::setsid() >= 0,
-        Detach::Group => libc::setpgid(0, 0) == 0,
-    };
-    if !detached {
-        fail(s);
-    }
-    for i in 0..s.join_len {
-        // "0" moves the writing process: join the tracking cgroup (every v1 hierarchy) before
-        // anything else, so nothing the container starts can escape it.
-        if libc::write(*s.join.add(i), b"0".as_ptr().cast(), 1) < 0 {
-            fail(s);
-        }
-    }
-    if let Err(e) = isolation::apply_in_child(s.setup) {
-        fail_with(s, e as i32);
-    }
-    if libc::dup2(s.stdin, 0) < 0
-        || libc::dup2(s.stdout, 1) < 0
-        || libc::dup2(s.stderr, 2) < 0
-        || libc::chdir(s.cwd) != 0
-    {
-        fail(s);
-    }
-    libc::execve(s.program, s.argv, s.envp);
-    fail(s)
-}
-
-/// In the child: report errno to the parent and exit 127.
-#[allow(unsafe_code)]
-unsafe fn fail(s: &ChildSetup<'_>) -> ! {
-    fail_with(s, *libc::__errno_location())
-}
-
-/// In the child: report `errno` to the parent and exit 127.
-#[allow(unsafe_code)]
-unsafe fn fail_with(s: &ChildSetup<'_>, errno: i32) -> ! {
-    let b = errno.to_ne_bytes();
-    libc::write(s.err, b.as_ptr().cast(), b.len());
-    libc::_exit(127)
-}
-
-#[allow(unsafe_code)]
-fn set_pre_exec(
-    cmd: &mut Command,
-    join: Vec<Arc<File>>,
-    detach: Detach,
-    setup: Arc<PreparedSetup>,
-    cwd: CString,
-) {
-    let hook = move || -> std::io::Result<()> {
-        match detach {
-            Detach::Session => {
-                nix::unistd::setsid()?;
-            }
-            Detach::Group => {
-                nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))?;
-            }
-        }
-        for f in &join {
-            // "0" moves the writing process: join the tracking cgroup (every v1
-            // hierarchy) before exec, so nothing the container starts can escape it.
-            (&**f).write_all(b"0")?;
-        }
-        // Fork-safe: see `isolation::apply_in_child`.
-        isolation::apply_in_child(&setup).map_err(io::Error::from)?;
-        // After the namespaces and mounts, so a workingDir inside a volume is the volume.
-        nix::unistd::chdir(cwd.as_c_str())?;
-        Ok(())
-    };
-    // SAFETY: the hook runs in the forked child before exec. It only makes
-    // raw syscalls (setsid/setpgid, write(2) on fds opened by the parent and
-    // kept alive by the captured Arcs, `isolation::apply_in_child`'s setns/mount/
-    // prctl/seccomp on prepared data, chdir on a prepared C string); it allocates
-    // nothing, takes no locks and touches no state shared with other threads.
-    unsafe {
-        cmd.pre_exec(hook);
-    }
+    rustix::io::fcntl_dupfd_cloexec(&fd, 3).map_err(io::Error::from)
 }

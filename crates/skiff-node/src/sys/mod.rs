@@ -17,5 +17,7 @@
 
 pub mod bpf;
 pub mod fd;
+pub mod holder;
 pub mod mount;
+pub mod process;
 pub mod seccomp;

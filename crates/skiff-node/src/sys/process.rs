@@ -1,0 +1,518 @@
+//! Starting processes: `clone3`/`fork` with the code that runs in the child until `exec`, and
+//! the pre-exec hook of `std::process::Command`.
+//!
+//! Everything the child uses is borrowed from the parent's frame and prepared before the fork
+//! ([`CStrArray`], [`ExecChild`], [`MonitorChild`]): the child only makes raw system calls on
+//! that memory (it is a copy of the parent's), allocates nothing and takes no lock, then
+//! `exec`s or `_exit`s. The one step the caller supplies, `apply` (namespaces, mounts,
+//! credentials: `isolation::apply_in_child`), runs there too and must be fork-safe in the
+//! sense of the [`super`] module docs. Being a safe `fn` it cannot break memory safety, but
+//! one that allocates or locks may hang the child on a lock another thread held at the fork.
+
+use std::cell::Cell;
+use std::ffi::{CStr, CString};
+use std::fs::File;
+use std::io::{self, Write};
+use std::marker::PhantomData;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::Arc;
+
+use nix::errno::Errno;
+use nix::libc;
+
+/// How the new process is detached from skiff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detach {
+    /// `setsid()`: own session and process group (container main process).
+    Session,
+    /// `setpgid(0, 0)`: own process group (exec probes/hooks).
+    Group,
+}
+
+/// `CLONE_INTO_CGROUP` (linux/sched.h, since 5.7).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// The errors that mean "no clone3 / no CLONE_INTO_CGROUP here", not "this start failed":
+/// ENOSYS (old kernel, or a seccomp filter such as Docker's), E2BIG and EINVAL (5.3–5.6
+/// do not know the larger struct / the flag), EPERM (a seccomp filter that denies it).
+pub fn clone3_unsupported(errno: Errno) -> bool {
+    matches!(
+        errno,
+        Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL | Errno::EPERM
+    )
+}
+
+/// A NULL-terminated array of pointers to C strings borrowed for `'a` (`argv`, `envp`),
+/// built before the fork so the child needs no allocation.
+pub struct CStrArray<'a> {
+    ptrs: Vec<*const libc::c_char>,
+    _strings: PhantomData<&'a CStr>,
+}
+
+impl<'a> CStrArray<'a> {
+    pub fn new(items: impl IntoIterator<Item = &'a CStr>) -> CStrArray<'a> {
+        CStrArray {
+            ptrs: items
+                .into_iter()
+                .map(CStr::as_ptr)
+                .chain(std::iter::once(std::ptr::null()))
+                .collect(),
+            _strings: PhantomData,
+        }
+    }
+
+    fn as_ptr(&self) -> *const *const libc::c_char {
+        self.ptrs.as_ptr()
+    }
+}
+
+/// What the child needs to become the container process (or exec probe/hook): everything
+/// borrowed from the parent, descriptors above 2 so the `dup2`s onto 0–2 cannot clobber one
+/// another.
+pub struct ExecChild<'a, T> {
+    pub program: &'a CStr,
+    pub argv: &'a CStrArray<'a>,
+    pub envp: &'a CStrArray<'a>,
+    /// Changed into last, after `apply` (a workingDir inside a volume is the volume).
+    pub cwd: &'a CStr,
+    pub stdin: BorrowedFd<'a>,
+    pub stdout: BorrowedFd<'a>,
+    pub stderr: BorrowedFd<'a>,
+    /// Write end of a close-on-exec pipe: the errno of a failed step, then exit 127; EOF
+    /// means the exec worked.
+    pub err: BorrowedFd<'a>,
+    pub detach: Detach,
+    /// `cgroup.procs` files to write `0` into before anything else (when the child was not
+    /// created in its cgroup).
+    pub join: &'a [BorrowedFd<'a>],
+    /// The caller's set-up step and its data (fork-safe: see the module docs).
+    pub apply: fn(&T) -> Result<(), Errno>,
+    pub setup: &'a T,
+}
+
+// Not derived: `derive` would require `T: Copy`, and only a reference to `T` is held.
+impl<T> Clone for ExecChild<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for ExecChild<'_, T> {}
+
+/// `clone_args` for a fork-like `clone3`: `flags`, SIGCHLD at exit, and the cgroup for
+/// `CLONE_INTO_CGROUP`.
+pub(super) fn clone_args(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> libc::clone_args {
+    // SAFETY: `clone_args` is plain integers; all-zero is the valid "nothing" value.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.flags = flags;
+    args.exit_signal = libc::SIGCHLD as u64;
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    args
+}
+
+/// `clone3(args)` without `CLONE_VM` and without a new stack, i.e. a `fork(2)` (plus the
+/// flags' namespaces or cgroup): 0 in the child, the child's PID in the parent.
+///
+/// # Safety
+///
+/// `args` must not ask for `CLONE_VM`, `CLONE_VFORK`, `CLONE_THREAD`, `CLONE_SETTLS` or a
+/// stack (the child would share or lose the caller's memory). In the child (result 0) the
+/// caller may only run fork-safe code (see [`super`]): the child is a copy of this
+/// multi-threaded process with one thread, where locks other threads held stay locked, and
+/// glibc's fork handlers did not run. It must end in `execve` or `_exit`, never return into
+/// code that would drop or use the parent's state.
+pub(super) unsafe fn clone3(args: &mut libc::clone_args) -> Result<i32, Errno> {
+    let pid = libc::syscall(
+        libc::SYS_clone3,
+        args as *mut libc::clone_args,
+        std::mem::size_of::<libc::clone_args>(),
+    );
+    if pid < 0 {
+        return Err(Errno::last());
+    }
+    i32::try_from(pid).map_err(|_| Errno::EOVERFLOW)
+}
+
+/// Starts `child` with `clone3(CLONE_INTO_CGROUP)`: it is born in the cgroup2 directory
+/// `cgroup`, then runs [`ExecChild`]'s steps and `execve`s. Returns its PID, or the errno of
+/// `clone3` itself (see [`clone3_unsupported`]); a failure in the child arrives on
+/// `child.err`.
+pub fn clone_exec_into_cgroup<T>(
+    cgroup: BorrowedFd<'_>,
+    child: &ExecChild<'_, T>,
+) -> Result<i32, Errno> {
+    let mut args = clone_args(0, Some(cgroup));
+    // SAFETY: a plain fork (no CLONE_VM, no stack). In the child only `exec_child` runs:
+    // fork-safe steps on `child`, which is in the copied memory, ending in execve or _exit.
+    let pid = unsafe { clone3(&mut args)? };
+    if pid == 0 {
+        // SAFETY: we are the child of the clone3 above, single-threaded; `child` is valid.
+        unsafe { exec_child(child) }
+    }
+    Ok(pid)
+}
+
+/// In the child: reset the signal state std would reset, detach, join the cgroups, run the
+/// caller's set-up, put stdio and the working directory in place, exec. On failure the errno
+/// goes to `s.err` and the child exits 127.
+///
+/// # Safety
+///
+/// Only in the child of a fork-like clone of this process ([`clone3`], `fork`), which it
+/// never returns from; `s` and what it borrows are that child's copy of the parent's memory.
+/// It replaces the descriptors 0–2 and the signal mask of the process.
+unsafe fn exec_child<T>(s: &ExecChild<'_, T>) -> ! {
+    let mut set: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut set);
+    // pthread_sigmask returns its error number instead of setting errno.
+    let rc = libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    if rc != 0 {
+        fail_with(s.err, rc);
+    }
+    // Rust ignores SIGPIPE; ignored dispositions survive exec.
+    if libc::signal(libc::SIGPIPE, libc::SIG_DFL) == libc::SIG_ERR {
+        fail(s.err);
+    }
+    let detached = match s.detach {
+        Detach::Session => libc::setsid() >= 0,
+        Detach::Group => libc::setpgid(0, 0) == 0,
+    };
+    if !detached {
+        fail(s.err);
+    }
+    for fd in s.join {
+        // "0" moves the writing process: join the tracking cgroup (every v1 hierarchy) before
+        // anything else, so nothing the container starts can escape it.
+        if libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) < 0 {
+            fail(s.err);
+        }
+    }
+    if let Err(e) = (s.apply)(s.setup) {
+        fail_with(s.err, e as i32);
+    }
+    if libc::dup2(s.stdin.as_raw_fd(), 0) < 0
+        || libc::dup2(s.stdout.as_raw_fd(), 1) < 0
+        || libc::dup2(s.stderr.as_raw_fd(), 2) < 0
+        || libc::chdir(s.cwd.as_ptr()) != 0
+    {
+        fail(s.err);
+    }
+    libc::execve(s.program.as_ptr(), s.argv.as_ptr(), s.envp.as_ptr());
+    fail(s.err)
+}
+
+/// In the child: report errno on `err` and exit 127.
+///
+/// # Safety
+///
+/// As [`exec_child`]: only in a forked child, which it ends.
+unsafe fn fail(err: BorrowedFd<'_>) -> ! {
+    fail_with(err, Errno::last_raw())
+}
+
+/// In the child: report `errno` on `err` and exit 127.
+///
+/// # Safety
+///
+/// As [`exec_child`]: only in a forked child, which it ends (`_exit`, no destructors).
+unsafe fn fail_with(err: BorrowedFd<'_>, errno: i32) -> ! {
+    let b = errno.to_ne_bytes();
+    libc::write(err.as_raw_fd(), b.as_ptr().cast(), b.len());
+    libc::_exit(127)
+}
+
+/// Installs the `Command` fallback's pre-exec hook: detach, write `0` into each of `join`
+/// (`cgroup.procs`), `apply(&setup)`, then `chdir(cwd)` (after the mounts, so a workingDir
+/// inside a volume is the volume). `apply` must be fork-safe (module docs).
+pub fn set_pre_exec<T: Send + Sync + 'static>(
+    cmd: &mut Command,
+    join: Vec<Arc<File>>,
+    detach: Detach,
+    apply: fn(&T) -> Result<(), Errno>,
+    setup: Arc<T>,
+    cwd: CString,
+) {
+    let hook = move || -> io::Result<()> {
+        match detach {
+            Detach::Session => {
+                nix::unistd::setsid()?;
+            }
+            Detach::Group => {
+                nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))?;
+            }
+        }
+        for f in &join {
+            // "0" moves the writing process: join the tracking cgroup (every v1
+            // hierarchy) before exec, so nothing the container starts can escape it.
+            (&**f).write_all(b"0")?;
+        }
+        apply(&setup).map_err(io::Error::from)?;
+        nix::unistd::chdir(cwd.as_c_str())?;
+        Ok(())
+    };
+    // SAFETY: the hook runs in the forked child before exec. It only makes system calls
+    // (setsid/setpgid, write(2) on files kept open by the captured Arcs, chdir on a prepared C
+    // string) and `apply`, fork-safe by this function's contract, on prepared data; it
+    // allocates nothing, takes no lock and touches no state shared with other threads.
+    unsafe {
+        cmd.pre_exec(hook);
+    }
+}
+
+/// Where the monitor process puts the container's PID namespace before cloning it.
+#[derive(Clone, Copy)]
+pub enum PidNsChange<'a> {
+    /// Stay in skiff's.
+    None,
+    /// `unshare(CLONE_NEWPID)`: the container is PID 1 of a new one.
+    New,
+    /// `setns` into this one.
+    Join(BorrowedFd<'a>),
+}
+
+/// Bytes for the container's PID in decimal, NUL-terminated (an `i32` has at most 10 digits).
+const PID_DIGITS: usize = 16;
+
+/// The monitor's command line: the caller's arguments, then `--pid` and the container's PID,
+/// which the forked process writes into a buffer `argv` already points at (it cannot allocate).
+pub struct MonitorArgv<'a> {
+    /// Cells: the child writes through a shared reference; boxed so `argv`'s pointer holds.
+    pid: Box<[Cell<u8>; PID_DIGITS]>,
+    argv: Vec<*const libc::c_char>,
+    _strings: PhantomData<&'a CStr>,
+}
+
+impl<'a> MonitorArgv<'a> {
+    pub fn new(args: impl IntoIterator<Item = &'a CStr>) -> MonitorArgv<'a> {
+        let pid: Box<[Cell<u8>; PID_DIGITS]> = Box::default();
+        let mut argv: Vec<*const libc::c_char> = args.into_iter().map(CStr::as_ptr).collect();
+        argv.push(c"--pid".as_ptr());
+        argv.push(pid[..].as_ptr().cast());
+        argv.push(std::ptr::null());
+        MonitorArgv {
+            pid,
+            argv,
+            _strings: PhantomData,
+        }
+    }
+
+    /// Writes `pid` in decimal, NUL-terminated, into the buffer (fork-safe: no allocation).
+    fn set_pid(&self, pid: i32) {
+        let mut digits = [0u8; 12];
+        let mut n = 0;
+        let mut v = pid.unsigned_abs();
+        loop {
+            digits[n] = b'0' + (v % 10) as u8;
+            n += 1;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        for (cell, d) in self.pid.iter().zip(digits[..n].iter().rev()) {
+            cell.set(*d);
+        }
+        self.pid[n].set(0);
+    }
+}
+
+/// Everything the monitor process M needs: the container to start, where to report, and
+/// the monitor to exec. Descriptors are above 6 (the targets of M's `dup2`s).
+pub struct MonitorChild<'a, T> {
+    pub child: ExecChild<'a, T>,
+    /// Read end of `child.err`.
+    pub child_err: BorrowedFd<'a>,
+    /// cgroup2 directory to create the container in.
+    pub cgroup: Option<BorrowedFd<'a>>,
+    pub pid_ns: PidNsChange<'a>,
+    /// Write end of the status pipe (close-on-exec): the container's PID and its exec result,
+    /// then EOF when the monitor exec'd, or the errno of that exec.
+    pub status: BorrowedFd<'a>,
+    pub devnull: BorrowedFd<'a>,
+    /// The monitor's ends of the container's stdout and stderr pipes.
+    pub mon_out: BorrowedFd<'a>,
+    pub mon_err: BorrowedFd<'a>,
+    /// skiff's live log socket.
+    pub live: Option<BorrowedFd<'a>>,
+    pub program: &'a CStr,
+    pub argv: &'a MonitorArgv<'a>,
+}
+
+/// `fork`s M, which starts the container (see [`MonitorChild`]) and then execs the monitor
+/// with an empty environment. Returns M's PID.
+pub fn fork_monitor<T>(m: &MonitorChild<'_, T>) -> Result<i32, Errno> {
+    // SAFETY: fork(2) through glibc (its atfork handlers keep malloc usable, though M never
+    // allocates). In the child only `monitor_child` runs: raw system calls on the memory
+    // prepared by the caller (borrowed by `m`), ending in exec or _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: we are the child of the fork above.
+        unsafe { monitor_child(m) }
+    }
+    if pid < 0 {
+        return Err(Errno::last());
+    }
+    Ok(pid)
+}
+
+/// M: clone the container, report, become the monitor. Never returns.
+///
+/// # Safety
+///
+/// Only in the child of a fork of this process, which it never returns from; `m` and what it
+/// borrows are that child's copy of the parent's memory. It closes every descriptor above 6.
+unsafe fn monitor_child<T>(m: &MonitorChild<'_, T>) -> ! {
+    let status = m.status.as_raw_fd();
+    let report = |words: &[i32]| {
+        for w in words {
+            let b = w.to_ne_bytes();
+            libc::write(status, b.as_ptr().cast(), b.len());
+        }
+    };
+    let mut set: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut set);
+    libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    // Out of skiff's session and process group: a Ctrl-C in skiff's terminal is skiff's to
+    // handle, never a signal to the monitors. Then the subreaper flag (kept across exec), so
+    // the container's orphans come to the monitor.
+    if libc::setsid() < 0
+        || libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0
+        || match m.pid_ns {
+            PidNsChange::None => false,
+            PidNsChange::New => libc::unshare(libc::CLONE_NEWPID) != 0,
+            PidNsChange::Join(fd) => libc::setns(fd.as_raw_fd(), libc::CLONE_NEWPID) != 0,
+        }
+    {
+        report(&[0, Errno::last_raw()]);
+        libc::_exit(127);
+    }
+    // The container: born in its cgroup when there is a cgroup2 directory and the kernel
+    // allows it, else it joins by writing cgroup.procs first thing.
+    let mut pid = Err(Errno::ENOSYS);
+    if let Some(cgroup) = m.cgroup {
+        let mut cs = m.child;
+        cs.join = &[];
+        let mut args = clone_args(0, Some(cgroup));
+        pid = clone3(&mut args);
+        if pid == Ok(0) {
+            exec_child(&cs)
+        }
+        if let Err(e) = pid {
+            if !clone3_unsupported(e) {
+                report(&[0, e as i32]);
+                libc::_exit(127);
+            }
+        }
+    }
+    if pid.is_err() {
+        let r = libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        );
+        if r == 0 {
+            exec_child(&m.child)
+        }
+        if r < 0 {
+            report(&[0, Errno::last_raw()]);
+            libc::_exit(127);
+        }
+        pid = Ok(r as i32);
+    }
+    let cpid = pid.unwrap_or(-1);
+    libc::close(m.child.err.as_raw_fd());
+    let mut buf = [0u8; 4];
+    let mut got = 0usize;
+    while got < buf.len() {
+        let n = libc::read(
+            m.child_err.as_raw_fd(),
+            buf.as_mut_ptr().add(got).cast(),
+            buf.len() - got,
+        );
+        if n == 0 {
+            break;
+        }
+        if n < 0 {
+            if Errno::last_raw() == libc::EINTR {
+                continue;
+            }
+            break;
+        }
+        got += n as usize;
+    }
+    if got > 0 {
+        // The container failed before or at exec; it reported why and exited 127.
+        libc::waitpid(cpid, std::ptr::null_mut(), 0);
+        report(&[cpid, i32::from_ne_bytes(buf)]);
+        libc::_exit(127);
+    }
+    report(&[cpid, 0]);
+    // The monitor's descriptors: 0–2 /dev/null, 3/4 the container's stdout/stderr, 5 the live
+    // socket, 6 the status pipe (close-on-exec: its EOF tells skiff the exec worked).
+    // Everything else inherited from skiff goes, the container's own pipe ends included
+    // (held here they would keep the monitor from ever seeing EOF).
+    let devnull = m.devnull.as_raw_fd();
+    let ok = libc::dup2(devnull, 0) >= 0
+        && libc::dup2(devnull, 1) >= 0
+        && libc::dup2(devnull, 2) >= 0
+        && libc::dup2(m.mon_out.as_raw_fd(), 3) >= 0
+        && libc::dup2(m.mon_err.as_raw_fd(), 4) >= 0
+        && (match m.live {
+            Some(live) => libc::dup2(live.as_raw_fd(), 5) >= 0,
+            None => {
+                libc::close(5);
+                true
+            }
+        })
+        && libc::dup3(status, 6, libc::O_CLOEXEC) >= 0
+        && libc::syscall(libc::SYS_close_range, 7u32, u32::MAX, 0u32) == 0;
+    if ok {
+        // The container's PID in decimal, into the buffer the argv points at.
+        m.argv.set_pid(cpid);
+        let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+        libc::execve(m.program.as_ptr(), m.argv.argv.as_ptr(), envp.as_ptr());
+    }
+    let b = Errno::last_raw().to_ne_bytes();
+    // After the dup3 the status pipe is descriptor 6 (the original was closed).
+    libc::write(if ok { 6 } else { status }, b.as_ptr().cast(), b.len());
+    libc::kill(cpid, libc::SIGKILL);
+    libc::waitpid(cpid, std::ptr::null_mut(), 0);
+    libc::_exit(127)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monitor_argv_ends_with_the_pid_in_decimal() {
+        let args = [c"skiff-monitor", c"--log"];
+        let argv = MonitorArgv::new(args.iter().copied());
+        assert_eq!(argv.argv.len(), 5);
+        assert_eq!(argv.argv[..2], [args[0].as_ptr(), args[1].as_ptr()]);
+        assert_eq!(argv.argv[3], argv.pid[..].as_ptr().cast());
+        assert!(argv.argv[4].is_null());
+        let pid = || -> Vec<u8> { argv.pid.iter().map(Cell::get).collect() };
+        argv.set_pid(4_194_304);
+        assert_eq!(CStr::from_bytes_until_nul(&pid()), Ok(c"4194304"));
+        argv.set_pid(7);
+        assert_eq!(CStr::from_bytes_until_nul(&pid()), Ok(c"7"));
+        argv.set_pid(i32::MAX);
+        assert_eq!(CStr::from_bytes_until_nul(&pid()), Ok(c"2147483647"));
+    }
+
+    #[test]
+    fn c_str_array_is_null_terminated() {
+        let (x, y) = (c"a", c"b");
+        let a = CStrArray::new([x, y]);
+        assert_eq!(a.ptrs, [x.as_ptr(), y.as_ptr(), std::ptr::null()]);
+    }
+}
