@@ -7,7 +7,10 @@
 //! paths through names a `use` brought in, `$crate`/`crate::` paths inside macro arguments),
 //! drops the references between a module and its ancestors or descendants, and fails naming
 //! every strongly connected component left: an import cycle between modules. It also fails
-//! for a crate whose Cargo.toml does not take the workspace lints (`[lints] workspace = true`).
+//! for a crate whose Cargo.toml does not take the workspace lints (`[lints] workspace = true`),
+//! and for any `unsafe` (block, fn, impl, trait, extern block, unsafe attribute, or the word in
+//! a macro's arguments) outside skiff-node's `sys` module tree (issue 9 item 5: every `unsafe`
+//! lives in one module of system-call wrappers), in the crates' sources, tests and examples.
 //!
 //! Why a parser (`syn`, already in the tree through the derive macros) and not a line
 //! scanner: module names appear in doc comments (`see crate::gates`) and strings, `use`
@@ -31,6 +34,20 @@ const KNOWN_CYCLES_TO_REMOVE: &[(&str, &[&str])] = &[];
 /// Crates that do not take the workspace lints yet (empty since issue 9), same rule as above:
 /// an entry whose crate takes the workspace lints fails the test until it is removed.
 const LINTS_EXEMPT_TO_REMOVE: &[&str] = &[];
+
+/// The one crate and module tree where `unsafe` may live.
+const UNSAFE_HOME: (&str, &str) = ("skiff-node", "sys");
+
+/// `unsafe` that stays outside [`UNSAFE_HOME`]: (crate, module, what, why). An entry that no
+/// longer matches fails the test, so it is deleted once its `unsafe` is gone.
+const UNSAFE_ELSEWHERE: &[(&str, &str, &str, &str)] = &[(
+    "skiff-monitor",
+    "",
+    "unsafe block in fn inherited",
+    "the monitor adopts the descriptors 3–5 its forked parent placed for it; taking ownership \
+     of an inherited descriptor number (`OwnedFd::from_raw_fd`, `BorrowedFd::borrow_raw`) is \
+     unsafe by design in std's I/O safety model, and the monitor does not depend on skiff-node",
+)];
 
 // ---------------------------------------------------------------------------------------
 // The module graph of one crate.
@@ -88,6 +105,8 @@ struct CrateGraph {
     modules: BTreeMap<ModPath, ModuleCode>,
     /// `from` → `to` → one path that makes the reference (for messages).
     edges: BTreeMap<ModPath, BTreeMap<ModPath, String>>,
+    /// Every `unsafe` in the crate's modules.
+    unsafe_uses: Vec<UnsafeUse>,
 }
 
 /// Collects the paths of one module's items (not those of nested `mod` items, which the
@@ -233,7 +252,10 @@ impl CrateGraph {
         for item in items {
             match item {
                 syn::Item::Mod(m) => children.push(m),
-                other => Collector { code: &mut code }.visit_item(other),
+                other => {
+                    Collector { code: &mut code }.visit_item(other);
+                    UnsafeFinder::new(&module, file, &mut self.unsafe_uses).visit_item(other);
+                }
             }
         }
         self.modules.insert(module.clone(), code);
@@ -438,6 +460,199 @@ impl CrateGraph {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// `unsafe` in the sources.
+
+/// One `unsafe` found: its module, file, and what it is (`unsafe block in fn f`, `unsafe fn g`,
+/// `unsafe impl Send`, …; named rather than numbered: `syn` has no line numbers here).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct UnsafeUse {
+    module: ModPath,
+    file: PathBuf,
+    what: String,
+}
+
+/// Finds every `unsafe` in the items it visits (nested functions and inline modules included).
+struct UnsafeFinder<'a> {
+    module: &'a str,
+    file: &'a Path,
+    /// The enclosing functions, innermost last (for "unsafe block in fn …").
+    fns: Vec<String>,
+    out: &'a mut Vec<UnsafeUse>,
+}
+
+impl<'a> UnsafeFinder<'a> {
+    fn new(module: &'a str, file: &'a Path, out: &'a mut Vec<UnsafeUse>) -> UnsafeFinder<'a> {
+        UnsafeFinder {
+            module,
+            file,
+            fns: Vec::new(),
+            out,
+        }
+    }
+
+    fn found(&mut self, what: String) {
+        self.out.push(UnsafeUse {
+            module: self.module.to_string(),
+            file: self.file.to_path_buf(),
+            what,
+        });
+    }
+
+    fn where_(&self) -> String {
+        match self.fns.last() {
+            Some(f) => format!(" in fn {f}"),
+            None => String::new(),
+        }
+    }
+
+    fn in_fn(&mut self, sig: &syn::Signature, visit: impl FnOnce(&mut Self)) {
+        if sig.unsafety.is_some() {
+            self.found(format!("unsafe fn {}", unraw(&sig.ident)));
+        }
+        self.fns.push(unraw(&sig.ident));
+        visit(self);
+        self.fns.pop();
+    }
+
+    /// The ident `unsafe` anywhere in a macro's tokens (`vec![unsafe { … }]`, a
+    /// `macro_rules!` body): `syn` does not parse macro arguments.
+    fn macro_has_unsafe(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|t| match t {
+            TokenTree::Ident(i) => i == "unsafe",
+            TokenTree::Group(g) => Self::macro_has_unsafe(g.stream()),
+            _ => false,
+        })
+    }
+}
+
+fn last_ident(p: &syn::Path) -> String {
+    p.segments
+        .last()
+        .map_or_else(String::new, |s| unraw(&s.ident))
+}
+
+impl<'ast> Visit<'ast> for UnsafeFinder<'_> {
+    fn visit_expr_unsafe(&mut self, e: &'ast syn::ExprUnsafe) {
+        let w = self.where_();
+        self.found(format!("unsafe block{w}"));
+        syn::visit::visit_expr_unsafe(self, e);
+    }
+
+    fn visit_item_fn(&mut self, f: &'ast syn::ItemFn) {
+        self.in_fn(&f.sig, |v| syn::visit::visit_item_fn(v, f));
+    }
+
+    fn visit_impl_item_fn(&mut self, f: &'ast syn::ImplItemFn) {
+        self.in_fn(&f.sig, |v| syn::visit::visit_impl_item_fn(v, f));
+    }
+
+    fn visit_trait_item_fn(&mut self, f: &'ast syn::TraitItemFn) {
+        self.in_fn(&f.sig, |v| syn::visit::visit_trait_item_fn(v, f));
+    }
+
+    fn visit_item_impl(&mut self, i: &'ast syn::ItemImpl) {
+        if i.unsafety.is_some() {
+            let name = i
+                .trait_
+                .as_ref()
+                .map_or_else(String::new, |(_, p, _)| last_ident(p));
+            self.found(format!("unsafe impl {name}"));
+        }
+        syn::visit::visit_item_impl(self, i);
+    }
+
+    fn visit_item_trait(&mut self, t: &'ast syn::ItemTrait) {
+        if t.unsafety.is_some() {
+            self.found(format!("unsafe trait {}", unraw(&t.ident)));
+        }
+        syn::visit::visit_item_trait(self, t);
+    }
+
+    fn visit_item_foreign_mod(&mut self, m: &'ast syn::ItemForeignMod) {
+        self.found("extern block".to_string());
+        syn::visit::visit_item_foreign_mod(self, m);
+    }
+
+    fn visit_macro(&mut self, m: &'ast syn::Macro) {
+        if Self::macro_has_unsafe(m.tokens.clone()) {
+            let w = self.where_();
+            self.found(format!("unsafe in {}!{w}", last_ident(&m.path)));
+        }
+        syn::visit::visit_macro(self, m);
+    }
+
+    // `#[unsafe(…)]`, and the attributes the `unsafe_code` lint counts as unsafe.
+    fn visit_attribute(&mut self, a: &'ast syn::Attribute) {
+        let name = last_ident(a.path());
+        if matches!(
+            name.as_str(),
+            "unsafe" | "no_mangle" | "export_name" | "link_section"
+        ) {
+            self.found(format!("#[{name}] attribute"));
+        }
+    }
+}
+
+/// The `unsafe` of one crate root outside `home` (crate label, module tree) that `allowed`
+/// (shaped like [`UNSAFE_ELSEWHERE`]) does not list; marks the entries that matched in `used`.
+fn check_unsafe(
+    label: &str,
+    uses: &[UnsafeUse],
+    home: Option<(&str, &str)>,
+    allowed: &[(&str, &str, &str, &str)],
+    used: &mut BTreeSet<usize>,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for u in uses {
+        if home.is_some_and(|(k, m)| k == label && is_ancestor_or_self(m, &u.module)) {
+            continue;
+        }
+        let entry = allowed
+            .iter()
+            .position(|(k, m, w, _)| *k == label && *m == u.module && *w == u.what);
+        match entry {
+            Some(k) => {
+                used.insert(k);
+            }
+            None => failures.push(format!(
+                "{label}: {} in module {} ({})",
+                u.what,
+                display_mod(&u.module),
+                u.file.display()
+            )),
+        }
+    }
+    failures
+}
+
+/// The `.rs` files under `dir` (tests, examples, benches), recursively, sorted.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.filter_map(Result::ok) {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(rust_files(&p));
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every `unsafe` in one file parsed whole (inline modules included).
+fn unsafe_in_file(crate_dir: &Path, path: &Path) -> Vec<UnsafeUse> {
+    let file = parse(path).unwrap_or_else(|e| panic!("{e}"));
+    let rel = path.strip_prefix(crate_dir).unwrap_or(path);
+    let mut out = Vec::new();
+    UnsafeFinder::new("", rel, &mut out).visit_file(&file);
+    out
+}
+
 fn parse(path: &Path) -> Result<syn::File, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     syn::parse_file(&text).map_err(|e| format!("{}: {e}", path.display()))
@@ -603,6 +818,53 @@ fn every_crate_takes_the_workspace_lints() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn unsafe_lives_only_in_skiff_nodes_sys_module() {
+    let mut failures = Vec::new();
+    let mut used = BTreeSet::new();
+    let mut seen = 0;
+    for (name, dir) in members() {
+        for (label, root) in roots(&name, &dir) {
+            let graph = CrateGraph::load(&dir, &root).unwrap_or_else(|e| panic!("{e}"));
+            seen += graph.unsafe_uses.len();
+            failures.extend(check_unsafe(
+                &label,
+                &graph.unsafe_uses,
+                Some(UNSAFE_HOME),
+                UNSAFE_ELSEWHERE,
+                &mut used,
+            ));
+        }
+        // Integration tests, examples, benches and build scripts: no home for `unsafe` there.
+        let mut files: Vec<PathBuf> = ["tests", "examples", "benches"]
+            .iter()
+            .flat_map(|d| rust_files(&dir.join(d)))
+            .collect();
+        files.extend(Some(dir.join("build.rs")).filter(|p| p.is_file()));
+        for f in files {
+            let uses = unsafe_in_file(&dir, &f);
+            seen += uses.len();
+            failures.extend(check_unsafe(&name, &uses, None, &[], &mut BTreeSet::new()));
+        }
+    }
+    for (k, (krate, module, what, _why)) in UNSAFE_ELSEWHERE.iter().enumerate() {
+        if !used.contains(&k) {
+            failures.push(format!(
+                "{krate}: `{what}` in module {} is gone: delete it from UNSAFE_ELSEWHERE",
+                display_mod(module)
+            ));
+        }
+    }
+    // skiff-node's sys module has some: none at all means the scan is broken.
+    assert!(seen > 10, "only {seen} unsafe found: is the scan broken?");
+    assert!(
+        failures.is_empty(),
+        "`unsafe` belongs in skiff-node's `sys` module (a small wrapper with a `// SAFETY:` \
+         comment, or an `unsafe fn` with a `# Safety` contract) and a safe call here:\n{}",
+        failures.join("\n")
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -772,4 +1034,82 @@ fn a_missing_module_file_is_an_error_not_a_silent_pass() {
         .err()
         .expect("an error");
     assert!(err.contains("no file for `mod gone;`"), "{err}");
+}
+
+#[test]
+fn every_kind_of_unsafe_outside_the_home_module_is_found() {
+    let (_dir, g) = synthetic(&[
+        ("lib.rs", "pub mod sys;\npub mod a;\n"),
+        (
+            "sys.rs",
+            "pub fn f() { unsafe { g() } }\nunsafe fn g() {}\nmod inner { unsafe impl Send for X {} }\n",
+        ),
+        (
+            "a.rs",
+            "// unsafe in a comment, and \"unsafe\" in a string, are not code\n\
+             pub fn f() -> &'static str { let _ = unsafe { 1 }; \"unsafe\" }\n\
+             pub unsafe fn g() {}\n\
+             pub struct S;\n\
+             impl S { unsafe fn m(&self) { fn inner() { let _ = vec![unsafe { 2 }]; } } }\n\
+             unsafe impl Sync for S {}\n\
+             pub unsafe trait T {}\n\
+             extern \"C\" { fn abs(x: i32) -> i32; }\n\
+             #[no_mangle] pub extern \"C\" fn exported() {}\n\
+             #[cfg(test)]\nmod tests { #[test] fn t() { unsafe { super::g() } } }\n",
+        ),
+    ]);
+    let found = |module: &str| -> Vec<&str> {
+        g.unsafe_uses
+            .iter()
+            .filter(|u| u.module == module)
+            .map(|u| u.what.as_str())
+            .collect()
+    };
+    assert_eq!(found("sys"), ["unsafe block in fn f", "unsafe fn g"]);
+    assert_eq!(found("sys::inner"), ["unsafe impl Send"]);
+    assert_eq!(
+        found("a"),
+        [
+            "unsafe block in fn f",
+            "unsafe fn g",
+            "unsafe fn m",
+            "unsafe in vec! in fn inner",
+            "unsafe impl Sync",
+            "unsafe trait T",
+            "extern block",
+            "#[no_mangle] attribute",
+        ]
+    );
+    assert_eq!(found("a::tests"), ["unsafe block in fn t"]);
+
+    // The home module tree is allowed; everything else fails unless listed, and a listed
+    // entry is marked used.
+    let allowed = [("demo", "a", "unsafe trait T", "why")];
+    let mut used = BTreeSet::new();
+    let failures = check_unsafe(
+        "demo",
+        &g.unsafe_uses,
+        Some(("demo", "sys")),
+        &allowed,
+        &mut used,
+    );
+    assert_eq!(failures.len(), 8, "{failures:#?}");
+    assert!(
+        failures.iter().all(|f| f.contains("in module a")),
+        "{failures:#?}"
+    );
+    assert!(
+        failures.contains(&"demo: unsafe fn g in module a (src/a.rs)".to_string()),
+        "{failures:#?}"
+    );
+    assert_eq!(used, BTreeSet::from([0]));
+    // In another crate the same module name is no home.
+    let other = check_unsafe(
+        "other",
+        &g.unsafe_uses,
+        Some(("demo", "sys")),
+        &[],
+        &mut used,
+    );
+    assert_eq!(other.len(), 12, "{other:#?}");
 }

@@ -1,8 +1,11 @@
 //! Every `unsafe` of skiff-node: small wrappers around the system calls that neither `nix`
-//! nor `rustix` offer as safe functions (`mount_setattr`, `seccomp`, `bpf`), and the few
-//! ownership claims on descriptors (`from_raw_fd`, tokio's `AsyncFd`). Each `unsafe` block
-//! has its `// SAFETY:` comment; each function states its contract. No policy lives here:
-//! callers decide what to call and when.
+//! nor `rustix` offer as safe functions (`mount_setattr`, `seccomp`, `bpf`), the few
+//! ownership claims on descriptors (`from_raw_fd`, tokio's `AsyncFd`), and the code that runs
+//! between a `clone3`/`fork` and `exec` ([`process`]: container processes and their monitor;
+//! [`holder`]: the pod's namespace holder, which never execs). Each `unsafe` block has its
+//! `// SAFETY:` comment; each `unsafe fn` a `# Safety` section with its contract. No policy
+//! lives here: callers decide what to call and when, and this module imports none of them
+//! (the set-up step a child runs is passed in as a plain `fn`).
 //!
 //! Everything else uses the safe calls of `nix` and `rustix` directly (`setns`, `unshare`,
 //! `mount`, `open_tree`, `move_mount`, `openat2`, per-thread credentials and capabilities,
