@@ -8,7 +8,8 @@
 //! it reaps orphans (it is PID 1 of a shared PID namespace, as pause is) and exits when skiff
 //! closes its lifeline pipe — so a killed skiff leaves no holder behind — or when it is
 //! SIGKILLed by PID at [`PodNamespaces::destroy`]. It never `exec`s, so it only makes raw
-//! system calls and closes every descriptor it inherited from skiff first.
+//! system calls and closes every descriptor it inherited from skiff first (its code is in
+//! [`crate::sys::holder`]; this module prepares its arguments and talks to it).
 //!
 //! Which namespaces a pod gets follows the kubelet (`pkg/kubelet/kuberuntime/util/util.go`
 //! `NamespacesForPod`): network = node's with `hostNetwork`, IPC = node's with `hostIPC`,
@@ -677,7 +678,7 @@ fn socket_in(ns: &OwnedFd, addr: &std::net::SocketAddr) -> io::Result<tokio::net
 }
 
 /// Asks a rootless pod's holder for a TCP socket in the pod's network namespace (see
-/// `serve_socket`). One request at a time per process, so answers cannot cross; the holder
+/// `sys::holder`). One request at a time per process, so answers cannot cross; the holder
 /// answers at once, and a dead holder is an error (EOF or the 2 s timeout), not a hang.
 fn socket_from_factory(factory: &OwnedFd, v6: bool) -> io::Result<tokio::net::TcpSocket> {
     use nix::sys::socket::{send, setsockopt, sockopt, MsgFlags};

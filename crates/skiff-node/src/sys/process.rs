@@ -365,7 +365,9 @@ pub fn fork_monitor<T>(m: &MonitorChild<'_, T>) -> Result<i32, Errno> {
 /// # Safety
 ///
 /// Only in the child of a fork of this process, which it never returns from; `m` and what it
-/// borrows are that child's copy of the parent's memory. It closes every descriptor above 6.
+/// borrows are that child's copy of the parent's memory. It closes descriptors the copied
+/// `OwnedFd`s own (`m.child.err`, then every descriptor above 6), whose destructors never run
+/// there.
 unsafe fn monitor_child<T>(m: &MonitorChild<'_, T>) -> ! {
     let status = m.status.as_raw_fd();
     let report = |words: &[i32]| {
