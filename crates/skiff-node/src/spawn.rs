@@ -368,20 +368,24 @@ impl Process {
             }
             Ok(Some(i32::from_ne_bytes(buf)))
         };
-        let (Some(container_pid), Some(errno)) = (word("container pid")?, word("exec result")?)
+        // M reports the container's PID (0: it failed before the container existed), then M
+        // or the monitor the result: 0 = the container exec'd, > 0 its start error (errno),
+        // < 0 the monitor could not be started (its errno, negated).
+        let (Some(container_pid), Some(result)) = (word("container pid")?, word("exec result")?)
         else {
             return Err(io::Error::other(
                 "the container's monitor process died while starting the container",
             ));
         };
-        if errno != 0 {
-            // M has reaped the container and exits; the reaper collects M.
-            return Err(io::Error::from_raw_os_error(errno));
+        if result < 0 {
+            return Err(io::Error::other(MonitorExecFailed(Errno::from_raw(
+                -result,
+            ))));
         }
-        // EOF: the monitor exec'd (the pipe is close-on-exec). A word: its exec failed, and
-        // M killed the container.
-        if let Some(errno) = word("monitor exec result")? {
-            return Err(io::Error::other(MonitorExecFailed(Errno::from_raw(errno))));
+        if result != 0 {
+            // The container was reaped by M (or its monitor), which exits; the reaper
+            // collects it.
+            return Err(io::Error::from_raw_os_error(result));
         }
         drop(join);
         Ok(MonitoredSpawn {

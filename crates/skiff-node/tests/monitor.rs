@@ -118,3 +118,31 @@ async fn instance_record_and_exit_record_on_disk() {
     let (found, _) = skiff_node::state::scan_pod(cdir.parent().unwrap());
     assert!(matches!(&found[0].observed, Observed::Exited(r) if r.status.code() == 4));
 }
+
+// Many containers started at the same moment from several threads: each forked launcher holds
+// the others' pipes until it execs, so none may wait on a pipe before its exec (it once did:
+// two launchers each waited for a pipe end the other held).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_starts_never_wait_on_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = std::sync::Arc::new(rt());
+    let started = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        let mut tasks = Vec::new();
+        for i in 0..24 {
+            let runtime = runtime.clone();
+            let l = launch(&sh(&format!("c{i}"), "echo hi; exit 5"), dir.path());
+            tasks.push(tokio::spawn(async move {
+                let ct = runtime.start(l, Default::default(), None).await.unwrap();
+                ct.wait().await.exit_code
+            }));
+        }
+        let mut codes = Vec::new();
+        for t in tasks {
+            codes.push(t.await.unwrap());
+        }
+        codes
+    })
+    .await
+    .expect("concurrent starts deadlocked");
+    assert!(started.iter().all(|&c| c == 5), "{started:?}");
+}

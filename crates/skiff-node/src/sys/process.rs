@@ -431,36 +431,15 @@ unsafe fn monitor_child<T>(m: &MonitorChild<'_, T>) -> ! {
     }
     let cpid = pid.unwrap_or(-1);
     libc::close(m.child.err.as_raw_fd());
-    let mut buf = [0u8; 4];
-    let mut got = 0usize;
-    while got < buf.len() {
-        let n = libc::read(
-            m.child_err.as_raw_fd(),
-            buf.as_mut_ptr().add(got).cast(),
-            buf.len() - got,
-        );
-        if n == 0 {
-            break;
-        }
-        if n < 0 {
-            if Errno::last_raw() == libc::EINTR {
-                continue;
-            }
-            break;
-        }
-        got += n as usize;
-    }
-    if got > 0 {
-        // The container failed before or at exec; it reported why and exited 127.
-        libc::waitpid(cpid, std::ptr::null_mut(), 0);
-        report(&[cpid, i32::from_ne_bytes(buf)]);
-        libc::_exit(127);
-    }
-    report(&[cpid, 0]);
+    // No blocking here: M still holds whatever skiff had open when it forked (other starts'
+    // pipes among them), so waiting for the container's exec result in M could deadlock with
+    // another M waiting for ours. The monitor, which holds nothing else, reads that result
+    // from descriptor 7 and reports it.
+    report(&[cpid]);
     // The monitor's descriptors: 0–2 /dev/null, 3/4 the container's stdout/stderr, 5 the live
-    // socket, 6 the status pipe (close-on-exec: its EOF tells skiff the exec worked).
-    // Everything else inherited from skiff goes, the container's own pipe ends included
-    // (held here they would keep the monitor from ever seeing EOF).
+    // socket, 6 the status pipe, 7 the container's exec-result pipe. Everything else inherited
+    // from skiff goes, the container's own pipe ends included (held here they would keep the
+    // monitor from ever seeing EOF).
     let devnull = m.devnull.as_raw_fd();
     let ok = libc::dup2(devnull, 0) >= 0
         && libc::dup2(devnull, 1) >= 0
@@ -474,16 +453,18 @@ unsafe fn monitor_child<T>(m: &MonitorChild<'_, T>) -> ! {
                 true
             }
         })
-        && libc::dup3(status, 6, libc::O_CLOEXEC) >= 0
-        && libc::syscall(libc::SYS_close_range, 7u32, u32::MAX, 0u32) == 0;
+        && libc::dup2(status, 6) >= 0
+        && libc::dup2(m.child_err.as_raw_fd(), 7) >= 0
+        && libc::syscall(libc::SYS_close_range, 8u32, u32::MAX, 0u32) == 0;
     if ok {
         // The container's PID in decimal, into the buffer the argv points at.
         m.argv.set_pid(cpid);
         let envp: [*const libc::c_char; 1] = [std::ptr::null()];
         libc::execve(m.program.as_ptr(), m.argv.argv.as_ptr(), envp.as_ptr());
     }
-    let b = Errno::last_raw().to_ne_bytes();
-    // After the dup3 the status pipe is descriptor 6 (the original was closed).
+    // A negative result word: the monitor could not be started (its errno, negated).
+    let b = (-Errno::last_raw()).to_ne_bytes();
+    // After the dup2 the status pipe is also descriptor 6 (the original was closed).
     libc::write(if ok { 6 } else { status }, b.as_ptr().cast(), b.len());
     libc::kill(cpid, libc::SIGKILL);
     libc::waitpid(cpid, std::ptr::null_mut(), 0);
