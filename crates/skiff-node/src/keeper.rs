@@ -29,10 +29,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::Pod;
-use skiff_engine::{
-    Action, EngineConfig, Input, InstanceId, ObservedState, PodEngine, Signal, Time,
-};
+use skiff_engine::{Action, EngineConfig, Input, InstanceId, PodEngine, Signal, Time};
 
+use crate::cri::FoundContainer;
 use crate::reaper::{Reaper, Spawned};
 use crate::state::{FoundInstance, Observed, ProcessRef};
 
@@ -142,18 +141,17 @@ pub fn stop_orphaned_pod(pod_dir: &Path) -> io::Result<()> {
             i32::try_from(f.record.attempt).unwrap_or(i32::MAX),
         );
     }
-    let cfg = EngineConfig {
-        container_id_key: key,
-        first_instance_id: found
-            .iter()
-            .map(|f| f.record.instance + 1)
-            .max()
-            .unwrap_or(1),
-        ..EngineConfig::default()
-    };
+    let observed: Vec<FoundContainer> = found.iter().map(FoundContainer::from).collect();
+    let cfg = crate::adopt::engine_config(
+        EngineConfig {
+            container_id_key: key,
+            ..EngineConfig::default()
+        },
+        &observed,
+    );
     let now = wall_now();
     let mut engine = PodEngine::new(&pod, cfg, now).map_err(io::Error::other)?;
-    let mut live = adopt(&mut engine, &found, now);
+    let mut live = adopt(&mut engine, &found, &observed, now);
     let tgps = pod
         .spec
         .as_ref()
@@ -180,66 +178,32 @@ struct Live {
 }
 
 /// Feeds the engine what the records say, as a restarted kubelet would learn it from the
-/// runtime: the pod is being stopped (first, so that nothing is started), the sandbox
-/// exists, and each instance started (and, if so, exited, or is in an unknown state).
-fn adopt(engine: &mut PodEngine, found: &[FoundInstance], now: Time) -> Vec<Live> {
+/// runtime (`adopt::replay`), after the stop request (first, so that nothing is started);
+/// returns the instances to watch: running ones, and unknown ones (killed first, R3/S7).
+fn adopt(
+    engine: &mut PodEngine,
+    found: &[FoundInstance],
+    observed: &[FoundContainer],
+    now: Time,
+) -> Vec<Live> {
     engine.handle(Input::StopRequested { grace: None }, now);
-    engine.handle(Input::SandboxReady, now);
-    let mut ordered: Vec<&FoundInstance> = found.iter().collect();
-    ordered.sort_by_key(|f| (f.record.started_unix_ms, f.record.instance));
+    crate::adopt::replay(engine, observed, now);
     let mut live = Vec::new();
-    for f in ordered {
+    for f in found {
         let r = &f.record;
-        let instance = InstanceId(r.instance);
-        let name = r.container.clone();
-        engine.handle(
-            Input::ContainerStarted {
-                name: name.clone(),
-                instance,
-                at: Time::from_millis(r.started_unix_ms),
-            },
-            now,
-        );
-        match &f.observed {
-            Observed::Exited(exit) => engine.handle(
-                Input::ContainerExited {
-                    name,
-                    instance,
-                    exit_code: exit.status.code(),
-                    reason: None,
-                    message: None,
-                    at: Time::from_millis(crate::state::unix_ms(exit.finished_at)),
-                },
-                now,
-            ),
-            Observed::Unknown => {
-                engine.handle(
-                    Input::ContainerObserved {
-                        name: name.clone(),
-                        instance,
-                        state: ObservedState::Unknown,
-                        attempt: i32::try_from(r.attempt).ok(),
-                    },
-                    now,
-                );
-                live.push(Live {
-                    name,
-                    instance,
-                    monitor: None,
-                    main: r.main.clone(),
-                    exit_path: r.exit_path.clone(),
-                    done: false,
-                });
-            }
-            Observed::Running => live.push(Live {
-                name,
-                instance,
-                monitor: verified_pidfd(&r.monitor),
-                main: r.main.clone(),
-                exit_path: r.exit_path.clone(),
-                done: false,
-            }),
-        }
+        let monitor = match &f.observed {
+            Observed::Exited(_) => continue,
+            Observed::Unknown => None,
+            Observed::Running => verified_pidfd(&r.monitor),
+        };
+        live.push(Live {
+            name: r.container.clone(),
+            instance: InstanceId(r.instance),
+            monitor,
+            main: r.main.clone(),
+            exit_path: r.exit_path.clone(),
+            done: false,
+        });
     }
     live
 }

@@ -31,8 +31,15 @@
 //! * [`probe`]: [`probe::Prober`] (exec, httpGet incl. HTTPS without
 //!   verification, tcpSocket, grpc) and [`probe::HookRunner`] (exec, httpGet,
 //!   sleep), implemented by [`probe::HostProber`].
+//! * [`cri`]: the runtime seam the pod worker runs on ([`cri::RuntimeService`],
+//!   [`cri::ProbeService`], [`cri::RuntimeClasses`]); [`cri::host`] implements it over the
+//!   modules above. [`clock`]: the worker's clock. [`adopt`]: an engine rebuilt from the
+//!   instances a runtime found (worker and keeper).
+pub mod adopt;
 pub mod cgroups;
+pub mod clock;
 pub mod container_view;
+pub mod cri;
 pub(crate) mod fdwalk;
 pub mod isolation;
 pub mod keeper;

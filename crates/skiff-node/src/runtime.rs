@@ -2,7 +2,6 @@
 //! host's own filesystem.
 
 use std::ffi::CString;
-use std::future::Future;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,31 +80,6 @@ impl ContainerExit {
             "Error"
         }
     }
-}
-
-/// Starts containers.
-pub trait ContainerRuntime: Send + Sync + 'static {
-    type Container: ContainerHandle;
-    /// Starts one container instance; resolves once its process runs.
-    fn start(
-        &self,
-        launch: ContainerLaunch,
-        setup: ContainerSetup,
-        logs: Option<mpsc::Sender<LogLine>>,
-    ) -> impl Future<Output = Result<Self::Container, StartError>> + Send;
-}
-
-/// A started container instance.
-pub trait ContainerHandle: Send + Sync + 'static {
-    fn id(&self) -> &str;
-    fn started_at(&self) -> SystemTime;
-    /// Sends the signal; not an error if the container already exited.
-    fn signal(&self, sig: StopSignal) -> Result<(), NodeError>;
-    /// Resolves when the container has exited, its logs are flushed, and its
-    /// termination message read. Can be awaited from many places.
-    fn wait(&self) -> impl Future<Output = ContainerExit> + Send;
-    /// The exit, if it has happened.
-    fn try_exit(&self) -> Option<ContainerExit>;
 }
 
 /// What probes and hooks need to run commands "in" a container.
@@ -522,19 +496,6 @@ fn open_child_pidfd(pid: i32, monitor: i32) -> Option<OwnedFd> {
     (ppid == monitor).then_some(fd)
 }
 
-impl ContainerRuntime for HostRuntime {
-    type Container = HostContainer;
-
-    fn start(
-        &self,
-        launch: ContainerLaunch,
-        setup: ContainerSetup,
-        logs: Option<mpsc::Sender<LogLine>>,
-    ) -> impl Future<Output = Result<HostContainer, StartError>> + Send {
-        HostRuntime::start(self, launch, setup, logs)
-    }
-}
-
 fn monitor_cstring() -> std::io::Result<CString> {
     use std::os::unix::ffi::OsStrExt;
     let p = monitor_program()?;
@@ -841,23 +802,5 @@ impl HostContainer {
         let mut rx = self.inner.cleaned.clone();
         // An Err means the monitor is gone (runtime shut down): nothing to wait for.
         let _ = rx.wait_for(|done| *done).await;
-    }
-}
-
-impl ContainerHandle for HostContainer {
-    fn id(&self) -> &str {
-        HostContainer::id(self)
-    }
-    fn started_at(&self) -> SystemTime {
-        HostContainer::started_at(self)
-    }
-    fn signal(&self, sig: StopSignal) -> Result<(), NodeError> {
-        HostContainer::signal(self, sig)
-    }
-    fn wait(&self) -> impl Future<Output = ContainerExit> + Send {
-        HostContainer::wait(self)
-    }
-    fn try_exit(&self) -> Option<ContainerExit> {
-        HostContainer::try_exit(self)
     }
 }

@@ -2,11 +2,20 @@
 //! carries out its decisions. It owns the pod's container handles; all policy (what to start,
 //! probe, kill, restart, and the resulting status) is the engine's. Woken only by events —
 //! container exits, probe and hook results, commands, and the engine's next due time.
+//!
+//! It runs on three seams: a [`RuntimeService`] (sandboxes and containers), a [`ProbeService`]
+//! (probes and hooks in those containers) and a [`Clock`]. [`run_pod`] picks the runtime by
+//! the pod's `runtimeClassName` and runs on the wall clock; [`run_pod_with`] takes all three
+//! (the worker tests: a recording fake runtime and tokio's paused time).
+//!
+//! A worker adopts what the runtime already has of its pod ([`RuntimeService::list_pod`]): the
+//! engine is rebuilt from the instances found (`adopt`), running ones are watched, unknown ones
+//! killed first (R3/S7), and restart counts continue.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 use skiff_engine::{
@@ -15,12 +24,18 @@ use skiff_engine::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use crate::clock::{Clock, WallClock};
+use crate::cri::host::{HostCri, HostProbes};
+use crate::cri::{
+    FoundContainer, FoundState, HookRequest, ProbeRequest, ProbeService, ReadySandbox,
+    RuntimeClass, RuntimeClassError, RuntimeClasses, RuntimeService, SandboxConfig, SandboxFailure,
+    StopSignal,
+};
 use crate::expand::expand_command_only_static;
 use crate::launch::{ContainerLaunch, EnvSources, PodIdentity, StartError};
 use crate::logs::LogLine;
-use crate::probe::{hook_with_deadline, probe_with_deadline, HostProber, ProbeOutcome};
-use crate::runtime::{HostContainer, HostRuntime, StopSignal};
-use crate::sandbox::{PodObjects, PodSandbox, SandboxOptions};
+use crate::probe::ProbeOutcome;
+use crate::sandbox::{PodObjects, SandboxOptions};
 pub use crate::state::container_id_key;
 
 /// Live log lines one container instance may have queued for the notice stream (held until
@@ -28,21 +43,13 @@ pub use crate::state::container_id_key;
 /// live stream (the CRI log file keeps them all), so a container never blocks on its output.
 const LIVE_LINES_PER_INSTANCE: usize = 1024;
 
-/// The wall clock in engine time. The only clock read on the pod's path.
+/// The wall clock in engine time (the production [`Clock`]).
 pub fn now() -> Time {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    Time::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))
+    WallClock.now()
 }
 
 fn to_time(t: SystemTime) -> Time {
-    let ms = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    Time::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))
+    crate::clock::system_time(t)
 }
 
 /// Requests from outside the pod (CLI signals, `--timeout`, API deletions).
@@ -70,6 +77,8 @@ pub enum WorkerError {
     Engine(#[from] EngineError),
     #[error("starting the host runtime: {0}")]
     Runtime(#[from] std::io::Error),
+    #[error("{0}")]
+    RuntimeClass(#[from] RuntimeClassError),
 }
 
 /// Settings of one pod worker.
@@ -86,16 +95,16 @@ pub struct WorkerConfig {
 }
 
 /// Messages the worker's own tasks send back to it.
-enum Msg {
+enum Msg<R: RuntimeService> {
     Input(Input),
-    SandboxReady(Arc<PodSandbox>),
+    SandboxReady(ReadySandbox<R::Sandbox>),
     /// The node fails the pod: a sandbox that cannot be built (`FailedMount`, …), or a disk
     /// emptyDir over its sizeLimit (eviction, volumes module).
     FailPod(NodeFailure),
     Started {
         name: String,
         instance: InstanceId,
-        container: Arc<HostContainer>,
+        container: R::Container,
     },
     /// The instance's monitor ended without an exit record (R3/S7 "Unknown").
     Unknown {
@@ -104,22 +113,45 @@ enum Msg {
     },
 }
 
-/// Runs `pod` (defaulted, validated, with uid and namespace set) on the host runtime until it
-/// is terminal and every process of it is gone; returns the final status.
+/// Runs `pod` (defaulted, validated, with uid and namespace set) on the runtime its
+/// `runtimeClassName` names, on the wall clock, until it is terminal and every process of it
+/// is gone; returns the final status.
 pub async fn run_pod(
+    pod: Pod,
+    cfg: WorkerConfig,
+    commands: mpsc::Receiver<Command>,
+    notices: mpsc::UnboundedSender<Notice>,
+) -> Result<PodStatus, WorkerError> {
+    match RuntimeClasses.for_pod(&pod)? {
+        RuntimeClass::Host => {
+            let runtime = HostCri::new()?;
+            let probes = HostProbes::new()?;
+            run_pod_with(runtime, probes, WallClock, pod, cfg, commands, notices).await
+        }
+    }
+}
+
+/// [`run_pod`] on the given runtime, prober and clock.
+pub async fn run_pod_with<R, P, C>(
+    runtime: R,
+    probes: P,
+    clock: C,
     pod: Pod,
     cfg: WorkerConfig,
     mut commands: mpsc::Receiver<Command>,
     notices: mpsc::UnboundedSender<Notice>,
-) -> Result<PodStatus, WorkerError> {
-    let runtime = HostRuntime::new()?;
-    let prober = HostProber::new()?;
+) -> Result<PodStatus, WorkerError>
+where
+    R: RuntimeService,
+    P: ProbeService<R::Container>,
+    C: Clock,
+{
+    let runtime = Arc::new(runtime);
     let mut engine_cfg = cfg.engine.clone();
     if engine_cfg.container_id_key == 0 {
         engine_cfg.container_id_key = container_id_key(&pod);
     }
     let id_key = engine_cfg.container_id_key;
-    let mut engine = PodEngine::new(&pod, engine_cfg, now())?;
     let identity = PodIdentity {
         namespace: pod
             .metadata
@@ -148,23 +180,52 @@ pub async fn run_pod(
         .map(|c| (c.name.clone(), c.clone()))
         .collect();
 
-    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg<R>>();
 
     let identity_namespace = identity.namespace.clone();
     let cfg_keeper = cfg.keeper.clone();
+    let sandbox_options = Arc::new(SandboxOptions {
+        data_dir: cfg.data_dir.clone(),
+        objects: cfg
+            .objects
+            .with_cluster_identity(&cfg.data_dir, &identity_namespace),
+    });
+    let pod_arc = Arc::new(pod.clone());
+    // What the runtime already has of this pod (a worker taking over from an earlier one).
+    let listing = runtime.list_pod(&SandboxConfig {
+        pod: pod_arc.clone(),
+        identity: identity.clone(),
+        options: sandbox_options.clone(),
+    });
+    let mut found: Vec<FoundContainer> = Vec::with_capacity(listing.containers.len());
+    let mut handles = Vec::with_capacity(listing.containers.len());
+    for l in listing.containers {
+        let mut f = l.found;
+        // A running instance the runtime cannot reach reports no exit: its state is unknown.
+        if f.state == FoundState::Running && l.handle.is_none() {
+            f.state = FoundState::Unknown;
+        }
+        found.push(f);
+        handles.push(l.handle);
+    }
+    let engine_cfg = crate::adopt::engine_config(engine_cfg, &found);
+    let mut engine = PodEngine::new(&pod, engine_cfg, clock.now())?;
+    crate::adopt::replay(&mut engine, &found, clock.now());
+
     let mut ctx = Ctx {
         runtime,
-        prober,
-        pod: Arc::new(pod.clone()),
+        probes: Arc::new(probes),
+        clock,
+        pod: pod_arc,
         identity,
         specs,
-        sandbox_options: Arc::new(SandboxOptions {
-            data_dir: cfg.data_dir.clone(),
-            objects: cfg
-                .objects
-                .with_cluster_identity(&cfg.data_dir, &identity_namespace),
-        }),
+        sandbox_options,
         sandbox: None,
+        sandbox_watch: None,
+        retired_sandboxes: Vec::new(),
+        adopted_sandbox: None,
+        sandbox_gone: false,
+        replayed: found.iter().map(|f| f.name.clone()).collect(),
         data_dir: cfg.data_dir,
         tx,
         notices,
@@ -175,6 +236,7 @@ pub async fn run_pod(
         all_containers: Vec::new(),
         unknown: HashMap::new(),
     };
+    ctx.adopt(listing.sandbox, &found, handles);
     let mut commands_open = true;
     // The pod's status on disk for `skiff get`/`skiff logs`, and the lock that says it runs
     // (store module). Without it the pod still runs.
@@ -190,9 +252,19 @@ pub async fn run_pod(
                 None
             }
         };
+    if let Some(r) = record.as_mut() {
+        for f in &found {
+            r.instance(
+                InstanceId(f.instance).container_id(id_key),
+                i32::try_from(f.attempt).unwrap_or(i32::MAX),
+            );
+        }
+    }
     let keeper = match (&cfg_keeper, &record) {
         (Some(program), Some(r)) => {
-            match crate::keeper::KeeperHandle::start(program, r.dir(), ctx.runtime.reaper()) {
+            let started = crate::reaper::Reaper::global()
+                .and_then(|reaper| crate::keeper::KeeperHandle::start(program, r.dir(), &reaper));
+            match started {
                 Ok(k) => Some(k),
                 Err(e) => {
                     tracing::warn!(
@@ -206,8 +278,17 @@ pub async fn run_pod(
     };
 
     loop {
-        let t = now();
+        let t = ctx.now();
+        let history = std::mem::take(&mut ctx.replayed);
         for action in engine.plan(t) {
+            // The adopted instances' Created/Started events are history, not news.
+            if let Action::Event(e) = &action {
+                if matches!(e.reason.as_str(), "Created" | "Started")
+                    && e.container.as_ref().is_some_and(|c| history.contains(c))
+                {
+                    continue;
+                }
+            }
             if let (
                 Some(r),
                 Action::StartContainer {
@@ -220,16 +301,19 @@ pub async fn run_pod(
             ctx.execute(action, t);
         }
         if let Some(r) = record.as_mut() {
-            let mut st = engine.status(now());
+            let mut st = engine.status(ctx.now());
             st.qos_class.clone_from(&qos);
             r.update(&st);
         }
-        if engine.is_terminal() && ctx.containers.values().all(|c| c.main_exited()) {
+        if engine.is_terminal()
+            && ctx
+                .containers
+                .values()
+                .all(|c| !ctx.runtime.status(c).running)
+        {
             break;
         }
-        let sleep_for = engine
-            .wake_at()
-            .map(|w| Duration::from_millis(u64::try_from(w.millis_since(now())).unwrap_or(0)));
+        let wake = engine.wake_at().map(|w| ctx.clock.sleep_until(w));
         tokio::select! {
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
@@ -240,29 +324,31 @@ pub async fn run_pod(
                 }
             }
             cmd = commands.recv(), if commands_open => match cmd {
-                Some(Command::Stop { grace }) => engine.handle(Input::StopRequested { grace }, now()),
-                Some(Command::KillNow) => engine.handle(Input::KillNow, now()),
+                Some(Command::Stop { grace }) => engine.handle(Input::StopRequested { grace }, ctx.now()),
+                Some(Command::KillNow) => engine.handle(Input::KillNow, ctx.now()),
                 None => commands_open = false,
             },
-            _ = sleep_opt(sleep_for) => engine.handle(Input::Tick, now()),
+            _ = sleep_opt(wake) => engine.handle(Input::Tick, ctx.now()),
         }
     }
 
-    // Nothing is left behind: every tracking group is emptied and removed, then the sandbox.
-    for c in &ctx.all_containers {
-        c.cleaned_up().await;
-    }
+    // Nothing is left behind: every container is removed (its processes gone, its tracking
+    // group emptied and removed), then the sandboxes.
     ctx.containers.clear();
-    ctx.all_containers.clear();
-    if let Some(sandbox) = ctx.sandbox.take() {
-        match Arc::try_unwrap(sandbox) {
-            Ok(sandbox) => sandbox.destroy().await,
-            Err(_) => {
-                tracing::warn!("pod sandbox still in use at the end of the pod; not destroyed")
-            }
-        }
+    for c in std::mem::take(&mut ctx.all_containers) {
+        ctx.runtime.remove_container(c).await;
     }
-    let mut status = engine.status(now());
+    if let Some(w) = ctx.sandbox_watch.take() {
+        w.abort();
+    }
+    let sandboxes = std::mem::take(&mut ctx.retired_sandboxes)
+        .into_iter()
+        .chain(ctx.sandbox.take())
+        .chain(ctx.adopted_sandbox.take());
+    for sandbox in sandboxes {
+        ctx.runtime.stop_pod_sandbox(sandbox).await;
+    }
+    let mut status = engine.status(ctx.now());
     // ST4: the pod's 12 KiB of termination messages (status manager, termination module).
     let spec_containers = ctx.pod.spec.as_ref().map_or(0, |s| {
         s.containers.len()
@@ -287,23 +373,34 @@ pub async fn run_pod(
     Ok(status)
 }
 
-async fn sleep_opt(d: Option<Duration>) {
-    match d {
-        Some(d) => tokio::time::sleep(d).await,
+async fn sleep_opt<F: std::future::Future<Output = ()>>(wake: Option<F>) {
+    match wake {
+        Some(f) => f.await,
         None => std::future::pending().await,
     }
 }
 
-struct Ctx {
-    runtime: HostRuntime,
-    prober: HostProber,
+struct Ctx<R: RuntimeService, P, C> {
+    runtime: Arc<R>,
+    probes: Arc<P>,
+    clock: C,
     pod: Arc<Pod>,
     identity: PodIdentity,
     sandbox_options: Arc<SandboxOptions>,
-    sandbox: Option<Arc<PodSandbox>>,
+    sandbox: Option<R::Sandbox>,
+    /// Reports the sandbox's node failures (eviction) while it is in use.
+    sandbox_watch: Option<tokio::task::JoinHandle<()>>,
+    /// Sandboxes the engine stopped (S9); removed at the end, once their containers are.
+    retired_sandboxes: Vec<R::Sandbox>,
+    /// The sandbox the runtime handed over with the pod's instances, until the engine asks.
+    adopted_sandbox: Option<R::Sandbox>,
+    /// Instances were found but not their sandbox: it is gone (S9).
+    sandbox_gone: bool,
+    /// Containers whose adopted instances' start events the first plan repeats.
+    replayed: HashSet<String>,
     specs: HashMap<String, Container>,
     data_dir: PathBuf,
-    tx: mpsc::UnboundedSender<Msg>,
+    tx: mpsc::UnboundedSender<Msg<R>>,
     notices: mpsc::UnboundedSender<Notice>,
     /// Per instance: opening it lets the instance's live log lines through (see
     /// [`Ctx::release_logs`]).
@@ -313,27 +410,73 @@ struct Ctx {
     /// One task per instance forwarding its live lines to `notices`.
     log_forwarders: Vec<tokio::task::JoinHandle<()>>,
     /// Live instances by id.
-    containers: HashMap<InstanceId, Arc<HostContainer>>,
-    /// Every instance ever started, to await their cleanup at the end.
-    all_containers: Vec<Arc<HostContainer>>,
+    containers: HashMap<InstanceId, R::Container>,
+    /// Every instance ever started or adopted, to remove them at the end.
+    all_containers: Vec<R::Container>,
     /// Instances whose monitor ended without a record, until the engine's kill is answered.
     unknown: HashMap<InstanceId, String>,
 }
 
-impl Ctx {
-    fn receive(&mut self, engine: &mut PodEngine, msg: Msg) {
+impl<R, P, C> Ctx<R, P, C>
+where
+    R: RuntimeService,
+    P: ProbeService<R::Container>,
+    C: Clock,
+{
+    fn now(&self) -> Time {
+        self.clock.now()
+    }
+
+    /// Takes over what the runtime listed (already replayed into the engine): running
+    /// instances are watched, unknown ones wait for the engine's kill (R3/S7).
+    fn adopt(
+        &mut self,
+        sandbox: Option<R::Sandbox>,
+        found: &[FoundContainer],
+        handles: Vec<Option<R::Container>>,
+    ) {
+        if found.is_empty() {
+            // Nothing of the pod runs: a sandbox left over is stopped at the end.
+            self.retired_sandboxes.extend(sandbox);
+            return;
+        }
+        match sandbox {
+            Some(s) => self.adopted_sandbox = Some(s),
+            None => self.sandbox_gone = true,
+        }
+        for (f, handle) in found.iter().zip(handles) {
+            let instance = InstanceId(f.instance);
+            if f.state == FoundState::Unknown {
+                self.unknown.insert(instance, f.name.clone());
+            }
+            let Some(c) = handle else { continue };
+            match f.state {
+                FoundState::Running => {
+                    spawn_exit_watch(&*self.runtime, &self.tx, f.name.clone(), instance, &c);
+                    self.containers.insert(instance, c.clone());
+                }
+                FoundState::Unknown => {
+                    self.containers.insert(instance, c.clone());
+                }
+                FoundState::Exited { .. } => {}
+            }
+            self.all_containers.push(c);
+        }
+    }
+
+    fn receive(&mut self, engine: &mut PodEngine, msg: Msg<R>) {
         match msg {
-            Msg::Input(input) => engine.handle(input, now()),
+            Msg::Input(input) => engine.handle(input, self.now()),
             Msg::Started {
                 name,
                 instance,
                 container,
             } => {
-                let at = to_time(container.started_at());
+                let at = to_time(self.runtime.status(&container).started_at);
                 self.awaiting_started.insert(name.clone(), instance);
                 self.containers.insert(instance, container.clone());
                 self.all_containers.push(container);
-                engine.handle(Input::ContainerStarted { name, instance, at }, now());
+                engine.handle(Input::ContainerStarted { name, instance, at }, self.now());
             }
             Msg::Unknown { name, instance } => {
                 self.unknown.insert(instance, name.clone());
@@ -344,38 +487,31 @@ impl Ctx {
                         state: skiff_engine::ObservedState::Unknown,
                         attempt: None,
                     },
-                    now(),
+                    self.now(),
                 );
             }
-            Msg::SandboxReady(sandbox) => {
-                // Volumes: setup warnings, and the sizeLimit watch (volumes module).
-                for (reason, message) in sandbox.volumes().warnings() {
-                    self.warn(reason, message, None);
+            Msg::SandboxReady(ready) => {
+                // Volumes: setup warnings, and the node's watch (emptyDir sizeLimit).
+                for w in &ready.warnings {
+                    self.warn(&w.reason, &w.message, None);
                 }
-                if let Some(watch) = sandbox.volumes().size_watch() {
-                    let tx = self.tx.clone();
-                    tokio::spawn(async move {
-                        loop {
-                            tokio::time::sleep(crate::volumes::SizeWatch::PERIOD).await;
-                            if tx.is_closed() {
-                                return;
-                            }
-                            let w = watch.clone();
-                            if let Ok(Some(msg)) =
-                                tokio::task::spawn_blocking(move || w.exceeded()).await
-                            {
-                                let _ =
-                                    tx.send(Msg::FailPod(NodeFailure::Evicted { message: msg }));
-                                return;
-                            }
+                let watch = self.runtime.watch_pod_sandbox(&ready.sandbox);
+                let tx = self.tx.clone();
+                if let Some(old) = self.sandbox_watch.replace(tokio::spawn(async move {
+                    match watch.await {
+                        SandboxFailure::Evicted { message } => {
+                            let _ = tx.send(Msg::FailPod(NodeFailure::Evicted { message }));
                         }
-                    });
+                    }
+                })) {
+                    old.abort();
                 }
-                self.sandbox = Some(sandbox);
-                engine.handle(Input::SandboxReady, now());
+                self.retired_sandboxes
+                    .extend(self.sandbox.replace(ready.sandbox));
+                engine.handle(Input::SandboxReady, self.now());
             }
             // The engine decides the event, the pod's reason and the grace per cause.
-            Msg::FailPod(failure) => engine.handle(Input::FailPod { failure }, now()),
+            Msg::FailPod(failure) => engine.handle(Input::FailPod { failure }, self.now()),
         }
     }
 
@@ -387,7 +523,7 @@ impl Ctx {
             message: message.to_string(),
             container: container.map(str::to_string),
         };
-        let _ = self.notices.send(Notice::Event(event, now()));
+        let _ = self.notices.send(Notice::Event(event, self.now()));
     }
 
     fn send(&self, input: Input) {
@@ -397,8 +533,13 @@ impl Ctx {
     fn execute(&mut self, action: Action, at: Time) {
         match action {
             Action::CreateSandbox => self.create_sandbox(),
-            // The sandbox is destroyed once every container process is gone (end of `run_pod`).
-            Action::StopSandbox => {}
+            // The sandbox is removed once every container process is gone (end of `run_pod`).
+            Action::StopSandbox => {
+                if let Some(w) = self.sandbox_watch.take() {
+                    w.abort();
+                }
+                self.retired_sandboxes.extend(self.sandbox.take());
+            }
             Action::Event(e) => {
                 let started = (e.reason == "Started")
                     .then(|| e.container.clone())
@@ -430,7 +571,13 @@ impl Ctx {
                 instance, signal, ..
             } => {
                 if let Some(name) = self.unknown.remove(&instance) {
-                    // Already killed by the runtime when its monitor was found gone.
+                    // Already killed by the runtime when its monitor was found gone; an adopted
+                    // one may have left its main process, which goes now.
+                    if let Some(c) = self.containers.get(&instance) {
+                        if let Err(e) = self.runtime.signal(c, StopSignal::Kill) {
+                            tracing::warn!("{e}");
+                        }
+                    }
                     self.send(Input::ContainerExited {
                         name,
                         instance,
@@ -449,7 +596,7 @@ impl Ctx {
                         Signal::Term => StopSignal::Term,
                         Signal::Kill => StopSignal::Kill,
                     };
-                    if let Err(e) = c.signal(sig) {
+                    if let Err(e) = self.runtime.signal(c, sig) {
                         tracing::warn!("{e}");
                     }
                 }
@@ -493,14 +640,31 @@ impl Ctx {
         line_tx
     }
 
-    fn create_sandbox(&self) {
-        let pod = self.pod.clone();
-        let identity = self.identity.clone();
-        let opts = self.sandbox_options.clone();
+    fn create_sandbox(&mut self) {
+        if let Some(sandbox) = self.adopted_sandbox.take() {
+            // The pod's sandbox exists: the runtime handed it over with its instances.
+            let _ = self.tx.send(Msg::SandboxReady(ReadySandbox {
+                sandbox,
+                warnings: Vec::new(),
+            }));
+            return;
+        }
+        if std::mem::take(&mut self.sandbox_gone) {
+            // Instances were found without their sandbox: as the kubelet does for a sandbox
+            // that is not ready, the engine kills them and makes a new one (S9).
+            self.send(Input::SandboxReady);
+            self.send(Input::SandboxLost);
+            return;
+        }
+        let create = self.runtime.run_pod_sandbox(&SandboxConfig {
+            pod: self.pod.clone(),
+            identity: self.identity.clone(),
+            options: self.sandbox_options.clone(),
+        });
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let msg = match PodSandbox::create(&pod, &identity, &opts).await {
-                Ok(s) => Msg::SandboxReady(Arc::new(s)),
+            let msg = match create.await {
+                Ok(s) => Msg::SandboxReady(s),
                 Err(e) => Msg::FailPod(NodeFailure::SandboxFailed {
                     reason: e.reason,
                     message: e.message,
@@ -551,24 +715,25 @@ impl Ctx {
                 return;
             }
         };
-        let setup = match &self.sandbox {
-            Some(sandbox) => sandbox.container_setup(&spec, &launch),
+        let created = match &self.sandbox {
+            Some(sandbox) => self.runtime.create_container(sandbox, &spec, launch),
             None => Err(StartError::Config("the pod sandbox is not ready".into())),
         };
-        let setup = match setup {
-            Ok(s) => s,
+        let created = match created {
+            Ok(c) => c,
             Err(e) => {
                 self.send(start_failed(name, instance, &e));
                 return;
             }
         };
         let runtime = self.runtime.clone();
-        let prober = self.prober.clone();
+        let probes = self.probes.clone();
         let tx = self.tx.clone();
         let log_tx = self.live_logs(instance);
+        let start = self.runtime.start_container(created, Some(log_tx));
         tokio::spawn(async move {
-            let container = match runtime.start(launch, setup, Some(log_tx)).await {
-                Ok(c) => Arc::new(c),
+            let container = match start.await {
+                Ok(c) => c,
                 Err(e) => {
                     let _ = tx.send(Msg::Input(start_failed(name, instance, &e)));
                     return;
@@ -581,42 +746,21 @@ impl Ctx {
             });
             // The exit watcher is spawned after `Started` was queued, so the engine always sees
             // the start first.
-            let waiter = container.clone();
-            let exit_tx = tx.clone();
-            let exit_name = name.clone();
-            tokio::spawn(async move {
-                let exit = waiter.wait().await;
-                if exit.status_unknown {
-                    // R3/S7: the monitor was killed, so how the container ended is unknown;
-                    // the runtime has killed everything of it. The engine kills an Unknown
-                    // instance first; its Signal is answered with the exit (`Ctx::execute`).
-                    let _ = exit_tx.send(Msg::Unknown {
-                        name: exit_name,
-                        instance,
-                    });
-                    return;
-                }
-                let _ = exit_tx.send(Msg::Input(Input::ContainerExited {
-                    name: exit_name,
-                    instance,
-                    exit_code: exit.exit_code,
-                    // ST4: from the cgroup's OOM events (runtime `ContainerExit::oom_killed`).
-                    reason: exit.oom_killed.then(|| "OOMKilled".to_string()),
-                    message: (!exit.message.is_empty()).then_some(exit.message),
-                    at: to_time(exit.finished_at),
-                }));
-            });
+            spawn_exit_watch(&*runtime, &tx, name.clone(), instance, &container);
             if let Some(PostStart { timeout_ms }) = post_start {
                 let handler = spec.lifecycle.as_ref().and_then(|l| l.post_start.clone());
                 let limit = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
                 let (ok, message) = match handler {
-                    Some(h) => match hook_with_deadline(
-                        &prober,
-                        h,
-                        container.exec_context().clone(),
-                        limit,
-                    )
-                    .await
+                    Some(h) => match probes
+                        .run_hook(
+                            &container,
+                            HookRequest {
+                                container_name: name.clone(),
+                                handler: h,
+                                limit,
+                            },
+                        )
+                        .await
                     {
                         Ok(()) => (true, String::new()),
                         Err(m) => (false, m),
@@ -634,7 +778,7 @@ impl Ctx {
     }
 
     fn probe(&self, name: String, instance: InstanceId, kind: ProbeKind, timeout_ms: i64) {
-        let Some(container) = self.containers.get(&instance).cloned() else {
+        let Some(container) = self.containers.get(&instance) else {
             // The instance is gone: the engine decides what that means (P12).
             self.send(Input::ProbeTargetGone {
                 name,
@@ -659,14 +803,20 @@ impl Ctx {
                 expand_command_only_static(argv, spec.env.as_deref().unwrap_or_default())
             });
         }
-        let prober = self.prober.clone();
         let tx = self.tx.clone();
         let limit = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(1000));
-        let exec_ctx = container.exec_context().clone();
+        // The prober honours timeoutSeconds itself; the hard deadline holds even if it blocks.
+        let run = self.probes.probe(
+            container,
+            ProbeRequest {
+                container_name: name.clone(),
+                kind,
+                probe,
+                limit,
+            },
+        );
         tokio::spawn(async move {
-            // The prober honours timeoutSeconds itself; the hard deadline holds even if it
-            // blocks (the attempt runs on a thread of its own).
-            let r = probe_with_deadline(&prober, probe, exec_ctx, limit).await;
+            let r = run.await;
             let (ok, output) = (r.outcome == ProbeOutcome::Success, r.output);
             let _ = tx.send(Msg::Input(Input::ProbeResult {
                 name,
@@ -684,8 +834,7 @@ impl Ctx {
             .get(&name)
             .and_then(|c| c.lifecycle.as_ref())
             .and_then(|l| l.pre_stop.clone());
-        let (Some(handler), Some(container)) = (handler, self.containers.get(&instance).cloned())
-        else {
+        let (Some(handler), Some(container)) = (handler, self.containers.get(&instance)) else {
             self.send(Input::PreStopDone {
                 name,
                 instance,
@@ -693,12 +842,18 @@ impl Ctx {
             });
             return;
         };
-        let prober = self.prober.clone();
         let tx = self.tx.clone();
         let limit = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
+        let run = self.probes.run_hook(
+            container,
+            HookRequest {
+                container_name: name.clone(),
+                handler,
+                limit,
+            },
+        );
         tokio::spawn(async move {
-            let exec_ctx = container.exec_context().clone();
-            let ok = match hook_with_deadline(&prober, handler, exec_ctx, limit).await {
+            let ok = match run.await {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::info!(container = %name, "preStop hook failed: {e}");
@@ -708,6 +863,37 @@ impl Ctx {
             let _ = tx.send(Msg::Input(Input::PreStopDone { name, instance, ok }));
         });
     }
+}
+
+/// Reports `container`'s end to the worker: its exit, or that its state became unknown.
+fn spawn_exit_watch<R: RuntimeService>(
+    runtime: &R,
+    tx: &mpsc::UnboundedSender<Msg<R>>,
+    name: String,
+    instance: InstanceId,
+    container: &R::Container,
+) {
+    let wait = runtime.wait(container);
+    let exit_tx = tx.clone();
+    tokio::spawn(async move {
+        let exit = wait.await;
+        if exit.status_unknown {
+            // R3/S7: the monitor was killed, so how the container ended is unknown;
+            // the runtime has killed everything of it. The engine kills an Unknown
+            // instance first; its Signal is answered with the exit (`Ctx::execute`).
+            let _ = exit_tx.send(Msg::Unknown { name, instance });
+            return;
+        }
+        let _ = exit_tx.send(Msg::Input(Input::ContainerExited {
+            name,
+            instance,
+            exit_code: exit.exit_code,
+            // ST4: from the cgroup's OOM events (runtime `ContainerExit::oom_killed`).
+            reason: exit.oom_killed.then(|| "OOMKilled".to_string()),
+            message: (!exit.message.is_empty()).then_some(exit.message),
+            at: to_time(exit.finished_at),
+        }));
+    });
 }
 
 fn start_failed(name: String, instance: InstanceId, e: &StartError) -> Input {

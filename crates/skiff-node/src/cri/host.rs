@@ -1,0 +1,469 @@
+//! The `host` runtime class behind the seam: a thin adapter over [`HostRuntime`] (containers
+//! as host processes under their monitors), [`PodSandbox`] and [`HostProber`].
+//!
+//! It holds the instances it started until they are removed ([`RuntimeService::list_pod`]
+//! reports them), and finds the others of a pod from their records on disk
+//! (`state::scan_pod`): an instance another skiff started is reachable through its records'
+//! process references (signals through a pidfd of its main process, its end through a pidfd
+//! of its monitor and the monitor's exit record), not through the tracking group, the exec
+//! setup or the log stream, which only the skiff that started it holds. Its sandbox cannot be
+//! handed over either (the namespace holder and volume descriptors lived in that skiff), so a
+//! listing never has one.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::api::core::v1::Container;
+use tokio::sync::mpsc;
+
+use super::{
+    ContainerStatus, FoundContainer, FoundState, HookRequest, Listed, PodListing, ProbeRequest,
+    ProbeService, ReadySandbox, RuntimeService, SandboxConfig, SandboxFailure, Warning,
+};
+use crate::isolation::ContainerSetup;
+use crate::launch::{ContainerLaunch, StartError};
+use crate::logs::LogLine;
+use crate::probe::{
+    exec_in, hook_with_deadline, probe_with_deadline, ExecOutput, HostProber, ProbeOutcome,
+    ProbeResult,
+};
+use crate::reaper::ExitStatus;
+use crate::runtime::{ContainerExit, HostContainer, HostRuntime, NodeError, StopSignal};
+use crate::sandbox::{PodSandbox, SandboxError};
+use crate::state::{InstanceRecord, ProcessRef};
+
+/// The `host` runtime class (see the module docs).
+#[derive(Clone)]
+pub struct HostCri {
+    runtime: HostRuntime,
+    /// Instances started here and not removed yet, by runtime ID.
+    held: Arc<Mutex<HashMap<String, Held>>>,
+}
+
+struct Held {
+    pod_uid: String,
+    found: FoundContainer,
+    container: HostContainer,
+}
+
+impl HostCri {
+    /// The process-wide reaper, the best tracker available, and the monitor executable.
+    pub fn new() -> std::io::Result<Self> {
+        Ok(HostCri::with_runtime(HostRuntime::new()?))
+    }
+
+    pub fn with_runtime(runtime: HostRuntime) -> Self {
+        HostCri {
+            runtime,
+            held: Arc::default(),
+        }
+    }
+
+    pub fn runtime(&self) -> &HostRuntime {
+        &self.runtime
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
+        // A panic while holding the map leaves it usable: it is only ever inserted into and
+        // removed from.
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A container that [`HostCri::create_container`] planned.
+pub struct HostCreated {
+    launch: ContainerLaunch,
+    setup: ContainerSetup,
+}
+
+/// A host container: one this process started, or one found on disk.
+#[derive(Clone, Debug)]
+pub enum HostInstance {
+    Started(HostContainer),
+    Found(Arc<FoundProcess>),
+}
+
+/// An instance another skiff started, as its records describe it.
+#[derive(Debug)]
+pub struct FoundProcess {
+    found: FoundContainer,
+    record: InstanceRecord,
+}
+
+impl RuntimeService for HostCri {
+    type Sandbox = PodSandbox;
+    type Created = HostCreated;
+    type Container = HostInstance;
+
+    fn run_pod_sandbox(
+        &self,
+        config: &SandboxConfig,
+    ) -> impl Future<Output = Result<ReadySandbox<PodSandbox>, SandboxError>> + Send + 'static {
+        let config = config.clone();
+        async move {
+            let sandbox =
+                PodSandbox::create(&config.pod, &config.identity, &config.options).await?;
+            let warnings = sandbox
+                .volumes()
+                .warnings()
+                .iter()
+                .map(|(reason, message)| Warning {
+                    reason: reason.clone(),
+                    message: message.clone(),
+                })
+                .collect();
+            Ok(ReadySandbox { sandbox, warnings })
+        }
+    }
+
+    fn watch_pod_sandbox(
+        &self,
+        sandbox: &PodSandbox,
+    ) -> impl Future<Output = SandboxFailure> + Send + 'static {
+        // The sizeLimit watch of disk emptyDirs (volumes module).
+        let watch = sandbox.volumes().size_watch();
+        async move {
+            let Some(watch) = watch else {
+                return std::future::pending().await;
+            };
+            loop {
+                tokio::time::sleep(crate::volumes::SizeWatch::PERIOD).await;
+                let w = watch.clone();
+                if let Ok(Some(message)) = tokio::task::spawn_blocking(move || w.exceeded()).await {
+                    return SandboxFailure::Evicted { message };
+                }
+            }
+        }
+    }
+
+    fn stop_pod_sandbox(&self, sandbox: PodSandbox) -> impl Future<Output = ()> + Send + 'static {
+        sandbox.destroy()
+    }
+
+    fn create_container(
+        &self,
+        sandbox: &PodSandbox,
+        spec: &Container,
+        launch: ContainerLaunch,
+    ) -> Result<HostCreated, StartError> {
+        let setup = sandbox.container_setup(spec, &launch)?;
+        Ok(HostCreated { launch, setup })
+    }
+
+    fn start_container(
+        &self,
+        created: HostCreated,
+        logs: Option<mpsc::Sender<LogLine>>,
+    ) -> impl Future<Output = Result<HostInstance, StartError>> + Send + 'static {
+        let this = self.clone();
+        async move {
+            let HostCreated { launch, setup } = created;
+            let (pod_uid, name, instance, attempt) = (
+                launch.pod.uid.clone(),
+                launch.name.clone(),
+                launch.instance,
+                launch.restart_count,
+            );
+            let c = this.runtime.start(launch, setup, logs).await?;
+            let found = FoundContainer {
+                name,
+                instance,
+                attempt,
+                runtime_id: c.id().to_string(),
+                started_at: c.started_at(),
+                state: FoundState::Running,
+            };
+            this.held().insert(
+                c.id().to_string(),
+                Held {
+                    pod_uid,
+                    found,
+                    container: c.clone(),
+                },
+            );
+            Ok(HostInstance::Started(c))
+        }
+    }
+
+    fn signal(&self, container: &HostInstance, signal: StopSignal) -> Result<(), NodeError> {
+        match container {
+            HostInstance::Started(c) => c.signal(signal),
+            HostInstance::Found(f) => {
+                // Only the main process is reachable; what it left behind goes with its
+                // cgroup when the node recovers the pod's resources.
+                let sig = match signal {
+                    StopSignal::Term => rustix::process::Signal::TERM,
+                    StopSignal::Kill => rustix::process::Signal::KILL,
+                };
+                match verified_pidfd(&f.record.main) {
+                    Some(fd) => match rustix::process::pidfd_send_signal(&fd, sig) {
+                        Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+                        Err(e) => Err(NodeError::Signal {
+                            id: f.found.runtime_id.clone(),
+                            source: e.into(),
+                        }),
+                    },
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    fn wait(
+        &self,
+        container: &HostInstance,
+    ) -> impl Future<Output = ContainerExit> + Send + 'static {
+        let container = container.clone();
+        async move {
+            match container {
+                HostInstance::Started(c) => c.wait().await,
+                HostInstance::Found(f) => wait_found(&f).await,
+            }
+        }
+    }
+
+    fn exec_sync(
+        &self,
+        container: &HostInstance,
+        argv: Vec<String>,
+        timeout: Duration,
+    ) -> impl Future<Output = ExecOutput> + Send + 'static {
+        let reaper = self.runtime.reaper().clone();
+        let container = container.clone();
+        async move {
+            match container {
+                HostInstance::Started(c) => {
+                    exec_in(&reaper, c.exec_context(), &argv, timeout).await
+                }
+                HostInstance::Found(_) => ExecOutput {
+                    status: None,
+                    timed_out: false,
+                    output: NOT_OURS.into(),
+                },
+            }
+        }
+    }
+
+    fn status(&self, container: &HostInstance) -> ContainerStatus {
+        match container {
+            HostInstance::Started(c) => ContainerStatus {
+                id: c.id().to_string(),
+                started_at: c.started_at(),
+                running: !c.main_exited(),
+                exit: c.try_exit(),
+            },
+            HostInstance::Found(f) => {
+                let exit = read_exit(&f.record).map(|(status, finished_at)| {
+                    found_exit(&f.found, &f.record, Some((status, finished_at)))
+                });
+                ContainerStatus {
+                    id: f.found.runtime_id.clone(),
+                    started_at: f.found.started_at,
+                    running: exit.is_none() && f.record.monitor.alive(),
+                    exit,
+                }
+            }
+        }
+    }
+
+    fn list_pod(&self, config: &SandboxConfig) -> PodListing<PodSandbox, HostInstance> {
+        let mut containers: Vec<Listed<HostInstance>> = self
+            .held()
+            .values()
+            .filter(|h| h.pod_uid == config.identity.uid)
+            .map(|h| {
+                let mut found = h.found.clone();
+                if let Some(e) = h.container.try_exit() {
+                    found.state = if e.status_unknown {
+                        FoundState::Unknown
+                    } else {
+                        FoundState::Exited {
+                            exit_code: e.exit_code,
+                            finished_at: e.finished_at,
+                        }
+                    };
+                }
+                Listed {
+                    found,
+                    handle: Some(HostInstance::Started(h.container.clone())),
+                }
+            })
+            .collect();
+        let (on_disk, errors) = crate::state::scan_pod(&config.pod_dir());
+        for e in errors {
+            tracing::warn!("skipping an instance record: {e}");
+        }
+        for f in on_disk {
+            if containers
+                .iter()
+                .any(|l| l.found.runtime_id == f.record.runtime_id)
+            {
+                continue;
+            }
+            let found = FoundContainer::from(&f);
+            // An exited one needs nothing more; an unknown one may have left its main process
+            // (the engine kills it first).
+            let handle = match found.state {
+                FoundState::Exited { .. } => None,
+                FoundState::Running | FoundState::Unknown => {
+                    Some(HostInstance::Found(Arc::new(FoundProcess {
+                        found: found.clone(),
+                        record: f.record,
+                    })))
+                }
+            };
+            containers.push(Listed { found, handle });
+        }
+        containers.sort_by_key(|l| (l.found.started_at, l.found.instance));
+        PodListing {
+            sandbox: None,
+            containers,
+        }
+    }
+
+    fn remove_container(
+        &self,
+        container: HostInstance,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        if let HostInstance::Started(c) = &container {
+            self.held().remove(c.id());
+        }
+        async move {
+            match container {
+                HostInstance::Started(c) => c.cleaned_up().await,
+                // Its cgroup and mounts are in the pod's record; the node's recovery removes
+                // them (`node`).
+                HostInstance::Found(_) => {}
+            }
+        }
+    }
+}
+
+const NOT_OURS: &str = "the container was started by an earlier skiff; it cannot be entered";
+
+/// A pidfd for `p` if it is still that very process (checked after opening, so the pidfd
+/// cannot name a successor with the same PID).
+fn verified_pidfd(p: &ProcessRef) -> Option<OwnedFd> {
+    let pid = rustix::process::Pid::from_raw(p.pid)?;
+    let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()?;
+    p.alive().then_some(fd)
+}
+
+fn read_exit(record: &InstanceRecord) -> Option<(ExitStatus, SystemTime)> {
+    match skiff_monitor::ExitRecord::read(&record.exit_path) {
+        Ok(Some(r)) if r.pid == record.main.pid => Some((r.status, r.finished_at)),
+        _ => None,
+    }
+}
+
+fn found_exit(
+    found: &FoundContainer,
+    record: &InstanceRecord,
+    exit: Option<(ExitStatus, SystemTime)>,
+) -> ContainerExit {
+    let (status, finished_at, unknown) = match exit {
+        Some((status, at)) => (status, at, false),
+        None => (ExitStatus::Signaled(9), SystemTime::now(), true),
+    };
+    ContainerExit {
+        id: found.runtime_id.clone(),
+        pid: record.main.pid,
+        status,
+        exit_code: status.code(),
+        started_at: found.started_at,
+        finished_at,
+        // The termination-message file was read through a descriptor of the skiff that
+        // started it; not read again here.
+        message: String::new(),
+        oom_killed: false,
+        status_unknown: unknown,
+    }
+}
+
+/// Waits for the monitor of a found instance to end (its pidfd turns readable), then reads
+/// its exit record; without one the state is unknown and the main process is killed, as the
+/// runtime does for its own instances.
+async fn wait_found(f: &FoundProcess) -> ContainerExit {
+    if let Some(fd) = verified_pidfd(&f.record.monitor) {
+        match crate::sys::fd::Pollable::new(fd, tokio::io::Interest::READABLE) {
+            Ok(afd) => {
+                let _ = afd.readable().await;
+            }
+            Err(_) => {
+                while f.record.monitor.alive() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+    let record = f.record.clone();
+    let exit = tokio::task::spawn_blocking(move || read_exit(&record))
+        .await
+        .ok()
+        .flatten();
+    if exit.is_none() {
+        if let Some(fd) = verified_pidfd(&f.record.main) {
+            let _ = rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL);
+        }
+    }
+    found_exit(&f.found, &f.record, exit)
+}
+
+/// Probes and hooks for host containers: [`HostProber`] in the container's namespaces,
+/// under the worker's hard deadline (`probe::deadline`).
+#[derive(Clone)]
+pub struct HostProbes {
+    prober: HostProber,
+}
+
+impl HostProbes {
+    pub fn new() -> std::io::Result<Self> {
+        Ok(HostProbes {
+            prober: HostProber::new()?,
+        })
+    }
+}
+
+impl ProbeService<HostInstance> for HostProbes {
+    fn probe(
+        &self,
+        container: &HostInstance,
+        req: ProbeRequest,
+    ) -> impl Future<Output = ProbeResult> + Send + 'static {
+        let prober = self.prober.clone();
+        let container = container.clone();
+        async move {
+            match container {
+                HostInstance::Started(c) => {
+                    let ctx = c.exec_context().clone();
+                    probe_with_deadline(&prober, req.probe, ctx, req.limit).await
+                }
+                HostInstance::Found(_) => ProbeResult {
+                    outcome: ProbeOutcome::Unknown,
+                    output: NOT_OURS.into(),
+                },
+            }
+        }
+    }
+
+    fn run_hook(
+        &self,
+        container: &HostInstance,
+        req: HookRequest,
+    ) -> impl Future<Output = Result<(), String>> + Send + 'static {
+        let prober = self.prober.clone();
+        let container = container.clone();
+        async move {
+            match container {
+                HostInstance::Started(c) => {
+                    let ctx = c.exec_context().clone();
+                    hook_with_deadline(&prober, req.handler, ctx, req.limit).await
+                }
+                HostInstance::Found(_) => Err(NOT_OURS.into()),
+            }
+        }
+    }
+}

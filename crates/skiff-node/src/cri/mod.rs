@@ -1,0 +1,349 @@
+//! The runtime seam, shaped like the CRI `RuntimeService`: what the pod worker asks of a
+//! container runtime, and nothing about how it is done.
+//!
+//! * [`RuntimeService`]: pod sandboxes (`RunPodSandbox`, `StopPodSandbox` + `RemovePodSandbox`),
+//!   containers (`CreateContainer`, `StartContainer`, a signal where CRI has `StopContainer`
+//!   with a timeout — the engine times the kill itself —, the wait for the exit, `ExecSync`,
+//!   `ContainerStatus`, `ListContainers`, `RemoveContainer`). Plain data goes in (the pod, its
+//!   [`ContainerLaunch`], a container spec), handles come out; the worker never looks inside a
+//!   handle.
+//! * [`ProbeService`]: probes and lifecycle hooks against a container handle (the kubelet's
+//!   prober runs exec probes through `ExecSync` and network probes from the node; for skiff
+//!   both need the runtime's view of the container, so the prober is the runtime's too).
+//! * [`RuntimeClasses`]: which implementation runs a pod, by `runtimeClassName` (`host` today;
+//!   the OCI runtime will be the second).
+//!
+//! Implementations: [`host::HostCri`] (containers as host processes under their monitors,
+//! `runtime`), and the recording fake of the worker tests (`tests/fake_runtime`).
+//!
+//! # What is not plain data yet
+//! The host implementation's created container ([`host::HostCreated`]) carries the sandbox's
+//! `ContainerSetup`, which holds descriptors: volume sources opened `O_PATH` when they were
+//! checked (so a container cannot swap a checked directory for a symlink), the pod's namespace
+//! descriptors and its cgroup handle. They stay inside the host implementation's types, never
+//! in this trait's signatures. To make the container plan pure data (so that it could cross a
+//! process boundary to a shim, as containerd's does): subPath and volume sources bind-mounted
+//! by the runtime to trusted paths under the pod's directory first (the kubelet's subPath bind
+//! mounts under `volume-subpaths/`), then named by path; namespaces pinned by bind mounts
+//! (`/run/netns/<name>`, as CNI and `ip netns` do) and named by path; the cgroup named by its
+//! path under the pod's.
+
+pub mod host;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod, Probe};
+use skiff_engine::ProbeKind;
+use tokio::sync::mpsc;
+
+use crate::launch::{ContainerLaunch, PodIdentity, StartError};
+use crate::logs::LogLine;
+use crate::probe::{ExecOutput, ProbeResult};
+pub use crate::runtime::{ContainerExit, NodeError, StopSignal};
+use crate::sandbox::{SandboxError, SandboxOptions};
+
+/// What a pod sandbox is made from (CRI `PodSandboxConfig`).
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    pub pod: Arc<Pod>,
+    pub identity: PodIdentity,
+    pub options: Arc<SandboxOptions>,
+}
+
+impl SandboxConfig {
+    /// The pod's directory under the data dir (logs, records, volumes).
+    pub fn pod_dir(&self) -> PathBuf {
+        self.options
+            .data_dir
+            .join("pods")
+            .join(self.identity.dir_name())
+    }
+}
+
+/// A Warning event (reason, message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub reason: String,
+    pub message: String,
+}
+
+/// A sandbox that is ready, and what its setup had to say (volume warnings).
+#[derive(Debug)]
+pub struct ReadySandbox<S> {
+    pub sandbox: S,
+    pub warnings: Vec<Warning>,
+}
+
+/// Why the node fails a pod whose sandbox runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SandboxFailure {
+    /// The eviction manager's verdict (an emptyDir over its sizeLimit); `message` is the
+    /// eviction message.
+    Evicted { message: String },
+}
+
+/// A container handle's state (CRI `ContainerStatus`, what the worker needs of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerStatus {
+    /// The runtime's own ID of the container.
+    pub id: String,
+    pub started_at: SystemTime,
+    /// Its main process runs (or is still being logged to its end).
+    pub running: bool,
+    /// How it ended, once that is known.
+    pub exit: Option<ContainerExit>,
+}
+
+/// What became of a container instance the runtime found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FoundState {
+    Running,
+    Exited {
+        exit_code: i32,
+        finished_at: SystemTime,
+    },
+    /// Neither running nor with a known end (R3/S7: killed first, then started again).
+    Unknown,
+}
+
+/// One container instance of a pod, as the runtime knows it (CRI `ListContainers` entry,
+/// with the labels the kubelet reads back: container name and restart count).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundContainer {
+    pub name: String,
+    /// The engine's instance number the instance was started as.
+    pub instance: u64,
+    /// Its restart count (`attempt`).
+    pub attempt: u32,
+    pub runtime_id: String,
+    pub started_at: SystemTime,
+    pub state: FoundState,
+}
+
+impl From<&crate::state::FoundInstance> for FoundContainer {
+    fn from(f: &crate::state::FoundInstance) -> Self {
+        let r = &f.record;
+        FoundContainer {
+            name: r.container.clone(),
+            instance: r.instance,
+            attempt: r.attempt,
+            runtime_id: r.runtime_id.clone(),
+            started_at: crate::clock::to_system_time(skiff_engine::Time::from_millis(
+                r.started_unix_ms,
+            )),
+            state: match &f.observed {
+                crate::state::Observed::Running => FoundState::Running,
+                crate::state::Observed::Exited(e) => FoundState::Exited {
+                    exit_code: e.status.code(),
+                    finished_at: e.finished_at,
+                },
+                crate::state::Observed::Unknown => FoundState::Unknown,
+            },
+        }
+    }
+}
+
+/// A found instance and, when the runtime can still reach it, its handle.
+#[derive(Debug)]
+pub struct Listed<C> {
+    pub found: FoundContainer,
+    pub handle: Option<C>,
+}
+
+/// Everything the runtime has of one pod (CRI `ListPodSandbox` + `ListContainers`).
+#[derive(Debug)]
+pub struct PodListing<S, C> {
+    /// The pod's sandbox, if the runtime can hand it over; `None` with containers listed means
+    /// it is gone or cannot be re-attached (the engine then treats it as changed, S9).
+    pub sandbox: Option<S>,
+    pub containers: Vec<Listed<C>>,
+}
+
+impl<S, C> Default for PodListing<S, C> {
+    fn default() -> Self {
+        PodListing {
+            sandbox: None,
+            containers: Vec::new(),
+        }
+    }
+}
+
+/// A container runtime, CRI-shaped (see the module docs). Decides nothing: restarts, kills
+/// and their timing are the engine's; this does what it is asked and reports what happened.
+pub trait RuntimeService: Send + Sync + 'static {
+    /// A pod sandbox (its namespaces, cgroup, volumes).
+    type Sandbox: Send + Sync + 'static;
+    /// A container created from its plan but not started yet.
+    type Created: Send + 'static;
+    /// A started container instance.
+    type Container: Clone + Send + Sync + 'static;
+
+    /// `RunPodSandbox`. On error nothing of the sandbox is left; `reason` is the kubelet's
+    /// event reason (`FailedCreatePodSandBox`, `FailedMount`, …).
+    fn run_pod_sandbox(
+        &self,
+        config: &SandboxConfig,
+    ) -> impl Future<Output = Result<ReadySandbox<Self::Sandbox>, SandboxError>> + Send + 'static;
+
+    /// Resolves when the node must fail the pod of this sandbox (eviction); never otherwise.
+    fn watch_pod_sandbox(
+        &self,
+        sandbox: &Self::Sandbox,
+    ) -> impl Future<Output = SandboxFailure> + Send + 'static;
+
+    /// `StopPodSandbox` + `RemovePodSandbox`, once every container of it has been removed.
+    fn stop_pod_sandbox(&self, sandbox: Self::Sandbox)
+        -> impl Future<Output = ()> + Send + 'static;
+
+    /// `CreateContainer`: the container's plan in `sandbox` (its mounts, namespaces, cgroup,
+    /// security). Errors are configuration errors (`CreateContainerConfigError`, …).
+    fn create_container(
+        &self,
+        sandbox: &Self::Sandbox,
+        spec: &Container,
+        launch: ContainerLaunch,
+    ) -> Result<Self::Created, StartError>;
+
+    /// `StartContainer`: resolves once its process runs. `logs` gets a live copy of its lines.
+    fn start_container(
+        &self,
+        created: Self::Created,
+        logs: Option<mpsc::Sender<LogLine>>,
+    ) -> impl Future<Output = Result<Self::Container, StartError>> + Send + 'static;
+
+    /// Delivers a signal: `Term` to the main process, `Kill` to all of the container. Not an
+    /// error if it has already exited.
+    fn signal(&self, container: &Self::Container, signal: StopSignal) -> Result<(), NodeError>;
+
+    /// Resolves when the container has exited (its logs flushed, its termination message read),
+    /// or its state became unknown (`ContainerExit::status_unknown`).
+    fn wait(
+        &self,
+        container: &Self::Container,
+    ) -> impl Future<Output = ContainerExit> + Send + 'static;
+
+    /// `ExecSync`: runs `argv` in the container for at most `timeout`.
+    fn exec_sync(
+        &self,
+        container: &Self::Container,
+        argv: Vec<String>,
+        timeout: Duration,
+    ) -> impl Future<Output = ExecOutput> + Send + 'static;
+
+    /// `ContainerStatus`.
+    fn status(&self, container: &Self::Container) -> ContainerStatus;
+
+    /// Every instance of the pod this runtime holds or can find, and its sandbox if it can
+    /// hand it over (what a restarted worker adopts).
+    fn list_pod(&self, config: &SandboxConfig) -> PodListing<Self::Sandbox, Self::Container>;
+
+    /// `RemoveContainer`: resolves once nothing of the exited container is left (processes,
+    /// tracking group).
+    fn remove_container(
+        &self,
+        container: Self::Container,
+    ) -> impl Future<Output = ()> + Send + 'static;
+}
+
+/// One probe run the worker asks for.
+#[derive(Debug, Clone)]
+pub struct ProbeRequest {
+    pub container_name: String,
+    pub kind: ProbeKind,
+    /// The probe, exec commands already expanded.
+    pub probe: Probe,
+    /// The worker's hard limit on the run (the probe's timeout).
+    pub limit: Duration,
+}
+
+/// One lifecycle hook run the worker asks for.
+#[derive(Debug, Clone)]
+pub struct HookRequest {
+    pub container_name: String,
+    pub handler: LifecycleHandler,
+    /// How long the hook may take.
+    pub limit: Duration,
+}
+
+/// Probes and lifecycle hooks against containers of runtime handle type `C`. Mechanism only:
+/// what a result means is the engine's.
+pub trait ProbeService<C>: Send + Sync + 'static {
+    /// One probe run; a run past `limit` is a failure with its kind's timeout text.
+    fn probe(
+        &self,
+        container: &C,
+        req: ProbeRequest,
+    ) -> impl Future<Output = ProbeResult> + Send + 'static;
+    /// One hook run; `Err` is the failure message.
+    fn run_hook(
+        &self,
+        container: &C,
+        req: HookRequest,
+    ) -> impl Future<Output = Result<(), String>> + Send + 'static;
+}
+
+/// A `runtimeClassName` this build cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeClassError {
+    #[error("the pod has no runtimeClassName, and this build cannot run container images yet: set `runtimeClassName: host` (its containers then run as processes on this machine)")]
+    Missing,
+    #[error("spec.runtimeClassName: Unsupported value: {0:?}: supported values: \"host\" (container images need the OCI runtime, not in this build)")]
+    Unsupported(String),
+}
+
+/// The runtime classes of this node. Each class is one [`RuntimeService`] implementation;
+/// the caller matches on [`RuntimeClass`] and runs the pod with that one (the worker is
+/// generic, so each class is its own monomorphic worker).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RuntimeClasses;
+
+/// The runtime classes a pod can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeClass {
+    /// `host`: containers run as processes on this machine, from its own filesystem.
+    Host,
+}
+
+impl RuntimeClasses {
+    /// The name every class answers to.
+    pub const HOST: &'static str = "host";
+
+    /// The class that runs pods with `runtimeClassName` `name`.
+    pub fn select(&self, name: Option<&str>) -> Result<RuntimeClass, RuntimeClassError> {
+        match name {
+            Some(Self::HOST) => Ok(RuntimeClass::Host),
+            None | Some("") => Err(RuntimeClassError::Missing),
+            Some(other) => Err(RuntimeClassError::Unsupported(other.to_string())),
+        }
+    }
+
+    /// The class of `pod` (its `spec.runtimeClassName`).
+    pub fn for_pod(&self, pod: &Pod) -> Result<RuntimeClass, RuntimeClassError> {
+        self.select(
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.runtime_class_name.as_deref()),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_classes_select_host_and_refuse_others() {
+        let c = RuntimeClasses;
+        assert_eq!(c.select(Some("host")), Ok(RuntimeClass::Host));
+        assert_eq!(c.select(None), Err(RuntimeClassError::Missing));
+        assert_eq!(c.select(Some("")), Err(RuntimeClassError::Missing));
+        let e = c.select(Some("runc")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "spec.runtimeClassName: Unsupported value: \"runc\": supported values: \"host\" (container images need the OCI runtime, not in this build)"
+        );
+    }
+}

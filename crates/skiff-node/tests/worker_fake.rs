@@ -1,0 +1,640 @@
+//! The pod worker on the fake runtime (`fake_runtime`) and a simulated clock (tokio's paused
+//! time): kills, node failures, start-failure mapping, sandbox failure, adoption of what a
+//! runtime already has of a pod. Each test is named after the rule it proves (SEMANTICS.md).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod fake_runtime;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fake_runtime::{signals, starts, Call, Failure, FakeRuntime, Op};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodStatus};
+use skiff_engine::{EngineConfig, Event, EventType, ProbeKind, Time};
+use skiff_node::clock::{to_system_time, TokioClock};
+use skiff_node::cri::{FoundContainer, FoundState, StopSignal};
+use skiff_node::worker::{self, Command, Notice, WorkerConfig, WorkerError};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+const T0: Time = Time::from_secs(1_700_000_000);
+const UID: &str = "0b9a7c3e-5f4d-4e21-9c8b-7a6d5e4f3c2b";
+
+/// A prepared pod named `p` with the fixed UID; `spec` is the YAML of its spec, indented by
+/// two spaces.
+fn pod(spec: &str) -> Pod {
+    let yaml = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: p, namespace: default, uid: {UID}}}\nspec:\n  runtimeClassName: host\n{spec}"
+    );
+    let pod: Pod = serde_yaml_ng::from_str(&yaml).unwrap();
+    let uid = pod.metadata.uid.clone();
+    let mut pod = skiff_model::prepare_pod(pod).unwrap();
+    pod.metadata.uid = uid;
+    pod
+}
+
+const ONE_APP: &str = "  restartPolicy: Always
+  terminationGracePeriodSeconds: 30
+  containers:
+  - {name: app, image: host, command: [sleep, '1000']}
+";
+
+struct Run {
+    fake: FakeRuntime,
+    cmd: mpsc::Sender<Command>,
+    notices: mpsc::UnboundedReceiver<Notice>,
+    seen: Vec<(Event, Time)>,
+    worker: JoinHandle<Result<PodStatus, WorkerError>>,
+    pod_dir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Run {
+    /// Starts the worker on a fake runtime that `setup` prepared. Must run on a runtime with
+    /// paused time.
+    fn start(pod: Pod, setup: impl FnOnce(&FakeRuntime)) -> Run {
+        let clock = TokioClock::starting_at(T0);
+        let fake = FakeRuntime::new(clock);
+        setup(&fake);
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = WorkerConfig {
+            data_dir: dir.path().to_path_buf(),
+            engine: EngineConfig::default(),
+            objects: Default::default(),
+            keeper: None,
+        };
+        let pod_dir = dir.path().join("pods").join(format!("default_p_{UID}"));
+        let (cmd, cmd_rx) = mpsc::channel(8);
+        let (notice_tx, notices) = mpsc::unbounded_channel();
+        let worker = tokio::spawn(worker::run_pod_with(
+            fake.clone(),
+            fake.clone(),
+            clock,
+            pod,
+            cfg,
+            cmd_rx,
+            notice_tx,
+        ));
+        Run {
+            fake,
+            cmd,
+            notices,
+            seen: Vec::new(),
+            worker,
+            pod_dir,
+            _dir: dir,
+        }
+    }
+
+    /// The next event with `reason` (waiting for it); the events before it are kept.
+    async fn event(&mut self, reason: &str) -> (Event, Time) {
+        if let Some(i) = self.seen.iter().position(|(e, _)| e.reason == reason) {
+            return self.seen.remove(i);
+        }
+        let wait = async {
+            while let Some(n) = self.notices.recv().await {
+                if let Notice::Event(e, at) = n {
+                    if e.reason == reason {
+                        return (e, at);
+                    }
+                    self.seen.push((e, at));
+                }
+            }
+            panic!("the worker ended without a {reason} event");
+        };
+        tokio::time::timeout(Duration::from_secs(24 * 3600), wait)
+            .await
+            .unwrap_or_else(|_| panic!("no {reason} event"))
+    }
+
+    /// The pod's status as the worker last recorded it (after its last plan).
+    fn status(&self) -> PodStatus {
+        skiff_node::store::read_pod_file(&self.pod_dir)
+            .unwrap()
+            .status
+            .unwrap()
+    }
+
+    async fn command(&self, c: Command) {
+        self.cmd.send(c).await.unwrap();
+    }
+
+    /// Waits for the worker to end; returns its status, every event, and every call.
+    async fn finish(mut self) -> (PodStatus, Vec<(Event, Time)>, Vec<Call>) {
+        let status = tokio::time::timeout(Duration::from_secs(24 * 3600), self.worker)
+            .await
+            .expect("the worker never ended")
+            .unwrap()
+            .unwrap();
+        while let Ok(n) = self.notices.try_recv() {
+            if let Notice::Event(e, at) = n {
+                self.seen.push((e, at));
+            }
+        }
+        (status, self.seen, self.fake.calls())
+    }
+}
+
+fn app(status: &PodStatus) -> &ContainerStatus {
+    status
+        .container_statuses
+        .iter()
+        .flatten()
+        .find(|c| c.name == "app")
+        .unwrap()
+}
+
+fn reasons(events: &[(Event, Time)]) -> Vec<&str> {
+    events.iter().map(|(e, _)| e.reason.as_str()).collect()
+}
+
+fn after(t: Time, ms: i64) -> Time {
+    t.add_millis(ms)
+}
+
+// --- kills --------------------------------------------------------------------------------------
+
+// T1/T2: a stop with grace 5 sends the stop signal at once and SIGKILL when the grace has run
+// out; the killed app makes a deleted pod Failed (T12); the container is removed, then the
+// sandbox.
+#[tokio::test(start_paused = true)]
+async fn t1_t2_stop_with_grace_sends_term_then_kill_at_the_deadline() {
+    let mut run = Run::start(pod(ONE_APP), |_| {});
+    let i = run.fake.started("app", 1).await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    run.command(Command::Stop { grace: Some(5) }).await;
+    let (killing, at) = run.event("Killing").await;
+    assert_eq!(killing.message, "Stopping container app");
+    let (status, _, calls) = run.finish().await;
+    assert_eq!(
+        signals(&calls, i),
+        vec![(at, StopSignal::Term), (after(at, 5000), StopSignal::Kill)]
+    );
+    assert_eq!(at, after(T0, 7000));
+    let t = app(&status)
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .clone()
+        .unwrap();
+    assert_eq!((t.exit_code, t.reason.as_deref()), (137, Some("Error")));
+    assert_eq!(status.phase.as_deref(), Some("Failed"));
+    let tail: Vec<&Op> = calls.iter().rev().take(2).map(|c| &c.op).collect();
+    assert_eq!(
+        tail,
+        vec![
+            &Op::StopSandbox { id: 1 },
+            &Op::Remove {
+                name: "app".into(),
+                instance: i
+            }
+        ]
+    );
+}
+
+// T12: an app that exits 0 on its stop signal makes the stopped pod Succeeded; no SIGKILL.
+#[tokio::test(start_paused = true)]
+async fn t12_app_exiting_0_on_term_succeeds_without_a_kill() {
+    let run = Run::start(pod(ONE_APP), |f| f.exit_on_term("app", 0));
+    let i = run.fake.started("app", 1).await;
+    run.command(Command::Stop { grace: None }).await;
+    let (status, _, calls) = run.finish().await;
+    assert_eq!(signals(&calls, i), vec![(T0, StopSignal::Term)]);
+    assert_eq!(status.phase.as_deref(), Some("Succeeded"));
+}
+
+// skiff's stop-now (the CLI's second Ctrl-C): every container gets SIGKILL at once, before any
+// stop signal or grace.
+#[tokio::test(start_paused = true)]
+async fn kill_now_kills_every_container_at_once() {
+    let spec = "  restartPolicy: Always
+  terminationGracePeriodSeconds: 30
+  containers:
+  - {name: a, image: host, command: [sleep, '1000']}
+  - {name: b, image: host, command: [sleep, '1000']}
+";
+    let run = Run::start(pod(spec), |_| {});
+    let a = run.fake.started("a", 1).await;
+    let b = run.fake.started("b", 1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    run.command(Command::Stop { grace: None }).await;
+    run.command(Command::KillNow).await;
+    let (status, _, calls) = run.finish().await;
+    let now = after(T0, 3000);
+    for i in [a, b] {
+        let s = signals(&calls, i);
+        assert!(
+            s.iter()
+                .any(|&(t, sig)| t == now && sig == StopSignal::Kill),
+            "{s:?}"
+        );
+        assert!(s.iter().all(|&(t, _)| t == now), "{s:?}");
+    }
+    assert_eq!(status.phase.as_deref(), Some("Failed"));
+}
+
+// --- node failures ------------------------------------------------------------------------------
+
+// Eviction (an emptyDir over its sizeLimit): Warning Evicted, the pod Failed with reason
+// Evicted and the eviction message, its containers killed without their grace (the 2 s floor
+// of T2 is all they get).
+#[tokio::test(start_paused = true)]
+async fn t1_eviction_fails_the_pod_and_kills_within_the_2s_floor() {
+    let mut run = Run::start(pod(ONE_APP), |_| {});
+    let i = run.fake.started("app", 1).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let message = "Usage of EmptyDir volume \"scratch\" exceeds the limit \"1Mi\". ";
+    run.fake.evict(message);
+    let (evicted, at) = run.event("Evicted").await;
+    assert_eq!(evicted.type_, EventType::Warning);
+    assert_eq!(evicted.message, message);
+    assert_eq!(at, after(T0, 4000));
+    let (status, _, calls) = run.finish().await;
+    let s = signals(&calls, i);
+    assert_eq!(s.first(), Some(&(at, StopSignal::Term)), "{s:?}");
+    let (kill_at, _) = s.iter().find(|(_, sig)| *sig == StopSignal::Kill).unwrap();
+    assert!(kill_at.millis_since(at) <= 2000, "{s:?}");
+    assert_eq!(status.phase.as_deref(), Some("Failed"));
+    assert_eq!(status.reason.as_deref(), Some("Evicted"));
+    assert_eq!(status.message.as_deref(), Some(message));
+}
+
+// S1: a sandbox that cannot be built fails the pod with the kubelet's reason and message
+// (skiff run cannot supply what is missing later); nothing is created.
+#[tokio::test(start_paused = true)]
+async fn s1_sandbox_that_cannot_be_built_fails_the_pod_with_the_kubelets_reason() {
+    let message = "MountVolume.SetUp failed for volume \"cfg\" : configmap \"cfg\" not found";
+    let mut run = Run::start(pod(ONE_APP), |f| f.fail_sandbox("FailedMount", message));
+    let (e, _) = run.event("FailedMount").await;
+    assert_eq!((e.type_, e.message.as_str()), (EventType::Warning, message));
+    let (status, _, calls) = run.finish().await;
+    assert_eq!(status.phase.as_deref(), Some("Failed"));
+    assert_eq!(status.reason.as_deref(), Some("FailedMount"));
+    assert_eq!(status.message.as_deref(), Some(message));
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c.op, Op::Create { .. } | Op::Start { .. })),
+        "{calls:#?}"
+    );
+}
+
+// --- start failures -----------------------------------------------------------------------------
+
+// ST3: a configuration error creates nothing: waiting CreateContainerConfigError with the
+// message, no record (no lastState, restartCount 0), Warning Failed, and the start is tried
+// again after the pod worker's 10 s re-queue with the same attempt.
+#[tokio::test(start_paused = true)]
+async fn st3_config_error_waits_without_a_record_and_is_retried_after_the_requeue() {
+    let message = "couldn't find key user in ConfigMap default/cfg";
+    let mut run = Run::start(pod(ONE_APP), |f| {
+        f.fail_create("app", Failure::Config(message.into()))
+    });
+    let (failed, at) = run.event("Failed").await;
+    assert_eq!(
+        (failed.type_, failed.message.as_str()),
+        (EventType::Warning, format!("Error: {message}").as_str())
+    );
+    let st = run.status();
+    let cs = app(&st);
+    let w = cs.state.as_ref().unwrap().waiting.as_ref().unwrap();
+    assert_eq!(w.reason.as_deref(), Some("CreateContainerConfigError"));
+    assert_eq!(w.message.as_deref(), Some(message));
+    assert!(cs
+        .last_state
+        .as_ref()
+        .is_none_or(|l| l.terminated.is_none()));
+    assert_eq!(cs.restart_count, 0);
+    assert_eq!(st.phase.as_deref(), Some("Pending"));
+    run.fake.started("app", 1).await;
+    run.command(Command::Stop { grace: None }).await;
+    let (status, _, calls) = run.finish().await;
+    let creates: Vec<(Time, u32)> = calls
+        .iter()
+        .filter_map(|c| match &c.op {
+            Op::Create { attempt, .. } => Some((c.at, *attempt)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(creates, vec![(at, 0), (after(at, 10_000), 0)]);
+    assert_eq!(app(&status).restart_count, 0);
+}
+
+// ST4/ST3/R5: a process that cannot be started leaves a record (terminated StartError, exit
+// 128), so its restarts follow the back-off: the first at once, the next after 10 s, waiting
+// CrashLoopBackOff meanwhile with the failed record as lastState.
+#[tokio::test(start_paused = true)]
+async fn st4_run_error_records_start_error_exit_128_and_backs_off() {
+    let mut run = Run::start(pod(ONE_APP), |f| {
+        f.fail_start("app", Failure::NoSuchFile("/no/such".into()));
+        f.fail_start("app", Failure::NoSuchFile("/no/such".into()));
+    });
+    let (failed, at) = run.event("Failed").await;
+    assert_eq!(
+        failed.message,
+        "Error: exec: \"/no/such\": stat /no/such: no such file or directory"
+    );
+    run.event("Failed").await;
+    let st = run.status();
+    let cs = app(&st);
+    let w = cs.state.as_ref().unwrap().waiting.as_ref().unwrap();
+    assert_eq!(w.reason.as_deref(), Some("CrashLoopBackOff"));
+    assert_eq!(
+        w.message.as_deref(),
+        Some(format!("back-off 10s restarting failed container=app pod=p_default({UID})").as_str())
+    );
+    let t = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!(
+        (t.exit_code, t.reason.as_deref()),
+        (128, Some("StartError"))
+    );
+    assert_eq!(cs.restart_count, 1);
+    run.fake.started("app", 3).await;
+    run.command(Command::Stop { grace: None }).await;
+    let (status, _, calls) = run.finish().await;
+    let s: Vec<(Time, u32)> = starts(&calls, "app").iter().map(|s| (s.0, s.2)).collect();
+    assert_eq!(s, vec![(at, 0), (at, 1), (after(at, 10_000), 2)]);
+    assert_eq!(app(&status).restart_count, 2);
+}
+
+// ST3/ST4/R2: under restartPolicy Never a failed process start is final (its record is the
+// container's state: terminated StartError 128, pod Failed), while a configuration error,
+// which leaves no record, is tried again (waiting CreateContainerConfigError).
+#[tokio::test(start_paused = true)]
+async fn st4_start_error_is_a_record_and_a_config_error_is_not() {
+    let spec = "  restartPolicy: Never
+  containers:
+  - {name: app, image: host, command: [sleep, '1000']}
+  - {name: cfg, image: host, command: [sleep, '1000']}
+";
+    let run = Run::start(pod(spec), |f| {
+        f.fail_start("app", Failure::NoSuchFile("/no/such".into()));
+        for _ in 0..3 {
+            f.fail_create("cfg", Failure::Config("secret \"s\" not found".into()));
+        }
+    });
+    run.fake
+        .until("three creates of cfg", |c| {
+            c.iter()
+                .filter(|c| matches!(&c.op, Op::Create { name, .. } if name == "cfg"))
+                .count()
+                == 3
+        })
+        .await;
+    let st = run.status();
+    let t = app(&st).state.as_ref().unwrap().terminated.clone().unwrap();
+    assert_eq!(
+        (t.exit_code, t.reason.as_deref()),
+        (128, Some("StartError"))
+    );
+    let cfg = st
+        .container_statuses
+        .iter()
+        .flatten()
+        .find(|c| c.name == "cfg")
+        .unwrap();
+    let w = cfg.state.as_ref().unwrap().waiting.as_ref().unwrap();
+    assert_eq!(
+        (w.reason.as_deref(), w.message.as_deref()),
+        (
+            Some("CreateContainerConfigError"),
+            Some("secret \"s\" not found")
+        )
+    );
+    assert_eq!(cfg.restart_count, 0);
+    run.fake.started("cfg", 1).await;
+    run.command(Command::Stop { grace: None }).await;
+    let (status, _, calls) = run.finish().await;
+    assert_eq!(starts(&calls, "app").len(), 1);
+    assert_eq!(status.phase.as_deref(), Some("Failed"));
+}
+
+// --- probes and hooks ---------------------------------------------------------------------------
+
+// P6: a liveness probe failing failureThreshold times kills the container (Killing with the
+// probe's message), which is restarted with the next restart count.
+#[tokio::test(start_paused = true)]
+async fn p6_liveness_failure_kills_and_restarts_the_container() {
+    let spec = "  restartPolicy: Always
+  containers:
+  - name: app
+    image: host
+    command: [sleep, '1000']
+    livenessProbe: {exec: {command: [check]}, periodSeconds: 10, failureThreshold: 3}
+";
+    let mut run = Run::start(pod(spec), |f| {
+        f.probe_results("app", ProbeKind::Liveness, &[false, false, false]);
+        f.exit_on_term("app", 143);
+    });
+    let first = run.fake.started("app", 1).await;
+    let (killing, at) = run.event("Killing").await;
+    assert_eq!(
+        killing.message,
+        "Container app failed liveness probe, will be restarted"
+    );
+    run.fake.started("app", 2).await;
+    run.command(Command::Stop { grace: None }).await;
+    let (status, events, calls) = run.finish().await;
+    assert_eq!(
+        reasons(&events)
+            .iter()
+            .filter(|r| **r == "Unhealthy")
+            .count(),
+        3
+    );
+    assert_eq!(signals(&calls, first), vec![(at, StopSignal::Term)]);
+    let s = starts(&calls, "app");
+    assert_eq!(s[1].2, 1);
+    assert_eq!(app(&status).restart_count, 1);
+}
+
+// T9: a failed postStart hook: Warning FailedPostStartHook, the container is killed.
+#[tokio::test(start_paused = true)]
+async fn t9_post_start_failure_kills_the_container() {
+    let spec = "  restartPolicy: Never
+  containers:
+  - name: app
+    image: host
+    command: [sleep, '1000']
+    lifecycle: {postStart: {exec: {command: [setup]}}}
+";
+    let mut run = Run::start(pod(spec), |f| {
+        f.hook_result("app", Err("command 'setup' exited with 1: ".into()));
+        f.exit_on_term("app", 143);
+    });
+    let i = run.fake.started("app", 1).await;
+    let (e, at) = run.event("FailedPostStartHook").await;
+    assert_eq!(e.type_, EventType::Warning);
+    let (status, _, calls) = run.finish().await;
+    assert!(calls
+        .iter()
+        .any(|c| c.op == Op::Hook { name: "app".into() }));
+    assert_eq!(signals(&calls, i), vec![(at, StopSignal::Term)]);
+    assert_eq!(status.phase.as_deref(), Some("Failed"));
+}
+
+// --- lost containers and adoption ---------------------------------------------------------------
+
+// R3/ST4: a container whose monitor was killed is in an unknown state: the engine kills it,
+// the worker answers with ContainerStatusUnknown 137, and it is started again.
+#[tokio::test(start_paused = true)]
+async fn r3_lost_container_is_killed_then_restarted() {
+    let run = Run::start(pod(ONE_APP), |_| {});
+    let first = run.fake.started("app", 1).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    run.fake.lose("app");
+    run.fake.started("app", 2).await;
+    run.command(Command::Stop { grace: None }).await;
+    let (status, _, calls) = run.finish().await;
+    let s = signals(&calls, first);
+    assert!(!s.is_empty(), "the lost instance was not killed");
+    let cs = app(&status);
+    assert_eq!(cs.restart_count, 1);
+    let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!(
+        (last.exit_code, last.reason.as_deref()),
+        (137, Some("ContainerStatusUnknown"))
+    );
+}
+
+fn found(instance: u64, attempt: u32, started_s: i64, state: FoundState) -> FoundContainer {
+    FoundContainer {
+        name: "app".into(),
+        instance,
+        attempt,
+        runtime_id: format!("old-{instance}"),
+        started_at: to_system_time(T0.add_secs(started_s)),
+        state,
+    }
+}
+
+fn exited(code: i32, at_s: i64) -> FoundState {
+    FoundState::Exited {
+        exit_code: code,
+        finished_at: to_system_time(T0.add_secs(at_s)),
+    }
+}
+
+// R3/S7: an instance found in an unknown state is killed first, then started again; restart
+// counts continue from the records (two before it: the new one is attempt 2).
+#[tokio::test(start_paused = true)]
+async fn r3_unknown_instance_is_killed_then_restarted() {
+    let run = Run::start(pod(ONE_APP), |f| {
+        f.found(
+            true,
+            vec![
+                found(1, 0, -100, exited(1, -90)),
+                found(2, 1, -80, FoundState::Unknown),
+            ],
+        )
+    });
+    let new = run.fake.started("app", 1).await;
+    run.command(Command::Stop { grace: None }).await;
+    let (status, events, calls) = run.finish().await;
+    let killed = calls
+        .iter()
+        .position(|c| matches!(c.op, Op::Signal { instance: 2, .. }))
+        .expect("the unknown instance was not killed");
+    let started = calls
+        .iter()
+        .position(|c| matches!(c.op, Op::Start { .. }))
+        .unwrap();
+    assert!(killed < started, "{calls:#?}");
+    assert!(new > 2, "instance numbers continue: {new}");
+    assert_eq!(starts(&calls, "app")[0].2, 2);
+    assert!(
+        !calls.iter().any(|c| c.op == Op::RunSandbox),
+        "the adopted sandbox is used"
+    );
+    assert_eq!(app(&status).restart_count, 2);
+    // The replayed starts are history: one Started event, the new instance's.
+    assert_eq!(
+        reasons(&events).iter().filter(|r| **r == "Started").count(),
+        1
+    );
+}
+
+// R8: a running instance found is watched, not started again; when it exits, it is restarted
+// with the next restart count (three records before: attempt 3).
+#[tokio::test(start_paused = true)]
+async fn r8_adopted_running_instance_is_watched_and_restart_counts_continue() {
+    let run = Run::start(pod(ONE_APP), |f| {
+        f.found(
+            true,
+            vec![
+                found(1, 0, -300, exited(1, -290)),
+                found(2, 1, -280, exited(1, -270)),
+                found(3, 2, -260, FoundState::Running),
+            ],
+        )
+    });
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(starts(&run.fake.calls(), "app").is_empty());
+    let st = run.status();
+    assert_eq!(app(&st).restart_count, 2);
+    assert!(app(&st).state.as_ref().unwrap().running.is_some());
+    assert_eq!(st.phase.as_deref(), Some("Running"));
+    run.fake.exit("app", 2);
+    let new = run.fake.started("app", 1).await;
+    run.command(Command::Stop { grace: None }).await;
+    let (status, _, calls) = run.finish().await;
+    assert_eq!(new, 4);
+    assert_eq!(starts(&calls, "app")[0].2, 3);
+    let cs = app(&status);
+    assert_eq!(cs.restart_count, 3);
+    // The adopted instance is removed like the others.
+    assert!(calls.iter().any(|c| c.op
+        == Op::Remove {
+            name: "app".into(),
+            instance: 3
+        }));
+}
+
+// ST1/R2: exited instances found count: a Never pod whose app exited 0 is Succeeded without
+// anything started.
+#[tokio::test(start_paused = true)]
+async fn r2_adopted_exited_instance_finishes_the_pod_without_a_start() {
+    let spec = "  restartPolicy: Never
+  containers:
+  - {name: app, image: host, command: [sleep, '1000']}
+";
+    let run = Run::start(pod(spec), |f| {
+        f.found(true, vec![found(1, 0, -10, exited(0, -5))])
+    });
+    let (status, _, calls) = run.finish().await;
+    assert!(starts(&calls, "app").is_empty(), "{calls:#?}");
+    assert_eq!(status.phase.as_deref(), Some("Succeeded"));
+    let t = app(&status)
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .clone()
+        .unwrap();
+    assert_eq!((t.exit_code, t.reason.as_deref()), (0, Some("Completed")));
+    assert_eq!(
+        t.finished_at.unwrap().0.as_second(),
+        T0.add_secs(-5).millis() / 1000
+    );
+}
+
+// S9: instances found without their sandbox (it is gone): everything is killed, a new
+// sandbox is made, and the app starts over with the next restart count.
+#[tokio::test(start_paused = true)]
+async fn s9_instances_found_without_their_sandbox_are_killed_and_the_pod_starts_over() {
+    let run = Run::start(pod(ONE_APP), |f| {
+        f.found(false, vec![found(1, 0, -10, FoundState::Running)]);
+        f.exit_on_term("app", 143);
+    });
+    run.fake.started("app", 1).await;
+    run.command(Command::Stop { grace: None }).await;
+    let (status, _, calls) = run.finish().await;
+    let pos = |pred: &dyn Fn(&Op) -> bool| calls.iter().position(|c| pred(&c.op)).unwrap();
+    let killed = pos(&|op| matches!(op, Op::Signal { instance: 1, .. }));
+    let sandbox = pos(&|op| *op == Op::RunSandbox);
+    let started = pos(&|op| matches!(op, Op::Start { .. }));
+    assert!(killed < sandbox && sandbox < started, "{calls:#?}");
+    assert_eq!(starts(&calls, "app")[0].2, 1);
+    assert_eq!(app(&status).restart_count, 1);
+}
