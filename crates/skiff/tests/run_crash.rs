@@ -226,15 +226,19 @@ fn r3_killed_monitor_is_unknown_then_restarted() {
         "--data-dir",
         data.to_str().unwrap(),
     ]);
+    // The record is written once the start returned, which can be after the container ran.
+    let record = || {
+        std::fs::read_dir(data.join("pods"))
+            .ok()?
+            .flatten()
+            .map(|e| e.path().join("app").join("0.state.json"))
+            .find(|p| p.exists())
+    };
     assert!(wait_until(Duration::from_secs(20), || t
         .file("once")
-        .exists()));
-    let record = std::fs::read_dir(data.join("pods"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path().join("app").join("0.state.json"))
-        .find(|p| p.exists())
-        .unwrap();
+        .exists()
+        && record().is_some()));
+    let record = record().unwrap();
     let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
     let (monitor, main) = (
         rec["monitor"]["pid"].as_i64().unwrap() as i32,
