@@ -142,44 +142,66 @@ impl ExitRecord {
     /// Writes the record to `path` through `<path>.tmp` and a rename, so a reader sees the
     /// whole record or none.
     pub fn write_atomic(&self, path: &Path) -> io::Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut tmp = path.as_os_str().to_os_string();
-        tmp.push(".tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o640)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        f.write_all(self.encode().as_bytes())?;
-        drop(f);
-        std::fs::rename(&tmp, path)
+        write_file_atomic(path, self.encode().as_bytes())
     }
 
     /// Reads the record at `path` (`Ok(None)` when there is none yet).
     pub fn read(path: &Path) -> Result<Option<ExitRecord>, RecordError> {
-        use std::io::Read;
-        use std::os::unix::fs::OpenOptionsExt;
-        let f = match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-            .open(path)
-        {
-            Ok(f) => f,
+        let data = match read_file_bounded(path, MAX_RECORD_BYTES) {
+            Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(RecordError::Invalid(e.to_string()))
+            }
             Err(e) => return Err(e.into()),
         };
-        if !f.metadata()?.is_file() {
-            return Err(RecordError::Invalid("not a regular file".into()));
-        }
-        let mut text = String::new();
-        f.take(MAX_RECORD_BYTES + 1).read_to_string(&mut text)?;
-        if text.len() as u64 > MAX_RECORD_BYTES {
-            return Err(RecordError::Invalid("too large".into()));
-        }
+        let text = String::from_utf8(data).map_err(|_| RecordError::Invalid("not UTF-8".into()))?;
         ExitRecord::decode(&text).map(Some)
     }
+}
+
+/// Writes `data` to `path` through `<path>.tmp` and a rename (never through a symlink), so a
+/// reader sees the whole file or none. Shared with skiff-node's instance records.
+pub fn write_file_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut tmp = path.as_os_str().to_os_string();
+    tmp.push(".tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o640)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&tmp)?;
+    f.write_all(data)?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
+/// Reads the regular file at `path` (never through a symlink, never blocking on a FIFO), at
+/// most `max` bytes: a larger or non-regular file is `InvalidData`.
+pub fn read_file_bounded(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    let mut data = Vec::new();
+    f.take(max + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes"),
+        ));
+    }
+    Ok(data)
 }
 
 #[cfg(test)]

@@ -17,8 +17,7 @@
 //! are still used.
 
 use std::fs;
-use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -213,37 +212,7 @@ fn observe(r: &InstanceRecord, boot: &str) -> Result<Observed, String> {
     Ok(Observed::Running)
 }
 
-fn read_bounded(path: &Path, max: u64) -> io::Result<Vec<u8>> {
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)?;
-    if !f.metadata()?.is_file() {
-        return Err(io::Error::other("not a regular file"));
-    }
-    let mut data = Vec::new();
-    f.take(max + 1).read_to_end(&mut data)?;
-    if data.len() as u64 > max {
-        return Err(io::Error::other(format!("larger than {max} bytes")));
-    }
-    Ok(data)
-}
-
-fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    let mut tmp = path.as_os_str().to_os_string();
-    tmp.push(".tmp");
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o640)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(&tmp)?;
-    f.write_all(data)?;
-    drop(f);
-    fs::rename(&tmp, path)
-}
+use skiff_monitor::record::{read_file_bounded as read_bounded, write_file_atomic as write_atomic};
 
 /// The pod's `containerID` key: its UID (a random v4 UUID given at admission) folded to 64
 /// bits, so container IDs differ between pods and runs.
