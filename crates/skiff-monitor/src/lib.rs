@@ -43,9 +43,6 @@ pub use record::{ExitRecord, ExitStatus};
 pub const STDOUT_FD: RawFd = 3;
 pub const STDERR_FD: RawFd = 4;
 pub const LIVE_FD: RawFd = 5;
-/// The status pipe to skiff and the container's exec-result pipe (see [`report_exec`]).
-pub const STATUS_FD: RawFd = 6;
-pub const EXEC_RESULT_FD: RawFd = 7;
 
 /// How long the monitor reads output after the container exited (and what it left behind
 /// was killed) before it gives up on a pipe someone else still holds open.
@@ -177,10 +174,6 @@ fn inherited(fd: RawFd) -> Option<OwnedFd> {
 /// Runs the monitor until the container has exited and its output is logged.
 pub fn run(args: &Args) -> Result<(), String> {
     let child = Pid::from_raw(args.pid);
-    if report_exec(child) != 0 {
-        // The container never ran (skiff reports its start error); nothing to log or record.
-        return Ok(());
-    }
     // SIGCHLD through a signalfd, so one poll waits for output and exits alike.
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
@@ -299,34 +292,6 @@ pub fn run(args: &Args) -> Result<(), String> {
     record
         .write_atomic(&args.exit)
         .map_err(|e| format!("writing {}: {e}", args.exit.display()))
-}
-
-/// Reads whether the container exec'd (EOF on its close-on-exec pipe) or why it did not (its
-/// errno), and passes that word on to skiff on the status pipe. The forked parent leaves this
-/// to the monitor because the monitor, unlike that parent, holds no other descriptor of
-/// skiff's that another start could be waiting on. A failed container is reaped here.
-fn report_exec(child: Pid) -> i32 {
-    let (Some(status), Some(result)) = (inherited(STATUS_FD), inherited(EXEC_RESULT_FD)) else {
-        return 0;
-    };
-    let mut buf = [0u8; 4];
-    let mut got = 0;
-    while got < buf.len() {
-        match nix::unistd::read(&result, &mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(Errno::EINTR) => {}
-            Err(_) => break,
-        }
-    }
-    let errno = if got == 0 { 0 } else { i32::from_ne_bytes(buf) };
-    // A short write cannot happen for 4 bytes on a pipe; skiff treats a missing word as a
-    // monitor that died while starting the container.
-    let _ = nix::unistd::write(&status, &errno.to_ne_bytes());
-    if errno != 0 {
-        let _ = waitpid(child, None);
-    }
-    errno
 }
 
 /// Appends `out` (whole records) to the log, and offers it to the live socket.

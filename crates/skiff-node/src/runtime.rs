@@ -312,6 +312,7 @@ impl HostRuntime {
             id: id.clone(),
             pid,
             monitor: spawned.monitor.exit.clone(),
+            monitor_status: Some(spawned.monitor_status),
             exit_path,
             group: group.clone(),
             live: live_task,
@@ -365,7 +366,15 @@ fn create_container_dir(dir: &Path) -> Result<(), StartError> {
 /// `target/*/deps/`).
 pub fn monitor_program() -> std::io::Result<PathBuf> {
     if let Some(p) = std::env::var_os(MONITOR_ENV).filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(p));
+        let p = PathBuf::from(p);
+        // Said now, once, rather than as every container's start failing later.
+        if !p.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{MONITOR_ENV}={}: no such file", p.display()),
+            ));
+        }
+        return Ok(p);
     }
     let exe = std::env::current_exe()?;
     let mut dir = exe.parent();
@@ -573,6 +582,8 @@ struct ExitWatcher {
     id: String,
     pid: i32,
     monitor: ExitWaiter,
+    /// The launcher's status pipe: says whether the monitor could be started.
+    monitor_status: Option<std::fs::File>,
     exit_path: PathBuf,
     group: Arc<dyn TrackedGroup>,
     live: Option<tokio::task::JoinHandle<()>>,
@@ -583,7 +594,16 @@ struct ExitWatcher {
 }
 
 impl ExitWatcher {
-    async fn run(self, tx: watch::Sender<Option<ContainerExit>>, cleaned: watch::Sender<bool>) {
+    async fn run(mut self, tx: watch::Sender<Option<ContainerExit>>, cleaned: watch::Sender<bool>) {
+        if let Some(status) = self.monitor_status.take() {
+            // Ends as soon as the monitor exec'd; if it could not, its launcher has killed the
+            // container and the end below is reported as unknown.
+            if let Ok(Err(e)) =
+                tokio::task::spawn_blocking(move || crate::spawn::monitor_started(status)).await
+            {
+                tracing::error!(id = %self.id, "{e}");
+            }
+        }
         let monitor = self.monitor.wait().await;
         let path = self.exit_path.clone();
         let record = tokio::task::spawn_blocking(move || skiff_monitor::ExitRecord::read(&path))

@@ -279,6 +279,30 @@ pub(crate) struct MonitoredSpawn {
     pub monitor: Spawned,
     /// The container's main process (the monitor's child), as skiff's PID namespace sees it.
     pub container_pid: i32,
+    /// Reaches its end once the monitor runs; carries a word (the errno, negated) if it could
+    /// not be started ([`monitor_started`]). Read off the start path.
+    pub monitor_status: File,
+}
+
+/// Whether the monitor of a started container is running: `Ok(())` at the end of its status
+/// pipe, the error its launcher reported otherwise. Blocks until the monitor `exec`ed.
+pub(crate) fn monitor_started(mut status: File) -> io::Result<()> {
+    let mut buf = [0u8; STATUS_WORD];
+    let mut got = 0;
+    while got < buf.len() {
+        match io::Read::read(&mut status, &mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if got < buf.len() {
+        return Ok(());
+    }
+    Err(io::Error::other(MonitorExecFailed(Errno::from_raw(
+        -i32::from_ne_bytes(buf),
+    ))))
 }
 
 /// Status words the forked parent reports on its status pipe.
@@ -368,9 +392,10 @@ impl Process {
             }
             Ok(Some(i32::from_ne_bytes(buf)))
         };
-        // M reports the container's PID (0: it failed before the container existed), then M
-        // or the monitor the result: 0 = the container exec'd, > 0 its start error (errno),
-        // < 0 the monitor could not be started (its errno, negated).
+        // M reports the container's PID (0: it failed before the container existed), then the
+        // result: 0 = the container exec'd, > 0 its start error (errno), < 0 the monitor could
+        // not be set up (its errno, negated). Whether the monitor's exec worked comes later on
+        // the same pipe (`monitor_started`), off the start path.
         let (Some(container_pid), Some(result)) = (word("container pid")?, word("exec result")?)
         else {
             return Err(io::Error::other(
@@ -391,6 +416,7 @@ impl Process {
         Ok(MonitoredSpawn {
             monitor: spawned,
             container_pid,
+            monitor_status: status,
         })
     }
 }

@@ -360,14 +360,16 @@ pub fn fork_monitor<T>(m: &MonitorChild<'_, T>) -> Result<i32, Errno> {
     Ok(pid)
 }
 
-/// M: clone the container, report, become the monitor. Never returns.
+/// M: clone the container, shed skiff's descriptors, wait for the container's exec result,
+/// report, become the monitor. Never returns.
 ///
 /// # Safety
 ///
 /// Only in the child of a fork of this process, which it never returns from; `m` and what it
 /// borrows are that child's copy of the parent's memory. It closes descriptors the copied
-/// `OwnedFd`s own (`m.child.err`, then every descriptor above 6), whose destructors never run
-/// there.
+/// `OwnedFd`s own (`m.child.err`, then every descriptor above 7), whose destructors never run
+/// there. It blocks (reading the exec-result pipe) only after holding nothing but its own
+/// descriptors 0–7.
 unsafe fn monitor_child<T>(m: &MonitorChild<'_, T>) -> ! {
     let status = m.status.as_raw_fd();
     let report = |words: &[i32]| {
@@ -431,15 +433,12 @@ unsafe fn monitor_child<T>(m: &MonitorChild<'_, T>) -> ! {
     }
     let cpid = pid.unwrap_or(-1);
     libc::close(m.child.err.as_raw_fd());
-    // No blocking here: M still holds whatever skiff had open when it forked (other starts'
-    // pipes among them), so waiting for the container's exec result in M could deadlock with
-    // another M waiting for ours. The monitor, which holds nothing else, reads that result
-    // from descriptor 7 and reports it.
-    report(&[cpid]);
-    // The monitor's descriptors: 0–2 /dev/null, 3/4 the container's stdout/stderr, 5 the live
-    // socket, 6 the status pipe, 7 the container's exec-result pipe. Everything else inherited
-    // from skiff goes, the container's own pipe ends included (held here they would keep the
-    // monitor from ever seeing EOF).
+    // First shed everything inherited from skiff: M may wait below, and while it waits it must
+    // hold nothing another start could be waiting on (other starts' pipe ends, inherited through
+    // the fork; two launchers each holding the pipe the other waits on would deadlock). The
+    // monitor's descriptors: 0–2 /dev/null, 3/4 the container's stdout/stderr, 5 the live
+    // socket, 6 the status pipe (close-on-exec: its EOF tells skiff the monitor runs), 7 the
+    // container's exec-result pipe until read.
     let devnull = m.devnull.as_raw_fd();
     let ok = libc::dup2(devnull, 0) >= 0
         && libc::dup2(devnull, 1) >= 0
@@ -453,19 +452,52 @@ unsafe fn monitor_child<T>(m: &MonitorChild<'_, T>) -> ! {
                 true
             }
         })
-        && libc::dup2(status, 6) >= 0
+        && libc::dup3(status, 6, libc::O_CLOEXEC) >= 0
         && libc::dup2(m.child_err.as_raw_fd(), 7) >= 0
         && libc::syscall(libc::SYS_close_range, 8u32, u32::MAX, 0u32) == 0;
-    if ok {
-        // The container's PID in decimal, into the buffer the argv points at.
-        m.argv.set_pid(cpid);
-        let envp: [*const libc::c_char; 1] = [std::ptr::null()];
-        libc::execve(m.program.as_ptr(), m.argv.argv.as_ptr(), envp.as_ptr());
+    if !ok {
+        // A negative result word: the monitor cannot be started (the errno, negated).
+        report(&[cpid, -Errno::last_raw()]);
+        libc::kill(cpid, libc::SIGKILL);
+        libc::waitpid(cpid, std::ptr::null_mut(), 0);
+        libc::_exit(127);
     }
-    // A negative result word: the monitor could not be started (its errno, negated).
-    let b = (-Errno::last_raw()).to_ne_bytes();
-    // After the dup2 the status pipe is also descriptor 6 (the original was closed).
-    libc::write(if ok { 6 } else { status }, b.as_ptr().cast(), b.len());
+    let report6 = |words: &[i32]| {
+        for w in words {
+            let b = w.to_ne_bytes();
+            libc::write(6, b.as_ptr().cast(), b.len());
+        }
+    };
+    let mut buf = [0u8; 4];
+    let mut got = 0usize;
+    while got < buf.len() {
+        let n = libc::read(7, buf.as_mut_ptr().add(got).cast(), buf.len() - got);
+        if n == 0 {
+            break;
+        }
+        if n < 0 {
+            if Errno::last_raw() == libc::EINTR {
+                continue;
+            }
+            break;
+        }
+        got += n as usize;
+    }
+    libc::close(7);
+    if got > 0 {
+        // The container failed before or at exec; it reported why and exited 127.
+        libc::waitpid(cpid, std::ptr::null_mut(), 0);
+        report6(&[cpid, i32::from_ne_bytes(buf)]);
+        libc::_exit(127);
+    }
+    report6(&[cpid, 0]);
+    // The container's PID in decimal, into the buffer the argv points at.
+    m.argv.set_pid(cpid);
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    libc::execve(m.program.as_ptr(), m.argv.argv.as_ptr(), envp.as_ptr());
+    // The monitor could not be started: a third word (its errno, negated), and the container
+    // goes, since nothing would watch it.
+    report6(&[-Errno::last_raw()]);
     libc::kill(cpid, libc::SIGKILL);
     libc::waitpid(cpid, std::ptr::null_mut(), 0);
     libc::_exit(127)
