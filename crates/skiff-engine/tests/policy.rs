@@ -152,25 +152,23 @@ fn st3_st4_run_error_leaves_a_start_error_record_and_backs_off() {
     assert_eq!(cs(&st, "app").restart_count, 2);
 }
 
-#[test]
-fn st3_err_image_never_pull_shows_the_image_managers_event_and_no_record() {
+/// An image failure the kubelet reports before any container exists: the image manager's
+/// event, then `Failed`, waiting `reason` with the message, no record, retried every 10 s.
+fn image_failure_leaves_no_record(failure: StartFailure, reason: &str, event: &str) {
+    let msg = failure.message().to_string();
     let p = pod("Always", vec![], vec![ctr("app")]);
-    let msg = "Container image \"busybox:1.36\" is not present with pull policy of Never";
-    let failure = StartFailure::ImageNeverPull {
-        message: msg.into(),
-    };
     let mut sim = Sim::new(&p).script("app", vec![fails(failure)]);
     sim.run_until(5_000);
     let st = sim.status();
     let app = cs(&st, "app");
-    assert_eq!(state(app), "waiting:ErrImageNeverPull");
+    assert_eq!(state(app), format!("waiting:{reason}"));
     assert_eq!(waiting_message(app), msg);
     assert_eq!(last_state(app), "none");
     assert_eq!(
         events_of(&sim, "app"),
         vec![
-            format!("ErrImageNeverPull: {msg}"),
-            "Failed: Error: ErrImageNeverPull".to_string()
+            format!("{event}: {msg}"),
+            format!("Failed: Error: {reason}")
         ]
     );
     sim.run_until(25_000);
@@ -178,25 +176,26 @@ fn st3_err_image_never_pull_shows_the_image_managers_event_and_no_record() {
 }
 
 #[test]
+fn st3_err_image_never_pull_shows_the_image_managers_event_and_no_record() {
+    let message = "Container image \"busybox:1.36\" is not present with pull policy of Never";
+    image_failure_leaves_no_record(
+        StartFailure::ImageNeverPull {
+            message: message.into(),
+        },
+        "ErrImageNeverPull",
+        "ErrImageNeverPull",
+    );
+}
+
+#[test]
 fn st3_invalid_image_name_shows_inspect_failed() {
-    let p = pod("Always", vec![], vec![ctr("app")]);
-    let msg = "Failed to apply default image tag \"Busybox\": couldn't parse image name \"Busybox\": invalid reference format: repository name must be lowercase";
-    let failure = StartFailure::InvalidImageName {
-        message: msg.into(),
-    };
-    let mut sim = Sim::new(&p).script("app", vec![fails(failure)]);
-    sim.run_until(5_000);
-    let st = sim.status();
-    let app = cs(&st, "app");
-    assert_eq!(state(app), "waiting:InvalidImageName");
-    assert_eq!(waiting_message(app), msg);
-    assert_eq!(last_state(app), "none");
-    assert_eq!(
-        events_of(&sim, "app"),
-        vec![
-            format!("InspectFailed: {msg}"),
-            "Failed: Error: InvalidImageName".to_string()
-        ]
+    let message = "Failed to apply default image tag \"Busybox\": couldn't parse image name \"Busybox\": invalid reference format: repository name must be lowercase";
+    image_failure_leaves_no_record(
+        StartFailure::InvalidImageName {
+            message: message.into(),
+        },
+        "InvalidImageName",
+        "InspectFailed",
     );
 }
 

@@ -196,6 +196,32 @@ impl Process {
         cmd
     }
 
+    /// What the forked child runs: this process's program, arguments, environment, working
+    /// directory and set-up, with `fds` as stdin, stdout, stderr and the exec-error pipe.
+    fn exec_child<'a>(
+        &'a self,
+        argv: &'a CStrArray<'a>,
+        envp: &'a CStrArray<'a>,
+        fds: [BorrowedFd<'a>; 4],
+        join: &'a [BorrowedFd<'a>],
+    ) -> ExecChild<'a, PreparedSetup> {
+        let [stdin, stdout, stderr, err] = fds;
+        ExecChild {
+            program: &self.program,
+            argv,
+            envp,
+            cwd: &self.cwd,
+            stdin,
+            stdout,
+            stderr,
+            err,
+            detach: self.detach,
+            join,
+            apply: isolation::apply_in_child,
+            setup: &*self.setup,
+        }
+    }
+
     /// `clone3(CLONE_INTO_CGROUP)` + `execve`. An exec failure comes back through a
     /// close-on-exec pipe (as `std::process` does); the failed child is reaped here, under
     /// the reaper's lock, so the reaper never sees it.
@@ -209,20 +235,17 @@ impl Process {
         let err_w = above_stdio(err_w)?;
         let argv = CStrArray::new(self.argv.iter().map(CString::as_c_str));
         let envp = CStrArray::new(self.envp.iter().map(CString::as_c_str));
-        let child = ExecChild {
-            program: &self.program,
-            argv: &argv,
-            envp: &envp,
-            cwd: &self.cwd,
-            stdin: devnull.as_fd(),
-            stdout: stdout.as_fd(),
-            stderr: stderr.as_fd(),
-            err: err_w.as_fd(),
-            detach: self.detach,
-            join: &[],
-            apply: isolation::apply_in_child,
-            setup: &*self.setup,
-        };
+        let child = self.exec_child(
+            &argv,
+            &envp,
+            [
+                devnull.as_fd(),
+                stdout.as_fd(),
+                stderr.as_fd(),
+                err_w.as_fd(),
+            ],
+            &[],
+        );
         let pid = process::clone_exec_into_cgroup(cgroup, &child)
             .map_err(|e| io::Error::other(Clone3Refused(e)))?;
         drop(err_w);
@@ -347,20 +370,17 @@ impl Process {
             crate::namespaces::PidNamespace::Join(fd) => PidNsChange::Join(fd.as_fd()),
         };
         let m = MonitorChild {
-            child: ExecChild {
-                program: &self.program,
-                argv: &argv,
-                envp: &envp,
-                cwd: &self.cwd,
-                stdin: devnull.as_fd(),
-                stdout: stdout.as_fd(),
-                stderr: stderr.as_fd(),
-                err: c_err_w.as_fd(),
-                detach: self.detach,
-                join: &join,
-                apply: isolation::apply_in_child,
-                setup: &*self.setup,
-            },
+            child: self.exec_child(
+                &argv,
+                &envp,
+                [
+                    devnull.as_fd(),
+                    stdout.as_fd(),
+                    stderr.as_fd(),
+                    c_err_w.as_fd(),
+                ],
+                &join,
+            ),
             child_err: c_err_r.as_fd(),
             cgroup: self.cgroup.as_ref().map(|c| c.as_fd()),
             pid_ns,
