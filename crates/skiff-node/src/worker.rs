@@ -260,19 +260,15 @@ where
             );
         }
     }
+    // Started beside the pod, not before it: spawning it waits for the exec of the skiff
+    // binary, which the pod's own start need not wait for.
     let keeper = match (&cfg_keeper, &record) {
         (Some(program), Some(r)) => {
-            let started = crate::reaper::Reaper::global()
-                .and_then(|reaper| crate::keeper::KeeperHandle::start(program, r.dir(), &reaper));
-            match started {
-                Ok(k) => Some(k),
-                Err(e) => {
-                    tracing::warn!(
-                        "starting the pod's keeper (nobody stops the pod if skiff is killed): {e}"
-                    );
-                    None
-                }
-            }
+            let (program, dir) = (program.clone(), r.dir().to_path_buf());
+            Some(tokio::task::spawn_blocking(move || {
+                crate::reaper::Reaper::global()
+                    .and_then(|reaper| crate::keeper::KeeperHandle::start(&program, &dir, &reaper))
+            }))
         }
         _ => None,
     };
@@ -362,7 +358,13 @@ where
         r.finish(&status);
     }
     if let Some(k) = keeper {
-        k.release();
+        match k.await {
+            Ok(Ok(k)) => k.release(),
+            Ok(Err(e)) => tracing::warn!(
+                "starting the pod's keeper (nobody would have stopped the pod if skiff had been killed): {e}"
+            ),
+            Err(_) => {}
+        }
     }
     // Dropping the gates releases lines of an instance whose Started event never came.
     let forwarders = std::mem::take(&mut ctx.log_forwarders);
