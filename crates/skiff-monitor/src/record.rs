@@ -227,9 +227,21 @@ mod tests {
         let p = dir.path().join("0.exit");
         assert!(ExitRecord::read(&p).unwrap().is_none());
         r.write_atomic(&p).unwrap();
-        assert_eq!(ExitRecord::read(&p).unwrap(), Some(r));
+        assert_eq!(ExitRecord::read(&p).unwrap(), Some(r.clone()));
         assert!(!dir.path().join("0.exit.tmp").exists());
         std::fs::write(&p, vec![b'x'; 10_000]).unwrap();
         assert!(matches!(ExitRecord::read(&p), Err(RecordError::Invalid(_))));
+        // Planted: a symlink to a valid-looking record elsewhere, and a FIFO that would block.
+        let elsewhere = dir.path().join("elsewhere");
+        r.write_atomic(&elsewhere).unwrap();
+        let link = dir.path().join("1.exit");
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+        assert!(ExitRecord::read(&link).is_err(), "followed a symlink");
+        let fifo = dir.path().join("2.exit");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(matches!(
+            ExitRecord::read(&fifo),
+            Err(RecordError::Invalid(_))
+        ));
     }
 }

@@ -31,6 +31,7 @@ use std::time::{Duration, SystemTime};
 use k8s_openapi::api::core::v1::Pod;
 use skiff_engine::{Action, EngineConfig, Input, InstanceId, PodEngine, Signal, Time};
 
+use crate::clock::{Clock, WallClock};
 use crate::cri::FoundContainer;
 use crate::reaper::{Reaper, Spawned};
 use crate::state::{FoundInstance, Observed, ProcessRef};
@@ -106,11 +107,6 @@ pub fn run(pod_dir: &Path) -> io::Result<()> {
     stop_orphaned_pod(pod_dir)
 }
 
-/// The wall clock in engine time.
-fn wall_now() -> Time {
-    Time::from_millis(crate::state::unix_ms(SystemTime::now()))
-}
-
 fn log(msg: &str) {
     let now = skiff_monitor::time::rfc3339_nano(SystemTime::now());
     eprintln!("{now} keeper: {msg}");
@@ -127,6 +123,14 @@ pub fn stop_orphaned_pod(pod_dir: &Path) -> io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // Root acts on what the records here say (signals, cleanup): only from skiff's own data
+    // dir and pod dir, never through a symlink, writable by nobody else.
+    for dir in [&data_dir, &data_dir.join("pods"), &pod_dir.to_path_buf()] {
+        if std::fs::symlink_metadata(dir)?.file_type().is_symlink() {
+            return Err(io::Error::other(format!("{} is a symlink", dir.display())));
+        }
+        crate::store::check_data_dir(dir).map_err(io::Error::other)?;
+    }
     let pod: Pod = crate::store::read_pod_file(pod_dir)?;
     // The lock, and with it the pod's status file from here on.
     let mut recorder = crate::store::PodRecorder::create(&data_dir, &dir_name, &pod)?;
@@ -149,7 +153,7 @@ pub fn stop_orphaned_pod(pod_dir: &Path) -> io::Result<()> {
         },
         &observed,
     );
-    let now = wall_now();
+    let now = WallClock.now();
     let mut engine = PodEngine::new(&pod, cfg, now).map_err(io::Error::other)?;
     let mut live = adopt(&mut engine, &found, &observed, now);
     let tgps = pod
@@ -194,7 +198,7 @@ fn adopt(
         let monitor = match &f.observed {
             Observed::Exited(_) => continue,
             Observed::Unknown => None,
-            Observed::Running => verified_pidfd(&r.monitor),
+            Observed::Running => r.monitor.pidfd(),
         };
         live.push(Live {
             name: r.container.clone(),
@@ -208,16 +212,8 @@ fn adopt(
     live
 }
 
-/// A pidfd for `p` if it is still that very process (checked after opening, so the pidfd
-/// cannot name a successor with the same PID).
-fn verified_pidfd(p: &ProcessRef) -> Option<OwnedFd> {
-    let pid = rustix::process::Pid::from_raw(p.pid)?;
-    let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()?;
-    p.alive().then_some(fd)
-}
-
 fn signal(l: &Live, sig: Signal) {
-    let Some(fd) = verified_pidfd(&l.main) else {
+    let Some(fd) = l.main.pidfd() else {
         return;
     };
     let s = match sig {
@@ -239,7 +235,7 @@ fn drive_to_stop(
     // bound only guards against waiting forever on something that never reports.
     let limit = Duration::from_secs(u64::try_from(tgps.max(0)).unwrap_or(30)) + EXTRA_WAIT;
     loop {
-        let now = wall_now();
+        let now = WallClock.now();
         for action in engine.plan(now) {
             match action {
                 Action::Signal {
@@ -283,11 +279,11 @@ fn drive_to_stop(
         }
         let waiting = live.iter().any(|l| !l.done);
         if (engine.is_terminal() && !waiting) || started.elapsed() > limit {
-            return engine.status(wall_now());
+            return engine.status(WallClock.now());
         }
         let timeout = engine
             .wake_at()
-            .map(|w| w.millis_since(wall_now()).clamp(0, 1000))
+            .map(|w| w.millis_since(WallClock.now()).clamp(0, 1000))
             .unwrap_or(1000);
         let mut fds: Vec<PollFd<'_>> = Vec::new();
         let mut which = Vec::new();
@@ -307,7 +303,7 @@ fn drive_to_stop(
             .map(|(_, &i)| i)
             .collect();
         drop(fds);
-        let now = wall_now();
+        let now = WallClock.now();
         for i in exited {
             let instance = live[i].instance;
             report_exit(engine, live, instance, now);
@@ -326,10 +322,9 @@ fn report_exit(engine: &mut PodEngine, live: &mut [Live], instance: InstanceId, 
     l.done = true;
     let record = skiff_monitor::ExitRecord::read(&l.exit_path).ok().flatten();
     let (code, at) = match record {
-        Some(r) if r.pid == l.main.pid => (
-            r.status.code(),
-            Time::from_millis(crate::state::unix_ms(r.finished_at)),
-        ),
+        Some(r) if r.pid == l.main.pid => {
+            (r.status.code(), crate::clock::system_time(r.finished_at))
+        }
         _ => (137, now),
     };
     engine.handle(
@@ -343,4 +338,71 @@ fn report_exit(engine: &mut PodEngine, live: &mut [Live], instance: InstanceId, 
         },
         now,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A pod dir another user could have written: a record in it naming a live process.
+    fn planted(data: &Path, victim: ProcessRef) -> PathBuf {
+        let pod_dir = data.join("pods").join("default_p_u");
+        std::fs::create_dir_all(pod_dir.join("app")).unwrap();
+        std::fs::write(
+            pod_dir.join("pod.json"),
+            r#"{"metadata":{"name":"p","namespace":"default","uid":"u"},
+               "spec":{"containers":[{"name":"app","image":"x"}]}}"#,
+        )
+        .unwrap();
+        let record = crate::state::InstanceRecord {
+            version: 1,
+            pod_uid: "u".into(),
+            container: "app".into(),
+            instance: 1,
+            attempt: 0,
+            runtime_id: "x".into(),
+            boot_id: crate::state::boot_id(),
+            monitor: victim.clone(),
+            main: victim,
+            started_unix_ms: 1,
+            log_path: pod_dir.join("app/0.log"),
+            exit_path: pod_dir.join("app/0.exit"),
+        };
+        record
+            .write(&crate::state::InstanceRecord::path(&pod_dir.join("app"), 0))
+            .unwrap();
+        pod_dir
+    }
+
+    // The attacker: records planted in a directory others can write (or reached through a
+    // symlink) must not make root signal the process they name.
+    #[test]
+    fn keeper_acts_only_on_skiffs_own_dirs() {
+        let mut victim = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(victim.id()).unwrap();
+        let victim_ref = ProcessRef::of(pid).unwrap();
+
+        let tmp = tempfile::tempdir().unwrap();
+        let open = tmp.path().join("open");
+        let pod_dir = planted(&open, victim_ref.clone());
+        std::fs::set_permissions(&pod_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = stop_orphaned_pod(&pod_dir).unwrap_err();
+        assert!(err.to_string().contains("writable"), "{err}");
+
+        let real = tmp.path().join("real");
+        let real_pod = planted(&real, victim_ref.clone());
+        let linked = tmp.path().join("linked");
+        std::fs::create_dir_all(linked.join("pods")).unwrap();
+        std::os::unix::fs::symlink(&real_pod, linked.join("pods").join("default_p_u")).unwrap();
+        let err = stop_orphaned_pod(&linked.join("pods").join("default_p_u")).unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
+
+        assert!(victim_ref.alive(), "no signal reached the named process");
+        let _ = victim.kill();
+        let _ = victim.wait();
+    }
 }

@@ -114,10 +114,7 @@ impl Owner {
 
 /// Field 22 of `/proc/<pid>/stat` (start time in clock ticks since boot).
 fn start_time(pid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces and parentheses: fields follow the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    crate::state::start_ticks(pid)
 }
 
 /// The process-wide node state (see [`NodeResources::global`]).

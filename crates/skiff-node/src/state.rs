@@ -53,6 +53,14 @@ impl ProcessRef {
     pub fn alive(&self) -> bool {
         self.pid > 0 && start_ticks(self.pid) == Some(self.start_ticks)
     }
+
+    /// A pidfd for this very process: checked after opening, so it cannot name a successor
+    /// that got the same PID. `None` when it is gone.
+    pub fn pidfd(&self) -> Option<std::os::fd::OwnedFd> {
+        let pid = rustix::process::Pid::from_raw(self.pid)?;
+        let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()?;
+        self.alive().then_some(fd)
+    }
 }
 
 /// Field 22 of `/proc/<pid>/stat`.

@@ -11,18 +11,9 @@ fn timestamp(t: SystemTime) -> Timestamp {
     Timestamp::new(secs, d.subsec_nanos() as i32).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-/// Go's `time.RFC3339Nano` in UTC: `2006-01-02T15:04:05.999999999Z`, trailing
-/// zeros of the fraction trimmed (the format containerd writes CRI logs with).
-pub fn rfc3339_nano(t: SystemTime) -> String {
-    // jiff's Display is RFC 3339 in UTC with only the fraction digits needed.
-    timestamp(t).to_string()
-}
-
-/// `20060102-150405.000000000` — suffix for rotated log files (the kubelet
-/// uses `20060102-150405`; nanoseconds keep names unique under floods).
-pub fn rotation_suffix(t: SystemTime) -> String {
-    timestamp(t).strftime("%Y%m%d-%H%M%S.%9f").to_string()
-}
+/// Go's `time.RFC3339Nano` in UTC and the rotated logs' suffix: the monitor writes both (it
+/// has no date crate), so there is one implementation, checked against jiff below.
+pub use skiff_monitor::time::{rfc3339_nano, rotation_suffix};
 
 /// `2006_01_02_15_04_05` in UTC: the kubelet AtomicWriter's timestamped directory names.
 pub fn underscore_stamp(t: SystemTime) -> String {
@@ -33,6 +24,24 @@ pub fn underscore_stamp(t: SystemTime) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    // The monitor's hand-written formatter (no date crate in it) agrees with jiff's RFC 3339
+    // over a spread of instants, leap days and centuries included.
+    #[test]
+    fn the_monitors_formatter_agrees_with_jiff() {
+        let mut secs: u64 = 0;
+        while secs < 8_000_000_000 {
+            for nanos in [0u32, 1, 500_000_000, 123_456_789] {
+                let t = UNIX_EPOCH + Duration::new(secs, nanos);
+                assert_eq!(rfc3339_nano(t), timestamp(t).to_string(), "{secs}.{nanos}");
+                assert_eq!(
+                    rotation_suffix(t),
+                    timestamp(t).strftime("%Y%m%d-%H%M%S.%9f").to_string()
+                );
+            }
+            secs += 86_400 * 7 + 3_599;
+        }
+    }
 
     #[test]
     fn formats_like_go_rfc3339nano() {

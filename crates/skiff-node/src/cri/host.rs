@@ -12,7 +12,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -33,7 +32,7 @@ use crate::probe::{
 use crate::reaper::ExitStatus;
 use crate::runtime::{ContainerExit, HostContainer, HostRuntime, NodeError, StopSignal};
 use crate::sandbox::{PodSandbox, SandboxError};
-use crate::state::{InstanceRecord, ProcessRef};
+use crate::state::InstanceRecord;
 
 /// The `host` runtime class (see the module docs).
 #[derive(Clone)]
@@ -198,7 +197,7 @@ impl RuntimeService for HostCri {
                     StopSignal::Term => rustix::process::Signal::TERM,
                     StopSignal::Kill => rustix::process::Signal::KILL,
                 };
-                match verified_pidfd(&f.record.main) {
+                match f.record.main.pidfd() {
                     Some(fd) => match rustix::process::pidfd_send_signal(&fd, sig) {
                         Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
                         Err(e) => Err(NodeError::Signal {
@@ -344,14 +343,6 @@ impl RuntimeService for HostCri {
 
 const NOT_OURS: &str = "the container was started by an earlier skiff; it cannot be entered";
 
-/// A pidfd for `p` if it is still that very process (checked after opening, so the pidfd
-/// cannot name a successor with the same PID).
-fn verified_pidfd(p: &ProcessRef) -> Option<OwnedFd> {
-    let pid = rustix::process::Pid::from_raw(p.pid)?;
-    let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()?;
-    p.alive().then_some(fd)
-}
-
 fn read_exit(record: &InstanceRecord) -> Option<(ExitStatus, SystemTime)> {
     match skiff_monitor::ExitRecord::read(&record.exit_path) {
         Ok(Some(r)) if r.pid == record.main.pid => Some((r.status, r.finished_at)),
@@ -387,7 +378,7 @@ fn found_exit(
 /// its exit record; without one the state is unknown and the main process is killed, as the
 /// runtime does for its own instances.
 async fn wait_found(f: &FoundProcess) -> ContainerExit {
-    if let Some(fd) = verified_pidfd(&f.record.monitor) {
+    if let Some(fd) = f.record.monitor.pidfd() {
         match crate::sys::fd::Pollable::new(fd, tokio::io::Interest::READABLE) {
             Ok(afd) => {
                 let _ = afd.readable().await;
@@ -405,7 +396,7 @@ async fn wait_found(f: &FoundProcess) -> ContainerExit {
         .ok()
         .flatten();
     if exit.is_none() {
-        if let Some(fd) = verified_pidfd(&f.record.main) {
+        if let Some(fd) = f.record.main.pidfd() {
             let _ = rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL);
         }
     }

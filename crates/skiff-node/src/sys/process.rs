@@ -14,7 +14,7 @@ use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::{self, Write};
 use std::marker::PhantomData;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::Arc;
@@ -360,6 +360,17 @@ pub fn fork_monitor<T>(m: &MonitorChild<'_, T>) -> Result<i32, Errno> {
     Ok(pid)
 }
 
+/// Writes status words (native-endian `i32`s) to `fd`; a failed write is the reader's missing
+/// word. Raw `write(2)` only, so the forked launcher can call it.
+fn write_words(fd: RawFd, words: &[i32]) {
+    for w in words {
+        let b = w.to_ne_bytes();
+        // SAFETY: `b` is a live 4-byte buffer for the length given; writing to a descriptor
+        // number that is not open only fails with EBADF.
+        unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) };
+    }
+}
+
 /// M: clone the container, shed skiff's descriptors, wait for the container's exec result,
 /// report, become the monitor. Never returns.
 ///
@@ -372,12 +383,7 @@ pub fn fork_monitor<T>(m: &MonitorChild<'_, T>) -> Result<i32, Errno> {
 /// descriptors 0–7.
 unsafe fn monitor_child<T>(m: &MonitorChild<'_, T>) -> ! {
     let status = m.status.as_raw_fd();
-    let report = |words: &[i32]| {
-        for w in words {
-            let b = w.to_ne_bytes();
-            libc::write(status, b.as_ptr().cast(), b.len());
-        }
-    };
+    let report = |words: &[i32]| write_words(status, words);
     let mut set: libc::sigset_t = std::mem::zeroed();
     libc::sigemptyset(&mut set);
     libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
@@ -462,12 +468,7 @@ unsafe fn monitor_child<T>(m: &MonitorChild<'_, T>) -> ! {
         libc::waitpid(cpid, std::ptr::null_mut(), 0);
         libc::_exit(127);
     }
-    let report6 = |words: &[i32]| {
-        for w in words {
-            let b = w.to_ne_bytes();
-            libc::write(6, b.as_ptr().cast(), b.len());
-        }
-    };
+    let report6 = |words: &[i32]| write_words(6, words);
     let mut buf = [0u8; 4];
     let mut got = 0usize;
     while got < buf.len() {
