@@ -285,6 +285,69 @@ pub trait ProbeService<C>: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), String>> + Send + 'static;
 }
 
+/// An image present on the node (CRI `Image`, what the kubelet's image manager needs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// `sha256:<config digest>`: the container status's `imageID` is built from it.
+    pub id: String,
+    /// `<repository>@sha256:<manifest digest>` (the kubelet shows this as `imageID`).
+    pub repo_digest: Option<String>,
+    /// Bytes the image takes (compressed layers + config + manifest), for the `Pulled` event.
+    pub size: u64,
+}
+
+/// Why an image could not be looked up or pulled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImageError {
+    /// The reference does not parse (waiting `InvalidImageName`).
+    #[error("{0}")]
+    InvalidName(String),
+    /// The pull failed (waiting `ErrImagePull`, then `ImagePullBackOff`); the message names
+    /// the image and what the registry or the store said.
+    #[error("{0}")]
+    Pull(String),
+    /// The image is not present and cannot be used otherwise (store errors on lookup).
+    #[error("{0}")]
+    Store(String),
+}
+
+/// The contents of the pod's `imagePullSecrets` (`kubernetes.io/dockerconfigjson` Secrets'
+/// `.dockerconfigjson` values, or `kubernetes.io/dockercfg`'s `.dockercfg`), in spec order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullSecrets(pub Vec<PullSecret>);
+
+/// One pull secret's payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullSecret {
+    /// `.dockerconfigjson`: `{"auths": {host: {...}}}`.
+    DockerConfigJson(Vec<u8>),
+    /// `.dockercfg`: `{host: {...}}` (the legacy form).
+    DockerCfg(Vec<u8>),
+}
+
+/// The node's image service (CRI `ImageService` + the snapshotter's view the OCI runtime
+/// mounts). The pull policy, events and back-off are the kubelet's (engine + worker); this
+/// only does what it is asked.
+pub trait ImageService: Send + Sync + 'static {
+    /// `ImageStatus`: the image if it is present (by tag or digest), `None` if not.
+    fn image_status(&self, image: &str) -> Result<Option<ImageInfo>, ImageError>;
+
+    /// `PullImage`: fetches `image` (verified, stored, unpacked) with the pod's secrets and
+    /// the node's own credentials; concurrent pulls of one image share the work.
+    fn pull_image(
+        &self,
+        image: &str,
+        secrets: &PullSecrets,
+    ) -> impl Future<Output = Result<ImageInfo, ImageError>> + Send + 'static;
+
+    /// The unpacked root filesystem layers and process config of a present image, held in
+    /// use (not garbage-collected) until [`ImageService::release`] with the same `holder`.
+    fn rootfs(&self, image: &str, holder: &str) -> Result<crate::spec::ImageRootfs, ImageError>;
+
+    /// Drops `holder`'s use of its images (a removed container).
+    fn release(&self, holder: &str);
+}
+
 /// A `runtimeClassName` this build cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuntimeClassError {
