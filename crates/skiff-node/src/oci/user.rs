@@ -382,3 +382,233 @@ fn parse_group(text: &str) -> Vec<GroupEntry> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+    use std::os::unix::fs::symlink;
+
+    fn pod_with(pod_sc: serde_json::Value, c_sc: serde_json::Value) -> (Pod, Container) {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u-1"},
+            "spec": {"securityContext": pod_sc,
+                     "containers": [{"name": "c", "securityContext": c_sc}]}
+        }))
+        .unwrap();
+        let c = pod.spec.as_ref().unwrap().containers[0].clone();
+        (pod, c)
+    }
+
+    fn root_with(passwd: &str, group: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/passwd"), passwd).unwrap();
+        std::fs::write(dir.path().join("etc/group"), group).unwrap();
+        dir
+    }
+
+    fn resolve(
+        root: &Path,
+        image_user: Option<&str>,
+        pod_sc: serde_json::Value,
+    ) -> Result<ResolvedUser, UserError> {
+        let (pod, c) = pod_with(pod_sc, json!({}));
+        resolve_user(open_rootfs(root).unwrap(), &pod, &c, image_user)
+    }
+
+    const PASSWD: &str = "root:x:0:0::/root:/bin/sh\napp:x:1000:1500::/home/app:/bin/sh\n";
+    const GROUP: &str = "root:x:0:\nwheel:x:10:app\napp:x:1500:app\n";
+
+    // containerd pkg/oci/spec_opts.go WithUserID: a uid missing from passwd runs with gid 0;
+    // WithUsername: an unknown name is an error.
+    #[test]
+    fn numeric_and_named_users() {
+        let root = root_with(PASSWD, GROUP);
+        let u = resolve(root.path(), Some("1000"), json!({})).unwrap();
+        assert_eq!(
+            (u.uid, u.gid, u.additional_gids),
+            (1000, 1500, vec![10, 1500])
+        );
+        let u = resolve(root.path(), Some("4242"), json!({})).unwrap();
+        assert_eq!((u.uid, u.gid, u.additional_gids), (4242, 0, vec![0]));
+        let u = resolve(root.path(), Some("app:staff"), json!({})).unwrap();
+        // The image's group part is dropped (containerd getUserFromImage).
+        assert_eq!((u.uid, u.gid), (1000, 1500));
+        let e = resolve(root.path(), Some("ghost"), json!({})).unwrap_err();
+        assert!(e.to_string().contains("\"ghost\""), "{e}");
+        assert!(!e.is_config_error());
+        // No User: uid 0 (the kubelet's getImageUser).
+        let u = resolve(root.path(), None, json!({})).unwrap();
+        assert_eq!((u.uid, u.gid), (0, 0));
+        // runAsUser beats the image user; runAsGroup replaces the primary group.
+        let u = resolve(
+            root.path(),
+            Some("ghost"),
+            json!({"runAsUser": 1000, "runAsGroup": 7}),
+        )
+        .unwrap();
+        assert_eq!((u.uid, u.gid, u.additional_gids), (1000, 7, vec![7, 10]));
+        // ids above i32::MAX are refused (runc's limit, containerd WithUser).
+        let e = resolve(root.path(), None, json!({"runAsUser": 2_147_483_648i64})).unwrap_err();
+        assert!(e.to_string().contains("uid out of range"), "{e}");
+    }
+
+    // containerd container_create_linux.go containerSpecOpts: Merge adds the image's groups of
+    // the user; Strict only the pod's.
+    #[test]
+    fn supplemental_groups_policy() {
+        let root = root_with(PASSWD, GROUP);
+        let u = resolve(
+            root.path(),
+            Some("app"),
+            json!({"fsGroup": 2000, "supplementalGroups": [5, 10]}),
+        )
+        .unwrap();
+        assert_eq!(u.additional_gids, vec![5, 10, 1500, 2000]);
+        let u = resolve(
+            root.path(),
+            Some("app"),
+            json!({"fsGroup": 2000, "supplementalGroupsPolicy": "Strict"}),
+        )
+        .unwrap();
+        assert_eq!(u.additional_gids, vec![1500, 2000]);
+    }
+
+    // kubelet security_context_others.go verifyRunAsNonRoot.
+    #[test]
+    fn run_as_non_root_messages() {
+        let root = root_with(PASSWD, GROUP);
+        let e = resolve(root.path(), None, json!({"runAsNonRoot": true})).unwrap_err();
+        assert!(e.is_config_error());
+        assert_eq!(
+            e.to_string(),
+            "container has runAsNonRoot and image will run as root (pod: \"p_ns(u-1)\", container: c)"
+        );
+        let e = resolve(root.path(), Some("app"), json!({"runAsNonRoot": true})).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "container has runAsNonRoot and image has non-numeric user (app), cannot verify user is non-root (pod: \"p_ns(u-1)\", container: c)"
+        );
+        let e = resolve(
+            root.path(),
+            Some("1000"),
+            json!({"runAsNonRoot": true, "runAsUser": 0}),
+        )
+        .unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("container's runAsUser breaks non-root policy"));
+        assert!(resolve(root.path(), Some("1000:0"), json!({"runAsNonRoot": true})).is_ok());
+        assert!(resolve(
+            root.path(),
+            Some("app"),
+            json!({"runAsNonRoot": true, "runAsUser": 1000})
+        )
+        .is_ok());
+    }
+
+    // containerd pkg/oci/spec_opts.go openUserFile: symlinks resolve inside the image root.
+    // An image whose /etc/passwd points at the host's /etc/shadow reads the image's own
+    // /etc/shadow, never the host's.
+    #[test]
+    fn absolute_and_dotdot_symlinks_stay_in_the_root() {
+        let root = root_with("", GROUP);
+        let etc = root.path().join("etc");
+        std::fs::remove_file(etc.join("passwd")).unwrap();
+        symlink("/etc/shadow", etc.join("passwd")).unwrap();
+        std::fs::write(etc.join("shadow"), "app:x:1234:1234::/:/bin/sh\n").unwrap();
+        let u = resolve(root.path(), Some("app"), json!({})).unwrap();
+        assert_eq!((u.uid, u.gid), (1234, 1234));
+        // `..` past the root stays at the root.
+        std::fs::remove_file(etc.join("passwd")).unwrap();
+        symlink("../../../../../../etc/shadow", etc.join("passwd")).unwrap();
+        assert_eq!(
+            resolve(root.path(), Some("app"), json!({})).unwrap().uid,
+            1234
+        );
+        // /etc itself a symlink to "/etc": inside the root that is itself, a loop, never
+        // the host's /etc.
+        let root2 = tempfile::tempdir().unwrap();
+        symlink("/etc", root2.path().join("etc")).unwrap();
+        let e = resolve(root2.path(), Some("root"), json!({})).unwrap_err();
+        assert!(matches!(e, UserError::File { .. }), "{e}");
+        // A magic link (/proc/self/root/...) is resolved in the root, where /proc is absent.
+        std::fs::remove_file(etc.join("passwd")).unwrap();
+        symlink("/proc/self/root/etc/passwd", etc.join("passwd")).unwrap();
+        assert!(resolve(root.path(), Some("app"), json!({})).is_err());
+    }
+
+    #[test]
+    fn symlink_loops_fail_without_hanging() {
+        let root = root_with("", GROUP);
+        let etc = root.path().join("etc");
+        std::fs::remove_file(etc.join("passwd")).unwrap();
+        symlink("/etc/passwd", etc.join("passwd")).unwrap();
+        let e = resolve(root.path(), Some("1000"), json!({})).unwrap_err();
+        assert!(matches!(e, UserError::File { .. }), "{e}");
+        std::fs::remove_file(etc.join("passwd")).unwrap();
+        symlink("/etc/a", etc.join("passwd")).unwrap();
+        symlink("/etc/b", etc.join("a")).unwrap();
+        symlink("/etc/a", etc.join("b")).unwrap();
+        assert!(resolve(root.path(), Some("1000"), json!({})).is_err());
+    }
+
+    // Only regular files (openUserFile's wrapUserFile): a FIFO fails at once (O_NONBLOCK),
+    // so does a directory.
+    #[test]
+    fn fifo_and_directory_are_refused() {
+        let root = root_with("", GROUP);
+        let passwd = root.path().join("etc/passwd");
+        std::fs::remove_file(&passwd).unwrap();
+        nix::unistd::mkfifo(&passwd, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let e = resolve(root.path(), Some("1000"), json!({})).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        std::fs::remove_file(&passwd).unwrap();
+        std::fs::create_dir(&passwd).unwrap();
+        let e = resolve(root.path(), Some("1000"), json!({})).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+    }
+
+    // containerd maxUserFileBytes: reads stop past 10 MiB with an error.
+    #[test]
+    fn oversized_file_is_refused() {
+        let root = root_with("", GROUP);
+        let f = std::fs::File::create(root.path().join("etc/passwd")).unwrap();
+        f.set_len(20 << 20).unwrap();
+        let e = resolve(root.path(), Some("1000"), json!({})).unwrap_err();
+        assert!(e.to_string().contains("exceeds 10485760 bytes"), "{e}");
+        // Exactly the cap is fine.
+        f.set_len(MAX_USER_FILE_BYTES).unwrap();
+        assert_eq!(
+            resolve(root.path(), Some("1000"), json!({})).unwrap().gid,
+            0
+        );
+    }
+
+    // Missing files: a numeric uid runs with gid 0, a name fails (WithUserID / WithUsername).
+    #[test]
+    fn missing_user_database() {
+        let root = tempfile::tempdir().unwrap();
+        let u = resolve(
+            root.path(),
+            Some("1000"),
+            json!({"supplementalGroups": [3]}),
+        )
+        .unwrap();
+        assert_eq!((u.uid, u.gid, u.additional_gids), (1000, 0, vec![0, 3]));
+        assert!(resolve(root.path(), Some("app"), json!({})).is_err());
+    }
+
+    #[test]
+    fn image_user_parsing() {
+        assert_eq!(ImageUser::parse(None), ImageUser::Uid(0));
+        assert_eq!(ImageUser::parse(Some("")), ImageUser::Uid(0));
+        assert_eq!(ImageUser::parse(Some("12:34")), ImageUser::Uid(12));
+        assert_eq!(
+            ImageUser::parse(Some("www:34")),
+            ImageUser::Name("www".into())
+        );
+    }
+}
