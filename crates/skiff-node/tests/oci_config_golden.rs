@@ -435,3 +435,123 @@ fn volumes_read_only_and_propagation() {
         },
     );
 }
+
+/// The generated spec is one runc 1.1 runs: a restricted container (uid 1000, no_new_privs,
+/// RuntimeDefault seccomp through runc's libseccomp, one capability) from a busybox root.
+/// Skipped where runc, busybox or root is missing.
+#[test]
+fn runc_runs_the_generated_config() {
+    let (Some(runc), Some(busybox)) = (which("runc"), which("busybox")) else {
+        eprintln!("skipped: runc or busybox not installed");
+        return;
+    };
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let bundle = tempfile::tempdir().unwrap();
+    let rootfs = bundle.path().join("rootfs");
+    for d in ["bin", "etc", "proc", "sys", "dev", "tmp"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy(&busybox, rootfs.join("bin/busybox")).unwrap();
+    std::fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0::/:/bin/sh\napp:x:1000:1500::/:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(rootfs.join("etc/group"), "app:x:1500:\nstaff:x:50:app\n").unwrap();
+    let term = bundle.path().join("termination-log");
+    std::fs::write(&term, "").unwrap();
+    // The kubelet's termination-log file is world-writable (kuberuntime_container.go).
+    std::fs::set_permissions(&term, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+
+    let pod = pod(json!({
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [{"name": "c", "image": "busybox",
+            "args": ["sh", "-c", "id; echo host=$HOSTNAME; grep -E '^(CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; echo bye > /dev/termination-log"],
+            "securityContext": {"allowPrivilegeEscalation": false,
+                                "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}}]}));
+    let c = &pod.spec.as_ref().unwrap().containers[0];
+    let image = ImageProcessConfig {
+        entrypoint: Some(vec!["/bin/busybox".into()]),
+        ..busybox_image_without_cmd()
+    };
+    let id = PodIdentity {
+        namespace: "default".into(),
+        name: "web".into(),
+        uid: "u".into(),
+        ..Default::default()
+    };
+    let launch =
+        ContainerLaunch::from_container_for_image(c, &id, Path::new("/d"), 0, &EnvSources::NONE)
+            .unwrap();
+    let fd = open_rootfs(&rootfs).unwrap();
+    let user = resolve_user(&fd, &pod, c, Some("app")).unwrap();
+    let name = format!("skiff-oci-test-{}", std::process::id());
+    let input = ContainerConfigInput {
+        pod: &pod,
+        container: c,
+        launch: &launch,
+        image: &image,
+        image_name: "busybox",
+        sandbox_id: "test",
+        rootfs: &rootfs,
+        hostname: "web",
+        namespaces: SandboxNamespaces::default(),
+        mounts: vec![ContainerMount::bind(&term, "/dev/termination-log", false)],
+        sandbox_mounts: Vec::new(),
+        user,
+        cgroups_path: name.clone(),
+        resources: container_cgroup_values(c, &CgroupConfig::default()),
+        oom_score_adj: 1000,
+        seccomp: SeccompChoice::RuntimeDefault,
+        host_devices: Vec::new(),
+        host: RuntimeHost {
+            capabilities: skiff_node::security::own_capabilities("CapEff:").unwrap(),
+            ..host()
+        },
+    };
+    let spec = build_spec(&input).unwrap();
+    std::fs::write(bundle.path().join("config.json"), to_json(&spec).unwrap()).unwrap();
+    let out = std::process::Command::new(runc)
+        .arg("--root")
+        .arg(bundle.path().join("state"))
+        .args(["run", "--bundle"])
+        .arg(bundle.path())
+        .arg(&name)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "runc: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("uid=1000(app) gid=1500(app) groups=50(staff),1500(app)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("host=web"), "{stdout}");
+    assert!(stdout.contains("CapBnd:\t0000000000000400"), "{stdout}");
+    assert!(stdout.contains("NoNewPrivs:\t1"), "{stdout}");
+    assert!(stdout.contains("Seccomp:\t2"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&term).unwrap(), "bye\n");
+}
+
+fn busybox_image_without_cmd() -> ImageProcessConfig {
+    ImageProcessConfig {
+        cmd: None,
+        ..busybox()
+    }
+}
+
+fn which(bin: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .chain(["/usr/sbin", "/sbin"])
+        .map(|d| Path::new(d).join(bin))
+        .find(|p| p.is_file())
+}

@@ -745,3 +745,181 @@ pub fn to_json(spec: &Spec) -> Result<String, ConfigError> {
     }
     serde_json::to_string_pretty(&v).map_err(|e| ConfigError::Spec(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn image(ep: Option<&[&str]>, cmd: Option<&[&str]>) -> ImageProcessConfig {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        ImageProcessConfig {
+            entrypoint: ep.map(v),
+            cmd: cmd.map(v),
+            ..Default::default()
+        }
+    }
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    // containerd internal/cri/opts/spec_opts.go WithProcessArgs.
+    #[test]
+    fn process_args_follow_with_process_args() {
+        let img = image(Some(&["/ep"]), Some(&["c1", "c2"]));
+        assert_eq!(
+            process_args(&[], &[], &img).unwrap(),
+            s(&["/ep", "c1", "c2"])
+        );
+        assert_eq!(
+            process_args(&[], &s(&["a"]), &img).unwrap(),
+            s(&["/ep", "a"])
+        );
+        assert_eq!(process_args(&s(&["/x"]), &[], &img).unwrap(), s(&["/x"]));
+        assert_eq!(
+            process_args(&s(&["/x"]), &s(&["a"]), &img).unwrap(),
+            s(&["/x", "a"])
+        );
+        // `[""]` is no entrypoint; args alone are then the whole command line.
+        let img = image(Some(&[""]), Some(&["/cmd"]));
+        assert_eq!(process_args(&[], &[], &img).unwrap(), s(&["/cmd"]));
+        assert_eq!(process_args(&[], &s(&["/a"]), &img).unwrap(), s(&["/a"]));
+        // `["", "x"]` is an entrypoint like any other.
+        let img = image(Some(&["", "x"]), None);
+        assert_eq!(process_args(&[], &[], &img).unwrap(), s(&["", "x"]));
+        let img = image(Some(&[""]), None);
+        assert!(matches!(
+            process_args(&[], &[], &img),
+            Err(ConfigError::NoCommand)
+        ));
+        assert!(matches!(
+            process_args(&[], &[], &image(None, None)),
+            Err(ConfigError::NoCommand)
+        ));
+    }
+
+    // containerd pkg/oci/spec_opts.go replaceOrAppendEnvValues, with one entry per key.
+    #[test]
+    fn env_replaces_in_place_appends_and_unsets() {
+        let mut env = s(&["PATH=/bin", "A=1", "B=2"]);
+        merge_env(&mut env, s(&["A=10", "C=3", "B", "C=30", "D"]));
+        assert_eq!(env, s(&["PATH=/bin", "A=10", "C=30"]));
+        // An unset followed by a set of the same key keeps the slot.
+        let mut env = s(&["A=1", "B=2"]);
+        merge_env(&mut env, s(&["A", "A=5"]));
+        assert_eq!(env, s(&["A=5", "B=2"]));
+        let img = ImageProcessConfig {
+            env: s(&["PATH=/img", "X=img", "Y"]),
+            ..Default::default()
+        };
+        let env = process_env(
+            "h",
+            &img,
+            &[("X".into(), "pod".into()), ("Z".into(), "z".into())],
+        );
+        assert_eq!(env, s(&["PATH=/img", "HOSTNAME=h", "X=pod", "Z=z"]));
+    }
+
+    fn container(sc: serde_json::Value) -> Container {
+        serde_json::from_value(serde_json::json!({"name": "c", "securityContext": sc})).unwrap()
+    }
+
+    fn host(capabilities: u64) -> RuntimeHost {
+        RuntimeHost {
+            capabilities,
+            cgroup_v2: false,
+            swap_limit: false,
+            oom_score_adj_floor: 0,
+        }
+    }
+
+    // containerd WithCapabilities (ALL first, then the individual names) and
+    // WithAllCurrentCapabilities for privileged; never more than the runtime holds.
+    #[test]
+    fn capabilities() {
+        let all = (1u64 << 41) - 1;
+        let no_sys_resource = all & !(1 << caps::SYS_RESOURCE);
+        assert_eq!(
+            capability_set(&container(serde_json::json!({})), &host(all)),
+            caps::DEFAULT
+        );
+        assert_eq!(caps::DEFAULT.count_ones(), 14);
+        let c = container(serde_json::json!({"capabilities": {"add": ["ALL"], "drop": ["CHOWN"]}}));
+        assert_eq!(capability_set(&c, &host(all)), all & !(1 << caps::CHOWN));
+        let c = container(
+            serde_json::json!({"capabilities": {"drop": ["ALL"], "add": ["SYS_RESOURCE"]}}),
+        );
+        assert_eq!(capability_set(&c, &host(no_sys_resource)), 0);
+        let c = container(serde_json::json!({"privileged": true}));
+        assert_eq!(capability_set(&c, &host(no_sys_resource)), no_sys_resource);
+    }
+
+    #[test]
+    fn seccomp_requests() {
+        let pod = |sc: serde_json::Value, csc: serde_json::Value| -> (Pod, Container) {
+            let p: Pod = serde_json::from_value(serde_json::json!({
+                "spec": {"securityContext": sc, "containers": [{"name": "c", "securityContext": csc}]}
+            }))
+            .unwrap();
+            let c = p.spec.as_ref().unwrap().containers[0].clone();
+            (p, c)
+        };
+        let (p, c) = pod(serde_json::json!({}), serde_json::json!({}));
+        assert_eq!(seccomp_request(&p, &c).unwrap(), SeccompRequest::Unconfined);
+        let (p, c) = pod(
+            serde_json::json!({"seccompProfile": {"type": "RuntimeDefault"}}),
+            serde_json::json!({}),
+        );
+        assert_eq!(
+            seccomp_request(&p, &c).unwrap(),
+            SeccompRequest::RuntimeDefault
+        );
+        let (p, c) = pod(
+            serde_json::json!({"seccompProfile": {"type": "RuntimeDefault"}}),
+            serde_json::json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "prof/a.json"}}),
+        );
+        assert_eq!(
+            seccomp_request(&p, &c).unwrap(),
+            SeccompRequest::Localhost("prof/a.json".into())
+        );
+        for bad in ["../x.json", "/etc/x.json", ""] {
+            let (p, c) = pod(
+                serde_json::json!({}),
+                serde_json::json!({"seccompProfile": {"type": "Localhost", "localhostProfile": bad}}),
+            );
+            assert!(seccomp_request(&p, &c).is_err(), "{bad}");
+        }
+    }
+
+    // RuntimeDefault is the host runtime's table in its OCI form, through oci-spec unchanged.
+    #[test]
+    fn runtime_default_is_the_host_runtime_profile() {
+        let caps = caps::DEFAULT;
+        let want = seccomp::runtime_default(caps).to_oci();
+        let got = seccomp_json(&SeccompChoice::RuntimeDefault, false, caps)
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, want);
+        let typed: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(want.clone()).unwrap();
+        assert_eq!(serde_json::to_value(typed).unwrap(), want);
+        assert!(seccomp_json(&SeccompChoice::RuntimeDefault, true, caps)
+            .unwrap()
+            .is_none());
+        let bad = SeccompChoice::Localhost {
+            name: "x".into(),
+            profile: "{\"defaultAction\": 5}".into(),
+        };
+        assert!(matches!(
+            seccomp_json(&bad, false, caps),
+            Err(ConfigError::Seccomp(_))
+        ));
+    }
+
+    #[test]
+    fn mount_order_is_by_depth_and_stable() {
+        assert_eq!(depth("/"), 0);
+        assert_eq!(depth("/a/b/"), 2);
+        assert_eq!(clean("/a//b/./"), "/a/b");
+    }
+}
