@@ -1,7 +1,7 @@
 //! Golden files for the config.json of image containers (issue 10 item 6): each case is a pod
-//! + an image config, built by `skiff_node::oci::config::build_spec` and compared byte for byte
-//! with `tests/golden/oci/<case>.json`. `SKIFF_BLESS=1 cargo test -p skiff-node --test
-//! oci_config_golden` rewrites the files; review the diff before committing it.
+//! and an image config, built by `skiff_node::oci::config::build_spec` and compared byte for
+//! byte with `tests/golden/oci/<case>.json`. Setting `SKIFF_BLESS=1` rewrites the files
+//! (`cargo test -p skiff-node --test oci_config_golden`); review the diff before committing.
 //!
 //! Each case names the upstream rule it pins (containerd `internal/cri/...`, `pkg/oci/...`,
 //! kubelet `pkg/kubelet/...`; facts note §3.2).

@@ -454,7 +454,8 @@ fn mounts(
         .into_iter()
         .filter(|m| {
             let dest = m["destination"].as_str().unwrap_or_default();
-            !cri_dests.iter().any(|d| d == dest) && !(dev_mounted && dest.starts_with("/dev/"))
+            let replaced = cri_dests.iter().any(|d| d == dest);
+            !(replaced || (dev_mounted && dest.starts_with("/dev/")))
         })
         .collect();
 
