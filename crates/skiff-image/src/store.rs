@@ -812,7 +812,6 @@ pub(crate) mod libc_flags {
     pub const O_NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
     pub const O_CLOEXEC: i32 = rustix::fs::OFlags::CLOEXEC.bits() as i32;
     pub const O_NONBLOCK: i32 = rustix::fs::OFlags::NONBLOCK.bits() as i32;
-    pub const O_DIRECTORY: i32 = rustix::fs::OFlags::DIRECTORY.bits() as i32;
 }
 
 trait DirBuilderExt2 {
