@@ -586,10 +586,21 @@ impl Unpacker {
 fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, shown: &str) -> Result<Meta, UnpackError> {
     let h = entry.header();
     let bad = |what: &str| refused(shown, format!("invalid {what} in the header"));
-    let mode = h.mode().map_err(|_| bad("mode"))?;
-    let mut uid = h.uid().map_err(|_| bad("uid"))?;
-    let mut gid = h.gid().map_err(|_| bad("gid"))?;
-    let mut mtime = h.mtime().map_err(|_| bad("mtime"))? as i64;
+    // An all-NUL/space numeric field reads as 0 (as Go's archive/tar reads it); other
+    // garbage is refused.
+    let old = h.as_old();
+    let num = |r: io::Result<u64>, raw: &[u8], what: &str| {
+        r.or_else(|_| {
+            raw.iter()
+                .all(|b| *b == 0 || *b == b' ')
+                .then_some(0)
+                .ok_or_else(|| bad(what))
+        })
+    };
+    let mode = num(h.mode().map(u64::from), &old.mode, "mode")? as u32;
+    let mut uid = num(h.uid(), &old.uid, "uid")?;
+    let mut gid = num(h.gid(), &old.gid, "gid")?;
+    let mut mtime = i64::try_from(num(h.mtime(), &old.mtime, "mtime")?).unwrap_or(0);
     let mut xattrs = Vec::new();
     if let Some(pax) = entry.pax_extensions().map_err(UnpackError::from_read)? {
         for ext in pax {
