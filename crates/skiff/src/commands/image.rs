@@ -208,7 +208,12 @@ fn run_inner(args: &Args) -> anyhow::Result<u8> {
                 let (n, id) = import::import_dir(&store, path, name, &cfg)?;
                 println!("{n} {id}");
             } else {
-                if !cmd.is_empty() || !entrypoint.is_empty() || !env.is_empty() || workdir.is_some() || user.is_some() {
+                if !cmd.is_empty()
+                    || !entrypoint.is_empty()
+                    || !env.is_empty()
+                    || workdir.is_some()
+                    || user.is_some()
+                {
                     eprintln!("error: --cmd, --entrypoint, --env, --workdir and --user go with --from-dir");
                     return Ok(exit::BAD_INPUT);
                 }
@@ -234,7 +239,10 @@ fn run_inner(args: &Args) -> anyhow::Result<u8> {
         Sub::Check => {
             let problems = store.check()?;
             if problems.is_empty() {
-                println!("ok: the image store at {} is consistent", store.root().display());
+                println!(
+                    "ok: the image store at {} is consistent",
+                    store.root().display()
+                );
                 Ok(0)
             } else {
                 for p in &problems {
@@ -302,8 +310,18 @@ fn ls(store: &ContentStore, quiet: bool, json: bool, no_trunc: bool) -> anyhow::
         };
         for n in names {
             let (repo, tag) = skiff_image::store::split_name(&n);
-            let tag = if tag.is_empty() || tag.starts_with("sha256:") { "<none>" } else { tag };
-            rows.push([repo.to_string(), tag.to_string(), id(i), created.clone(), human_size(i.size)]);
+            let tag = if tag.is_empty() || tag.starts_with("sha256:") {
+                "<none>"
+            } else {
+                tag
+            };
+            rows.push([
+                repo.to_string(),
+                tag.to_string(),
+                id(i),
+                created.clone(),
+                human_size(i.size),
+            ]);
         }
     }
     let mut widths = [0usize; 5];
@@ -366,7 +384,13 @@ pub fn human_size(bytes: u64) -> String {
         u += 1;
     }
     // %.3g: three significant digits, no trailing zeros.
-    let digits = if v >= 100.0 { 0 } else if v >= 10.0 { 1 } else { 2 };
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
     let s = format!("{v:.digits$}");
     let s = if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
