@@ -482,3 +482,75 @@ fn index_without_the_host_platform_is_refused() {
     let e = s.resolve("x.io/multi:1").unwrap_err();
     assert!(e.to_string().contains("no manifest for linux/"), "{e}");
 }
+
+/// The unpacked layers work as overlayfs lower dirs: the upper layer's file wins, its
+/// whiteout hides the lower file, its opaque dir hides the lower dir's contents (root only:
+/// it mounts).
+#[test]
+fn unpacked_layers_mount_as_overlay_with_whiteouts_applied() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to mount overlayfs");
+        return;
+    }
+    let (t, s) = store();
+    let dir = t.path().join("layout");
+    fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    let put = |data: &[u8]| {
+        fs::write(dir.join("blobs/sha256").join(&sha256_of(data)[7..]), data).unwrap()
+    };
+    let l1 = layer_tar(&[
+        ("etc/os-release", b"one"),
+        ("etc/gone", b"g"),
+        ("var/old", b"o"),
+    ]);
+    let l2 = layer_tar(&[
+        ("etc/os-release", b"two"),
+        ("etc/.wh.gone", b""),
+        ("var/.wh..wh..opq", b""),
+        ("var/new", b"n"),
+    ]);
+    put(&l1);
+    put(&l2);
+    let cfg = config_json(&[sha256_of(&l1), sha256_of(&l2)], &["sh"]);
+    put(&cfg);
+    let m = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "config": desc("application/vnd.oci.image.config.v1+json", &cfg),
+        "layers": [desc("application/vnd.oci.image.layer.v1.tar", &l1), desc("application/vnd.oci.image.layer.v1.tar", &l2)],
+    }))
+    .unwrap();
+    put(&m);
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [desc("application/vnd.oci.image.manifest.v1+json", &m)]})).unwrap(),
+    )
+    .unwrap();
+    import::import_path(&s, &dir, Some("ovl")).unwrap();
+    let r = s.rootfs("ovl", "h").unwrap();
+    let lower: Vec<String> = r
+        .lower_dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    let mnt = t.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o"])
+        .arg(format!("lowerdir={}", lower.join(":")))
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let seen = (
+        fs::read(mnt.join("etc/os-release")).ok(),
+        mnt.join("etc/gone").exists(),
+        mnt.join("var/old").exists(),
+        fs::read(mnt.join("var/new")).ok(),
+    );
+    let _ = std::process::Command::new("umount").arg(&mnt).status();
+    assert_eq!(
+        seen,
+        (Some(b"two".to_vec()), false, false, Some(b"n".to_vec()))
+    );
+}
