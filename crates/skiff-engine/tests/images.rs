@@ -5,6 +5,8 @@
 //! (`EnsureImageExists`, `pullImage`, `shouldPullImage`), pkg/kubelet/images/types.go,
 //! kuberuntime_container.go `startContainer`, client-go util/flowcontrol/backoff.go.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;

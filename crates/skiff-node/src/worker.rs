@@ -41,8 +41,8 @@ use crate::cri::{
     ProbeService, ReadySandbox, RuntimeClass, RuntimeClassError, RuntimeClasses, RuntimeService,
     SandboxConfig, SandboxFailure, StopSignal,
 };
-pub use crate::images::{NoImages, PullQueue};
 use crate::expand::expand_command_only_static;
+pub use crate::images::{NoImages, PullQueue};
 use crate::launch::{ContainerLaunch, EnvSources, PodIdentity, StartError};
 use crate::logs::LogLine;
 use crate::probe::ProbeOutcome;
@@ -155,7 +155,10 @@ pub async fn run_pod(
         RuntimeClass::Host => {
             let runtime = HostCri::new()?;
             let probes = HostProbes::new()?;
-            run_pod_with(runtime, probes, NoImages, WallClock, pod, cfg, commands, notices).await
+            run_pod_with(
+                runtime, probes, NoImages, WallClock, pod, cfg, commands, notices,
+            )
+            .await
         }
     }
 }
@@ -806,7 +809,10 @@ where
                 return fail(self, start, StartFailure::ImageInspect { message });
             }
         };
-        match (image_policy::image_step(plan.policy, present.is_some()), present) {
+        match (
+            image_policy::image_step(plan.policy, present.is_some()),
+            present,
+        ) {
             (ImageStep::NeverPull, _) => {
                 let message = image_policy::never_pull_message(image);
                 fail(self, start, StartFailure::ImageNeverPull { message });

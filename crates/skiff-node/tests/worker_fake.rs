@@ -721,7 +721,7 @@ async fn st3_absent_image_is_pulled_then_started_with_its_image_id() {
     run.command(Command::Stop { grace: None }).await;
     let (_, events, calls) = run.finish().await;
     assert_eq!(starts(&calls, "app")[0].0, after(T0, 1_200));
-    assert!(signals(&calls, i).len() >= 1);
+    assert!(!signals(&calls, i).is_empty());
     let order: Vec<&str> = reasons(&events)
         .into_iter()
         .filter(|r| ["Pulling", "Pulled", "Created", "Started"].contains(r))
@@ -892,7 +892,10 @@ async fn slow_pull_does_not_hold_the_pods_other_work() {
                 >= 3
         })
         .await;
-    let last_probe = calls.iter().rev().find(|c| matches!(c.op, Op::Probe { .. }));
+    let last_probe = calls
+        .iter()
+        .rev()
+        .find(|c| matches!(c.op, Op::Probe { .. }));
     assert!(last_probe.unwrap().at < after(T0, 60_000));
     // … and so does an exit.
     tokio::time::sleep(Duration::from_secs(20)).await;

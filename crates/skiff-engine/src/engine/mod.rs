@@ -832,7 +832,7 @@ impl PodEngine {
 
     /// image_manager.go: `Pulling image "…"` for the start in flight.
     fn image_pulling(&mut self, i: usize, instance: InstanceId) {
-        if !self.ctrs[i].start.is_some_and(|p| p.instance == instance) {
+        if self.ctrs[i].start.is_none_or(|p| p.instance != instance) {
             return;
         }
         let name = self.pod.containers[i].name.clone();
@@ -844,7 +844,7 @@ impl PodEngine {
     /// garbage-collected (`backOff.GC()`: entries not updated for 2 × max are dropped — a
     /// success does not reset a younger entry).
     fn image_ready(&mut self, i: usize, instance: InstanceId, image: ResolvedImage, now: Time) {
-        if !self.ctrs[i].start.is_some_and(|p| p.instance == instance) {
+        if self.ctrs[i].start.is_none_or(|p| p.instance != instance) {
             return;
         }
         let name = self.pod.containers[i].name.clone();

@@ -14,16 +14,16 @@ use k8s_openapi::api::core::v1::Container;
 use skiff_engine::{ProbeKind, Time};
 use skiff_node::clock::{to_system_time, Clock, TokioClock};
 use skiff_node::cri::{
-    ContainerExit, ContainerStatus, FoundContainer, FoundState, HookRequest, ImageError,
-    ImageInfo, ImageService, Listed, NodeError, PodListing, ProbeRequest, ProbeService,
-    PullSecrets, ReadySandbox, RuntimeService, SandboxConfig, SandboxFailure, StopSignal, Warning,
+    ContainerExit, ContainerStatus, FoundContainer, FoundState, HookRequest, ImageError, ImageInfo,
+    ImageService, Listed, NodeError, PodListing, ProbeRequest, ProbeService, PullSecrets,
+    ReadySandbox, RuntimeService, SandboxConfig, SandboxFailure, StopSignal, Warning,
 };
-use skiff_node::spec::ImageRootfs;
 use skiff_node::launch::{ContainerLaunch, StartError};
 use skiff_node::logs::LogLine;
 use skiff_node::probe::{ExecOutput, ProbeOutcome, ProbeResult};
 use skiff_node::reaper::ExitStatus;
 use skiff_node::sandbox::SandboxError;
+use skiff_node::spec::ImageRootfs;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 /// One call the worker made.
@@ -610,12 +610,15 @@ pub enum ImageOp {
     },
 }
 
+/// How long a pull takes (ms) and how it ends (`Ok(size)` or the error).
+type PullScript = (u64, Result<u64, String>);
+
 #[derive(Default)]
 struct ImageState {
     calls: Vec<(Time, ImageOp)>,
     present: HashMap<String, ImageInfo>,
     /// Per image, the next pulls: how long each takes and its outcome (then: 0 ms, success).
-    pulls: HashMap<String, VecDeque<(u64, Result<u64, String>)>>,
+    pulls: HashMap<String, VecDeque<PullScript>>,
     invalid: HashMap<String, String>,
 }
 
@@ -736,7 +739,9 @@ impl ImageService for FakeImages {
     }
 
     fn rootfs(&self, image: &str, _holder: &str) -> Result<ImageRootfs, ImageError> {
-        Err(ImageError::Store(format!("no rootfs for {image} in the fake")))
+        Err(ImageError::Store(format!(
+            "no rootfs for {image} in the fake"
+        )))
     }
 
     fn release(&self, _holder: &str) {}
