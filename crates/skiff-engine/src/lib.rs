@@ -10,11 +10,13 @@
 //! function, its comment names it.
 
 mod engine;
+pub mod images;
 mod spec;
 mod status;
 mod time;
 
 pub use engine::PodEngine;
+pub use images::{ImagePlan, PullPolicy, PullStats, ResolvedImage};
 /// kubectl's columns are computed in the model (the CLI and an API server's Tables share them);
 /// re-exported for callers of the engine.
 pub use skiff_model::display::{
@@ -134,6 +136,11 @@ pub struct EngineConfig {
     /// Mixed into every `containerID` (see [`InstanceId::container_id`]); the node draws it at
     /// random per pod, tests leave it 0.
     pub container_id_key: u64,
+    /// First image back-off duration (kubelet: `backOffPeriod`, 10 s).
+    pub image_backoff_initial_ms: i64,
+    /// Image back-off cap (kubelet: `MaxImageBackOff`, 300 s). An entry not updated for twice
+    /// this long starts over (flowcontrol.Backoff `hasExpired`).
+    pub image_backoff_max_ms: i64,
     /// How long a postStart hook may run (skiff: 600 s). The kubelet itself sets no deadline:
     /// its `startContainer` waits for the hook as long as the hook runs (T9). This is skiff's
     /// own bound, so that a hung hook cannot hold the pod's sync forever. The engine passes it
@@ -148,6 +155,8 @@ impl Default for EngineConfig {
             backoff_max_ms: 300_000,
             backoff_reset_ms: 600_000,
             error_requeue_ms: 10_000,
+            image_backoff_initial_ms: 10_000,
+            image_backoff_max_ms: 300_000,
             first_instance_id: 1,
             container_id_key: 0,
             post_start_timeout_ms: 600_000,
@@ -194,9 +203,20 @@ pub enum StartFailure {
     /// with the message, waiting `InvalidImageName`; no record, tried again after the re-queue.
     InvalidImageName { message: String },
     /// The image is not on the node and `imagePullPolicy` is `Never`. Warning
-    /// `ErrImageNeverPull` with the message, waiting `ErrImageNeverPull`; no record, tried
-    /// again after the re-queue.
+    /// `ErrImageNeverPull` with the message ([`images::never_pull_message`]), waiting
+    /// `ErrImageNeverPull`; no record, tried again after the re-queue.
     ImageNeverPull { message: String },
+    /// The node could not look the image up (`GetImageRef` failed). Warning `InspectFailed`,
+    /// waiting `ImageInspectError`; no record, tried again after the re-queue.
+    ImageInspect { message: String },
+    /// The pull failed; `message` is the image service's error. Warning `Failed` ("Failed to
+    /// pull image …"), waiting `ErrImagePull` with the message; the pod's image back-off for
+    /// the image advances (10 s doubling to 300 s); no record, tried again after the re-queue.
+    ImagePull { message: String },
+    /// A pull was needed while the image back-off ran ([`ImagePlan::pull_backoff`]). Normal
+    /// `BackOff` ("Back-off pulling image …"), waiting `ImagePullBackOff` with that text and
+    /// the last pull error; tried again when the back-off ends.
+    ImagePullBackOff,
 }
 
 impl StartFailure {
@@ -209,17 +229,24 @@ impl StartFailure {
             StartFailure::Run { .. } => "RunContainerError",
             StartFailure::InvalidImageName { .. } => "InvalidImageName",
             StartFailure::ImageNeverPull { .. } => "ErrImageNeverPull",
+            StartFailure::ImageInspect { .. } => "ImageInspectError",
+            StartFailure::ImagePull { .. } => "ErrImagePull",
+            StartFailure::ImagePullBackOff => "ImagePullBackOff",
         }
     }
 
-    /// What the failing step reported.
+    /// What the failing step reported (empty for [`StartFailure::ImagePullBackOff`], whose
+    /// message the engine writes).
     pub fn message(&self) -> &str {
         match self {
             StartFailure::Config { message }
             | StartFailure::Create { message }
             | StartFailure::Run { message }
             | StartFailure::InvalidImageName { message }
-            | StartFailure::ImageNeverPull { message } => message,
+            | StartFailure::ImageNeverPull { message }
+            | StartFailure::ImageInspect { message }
+            | StartFailure::ImagePull { message } => message,
+            StartFailure::ImagePullBackOff => "",
         }
     }
 }
@@ -296,6 +323,16 @@ pub enum Input {
         name: String,
         instance: InstanceId,
         at: Time,
+    },
+    /// The image step of the start in flight is pulling its image (Normal `Pulling`).
+    ImagePulling { name: String, instance: InstanceId },
+    /// The image step of the start in flight is done: the image is on the node (Normal
+    /// `Pulled`, the container status's `imageID` from now on). The start goes on; its outcome
+    /// is reported as usual.
+    ImageReady {
+        name: String,
+        instance: InstanceId,
+        image: ResolvedImage,
     },
     /// The start failed; the engine decides what follows from the typed `failure`.
     StartFailed {
@@ -375,15 +412,19 @@ pub enum Input {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     CreateSandbox,
-    /// Create and start the container; with `post_start`, then run the postStart hook for at
-    /// most its `timeout_ms` and report [`Input::PostStartDone`]. `attempt` is the instance's
-    /// restartCount (log file `<attempt>.log`).
+    /// Make sure of the image per `image` (the kubelet's `EnsureImageExists`: report
+    /// [`Input::ImagePulling`] / [`Input::ImageReady`] or fail the start with an image
+    /// [`StartFailure`]; a runtime that runs no images skips it), then create and start the
+    /// container; with `post_start`, then run the postStart hook for at most its `timeout_ms`
+    /// and report [`Input::PostStartDone`]. `attempt` is the instance's restartCount (log file
+    /// `<attempt>.log`).
     StartContainer {
         name: String,
         kind: ContainerKind,
         instance: InstanceId,
         attempt: i32,
         post_start: Option<PostStart>,
+        image: ImagePlan,
     },
     RunProbe {
         name: String,

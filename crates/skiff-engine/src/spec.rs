@@ -2,7 +2,7 @@
 
 use k8s_openapi::api::core::v1::{Container, EphemeralContainer, Pod, Probe};
 
-use crate::EngineError;
+use crate::{EngineError, PullPolicy};
 
 /// What role a container plays in the pod's lifecycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -97,6 +97,8 @@ impl ProbeSpec {
 pub(crate) struct CtrSpec {
     pub name: String,
     pub image: String,
+    /// `imagePullPolicy` (D2 applied if the pod skipped defaulting).
+    pub pull_policy: PullPolicy,
     pub kind: ContainerKind,
     pub post_start: bool,
     pub pre_stop: bool,
@@ -109,6 +111,10 @@ impl CtrSpec {
         CtrSpec {
             name: c.name.clone(),
             image: c.image.clone().unwrap_or_default(),
+            pull_policy: PullPolicy::for_container(
+                c.image_pull_policy.as_deref(),
+                c.image.as_deref().unwrap_or_default(),
+            ),
             kind,
             post_start: lifecycle.and_then(|l| l.post_start.as_ref()).is_some(),
             pre_stop: lifecycle.and_then(|l| l.pre_stop.as_ref()).is_some(),
@@ -126,6 +132,10 @@ impl CtrSpec {
         CtrSpec {
             name: c.name.clone(),
             image: c.image.clone().unwrap_or_default(),
+            pull_policy: PullPolicy::for_container(
+                c.image_pull_policy.as_deref(),
+                c.image.as_deref().unwrap_or_default(),
+            ),
             kind: ContainerKind::Ephemeral,
             post_start: false,
             pre_stop: false,

@@ -163,8 +163,16 @@ impl PodEngine {
             name: spec.name.clone(),
             // The runtime's image of the current record (it differs from the spec between an
             // image update and the restart, S10).
-            image: cur.map_or_else(|| spec.image.clone(), |x| x.image.clone()),
-            image_id: String::new(),
+            // With an image the node resolved: containerd's name for it and its `imageID`
+            // (ST3); a runtime without images (host) shows the spec's text and no ID.
+            image: match cur {
+                None => spec.image.clone(),
+                Some(x) if x.image_id.is_some() => {
+                    crate::images::normalized_name(&x.image).unwrap_or_else(|| x.image.clone())
+                }
+                Some(x) => x.image.clone(),
+            },
+            image_id: cur.and_then(|x| x.image_id.clone()).unwrap_or_default(),
             container_id: cur.map(|x| x.id.container_id(key)),
             state: Some(state),
             last_state: Some(last_state.unwrap_or_default()),

@@ -41,6 +41,7 @@ pub mod clock;
 pub mod container_view;
 pub mod cri;
 pub(crate) mod fdwalk;
+pub mod images;
 pub mod isolation;
 pub mod keeper;
 pub mod launch;

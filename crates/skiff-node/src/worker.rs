@@ -3,10 +3,18 @@
 //! probe, kill, restart, and the resulting status) is the engine's. Woken only by events —
 //! container exits, probe and hook results, commands, and the engine's next due time.
 //!
-//! It runs on three seams: a [`RuntimeService`] (sandboxes and containers), a [`ProbeService`]
-//! (probes and hooks in those containers) and a [`Clock`]. [`run_pod`] picks the runtime by
-//! the pod's `runtimeClassName` and runs on the wall clock; [`run_pod_with`] takes all three
-//! (the worker tests: a recording fake runtime and tokio's paused time).
+//! It runs on four seams: a [`RuntimeService`] (sandboxes and containers), a [`ProbeService`]
+//! (probes and hooks in those containers), an [`ImageService`] (the images containers start
+//! from) and a [`Clock`]. [`run_pod`] picks the runtime by the pod's `runtimeClassName` and
+//! runs on the wall clock; [`run_pod_with`] takes all four (the worker tests: a recording fake
+//! runtime and tokio's paused time).
+//!
+//! Before a container is created, its image step runs as the kubelet's `EnsureImageExists`
+//! does: look the image up, and per the engine's [`skiff_engine::ImagePlan`] use it, pull it
+//! (in a task: the pod's probes, exits and other work go on meanwhile; the node's pulls take
+//! turns in its [`PullQueue`]) or fail the start; what happened goes to the engine, which
+//! makes the events, statuses and back-off. An image service that answers "present, no ID"
+//! ([`NoImages`], the `host` class) means there is no image step.
 //!
 //! A worker adopts what the runtime already has of its pod ([`RuntimeService::list_pod`]): the
 //! engine is rebuilt from the instances found (`adopt`), running ones are watched, unknown ones
@@ -18,20 +26,23 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
+use skiff_engine::images::{self as image_policy, ImageStep};
 use skiff_engine::{
-    Action, ContainerKind, EngineConfig, EngineError, Event, Input, InstanceId, NodeFailure,
-    PodEngine, PostStart, ProbeKind, Signal, StartFailure, Time,
+    Action, ContainerKind, EngineConfig, EngineError, Event, ImagePlan, Input, InstanceId,
+    NodeFailure, PodEngine, PostStart, ProbeKind, PullStats, ResolvedImage, Signal, StartFailure,
+    Time,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::{Clock, WallClock};
 use crate::cri::host::{HostCri, HostProbes};
 use crate::cri::{
-    FoundContainer, FoundState, HookRequest, ProbeRequest, ProbeService, ReadySandbox,
-    RuntimeClass, RuntimeClassError, RuntimeClasses, RuntimeService, SandboxConfig, SandboxFailure,
-    StopSignal,
+    FoundContainer, FoundState, HookRequest, ImageError, ImageInfo, ImageService, ProbeRequest,
+    ProbeService, ReadySandbox, RuntimeClass, RuntimeClassError, RuntimeClasses, RuntimeService,
+    SandboxConfig, SandboxFailure, StopSignal,
 };
 use crate::expand::expand_command_only_static;
+pub use crate::images::{NoImages, PullQueue};
 use crate::launch::{ContainerLaunch, EnvSources, PodIdentity, StartError};
 use crate::logs::LogLine;
 use crate::probe::ProbeOutcome;
@@ -92,6 +103,9 @@ pub struct WorkerConfig {
     /// The `skiff` executable to start the pod's keeper with (`keeper` module: it stops the
     /// pod in order if this process dies); `None`: no keeper (tests, a daemon that adopts).
     pub keeper: Option<PathBuf>,
+    /// The node's pull queue ([`PullQueue::node`]: one pull at a time for every pod of the
+    /// process, the kubelet's `serializeImagePulls` default).
+    pub image_pulls: PullQueue,
 }
 
 /// Messages the worker's own tasks send back to it.
@@ -111,6 +125,21 @@ enum Msg<R: RuntimeService> {
         name: String,
         instance: InstanceId,
     },
+    /// A pull the image step started has ended; the start goes on (or fails) from here.
+    Pulled {
+        start: PendingStart,
+        result: Result<(ImageInfo, PullStats), ImageError>,
+    },
+}
+
+/// A start waiting for its image: what creating and starting it needs afterwards.
+#[derive(Debug, Clone)]
+struct PendingStart {
+    name: String,
+    instance: InstanceId,
+    attempt: i32,
+    post_start: Option<PostStart>,
+    image: String,
 }
 
 /// Runs `pod` (defaulted, validated, with uid and namespace set) on the runtime its
@@ -126,15 +155,20 @@ pub async fn run_pod(
         RuntimeClass::Host => {
             let runtime = HostCri::new()?;
             let probes = HostProbes::new()?;
-            run_pod_with(runtime, probes, WallClock, pod, cfg, commands, notices).await
+            run_pod_with(
+                runtime, probes, NoImages, WallClock, pod, cfg, commands, notices,
+            )
+            .await
         }
     }
 }
 
-/// [`run_pod`] on the given runtime, prober and clock.
-pub async fn run_pod_with<R, P, C>(
+/// [`run_pod`] on the given runtime, prober, image service and clock.
+#[allow(clippy::too_many_arguments)] // the four seams, the pod and its channels
+pub async fn run_pod_with<R, P, I, C>(
     runtime: R,
     probes: P,
+    images: I,
     clock: C,
     pod: Pod,
     cfg: WorkerConfig,
@@ -144,6 +178,7 @@ pub async fn run_pod_with<R, P, C>(
 where
     R: RuntimeService,
     P: ProbeService<R::Container>,
+    I: ImageService,
     C: Clock,
 {
     let runtime = Arc::new(runtime);
@@ -215,6 +250,9 @@ where
     let mut ctx = Ctx {
         runtime,
         probes: Arc::new(probes),
+        images: Arc::new(images),
+        image_pulls: cfg.image_pulls.clone(),
+        pulls: HashMap::new(),
         clock,
         pod: pod_arc,
         identity,
@@ -295,6 +333,10 @@ where
                 r.instance(instance.container_id(id_key), *attempt);
             }
             ctx.execute(action, t);
+        }
+        if engine.is_terminating() {
+            // The kubelet cancels a terminating pod's sync, and with it the pull it waits for.
+            ctx.cancel_pulls();
         }
         if let Some(r) = record.as_mut() {
             let mut st = engine.status(ctx.now());
@@ -382,9 +424,13 @@ async fn sleep_opt<F: std::future::Future<Output = ()>>(wake: Option<F>) {
     }
 }
 
-struct Ctx<R: RuntimeService, P, C> {
+struct Ctx<R: RuntimeService, P, I, C> {
     runtime: Arc<R>,
     probes: Arc<P>,
+    images: Arc<I>,
+    image_pulls: PullQueue,
+    /// Pulls in progress, by the instance waiting for them.
+    pulls: HashMap<InstanceId, (String, tokio::task::JoinHandle<()>)>,
     clock: C,
     pod: Arc<Pod>,
     identity: PodIdentity,
@@ -419,10 +465,11 @@ struct Ctx<R: RuntimeService, P, C> {
     unknown: HashMap<InstanceId, String>,
 }
 
-impl<R, P, C> Ctx<R, P, C>
+impl<R, P, I, C> Ctx<R, P, I, C>
 where
     R: RuntimeService,
     P: ProbeService<R::Container>,
+    I: ImageService,
     C: Clock,
 {
     fn now(&self) -> Time {
@@ -514,6 +561,50 @@ where
             }
             // The engine decides the event, the pod's reason and the grace per cause.
             Msg::FailPod(failure) => engine.handle(Input::FailPod { failure }, self.now()),
+            Msg::Pulled { start, result } => {
+                if self.pulls.remove(&start.instance).is_none() {
+                    // Cancelled meanwhile; its failure was reported then.
+                    return;
+                }
+                match result {
+                    Ok((info, stats)) => {
+                        let image = ResolvedImage {
+                            image_id: ResolvedImage::image_id(
+                                &info.id,
+                                info.repo_digest.as_deref(),
+                            ),
+                            pulled: Some(stats),
+                        };
+                        engine.handle(
+                            Input::ImageReady {
+                                name: start.name.clone(),
+                                instance: start.instance,
+                                image,
+                            },
+                            self.now(),
+                        );
+                        self.create_and_start(start);
+                    }
+                    Err(e) => {
+                        let failure = match e {
+                            ImageError::InvalidName(m) => StartFailure::InvalidImageName {
+                                message: image_policy::invalid_name_message(&start.image, &m),
+                            },
+                            ImageError::Pull(m) | ImageError::Store(m) => {
+                                StartFailure::ImagePull { message: m }
+                            }
+                        };
+                        engine.handle(
+                            Input::StartFailed {
+                                name: start.name,
+                                instance: start.instance,
+                                failure,
+                            },
+                            self.now(),
+                        );
+                    }
+                }
+            }
         }
     }
 
@@ -557,7 +648,8 @@ where
                 instance,
                 attempt,
                 post_start,
-            } => self.start(name, kind, instance, attempt, post_start),
+                image,
+            } => self.start(name, kind, instance, attempt, post_start, image),
             Action::RunProbe {
                 name,
                 instance,
@@ -676,6 +768,8 @@ where
         });
     }
 
+    /// Carries out a start: the image step (image_manager.go `EnsureImageExists`), then
+    /// [`Ctx::create_and_start`], at once or when the pull has ended.
     fn start(
         &mut self,
         name: String,
@@ -683,7 +777,130 @@ where
         instance: InstanceId,
         attempt: i32,
         post_start: Option<PostStart>,
+        plan: ImagePlan,
     ) {
+        let start = PendingStart {
+            name,
+            instance,
+            attempt,
+            post_start,
+            image: plan.image.clone(),
+        };
+        let fail = |this: &Self, start: PendingStart, failure: StartFailure| {
+            this.send(Input::StartFailed {
+                name: start.name,
+                instance: start.instance,
+                failure,
+            });
+        };
+        let image = plan.image.as_str();
+        let present = match self.images.image_status(image) {
+            Ok(Some(info)) if crate::images::runs_without_images(&info) => {
+                // No image step: the runtime runs no images (`host`).
+                return self.create_and_start(start);
+            }
+            Ok(present) => present,
+            Err(ImageError::InvalidName(m)) => {
+                let message = image_policy::invalid_name_message(image, &m);
+                return fail(self, start, StartFailure::InvalidImageName { message });
+            }
+            Err(ImageError::Pull(m) | ImageError::Store(m)) => {
+                let message = image_policy::inspect_failed_message(image, &m);
+                return fail(self, start, StartFailure::ImageInspect { message });
+            }
+        };
+        match (
+            image_policy::image_step(plan.policy, present.is_some()),
+            present,
+        ) {
+            (ImageStep::NeverPull, _) => {
+                let message = image_policy::never_pull_message(image);
+                fail(self, start, StartFailure::ImageNeverPull { message });
+            }
+            (ImageStep::UsePresent, Some(info)) => {
+                self.send(Input::ImageReady {
+                    name: start.name.clone(),
+                    instance: start.instance,
+                    image: ResolvedImage {
+                        image_id: ResolvedImage::image_id(&info.id, info.repo_digest.as_deref()),
+                        pulled: None,
+                    },
+                });
+                self.create_and_start(start);
+            }
+            (ImageStep::Pull, _) if plan.pull_backoff => {
+                fail(self, start, StartFailure::ImagePullBackOff);
+            }
+            // (UsePresent is only chosen for a present image.)
+            (ImageStep::Pull | ImageStep::UsePresent, _) => self.pull(start),
+        }
+    }
+
+    /// Pulls the image of `start` in a task, in the node's pull queue, with the pod's pull
+    /// secrets; [`Msg::Pulled`] reports the end.
+    fn pull(&mut self, start: PendingStart) {
+        let (secrets, missing) =
+            crate::images::pull_secrets(&self.pod, &self.sandbox_options.objects);
+        if !missing.is_empty() {
+            self.warn(
+                "FailedToRetrieveImagePullSecret",
+                &crate::images::missing_secrets_message(&missing),
+                None,
+            );
+        }
+        self.send(Input::ImagePulling {
+            name: start.name.clone(),
+            instance: start.instance,
+        });
+        let images = self.images.clone();
+        let queue = self.image_pulls.clone();
+        let clock = self.clock.clone();
+        let tx = self.tx.clone();
+        let (instance, name) = (start.instance, start.name.clone());
+        let task = tokio::spawn(async move {
+            let requested = clock.now();
+            let turn = queue.turn().await;
+            let began = clock.now();
+            let result = images.pull_image(&start.image, &secrets).await;
+            let ended = clock.now();
+            drop(turn);
+            let result = result.map(|info| {
+                let stats = PullStats {
+                    pull_ms: ended.millis_since(began),
+                    total_ms: ended.millis_since(requested),
+                    size: info.size,
+                };
+                (info, stats)
+            });
+            let _ = tx.send(Msg::Pulled { start, result });
+        });
+        self.pulls.insert(instance, (name, task));
+    }
+
+    /// Ends every pull in progress: its start fails (ErrImagePull) and the pod's termination
+    /// need not wait for it.
+    fn cancel_pulls(&mut self) {
+        for (instance, (name, task)) in std::mem::take(&mut self.pulls) {
+            task.abort();
+            self.send(Input::StartFailed {
+                name,
+                instance,
+                failure: StartFailure::ImagePull {
+                    message: "pull cancelled: the pod is stopping".into(),
+                },
+            });
+        }
+    }
+
+    /// Creates and starts the container of `start` (its image, if any, is on the node).
+    fn create_and_start(&mut self, start: PendingStart) {
+        let PendingStart {
+            name,
+            instance,
+            attempt,
+            post_start,
+            ..
+        } = start;
         let Some(spec) = self.specs.get(&name).cloned() else {
             self.send(Input::StartFailed {
                 name,

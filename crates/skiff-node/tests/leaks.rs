@@ -207,6 +207,7 @@ fn item8_two_hundred_pod_cycles_leak_nothing() {
             engine: EngineConfig::default(),
             objects: PodObjects::default(),
             keeper: None,
+            image_pulls: worker::PullQueue::serial(),
         };
         let (_cmd_tx, cmd_rx) = mpsc::channel(1);
         let (notice_tx, mut notice_rx) = mpsc::unbounded_channel();

@@ -8,12 +8,13 @@ mod fake_runtime;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use fake_runtime::{signals, starts, Call, Failure, FakeRuntime, Op};
+use fake_runtime::{signals, starts, Call, Failure, FakeImages, FakeRuntime, ImageOp, Op};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodStatus};
 use skiff_engine::{EngineConfig, Event, EventType, ProbeKind, Time};
 use skiff_node::clock::{to_system_time, TokioClock};
 use skiff_node::cri::{FoundContainer, FoundState, StopSignal};
-use skiff_node::worker::{self, Command, Notice, WorkerConfig, WorkerError};
+use skiff_node::volumes::PodObjects;
+use skiff_node::worker::{self, Command, NoImages, Notice, PullQueue, WorkerConfig, WorkerError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -50,18 +51,48 @@ struct Run {
 }
 
 impl Run {
-    /// Starts the worker on a fake runtime that `setup` prepared. Must run on a runtime with
-    /// paused time.
+    /// Starts the worker on a fake runtime that `setup` prepared, with no image step (the
+    /// `host` class's `NoImages`). Must run on a runtime with paused time.
     fn start(pod: Pod, setup: impl FnOnce(&FakeRuntime)) -> Run {
         let clock = TokioClock::starting_at(T0);
         let fake = FakeRuntime::new(clock);
         setup(&fake);
+        Run::spawn(
+            pod,
+            fake,
+            NoImages,
+            PullQueue::serial(),
+            PodObjects::default(),
+        )
+    }
+
+    /// Starts the worker with the fake image service `images`, sharing the node's pull
+    /// `queue`, with `objects` beside the pod.
+    fn start_with_images(
+        pod: Pod,
+        images: &FakeImages,
+        queue: PullQueue,
+        objects: PodObjects,
+    ) -> Run {
+        let fake = FakeRuntime::new(TokioClock::starting_at(T0));
+        Run::spawn(pod, fake, images.clone(), queue, objects)
+    }
+
+    fn spawn<I: skiff_node::cri::ImageService>(
+        pod: Pod,
+        fake: FakeRuntime,
+        images: I,
+        queue: PullQueue,
+        objects: PodObjects,
+    ) -> Run {
+        let clock = TokioClock::starting_at(T0);
         let dir = tempfile::tempdir().unwrap();
         let cfg = WorkerConfig {
             data_dir: dir.path().to_path_buf(),
             engine: EngineConfig::default(),
-            objects: Default::default(),
+            objects,
             keeper: None,
+            image_pulls: queue,
         };
         let pod_dir = dir.path().join("pods").join(format!("default_p_{UID}"));
         let (cmd, cmd_rx) = mpsc::channel(8);
@@ -69,6 +100,7 @@ impl Run {
         let worker = tokio::spawn(worker::run_pod_with(
             fake.clone(),
             fake.clone(),
+            images,
             clock,
             pod,
             cfg,
@@ -637,4 +669,380 @@ async fn s9_instances_found_without_their_sandbox_are_killed_and_the_pod_starts_
     assert!(killed < sandbox && sandbox < started, "{calls:#?}");
     assert_eq!(starts(&calls, "app")[0].2, 1);
     assert_eq!(app(&status).restart_count, 1);
+}
+
+// --- images (pkg/kubelet/images/image_manager.go, puller.go; SEMANTICS ST3, D2) ----------------
+
+const IMAGE_APP: &str = "  restartPolicy: Always
+  terminationGracePeriodSeconds: 30
+  containers:
+  - {name: app, image: 'busybox:1.36', command: [sleep, '1000']}
+";
+
+fn events_of<'a>(events: &'a [(Event, Time)], reason: &str) -> Vec<&'a (Event, Time)> {
+    events.iter().filter(|(e, _)| e.reason == reason).collect()
+}
+
+fn image_ops(images: &FakeImages) -> Vec<(Time, ImageOp)> {
+    images.calls()
+}
+
+// ST3: an absent image (IfNotPresent) is pulled before the container is created: Pulling,
+// then Pulled with the kubelet's text, then Created/Started; the status shows the repo digest
+// as imageID and the normalized name as image.
+#[tokio::test(start_paused = true)]
+async fn st3_absent_image_is_pulled_then_started_with_its_image_id() {
+    let images = FakeImages::new(TokioClock::starting_at(T0));
+    images.pull("busybox:1.36", 1_200, Ok(4_269_694));
+    let mut run = Run::start_with_images(
+        pod(IMAGE_APP),
+        &images,
+        PullQueue::serial(),
+        PodObjects::default(),
+    );
+    let (pulling, at) = run.event("Pulling").await;
+    assert_eq!(pulling.message, "Pulling image \"busybox:1.36\"");
+    assert_eq!(at, T0);
+    let (pulled, at) = run.event("Pulled").await;
+    assert_eq!(
+        pulled.message,
+        "Successfully pulled image \"busybox:1.36\" in 1.2s (1.2s including waiting). Image size: 4269694 bytes."
+    );
+    assert_eq!(at, after(T0, 1_200));
+    let i = run.fake.started("app", 1).await;
+    let st = run.status();
+    let cs = app(&st);
+    assert!(cs.state.as_ref().unwrap().running.is_some());
+    assert_eq!(
+        cs.image_id,
+        FakeImages::info("busybox:1.36").repo_digest.unwrap()
+    );
+    assert_eq!(cs.image, "docker.io/library/busybox:1.36");
+    run.command(Command::Stop { grace: None }).await;
+    let (_, events, calls) = run.finish().await;
+    assert_eq!(starts(&calls, "app")[0].0, after(T0, 1_200));
+    assert!(!signals(&calls, i).is_empty());
+    let order: Vec<&str> = reasons(&events)
+        .into_iter()
+        .filter(|r| ["Pulling", "Pulled", "Created", "Started"].contains(r))
+        .collect();
+    // (Pulling and Pulled were taken by `event` above; the rest keep their order.)
+    assert_eq!(order, vec!["Created", "Started"]);
+    // The lookup, then the pull.
+    let ops: Vec<ImageOp> = image_ops(&images).into_iter().map(|(_, o)| o).collect();
+    assert_eq!(ops[0], ImageOp::Status("busybox:1.36".into()));
+    assert!(matches!(&ops[1], ImageOp::PullBegin { image, .. } if image == "busybox:1.36"));
+}
+
+// ST3: a failed pull: Warning Failed with the image service's error, waiting ErrImagePull;
+// the 10 s re-queue pulls again (the back-off of 10 s has just ended); after the second
+// failure the re-queue finds the back-off (20 s) running: Normal BackOff, waiting
+// ImagePullBackOff, no pull; the next pull when it ends.
+#[tokio::test(start_paused = true)]
+async fn st3_failed_pulls_err_image_pull_then_image_pull_backoff() {
+    let images = FakeImages::new(TokioClock::starting_at(T0));
+    let err = "failed to resolve reference \"docker.io/library/busybox:1.36\": not found";
+    for _ in 0..5 {
+        images.pull("busybox:1.36", 0, Err(err.into()));
+    }
+    let mut run = Run::start_with_images(
+        pod(IMAGE_APP),
+        &images,
+        PullQueue::serial(),
+        PodObjects::default(),
+    );
+    let (failed, _) = run.event("Failed").await;
+    assert_eq!(
+        failed.message,
+        format!("Failed to pull image \"busybox:1.36\": {err}")
+    );
+    let (failed, _) = run.event("Failed").await;
+    assert_eq!(failed.message, "Error: ErrImagePull");
+    let st = run.status();
+    let w = app(&st).state.as_ref().unwrap().waiting.clone().unwrap();
+    assert_eq!(w.reason.as_deref(), Some("ErrImagePull"));
+    assert_eq!(w.message.as_deref(), Some(err));
+    let (backoff, at) = run.event("BackOff").await;
+    assert_eq!(backoff.message, "Back-off pulling image \"busybox:1.36\"");
+    assert_eq!(at, after(T0, 20_000));
+    let st = run.status();
+    let w = app(&st).state.as_ref().unwrap().waiting.clone().unwrap();
+    assert_eq!(w.reason.as_deref(), Some("ImagePullBackOff"));
+    assert_eq!(
+        w.message.as_deref(),
+        Some(format!("Back-off pulling image \"busybox:1.36\": ErrImagePull: {err}").as_str())
+    );
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    run.command(Command::Stop { grace: None }).await;
+    let (status, _, calls) = run.finish().await;
+    let pulls: Vec<Time> = image_ops(&images)
+        .into_iter()
+        .filter(|(_, o)| matches!(o, ImageOp::PullBegin { .. }))
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(pulls, vec![T0, after(T0, 10_000), after(T0, 30_000)]);
+    assert!(starts(&calls, "app").is_empty());
+    assert!(!calls.iter().any(|c| matches!(c.op, Op::Create { .. })));
+    assert_eq!(app(&status).restart_count, 0);
+}
+
+// D2 / ST3: Never with the image absent: ErrImageNeverPull with the kubelet's message, no
+// pull; IfNotPresent with the image present: Pulled "already present", no pull.
+#[tokio::test(start_paused = true)]
+async fn d2_never_absent_fails_and_if_not_present_present_pulls_nothing() {
+    let spec = "  restartPolicy: Always
+  containers:
+  - {name: app, image: 'busybox:1.36', imagePullPolicy: Never, command: [sleep, '1000']}
+  - {name: b, image: 'alpine:3', command: [sleep, '1000']}
+";
+    let images = FakeImages::new(TokioClock::starting_at(T0));
+    images.present("alpine:3");
+    let mut run = Run::start_with_images(
+        pod(spec),
+        &images,
+        PullQueue::serial(),
+        PodObjects::default(),
+    );
+    let (e, _) = run.event("ErrImageNeverPull").await;
+    assert_eq!(
+        (e.type_, e.message.as_str()),
+        (
+            EventType::Warning,
+            "Container image \"busybox:1.36\" is not present with pull policy of Never"
+        )
+    );
+    let (e, _) = run.event("Pulled").await;
+    assert_eq!(
+        e.message,
+        "Container image \"alpine:3\" already present on machine and can be accessed by the pod"
+    );
+    run.fake.started("b", 1).await;
+    let st = run.status();
+    let w = app(&st).state.as_ref().unwrap().waiting.clone().unwrap();
+    assert_eq!(w.reason.as_deref(), Some("ErrImageNeverPull"));
+    run.command(Command::Stop { grace: None }).await;
+    let (_, events, calls) = run.finish().await;
+    assert!(!image_ops(&images)
+        .iter()
+        .any(|(_, o)| matches!(o, ImageOp::PullBegin { .. })));
+    assert!(events_of(&events, "Pulling").is_empty());
+    assert!(starts(&calls, "app").is_empty());
+}
+
+// InvalidImageName: the image service cannot parse the reference.
+#[tokio::test(start_paused = true)]
+async fn st3_invalid_image_name_from_the_image_service() {
+    let images = FakeImages::new(TokioClock::starting_at(T0));
+    images.invalid("busybox:1.36", "invalid reference format");
+    let mut run = Run::start_with_images(
+        pod(IMAGE_APP),
+        &images,
+        PullQueue::serial(),
+        PodObjects::default(),
+    );
+    let (e, _) = run.event("InspectFailed").await;
+    assert_eq!(
+        e.message,
+        "Failed to apply default image tag \"busybox:1.36\": invalid reference format"
+    );
+    let w = app(&run.status())
+        .state
+        .as_ref()
+        .unwrap()
+        .waiting
+        .clone()
+        .unwrap();
+    assert_eq!(w.reason.as_deref(), Some("InvalidImageName"));
+    run.command(Command::Stop { grace: None }).await;
+    run.finish().await;
+}
+
+// The pull runs in a task: while one container's image is pulled (60 s), the pod's other
+// work goes on — the running container's probes run and its exit is reported — and a stop
+// cancels the pull instead of waiting for it.
+#[tokio::test(start_paused = true)]
+async fn slow_pull_does_not_hold_the_pods_other_work() {
+    let spec = "  restartPolicy: Never
+  terminationGracePeriodSeconds: 30
+  containers:
+  - name: a
+    image: 'alpine:3'
+    command: [sleep, '1000']
+    readinessProbe: {exec: {command: ['true']}, periodSeconds: 5}
+  - {name: b, image: 'busybox:1.36', command: [sleep, '1000']}
+";
+    let images = FakeImages::new(TokioClock::starting_at(T0));
+    images.present("alpine:3");
+    images.pull("busybox:1.36", 60_000, Ok(1));
+    let mut run = Run::start_with_images(
+        pod(spec),
+        &images,
+        PullQueue::serial(),
+        PodObjects::default(),
+    );
+    run.fake.started("a", 1).await;
+    run.event("Pulling").await;
+    // Probes of `a` go on during the pull.
+    let calls = run
+        .fake
+        .until("three probes of a", |c| {
+            c.iter()
+                .filter(|c| matches!(&c.op, Op::Probe { name, .. } if name == "a"))
+                .count()
+                >= 3
+        })
+        .await;
+    let last_probe = calls
+        .iter()
+        .rev()
+        .find(|c| matches!(c.op, Op::Probe { .. }));
+    assert!(last_probe.unwrap().at < after(T0, 60_000));
+    // … and so does an exit.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    run.fake.exit("a", 3);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let st = run.status();
+    let a = st
+        .container_statuses
+        .iter()
+        .flatten()
+        .find(|c| c.name == "a")
+        .unwrap();
+    let t = a.state.as_ref().unwrap().terminated.clone().unwrap();
+    assert_eq!(t.exit_code, 3);
+    // A stop cancels the pull: the pod ends long before the pull would have.
+    run.command(Command::Stop { grace: None }).await;
+    let (status, _, calls) = run.finish().await;
+    assert!(starts(&calls, "b").is_empty());
+    let end = calls.last().unwrap().at;
+    assert!(end < after(T0, 60_000), "{end:?}");
+    assert!(!image_ops(&images)
+        .iter()
+        .any(|(_, o)| matches!(o, ImageOp::PullEnd { .. })));
+    assert_eq!(status.phase.as_deref(), Some("Failed"));
+}
+
+// puller.go serialImagePuller: the node's pulls take turns (serializeImagePulls=true); the
+// second pod's pull waits for the first, and its Pulled event counts the wait.
+#[tokio::test(start_paused = true)]
+async fn pulls_of_the_node_take_turns() {
+    let images = FakeImages::new(TokioClock::starting_at(T0));
+    images.pull("busybox:1.36", 10_000, Ok(5));
+    images.pull("alpine:3", 4_000, Ok(7));
+    let queue = PullQueue::serial();
+    let other = "  restartPolicy: Always
+  containers:
+  - {name: app, image: 'alpine:3', command: [sleep, '1000']}
+";
+    let mut first = Run::start_with_images(
+        pod(IMAGE_APP),
+        &images,
+        queue.clone(),
+        PodObjects::default(),
+    );
+    let mut second = Run::start_with_images(pod(other), &images, queue, PodObjects::default());
+    let (p1, at1) = first.event("Pulled").await;
+    let (p2, at2) = second.event("Pulled").await;
+    assert_eq!(
+        p1.message,
+        "Successfully pulled image \"busybox:1.36\" in 10s (10s including waiting). Image size: 5 bytes."
+    );
+    assert_eq!(at1, after(T0, 10_000));
+    assert_eq!(
+        p2.message,
+        "Successfully pulled image \"alpine:3\" in 4s (14s including waiting). Image size: 7 bytes."
+    );
+    assert_eq!(at2, after(T0, 14_000));
+    for r in [&first, &second] {
+        r.command(Command::Stop { grace: None }).await;
+    }
+    first.finish().await;
+    second.finish().await;
+    // With a parallel queue both would have begun at T0; here the second began at 10 s.
+    let begins: Vec<(Time, String)> = image_ops(&images)
+        .into_iter()
+        .filter_map(|(t, o)| match o {
+            ImageOp::PullBegin { image, .. } => Some((t, image)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        begins,
+        vec![
+            (T0, "busybox:1.36".to_string()),
+            (after(T0, 10_000), "alpine:3".to_string())
+        ]
+    );
+}
+
+// kubelet.go getPullSecretsForPod: the pod's imagePullSecrets reach the pull in spec order;
+// a missing one is a Warning (FailedToRetrieveImagePullSecret), not a failure.
+#[tokio::test(start_paused = true)]
+async fn pull_secrets_in_spec_order_and_missing_ones_warned() {
+    use k8s_openapi::api::core::v1::Secret;
+    use k8s_openapi::ByteString;
+    use skiff_node::cri::{PullSecret, PullSecrets};
+    let spec = "  restartPolicy: Always
+  imagePullSecrets: [{name: second}, {name: gone}, {name: first}]
+  containers:
+  - {name: app, image: 'busybox:1.36', command: [sleep, '1000']}
+";
+    let secret = |t: &str, k: &str, v: &str| Secret {
+        type_: Some(t.into()),
+        data: Some([(k.to_string(), ByteString(v.as_bytes().to_vec()))].into()),
+        ..Default::default()
+    };
+    let mut objects = PodObjects::default();
+    objects.secrets.insert(
+        "first".into(),
+        secret("kubernetes.io/dockercfg", ".dockercfg", "{\"a\":{}}"),
+    );
+    objects.secrets.insert(
+        "second".into(),
+        secret(
+            "kubernetes.io/dockerconfigjson",
+            ".dockerconfigjson",
+            "{\"auths\":{}}",
+        ),
+    );
+    let images = FakeImages::new(TokioClock::starting_at(T0));
+    let mut run = Run::start_with_images(pod(spec), &images, PullQueue::serial(), objects);
+    let (w, _) = run.event("FailedToRetrieveImagePullSecret").await;
+    assert_eq!(w.type_, EventType::Warning);
+    assert_eq!(w.container, None);
+    assert_eq!(
+        w.message,
+        "Unable to retrieve some image pull secrets (gone); attempting to pull the image may not succeed."
+    );
+    run.fake.started("app", 1).await;
+    run.command(Command::Stop { grace: None }).await;
+    run.finish().await;
+    let secrets = image_ops(&images)
+        .into_iter()
+        .find_map(|(_, o)| match o {
+            ImageOp::PullBegin { secrets, .. } => Some(secrets),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        secrets,
+        PullSecrets(vec![
+            PullSecret::DockerConfigJson(b"{\"auths\":{}}".to_vec()),
+            PullSecret::DockerCfg(b"{\"a\":{}}".to_vec()),
+        ])
+    );
+}
+
+// The host class has no image step: no lookup events, the spec's image, no imageID.
+#[tokio::test(start_paused = true)]
+async fn host_pods_have_no_image_step() {
+    let run = Run::start(pod(IMAGE_APP), |_| {});
+    run.fake.started("app", 1).await;
+    let st = run.status();
+    assert_eq!(app(&st).image, "busybox:1.36");
+    assert_eq!(app(&st).image_id, "");
+    run.command(Command::Stop { grace: None }).await;
+    let (_, events, _) = run.finish().await;
+    assert!(events_of(&events, "Pulled").is_empty());
+    assert!(events_of(&events, "Pulling").is_empty());
 }

@@ -477,6 +477,10 @@ impl PodEngine {
         if self.ctrs[i].retry_at.is_some_and(|t| now < t) {
             return StartOutcome::Waiting;
         }
+        // The re-queue is due: consumed here, so that a crash back-off that now holds the start
+        // (a failed start after an exit advances it, as the kubelet's doBackOff does) is not
+        // woken for again and again.
+        self.ctrs[i].retry_at = None;
         let cfg = &self.cfg;
         let fmt_pod = self.pod.format_pod();
         let seq = self.sandbox_seq;
@@ -551,14 +555,22 @@ impl PodEngine {
             post_start,
             post_start_deadline: None,
         });
-        c.start_image = image;
+        c.start_image = image.clone();
+        c.start_image_id = None;
+        let attempt = c.records;
         let timeout_ms = self.cfg.post_start_timeout_ms.max(0);
+        let plan = ImagePlan {
+            pull_backoff: self.image_in_backoff(&image, now),
+            image,
+            policy: spec.pull_policy,
+        };
         self.pending.push(Action::StartContainer {
             name,
             kind: spec.kind,
             instance: id,
-            attempt: c.records,
+            attempt,
             post_start: post_start.then_some(PostStart { timeout_ms }),
+            image: plan,
         });
         StartOutcome::Started
     }

@@ -4,10 +4,11 @@
 
 use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
 
+use crate::images::{self, ResolvedImage};
 use crate::spec::{ContainerKind, CtrSpec, PodInfo, ProbeKind, RestartPolicy};
 use crate::time::{go_duration, Time};
 use crate::{
-    Action, EngineConfig, EngineError, Event, EventType, Input, InstanceId, NodeFailure,
+    Action, EngineConfig, EngineError, Event, EventType, ImagePlan, Input, InstanceId, NodeFailure,
     ObservedState, PostStart, Signal, StartFailure,
 };
 use skiff_model::validation::update::validate_update;
@@ -43,6 +44,8 @@ pub(crate) struct Inst {
     pub exit: Option<Exit>,
     /// The image the record was created from: the container hash's input (S10, R4).
     pub image: String,
+    /// The `imageID` the node resolved the image to (None: a runtime without images).
+    pub image_id: Option<String>,
     /// Created / Unknown as observed by the worker (R3); None = running or exited per `exit`.
     pub observed: Option<ObservedState>,
 }
@@ -102,6 +105,16 @@ struct Kill {
 struct BackoffEntry {
     dur_ms: i64,
     last_update: Time,
+}
+
+/// The image manager's back-off entry for one image of the pod (the kubelet keys it by pod
+/// UID + image, so containers of the pod with the same image share it), and the error of the
+/// last failed pull (`prevPullErrMsg`, shown in the `ImagePullBackOff` message).
+#[derive(Clone, Debug)]
+struct ImageBackoff {
+    image: String,
+    entry: BackoffEntry,
+    last_error: Option<String>,
 }
 
 /// A probe worker (prober/worker.go). One per (container, probe kind), created at admission.
@@ -170,6 +183,8 @@ pub(crate) struct Ctr {
     start: Option<PendingStart>,
     /// The image the pending start was asked for (the spec may change before it is reported).
     start_image: String,
+    /// The `imageID` the pending start's image step resolved.
+    start_image_id: Option<String>,
     kill: Option<Kill>,
     /// kubelet reasonCache: the last start failure (reason, message).
     pub reason_cache: Option<(String, String)>,
@@ -192,6 +207,7 @@ impl Ctr {
             records: 0,
             start: None,
             start_image: String::new(),
+            start_image_id: None,
             kill: None,
             reason_cache: None,
             backoff: Vec::new(),
@@ -325,6 +341,8 @@ pub struct PodEngine {
     pub(crate) deleted: bool,
     /// [`Input::KillNow`]: every kill is a SIGKILL at once.
     kill_now: bool,
+    /// The image manager's back-off entries of this pod, by image.
+    image_backoff: Vec<ImageBackoff>,
     /// The kubelet failed the pod itself (activeDeadlineSeconds T10, eviction): status reason
     /// and message; the phase is Failed whatever the containers did.
     pub(crate) pod_failure: Option<(String, String)>,
@@ -356,6 +374,7 @@ impl PodEngine {
             term: None,
             deleted: false,
             kill_now: false,
+            image_backoff: Vec::new(),
             pod_failure: None,
             pending: Vec::new(),
             cond_since: Vec::new(),
@@ -463,6 +482,20 @@ impl PodEngine {
             Input::ContainerStarted { name, instance, at } => {
                 if let Some(i) = self.idx(&name) {
                     self.container_started(i, instance, at, now);
+                }
+            }
+            Input::ImagePulling { name, instance } => {
+                if let Some(i) = self.idx(&name) {
+                    self.image_pulling(i, instance);
+                }
+            }
+            Input::ImageReady {
+                name,
+                instance,
+                image,
+            } => {
+                if let Some(i) = self.idx(&name) {
+                    self.image_ready(i, instance, image, now);
                 }
             }
             Input::StartFailed {
@@ -573,10 +606,13 @@ impl PodEngine {
             return;
         }
         let pending = self.ctrs[i].start.is_some_and(|p| p.instance == instance);
-        let image = if pending {
-            self.ctrs[i].start_image.clone()
+        let (image, image_id) = if pending {
+            (
+                self.ctrs[i].start_image.clone(),
+                self.ctrs[i].start_image_id.take(),
+            )
         } else {
-            self.pod.containers[i].image.clone()
+            (self.pod.containers[i].image.clone(), None)
         };
         self.push_instance(
             i,
@@ -586,6 +622,7 @@ impl PodEngine {
                 started_at: None,
                 exit: None,
                 image,
+                image_id,
                 observed: Some(state),
             },
         );
@@ -624,10 +661,14 @@ impl PodEngine {
             }
             return;
         }
-        let (post_start, image) = match self.ctrs[i].start {
-            Some(p) if p.instance == instance => (p.post_start, self.ctrs[i].start_image.clone()),
+        let (post_start, image, image_id) = match self.ctrs[i].start {
+            Some(p) if p.instance == instance => (
+                p.post_start,
+                self.ctrs[i].start_image.clone(),
+                self.ctrs[i].start_image_id.take(),
+            ),
             // An instance we did not ask for: adopt it (a re-adopted runtime record).
-            _ => (false, self.pod.containers[i].image.clone()),
+            _ => (false, self.pod.containers[i].image.clone(), None),
         };
         self.push_instance(
             i,
@@ -637,6 +678,7 @@ impl PodEngine {
                 started_at: Some(at),
                 exit: None,
                 image,
+                image_id,
                 observed: None,
             },
         );
@@ -695,24 +737,51 @@ impl PodEngine {
         }
         let name = self.pod.containers[i].name.clone();
         self.ctrs[i].start = None;
+        self.ctrs[i].start_image_id = None;
         let reason = failure.reason();
-        let message = failure.message().to_string();
+        let mut message = failure.message().to_string();
+        let image = self.ctrs[i].start_image.clone();
         // The image manager's own event comes first (image_manager.go EnsureImageExists), and
         // the sync's `Failed` event then shows the error value, not the message.
         let image_event = match &failure {
-            StartFailure::InvalidImageName { .. } => Some("InspectFailed"),
-            StartFailure::ImageNeverPull { .. } => Some("ErrImageNeverPull"),
+            StartFailure::InvalidImageName { .. } | StartFailure::ImageInspect { .. } => {
+                Some((EventType::Warning, "InspectFailed", message.clone()))
+            }
+            StartFailure::ImageNeverPull { .. } => {
+                Some((EventType::Warning, "ErrImageNeverPull", message.clone()))
+            }
+            StartFailure::ImagePull { .. } => Some((
+                EventType::Warning,
+                "Failed",
+                images::pull_failed_message(&image, &message),
+            )),
+            StartFailure::ImagePullBackOff => Some((
+                EventType::Normal,
+                "BackOff",
+                images::backoff_message(&image),
+            )),
             StartFailure::Config { .. }
             | StartFailure::Create { .. }
             | StartFailure::Run { .. } => None,
         };
-        if let Some(event_reason) = image_event {
-            self.event(
-                EventType::Warning,
-                event_reason,
-                message.clone(),
-                Some(&name),
-            );
+        if let Some((type_, event_reason, text)) = &image_event {
+            self.event(*type_, event_reason, text.clone(), Some(&name));
+        }
+        let mut retry_at = None;
+        match &failure {
+            StartFailure::ImagePull { .. } => self.image_pull_failed(&image, &message, now),
+            StartFailure::ImagePullBackOff => {
+                // The waiting message carries the last pull's error (prevPullErrMsg); the
+                // next attempt comes when the back-off ends.
+                message = images::backoff_message(&image);
+                if let Some(b) = self.image_backoff.iter().find(|b| b.image == image) {
+                    if let Some(prev) = &b.last_error {
+                        message = format!("{message}: {prev}");
+                    }
+                    retry_at = Some(b.entry.last_update.add_millis(b.entry.dur_ms));
+                }
+            }
+            _ => {}
         }
         if let StartFailure::Run { .. } = failure {
             // The runtime kept a record: `terminated{reason: StartError, exitCode: 128}` (ST4);
@@ -731,6 +800,7 @@ impl PodEngine {
                         at: now,
                     }),
                     image,
+                    image_id: None,
                     observed: None,
                 },
             );
@@ -741,8 +811,10 @@ impl PodEngine {
                 Some(&name),
             );
         } else {
-            // No record: nothing to back off from; retry after the pod worker's error re-queue.
-            self.ctrs[i].retry_at = Some(now.add_millis(self.cfg.error_requeue_ms));
+            // No record: nothing to back off from; retry after the pod worker's error re-queue
+            // (an image back-off: when it ends).
+            let requeue = now.add_millis(self.cfg.error_requeue_ms);
+            self.ctrs[i].retry_at = Some(retry_at.filter(|t| *t > now).unwrap_or(requeue));
         }
         let shown = if image_event.is_some() {
             reason
@@ -756,6 +828,77 @@ impl PodEngine {
             Some(&name),
         );
         self.ctrs[i].reason_cache = Some((reason.to_string(), message));
+    }
+
+    /// image_manager.go: `Pulling image "…"` for the start in flight.
+    fn image_pulling(&mut self, i: usize, instance: InstanceId) {
+        if self.ctrs[i].start.is_none_or(|p| p.instance != instance) {
+            return;
+        }
+        let name = self.pod.containers[i].name.clone();
+        let text = images::pulling_message(&self.ctrs[i].start_image);
+        self.event(EventType::Normal, "Pulling", text, Some(&name));
+    }
+
+    /// image_manager.go: the image is there (`Pulled`); after a pull the back-off is
+    /// garbage-collected (`backOff.GC()`: entries not updated for 2 × max are dropped — a
+    /// success does not reset a younger entry).
+    fn image_ready(&mut self, i: usize, instance: InstanceId, image: ResolvedImage, now: Time) {
+        if self.ctrs[i].start.is_none_or(|p| p.instance != instance) {
+            return;
+        }
+        let name = self.pod.containers[i].name.clone();
+        let spec_image = self.ctrs[i].start_image.clone();
+        let text = match &image.pulled {
+            None => images::present_message(&spec_image),
+            Some(stats) => {
+                let expiry = self.cfg.image_backoff_max_ms.saturating_mul(2);
+                self.image_backoff
+                    .retain(|b| now.millis_since(b.entry.last_update) <= expiry);
+                images::pulled_message(&spec_image, stats)
+            }
+        };
+        self.ctrs[i].start_image_id = Some(image.image_id);
+        self.event(EventType::Normal, "Pulled", text, Some(&name));
+    }
+
+    /// flowcontrol.Backoff `Next` for the pod's entry of `image` after a failed pull, and the
+    /// error kept for the back-off's waiting message.
+    fn image_pull_failed(&mut self, image: &str, message: &str, now: Time) {
+        let (initial, max) = (
+            self.cfg.image_backoff_initial_ms,
+            self.cfg.image_backoff_max_ms,
+        );
+        let last_error = Some(format!("ErrImagePull: {message}"));
+        match self.image_backoff.iter_mut().find(|b| b.image == image) {
+            Some(b) => {
+                let expired = now.millis_since(b.entry.last_update) > max.saturating_mul(2);
+                b.entry.dur_ms = if expired {
+                    initial
+                } else {
+                    b.entry.dur_ms.saturating_mul(2).min(max)
+                };
+                b.entry.last_update = now;
+                b.last_error = last_error;
+            }
+            None => self.image_backoff.push(ImageBackoff {
+                image: image.to_string(),
+                entry: BackoffEntry {
+                    dur_ms: initial,
+                    last_update: now,
+                },
+                last_error,
+            }),
+        }
+    }
+
+    /// flowcontrol.Backoff `IsInBackOffSinceUpdate` for the pod's entry of `image`.
+    pub(crate) fn image_in_backoff(&self, image: &str, now: Time) -> bool {
+        let max2 = self.cfg.image_backoff_max_ms.saturating_mul(2);
+        self.image_backoff.iter().any(|b| {
+            let since = now.millis_since(b.entry.last_update);
+            b.image == image && since <= max2 && since < b.entry.dur_ms
+        })
     }
 
     fn post_start_done(

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition, PodStatus};
 use serde_json::{json, Value};
+use skiff_engine::images::{self, ImageStep};
 use skiff_engine::{
-    Action, EngineConfig, Event, Input, InstanceId, ObservedState, PodEngine, ProbeKind, Signal,
-    StartFailure, Time,
+    Action, EngineConfig, Event, Input, InstanceId, ObservedState, PodEngine, ProbeKind, PullStats,
+    ResolvedImage, Signal, StartFailure, Time,
 };
 
 /// Simulation epoch: 2023-11-14T22:13:20Z.
@@ -90,6 +91,43 @@ pub struct ProbeCall<'a> {
 
 type ProbeFn = Box<dyn FnMut(&ProbeCall) -> (bool, i64)>;
 
+/// The node's images as the pod worker's image step sees them (the worker's part of
+/// `EnsureImageExists`, simulated; pulls are instantaneous in simulated time).
+#[derive(Clone, Debug, Default)]
+pub struct Images {
+    /// Images on the node.
+    pub present: Vec<String>,
+    /// Outcome of each pull of an image, in order (the last repeats): `Ok(size)` or
+    /// `Err(message)`. An image without an entry pulls fine (size 1000).
+    pub pulls: HashMap<String, Vec<Result<u64, String>>>,
+    /// Reported pull and total durations (ms).
+    pub stats_ms: (i64, i64),
+    /// Images the node cannot name (the lookup says `InvalidImageName`).
+    pub invalid: Vec<String>,
+    done: HashMap<String, usize>,
+}
+
+impl Images {
+    pub fn with_present(images: &[&str]) -> Images {
+        Images {
+            present: images.iter().map(|s| s.to_string()).collect(),
+            ..Images::default()
+        }
+    }
+
+    pub fn pulls(mut self, image: &str, outcomes: Vec<Result<u64, String>>) -> Images {
+        self.pulls.insert(image.to_string(), outcomes);
+        self
+    }
+
+    /// The repo digest the simulated node reports for `image`.
+    pub fn id_of(image: &str) -> String {
+        let name = images::normalized_name(image).unwrap_or_default();
+        let repo = name.rsplit_once(':').map_or(name.as_str(), |(r, _)| r);
+        format!("{repo}@sha256:{:064x}", image.len())
+    }
+}
+
 struct Live {
     name: String,
     attempt: i32,
@@ -112,6 +150,9 @@ pub struct Sim {
     pub events: Vec<(i64, Event)>,
     /// How long CreateSandbox takes before SandboxReady.
     pub sandbox_delay_ms: i64,
+    /// With images: the image step of every start is simulated (else it is skipped, as for a
+    /// runtime without images).
+    pub images: Option<Images>,
 }
 
 impl Sim {
@@ -133,6 +174,101 @@ impl Sim {
             log: Vec::new(),
             events: Vec::new(),
             sandbox_delay_ms: 0,
+            images: None,
+        }
+    }
+
+    pub fn with_images(mut self, images: Images) -> Self {
+        self.images = Some(images);
+        self
+    }
+
+    /// The worker's image step for one start: `Err` is the failure to report.
+    fn image_step(
+        &mut self,
+        name: &str,
+        instance: InstanceId,
+        plan: &skiff_engine::ImagePlan,
+    ) -> Result<(), StartFailure> {
+        let Some(world) = self.images.as_mut() else {
+            return Ok(());
+        };
+        let image = plan.image.clone();
+        if world.invalid.contains(&image) {
+            return Err(StartFailure::InvalidImageName {
+                message: images::invalid_name_message(&image, "invalid reference format"),
+            });
+        }
+        let present = world.present.contains(&image);
+        match images::image_step(plan.policy, present) {
+            ImageStep::NeverPull => Err(StartFailure::ImageNeverPull {
+                message: images::never_pull_message(&image),
+            }),
+            ImageStep::UsePresent => {
+                let now = self.now;
+                self.push(
+                    now,
+                    Input::ImageReady {
+                        name: name.into(),
+                        instance,
+                        image: ResolvedImage {
+                            image_id: Images::id_of(&image),
+                            pulled: None,
+                        },
+                    },
+                );
+                Ok(())
+            }
+            ImageStep::Pull if plan.pull_backoff => {
+                self.note(format!("pull-backoff {name}"));
+                Err(StartFailure::ImagePullBackOff)
+            }
+            ImageStep::Pull => {
+                let n = world.done.entry(image.clone()).or_insert(0);
+                let outcome = world
+                    .pulls
+                    .get(&image)
+                    .and_then(|o| o.get((*n).min(o.len().saturating_sub(1))).cloned())
+                    .unwrap_or(Ok(1000));
+                *n += 1;
+                let (pull_ms, total_ms) = world.stats_ms;
+                if outcome.is_ok() {
+                    world.present.push(image.clone());
+                }
+                let now = self.now;
+                self.push(
+                    now,
+                    Input::ImagePulling {
+                        name: name.into(),
+                        instance,
+                    },
+                );
+                match outcome {
+                    Ok(size) => {
+                        self.note(format!("pull {name}"));
+                        self.push(
+                            now,
+                            Input::ImageReady {
+                                name: name.into(),
+                                instance,
+                                image: ResolvedImage {
+                                    image_id: Images::id_of(&image),
+                                    pulled: Some(PullStats {
+                                        pull_ms,
+                                        total_ms,
+                                        size,
+                                    }),
+                                },
+                            },
+                        );
+                        Ok(())
+                    }
+                    Err(message) => {
+                        self.note(format!("pullfail {name}"));
+                        Err(StartFailure::ImagePull { message })
+                    }
+                }
+            }
         }
     }
 
@@ -254,8 +390,22 @@ impl Sim {
                     instance,
                     attempt,
                     post_start,
+                    image,
                     ..
                 } => {
+                    if let Err(failure) = self.image_step(&name, instance, &image) {
+                        self.attempts.insert(instance, (name.clone(), attempt));
+                        let now = self.now;
+                        self.push(
+                            now,
+                            Input::StartFailed {
+                                name,
+                                instance,
+                                failure,
+                            },
+                        );
+                        continue;
+                    }
                     let run = self.run_for(&name, attempt);
                     self.attempts.insert(instance, (name.clone(), attempt));
                     if let Some(failure) = run.start_fail.clone() {

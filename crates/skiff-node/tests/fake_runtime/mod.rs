@@ -14,15 +14,16 @@ use k8s_openapi::api::core::v1::Container;
 use skiff_engine::{ProbeKind, Time};
 use skiff_node::clock::{to_system_time, Clock, TokioClock};
 use skiff_node::cri::{
-    ContainerExit, ContainerStatus, FoundContainer, FoundState, HookRequest, Listed, NodeError,
-    PodListing, ProbeRequest, ProbeService, ReadySandbox, RuntimeService, SandboxConfig,
-    SandboxFailure, StopSignal, Warning,
+    ContainerExit, ContainerStatus, FoundContainer, FoundState, HookRequest, ImageError, ImageInfo,
+    ImageService, Listed, NodeError, PodListing, ProbeRequest, ProbeService, PullSecrets,
+    ReadySandbox, RuntimeService, SandboxConfig, SandboxFailure, StopSignal, Warning,
 };
 use skiff_node::launch::{ContainerLaunch, StartError};
 use skiff_node::logs::LogLine;
 use skiff_node::probe::{ExecOutput, ProbeOutcome, ProbeResult};
 use skiff_node::reaper::ExitStatus;
 use skiff_node::sandbox::SandboxError;
+use skiff_node::spec::ImageRootfs;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 /// One call the worker made.
@@ -590,4 +591,158 @@ impl ProbeService<FakeContainer> for FakeRuntime {
             .unwrap_or(Ok(()));
         std::future::ready(r)
     }
+}
+
+// --- images -------------------------------------------------------------------------------------
+
+/// One call of the worker to the fake image service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageOp {
+    Status(String),
+    /// A pull began (its turn in the node's queue had come).
+    PullBegin {
+        image: String,
+        secrets: PullSecrets,
+    },
+    PullEnd {
+        image: String,
+        ok: bool,
+    },
+}
+
+/// How long a pull takes (ms) and how it ends (`Ok(size)` or the error).
+type PullScript = (u64, Result<u64, String>);
+
+#[derive(Default)]
+struct ImageState {
+    calls: Vec<(Time, ImageOp)>,
+    present: HashMap<String, ImageInfo>,
+    /// Per image, the next pulls: how long each takes and its outcome (then: 0 ms, success).
+    pulls: HashMap<String, VecDeque<PullScript>>,
+    invalid: HashMap<String, String>,
+}
+
+struct ImageShared {
+    clock: TokioClock,
+    state: Mutex<ImageState>,
+}
+
+/// A recording fake of `ImageService`: the test says which images are present and how each
+/// pull goes (duration on the paused clock, outcome).
+#[derive(Clone)]
+pub struct FakeImages {
+    shared: Arc<ImageShared>,
+}
+
+impl FakeImages {
+    pub fn new(clock: TokioClock) -> Self {
+        FakeImages {
+            shared: Arc::new(ImageShared {
+                clock,
+                state: Mutex::default(),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, ImageState> {
+        self.shared.state.lock().unwrap()
+    }
+
+    /// What the fake reports for `image` once present.
+    pub fn info(image: &str) -> ImageInfo {
+        ImageInfo {
+            id: format!("sha256:{:064x}", image.len() + 1),
+            repo_digest: Some(format!(
+                "docker.io/library/{}@sha256:{:064x}",
+                image.split(':').next().unwrap(),
+                image.len()
+            )),
+            size: 1000,
+        }
+    }
+
+    pub fn present(&self, image: &str) {
+        self.state()
+            .present
+            .insert(image.into(), FakeImages::info(image));
+    }
+
+    /// The next pull of `image` takes `ms` and ends with `outcome` (`Ok(size)` or the error).
+    pub fn pull(&self, image: &str, ms: u64, outcome: Result<u64, String>) {
+        self.state()
+            .pulls
+            .entry(image.into())
+            .or_default()
+            .push_back((ms, outcome));
+    }
+
+    pub fn invalid(&self, image: &str, detail: &str) {
+        self.state().invalid.insert(image.into(), detail.into());
+    }
+
+    pub fn calls(&self) -> Vec<(Time, ImageOp)> {
+        self.state().calls.clone()
+    }
+
+    fn record(&self, op: ImageOp) {
+        let at = self.shared.clock.now();
+        self.state().calls.push((at, op));
+    }
+}
+
+impl ImageService for FakeImages {
+    fn image_status(&self, image: &str) -> Result<Option<ImageInfo>, ImageError> {
+        self.record(ImageOp::Status(image.into()));
+        let st = self.state();
+        if let Some(d) = st.invalid.get(image) {
+            return Err(ImageError::InvalidName(d.clone()));
+        }
+        Ok(st.present.get(image).cloned())
+    }
+
+    fn pull_image(
+        &self,
+        image: &str,
+        secrets: &PullSecrets,
+    ) -> impl Future<Output = Result<ImageInfo, ImageError>> + Send + 'static {
+        let this = self.clone();
+        let image = image.to_string();
+        let secrets = secrets.clone();
+        async move {
+            this.record(ImageOp::PullBegin {
+                image: image.clone(),
+                secrets,
+            });
+            let (ms, outcome) = this
+                .state()
+                .pulls
+                .get_mut(&image)
+                .and_then(VecDeque::pop_front)
+                .unwrap_or((0, Ok(1000)));
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            this.record(ImageOp::PullEnd {
+                image: image.clone(),
+                ok: outcome.is_ok(),
+            });
+            match outcome {
+                Ok(size) => {
+                    let info = ImageInfo {
+                        size,
+                        ..FakeImages::info(&image)
+                    };
+                    this.state().present.insert(image, info.clone());
+                    Ok(info)
+                }
+                Err(m) => Err(ImageError::Pull(m)),
+            }
+        }
+    }
+
+    fn rootfs(&self, image: &str, _holder: &str) -> Result<ImageRootfs, ImageError> {
+        Err(ImageError::Store(format!(
+            "no rootfs for {image} in the fake"
+        )))
+    }
+
+    fn release(&self, _holder: &str) {}
 }

@@ -558,6 +558,7 @@ async fn drive(
         objects,
         // The pod belongs to this command: if skiff is killed, the keeper stops it in order.
         keeper: std::env::current_exe().ok(),
+        image_pulls: worker::PullQueue::node(),
     };
     let mut worker = tokio::spawn(worker::run_pod(pod, cfg, cmd_rx, notice_tx));
 
