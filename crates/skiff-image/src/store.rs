@@ -386,16 +386,6 @@ impl ContentStore {
         })
     }
 
-    /// Removes a blob (GC).
-    pub(crate) fn remove_blob(&self, digest: &str) -> Result<(), StoreError> {
-        let path = self.blob_path(digest)?;
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err(&path)(e)),
-        }
-    }
-
     /// Points `name` (a full reference) at `manifest` (a manifest or an index already in the
     /// store), replacing what it pointed at; `index.json` is rewritten atomically.
     pub fn set_tag(&self, name: &str, manifest: &Descriptor) -> Result<(), StoreError> {
@@ -812,7 +802,6 @@ pub(crate) mod libc_flags {
     pub const O_NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
     pub const O_CLOEXEC: i32 = rustix::fs::OFlags::CLOEXEC.bits() as i32;
     pub const O_NONBLOCK: i32 = rustix::fs::OFlags::NONBLOCK.bits() as i32;
-    pub const O_DIRECTORY: i32 = rustix::fs::OFlags::DIRECTORY.bits() as i32;
 }
 
 trait DirBuilderExt2 {
