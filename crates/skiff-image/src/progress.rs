@@ -46,7 +46,7 @@ pub enum PullEvent {
     },
     /// The layers are unpacked.
     Unpacked {
-        /// Uncompressed bytes written (0 if every layer was already unpacked).
+        /// The layers' compressed size (the rate is of layer data read).
         bytes: u64,
         /// Time spent unpacking after the fetch.
         elapsed: Duration,

@@ -60,6 +60,8 @@ pub struct RegistryConfig {
     pub stall_timeout: Duration,
     /// Layers fetched at the same time.
     pub parallel_layers: usize,
+    /// Unpack the layers after the fetch (into the store's chain-ID layer dirs).
+    pub unpack: bool,
 }
 
 impl Default for RegistryConfig {
@@ -69,6 +71,7 @@ impl Default for RegistryConfig {
             connect_timeout: Duration::from_secs(30),
             stall_timeout: Duration::from_secs(60),
             parallel_layers: 3,
+            unpack: true,
         }
     }
 }
@@ -223,6 +226,8 @@ pub struct PullOutcome {
     pub fetched: u64,
     /// Time to fetch, verify and store.
     pub elapsed: Duration,
+    /// Time to unpack the layers not yet unpacked (after the fetch), if unpacking is on.
+    pub unpack_elapsed: Option<Duration>,
 }
 
 type SharedPull = Shared<BoxFuture<'static, Result<PullOutcome, PullError>>>;
@@ -454,6 +459,25 @@ fn req_err(r: &reqwest::Error, what: &str, registry: &str) -> PullErrorKind {
         }
         PullErrorKind::Registry(format!("{what}: {}", clean(&detail)))
     }
+}
+
+/// Whether a stream error is the HTTP client's read timeout (a stalled registry).
+fn is_timeout(e: &std::io::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|i| i as _);
+    while let Some(err) = cur {
+        if let Some(r) = err.downcast_ref::<reqwest::Error>() {
+            if r.is_timeout() {
+                return true;
+            }
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
 }
 
 fn is_index(mt: &str) -> bool {
@@ -690,6 +714,11 @@ impl Inner {
             bytes: fetched,
             elapsed,
         });
+        let unpack_elapsed = if self.config.unpack {
+            Some(self.unpack(&canonical, total, w).await?)
+        } else {
+            None
+        };
         Ok(PullOutcome {
             name: canonical,
             digest,
@@ -698,7 +727,36 @@ impl Inner {
             size: config.size() + total,
             fetched,
             elapsed,
+            unpack_elapsed,
         })
+    }
+
+    /// Unpacks the stored image's layers (those not unpacked yet); reports the time.
+    /// The store's unpacker verifies each layer against its digest and diff ID again and
+    /// publishes each layer dir atomically. Not overlapped with the download: the store's
+    /// unpacker reads published blobs.
+    async fn unpack(&self, name: &str, total: u64, w: &Watchers) -> Result<Duration, PullErrorKind> {
+        let store = self.store.clone();
+        let name = name.to_string();
+        let start = Instant::now();
+        tokio::task::spawn_blocking(move || -> Result<(), PullErrorKind> {
+            let img = store
+                .resolve(&name)
+                .map_err(|e| store_err(e, &name))?
+                .ok_or_else(|| PullErrorKind::Store(format!("{name}: not in the store after the pull")))?;
+            store
+                .unpack_image(&img, &crate::unpack::Limits::default())
+                .map_err(|e| store_err(e, &format!("unpack of {name}")))?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| PullErrorKind::Store(e.to_string()))??;
+        let elapsed = start.elapsed();
+        w.emit(&PullEvent::Unpacked {
+            bytes: total,
+            elapsed,
+        });
+        Ok(elapsed)
     }
 
     /// Streams one blob into the store; returns the bytes downloaded (0 if present).
@@ -818,6 +876,12 @@ impl Inner {
                             what: what.clone(),
                             expected: expected.clone(),
                             actual: actual.clone(),
+                        });
+                    }
+                    if is_timeout(&e) {
+                        break Err(PullErrorKind::Stalled {
+                            what: what.clone(),
+                            secs: s.stall.as_secs(),
                         });
                     }
                     if got < size {
