@@ -127,7 +127,11 @@ impl ContentStore {
             .filter(|c| img.names.contains(c))
             .take(1)
             .collect();
-        let names = if by_name.is_empty() { img.names.clone() } else { by_name };
+        let names = if by_name.is_empty() {
+            img.names.clone()
+        } else {
+            by_name
+        };
         let last_name = names.len() == img.names.len();
         if last_name && !force && self.images_in_use()?.contains(&img.id) {
             return Err(StoreError::Invalid(format!(
@@ -208,7 +212,9 @@ impl ContentStore {
         if let Ok(rd) = fs::read_dir(&ldir) {
             let dirfd = rustix::fs::open(
                 &ldir,
-                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::OFlags::RDONLY
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
                 rustix::fs::Mode::empty(),
             )
             .map_err(|e| io_err(&ldir)(e.into()))?;
@@ -237,7 +243,12 @@ impl ContentStore {
     }
 
     /// Marks what an `index.json` entry reaches (an index: every manifest present).
-    fn mark_target(&self, d: &oci_spec::image::Descriptor, blobs: &mut BTreeSet<String>, depth: u32) {
+    fn mark_target(
+        &self,
+        d: &oci_spec::image::Descriptor,
+        blobs: &mut BTreeSet<String>,
+        depth: u32,
+    ) {
         let digest = d.digest().to_string();
         let Ok(bytes) = self.read_blob(&digest, MAX_MANIFEST_SIZE) else {
             return;
@@ -273,7 +284,10 @@ impl ContentStore {
     pub fn threshold_gc(&self, policy: &GcPolicy) -> Result<Vec<String>, StoreError> {
         let st = rustix::fs::statvfs(self.root()).map_err(|e| io_err(self.root())(e.into()))?;
         let capacity = st.f_blocks.saturating_mul(st.f_frsize);
-        let used = st.f_blocks.saturating_sub(st.f_bfree).saturating_mul(st.f_frsize);
+        let used = st
+            .f_blocks
+            .saturating_sub(st.f_bfree)
+            .saturating_mul(st.f_frsize);
         let in_use = self.images_in_use()?;
         let images = self.list()?;
         let now = SystemTime::now();
@@ -331,7 +345,7 @@ impl ContentStore {
                 .and_then(|a| a.get(crate::store::REF_NAME))
                 .cloned()
                 .unwrap_or_else(|| d.digest().to_string());
-            match self.resolve(&d.digest().to_string()) {
+            match self.resolve(d.digest().as_ref()) {
                 Ok(Some(img)) => check_image(self, &img, &what, &mut problems),
                 Ok(None) => problems.push(format!("{what}: not resolvable")),
                 Err(e) => problems.push(format!("{what}: {e}")),
@@ -349,7 +363,7 @@ impl ContentStore {
 
 fn check_image(store: &ContentStore, img: &StoredImage, what: &str, problems: &mut Vec<Problem>) {
     for l in &img.layers {
-        let p = match store.blob_path(&l.digest().to_string()) {
+        let p = match store.blob_path(l.digest().as_ref()) {
             Ok(p) => p,
             Err(e) => {
                 problems.push(format!("{what}: {e}"));

@@ -28,7 +28,11 @@ pub type Imported = Vec<(String, String)>;
 /// Imports `path`: an OCI layout directory (it has `oci-layout`) or a docker-archive tar.
 /// `name` names the image (required when the input does not name it, and only for a
 /// single image).
-pub fn import_path(store: &ContentStore, path: &Path, name: Option<&str>) -> Result<Imported, StoreError> {
+pub fn import_path(
+    store: &ContentStore,
+    path: &Path,
+    name: Option<&str>,
+) -> Result<Imported, StoreError> {
     let md = std::fs::metadata(path).map_err(io_err(path))?;
     if md.is_dir() {
         import_oci_layout(store, path, name)
@@ -39,7 +43,9 @@ pub fn import_path(store: &ContentStore, path: &Path, name: Option<&str>) -> Res
 
 /// The full name a user's `name` stands for (`busybox` → `docker.io/library/busybox:latest`).
 pub fn full_name(name: &str) -> String {
-    candidate_names(name).pop().unwrap_or_else(|| name.to_string())
+    candidate_names(name)
+        .pop()
+        .unwrap_or_else(|| name.to_string())
 }
 
 // ------------------------------------------------------------------------------------
@@ -106,8 +112,12 @@ fn read_capped(mut f: impl Read, max: u64, what: &str) -> Result<Vec<u8>, StoreE
 }
 
 /// Copies a blob from `src` into the store, verified against `desc`.
-fn copy_blob(store: &ContentStore, mut src: impl Read, desc: &Descriptor) -> Result<(), StoreError> {
-    if store.has_blob(&desc.digest().to_string()) {
+fn copy_blob(
+    store: &ContentStore,
+    mut src: impl Read,
+    desc: &Descriptor,
+) -> Result<(), StoreError> {
+    if store.has_blob(desc.digest().as_ref()) {
         return Ok(());
     }
     let mut ing = store.ingest(desc)?;
@@ -121,23 +131,38 @@ fn copy_blob(store: &ContentStore, mut src: impl Read, desc: &Descriptor) -> Res
 }
 
 /// Imports the images an OCI layout's `index.json` lists.
-pub fn import_oci_layout(store: &ContentStore, path: &Path, name: Option<&str>) -> Result<Imported, StoreError> {
+pub fn import_oci_layout(
+    store: &ContentStore,
+    path: &Path,
+    name: Option<&str>,
+) -> Result<Imported, StoreError> {
     let layout = Layout::open(path)?;
     let marker = read_capped(layout.file("oci-layout")?, 4096, "oci-layout")?;
     let marker: serde_json::Value = serde_json::from_slice(&marker)
         .map_err(|e| StoreError::Invalid(format!("oci-layout: {e}")))?;
-    if marker.get("imageLayoutVersion").and_then(|v| v.as_str()).is_none() {
-        return Err(StoreError::Invalid("oci-layout: no imageLayoutVersion".into()));
+    if marker
+        .get("imageLayoutVersion")
+        .and_then(|v| v.as_str())
+        .is_none()
+    {
+        return Err(StoreError::Invalid(
+            "oci-layout: no imageLayoutVersion".into(),
+        ));
     }
     let index = read_capped(layout.file("index.json")?, MAX_MANIFEST_SIZE, "index.json")?;
     let index: ImageIndex = serde_json::from_slice(&index)
         .map_err(|e| StoreError::Invalid(format!("index.json: {e}")))?;
     let entries = index.manifests();
     if entries.is_empty() {
-        return Err(StoreError::Invalid(format!("{}: index.json lists no image", path.display())));
+        return Err(StoreError::Invalid(format!(
+            "{}: index.json lists no image",
+            path.display()
+        )));
     }
     if entries.len() > MAX_IMPORT_IMAGES {
-        return Err(StoreError::Invalid("index.json lists too many images".into()));
+        return Err(StoreError::Invalid(
+            "index.json lists too many images".into(),
+        ));
     }
     if name.is_some() && entries.len() > 1 {
         return Err(StoreError::Invalid(format!(
@@ -162,7 +187,9 @@ pub fn import_oci_layout(store: &ContentStore, path: &Path, name: Option<&str>) 
                 return Err(StoreError::Invalid(format!(
                     "{}: the layout names the image {}; give it a full name with --name",
                     path.display(),
-                    r.map_or("by digest only".to_string(), |r| format!("only by the tag {r:?}"))
+                    r.map_or("by digest only".to_string(), |r| format!(
+                        "only by the tag {r:?}"
+                    ))
                 )))
             }
         };
@@ -179,7 +206,12 @@ pub fn import_oci_layout(store: &ContentStore, path: &Path, name: Option<&str>) 
 
 /// Copies a manifest or index and what it references (for an index: the host platform's
 /// manifest only).
-fn copy_tree(store: &ContentStore, layout: &Layout, d: &Descriptor, depth: u32) -> Result<(), StoreError> {
+fn copy_tree(
+    store: &ContentStore,
+    layout: &Layout,
+    d: &Descriptor,
+    depth: u32,
+) -> Result<(), StoreError> {
     let digest = d.digest().to_string();
     if d.size() > MAX_MANIFEST_SIZE {
         return Err(StoreError::TooLarge {
@@ -204,7 +236,10 @@ fn copy_tree(store: &ContentStore, layout: &Layout, d: &Descriptor, depth: u32) 
         let idx: ImageIndex = serde_json::from_slice(&bytes)
             .map_err(|e| StoreError::Invalid(format!("{digest}: {e}")))?;
         let chosen = choose_platform(idx.manifests()).ok_or_else(|| {
-            StoreError::Unsupported(format!("{digest}: no manifest for linux/{}", store::host_arch()))
+            StoreError::Unsupported(format!(
+                "{digest}: no manifest for linux/{}",
+                store::host_arch()
+            ))
         })?;
         copy_tree(store, layout, chosen, depth + 1)?;
     } else {
@@ -222,9 +257,9 @@ fn copy_tree(store: &ContentStore, layout: &Layout, d: &Descriptor, depth: u32) 
                 max: MAX_MANIFEST_SIZE,
             });
         }
-        copy_blob(store, layout.blob(&m.config.digest().to_string())?, &m.config)?;
+        copy_blob(store, layout.blob(m.config.digest().as_ref())?, &m.config)?;
         for l in &m.layers {
-            copy_blob(store, layout.blob(&l.digest().to_string())?, l)?;
+            copy_blob(store, layout.blob(l.digest().as_ref())?, l)?;
         }
     }
     store.write_blob(d, &bytes)
@@ -270,7 +305,9 @@ impl ArchiveIndex {
         let bad = |e: io::Error| StoreError::Invalid(format!("reading the archive: {e}"));
         for (n, entry) in archive.entries().map_err(bad)?.enumerate() {
             if n as u64 >= MAX_ARCHIVE_ENTRIES {
-                return Err(StoreError::Invalid("the archive has too many entries".into()));
+                return Err(StoreError::Invalid(
+                    "the archive has too many entries".into(),
+                ));
             }
             let entry = entry.map_err(bad)?;
             let path = clean(&String::from_utf8_lossy(&entry.path_bytes()));
@@ -321,7 +358,11 @@ fn section(file: &File, (off, size): (u64, u64)) -> Result<io::Take<File>, Store
 }
 
 /// Imports the images of a `docker save` archive.
-pub fn import_docker_archive(store: &ContentStore, path: &Path, name: Option<&str>) -> Result<Imported, StoreError> {
+pub fn import_docker_archive(
+    store: &ContentStore,
+    path: &Path,
+    name: Option<&str>,
+) -> Result<Imported, StoreError> {
     let mut file = store::open_regular(path).map_err(io_err(path))?;
     let idx = ArchiveIndex::scan(&mut file)?;
     let mf = idx.locate("manifest.json").map_err(|_| {
@@ -334,7 +375,10 @@ pub fn import_docker_archive(store: &ContentStore, path: &Path, name: Option<&st
     let items: Vec<ArchiveManifest> = serde_json::from_slice(&mf)
         .map_err(|e| StoreError::Invalid(format!("manifest.json: {e}")))?;
     if items.is_empty() || items.len() > MAX_IMPORT_IMAGES {
-        return Err(StoreError::Invalid(format!("manifest.json lists {} images", items.len())));
+        return Err(StoreError::Invalid(format!(
+            "manifest.json lists {} images",
+            items.len()
+        )));
     }
     if name.is_some() && items.len() > 1 {
         return Err(StoreError::Invalid(format!(
@@ -346,7 +390,11 @@ pub fn import_docker_archive(store: &ContentStore, path: &Path, name: Option<&st
     let _lease = store.lease()?;
     let mut out = Vec::new();
     for item in items {
-        let cfg_bytes = read_capped(section(&file, idx.locate(&item.config)?)?, MAX_MANIFEST_SIZE, &item.config)?;
+        let cfg_bytes = read_capped(
+            section(&file, idx.locate(&item.config)?)?,
+            MAX_MANIFEST_SIZE,
+            &item.config,
+        )?;
         let config: oci_spec::image::ImageConfiguration = serde_json::from_slice(&cfg_bytes)
             .map_err(|e| StoreError::Invalid(format!("{}: {e}", item.config)))?;
         let diff_ids = config.rootfs().diff_ids();
@@ -358,7 +406,11 @@ pub fn import_docker_archive(store: &ContentStore, path: &Path, name: Option<&st
                 diff_ids.len()
             )));
         }
-        let config_desc = descriptor(store::DOCKER_CONFIG, &digest::sha256_of(&cfg_bytes), cfg_bytes.len() as u64)?;
+        let config_desc = descriptor(
+            store::DOCKER_CONFIG,
+            &digest::sha256_of(&cfg_bytes),
+            cfg_bytes.len() as u64,
+        )?;
         store.write_blob(&config_desc, &cfg_bytes)?;
         let mut layers = Vec::new();
         for (l, diff_id) in item.layers.iter().zip(diff_ids) {
@@ -369,8 +421,11 @@ pub fn import_docker_archive(store: &ContentStore, path: &Path, name: Option<&st
                 let (c, mut tar_stream) = crate::unpack::decompress(&mut raw)
                     .map_err(|e| StoreError::Invalid(format!("{l}: {e}")))?;
                 let mut h = HashingReader::new(&mut tar_stream, u64::MAX);
-                io::copy(&mut h, &mut io::sink()).map_err(|e| StoreError::Invalid(format!("{l}: {e}")))?;
-                let (got, _) = h.drain().map_err(|e| StoreError::Invalid(format!("{l}: {e}")))?;
+                io::copy(&mut h, &mut io::sink())
+                    .map_err(|e| StoreError::Invalid(format!("{l}: {e}")))?;
+                let (got, _) = h
+                    .drain()
+                    .map_err(|e| StoreError::Invalid(format!("{l}: {e}")))?;
                 if &got != diff_id {
                     return Err(StoreError::DigestMismatch {
                         expected: diff_id.clone(),
@@ -379,7 +434,9 @@ pub fn import_docker_archive(store: &ContentStore, path: &Path, name: Option<&st
                 }
                 c
             };
-            let (blob_digest, size) = raw.drain().map_err(|e| StoreError::Invalid(format!("{l}: {e}")))?;
+            let (blob_digest, size) = raw
+                .drain()
+                .map_err(|e| StoreError::Invalid(format!("{l}: {e}")))?;
             let mt = match compression {
                 crate::unpack::Compression::None => store::DOCKER_LAYER_TAR,
                 crate::unpack::Compression::Gzip => store::DOCKER_LAYER_GZIP,
@@ -396,8 +453,13 @@ pub fn import_docker_archive(store: &ContentStore, path: &Path, name: Option<&st
             "config": config_desc,
             "layers": layers,
         });
-        let mbytes = serde_json::to_vec(&manifest).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let mdesc = descriptor(store::DOCKER_MANIFEST, &digest::sha256_of(&mbytes), mbytes.len() as u64)?;
+        let mbytes =
+            serde_json::to_vec(&manifest).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let mdesc = descriptor(
+            store::DOCKER_MANIFEST,
+            &digest::sha256_of(&mbytes),
+            mbytes.len() as u64,
+        )?;
         store.write_blob(&mdesc, &mbytes)?;
         let names: Vec<String> = match (name, item.repo_tags.filter(|t| !t.is_empty())) {
             (Some(n), _) => vec![full_name(n)],
@@ -441,15 +503,26 @@ pub struct DirImageConfig {
 
 /// Packs `dir` (its contents become `/`; symlinks kept as symlinks; owners 0, mtimes
 /// fixed, so the same tree gives the same image ID) into a one-layer image named `name`.
-pub fn import_dir(store: &ContentStore, dir: &Path, name: &str, cfg: &DirImageConfig) -> Result<(String, String), StoreError> {
+pub fn import_dir(
+    store: &ContentStore,
+    dir: &Path,
+    name: &str,
+    cfg: &DirImageConfig,
+) -> Result<(String, String), StoreError> {
     let md = std::fs::symlink_metadata(dir).map_err(io_err(dir))?;
     if !md.is_dir() {
-        return Err(StoreError::Invalid(format!("{}: not a directory", dir.display())));
+        return Err(StoreError::Invalid(format!(
+            "{}: not a directory",
+            dir.display()
+        )));
     }
     let _lease = store.lease()?;
     // The layer is written to a temp file in the store (same filesystem), hashed, then
     // ingested: its digest is unknown until the end.
-    let tmp_path = store.root().join("ingest").join(format!("dir.tmp-{}", uuid::Uuid::new_v4().simple()));
+    let tmp_path = store
+        .root()
+        .join("ingest")
+        .join(format!("dir.tmp-{}", uuid::Uuid::new_v4().simple()));
     let res = (|| {
         let tmp = std::fs::OpenOptions::new()
             .read(true)
@@ -473,13 +546,16 @@ pub fn import_dir(store: &ContentStore, dir: &Path, name: &str, cfg: &DirImageCo
         hashing.inner.flush().map_err(io_err(&tmp_path))?;
         let size = hashing.count;
         let layer_digest = hashing.hasher.finish();
-        let layer = descriptor(&MediaType::ImageLayer.to_string(), &layer_digest, size)?;
+        let layer = descriptor(MediaType::ImageLayer.as_ref(), &layer_digest, size)?;
         let mut src = tmp;
         src.seek(SeekFrom::Start(0)).map_err(io_err(&tmp_path))?;
         copy_blob(store, src, &layer)?;
         let mut env = cfg.env.clone();
         if !env.iter().any(|e| e.starts_with("PATH=")) {
-            env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+            env.insert(
+                0,
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            );
         }
         let mut c = serde_json::Map::new();
         c.insert("Env".into(), env.into());
@@ -504,7 +580,11 @@ pub fn import_dir(store: &ContentStore, dir: &Path, name: &str, cfg: &DirImageCo
             "history": [{"created_by": format!("skiff image import --from-dir {}", dir.display())}],
         });
         let cbytes = serde_json::to_vec(&config).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let cdesc = descriptor(&MediaType::ImageConfig.to_string(), &digest::sha256_of(&cbytes), cbytes.len() as u64)?;
+        let cdesc = descriptor(
+            MediaType::ImageConfig.as_ref(),
+            &digest::sha256_of(&cbytes),
+            cbytes.len() as u64,
+        )?;
         store.write_blob(&cdesc, &cbytes)?;
         let manifest = serde_json::json!({
             "schemaVersion": 2,
@@ -512,8 +592,13 @@ pub fn import_dir(store: &ContentStore, dir: &Path, name: &str, cfg: &DirImageCo
             "config": cdesc,
             "layers": [layer],
         });
-        let mbytes = serde_json::to_vec(&manifest).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let mdesc = descriptor(&MediaType::ImageManifest.to_string(), &digest::sha256_of(&mbytes), mbytes.len() as u64)?;
+        let mbytes =
+            serde_json::to_vec(&manifest).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let mdesc = descriptor(
+            MediaType::ImageManifest.as_ref(),
+            &digest::sha256_of(&mbytes),
+            mbytes.len() as u64,
+        )?;
         store.write_blob(&mdesc, &mbytes)?;
         let n = full_name(name);
         store.set_tag(&n, &mdesc)?;

@@ -21,7 +21,9 @@ use std::sync::Mutex;
 use oci_spec::image::Descriptor;
 
 use crate::digest::{self, HashingReader};
-use crate::store::{io_err, lock_file, read_bounded, write_atomic, ContentStore, StoreError, StoredImage};
+use crate::store::{
+    io_err, lock_file, read_bounded, write_atomic, ContentStore, StoreError, StoredImage,
+};
 use crate::unpack::{self, Limits};
 
 /// The process config of an image, as the OCI runtime needs it (the fields of
@@ -159,7 +161,11 @@ impl ContentStore {
     /// Unpacks the image's layers that are not unpacked yet (two at a time), each verified
     /// (the compressed blob against its digest, the tar against the config's diff ID) and
     /// published atomically. Returns the dirs bottom-most first.
-    pub fn unpack_image(&self, img: &StoredImage, limits: &Limits) -> Result<Vec<PathBuf>, StoreError> {
+    pub fn unpack_image(
+        &self,
+        img: &StoredImage,
+        limits: &Limits,
+    ) -> Result<Vec<PathBuf>, StoreError> {
         let chains = chain_ids(&img.diff_ids);
         let todo: Vec<usize> = (0..chains.len())
             .filter(|&i| self.layer_dir(&chains[i]).is_none())
@@ -179,7 +185,9 @@ impl ContentStore {
                     if first_err.lock().map(|e| e.is_some()).unwrap_or(true) {
                         return;
                     }
-                    if let Err(e) = self.unpack_layer(&img.layers[i], &img.diff_ids[i], &chains[i], limits) {
+                    if let Err(e) =
+                        self.unpack_layer(&img.layers[i], &img.diff_ids[i], &chains[i], limits)
+                    {
                         if let Ok(mut slot) = first_err.lock() {
                             slot.get_or_insert(e);
                         }
@@ -326,8 +334,10 @@ impl ContentStore {
 
     fn holder_path(&self, holder: &str) -> PathBuf {
         let h = digest::sha256_of(holder.as_bytes());
-        self.holders_dir()
-            .join(format!("{}.json", h.trim_start_matches(digest::SHA256_PREFIX)))
+        self.holders_dir().join(format!(
+            "{}.json",
+            h.trim_start_matches(digest::SHA256_PREFIX)
+        ))
     }
 
     /// Records that `holder` (a container, named as the caller likes) uses `img`: GC keeps
@@ -369,7 +379,7 @@ impl ContentStore {
         };
         for e in rd.flatten() {
             let p = e.path();
-            if !p.extension().is_some_and(|x| x == "json") {
+            if p.extension().is_none_or(|x| x != "json") {
                 continue;
             }
             if let Ok(b) = read_bounded(&p, 1 << 20) {

@@ -338,7 +338,8 @@ impl ContentStore {
             }
             return Ok(());
         }
-        ing.write_all(data).map_err(|e| ingest_write_err(e, expected))?;
+        ing.write_all(data)
+            .map_err(|e| ingest_write_err(e, expected))?;
         ing.commit()
     }
 
@@ -504,7 +505,7 @@ impl ContentStore {
     /// Loads the image an `index.json` entry names.
     fn load(&self, target: &Descriptor, names: &[String]) -> Result<StoredImage, StoreError> {
         let (manifest_desc, manifest_bytes, mut size) = self.platform_manifest(target, 0)?;
-        let m: ManifestDoc = parse_json(&manifest_bytes, &manifest_desc.digest().to_string())?;
+        let m: ManifestDoc = parse_json(&manifest_bytes, manifest_desc.digest().as_ref())?;
         if m.schema_version != 2 {
             return Err(StoreError::Unsupported(format!(
                 "manifest {}: schemaVersion {} (only 2 is supported)",
@@ -649,7 +650,7 @@ impl ContentStore {
 
     /// When the image's target blob was stored (first pulled or imported).
     pub fn stored_at(&self, img: &StoredImage) -> Option<SystemTime> {
-        fs::symlink_metadata(self.blob_path(&img.target.digest().to_string()).ok()?)
+        fs::symlink_metadata(self.blob_path(img.target.digest().as_ref()).ok()?)
             .ok()?
             .modified()
             .ok()
@@ -843,8 +844,7 @@ pub fn sniff_media_type(bytes: &[u8]) -> String {
             ..
         }) => mt,
         Ok(Probe {
-            manifests: Some(_),
-            ..
+            manifests: Some(_), ..
         }) => MediaType::ImageIndex.to_string(),
         Ok(Probe {
             layers: Some(_), ..
@@ -858,10 +858,10 @@ pub fn sniff_media_type(bytes: &[u8]) -> String {
 pub fn choose_platform(entries: &[Descriptor]) -> Option<&Descriptor> {
     let arch = host_arch();
     let hit = entries.iter().find(|d| {
-        d.platform().as_ref().is_some_and(|p| {
-            p.os().to_string() == "linux" && p.architecture().to_string() == arch
-        }) && (is_manifest_type(&d.media_type().to_string())
-            || is_index_type(&d.media_type().to_string()))
+        d.platform()
+            .as_ref()
+            .is_some_and(|p| p.os().to_string() == "linux" && p.architecture().to_string() == arch)
+            && (is_manifest_type(d.media_type().as_ref()) || is_index_type(d.media_type().as_ref()))
     });
     match hit {
         Some(d) => Some(d),

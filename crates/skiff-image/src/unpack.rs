@@ -22,8 +22,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use rustix::fs::{
-    AtFlags, FileType, FlockOperation, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps,
-    Uid, XattrFlags,
+    AtFlags, FileType, FlockOperation, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid,
+    XattrFlags,
 };
 use rustix::io::Errno;
 
@@ -289,7 +289,10 @@ impl Unpacker {
             }
             let target = &name_bytes[WH.len()..];
             if target.is_empty() || target == b"." || target == b".." {
-                return Err(refused(&shown, "a whiteout must name an entry of its own directory"));
+                return Err(refused(
+                    &shown,
+                    "a whiteout must name an entry of its own directory",
+                ));
             }
             let target = OsStr::from_bytes(target);
             self.cached_parent = None;
@@ -319,7 +322,11 @@ impl Unpacker {
                 let fd = rustix::fs::openat(
                     &parent,
                     name.as_os_str(),
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )
                 .map_err(|e| fs_err(&shown, e))?;
@@ -372,9 +379,9 @@ impl Unpacker {
                 // The target's parent resolves inside the root; the link is made to the
                 // name in it without following a final symlink (it links the symlink, as
                 // tar means).
-                let tdir = self
-                    .open_in_root(tparent)
-                    .map_err(|e| fs_err(&shown, io::Error::other(format!("hard link target: {e}"))))?;
+                let tdir = self.open_in_root(tparent).map_err(|e| {
+                    fs_err(&shown, io::Error::other(format!("hard link target: {e}")))
+                })?;
                 rustix::fs::linkat(
                     &tdir,
                     tname.as_os_str(),
@@ -393,8 +400,14 @@ impl Unpacker {
                 })
             }
             T::Fifo => {
-                rustix::fs::mknodat(&parent, name.as_os_str(), FileType::Fifo, Mode::from_raw_mode(0o600), 0)
-                    .map_err(|e| fs_err(&shown, e))?;
+                rustix::fs::mknodat(
+                    &parent,
+                    name.as_os_str(),
+                    FileType::Fifo,
+                    Mode::from_raw_mode(0o600),
+                    0,
+                )
+                .map_err(|e| fs_err(&shown, e))?;
                 let fd = rustix::fs::openat(
                     &parent,
                     name.as_os_str(),
@@ -405,12 +418,23 @@ impl Unpacker {
                 // O_PATH fds take neither fchown nor fchmod: go through the name in the
                 // held parent (just created by us, no symlink).
                 if self.same_owner {
-                    rustix::fs::chownat(&parent, name.as_os_str(), Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)), AtFlags::SYMLINK_NOFOLLOW)
-                        .map_err(|e| fs_err(&shown, e))?;
+                    rustix::fs::chownat(
+                        &parent,
+                        name.as_os_str(),
+                        Some(Uid::from_raw(meta.uid)),
+                        Some(Gid::from_raw(meta.gid)),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|e| fs_err(&shown, e))?;
                 }
                 drop(fd);
-                rustix::fs::chmodat(&parent, name.as_os_str(), Mode::from_raw_mode(meta.mode & 0o7777), AtFlags::empty())
-                    .map_err(|e| fs_err(&shown, e))
+                rustix::fs::chmodat(
+                    &parent,
+                    name.as_os_str(),
+                    Mode::from_raw_mode(meta.mode & 0o7777),
+                    AtFlags::empty(),
+                )
+                .map_err(|e| fs_err(&shown, e))
             }
             T::Char => {
                 let major = entry.header().device_major().ok().flatten().unwrap_or(1);
@@ -419,11 +443,20 @@ impl Unpacker {
                     // Already overlay's whiteout form (a layer exported from an overlay).
                     return self.whiteout(parent.as_fd(), name, &meta, &shown);
                 }
-                Err(refused(&shown, "device nodes are not allowed in image layers"))
+                Err(refused(
+                    &shown,
+                    "device nodes are not allowed in image layers",
+                ))
             }
-            T::Block => Err(refused(&shown, "device nodes are not allowed in image layers")),
+            T::Block => Err(refused(
+                &shown,
+                "device nodes are not allowed in image layers",
+            )),
             T::GNUSparse => Err(refused(&shown, "sparse files are not supported")),
-            other => Err(refused(&shown, format!("unsupported tar entry type {other:?}"))),
+            other => Err(refused(
+                &shown,
+                format!("unsupported tar entry type {other:?}"),
+            )),
         }
     }
 
@@ -434,7 +467,10 @@ impl Unpacker {
             return Err(refused(shown, "NUL byte in the name"));
         }
         if raw.len() > self.limits.max_path {
-            return Err(refused(shown, format!("name longer than {} bytes", self.limits.max_path)));
+            return Err(refused(
+                shown,
+                format!("name longer than {} bytes", self.limits.max_path),
+            ));
         }
         let mut out: Vec<OsString> = Vec::new();
         for c in raw.split(|b| *b == b'/') {
@@ -468,7 +504,11 @@ impl Unpacker {
             match self.open_in_root(&path[..i]) {
                 Ok(fd) => cur = fd,
                 Err(Errno::NOENT) => {
-                    match rustix::fs::mkdirat(&cur, path[i - 1].as_os_str(), Mode::from_raw_mode(0o755)) {
+                    match rustix::fs::mkdirat(
+                        &cur,
+                        path[i - 1].as_os_str(),
+                        Mode::from_raw_mode(0o755),
+                    ) {
                         Ok(()) => {}
                         Err(Errno::EXIST) => {
                             // A dangling symlink: follow it (inside the root) and create
@@ -477,8 +517,14 @@ impl Unpacker {
                             if hops > 40 {
                                 return Err(fs_err(shown, io::Error::from(Errno::LOOP)));
                             }
-                            let target = rustix::fs::readlinkat(&cur, path[i - 1].as_os_str(), Vec::new())
-                                .map_err(|e| fs_err(shown, io::Error::other(format!("parent directory: {e}"))))?;
+                            let target =
+                                rustix::fs::readlinkat(&cur, path[i - 1].as_os_str(), Vec::new())
+                                    .map_err(|e| {
+                                    fs_err(
+                                        shown,
+                                        io::Error::other(format!("parent directory: {e}")),
+                                    )
+                                })?;
                             let t = target.as_bytes();
                             let mut next: Vec<OsString> = if t.starts_with(b"/") {
                                 Vec::new()
@@ -507,7 +553,10 @@ impl Unpacker {
                     })?;
                 }
                 Err(e) => {
-                    return Err(fs_err(shown, io::Error::other(format!("parent directory: {e}"))));
+                    return Err(fs_err(
+                        shown,
+                        io::Error::other(format!("parent directory: {e}")),
+                    ));
                 }
             }
             i += 1;
@@ -538,17 +587,34 @@ impl Unpacker {
     }
 
     /// Removes `name` from `parent` (a whole tree for a directory), never following links.
-    fn remove_existing(&mut self, parent: BorrowedFd<'_>, name: &OsStr, shown: &str) -> Result<(), UnpackError> {
+    fn remove_existing(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        name: &OsStr,
+        shown: &str,
+    ) -> Result<(), UnpackError> {
         remove_all_at(parent, name, 0).map_err(|e| fs_err(shown, e))
     }
 
     /// overlayfs's whiteout: a 0/0 character device with the entry's owner.
-    fn whiteout(&mut self, parent: BorrowedFd<'_>, name: &OsStr, meta: &Meta, shown: &str) -> Result<(), UnpackError> {
+    fn whiteout(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        name: &OsStr,
+        meta: &Meta,
+        shown: &str,
+    ) -> Result<(), UnpackError> {
         rustix::fs::mknodat(parent, name, FileType::CharacterDevice, Mode::empty(), 0)
             .map_err(|e| fs_err(shown, e))?;
         if self.same_owner {
-            rustix::fs::chownat(parent, name, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)), AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|e| fs_err(shown, e))?;
+            rustix::fs::chownat(
+                parent,
+                name,
+                Some(Uid::from_raw(meta.uid)),
+                Some(Gid::from_raw(meta.gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| fs_err(shown, e))?;
         }
         Ok(())
     }
@@ -556,8 +622,12 @@ impl Unpacker {
     /// Owner, then xattrs, then mode (chown clears setuid/setgid: the mode comes last).
     fn apply_meta(&self, fd: BorrowedFd<'_>, meta: &Meta, shown: &str) -> Result<(), UnpackError> {
         if self.same_owner {
-            rustix::fs::fchown(fd, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)))
-                .map_err(|e| fs_err(shown, e))?;
+            rustix::fs::fchown(
+                fd,
+                Some(Uid::from_raw(meta.uid)),
+                Some(Gid::from_raw(meta.gid)),
+            )
+            .map_err(|e| fs_err(shown, e))?;
         }
         for (k, v) in &meta.xattrs {
             match rustix::fs::fsetxattr(fd, k.as_os_str(), v, XattrFlags::empty()) {
@@ -568,7 +638,8 @@ impl Unpacker {
                 Err(e) => return Err(fs_err(shown, e)),
             }
         }
-        rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode & 0o7777)).map_err(|e| fs_err(shown, e))
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode & 0o7777))
+            .map_err(|e| fs_err(shown, e))
     }
 
     /// Directory mtimes, last (their children changed them).
@@ -613,13 +684,24 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, shown: &str) -> Result<Meta
                     .and_then(|s| s.parse::<i64>().ok())
             };
             match key {
-                b"uid" => uid = num().and_then(|n| u64::try_from(n).ok()).ok_or_else(|| bad("uid"))?,
-                b"gid" => gid = num().and_then(|n| u64::try_from(n).ok()).ok_or_else(|| bad("gid"))?,
+                b"uid" => {
+                    uid = num()
+                        .and_then(|n| u64::try_from(n).ok())
+                        .ok_or_else(|| bad("uid"))?
+                }
+                b"gid" => {
+                    gid = num()
+                        .and_then(|n| u64::try_from(n).ok())
+                        .ok_or_else(|| bad("gid"))?
+                }
                 b"mtime" => mtime = num().unwrap_or(mtime),
                 k if k.starts_with(b"SCHILY.xattr.") => {
                     let name = &k[b"SCHILY.xattr.".len()..];
                     if xattr_allowed(name) {
-                        xattrs.push((OsString::from_vec(name.to_vec()), ext.value_bytes().to_vec()));
+                        xattrs.push((
+                            OsString::from_vec(name.to_vec()),
+                            ext.value_bytes().to_vec(),
+                        ));
                     } else {
                         tracing::debug!(path = shown, xattr = %String::from_utf8_lossy(name), "xattr dropped");
                     }
@@ -628,8 +710,14 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, shown: &str) -> Result<Meta
             }
         }
     }
-    let uid = u32::try_from(uid).ok().filter(|u| *u != u32::MAX).ok_or_else(|| bad("uid"))?;
-    let gid = u32::try_from(gid).ok().filter(|g| *g != u32::MAX).ok_or_else(|| bad("gid"))?;
+    let uid = u32::try_from(uid)
+        .ok()
+        .filter(|u| *u != u32::MAX)
+        .ok_or_else(|| bad("uid"))?;
+    let gid = u32::try_from(gid)
+        .ok()
+        .filter(|g| *g != u32::MAX)
+        .ok_or_else(|| bad("gid"))?;
     Ok(Meta {
         mode,
         uid,
@@ -654,7 +742,11 @@ fn dup(fd: &OwnedFd, shown: &str) -> Result<OwnedFd, UnpackError> {
     fd.try_clone().map_err(|e| fs_err(shown, e))
 }
 
-fn open_child_dir(parent: BorrowedFd<'_>, name: &OsStr, shown: &str) -> Result<OwnedFd, UnpackError> {
+fn open_child_dir(
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    shown: &str,
+) -> Result<OwnedFd, UnpackError> {
     rustix::fs::openat(
         parent,
         name,

@@ -78,12 +78,17 @@ fn oci_layout(dir: &Path, ref_name: Option<&str>, with_index: bool) -> String {
     }))
     .unwrap();
     put(&manifest);
-    let mut top = serde_json::to_value(desc("application/vnd.oci.image.manifest.v1+json", &manifest)).unwrap();
+    let mut top = serde_json::to_value(desc(
+        "application/vnd.oci.image.manifest.v1+json",
+        &manifest,
+    ))
+    .unwrap();
     if with_index {
         let mut other = top.clone();
         other["platform"] = serde_json::json!({"os": "linux", "architecture": "s390x"});
         other["digest"] = serde_json::json!(sha256_of(b"missing"));
-        top["platform"] = serde_json::json!({"os": "linux", "architecture": skiff_image::store::host_arch()});
+        top["platform"] =
+            serde_json::json!({"os": "linux", "architecture": skiff_image::store::host_arch()});
         let idx = serde_json::to_vec(&serde_json::json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -113,8 +118,11 @@ fn ingest_verifies_digest_and_size() {
     // Wrong content, right size.
     let mut ing = s.ingest(&d).unwrap();
     ing.write_all(b"hello BLOB").unwrap();
-    assert!(matches!(ing.commit(), Err(StoreError::DigestMismatch { .. })));
-    assert!(!s.has_blob(&d.digest().to_string()));
+    assert!(matches!(
+        ing.commit(),
+        Err(StoreError::DigestMismatch { .. })
+    ));
+    assert!(!s.has_blob(d.digest().as_ref()));
     // Oversize: refused at the first byte beyond the descriptor.
     let mut ing = s.ingest(&d).unwrap();
     let e = ing.write_all(b"hello blob and more").unwrap_err();
@@ -123,19 +131,32 @@ fn ingest_verifies_digest_and_size() {
     // Truncated.
     let mut ing = s.ingest(&d).unwrap();
     ing.write_all(b"hello").unwrap();
-    assert!(matches!(ing.commit(), Err(StoreError::SizeMismatch { actual: 5, .. })));
-    assert!(!s.has_blob(&d.digest().to_string()));
-    assert_eq!(fs::read_dir(s.root().join("ingest")).unwrap().count(), 0, "partials left");
+    assert!(matches!(
+        ing.commit(),
+        Err(StoreError::SizeMismatch { actual: 5, .. })
+    ));
+    assert!(!s.has_blob(d.digest().as_ref()));
+    assert_eq!(
+        fs::read_dir(s.root().join("ingest")).unwrap().count(),
+        0,
+        "partials left"
+    );
     // Right.
     let mut ing = s.ingest(&d).unwrap();
     ing.write_all(data).unwrap();
     ing.commit().unwrap();
-    assert!(s.has_blob(&d.digest().to_string()));
-    assert_eq!(s.read_blob(&d.digest().to_string(), 100).unwrap(), data);
-    assert!(matches!(s.read_blob(&d.digest().to_string(), 5), Err(StoreError::TooLarge { .. })));
+    assert!(s.has_blob(d.digest().as_ref()));
+    assert_eq!(s.read_blob(d.digest().as_ref(), 100).unwrap(), data);
+    assert!(matches!(
+        s.read_blob(d.digest().as_ref(), 5),
+        Err(StoreError::TooLarge { .. })
+    ));
     // A bad digest never becomes a path.
     let bad = "sha256:../../etc/passwd";
-    assert!(matches!(s.read_blob(bad, 10), Err(StoreError::BadDigest(_))));
+    assert!(matches!(
+        s.read_blob(bad, 10),
+        Err(StoreError::BadDigest(_))
+    ));
 }
 
 #[test]
@@ -152,7 +173,10 @@ fn concurrent_ingest_of_one_digest_waits_and_shares() {
         ing.is_present()
     });
     std::thread::sleep(Duration::from_millis(200));
-    assert!(!waiter.is_finished(), "the second writer must wait for the first");
+    assert!(
+        !waiter.is_finished(),
+        "the second writer must wait for the first"
+    );
     first.write_all(&data[50_000..]).unwrap();
     first.commit().unwrap();
     assert!(waiter.join().unwrap(), "the waiter sees the published blob");
@@ -165,7 +189,11 @@ fn crash_leftovers_are_swept_but_live_writers_kept() {
     let s = ContentStore::open(&root).unwrap();
     let live = desc("x/y", b"live");
     let _held = s.ingest(&live).unwrap();
-    fs::write(root.join(format!("ingest/{}.partial", "a".repeat(64))), b"junk").unwrap();
+    fs::write(
+        root.join(format!("ingest/{}.partial", "a".repeat(64))),
+        b"junk",
+    )
+    .unwrap();
     fs::write(root.join("index.json.tmp-dead"), b"{").unwrap();
     let stale = root.join("layers/tmp-dead");
     fs::create_dir(&stale).unwrap();
@@ -178,7 +206,10 @@ fn crash_leftovers_are_swept_but_live_writers_kept() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     left.sort();
-    assert_eq!(left, [format!("{}.partial", &live.digest().to_string()[7..])]);
+    assert_eq!(
+        left,
+        [format!("{}.partial", &live.digest().to_string()[7..])]
+    );
     assert!(!root.join("index.json.tmp-dead").exists());
     assert!(!stale.exists());
 }
@@ -198,14 +229,23 @@ fn oci_layout_import_resolve_unpack_and_check() {
     assert!(s.resolve("example.com/app:2").unwrap().is_none());
     let rootfs = s.rootfs("example.com/app:1", "pod-a/c1").unwrap();
     assert_eq!(rootfs.image_id, id);
-    assert_eq!(rootfs.config.cmd.as_deref(), Some(&["/bin/sh".to_string()][..]));
+    assert_eq!(
+        rootfs.config.cmd.as_deref(),
+        Some(&["/bin/sh".to_string()][..])
+    );
     assert_eq!(rootfs.config.working_dir.as_deref(), Some("/w"));
     assert_eq!(rootfs.config.user.as_deref(), Some("1000"));
     assert_eq!(rootfs.config.env, ["PATH=/bin", "A=1"]);
     assert_eq!(rootfs.lower_dirs.len(), 2);
     // Top-most first: the upper layer's os-release and whiteout.
-    assert_eq!(fs::read(rootfs.lower_dirs[0].join("etc/os-release")).unwrap(), b"two");
-    assert_eq!(fs::read(rootfs.lower_dirs[1].join("etc/os-release")).unwrap(), b"one");
+    assert_eq!(
+        fs::read(rootfs.lower_dirs[0].join("etc/os-release")).unwrap(),
+        b"two"
+    );
+    assert_eq!(
+        fs::read(rootfs.lower_dirs[1].join("etc/os-release")).unwrap(),
+        b"one"
+    );
     // Short dirs: layers/l/<n>.
     for d in &rootfs.lower_dirs {
         assert_eq!(d.parent().unwrap(), s.root().join("layers/l"));
@@ -222,10 +262,16 @@ fn oci_layout_import_resolve_unpack_and_check() {
     // Released and removed: prune takes blobs and layers.
     s.release("pod-a/c1").unwrap();
     s.release("pod-b/c1").unwrap();
-    assert_eq!(s.remove_image("example.com/app:1", false).unwrap(), ["example.com/app:1"]);
+    assert_eq!(
+        s.remove_image("example.com/app:1", false).unwrap(),
+        ["example.com/app:1"]
+    );
     let r = s.prune(false).unwrap();
     assert_eq!((r.blobs, r.layers), (5, 2), "{r:?}");
-    assert_eq!(fs::read_dir(s.root().join("blobs/sha256")).unwrap().count(), 0);
+    assert_eq!(
+        fs::read_dir(s.root().join("blobs/sha256")).unwrap().count(),
+        0
+    );
     assert_eq!(fs::read_dir(s.root().join("layers/l")).unwrap().count(), 0);
     assert_eq!(s.check().unwrap(), Vec::<String>::new());
 }
@@ -238,7 +284,7 @@ fn check_finds_a_tampered_blob_and_unpack_refuses_it() {
     import::import_path(&s, &layout, Some("tamper")).unwrap();
     let img = s.resolve("tamper").unwrap().unwrap();
     assert_eq!(img.names, ["docker.io/library/tamper:latest"]);
-    let p = s.blob_path(&img.layers[1].digest().to_string()).unwrap();
+    let p = s.blob_path(img.layers[1].digest().as_ref()).unwrap();
     let mut perm = fs::metadata(&p).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o644);
     fs::set_permissions(&p, perm).unwrap();
@@ -251,9 +297,19 @@ fn check_finds_a_tampered_blob_and_unpack_refuses_it() {
     assert!(problems[0].contains(&img.layers[1].digest().to_string()));
     assert!(s.rootfs("tamper", "h").is_err());
     // Nothing half-unpacked was published.
-    assert!(s.layer_dir(&skiff_image::layers::chain_ids(&img.diff_ids)[1]).is_none());
+    assert!(s
+        .layer_dir(&skiff_image::layers::chain_ids(&img.diff_ids)[1])
+        .is_none());
     assert_eq!(
-        fs::read_dir(s.root().join("layers")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("tmp-")).count(),
+        fs::read_dir(s.root().join("layers"))
+            .unwrap()
+            .filter(|e| e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("tmp-"))
+            .count(),
         0
     );
 }
@@ -265,7 +321,12 @@ fn oci_layout_hostile_inputs_are_refused() {
     let layout = t.path().join("l1");
     oci_layout(&layout, Some("x.io/a:b"), false);
     let blobs = layout.join("blobs/sha256");
-    let victim = fs::read_dir(&blobs).unwrap().next().unwrap().unwrap().path();
+    let victim = fs::read_dir(&blobs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     fs::remove_file(&victim).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", &victim).unwrap();
     let e = import::import_path(&s, &layout, None).unwrap_err();
@@ -296,7 +357,11 @@ fn oci_layout_hostile_inputs_are_refused() {
 
 fn docker_archive(path: &Path, repo_tags: Option<&[&str]>, bad_diff: bool) -> String {
     let layer = layer_tar(&[("hello", b"world")]);
-    let diff = if bad_diff { sha256_of(b"nope") } else { sha256_of(&layer) };
+    let diff = if bad_diff {
+        sha256_of(b"nope")
+    } else {
+        sha256_of(&layer)
+    };
     let cfg = config_json(&[diff], &["/hello"]);
     let cfg_name = format!("{}.json", &sha256_of(&cfg)[7..]);
     let manifest = serde_json::to_vec(&serde_json::json!([{
@@ -321,7 +386,8 @@ fn docker_archive(path: &Path, repo_tags: Option<&[&str]>, bad_diff: bool) -> St
     h.set_entry_type(tar::EntryType::Symlink);
     h.set_size(0);
     h.set_mode(0o777);
-    b.append_link(&mut h, "dup/layer.tar", "../abc/layer.tar").unwrap();
+    b.append_link(&mut h, "dup/layer.tar", "../abc/layer.tar")
+        .unwrap();
     b.finish().unwrap();
     sha256_of(&cfg)
 }
@@ -330,7 +396,11 @@ fn docker_archive(path: &Path, repo_tags: Option<&[&str]>, bad_diff: bool) -> St
 fn docker_archive_import() {
     let (t, s) = store();
     let a = t.path().join("img.tar");
-    let id = docker_archive(&a, Some(&["busybox:1.36", "example.com:5000/me/bb:v1"]), false);
+    let id = docker_archive(
+        &a,
+        Some(&["busybox:1.36", "example.com:5000/me/bb:v1"]),
+        false,
+    );
     let got = import::import_path(&s, &a, None).unwrap();
     assert_eq!(
         got,
@@ -352,8 +422,14 @@ fn docker_archive_import() {
     // Untagged archive needs --name.
     let c = t.path().join("untagged.tar");
     docker_archive(&c, None, false);
-    assert!(import::import_path(&s, &c, None).unwrap_err().to_string().contains("--name"));
-    assert_eq!(import::import_path(&s, &c, Some("named")).unwrap()[0].0, "docker.io/library/named:latest");
+    assert!(import::import_path(&s, &c, None)
+        .unwrap_err()
+        .to_string()
+        .contains("--name"));
+    assert_eq!(
+        import::import_path(&s, &c, Some("named")).unwrap()[0].0,
+        "docker.io/library/named:latest"
+    );
     // Not an archive at all.
     let d = t.path().join("junk");
     fs::write(&d, b"not a tar").unwrap();
@@ -378,7 +454,10 @@ fn a_directory_becomes_a_one_layer_image_deterministically() {
     assert_eq!(r.image_id, id);
     assert_eq!(r.config.env[1], "X=1");
     assert!(r.config.env[0].starts_with("PATH="));
-    assert_eq!(fs::read_link(r.lower_dirs[0].join("bin/sh")).unwrap(), PathBuf::from("busybox"));
+    assert_eq!(
+        fs::read_link(r.lower_dirs[0].join("bin/sh")).unwrap(),
+        PathBuf::from("busybox")
+    );
     let img = s.resolve("localhost/bb").unwrap().unwrap();
     // Same tree, same layer digest.
     let (_, _) = import::import_dir(&s, &dir, "localhost/bb2", &cfg).unwrap();
@@ -402,4 +481,76 @@ fn index_without_the_host_platform_is_refused() {
     s.set_tag("x.io/multi:1", &d).unwrap();
     let e = s.resolve("x.io/multi:1").unwrap_err();
     assert!(e.to_string().contains("no manifest for linux/"), "{e}");
+}
+
+/// The unpacked layers work as overlayfs lower dirs: the upper layer's file wins, its
+/// whiteout hides the lower file, its opaque dir hides the lower dir's contents (root only:
+/// it mounts).
+#[test]
+fn unpacked_layers_mount_as_overlay_with_whiteouts_applied() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to mount overlayfs");
+        return;
+    }
+    let (t, s) = store();
+    let dir = t.path().join("layout");
+    fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    let put = |data: &[u8]| {
+        fs::write(dir.join("blobs/sha256").join(&sha256_of(data)[7..]), data).unwrap()
+    };
+    let l1 = layer_tar(&[
+        ("etc/os-release", b"one"),
+        ("etc/gone", b"g"),
+        ("var/old", b"o"),
+    ]);
+    let l2 = layer_tar(&[
+        ("etc/os-release", b"two"),
+        ("etc/.wh.gone", b""),
+        ("var/.wh..wh..opq", b""),
+        ("var/new", b"n"),
+    ]);
+    put(&l1);
+    put(&l2);
+    let cfg = config_json(&[sha256_of(&l1), sha256_of(&l2)], &["sh"]);
+    put(&cfg);
+    let m = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "config": desc("application/vnd.oci.image.config.v1+json", &cfg),
+        "layers": [desc("application/vnd.oci.image.layer.v1.tar", &l1), desc("application/vnd.oci.image.layer.v1.tar", &l2)],
+    }))
+    .unwrap();
+    put(&m);
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [desc("application/vnd.oci.image.manifest.v1+json", &m)]})).unwrap(),
+    )
+    .unwrap();
+    import::import_path(&s, &dir, Some("ovl")).unwrap();
+    let r = s.rootfs("ovl", "h").unwrap();
+    let lower: Vec<String> = r
+        .lower_dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    let mnt = t.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o"])
+        .arg(format!("lowerdir={}", lower.join(":")))
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let seen = (
+        fs::read(mnt.join("etc/os-release")).ok(),
+        mnt.join("etc/gone").exists(),
+        mnt.join("var/old").exists(),
+        fs::read(mnt.join("var/new")).ok(),
+    );
+    let _ = std::process::Command::new("umount").arg(&mnt).status();
+    assert_eq!(
+        seen,
+        (Some(b"two".to_vec()), false, false, Some(b"n".to_vec()))
+    );
 }

@@ -56,6 +56,8 @@ enum Command {
     Logs(commands::logs::Args),
     /// List the pods `skiff run` ran or runs (as kubectl get pods).
     Get(commands::get::Args),
+    /// Manage container images: ls, rm, inspect, import, prune, check.
+    Image(commands::image::Args),
 }
 
 fn main() -> ExitCode {
@@ -112,6 +114,7 @@ fn main() -> ExitCode {
         Command::Version(args) => commands::version::run(&args),
         Command::Logs(args) => commands::logs::run(&args),
         Command::Get(args) => commands::get::run(&args),
+        Command::Image(args) => commands::image::run(&args),
     }))
     .unwrap_or_else(|_| {
         eprintln!("skiff: internal error (panic); whatever skiff had set up was torn down");

@@ -152,12 +152,20 @@ impl Fixture {
             .collect();
         names.sort();
         assert_eq!(names, ["layer", "outside"]);
-        assert_eq!(fs::read_dir(&self.outside).unwrap().count(), 0, "outside/ was written");
+        assert_eq!(
+            fs::read_dir(&self.outside).unwrap().count(),
+            0,
+            "outside/ was written"
+        );
     }
 
     /// `outside`'s absolute path without the leading `/` (where it lands inside the layer).
     fn outside_rel(&self) -> String {
-        self.outside.to_str().unwrap().trim_start_matches('/').to_string()
+        self.outside
+            .to_str()
+            .unwrap()
+            .trim_start_matches('/')
+            .to_string()
     }
 }
 
@@ -219,11 +227,21 @@ impl FifoLike for fs::FileType {
 fn symlink_to_root_then_a_file_through_it_stays_inside() {
     let f = Fixture::new();
     let out = f.outside.to_str().unwrap().to_string();
-    let t = build(&[E::Symlink("a", "/"), E::File(&format!("a/{}/x", f.outside_rel()), b"1"),
-        E::Symlink("o", &out), E::File("o/y", b"2")]);
+    let t = build(&[
+        E::Symlink("a", "/"),
+        E::File(&format!("a/{}/x", f.outside_rel()), b"1"),
+        E::Symlink("o", &out),
+        E::File("o/y", b"2"),
+    ]);
     f.unpack_tar(&t).unwrap();
-    assert_eq!(fs::read(f.layer.join(f.outside_rel()).join("x")).unwrap(), b"1");
-    assert_eq!(fs::read(f.layer.join(f.outside_rel()).join("y")).unwrap(), b"2");
+    assert_eq!(
+        fs::read(f.layer.join(f.outside_rel()).join("x")).unwrap(),
+        b"1"
+    );
+    assert_eq!(
+        fs::read(f.layer.join(f.outside_rel()).join("y")).unwrap(),
+        b"2"
+    );
     f.assert_contained();
 }
 
@@ -240,7 +258,10 @@ fn dotdot_and_absolute_names_are_clamped_inside() {
     f.unpack_tar(&t).unwrap();
     assert_eq!(fs::read(f.layer.join("outside/dd")).unwrap(), b"1");
     assert_eq!(fs::read(f.layer.join("x")).unwrap(), b"2");
-    assert_eq!(fs::read(f.layer.join(f.outside_rel()).join("abs")).unwrap(), b"3");
+    assert_eq!(
+        fs::read(f.layer.join(f.outside_rel()).join("abs")).unwrap(),
+        b"3"
+    );
     f.assert_contained();
 }
 
@@ -263,7 +284,11 @@ fn symlink_chains_resolve_inside_the_root() {
 #[test]
 fn symlink_loop_is_an_error_not_a_hang() {
     let f = Fixture::new();
-    let t = build(&[E::Symlink("l1", "l2"), E::Symlink("l2", "l1"), E::File("l1/x", b"")]);
+    let t = build(&[
+        E::Symlink("l1", "l2"),
+        E::Symlink("l2", "l1"),
+        E::File("l1/x", b""),
+    ]);
     assert!(refused_kind(f.unpack_tar(&t)).contains("l1/x"));
     f.assert_contained();
 }
@@ -335,8 +360,8 @@ fn whiteouts_become_overlay_form() {
     ]);
     f.unpack_tar(&t).unwrap();
     assert_whiteout(&f.layer.join("etc/motd"));
-    let v = rustix::fs::getxattr(f.layer.join("var").as_path(), OPAQUE_XATTR, &mut [0u8; 8])
-        .unwrap();
+    let v =
+        rustix::fs::getxattr(f.layer.join("var").as_path(), OPAQUE_XATTR, &mut [0u8; 8]).unwrap();
     assert_eq!(v, 1);
     assert_eq!(fs::read(f.layer.join("var/keep")).unwrap(), b"k");
     assert!(fs::symlink_metadata(f.layer.join(".wh..wh.plnk")).is_err());
@@ -448,7 +473,10 @@ fn truncated_gzip_fails() {
     let t = build(&[E::File("a", &vec![7u8; 100_000])]);
     let gz = gzip(&t);
     let e = refused_kind(f.unpack(&gz[..gz.len() / 2], &sha256_of(&t)));
-    assert!(e.contains("reading the layer") || e.contains("diff ID"), "{e}");
+    assert!(
+        e.contains("reading the layer") || e.contains("diff ID"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -487,7 +515,11 @@ fn replacing_entries_and_dir_merges() {
     assert_eq!(fs::read(f.layer.join("m/x")).unwrap(), b"x");
     assert_eq!(fs::read(f.layer.join("s")).unwrap(), b"plain");
     assert_eq!(
-        fs::metadata(f.layer.join("d")).unwrap().permissions().mode() & 0o777,
+        fs::metadata(f.layer.join("d"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
         0o644
     );
     f.assert_contained();
@@ -498,9 +530,17 @@ fn a_symlinked_parent_replaced_midway_cannot_redirect_writes() {
     // `p` is a dir, then becomes a symlink to the host sentinel, then `p/x` is written.
     let f = Fixture::new();
     let out = f.outside.to_str().unwrap().to_string();
-    let t = build(&[E::Dir("p/"), E::File("p/a", b"a"), E::Symlink("p", &out), E::File("p/x", b"x")]);
+    let t = build(&[
+        E::Dir("p/"),
+        E::File("p/a", b"a"),
+        E::Symlink("p", &out),
+        E::File("p/x", b"x"),
+    ]);
     f.unpack_tar(&t).unwrap();
-    assert_eq!(fs::read(f.layer.join(f.outside_rel()).join("x")).unwrap(), b"x");
+    assert_eq!(
+        fs::read(f.layer.join(f.outside_rel()).join("x")).unwrap(),
+        b"x"
+    );
     f.assert_contained();
 }
 

@@ -29,6 +29,7 @@
 //! path under the pod's.
 
 pub mod host;
+pub mod images;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -1,4 +1,5 @@
 pub mod get;
+pub mod image;
 pub mod logs;
 pub mod resources;
 pub mod run;
