@@ -169,7 +169,10 @@ impl Keyring {
     /// Adds one credential under `location` (a registry key as written in a config).
     pub fn add(&mut self, location: &str, cred: Credential) {
         let Some(key) = index_key(location) else {
-            tracing::warn!(entry = location, "registry credential entry is invalid, ignoring it");
+            tracing::warn!(
+                entry = location,
+                "registry credential entry is invalid, ignoring it"
+            );
             return;
         };
         self.creds.entry(key.clone()).or_default().push(cred);
@@ -260,7 +263,10 @@ pub fn load_docker_config(path: &Path) -> Result<Keyring, AuthError> {
         });
     }
     let mut k = Keyring::new();
-    k.add_secret(&path.display().to_string(), SecretPayload::DockerConfigJson(&data))?;
+    k.add_secret(
+        &path.display().to_string(),
+        SecretPayload::DockerConfigJson(&data),
+    )?;
     Ok(k)
 }
 
@@ -450,10 +456,22 @@ mod tests {
 
     #[test]
     fn keys_as_the_kubelet_indexes_them() {
-        assert_eq!(index_key("https://index.docker.io/v1/").as_deref(), Some("index.docker.io"));
-        assert_eq!(index_key("http://foo.bar.com/v2/").as_deref(), Some("foo.bar.com"));
-        assert_eq!(index_key("foo.bar.com/ns").as_deref(), Some("foo.bar.com/ns"));
-        assert_eq!(index_key("foo.bar.com:5000").as_deref(), Some("foo.bar.com:5000"));
+        assert_eq!(
+            index_key("https://index.docker.io/v1/").as_deref(),
+            Some("index.docker.io")
+        );
+        assert_eq!(
+            index_key("http://foo.bar.com/v2/").as_deref(),
+            Some("foo.bar.com")
+        );
+        assert_eq!(
+            index_key("foo.bar.com/ns").as_deref(),
+            Some("foo.bar.com/ns")
+        );
+        assert_eq!(
+            index_key("foo.bar.com:5000").as_deref(),
+            Some("foo.bar.com:5000")
+        );
         assert_eq!(index_key("foo:bad/x"), None);
     }
 
@@ -463,17 +481,35 @@ mod tests {
         assert!(urls_match("*.kubernetes.io", "prefix.kubernetes.io"));
         assert!(urls_match("prefix.*.io", "prefix.kubernetes.io"));
         assert!(urls_match("prefix.kubernetes.*", "prefix.kubernetes.io"));
-        assert!(urls_match("*-good.kubernetes.io", "prefix-good.kubernetes.io"));
-        assert!(urls_match("*.kubernetes.io/blah", "prefix.kubernetes.io/blah/another"));
-        assert!(urls_match("*.kubernetes.io:1111/blah", "prefix.kubernetes.io:1111/blah"));
+        assert!(urls_match(
+            "*-good.kubernetes.io",
+            "prefix-good.kubernetes.io"
+        ));
+        assert!(urls_match(
+            "*.kubernetes.io/blah",
+            "prefix.kubernetes.io/blah/another"
+        ));
+        assert!(urls_match(
+            "*.kubernetes.io:1111/blah",
+            "prefix.kubernetes.io:1111/blah"
+        ));
         assert!(urls_match("[a-c].io", "b.io"));
         assert!(urls_match("[^a-c].io", "d.io"));
         assert!(!urls_match("[^a-c].io", "a.io"));
         assert!(!urls_match("*.kubernetes.io", "kubernetes.io"));
         assert!(!urls_match("*.kubernetes.io", "sub.prefix.kubernetes.io"));
-        assert!(!urls_match("prefix.kubernetes.io:1111", "prefix.kubernetes.io:2222"));
-        assert!(!urls_match("prefix.kubernetes.io:1111", "prefix.kubernetes.io"));
-        assert!(!urls_match("*.kubernetes.io/blah", "prefix.kubernetes.io/other"));
+        assert!(!urls_match(
+            "prefix.kubernetes.io:1111",
+            "prefix.kubernetes.io:2222"
+        ));
+        assert!(!urls_match(
+            "prefix.kubernetes.io:1111",
+            "prefix.kubernetes.io"
+        ));
+        assert!(!urls_match(
+            "*.kubernetes.io/blah",
+            "prefix.kubernetes.io/other"
+        ));
         assert!(!urls_match("[a-c.io", "a.io"));
     }
 
@@ -501,14 +537,21 @@ mod tests {
         let json = br#"{"auths":{"localhost:5000":{"auth":"dXNlcjpwYTpzcw=="},
             "r.example.com":{"username":"u2","password":"p2"},
             "nopad.example.com":{"auth":"dXNlcjpwYXNz"}}}"#;
-        let cfg = br#"{"https://index.docker.io/v1/":{"username":"hub","password":"x","email":"a@b"}}"#;
+        let cfg =
+            br#"{"https://index.docker.io/v1/":{"username":"hub","password":"x","email":"a@b"}}"#;
         let k = secrets_keyring(&[
             SecretPayload::DockerConfigJson(json),
             SecretPayload::DockerCfg(cfg),
         ])
         .unwrap_or_else(|e| panic!("{e}"));
         let c = k.lookup("localhost:5000/busybox");
-        assert_eq!(c, [Credential { username: "user".into(), password: "pa:ss".into() }]);
+        assert_eq!(
+            c,
+            [Credential {
+                username: "user".into(),
+                password: "pa:ss".into()
+            }]
+        );
         assert_eq!(users(k.lookup("r.example.com/a")), ["u2"]);
         assert_eq!(k.lookup("nopad.example.com/a")[0].password, "pass");
         assert_eq!(users(k.lookup("docker.io/library/busybox")), ["hub"]);
@@ -525,7 +568,11 @@ mod tests {
             SecretPayload::DockerCfg(b"[]"),
         ] {
             let e = secrets_keyring(&[bad]).err().map(|e| e.to_string());
-            assert!(e.as_deref().is_some_and(|e| e.starts_with("imagePullSecrets[0]: ")), "{e:?}");
+            assert!(
+                e.as_deref()
+                    .is_some_and(|e| e.starts_with("imagePullSecrets[0]: ")),
+                "{e:?}"
+            );
         }
         let e = secrets_keyring(&[SecretPayload::DockerConfigJson(
             br#"{"auths":{"h":{"auth":"bm9jb2xvbg=="}}}"#,
@@ -548,14 +595,19 @@ mod tests {
         let mut node = Keyring::new();
         node.add("localhost:5000", cred("node"));
         let image = ImageRef::parse("localhost:5000/busybox").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(users(lookup_all(&image, &[&secrets, &node])), ["secret", "node"]);
+        assert_eq!(
+            users(lookup_all(&image, &[&secrets, &node])),
+            ["secret", "node"]
+        );
     }
 
     #[test]
     fn docker_config_file() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let p = dir.path().join("config.json");
-        assert!(load_docker_config(&p).map(|k| k.is_empty()).unwrap_or(false));
+        assert!(load_docker_config(&p)
+            .map(|k| k.is_empty())
+            .unwrap_or(false));
         std::fs::write(
             &p,
             br#"{"auths":{"localhost:5000":{"auth":"dTpw"}},"credsStore":"desktop"}"#,

@@ -109,7 +109,10 @@ pub fn plain_lines(out: impl Fn(String) + Send + Sync + 'static) -> ProgressFn {
                 total,
             } => {
                 st.start = Instant::now();
-                format!("resolved {image} {digest}: {layers} layers, {:.1} MB", mb(*total))
+                format!(
+                    "resolved {image} {digest}: {layers} layers, {:.1} MB",
+                    mb(*total)
+                )
             }
             PullEvent::Layer {
                 digest,
@@ -126,7 +129,12 @@ pub fn plain_lines(out: impl Fn(String) + Send + Sync + 'static) -> ProgressFn {
                     return;
                 }
                 st.last.insert(digest.clone(), now);
-                format!("layer {} {:.1}/{:.1} MB", short(digest), mb(*done), mb(*total))
+                format!(
+                    "layer {} {:.1}/{:.1} MB",
+                    short(digest),
+                    mb(*done),
+                    mb(*total)
+                )
             }
             PullEvent::LayerDone {
                 digest,

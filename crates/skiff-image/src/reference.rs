@@ -41,7 +41,9 @@ const PATH_MAX: usize = 255;
 
 /// The kubelet's `InvalidImageName`: the message is the kubelet's event/waiting text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Failed to apply default image tag {image:?}: couldn't parse image name {image:?}: {reason}")]
+#[error(
+    "Failed to apply default image tag {image:?}: couldn't parse image name {image:?}: {reason}"
+)]
 pub struct InvalidImageName {
     /// The image as the pod spec wrote it.
     pub image: String,
@@ -87,8 +89,12 @@ fn reference_re() -> &'static Regex {
 fn name_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
-        Regex::new(&format!(r"^(?:({})/)?({})$", domain_pattern(), remote_pattern()))
-            .unwrap_or_else(|e| unreachable!("constant pattern: {e}"))
+        Regex::new(&format!(
+            r"^(?:({})/)?({})$",
+            domain_pattern(),
+            remote_pattern()
+        ))
+        .unwrap_or_else(|e| unreachable!("constant pattern: {e}"))
     })
 }
 
@@ -324,7 +330,10 @@ mod tests {
             ("busybox:1.36", "docker.io/library/busybox:1.36"),
             ("library/busybox", "docker.io/library/busybox:latest"),
             ("docker.io/busybox", "docker.io/library/busybox:latest"),
-            ("index.docker.io/busybox", "docker.io/library/busybox:latest"),
+            (
+                "index.docker.io/busybox",
+                "docker.io/library/busybox:latest",
+            ),
             ("index.docker.io/user/app:v1", "docker.io/user/app:v1"),
             ("user/app", "docker.io/user/app:latest"),
             ("user/team/app", "docker.io/user/team/app:latest"),
@@ -340,7 +349,10 @@ mod tests {
             ("a.b-c.d_e", "docker.io/library/a.b-c.d_e:latest"),
             ("foo__bar", "docker.io/library/foo__bar:latest"),
             ("foo---bar", "docker.io/library/foo---bar:latest"),
-            ("busybox:Latest_1.x-y", "docker.io/library/busybox:Latest_1.x-y"),
+            (
+                "busybox:Latest_1.x-y",
+                "docker.io/library/busybox:Latest_1.x-y",
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(ok(input).canonical(), want, "{input}");
@@ -387,14 +399,23 @@ mod tests {
         );
         assert_eq!(reason(":sha-0b293ab"), "invalid reference format");
         assert_eq!(reason(""), "invalid reference format");
-        assert_eq!(reason("https://example.com/app"), "invalid reference format");
+        assert_eq!(
+            reason("https://example.com/app"),
+            "invalid reference format"
+        );
         assert_eq!(reason("busybox:"), "invalid reference format");
         assert_eq!(reason("busybox/"), "invalid reference format");
         assert_eq!(reason("-busybox"), "invalid reference format");
         assert_eq!(reason("busybox:tag with space"), "invalid reference format");
-        assert_eq!(reason(&format!("busybox:{}", "t".repeat(129))), "invalid reference format");
+        assert_eq!(
+            reason(&format!("busybox:{}", "t".repeat(129))),
+            "invalid reference format"
+        );
         // Not a valid domain, but valid as a lowercase path: Docker's "must be lowercase".
-        assert_eq!(reason("Foo_Bar.com/app"), "repository name must be lowercase");
+        assert_eq!(
+            reason("Foo_Bar.com/app"),
+            "repository name must be lowercase"
+        );
         assert_eq!(
             reason(&"b".repeat(64)),
             format!(
@@ -432,8 +453,14 @@ mod tests {
 
     #[test]
     fn default_tag_as_the_kubelet_applies_it() {
-        assert_eq!(apply_default_tag("busybox").ok().as_deref(), Some("busybox:latest"));
-        assert_eq!(apply_default_tag("busybox:1").ok().as_deref(), Some("busybox:1"));
+        assert_eq!(
+            apply_default_tag("busybox").ok().as_deref(),
+            Some("busybox:latest")
+        );
+        assert_eq!(
+            apply_default_tag("busybox:1").ok().as_deref(),
+            Some("busybox:1")
+        );
         let pinned = format!("busybox@{D}");
         assert_eq!(apply_default_tag(&pinned).ok(), Some(pinned));
         assert!(apply_default_tag("Busybox").is_err());
@@ -441,10 +468,21 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for h in ["localhost", "localhost:5000", "127.0.0.1:5000", "127.9.9.9", "[::1]:5000"] {
+        for h in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.9.9.9",
+            "[::1]:5000",
+        ] {
             assert!(is_loopback_host(h), "{h}");
         }
-        for h in ["docker.io", "10.0.0.1:5000", "localhost.example.com", "[::2]:5000"] {
+        for h in [
+            "docker.io",
+            "10.0.0.1:5000",
+            "localhost.example.com",
+            "[::2]:5000",
+        ] {
             assert!(!is_loopback_host(h), "{h}");
         }
     }

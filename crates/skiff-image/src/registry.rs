@@ -37,8 +37,8 @@ use crate::digest::sha256_of;
 use crate::progress::{ProgressFn, PullEvent, Watchers, PROGRESS_STEP};
 use crate::reference::ImageRef;
 use crate::store::{
-    choose_platform, is_layer_type, sniff_media_type, ContentStore, StoreError,
-    DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MAX_MANIFEST_SIZE,
+    choose_platform, is_layer_type, sniff_media_type, ContentStore, StoreError, DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST, MAX_MANIFEST_SIZE,
 };
 
 /// Largest image config fetched.
@@ -735,7 +735,12 @@ impl Inner {
     /// The store's unpacker verifies each layer against its digest and diff ID again and
     /// publishes each layer dir atomically. Not overlapped with the download: the store's
     /// unpacker reads published blobs.
-    async fn unpack(&self, name: &str, total: u64, w: &Watchers) -> Result<Duration, PullErrorKind> {
+    async fn unpack(
+        &self,
+        name: &str,
+        total: u64,
+        w: &Watchers,
+    ) -> Result<Duration, PullErrorKind> {
         let store = self.store.clone();
         let name = name.to_string();
         let start = Instant::now();
@@ -743,7 +748,9 @@ impl Inner {
             let img = store
                 .resolve(&name)
                 .map_err(|e| store_err(e, &name))?
-                .ok_or_else(|| PullErrorKind::Store(format!("{name}: not in the store after the pull")))?;
+                .ok_or_else(|| {
+                    PullErrorKind::Store(format!("{name}: not in the store after the pull"))
+                })?;
             store
                 .unpack_image(&img, &crate::unpack::Limits::default())
                 .map_err(|e| store_err(e, &format!("unpack of {name}")))?;
@@ -831,7 +838,9 @@ impl Inner {
                 }
             }
             // Aborted: the ingest is dropped and its partial file removed.
-            Err(PullErrorKind::Registry(format!("{what_w}: download aborted")))
+            Err(PullErrorKind::Registry(format!(
+                "{what_w}: download aborted"
+            )))
         });
         let mut got: u64 = 0;
         let mut last_report: u64 = 0;
@@ -891,7 +900,10 @@ impl Inner {
                             size,
                         });
                     }
-                    break Err(PullErrorKind::Registry(format!("{what}: {}", clean(&e.to_string()))));
+                    break Err(PullErrorKind::Registry(format!(
+                        "{what}: {}",
+                        clean(&e.to_string())
+                    )));
                 }
                 None => {
                     if got < size {
@@ -980,10 +992,7 @@ impl Session {
                 )),
             });
         }
-        if resp
-            .content_length()
-            .is_some_and(|n| n > MAX_MANIFEST_SIZE)
-        {
+        if resp.content_length().is_some_and(|n| n > MAX_MANIFEST_SIZE) {
             return Err(PullErrorKind::TooLarge {
                 what,
                 size: MAX_MANIFEST_SIZE,

@@ -76,7 +76,11 @@ fn fixture() -> Option<Fixture> {
                 String::from_utf8_lossy(&out.stderr)
             )
         });
-    assert!(out.status.success(), "fixture: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "fixture: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Some(Fixture {
         anon: format!("127.0.0.1:{port}"),
         auth: format!("127.0.0.1:{}", port + 1),
@@ -118,7 +122,9 @@ async fn pulls_from_a_real_registry() {
     let mut ids = Vec::new();
     for tag in ["latest", "v2s2", "zstd", "multi"] {
         let image = format!("{r}/busybox:{tag}");
-        let o = pull(&p, &image, &none).await.unwrap_or_else(|e| panic!("{image}: {e}"));
+        let o = pull(&p, &image, &none)
+            .await
+            .unwrap_or_else(|e| panic!("{image}: {e}"));
         assert_eq!(o.name, image);
         assert!(o.unpack_elapsed.is_some());
         let img = p.store().resolve(&o.name).unwrap().expect("tagged");
@@ -132,10 +138,19 @@ async fn pulls_from_a_real_registry() {
         ids.push(o);
     }
     // The index's amd64 entry shares the plain image's layer: only its config was fetched.
-    assert!(ids[3].fetched < 4096, "index pull fetched {}", ids[3].fetched);
-    assert_ne!(ids[3].digest, ids[3].manifest_digest, "an index names the image");
+    assert!(
+        ids[3].fetched < 4096,
+        "index pull fetched {}",
+        ids[3].fetched
+    );
+    assert_ne!(
+        ids[3].digest, ids[3].manifest_digest,
+        "an index names the image"
+    );
     // Again: everything is present, nothing fetched.
-    let again = pull(&p, &format!("{r}/busybox:latest"), &none).await.unwrap();
+    let again = pull(&p, &format!("{r}/busybox:latest"), &none)
+        .await
+        .unwrap();
     assert_eq!(again.fetched, 0);
     // By digest (the name it is then stored under is name@digest).
     let by_digest = format!("{r}/busybox@{}", ids[0].digest);
@@ -143,15 +158,21 @@ async fn pulls_from_a_real_registry() {
     assert_consistent(p.store());
 
     // Faults, each naming what happened.
-    let e = pull(&p, &format!("{r}/nosuchimage:latest"), &none).await.unwrap_err();
+    let e = pull(&p, &format!("{r}/nosuchimage:latest"), &none)
+        .await
+        .unwrap_err();
     assert!(matches!(e, PullErrorKind::NotFound { .. }), "{e}");
     assert!(e.to_string().contains("not found"), "{e}");
-    let e = pull(&p, &format!("{r}/busybox:nosuchtag"), &none).await.unwrap_err();
+    let e = pull(&p, &format!("{r}/busybox:nosuchtag"), &none)
+        .await
+        .unwrap_err();
     assert!(matches!(e, PullErrorKind::NotFound { .. }), "{e}");
     let zero = format!("{r}/busybox@sha256:{}", "0".repeat(64));
     let e = pull(&p, &zero, &none).await.unwrap_err();
     assert!(matches!(e, PullErrorKind::NotFound { .. }), "{e}");
-    let e = pull(&p, &format!("{r}/armonly:latest"), &none).await.unwrap_err();
+    let e = pull(&p, &format!("{r}/armonly:latest"), &none)
+        .await
+        .unwrap_err();
     assert!(matches!(e, PullErrorKind::NoPlatform { .. }), "{e}");
     assert!(e.to_string().contains("linux/arm64"), "{e}");
 
@@ -159,11 +180,17 @@ async fn pulls_from_a_real_registry() {
     let private = format!("{}/private/busybox:latest", fx.auth);
     let e = pull(&p, &private, &none).await.unwrap_err();
     assert!(matches!(e, PullErrorKind::Unauthorized(_)), "{e}");
-    let bad = format!(r#"{{"auths":{{"{}":{{"username":"skiff","password":"nope"}}}}}}"#, fx.auth);
+    let bad = format!(
+        r#"{{"auths":{{"{}":{{"username":"skiff","password":"nope"}}}}}}"#,
+        fx.auth
+    );
     let bad = secrets_keyring(&[SecretPayload::DockerConfigJson(bad.as_bytes())]).unwrap();
     let e = pull(&p, &private, &bad).await.unwrap_err();
     assert!(matches!(e, PullErrorKind::Unauthorized(_)), "{e}");
-    let good = format!(r#"{{"auths":{{"{}":{{"auth":"c2tpZmY6c2tpZmYtcHc="}}}}}}"#, fx.auth);
+    let good = format!(
+        r#"{{"auths":{{"{}":{{"auth":"c2tpZmY6c2tpZmYtcHc="}}}}}}"#,
+        fx.auth
+    );
     let good = secrets_keyring(&[SecretPayload::DockerConfigJson(good.as_bytes())]).unwrap();
     pull(&p, &private, &good).await.unwrap();
 
@@ -178,8 +205,13 @@ async fn pulls_from_a_real_registry() {
     assert_consistent(p2.store());
 
     // A registry that is not there.
-    let e = pull(&p, "127.0.0.1:1/busybox:latest", &none).await.unwrap_err();
-    assert!(matches!(e, PullErrorKind::RegistryUnavailable { .. }), "{e}");
+    let e = pull(&p, "127.0.0.1:1/busybox:latest", &none)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, PullErrorKind::RegistryUnavailable { .. }),
+        "{e}"
+    );
     assert_consistent(p.store());
     drop(fx);
 }
@@ -203,7 +235,10 @@ enum Blob {
 fn sha(b: &[u8]) -> String {
     use sha2::Digest;
     let d = sha2::Sha256::digest(b);
-    format!("sha256:{}", d.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!(
+        "sha256:{}",
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
 }
 
 /// A one-layer image and a server that misbehaves as told; returns its address.
@@ -226,13 +261,17 @@ async fn hostile(manifest_oversized: bool, blob: Blob) -> (String, String) {
     let state = Arc::new((layer, config, manifest, ld.clone(), cd));
     tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
             let st = state.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 8192];
                 let mut req = Vec::new();
                 loop {
-                    let Ok(n) = sock.read(&mut buf).await else { return };
+                    let Ok(n) = sock.read(&mut buf).await else {
+                        return;
+                    };
                     if n == 0 {
                         return;
                     }
@@ -241,7 +280,11 @@ async fn hostile(manifest_oversized: bool, blob: Blob) -> (String, String) {
                         break;
                     }
                 }
-                let line = String::from_utf8_lossy(&req).lines().next().unwrap_or("").to_string();
+                let line = String::from_utf8_lossy(&req)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
                 let path = line.split(' ').nth(1).unwrap_or("").to_string();
                 let (layer, config, manifest, ld, cd) = &*st;
                 let head = |len: usize, ct: &str| {
@@ -253,29 +296,44 @@ async fn hostile(manifest_oversized: bool, blob: Blob) -> (String, String) {
                 } else if path.contains("/manifests/") {
                     if manifest_oversized {
                         let n = 5 << 20;
-                        let _ = sock.write_all(head(n, "application/vnd.oci.image.manifest.v1+json").as_bytes()).await;
+                        let _ = sock
+                            .write_all(
+                                head(n, "application/vnd.oci.image.manifest.v1+json").as_bytes(),
+                            )
+                            .await;
                         let _ = sock.write_all(&vec![b' '; n]).await;
                     } else {
                         let _ = sock
-                            .write_all(head(manifest.len(), "application/vnd.oci.image.manifest.v1+json").as_bytes())
+                            .write_all(
+                                head(manifest.len(), "application/vnd.oci.image.manifest.v1+json")
+                                    .as_bytes(),
+                            )
                             .await;
                         let _ = sock.write_all(manifest.as_bytes()).await;
                     }
                 } else if path.ends_with(cd.as_str()) {
-                    let _ = sock.write_all(head(config.len(), "application/octet-stream").as_bytes()).await;
+                    let _ = sock
+                        .write_all(head(config.len(), "application/octet-stream").as_bytes())
+                        .await;
                     let _ = sock.write_all(config).await;
                 } else if path.ends_with(ld.as_str()) {
                     match blob {
                         Blob::Good => {
-                            let _ = sock.write_all(head(layer.len(), "application/octet-stream").as_bytes()).await;
+                            let _ = sock
+                                .write_all(head(layer.len(), "application/octet-stream").as_bytes())
+                                .await;
                             let _ = sock.write_all(layer).await;
                         }
                         Blob::Wrong => {
-                            let _ = sock.write_all(head(layer.len(), "application/octet-stream").as_bytes()).await;
+                            let _ = sock
+                                .write_all(head(layer.len(), "application/octet-stream").as_bytes())
+                                .await;
                             let _ = sock.write_all(&vec![7u8; layer.len()]).await;
                         }
                         Blob::Truncated => {
-                            let _ = sock.write_all(head(layer.len(), "application/octet-stream").as_bytes()).await;
+                            let _ = sock
+                                .write_all(head(layer.len(), "application/octet-stream").as_bytes())
+                                .await;
                             let _ = sock.write_all(&layer[..layer.len() / 2]).await;
                         }
                         Blob::Endless => {
@@ -294,7 +352,9 @@ async fn hostile(manifest_oversized: bool, blob: Blob) -> (String, String) {
                             }
                         }
                         Blob::Stall => {
-                            let _ = sock.write_all(head(layer.len(), "application/octet-stream").as_bytes()).await;
+                            let _ = sock
+                                .write_all(head(layer.len(), "application/octet-stream").as_bytes())
+                                .await;
                             let _ = sock.write_all(&layer[..1000]).await;
                             tokio::time::sleep(Duration::from_secs(30)).await;
                         }
@@ -316,7 +376,10 @@ async fn hostile(manifest_oversized: bool, blob: Blob) -> (String, String) {
     (addr, ld)
 }
 
-async fn hostile_case(oversized: bool, blob: Blob) -> (Result<PullOutcome, PullErrorKind>, ContentStore, String) {
+async fn hostile_case(
+    oversized: bool,
+    blob: Blob,
+) -> (Result<PullOutcome, PullErrorKind>, ContentStore, String) {
     let (addr, ld) = hostile(oversized, blob).await;
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.keep();
@@ -359,7 +422,10 @@ async fn hostile_registries_leave_nothing_behind() {
             msg.contains(want) || (oversized && msg.contains("more than")),
             "{want}: got {msg}"
         );
-        assert!(!store.has_blob(&ld), "{want}: the bad layer must not be stored");
+        assert!(
+            !store.has_blob(&ld),
+            "{want}: the bad layer must not be stored"
+        );
         assert!(store.list().unwrap().is_empty(), "{want}: nothing tagged");
         assert_consistent(&store);
         cleanup(&store);
