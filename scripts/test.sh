@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential pkg-config ca-certificates procps busybox-static python3 iproute2 util-linux)
+# docker-registry, skopeo, umoci, apache2-utils (htpasswd), zstd, curl: the registry fixture
+# (scripts/test-registry.sh); runc, crun: the OCI runtimes.
+packages=(build-essential pkg-config ca-certificates procps busybox-static python3 iproute2 util-linux
+    docker-registry skopeo umoci apache2-utils zstd curl runc crun)
 if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null

@@ -4,10 +4,14 @@
 //! garbage collection ([`gc`]). It knows images, not pods: a container's use of an image
 //! is a *holder* string the caller chooses.
 
+pub mod auth;
 pub mod digest;
 pub mod gc;
 pub mod import;
 pub mod layers;
+pub mod progress;
+pub mod reference;
+pub mod registry;
 pub mod store;
 pub mod unpack;
 

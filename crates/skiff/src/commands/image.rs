@@ -24,10 +24,22 @@ pub struct Args {
     data_dir: Option<PathBuf>,
 }
 
-// `Pull` goes here (the registry client's `skiff image pull REF`), beside the store's own
-// commands.
 #[derive(clap::Subcommand, Debug)]
 enum Sub {
+    /// Pull an image from a registry: fetched and verified into the store, then unpacked.
+    /// Credentials come from the Docker config ($DOCKER_CONFIG/config.json or
+    /// ~/.docker/config.json, `auths`).
+    Pull {
+        #[arg(value_name = "IMAGE")]
+        image: String,
+        /// A registry (host[:port]) spoken to in plain HTTP; loopback registries always
+        /// are. Repeatable; SKIFF_INSECURE_REGISTRIES (comma-separated) adds more.
+        #[arg(long = "insecure-registry", value_name = "HOST")]
+        insecure: Vec<String>,
+        /// Print only the image ID (no progress).
+        #[arg(short, long)]
+        quiet: bool,
+    },
     /// List images (as `podman images`).
     #[command(alias = "list")]
     Ls {
@@ -236,6 +248,11 @@ fn run_inner(args: &Args) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
+        Sub::Pull {
+            image,
+            insecure,
+            quiet,
+        } => pull(store, image, insecure, *quiet),
         Sub::Check => {
             let problems = store.check()?;
             if problems.is_empty() {
@@ -251,6 +268,61 @@ fn run_inner(args: &Args) -> anyhow::Result<u8> {
                 eprintln!("error: {} problems found", problems.len());
                 Ok(exit::FAILURE)
             }
+        }
+    }
+}
+
+/// `skiff image pull`: progress bars on a terminal, event lines otherwise, the image ID
+/// on stdout (as `podman pull`).
+fn pull(store: ContentStore, image: &str, insecure: &[String], quiet: bool) -> anyhow::Result<u8> {
+    use skiff_image::progress;
+    use skiff_image::registry::{Puller, RegistryConfig};
+    use std::io::IsTerminal;
+    let reference = match skiff_image::reference::ImageRef::parse(image) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(exit::BAD_INPUT);
+        }
+    };
+    let mut config = RegistryConfig::default().with_env();
+    config.insecure.extend(insecure.iter().cloned());
+    let node = skiff_image::auth::docker_config_keyring().context("reading the Docker config")?;
+    let watcher = if quiet {
+        None
+    } else if std::io::stderr().is_terminal() {
+        Some(progress::terminal_bars())
+    } else {
+        Some(progress::plain_lines(|line| eprintln!("{line}")))
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let puller = Puller::new(store, config, node);
+    let secrets = skiff_image::auth::Keyring::new();
+    match rt.block_on(puller.pull(&reference, &secrets, watcher)) {
+        Ok(o) => {
+            if !quiet {
+                let mb = o.fetched as f64 / 1e6;
+                let secs = o.elapsed.as_secs_f64();
+                eprintln!(
+                    "pulled {} ({}): fetched {mb:.1} MB in {secs:.2}s ({:.1} MB/s){}",
+                    o.name,
+                    o.digest,
+                    if secs > 0.0 { mb / secs } else { 0.0 },
+                    o.unpack_elapsed
+                        .map(|u| format!(", unpacked in {:.2}s", u.as_secs_f64()))
+                        .unwrap_or_default()
+                );
+            }
+            println!("{}", o.image_id.trim_start_matches("sha256:"));
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(exit::FAILURE)
         }
     }
 }
