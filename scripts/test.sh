@@ -15,4 +15,13 @@ fi
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -q -- -D warnings
+
+# One local registry for every image test (loopback only; stopped by PID at the end).
+registry_dir=$(mktemp -d /tmp/skiff-test-registry.XXXXXX)
+trap './scripts/test-registry.sh stop "$registry_dir" >/dev/null 2>&1 || true; rm -rf "$registry_dir"' EXIT
+./scripts/test-registry.sh start "$registry_dir" >"$registry_dir/start.log" 2>&1 \
+    || { cat "$registry_dir/start.log" >&2; exit 1; }
+eval "$(./scripts/test-registry.sh env "$registry_dir")"
+export SKIFF_TEST_REGISTRY SKIFF_TEST_AUTH_REGISTRY
+
 cargo test --workspace --no-fail-fast
