@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential pkg-config ca-certificates procps busybox-static)
+# runc: the OCI runtime image pods run with; busybox-static: the examples' image (made below).
+packages=(build-essential pkg-config ca-certificates procps busybox-static runc)
 if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
@@ -17,4 +18,9 @@ if ! command -v cargo >/dev/null; then
     exit 1
 fi
 cargo build --release -q -p skiff
-echo "setup: built $(pwd)/target/release/skiff"
+target=${CARGO_TARGET_DIR:-$(pwd)/target}
+echo "setup: built $target/release/skiff"
+if [ "$(id -u)" = 0 ]; then
+    # The bundled examples' image, made offline from the host's busybox-static.
+    ./scripts/busybox-image.sh "$target/release/skiff"
+fi
