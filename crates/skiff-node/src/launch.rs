@@ -24,8 +24,13 @@ pub struct ContainerLaunch {
     /// Recorded only; the host runtime runs host binaries.
     pub image: String,
     pub restart_count: u32,
-    /// Expanded `command` + `args`.
+    /// Expanded `command` + `args` (the host runtime's exec vector).
     pub argv: Vec<String>,
+    /// Expanded `command` alone (empty when the spec has none): an OCI runtime merges it with
+    /// the image's Entrypoint/Cmd (`oci::config`), which needs command and args apart.
+    pub command: Vec<String>,
+    /// Expanded `args` alone.
+    pub args: Vec<String>,
     /// The container's env after expansion, in spec order (later duplicates
     /// replace the value in place of the first occurrence).
     pub env: Vec<(String, String)>,
@@ -76,10 +81,33 @@ impl ContainerLaunch {
         restart_count: u32,
         sources: &EnvSources<'_>,
     ) -> Result<Self, StartError> {
+        Self::build(c, pod, data_dir, restart_count, sources, true)
+    }
+
+    /// [`from_container`](Self::from_container) for a container run from an image: `command`
+    /// may be empty (the image's Entrypoint/Cmd then apply, see `oci::config`).
+    pub fn from_container_for_image(
+        c: &Container,
+        pod: &PodIdentity,
+        data_dir: &Path,
+        restart_count: u32,
+        sources: &EnvSources<'_>,
+    ) -> Result<Self, StartError> {
+        Self::build(c, pod, data_dir, restart_count, sources, false)
+    }
+
+    fn build(
+        c: &Container,
+        pod: &PodIdentity,
+        data_dir: &Path,
+        restart_count: u32,
+        sources: &EnvSources<'_>,
+        needs_command: bool,
+    ) -> Result<Self, StartError> {
         let BuiltEnv { env, warnings } = build_env(c, pod, sources, data_dir)?;
         let map: HashMap<String, String> = env.iter().cloned().collect();
         let command = c.command.clone().unwrap_or_default();
-        if command.is_empty() {
+        if needs_command && command.is_empty() {
             return Err(StartError::NoCommand {
                 container: c.name.clone(),
                 image: c.image.clone().unwrap_or_default(),
@@ -90,6 +118,10 @@ impl ContainerLaunch {
             command.iter().chain(c.args.iter().flatten()),
             &[&map],
         );
+        // The expansion maps each string to one string: the first `command.len()` are the
+        // command.
+        let (cmd_part, args_part) = argv.split_at(command.len().min(argv.len()));
+        let (command, args) = (cmd_part.to_vec(), args_part.to_vec());
         let policy = match c.termination_message_policy.as_deref() {
             Some("FallbackToLogsOnError") => TerminationMessagePolicy::FallbackToLogsOnError,
             _ => TerminationMessagePolicy::File,
@@ -100,6 +132,8 @@ impl ContainerLaunch {
             image: c.image.clone().unwrap_or_default(),
             restart_count,
             argv,
+            command,
+            args,
             env,
             working_dir: c
                 .working_dir

@@ -50,6 +50,7 @@ pub mod mountinfo;
 mod mountns;
 pub mod namespaces;
 pub mod node;
+pub mod oci;
 pub mod probe;
 pub mod reaper;
 pub mod runtime;

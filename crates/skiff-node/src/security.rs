@@ -473,7 +473,10 @@ pub fn plan(
 
 /// containerd's `WithCapabilities`: `add: [ALL]` → all, `drop: [ALL]` → none, then the
 /// individual adds and drops. Unknown names are skipped with a warning (as runc does).
-fn requested_caps(c: Option<&k8s_openapi::api::core::v1::Capabilities>, all: u64) -> u64 {
+pub(crate) fn requested_caps(
+    c: Option<&k8s_openapi::api::core::v1::Capabilities>,
+    all: u64,
+) -> u64 {
     let Some(c) = c else {
         return caps::DEFAULT & all;
     };
