@@ -230,8 +230,8 @@ fn run_check(runtime: &Path, dir: &Path, id: &str) -> Result<(), String> {
     std::fs::write(dir.join("config.json"), config.to_string())
         .map_err(|e| format!("writing the check's config.json: {e}"))?;
     let log = dir.join("log.json");
-    let mut child = std::process::Command::new(runtime)
-        .arg("--root")
+    let mut cmd = std::process::Command::new(runtime);
+    cmd.arg("--root")
         .arg(dir.join("state"))
         .arg("--log")
         .arg(&log)
@@ -240,33 +240,28 @@ fn run_check(runtime: &Path, dir: &Path, id: &str) -> Result<(), String> {
         .arg(id)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
+        .stderr(std::process::Stdio::null());
+    // Through skiff's reaper: it reaps every child of this process (`waitpid(-1)`).
+    let reaper = crate::reaper::Reaper::global().map_err(|e| e.to_string())?;
+    let spawned = reaper.spawn(&mut cmd, "oci-check").map_err(|e| e.to_string())?;
     let deadline = std::time::Instant::now() + CHECK_TIMEOUT;
     let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(5))
-            }
-            Ok(None) | Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("the check container did not finish in 10 s".into());
-            }
+        if let Some(ev) = spawned.exit.try_get() {
+            break ev.status;
         }
+        if std::time::Instant::now() >= deadline {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(spawned.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            return Err("the check container did not finish in 10 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(2));
     };
-    if status.success() {
+    if status.code() == 0 {
         return Ok(());
     }
-    let mut stderr = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut std::io::Read::take(&mut e, 4096), &mut stderr);
-    }
-    Err(last_error(&log)
-        .or_else(|| stderr.lines().last().map(str::to_string))
-        .unwrap_or_else(|| format!("the check container exited with {status}")))
+    Err(last_error(&log).unwrap_or_else(|| format!("the check container ended with code {}", status.code())))
 }
 
 /// `<data-dir>/runtime/<handler>`: the runtime's `--root`.
@@ -330,28 +325,32 @@ pub async fn run(
     args: &[&str],
 ) -> Result<(), String> {
     let global = global_args(rt, root, log);
-    let mut cmd = tokio::process::Command::new(&rt.path);
+    let mut cmd = std::process::Command::new(&rt.path);
     cmd.args(&global[1..])
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(COMMAND_TIMEOUT, cmd.output())
-        .await
-        .map_err(|_| format!("{} {} timed out", rt.handler.name(), args.join(" ")))?
+        .stderr(std::process::Stdio::null());
+    // Through skiff's reaper (it reaps every child of this process).
+    let reaper = crate::reaper::Reaper::global().map_err(|e| e.to_string())?;
+    let spawned = reaper
+        .spawn(&mut cmd, "oci-runtime")
         .map_err(|e| format!("running {}: {e}", rt.path.display()))?;
-    if out.status.success() {
+    let ev = match tokio::time::timeout(COMMAND_TIMEOUT, spawned.exit.wait()).await {
+        Ok(ev) => ev,
+        Err(_) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(spawned.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            return Err(format!("{} {} timed out", rt.handler.name(), args.join(" ")));
+        }
+    };
+    if ev.status.code() == 0 {
         return Ok(());
     }
     Err(last_error(log).unwrap_or_else(|| {
-        let text = String::from_utf8_lossy(&out.stderr);
-        let t = text.trim();
-        if t.is_empty() {
-            format!("{} exited with {}", rt.handler.name(), out.status)
-        } else {
-            t.chars().take(4096).collect()
-        }
+        format!("{} {} ended with code {}", rt.handler.name(), args.join(" "), ev.status.code())
     }))
 }
 
