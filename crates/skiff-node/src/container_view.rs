@@ -321,6 +321,11 @@ pub struct PodShm {
 }
 
 impl PodShm {
+    /// Where it is on the host (the pod's tmpfs under its directory, or the host's /dev/shm).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Mounts the pod's shm tmpfs (own IPC namespace), recorded in `journal` (the pod's crash
     /// record) before it is mounted.
     pub fn create(

@@ -170,7 +170,24 @@ impl HostRuntime {
         setup: ContainerSetup,
         logs: Option<mpsc::Sender<LogLine>>,
     ) -> Result<HostContainer, StartError> {
-        let id = new_container_id(&launch);
+        self.start_with(launch, setup, logs, None).await
+    }
+
+    /// [`HostRuntime::start`], or with `oci` an image container: the monitor's launcher runs
+    /// the OCI runtime's `create` instead of the container's process (see
+    /// [`crate::oci::runc`]), and the monitor watches the container's init. Everything after
+    /// the start (exit record, OOM, termination message, logs, exec context) is the same.
+    pub(crate) async fn start_with(
+        &self,
+        launch: ContainerLaunch,
+        setup: ContainerSetup,
+        logs: Option<mpsc::Sender<LogLine>>,
+        oci: Option<OciProcess>,
+    ) -> Result<HostContainer, StartError> {
+        let id = match &oci {
+            Some(o) => o.id.clone(),
+            None => new_container_id(&launch),
+        };
         let log_path = launch.log_path();
         let exit_path = launch
             .container_dir()
@@ -179,17 +196,28 @@ impl HostRuntime {
         // A record left by an earlier skiff for the same instance would be read as this one's.
         let _ = std::fs::remove_file(&exit_path);
 
-        let cwd = launch
-            .working_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("/"));
-        let hostname = setup.hostname.as_deref().unwrap_or(&launch.pod.name);
-        let env = process_env(&launch, hostname, &id);
+        let (cwd, env) = match &oci {
+            Some(o) => (o.cwd.clone(), o.env.clone()),
+            None => {
+                let hostname = setup.hostname.as_deref().unwrap_or(&launch.pod.name);
+                (
+                    launch
+                        .working_dir
+                        .clone()
+                        .unwrap_or_else(|| PathBuf::from("/")),
+                    process_env(&launch, hostname, &id),
+                )
+            }
+        };
         // The termination-message file (created and mounted by the sandbox's setup; read
         // through the descriptor held since its creation once the container has exited).
         let message_file = setup.termination_message.clone();
 
-        let prepared = Arc::new(setup.prepare()?);
+        let prepared = match &oci {
+            // The runtime builds the container's namespaces and mounts from its bundle.
+            Some(_) => Arc::new(PreparedSetup::default()),
+            None => Arc::new(setup.prepare()?),
+        };
         let group = match setup.group.clone() {
             Some(g) => g,
             None => self
@@ -208,7 +236,19 @@ impl HostRuntime {
             setup: prepared,
             mounts: setup.mounts.as_deref().unwrap_or(&[]),
         };
-        let process = match build_process(spec, out_w, err_w) {
+        let built = match &oci {
+            Some(o) => Process::runtime_create(
+                &o.program,
+                &o.argv,
+                &[("PATH".to_string(), DEFAULT_PATH.to_string())],
+                &o.bundle,
+                &o.pid_file,
+                out_w,
+                err_w,
+            ),
+            None => build_process(spec, out_w, err_w),
+        };
+        let process = match built {
             Ok(p) => p,
             Err(e) => {
                 release(group).await;
@@ -246,7 +286,10 @@ impl HostRuntime {
             Ok(s) => s,
             Err(e) => {
                 release(group).await;
-                return Err(spawn_error(&launch.argv, e));
+                return Err(match &oci {
+                    Some(o) => crate::oci::runc::create_error(o, e),
+                    None => spawn_error(&launch.argv, e),
+                });
             }
         };
         let pid = spawned.container_pid;
@@ -255,7 +298,14 @@ impl HostRuntime {
         let pidfd = open_child_pidfd(pid, monitor_pid);
         // Probes and hooks enter the container's namespaces, its mount namespace included.
         let netns = setup.namespaces.as_ref().and_then(|j| j.net());
-        let exec_setup = match setup.for_exec(pid).prepare() {
+        let mut exec_base = setup.clone();
+        if let Some(o) = &oci {
+            // An image container has its own mount namespace (and PID namespace unless it
+            // shares the pod's): for_exec enters the init's.
+            exec_base.mounts = Some(Vec::new());
+            exec_base.own_pid_namespace = o.own_pid_namespace;
+        }
+        let exec_setup = match exec_base.for_exec(pid).prepare() {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(id = %id, error = %e, "preparing the exec setup");
@@ -345,11 +395,37 @@ impl HostRuntime {
                     group: Some(group),
                     setup: Arc::new(exec_setup),
                     netns,
-                    mounts: setup.mounts.clone().unwrap_or_default(),
+                    mounts: match &oci {
+                        // Commands are looked up in the container's root filesystem and volumes.
+                        Some(o) => o.exec_view.clone(),
+                        None => setup.mounts.clone().unwrap_or_default(),
+                    },
                 },
             }),
         })
     }
+}
+
+/// What [`HostRuntime::start_with`] needs to run an image container through an OCI runtime.
+#[derive(Debug, Clone)]
+pub(crate) struct OciProcess {
+    /// The container's ID (runc's too).
+    pub id: String,
+    /// The runtime executable and its full `create` command line (`argv[0]` first).
+    pub program: PathBuf,
+    pub argv: Vec<String>,
+    pub bundle: PathBuf,
+    pub pid_file: PathBuf,
+    /// The runtime's `--log` (its last error is the start failure's message).
+    pub log: PathBuf,
+    pub handler: &'static str,
+    /// The container process's environment and working directory (for exec probes and hooks).
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    pub own_pid_namespace: bool,
+    /// `/` = the root filesystem on the host, then the container's volume mounts: where exec
+    /// commands are looked up.
+    pub exec_view: Vec<crate::isolation::MountSpec>,
 }
 
 /// The container's directory under the pod's (0750, as the logs always had).

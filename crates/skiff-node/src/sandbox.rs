@@ -223,6 +223,50 @@ impl PodSandbox {
         Ok(setup)
     }
 
+    /// What an image container (OCI runtime) takes from the sandbox: its security plan (for
+    /// exec probes and hooks), the pod's namespaces, its cgroup (created here, with its limits),
+    /// oom_score_adj and hostname. No mounts: the OCI runtime builds the container's mount
+    /// namespace from its bundle (`oci` module), and nothing is made on the host's `/`.
+    pub fn image_container_setup(
+        &self,
+        container: &Container,
+        launch: &ContainerLaunch,
+    ) -> Result<ContainerSetup, StartError> {
+        let mut setup = ContainerSetup {
+            security: Some(self.security.plan(container)?),
+            hostname: Some(self.hostname.clone()),
+            namespaces: Some(self.namespaces.join().clone()),
+            own_pid_namespace: self.own_pid_namespaces,
+            ..ContainerSetup::default()
+        };
+        self.resources
+            .container_setup(container, launch, &mut setup)?;
+        Ok(setup)
+    }
+
+    /// The container's cgroup values as the node computes them (`resources` of config.json).
+    pub fn cgroup_values(
+        &self,
+        container: &Container,
+    ) -> skiff_model::resources::ContainerCgroupValues {
+        let cfg = self
+            .resources
+            .cgroup()
+            .map(|c| c.driver().settings().values.clone())
+            .unwrap_or_default();
+        skiff_model::resources::container_cgroup_values(container, &cfg)
+    }
+
+    /// The pod's `/dev/shm` on the host, when its containers get one.
+    pub fn shm_dir(&self) -> Option<&std::path::Path> {
+        self.shm.as_ref().map(|s| s.dir())
+    }
+
+    /// The pod's crash record, where mounts are journaled before they are made.
+    pub fn mount_journal(&self) -> Option<std::sync::Arc<dyn crate::spec::MountJournal>> {
+        self.resources.mount_journal()
+    }
+
     /// The pod's volumes (host paths, warnings, sizeLimit checks).
     pub fn volumes(&self) -> &crate::volumes::PodVolumes {
         &self.volumes

@@ -52,6 +52,9 @@ pub(crate) struct Process {
     cgroup: Option<Arc<OwnedFd>>,
     /// Namespaces, mounts, oom_score_adj, security context (see `isolation`).
     setup: Arc<PreparedSetup>,
+    /// An OCI runtime's `create`: the file it writes the container's PID to
+    /// ([`Process::runtime_create`]).
+    pid_file: Option<CString>,
 }
 
 /// Builds the process: resolved executable (with `argv[0]` kept), exactly `env`, `cwd`,
@@ -125,7 +128,49 @@ pub(crate) fn build_process(
         join: group.map(|g| g.join_files()).unwrap_or_default(),
         cgroup: group.and_then(|g| g.cgroup_dir()),
         setup,
+        pid_file: None,
     })
+}
+
+impl Process {
+    /// An OCI runtime's `create` (`argv[0]` = `program`), run by the monitor's launcher with
+    /// the container's output pipes as its stdout/stderr (the runtime hands them to the
+    /// container), in skiff's own namespaces and cgroups (the runtime places the container),
+    /// from `cwd`. [`Process::spawn_monitored`] then returns the container's init (the PID the
+    /// runtime writes to `pid_file`), which the monitor watches.
+    pub(crate) fn runtime_create(
+        program: &Path,
+        argv: &[String],
+        env: &[(String, String)],
+        cwd: &Path,
+        pid_file: &Path,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    ) -> Result<Process, StartError> {
+        let nul = |what: &str| StartError::Config(format!("{what} contains a NUL byte"));
+        let c = |p: &Path, what: &str| CString::new(p.as_os_str().as_bytes()).map_err(|_| nul(what));
+        Ok(Process {
+            program: c(program, "the runtime's path")?,
+            argv: argv
+                .iter()
+                .map(|a| CString::new(a.as_bytes()))
+                .collect::<Result<_, _>>()
+                .map_err(|_| nul("the runtime's arguments"))?,
+            envp: env
+                .iter()
+                .map(|(k, v)| CString::new(format!("{k}={v}")))
+                .collect::<Result<_, _>>()
+                .map_err(|_| nul("env"))?,
+            cwd: c(cwd, "the bundle path")?,
+            stdout,
+            stderr,
+            detach: Detach::Group,
+            join: Vec::new(),
+            cgroup: None,
+            setup: Arc::new(PreparedSetup::default()),
+            pid_file: Some(c(pid_file, "the PID file path")?),
+        })
+    }
 }
 
 /// Set once `clone3(CLONE_INTO_CGROUP)` was refused: use the fallback from then on.
@@ -391,6 +436,7 @@ impl Process {
             live: live.as_ref().map(|l| l.as_fd()),
             program: &monitor.program,
             argv: &mon_argv,
+            runtime_pid_file: self.pid_file.as_deref(),
         };
         let spawned =
             reaper.spawn_with(tag, || process::fork_monitor(&m).map_err(io::Error::from))?;
@@ -427,6 +473,14 @@ impl Process {
                 -result,
             ))));
         }
+        if result == process::RUNTIME_NO_PID {
+            return Err(io::Error::other(RuntimeCreateFailed(None)));
+        }
+        if result >= process::RUNTIME_FAILED {
+            return Err(io::Error::other(RuntimeCreateFailed(Some(
+                result - process::RUNTIME_FAILED,
+            ))));
+        }
         if result != 0 {
             // The container was reaped by M (or its monitor), which exits; the reaper
             // collects it.
@@ -456,6 +510,23 @@ impl std::fmt::Display for MonitorExecFailed {
 }
 
 impl std::error::Error for MonitorExecFailed {}
+
+/// The OCI runtime's `create` failed: its wait status (`None`: it exited 0 but wrote no
+/// usable PID file). Its own message is in its log.
+#[derive(Debug)]
+pub(crate) struct RuntimeCreateFailed(pub Option<i32>);
+
+impl std::fmt::Display for RuntimeCreateFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            None => write!(f, "the OCI runtime wrote no container PID"),
+            Some(st) if st & 0x7f == 0 => write!(f, "the OCI runtime exited with status {}", (st >> 8) & 0xff),
+            Some(st) => write!(f, "the OCI runtime was killed by signal {}", st & 0x7f),
+        }
+    }
+}
+
+impl std::error::Error for RuntimeCreateFailed {}
 
 /// The `clone3` system call itself failed (as opposed to the child reporting a failure).
 #[derive(Debug)]

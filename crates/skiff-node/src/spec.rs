@@ -207,6 +207,12 @@ pub trait TrackedGroup: Send + Sync + std::fmt::Debug + 'static {
     fn cgroup_dir(&self) -> Option<Arc<OwnedFd>> {
         None
     }
+    /// The group's cgroup path relative to skiff's own cgroup in every hierarchy (what an OCI
+    /// runtime's relative `cgroupsPath` names: runc nests it under its caller's cgroup in
+    /// each hierarchy). `None` for trackers that are no cgroup.
+    fn cgroups_path(&self) -> Option<PathBuf> {
+        None
+    }
     /// Records the container's first process (leader of its own session).
     fn set_leader(&self, pid: i32);
     /// Whether the kernel OOM killer killed a process of the group (its memory cgroup's own

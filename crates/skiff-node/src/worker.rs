@@ -151,7 +151,36 @@ pub async fn run_pod(
     commands: mpsc::Receiver<Command>,
     notices: mpsc::UnboundedSender<Notice>,
 ) -> Result<PodStatus, WorkerError> {
-    match RuntimeClasses.for_pod(&pod)? {
+    run_pod_on(
+        Arc::new(crate::oci::cri::NoImageStore),
+        pod,
+        cfg,
+        commands,
+        notices,
+    )
+    .await
+}
+
+/// [`run_pod`] with `images` as the node's image store (OCI runtime classes take their
+/// containers' root filesystems from it).
+pub async fn run_pod_on<I: crate::cri::ImageService>(
+    images: Arc<I>,
+    pod: Pod,
+    cfg: WorkerConfig,
+    commands: mpsc::Receiver<Command>,
+    notices: mpsc::UnboundedSender<Notice>,
+) -> Result<PodStatus, WorkerError> {
+    let name = pod.spec.as_ref().and_then(|s| s.runtime_class_name.clone());
+    // `host` needs no OCI runtime: no detection (a check container per installed runtime).
+    let class = if name.as_deref() == Some(RuntimeClasses::HOST) {
+        RuntimeClass::Host
+    } else {
+        tokio::task::spawn_blocking(RuntimeClasses::detect)
+            .await
+            .unwrap_or_else(|_| RuntimeClasses::host_only())
+            .select(name.as_deref())?
+    };
+    match class {
         RuntimeClass::Host => {
             let runtime = HostCri::new()?;
             let probes = HostProbes::new()?;
@@ -159,6 +188,11 @@ pub async fn run_pod(
                 runtime, probes, NoImages, WallClock, pod, cfg, commands, notices,
             )
             .await
+        }
+        RuntimeClass::Oci(rt) => {
+            let runtime = crate::oci::cri::OciCri::new(rt, images)?;
+            let probes = crate::oci::cri::OciProbes::new()?;
+            run_pod_with(runtime, probes, WallClock, pod, cfg, commands, notices).await
         }
     }
 }
@@ -912,7 +946,12 @@ where
             return;
         };
         let restart_count = u32::try_from(attempt).unwrap_or(0);
-        let launch = match ContainerLaunch::from_container(
+        let build = if self.runtime.runs_images() {
+            ContainerLaunch::from_container_for_image
+        } else {
+            ContainerLaunch::from_container
+        };
+        let launch = match build(
             &spec,
             &self.identity,
             &self.data_dir,

@@ -718,6 +718,10 @@ impl TrackedGroup for ContainerCgroup {
         self.join.clone()
     }
 
+    fn cgroups_path(&self) -> Option<PathBuf> {
+        Some(self.driver.settings().parent.join(&self.rel))
+    }
+
     fn cgroup_dir(&self) -> Option<Arc<OwnedFd>> {
         self.dir.clone()
     }

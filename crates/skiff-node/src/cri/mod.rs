@@ -199,6 +199,13 @@ pub trait RuntimeService: Send + Sync + 'static {
     fn stop_pod_sandbox(&self, sandbox: Self::Sandbox)
         -> impl Future<Output = ()> + Send + 'static;
 
+    /// Whether containers run from their images (an OCI runtime class): `command` may then be
+    /// empty (the image's Entrypoint/Cmd apply), so the worker builds the launch with
+    /// `ContainerLaunch::from_container_for_image`.
+    fn runs_images(&self) -> bool {
+        false
+    }
+
     /// `CreateContainer`: the container's plan in `sandbox` (its mounts, namespaces, cgroup,
     /// security). Errors are configuration errors (`CreateContainerConfigError`, …).
     fn create_container(
@@ -349,38 +356,107 @@ pub trait ImageService: Send + Sync + 'static {
     fn release(&self, holder: &str);
 }
 
-/// A `runtimeClassName` this build cannot run.
+/// A `runtimeClassName` this node cannot run (the apiserver's `Unsupported value` style).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuntimeClassError {
-    #[error("the pod has no runtimeClassName, and this build cannot run container images yet: set `runtimeClassName: host` (its containers then run as processes on this machine)")]
-    Missing,
-    #[error("spec.runtimeClassName: Unsupported value: {0:?}: supported values: \"host\" (container images need the OCI runtime, not in this build)")]
-    Unsupported(String),
+    /// No `runtimeClassName` and no working OCI runtime on this node.
+    #[error("the pod has no runtimeClassName, and this node has no working OCI runtime to run its images ({why}): install runc, or set `runtimeClassName: host` (its containers then run as processes on this machine)")]
+    NoOciRuntime { why: String },
+    #[error("spec.runtimeClassName: Unsupported value: {name:?}: supported values: {}", quoted(.supported))]
+    Unsupported { name: String, supported: Vec<String> },
 }
 
-/// The runtime classes of this node. Each class is one [`RuntimeService`] implementation;
-/// the caller matches on [`RuntimeClass`] and runs the pod with that one (the worker is
-/// generic, so each class is its own monomorphic worker).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RuntimeClasses;
+fn quoted(v: &[String]) -> String {
+    v.iter()
+        .map(|s| format!("{s:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The runtime classes of this node, a table from `runtimeClassName` to the implementation
+/// that runs the pod: `host` → the host runtime; no name → the detected OCI runtime (the
+/// first of runc, crun, youki installed here that works, `oci::runc::detected`);
+/// `runc`/`crun`/`youki` → that runtime when it works here. The caller matches on
+/// [`RuntimeClass`] (the worker is generic, so each class is its own monomorphic worker).
+#[derive(Debug, Clone)]
+pub struct RuntimeClasses {
+    /// The OCI runtimes that work here, the default first.
+    oci: Vec<crate::oci::runc::OciRuntime>,
+    /// Why there is no default (for the error), when `oci` is empty.
+    none_why: String,
+}
 
 /// The runtime classes a pod can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuntimeClass {
     /// `host`: containers run as processes on this machine, from its own filesystem.
     Host,
+    /// Containers run from their images by this OCI runtime.
+    Oci(crate::oci::runc::OciRuntime),
 }
 
 impl RuntimeClasses {
-    /// The name every class answers to.
+    /// The name the host class answers to.
     pub const HOST: &'static str = "host";
+
+    /// This node's classes (runs the OCI runtime detection once per process: blocking, ≈30 ms
+    /// per installed runtime).
+    pub fn detect() -> RuntimeClasses {
+        Self::from_detected(crate::oci::runc::detected())
+    }
+
+    pub fn from_detected(d: &crate::oci::runc::Detected) -> RuntimeClasses {
+        let oci: Vec<_> = d
+            .verdicts
+            .iter()
+            .filter_map(|(_, v)| match v {
+                crate::oci::runc::Verdict::Works(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect();
+        RuntimeClasses {
+            none_why: if oci.is_empty() { d.describe() } else { String::new() },
+            oci,
+        }
+    }
+
+    /// Only the host class (no OCI runtime).
+    pub fn host_only() -> RuntimeClasses {
+        RuntimeClasses {
+            oci: Vec::new(),
+            none_why: "none detected".into(),
+        }
+    }
+
+    /// The names a pod may use, `host` first.
+    pub fn names(&self) -> Vec<String> {
+        std::iter::once(Self::HOST.to_string())
+            .chain(self.oci.iter().map(|r| r.handler.name().to_string()))
+            .collect()
+    }
+
+    /// The OCI runtime a pod without `runtimeClassName` gets.
+    pub fn default_oci(&self) -> Option<&crate::oci::runc::OciRuntime> {
+        self.oci.first()
+    }
 
     /// The class that runs pods with `runtimeClassName` `name`.
     pub fn select(&self, name: Option<&str>) -> Result<RuntimeClass, RuntimeClassError> {
         match name {
             Some(Self::HOST) => Ok(RuntimeClass::Host),
-            None | Some("") => Err(RuntimeClassError::Missing),
-            Some(other) => Err(RuntimeClassError::Unsupported(other.to_string())),
+            None | Some("") => match self.oci.first() {
+                Some(r) => Ok(RuntimeClass::Oci(r.clone())),
+                None => Err(RuntimeClassError::NoOciRuntime {
+                    why: self.none_why.clone(),
+                }),
+            },
+            Some(other) => match self.oci.iter().find(|r| r.handler.name() == other) {
+                Some(r) => Ok(RuntimeClass::Oci(r.clone())),
+                None => Err(RuntimeClassError::Unsupported {
+                    name: other.to_string(),
+                    supported: self.names(),
+                }),
+            },
         }
     }
 
@@ -397,17 +473,58 @@ impl RuntimeClasses {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oci::runc::{Detected, Handler, OciRuntime, Verdict};
+
+    fn runc() -> OciRuntime {
+        OciRuntime {
+            handler: Handler::Runc,
+            path: "/usr/sbin/runc".into(),
+            version: "runc version 1.1.5".into(),
+        }
+    }
 
     #[test]
-    fn runtime_classes_select_host_and_refuse_others() {
-        let c = RuntimeClasses;
+    fn runtime_classes_select_host_the_default_oci_runtime_and_named_handlers() {
+        let d = Detected {
+            verdicts: vec![
+                (Handler::Runc, Verdict::Works(runc())),
+                (
+                    Handler::Crun,
+                    Verdict::Fails {
+                        path: "/usr/bin/crun".into(),
+                        why: "cgroups in hybrid mode not supported".into(),
+                    },
+                ),
+                (Handler::Youki, Verdict::NotInstalled),
+            ],
+        };
+        let c = RuntimeClasses::from_detected(&d);
         assert_eq!(c.select(Some("host")), Ok(RuntimeClass::Host));
-        assert_eq!(c.select(None), Err(RuntimeClassError::Missing));
-        assert_eq!(c.select(Some("")), Err(RuntimeClassError::Missing));
-        let e = c.select(Some("runc")).unwrap_err();
+        assert_eq!(c.select(None), Ok(RuntimeClass::Oci(runc())));
+        assert_eq!(c.select(Some("")), Ok(RuntimeClass::Oci(runc())));
+        assert_eq!(c.select(Some("runc")), Ok(RuntimeClass::Oci(runc())));
+        let e = c.select(Some("crun")).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "spec.runtimeClassName: Unsupported value: \"runc\": supported values: \"host\" (container images need the OCI runtime, not in this build)"
+            "spec.runtimeClassName: Unsupported value: \"crun\": supported values: \"host\", \"runc\""
+        );
+        let e = c.select(Some("gvisor")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "spec.runtimeClassName: Unsupported value: \"gvisor\": supported values: \"host\", \"runc\""
+        );
+        assert!(d.describe().contains("crun does not work here: cgroups in hybrid mode not supported"), "{}", d.describe());
+    }
+
+    #[test]
+    fn without_an_oci_runtime_only_host_runs() {
+        let c = RuntimeClasses::host_only();
+        assert_eq!(c.select(Some("host")), Ok(RuntimeClass::Host));
+        let e = c.select(None).unwrap_err();
+        assert!(e.to_string().starts_with("the pod has no runtimeClassName, and this node has no working OCI runtime"), "{e}");
+        assert_eq!(
+            c.select(Some("runc")).unwrap_err().to_string(),
+            "spec.runtimeClassName: Unsupported value: \"runc\": supported values: \"host\""
         );
     }
 }

@@ -264,6 +264,34 @@ pub fn set_pre_exec<T: Send + Sync + 'static>(
     }
 }
 
+/// The PID an OCI runtime wrote (decimal, at most 15 bytes). Fork-safe: raw system calls on
+/// a stack buffer.
+fn read_pid_file(path: &CStr) -> Option<i32> {
+    let mut buf = [0u8; 16];
+    // SAFETY: `path` is a valid C string; `buf` is a live buffer of the length given.
+    let n = unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW);
+        if fd < 0 {
+            return None;
+        }
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(fd);
+        n
+    };
+    if n <= 0 || n as usize >= buf.len() {
+        return None;
+    }
+    let mut v: i32 = 0;
+    for &b in &buf[..n as usize] {
+        match b {
+            b'0'..=b'9' => v = v.checked_mul(10)?.checked_add(i32::from(b - b'0'))?,
+            b'\n' => break,
+            _ => return None,
+        }
+    }
+    (v > 0).then_some(v)
+}
+
 /// Where the monitor process puts the container's PID namespace before cloning it.
 #[derive(Clone, Copy)]
 pub enum PidNsChange<'a> {
@@ -341,7 +369,17 @@ pub struct MonitorChild<'a, T> {
     pub live: Option<BorrowedFd<'a>>,
     pub program: &'a CStr,
     pub argv: &'a MonitorArgv<'a>,
+    /// `child` is an OCI runtime's `create` writing the container's PID to this file: M waits
+    /// for the runtime to exit, and the container's init (reparented to M, a subreaper, when
+    /// the runtime exits) is what the monitor then watches.
+    pub runtime_pid_file: Option<&'a CStr>,
 }
+
+/// A result word above this says the OCI runtime's `create` failed: the word minus this is
+/// its wait status (`RUNTIME_NO_PID` for a missing or bad PID file).
+pub const RUNTIME_FAILED: i32 = 1 << 20;
+/// The runtime exited 0 but its PID file could not be read.
+pub const RUNTIME_NO_PID: i32 = RUNTIME_FAILED - 1;
 
 /// `fork`s M, which starts the container (see [`MonitorChild`]) and then execs the monitor
 /// with an empty environment. Returns M's PID.
@@ -490,6 +528,29 @@ unsafe fn monitor_child<T>(m: &MonitorChild<'_, T>) -> ! {
         libc::waitpid(cpid, std::ptr::null_mut(), 0);
         report6(&[cpid, i32::from_ne_bytes(buf)]);
         libc::_exit(127);
+    }
+    let mut cpid = cpid;
+    if let Some(pid_file) = m.runtime_pid_file {
+        // The runtime (its own session leader's child) sets up the container and exits; its
+        // init, blocked until `start`, has been reparented to M by then.
+        let mut st: libc::c_int = 0;
+        while libc::waitpid(cpid, &mut st, 0) < 0 {
+            if Errno::last_raw() != libc::EINTR {
+                st = -1;
+                break;
+            }
+        }
+        if st != 0 {
+            report6(&[0, RUNTIME_FAILED + (st & 0xffff)]);
+            libc::_exit(127);
+        }
+        match read_pid_file(pid_file) {
+            Some(p) => cpid = p,
+            None => {
+                report6(&[0, RUNTIME_NO_PID]);
+                libc::_exit(127);
+            }
+        }
     }
     report6(&[cpid, 0]);
     // The container's PID in decimal, into the buffer the argv points at.
