@@ -56,3 +56,8 @@ pub fn fs_size(p: &Path) -> i64 {
     }
     0
 }
+
+/// Whether skiff runs as root (image pods, cgroups and namespaces of their own need it).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}

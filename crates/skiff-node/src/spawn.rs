@@ -148,7 +148,8 @@ impl Process {
         stderr: OwnedFd,
     ) -> Result<Process, StartError> {
         let nul = |what: &str| StartError::Config(format!("{what} contains a NUL byte"));
-        let c = |p: &Path, what: &str| CString::new(p.as_os_str().as_bytes()).map_err(|_| nul(what));
+        let c =
+            |p: &Path, what: &str| CString::new(p.as_os_str().as_bytes()).map_err(|_| nul(what));
         Ok(Process {
             program: c(program, "the runtime's path")?,
             argv: argv
@@ -520,7 +521,9 @@ impl std::fmt::Display for RuntimeCreateFailed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
             None => write!(f, "the OCI runtime wrote no container PID"),
-            Some(st) if st & 0x7f == 0 => write!(f, "the OCI runtime exited with status {}", (st >> 8) & 0xff),
+            Some(st) if st & 0x7f == 0 => {
+                write!(f, "the OCI runtime exited with status {}", (st >> 8) & 0xff)
+            }
             Some(st) => write!(f, "the OCI runtime was killed by signal {}", st & 0x7f),
         }
     }

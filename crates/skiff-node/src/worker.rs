@@ -90,6 +90,8 @@ pub enum WorkerError {
     Runtime(#[from] std::io::Error),
     #[error("{0}")]
     RuntimeClass(#[from] RuntimeClassError),
+    #[error("opening the image store: {0}")]
+    Images(#[from] skiff_image::StoreError),
 }
 
 /// Settings of one pod worker.
@@ -151,14 +153,24 @@ pub async fn run_pod(
     commands: mpsc::Receiver<Command>,
     notices: mpsc::UnboundedSender<Notice>,
 ) -> Result<PodStatus, WorkerError> {
-    run_pod_on(
-        Arc::new(crate::oci::cri::NoImageStore),
-        pod,
-        cfg,
-        commands,
-        notices,
-    )
-    .await
+    // `host` pods use no images: no store is opened for them.
+    if pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.runtime_class_name.as_deref())
+        == Some(RuntimeClasses::HOST)
+    {
+        return run_pod_on(
+            Arc::new(crate::oci::cri::NoImageStore),
+            pod,
+            cfg,
+            commands,
+            notices,
+        )
+        .await;
+    }
+    let images = crate::cri::images::StoreImages::open(&cfg.data_dir)?;
+    run_pod_on(Arc::new(images), pod, cfg, commands, notices).await
 }
 
 /// [`run_pod`] with `images` as the node's image store (OCI runtime classes take their
@@ -190,9 +202,12 @@ pub async fn run_pod_on<I: crate::cri::ImageService>(
             .await
         }
         RuntimeClass::Oci(rt) => {
-            let runtime = crate::oci::cri::OciCri::new(rt, images)?;
+            let runtime = crate::oci::cri::OciCri::new(rt, images.clone())?;
             let probes = crate::oci::cri::OciProbes::new()?;
-            run_pod_with(runtime, probes, WallClock, pod, cfg, commands, notices).await
+            run_pod_with(
+                runtime, probes, images, WallClock, pod, cfg, commands, notices,
+            )
+            .await
         }
     }
 }

@@ -84,13 +84,21 @@ fn busybox_layer(dir: &Path) {
         "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
     )
     .unwrap();
-    std::fs::write(etc.join("group"), "root:x:0:\napp:x:1000:\nextra:x:2000:app\n").unwrap();
+    std::fs::write(
+        etc.join("group"),
+        "root:x:0:\napp:x:1000:\nextra:x:2000:app\n",
+    )
+    .unwrap();
     for d in ["proc", "sys", "dev", "tmp"] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
 }
 
-fn image(lower_dirs: Vec<PathBuf>, entrypoint: Option<Vec<&str>>, cmd: Option<Vec<&str>>) -> ImageRootfs {
+fn image(
+    lower_dirs: Vec<PathBuf>,
+    entrypoint: Option<Vec<&str>>,
+    cmd: Option<Vec<&str>>,
+) -> ImageRootfs {
     let v = |x: Option<Vec<&str>>| x.map(|v| v.into_iter().map(String::from).collect());
     ImageRootfs {
         image_id: "sha256:0123".into(),
@@ -123,8 +131,14 @@ fn usable() -> bool {
         eprintln!("skipping: needs root");
         return false;
     }
-    if skiff_node::oci::runc::detected().get(skiff_node::oci::runc::Handler::Runc).is_none() {
-        eprintln!("skipping: runc does not work here: {}", skiff_node::oci::runc::detected().describe());
+    if skiff_node::oci::runc::detected()
+        .get(skiff_node::oci::runc::Handler::Runc)
+        .is_none()
+    {
+        eprintln!(
+            "skipping: runc does not work here: {}",
+            skiff_node::oci::runc::detected().describe()
+        );
         return false;
     }
     Path::new("/bin/busybox").exists()
@@ -244,7 +258,9 @@ async fn image_containers_through_runc() {
     // 100 layers: 99 small ones over the base, each adding a file; the top-most wins.
     let mut many = Vec::new();
     for i in (0..99).rev() {
-        let d = layers.path().join(format!("layer-with-a-long-directory-name-{i:03}"));
+        let d = layers
+            .path()
+            .join(format!("layer-with-a-long-directory-name-{i:03}"));
         std::fs::create_dir_all(d.join("layers")).unwrap();
         std::fs::write(d.join("layers").join(format!("{i}")), "x").unwrap();
         std::fs::write(d.join("top"), format!("{i}\n")).unwrap();
@@ -254,13 +270,28 @@ async fn image_containers_through_runc() {
     let mut images = FakeImages::default();
     images.images.insert(
         "busybox".into(),
-        image(vec![base.clone()], None, Some(vec!["sh", "-c", "echo from-cmd $FROM_IMAGE; exit 7"])),
+        image(
+            vec![base.clone()],
+            None,
+            Some(vec!["sh", "-c", "echo from-cmd $FROM_IMAGE; exit 7"]),
+        ),
     );
     images.images.insert(
         "entry".into(),
-        image(vec![base.clone()], Some(vec!["echo", "entry:"]), Some(vec!["cmd-arg"])),
+        image(
+            vec![base.clone()],
+            Some(vec!["echo", "entry:"]),
+            Some(vec!["cmd-arg"]),
+        ),
     );
-    images.images.insert("many".into(), image(many, None, Some(vec!["sh", "-c", "cat /top; ls /layers | wc -l"])));
+    images.images.insert(
+        "many".into(),
+        image(
+            many,
+            None,
+            Some(vec!["sh", "-c", "cat /top; ls /layers | wc -l"]),
+        ),
+    );
     let uid = format!("oci{:06x}-run", std::process::id() & 0xff_ffff);
     let pod = pod(
         &uid,
@@ -285,14 +316,22 @@ async fn image_containers_through_runc() {
     let c = e.start(&sb, "cmd").await.unwrap();
     let x = e.cri.wait(&c).await;
     assert_eq!((x.exit_code, x.status), (7, ExitStatus::Exited(7)), "{x:?}");
-    assert!(e.log_of("cmd").contains("from-cmd yes"), "{}", e.log_of("cmd"));
+    assert!(
+        e.log_of("cmd").contains("from-cmd yes"),
+        "{}",
+        e.log_of("cmd")
+    );
     e.cri.remove_container(c).await;
 
     // Entrypoint + the pod's args (Cmd ignored).
     let c = e.start(&sb, "entry").await.unwrap();
     let x = e.cri.wait(&c).await;
     assert_eq!(x.exit_code, 0);
-    assert!(e.log_of("entry").contains("entry: pod-arg"), "{}", e.log_of("entry"));
+    assert!(
+        e.log_of("entry").contains("entry: pod-arg"),
+        "{}",
+        e.log_of("entry")
+    );
     e.cri.remove_container(c).await;
 
     // 100 layers.
@@ -327,9 +366,18 @@ async fn image_containers_through_runc() {
         }
         let own_path = own
             .lines()
-            .find_map(|l| l.split_once(':').and_then(|(_, r)| r.split_once(':')).filter(|(c, _)| *c == ctl).map(|(_, p)| p.to_string()))
+            .find_map(|l| {
+                l.split_once(':')
+                    .and_then(|(_, r)| r.split_once(':'))
+                    .filter(|(c, _)| *c == ctl)
+                    .map(|(_, p)| p.to_string())
+            })
             .unwrap();
-        assert!(path.starts_with(own_path.trim_end_matches('/')) && path.contains(&format!("pod{uid}/long-0-")), "{ctl}: {path} (own {own_path})");
+        assert!(
+            path.starts_with(own_path.trim_end_matches('/'))
+                && path.contains(&format!("pod{uid}/long-0-")),
+            "{ctl}: {path} (own {own_path})"
+        );
     }
     e.cri.signal(&c, StopSignal::Term).unwrap();
     let x = e.cri.wait(&c).await;
@@ -339,7 +387,11 @@ async fn image_containers_through_runc() {
     // Termination message: a fresh 0666 file at /dev/termination-log.
     let c = e.start(&sb, "msg").await.unwrap();
     let x = e.cri.wait(&c).await;
-    assert_eq!((x.exit_code, x.message.as_str()), (1, "-rw-rw-rw-\n"), "{x:?}");
+    assert_eq!(
+        (x.exit_code, x.message.as_str()),
+        (1, "-rw-rw-rw-\n"),
+        "{x:?}"
+    );
     e.cri.remove_container(c).await;
 
     // readOnlyRootFilesystem; the pod's /etc/hostname and /etc/hosts.
@@ -347,33 +399,56 @@ async fn image_containers_through_runc() {
     let x = e.cri.wait(&c).await;
     assert_eq!(x.exit_code, 0);
     let log = e.log_of("ro");
-    assert!(log.contains("Read-only file system") && log.contains(" oci\n") && log.contains(" 1\n"), "{log}");
+    assert!(
+        log.contains("Read-only file system") && log.contains(" oci\n") && log.contains(" 1\n"),
+        "{log}"
+    );
     e.cri.remove_container(c).await;
 
     // OOM: SIGKILL by the kernel in the container's memory cgroup.
     let c = e.start(&sb, "oom").await.unwrap();
     let x = e.cri.wait(&c).await;
-    assert_eq!((x.exit_code, x.oom_killed, x.reason()), (137, true, "OOMKilled"), "{x:?}");
+    assert_eq!(
+        (x.exit_code, x.oom_killed, x.reason()),
+        (137, true, "OOMKilled"),
+        "{x:?}"
+    );
     e.cri.remove_container(c).await;
 
     // Executable not found: runc's message, RunContainerError.
     let err = e.start(&sb, "nope").await.unwrap_err();
-    assert!(err.contains("OCI runtime create failed: runc create failed") && err.contains("/no/such/binary"), "{err}");
+    assert!(
+        err.contains("OCI runtime create failed: runc create failed")
+            && err.contains("/no/such/binary"),
+        "{err}"
+    );
 
     e.cri.stop_pod_sandbox(sb).await;
 
     // Nothing left: mounts, runc state, bundles, image holds, cgroups.
     assert_eq!(mounts_under(e.data.path()), Vec::<String>::new());
     let state = e.data.path().join("runtime/runc");
-    let left: Vec<_> = std::fs::read_dir(&state).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    let left: Vec<_> = std::fs::read_dir(&state)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
     assert!(left.is_empty(), "runc state left: {left:?}");
     assert!(e.images.held.lock().unwrap().is_empty());
     let pod_dir = e.data.path().join("pods").join(e.identity.dir_name());
-    let bundles: Vec<_> = std::fs::read_dir(pod_dir.join("oci")).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    let bundles: Vec<_> = std::fs::read_dir(pod_dir.join("oci"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
     assert!(bundles.is_empty(), "{bundles:?}");
     for h in ["memory", "cpu", "pids"] {
-        let out = std::process::Command::new("find").arg(format!("/sys/fs/cgroup/{h}")).args(["-name", &format!("pod{uid}")]).output().unwrap();
-        assert!(out.stdout.is_empty(), "{h}: {}", String::from_utf8_lossy(&out.stdout));
+        let out = std::process::Command::new("find")
+            .arg(format!("/sys/fs/cgroup/{h}"))
+            .args(["-name", &format!("pod{uid}")])
+            .output()
+            .unwrap();
+        assert!(
+            out.stdout.is_empty(),
+            "{h}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
     let _ = Instant::now();
 }

@@ -356,6 +356,28 @@ pub trait ImageService: Send + Sync + 'static {
     fn release(&self, holder: &str);
 }
 
+impl<I: ImageService> ImageService for Arc<I> {
+    fn image_status(&self, image: &str) -> Result<Option<ImageInfo>, ImageError> {
+        (**self).image_status(image)
+    }
+
+    fn pull_image(
+        &self,
+        image: &str,
+        secrets: &PullSecrets,
+    ) -> impl Future<Output = Result<ImageInfo, ImageError>> + Send + 'static {
+        (**self).pull_image(image, secrets)
+    }
+
+    fn rootfs(&self, image: &str, holder: &str) -> Result<crate::spec::ImageRootfs, ImageError> {
+        (**self).rootfs(image, holder)
+    }
+
+    fn release(&self, holder: &str) {
+        (**self).release(holder)
+    }
+}
+
 /// A `runtimeClassName` this node cannot run (the apiserver's `Unsupported value` style).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuntimeClassError {
@@ -363,7 +385,10 @@ pub enum RuntimeClassError {
     #[error("the pod has no runtimeClassName, and this node has no working OCI runtime to run its images ({why}): install runc, or set `runtimeClassName: host` (its containers then run as processes on this machine)")]
     NoOciRuntime { why: String },
     #[error("spec.runtimeClassName: Unsupported value: {name:?}: supported values: {}", quoted(.supported))]
-    Unsupported { name: String, supported: Vec<String> },
+    Unsupported {
+        name: String,
+        supported: Vec<String>,
+    },
 }
 
 fn quoted(v: &[String]) -> String {
@@ -415,7 +440,11 @@ impl RuntimeClasses {
             })
             .collect();
         RuntimeClasses {
-            none_why: if oci.is_empty() { d.describe() } else { String::new() },
+            none_why: if oci.is_empty() {
+                d.describe()
+            } else {
+                String::new()
+            },
             oci,
         }
     }
@@ -513,7 +542,12 @@ mod tests {
             e.to_string(),
             "spec.runtimeClassName: Unsupported value: \"gvisor\": supported values: \"host\", \"runc\""
         );
-        assert!(d.describe().contains("crun does not work here: cgroups in hybrid mode not supported"), "{}", d.describe());
+        assert!(
+            d.describe()
+                .contains("crun does not work here: cgroups in hybrid mode not supported"),
+            "{}",
+            d.describe()
+        );
     }
 
     #[test]
@@ -521,7 +555,12 @@ mod tests {
         let c = RuntimeClasses::host_only();
         assert_eq!(c.select(Some("host")), Ok(RuntimeClass::Host));
         let e = c.select(None).unwrap_err();
-        assert!(e.to_string().starts_with("the pod has no runtimeClassName, and this node has no working OCI runtime"), "{e}");
+        assert!(
+            e.to_string().starts_with(
+                "the pod has no runtimeClassName, and this node has no working OCI runtime"
+            ),
+            "{e}"
+        );
         assert_eq!(
             c.select(Some("runc")).unwrap_err().to_string(),
             "spec.runtimeClassName: Unsupported value: \"runc\": supported values: \"host\""

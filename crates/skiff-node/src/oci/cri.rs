@@ -266,7 +266,8 @@ impl<I: ImageService> RuntimeService for OciCri<I> {
             let c = match started {
                 Ok(c) => c,
                 Err(e) => {
-                    let _ = runc::run(&this.runtime, &root, &log, &["delete", "--force", &id]).await;
+                    let _ =
+                        runc::run(&this.runtime, &root, &log, &["delete", "--force", &id]).await;
                     bundle.remove();
                     this.images.release(&image_holder);
                     return Err(e);
@@ -281,7 +282,10 @@ impl<I: ImageService> RuntimeService for OciCri<I> {
                 bundle.remove();
                 this.images.release(&image_holder);
                 return Err(StartError::Io {
-                    what: format!("OCI runtime start failed: {} start failed", this.runtime.handler.name()),
+                    what: format!(
+                        "OCI runtime start failed: {} start failed",
+                        this.runtime.handler.name()
+                    ),
                     source: std::io::Error::other(msg),
                 });
             }
@@ -321,7 +325,10 @@ impl<I: ImageService> RuntimeService for OciCri<I> {
         self.host.signal(&container.host, signal)
     }
 
-    fn wait(&self, container: &OciInstance) -> impl Future<Output = ContainerExit> + Send + 'static {
+    fn wait(
+        &self,
+        container: &OciInstance,
+    ) -> impl Future<Output = ContainerExit> + Send + 'static {
         self.host.wait(&container.host)
     }
 
@@ -397,14 +404,24 @@ impl<I: ImageService> RuntimeService for OciCri<I> {
         }
     }
 
-    fn remove_container(&self, container: OciInstance) -> impl Future<Output = ()> + Send + 'static {
+    fn remove_container(
+        &self,
+        container: OciInstance,
+    ) -> impl Future<Output = ()> + Send + 'static {
         self.held().remove(&container.extra.id);
         let host = self.host.remove_container(container.host.clone());
         let this = self.clone();
         async move {
             host.await;
             let x = &container.extra;
-            if let Err(e) = runc::run(&this.runtime, &x.root, &x.log, &["delete", "--force", &x.id]).await {
+            if let Err(e) = runc::run(
+                &this.runtime,
+                &x.root,
+                &x.log,
+                &["delete", "--force", &x.id],
+            )
+            .await
+            {
                 tracing::warn!(id = %x.id, "{} delete: {e}", this.runtime.handler.name());
             }
             let bundle = x.bundle.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -445,13 +462,18 @@ impl<I: ImageService> OciCri<I> {
         let user = {
             let root = super::user::open_rootfs(&bundle.rootfs())
                 .map_err(|e| StartError::io("opening the container's root filesystem", e))?;
-            super::user::resolve_user(&root, pod, spec, image.config.user.as_deref()).map_err(|e| {
-                if e.is_config_error() {
-                    StartError::Config(e.to_string())
-                } else {
-                    StartError::io("resolving the container's user", std::io::Error::other(e.to_string()))
-                }
-            })?
+            super::user::resolve_user(&root, pod, spec, image.config.user.as_deref()).map_err(
+                |e| {
+                    if e.is_config_error() {
+                        StartError::Config(e.to_string())
+                    } else {
+                        StartError::io(
+                            "resolving the container's user",
+                            std::io::Error::other(e.to_string()),
+                        )
+                    }
+                },
+            )?
         };
         // Exec probes and hooks run as the container does.
         if let Some(sec) = setup.security.as_mut() {
@@ -494,18 +516,23 @@ impl<I: ImageService> OciCri<I> {
             .and_then(|s| s.host_network)
             .unwrap_or(false);
         if !mounts_path("/etc/hosts") {
-            mounts.push(ContainerMount::bind(&sandbox.files.hosts, "/etc/hosts", false));
+            mounts.push(ContainerMount::bind(
+                &sandbox.files.hosts,
+                "/etc/hosts",
+                false,
+            ));
         }
-        let message = crate::termination::MessageFile::create(&launch.container_dir(), launch.restart_count)
-            .map_err(|e| {
-                StartError::io(
-                    format!(
-                        "creating the termination-log file in {}",
-                        launch.container_dir().display()
-                    ),
-                    e,
-                )
-            })?;
+        let message =
+            crate::termination::MessageFile::create(&launch.container_dir(), launch.restart_count)
+                .map_err(|e| {
+                    StartError::io(
+                        format!(
+                            "creating the termination-log file in {}",
+                            launch.container_dir().display()
+                        ),
+                        e,
+                    )
+                })?;
         mounts.push(ContainerMount::bind(
             message.path(),
             launch.termination_message_path.clone(),
@@ -526,13 +553,18 @@ impl<I: ImageService> OciCri<I> {
         }
         // The pod's namespaces, by path through the holder (alive for the pod's lifetime).
         let plan = crate::namespaces::NamespacePlan::for_pod(pod);
-        let holder_ns = |kind: &str| sb.holder_pid().map(|p| PathBuf::from(format!("/proc/{p}/ns/{kind}")));
+        let holder_ns = |kind: &str| {
+            sb.holder_pid()
+                .map(|p| PathBuf::from(format!("/proc/{p}/ns/{kind}")))
+        };
         let namespaces = SandboxNamespaces {
             network: plan.network.then(|| holder_ns("net")).flatten(),
             uts: plan.network.then(|| holder_ns("uts")).flatten(),
             ipc: plan.ipc.then(|| holder_ns("ipc")).flatten(),
             pid: if plan.pid {
-                holder_ns("pid").map(PidNamespace::Pod).unwrap_or(PidNamespace::Host)
+                holder_ns("pid")
+                    .map(PidNamespace::Pod)
+                    .unwrap_or(PidNamespace::Host)
             } else if pod.spec.as_ref().and_then(|s| s.host_pid).unwrap_or(false) {
                 PidNamespace::Host
             } else {
@@ -555,7 +587,10 @@ impl<I: ImageService> OciCri<I> {
             }
         };
         let host = runtime_host();
-        let hostname = setup.hostname.clone().unwrap_or_else(|| plan.hostname.clone());
+        let hostname = setup
+            .hostname
+            .clone()
+            .unwrap_or_else(|| plan.hostname.clone());
         let rootfs_path = bundle.rootfs();
         let input = ContainerConfigInput {
             pod,
@@ -652,7 +687,11 @@ fn runtime_host() -> RuntimeHost {
         cgroup_v2,
         swap_limit,
         // Without CAP_SYS_RESOURCE a negative value is refused (runc would fail the start).
-        oom_score_adj_floor: if crate::security::has_capability(24) { -1000 } else { 0 },
+        oom_score_adj_floor: if crate::security::has_capability(24) {
+            -1000
+        } else {
+            0
+        },
     }
 }
 
@@ -707,7 +746,10 @@ impl<I: ImageService> OciCri<I> {
 pub struct NoImageStore;
 
 impl ImageService for NoImageStore {
-    fn image_status(&self, _image: &str) -> Result<Option<crate::cri::ImageInfo>, crate::cri::ImageError> {
+    fn image_status(
+        &self,
+        _image: &str,
+    ) -> Result<Option<crate::cri::ImageInfo>, crate::cri::ImageError> {
         Ok(None)
     }
 
@@ -715,12 +757,17 @@ impl ImageService for NoImageStore {
         &self,
         image: &str,
         _secrets: &crate::cri::PullSecrets,
-    ) -> impl Future<Output = Result<crate::cri::ImageInfo, crate::cri::ImageError>> + Send + 'static {
+    ) -> impl Future<Output = Result<crate::cri::ImageInfo, crate::cri::ImageError>> + Send + 'static
+    {
         let msg = format!("pulling image {image:?}: this node has no image store");
         async move { Err(crate::cri::ImageError::Pull(msg)) }
     }
 
-    fn rootfs(&self, image: &str, _holder: &str) -> Result<crate::spec::ImageRootfs, crate::cri::ImageError> {
+    fn rootfs(
+        &self,
+        image: &str,
+        _holder: &str,
+    ) -> Result<crate::spec::ImageRootfs, crate::cri::ImageError> {
         Err(crate::cri::ImageError::Store(format!(
             "image {image:?} is not present: this node has no image store"
         )))

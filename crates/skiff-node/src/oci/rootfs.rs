@@ -59,11 +59,15 @@ pub struct Bundle {
 
 impl Bundle {
     /// Creates `dir` (0700; its parent 0700 too) for a new bundle.
-    pub fn create(dir: PathBuf, journal: Option<Arc<dyn MountJournal>>) -> Result<Bundle, RootfsError> {
+    pub fn create(
+        dir: PathBuf,
+        journal: Option<Arc<dyn MountJournal>>,
+    ) -> Result<Bundle, RootfsError> {
         let mut b = std::fs::DirBuilder::new();
         b.recursive(true);
         std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-        b.create(&dir).map_err(err(format!("creating {}", dir.display())))?;
+        b.create(&dir)
+            .map_err(err(format!("creating {}", dir.display())))?;
         Ok(Bundle {
             dir,
             journal,
@@ -113,9 +117,8 @@ impl Bundle {
         let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
             .map_err(|e| err("fsopen(overlay)")(e.into()))?;
         let set = |k: &str, v: &Path| {
-            fsconfig_set_string(&fs, k, v).map_err(|e| {
-                err(format!("overlay option {k}={}", v.display()))(e.into())
-            })
+            fsconfig_set_string(&fs, k, v)
+                .map_err(|e| err(format!("overlay option {k}={}", v.display()))(e.into()))
         };
         for l in lower_dirs {
             set("lowerdir+", l)?;
@@ -123,7 +126,8 @@ impl Bundle {
         set("upperdir", &upper)?;
         set("workdir", &work)?;
         // containerd's snapshotter mounts with index=off (no hard-link index across layers).
-        fsconfig_set_string(&fs, "index", "off").map_err(|e| err("overlay option index=off")(e.into()))?;
+        fsconfig_set_string(&fs, "index", "off")
+            .map_err(|e| err("overlay option index=off")(e.into()))?;
         fsconfig_create(&fs).map_err(|e| err("creating the overlay")(e.into()))?;
         let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
             .map_err(|e| err("fsmount(overlay)")(e.into()))?;
@@ -167,7 +171,8 @@ impl Bundle {
         }
         let target = vol.join(n.to_string());
         let st = rustix::fs::fstat(&*fd.0).map_err(|e| err("stat of a volume source")(e.into()))?;
-        let is_dir = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory;
+        let is_dir =
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory;
         if is_dir {
             std::fs::create_dir(&target)
         } else {
@@ -232,7 +237,10 @@ pub fn hosts_file(pod: &Pod, identity: &PodIdentity, hostname: &str) -> String {
         let mut s = String::from(
             "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n",
         );
-        let fqdn = match spec.and_then(|s| s.subdomain.as_deref()).filter(|d| !d.is_empty()) {
+        let fqdn = match spec
+            .and_then(|s| s.subdomain.as_deref())
+            .filter(|d| !d.is_empty())
+        {
             Some(sub) => format!(
                 "{hostname}.{sub}.{}.svc.cluster.local\t{hostname}",
                 identity.namespace
@@ -262,8 +270,14 @@ pub fn hosts_file(pod: &Pod, identity: &PodIdentity, hostname: &str) -> String {
 /// replaced by name).
 pub fn resolv_conf(pod: &Pod, host_resolv: &str) -> String {
     let spec = pod.spec.as_ref();
-    let policy = spec.and_then(|s| s.dns_policy.as_deref()).unwrap_or("ClusterFirst");
-    let (mut ns, mut search, mut opts) = (Vec::<String>::new(), Vec::<String>::new(), Vec::<String>::new());
+    let policy = spec
+        .and_then(|s| s.dns_policy.as_deref())
+        .unwrap_or("ClusterFirst");
+    let (mut ns, mut search, mut opts) = (
+        Vec::<String>::new(),
+        Vec::<String>::new(),
+        Vec::<String>::new(),
+    );
     if policy != "None" {
         for line in host_resolv.lines() {
             let mut f = line.split_whitespace();
@@ -350,12 +364,15 @@ mod tests {
     use super::*;
 
     fn pod(spec: serde_json::Value) -> Pod {
-        serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "spec": spec})).unwrap()
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "spec": spec}))
+            .unwrap()
     }
 
     #[test]
     fn hosts_file_is_the_kubelets() {
-        let p = pod(serde_json::json!({"containers": [], "hostAliases": [{"ip": "10.0.0.9", "hostnames": ["a", "b"]}]}));
+        let p = pod(
+            serde_json::json!({"containers": [], "hostAliases": [{"ip": "10.0.0.9", "hostnames": ["a", "b"]}]}),
+        );
         let id = PodIdentity {
             namespace: "default".into(),
             pod_ip: Some("10.1.2.3".into()),
@@ -377,7 +394,9 @@ mod tests {
             resolv_conf(&p, host),
             "nameserver 1.1.1.1\nnameserver 9.9.9.9\nsearch example.com x.local\noptions ndots:5 edns0\n"
         );
-        let none = pod(serde_json::json!({"containers": [], "dnsPolicy": "None", "dnsConfig": {"nameservers": ["8.8.8.8"]}}));
+        let none = pod(
+            serde_json::json!({"containers": [], "dnsPolicy": "None", "dnsConfig": {"nameservers": ["8.8.8.8"]}}),
+        );
         assert_eq!(resolv_conf(&none, host), "nameserver 8.8.8.8\n");
     }
 }

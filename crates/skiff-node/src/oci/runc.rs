@@ -59,7 +59,10 @@ pub enum Verdict {
     NotInstalled,
     Works(OciRuntime),
     /// Installed, but its check container failed (the reason).
-    Fails { path: PathBuf, why: String },
+    Fails {
+        path: PathBuf,
+        why: String,
+    },
 }
 
 /// The verdicts for every handler, in [`Handler::ALL`] order.
@@ -243,7 +246,9 @@ fn run_check(runtime: &Path, dir: &Path, id: &str) -> Result<(), String> {
         .stderr(std::process::Stdio::null());
     // Through skiff's reaper: it reaps every child of this process (`waitpid(-1)`).
     let reaper = crate::reaper::Reaper::global().map_err(|e| e.to_string())?;
-    let spawned = reaper.spawn(&mut cmd, "oci-check").map_err(|e| e.to_string())?;
+    let spawned = reaper
+        .spawn(&mut cmd, "oci-check")
+        .map_err(|e| e.to_string())?;
     let deadline = std::time::Instant::now() + CHECK_TIMEOUT;
     let status = loop {
         if let Some(ev) = spawned.exit.try_get() {
@@ -261,7 +266,8 @@ fn run_check(runtime: &Path, dir: &Path, id: &str) -> Result<(), String> {
     if status.code() == 0 {
         return Ok(());
     }
-    Err(last_error(&log).unwrap_or_else(|| format!("the check container ended with code {}", status.code())))
+    Err(last_error(&log)
+        .unwrap_or_else(|| format!("the check container ended with code {}", status.code())))
 }
 
 /// `<data-dir>/runtime/<handler>`: the runtime's `--root`.
@@ -318,12 +324,7 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs `<runtime> <global> <args…>`; `Err` carries the runtime's last logged error (or its
 /// stderr).
-pub async fn run(
-    rt: &OciRuntime,
-    root: &Path,
-    log: &Path,
-    args: &[&str],
-) -> Result<(), String> {
+pub async fn run(rt: &OciRuntime, root: &Path, log: &Path, args: &[&str]) -> Result<(), String> {
     let global = global_args(rt, root, log);
     let mut cmd = std::process::Command::new(&rt.path);
     cmd.args(&global[1..])
@@ -343,14 +344,23 @@ pub async fn run(
                 nix::unistd::Pid::from_raw(spawned.pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
-            return Err(format!("{} {} timed out", rt.handler.name(), args.join(" ")));
+            return Err(format!(
+                "{} {} timed out",
+                rt.handler.name(),
+                args.join(" ")
+            ));
         }
     };
     if ev.status.code() == 0 {
         return Ok(());
     }
     Err(last_error(log).unwrap_or_else(|| {
-        format!("{} {} ended with code {}", rt.handler.name(), args.join(" "), ev.status.code())
+        format!(
+            "{} {} ended with code {}",
+            rt.handler.name(),
+            args.join(" "),
+            ev.status.code()
+        )
     }))
 }
 

@@ -270,7 +270,10 @@ fn read_pid_file(path: &CStr) -> Option<i32> {
     let mut buf = [0u8; 16];
     // SAFETY: `path` is a valid C string; `buf` is a live buffer of the length given.
     let n = unsafe {
-        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW);
+        let fd = libc::open(
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+        );
         if fd < 0 {
             return None;
         }

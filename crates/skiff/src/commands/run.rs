@@ -6,6 +6,7 @@
 //! reports a process the signal ended: the stop was asked for, so it is neither success nor
 //! the pod's failure). `--exit-code-from C` makes a pod that ended by itself exit with C's code.
 
+use skiff_node::cri::RuntimeClasses;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -158,25 +159,25 @@ pub fn run(args: &Args) -> u8 {
     }
 }
 
-/// Whether this build can run `pod` (runtime class `host`, a command in every container);
-/// else the message, naming `source` and the fix, every offending container at once.
+/// Whether this node can run `pod`: its runtime class exists here (`host`; no name or an
+/// OCI runtime's name → images, which need root), and under `host` every container has a
+/// command; else the message, naming `source` and the fix, every offending container at once.
 fn runnable(pod: &Pod, source: &str) -> Result<(), String> {
     let name = pod.metadata.name.as_deref().unwrap_or("");
     let Some(spec) = pod.spec.as_ref() else {
         return Ok(());
     };
-    match spec.runtime_class_name.as_deref() {
-        Some("host") => {}
-        None | Some("") => {
-            return Err(format!(
-                "{source}: pod {name:?} has no runtimeClassName, and this build cannot run container images yet: add `runtimeClassName: host` to its spec and give every container a `command` (it then runs as a process on this machine)"
-            ))
+    if spec.runtime_class_name.as_deref() != Some(RuntimeClasses::HOST) {
+        // Detection runs a check container per installed runtime: only for image pods.
+        if let Err(e) = RuntimeClasses::detect().for_pod(pod) {
+            return Err(format!("{source}: pod {name:?}: {e}"));
         }
-        Some(other) => {
+        if !skiff_node::machine::is_root() {
             return Err(format!(
-                "{source}: pod {name:?}: spec.runtimeClassName: Unsupported value: {other:?}: supported values: \"host\" (container images need the OCI runtime, not in this build)"
-            ))
+                "{source}: pod {name:?} runs container images, which needs root in this build (rootless image pods are not supported yet): run skiff as root, or set `runtimeClassName: host` and give every container a `command`"
+            ));
         }
+        return Ok(());
     }
     let missing: Vec<String> = [
         ("initContainers", spec.init_containers.as_deref().unwrap_or_default()),
