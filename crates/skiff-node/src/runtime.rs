@@ -287,7 +287,7 @@ impl HostRuntime {
             Err(e) => {
                 release(group).await;
                 return Err(match &oci {
-                    Some(o) => crate::oci::runc::create_error(o, e),
+                    Some(o) => crate::oci::runc::create_error(o.handler, &o.log, e),
                     None => spawn_error(&launch.argv, e),
                 });
             }

@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::runtime::OciProcess;
 use crate::spec::StartError;
 
 /// An OCI runtime a RuntimeClass handler can name.
@@ -308,9 +307,9 @@ pub fn last_error(log: &Path) -> Option<String> {
 
 /// The start failure of a `create` that failed: the kubelet's `RunContainerError` with the
 /// runtime's own message (containerd: "OCI runtime create failed: runc create failed: …").
-pub(crate) fn create_error(o: &OciProcess, e: std::io::Error) -> StartError {
-    let what = format!("OCI runtime create failed: {} create failed", o.handler);
-    match last_error(&o.log) {
+pub(crate) fn create_error(handler: &str, log: &Path, e: std::io::Error) -> StartError {
+    let what = format!("OCI runtime create failed: {handler} create failed");
+    match last_error(log) {
         Some(msg) => StartError::Io {
             what,
             source: std::io::Error::other(msg),
