@@ -252,7 +252,7 @@ impl PodSandbox {
         let cfg = self
             .resources
             .cgroup()
-            .map(|c| c.driver().settings().values.clone())
+            .map(|c| c.driver().settings().values)
             .unwrap_or_default();
         skiff_model::resources::container_cgroup_values(container, &cfg)
     }

@@ -430,9 +430,10 @@ impl<I: ImageService> RuntimeService for OciCri<I> {
                 None => {
                     // Found on disk: its mounts are under the bundle dir, journaled in the pod's
                     // record; unmount what is there.
-                    for p in [x.bundle_dir.join("rootfs")] {
-                        let _ = rustix::mount::unmount(&p, rustix::mount::UnmountFlags::DETACH);
-                    }
+                    let _ = rustix::mount::unmount(
+                        x.bundle_dir.join("rootfs"),
+                        rustix::mount::UnmountFlags::DETACH,
+                    );
                     let _ = std::fs::remove_dir_all(&x.bundle_dir);
                 }
             }
