@@ -148,13 +148,108 @@ fn verdict(h: Handler) -> Verdict {
             }
         }
     };
-    match check(&path) {
+    let key = VerdictKey::of(&path);
+    let checked = match key
+        .as_ref()
+        .and_then(|k| cached_verdict(Path::new(VERDICT_DIR), h, k))
+    {
+        Some(v) => v,
+        None => {
+            let v = check(&path);
+            if let Some(k) = &key {
+                store_verdict(Path::new(VERDICT_DIR), h, k, &v);
+            }
+            v
+        }
+    };
+    match checked {
         Ok(()) => Verdict::Works(OciRuntime {
             handler: h,
             path,
             version,
         }),
         Err(why) => Verdict::Fails { path, why },
+    }
+}
+
+/// Where check verdicts are kept between skiff processes: a tmpfs dir only root writes, so
+/// a reboot (a new kernel, a changed cgroup layout) forgets them. A check container costs
+/// ≈ 25–50 ms per installed runtime, on every `skiff run` without this.
+const VERDICT_DIR: &str = "/run/skiff";
+
+/// What a cached verdict is valid for: the very binary it was checked on (its path, inode,
+/// size and modification time; an upgrade changes them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct VerdictKey(String);
+
+impl VerdictKey {
+    fn of(path: &Path) -> Option<VerdictKey> {
+        use std::os::unix::fs::MetadataExt;
+        // Only root's cache is trusted, and only root runs image pods.
+        if !crate::machine::is_root() {
+            return None;
+        }
+        let m = std::fs::metadata(path).ok()?;
+        Some(VerdictKey(format!(
+            "{}\t{}:{}\t{}\t{}.{}",
+            path.display(),
+            m.dev(),
+            m.ino(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec()
+        )))
+    }
+}
+
+fn verdict_file(dir: &Path, h: Handler) -> PathBuf {
+    dir.join(format!("oci-{}.verdict", h.name()))
+}
+
+/// The cached verdict for `h` if its file is root's own, not writable by others, not a
+/// symlink, small, and made for this very binary.
+fn cached_verdict(dir: &Path, h: Handler, key: &VerdictKey) -> Option<Result<(), String>> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let d = std::fs::symlink_metadata(dir).ok()?;
+    if !d.is_dir() || d.uid() != 0 || d.mode() & 0o022 != 0 {
+        return None;
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(verdict_file(dir, h))
+        .ok()?;
+    let m = f.metadata().ok()?;
+    if !m.is_file() || m.uid() != 0 || m.mode() & 0o022 != 0 {
+        return None;
+    }
+    let mut text = String::new();
+    f.take(4096).read_to_string(&mut text).ok()?;
+    let (first, verdict) = text.split_once('\n')?;
+    if first != key.0 {
+        return None;
+    }
+    match verdict.split_once('\t') {
+        Some(("works", _)) => Some(Ok(())),
+        Some(("fails", why)) => Some(Err(why.trim_end().to_string())),
+        _ => None,
+    }
+}
+
+/// Keeps `v` for the next skiff process (best effort: a failure only costs a check later).
+fn store_verdict(dir: &Path, h: Handler, key: &VerdictKey, v: &Result<(), String>) {
+    use std::os::unix::fs::DirBuilderExt;
+    let _ = std::fs::DirBuilder::new().mode(0o755).create(dir);
+    let line = match v {
+        Ok(()) => "works\t".to_string(),
+        Err(why) => format!("fails\t{}", why.replace(['\n', '\t'], " ")),
+    };
+    let text = format!("{}\n{line}\n", key.0);
+    let target = verdict_file(dir, h);
+    let tmp = target.with_extension(format!("tmp{}", std::process::id()));
+    if std::fs::write(&tmp, text).is_err() || std::fs::rename(&tmp, &target).is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
 }
 
@@ -388,5 +483,57 @@ mod tests {
         assert_eq!(Handler::by_name("runc"), Some(Handler::Runc));
         assert_eq!(Handler::by_name("crun"), Some(Handler::Crun));
         assert_eq!(Handler::by_name("runsc"), None);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod verdict_cache_tests {
+    use super::*;
+
+    // A verdict is reused only for the same binary, from a file root owns that is no
+    // symlink; anything else means a new check (the attacker cannot vouch for a runtime).
+    #[test]
+    fn verdicts_are_reused_only_for_the_same_binary_and_a_trusted_file() {
+        if !crate::machine::is_root() {
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cache");
+        let bin = tmp.path().join("runc");
+        std::fs::write(&bin, b"v1").unwrap();
+        let key = VerdictKey::of(&bin).unwrap();
+        assert_eq!(cached_verdict(&dir, Handler::Runc, &key), None);
+        store_verdict(&dir, Handler::Runc, &key, &Ok(()));
+        assert_eq!(cached_verdict(&dir, Handler::Runc, &key), Some(Ok(())));
+        store_verdict(
+            &dir,
+            Handler::Crun,
+            &key,
+            &Err("cgroups\tin hybrid mode".into()),
+        );
+        assert_eq!(
+            cached_verdict(&dir, Handler::Crun, &key),
+            Some(Err("cgroups in hybrid mode".into()))
+        );
+        // An upgraded binary (another size) needs a new check.
+        std::fs::write(&bin, b"v2 longer").unwrap();
+        let key2 = VerdictKey::of(&bin).unwrap();
+        assert_ne!(key, key2);
+        assert_eq!(cached_verdict(&dir, Handler::Runc, &key2), None);
+        // A symlinked verdict file is not read.
+        let file = verdict_file(&dir, Handler::Youki);
+        let planted = tmp.path().join("planted");
+        std::fs::write(&planted, format!("{}\nworks\t\n", key2.0)).unwrap();
+        std::os::unix::fs::symlink(&planted, &file).unwrap();
+        assert_eq!(cached_verdict(&dir, Handler::Youki, &key2), None);
+        // Nor one others may write.
+        std::fs::remove_file(&file).unwrap();
+        std::fs::copy(&planted, &file).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert_eq!(cached_verdict(&dir, Handler::Youki, &key2), None);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(cached_verdict(&dir, Handler::Youki, &key2), Some(Ok(())));
     }
 }
