@@ -128,26 +128,6 @@ fn verdict(h: Handler) -> Verdict {
     let Some(path) = find_binary(h.name()) else {
         return Verdict::NotInstalled;
     };
-    let version = match std::process::Command::new(&path).arg("--version").output() {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
-        Ok(o) => {
-            return Verdict::Fails {
-                path,
-                why: format!("--version exited with {}", o.status),
-            }
-        }
-        Err(e) => {
-            return Verdict::Fails {
-                path,
-                why: e.to_string(),
-            }
-        }
-    };
     let key = VerdictKey::of(&path);
     let checked = match key
         .as_ref()
@@ -155,7 +135,7 @@ fn verdict(h: Handler) -> Verdict {
     {
         Some(v) => v,
         None => {
-            let v = check(&path);
+            let v = version_of(&path).and_then(|version| check(&path).map(|()| version));
             if let Some(k) = &key {
                 store_verdict(Path::new(VERDICT_DIR), h, k, &v);
             }
@@ -163,12 +143,26 @@ fn verdict(h: Handler) -> Verdict {
         }
     };
     match checked {
-        Ok(()) => Verdict::Works(OciRuntime {
+        Ok(version) => Verdict::Works(OciRuntime {
             handler: h,
             path,
             version,
         }),
         Err(why) => Verdict::Fails { path, why },
+    }
+}
+
+/// The first line of `<runtime> --version`.
+fn version_of(path: &Path) -> Result<String, String> {
+    match std::process::Command::new(path).arg("--version").output() {
+        Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string()),
+        Ok(o) => Err(format!("--version exited with {}", o.status)),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -208,7 +202,7 @@ fn verdict_file(dir: &Path, h: Handler) -> PathBuf {
 
 /// The cached verdict for `h` if its file is root's own, not writable by others, not a
 /// symlink, small, and made for this very binary.
-fn cached_verdict(dir: &Path, h: Handler, key: &VerdictKey) -> Option<Result<(), String>> {
+fn cached_verdict(dir: &Path, h: Handler, key: &VerdictKey) -> Option<Result<String, String>> {
     use std::io::Read;
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let d = std::fs::symlink_metadata(dir).ok()?;
@@ -231,18 +225,18 @@ fn cached_verdict(dir: &Path, h: Handler, key: &VerdictKey) -> Option<Result<(),
         return None;
     }
     match verdict.split_once('\t') {
-        Some(("works", _)) => Some(Ok(())),
+        Some(("works", version)) => Some(Ok(version.trim_end().to_string())),
         Some(("fails", why)) => Some(Err(why.trim_end().to_string())),
         _ => None,
     }
 }
 
 /// Keeps `v` for the next skiff process (best effort: a failure only costs a check later).
-fn store_verdict(dir: &Path, h: Handler, key: &VerdictKey, v: &Result<(), String>) {
+fn store_verdict(dir: &Path, h: Handler, key: &VerdictKey, v: &Result<String, String>) {
     use std::os::unix::fs::DirBuilderExt;
     let _ = std::fs::DirBuilder::new().mode(0o755).create(dir);
     let line = match v {
-        Ok(()) => "works\t".to_string(),
+        Ok(version) => format!("works\t{}", version.replace(['\n', '\t'], " ")),
         Err(why) => format!("fails\t{}", why.replace(['\n', '\t'], " ")),
     };
     let text = format!("{}\n{line}\n", key.0);
@@ -504,8 +498,11 @@ mod verdict_cache_tests {
         std::fs::write(&bin, b"v1").unwrap();
         let key = VerdictKey::of(&bin).unwrap();
         assert_eq!(cached_verdict(&dir, Handler::Runc, &key), None);
-        store_verdict(&dir, Handler::Runc, &key, &Ok(()));
-        assert_eq!(cached_verdict(&dir, Handler::Runc, &key), Some(Ok(())));
+        store_verdict(&dir, Handler::Runc, &key, &Ok("runc version 1.1.5".into()));
+        assert_eq!(
+            cached_verdict(&dir, Handler::Runc, &key),
+            Some(Ok("runc version 1.1.5".into()))
+        );
         store_verdict(
             &dir,
             Handler::Crun,
@@ -524,7 +521,7 @@ mod verdict_cache_tests {
         // A symlinked verdict file is not read.
         let file = verdict_file(&dir, Handler::Youki);
         let planted = tmp.path().join("planted");
-        std::fs::write(&planted, format!("{}\nworks\t\n", key2.0)).unwrap();
+        std::fs::write(&planted, format!("{}\nworks\tv\n", key2.0)).unwrap();
         std::os::unix::fs::symlink(&planted, &file).unwrap();
         assert_eq!(cached_verdict(&dir, Handler::Youki, &key2), None);
         // Nor one others may write.
@@ -534,6 +531,9 @@ mod verdict_cache_tests {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
         assert_eq!(cached_verdict(&dir, Handler::Youki, &key2), None);
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(cached_verdict(&dir, Handler::Youki, &key2), Some(Ok(())));
+        assert_eq!(
+            cached_verdict(&dir, Handler::Youki, &key2),
+            Some(Ok("v".into()))
+        );
     }
 }
