@@ -115,10 +115,14 @@ fn image(
 }
 
 fn pod(uid: &str, containers: serde_json::Value) -> Pod {
+    pod_with_volumes(uid, containers, serde_json::json!([]))
+}
+
+fn pod_with_volumes(uid: &str, containers: serde_json::Value, volumes: serde_json::Value) -> Pod {
     let pod: Pod = serde_json::from_value(serde_json::json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "oci", "namespace": "default", "uid": uid},
-        "spec": {"restartPolicy": "Never", "containers": containers}
+        "spec": {"restartPolicy": "Never", "containers": containers, "volumes": volumes}
     }))
     .unwrap();
     let mut p = skiff_model::prepare_pod(pod).unwrap();
@@ -451,4 +455,63 @@ async fn image_containers_through_runc() {
         );
     }
     let _ = Instant::now();
+}
+
+/// A container of the pod swaps a subPath directory of a shared emptyDir for a symlink to a
+/// host directory after skiff checked it (after CreateContainer): runc still mounts what was
+/// checked, because it gets a staging path bound from the held descriptor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swapped_subpath_is_not_followed() {
+    if !usable() {
+        return;
+    }
+    let layers = tempfile::tempdir().unwrap();
+    let base = layers.path().join("base");
+    busybox_layer(&base);
+    let mut images = FakeImages::default();
+    images
+        .images
+        .insert("busybox".into(), image(vec![base], None, None));
+    let uid = format!("oci{:06x}-swap", std::process::id() & 0xff_ffff);
+    let p = pod_with_volumes(
+        &uid,
+        serde_json::json!([
+            {"name": "victim", "image": "busybox", "command": ["sh", "-c", "ls /data"],
+             "volumeMounts": [{"name": "shared", "mountPath": "/data", "subPath": "sub"}]},
+        ]),
+        serde_json::json!([{"name": "shared", "emptyDir": {}}]),
+    );
+    let e = env(&uid, p, images);
+    let sb = e.cri.run_pod_sandbox(&e.config).await.unwrap().sandbox;
+    let vol = sb.host().volumes().path("shared").unwrap().to_path_buf();
+    std::fs::create_dir_all(vol.join("sub")).unwrap();
+    std::fs::write(vol.join("sub").join("checked-content"), "").unwrap();
+    // A host directory the attacker wants to see.
+    let secret = tempfile::tempdir().unwrap();
+    std::fs::write(secret.path().join("host-secret"), "").unwrap();
+
+    let spec = e.spec("victim");
+    let launch = ContainerLaunch::from_container_for_image(
+        &spec,
+        &e.identity,
+        e.data.path(),
+        0,
+        &EnvSources::NONE,
+    )
+    .unwrap();
+    let created = e.cri.create_container(&sb, &spec, launch).unwrap();
+    // The swap, between the check and runc's mount.
+    std::fs::rename(vol.join("sub"), vol.join("moved")).unwrap();
+    std::os::unix::fs::symlink(secret.path(), vol.join("sub")).unwrap();
+    let c = e.cri.start_container(created, None).await.unwrap();
+    let x = e.cri.wait(&c).await;
+    assert_eq!(x.exit_code, 0);
+    let log = e.log_of("victim");
+    assert!(
+        log.contains("checked-content") && !log.contains("host-secret"),
+        "{log}"
+    );
+    e.cri.remove_container(c).await;
+    e.cri.stop_pod_sandbox(sb).await;
+    assert_eq!(mounts_under(e.data.path()), Vec::<String>::new());
 }

@@ -31,30 +31,11 @@ pub use crate::spec::Propagation;
 /// The runtime-spec version written (runc 1.1 reads 1.0.x and later).
 pub const OCI_VERSION: &str = "1.0.2";
 
-/// The kubelet's masked `/proc` and `/sys` paths for `procMount: Default`
-/// (`pkg/securitycontext/util.go` `defaultMaskedPaths`).
-pub const DEFAULT_MASKED_PATHS: &[&str] = &[
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-];
-
-/// The kubelet's read-only `/proc` paths for `procMount: Default` (`defaultReadonlyPaths`).
-pub const DEFAULT_READONLY_PATHS: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
+/// The kubelet's masked and read-only paths for `procMount: Default`
+/// (`pkg/securitycontext/util.go`): the same lists the host runtime's container view applies.
+pub use crate::container_view::{
+    MASKED_PATHS as DEFAULT_MASKED_PATHS, READONLY_PATHS as DEFAULT_READONLY_PATHS,
+};
 
 /// containerd's CRI annotations (`internal/cri/annotations/annotations.go`).
 pub mod annotations {
