@@ -392,3 +392,56 @@ fn hostile_image_writes_stay_inside_its_root() {
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
 }
+
+// Image GC flags as the kubelet's: the low threshold must be below the high one (exit 2,
+// nothing run); with both at 0 (always collect) an image younger than the kubelet's
+// `imageMinimumGCAge` (2 minutes) that the pod just used is kept.
+#[test]
+fn image_gc_thresholds_are_checked_and_young_images_kept() {
+    let t = TestDir::new("img-gc");
+    let pod = image_pod(
+        "img-gc",
+        "Never",
+        vec![],
+        vec![json!({"name": "app", "image": "localhost/echo:1", "imagePullPolicy": "Never"})],
+    );
+    let out = run(
+        &t,
+        pod.clone(),
+        &[
+            "--image-gc-high-threshold",
+            "50",
+            "--image-gc-low-threshold",
+            "60",
+        ],
+    );
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "--image-gc-low-threshold (60) must be less than --image-gc-high-threshold (50)"
+        ),
+        "{}",
+        out.stderr
+    );
+    if !is_root() {
+        return;
+    }
+    import_echo_image(&t, "localhost/echo:1");
+    let out = run(
+        &t,
+        pod,
+        &[
+            "--image-gc-high-threshold",
+            "1",
+            "--image-gc-low-threshold",
+            "0",
+        ],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let data = data_dir(&t);
+    let ls = finish(
+        spawn(&["image", "ls", "-q", "--data-dir", data.to_str().unwrap()]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(ls.stdout.lines().count(), 1, "{ls:?}");
+}

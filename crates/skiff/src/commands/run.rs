@@ -76,9 +76,28 @@ pub struct Args {
     /// `pids.max` of the pod cgroup (kubelet `--pod-max-pids`); unlimited by default.
     #[arg(long, value_name = "N")]
     pod_max_pids: Option<u64>,
+    /// Image garbage collection (kubelet `--image-gc-high-threshold`): after an image pod's
+    /// run, when the filesystem holding the image store is at least this full (percent),
+    /// unused images are removed, least recently used first (none younger than 2 minutes),
+    /// until it is at `--image-gc-low-threshold`. 100 turns it off.
+    #[arg(long, value_name = "PERCENT", default_value_t = 85, value_parser = clap::value_parser!(u8).range(0..=100))]
+    image_gc_high_threshold: u8,
+    /// Where image garbage collection stops (kubelet `--image-gc-low-threshold`, percent).
+    #[arg(long, value_name = "PERCENT", default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=100))]
+    image_gc_low_threshold: u8,
 }
 
 pub fn run(args: &Args) -> u8 {
+    // The kubelet refuses the same (`imageGCLowThresholdPercent` must be below the high one).
+    if args.image_gc_high_threshold < 100
+        && args.image_gc_low_threshold >= args.image_gc_high_threshold
+    {
+        eprintln!(
+            "error: --image-gc-low-threshold ({}) must be less than --image-gc-high-threshold ({})",
+            args.image_gc_low_threshold, args.image_gc_high_threshold
+        );
+        return exit::BAD_INPUT;
+    }
     if let Some(Err(e)) = args
         .output
         .as_ref()
@@ -315,6 +334,7 @@ fn run_admitted(mut pod: Pod, objects: PodObjects, args: &Args) -> anyhow::Resul
     ))?;
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     args.store.finish(&data_dir, &pod);
+    image_gc(&pod, &data_dir, args);
 
     pod.status = Some(status);
     if let Some(format) = &args.output {
@@ -325,6 +345,36 @@ fn run_admitted(mut pod: Pod, objects: PodObjects, args: &Args) -> anyhow::Resul
     let summary = Summary::of(&pod, ending, args.exit_code_from.as_deref());
     summary.print(Style::stderr());
     Ok(summary.code)
+}
+
+/// The kubelet's threshold image GC, once after an image pod's run (it runs every 5 minutes
+/// on a node; a one-pod `skiff run` has no such loop). Never fails the run.
+fn image_gc(pod: &Pod, data_dir: &std::path::Path, args: &Args) {
+    let host = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.runtime_class_name.as_deref())
+        == Some(RuntimeClasses::HOST);
+    if host || args.image_gc_high_threshold >= 100 {
+        return;
+    }
+    let policy = skiff_image::gc::GcPolicy {
+        high_percent: args.image_gc_high_threshold,
+        low_percent: args.image_gc_low_threshold,
+        ..Default::default()
+    };
+    match skiff_image::ContentStore::open(&data_dir.join("images"))
+        .and_then(|store| store.threshold_gc(&policy))
+    {
+        Ok(removed) if !removed.is_empty() => eprintln!(
+            "skiff: image GC removed {} unused image{} (disk above {}%)",
+            removed.len(),
+            if removed.len() == 1 { "" } else { "s" },
+            args.image_gc_high_threshold
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "image garbage collection"),
+    }
 }
 
 /// How the run ended.
