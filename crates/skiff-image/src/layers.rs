@@ -26,8 +26,8 @@ use crate::store::{
 };
 use crate::unpack::{self, Limits};
 
-/// The process config of an image, as the OCI runtime needs it (the fields of
-/// `skiff_node::spec::ImageProcessConfig`; this crate does not depend on the node crate).
+/// The process config of an image, as the OCI runtime needs it (skiff-node uses it as
+/// `spec::ImageProcessConfig`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RootfsConfig {
     /// `Entrypoint`; `Some(vec![""])` means "none" (moby's rule; the caller applies it).

@@ -229,23 +229,9 @@ pub trait TrackedGroup: Send + Sync + std::fmt::Debug + 'static {
     fn remove(&self, timeout: Duration) -> BoxFuture<'_, io::Result<()>>;
 }
 
-/// What an image says about the process it runs (the subset of the OCI image config's
-/// `config` object a container uses). Fields absent from the image are `None`/empty.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImageProcessConfig {
-    /// `Entrypoint`; `Some(vec![""])` (exactly one empty string) means "none" (moby's rule).
-    pub entrypoint: Option<Vec<String>>,
-    /// `Cmd`.
-    pub cmd: Option<Vec<String>>,
-    /// `Env`, `KEY=value` in image order.
-    pub env: Vec<String>,
-    /// `WorkingDir`.
-    pub working_dir: Option<String>,
-    /// `User` (`uid`, `name`, `uid:gid`, `name:group`).
-    pub user: Option<String>,
-    /// `StopSignal` (informational; Kubernetes stops with SIGTERM unless `lifecycle.stopSignal`).
-    pub stop_signal: Option<String>,
-}
+/// What an image says about the process it runs (Entrypoint, Cmd, Env, WorkingDir, User,
+/// StopSignal): the image store's own type.
+pub use skiff_image::RootfsConfig as ImageProcessConfig;
 
 /// An image unpacked and ready to be a container's root filesystem: what the image store
 /// hands the OCI runtime (containerd's snapshot mounts + image config).

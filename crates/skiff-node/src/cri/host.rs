@@ -273,22 +273,9 @@ impl RuntimeService for HostCri {
             .held()
             .values()
             .filter(|h| h.pod_uid == config.identity.uid)
-            .map(|h| {
-                let mut found = h.found.clone();
-                if let Some(e) = h.container.try_exit() {
-                    found.state = if e.status_unknown {
-                        FoundState::Unknown
-                    } else {
-                        FoundState::Exited {
-                            exit_code: e.exit_code,
-                            finished_at: e.finished_at,
-                        }
-                    };
-                }
-                Listed {
-                    found,
-                    handle: Some(HostInstance::Started(h.container.clone())),
-                }
+            .map(|h| Listed {
+                found: h.found.clone().with_exit(h.container.try_exit()),
+                handle: Some(HostInstance::Started(h.container.clone())),
             })
             .collect();
         let (on_disk, errors) = crate::state::scan_pod(&config.pod_dir());

@@ -11,7 +11,7 @@ use skiff_image::registry::{Puller, RegistryConfig};
 use skiff_image::{ContentStore, StoreError};
 
 use super::{ImageError, ImageInfo, ImageService, PullSecret, PullSecrets};
-use crate::spec::{ImageProcessConfig, ImageRootfs};
+use crate::spec::ImageRootfs;
 
 /// The node's images: the content store under `<data dir>/images`.
 #[derive(Clone)]
@@ -128,14 +128,7 @@ impl ImageService for StoreImages {
             .map_err(|e| store_error(image, e))?;
         Ok(ImageRootfs {
             image_id: r.image_id,
-            config: ImageProcessConfig {
-                entrypoint: r.config.entrypoint,
-                cmd: r.config.cmd,
-                env: r.config.env,
-                working_dir: r.config.working_dir,
-                user: r.config.user,
-                stop_signal: r.config.stop_signal,
-            },
+            config: r.config,
             lower_dirs: r.lower_dirs,
         })
     }

@@ -124,6 +124,23 @@ pub struct FoundContainer {
     pub state: FoundState,
 }
 
+impl FoundContainer {
+    /// The instance as found, with the exit its handle has seen since (if any).
+    pub fn with_exit(mut self, exit: Option<ContainerExit>) -> Self {
+        if let Some(e) = exit {
+            self.state = if e.status_unknown {
+                FoundState::Unknown
+            } else {
+                FoundState::Exited {
+                    exit_code: e.exit_code,
+                    finished_at: e.finished_at,
+                }
+            };
+        }
+        self
+    }
+}
+
 impl From<&crate::state::FoundInstance> for FoundContainer {
     fn from(f: &crate::state::FoundInstance) -> Self {
         let r = &f.record;

@@ -351,21 +351,12 @@ impl<I: ImageService> RuntimeService for OciCri<I> {
             .values()
             .filter(|h| h.pod_uid == config.identity.uid)
             .map(|h| {
-                let mut found = h.found.clone();
-                if let HostInstance::Started(c) = &h.container.host {
-                    if let Some(e) = c.try_exit() {
-                        found.state = if e.status_unknown {
-                            FoundState::Unknown
-                        } else {
-                            FoundState::Exited {
-                                exit_code: e.exit_code,
-                                finished_at: e.finished_at,
-                            }
-                        };
-                    }
-                }
+                let exit = match &h.container.host {
+                    HostInstance::Started(c) => c.try_exit(),
+                    HostInstance::Found(_) => None,
+                };
                 Listed {
-                    found,
+                    found: h.found.clone().with_exit(exit),
                     handle: Some(h.container.clone()),
                 }
             })
