@@ -1,0 +1,17 @@
+//! skiff's Kubernetes API server (issue 11): what `skiff serve` answers kubectl, client-go and
+//! kube-rs programs with. It knows objects, not processes: the node is behind [`node::NodeBackend`]
+//! and the daemon (crates/skiff `serve`) wires the two.
+//!
+//! Layers, bottom up:
+//! * [`store`]: the durable revision log (redb) — one global revision counter that is every
+//!   object's resourceVersion, optimistic concurrency, watch from a revision, compaction.
+//! * `registry`: what kube-apiserver's generic registry and the per-kind strategies do on top of
+//!   the store: defaulting, validation, create/update/delete/patch rules (graceful pod deletion,
+//!   finalizers, pod update rules), admission.
+//! * `http`: REST routing, content negotiation (Table), watch streams, Status errors, discovery,
+//!   `/version`, `/openapi`.
+//! * `transport`: the unix socket and TLS listeners, bearer tokens.
+
+pub mod node;
+pub mod registry;
+pub mod store;
