@@ -13,5 +13,7 @@
 //! * `transport`: the unix socket and TLS listeners, bearer tokens.
 
 pub mod node;
+pub mod openapi;
+pub mod patch;
 pub mod registry;
 pub mod store;
