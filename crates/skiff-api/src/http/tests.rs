@@ -54,8 +54,12 @@ impl NodeBackend for FakeNode {
 }
 
 async fn setup() -> (Router, Api, Arc<FakeNode>, tempfile::TempDir) {
+    setup_with(StoreConfig::default()).await
+}
+
+async fn setup_with(cfg: StoreConfig) -> (Router, Api, Arc<FakeNode>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    let store = Store::open(dir.path(), cfg).unwrap();
     let node = Arc::new(FakeNode {
         seen: Default::default(),
     });
@@ -663,4 +667,74 @@ async fn logs_options_and_errors() {
             limit_bytes: Some(100),
         }
     );
+}
+
+#[tokio::test]
+async fn watch_from_compacted_revision_is_an_error_event() {
+    let (app, ..) = setup_with(StoreConfig {
+        history: 2,
+        watcher_queue: 100,
+    })
+    .await;
+    for i in 0..5 {
+        create_pod(&app, &format!("p{i}")).await;
+    }
+    let (s, _, b) = call(
+        &app,
+        Method::GET,
+        "/api/v1/namespaces/default/pods?resourceVersion=1&watch=true",
+        &[("accept", TABLE)],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let lines: Vec<Value> = b
+        .split(|c| *c == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["type"], "ERROR");
+    // A Status, never a Table, even when Tables were asked for.
+    assert_eq!(lines[0]["object"]["kind"], "Status");
+    assert_eq!(lines[0]["object"]["code"], 410);
+    assert_eq!(lines[0]["object"]["reason"], "Expired");
+}
+
+/// A client that never reads does not make the server buffer: the store cuts the watcher off
+/// at its queue bound and the stream ends after what was queued.
+#[tokio::test]
+async fn a_client_that_never_reads_is_cut_off() {
+    let (app, api, ..) = setup_with(StoreConfig {
+        history: 10_000,
+        watcher_queue: 8,
+    })
+    .await;
+    let rv = api.store().current_rev();
+    let resp = app
+        .clone()
+        .oneshot(
+            Request::get(format!("/api/v1/namespaces/default/pods?resourceVersion={rv}&watch=true"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    for i in 0..200 {
+        create_pod(&app, &format!("p{i}")).await;
+    }
+    // Only now the client reads: at most the queue bound of events, then the end (or the
+    // registry's ERROR 410).
+    let mut body = resp.into_body().into_data_stream();
+    let mut buf = Vec::new();
+    let mut n = 0;
+    while let Some(ev) = next_line(&mut body, &mut buf).await {
+        n += 1;
+        if ev["type"] == "ERROR" {
+            assert_eq!(ev["object"]["code"], 410);
+            break;
+        }
+        assert_eq!(ev["type"], "ADDED");
+    }
+    assert!(n <= 10, "{n} events buffered for a client that did not read");
 }

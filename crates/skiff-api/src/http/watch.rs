@@ -152,7 +152,13 @@ pub(super) async fn serve(
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|v| *v > 0)
         .unwrap_or_else(|| api.store().current_rev());
-    let watch = api.watch(r, ns, &o)?;
+    let watch = match api.watch(r, ns, &o) {
+        Ok(w) => w,
+        // A too-old resourceVersion is kube's 200 with one ERROR event (what reflectors
+        // expect: they re-list), not an HTTP 410.
+        Err(e) if e.code == 410 => return Ok(error_stream(&e)),
+        Err(e) => return Err(e),
+    };
     let now = Instant::now();
     let state = WatchStream {
         watch,
@@ -169,7 +175,22 @@ pub(super) async fn serve(
         let chunk = st.next_chunk().await?;
         Some((Ok::<_, std::io::Error>(chunk), st))
     });
-    let mut resp = Response::new(Body::from_stream(body));
+    Ok(stream_response(Body::from_stream(body)))
+}
+
+/// A watch stream of a single ERROR event carrying `e`'s Status.
+fn error_stream(e: &ApiError) -> Response {
+    let mut line = serde_json::to_vec(&EventOut {
+        type_: "ERROR",
+        object: e.to_status(),
+    })
+    .unwrap_or_default();
+    line.push(b'\n');
+    stream_response(Body::from(line))
+}
+
+fn stream_response(body: Body) -> Response {
+    let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::OK;
     let h = resp.headers_mut();
     h.insert(
@@ -180,5 +201,5 @@ pub(super) async fn serve(
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache, private"),
     );
-    Ok(resp)
+    resp
 }
