@@ -65,14 +65,20 @@ fn status(i: usize) -> PodStatus {
             ip: format!("10.88.{}.{}", i / 250, i % 250 + 2),
         }]),
         conditions: Some(
-            ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]
-                .iter()
-                .map(|t| PodCondition {
-                    type_: t.to_string(),
-                    status: "True".into(),
-                    ..Default::default()
-                })
-                .collect(),
+            [
+                "PodReadyToStartContainers",
+                "Initialized",
+                "Ready",
+                "ContainersReady",
+                "PodScheduled",
+            ]
+            .iter()
+            .map(|t| PodCondition {
+                type_: t.to_string(),
+                status: "True".into(),
+                ..Default::default()
+            })
+            .collect(),
         ),
         container_statuses: Some(vec![c("app", (i % 3) as i32)]),
         init_container_statuses: Some(vec![c("side", 0)]),
@@ -110,9 +116,15 @@ async fn main() {
                     "command": ["sh", "-c", "sleep infinity"], "env": [{"name": "A", "value": "1"}],
                     "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}
         });
-        api.create(r, "default", &serde_json::to_vec(&pod).unwrap(), BodyFormat::Json, &WriteOptions::default())
-            .await
-            .unwrap();
+        api.create(
+            r,
+            "default",
+            &serde_json::to_vec(&pod).unwrap(),
+            BodyFormat::Json,
+            &WriteOptions::default(),
+        )
+        .await
+        .unwrap();
         let uid = api.get(r, "default", &name).unwrap()["metadata"]["uid"]
             .as_str()
             .unwrap_or("")
@@ -145,7 +157,9 @@ async fn main() {
         bytes / 1024
     );
     if let Some(port) = serve_port {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         println!("serving on http://127.0.0.1:{port}");
         axum::serve(listener, app).await.unwrap();
     }

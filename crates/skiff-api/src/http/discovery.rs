@@ -78,9 +78,7 @@ fn served<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = &'static
 
 /// `APIResourceList` of a group-version, or None when it is not served.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    if served(group, version).next().is_none() {
-        return None;
-    }
+    served(group, version).next()?;
     let mut resources = Vec::new();
     for r in served(group, version) {
         let mut e = json!({

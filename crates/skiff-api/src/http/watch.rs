@@ -110,10 +110,7 @@ impl WatchStream {
                 // Events first: a bookmark must never overtake a pending event.
                 biased;
                 ev = self.watch.next() => {
-                    return match ev {
-                        Some(ev) => Some(self.event(ev)),
-                        None => None,
-                    };
+                    return ev.map(|ev| self.event(ev));
                 }
                 _ = tokio::time::sleep_until(self.deadline) => {
                     self.done = true;
