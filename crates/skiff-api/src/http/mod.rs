@@ -420,13 +420,17 @@ pub(crate) enum Include {
     Object,
 }
 
-fn include_object(p: &Params) -> Result<Include, ApiError> {
+fn include_object(p: &Params, out: Output) -> Result<Include, ApiError> {
+    // TableOptions are only decoded (and validated) when a Table is answered.
+    if !matches!(out, Output::Table(_)) {
+        return Ok(Include::Metadata);
+    }
     match p.get("includeObject").unwrap_or("") {
         "" | "Metadata" => Ok(Include::Metadata),
         "None" => Ok(Include::None),
         "Object" => Ok(Include::Object),
         other => Err(bad_request(format!(
-            "unrecognized includeObject value: {other:?}"
+            "Unable to convert to Table as requested: includeObject: Invalid value: {other:?}: must be 'Metadata', 'Object', 'None', or empty"
         ))),
     }
 }
@@ -697,7 +701,7 @@ async fn handle(api: &Api, t: Target, req: Request) -> Result<Response, ApiError
                 return Ok(method_not_allowed());
             }
             let out = negotiate(headers);
-            let include = include_object(&p)?;
+            let include = include_object(&p, out)?;
             let lr = api.list(r, ns, &list_options(&p)?)?;
             let meta = list_metadata(lr.resource_version, lr.continue_token.as_deref());
             Ok(match out {
@@ -815,16 +819,10 @@ async fn handle(api: &Api, t: Target, req: Request) -> Result<Response, ApiError
             if !verb_allowed(r, "get") {
                 return Ok(method_not_allowed());
             }
-            let include = include_object(&p)?;
+            let out = negotiate(headers);
+            let include = include_object(&p, out)?;
             let obj = api.get(r, &ns_for_object, name)?;
-            Ok(single(
-                r,
-                &obj,
-                negotiate(headers),
-                include,
-                StatusCode::OK,
-                &[],
-            ))
+            Ok(single(r, &obj, out, include, StatusCode::OK, &[]))
         }
         (&Method::PUT, Some(name), sub) => {
             if !verb_allowed(r, "update") {

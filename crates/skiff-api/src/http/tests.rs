@@ -596,13 +596,22 @@ async fn tables_for_list_get_and_options() {
     )
     .await;
     assert_eq!(v["rows"][0]["object"], Value::Null);
-    let (s, _) = get_json(
+    let (s, v) = get_json(
         &app,
         "/api/v1/namespaces/default/pods?includeObject=Bogus",
         TABLE,
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["message"], "Unable to convert to Table as requested: includeObject: Invalid value: \"Bogus\": must be 'Metadata', 'Object', 'None', or empty");
+    // Ignored when no Table is answered.
+    let (s, _) = get_json(
+        &app,
+        "/api/v1/namespaces/default/pods?includeObject=Bogus",
+        "application/json",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
 
     // Single get.
     let (_, v) = get_json(&app, "/api/v1/namespaces/default/pods/a", TABLE).await;

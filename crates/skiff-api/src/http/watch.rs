@@ -139,7 +139,7 @@ pub(super) async fn serve(
     out: Output,
 ) -> Result<Response, ApiError> {
     let o = watch_options(p, name)?;
-    let include = super::include_object(p)?;
+    let include = super::include_object(p, out)?;
     let timeout = o.timeout.unwrap_or(Duration::from_secs(1800));
     // The bookmark RV before any event: the requested one, or (watch from "now") the store's
     // revision before the watch starts, which the watch's own snapshot is not older than.
