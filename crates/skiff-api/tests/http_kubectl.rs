@@ -330,6 +330,39 @@ async fn basic_commands(env: &Env, v: &str) {
     let (rc, out, _) = env.kubectl(v, &["logs", "-f", "web", "-c", "app"]).await;
     assert_eq!((rc, out.as_str()), (0, "hello from app\nsecond line\n"));
 
+    // apply (openapi v3 for validation, 404 then POST 201), create, wait, delete.
+    let file = env.dir.path().join(format!("pod-{v}.yaml"));
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: applied\nspec:\n  containers:\n  - name: c\n    image: busybox\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let (rc, out, err) = env.kubectl(v, &["apply", "-f", f]).await;
+    assert_eq!((rc, out.trim()), (0, "pod/applied created"), "{err}");
+    let (rc, _, err) = env.kubectl(v, &["create", "-f", f]).await;
+    assert_eq!(rc, 1);
+    assert!(
+        err.contains("Error from server (AlreadyExists)")
+            && err.contains("pods \"applied\" already exists"),
+        "{err}"
+    );
+    let (rc, out, err) = env
+        .kubectl(
+            v,
+            &["wait", "--for=condition=Ready", "pod/web", "--timeout=20s"],
+        )
+        .await;
+    assert_eq!((rc, out.trim()), (0, "pod/web condition met"), "{err}");
+    let (rc, out, err) = env
+        .kubectl(
+            v,
+            &["delete", "pod", "applied", "--grace-period=0", "--force"],
+        )
+        .await;
+    assert_eq!(rc, 0, "{err}");
+    assert!(out.contains("pod \"applied\" force deleted"), "{out}");
+
     let (rc, _, err) = env.kubectl(v, &["get", "pod", "nope"]).await;
     assert_eq!(rc, 1);
     assert!(

@@ -355,3 +355,25 @@ pub fn openapi_v3(path: &str, query_hash: Option<&str>, headers: &HeaderMap) -> 
     }
     resp
 }
+
+/// `GET /openapi/v2`: an empty OpenAPI v2 document, protobuf-encoded (zero bytes are a valid
+/// empty `openapi_v2.Document`). kubectl 1.27 and 1.28 fetch this document before every
+/// `apply`/`create` (client-side validation and the `fieldValidation` check) and fail with
+/// `Error from server (NotFound)` on a 404, even with `--validate=false` for `apply`; with an
+/// empty document they find no schema for the kind, skip client-side validation and leave it to
+/// the server. kubectl 1.29+ read `/openapi/v3` instead; 1.33's `apply` of an existing object
+/// reads this too and falls back to its compiled-in merge keys when the kind is absent.
+pub fn openapi_v2() -> Response {
+    (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            ),
+            (header::CACHE_CONTROL, "no-cache, private"),
+        ],
+        Vec::<u8>::new(),
+    )
+        .into_response()
+}
