@@ -315,6 +315,11 @@ async fn basic_commands(env: &Env, v: &str) {
         "{out}"
     );
 
+    // `kubectl events` (no discovery, a protobuf-first Accept, printed client-side).
+    let (rc, out, err) = env.kubectl(v, &["events"]).await;
+    assert_eq!(rc, 0, "{err}");
+    assert!(out.contains("Started container app"), "{out}");
+
     let (rc, out, err) = env.kubectl(v, &["get", "events"]).await;
     assert_eq!(rc, 0, "{err}");
     assert_eq!(

@@ -8,14 +8,15 @@
 //! which cuts a lagging watcher off (ERROR 410). Nothing is buffered in this layer beyond the
 //! one event being written.
 //!
-//! The registry's `ApiWatch::next` must be cancel-safe: the timers below race it.
+//! The timers race the next event; the registry's watch is polled through a stream that keeps
+//! its in-progress `next()` across those races, so `ApiWatch::next` need not be cancel-safe.
 
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use futures_util::stream;
+use futures_util::{stream, StreamExt};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -30,8 +31,10 @@ struct EventOut<'a, T: Serialize> {
     object: T,
 }
 
+type Events = std::pin::Pin<Box<dyn futures_util::Stream<Item = ApiWatchEvent> + Send>>;
+
 struct WatchStream {
-    watch: ApiWatch,
+    events: Events,
     r: &'static Resource,
     out: Output,
     include: Include,
@@ -109,7 +112,7 @@ impl WatchStream {
             tokio::select! {
                 // Events first: a bookmark must never overtake a pending event.
                 biased;
-                ev = self.watch.next() => {
+                ev = self.events.next() => {
                     return ev.map(|ev| self.event(ev));
                 }
                 _ = tokio::time::sleep_until(self.deadline) => {
@@ -157,8 +160,12 @@ pub(super) async fn serve(
         Err(e) => return Err(e),
     };
     let now = Instant::now();
+    let events: Events = Box::pin(stream::unfold(watch, |mut w: ApiWatch| async move {
+        let ev = w.next().await?;
+        Some((ev, w))
+    }));
     let state = WatchStream {
-        watch,
+        events,
         r,
         out,
         include,
