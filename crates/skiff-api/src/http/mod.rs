@@ -269,7 +269,114 @@ fn write_options(p: &Params, kind: &str) -> Result<WriteOptions, ApiError> {
     })
 }
 
+/// apimachinery's ValidateListOptions (list and watch): the combinations of
+/// `resourceVersionMatch`, `resourceVersion`, `continue` and `sendInitialEvents` kube refuses,
+/// as one 422 `ListOptions.meta.k8s.io "" is invalid: …`.
+fn validate_list_options(p: &Params, watch: bool) -> Result<(), ApiError> {
+    let rv = p.get("resourceVersion").unwrap_or("");
+    let m = p.get("resourceVersionMatch").unwrap_or("");
+    let cont = !p.get("continue").unwrap_or("").is_empty();
+    let initial = p.get("sendInitialEvents").is_some();
+    let mut errs: Vec<(&str, &str, String)> = Vec::new();
+    let forbidden = |errs: &mut Vec<(&str, &str, String)>, field: &'static str, d: String| {
+        errs.push((field, "FieldValueForbidden", format!("Forbidden: {d}")))
+    };
+    if watch {
+        if initial && m != "NotOlderThan" {
+            forbidden(
+                &mut errs,
+                "resourceVersionMatch",
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into(),
+            );
+        }
+        if !m.is_empty() {
+            if !initial {
+                forbidden(
+                    &mut errs,
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided".into(),
+                );
+            }
+            if m != "NotOlderThan" {
+                errs.push((
+                    "resourceVersionMatch",
+                    "FieldValueNotSupported",
+                    format!("Unsupported value: {m:?}: supported values: \"NotOlderThan\""),
+                ));
+            }
+            if cont {
+                forbidden(
+                    &mut errs,
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden when continue is provided".into(),
+                );
+            }
+        }
+    } else {
+        if !m.is_empty() {
+            if rv.is_empty() {
+                forbidden(
+                    &mut errs,
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided".into(),
+                );
+            }
+            if cont {
+                forbidden(
+                    &mut errs,
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden when continue is provided".into(),
+                );
+            }
+            if m != "Exact" && m != "NotOlderThan" {
+                errs.push((
+                    "resourceVersionMatch",
+                    "FieldValueNotSupported",
+                    format!(
+                        "Unsupported value: {m:?}: supported values: \"Exact\", \"NotOlderThan\", \"\""
+                    ),
+                ));
+            }
+            if m == "Exact" && rv == "0" {
+                forbidden(
+                    &mut errs,
+                    "resourceVersionMatch",
+                    "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"".into(),
+                );
+            }
+        }
+        if initial {
+            forbidden(
+                &mut errs,
+                "sendInitialEvents",
+                "sendInitialEvents is forbidden for list".into(),
+            );
+        }
+    }
+    if errs.is_empty() {
+        return Ok(());
+    }
+    let texts: Vec<String> = errs.iter().map(|(f, _, d)| format!("{f}: {d}")).collect();
+    let joined = if texts.len() == 1 {
+        texts[0].clone()
+    } else {
+        format!("[{}]", texts.join(", "))
+    };
+    let mut e = ApiError::new(
+        422,
+        "Invalid",
+        format!("ListOptions.meta.k8s.io \"\" is invalid: {joined}"),
+    );
+    e.details = Some(json!({
+        "group": "meta.k8s.io",
+        "kind": "ListOptions",
+        "causes": errs.iter().map(|(f, r, d)| json!({"reason": r, "message": d, "field": f})).collect::<Vec<_>>(),
+    }));
+    Err(e)
+}
+
 fn list_options(p: &Params) -> Result<ListOptions, ApiError> {
+    validate_list_options(p, false)?;
     Ok(ListOptions {
         label_selector: p.string("labelSelector"),
         field_selector: p.string("fieldSelector"),
@@ -1031,6 +1138,7 @@ fn delete_options(p: &Params, body: &[u8]) -> Result<DeleteOptions, ApiError> {
 /// A watch request's options (shared with the single-object watch, which adds a
 /// `metadata.name` field selector as kube does).
 fn watch_options(p: &Params, name: Option<&str>) -> Result<WatchOptions, ApiError> {
+    validate_list_options(p, true)?;
     let mut field_selector = p.string("fieldSelector");
     if let Some(name) = name {
         let by_name = format!("metadata.name={name}");

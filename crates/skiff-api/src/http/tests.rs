@@ -988,3 +988,43 @@ async fn a_client_that_never_reads_is_cut_off() {
         "{n} events buffered for a client that did not read"
     );
 }
+
+#[tokio::test]
+async fn list_option_combinations_kube_refuses() {
+    let (app, ..) = setup().await;
+    let cases = [
+        (
+            "/api/v1/pods?resourceVersionMatch=Exact",
+            "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+        ),
+        (
+            "/api/v1/pods?resourceVersion=5&resourceVersionMatch=Sometimes",
+            "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Unsupported value: \"Sometimes\": supported values: \"Exact\", \"NotOlderThan\", \"\"",
+        ),
+        (
+            "/api/v1/pods?sendInitialEvents=true",
+            "ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list",
+        ),
+        (
+            "/api/v1/pods?watch=true&sendInitialEvents=true",
+            "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+        ),
+        (
+            "/api/v1/pods?watch=true&resourceVersionMatch=Exact",
+            "ListOptions.meta.k8s.io \"\" is invalid: [resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided, resourceVersionMatch: Unsupported value: \"Exact\": supported values: \"NotOlderThan\"]",
+        ),
+    ];
+    for (uri, message) in cases {
+        let (s, v) = get_json(&app, uri, "application/json").await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{uri}");
+        assert_eq!(v["message"], message, "{uri}");
+        assert_eq!(v["details"]["kind"], "ListOptions");
+    }
+    let (s, _) = get_json(
+        &app,
+        "/api/v1/pods?resourceVersion=0&resourceVersionMatch=NotOlderThan",
+        "application/json",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+}
