@@ -5,6 +5,7 @@
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
+use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use serde::Deserialize;
 use serde_json::json;
@@ -91,6 +92,7 @@ fn choose_container(pod: &Pod, name: &str, asked: Option<&str>) -> Result<String
 
 pub(super) async fn serve(
     api: &Api,
+    shutdown: &tokio_util::sync::CancellationToken,
     r: &'static Resource,
     ns: &str,
     name: &str,
@@ -184,7 +186,8 @@ pub(super) async fn serve(
             };
             ApiError::new(e.code, reason, e.message)
         })?;
-        Body::from_stream(stream)
+        // A followed log ends with the server.
+        Body::from_stream(stream.take_until(shutdown.clone().cancelled_owned()))
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::OK;

@@ -21,6 +21,7 @@ use axum::Router;
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
 
 pub use discovery::{KUBE_MAJOR, KUBE_MINOR};
 
@@ -44,15 +45,23 @@ pub const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
 
 struct Shared {
     api: Api,
+    shutdown: CancellationToken,
 }
 
 type St = Arc<Shared>;
 
 /// The API server's HTTP routes over `api`.
 pub fn router(api: Api) -> Router {
+    router_with_shutdown(api, CancellationToken::new())
+}
+
+/// [`router`], whose long-lived responses (watch streams, followed logs) end when `shutdown`
+/// is cancelled, so that a graceful server shutdown does not wait for them (a watch lasts up
+/// to an hour).
+pub fn router_with_shutdown(api: Api, shutdown: CancellationToken) -> Router {
     Router::new()
         .fallback(dispatch)
-        .with_state(Arc::new(Shared { api }))
+        .with_state(Arc::new(Shared { api, shutdown }))
 }
 
 // ---- responses ----
@@ -781,13 +790,18 @@ async fn resource_request(st: St, t: Option<Target>, req: Request) -> Response {
     let Some(t) = t else {
         return not_found();
     };
-    match handle(&st.api, t, req).await {
+    match handle(&st.api, &st.shutdown, t, req).await {
         Ok(resp) => resp,
         Err(e) => status_response(&e),
     }
 }
 
-async fn handle(api: &Api, t: Target, req: Request) -> Result<Response, ApiError> {
+async fn handle(
+    api: &Api,
+    shutdown: &CancellationToken,
+    t: Target,
+    req: Request,
+) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let p = Params::parse(&Request::from_parts(parts.clone(), Body::empty()))?;
     let headers = &parts.headers;
@@ -803,7 +817,7 @@ async fn handle(api: &Api, t: Target, req: Request) -> Result<Response, ApiError
                 if !verb_allowed(r, "watch") {
                     return Ok(method_not_allowed());
                 }
-                return watch::serve(api, r, ns, None, &p, negotiate(headers)).await;
+                return watch::serve(api, shutdown, r, ns, None, &p, negotiate(headers)).await;
             }
             if !verb_allowed(r, "list") {
                 return Ok(method_not_allowed());
@@ -904,7 +918,7 @@ async fn handle(api: &Api, t: Target, req: Request) -> Result<Response, ApiError
 
         // ---- logs ----
         (&Method::GET, Some(name), Some("log")) => {
-            logs::serve(api, r, &ns_for_object, name, &p).await
+            logs::serve(api, shutdown, r, &ns_for_object, name, &p).await
         }
         (_, Some(_), Some("log")) => Ok(method_not_allowed()),
 
@@ -916,6 +930,7 @@ async fn handle(api: &Api, t: Target, req: Request) -> Result<Response, ApiError
                 }
                 return watch::serve(
                     api,
+                    shutdown,
                     r,
                     t.namespace.as_deref(),
                     Some(name),

@@ -1028,3 +1028,24 @@ async fn list_option_combinations_kube_refuses() {
     .await;
     assert_eq!(s, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn shutdown_ends_watches() {
+    let (_, api, ..) = setup().await;
+    let token = tokio_util::sync::CancellationToken::new();
+    let app = super::router_with_shutdown(api, token.clone());
+    let resp = app
+        .oneshot(
+            Request::get("/api/v1/pods?watch=true")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut body = resp.into_body().into_data_stream();
+    let t0 = std::time::Instant::now();
+    token.cancel();
+    let end = tokio::time::timeout(Duration::from_secs(5), body.next()).await;
+    assert!(matches!(end, Ok(None)), "{end:?}");
+    assert!(t0.elapsed() < Duration::from_secs(1));
+}

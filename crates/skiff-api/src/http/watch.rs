@@ -35,6 +35,7 @@ type Events = std::pin::Pin<Box<dyn futures_util::Stream<Item = ApiWatchEvent> +
 
 struct WatchStream {
     events: Events,
+    shutdown: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
     r: &'static Resource,
     out: Output,
     include: Include,
@@ -115,6 +116,10 @@ impl WatchStream {
                 ev = self.events.next() => {
                     return ev.map(|ev| self.event(ev));
                 }
+                _ = self.shutdown.as_mut() => {
+                    self.done = true;
+                    return None;
+                }
                 _ = tokio::time::sleep_until(self.deadline) => {
                     self.done = true;
                     return (self.bookmarks && self.rv > 0).then(|| self.bookmark());
@@ -133,8 +138,10 @@ impl WatchStream {
 /// Starts a watch and answers with its stream; errors before the stream starts (bad
 /// options, expired resourceVersion the registry refuses outright) are plain Status
 /// responses.
+#[allow(clippy::too_many_arguments)] // the request's parts
 pub(super) async fn serve(
     api: &Api,
+    shutdown: &tokio_util::sync::CancellationToken,
     r: &'static Resource,
     ns: Option<&str>,
     name: Option<&str>,
@@ -166,6 +173,7 @@ pub(super) async fn serve(
     }));
     let state = WatchStream {
         events,
+        shutdown: Box::pin(shutdown.clone().cancelled_owned()),
         r,
         out,
         include,
