@@ -693,10 +693,28 @@ async fn body_limit_and_deep_nesting() {
         Method::DELETE,
         "/api/v1/namespaces/default/configmaps/x",
         &[],
+        deep.clone(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // The same as YAML (a flow sequence is YAML too).
+    let (s, _, _) = call(
+        &app,
+        Method::POST,
+        "/api/v1/namespaces/default/configmaps",
+        &[("content-type", "application/yaml")],
         deep,
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+    // And the server still answers.
+    let (s, _) = get_json(
+        &app,
+        "/api/v1/namespaces/default/configmaps",
+        "application/json",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
 }
 
 #[tokio::test]
