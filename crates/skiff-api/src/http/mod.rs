@@ -39,6 +39,9 @@ pub const MAX_REQUEST_BODY_BYTES: usize = 3 * 1024 * 1024;
 /// after a random time between this and twice this, so that clients re-watch and spread out.
 pub const MIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(1800);
 
+/// The longest `timeoutSeconds` honoured (a year; kube has no cap, but nothing needs more).
+pub const MAX_WATCH_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Bookmarks (`allowWatchBookmarks=true`) are sent this often on an idle watch, and once
 /// more just before a timeout closes the stream (kube-apiserver's cacher: about a minute).
 pub const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
@@ -1163,7 +1166,8 @@ fn watch_options(p: &Params, name: Option<&str>) -> Result<WatchOptions, ApiErro
         });
     }
     let timeout = match p.int("timeoutSeconds")? {
-        Some(s) if s > 0 => Duration::from_secs(s as u64),
+        // Capped so that a hostile value cannot overflow the deadline's clock arithmetic.
+        Some(s) if s > 0 => Duration::from_secs(s as u64).min(MAX_WATCH_TIMEOUT),
         _ => default_watch_timeout(),
     };
     let send_initial_events = p

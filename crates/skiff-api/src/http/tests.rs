@@ -1048,6 +1048,20 @@ async fn list_option_combinations_kube_refuses() {
 }
 
 #[tokio::test]
+async fn huge_watch_timeout_is_capped() {
+    let (app, ..) = setup().await;
+    let resp = app
+        .oneshot(
+            Request::get("/api/v1/pods?watch=true&timeoutSeconds=9223372036854775807")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn shutdown_ends_watches() {
     let (_, api, ..) = setup().await;
     let token = tokio_util::sync::CancellationToken::new();
