@@ -27,7 +27,7 @@ pub use discovery::{KUBE_MAJOR, KUBE_MINOR};
 
 use crate::registry::{
     resource, Api, ApiError, BodyFormat, DeleteOptions, Deleted, FieldValidation, ListOptions,
-    PatchType, Resource, WatchOptions, WriteOptions, RESOURCES,
+    PatchType, Resource, WatchOptions, WriteOptions,
 };
 use crate::tables;
 
@@ -1189,11 +1189,6 @@ fn default_watch_timeout() -> Duration {
     // A uniform fraction from a v4 UUID's random bits (no rand crate needed for this).
     let r = (uuid::Uuid::new_v4().as_u128() & 0xffff) as f64 / 65536.0;
     MIN_REQUEST_TIMEOUT.mul_f64(1.0 + r)
-}
-
-/// Every served resource (for tests and the daemon's wiring).
-pub fn served_resources() -> &'static [Resource] {
-    RESOURCES
 }
 
 #[cfg(test)]
