@@ -263,6 +263,7 @@ fn write_options(p: &Params, kind: &str) -> Result<WriteOptions, ApiError> {
         }
     };
     let field_manager = p.string("fieldManager");
+    // ValidateFieldManager.
     if let Some(m) = &field_manager {
         if m.len() > 128 {
             return Err(invalid_options(
@@ -270,6 +271,14 @@ fn write_options(p: &Params, kind: &str) -> Result<WriteOptions, ApiError> {
                 "fieldManager",
                 "FieldValueTooLong",
                 "Too long: may not be more than 128 bytes".into(),
+            ));
+        }
+        if m.chars().any(|c| c.is_control()) {
+            return Err(invalid_options(
+                kind,
+                "fieldManager",
+                "FieldValueInvalid",
+                format!("Invalid value: {m:?}: must only contain printable characters"),
             ));
         }
     }
