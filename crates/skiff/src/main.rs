@@ -11,6 +11,7 @@ mod duration;
 mod events;
 mod input;
 mod jsonpath;
+mod serve;
 mod store;
 mod style;
 
