@@ -4,3 +4,5 @@
 
 pub mod events;
 pub mod kubelet;
+pub mod logs;
+pub mod node;
