@@ -17,3 +17,4 @@ pub mod openapi;
 pub mod patch;
 pub mod registry;
 pub mod store;
+pub mod transport;
