@@ -1,5 +1,7 @@
+pub mod client;
 pub mod get;
 pub mod image;
+pub mod kubeconfig;
 pub mod logs;
 pub mod resources;
 pub mod run;
