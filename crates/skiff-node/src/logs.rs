@@ -2,14 +2,11 @@
 //! `<RFC3339Nano> <stdout|stderr> <F|P> <content>\n`, one record per line, long
 //! lines split into `P` records ending with an `F` record.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
-
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
 // The writing side of the CRI format lives with the monitor, which writes container logs.
 pub use skiff_monitor::cri::{
@@ -467,95 +464,6 @@ fn follow_live(
         }
         std::thread::sleep(poll);
     }
-}
-
-
-/// The container's status, searched as the kubelet does (regular, init, ephemeral).
-pub fn container_status<'a>(pod: &'a Pod, name: &str) -> Option<&'a ContainerStatus> {
-    let st = pod.status.as_ref()?;
-    [
-        &st.container_statuses,
-        &st.init_container_statuses,
-        &st.ephemeral_container_statuses,
-    ]
-    .into_iter()
-    .flatten()
-    .flatten()
-    .find(|c| c.name == name)
-}
-
-/// The kubelet's validateContainerLogStatus: which instance's log to read (its containerID
-/// and restart count, which names the file). `instances` maps the containerIDs the worker
-/// recorded to the restart count each ran as; the error is the kubelet's 400 message.
-pub fn log_instance(
-    pod: &Pod,
-    instances: &BTreeMap<String, i32>,
-    container: &str,
-    previous: bool,
-) -> Result<(String, i32), String> {
-    let pod_name = pod.metadata.name.as_deref().unwrap_or("");
-    let Some(cs) = container_status(pod, container) else {
-        return Err(format!(
-            "container \"{container}\" in pod \"{pod_name}\" is not available"
-        ));
-    };
-    let state = cs.state.clone().unwrap_or_default();
-    let last = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref());
-    let id_of = |id: Option<&String>| id.filter(|s| !s.is_empty()).cloned();
-    let last_id = last.and_then(|t| id_of(t.container_id.as_ref()));
-    let (id, fallback) = if previous {
-        let Some(id) = last_id else {
-            return Err(format!(
-                "previous terminated container \"{container}\" in pod \"{pod_name}\" not found"
-            ));
-        };
-        (id, cs.restart_count - 1)
-    } else if state.running.is_some() {
-        match id_of(cs.container_id.as_ref()) {
-            Some(id) => (id, cs.restart_count),
-            None => {
-                return Err(format!(
-                "container \"{container}\" in pod \"{pod_name}\" is waiting to start - no logs yet"
-            ))
-            }
-        }
-    } else if let Some(t) = &state.terminated {
-        match (id_of(t.container_id.as_ref()), last_id) {
-            (Some(id), _) => (id, cs.restart_count),
-            // The next instance did not start: the last one's.
-            (None, Some(id)) => (id, cs.restart_count - 1),
-            (None, None) => {
-                return Err(format!(
-                    "container \"{container}\" in pod \"{pod_name}\" is terminated"
-                ))
-            }
-        }
-    } else if last.is_some() {
-        match last_id {
-            Some(id) => (id, cs.restart_count - 1),
-            None => {
-                return Err(format!(
-                    "container \"{container}\" in pod \"{pod_name}\" is terminated"
-                ))
-            }
-        }
-    } else if let Some(w) = &state.waiting {
-        return Err(format!(
-            "container \"{container}\" in pod \"{pod_name}\" is waiting to start: {}",
-            w.reason.as_deref().unwrap_or("")
-        ));
-    } else {
-        return Err(format!(
-            "container \"{container}\" in pod \"{pod_name}\" is waiting to start - no logs yet"
-        ));
-    };
-    // The worker recorded which restart count each instance ran as; older records lack
-    // it: the status' count then.
-    let attempt = instances
-        .get(&id)
-        .copied()
-        .unwrap_or(fallback.max(0));
-    Ok((id, attempt))
 }
 
 #[cfg(test)]

@@ -21,6 +21,9 @@ pub struct SandboxOptions {
     /// skiff's data directory; the pod's files live under `pods/<ns>_<name>_<uid>/`.
     pub data_dir: PathBuf,
     pub objects: PodObjects,
+    /// The sandbox outlives this process, to be adopted by the next one (`skiff serve`; see
+    /// `WorkerConfig::persistent`).
+    pub persistent: bool,
 }
 
 /// A pod's shared environment. Dropping it without [`PodSandbox::destroy`] leaks nothing

@@ -488,12 +488,20 @@ fn choose_containers(pod: &Pod, named: Option<String>, all: bool) -> Result<Vec<
 }
 
 fn container_status<'a>(pod: &'a Pod, name: &str) -> Option<&'a ContainerStatus> {
-    logs::container_status(pod, name)
+    store::container_status(pod, name)
 }
 
+/// The kubelet's validateContainerLogStatus (`store::log_instance`): which instance's log to
+/// read (its containerID and restart count, which names the file).
 fn instance(pod: &StoredPod, container: &str, previous: bool) -> Result<(String, i32), Failure> {
-    logs::log_instance(&pod.summary.pod, &pod.summary.instances, container, previous)
-        .map_err(bad_request)
+    store::log_instance(
+        &pod.summary.pod,
+        &pod.summary.instances,
+        container,
+        previous,
+    )
+    .map(|i| (i.container_id, i.attempt))
+    .map_err(bad_request)
 }
 
 /// Whether instance `id` of `container` still runs: its skiff holds the pod's lock and the

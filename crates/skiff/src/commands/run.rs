@@ -612,6 +612,7 @@ async fn drive(
         // The pod belongs to this command: if skiff is killed, the keeper stops it in order.
         keeper: std::env::current_exe().ok(),
         image_pulls: worker::PullQueue::node(),
+        persistent: false,
     };
     let mut worker = tokio::spawn(worker::run_pod(pod, cfg, cmd_rx, notice_tx));
 
@@ -758,6 +759,8 @@ impl Printer {
                 let lines = self.correlator.observe(e.clone(), *at);
                 self.events(&lines);
             }
+            // `run` prints events and lines; the status goes to the pod's files.
+            Notice::Status(_) => {}
         }
     }
 

@@ -1,6 +1,6 @@
 //! `GET …/pods/{name}/log` on the daemon: the kubelet's log endpoint over the CRI log files
 //! the monitors write. The instance is chosen as the kubelet's validateContainerLogStatus does
-//! (skiff_node::logs::log_instance, shared with `skiff logs`); the file is read or followed by
+//! (skiff_node::store::log_instance, shared with `skiff logs`); the file is read or followed by
 //! skiff_node::logs on a blocking thread that feeds a bounded channel, so a slow client holds
 //! at most a few chunks in memory and a client that goes away ends the reader.
 
@@ -86,8 +86,9 @@ pub fn stream(data_dir: &Path, pod: &Pod, options: &LogOptions) -> Result<LogStr
         .as_ref()
         .map(|s| s.summary.instances.clone())
         .unwrap_or_default();
-    let (id, attempt) = logs::log_instance(pod, &instances, &container, options.previous)
+    let instance = store::log_instance(pod, &instances, &container, options.previous)
         .map_err(bad_request)?;
+    let (id, attempt) = (instance.container_id, instance.attempt);
     let path = dir.join(&container).join(format!("{attempt}.log"));
     let since = match (options.since_seconds, options.since_time_unix_nanos) {
         (Some(s), _) => crate::store::now()
@@ -119,7 +120,7 @@ pub fn stream(data_dir: &Path, pod: &Pod, options: &LogOptions) -> Result<LogStr
                         .and_then(|s| s.refresh().ok())
                         .is_some_and(|now| {
                             now.running()
-                                && logs::container_status(&now.summary.pod, &container)
+                                && store::container_status(&now.summary.pod, &container)
                                     .is_some_and(|cs| {
                                         cs.container_id.as_deref() == Some(id.as_str())
                                             && cs.state.as_ref().is_some_and(|s| s.running.is_some())
