@@ -70,7 +70,10 @@ fn kubectl_drives_a_sidecar_pod_through_its_life() {
     assert!(table.starts_with("NAME"), "{table}");
     assert!(row.contains("2/2") && row.contains("Running"), "{table}");
     let wide = d.ok("1.33", &["get", "pods", "-o", "wide"]);
-    assert!(wide.contains("NODE") && wide.contains("127.0.0.1"), "{wide}");
+    assert!(
+        wide.contains("NODE") && wide.contains("127.0.0.1"),
+        "{wide}"
+    );
     let name = d.ok("1.33", &["get", "pods", "-o", "name"]);
     assert_eq!(name.trim(), "pod/web");
 
@@ -87,14 +90,10 @@ fn kubectl_drives_a_sidecar_pod_through_its_life() {
     let before = d.get_json(&["pod", "web"]);
     let proxy_id = status_of(&before, "proxy")["containerID"].clone();
     let app_id = status_of(&before, "app")["containerID"].clone();
-    d.ok(
-        "1.33",
-        &["set", "image", "pod/web", "proxy=busybox:1.37"],
-    );
+    d.ok("1.33", &["set", "image", "pod/web", "proxy=busybox:1.37"]);
     let restarted = common::wait_until(Duration::from_secs(30), || {
         let p = d.get_json(&["pod", "web"]);
-        status_of(&p, "proxy")["restartCount"] == 1
-            && status_of(&p, "proxy")["ready"] == true
+        status_of(&p, "proxy")["restartCount"] == 1 && status_of(&p, "proxy")["ready"] == true
     });
     assert!(restarted, "{}", d.daemon_log());
     let after = d.get_json(&["pod", "web"]);
@@ -132,12 +131,7 @@ fn bad_manifests_get_the_api_servers_errors() {
     }
     let d = Daemon::start("serve-errors");
     // 422 Invalid with the field errors.
-    let mut bad = pod(
-        "bad",
-        "Always",
-        vec![],
-        vec![container("app", SERVE)],
-    );
+    let mut bad = pod("bad", "Always", vec![], vec![container("app", SERVE)]);
     bad["spec"]["containers"][0]["name"] = json!("Bad_Name");
     let path = manifest(&d, bad);
     let (rc, _, err) = d.kubectl("1.33", &["apply", "-f", &path]);
@@ -154,7 +148,10 @@ fn bad_manifests_get_the_api_servers_errors() {
     assert!(err.contains("imagePullPolicyy"), "{err}");
 
     // Already exists.
-    let ok = manifest(&d, pod("twice", "Always", vec![], vec![container("app", SERVE)]));
+    let ok = manifest(
+        &d,
+        pod("twice", "Always", vec![], vec![container("app", SERVE)]),
+    );
     d.ok("1.33", &["create", "-f", &ok]);
     let (rc, _, err) = d.kubectl("1.33", &["create", "-f", &ok]);
     assert_ne!(rc, 0);
@@ -164,7 +161,11 @@ fn bad_manifests_get_the_api_servers_errors() {
     let (rc, _, err) = d.kubectl(
         "1.33",
         &[
-            "patch", "pod", "twice", "--type=merge", "-p",
+            "patch",
+            "pod",
+            "twice",
+            "--type=merge",
+            "-p",
             r#"{"spec":{"containers":[{"name":"app","image":"busybox:1.36","command":["true"]}]}}"#,
         ],
     );
@@ -183,7 +184,12 @@ fn kubectl_1_27_works_too() {
     let d = Daemon::start("serve-kubectl127");
     let path = manifest(
         &d,
-        pod("old", "Always", vec![], vec![container("app", &format!("echo old client; {SERVE}"))]),
+        pod(
+            "old",
+            "Always",
+            vec![],
+            vec![container("app", &format!("echo old client; {SERVE}"))],
+        ),
     );
     d.ok("1.27", &["apply", "-f", &path]);
     d.ok(
@@ -191,7 +197,10 @@ fn kubectl_1_27_works_too() {
         &["wait", "--for=condition=Ready", "pod/old", "--timeout=60s"],
     );
     let table = d.ok("1.27", &["get", "pods"]);
-    assert!(table.contains("1/1") && table.contains("Running"), "{table}");
+    assert!(
+        table.contains("1/1") && table.contains("Running"),
+        "{table}"
+    );
     let logs = d.ok("1.27", &["logs", "old"]);
     assert!(logs.contains("old client"), "{logs}");
     d.ok("1.27", &["delete", "pod", "old", "--timeout=60s"]);
@@ -217,7 +226,10 @@ fn the_daemon_survives_its_own_kill_9() {
         d.kill9();
         // The containers do not notice.
         for &p in &pids_before {
-            assert!(common::alive(p), "round {round}: pid {p} died with the daemon");
+            assert!(
+                common::alive(p),
+                "round {round}: pid {p} died with the daemon"
+            );
         }
         d.spawn();
         let ok = common::wait_until(Duration::from_secs(20), || {
@@ -228,7 +240,11 @@ fn the_daemon_survives_its_own_kill_9() {
     }
     std::thread::sleep(Duration::from_secs(2));
     let after = d.get_json(&["pod", "web"]);
-    assert_eq!(d.dir.pids("pids"), pids_before, "a container was started again");
+    assert_eq!(
+        d.dir.pids("pids"),
+        pids_before,
+        "a container was started again"
+    );
     for c in ["proxy", "app"] {
         assert_eq!(
             status_of(&after, c)["restartCount"],

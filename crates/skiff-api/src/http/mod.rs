@@ -105,7 +105,11 @@ fn invalid_options(kind: &str, field: &str, reason: &str, detail: String) -> Api
 
 /// A JSON response with kube's `Cache-Control` and one `Warning: 299 - "…"` header per
 /// warning.
-pub(crate) fn json_bytes_response(code: StatusCode, body: Vec<u8>, warnings: &[String]) -> Response {
+pub(crate) fn json_bytes_response(
+    code: StatusCode,
+    body: Vec<u8>,
+    warnings: &[String],
+) -> Response {
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = code;
     let h = resp.headers_mut();
@@ -183,10 +187,12 @@ impl Params {
     pub(crate) fn bool(&self, k: &str) -> bool {
         match self.get(k) {
             None => false,
-            Some(v) => !(v == "0"
-                || ["f", "false", "n", "no"]
-                    .iter()
-                    .any(|f| v.eq_ignore_ascii_case(f))),
+            Some(v) => {
+                !(v == "0"
+                    || ["f", "false", "n", "no"]
+                        .iter()
+                        .any(|f| v.eq_ignore_ascii_case(f)))
+            }
         }
     }
 
@@ -279,7 +285,10 @@ fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
     match media_type(headers).as_str() {
         "" | "application/json" => Ok(BodyFormat::Json),
         "application/yaml" => Ok(BodyFormat::Yaml),
-        _ => Err(unsupported_media_type(&["application/json", "application/yaml"])),
+        _ => Err(unsupported_media_type(&[
+            "application/json",
+            "application/yaml",
+        ])),
     }
 }
 
@@ -546,9 +555,7 @@ fn target(group: &str, version: &str, rest: &[&str]) -> Option<Target> {
             name: None,
             sub: None,
         }),
-        ["namespaces", ns, plural, tail @ ..]
-            if served(plural).is_some_and(|r| r.namespaced) =>
-        {
+        ["namespaces", ns, plural, tail @ ..] if served(plural).is_some_and(|r| r.namespaced) => {
             let r = served(plural)?;
             match tail {
                 [] => Some(Target {
@@ -810,7 +817,14 @@ async fn handle(api: &Api, t: Target, req: Request) -> Result<Response, ApiError
             }
             let include = include_object(&p)?;
             let obj = api.get(r, &ns_for_object, name)?;
-            Ok(single(r, &obj, negotiate(headers), include, StatusCode::OK, &[]))
+            Ok(single(
+                r,
+                &obj,
+                negotiate(headers),
+                include,
+                StatusCode::OK,
+                &[],
+            ))
         }
         (&Method::PUT, Some(name), sub) => {
             if !verb_allowed(r, "update") {
@@ -965,17 +979,16 @@ fn delete_options(p: &Params, body: &[u8]) -> Result<DeleteOptions, ApiError> {
         DeleteBody {
             grace_period_seconds: p.int("gracePeriodSeconds")?,
             propagation_policy: p.string("propagationPolicy"),
-            orphan_dependents: p.get("orphanDependents").map(|_| p.bool("orphanDependents")),
+            orphan_dependents: p
+                .get("orphanDependents")
+                .map(|_| p.bool("orphanDependents")),
             preconditions: None,
             dry_run: p.all("dryRun").into_iter().map(str::to_string).collect(),
         }
     } else {
         // serde_json bounds nesting (128 levels), so a hostile body cannot exhaust the stack.
-        serde_json::from_slice(body).map_err(|e| {
-            bad_request(format!(
-                "couldn't get version/kind; json parse error: {e}"
-            ))
-        })?
+        serde_json::from_slice(body)
+            .map_err(|e| bad_request(format!("couldn't get version/kind; json parse error: {e}")))?
     };
     let dry: Vec<&str> = b.dry_run.iter().map(String::as_str).collect();
     let dry_run = dry_run(&dry, "DeleteOptions")?;

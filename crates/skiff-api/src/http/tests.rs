@@ -139,7 +139,14 @@ async fn version_and_discovery() {
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    for n in ["pods", "pods/status", "pods/log", "namespaces", "events", "nodes"] {
+    for n in [
+        "pods",
+        "pods/status",
+        "pods/log",
+        "namespaces",
+        "events",
+        "nodes",
+    ] {
         assert!(names.contains(&n), "{n} missing from {names:?}");
     }
     let pods = v["resources"]
@@ -153,7 +160,14 @@ async fn version_and_discovery() {
 
     // Aggregated discovery when asked (kubectl 1.33's Accept).
     let agg = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
-    let (s, h, b) = call(&app, Method::GET, "/api?timeout=32s", &[("accept", agg)], Body::empty()).await;
+    let (s, h, b) = call(
+        &app,
+        Method::GET,
+        "/api?timeout=32s",
+        &[("accept", agg)],
+        Body::empty(),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
         h[header::CONTENT_TYPE],
@@ -162,7 +176,12 @@ async fn version_and_discovery() {
     let v: Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(v["kind"], "APIGroupDiscoveryList");
     let res = &v["items"][0]["versions"][0]["resources"];
-    let pods = res.as_array().unwrap().iter().find(|r| r["resource"] == "pods").unwrap();
+    let pods = res
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "pods")
+        .unwrap();
     assert_eq!(pods["scope"], "Namespaced");
     assert_eq!(pods["responseKind"]["kind"], "Pod");
     let subs: Vec<&str> = pods["subresources"]
@@ -181,7 +200,10 @@ async fn version_and_discovery() {
         Body::empty(),
     )
     .await;
-    assert!(h[header::CONTENT_TYPE].to_str().unwrap().contains("v=v2beta1"));
+    assert!(h[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .contains("v=v2beta1"));
 
     for p in ["/healthz", "/livez", "/readyz", "/readyz/ping"] {
         let (s, _, b) = call(&app, Method::GET, p, &[], Body::empty()).await;
@@ -194,31 +216,59 @@ async fn openapi_caching_and_v2_absent() {
     let (app, ..) = setup().await;
     let (s, v) = get_json(&app, "/openapi/v3", "application/json, */*").await;
     assert_eq!(s, StatusCode::OK);
-    let url = v["paths"]["api/v1"]["serverRelativeURL"].as_str().unwrap().to_string();
+    let url = v["paths"]["api/v1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (s, h, _) = call(&app, Method::GET, &url, &[], Body::empty()).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h[header::CACHE_CONTROL], "public, immutable");
     assert!(h.contains_key(header::EXPIRES));
     let etag = h[header::ETAG].to_str().unwrap().to_string();
-    let (s, _, _) = call(&app, Method::GET, "/openapi/v3/api/v1", &[("if-none-match", &etag)], Body::empty()).await;
+    let (s, _, _) = call(
+        &app,
+        Method::GET,
+        "/openapi/v3/api/v1",
+        &[("if-none-match", &etag)],
+        Body::empty(),
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_MODIFIED);
     let (s, h, _) = call(&app, Method::GET, "/openapi/v3/api/v1", &[], Body::empty()).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h[header::CACHE_CONTROL], "no-cache, private");
-    let (s, h, _) = call(&app, Method::GET, "/openapi/v3/api/v1?hash=stale", &[], Body::empty()).await;
+    let (s, h, _) = call(
+        &app,
+        Method::GET,
+        "/openapi/v3/api/v1?hash=stale",
+        &[],
+        Body::empty(),
+    )
+    .await;
     assert_eq!(s, StatusCode::MOVED_PERMANENTLY);
     assert_eq!(h[header::LOCATION], url.as_str());
     let (s, v) = get_json(&app, "/openapi/v3/apis/nope/v1", "application/json").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(v["kind"], "Status");
-    let (s, _) = get_json(&app, "/openapi/v2", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf").await;
+    let (s, _) = get_json(
+        &app,
+        "/openapi/v2",
+        "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn unknown_paths_and_verbs() {
     let (app, ..) = setup().await;
-    for p in ["/api/v1/widgets", "/apis/batch/v1/jobs", "/api/v1/pods/x", "/nope", "/api/v1/namespaces/default/pods/x/exec2"] {
+    for p in [
+        "/api/v1/widgets",
+        "/apis/batch/v1/jobs",
+        "/api/v1/pods/x",
+        "/nope",
+        "/api/v1/namespaces/default/pods/x/exec2",
+    ] {
         let (s, v) = get_json(&app, p, "application/json").await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{p}");
         assert_eq!(
@@ -228,13 +278,27 @@ async fn unknown_paths_and_verbs() {
                 "details": {}, "code": 404})
         );
     }
-    let (s, _, b) = call(&app, Method::POST, "/api/v1/namespaces/default/pods/x", &[], Body::empty()).await;
+    let (s, _, b) = call(
+        &app,
+        Method::POST,
+        "/api/v1/namespaces/default/pods/x",
+        &[],
+        Body::empty(),
+    )
+    .await;
     assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
     let v: Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(v["reason"], "MethodNotAllowed");
     assert_eq!(v["code"], 405);
     // Namespaces have no deletecollection.
-    let (s, _, _) = call(&app, Method::DELETE, "/api/v1/namespaces", &[], Body::empty()).await;
+    let (s, _, _) = call(
+        &app,
+        Method::DELETE,
+        "/api/v1/namespaces",
+        &[],
+        Body::empty(),
+    )
+    .await;
     assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
     // A namespaced resource is created under its namespace only.
     let (s, _, _) = call(&app, Method::POST, "/api/v1/pods", &[], Body::empty()).await;
@@ -252,10 +316,20 @@ async fn crud_codes_and_errors() {
     assert_eq!(v["reason"], "AlreadyExists");
     assert_eq!(v["message"], "pods \"web\" already exists");
 
-    let (s, v) = get_json(&app, "/api/v1/namespaces/default/pods/web", "application/json").await;
+    let (s, v) = get_json(
+        &app,
+        "/api/v1/namespaces/default/pods/web",
+        "application/json",
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["metadata"]["name"], "web");
-    let (s, v) = get_json(&app, "/api/v1/namespaces/default/pods/nope", "application/json").await;
+    let (s, v) = get_json(
+        &app,
+        "/api/v1/namespaces/default/pods/nope",
+        "application/json",
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(v["message"], "pods \"nope\" not found");
 
@@ -264,7 +338,10 @@ async fn crud_codes_and_errors() {
         &app,
         Method::GET,
         "/api/v1/namespaces/default/pods/web",
-        &[("accept", "application/vnd.kubernetes.protobuf,application/json")],
+        &[(
+            "accept",
+            "application/vnd.kubernetes.protobuf,application/json",
+        )],
         Body::empty(),
     )
     .await;
@@ -273,20 +350,40 @@ async fn crud_codes_and_errors() {
     assert_eq!(serde_json::from_slice::<Value>(&b).unwrap()["kind"], "Pod");
 
     // Plain list.
-    let (s, v) = get_json(&app, "/api/v1/namespaces/default/pods?limit=500", "application/json").await;
+    let (s, v) = get_json(
+        &app,
+        "/api/v1/namespaces/default/pods?limit=500",
+        "application/json",
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["kind"], "PodList");
     assert_eq!(v["apiVersion"], "v1");
-    assert!(v["metadata"]["resourceVersion"].as_str().unwrap().parse::<u64>().is_ok());
+    assert!(v["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse::<u64>()
+        .is_ok());
     assert_eq!(v["items"].as_array().unwrap().len(), 1);
     // All namespaces.
     let (s, v) = get_json(&app, "/api/v1/pods", "application/json").await;
-    assert_eq!((s, v["items"].as_array().unwrap().len()), (StatusCode::OK, 1));
+    assert_eq!(
+        (s, v["items"].as_array().unwrap().len()),
+        (StatusCode::OK, 1)
+    );
 
     // Bad parameters.
-    let (s, v) = get_json(&app, "/api/v1/namespaces/default/pods?limit=abc", "application/json").await;
+    let (s, v) = get_json(
+        &app,
+        "/api/v1/namespaces/default/pods?limit=abc",
+        "application/json",
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(v["message"], "strconv.ParseInt: parsing \"abc\": invalid syntax");
+    assert_eq!(
+        v["message"],
+        "strconv.ParseInt: parsing \"abc\": invalid syntax"
+    );
     let (s, _, b) = call(
         &app,
         Method::POST,
@@ -310,7 +407,10 @@ async fn crud_codes_and_errors() {
     )
     .await;
     assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    assert_eq!(serde_json::from_slice::<Value>(&b).unwrap()["reason"], "UnsupportedMediaType");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&b).unwrap()["reason"],
+        "UnsupportedMediaType"
+    );
 
     // PATCH with an unknown Content-Type: kube's 415 text.
     let (s, _, b) = call(
@@ -352,7 +452,10 @@ async fn crud_codes_and_errors() {
     )
     .await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(serde_json::from_slice::<Value>(&b).unwrap()["metadata"]["labels"]["v"], "2");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&b).unwrap()["metadata"]["labels"]["v"],
+        "2"
+    );
 
     // DELETE of a pod answers the object; of a configmap, a Success Status.
     let (s, _, b) = call(
@@ -375,7 +478,14 @@ async fn crud_codes_and_errors() {
     )
     .await;
     assert_eq!(s, StatusCode::CREATED);
-    let (s, _, b) = call(&app, Method::DELETE, "/api/v1/namespaces/default/configmaps/c?gracePeriodSeconds=0", &[], Body::empty()).await;
+    let (s, _, b) = call(
+        &app,
+        Method::DELETE,
+        "/api/v1/namespaces/default/configmaps/c?gracePeriodSeconds=0",
+        &[],
+        Body::empty(),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     let v: Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(v["kind"], "Status");
@@ -396,7 +506,14 @@ async fn crud_codes_and_errors() {
         .as_str()
         .unwrap()
         .starts_with("DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"Sideways\""));
-    let (s, _, _) = call(&app, Method::DELETE, "/api/v1/namespaces/default/configmaps/c", &[], "{not json").await;
+    let (s, _, _) = call(
+        &app,
+        Method::DELETE,
+        "/api/v1/namespaces/default/configmaps/c",
+        &[],
+        "{not json",
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
 
@@ -418,7 +535,17 @@ async fn tables_for_list_get_and_options() {
         .collect();
     assert_eq!(
         cols,
-        [("Name", 0), ("Ready", 0), ("Status", 0), ("Restarts", 0), ("Age", 0), ("IP", 1), ("Node", 1), ("Nominated Node", 1), ("Readiness Gates", 1)]
+        [
+            ("Name", 0),
+            ("Ready", 0),
+            ("Status", 0),
+            ("Restarts", 0),
+            ("Age", 0),
+            ("IP", 1),
+            ("Node", 1),
+            ("Nominated Node", 1),
+            ("Readiness Gates", 1)
+        ]
     );
     let rows = v["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
@@ -433,19 +560,44 @@ async fn tables_for_list_get_and_options() {
     assert!(rows[0]["object"].get("spec").is_none());
 
     // v1beta1 only.
-    let (_, v) = get_json(&app, "/api/v1/namespaces/default/pods", "application/json;as=Table;v=v1beta1;g=meta.k8s.io").await;
+    let (_, v) = get_json(
+        &app,
+        "/api/v1/namespaces/default/pods",
+        "application/json;as=Table;v=v1beta1;g=meta.k8s.io",
+    )
+    .await;
     assert_eq!(v["apiVersion"], "meta.k8s.io/v1beta1");
     assert_eq!(v["rows"][0]["object"]["apiVersion"], "meta.k8s.io/v1beta1");
     // An unknown Table version falls through to the next range.
-    let (_, v) = get_json(&app, "/api/v1/namespaces/default/pods", "application/json;as=Table;v=v9;g=meta.k8s.io,application/json").await;
+    let (_, v) = get_json(
+        &app,
+        "/api/v1/namespaces/default/pods",
+        "application/json;as=Table;v=v9;g=meta.k8s.io,application/json",
+    )
+    .await;
     assert_eq!(v["kind"], "PodList");
 
     // includeObject.
-    let (_, v) = get_json(&app, "/api/v1/namespaces/default/pods?includeObject=Object", TABLE).await;
+    let (_, v) = get_json(
+        &app,
+        "/api/v1/namespaces/default/pods?includeObject=Object",
+        TABLE,
+    )
+    .await;
     assert_eq!(v["rows"][0]["object"]["spec"]["nodeName"], "node1");
-    let (_, v) = get_json(&app, "/api/v1/namespaces/default/pods?includeObject=None", TABLE).await;
+    let (_, v) = get_json(
+        &app,
+        "/api/v1/namespaces/default/pods?includeObject=None",
+        TABLE,
+    )
+    .await;
     assert_eq!(v["rows"][0]["object"], Value::Null);
-    let (s, _) = get_json(&app, "/api/v1/namespaces/default/pods?includeObject=Bogus", TABLE).await;
+    let (s, _) = get_json(
+        &app,
+        "/api/v1/namespaces/default/pods?includeObject=Bogus",
+        TABLE,
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 
     // Single get.
@@ -466,7 +618,14 @@ async fn tables_for_list_get_and_options() {
 
     // Other kinds' columns.
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}});
-    call(&app, Method::POST, "/api/v1/namespaces/default/configmaps", &[], serde_json::to_vec(&cm).unwrap()).await;
+    call(
+        &app,
+        Method::POST,
+        "/api/v1/namespaces/default/configmaps",
+        &[],
+        serde_json::to_vec(&cm).unwrap(),
+    )
+    .await;
     let (_, v) = get_json(&app, "/api/v1/namespaces/default/configmaps", TABLE).await;
     assert_eq!(v["columnDefinitions"][1]["name"], "Data");
     assert_eq!(v["rows"][0]["cells"][1], 2);
@@ -501,18 +660,48 @@ async fn body_limit_and_deep_nesting() {
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
     // Deeply nested JSON is a 400, not a stack overflow.
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    let (s, _, _) = call(&app, Method::POST, "/api/v1/namespaces/default/configmaps", &[], deep.clone()).await;
+    let (s, _, _) = call(
+        &app,
+        Method::POST,
+        "/api/v1/namespaces/default/configmaps",
+        &[],
+        deep.clone(),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (s, _, _) = call(&app, Method::DELETE, "/api/v1/namespaces/default/configmaps/x", &[], deep).await;
+    let (s, _, _) = call(
+        &app,
+        Method::DELETE,
+        "/api/v1/namespaces/default/configmaps/x",
+        &[],
+        deep,
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
 async fn warnings_become_headers() {
     let mut h = axum::http::HeaderMap::new();
-    super::add_warnings(&mut h, &["unknown field \"spec.foo\"".to_string(), "two\nlines".to_string()]);
-    let w: Vec<&str> = h.get_all(header::WARNING).iter().map(|v| v.to_str().unwrap()).collect();
-    assert_eq!(w, ["299 - \"unknown field \\\"spec.foo\\\"\"", "299 - \"twolines\""]);
+    super::add_warnings(
+        &mut h,
+        &[
+            "unknown field \"spec.foo\"".to_string(),
+            "two\nlines".to_string(),
+        ],
+    );
+    let w: Vec<&str> = h
+        .get_all(header::WARNING)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(
+        w,
+        [
+            "299 - \"unknown field \\\"spec.foo\\\"\"",
+            "299 - \"twolines\""
+        ]
+    );
 }
 
 /// Reads the next NDJSON line of a watch body.
@@ -581,7 +770,14 @@ async fn watch_plain_json_single_object() {
         .unwrap();
     let mut body = resp.into_body().into_data_stream();
     let mut buf = Vec::new();
-    call(&app, Method::DELETE, "/api/v1/namespaces/default/pods/a", &[], Body::empty()).await;
+    call(
+        &app,
+        Method::DELETE,
+        "/api/v1/namespaces/default/pods/a",
+        &[],
+        Body::empty(),
+    )
+    .await;
     let ev = next_line(&mut body, &mut buf).await.unwrap();
     assert_eq!(ev["type"], "DELETED");
     assert_eq!(ev["object"]["kind"], "Pod");
@@ -621,22 +817,56 @@ async fn logs_options_and_errors() {
     let (app, _api, node, _dir) = setup().await;
     create_pod(&app, "p").await;
     // Two containers, none named: kube's 400 listing them.
-    let (s, v) = get_json(&app, "/api/v1/namespaces/default/pods/p/log", "application/json").await;
+    let (s, v) = get_json(
+        &app,
+        "/api/v1/namespaces/default/pods/p/log",
+        "application/json",
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(v["message"], "a container name must be specified for pod p, choose one of: [app side]");
-    let (s, v) = get_json(&app, "/api/v1/namespaces/default/pods/p/log?container=nope", "application/json").await;
+    assert_eq!(
+        v["message"],
+        "a container name must be specified for pod p, choose one of: [app side]"
+    );
+    let (s, v) = get_json(
+        &app,
+        "/api/v1/namespaces/default/pods/p/log?container=nope",
+        "application/json",
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(v["message"], "container nope is not valid for pod p");
-    let (s, v) = get_json(&app, "/api/v1/namespaces/default/pods/p/log?container=app&tailLines=-1", "application/json").await;
+    let (s, v) = get_json(
+        &app,
+        "/api/v1/namespaces/default/pods/p/log?container=app&tailLines=-1",
+        "application/json",
+    )
+    .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(v["message"], "PodLogOptions \"p\" is invalid: tailLines: Invalid value: -1: must be greater than or equal to 0");
     let (s, _) = get_json(&app, "/api/v1/namespaces/default/pods/p/log?container=app&sinceSeconds=5&sinceTime=2026-01-01T00:00:00Z", "application/json").await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    let (s, v) = get_json(&app, "/api/v1/namespaces/default/pods/nope/log", "application/json").await;
-    assert_eq!((s, v["message"].as_str()), (StatusCode::NOT_FOUND, Some("pods \"nope\" not found")));
-    let (s, v) = get_json(&app, "/api/v1/namespaces/default/pods/p/log?container=app&previous=true", "application/json").await;
+    let (s, v) = get_json(
+        &app,
+        "/api/v1/namespaces/default/pods/nope/log",
+        "application/json",
+    )
+    .await;
+    assert_eq!(
+        (s, v["message"].as_str()),
+        (StatusCode::NOT_FOUND, Some("pods \"nope\" not found"))
+    );
+    let (s, v) = get_json(
+        &app,
+        "/api/v1/namespaces/default/pods/p/log?container=app&previous=true",
+        "application/json",
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(v["message"], "previous terminated container \"app\" in pod \"p\" not found");
+    assert_eq!(
+        v["message"],
+        "previous terminated container \"app\" in pod \"p\" not found"
+    );
 
     let (s, h, b) = call(
         &app,

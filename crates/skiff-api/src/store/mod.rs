@@ -554,7 +554,11 @@ fn closed() -> StoreError {
 /// Applies one mutation to `current` (the committed state of its key, as changed by the
 /// earlier mutations of the batch) at revision `next`: the event type and the new stored
 /// state (for a delete: the last state, stamped with `next`).
-fn apply(m: Mutation, current: Option<&Stored>, next: Rev) -> Result<(EventType, Stored), StoreError> {
+fn apply(
+    m: Mutation,
+    current: Option<&Stored>,
+    next: Rev,
+) -> Result<(EventType, Stored), StoreError> {
     let key = m.key().clone();
     if !codec::key_fits(&key) {
         return Err(StoreError::BadObject(format!(

@@ -76,7 +76,11 @@ static CONFIGMAP: &[Column] = &[
 
 static SECRET: &[Column] = &[
     NAME,
-    col("Type", "string", "Used to facilitate programmatic handling of secret data."),
+    col(
+        "Type",
+        "string",
+        "Used to facilitate programmatic handling of secret data.",
+    ),
     col("Data", "string", "Data contains the secret data."),
     AGE,
 ];
@@ -345,8 +349,12 @@ fn pod_row(object: &Value, now: Timestamp) -> RowCells {
             },
         );
     let conditions = match status.and_then(|s| s.phase.as_deref()) {
-        Some("Succeeded") => Some(json!([{"type": "Completed", "status": "True", "reason": "Succeeded", "message": "The pod has completed successfully."}])),
-        Some("Failed") => Some(json!([{"type": "Completed", "status": "True", "reason": "Failed", "message": "The pod failed."}])),
+        Some("Succeeded") => Some(
+            json!([{"type": "Completed", "status": "True", "reason": "Succeeded", "message": "The pod has completed successfully."}]),
+        ),
+        Some("Failed") => Some(
+            json!([{"type": "Completed", "status": "True", "reason": "Failed", "message": "The pod failed."}]),
+        ),
         _ => None,
     };
     RowCells {
@@ -481,7 +489,11 @@ fn node_cells(n: &Value, now: Timestamp) -> Vec<Value> {
         address("ExternalIP").into(),
         unknown(str_at(n, &["status", "nodeInfo", "osImage"])).into(),
         unknown(str_at(n, &["status", "nodeInfo", "kernelVersion"])).into(),
-        unknown(str_at(n, &["status", "nodeInfo", "containerRuntimeVersion"])).into(),
+        unknown(str_at(
+            n,
+            &["status", "nodeInfo", "containerRuntimeVersion"],
+        ))
+        .into(),
     ]
 }
 
@@ -492,7 +504,9 @@ mod tests {
     const S: i128 = 1_000_000_000;
 
     fn now() -> Timestamp {
-        "2026-12-04T12:00:00Z".parse().unwrap_or(Timestamp::UNIX_EPOCH)
+        "2026-12-04T12:00:00Z"
+            .parse()
+            .unwrap_or(Timestamp::UNIX_EPOCH)
     }
 
     #[test]

@@ -184,14 +184,22 @@ mod tests {
     fn identical_events_raise_the_count_of_one_object() {
         let mut r = EventRecorder::new("node1");
         let p = involved();
-        let back_off = ev("BackOff", "Back-off restarting failed container", Some("app"));
+        let back_off = ev(
+            "BackOff",
+            "Back-off restarting failed container",
+            Some("app"),
+        );
         let first = r.record(&p, &back_off, Time::from_millis(1_000));
         let second = r.record(&p, &back_off, Time::from_millis(11_000));
         assert_eq!(first.metadata.name, second.metadata.name);
         assert_eq!(second.count, Some(2));
         assert_eq!(second.first_timestamp, first.first_timestamp);
         assert_ne!(second.last_timestamp, first.last_timestamp);
-        let other = r.record(&p, &ev("Failed", "x", Some("app")), Time::from_millis(2_000));
+        let other = r.record(
+            &p,
+            &ev("Failed", "x", Some("app")),
+            Time::from_millis(2_000),
+        );
         assert_ne!(other.metadata.name, first.metadata.name);
         assert_eq!(other.count, Some(1));
     }
@@ -212,10 +220,7 @@ mod tests {
             Some("spec.containers{app}")
         );
         assert_eq!(pod.involved_object.field_path, None);
-        assert_eq!(
-            app.source.and_then(|s| s.host).as_deref(),
-            Some("node1")
-        );
+        assert_eq!(app.source.and_then(|s| s.host).as_deref(), Some("node1"));
     }
 
     #[test]

@@ -31,39 +31,7 @@ use super::events::{EventRecorder, Involved};
 /// How long statuses and events are gathered before one batch is written.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(10);
 
-/// What the node's pod workers report (the daemon's side of `skiff_node::manager`).
-#[derive(Debug)]
-pub enum PodReport {
-    /// The pod's status changed.
-    Status {
-        uid: String,
-        namespace: String,
-        name: String,
-        status: PodStatus,
-    },
-    /// The engine made an event about the pod.
-    Event {
-        uid: String,
-        namespace: String,
-        name: String,
-        event: skiff_engine::Event,
-        at: Time,
-    },
-    /// The pod is terminal and every process of it is gone: its final status.
-    Finished {
-        uid: String,
-        namespace: String,
-        name: String,
-        status: PodStatus,
-    },
-    /// The pod could not be run at all.
-    Failed {
-        uid: String,
-        namespace: String,
-        name: String,
-        error: String,
-    },
-}
+pub use skiff_node::manager::PodReport;
 
 /// The node's pod workers, as the loop drives them.
 pub trait PodRunner: Send + Sync + 'static {
@@ -72,6 +40,8 @@ pub trait PodRunner: Send + Sync + 'static {
     fn sync(&self, pod: Pod, objects: PodObjects);
     /// Graceful termination with `grace` seconds (None: the pod's own).
     fn stop(&self, uid: &str, grace: Option<i64>);
+    /// The pod's API object is gone: its uid is forgotten.
+    fn forget(&self, uid: &str);
 }
 
 /// A pod the loop has handed to the runner.
@@ -304,6 +274,7 @@ impl<R: PodRunner> Kubelet<R> {
             self.pods.remove(&uid);
             self.recorder.forget(&uid);
             self.statuses.remove(&uid);
+            self.runner.forget(&uid);
             return;
         }
         t.removed = true;
@@ -321,9 +292,7 @@ impl<R: PodRunner> Kubelet<R> {
                 name,
                 status,
             } => self.queue_status(uid, namespace, name, status),
-            PodReport::Event {
-                uid, event, at, ..
-            } => {
+            PodReport::Event { uid, event, at, .. } => {
                 let Some(t) = self.pods.get(&uid) else {
                     return;
                 };
@@ -371,6 +340,7 @@ impl<R: PodRunner> Kubelet<R> {
         if t.removed {
             self.pods.remove(uid);
             self.recorder.forget(uid);
+            self.runner.forget(uid);
             return;
         }
         if t.stop_grace.is_some() {
@@ -419,7 +389,12 @@ impl<R: PodRunner> Kubelet<R> {
         let mut out = PodObjects::default();
         let opts = registry::ListOptions::default();
         if let Some(r) = registry::resource("", "configmaps") {
-            for o in self.api.list(r, Some(namespace), &opts).into_iter().flat_map(|l| l.items) {
+            for o in self
+                .api
+                .list(r, Some(namespace), &opts)
+                .into_iter()
+                .flat_map(|l| l.items)
+            {
                 if let Ok(cm) = serde_json::from_value::<ConfigMap>((*o).clone()) {
                     let name = cm.metadata.name.clone().unwrap_or_default();
                     out.config_maps.insert(name, cm);
@@ -427,7 +402,12 @@ impl<R: PodRunner> Kubelet<R> {
             }
         }
         if let Some(r) = registry::resource("", "secrets") {
-            for o in self.api.list(r, Some(namespace), &opts).into_iter().flat_map(|l| l.items) {
+            for o in self
+                .api
+                .list(r, Some(namespace), &opts)
+                .into_iter()
+                .flat_map(|l| l.items)
+            {
                 if let Ok(s) = serde_json::from_value::<Secret>((*o).clone()) {
                     let name = s.metadata.name.clone().unwrap_or_default();
                     out.secrets.insert(name, s);

@@ -49,7 +49,10 @@ fn container_name(pod: &Pod, asked: &str) -> Result<String, LogError> {
         apps.join(" ")
     );
     if !inits.is_empty() {
-        message.push_str(&format!(" or one of the init containers: [{}]", inits.join(" ")));
+        message.push_str(&format!(
+            " or one of the init containers: [{}]",
+            inits.join(" ")
+        ));
     }
     Err(bad_request(message))
 }
@@ -86,8 +89,8 @@ pub fn stream(data_dir: &Path, pod: &Pod, options: &LogOptions) -> Result<LogStr
         .as_ref()
         .map(|s| s.summary.instances.clone())
         .unwrap_or_default();
-    let instance = store::log_instance(pod, &instances, &container, options.previous)
-        .map_err(bad_request)?;
+    let instance =
+        store::log_instance(pod, &instances, &container, options.previous).map_err(bad_request)?;
     let (id, attempt) = (instance.container_id, instance.attempt);
     let path = dir.join(&container).join(format!("{attempt}.log"));
     let since = match (options.since_seconds, options.since_time_unix_nanos) {
@@ -123,7 +126,10 @@ pub fn stream(data_dir: &Path, pod: &Pod, options: &LogOptions) -> Result<LogStr
                                 && store::container_status(&now.summary.pod, &container)
                                     .is_some_and(|cs| {
                                         cs.container_id.as_deref() == Some(id.as_str())
-                                            && cs.state.as_ref().is_some_and(|s| s.running.is_some())
+                                            && cs
+                                                .state
+                                                .as_ref()
+                                                .is_some_and(|s| s.running.is_some())
                                     })
                         })
                 };

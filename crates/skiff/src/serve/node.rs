@@ -42,9 +42,13 @@ pub fn default_node_name() -> String {
     let h = read_trimmed("/proc/sys/kernel/hostname").to_lowercase();
     let ok = !h.is_empty()
         && h.len() <= 253
-        && h
-            .split('.')
-            .all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !l.starts_with('-') && !l.ends_with('-'));
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
     if ok {
         h
     } else {
@@ -167,7 +171,12 @@ impl NodeBackend for LocalNode {
                         "KubeletHasSufficientPID",
                         "kubelet has sufficient PID available",
                     ),
-                    condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+                    condition(
+                        "Ready",
+                        "True",
+                        "KubeletReady",
+                        "kubelet is posting ready status",
+                    ),
                 ]),
                 addresses: Some(vec![
                     NodeAddress {

@@ -100,7 +100,11 @@ impl Daemon {
                 None => true,
             }
         });
-        assert!(ok, "the daemon does not answer: {last}\n{}", self.daemon_log());
+        assert!(
+            ok,
+            "the daemon does not answer: {last}\n{}",
+            self.daemon_log()
+        );
     }
 
     pub fn pid(&self) -> u32 {
@@ -187,7 +191,12 @@ impl Daemon {
     }
 
     /// kubectl with stdin.
-    pub fn kubectl_stdin(&self, version: &str, args: &[&str], input: &str) -> (i32, String, String) {
+    pub fn kubectl_stdin(
+        &self,
+        version: &str,
+        args: &[&str],
+        input: &str,
+    ) -> (i32, String, String) {
         use std::io::Write;
         let bin = kubectl_bin(version).expect("kubectl installed");
         let mut c = self.kubectl_cmd(&bin, version);
@@ -226,7 +235,12 @@ impl Drop for Daemon {
             let _ = self.try_kubectl(
                 "1.33",
                 &[
-                    "delete", "pods", "--all", "-A", "--grace-period=0", "--force",
+                    "delete",
+                    "pods",
+                    "--all",
+                    "-A",
+                    "--grace-period=0",
+                    "--force",
                     "--wait=false",
                 ],
             );

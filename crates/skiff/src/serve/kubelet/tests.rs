@@ -11,6 +11,8 @@ use skiff_api::node::{LogError, LogOptions, LogStream, NodeBackend};
 use skiff_api::registry::{BodyFormat, DeleteOptions, WriteOptions};
 use skiff_api::store::{Store, StoreConfig};
 
+use skiff_engine::Time;
+
 use super::*;
 
 struct FakeNode;
@@ -61,6 +63,7 @@ impl PodRunner for Recording {
             grace,
         });
     }
+    fn forget(&self, _uid: &str) {}
 }
 
 struct Harness {
