@@ -307,6 +307,15 @@ where
     let engine_cfg = crate::adopt::engine_config(engine_cfg, &found);
     let mut engine = PodEngine::new(&pod, engine_cfg, clock.now())?;
     crate::adopt::replay(&mut engine, &found, clock.now());
+    // Adopted running instances keep the readiness (and startedness) last persisted until
+    // their probes say otherwise (images-serve-facts §4.3: the kubelet's flip is a bug).
+    crate::adopt::restore_probes(
+        &mut engine,
+        &found,
+        pod.status.as_ref(),
+        id_key,
+        clock.now(),
+    );
 
     let mut ctx = Ctx {
         runtime,
@@ -564,8 +573,9 @@ where
         handles: Vec<Option<R::Container>>,
     ) {
         if found.is_empty() {
-            // Nothing of the pod runs: a sandbox left over is stopped at the end.
-            self.retired_sandboxes.extend(sandbox);
+            // Nothing of the pod ran yet: a sandbox left over (a persistent one whose process
+            // died before the first start) is the one the engine will ask for.
+            self.adopted_sandbox = sandbox;
             return;
         }
         match sandbox {
