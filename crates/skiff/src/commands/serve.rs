@@ -27,6 +27,9 @@ use crate::serve::node::{default_node_name, LocalNode};
 const NODE_STATUS_EVERY: Duration = Duration::from_secs(60);
 /// Events older than this are deleted (kube-apiserver's `--event-ttl` default).
 const EVENT_TTL: Duration = Duration::from_secs(3600);
+/// How often Terminating namespaces are emptied and removed (kube's namespace controller
+/// reacts to changes; a short period is the simple equivalent on one node).
+const NAMESPACES_EVERY: Duration = Duration::from_secs(1);
 /// How often housekeeping (event expiry, store compaction, image GC) runs; the kubelet's
 /// image GC period is 5 minutes.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(300);
@@ -145,18 +148,25 @@ fn serve(args: &Args) -> anyhow::Result<()> {
     })
 }
 
-/// Periodic work: the Node's status, event expiry, store compaction.
+/// Periodic work: the Node's status, namespace deletion, event expiry, store compaction.
 async fn housekeeping(api: Api, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let mut node_tick = tokio::time::interval(NODE_STATUS_EVERY);
     let mut house_tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+    let mut ns_tick = tokio::time::interval(NAMESPACES_EVERY);
     loop {
         tokio::select! {
+            _ = ns_tick.tick() => {
+                if let Err(e) = api.reconcile_namespaces().await {
+                    tracing::warn!("the namespace controller: {e}");
+                }
+            }
             _ = node_tick.tick() => {
-                // SKELETON: the registry's refresh of the Node object lands with api-registry.
-                let _ = &api;
+                if let Err(e) = api.refresh_node().await {
+                    tracing::warn!("refreshing the Node object: {e}");
+                }
             }
             _ = house_tick.tick() => {
-                let _ = EVENT_TTL;
+                api.expire_events(EVENT_TTL).await;
                 if let Err(e) = api.store().compact_now().await {
                     tracing::warn!("compacting the store: {e}");
                 }
