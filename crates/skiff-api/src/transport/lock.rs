@@ -14,6 +14,11 @@ use super::TransportError;
 /// The lock file's name in the data dir.
 pub const LOCK_FILE: &str = "serve.lock";
 
+/// How long a lock whose recorded holder is dead may stay taken (a child of the dead daemon
+/// between fork and exec) before the daemon gives up.
+const STALE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const STALE_LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// The held lock; dropping it (or the process ending) releases it.
 #[derive(Debug)]
 pub struct DaemonLock {
@@ -49,17 +54,29 @@ impl DaemonLock {
             e => io("opening", e),
         })?;
         let mut file = std::fs::File::from(fd);
-        match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(Errno::WOULDBLOCK) => {
-                let mut s = String::new();
-                let _ = (&file).take(64).read_to_string(&mut s);
-                return Err(TransportError::Locked {
-                    path,
-                    pid: s.trim().parse().ok(),
-                });
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => break,
+                Err(Errno::WOULDBLOCK) => {
+                    let mut s = String::new();
+                    let _ = (&file).rewind();
+                    let _ = (&file).take(64).read_to_string(&mut s);
+                    let pid: Option<u32> = s.trim().parse().ok();
+                    // A daemon killed while one of its children was between fork and exec
+                    // leaves the lock with that child for a moment (the descriptor is
+                    // CLOEXEC, so the exec drops it): when the recorded holder is dead, wait
+                    // briefly for the lock instead of refusing.
+                    let holder_alive =
+                        pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+                    if holder_alive || waited >= STALE_LOCK_WAIT {
+                        return Err(TransportError::Locked { path, pid });
+                    }
+                    std::thread::sleep(STALE_LOCK_POLL);
+                    waited += STALE_LOCK_POLL;
+                }
+                Err(e) => return Err(io("locking", e)),
             }
-            Err(e) => return Err(io("locking", e)),
         }
         // Ours now: record our pid for whoever finds it locked.
         let res = file
