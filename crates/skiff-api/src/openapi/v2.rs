@@ -439,12 +439,14 @@ fn pb_schema(v: &Value) -> pb::Schema {
             .map(|a| a.iter().map(any).collect())
             .unwrap_or_default(),
         additional_properties: match o.get("additionalProperties") {
-            Some(Value::Bool(x)) => Some(Box::new(pb::AdditionalPropertiesItem {
+            Some(Value::Bool(x)) => Some(pb::AdditionalPropertiesItem {
                 oneof: Some(pb::AdditionalPropertiesOneof::Boolean(*x)),
-            })),
-            Some(x @ Value::Object(_)) => Some(Box::new(pb::AdditionalPropertiesItem {
-                oneof: Some(pb::AdditionalPropertiesOneof::Schema(pb_schema(x))),
-            })),
+            }),
+            Some(x @ Value::Object(_)) => Some(pb::AdditionalPropertiesItem {
+                oneof: Some(pb::AdditionalPropertiesOneof::Schema(Box::new(pb_schema(
+                    x,
+                )))),
+            }),
             _ => None,
         },
         r#type: match o.get("type") {
@@ -483,14 +485,14 @@ fn pb_schema(v: &Value) -> pb::Schema {
 fn pb_parameter(v: &Value) -> Option<pb::ParametersItem> {
     let o = v.as_object()?;
     let param = match o.get("in").and_then(Value::as_str)? {
-        "body" => pb::ParameterOneof::BodyParameter(pb::BodyParameter {
+        "body" => pb::ParameterOneof::BodyParameter(Box::new(pb::BodyParameter {
             description: str_of(o, "description"),
             name: str_of(o, "name"),
             r#in: str_of(o, "in"),
             required: bool_of(o, "required"),
             schema: o.get("schema").map(pb_schema),
             vendor_extension: extensions(o),
-        }),
+        })),
         "query" => pb::ParameterOneof::NonBodyParameter(pb::NonBodyParameter {
             oneof: Some(pb::NonBodyOneof::Query(pb::QueryParameterSubSchema {
                 required: bool_of(o, "required"),
@@ -715,8 +717,9 @@ pub mod pb {
 
     #[derive(Clone, PartialEq, prost::Oneof)]
     pub enum ParameterOneof {
-        #[prost(message, tag = "1")]
-        BodyParameter(BodyParameter),
+        /// Boxed: a body parameter holds a whole `Schema`.
+        #[prost(message, boxed, tag = "1")]
+        BodyParameter(Box<BodyParameter>),
         #[prost(message, tag = "2")]
         NonBodyParameter(NonBodyParameter),
     }
@@ -875,8 +878,9 @@ pub mod pb {
 
     #[derive(Clone, PartialEq, prost::Oneof)]
     pub enum AdditionalPropertiesOneof {
-        #[prost(message, tag = "1")]
-        Schema(Schema),
+        /// Boxed: `Schema` contains this item (and is large).
+        #[prost(message, boxed, tag = "1")]
+        Schema(Box<Schema>),
         #[prost(bool, tag = "2")]
         Boolean(bool),
     }
@@ -937,9 +941,8 @@ pub mod pb {
         pub required: Vec<String>,
         #[prost(message, repeated, tag = "20")]
         pub r#enum: Vec<Any>,
-        /// Boxed: the item holds a `Schema`.
-        #[prost(message, optional, boxed, tag = "21")]
-        pub additional_properties: Option<Box<AdditionalPropertiesItem>>,
+        #[prost(message, optional, tag = "21")]
+        pub additional_properties: Option<AdditionalPropertiesItem>,
         #[prost(message, optional, tag = "22")]
         pub r#type: Option<TypeItem>,
         #[prost(message, optional, tag = "23")]

@@ -207,7 +207,7 @@ fn patch_operations_offer_field_validation() {
         let body = put.parameters.iter().find_map(|p| match p.oneof.as_ref()? {
             pb::ParametersItemOneof::Parameter(pb::Parameter {
                 oneof: Some(pb::ParameterOneof::BodyParameter(b)),
-            }) => Some(b),
+            }) => Some(&**b),
             _ => None,
         });
         let body = body.expect("body parameter");
