@@ -212,7 +212,7 @@ async fn version_and_discovery() {
 }
 
 #[tokio::test]
-async fn openapi_caching_and_v2_absent() {
+async fn openapi_caching() {
     let (app, ..) = setup().await;
     let (s, v) = get_json(&app, "/openapi/v3", "application/json, */*").await;
     assert_eq!(s, StatusCode::OK);
@@ -250,13 +250,65 @@ async fn openapi_caching_and_v2_absent() {
     let (s, v) = get_json(&app, "/openapi/v3/apis/nope/v1", "application/json").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(v["kind"], "Status");
-    let (s, _) = get_json(
+}
+
+/// kubectl 1.27/1.28 (client-go `OpenAPISchema`): `/openapi/v2` in protobuf, falling back to
+/// `/swagger-2.0.0.pb-v1`; JSON for a JSON Accept; 406 otherwise; ETag and 304.
+#[tokio::test]
+async fn openapi_v2_by_accept() {
+    use crate::openapi::v2;
+    let (app, ..) = setup().await;
+    let pb = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+    let (s, h, body) = call(
         &app,
+        Method::GET,
         "/openapi/v2",
-        "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+        &[("accept", pb)],
+        Body::empty(),
     )
     .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h[header::CONTENT_TYPE], v2::PROTOBUF);
+    assert_eq!(h[header::VARY], "Accept");
+    assert_eq!(body, v2::document(v2::Format::Protobuf));
+    let etag = h[header::ETAG].to_str().unwrap().to_string();
+    assert_eq!(etag, format!("\"{}\"", v2::etag()));
+    let (s, h, body) = call(
+        &app,
+        Method::GET,
+        "/openapi/v2",
+        &[("accept", pb), ("if-none-match", &etag)],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!((s, body.len()), (StatusCode::NOT_MODIFIED, 0));
+    assert_eq!(h[header::ETAG], etag.as_str());
+    let (s, h, body) = call(
+        &app,
+        Method::GET,
+        "/swagger-2.0.0.pb-v1",
+        &[],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h[header::CONTENT_TYPE], v2::PROTOBUF);
+    assert_eq!(body, v2::document(v2::Format::Protobuf));
+    let (s, v) = get_json(&app, "/openapi/v2", "application/json").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["swagger"], "2.0");
+    assert!(v["definitions"]["io.k8s.api.core.v1.Pod"].is_object());
+    let (s, _, _) = call(
+        &app,
+        Method::GET,
+        "/openapi/v2",
+        &[("accept", "text/html")],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_ACCEPTABLE);
+    let (s, _, _) = call(&app, Method::POST, "/openapi/v2", &[], Body::empty()).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
 }
 
 #[tokio::test]

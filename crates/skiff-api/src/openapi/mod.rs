@@ -22,6 +22,8 @@
 //! dependency, always matches the decoder, and the document here is limited to what skiff
 //! serves.
 
+pub mod v2;
+
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
