@@ -19,3 +19,4 @@ pub mod patch;
 pub mod registry;
 pub mod store;
 pub mod tables;
+pub mod transport;

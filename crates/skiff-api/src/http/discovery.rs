@@ -356,24 +356,47 @@ pub fn openapi_v3(path: &str, query_hash: Option<&str>, headers: &HeaderMap) -> 
     resp
 }
 
-/// `GET /openapi/v2`: an empty OpenAPI v2 document, protobuf-encoded (zero bytes are a valid
-/// empty `openapi_v2.Document`). kubectl 1.27 and 1.28 fetch this document before every
-/// `apply`/`create` (client-side validation and the `fieldValidation` check) and fail with
-/// `Error from server (NotFound)` on a 404, even with `--validate=false` for `apply`; with an
-/// empty document they find no schema for the kind, skip client-side validation and leave it to
-/// the server. kubectl 1.29+ read `/openapi/v3` instead; 1.33's `apply` of an existing object
-/// reads this too and falls back to its compiled-in merge keys when the kind is absent.
-pub fn openapi_v2() -> Response {
-    (
-        StatusCode::OK,
-        [
-            (
-                header::CONTENT_TYPE,
-                "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
-            ),
-            (header::CACHE_CONTROL, "no-cache, private"),
-        ],
-        Vec::<u8>::new(),
-    )
-        .into_response()
+/// `GET /openapi/v2` as kube-openapi's handler serves it: JSON or gnostic protobuf by Accept
+/// (406 for anything else), one ETag for both with `Vary: Accept`, 304 on If-None-Match. With
+/// `legacy`, `/swagger-2.0.0.pb-v1`: protobuf whatever the Accept (client-go falls back to it
+/// when `/openapi/v2` is missing).
+pub fn openapi_v2(headers: &HeaderMap, legacy: bool) -> Response {
+    use crate::openapi::v2;
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = if legacy {
+        Some(v2::Format::Protobuf)
+    } else {
+        v2::negotiate(accept)
+    };
+    let mut resp = match format {
+        None => StatusCode::NOT_ACCEPTABLE.into_response(),
+        Some(f) => {
+            let etag = format!("\"{}\"", v2::etag());
+            let fresh = headers
+                .get(header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|inm| inm.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+            let mut resp = if fresh {
+                StatusCode::NOT_MODIFIED.into_response()
+            } else {
+                let mut r = Response::new(axum::body::Body::from(v2::document(f)));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(f.content_type()),
+                );
+                r
+            };
+            if let Ok(v) = HeaderValue::from_str(&etag) {
+                resp.headers_mut().insert(header::ETAG, v);
+            }
+            resp
+        }
+    };
+    let h = resp.headers_mut();
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    resp
 }

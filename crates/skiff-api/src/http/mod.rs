@@ -755,7 +755,8 @@ async fn dispatch(State(st): State<St>, req: Request) -> Response {
                 .and_then(|p| p.get("hash").map(str::to_string));
             discovery::openapi_v3(&rest.join("/"), hash.as_deref(), req.headers())
         }
-        ["openapi", "v2"] if get => discovery::openapi_v2(),
+        ["openapi", "v2"] if get => discovery::openapi_v2(req.headers(), false),
+        ["swagger-2.0.0.pb-v1"] if get => discovery::openapi_v2(req.headers(), true),
         ["api"] if get => match discovery::wants_aggregated(req.headers()) {
             Some(v) => discovery::aggregated_response(true, v),
             None => json_response(
@@ -789,7 +790,9 @@ async fn dispatch(State(st): State<St>, req: Request) -> Response {
             resource_request(st, t, req).await
         }
         ["version" | "healthz" | "livez" | "readyz" | "api" | "apis", ..]
-        | ["openapi", "v2" | "v3", ..] => method_not_allowed(),
+        | ["openapi", "v3", ..]
+        | ["openapi", "v2"]
+        | ["swagger-2.0.0.pb-v1"] => method_not_allowed(),
         _ => not_found(),
     }
 }
