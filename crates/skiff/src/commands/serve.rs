@@ -128,7 +128,8 @@ fn serve(args: &Args) -> anyhow::Result<()> {
             image_pulls: skiff_node::worker::PullQueue::node(),
         });
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-        let kubelet = Kubelet::new(api.clone(), Arc::new(ManagerRunner(manager)), &node_name);
+        let kubelet = Kubelet::new(api.clone(), Arc::new(ManagerRunner(manager)), &node_name)
+            .with_data_dir(data_dir.clone());
         let kubelet_task = tokio::spawn(kubelet.run(reports, shutdown_rx.clone()));
         tokio::spawn(housekeeping(api.clone(), shutdown_rx.clone()));
 
