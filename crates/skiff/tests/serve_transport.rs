@@ -70,6 +70,18 @@ fn router() -> Router {
             }),
         )
         .route(
+            "/watch",
+            get(|| async {
+                // One event, then a stream that never ends (as an idle watch).
+                let first = futures_util::stream::once(async {
+                    Ok::<_, std::io::Error>(Bytes::from_static(b"{\"type\":\"ADDED\"}\n"))
+                });
+                axum::body::Body::from_stream(
+                    futures_util::StreamExt::chain(first, futures_util::stream::pending()),
+                )
+            }),
+        )
+        .route(
             "/peer",
             get(|Extension(p): Extension<Peer>| async move { format!("{p:?}") }),
         )
@@ -720,4 +732,102 @@ fn planted_symlink_at_the_token_path_is_refused() {
     std::fs::set_permissions(&serve, std::fs::Permissions::from_mode(0o755)).unwrap();
     let e = Credentials::load_or_create(&ServeConfig::new(data, None)).unwrap_err();
     assert!(e.to_string().contains("0755"), "{e}");
+}
+
+#[test]
+fn a_thousand_watches_and_a_stop() {
+    let t = common::TestDir::new("serve-watches");
+    let data = t.file("data");
+    let d = Daemon::start(&data, None);
+    let sock = d.serve_file("api.sock");
+    let mut watches = Vec::new();
+    for i in 0..1000 {
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(b"GET /watch HTTP/1.1\r\nhost: x\r\n\r\n")
+            .unwrap();
+        watches.push(s);
+        // Read each answer's head and first event as they come (every 100 connections).
+        if i % 100 == 99 {
+            for s in &mut watches[i - 99..=i] {
+                let mut got = Vec::new();
+                let mut b = [0u8; 512];
+                while !String::from_utf8_lossy(&got).contains("ADDED") {
+                    let n = s.read(&mut b).unwrap();
+                    assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+                    got.extend_from_slice(&b[..n]);
+                }
+                assert!(got.starts_with(b"HTTP/1.1 200"));
+            }
+        }
+    }
+    // Others are still served.
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    s.write_all(b"GET /version HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.contains("\"minor\":\"33\""), "{resp}");
+    // A stop ends the watches within the grace (2 s), not never.
+    let start = Instant::now();
+    d.stop().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    let mut b = [0u8; 64];
+    let mut w = watches.pop().unwrap();
+    assert!(matches!(w.read(&mut b), Ok(0) | Err(_)));
+}
+
+#[test]
+fn slow_tls_clients_are_cut_off() {
+    use rustls::pki_types::pem::PemObject;
+    let t = common::TestDir::new("serve-slow");
+    let data = t.file("data");
+    let limits = Limits {
+        header_read_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let d = Daemon::start_with(&data, Some("127.0.0.1:0"), limits);
+    let ca = std::fs::read(d.serve_file("ca.crt")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::CertificateDer::from_pem_slice(&ca).unwrap())
+            .unwrap();
+        let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+        for partial in [&b""[..], b"GET /version HTTP/1.1\r\nhost: x\r\n"] {
+            let tcp = tokio::net::TcpStream::connect(d.addr()).await.unwrap();
+            let name = rustls::pki_types::ServerName::IpAddress(d.addr().ip().into());
+            let mut tls = connector.connect(name, tcp).await.unwrap();
+            tls.write_all(partial).await.unwrap();
+            tls.flush().await.unwrap();
+            let start = Instant::now();
+            let mut b = Vec::new();
+            let r = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut b)).await;
+            assert!(r.is_ok(), "not closed within 10 s");
+            assert!(!String::from_utf8_lossy(&b).contains("minor"));
+            let took = start.elapsed();
+            assert!(
+                took >= Duration::from_millis(800) && took < Duration::from_secs(5),
+                "{took:?}"
+            );
+        }
+    });
+    d.stop().unwrap();
 }

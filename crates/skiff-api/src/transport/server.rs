@@ -16,7 +16,6 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
@@ -153,11 +152,11 @@ impl Listeners {
             ..
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let builder = Arc::new(http_builder(&limits));
+        let builders = Arc::new(Builders::new(&limits));
         let unix_task = tokio::spawn(accept_unix(
             unix,
             router.clone(),
-            builder.clone(),
+            builders.clone(),
             limits.clone(),
             stop_rx.clone(),
         ));
@@ -167,7 +166,7 @@ impl Listeners {
                 acceptor,
                 router.clone(),
                 token.clone(),
-                builder.clone(),
+                builders.clone(),
                 limits.clone(),
                 stop_rx.clone(),
             ))
@@ -198,6 +197,36 @@ pub async fn serve(
         .await
 }
 
+/// The connection builders: by ALPN over TLS (HTTP/1 or HTTP/2 only: no protocol sniffing,
+/// which would wait for bytes with no timeout), by preface on the unix socket.
+struct Builders {
+    auto: auto::Builder<TokioExecutor>,
+    http1: hyper::server::conn::http1::Builder,
+    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(limits: &Limits) -> Self {
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes.max(8192));
+        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .keep_alive_interval(limits.keep_alive_interval)
+            .keep_alive_timeout(Duration::from_secs(20));
+        Self {
+            auto: http_builder(limits),
+            http1,
+            http2,
+        }
+    }
+}
+
 fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
@@ -223,7 +252,7 @@ async fn accept_backoff(e: &std::io::Error) {
 async fn accept_unix(
     listener: UnixListener,
     router: Router,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -233,7 +262,7 @@ async fn accept_unix(
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             _ = stop.changed() => break,
         };
-        let stream = tokio::select! {
+        let stream: tokio::net::UnixStream = tokio::select! {
             r = listener.accept() => match r {
                 Ok((s, _)) => s,
                 Err(e) => { accept_backoff(&e).await; continue; }
@@ -245,11 +274,19 @@ async fn accept_unix(
             auth: None,
             peer: Peer::Unix,
         };
-        let builder = builder.clone();
+        let builders = builders.clone();
         let stop = stop.clone();
-        let grace = limits.shutdown_grace;
+        let limits = limits.clone();
         tokio::spawn(async move {
-            serve_conn(stream, svc, &builder, stop, grace).await;
+            // The protocol is sniffed from the first bytes, which must come in time.
+            if let Ok(Ok(())) =
+                tokio::time::timeout(limits.header_read_timeout, stream.readable()).await
+            {
+                let conn = builders
+                    .auto
+                    .serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                drive(conn, |c| c.graceful_shutdown(), stop, limits.shutdown_grace).await;
+            }
             drop(permit);
         });
     }
@@ -262,7 +299,7 @@ async fn accept_tcp(
     acceptor: tokio_rustls::TlsAcceptor,
     router: Router,
     creds: Arc<Credentials>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -286,14 +323,26 @@ async fn accept_tcp(
             auth: Some(creds.clone()),
             peer: Peer::Tcp(remote),
         };
-        let builder = builder.clone();
+        let builders = builders.clone();
         let acceptor = acceptor.clone();
         let stop = stop.clone();
         let limits = limits.clone();
         tokio::spawn(async move {
             match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)).await
             {
-                Ok(Ok(tls)) => serve_conn(tls, svc, &builder, stop, limits.shutdown_grace).await,
+                Ok(Ok(tls)) => {
+                    let grace = limits.shutdown_grace;
+                    if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        let conn = builders.http2.serve_connection(TokioIo::new(tls), svc);
+                        drive(conn, |c| c.graceful_shutdown(), stop, grace).await;
+                    } else {
+                        let conn = builders
+                            .http1
+                            .serve_connection(TokioIo::new(tls), svc)
+                            .with_upgrades();
+                        drive(conn, |c| c.graceful_shutdown(), stop, grace).await;
+                    }
+                }
                 Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
             }
@@ -310,16 +359,17 @@ async fn drain(slots: &Semaphore, max: usize, grace: Duration) {
     let _ = tokio::time::timeout(grace + Duration::from_secs(1), slots.acquire_many(n)).await;
 }
 
-async fn serve_conn<IO>(
-    io: IO,
-    svc: Svc,
-    builder: &auto::Builder<TokioExecutor>,
+/// Runs a connection until it ends or the daemon stops; then asks it to finish (in-flight
+/// requests complete, no new ones) and drops it after `grace`.
+async fn drive<C, E>(
+    conn: C,
+    graceful: fn(Pin<&mut C>),
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
 {
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let stopping = async {
         // A closed sender is a stop too.
@@ -334,7 +384,7 @@ async fn serve_conn<IO>(
         }
         _ = stopping => {}
     }
-    conn.as_mut().graceful_shutdown();
+    graceful(conn.as_mut());
     let _ = tokio::time::timeout(grace, conn).await;
 }
 
