@@ -3,6 +3,8 @@
 //! `skiff kubeconfig`, `skiff get pods`, `skiff logs` against it; real kubectl binaries and
 //! curl over TLS with the generated CA and token.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
 mod common;
 
 use std::io::{Read, Write};
