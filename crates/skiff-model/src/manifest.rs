@@ -576,28 +576,8 @@ impl StrictDecoder<'_, '_> {
 }
 
 impl kinds::Strict for StrictDecoder<'_, '_> {
-    fn decode<T: DeserializeOwned>(&mut self, mut json: Value) -> Option<T> {
-        let mut unknown = Vec::new();
-        let mut result: Result<T, _>;
-        let mut patched = 0;
-        loop {
-            unknown.clear();
-            result = {
-                let mut record = recorder(&mut unknown);
-                let ignored = serde_ignored::Deserializer::new(&json, &mut record);
-                serde_path_to_error::deserialize(ignored)
-            };
-            // Go's JSON decoding gives a null its type's zero value (a map value, a list
-            // element, a field): the API server accepts `data: {key: }`. serde refuses null
-            // there; put the zero value in and decode again (bounded: a document of nulls
-            // costs at most this many decodes).
-            match &result {
-                Err(e) if patched < MAX_NULL_PATCHES && go_zero_for_null(&mut json, e) => {
-                    patched += 1
-                }
-                _ => break,
-            }
-        }
+    fn decode<T: DeserializeOwned>(&mut self, json: Value) -> Option<T> {
+        let (result, unknown) = decode_recording::<T>(json);
         let position = Position::Document {
             index: self.index,
             object: self.object.clone(),
@@ -643,6 +623,59 @@ impl kinds::Strict for StrictDecoder<'_, '_> {
             }
         }
     }
+}
+
+/// One object decoded strictly as an API server decodes a request body: the object, or the
+/// first type error with its path (`spec.containers[0].ports[0].containerPort: invalid
+/// type: …`), and the path of every unknown field (`spec.foo`), so the caller applies its
+/// `fieldValidation` (Strict refuses, Warn warns, Ignore drops). The loader's own rules.
+pub struct StrictDecoded<T> {
+    pub value: Result<T, String>,
+    pub unknown: Vec<String>,
+}
+
+/// See [`StrictDecoded`].
+pub fn decode_strict<T: DeserializeOwned>(json: Value) -> StrictDecoded<T> {
+    let (result, unknown) = decode_recording::<T>(json);
+    let value = result.map_err(|e| {
+        let path = render_error_path(e.path());
+        if path.is_empty() {
+            e.inner().to_string()
+        } else {
+            format!("{path}: {}", e.inner())
+        }
+    });
+    StrictDecoded { value, unknown }
+}
+
+/// Decodes `json` as `T`, recording unknown fields; a null where Go would take the zero
+/// value gets it.
+fn decode_recording<T: DeserializeOwned>(
+    mut json: Value,
+) -> (
+    Result<T, serde_path_to_error::Error<serde_json::Error>>,
+    Vec<String>,
+) {
+    let mut unknown = Vec::new();
+    let mut result: Result<T, _>;
+    let mut patched = 0;
+    loop {
+        unknown.clear();
+        result = {
+            let mut record = recorder(&mut unknown);
+            let ignored = serde_ignored::Deserializer::new(&json, &mut record);
+            serde_path_to_error::deserialize(ignored)
+        };
+        // Go's JSON decoding gives a null its type's zero value (a map value, a list
+        // element, a field): the API server accepts `data: {key: }`. serde refuses null
+        // there; put the zero value in and decode again (bounded: a document of nulls
+        // costs at most this many decodes).
+        match &result {
+            Err(e) if patched < MAX_NULL_PATCHES && go_zero_for_null(&mut json, e) => patched += 1,
+            _ => break,
+        }
+    }
+    (result, unknown)
 }
 
 /// Nulls replaced by zero values in one object before its decoding error is reported.
@@ -780,7 +813,7 @@ fn render_error_path(path: &serde_path_to_error::Path) -> String {
 
 /// Quantities are strings in k8s-openapi but must parse, as they do when the API server
 /// decodes them: `spec.containers[0].resources.limits[cpu]: quantities must match ...`.
-fn quantity_errors(pod: &Pod) -> Vec<String> {
+pub fn quantity_errors(pod: &Pod) -> Vec<String> {
     let mut out = Vec::new();
     let mut check = |path: &Path, q: &str| {
         if let Err(e) = Quantity::parse(q) {

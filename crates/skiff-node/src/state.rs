@@ -96,6 +96,19 @@ pub struct InstanceRecord {
     pub started_unix_ms: i64,
     pub log_path: PathBuf,
     pub exit_path: PathBuf,
+    /// The instance's cgroup, relative to skiff's own in every hierarchy (the tracking
+    /// group's `cgroups_path`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<PathBuf>,
+}
+
+impl InstanceRecord {
+    /// Whether this is the record written just before the instance's processes were started
+    /// (no PIDs yet): found like this, the process that started it died mid-start, and
+    /// whatever of it runs is only to be found in its cgroup.
+    pub fn interrupted(&self) -> bool {
+        self.main.pid <= 0
+    }
 }
 
 impl InstanceRecord {
@@ -214,7 +227,7 @@ fn observe(r: &InstanceRecord, boot: &str) -> Result<Observed, String> {
         Ok(None) => {}
         Err(e) => return Err(format!("{}: {e}", r.exit_path.display())),
     }
-    if r.boot_id != boot || !r.monitor.alive() {
+    if r.boot_id != boot || r.interrupted() || !r.monitor.alive() {
         return Ok(Observed::Unknown);
     }
     Ok(Observed::Running)
@@ -259,6 +272,7 @@ mod tests {
             started_unix_ms: 1,
             log_path: cdir.join(format!("{attempt}.log")),
             exit_path: cdir.join(format!("{attempt}{EXIT_SUFFIX}")),
+            cgroup: None,
         }
     }
 

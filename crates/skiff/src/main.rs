@@ -11,6 +11,7 @@ mod duration;
 mod events;
 mod input;
 mod jsonpath;
+mod serve;
 mod store;
 mod style;
 
@@ -62,6 +63,8 @@ enum Command {
     Image(commands::image::Args),
     /// Print a kubeconfig for the `skiff serve` of the data dir (its TLS address, CA, token).
     Kubeconfig(commands::kubeconfig::Args),
+    /// Run this machine as a single-node Kubernetes that kubectl drives (API server + kubelet).
+    Serve(commands::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -120,6 +123,7 @@ fn main() -> ExitCode {
         Command::Get(args) => commands::get::run(&args),
         Command::Image(args) => commands::image::run(&args),
         Command::Kubeconfig(args) => commands::kubeconfig::run(&args),
+        Command::Serve(args) => commands::serve::run(&args),
     }))
     .unwrap_or_else(|_| {
         eprintln!("skiff: internal error (panic); whatever skiff had set up was torn down");

@@ -5,17 +5,26 @@
 //! these calls and [`ApiError`]s to Status objects; the daemon calls the node-side writes
 //! (`set_pod_statuses`, `finish_pod_deletion`, `record_events`) in process.
 //!
-//! SKELETON (session 6 lead): the signatures are the contract between `http`, the daemon and
-//! this module; the bodies are naive placeholders the registry work replaces.
+//! The signatures are the contract between `http`, the daemon and this module. Submodules:
+//! `decode` (request bodies, `fieldValidation`), `strategy` (per-kind create/update rules),
+//! `selector` (label and field selectors), `watch` (the cacher's watch semantics).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Event, PodStatus};
+use k8s_openapi::api::core::v1::{Event, Pod, PodStatus};
 use serde_json::Value;
 
 use crate::node::NodeBackend;
-use crate::store::{Key, Mutation, Rev, Store, StoreError, WatchItem};
+use crate::store::{Key, Mutation, Rev, Store, StoreError};
+
+mod decode;
+pub mod selector;
+mod strategy;
+mod watch;
+
+use selector::Filter;
 
 /// A served resource (the discovery and routing table).
 #[derive(Debug)]
@@ -294,28 +303,7 @@ pub struct ApiWatchEvent {
     pub object: Arc<Value>,
 }
 
-/// A running watch; dropping it ends it.
-pub struct ApiWatch {
-    inner: crate::store::Watch,
-}
-
-impl ApiWatch {
-    /// The next event; `None` at the end of the stream (a cut-off watcher gets an ERROR 410
-    /// first).
-    pub async fn next(&mut self) -> Option<ApiWatchEvent> {
-        match self.inner.next().await? {
-            WatchItem::Event(e) => Some(ApiWatchEvent {
-                type_: match e.kind {
-                    crate::store::EventType::Added => "ADDED",
-                    crate::store::EventType::Modified => "MODIFIED",
-                    crate::store::EventType::Deleted => "DELETED",
-                },
-                object: e.object,
-            }),
-            WatchItem::Lagged => None,
-        }
-    }
-}
+pub use watch::ApiWatch;
 
 /// `DeleteOptions` (body or query).
 #[derive(Clone, Debug, Default)]
@@ -339,35 +327,223 @@ pub enum Deleted {
 pub struct Api {
     store: Store,
     node: Arc<dyn NodeBackend>,
+    /// Snapshots of lists cut by `limit`, so that `continue` pages are served at the first
+    /// page's revision (as etcd serves them) while they are kept.
+    snapshots: Arc<Mutex<VecDeque<Snapshot>>>,
 }
+
+/// A filtered list kept for its continue pages.
+struct Snapshot {
+    id: SnapshotId,
+    made: Instant,
+    items: Arc<Vec<Arc<Value>>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct SnapshotId {
+    resource: String,
+    namespace: Option<String>,
+    labels: String,
+    fields: String,
+    rev: Rev,
+}
+
+/// How many list snapshots are kept, and for how long.
+const SNAPSHOTS: usize = 16;
+const SNAPSHOT_TTL: Duration = Duration::from_secs(300);
+
+/// Namespaces a cluster always has; the first three may not be deleted
+/// (NamespaceLifecycle's immortal namespaces).
+pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
+/// kube-apiserver's default event TTL (`--event-ttl`).
+pub const EVENT_TTL: Duration = Duration::from_secs(3600);
+
+/// How often an update or generateName create is retried after losing a race.
+const RETRIES: usize = 8;
 
 fn store_error(r: &Resource, name: &str, e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound(_) => ApiError::not_found(r, name),
-        StoreError::AlreadyExists(_) => ApiError::new(
-            409,
-            "AlreadyExists",
-            format!("{} \"{name}\" already exists", r.plural),
-        ),
-        StoreError::Conflict { .. } => ApiError::new(
-            409,
-            "Conflict",
-            format!(
-                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
-                r.plural
-            ),
+        StoreError::AlreadyExists(_) => ApiError::already_exists(r, name),
+        StoreError::Conflict { .. } => ApiError::conflict(
+            r,
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
         ),
         StoreError::Expired { .. } => ApiError::new(410, "Expired", e.to_string()),
         other => ApiError::new(500, "InternalError", other.to_string()),
     }
 }
 
+impl ApiError {
+    fn with_details(mut self, r: &Resource, name: &str) -> ApiError {
+        let mut d = serde_json::json!({"name": name, "kind": r.plural});
+        if !r.group.is_empty() {
+            d["group"] = Value::String(r.group.to_string());
+        }
+        self.details = Some(d);
+        self
+    }
+
+    /// 409 `pods "x" already exists`.
+    pub fn already_exists(r: &Resource, name: &str) -> ApiError {
+        ApiError::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", r.plural),
+        )
+        .with_details(r, name)
+    }
+
+    /// 409 `Operation cannot be fulfilled on pods "x": <why>`.
+    pub fn conflict(r: &Resource, name: &str, why: &str) -> ApiError {
+        ApiError::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                r.plural
+            ),
+        )
+        .with_details(r, name)
+    }
+
+    /// 403 `pods "x" is forbidden: <why>`.
+    pub fn forbidden(r: &Resource, name: &str, why: &str) -> ApiError {
+        ApiError::new(
+            403,
+            "Forbidden",
+            format!("{} \"{name}\" is forbidden: {why}", r.plural),
+        )
+        .with_details(r, name)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, "BadRequest", message)
+    }
+
+    fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(500, "InternalError", message)
+    }
+}
+
+fn res(plural: &str) -> &'static Resource {
+    // Every plural used here is in RESOURCES; the first entry is a harmless fallback.
+    resource("", plural).unwrap_or(&RESOURCES[0])
+}
+
+fn meta_str<'a>(o: &'a Value, f: &str) -> &'a str {
+    o.get("metadata")
+        .and_then(|m| m.get(f))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn is_deleting(o: &Value) -> bool {
+    o.get("metadata")
+        .and_then(|m| m.get("deletionTimestamp"))
+        .is_some_and(|d| !d.is_null())
+}
+
+fn finalizers(o: &Value) -> Vec<String> {
+    o["metadata"]["finalizers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A `resourceVersion` parameter or field (decimal, as skiff's store writes them).
+fn parse_rv(v: &str) -> Result<Rev, ApiError> {
+    v.parse::<Rev>().map_err(|e| {
+        ApiError::bad_request(format!(
+            "resourceVersion: Invalid value: {}: {e}",
+            strategy::q(v)
+        ))
+    })
+}
+
+/// `apierrors.NewInvalid` for ListOptions/DeleteOptions (`ListOptions.meta.k8s.io "" is
+/// invalid: …`).
+fn options_invalid(kind: &str, errors: &[skiff_model::field::FieldError]) -> ApiError {
+    let mut e = strategy::invalid(kind, "", errors);
+    e.message = skiff_model::field::invalid_message(&format!("{kind}.meta.k8s.io"), "", errors);
+    e
+}
+
+/// A random lowercase alphanumeric suffix of `n` characters (`names.SimpleNameGenerator`).
+fn random_suffix(n: usize) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    (0..n)
+        .map(|i| ALPHABET[usize::from(bytes[i % 16]) % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// The continue token: base64 of `{"v":"meta.k8s.io/v1","rv":N,"start":"ns/name"}`, as
+/// kube-apiserver's etcd3 store encodes its own.
+fn encode_continue(rev: Rev, start: &str) -> String {
+    use base64::Engine as _;
+    let j = serde_json::json!({"v": "meta.k8s.io/v1", "rv": rev, "start": start});
+    base64::engine::general_purpose::URL_SAFE.encode(j.to_string())
+}
+
+fn decode_continue(token: &str) -> Result<(Rev, String), ApiError> {
+    use base64::Engine as _;
+    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .map_err(|_| bad())?;
+    let j: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    if j["v"] != "meta.k8s.io/v1" {
+        return Err(bad());
+    }
+    let rev = j["rv"].as_u64().filter(|r| *r > 0).ok_or_else(bad)?;
+    let start = j["start"].as_str().ok_or_else(bad)?.to_string();
+    Ok((rev, start))
+}
+
+fn item_key(o: &Value) -> String {
+    format!("{}/{}", meta_str(o, "namespace"), meta_str(o, "name"))
+}
+
 impl Api {
     /// The API over `store` for `node`: creates what a fresh cluster has (the namespaces
     /// default, kube-system, kube-public, kube-node-lease; a `default` ServiceAccount in each;
-    /// the Node object) when missing.
+    /// the Node object) when missing. Idempotent: a restart on the same store adds nothing.
     pub async fn open(store: Store, node: Arc<dyn NodeBackend>) -> Result<Api, ApiError> {
-        Ok(Api { store, node })
+        let api = Api {
+            store,
+            node,
+            snapshots: Arc::new(Mutex::new(VecDeque::new())),
+        };
+        let ns_r = res("namespaces");
+        for ns in SYSTEM_NAMESPACES {
+            if api.store.get(&Key::new("namespaces", "", ns)).is_none() {
+                let mut obj = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+                strategy::prepare_create("Namespace", &mut obj);
+                match api.commit_create(ns_r, "", obj).await {
+                    Ok(_) | Err(ApiError { code: 409, .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        // Every active namespace has its `default` ServiceAccount (the ServiceAccount
+        // controller's job upstream).
+        let (namespaces, _) = api.store.list("namespaces", None);
+        for ns in namespaces {
+            if ns.object["status"]["phase"] == "Active" {
+                api.ensure_default_service_account(&ns.key.name).await?;
+            }
+        }
+        api.refresh_node().await?;
+        Ok(api)
     }
 
     pub fn store(&self) -> &Store {
@@ -378,125 +554,264 @@ impl Api {
         &self.node
     }
 
+    fn key(r: &Resource, ns: &str, name: &str) -> Key {
+        Key::new(&r.store_key(), if r.namespaced { ns } else { "" }, name)
+    }
+
     pub fn get(&self, r: &Resource, ns: &str, name: &str) -> Result<Arc<Value>, ApiError> {
         self.store
-            .get(&Key::new(&r.store_key(), ns, name))
+            .get(&Self::key(r, ns, name))
             .map(|s| s.object)
-            .ok_or_else(|| ApiError::not_found(r, name))
+            .ok_or_else(|| ApiError::not_found(r, name).with_details(r, name))
     }
+
+    async fn ensure_default_service_account(&self, ns: &str) -> Result<(), ApiError> {
+        let sa_r = res("serviceaccounts");
+        if self.store.get(&Key::new("serviceaccounts", ns, "default")).is_some() {
+            return Ok(());
+        }
+        let obj = serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}});
+        match self.commit_create(sa_r, ns, obj).await {
+            Ok(_) | Err(ApiError { code: 409, .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores the node's own view of itself: creates the Node object, or replaces its
+    /// status (its spec, labels and annotations stay as the API has them) when it changed.
+    pub async fn refresh_node(&self) -> Result<(), ApiError> {
+        let r = res("nodes");
+        let fresh = serde_json::to_value(self.node.node_object())
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let name = self.node.node_name().to_string();
+        for _ in 0..RETRIES {
+            let key = Key::new("nodes", "", &name);
+            let Some(cur) = self.store.get(&key) else {
+                let mut obj = fresh.clone();
+                obj["metadata"]["name"] = Value::String(name.clone());
+                return match self.commit_create(r, "", obj).await {
+                    Ok(_) => Ok(()),
+                    Err(ApiError { code: 409, .. }) => continue,
+                    Err(e) => Err(e),
+                };
+            };
+            if cur.object["status"] == fresh["status"] {
+                return Ok(());
+            }
+            let mut obj = (*cur.object).clone();
+            obj["status"] = fresh["status"].clone();
+            match self
+                .store
+                .commit(Mutation::Update {
+                    key,
+                    object: obj,
+                    expect_rev: Some(cur.mod_rev),
+                })
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict { .. } | StoreError::NotFound(_)) => continue,
+                Err(e) => return Err(store_error(r, &name, e)),
+            }
+        }
+        Err(ApiError::conflict(r, &name, "too many concurrent updates"))
+    }
+
+    // ---- list ----
 
     pub fn list(
         &self,
         r: &Resource,
         ns: Option<&str>,
-        _o: &ListOptions,
+        o: &ListOptions,
     ) -> Result<ListResult, ApiError> {
-        let (items, rev) = self.store.list(&r.store_key(), ns);
-        Ok(ListResult {
-            items: items.into_iter().map(|s| s.object).collect(),
-            resource_version: rev,
-            continue_token: None,
-        })
-    }
-
-    pub async fn create(
-        &self,
-        r: &Resource,
-        ns: &str,
-        body: &[u8],
-        _format: BodyFormat,
-        _o: &WriteOptions,
-    ) -> Result<Written, ApiError> {
-        let mut object: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::new(400, "BadRequest", e.to_string()))?;
-        let name = object["metadata"]["name"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        object["metadata"]["uid"] = Value::String(uuid::Uuid::new_v4().to_string());
-        if r.namespaced {
-            object["metadata"]["namespace"] = Value::String(ns.to_string());
+        let filter = Filter::new(
+            r.kind,
+            o.label_selector.as_deref(),
+            o.field_selector.as_deref(),
+        )?;
+        let rv = o.resource_version.as_deref().filter(|v| !v.is_empty());
+        let rvm = o.resource_version_match.as_deref().filter(|v| !v.is_empty());
+        // ValidateListOptions.
+        let mut errs = Vec::new();
+        let p = skiff_model::field::Path::new("resourceVersionMatch");
+        match rvm {
+            None => {}
+            Some(m) if m != "Exact" && m != "NotOlderThan" => errs.push(
+                skiff_model::field::FieldError::not_supported(&p, m, &["Exact", "NotOlderThan", ""]),
+            ),
+            Some(_) if rv.is_none() => errs.push(skiff_model::field::FieldError::forbidden(
+                &p,
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            )),
+            Some("Exact") if rv == Some("0") => errs.push(skiff_model::field::FieldError::forbidden(
+                &p,
+                "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+            )),
+            _ => {}
         }
-        let s = self
-            .store
-            .commit(Mutation::Create {
-                key: Key::new(&r.store_key(), ns, &name),
-                object,
-            })
-            .await
-            .map_err(|e| store_error(r, &name, e))?;
-        Ok(Written {
-            object: s.object,
-            created: true,
-            warnings: Vec::new(),
-        })
+        if o.continue_token.as_deref().is_some_and(|c| !c.is_empty()) && rv.is_some_and(|v| v != "0") {
+            errs.push(skiff_model::field::FieldError::forbidden(
+                &skiff_model::field::Path::new("resourceVersion"),
+                "specifying resource version is not allowed when using continue",
+            ));
+        }
+        if !errs.is_empty() {
+            return Err(options_invalid("ListOptions", &errs));
+        }
+        let store_ns = if r.namespaced { ns } else { None };
+        let limit = o.limit.filter(|l| *l > 0).map(|l| l as usize);
+
+        if let Some(token) = o.continue_token.as_deref().filter(|c| !c.is_empty()) {
+            let (rev, start) = decode_continue(token)?;
+            let id = SnapshotId {
+                resource: r.store_key(),
+                namespace: store_ns.map(str::to_string),
+                labels: o.label_selector.clone().unwrap_or_default(),
+                fields: o.field_selector.clone().unwrap_or_default(),
+                rev,
+            };
+            let items = match self.snapshot(&id) {
+                Some(items) => items,
+                None => {
+                    if !self.unchanged_since(&r.store_key(), store_ns, rev)? {
+                        return Err(ApiError::new(
+                            410,
+                            "Expired",
+                            "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                        ));
+                    }
+                    let (all, _) = self.store.list(&r.store_key(), store_ns);
+                    Arc::new(
+                        all.into_iter()
+                            .map(|s| s.object)
+                            .filter(|o| filter.matches(o))
+                            .collect(),
+                    )
+                }
+            };
+            return Ok(self.page(id, items, Some(&start), limit));
+        }
+
+        let (all, current) = self.store.list(&r.store_key(), store_ns);
+        let at = match (rv, rvm) {
+            (None, _) | (Some("0"), _) => current,
+            (Some(v), m) => {
+                let n = parse_rv(v)?;
+                if n > current {
+                    return Err(too_large(n, current));
+                }
+                if m == Some("Exact") && n < current {
+                    if !self.unchanged_since(&r.store_key(), store_ns, n)? {
+                        return Err(ApiError::new(
+                            410,
+                            "Expired",
+                            format!("too old resource version: {n} ({current})"),
+                        ));
+                    }
+                    n
+                } else {
+                    current
+                }
+            }
+        };
+        let items: Vec<Arc<Value>> = all
+            .into_iter()
+            .map(|s| s.object)
+            .filter(|o| filter.matches(o))
+            .collect();
+        // kube-apiserver serves resourceVersion="0" from its cache, ignoring limit.
+        let limit = if rv == Some("0") { None } else { limit };
+        match limit {
+            Some(l) if items.len() > l => {
+                let id = SnapshotId {
+                    resource: r.store_key(),
+                    namespace: store_ns.map(str::to_string),
+                    labels: o.label_selector.clone().unwrap_or_default(),
+                    fields: o.field_selector.clone().unwrap_or_default(),
+                    rev: at,
+                };
+                Ok(self.page(id, Arc::new(items), None, limit))
+            }
+            _ => Ok(ListResult {
+                items,
+                resource_version: at,
+                continue_token: None,
+            }),
+        }
     }
 
-    /// PUT of the object (`subresource` None) or of its `status`.
-    pub async fn update(
+    /// One page of `items` after `start`, keeping the snapshot when more follow.
+    fn page(
         &self,
-        r: &Resource,
-        ns: &str,
-        name: &str,
-        _subresource: Option<&str>,
-        body: &[u8],
-        _format: BodyFormat,
-        _o: &WriteOptions,
-    ) -> Result<Written, ApiError> {
-        let object: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::new(400, "BadRequest", e.to_string()))?;
-        let s = self
-            .store
-            .commit(Mutation::Update {
-                key: Key::new(&r.store_key(), ns, name),
-                object,
-                expect_rev: None,
-            })
-            .await
-            .map_err(|e| store_error(r, name, e))?;
-        Ok(Written {
-            object: s.object,
-            created: false,
-            warnings: Vec::new(),
-        })
+        id: SnapshotId,
+        items: Arc<Vec<Arc<Value>>>,
+        start: Option<&str>,
+        limit: Option<usize>,
+    ) -> ListResult {
+        let from = match start {
+            Some(s) => items.partition_point(|o| item_key(o).as_str() <= s),
+            None => 0,
+        };
+        let rest = items.get(from..).unwrap_or(&[]);
+        let take = limit.unwrap_or(rest.len()).min(rest.len());
+        let page: Vec<Arc<Value>> = rest[..take].to_vec();
+        let more = take < rest.len();
+        let continue_token = if more {
+            page.last().map(|o| encode_continue(id.rev, &item_key(o)))
+        } else {
+            None
+        };
+        let rev = id.rev;
+        if more {
+            self.keep_snapshot(id, items);
+        }
+        ListResult {
+            items: page,
+            resource_version: rev,
+            continue_token,
+        }
     }
 
-    #[allow(clippy::too_many_arguments)] // the request's parts
-    pub async fn patch(
-        &self,
-        r: &Resource,
-        _ns: &str,
-        name: &str,
-        _subresource: Option<&str>,
-        _patch_type: PatchType,
-        _body: &[u8],
-        _o: &WriteOptions,
-    ) -> Result<Written, ApiError> {
-        Err(ApiError::new(
-            405,
-            "MethodNotAllowed",
-            format!("patch of {} \"{name}\" is not implemented yet", r.plural),
-        ))
+    fn snapshots(&self) -> std::sync::MutexGuard<'_, VecDeque<Snapshot>> {
+        // The cache holds no invariant a panic could break.
+        self.snapshots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub async fn delete(
-        &self,
-        r: &Resource,
-        ns: &str,
-        name: &str,
-        _o: &DeleteOptions,
-    ) -> Result<Deleted, ApiError> {
-        let s = self
-            .store
-            .commit(Mutation::Delete {
-                key: Key::new(&r.store_key(), ns, name),
-                expect_rev: None,
-                expect_uid: None,
-            })
-            .await
-            .map_err(|e| store_error(r, name, e))?;
-        Ok(Deleted::Gone(s.object))
+    fn snapshot(&self, id: &SnapshotId) -> Option<Arc<Vec<Arc<Value>>>> {
+        let mut s = self.snapshots();
+        s.retain(|x| x.made.elapsed() < SNAPSHOT_TTL);
+        s.iter().find(|x| &x.id == id).map(|x| x.items.clone())
     }
+
+    fn keep_snapshot(&self, id: SnapshotId, items: Arc<Vec<Arc<Value>>>) {
+        let mut s = self.snapshots();
+        if s.iter().any(|x| x.id == id) {
+            return;
+        }
+        if s.len() >= SNAPSHOTS {
+            s.pop_front();
+        }
+        s.push_back(Snapshot {
+            id,
+            made: Instant::now(),
+            items,
+        });
+    }
+
+    /// Whether nothing of `resource` (in `ns`) changed after `rev`: the list at `rev` is
+    /// then the current one. (Reads the store's replay of the events after `rev`, which it
+    /// queues when the watch is made.)
+    fn unchanged_since(&self, resource: &str, ns: Option<&str>, rev: Rev) -> Result<bool, ApiError> {
+        use futures_util::FutureExt as _;
+        match self.store.watch(resource, ns, rev) {
+            Err(StoreError::Expired { .. }) => Ok(false),
+            Err(e) => Err(ApiError::internal(e.to_string())),
+            Ok(mut w) => Ok(w.next().now_or_never().is_none()),
+        }
+    }
+
+    // ---- watch ----
 
     pub fn watch(
         &self,
@@ -504,95 +819,1082 @@ impl Api {
         ns: Option<&str>,
         o: &WatchOptions,
     ) -> Result<ApiWatch, ApiError> {
-        let from = o
-            .resource_version
-            .as_deref()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| self.store.current_rev());
-        let inner = self
+        let filter = Filter::new(
+            r.kind,
+            o.label_selector.as_deref(),
+            o.field_selector.as_deref(),
+        )?;
+        let rv = o.resource_version.as_deref().filter(|v| !v.is_empty());
+        let rvm = o.resource_version_match.as_deref().filter(|v| !v.is_empty());
+        // ValidateListOptions for a watch.
+        let mut errs = Vec::new();
+        let p = skiff_model::field::Path::new("resourceVersionMatch");
+        match (o.send_initial_events, rvm) {
+            (Some(_), m) => {
+                if m != Some("NotOlderThan") {
+                    errs.push(skiff_model::field::FieldError::forbidden(
+                        &p,
+                        "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                    ));
+                }
+                if !o.allow_bookmarks {
+                    errs.push(skiff_model::field::FieldError::forbidden(
+                        &skiff_model::field::Path::new("allowWatchBookmarks"),
+                        "sendInitialEvents requires setting allowWatchBookmarks to true",
+                    ));
+                }
+            }
+            (None, Some(_)) => errs.push(skiff_model::field::FieldError::forbidden(
+                &p,
+                "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+            )),
+            (None, None) => {}
+        }
+        if !errs.is_empty() {
+            return Err(options_invalid("ListOptions", &errs));
+        }
+        let store_ns = if r.namespaced { ns } else { None };
+        let resource = r.store_key();
+        let current = self.store.current_rev();
+        let requested = match rv {
+            None | Some("0") => None,
+            Some(v) => Some(parse_rv(v)?),
+        };
+        if let Some(n) = requested {
+            if n > current {
+                return Err(too_large(n, current));
+            }
+        }
+        // Initial events: the legacy "get state and start at most recent" (RV unset or
+        // "0"), or a streaming list (sendInitialEvents=true, at a revision not older than
+        // the requested one: the current one).
+        let initial = match o.send_initial_events {
+            Some(true) => true,
+            Some(false) => false,
+            None => requested.is_none(),
+        };
+        let mut w = ApiWatch {
+            queue: VecDeque::new(),
+            inner: None,
+            filter,
+            tracking: None,
+            last_rev: current,
+            kind: r.kind,
+            api_version: r.api_version(),
+            allow_bookmarks: o.allow_bookmarks,
+            ended: false,
+        };
+        let tracked = !w.filter.is_empty();
+        let from = if initial || requested.is_none() {
+            let (items, at) = self.store.list(&resource, store_ns);
+            let mut matched = HashSet::new();
+            for s in items {
+                if w.filter.matches(&s.object) {
+                    if tracked {
+                        matched.insert(s.key.clone());
+                    }
+                    if initial {
+                        w.queue.push_back(ApiWatchEvent {
+                            type_: "ADDED",
+                            object: s.object,
+                        });
+                    }
+                }
+            }
+            if o.send_initial_events == Some(true) {
+                w.queue
+                    .push_back(watch::bookmark_event(r.kind, &w.api_version, at, true));
+            }
+            if tracked {
+                w.tracking = Some(watch::Tracking::new(matched, HashSet::new()));
+            }
+            at
+        } else {
+            let n = requested.unwrap_or(current);
+            if tracked {
+                // Objects unchanged since n are as they were at n; the others' first event
+                // decides (see Tracking).
+                let (items, _) = self.store.list(&resource, store_ns);
+                let mut matched = HashSet::new();
+                let mut uncertain = HashSet::new();
+                for s in items {
+                    if s.mod_rev > n {
+                        uncertain.insert(s.key);
+                    } else if w.filter.matches(&s.object) {
+                        matched.insert(s.key);
+                    }
+                }
+                w.tracking = Some(watch::Tracking::new(matched, uncertain));
+            }
+            n
+        };
+        w.last_rev = from;
+        match self.store.watch(&resource, store_ns, from) {
+            Ok(inner) => w.inner = Some(inner),
+            Err(StoreError::Expired { requested, oldest }) => {
+                // HTTP 200, then the ERROR event (trap 18).
+                w.queue.clear();
+                w.queue.push_back(watch::expired_event(format!(
+                    "too old resource version: {requested} ({oldest})"
+                )));
+                w.ended = true;
+            }
+            Err(e) => return Err(ApiError::internal(e.to_string())),
+        }
+        Ok(w)
+    }
+
+    // ---- create ----
+
+    /// Creates from a body (POST).
+    pub async fn create(
+        &self,
+        r: &Resource,
+        ns: &str,
+        body: &[u8],
+        format: BodyFormat,
+        o: &WriteOptions,
+    ) -> Result<Written, ApiError> {
+        let parsed = decode::parse(body, format)?;
+        let (object, warnings) = decode::decode_object(r, parsed, o.field_validation)?;
+        let object = self.create_value(r, ns, object, o.dry_run).await?;
+        Ok(Written {
+            object,
+            created: true,
+            warnings,
+        })
+    }
+
+    /// The create path after decoding: namespace rules, name generation, the kind's
+    /// preparation, validation and admission, then the store (retrying a generated name
+    /// that collided, KEP-4420).
+    async fn create_value(
+        &self,
+        r: &Resource,
+        ns: &str,
+        mut object: Value,
+        dry_run: bool,
+    ) -> Result<Arc<Value>, ApiError> {
+        // EnsureObjectNamespaceMatchesRequestNamespace.
+        let body_ns = meta_str(&object, "namespace").to_string();
+        if r.namespaced {
+            if !body_ns.is_empty() && body_ns != ns {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            object["metadata"]["namespace"] = Value::String(ns.to_string());
+        } else if let Some(m) = object["metadata"].as_object_mut() {
+            m.remove("namespace");
+        }
+        // The storage refuses a resourceVersion on create (etcd3 store.Create).
+        if !meta_str(&object, "resourceVersion").is_empty() {
+            return Err(ApiError::internal(
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
+        let generate = meta_str(&object, "generateName").to_string();
+        let given = meta_str(&object, "name").to_string();
+        // NamespaceLifecycle admission.
+        if r.namespaced {
+            let display = if given.is_empty() { generate.as_str() } else { given.as_str() };
+            match self.store.get(&Key::new("namespaces", "", ns)) {
+                None => {
+                    return Err(ApiError::not_found(res("namespaces"), ns)
+                        .with_details(res("namespaces"), ns))
+                }
+                Some(n) if n.object["status"]["phase"] == "Terminating" && r.kind != "Event" => {
+                    let mut e = ApiError::forbidden(
+                        r,
+                        display,
+                        &format!("unable to create new content in namespace {ns} because it is being terminated"),
+                    );
+                    if let Some(d) = e.details.as_mut() {
+                        d["causes"] = serde_json::json!([{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]);
+                    }
+                    return Err(e);
+                }
+                _ => {}
+            }
+        }
+        // BeforeCreate: server-set fields reset.
+        if let Some(m) = object["metadata"].as_object_mut() {
+            for f in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "selfLink",
+            ] {
+                m.remove(f);
+            }
+        }
+        let mut last = None;
+        for _ in 0..RETRIES {
+            let mut obj = object.clone();
+            if given.is_empty() && !generate.is_empty() {
+                // GenerateName: the prefix cut to leave room for the suffix (names.go).
+                let prefix: String = generate.chars().take(63 - 5).collect();
+                obj["metadata"]["name"] = Value::String(format!("{prefix}{}", random_suffix(5)));
+            }
+            let prepared = self.prepare_create(r, ns, obj).await?;
+            if dry_run {
+                return Ok(Arc::new(prepared));
+            }
+            match self.commit_create(r, ns, prepared).await {
+                Err(e) if e.code == 409 && given.is_empty() && !generate.is_empty() => last = Some(e),
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or_else(|| ApiError::internal("name generation failed")))
+    }
+
+    /// The kind's preparation, validation and admission of a new object.
+    async fn prepare_create(&self, r: &Resource, ns: &str, obj: Value) -> Result<Value, ApiError> {
+        let name = meta_str(&obj, "name").to_string();
+        if r.kind == "Pod" {
+            return self.prepare_pod_create(r, ns, obj).await;
+        }
+        let mut obj = obj;
+        let errs = strategy::prepare_create(r.kind, &mut obj);
+        if !errs.is_empty() {
+            return Err(strategy::invalid(r.kind, &name, &errs));
+        }
+        Ok(obj)
+    }
+
+    /// A pod's create: the ServiceAccount admission's default (`default`), skiff-model's
+    /// defaulting, PrepareForCreate and validation (422), the ServiceAccount's existence
+    /// (403), the node's admission (403), then binding to this node (`spec.nodeName`:
+    /// without it every delete would be immediate) and the initial status.
+    async fn prepare_pod_create(&self, r: &Resource, ns: &str, obj: Value) -> Result<Value, ApiError> {
+        let name = meta_str(&obj, "name").to_string();
+        let mut pod: Pod = serde_json::from_value(obj).map_err(|e| ApiError::internal(e.to_string()))?;
+        {
+            let spec = pod.spec.get_or_insert_with(Default::default);
+            // plugin/pkg/admission/serviceaccount: the deprecated serviceAccount field fills
+            // serviceAccountName; neither means `default`.
+            if spec.service_account_name.as_deref().unwrap_or("").is_empty() {
+                let sa = spec
+                    .service_account
+                    .clone()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| "default".into());
+                spec.service_account_name = Some(sa);
+            }
+        }
+        let mut pod = skiff_model::prepare_pod(pod).map_err(|e| strategy::invalid("Pod", &name, &e.errors))?;
+        let sa = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_default();
+        if self.store.get(&Key::new("serviceaccounts", ns, &sa)).is_none() {
+            return Err(ApiError::forbidden(
+                r,
+                &name,
+                &format!("error looking up service account {ns}/{sa}: serviceaccount \"{sa}\" not found"),
+            ));
+        }
+        let node_name = self.node.node_name().to_string();
+        let spec = pod.spec.get_or_insert_with(Default::default);
+        if spec.node_name.as_deref().unwrap_or("").is_empty() {
+            spec.node_name = Some(node_name.clone());
+        }
+        if spec.node_name.as_deref() == Some(node_name.as_str()) {
+            let bound = self.bound_pods(&node_name);
+            self.node
+                .admit(&pod, &bound)
+                .map_err(|why| ApiError::forbidden(r, &name, &why))?;
+        }
+        let qos = pod
+            .spec
+            .as_ref()
+            .map(|s| skiff_model::resources::qos_class(s).as_str())
+            .unwrap_or("BestEffort");
+        let mut obj = serde_json::to_value(&pod).map_err(|e| ApiError::internal(e.to_string()))?;
+        obj["status"] = serde_json::json!({"phase": "Pending", "qosClass": qos});
+        Ok(obj)
+    }
+
+    /// The pods bound to `node` that are not terminal (what node admission counts).
+    fn bound_pods(&self, node: &str) -> Vec<Pod> {
+        let (pods, _) = self.store.list("pods", None);
+        pods.into_iter()
+            .filter(|s| s.object["spec"]["nodeName"] == node)
+            .filter(|s| {
+                let phase = s.object["status"]["phase"].as_str().unwrap_or("");
+                phase != "Succeeded" && phase != "Failed"
+            })
+            .filter_map(|s| serde_json::from_value((*s.object).clone()).ok())
+            .collect()
+    }
+
+    /// Stamps uid and creationTimestamp and stores a prepared object; a Namespace gets its
+    /// `default` ServiceAccount.
+    async fn commit_create(&self, r: &Resource, ns: &str, mut obj: Value) -> Result<Arc<Value>, ApiError> {
+        let name = meta_str(&obj, "name").to_string();
+        if name.is_empty() {
+            return Err(strategy::invalid(
+                r.kind,
+                "",
+                &[skiff_model::field::FieldError::required(
+                    &skiff_model::field::Path::new("metadata").child("name"),
+                    "name or generateName is required",
+                )],
+            ));
+        }
+        obj["metadata"]["uid"] = Value::String(uuid::Uuid::new_v4().to_string());
+        obj["metadata"]["creationTimestamp"] = Value::String(strategy::now());
+        let s = self
             .store
-            .watch(&r.store_key(), ns, from)
-            .map_err(|e| store_error(r, "", e))?;
-        Ok(ApiWatch { inner })
+            .commit(Mutation::Create {
+                key: Self::key(r, ns, &name),
+                object: obj,
+            })
+            .await
+            .map_err(|e| store_error(r, &name, e))?;
+        if r.kind == "Namespace" {
+            Box::pin(self.ensure_default_service_account(&name)).await?;
+        }
+        Ok(s.object)
+    }
+
+    // ---- update ----
+
+    /// PUT of the object (`subresource` None) or of its `status`.
+    #[allow(clippy::too_many_arguments)] // the request's parts
+    pub async fn update(
+        &self,
+        r: &Resource,
+        ns: &str,
+        name: &str,
+        subresource: Option<&str>,
+        body: &[u8],
+        format: BodyFormat,
+        o: &WriteOptions,
+    ) -> Result<Written, ApiError> {
+        check_subresource(r, subresource)?;
+        let parsed = decode::parse(body, format)?;
+        let (object, warnings) = decode::decode_object(r, parsed, o.field_validation)?;
+        let (object, created) = self
+            .update_value(r, ns, name, subresource, object, o.dry_run, None)
+            .await?;
+        Ok(Written {
+            object,
+            created,
+            warnings,
+        })
+    }
+
+    /// The update path after decoding: name and namespace checks, the resourceVersion
+    /// precondition (an empty one is unconditional, retried on conflicts), the kind's
+    /// update rules, a no-op when nothing changed, and deletion when the last finalizer
+    /// of an object being deleted is removed. `repatch` recomputes the object from the
+    /// fresh stored one after a lost race (PATCH).
+    #[allow(clippy::too_many_arguments)]
+    async fn update_value(
+        &self,
+        r: &Resource,
+        ns: &str,
+        name: &str,
+        subresource: Option<&str>,
+        object: Value,
+        dry_run: bool,
+        repatch: Option<&(dyn Fn(&Value) -> Result<Value, ApiError> + Send + Sync)>,
+    ) -> Result<(Arc<Value>, bool), ApiError> {
+        let mut object = object;
+        for attempt in 0..RETRIES {
+            if attempt > 0 {
+                if let Some(f) = repatch {
+                    let cur = self.get(r, ns, name)?;
+                    object = f(&cur)?;
+                }
+            }
+            // checkName (handlers/update.go) and the namespace rule.
+            let body_name = meta_str(&object, "name");
+            if body_name != name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({body_name}) does not match the name on the URL ({name})"
+                )));
+            }
+            let body_ns = meta_str(&object, "namespace").to_string();
+            if r.namespaced {
+                if !body_ns.is_empty() && body_ns != ns {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+                object["metadata"]["namespace"] = Value::String(ns.to_string());
+            } else if let Some(m) = object["metadata"].as_object_mut() {
+                m.remove("namespace");
+            }
+            let key = Self::key(r, ns, name);
+            let Some(cur) = self.store.get(&key) else {
+                // Events may be created by an update (AllowCreateOnUpdate).
+                if r.kind == "Event" && subresource.is_none() {
+                    if let Some(m) = object["metadata"].as_object_mut() {
+                        m.remove("resourceVersion");
+                    }
+                    let o = self.create_value(r, ns, object, dry_run).await?;
+                    return Ok((o, true));
+                }
+                return Err(ApiError::not_found(r, name).with_details(r, name));
+            };
+            let body_rv = meta_str(&object, "resourceVersion").to_string();
+            let conditional = !body_rv.is_empty();
+            if conditional && parse_rv(&body_rv)? != cur.mod_rev {
+                return Err(store_error(
+                    r,
+                    name,
+                    StoreError::Conflict {
+                        key,
+                        stored: cur.mod_rev,
+                    },
+                ));
+            }
+            let mut new = object.clone();
+            let errs = strategy::prepare_update(r.kind, subresource, &cur.object, &mut new)?;
+            if !errs.is_empty() {
+                return Err(strategy::invalid(r.kind, name, &errs));
+            }
+            // Unchanged: no write, no event (GuaranteedUpdate's no-op).
+            let mut probe = new.clone();
+            probe["metadata"]["resourceVersion"] = cur.object["metadata"]["resourceVersion"].clone();
+            if probe == *cur.object {
+                return Ok((cur.object, false));
+            }
+            if dry_run {
+                return Ok((Arc::new(new), false));
+            }
+            // The last finalizer of an object being deleted with no grace left removed:
+            // the update deletes it (store.go shouldDeleteDuringUpdate).
+            let delete_now = is_deleting(&cur.object)
+                && finalizers(&new).is_empty()
+                && cur.object["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0;
+            let result = if delete_now {
+                if let Some(m) = new["metadata"].as_object_mut() {
+                    m.remove("resourceVersion");
+                }
+                match self
+                    .store
+                    .commit(Mutation::Update {
+                        key: key.clone(),
+                        object: new,
+                        expect_rev: Some(cur.mod_rev),
+                    })
+                    .await
+                {
+                    Ok(s) => {
+                        self.store
+                            .commit(Mutation::Delete {
+                                key,
+                                expect_rev: Some(s.mod_rev),
+                                expect_uid: None,
+                            })
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
+            } else {
+                self.store
+                    .commit(Mutation::Update {
+                        key,
+                        object: new,
+                        expect_rev: Some(cur.mod_rev),
+                    })
+                    .await
+            };
+            match result {
+                Ok(s) => return Ok((s.object, false)),
+                Err(StoreError::Conflict { .. }) if !conditional => continue,
+                Err(e) => return Err(store_error(r, name, e)),
+            }
+        }
+        Err(ApiError::conflict(r, name, "too many concurrent updates; please try again"))
+    }
+
+    // ---- patch ----
+
+    /// PATCH: the patch applied to the stored object (api-schema's `patch` module), then the
+    /// update path (validation, conflicts). An apply patch of a missing object creates it.
+    #[allow(clippy::too_many_arguments)] // the request's parts
+    pub async fn patch(
+        &self,
+        r: &Resource,
+        ns: &str,
+        name: &str,
+        subresource: Option<&str>,
+        patch_type: PatchType,
+        body: &[u8],
+        o: &WriteOptions,
+    ) -> Result<Written, ApiError> {
+        check_subresource(r, subresource)?;
+        let manager = o.field_manager.clone().unwrap_or_default();
+        let applied = if patch_type == PatchType::Apply {
+            if manager.is_empty() {
+                return Err(options_invalid(
+                    "PatchOptions",
+                    &[skiff_model::field::FieldError::required(
+                        &skiff_model::field::Path::new("fieldManager"),
+                        "is required for apply patch",
+                    )],
+                ));
+            }
+            Some(decode::parse(body, BodyFormat::Yaml)?.value)
+        } else {
+            None
+        };
+        let kind = r.kind;
+        let force = o.force;
+        let body = body.to_vec();
+        let make = move |cur: Option<&Value>| -> Result<Value, ApiError> {
+            let out = match &applied {
+                Some(a) => crate::patch::server_side_apply(kind, cur, a, &manager, force),
+                None => match cur {
+                    Some(c) => crate::patch::apply_patch(kind, patch_type, c, &body),
+                    None => return Err(ApiError::internal("no object to patch")),
+                },
+            };
+            out.map_err(|e| match e {
+                crate::patch::PatchError::BadRequest(m) => ApiError::bad_request(m),
+                crate::patch::PatchError::Invalid(m) => ApiError::new(422, "Invalid", m),
+            })
+        };
+        let current = self.store.get(&Self::key(r, ns, name));
+        let Some(cur) = current else {
+            if patch_type != PatchType::Apply || subresource.is_some() {
+                return Err(ApiError::not_found(r, name).with_details(r, name));
+            }
+            let mut obj = make(None)?;
+            if obj["metadata"]["name"].as_str().is_none_or(str::is_empty) {
+                obj["metadata"]["name"] = Value::String(name.to_string());
+            }
+            let (obj, warnings) = self.redecode(r, obj, o.field_validation)?;
+            if meta_str(&obj, "name") != name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({}) does not match the name on the URL ({name})",
+                    meta_str(&obj, "name")
+                )));
+            }
+            let object = self.create_value(r, ns, obj, o.dry_run).await?;
+            return Ok(Written {
+                object,
+                created: true,
+                warnings,
+            });
+        };
+        let patched = make(Some(&cur.object))?;
+        let (patched, warnings) = self.redecode(r, patched, o.field_validation)?;
+        // A patch that names a resourceVersion is conditional on it; otherwise a lost race
+        // re-applies the patch to the fresh object.
+        let fv = o.field_validation;
+        let this = self.clone();
+        let redo = move |fresh: &Value| -> Result<Value, ApiError> {
+            let p = make(Some(fresh))?;
+            Ok(this.redecode(r, p, fv)?.0)
+        };
+        let (object, created) = self
+            .update_value(r, ns, name, subresource, patched, o.dry_run, Some(&redo))
+            .await?;
+        Ok(Written {
+            object,
+            created,
+            warnings,
+        })
+    }
+
+    /// A patched object decoded again as the kind (unknown fields per `fieldValidation`).
+    fn redecode(&self, r: &Resource, v: Value, fv: FieldValidation) -> Result<(Value, Vec<String>), ApiError> {
+        decode::decode_object(
+            r,
+            decode::Parsed {
+                value: v,
+                duplicates: Vec::new(),
+            },
+            fv,
+        )
+    }
+
+    // ---- delete ----
+
+    pub async fn delete(
+        &self,
+        r: &Resource,
+        ns: &str,
+        name: &str,
+        o: &DeleteOptions,
+    ) -> Result<Deleted, ApiError> {
+        if let Some(p) = o.propagation_policy.as_deref() {
+            if !["Orphan", "Background", "Foreground"].contains(&p) {
+                return Err(options_invalid(
+                    "DeleteOptions",
+                    &[skiff_model::field::FieldError::not_supported(
+                        &skiff_model::field::Path::new("propagationPolicy"),
+                        p,
+                        &["Foreground", "Background", "Orphan", "nil"],
+                    )],
+                ));
+            }
+        }
+        if let Some(g) = o.grace_period_seconds {
+            if g < 0 {
+                // Newer kube-apiservers turn a negative grace into 1 (CheckGracefulDelete).
+                let mut o2 = o.clone();
+                o2.grace_period_seconds = Some(1);
+                return Box::pin(self.delete(r, ns, name, &o2)).await;
+            }
+        }
+        if r.kind == "Namespace" && IMMORTAL_NAMESPACES.contains(&name) {
+            return Err(ApiError::forbidden(r, name, "this namespace may not be deleted"));
+        }
+        for _ in 0..RETRIES {
+            let key = Self::key(r, ns, name);
+            let Some(cur) = self.store.get(&key) else {
+                return Err(ApiError::not_found(r, name).with_details(r, name));
+            };
+            // Preconditions (store.go / rest.Preconditions).
+            if let Some(uid) = o.precondition_uid.as_deref() {
+                let have = meta_str(&cur.object, "uid");
+                if uid != have {
+                    return Err(ApiError::conflict(
+                        r,
+                        name,
+                        &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"),
+                    ));
+                }
+            }
+            if let Some(rv) = o.precondition_resource_version.as_deref() {
+                if parse_rv(rv)? != cur.mod_rev {
+                    return Err(ApiError::conflict(
+                        r,
+                        name,
+                        &format!(
+                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                            cur.mod_rev
+                        ),
+                    ));
+                }
+            }
+            let plan = plan_delete(r.kind, &cur.object, o);
+            if o.dry_run {
+                return Ok(match plan {
+                    Plan::Remove => Deleted::Gone(cur.object),
+                    Plan::Mark(m) => Deleted::Pending(Arc::new(m)),
+                    Plan::Keep => Deleted::Pending(cur.object),
+                });
+            }
+            let res = match plan {
+                Plan::Keep => return Ok(Deleted::Pending(cur.object)),
+                Plan::Remove => self
+                    .store
+                    .commit(Mutation::Delete {
+                        key,
+                        expect_rev: Some(cur.mod_rev),
+                        expect_uid: None,
+                    })
+                    .await
+                    .map(|s| (true, s)),
+                Plan::Mark(m) => self
+                    .store
+                    .commit(Mutation::Update {
+                        key,
+                        object: m,
+                        expect_rev: Some(cur.mod_rev),
+                    })
+                    .await
+                    .map(|s| (false, s)),
+            };
+            match res {
+                Ok((true, s)) => return Ok(Deleted::Gone(s.object)),
+                Ok((false, s)) => {
+                    if r.kind == "Namespace" {
+                        // The namespace controller's work, started at once.
+                        if let Err(e) = Box::pin(self.reconcile_namespace(name)).await {
+                            tracing::warn!("emptying namespace {name}: {e}");
+                        }
+                    }
+                    return Ok(Deleted::Pending(s.object));
+                }
+                Err(StoreError::Conflict { .. } | StoreError::NotFound(_)) => continue,
+                Err(e) => return Err(store_error(r, name, e)),
+            }
+        }
+        Err(ApiError::conflict(r, name, "too many concurrent updates; please try again"))
+    }
+
+    /// DELETE of a collection: every object the selectors pick, each deleted as one DELETE.
+    pub async fn delete_collection(
+        &self,
+        r: &Resource,
+        ns: Option<&str>,
+        list: &ListOptions,
+        o: &DeleteOptions,
+    ) -> Result<Vec<Arc<Value>>, ApiError> {
+        let items = self.list(r, ns, &ListOptions { limit: None, continue_token: None, ..list.clone() })?;
+        let mut out = Vec::new();
+        for item in items.items {
+            let (ins, iname) = (meta_str(&item, "namespace").to_string(), meta_str(&item, "name").to_string());
+            match self.delete(r, &ins, &iname, o).await {
+                Ok(Deleted::Gone(x) | Deleted::Pending(x)) => out.push(x),
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The namespace controller, for every Terminating namespace: deletes its contents
+    /// (pods gracefully), and once it is empty removes the `kubernetes` finalizer and the
+    /// namespace. The daemon calls it periodically (pods leave as the node finishes them).
+    pub async fn reconcile_namespaces(&self) -> Result<(), ApiError> {
+        let (namespaces, _) = self.store.list("namespaces", None);
+        for n in namespaces {
+            if n.object["status"]["phase"] == "Terminating" {
+                self.reconcile_namespace(&n.key.name).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn reconcile_namespace(&self, ns: &str) -> Result<(), ApiError> {
+        let mut remaining = 0usize;
+        for r in RESOURCES.iter().filter(|r| r.namespaced) {
+            let (items, _) = self.store.list(&r.store_key(), Some(ns));
+            for s in items {
+                remaining += 1;
+                if is_deleting(&s.object) {
+                    continue;
+                }
+                match self.delete(r, ns, &s.key.name, &DeleteOptions::default()).await {
+                    Ok(Deleted::Gone(_)) => remaining -= 1,
+                    Ok(Deleted::Pending(_)) => {}
+                    Err(e) if e.code == 404 => remaining -= 1,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if remaining > 0 {
+            return Ok(());
+        }
+        let ns_r = res("namespaces");
+        let key = Key::new("namespaces", "", ns);
+        let Some(cur) = self.store.get(&key) else {
+            return Ok(());
+        };
+        let mut obj = (*cur.object).clone();
+        obj["spec"]["finalizers"] = serde_json::json!([]);
+        let res = if finalizers(&obj).is_empty() {
+            self.store
+                .commit(Mutation::Delete {
+                    key,
+                    expect_rev: Some(cur.mod_rev),
+                    expect_uid: None,
+                })
+                .await
+        } else {
+            self.store
+                .commit(Mutation::Update {
+                    key,
+                    object: obj,
+                    expect_rev: Some(cur.mod_rev),
+                })
+                .await
+        };
+        match res {
+            Ok(_) | Err(StoreError::Conflict { .. } | StoreError::NotFound(_)) => Ok(()),
+            Err(e) => Err(store_error(ns_r, ns, e)),
+        }
     }
 
     // ---- the node's own writes (the kubelet's status manager and event recorder) ----
 
     /// The kubelet's `/status` writes for several pods in one store transaction (its status
     /// manager batches): each `(namespace, name, uid, status)` replaces that pod's status if
-    /// the pod still exists with that uid; spec and metadata are untouched.
+    /// the pod still exists with that uid; spec and metadata are untouched. A write that
+    /// lost a race is redone on the fresh object; an unchanged status writes nothing.
     pub async fn set_pod_statuses(
         &self,
         batch: Vec<(String, String, String, PodStatus)>,
     ) -> Vec<Result<(), ApiError>> {
-        let mut out = Vec::new();
-        for (ns, name, _uid, status) in batch {
-            let r = RESOURCES.first();
-            let key = Key::new("pods", &ns, &name);
-            let Some(cur) = self.store.get(&key) else {
-                out.push(Err(ApiError::new(404, "NotFound", "pod gone")));
-                continue;
-            };
-            let mut obj = (*cur.object).clone();
-            obj["status"] = serde_json::to_value(status).unwrap_or(Value::Null);
-            let res = self
-                .store
-                .commit(Mutation::Update {
+        let r = res("pods");
+        let mut out: Vec<Option<Result<(), ApiError>>> = vec![None; batch.len()];
+        let statuses: Vec<Result<Value, ApiError>> = batch
+            .iter()
+            .map(|(_, _, _, s)| serde_json::to_value(s).map_err(|e| ApiError::internal(e.to_string())))
+            .collect();
+        let mut todo: Vec<usize> = (0..batch.len()).collect();
+        for _ in 0..RETRIES {
+            let mut muts = Vec::new();
+            let mut idx = Vec::new();
+            for &i in &todo {
+                let (ns, name, uid, _) = &batch[i];
+                let status = match &statuses[i] {
+                    Ok(s) => s,
+                    Err(e) => {
+                        out[i] = Some(Err(e.clone()));
+                        continue;
+                    }
+                };
+                let key = Key::new("pods", ns, name);
+                let Some(cur) = self.store.get(&key) else {
+                    out[i] = Some(Err(ApiError::not_found(r, name).with_details(r, name)));
+                    continue;
+                };
+                let have = meta_str(&cur.object, "uid");
+                if have != uid {
+                    out[i] = Some(Err(ApiError::conflict(
+                        r,
+                        name,
+                        &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"),
+                    )));
+                    continue;
+                }
+                if cur.object["status"] == *status {
+                    out[i] = Some(Ok(()));
+                    continue;
+                }
+                let mut obj = (*cur.object).clone();
+                obj["status"] = status.clone();
+                muts.push(Mutation::Update {
                     key,
                     object: obj,
                     expect_rev: Some(cur.mod_rev),
-                })
-                .await;
-            out.push(match (res, r) {
-                (Ok(_), _) => Ok(()),
-                (Err(e), Some(r)) => Err(store_error(r, &name, e)),
-                (Err(e), None) => Err(ApiError::new(500, "InternalError", e.to_string())),
-            });
+                });
+                idx.push(i);
+            }
+            if muts.is_empty() {
+                break;
+            }
+            let results = self.store.commit_many(muts).await;
+            let mut again = Vec::new();
+            for (i, res) in idx.into_iter().zip(results) {
+                match res {
+                    Ok(_) => out[i] = Some(Ok(())),
+                    Err(StoreError::Conflict { .. }) => again.push(i),
+                    Err(e) => out[i] = Some(Err(store_error(r, &batch[i].1, e))),
+                }
+            }
+            if again.is_empty() {
+                break;
+            }
+            todo = again;
         }
-        out
+        out.into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(ApiError::conflict(r, "", "too many concurrent updates"))))
+            .collect()
     }
 
     /// The kubelet's final DELETE of a pod whose containers have all stopped (grace 0,
-    /// precondition uid): removes it unless finalizers remain.
+    /// precondition uid): removes it unless finalizers remain. A pod already gone is fine.
     pub async fn finish_pod_deletion(
         &self,
         ns: &str,
         name: &str,
         uid: &str,
     ) -> Result<(), ApiError> {
-        self.store
-            .commit(Mutation::Delete {
-                key: Key::new("pods", ns, name),
-                expect_rev: None,
-                expect_uid: Some(uid.to_string()),
-            })
-            .await
-            .map(|_| ())
-            .map_err(|e| ApiError::new(409, "Conflict", e.to_string()))
+        let o = DeleteOptions {
+            grace_period_seconds: Some(0),
+            precondition_uid: Some(uid.to_string()),
+            ..DeleteOptions::default()
+        };
+        match self.delete(res("pods"), ns, name, &o).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == 404 => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Events the node recorded (the kubelet's event recorder, with its aggregation already
     /// applied: an event with the same name replaces the stored one, i.e. count updates).
+    /// One store transaction for the batch.
     pub async fn record_events(&self, events: Vec<Event>) {
+        let mut muts = Vec::new();
         for e in events {
-            let ns = e.metadata.namespace.clone().unwrap_or_default();
+            let ns = e.metadata.namespace.clone().unwrap_or_else(|| "default".into());
             let name = e.metadata.name.clone().unwrap_or_default();
-            let Ok(object) = serde_json::to_value(&e) else {
+            if name.is_empty() {
+                continue;
+            }
+            let Ok(mut object) = serde_json::to_value(&e) else {
                 continue;
             };
+            object["metadata"]["namespace"] = Value::String(ns.clone());
+            if let Some(m) = object["metadata"].as_object_mut() {
+                m.remove("resourceVersion");
+            }
             let key = Key::new("events", &ns, &name);
-            let m = if self.store.get(&key).is_some() {
-                Mutation::Update {
-                    key,
-                    object,
-                    expect_rev: None,
+            match self.store.get(&key) {
+                Some(cur) => {
+                    object["metadata"]["uid"] = cur.object["metadata"]["uid"].clone();
+                    object["metadata"]["creationTimestamp"] =
+                        cur.object["metadata"]["creationTimestamp"].clone();
+                    muts.push(Mutation::Update {
+                        key,
+                        object,
+                        expect_rev: None,
+                    });
                 }
-            } else {
-                Mutation::Create { key, object }
-            };
-            if let Err(e) = self.store.commit(m).await {
+                None => {
+                    object["metadata"]["uid"] = Value::String(uuid::Uuid::new_v4().to_string());
+                    object["metadata"]["creationTimestamp"] = Value::String(strategy::now());
+                    muts.push(Mutation::Create { key, object });
+                }
+            }
+        }
+        for res in self.store.commit_many(muts).await {
+            if let Err(e) = res {
                 tracing::warn!("recording an event: {e}");
             }
         }
     }
+
+    /// Deletes the events last written more than `older_than` ago (kube-apiserver's
+    /// `--event-ttl`, 1 h: [`EVENT_TTL`]). Returns how many went.
+    pub async fn expire_events(&self, older_than: Duration) -> usize {
+        let now = strategy::unix_now();
+        let cutoff = now - i64::try_from(older_than.as_secs()).unwrap_or(i64::MAX);
+        let (events, _) = self.store.list("events", None);
+        let mut muts = Vec::new();
+        for s in events {
+            let o = &s.object;
+            let last = [
+                o["lastTimestamp"].as_str(),
+                o["eventTime"].as_str(),
+                o["series"]["lastObservedTime"].as_str(),
+                o["metadata"]["creationTimestamp"].as_str(),
+            ]
+            .into_iter()
+            .flatten()
+            .filter_map(strategy::parse_time)
+            .max();
+            if last.is_some_and(|t| t < cutoff) {
+                muts.push(Mutation::Delete {
+                    key: s.key,
+                    expect_rev: Some(s.mod_rev),
+                    expect_uid: None,
+                });
+            }
+        }
+        self.store
+            .commit_many(muts)
+            .await
+            .into_iter()
+            .filter(Result::is_ok)
+            .count()
+    }
 }
+
+/// 504 `Too large resource version` (the cacher's answer after its wait; given at once).
+fn too_large(n: Rev, current: Rev) -> ApiError {
+    let mut e = ApiError::new(
+        504,
+        "Timeout",
+        format!("Timeout: Too large resource version: {n}, current: {current}"),
+    );
+    e.details = Some(serde_json::json!({
+        "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+        "retryAfterSeconds": 1
+    }));
+    e
+}
+
+fn check_subresource(r: &Resource, sub: Option<&str>) -> Result<(), ApiError> {
+    match sub {
+        None => Ok(()),
+        Some("status") if r.subresources.contains(&"status") => Ok(()),
+        Some(s) => Err(ApiError::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({} {})", r.plural, s),
+        )),
+    }
+}
+
+/// What a DELETE does to an object.
+enum Plan {
+    /// Remove it now.
+    Remove,
+    /// Store it marked (deletionTimestamp, grace): graceful deletion or finalizers.
+    Mark(Value),
+    /// Nothing to change (a deletion already pending with no shorter grace).
+    Keep,
+}
+
+/// `rest.BeforeDelete` with the pod strategy's `CheckGracefulDelete`, the finalizer rules
+/// of store.go (`updateForGracefulDeletionAndFinalizers`) and the namespace registry's
+/// Delete (phase Terminating first).
+fn plan_delete(kind: &str, cur: &Value, o: &DeleteOptions) -> Plan {
+    let has_finalizers = !finalizers(cur).is_empty();
+    let now = strategy::unix_now();
+    let mark = |grace: i64, base: &Value| {
+        let mut m = base.clone();
+        m["metadata"]["deletionTimestamp"] = Value::String(strategy::at_second(now + grace));
+        m["metadata"]["deletionGracePeriodSeconds"] = Value::from(grace);
+        if let Some(g) = m["metadata"]["generation"].as_i64().filter(|g| *g > 0) {
+            m["metadata"]["generation"] = Value::from(g + 1);
+        }
+        m
+    };
+    if kind == "Namespace" {
+        if cur["status"]["phase"] != "Terminating" {
+            let mut m = mark(0, cur);
+            m["status"]["phase"] = Value::String("Terminating".into());
+            return Plan::Mark(m);
+        }
+        let spec_f = cur["spec"]["finalizers"].as_array().is_some_and(|a| !a.is_empty());
+        return if spec_f || has_finalizers { Plan::Keep } else { Plan::Remove };
+    }
+    if is_deleting(cur) {
+        // Only a shorter grace period may be given; with none, the deletion is pending.
+        let existing = cur["metadata"]["deletionGracePeriodSeconds"].as_i64();
+        let Some(existing) = existing.filter(|g| *g > 0) else {
+            return if has_finalizers { Plan::Keep } else { Plan::Remove };
+        };
+        let Some(period) = o.grace_period_seconds.filter(|p| *p < existing) else {
+            return Plan::Keep;
+        };
+        if period == 0 && !has_finalizers {
+            return Plan::Remove;
+        }
+        let ts = cur["metadata"]["deletionTimestamp"]
+            .as_str()
+            .and_then(strategy::parse_time)
+            .unwrap_or(now + existing);
+        let mut m = cur.clone();
+        m["metadata"]["deletionTimestamp"] = Value::String(strategy::at_second(ts - existing + period));
+        m["metadata"]["deletionGracePeriodSeconds"] = Value::from(period);
+        return Plan::Mark(m);
+    }
+    let grace = if kind == "Pod" {
+        // CheckGracefulDelete.
+        let mut period = o
+            .grace_period_seconds
+            .or_else(|| cur["spec"]["terminationGracePeriodSeconds"].as_i64())
+            .unwrap_or(0);
+        if cur["spec"]["nodeName"].as_str().unwrap_or("").is_empty() {
+            period = 0;
+        }
+        let phase = cur["status"]["phase"].as_str().unwrap_or("");
+        if phase == "Succeeded" || phase == "Failed" {
+            period = 0;
+        }
+        if period < 0 {
+            period = 1;
+        }
+        period
+    } else {
+        0
+    };
+    if grace > 0 {
+        return Plan::Mark(mark(grace, cur));
+    }
+    if has_finalizers {
+        // markAsDeleting: deletionTimestamp now, grace 0.
+        return Plan::Mark(mark(0, cur));
+    }
+    Plan::Remove
+}
+
+#[cfg(test)]
+mod tests;

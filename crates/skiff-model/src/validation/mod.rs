@@ -14,7 +14,7 @@
 //!   stand-in text is printed instead.
 
 mod container;
-mod meta;
+pub mod meta;
 pub mod names;
 mod paths;
 mod podspec;

@@ -487,88 +487,21 @@ fn choose_containers(pod: &Pod, named: Option<String>, all: bool) -> Result<Vec<
     Ok(vec![chosen])
 }
 
-/// The container's status, searched as the kubelet does (regular, init, ephemeral).
 fn container_status<'a>(pod: &'a Pod, name: &str) -> Option<&'a ContainerStatus> {
-    let st = pod.status.as_ref()?;
-    [
-        &st.container_statuses,
-        &st.init_container_statuses,
-        &st.ephemeral_container_statuses,
-    ]
-    .into_iter()
-    .flatten()
-    .flatten()
-    .find(|c| c.name == name)
+    store::container_status(pod, name)
 }
 
-/// The kubelet's validateContainerLogStatus: which instance's log to read (its containerID
-/// and restart count, which names the file).
+/// The kubelet's validateContainerLogStatus (`store::log_instance`): which instance's log to
+/// read (its containerID and restart count, which names the file).
 fn instance(pod: &StoredPod, container: &str, previous: bool) -> Result<(String, i32), Failure> {
-    let pod_name = pod.name();
-    let Some(cs) = container_status(&pod.summary.pod, container) else {
-        return Err(bad_request(format!(
-            "container \"{container}\" in pod \"{pod_name}\" is not available"
-        )));
-    };
-    let state = cs.state.clone().unwrap_or_default();
-    let last = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref());
-    let id_of = |id: Option<&String>| id.filter(|s| !s.is_empty()).cloned();
-    let last_id = last.and_then(|t| id_of(t.container_id.as_ref()));
-    let (id, fallback) = if previous {
-        let Some(id) = last_id else {
-            return Err(bad_request(format!(
-                "previous terminated container \"{container}\" in pod \"{pod_name}\" not found"
-            )));
-        };
-        (id, cs.restart_count - 1)
-    } else if state.running.is_some() {
-        match id_of(cs.container_id.as_ref()) {
-            Some(id) => (id, cs.restart_count),
-            None => {
-                return Err(bad_request(format!(
-                "container \"{container}\" in pod \"{pod_name}\" is waiting to start - no logs yet"
-            )))
-            }
-        }
-    } else if let Some(t) = &state.terminated {
-        match (id_of(t.container_id.as_ref()), last_id) {
-            (Some(id), _) => (id, cs.restart_count),
-            // The next instance did not start: the last one's.
-            (None, Some(id)) => (id, cs.restart_count - 1),
-            (None, None) => {
-                return Err(bad_request(format!(
-                    "container \"{container}\" in pod \"{pod_name}\" is terminated"
-                )))
-            }
-        }
-    } else if last.is_some() {
-        match last_id {
-            Some(id) => (id, cs.restart_count - 1),
-            None => {
-                return Err(bad_request(format!(
-                    "container \"{container}\" in pod \"{pod_name}\" is terminated"
-                )))
-            }
-        }
-    } else if let Some(w) = &state.waiting {
-        return Err(bad_request(format!(
-            "container \"{container}\" in pod \"{pod_name}\" is waiting to start: {}",
-            w.reason.as_deref().unwrap_or("")
-        )));
-    } else {
-        return Err(bad_request(format!(
-            "container \"{container}\" in pod \"{pod_name}\" is waiting to start - no logs yet"
-        )));
-    };
-    // The worker recorded which restart count each instance ran as; older records lack
-    // it: the status' count then.
-    let attempt = pod
-        .summary
-        .instances
-        .get(&id)
-        .copied()
-        .unwrap_or(fallback.max(0));
-    Ok((id, attempt))
+    store::log_instance(
+        &pod.summary.pod,
+        &pod.summary.instances,
+        container,
+        previous,
+    )
+    .map(|i| (i.container_id, i.attempt))
+    .map_err(bad_request)
 }
 
 /// Whether instance `id` of `container` still runs: its skiff holds the pod's lock and the

@@ -5,5 +5,6 @@ pub mod kubeconfig;
 pub mod logs;
 pub mod resources;
 pub mod run;
+pub mod serve;
 pub mod validate;
 pub mod version;
