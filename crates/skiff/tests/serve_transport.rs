@@ -833,3 +833,32 @@ fn slow_tls_clients_are_cut_off() {
     });
     d.stop().unwrap();
 }
+
+#[test]
+fn wildcard_listen_serves_every_host_address() {
+    let t = common::TestDir::new("serve-wildcard");
+    let data = t.file("data");
+    let d = Daemon::start(&data, Some("0.0.0.0:0"));
+    let port = d.addr().port();
+    assert_eq!(
+        d.endpoint.server.as_deref(),
+        Some(format!("https://127.0.0.1:{port}").as_str())
+    );
+    let ca = std::fs::read(d.serve_file("ca.crt")).unwrap();
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(d.serve_file("certs.json")).unwrap()).unwrap();
+    let ips: Vec<std::net::Ipv4Addr> = meta["serverNames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str()?.parse().ok())
+        .collect();
+    assert!(ips.contains(&std::net::Ipv4Addr::LOCALHOST), "{meta}");
+    // Every address of the host verifies against the CA.
+    for ip in ips {
+        let addr = std::net::SocketAddr::new(ip.into(), port);
+        let (code, body) = tls_get(addr, &ca, Some(&d.token()), "/version").unwrap();
+        assert_eq!(code, 200, "{addr}: {body}");
+    }
+    d.stop().unwrap();
+}
