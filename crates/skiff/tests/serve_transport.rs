@@ -503,7 +503,16 @@ fn kubeconfig_works_with_kubectl() {
         return;
     };
     let mut ran = 0;
-    for v in ["kubectl.1.33", "kubectl.1.27", "kubectl"] {
+    for v in [
+        "kubectl.1.33",
+        "kubectl.1.32",
+        "kubectl.1.31",
+        "kubectl.1.30",
+        "kubectl.1.29",
+        "kubectl.1.28",
+        "kubectl.1.27",
+        "kubectl",
+    ] {
         let bin = dir.join(v);
         if !bin.exists() {
             continue;
