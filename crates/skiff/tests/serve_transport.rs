@@ -871,3 +871,52 @@ fn wildcard_listen_serves_every_host_address() {
     }
     d.stop().unwrap();
 }
+
+#[test]
+fn long_data_dir_restart_on_the_same_port_and_a_taken_port() {
+    let t = common::TestDir::new("serve-long");
+    // A socket path longer than a unix socket address holds (108 bytes).
+    let data = t.file(&"d".repeat(120));
+    let dd = data.to_str().unwrap();
+    assert!(data.join("serve/api.sock").as_os_str().len() > 108);
+    let d = Daemon::start(&data, Some("127.0.0.1:0"));
+    let addr = d.addr();
+    assert_eq!(mode(&d.serve_file("api.sock")), 0o600);
+    let o = skiff(&["get", "pods", "--data-dir", dd]);
+    assert_eq!(o.code, Some(0), "{o:?}");
+    assert!(o.stdout.contains("web "), "{}", o.stdout);
+    let ca = std::fs::read(d.serve_file("ca.crt")).unwrap();
+    assert_eq!(
+        tls_get(addr, &ca, Some(&d.token()), "/version").unwrap().0,
+        200
+    );
+    let token = d.token();
+    d.stop().unwrap();
+    // Restarted on the same port at once (the closed connections' TIME_WAIT does not stop
+    // it), with the same CA and token.
+    let d = Daemon::start(&data, Some(&addr.to_string()));
+    assert_eq!(d.addr(), addr);
+    assert_eq!(d.token(), token);
+    assert_eq!(tls_get(addr, &ca, Some(&token), "/version").unwrap().0, 200);
+
+    // A taken port: the start fails naming it, before any socket is made.
+    let other = t.file("other");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cfg = ServeConfig::new(other.clone(), Some(addr));
+    let e = rt
+        .block_on(async {
+            let lock = DaemonLock::acquire(&other)?;
+            let creds = Credentials::load_or_create(&cfg)?;
+            Listeners::bind(&cfg, creds, &lock).await.map(|_| ())
+        })
+        .unwrap_err();
+    assert!(
+        e.to_string().contains(&format!("listening on {addr}")),
+        "{e}"
+    );
+    assert!(!other.join("serve/api.sock").exists());
+    d.stop().unwrap();
+}

@@ -64,6 +64,24 @@ impl Listeners {
         creds: Credentials,
         _lock: &DaemonLock,
     ) -> Result<Self, TransportError> {
+        // TCP first: a taken port fails the start before anything is changed on disk.
+        let (tcp, address) = match cfg.listen {
+            None => (None, None),
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| TransportError::Listen {
+                        addr: addr.to_string(),
+                        source: e,
+                    })?;
+                let local = l.local_addr().map_err(|e| TransportError::Listen {
+                    addr: addr.to_string(),
+                    source: e,
+                })?;
+                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(creds.tls_config()?));
+                (Some((l, acceptor)), Some(local))
+            }
+        };
         let dir = SecureDir::open(&cfg.data_dir, true)?;
         dir.remove(SOCKET)?;
         // Bound under a temporary name, narrowed to 0600 and renamed into place: `api.sock`
@@ -89,23 +107,6 @@ impl Listeners {
         dir.chmod(&tmp, 0o600)?;
         dir.rename(&tmp, SOCKET)?;
 
-        let (tcp, address) = match cfg.listen {
-            None => (None, None),
-            Some(addr) => {
-                let l = TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| TransportError::Listen {
-                        addr: addr.to_string(),
-                        source: e,
-                    })?;
-                let local = l.local_addr().map_err(|e| TransportError::Listen {
-                    addr: addr.to_string(),
-                    source: e,
-                })?;
-                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(creds.tls_config()?));
-                (Some((l, acceptor)), Some(local))
-            }
-        };
         let endpoint = Endpoint {
             pid: std::process::id(),
             socket,
