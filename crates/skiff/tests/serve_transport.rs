@@ -839,6 +839,24 @@ fn slow_tls_clients_are_cut_off() {
                 "{took:?}"
             );
         }
+        // A watch (a request in flight, its answer streaming) outlives the header timeout.
+        let tcp = tokio::net::TcpStream::connect(d.addr()).await.unwrap();
+        let name = rustls::pki_types::ServerName::IpAddress(d.addr().ip().into());
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let req = format!(
+            "GET /watch HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\n\r\n",
+            d.token()
+        );
+        tls.write_all(req.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut b = [0u8; 512];
+        while !String::from_utf8_lossy(&got).contains("ADDED") {
+            let n = tls.read(&mut b).await.unwrap();
+            assert!(n > 0, "{}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&b[..n]);
+        }
+        let r = tokio::time::timeout(Duration::from_millis(2500), tls.read(&mut b)).await;
+        assert!(r.is_err(), "the watch ended: {r:?}");
     });
     d.stop().unwrap();
 }
