@@ -839,6 +839,49 @@ fn slow_tls_clients_are_cut_off() {
                 "{took:?}"
             );
         }
+        // HTTP/2 by ALPN, then silence: closed too.
+        let mut cfg2 = (**connector.config()).clone();
+        cfg2.alpn_protocols = vec![b"h2".to_vec()];
+        let h2 = tokio_rustls::TlsConnector::from(Arc::new(cfg2));
+        let tcp = tokio::net::TcpStream::connect(d.addr()).await.unwrap();
+        let name = rustls::pki_types::ServerName::IpAddress(d.addr().ip().into());
+        let mut tls = h2.connect(name, tcp).await.unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let start = Instant::now();
+        let mut b = Vec::new();
+        let r = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut b)).await;
+        assert!(
+            r.is_ok(),
+            "an idle HTTP/2 connection was not closed within 10 s"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        // Requests without the token, one after another on one connection: the connection is
+        // closed once the header timeout has passed without an authenticated request.
+        let tcp = tokio::net::TcpStream::connect(d.addr()).await.unwrap();
+        let name = rustls::pki_types::ServerName::IpAddress(d.addr().ip().into());
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let start = Instant::now();
+        let mut answered = 0;
+        loop {
+            let sent = tls
+                .write_all(b"GET /version HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await;
+            let mut b = [0u8; 1024];
+            match tokio::time::timeout(Duration::from_secs(5), tls.read(&mut b)).await {
+                Ok(Ok(n)) if n > 0 && sent.is_ok() => {
+                    assert!(b.starts_with(b"HTTP/1.1 401"));
+                    answered += 1;
+                }
+                _ => break,
+            }
+            assert!(start.elapsed() < Duration::from_secs(8), "never closed");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(answered >= 2, "{answered}");
         // A watch (a request in flight, its answer streaming) outlives the header timeout.
         let tcp = tokio::net::TcpStream::connect(d.addr()).await.unwrap();
         let name = rustls::pki_types::ServerName::IpAddress(d.addr().ip().into());

@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -274,6 +275,7 @@ async fn accept_unix(
             router: router.clone(),
             auth: None,
             peer: Peer::Unix,
+            authed: Arc::new(AtomicBool::new(true)),
         };
         let builders = builders.clone();
         let stop = stop.clone();
@@ -286,7 +288,15 @@ async fn accept_unix(
                 let conn = builders
                     .auto
                     .serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                drive(conn, |c| c.graceful_shutdown(), stop, limits.shutdown_grace).await;
+                let grace = limits.shutdown_grace;
+                drive(
+                    conn,
+                    |c| c.graceful_shutdown(),
+                    stop,
+                    grace,
+                    std::future::pending(),
+                )
+                .await;
             }
             drop(permit);
         });
@@ -323,6 +333,7 @@ async fn accept_tcp(
             router: router.clone(),
             auth: Some(creds.clone()),
             peer: Peer::Tcp(remote),
+            authed: Arc::new(AtomicBool::new(false)),
         };
         let builders = builders.clone();
         let acceptor = acceptor.clone();
@@ -333,15 +344,25 @@ async fn accept_tcp(
             {
                 Ok(Ok(tls)) => {
                     let grace = limits.shutdown_grace;
+                    // A connection without one authenticated request within the header
+                    // timeout is closed: idle or failing clients (an HTTP/2 one that never
+                    // sends its preface, one retrying 401s) hold no slot for long.
+                    let authed = svc.authed.clone();
+                    let give_up = async move {
+                        tokio::time::sleep(limits.header_read_timeout).await;
+                        if authed.load(Ordering::Relaxed) {
+                            std::future::pending::<()>().await;
+                        }
+                    };
                     if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
                         let conn = builders.http2.serve_connection(TokioIo::new(tls), svc);
-                        drive(conn, |c| c.graceful_shutdown(), stop, grace).await;
+                        drive(conn, |c| c.graceful_shutdown(), stop, grace, give_up).await;
                     } else {
                         let conn = builders
                             .http1
                             .serve_connection(TokioIo::new(tls), svc)
                             .with_upgrades();
-                        drive(conn, |c| c.graceful_shutdown(), stop, grace).await;
+                        drive(conn, |c| c.graceful_shutdown(), stop, grace, give_up).await;
                     }
                 }
                 Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
@@ -362,11 +383,13 @@ async fn drain(slots: &Semaphore, max: usize, grace: Duration) {
 
 /// Runs a connection until it ends or the daemon stops; then asks it to finish (in-flight
 /// requests complete, no new ones) and drops it after `grace`.
+/// `give_up` resolving drops the connection at once.
 async fn drive<C, E>(
     conn: C,
     graceful: fn(Pin<&mut C>),
     mut stop: watch::Receiver<bool>,
     grace: Duration,
+    give_up: impl Future<Output = ()>,
 ) where
     C: Future<Output = Result<(), E>>,
     E: std::fmt::Display,
@@ -383,6 +406,10 @@ async fn drive<C, E>(
             }
             return;
         }
+        _ = give_up => {
+            tracing::debug!("closing a connection that never authenticated");
+            return;
+        }
         _ = stopping => {}
     }
     graceful(conn.as_mut());
@@ -395,6 +422,8 @@ struct Svc {
     router: Router,
     auth: Option<Arc<Credentials>>,
     peer: Peer,
+    /// Whether a request on this connection carried the token.
+    authed: Arc<AtomicBool>,
 }
 
 type BoxFut = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
@@ -410,6 +439,7 @@ impl hyper::service::Service<Request<Incoming>> for Svc {
             if !authorized(&req, creds) {
                 return Box::pin(std::future::ready(Ok(unauthorized())));
             }
+            self.authed.store(true, Ordering::Relaxed);
             // Handlers have no use for it, and it must never reach a log.
             req.headers_mut().remove(hyper::header::AUTHORIZATION);
         }
