@@ -86,7 +86,7 @@ impl DaemonClient {
             Err(e) => {
                 return Err(ClientError::Transport {
                     socket,
-                    what: format!("{e} (a daemon runs on this data dir)"),
+                    what: format!("{e} (the socket of a daemon of another user?)"),
                 })
             }
         }
