@@ -35,7 +35,9 @@ impl NodeBackend for FakeNode {
     }
     fn logs(&self, _pod: &Pod, o: &LogOptions) -> Result<LogStream, LogError> {
         let text = format!("hello from {}\nsecond line\n", o.container);
-        Ok(Box::pin(futures_util::stream::iter(vec![Ok(Bytes::from(text))])))
+        Ok(Box::pin(futures_util::stream::iter(vec![Ok(Bytes::from(
+            text,
+        ))])))
     }
 }
 
@@ -176,7 +178,9 @@ async fn seed(api: &Api) {
         }),
     )
     .await;
-    let pod = api.get(resource("", "pods").unwrap(), "default", "web").unwrap();
+    let pod = api
+        .get(resource("", "pods").unwrap(), "default", "web")
+        .unwrap();
     let uid = pod["metadata"]["uid"].as_str().unwrap_or("").to_string();
     let status = PodStatus {
         phase: Some("Running".into()),
@@ -233,14 +237,32 @@ async fn basic_commands(env: &Env, v: &str) {
     let (rc, out, err) = env.kubectl(v, &["get", "pods"]).await;
     assert_eq!(rc, 0, "{v} get pods: {err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(words(lines[0]), ["NAME", "READY", "STATUS", "RESTARTS", "AGE"], "{out}");
-    assert_eq!(&words(lines[1])[..4], ["web", "2/2", "Running", "0"], "{out}");
+    assert_eq!(
+        words(lines[0]),
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "{out}"
+    );
+    assert_eq!(
+        &words(lines[1])[..4],
+        ["web", "2/2", "Running", "0"],
+        "{out}"
+    );
 
     let (rc, out, err) = env.kubectl(v, &["get", "pods", "-o", "wide"]).await;
     assert_eq!(rc, 0, "{err}");
     assert_eq!(
         words(out.lines().next().unwrap()),
-        ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED NODE", "READINESS GATES"],
+        [
+            "NAME",
+            "READY",
+            "STATUS",
+            "RESTARTS",
+            "AGE",
+            "IP",
+            "NODE",
+            "NOMINATED NODE",
+            "READINESS GATES"
+        ],
         "{out}"
     );
     let row = words(out.lines().nth(1).unwrap()).join("|");
@@ -263,8 +285,14 @@ async fn basic_commands(env: &Env, v: &str) {
 
     let (rc, out, err) = env.kubectl(v, &["get", "ns"]).await;
     assert_eq!(rc, 0, "{err}");
-    assert_eq!(words(out.lines().next().unwrap()), ["NAME", "STATUS", "AGE"]);
-    assert!(out.lines().any(|l| words(l)[..2] == ["default", "Active"]), "{out}");
+    assert_eq!(
+        words(out.lines().next().unwrap()),
+        ["NAME", "STATUS", "AGE"]
+    );
+    assert!(
+        out.lines().any(|l| words(l)[..2] == ["default", "Active"]),
+        "{out}"
+    );
 
     let (rc, out, err) = env.kubectl(v, &["api-resources"]).await;
     assert_eq!(rc, 0, "{err}");
@@ -278,8 +306,14 @@ async fn basic_commands(env: &Env, v: &str) {
     let (rc, out, err) = env.kubectl(v, &["describe", "pod", "web"]).await;
     assert_eq!(rc, 0, "{err}");
     assert!(out.contains("Name:") && out.contains("web"), "{out}");
-    let events = out.split("Events:").nth(1).unwrap_or_else(|| panic!("{out}"));
-    assert!(events.contains("Started") && events.contains("Started container app"), "{out}");
+    let events = out
+        .split("Events:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        events.contains("Started") && events.contains("Started container app"),
+        "{out}"
+    );
 
     let (rc, out, err) = env.kubectl(v, &["get", "events"]).await;
     assert_eq!(rc, 0, "{err}");
@@ -298,7 +332,10 @@ async fn basic_commands(env: &Env, v: &str) {
 
     let (rc, _, err) = env.kubectl(v, &["get", "pod", "nope"]).await;
     assert_eq!(rc, 1);
-    assert!(err.contains("Error from server (NotFound): pods \"nope\" not found"), "{err}");
+    assert!(
+        err.contains("Error from server (NotFound): pods \"nope\" not found"),
+        "{err}"
+    );
 }
 
 async fn watch_receives_event(env: &Env, api: &Api, v: &str, name: &str) {

@@ -79,7 +79,13 @@ fn informers_follow_a_pod_through_its_life() {
         let pod: Pod = serde_json::from_value(p).unwrap();
         let created = pods.create(&PostParams::default(), &pod).await.unwrap();
         assert_eq!(
-            created.spec.as_ref().unwrap().node_name.as_deref().is_some(),
+            created
+                .spec
+                .as_ref()
+                .unwrap()
+                .node_name
+                .as_deref()
+                .is_some(),
             true,
             "admitted pods are bound to the node"
         );
@@ -94,9 +100,7 @@ fn informers_follow_a_pod_through_its_life() {
                 let is_ready = cached
                     .and_then(|p| p.status.clone())
                     .and_then(|s| s.conditions)
-                    .is_some_and(|cs| {
-                        cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-                    });
+                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
                 if is_ready {
                     return;
                 }
@@ -104,7 +108,11 @@ fn informers_follow_a_pod_through_its_life() {
             }
         })
         .await;
-        assert!(ready.is_ok(), "never Ready in the reflector: {}", d.daemon_log());
+        assert!(
+            ready.is_ok(),
+            "never Ready in the reflector: {}",
+            d.daemon_log()
+        );
 
         // The events watcher got the kubelet's Started events.
         let mut started = 0;
@@ -129,13 +137,18 @@ fn informers_follow_a_pod_through_its_life() {
             .labels
             .get_or_insert_with(Default::default)
             .insert("x".into(), "y".into());
-        match pods.replace("informed", &PostParams::default(), &stale).await {
+        match pods
+            .replace("informed", &PostParams::default(), &stale)
+            .await
+        {
             Err(kube::Error::Api(s)) => assert_eq!(s.code, 409, "{s:?}"),
             other => panic!("a stale replace: {other:?}"),
         }
 
         // Deletion: the reflector's cache drops the pod once the kubelet finished it.
-        pods.delete("informed", &DeleteParams::default()).await.unwrap();
+        pods.delete("informed", &DeleteParams::default())
+            .await
+            .unwrap();
         let gone = tokio::time::timeout(Duration::from_secs(60), async {
             loop {
                 if !reader

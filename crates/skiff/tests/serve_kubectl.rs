@@ -115,9 +115,10 @@ fn kubectl_drives_a_sidecar_pod_through_its_life() {
 
     // Graceful deletion: the app gets SIGTERM before the sidecar (T3–T5).
     d.ok("1.33", &["delete", "pod", "web", "--timeout=60s"]);
+    // (The first proxy's Exiting was its image-change restart: the last one counts.)
     let log = d.dir.log();
     let app_exit = at(&log, "app", "Exiting");
-    let proxy_exit = at(&log, "proxy", "Exiting");
+    let proxy_exit = *common::all(&log, "proxy", "Exiting").last().unwrap();
     assert!(app_exit < proxy_exit, "app {app_exit} proxy {proxy_exit}");
     let (rc, _, err) = d.kubectl("1.33", &["get", "pod", "web"]);
     assert_ne!(rc, 0);

@@ -348,10 +348,11 @@ impl<R: PodRunner> Kubelet<R> {
         }
     }
 
-    fn queue_status(&mut self, uid: String, ns: String, name: String, status: PodStatus) {
+    fn queue_status(&mut self, uid: String, ns: String, name: String, mut status: PodStatus) {
         if self.pods.get(&uid).is_some_and(|t| t.removed) {
             return;
         }
+        with_addresses(&mut status);
         self.statuses.insert(uid.clone(), (ns, name, uid, status));
     }
 
@@ -415,6 +416,33 @@ impl<R: PodRunner> Kubelet<R> {
             }
         }
         out
+    }
+}
+
+/// The node's address on every status (the kubelet's `hostIP`), and the pod's once its
+/// sandbox exists (`podIP`, set by the kubelet from the sandbox's network): skiff's pods have
+/// their own network namespace reached on loopback, so both are 127.0.0.1 (`-o wide`'s IP).
+fn with_addresses(status: &mut PodStatus) {
+    use k8s_openapi::api::core::v1::{HostIP, PodIP};
+    const LOOPBACK: &str = "127.0.0.1";
+    if status.host_ip.is_none() {
+        status.host_ip = Some(LOOPBACK.into());
+        status.host_ips = Some(vec![HostIP {
+            ip: LOOPBACK.into(),
+        }]);
+    }
+    let sandbox_up = status
+        .container_statuses
+        .iter()
+        .chain(status.init_container_statuses.iter())
+        .flatten()
+        .any(|c| c.state.as_ref().is_some_and(|s| s.waiting.is_none()) || c.last_state.is_some())
+        || matches!(status.phase.as_deref(), Some("Running"));
+    if status.pod_ip.is_none() && sandbox_up {
+        status.pod_ip = Some(LOOPBACK.into());
+        status.pod_ips = Some(vec![PodIP {
+            ip: LOOPBACK.into(),
+        }]);
     }
 }
 
