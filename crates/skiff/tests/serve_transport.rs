@@ -749,7 +749,19 @@ fn planted_symlink_at_the_token_path_is_refused() {
 fn a_thousand_watches_and_a_stop() {
     let t = common::TestDir::new("serve-watches");
     let data = t.file("data");
-    let d = Daemon::start(&data, None);
+    // Both ends of 1000 connections live in this process: make room (soft limit up to the
+    // hard one), as a daemon on a machine with a low default would have to.
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current.is_some_and(|c| c < 4096) {
+        lim.current = lim.maximum;
+        setrlimit(Resource::Nofile, lim).unwrap();
+    }
+    let limits = Limits {
+        max_connections: 1100,
+        ..Limits::default()
+    };
+    let d = Daemon::start_with(&data, None, limits);
     let sock = d.serve_file("api.sock");
     let mut watches = Vec::new();
     for i in 0..1000 {
