@@ -193,8 +193,14 @@ async fn commit_many_applies_each_mutation_on_its_own() {
         .await;
     assert_eq!(res.len(), 6);
     assert_eq!(res[0].as_ref().unwrap().mod_rev, r0 + 1);
-    assert_eq!(res[1].as_ref().unwrap_err(), &StoreError::AlreadyExists(a.clone()));
-    assert_eq!(res[2].as_ref().unwrap_err(), &StoreError::NotFound(b.clone()));
+    assert_eq!(
+        res[1].as_ref().unwrap_err(),
+        &StoreError::AlreadyExists(a.clone())
+    );
+    assert_eq!(
+        res[2].as_ref().unwrap_err(),
+        &StoreError::NotFound(b.clone())
+    );
     assert_eq!(res[3].as_ref().unwrap().mod_rev, r0 + 2);
     assert_eq!(res[4].as_ref().unwrap().mod_rev, r0 + 3);
     assert_eq!(res[5].as_ref().unwrap().mod_rev, r0 + 4);
@@ -244,8 +250,13 @@ async fn state_history_and_revisions_survive_reopen() {
     assert_eq!(at, rev);
     assert_eq!(pods.len(), 19);
     assert!(pods.iter().all(|p| p.key.name != "p3"));
-    let ns = store.get(&Key::new("namespaces", "", "kube-system")).unwrap();
-    assert_eq!((ns.mod_rev, rv(&ns.object)), (k_rev, k_rev.to_string().as_str()));
+    let ns = store
+        .get(&Key::new("namespaces", "", "kube-system"))
+        .unwrap();
+    assert_eq!(
+        (ns.mod_rev, rv(&ns.object)),
+        (k_rev, k_rev.to_string().as_str())
+    );
     let (all, _) = store.list_all();
     assert_eq!(all.len(), 20);
 
@@ -292,9 +303,15 @@ async fn list_and_watch_filter_by_resource_and_namespace() {
             .map(|s| format!("{}/{}", s.key.namespace, s.key.name))
             .collect()
     };
-    assert_eq!(names(store.list("pods", None).0), ["a/x", "b/w", "b/x", "c/x"]);
+    assert_eq!(
+        names(store.list("pods", None).0),
+        ["a/x", "b/w", "b/x", "c/x"]
+    );
     assert_eq!(names(store.list("pods", Some("b")).0), ["b/w", "b/x"]);
-    assert_eq!(names(store.list("pods", Some("zz")).0), Vec::<String>::new());
+    assert_eq!(
+        names(store.list("pods", Some("zz")).0),
+        Vec::<String>::new()
+    );
     assert_eq!(names(store.list("pod", None).0), ["b/z"]);
     let e1 = next_event(&mut w_ns).await;
     let e2 = next_event(&mut w_ns).await;
@@ -383,7 +400,10 @@ async fn list_then_watch_is_consistent_under_concurrent_writers() {
             last = e.rev;
             checked_events += 1;
         }
-        assert_eq!(state, want, "snapshot at {rev} (namespace {ns:?}) + its events");
+        assert_eq!(
+            state, want,
+            "snapshot at {rev} (namespace {ns:?}) + its events"
+        );
     }
     assert!(checked_events > 100, "only {checked_events} events checked");
 }
@@ -674,7 +694,13 @@ fn kill_9_loses_no_acknowledged_write() {
         .unwrap();
     for round in 0..20 {
         let child = Command::new(&exe)
-            .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, dir.path())
             .env("SKIFF_STORE_CRASH_ROUND", round.to_string())
             .stdout(Stdio::piped())
@@ -774,7 +800,11 @@ fn kill_9_loses_no_acknowledged_write() {
                 'U' => EventType::Modified,
                 _ => EventType::Deleted,
             };
-            assert_eq!((kind, logged), (&want, name), "round {round}: revision {rev}");
+            assert_eq!(
+                (kind, logged),
+                (&want, name),
+                "round {round}: revision {rev}"
+            );
         }
         // Each name was created once, and the objects are the log's outcome.
         let mut created = HashSet::new();
@@ -803,7 +833,10 @@ fn kill_9_loses_no_acknowledged_write() {
         drop(store);
     }
     eprintln!("20 kill -9 rounds: {total_acks} acknowledged writes, all present");
-    assert!(total_acks > 200, "too few writes to mean anything: {total_acks}");
+    assert!(
+        total_acks > 200,
+        "too few writes to mean anything: {total_acks}"
+    );
 }
 
 /// Records one `<rev> <op> <name>` ack; returns its revision.

@@ -26,8 +26,7 @@ fn put_len(out: &mut Vec<u8>, len: usize) {
 }
 
 pub(super) fn encode_key(key: &Key) -> Vec<u8> {
-    let mut out =
-        Vec::with_capacity(8 + key.resource.len() + key.namespace.len() + key.name.len());
+    let mut out = Vec::with_capacity(8 + key.resource.len() + key.namespace.len() + key.name.len());
     for part in [&key.resource, &key.namespace] {
         put_len(&mut out, part.len());
         out.extend_from_slice(part.as_bytes());

@@ -63,6 +63,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -272,11 +273,22 @@ impl Watchers {
     }
 }
 
+/// Counters of the writer's work (see [`Store::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Durable disk transactions (fsyncs) committed.
+    pub transactions: u64,
+    /// Mutations committed (each one revision).
+    pub mutations: u64,
+}
+
 /// What the handles and the writer thread share. Lock order: `watchers`, then `state`.
 struct Shared {
     state: RwLock<State>,
     watchers: Mutex<Watchers>,
     cfg: StoreConfig,
+    transactions: AtomicU64,
+    mutations: AtomicU64,
 }
 
 impl Shared {
@@ -387,6 +399,8 @@ impl Store {
             state: RwLock::new(state),
             watchers: Mutex::new(Watchers::default()),
             cfg,
+            transactions: AtomicU64::new(0),
+            mutations: AtomicU64::new(0),
         });
         let (tx, rx) = std_mpsc::channel();
         let writer = writer::spawn(db, Arc::clone(&shared), rx)?;
@@ -536,6 +550,15 @@ impl Store {
         Ok(Watch { rx })
     }
 
+    /// What the writer has done since the store was opened: `mutations / transactions` is
+    /// the mean group-commit batch.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            transactions: self.shared().transactions.load(Ordering::Relaxed),
+            mutations: self.shared().mutations.load(Ordering::Relaxed),
+        }
+    }
+
     /// The number of registered watchers (for tests and metrics).
     pub fn watcher_count(&self) -> usize {
         self.shared()
@@ -554,7 +577,11 @@ fn closed() -> StoreError {
 /// Applies one mutation to `current` (the committed state of its key, as changed by the
 /// earlier mutations of the batch) at revision `next`: the event type and the new stored
 /// state (for a delete: the last state, stamped with `next`).
-fn apply(m: Mutation, current: Option<&Stored>, next: Rev) -> Result<(EventType, Stored), StoreError> {
+fn apply(
+    m: Mutation,
+    current: Option<&Stored>,
+    next: Rev,
+) -> Result<(EventType, Stored), StoreError> {
     let key = m.key().clone();
     if !codec::key_fits(&key) {
         return Err(StoreError::BadObject(format!(

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -59,10 +60,7 @@ pub(super) fn open_db(path: &Path, cfg: &StoreConfig) -> Result<(Database, State
         let mut meta = txn.open_table(META).map_err(|x| e(&x))?;
         let objects_t = txn.open_table(OBJECTS).map_err(|x| e(&x))?;
         let mut log = txn.open_table(LOG).map_err(|x| e(&x))?;
-        let format = meta
-            .get(META_FORMAT)
-            .map_err(|x| e(&x))?
-            .map(|g| g.value());
+        let format = meta.get(META_FORMAT).map_err(|x| e(&x))?.map(|g| g.value());
         match format {
             None => {
                 meta.insert(META_FORMAT, FORMAT).map_err(|x| e(&x))?;
@@ -393,8 +391,7 @@ impl Writer {
                 meta.insert(META_REV, rev).map_err(|x| e(&x))?;
             }
             if target > self.compacted {
-                log.retain_in(..=target, |_, _| false)
-                    .map_err(|x| e(&x))?;
+                log.retain_in(..=target, |_, _| false).map_err(|x| e(&x))?;
                 meta.insert(META_COMPACTED, target).map_err(|x| e(&x))?;
             }
         }
@@ -403,6 +400,10 @@ impl Writer {
             txn.abort().map_err(|x| e(&x))?;
         } else {
             txn.commit().map_err(|x| e(&x))?;
+            let sh = &self.shared;
+            sh.transactions.fetch_add(1, Ordering::Relaxed);
+            sh.mutations
+                .fetch_add(changes.len() as u64, Ordering::Relaxed);
         }
         Ok(Outcome {
             results,
@@ -421,11 +422,7 @@ impl Writer {
         }
         let mut watchers = self.shared.watchers();
         {
-            let mut st = self
-                .shared
-                .state
-                .write()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut st = self.shared.state.write().unwrap_or_else(|p| p.into_inner());
             for c in &out.changes {
                 match &c.stored {
                     Some(s) => {
