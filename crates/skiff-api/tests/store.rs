@@ -583,6 +583,7 @@ const CHILD_ENV: &str = "SKIFF_STORE_CRASH_DIR";
 fn crash_cfg() -> StoreConfig {
     StoreConfig {
         history: usize::MAX,
+        history_bytes: usize::MAX,
         history_age: Duration::from_secs(365 * 24 * 3600),
         watcher_queue: 10_000_000,
         ..StoreConfig::default()

@@ -49,8 +49,9 @@
 //! watcher is dropped, so the marker always arrives and a watcher that does not read holds at
 //! most `watcher_queue` events.
 //!
-//! **Compaction** keeps the newest `history` events and none older than `history_age`
-//! (5 minutes, etcd's default retention), in memory and on disk alike: the writer drops the
+//! **Compaction** keeps the newest `history` events, none older than `history_age`
+//! (5 minutes, etcd's default retention) and at most `history_bytes` of their JSON, in memory
+//! and on disk alike: the writer drops the
 //! older log entries and raises `compacted_rev` in the same transaction as a batch (a range
 //! delete of the few entries that just fell out), or on its own when idle, or when the daemon
 //! calls [`Store::compact_now`]. A watch from below `compacted_rev` is [`StoreError::Expired`].
@@ -187,6 +188,9 @@ pub struct StoreConfig {
     pub history: usize,
     /// Events older than this are compacted too (etcd's default retention is 5 minutes).
     pub history_age: Duration,
+    /// And the history's JSON may not exceed this many bytes (parsed, it takes a few times
+    /// that in memory), so a burst of big objects cannot grow the daemon without bound.
+    pub history_bytes: usize,
     /// Events a watcher may have queued before it is cut off ([`WatchItem::Lagged`]).
     pub watcher_queue: usize,
     /// At most this many mutations go into one disk transaction (a bigger queue is split).
@@ -201,6 +205,7 @@ impl Default for StoreConfig {
         StoreConfig {
             history: 10_000,
             history_age: Duration::from_secs(5 * 60),
+            history_bytes: 16 << 20,
             watcher_queue: 1_000,
             max_batch: 2_000,
             cache_bytes: 8 << 20,
@@ -212,6 +217,8 @@ impl Default for StoreConfig {
 struct Logged {
     event: Arc<WatchEvent>,
     at_ms: u64,
+    /// The size of its JSON.
+    bytes: usize,
 }
 
 /// What readers see: only committed state.
@@ -221,6 +228,8 @@ struct State {
     objects: BTreeMap<Key, Stored>,
     /// Events after `compacted`, in revision order.
     history: VecDeque<Logged>,
+    /// The sum of their `bytes`.
+    history_bytes: usize,
 }
 
 /// What a watcher's queue carries: the event is shared by every watcher.

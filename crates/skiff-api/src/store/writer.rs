@@ -105,6 +105,7 @@ pub(super) fn open_db(path: &Path, cfg: &StoreConfig) -> Result<(Database, State
         }
 
         let mut history = VecDeque::new();
+        let mut history_bytes = 0;
         for item in log
             .range((Bound::Excluded(compacted), Bound::Unbounded))
             .map_err(|x| e(&x))?
@@ -123,7 +124,9 @@ pub(super) fn open_db(path: &Path, cfg: &StoreConfig) -> Result<(Database, State
                 ),
             };
             rev = rev.max(r);
+            history_bytes += entry.json.len();
             history.push_back(Logged {
+                bytes: entry.json.len(),
                 event: Arc::new(WatchEvent {
                     rev: r,
                     kind: entry.kind,
@@ -143,6 +146,7 @@ pub(super) fn open_db(path: &Path, cfg: &StoreConfig) -> Result<(Database, State
             compacted,
             objects,
             history,
+            history_bytes,
         }
     };
     txn.commit().map_err(|e| io_err("open")(&e))?;
@@ -176,6 +180,8 @@ struct Change {
     /// The new state; `None` for a delete.
     stored: Option<Stored>,
     event: Arc<WatchEvent>,
+    /// The size of its JSON.
+    bytes: usize,
 }
 
 /// What a batch committed.
@@ -207,26 +213,30 @@ fn idle_tick(cfg: &StoreConfig) -> Duration {
     (cfg.history_age / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
 }
 
-/// The revision to compact to: the newest of the events (the history followed by this
-/// batch's) that are beyond the newest `history` or older than `history_age`; `compacted`
-/// when there are none. It looks only at the events it drops, and one more.
+/// The revision to compact to: the newest of the events (the history, then `new`: this
+/// batch's revisions and sizes, committed at `now_ms`) that are beyond the newest `history`,
+/// older than `history_age`, or beyond `history_bytes` of JSON counted from the newest;
+/// `compacted` when there are none. It looks only at the events it drops, and one more.
 fn compaction_target(
-    history: &VecDeque<Logged>,
-    new: &[Change],
+    st: &State,
+    new: &[(Rev, usize)],
     now_ms: u64,
     cfg: &StoreConfig,
     compacted: Rev,
 ) -> Rev {
-    let over = (history.len() + new.len()).saturating_sub(cfg.history);
+    let over = (st.history.len() + new.len()).saturating_sub(cfg.history);
     let age_ms = u64::try_from(cfg.history_age.as_millis()).unwrap_or(u64::MAX);
-    let events = history
+    let mut bytes = st.history_bytes + new.iter().map(|(_, b)| b).sum::<usize>();
+    let events = st
+        .history
         .iter()
-        .map(|l| (l.event.rev, l.at_ms))
-        .chain(new.iter().map(|c| (c.event.rev, now_ms)));
+        .map(|l| (l.event.rev, l.at_ms, l.bytes))
+        .chain(new.iter().map(|&(r, b)| (r, now_ms, b)));
     let mut target = compacted;
-    for (i, (rev, at)) in events.enumerate() {
-        if i < over || at.saturating_add(age_ms) < now_ms {
+    for (i, (rev, at, size)) in events.enumerate() {
+        if i < over || at.saturating_add(age_ms) < now_ms || bytes > cfg.history_bytes {
             target = rev;
+            bytes -= size;
         } else {
             break;
         }
@@ -308,8 +318,7 @@ impl Writer {
         let now = now_ms();
         let cfg = &self.shared.cfg;
         if batches.is_empty() {
-            let target =
-                compaction_target(&self.shared.read().history, &[], now, cfg, self.compacted);
+            let target = compaction_target(&self.shared.read(), &[], now, cfg, self.compacted);
             if target == self.compacted {
                 return Ok(Outcome {
                     results: Vec::new(),
@@ -373,6 +382,7 @@ impl Writer {
                     let live = (kind != EventType::Deleted).then(|| stored.clone());
                     overlay.insert(key.clone(), live.clone());
                     changes.push(Change {
+                        bytes: json.len(),
                         stored: live,
                         event: Arc::new(WatchEvent {
                             rev,
@@ -385,7 +395,8 @@ impl Writer {
                 }
                 results.push(res);
             }
-            target = compaction_target(&st.history, &changes, now, cfg, self.compacted);
+            let new: Vec<(Rev, usize)> = changes.iter().map(|c| (c.event.rev, c.bytes)).collect();
+            target = compaction_target(&st, &new, now, cfg, self.compacted);
             drop(st);
             if rev != self.rev {
                 meta.insert(META_REV, rev).map_err(|x| e(&x))?;
@@ -435,7 +446,9 @@ impl Writer {
                 st.history.push_back(Logged {
                     event: Arc::clone(&c.event),
                     at_ms: out.at_ms,
+                    bytes: c.bytes,
                 });
+                st.history_bytes += c.bytes;
             }
             st.rev = out.rev;
             if out.compacted > st.compacted {
@@ -444,7 +457,9 @@ impl Writer {
                     .front()
                     .is_some_and(|l| l.event.rev <= out.compacted)
                 {
-                    st.history.pop_front();
+                    if let Some(l) = st.history.pop_front() {
+                        st.history_bytes -= l.bytes;
+                    }
                 }
                 st.compacted = out.compacted;
             }
@@ -462,40 +477,61 @@ mod tests {
     use super::*;
     use crate::store::EventType;
 
-    fn logged(rev: Rev, at_ms: u64) -> Logged {
-        Logged {
-            event: Arc::new(WatchEvent {
-                rev,
-                kind: EventType::Added,
-                key: Key::new("pods", "default", "x"),
-                object: Arc::new(Value::Null),
-            }),
-            at_ms,
+    fn state(events: &[(Rev, u64, usize)]) -> State {
+        State {
+            rev: 0,
+            compacted: 0,
+            objects: BTreeMap::new(),
+            history: events
+                .iter()
+                .map(|&(rev, at_ms, bytes)| Logged {
+                    event: Arc::new(WatchEvent {
+                        rev,
+                        kind: EventType::Added,
+                        key: Key::new("pods", "default", "x"),
+                        object: Arc::new(Value::Null),
+                    }),
+                    at_ms,
+                    bytes,
+                })
+                .collect(),
+            history_bytes: events.iter().map(|e| e.2).sum(),
         }
     }
 
     #[test]
-    fn compaction_keeps_the_newest_n_and_drops_old_ones() {
+    fn compaction_keeps_the_newest_n_young_and_small_enough() {
         let cfg = StoreConfig {
             history: 3,
             history_age: Duration::from_secs(60),
+            history_bytes: 1000,
             ..StoreConfig::default()
         };
         let now = 1_000_000;
-        let h: VecDeque<Logged> = (2..=6).map(|r| logged(r, now)).collect();
+        let five: Vec<_> = (2..=6).map(|r| (r, now, 10)).collect();
         // 5 events, keep 3: 2 and 3 go.
-        assert_eq!(compaction_target(&h, &[], now, &cfg, 1), 3);
-        // Within the bound: nothing to do.
-        let h3: VecDeque<Logged> = (4..=6).map(|r| logged(r, now)).collect();
-        assert_eq!(compaction_target(&h3, &[], now, &cfg, 3), 3);
+        assert_eq!(compaction_target(&state(&five), &[], now, &cfg, 1), 3);
+        // 3 in the history and 2 new: the same.
+        assert_eq!(
+            compaction_target(&state(&five[..3]), &[(5, 10), (6, 10)], now, &cfg, 1),
+            3
+        );
+        // Within the bounds: nothing to do.
+        assert_eq!(compaction_target(&state(&five[2..]), &[], now, &cfg, 3), 3);
         // Age: the two older than 60 s go, though the count bound keeps them.
-        let mixed: VecDeque<Logged> = [logged(4, now - 61_000), logged(5, now - 60_500)]
-            .into_iter()
-            .chain([logged(6, now - 59_000)])
-            .collect();
-        assert_eq!(compaction_target(&mixed, &[], now, &cfg, 3), 5);
+        let aged =
+            [(4, now - 61_000), (5, now - 60_500), (6, now - 59_000)].map(|(r, a)| (r, a, 10));
+        assert_eq!(compaction_target(&state(&aged), &[], now, &cfg, 3), 5);
+        // Bytes: 400 + 400 + 300 > 1000, so the oldest goes; a new event of 1200 alone
+        // exceeds it, and everything goes.
+        let big = [(4, now, 400), (5, now, 400), (6, now, 300)];
+        assert_eq!(compaction_target(&state(&big), &[], now, &cfg, 3), 4);
+        assert_eq!(
+            compaction_target(&state(&big), &[(7, 1200)], now, &cfg, 3),
+            7
+        );
         // An empty history compacts nothing.
-        assert_eq!(compaction_target(&VecDeque::new(), &[], now, &cfg, 7), 7);
+        assert_eq!(compaction_target(&state(&[]), &[], now, &cfg, 7), 7);
     }
 
     #[test]
