@@ -431,18 +431,18 @@ impl Writer {
         if out.changes.is_empty() && out.compacted == self.compacted {
             return;
         }
+        // What leaves the index and the history is freed after the locks are released
+        // (freeing a big JSON tree takes a while; readers need not wait for it).
+        let mut garbage_objects = Vec::new();
+        let mut garbage_events = Vec::new();
         let mut watchers = self.shared.watchers();
         {
             let mut st = self.shared.state.write().unwrap_or_else(|p| p.into_inner());
             for c in &out.changes {
-                match &c.stored {
-                    Some(s) => {
-                        st.objects.insert(c.event.key.clone(), s.clone());
-                    }
-                    None => {
-                        st.objects.remove(&c.event.key);
-                    }
-                }
+                garbage_objects.extend(match &c.stored {
+                    Some(s) => st.objects.insert(c.event.key.clone(), s.clone()),
+                    None => st.objects.remove(&c.event.key),
+                });
                 st.history.push_back(Logged {
                     event: Arc::clone(&c.event),
                     at_ms: out.at_ms,
@@ -459,6 +459,7 @@ impl Writer {
                 {
                     if let Some(l) = st.history.pop_front() {
                         st.history_bytes -= l.bytes;
+                        garbage_events.push(l);
                     }
                 }
                 st.compacted = out.compacted;
@@ -469,6 +470,9 @@ impl Writer {
         for c in &out.changes {
             watchers.fan_out(&c.event);
         }
+        drop(watchers);
+        drop(garbage_objects);
+        drop(garbage_events);
     }
 }
 
