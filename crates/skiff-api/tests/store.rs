@@ -605,7 +605,13 @@ fn crash_child() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let store = Store::open(Path::new(&dir), crash_cfg()).unwrap();
+        // Odd rounds compact as they go (count-based, with each batch), so kills also land
+        // in compacting transactions.
+        let mut cfg = crash_cfg();
+        if round.parse::<u32>().unwrap() % 2 == 1 {
+            cfg.history = 200;
+        }
+        let store = Store::open(Path::new(&dir), cfg).unwrap();
         println!("READY {}", store.current_rev());
         let tasks: Vec<_> = (0..6)
             .map(|t| {
@@ -775,11 +781,19 @@ fn kill_9_loses_no_acknowledged_write() {
             assert!(cur >= *max, "round {round}: current {cur} < acked {max}");
         }
         prev_rev = cur;
-        // The whole log (nothing is compacted in this test).
+        // The log from the compacted revision (odd rounds' children compact as they go).
+        let compacted = store.compacted_rev();
+        assert!(compacted <= cur);
+        if round % 2 == 1 {
+            assert!(
+                compacted > 0 || cur < 300,
+                "round {round}: the child compacted nothing"
+            );
+        }
         let log = rt.block_on(async {
-            let mut w = store.watch("crash", None, 0).unwrap();
+            let mut w = store.watch("crash", None, compacted).unwrap();
             let mut log: BTreeMap<Rev, (EventType, String)> = BTreeMap::new();
-            let mut last = 0;
+            let mut last = compacted;
             while last < cur {
                 let e = next_event(&mut w).await;
                 assert!(e.rev > last);
@@ -790,47 +804,79 @@ fn kill_9_loses_no_acknowledged_write() {
         });
         // Every revision is one event: no gaps, nothing twice.
         let revs: Vec<Rev> = log.keys().copied().collect();
-        let expected: Vec<Rev> = (2..=cur).collect();
+        let expected: Vec<Rev> = (compacted.max(1) + 1..=cur).collect();
         assert_eq!(revs, expected, "round {round}: revisions of the log");
-        for (rev, (op, name)) in &acked {
+        // Every acked write the log still covers is in it.
+        for (rev, (op, name)) in acked.range(compacted + 1..) {
             let (kind, logged) = log
                 .get(rev)
                 .unwrap_or_else(|| panic!("round {round}: acked {op} {name} at {rev} lost"));
-            let want = match op {
-                'C' => EventType::Added,
-                'U' => EventType::Modified,
-                _ => EventType::Deleted,
-            };
             assert_eq!(
                 (kind, logged),
-                (&want, name),
+                (&kind_of(*op), name),
                 "round {round}: revision {rev}"
             );
         }
-        // Each name was created once, and the objects are the log's outcome.
+        // Each name was created once; the objects agree with the log's last word on them.
         let mut created = HashSet::new();
-        let mut live: HashMap<String, Rev> = HashMap::new();
+        let mut last_event: HashMap<&str, (Rev, EventType)> = HashMap::new();
         for (rev, (kind, name)) in &log {
-            match kind {
-                EventType::Added => {
-                    assert!(created.insert(name.clone()), "{name} created twice");
-                    live.insert(name.clone(), *rev);
-                }
-                EventType::Modified => {
-                    assert!(live.insert(name.clone(), *rev).is_some());
-                }
-                EventType::Deleted => {
-                    assert!(live.remove(name).is_some());
-                }
+            if *kind == EventType::Added {
+                assert!(created.insert(name.clone()), "{name} created twice");
             }
+            last_event.insert(name, (*rev, *kind));
         }
         let (objects, at) = store.list("crash", None);
         assert_eq!(at, cur);
-        let got: HashMap<String, Rev> = objects
+        let got: HashMap<&str, Rev> = objects
             .iter()
-            .map(|s| (s.key.name.clone(), s.mod_rev))
+            .map(|s| (s.key.name.as_str(), s.mod_rev))
             .collect();
-        assert_eq!(got, live, "round {round}: objects vs log");
+        for (name, (rev, kind)) in &last_event {
+            let want = (*kind != EventType::Deleted).then_some(*rev);
+            assert_eq!(
+                got.get(name).copied(),
+                want,
+                "round {round}: {name} vs the log"
+            );
+        }
+        for (name, rev) in &got {
+            assert!(*rev <= cur);
+            if *rev > compacted {
+                assert!(
+                    last_event.contains_key(name),
+                    "round {round}: {name} at {rev}"
+                );
+            }
+        }
+        // And with the acks, compacted or not: the newest acked write of each name is there
+        // (or a later one the kill kept from being acked: only a delete can follow).
+        let mut newest: HashMap<&str, (Rev, char)> = HashMap::new();
+        for (rev, (op, name)) in &acked {
+            newest.insert(name, (*rev, *op));
+        }
+        for (name, (rev, op)) in &newest {
+            match got.get(name) {
+                Some(m) => {
+                    assert!(
+                        *op != 'D',
+                        "round {round}: {name} deleted at {rev} but present"
+                    );
+                    assert!(m >= rev, "round {round}: {name} at {m}, acked at {rev}");
+                }
+                None if *op == 'D' => {}
+                None => {
+                    let deletable =
+                        name.rsplit('-').next().unwrap().parse::<u64>().unwrap() % 2 == 0;
+                    let deleted_later = matches!(last_event.get(name), Some((r, EventType::Deleted)) if r > rev)
+                        || compacted > *rev;
+                    assert!(
+                        deletable && deleted_later,
+                        "round {round}: {name} acked {op} at {rev} is gone"
+                    );
+                }
+            }
+        }
         drop(store);
     }
     eprintln!("20 kill -9 rounds: {total_acks} acknowledged writes, all present");
@@ -838,6 +884,14 @@ fn kill_9_loses_no_acknowledged_write() {
         total_acks > 200,
         "too few writes to mean anything: {total_acks}"
     );
+}
+
+fn kind_of(op: char) -> EventType {
+    match op {
+        'C' => EventType::Added,
+        'U' => EventType::Modified,
+        _ => EventType::Deleted,
+    }
 }
 
 /// Records one `<rev> <op> <name>` ack; returns its revision.
