@@ -319,6 +319,22 @@ async fn list_and_watch_filter_by_resource_and_namespace() {
     assert!(e1.rev < e2.rev);
 }
 
+#[tokio::test]
+async fn a_watch_from_a_future_revision_gets_only_later_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let from = store.current_rev() + 2;
+    let mut w = store.watch("pods", None, from).unwrap();
+    for i in 0..4 {
+        store
+            .commit(create(&Key::new("pods", "d", &format!("p{i}")), i))
+            .await
+            .unwrap();
+    }
+    assert_eq!(next_event(&mut w).await.rev, from + 1);
+    assert_eq!(next_event(&mut w).await.rev, from + 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn list_then_watch_is_consistent_under_concurrent_writers() {
     let dir = tempfile::tempdir().unwrap();

@@ -240,6 +240,9 @@ enum Queued {
 
 struct Watcher {
     namespace: Option<String>,
+    /// The revision it watches from: a watch from a future revision skips what comes
+    /// before it.
+    after: Rev,
     tx: mpsc::Sender<Queued>,
 }
 
@@ -268,9 +271,10 @@ impl Watchers {
             return;
         };
         list.retain(|w| {
-            if w.namespace
-                .as_deref()
-                .is_some_and(|n| n != event.key.namespace)
+            if event.rev <= w.after
+                || w.namespace
+                    .as_deref()
+                    .is_some_and(|n| n != event.key.namespace)
             {
                 return !w.tx.is_closed();
             }
@@ -554,6 +558,7 @@ impl Store {
         list.retain(|w| !w.tx.is_closed());
         list.push(Watcher {
             namespace: namespace.map(str::to_string),
+            after: from,
             tx,
         });
         Ok(Watch { rx })
