@@ -727,7 +727,7 @@ fn kill_9_loses_no_acknowledged_write() {
             .env(CHILD_ENV, dir.path())
             .env("SKIFF_STORE_CRASH_ROUND", round.to_string())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
         let mut child = ChildGuard(child);
