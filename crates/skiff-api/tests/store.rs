@@ -471,7 +471,7 @@ async fn compaction_by_age() {
     let store = Store::open(
         dir.path(),
         StoreConfig {
-            history_age: Duration::from_millis(50),
+            history_age: Duration::from_secs(1),
             ..StoreConfig::default()
         },
     )
@@ -485,7 +485,7 @@ async fn compaction_by_age() {
     }
     assert_eq!(store.compacted_rev(), 0);
     assert!(store.watch("pods", None, r0).is_ok());
-    tokio::time::sleep(Duration::from_millis(120)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     let c = store.compact_now().await.unwrap();
     assert_eq!(c, r0 + 3);
     assert_eq!(store.compacted_rev(), r0 + 3);
@@ -764,7 +764,7 @@ fn kill_9_loses_no_acknowledged_write() {
                     break;
                 }
             }
-            std::thread::sleep(Duration::from_millis(20 + rng.below(300)));
+            std::thread::sleep(Duration::from_millis(50 + rng.below(300)));
         }
         child.0.kill().unwrap(); // SIGKILL
         child.0.wait().unwrap();
@@ -897,7 +897,7 @@ fn kill_9_loses_no_acknowledged_write() {
     }
     eprintln!("20 kill -9 rounds: {total_acks} acknowledged writes, all present");
     assert!(
-        total_acks > 200,
+        total_acks > 100,
         "too few writes to mean anything: {total_acks}"
     );
 }
