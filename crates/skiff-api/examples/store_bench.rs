@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p skiff-api --example store_bench -- [--writers 64] [--seconds 5]
-//!     [--size 2048] [--dir DIR]
+//!     [--size 2048] [--cache BYTES] [--dir DIR]
 //! ```
 //!
 //! Three runs on a fresh store (in `--dir`, default a temporary directory beside the current
@@ -23,6 +23,7 @@ struct Args {
     writers: usize,
     seconds: u64,
     size: usize,
+    cache: Option<usize>,
     dir: Option<PathBuf>,
 }
 
@@ -31,6 +32,7 @@ fn args() -> Args {
         writers: 64,
         seconds: 5,
         size: 2048,
+        cache: None,
         dir: None,
     };
     let mut it = std::env::args().skip(1);
@@ -40,6 +42,7 @@ fn args() -> Args {
             "--writers" => a.writers = v.parse().expect("--writers N"),
             "--seconds" => a.seconds = v.parse().expect("--seconds S"),
             "--size" => a.size = v.parse().expect("--size BYTES"),
+            "--cache" => a.cache = Some(v.parse().expect("--cache BYTES")),
             "--dir" => a.dir = Some(PathBuf::from(v)),
             _ => panic!("unknown flag {flag}"),
         }
@@ -137,6 +140,19 @@ async fn run(store: &Store, label: &str, writers: usize, per_call: usize, secs: 
     );
 }
 
+/// The process's resident memory now and at its peak (the history holds up to
+/// `StoreConfig::history_bytes` of JSON, parsed).
+fn memory() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map_or("?".to_string(), |l| l[name.len()..].trim().to_string())
+    };
+    format!("VmRSS {}, VmHWM {}", field("VmRSS:"), field("VmHWM:"))
+}
+
 fn main() {
     let a = args();
     let tmp;
@@ -153,7 +169,11 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let store = Store::open(&dir, StoreConfig::default()).unwrap();
+        let mut cfg = StoreConfig::default();
+        if let Some(c) = a.cache {
+            cfg.cache_bytes = c;
+        }
+        let store = Store::open(&dir, cfg).unwrap();
         println!(
             "store bench: {} s each, objects of {} bytes, {}",
             a.seconds,
@@ -163,5 +183,12 @@ fn main() {
         run(&store, "concurrent", a.writers, 1, a.seconds, a.size).await;
         run(&store, "sequential", 1, 1, a.seconds, a.size).await;
         run(&store, "commit_many", 1, 100, a.seconds, a.size).await;
+        let (objects, _) = store.list_all();
+        println!(
+            "{} objects, {} MiB file; process {}",
+            objects.len(),
+            std::fs::metadata(store.path()).map_or(0, |m| m.len() >> 20),
+            memory()
+        );
     });
 }
