@@ -113,27 +113,28 @@ pub(super) fn open_db(path: &Path, cfg: &StoreConfig) -> Result<(Database, State
             let (r, v) = item.map_err(|x| e(&x))?;
             let r = r.value();
             let entry = decode_log(v.value()).ok_or_else(|| corrupt("a log entry"))?;
-            // The newest event of a live object has the object's JSON: share it.
-            let object = match objects.get(&entry.key) {
+            // The newest event of a live object is the object: share the parsed one. Older
+            // events stay bytes until a watch replays them.
+            let parsed = match objects.get(&entry.key) {
                 Some(s) if s.mod_rev == r && entry.kind != EventType::Deleted => {
-                    Arc::clone(&s.object)
+                    Some(Arc::new(WatchEvent {
+                        rev: r,
+                        kind: entry.kind,
+                        key: entry.key.clone(),
+                        object: Arc::clone(&s.object),
+                    }))
                 }
-                _ => Arc::new(
-                    serde_json::from_slice(entry.json)
-                        .map_err(|x| corrupt(&format!("the JSON of event {r}: {x}")))?,
-                ),
+                _ => None,
             };
             rev = rev.max(r);
             history_bytes += entry.json.len();
             history.push_back(Logged {
-                bytes: entry.json.len(),
-                event: Arc::new(WatchEvent {
-                    rev: r,
-                    kind: entry.kind,
-                    key: entry.key,
-                    object,
-                }),
+                rev: r,
+                kind: entry.kind,
+                key: entry.key,
                 at_ms: entry.at_ms,
+                json: Arc::from(entry.json),
+                parsed,
             });
         }
         // Compaction deletes its entries in the transaction that raises `compacted_rev`, so
@@ -180,8 +181,8 @@ struct Change {
     /// The new state; `None` for a delete.
     stored: Option<Stored>,
     event: Arc<WatchEvent>,
-    /// The size of its JSON.
-    bytes: usize,
+    /// The JSON as written.
+    json: Arc<[u8]>,
 }
 
 /// What a batch committed.
@@ -230,7 +231,7 @@ fn compaction_target(
     let events = st
         .history
         .iter()
-        .map(|l| (l.event.rev, l.at_ms, l.bytes))
+        .map(|l| (l.rev, l.at_ms, l.json.len()))
         .chain(new.iter().map(|&(r, b)| (r, now_ms, b)));
     let mut target = compacted;
     for (i, (rev, at, size)) in events.enumerate() {
@@ -382,7 +383,7 @@ impl Writer {
                     let live = (kind != EventType::Deleted).then(|| stored.clone());
                     overlay.insert(key.clone(), live.clone());
                     changes.push(Change {
-                        bytes: json.len(),
+                        json: Arc::from(json),
                         stored: live,
                         event: Arc::new(WatchEvent {
                             rev,
@@ -395,7 +396,10 @@ impl Writer {
                 }
                 results.push(res);
             }
-            let new: Vec<(Rev, usize)> = changes.iter().map(|c| (c.event.rev, c.bytes)).collect();
+            let new: Vec<(Rev, usize)> = changes
+                .iter()
+                .map(|c| (c.event.rev, c.json.len()))
+                .collect();
             target = compaction_target(&st, &new, now, cfg, self.compacted);
             drop(st);
             if rev != self.rev {
@@ -435,31 +439,42 @@ impl Writer {
         // (freeing a big JSON tree takes a while; readers need not wait for it).
         let mut garbage_objects = Vec::new();
         let mut garbage_events = Vec::new();
+        let mut garbage_logged = Vec::new();
         let mut watchers = self.shared.watchers();
         {
             let mut st = self.shared.state.write().unwrap_or_else(|p| p.into_inner());
             for c in &out.changes {
-                garbage_objects.extend(match &c.stored {
+                let old = match &c.stored {
                     Some(s) => st.objects.insert(c.event.key.clone(), s.clone()),
                     None => st.objects.remove(&c.event.key),
-                });
+                };
+                if let Some(old) = old {
+                    // Its event in the history is no longer the current state: keep only its
+                    // bytes there.
+                    let i = st.history.partition_point(|l| l.rev < old.mod_rev);
+                    if let Some(l) = st.history.get_mut(i).filter(|l| l.rev == old.mod_rev) {
+                        if let Some(p) = l.parsed.take() {
+                            garbage_events.push(p);
+                        }
+                    }
+                    garbage_objects.push(old);
+                }
+                st.history_bytes += c.json.len();
                 st.history.push_back(Logged {
-                    event: Arc::clone(&c.event),
+                    rev: c.event.rev,
+                    kind: c.event.kind,
+                    key: c.event.key.clone(),
                     at_ms: out.at_ms,
-                    bytes: c.bytes,
+                    json: Arc::clone(&c.json),
+                    parsed: c.stored.is_some().then(|| Arc::clone(&c.event)),
                 });
-                st.history_bytes += c.bytes;
             }
             st.rev = out.rev;
             if out.compacted > st.compacted {
-                while st
-                    .history
-                    .front()
-                    .is_some_and(|l| l.event.rev <= out.compacted)
-                {
+                while st.history.front().is_some_and(|l| l.rev <= out.compacted) {
                     if let Some(l) = st.history.pop_front() {
-                        st.history_bytes -= l.bytes;
-                        garbage_events.push(l);
+                        st.history_bytes -= l.json.len();
+                        garbage_logged.push(l);
                     }
                 }
                 st.compacted = out.compacted;
@@ -473,6 +488,7 @@ impl Writer {
         drop(watchers);
         drop(garbage_objects);
         drop(garbage_events);
+        drop(garbage_logged);
     }
 }
 
@@ -489,14 +505,12 @@ mod tests {
             history: events
                 .iter()
                 .map(|&(rev, at_ms, bytes)| Logged {
-                    event: Arc::new(WatchEvent {
-                        rev,
-                        kind: EventType::Added,
-                        key: Key::new("pods", "default", "x"),
-                        object: Arc::new(Value::Null),
-                    }),
+                    rev,
+                    kind: EventType::Added,
+                    key: Key::new("pods", "default", "x"),
                     at_ms,
-                    bytes,
+                    json: Arc::from(vec![b' '; bytes]),
+                    parsed: None,
                 })
                 .collect(),
             history_bytes: events.iter().map(|e| e.2).sum(),
