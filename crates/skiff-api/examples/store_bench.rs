@@ -150,7 +150,12 @@ fn memory() -> String {
             .find(|l| l.starts_with(name))
             .map_or("?".to_string(), |l| l[name.len()..].trim().to_string())
     };
-    format!("VmRSS {}, VmHWM {}", field("VmRSS:"), field("VmHWM:"))
+    format!(
+        "VmRSS {} (anonymous {}), VmHWM {}",
+        field("VmRSS:"),
+        field("RssAnon:"),
+        field("VmHWM:")
+    )
 }
 
 fn main() {
