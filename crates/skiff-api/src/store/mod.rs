@@ -212,7 +212,7 @@ impl Default for StoreConfig {
             history_bytes: 16 << 20,
             watcher_queue: 1_000,
             max_batch: 2_000,
-            cache_bytes: 8 << 20,
+            cache_bytes: 2 << 20,
         }
     }
 }
