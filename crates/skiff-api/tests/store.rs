@@ -972,3 +972,12 @@ fn record(acked: &mut BTreeMap<Rev, (char, String)>, rest: &str, round: i32) -> 
     );
     rev
 }
+
+#[test]
+fn handles_cross_threads() {
+    // The daemon keeps the store in axum's state and moves watches into response streams.
+    fn send_sync<T: Send + Sync + 'static>() {}
+    fn send<T: Send + 'static>() {}
+    send_sync::<Store>();
+    send::<skiff_api::store::Watch>();
+}
