@@ -15,7 +15,18 @@ mod tests;
 
 pub use apply::field_set;
 
-use crate::registry::PatchType;
+/// The kind of a PATCH, from its Content-Type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatchType {
+    /// `application/json-patch+json` (RFC 6902).
+    Json,
+    /// `application/merge-patch+json` (RFC 7386).
+    Merge,
+    /// `application/strategic-merge-patch+json`.
+    StrategicMerge,
+    /// `application/apply-patch+yaml` (server-side apply).
+    Apply,
+}
 
 /// Why a patch could not be applied; the registry answers 422 (or 400 for an undecodable
 /// body, 409 for an apply conflict) with `message`.
