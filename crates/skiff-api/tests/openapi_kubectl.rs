@@ -352,4 +352,15 @@ fn kubectl_1_33_server_side_apply() {
     assert_eq!(mf["manager"], "kubectl");
     assert_eq!(mf["operation"], "Apply");
     assert!(mf["fieldsV1"]["f:spec"]["f:initContainers"]["k:{\"name\":\"side\"}"]["f:restartPolicy"].is_object(), "{mf}");
+
+    // a second apply with the sidecar's image changed and the app's port dropped: merged by
+    // name, the port this manager no longer applies is removed, one entry for the manager
+    let changed = POD.replace("busybox:1", "busybox:2").replace("    ports:\n    - containerPort: 80\n", "");
+    let f2 = k.file("pod2.yaml", &changed);
+    let (rc, out, err) = k.run(&["apply", "--server-side", "-f", &f2]);
+    assert_eq!(rc, 0, "{out}\n{err}");
+    let live = s.pods.lock().unwrap()["web"].clone();
+    assert_eq!(live["spec"]["initContainers"], json!([{"name": "side", "image": "busybox:2", "restartPolicy": "Always"}]));
+    assert_eq!(live["spec"]["containers"], json!([{"name": "app", "image": "nginx"}]));
+    assert_eq!(live["metadata"]["managedFields"].as_array().unwrap().len(), 1);
 }
