@@ -45,7 +45,11 @@ fn json_response(code: StatusCode, v: Value) -> Response {
 }
 
 fn log(s: &Srv, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) {
-    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     s.log.lock().unwrap().push(Logged {
         method: method.to_string(),
         uri: uri.to_string(),
@@ -54,7 +58,13 @@ fn log(s: &Srv, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) {
     });
 }
 
-async fn fallback(State(s): S, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn fallback(
+    State(s): S,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     log(&s, &method, &uri, &headers, &body);
     let path = uri.path();
     match path {
@@ -66,7 +76,10 @@ async fn fallback(State(s): S, method: Method, uri: Uri, headers: HeaderMap, bod
             StatusCode::OK,
             json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}),
         ),
-        "/apis" => json_response(StatusCode::OK, json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})),
+        "/apis" => json_response(
+            StatusCode::OK,
+            json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
+        ),
         "/api/v1" => {
             let r = |name: &str, kind: &str, ns: bool| {
                 json!({"name": name, "singularName": "", "namespaced": ns, "kind": kind,
@@ -80,12 +93,21 @@ async fn fallback(State(s): S, method: Method, uri: Uri, headers: HeaderMap, bod
                 ]}),
             )
         }
-        "/openapi/v2" => (StatusCode::OK, [("content-type", skiff_api::openapi::V2_CONTENT_TYPE)], skiff_api::openapi::v2_document()).into_response(),
+        "/openapi/v2" => (
+            StatusCode::OK,
+            [("content-type", skiff_api::openapi::V2_CONTENT_TYPE)],
+            skiff_api::openapi::v2_document(),
+        )
+            .into_response(),
         "/openapi/v3" => json_response(StatusCode::OK, skiff_api::openapi::v3_index()),
-        p if p.starts_with("/openapi/v3/") => match skiff_api::openapi::v3_document(&p["/openapi/v3/".len()..]) {
-            Some(b) => (StatusCode::OK, [("content-type", "application/json")], b).into_response(),
-            None => StatusCode::NOT_FOUND.into_response(),
-        },
+        p if p.starts_with("/openapi/v3/") => {
+            match skiff_api::openapi::v3_document(&p["/openapi/v3/".len()..]) {
+                Some(b) => {
+                    (StatusCode::OK, [("content-type", "application/json")], b).into_response()
+                }
+                None => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
         _ => json_response(
             StatusCode::NOT_FOUND,
             json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "the server could not find the requested resource"}),
@@ -106,7 +128,10 @@ async fn pods(State(s): S, method: Method, uri: Uri, headers: HeaderMap, body: B
     let Ok(mut pod) = serde_json::from_slice::<Value>(&body) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    let name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let name = pod["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     pod["metadata"]["namespace"] = json!("default");
     pod["metadata"]["uid"] = json!("u-1");
     pod["metadata"]["resourceVersion"] = json!("1");
@@ -114,7 +139,14 @@ async fn pods(State(s): S, method: Method, uri: Uri, headers: HeaderMap, body: B
     json_response(StatusCode::CREATED, pod)
 }
 
-async fn pod(State(s): S, UrlPath((_ns, name)): UrlPath<(String, String)>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn pod(
+    State(s): S,
+    UrlPath((_ns, name)): UrlPath<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     log(&s, &method, &uri, &headers, &body);
     let live = s.pods.lock().unwrap().get(&name).cloned();
     match method.as_str() {
@@ -123,16 +155,26 @@ async fn pod(State(s): S, UrlPath((_ns, name)): UrlPath<(String, String)>, metho
             None => not_found(&name),
         },
         "PATCH" => {
-            let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let ct = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             let result = if ct.starts_with("application/apply-patch") {
-                let manager = uri.query().unwrap_or("").split('&').find_map(|kv| kv.strip_prefix("fieldManager=")).unwrap_or("");
+                let manager = uri
+                    .query()
+                    .unwrap_or("")
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("fieldManager="))
+                    .unwrap_or("");
                 let applied: Value = match serde_json::from_slice(&body) {
                     Ok(v) => v,
                     Err(_) => return StatusCode::UNSUPPORTED_MEDIA_TYPE.into_response(),
                 };
                 server_side_apply("Pod", live.as_ref(), &applied, manager, true)
             } else {
-                let Some(live) = live else { return not_found(&name) };
+                let Some(live) = live else {
+                    return not_found(&name);
+                };
                 let t = match ct {
                     "application/json-patch+json" => PatchType::Json,
                     "application/merge-patch+json" => PatchType::Merge,
@@ -145,7 +187,10 @@ async fn pod(State(s): S, UrlPath((_ns, name)): UrlPath<(String, String)>, metho
                     s.pods.lock().unwrap().insert(name, p.clone());
                     json_response(StatusCode::OK, p)
                 }
-                Err(e) => json_response(StatusCode::UNPROCESSABLE_ENTITY, json!({"kind": "Status", "status": "Failure", "message": e.to_string(), "code": 422})),
+                Err(e) => json_response(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    json!({"kind": "Status", "status": "Failure", "message": e.to_string(), "code": 422}),
+                ),
             }
         }
         _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
@@ -158,7 +203,10 @@ fn start() -> (String, Arc<Srv>) {
     let st = state.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let app = Router::new()
                 .route("/api/v1/namespaces/{ns}/pods", axum::routing::post(pods))
@@ -248,7 +296,13 @@ spec:
 ";
 
 fn requests(s: &Srv, method: &str, path_prefix: &str) -> Vec<Logged> {
-    s.log.lock().unwrap().iter().filter(|l| l.method == method && l.uri.starts_with(path_prefix)).cloned().collect()
+    s.log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.method == method && l.uri.starts_with(path_prefix))
+        .cloned()
+        .collect()
 }
 
 fn explain(version: &str) {
@@ -261,7 +315,11 @@ fn explain(version: &str) {
     assert_eq!(rc, 0, "kubectl.{version} explain: {out}\n{err}");
     eprintln!("kubectl.{version} explain:\n{out}");
     assert!(out.contains("KIND:") && out.contains("Pod"), "{out}");
-    assert!(out.contains("FIELD: restartPolicy <string>") || out.contains("FIELD:    restartPolicy <string>"), "{out}");
+    assert!(
+        out.contains("FIELD: restartPolicy <string>")
+            || out.contains("FIELD:    restartPolicy <string>"),
+        "{out}"
+    );
     assert!(out.contains("sidecar"), "{out}");
     let (rc, out, err) = k.run(&["explain", "pods.spec.containers.ports"]);
     assert_eq!(rc, 0, "{err}");
@@ -287,40 +345,71 @@ fn create_and_apply(version: &str) {
     let f = k.file("pod.yaml", POD);
     // create: validation through the server (fieldValidation=Strict), not client-side
     let (rc, out, err) = k.run(&["create", "-f", &f]);
-    assert_eq!(rc, 0, "kubectl.{version} create: {out}\n{err}\n{:?}", s.log.lock().unwrap().iter().map(|l| format!("{} {}", l.method, l.uri)).collect::<Vec<_>>());
+    assert_eq!(
+        rc,
+        0,
+        "kubectl.{version} create: {out}\n{err}\n{:?}",
+        s.log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| format!("{} {}", l.method, l.uri))
+            .collect::<Vec<_>>()
+    );
     let posts = requests(&s, "POST", "/api/v1/namespaces/default/pods");
     assert_eq!(posts.len(), 1, "{posts:?}");
-    assert!(posts[0].uri.contains("fieldValidation=Strict"), "{}", posts[0].uri);
+    assert!(
+        posts[0].uri.contains("fieldValidation=Strict"),
+        "{}",
+        posts[0].uri
+    );
     s.pods.lock().unwrap().clear();
 
     // apply (new): POST with the last-applied annotation
     let (rc, out, err) = k.run(&["apply", "-f", &f]);
     assert_eq!(rc, 0, "kubectl.{version} apply: {out}\n{err}");
     // apply again with a changed sidecar image and an added env var: a strategic merge patch
-    let changed = POD.replace("busybox:1", "busybox:2").replace("    image: nginx\n", "    image: nginx\n    env:\n    - name: A\n      value: x\n");
+    let changed = POD.replace("busybox:1", "busybox:2").replace(
+        "    image: nginx\n",
+        "    image: nginx\n    env:\n    - name: A\n      value: x\n",
+    );
     let f2 = k.file("pod2.yaml", &changed);
     let (rc, out, err) = k.run(&["apply", "-f", &f2]);
     assert_eq!(rc, 0, "kubectl.{version} apply (update): {out}\n{err}");
     let patches = requests(&s, "PATCH", "/api/v1/namespaces/default/pods/web");
     assert_eq!(patches.len(), 1, "{patches:?}");
     let p = &patches[0];
-    eprintln!("kubectl.{version} apply PATCH {} ({}): {}", p.uri, p.content_type, p.body);
+    eprintln!(
+        "kubectl.{version} apply PATCH {} ({}): {}",
+        p.uri, p.content_type, p.body
+    );
     assert_eq!(p.content_type, "application/strategic-merge-patch+json");
     assert!(p.uri.contains("fieldValidation=Strict"), "{}", p.uri);
     let live = s.pods.lock().unwrap()["web"].clone();
-    assert_eq!(live["spec"]["initContainers"], json!([{"name": "side", "image": "busybox:2", "restartPolicy": "Always"}]));
-    assert_eq!(live["spec"]["containers"], json!([{"name": "app", "image": "nginx", "ports": [{"containerPort": 80}], "env": [{"name": "A", "value": "x"}]}]));
+    assert_eq!(
+        live["spec"]["initContainers"],
+        json!([{"name": "side", "image": "busybox:2", "restartPolicy": "Always"}])
+    );
+    assert_eq!(
+        live["spec"]["containers"],
+        json!([{"name": "app", "image": "nginx", "ports": [{"containerPort": 80}], "env": [{"name": "A", "value": "x"}]}])
+    );
 
     // a manifest with an unknown field: kubectl does not refuse it, it asks the server to
     // (fieldValidation=Strict); the registry's strict decoding answers 400.
-    let bad = POD.replace("name: web", "name: bad").replace("  containers:\n", "  bogusField: 1\n  containers:\n");
+    let bad = POD
+        .replace("name: web", "name: bad")
+        .replace("  containers:\n", "  bogusField: 1\n  containers:\n");
     let f3 = k.file("bad.yaml", &bad);
     let before = requests(&s, "POST", "/api/v1/namespaces/default/pods").len();
     let (rc, _out, err) = k.run(&["apply", "-f", &f3]);
     assert_eq!(rc, 0, "{err}");
     let posts = requests(&s, "POST", "/api/v1/namespaces/default/pods");
     assert_eq!(posts.len(), before + 1);
-    assert!(posts[before].uri.contains("fieldValidation=Strict") && posts[before].body.contains("bogusField"));
+    assert!(
+        posts[before].uri.contains("fieldValidation=Strict")
+            && posts[before].body.contains("bogusField")
+    );
 }
 
 #[test]
@@ -346,21 +435,40 @@ fn kubectl_1_33_server_side_apply() {
     let patches = requests(&s, "PATCH", "/api/v1/namespaces/default/pods/web");
     assert_eq!(patches.len(), 1);
     assert_eq!(patches[0].content_type, "application/apply-patch+yaml");
-    assert!(patches[0].uri.contains("fieldManager=kubectl") && patches[0].uri.contains("force=false"), "{}", patches[0].uri);
+    assert!(
+        patches[0].uri.contains("fieldManager=kubectl") && patches[0].uri.contains("force=false"),
+        "{}",
+        patches[0].uri
+    );
     let live = s.pods.lock().unwrap()["web"].clone();
     let mf = &live["metadata"]["managedFields"][0];
     assert_eq!(mf["manager"], "kubectl");
     assert_eq!(mf["operation"], "Apply");
-    assert!(mf["fieldsV1"]["f:spec"]["f:initContainers"]["k:{\"name\":\"side\"}"]["f:restartPolicy"].is_object(), "{mf}");
+    assert!(
+        mf["fieldsV1"]["f:spec"]["f:initContainers"]["k:{\"name\":\"side\"}"]["f:restartPolicy"]
+            .is_object(),
+        "{mf}"
+    );
 
     // a second apply with the sidecar's image changed and the app's port dropped: merged by
     // name, the port this manager no longer applies is removed, one entry for the manager
-    let changed = POD.replace("busybox:1", "busybox:2").replace("    ports:\n    - containerPort: 80\n", "");
+    let changed = POD
+        .replace("busybox:1", "busybox:2")
+        .replace("    ports:\n    - containerPort: 80\n", "");
     let f2 = k.file("pod2.yaml", &changed);
     let (rc, out, err) = k.run(&["apply", "--server-side", "-f", &f2]);
     assert_eq!(rc, 0, "{out}\n{err}");
     let live = s.pods.lock().unwrap()["web"].clone();
-    assert_eq!(live["spec"]["initContainers"], json!([{"name": "side", "image": "busybox:2", "restartPolicy": "Always"}]));
-    assert_eq!(live["spec"]["containers"], json!([{"name": "app", "image": "nginx"}]));
-    assert_eq!(live["metadata"]["managedFields"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        live["spec"]["initContainers"],
+        json!([{"name": "side", "image": "busybox:2", "restartPolicy": "Always"}])
+    );
+    assert_eq!(
+        live["spec"]["containers"],
+        json!([{"name": "app", "image": "nginx"}])
+    );
+    assert_eq!(
+        live["metadata"]["managedFields"].as_array().unwrap().len(),
+        1
+    );
 }

@@ -44,13 +44,41 @@ struct Served {
 /// The core/v1 resources skiff serves (issue 11): their schemas, list schemas and paths are in
 /// the `api/v1` document.
 const SERVED: &[Served] = &[
-    Served { plural: "pods", kind: "Pod", namespaced: true },
-    Served { plural: "namespaces", kind: "Namespace", namespaced: false },
-    Served { plural: "configmaps", kind: "ConfigMap", namespaced: true },
-    Served { plural: "secrets", kind: "Secret", namespaced: true },
-    Served { plural: "serviceaccounts", kind: "ServiceAccount", namespaced: true },
-    Served { plural: "events", kind: "Event", namespaced: true },
-    Served { plural: "nodes", kind: "Node", namespaced: false },
+    Served {
+        plural: "pods",
+        kind: "Pod",
+        namespaced: true,
+    },
+    Served {
+        plural: "namespaces",
+        kind: "Namespace",
+        namespaced: false,
+    },
+    Served {
+        plural: "configmaps",
+        kind: "ConfigMap",
+        namespaced: true,
+    },
+    Served {
+        plural: "secrets",
+        kind: "Secret",
+        namespaced: true,
+    },
+    Served {
+        plural: "serviceaccounts",
+        kind: "ServiceAccount",
+        namespaced: true,
+    },
+    Served {
+        plural: "events",
+        kind: "Event",
+        namespaced: true,
+    },
+    Served {
+        plural: "nodes",
+        kind: "Node",
+        namespaced: false,
+    },
 ];
 
 /// Strategic-merge-patch metadata of list fields: (schema, field, `x-kubernetes-patch-strategy`,
@@ -59,36 +87,176 @@ const SERVED: &[Served] = &[
 /// (facts, not code). A list field absent here is atomic: a patch replaces it (tolerations,
 /// readinessGates, command, args, envFrom, resizePolicy, …).
 pub const PATCH_META: &[(&str, &str, &str, Option<&str>)] = &[
-    ("io.k8s.api.core.v1.PodSpec", "volumes", "merge,retainKeys", Some("name")),
-    ("io.k8s.api.core.v1.PodSpec", "initContainers", "merge", Some("name")),
-    ("io.k8s.api.core.v1.PodSpec", "containers", "merge", Some("name")),
-    ("io.k8s.api.core.v1.PodSpec", "ephemeralContainers", "merge", Some("name")),
-    ("io.k8s.api.core.v1.PodSpec", "imagePullSecrets", "merge", Some("name")),
-    ("io.k8s.api.core.v1.PodSpec", "hostAliases", "merge", Some("ip")),
-    ("io.k8s.api.core.v1.PodSpec", "topologySpreadConstraints", "merge", Some("topologyKey")),
-    ("io.k8s.api.core.v1.PodSpec", "schedulingGates", "merge", Some("name")),
-    ("io.k8s.api.core.v1.PodSpec", "resourceClaims", "merge,retainKeys", Some("name")),
-    ("io.k8s.api.core.v1.Container", "ports", "merge", Some("containerPort")),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "volumes",
+        "merge,retainKeys",
+        Some("name"),
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "initContainers",
+        "merge",
+        Some("name"),
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "containers",
+        "merge",
+        Some("name"),
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "ephemeralContainers",
+        "merge",
+        Some("name"),
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "imagePullSecrets",
+        "merge",
+        Some("name"),
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "hostAliases",
+        "merge",
+        Some("ip"),
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "topologySpreadConstraints",
+        "merge",
+        Some("topologyKey"),
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "schedulingGates",
+        "merge",
+        Some("name"),
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "resourceClaims",
+        "merge,retainKeys",
+        Some("name"),
+    ),
+    (
+        "io.k8s.api.core.v1.Container",
+        "ports",
+        "merge",
+        Some("containerPort"),
+    ),
     ("io.k8s.api.core.v1.Container", "env", "merge", Some("name")),
-    ("io.k8s.api.core.v1.Container", "volumeMounts", "merge", Some("mountPath")),
-    ("io.k8s.api.core.v1.Container", "volumeDevices", "merge", Some("devicePath")),
-    ("io.k8s.api.core.v1.EphemeralContainer", "ports", "merge", Some("containerPort")),
-    ("io.k8s.api.core.v1.EphemeralContainer", "env", "merge", Some("name")),
-    ("io.k8s.api.core.v1.EphemeralContainer", "volumeMounts", "merge", Some("mountPath")),
-    ("io.k8s.api.core.v1.EphemeralContainer", "volumeDevices", "merge", Some("devicePath")),
-    ("io.k8s.api.core.v1.ContainerStatus", "volumeMounts", "merge", Some("mountPath")),
-    ("io.k8s.api.core.v1.ContainerStatus", "allocatedResourcesStatus", "merge", Some("name")),
-    ("io.k8s.api.core.v1.PodStatus", "conditions", "merge", Some("type")),
-    ("io.k8s.api.core.v1.PodStatus", "hostIPs", "merge", Some("ip")),
-    ("io.k8s.api.core.v1.PodStatus", "podIPs", "merge", Some("ip")),
-    ("io.k8s.api.core.v1.PodStatus", "resourceClaimStatuses", "merge,retainKeys", Some("name")),
-    ("io.k8s.api.core.v1.ServiceAccount", "secrets", "merge", Some("name")),
+    (
+        "io.k8s.api.core.v1.Container",
+        "volumeMounts",
+        "merge",
+        Some("mountPath"),
+    ),
+    (
+        "io.k8s.api.core.v1.Container",
+        "volumeDevices",
+        "merge",
+        Some("devicePath"),
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "ports",
+        "merge",
+        Some("containerPort"),
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "env",
+        "merge",
+        Some("name"),
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "volumeMounts",
+        "merge",
+        Some("mountPath"),
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "volumeDevices",
+        "merge",
+        Some("devicePath"),
+    ),
+    (
+        "io.k8s.api.core.v1.ContainerStatus",
+        "volumeMounts",
+        "merge",
+        Some("mountPath"),
+    ),
+    (
+        "io.k8s.api.core.v1.ContainerStatus",
+        "allocatedResourcesStatus",
+        "merge",
+        Some("name"),
+    ),
+    (
+        "io.k8s.api.core.v1.PodStatus",
+        "conditions",
+        "merge",
+        Some("type"),
+    ),
+    (
+        "io.k8s.api.core.v1.PodStatus",
+        "hostIPs",
+        "merge",
+        Some("ip"),
+    ),
+    (
+        "io.k8s.api.core.v1.PodStatus",
+        "podIPs",
+        "merge",
+        Some("ip"),
+    ),
+    (
+        "io.k8s.api.core.v1.PodStatus",
+        "resourceClaimStatuses",
+        "merge,retainKeys",
+        Some("name"),
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceAccount",
+        "secrets",
+        "merge",
+        Some("name"),
+    ),
     ("io.k8s.api.core.v1.NodeSpec", "podCIDRs", "merge", None),
-    ("io.k8s.api.core.v1.NodeStatus", "conditions", "merge", Some("type")),
-    ("io.k8s.api.core.v1.NodeStatus", "addresses", "merge", Some("type")),
-    ("io.k8s.api.core.v1.NamespaceStatus", "conditions", "merge", Some("type")),
-    ("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "finalizers", "merge", None),
-    ("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "ownerReferences", "merge", Some("uid")),
+    (
+        "io.k8s.api.core.v1.NodeStatus",
+        "conditions",
+        "merge",
+        Some("type"),
+    ),
+    (
+        "io.k8s.api.core.v1.NodeStatus",
+        "addresses",
+        "merge",
+        Some("type"),
+    ),
+    (
+        "io.k8s.api.core.v1.NamespaceStatus",
+        "conditions",
+        "merge",
+        Some("type"),
+    ),
+    (
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "finalizers",
+        "merge",
+        None,
+    ),
+    (
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "ownerReferences",
+        "merge",
+        Some("uid"),
+    ),
 ];
 
 /// The generated `api/v1` document, its serialized bytes and their hash.
@@ -107,9 +275,15 @@ static CORE_V1: LazyLock<CoreV1> = LazyLock::new(|| {
     let bytes = serde_json::to_vec(&doc).unwrap_or_default();
     let hash = hex(&Sha256::digest(&bytes));
     let mut kinds = BTreeMap::new();
-    if let Some(schemas) = doc.pointer("/components/schemas").and_then(Value::as_object) {
+    if let Some(schemas) = doc
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+    {
         for (name, s) in schemas {
-            if let Some(gvks) = s.get("x-kubernetes-group-version-kind").and_then(Value::as_array) {
+            if let Some(gvks) = s
+                .get("x-kubernetes-group-version-kind")
+                .and_then(Value::as_array)
+            {
                 for g in gvks {
                     if g["group"] == "" && g["version"] == "v1" {
                         if let Some(k) = g["kind"].as_str() {
@@ -120,7 +294,12 @@ static CORE_V1: LazyLock<CoreV1> = LazyLock::new(|| {
             }
         }
     }
-    CoreV1 { doc, bytes: bytes::Bytes::from(bytes), hash, kinds }
+    CoreV1 {
+        doc,
+        bytes: bytes::Bytes::from(bytes),
+        hash,
+        kinds,
+    }
 });
 
 fn hex(b: &[u8]) -> String {
@@ -179,11 +358,18 @@ pub fn schema_for_kind(kind: &str) -> Option<&'static Value> {
 pub fn resolve(mut schema: &'static Value) -> &'static Value {
     for _ in 0..16 {
         if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
-            match r.strip_prefix(REF_PREFIX).and_then(|n| core_v1().pointer("/components/schemas")?.get(n)) {
+            match r
+                .strip_prefix(REF_PREFIX)
+                .and_then(|n| core_v1().pointer("/components/schemas")?.get(n))
+            {
                 Some(s) => schema = s,
                 None => return schema,
             }
-        } else if let Some([one]) = schema.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
+        } else if let Some([one]) = schema
+            .get("allOf")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+        {
             schema = one;
         } else {
             return schema;
@@ -242,8 +428,14 @@ fn build_core_v1() -> Value {
     for (name, k) in [
         ("io.k8s.api.core.v1.Binding", "Binding"),
         ("io.k8s.apimachinery.pkg.apis.meta.v1.Status", "Status"),
-        ("io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions", "DeleteOptions"),
-        ("io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent", "WatchEvent"),
+        (
+            "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions",
+            "DeleteOptions",
+        ),
+        (
+            "io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent",
+            "WatchEvent",
+        ),
     ] {
         if let Some(Value::Object(o)) = schemas.get_mut(name) {
             o.insert("x-kubernetes-group-version-kind".into(), gvk(k));
@@ -252,8 +444,9 @@ fn build_core_v1() -> Value {
 
     // Strategic merge patch metadata.
     for (schema, field, strategy, key) in PATCH_META {
-        if let Some(Value::Object(p)) =
-            schemas.get_mut(*schema).and_then(|s| s.pointer_mut(&format!("/properties/{field}")))
+        if let Some(Value::Object(p)) = schemas
+            .get_mut(*schema)
+            .and_then(|s| s.pointer_mut(&format!("/properties/{field}")))
         {
             p.insert("x-kubernetes-patch-strategy".into(), json!(strategy));
             if let Some(key) = key {
@@ -301,11 +494,23 @@ fn body(name: &str) -> Value {
 /// collection) and the item (read, replace, patch, delete), with `x-kubernetes-action` and
 /// `x-kubernetes-group-version-kind` as upstream has them.
 fn paths() -> Map<String, Value> {
-    let dry_run = query("dryRun", "string", "When present, indicates that modifications should not be persisted. Valid values: All.");
+    let dry_run = query(
+        "dryRun",
+        "string",
+        "When present, indicates that modifications should not be persisted. Valid values: All.",
+    );
     let field_manager = query("fieldManager", "string", "A name associated with the actor or entity that is making these changes. Required for apply patches.");
     let field_validation = query("fieldValidation", "string", "How the server handles unknown or duplicate fields in the request: Ignore, Warn (the default) or Strict.");
-    let force = query("force", "boolean", "Force is going to \"force\" Apply requests. Must be unset for non-apply patch requests.");
-    let pretty = query("pretty", "string", "If 'true', then the output is pretty printed.");
+    let force = query(
+        "force",
+        "boolean",
+        "Force is going to \"force\" Apply requests. Must be unset for non-apply patch requests.",
+    );
+    let pretty = query(
+        "pretty",
+        "string",
+        "If 'true', then the output is pretty printed.",
+    );
     let list_params = [
         ("allowWatchBookmarks", "boolean"),
         ("continue", "string"),
@@ -350,19 +555,37 @@ fn paths() -> Map<String, Value> {
             }
             o
         };
-        let write = vec![dry_run.clone(), field_manager.clone(), field_validation.clone()];
+        let write = vec![
+            dry_run.clone(),
+            field_manager.clone(),
+            field_validation.clone(),
+        ];
         let mut patch_params = write.clone();
         patch_params.push(force.clone());
         let delete_params = vec![
             dry_run.clone(),
-            query("gracePeriodSeconds", "integer", "The duration in seconds before the object should be deleted."),
-            query("propagationPolicy", "string", "Whether and how garbage collection will be performed."),
+            query(
+                "gracePeriodSeconds",
+                "integer",
+                "The duration in seconds before the object should be deleted.",
+            ),
+            query(
+                "propagationPolicy",
+                "string",
+                "Whether and how garbage collection will be performed.",
+            ),
         ];
 
         let (collection, base_params) = if s.namespaced {
             (
                 format!("/api/v1/namespaces/{{namespace}}/{}", s.plural),
-                vec![path_param("namespace", "object name and auth scope, such as for teams and projects"), pretty.clone()],
+                vec![
+                    path_param(
+                        "namespace",
+                        "object name and auth scope, such as for teams and projects",
+                    ),
+                    pretty.clone(),
+                ],
             )
         } else {
             (format!("/api/v1/{}", s.plural), vec![pretty.clone()])
@@ -370,7 +593,15 @@ fn paths() -> Map<String, Value> {
         let mut c = Map::new();
         c.insert("get".into(), op("list", "", list_params.to_vec(), &list));
         c.insert("post".into(), op("post", "", write.clone(), &item));
-        c.insert("delete".into(), op("deletecollection", "Collection", [delete_params.clone(), list_params.to_vec()].concat(), "io.k8s.apimachinery.pkg.apis.meta.v1.Status"));
+        c.insert(
+            "delete".into(),
+            op(
+                "deletecollection",
+                "Collection",
+                [delete_params.clone(), list_params.to_vec()].concat(),
+                "io.k8s.apimachinery.pkg.apis.meta.v1.Status",
+            ),
+        );
         c.insert("parameters".into(), Value::Array(base_params.clone()));
         out.insert(collection.clone(), Value::Object(c));
 

@@ -8,7 +8,9 @@ fn doc() -> Value {
 #[test]
 fn index_points_at_the_hashed_core_document() {
     let idx = v3_index();
-    let url = idx["paths"]["api/v1"]["serverRelativeURL"].as_str().unwrap();
+    let url = idx["paths"]["api/v1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap();
     let hash = v3_hash("api/v1").unwrap();
     assert_eq!(url, format!("/openapi/v3/api/v1?hash={hash}"));
     assert_eq!(hash.len(), 64);
@@ -23,10 +25,22 @@ fn index_points_at_the_hashed_core_document() {
 fn served_kinds_have_their_gvk_and_lists() {
     let d = doc();
     let schemas = d["components"]["schemas"].as_object().unwrap();
-    for k in ["Pod", "Namespace", "ConfigMap", "Secret", "ServiceAccount", "Event", "Node"] {
+    for k in [
+        "Pod",
+        "Namespace",
+        "ConfigMap",
+        "Secret",
+        "ServiceAccount",
+        "Event",
+        "Node",
+    ] {
         for name in [k.to_string(), format!("{k}List")] {
             let s = &schemas[&format!("io.k8s.api.core.v1.{name}")];
-            assert_eq!(s["x-kubernetes-group-version-kind"], json!([{"group": "", "kind": name, "version": "v1"}]), "{name}");
+            assert_eq!(
+                s["x-kubernetes-group-version-kind"],
+                json!([{"group": "", "kind": name, "version": "v1"}]),
+                "{name}"
+            );
             assert_eq!(schema_for_kind(&name), Some(s));
         }
     }
@@ -45,12 +59,20 @@ fn patch_operations_offer_field_validation() {
     let p = &d["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"];
     assert_eq!(p["x-kubernetes-group-version-kind"]["kind"], "Pod");
     assert_eq!(p["operationId"], "patchCoreV1NamespacedPod");
-    let names: Vec<_> = p["parameters"].as_array().unwrap().iter().map(|x| (x["name"].as_str().unwrap(), x["in"].as_str().unwrap())).collect();
+    let names: Vec<_> = p["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["name"].as_str().unwrap(), x["in"].as_str().unwrap()))
+        .collect();
     assert!(names.contains(&("fieldValidation", "query")), "{names:?}");
     assert!(names.contains(&("force", "query")));
     let n = &d["paths"]["/api/v1/nodes/{name}"]["patch"];
     assert_eq!(n["x-kubernetes-group-version-kind"]["kind"], "Node");
-    assert_eq!(d["paths"]["/api/v1/namespaces/{namespace}/pods"]["get"]["operationId"], "listCoreV1NamespacedPod");
+    assert_eq!(
+        d["paths"]["/api/v1/namespaces/{namespace}/pods"]["get"]["operationId"],
+        "listCoreV1NamespacedPod"
+    );
 }
 
 /// `kubectl explain pods.spec.initContainers.restartPolicy` walks Pod → spec (allOf $ref
@@ -75,22 +97,49 @@ fn patch_extensions_are_on_the_fields() {
     let s = &d["components"]["schemas"];
     let ext = |schema: &str, field: &str| {
         let p = &s[schema]["properties"][field];
-        (p["x-kubernetes-patch-strategy"].clone(), p["x-kubernetes-patch-merge-key"].clone())
+        (
+            p["x-kubernetes-patch-strategy"].clone(),
+            p["x-kubernetes-patch-merge-key"].clone(),
+        )
     };
-    assert_eq!(ext("io.k8s.api.core.v1.Container", "ports"), (json!("merge"), json!("containerPort")));
-    assert_eq!(ext("io.k8s.api.core.v1.Container", "volumeMounts"), (json!("merge"), json!("mountPath")));
-    assert_eq!(ext("io.k8s.api.core.v1.PodSpec", "volumes"), (json!("merge,retainKeys"), json!("name")));
-    assert_eq!(ext("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "finalizers"), (json!("merge"), Value::Null));
-    assert_eq!(ext("io.k8s.api.core.v1.PodSpec", "tolerations"), (Value::Null, Value::Null));
+    assert_eq!(
+        ext("io.k8s.api.core.v1.Container", "ports"),
+        (json!("merge"), json!("containerPort"))
+    );
+    assert_eq!(
+        ext("io.k8s.api.core.v1.Container", "volumeMounts"),
+        (json!("merge"), json!("mountPath"))
+    );
+    assert_eq!(
+        ext("io.k8s.api.core.v1.PodSpec", "volumes"),
+        (json!("merge,retainKeys"), json!("name"))
+    );
+    assert_eq!(
+        ext(
+            "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+            "finalizers"
+        ),
+        (json!("merge"), Value::Null)
+    );
+    assert_eq!(
+        ext("io.k8s.api.core.v1.PodSpec", "tolerations"),
+        (Value::Null, Value::Null)
+    );
     // every entry of the table landed on an existing property
     for (schema, field, ..) in PATCH_META {
-        assert!(s[schema]["properties"][field].is_object(), "{schema}.{field}");
+        assert!(
+            s[schema]["properties"][field].is_object(),
+            "{schema}.{field}"
+        );
     }
 }
 
 #[test]
 fn document_size_is_modest() {
     let n = v3_document("api/v1").unwrap().len();
-    eprintln!("api/v1 document: {n} bytes, {} schemas", doc()["components"]["schemas"].as_object().unwrap().len());
+    eprintln!(
+        "api/v1 document: {n} bytes, {} schemas",
+        doc()["components"]["schemas"].as_object().unwrap().len()
+    );
     assert!(n < 1_000_000, "{n} bytes");
 }

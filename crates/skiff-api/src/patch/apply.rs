@@ -31,10 +31,17 @@ pub fn server_side_apply(
         ));
     }
     let Value::Object(applied_map) = applied else {
-        return Err(PatchError::BadRequest("apply patch must be an object".into()));
+        return Err(PatchError::BadRequest(
+            "apply patch must be an object".into(),
+        ));
     };
-    if applied.pointer("/metadata/managedFields").is_some_and(|m| !m.is_null()) {
-        return Err(PatchError::BadRequest("metadata.managedFields must be nil".into()));
+    if applied
+        .pointer("/metadata/managedFields")
+        .is_some_and(|m| !m.is_null())
+    {
+        return Err(PatchError::BadRequest(
+            "metadata.managedFields must be nil".into(),
+        ));
     }
     check_no_directives(applied, "", 0)?;
     let schema = openapi::schema_for_kind(kind);
@@ -58,7 +65,11 @@ pub fn server_side_apply(
         }
     };
 
-    let api_version = applied.get("apiVersion").and_then(Value::as_str).unwrap_or("v1").to_string();
+    let api_version = applied
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("v1")
+        .to_string();
     let entry = json!({
         "apiVersion": api_version,
         "fieldsType": "FieldsV1",
@@ -77,7 +88,10 @@ pub fn server_side_apply(
         .filter(|e| !(e["manager"] == manager && e["operation"] == "Apply"))
         .collect();
     managed.push(entry);
-    if let Some(Value::Object(meta)) = obj.as_object_mut().map(|o| o.entry("metadata").or_insert_with(|| json!({}))) {
+    if let Some(Value::Object(meta)) = obj
+        .as_object_mut()
+        .map(|o| o.entry("metadata").or_insert_with(|| json!({})))
+    {
         meta.insert("managedFields".into(), Value::Array(managed));
     }
     Ok(obj)
@@ -99,7 +113,9 @@ fn now_rfc3339() -> String {
 /// An apply configuration has no patch directives: a `$`-key is a field no schema declares.
 fn check_no_directives(v: &Value, path: &str, depth: usize) -> Result<(), PatchError> {
     if depth > MAX_DEPTH {
-        return Err(PatchError::BadRequest("apply patch nests too deeply".into()));
+        return Err(PatchError::BadRequest(
+            "apply patch nests too deeply".into(),
+        ));
     }
     match v {
         Value::Object(m) => {
@@ -150,7 +166,12 @@ const STRIPPED_META: &[&str] = &[
     "managedFields",
 ];
 
-fn field_set_in(v: &Value, schema: Option<&'static Value>, depth: usize, parent_is_metadata: bool) -> Value {
+fn field_set_in(
+    v: &Value,
+    schema: Option<&'static Value>,
+    depth: usize,
+    parent_is_metadata: bool,
+) -> Value {
     let mut out = Map::new();
     let Value::Object(m) = v else {
         return Value::Object(out);
@@ -182,12 +203,17 @@ fn field_set_in(v: &Value, schema: Option<&'static Value>, depth: usize, parent_
 }
 
 fn list_set(items: &[Value], p: Option<&'static Value>, depth: usize) -> Value {
-    let strategy = p.and_then(|p| p.get("x-kubernetes-patch-strategy")).and_then(Value::as_str).unwrap_or("");
+    let strategy = p
+        .and_then(|p| p.get("x-kubernetes-patch-strategy"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if !strategy.split(',').any(|s| s == "merge") {
         return json!({}); // atomic: the list is one field
     }
     let item_schema = p.map(openapi::resolve).and_then(|p| p.get("items"));
-    let key = p.and_then(|p| p.get("x-kubernetes-patch-merge-key")).and_then(Value::as_str);
+    let key = p
+        .and_then(|p| p.get("x-kubernetes-patch-merge-key"))
+        .and_then(Value::as_str);
     let mut out = Map::new();
     for it in items {
         match (key, it) {
@@ -248,7 +274,9 @@ fn remove_dropped(obj: &mut Value, prev: &Value, now: &Value, others: &[Value], 
         let now_child = now.get(pk);
         let other_children: Vec<Value> = others.iter().filter_map(|o| o.get(pk).cloned()).collect();
         if let Some(field) = pk.strip_prefix("f:") {
-            let Some(map) = obj.as_object_mut() else { continue };
+            let Some(map) = obj.as_object_mut() else {
+                continue;
+            };
             match now_child {
                 None if other_children.is_empty() => {
                     map.remove(field);
@@ -261,8 +289,12 @@ fn remove_dropped(obj: &mut Value, prev: &Value, now: &Value, others: &[Value], 
                 }
             }
         } else if let Some(id) = pk.strip_prefix("k:") {
-            let Ok(Value::Object(id)) = serde_json::from_str::<Value>(id) else { continue };
-            let Some(list) = obj.as_array_mut() else { continue };
+            let Ok(Value::Object(id)) = serde_json::from_str::<Value>(id) else {
+                continue;
+            };
+            let Some(list) = obj.as_array_mut() else {
+                continue;
+            };
             let matches = |it: &Value| id.iter().all(|(k, v)| it.get(k) == Some(v));
             match now_child {
                 None if other_children.is_empty() => list.retain(|it| !matches(it)),
@@ -274,7 +306,9 @@ fn remove_dropped(obj: &mut Value, prev: &Value, now: &Value, others: &[Value], 
                 }
             }
         } else if let Some(val) = pk.strip_prefix("v:") {
-            let Ok(val) = serde_json::from_str::<Value>(val) else { continue };
+            let Ok(val) = serde_json::from_str::<Value>(val) else {
+                continue;
+            };
             if now_child.is_none() && other_children.is_empty() {
                 if let Some(list) = obj.as_array_mut() {
                     list.retain(|it| it != &val);

@@ -44,7 +44,8 @@ pub fn apply_patch(
             let p: json_patch::Patch =
                 serde_json::from_slice(patch).map_err(|e| PatchError::BadRequest(e.to_string()))?;
             let mut doc = original.clone();
-            json_patch::patch(&mut doc, &p).map_err(|e| PatchError::Invalid(json_patch_message(&p, &e)))?;
+            json_patch::patch(&mut doc, &p)
+                .map_err(|e| PatchError::Invalid(json_patch_message(&p, &e)))?;
             Ok(doc)
         }
         PatchType::Merge => {
@@ -71,11 +72,23 @@ fn json_patch_message(p: &json_patch::Patch, e: &json_patch::PatchError) -> Stri
     let path = e.path.to_string();
     match (&e.kind, p.0.get(e.operation)) {
         (PatchErrorKind::TestFailed, _) => format!("testing value {path} failed: test failed"),
-        (_, Some(Op::Add(_))) => format!("add operation does not apply: doc is missing path: \"{path}\": missing value"),
-        (_, Some(Op::Remove(_))) => format!("remove operation does not apply: doc is missing path: \"{path}\": missing value"),
-        (_, Some(Op::Replace(_))) => format!("replace operation does not apply: doc is missing key: {path}: missing value"),
-        (_, Some(Op::Move(m))) => format!("move operation does not apply: doc is missing from path: {}: missing value", m.from),
-        (_, Some(Op::Copy(c))) => format!("copy operation does not apply: doc is missing from path: {}: missing value", c.from),
+        (_, Some(Op::Add(_))) => {
+            format!("add operation does not apply: doc is missing path: \"{path}\": missing value")
+        }
+        (_, Some(Op::Remove(_))) => format!(
+            "remove operation does not apply: doc is missing path: \"{path}\": missing value"
+        ),
+        (_, Some(Op::Replace(_))) => {
+            format!("replace operation does not apply: doc is missing key: {path}: missing value")
+        }
+        (_, Some(Op::Move(m))) => format!(
+            "move operation does not apply: doc is missing from path: {}: missing value",
+            m.from
+        ),
+        (_, Some(Op::Copy(c))) => format!(
+            "copy operation does not apply: doc is missing from path: {}: missing value",
+            c.from
+        ),
         _ => e.to_string(),
     }
 }

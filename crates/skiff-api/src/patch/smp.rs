@@ -87,11 +87,18 @@ fn field(schema: Schema, key: &str) -> Result<(Schema, PatchMeta), PatchError> {
         [] | ["retainKeys"] => "",
         [one] => one,
         ["retainKeys", other] | [other, "retainKeys"] => other,
-        _ => return Err(invalid(format!("unexpected patch strategy: {strategies:?}"))),
+        _ => {
+            return Err(invalid(format!(
+                "unexpected patch strategy: {strategies:?}"
+            )))
+        }
     };
     let meta = PatchMeta {
         strategy: strategy.to_string(),
-        merge_key: prop.get("x-kubernetes-patch-merge-key").and_then(Value::as_str).map(str::to_string),
+        merge_key: prop
+            .get("x-kubernetes-patch-merge-key")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     };
     Ok((Some(prop), meta))
 }
@@ -131,7 +138,11 @@ fn merge_map(
                 Ok(patch)
             }
             Some("delete") => Ok(Map::new()),
-            _ => Err(invalid(format!("unknown patch type: {} in map: {}", show(d), Value::Object(patch.clone())))),
+            _ => Err(invalid(format!(
+                "unknown patch type: {} in map: {}",
+                show(d),
+                Value::Object(patch.clone())
+            ))),
         };
     }
 
@@ -177,7 +188,15 @@ fn merge_map(
             (Value::Array(o), Value::Array(p)) => {
                 let (sub, meta) = field(schema, &key)?;
                 if meta.strategy == "merge" || is_delete_list {
-                    Value::Array(merge_list(o, p, items(sub), meta.merge_key.as_deref(), is_delete_list, &key, depth + 1)?)
+                    Value::Array(merge_list(
+                        o,
+                        p,
+                        items(sub),
+                        meta.merge_key.as_deref(),
+                        is_delete_list,
+                        &key,
+                        depth + 1,
+                    )?)
                 } else {
                     Value::Array(p)
                 }
@@ -209,7 +228,10 @@ fn show(v: &Value) -> String {
 }
 
 /// `$retainKeys`: drop the original's keys not listed; every key the patch sets must be listed.
-fn apply_retain_keys(original: &mut Map<String, Value>, patch: &mut Map<String, Value>) -> Result<(), PatchError> {
+fn apply_retain_keys(
+    original: &mut Map<String, Value>,
+    patch: &mut Map<String, Value>,
+) -> Result<(), PatchError> {
     let Some(retain) = patch.remove(RETAIN_KEYS) else {
         return Ok(());
     };
@@ -218,7 +240,10 @@ fn apply_retain_keys(original: &mut Map<String, Value>, patch: &mut Map<String, 
     };
     let listed = |k: &str| retain.iter().any(|r| r.as_str() == Some(k));
     for (k, v) in patch.iter() {
-        if v.is_null() || k.starts_with(DELETE_FROM_PRIMITIVE_LIST) || k.starts_with(SET_ELEMENT_ORDER) {
+        if v.is_null()
+            || k.starts_with(DELETE_FROM_PRIMITIVE_LIST)
+            || k.starts_with(SET_ELEMENT_ORDER)
+        {
             continue;
         }
         if !listed(k) {
@@ -237,13 +262,23 @@ fn merge_set_element_order(
     schema: Schema,
     depth: usize,
 ) -> Result<(), PatchError> {
-    let keys: Vec<String> = patch.keys().filter(|k| k.starts_with(SET_ELEMENT_ORDER)).cloned().collect();
+    let keys: Vec<String> = patch
+        .keys()
+        .filter(|k| k.starts_with(SET_ELEMENT_ORDER))
+        .cloned()
+        .collect();
     for k in keys {
-        let Some(order) = patch.remove(&k) else { continue };
+        let Some(order) = patch.remove(&k) else {
+            continue;
+        };
         let Value::Array(order) = order else {
             return Err(bad("invalid patch format of setElementOrder list"));
         };
-        let Some(field_name) = k.strip_prefix(SET_ELEMENT_ORDER).and_then(|r| r.strip_prefix('/')).map(str::to_string) else {
+        let Some(field_name) = k
+            .strip_prefix(SET_ELEMENT_ORDER)
+            .and_then(|r| r.strip_prefix('/'))
+            .map(str::to_string)
+        else {
             return Err(bad("invalid patch format of setElementOrder list"));
         };
         let orig_list = match original.get(&field_name) {
@@ -267,7 +302,15 @@ fn merge_set_element_order(
             },
             (Some(o), Some(p)) => {
                 if meta.strategy == "merge" {
-                    merge_list(o.clone(), p.clone(), items(sub), key, false, &field_name, depth + 1)?
+                    merge_list(
+                        o.clone(),
+                        p.clone(),
+                        items(sub),
+                        key,
+                        false,
+                        &field_name,
+                        depth + 1,
+                    )?
                 } else {
                     p.clone()
                 }
@@ -286,7 +329,11 @@ fn merge_set_element_order(
 
 /// The items of the patch list (less deletions and directives) must appear in the
 /// `$setElementOrder` list, in its relative order.
-fn validate_order(patch_list: &[Value], order: &[Value], key: Option<&str>) -> Result<(), PatchError> {
+fn validate_order(
+    patch_list: &[Value],
+    order: &[Value],
+    key: Option<&str>,
+) -> Result<(), PatchError> {
     if patch_list.is_empty() || order.is_empty() {
         return Ok(());
     }
@@ -330,12 +377,17 @@ fn key_equal(a: &Value, b: &Value, key: Option<&str>) -> Result<bool, PatchError
 fn merge_key_value<'a>(v: &'a Value, key: &str) -> Result<&'a Value, PatchError> {
     match v {
         Value::Object(m) => m.get(key).ok_or_else(|| no_merge_key(v, key)),
-        other => Err(invalid(format!("expected a map, but received a {}", kind_name(other)))),
+        other => Err(invalid(format!(
+            "expected a map, but received a {}",
+            kind_name(other)
+        ))),
     }
 }
 
 fn no_merge_key(v: &Value, key: &str) -> PatchError {
-    invalid(format!("map: {v} does not contain declared merge key: {key}"))
+    invalid(format!(
+        "map: {v} does not contain declared merge key: {key}"
+    ))
 }
 
 fn kind_name(v: &Value) -> &'static str {
@@ -385,7 +437,10 @@ fn merge_list(
     let is_map = element_kind(&[&original, &patch])? == 5;
     if !is_map {
         if is_delete_list {
-            return Ok(original.into_iter().filter(|v| !patch.contains(v)).collect());
+            return Ok(original
+                .into_iter()
+                .filter(|v| !patch.contains(v))
+                .collect());
         }
         // A set of scalars: the union, each value once.
         let mut merged: Vec<Value> = Vec::with_capacity(original.len() + patch.len());
@@ -398,7 +453,9 @@ fn merge_list(
         return normalize_order(listed, server_only, &patch, &original, None, false);
     }
     let Some(key) = merge_key else {
-        return Err(invalid(format!("cannot merge lists without merge key for {field_name}")));
+        return Err(invalid(format!(
+            "cannot merge lists without merge key for {field_name}"
+        )));
     };
     let (original, patch) = special_elements(original, patch, key)?;
     let mut merged = original.clone();
@@ -432,7 +489,11 @@ fn merge_list(
 /// List items with `$patch`: `delete` removes the original items with that merge key value,
 /// `replace` makes the list the patch's other items, `merge` is refused (as upstream).
 /// Returns the original after deletions and the patch without directive items.
-fn special_elements(original: Vec<Value>, patch: Vec<Value>, key: &str) -> Result<(Vec<Value>, Vec<Value>), PatchError> {
+fn special_elements(
+    original: Vec<Value>,
+    patch: Vec<Value>,
+    key: &str,
+) -> Result<(Vec<Value>, Vec<Value>), PatchError> {
     let mut original = original;
     let mut plain = Vec::with_capacity(patch.len());
     let mut replace = false;
@@ -445,7 +506,11 @@ fn special_elements(original: Vec<Value>, patch: Vec<Value>, key: &str) -> Resul
                     original.retain(|o| o.get(key) != Some(&kv));
                 }
                 Some("replace") => replace = true,
-                Some("merge") => return Err(invalid("merging lists cannot yet be specified in the patch")),
+                Some("merge") => {
+                    return Err(invalid(
+                        "merging lists cannot yet be specified in the patch",
+                    ))
+                }
                 _ => {
                     let shown = show(d);
                     return Err(invalid(format!("unknown patch type: {shown} in map: {p}")));
@@ -460,7 +525,12 @@ fn special_elements(original: Vec<Value>, patch: Vec<Value>, key: &str) -> Resul
 }
 
 /// Splits `merged` into the items present in `by` (by merge key for maps) and the others.
-fn partition(merged: Vec<Value>, by: &[Value], key: Option<&str>, is_map: bool) -> Result<(Vec<Value>, Vec<Value>), PatchError> {
+fn partition(
+    merged: Vec<Value>,
+    by: &[Value],
+    key: Option<&str>,
+    is_map: bool,
+) -> Result<(Vec<Value>, Vec<Value>), PatchError> {
     let mut listed = Vec::new();
     let mut others = Vec::new();
     for v in merged {
@@ -533,7 +603,12 @@ fn normalize_order(
 
 /// Stable sort by position in `order` (items not in it keep their place at the end); for maps
 /// every item must carry the merge key and `$patch: delete` items go last.
-fn sort_by_order(items: Vec<Value>, order: &[Value], key: Option<&str>, is_map: bool) -> Result<Vec<Value>, PatchError> {
+fn sort_by_order(
+    items: Vec<Value>,
+    order: &[Value],
+    key: Option<&str>,
+    is_map: bool,
+) -> Result<Vec<Value>, PatchError> {
     let mut items = items;
     let mut deletes = Vec::new();
     if is_map {
@@ -541,7 +616,8 @@ fn sort_by_order(items: Vec<Value>, order: &[Value], key: Option<&str>, is_map: 
         for v in items.iter().chain(order.iter()) {
             merge_key_value(v, k)?;
         }
-        let (keep, del): (Vec<Value>, Vec<Value>) = items.into_iter().partition(|v| !is_directive(v, "delete"));
+        let (keep, del): (Vec<Value>, Vec<Value>) =
+            items.into_iter().partition(|v| !is_directive(v, "delete"));
         items = keep;
         deletes = del;
     }
@@ -557,9 +633,15 @@ fn remove_directives(v: Value) -> Option<Value> {
             if m.contains_key(DIRECTIVE) {
                 return None;
             }
-            Some(Value::Object(m.into_iter().filter_map(|(k, v)| remove_directives(v).map(|v| (k, v))).collect()))
+            Some(Value::Object(
+                m.into_iter()
+                    .filter_map(|(k, v)| remove_directives(v).map(|v| (k, v)))
+                    .collect(),
+            ))
         }
-        Value::Array(a) => Some(Value::Array(a.into_iter().filter_map(remove_directives).collect())),
+        Value::Array(a) => Some(Value::Array(
+            a.into_iter().filter_map(remove_directives).collect(),
+        )),
         other => Some(other),
     }
 }
