@@ -8,6 +8,8 @@
 //!
 //! Skipped (with a message) when the versioned kubectl binaries are not installed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test scaffolding may panic
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
