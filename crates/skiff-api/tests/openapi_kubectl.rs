@@ -192,7 +192,7 @@ async fn pod(
                 }
                 Err(e) => json_response(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    json!({"kind": "Status", "status": "Failure", "message": e.to_string(), "code": 422}),
+                    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": e.to_string(), "reason": "Invalid", "code": 422}),
                 ),
             }
         }
@@ -229,7 +229,10 @@ fn start() -> (String, Arc<Srv>) {
 fn kubectl_bin(version: &str) -> Option<PathBuf> {
     let found = find_kubectl(version);
     // CI has the binaries: a missing one there is a failure, not a skip.
-    assert!(found.is_some() || std::env::var_os("CI").is_none(), "kubectl.{version} not found on PATH");
+    assert!(
+        found.is_some() || std::env::var_os("CI").is_none(),
+        "kubectl.{version} not found on PATH"
+    );
     found
 }
 
@@ -434,9 +437,18 @@ fn kubectl_1_27_create_and_apply() {
 
 #[test]
 fn kubectl_1_33_server_side_apply() {
+    server_side_apply_by("1.33");
+}
+
+#[test]
+fn kubectl_1_27_server_side_apply() {
+    server_side_apply_by("1.27");
+}
+
+fn server_side_apply_by(version: &str) {
     let (url, s) = start();
-    let Some(k) = Kubectl::new("1.33", &url) else {
-        eprintln!("kubectl.1.33 not installed: skipped");
+    let Some(k) = Kubectl::new(version, &url) else {
+        eprintln!("kubectl.{version} not installed: skipped");
         return;
     };
     let f = k.file("pod.yaml", POD);
@@ -480,5 +492,90 @@ fn kubectl_1_33_server_side_apply() {
     assert_eq!(
         live["metadata"]["managedFields"].as_array().unwrap().len(),
         1
+    );
+}
+
+/// `kubectl patch` with each `--type`: the body kubectl sends goes through skiff's patch module.
+#[test]
+fn kubectl_1_33_patch_types() {
+    let (url, s) = start();
+    let Some(k) = Kubectl::new("1.33", &url) else {
+        eprintln!("kubectl.1.33 not installed: skipped");
+        return;
+    };
+    let f = k.file("pod.yaml", POD);
+    let (rc, _, err) = k.run(&["create", "-f", &f]);
+    assert_eq!(rc, 0, "{err}");
+    // strategic (the default): containers merge by name, the sidecar is untouched
+    let (rc, out, err) = k.run(&[
+        "patch",
+        "pod",
+        "web",
+        "-p",
+        r#"{"spec":{"containers":[{"name":"app","image":"nginx:2"}]}}"#,
+    ]);
+    assert_eq!(rc, 0, "{out}{err}");
+    assert!(out.contains("pod/web patched"), "{out}");
+    let live = s.pods.lock().unwrap()["web"].clone();
+    assert_eq!(live["spec"]["containers"][0]["image"], "nginx:2");
+    assert_eq!(
+        live["spec"]["containers"][0]["ports"],
+        json!([{"containerPort": 80}])
+    );
+    assert_eq!(live["spec"]["initContainers"][0]["image"], "busybox:1");
+    // json
+    let (rc, out, err) = k.run(&[
+        "patch",
+        "pod",
+        "web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/initContainers/0/image","value":"busybox:3"}]"#,
+    ]);
+    assert_eq!(rc, 0, "{out}{err}");
+    assert_eq!(
+        s.pods.lock().unwrap()["web"]["spec"]["initContainers"][0]["image"],
+        "busybox:3"
+    );
+    // a failing json patch: the server's message reaches the user
+    let (rc, _out, err) = k.run(&[
+        "patch",
+        "pod",
+        "web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"test","path":"/metadata/name","value":"other"}]"#,
+    ]);
+    assert_ne!(rc, 0);
+    assert!(
+        err.contains("testing value /metadata/name failed: test failed"),
+        "{err}"
+    );
+    // merge: lists are replaced
+    let (rc, out, err) = k.run(&[
+        "patch",
+        "pod",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"containers":[{"name":"only","image":"x"}]}}"#,
+    ]);
+    assert_eq!(rc, 0, "{out}{err}");
+    assert_eq!(
+        s.pods.lock().unwrap()["web"]["spec"]["containers"],
+        json!([{"name": "only", "image": "x"}])
+    );
+    let types: Vec<String> = requests(&s, "PATCH", "/api/v1/namespaces/default/pods/web")
+        .into_iter()
+        .map(|l| l.content_type)
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "application/strategic-merge-patch+json",
+            "application/json-patch+json",
+            "application/json-patch+json",
+            "application/merge-patch+json"
+        ]
     );
 }
