@@ -143,3 +143,12 @@ fn document_size_is_modest() {
     );
     assert!(n < 1_000_000, "{n} bytes");
 }
+
+#[test]
+fn generation_is_quick() {
+    let t = std::time::Instant::now();
+    let d = build_core_v1();
+    let ms = t.elapsed().as_millis();
+    eprintln!("api/v1 document generated in {ms} ms");
+    assert!(d["components"]["schemas"].as_object().is_some_and(|s| s.len() > 100));
+}
