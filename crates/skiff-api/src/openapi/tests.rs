@@ -150,5 +150,7 @@ fn generation_is_quick() {
     let d = build_core_v1();
     let ms = t.elapsed().as_millis();
     eprintln!("api/v1 document generated in {ms} ms");
-    assert!(d["components"]["schemas"].as_object().is_some_and(|s| s.len() > 100));
+    assert!(d["components"]["schemas"]
+        .as_object()
+        .is_some_and(|s| s.len() > 100));
 }

@@ -17,6 +17,9 @@ pub use apply::field_set;
 
 use crate::registry::PatchType;
 
+/// The most operations a JSON patch may have (kube-apiserver's `maxJSONPatchOperations`).
+pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+
 /// Why a patch could not be applied; the registry answers 422 (or 400 for an undecodable
 /// body, 409 for an apply conflict) with `message`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -25,7 +28,9 @@ pub enum PatchError {
     #[error("{0}")]
     BadRequest(String),
     /// The patch decodes but cannot be applied (a failed `test` op, a bad path, a bad
-    /// directive).
+    /// directive). kube-apiserver's Status for it (NewGenericServerResponse 422): reason
+    /// `Invalid`, message `the server rejected our request due to an error in our request`,
+    /// and this text as `details.causes[0]` of reason `UnexpectedServerResponse`.
     #[error("{0}")]
     Invalid(String),
 }
@@ -43,6 +48,14 @@ pub fn apply_patch(
         PatchType::Json => {
             let p: json_patch::Patch =
                 serde_json::from_slice(patch).map_err(|e| PatchError::BadRequest(e.to_string()))?;
+            // kube-apiserver's bound (maxJSONPatchOperations); it answers 413 where skiff's
+            // two error kinds make this a 400.
+            if p.0.len() > MAX_JSON_PATCH_OPERATIONS {
+                return Err(PatchError::BadRequest(format!(
+                    "The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got {}",
+                    p.0.len()
+                )));
+            }
             let mut doc = original.clone();
             json_patch::patch(&mut doc, &p)
                 .map_err(|e| PatchError::Invalid(json_patch_message(&p, &e)))?;

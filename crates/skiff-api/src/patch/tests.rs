@@ -502,6 +502,17 @@ fn json_patch_applies_and_fails_like_kube() {
     );
     let e = apply_patch("Pod", PatchType::Json, &o, br#"{"op":"add"}"#).unwrap_err();
     assert!(matches!(e, PatchError::BadRequest(_)));
+    let many = format!(
+        "[{}]",
+        vec![r#"{"op":"test","path":"/metadata/name","value":"p"}"#; 10_001].join(",")
+    );
+    let e = apply_patch("Pod", PatchType::Json, &o, many.as_bytes()).unwrap_err();
+    assert_eq!(
+        e,
+        PatchError::BadRequest(
+            "The allowed maximum operations in a JSON patch is 10000, got 10001".into()
+        )
+    );
 }
 
 /// RFC 7386: lists are replaced even where SMP would merge.
