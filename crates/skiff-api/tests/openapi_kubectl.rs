@@ -408,14 +408,36 @@ fn create_and_apply(version: &str) {
         json!([{"name": "app", "image": "nginx", "ports": [{"containerPort": 80}], "env": [{"name": "A", "value": "x"}]}])
     );
 
+    // and again: the env var removed, port 80 replaced by 8080, a finalizer added, a label set:
+    // kubectl sends `$patch: delete` items, `$setElementOrder` and a primitive merge list
+    let third = POD
+        .replace("busybox:1", "busybox:2")
+        .replace("containerPort: 80", "containerPort: 8080")
+        .replace(
+            "  name: web\n",
+            "  name: web\n  labels:\n    app: web\n  finalizers:\n  - example.com/f\n",
+        );
+    let f3 = k.file("pod3.yaml", &third);
+    let (rc, out, err) = k.run(&["apply", "-f", &f3]);
+    assert_eq!(rc, 0, "kubectl.{version} apply (third): {out}\n{err}");
+    let patches = requests(&s, "PATCH", "/api/v1/namespaces/default/pods/web");
+    eprintln!("kubectl.{version} apply PATCH: {}", patches[1].body);
+    let live = s.pods.lock().unwrap()["web"].clone();
+    assert_eq!(
+        live["spec"]["containers"],
+        json!([{"name": "app", "image": "nginx", "ports": [{"containerPort": 8080}]}])
+    );
+    assert_eq!(live["metadata"]["finalizers"], json!(["example.com/f"]));
+    assert_eq!(live["metadata"]["labels"], json!({"app": "web"}));
+
     // a manifest with an unknown field: kubectl does not refuse it, it asks the server to
     // (fieldValidation=Strict); the registry's strict decoding answers 400.
     let bad = POD
         .replace("name: web", "name: bad")
         .replace("  containers:\n", "  bogusField: 1\n  containers:\n");
-    let f3 = k.file("bad.yaml", &bad);
+    let f4 = k.file("bad.yaml", &bad);
     let before = requests(&s, "POST", "/api/v1/namespaces/default/pods").len();
-    let (rc, _out, err) = k.run(&["apply", "-f", &f3]);
+    let (rc, _out, err) = k.run(&["apply", "-f", &f4]);
     assert_eq!(rc, 0, "{err}");
     let posts = requests(&s, "POST", "/api/v1/namespaces/default/pods");
     assert_eq!(posts.len(), before + 1);

@@ -599,3 +599,34 @@ fn apply_refuses_bad_bodies() {
     let a = json!({"metadata": {"name": "p"}});
     assert!(server_side_apply("Pod", None, &a, "", false).is_err());
 }
+
+/// What `kubectl.1.33 apply` (and 1.27, byte for byte) sent when the manifest dropped an env
+/// var, replaced port 80 by 8080 and added a finalizer and a label (captured from the real
+/// binary against a test server): `null`, a `$patch: delete` item, a nested
+/// `$setElementOrder/ports`.
+#[test]
+fn kubectl_client_side_apply_patch_with_deletions() {
+    let live = json!({
+        "metadata": {"name": "web", "namespace": "default", "uid": "u"},
+        "spec": {
+            "initContainers": [{"name": "side", "image": "busybox:2", "restartPolicy": "Always"}],
+            "containers": [{"name": "app", "image": "nginx", "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                "env": [{"name": "A", "value": "x"}], "terminationMessagePath": "/dev/termination-log"}]
+        }
+    });
+    let patch = json!({
+        "metadata": {"finalizers": ["example.com/f"], "labels": {"app": "web"}},
+        "spec": {"$setElementOrder/containers": [{"name": "app"}], "containers": [{
+            "$setElementOrder/ports": [{"containerPort": 8080}], "env": null, "name": "app",
+            "ports": [{"containerPort": 8080}, {"$patch": "delete", "containerPort": 80}]
+        }]}
+    });
+    let r = smp("Pod", live, patch).unwrap();
+    assert_eq!(
+        r["spec"]["containers"],
+        json!([{"name": "app", "image": "nginx", "ports": [{"containerPort": 8080}], "terminationMessagePath": "/dev/termination-log"}])
+    );
+    assert_eq!(r["metadata"]["finalizers"], json!(["example.com/f"]));
+    assert_eq!(r["metadata"]["labels"], json!({"app": "web"}));
+    assert_eq!(r["spec"]["initContainers"][0]["image"], "busybox:2");
+}
