@@ -9,6 +9,8 @@
 //! between managers (`force` is treated as always true), and fields a manager applied before and
 //! leaves out now are only removed when no other manager's entry names them.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::{json, Map, Value};
 
 use super::smp;
@@ -237,6 +239,14 @@ fn list_set(items: &[Value], p: Option<&'static Value>, depth: usize) -> Value {
     Value::Object(out)
 }
 
+/// An associative list item's identity: its values of the key fields, as text.
+fn item_id(keys: &[String], item: &Value) -> String {
+    keys.iter()
+        .map(|k| item.get(k.as_str()).unwrap_or(&Value::Null).to_string())
+        .collect::<Vec<_>>()
+        .join("\u{0}")
+}
+
 /// This manager's previous Apply field set.
 fn previous_fields(live: &Value, manager: &str) -> Option<Value> {
     live.pointer("/metadata/managedFields")?
@@ -267,52 +277,115 @@ fn remove_dropped(obj: &mut Value, prev: &Value, now: &Value, others: &[Value], 
     if depth > MAX_DEPTH {
         return;
     }
+    if let Value::Array(list) = obj {
+        remove_dropped_items(list, prev, now, others, depth);
+        return;
+    }
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
     for (pk, pchild) in prev {
-        if pk == "." {
+        let Some(field) = pk.strip_prefix("f:") else {
             continue;
-        }
-        let now_child = now.get(pk);
+        };
         let other_children: Vec<Value> = others.iter().filter_map(|o| o.get(pk).cloned()).collect();
-        if let Some(field) = pk.strip_prefix("f:") {
-            let Some(map) = obj.as_object_mut() else {
-                continue;
-            };
-            match now_child {
-                None if other_children.is_empty() => {
-                    map.remove(field);
-                }
-                None => {}
-                Some(nc) => {
-                    if let Some(child) = map.get_mut(field) {
-                        remove_dropped(child, pchild, nc, &other_children, depth + 1);
-                    }
+        match now.get(pk) {
+            None if other_children.is_empty() => {
+                map.remove(field);
+            }
+            None => {}
+            Some(nc) => {
+                if let Some(child) = map.get_mut(field) {
+                    remove_dropped(child, pchild, nc, &other_children, depth + 1);
                 }
             }
-        } else if let Some(id) = pk.strip_prefix("k:") {
+        }
+    }
+}
+
+/// A kept associative list item to walk into: its key field names and id, this manager's
+/// previous and current sets for it, the other managers' sets for it.
+struct Walk<'a> {
+    names: Vec<String>,
+    id: String,
+    prev: &'a Value,
+    now: &'a Value,
+    others: Vec<Value>,
+}
+
+/// [`remove_dropped`] for a list: `k:` items and `v:` values no longer applied go in one pass;
+/// kept items are found through an index (linear in the list, whatever the number of keys).
+fn remove_dropped_items(
+    list: &mut Vec<Value>,
+    prev: &Map<String, Value>,
+    now: &Value,
+    others: &[Value],
+    depth: usize,
+) {
+    // (key field names, item id) of items to drop / to walk into
+    let mut drop: HashSet<(Vec<String>, String)> = HashSet::new();
+    let mut walk: Vec<Walk> = Vec::new();
+    let mut drop_values: HashSet<String> = HashSet::new();
+    for (pk, pchild) in prev {
+        let other_children: Vec<Value> = others.iter().filter_map(|o| o.get(pk).cloned()).collect();
+        if let Some(id) = pk.strip_prefix("k:") {
             let Ok(Value::Object(id)) = serde_json::from_str::<Value>(id) else {
                 continue;
             };
-            let Some(list) = obj.as_array_mut() else {
-                continue;
-            };
-            let matches = |it: &Value| id.iter().all(|(k, v)| it.get(k) == Some(v));
-            match now_child {
-                None if other_children.is_empty() => list.retain(|it| !matches(it)),
-                None => {}
-                Some(nc) => {
-                    if let Some(it) = list.iter_mut().find(|it| matches(it)) {
-                        remove_dropped(it, pchild, nc, &other_children, depth + 1);
-                    }
+            let names: Vec<String> = id.keys().cloned().collect();
+            let want = item_id(&names, &Value::Object(id));
+            match now.get(pk) {
+                None if other_children.is_empty() => {
+                    drop.insert((names, want));
                 }
+                None => {}
+                Some(nc) => walk.push(Walk {
+                    names,
+                    id: want,
+                    prev: pchild,
+                    now: nc,
+                    others: other_children,
+                }),
             }
         } else if let Some(val) = pk.strip_prefix("v:") {
-            let Ok(val) = serde_json::from_str::<Value>(val) else {
-                continue;
-            };
-            if now_child.is_none() && other_children.is_empty() {
-                if let Some(list) = obj.as_array_mut() {
-                    list.retain(|it| it != &val);
+            if now.get(pk).is_none() && other_children.is_empty() {
+                if let Ok(v) = serde_json::from_str::<Value>(val) {
+                    drop_values.insert(v.to_string());
                 }
+            }
+        }
+    }
+    let signatures: HashSet<Vec<String>> = drop
+        .iter()
+        .map(|(n, _)| n.clone())
+        .chain(walk.iter().map(|w| w.names.clone()))
+        .collect();
+    if !drop.is_empty() || !drop_values.is_empty() {
+        list.retain(|it| {
+            if it.is_object() {
+                !signatures
+                    .iter()
+                    .any(|names| drop.contains(&(names.clone(), item_id(names, it))))
+            } else {
+                !drop_values.contains(&it.to_string())
+            }
+        });
+    }
+    if walk.is_empty() {
+        return;
+    }
+    let mut index: HashMap<(Vec<String>, String), usize> = HashMap::new();
+    for (i, it) in list.iter().enumerate() {
+        for names in &signatures {
+            index
+                .entry((names.clone(), item_id(names, it)))
+                .or_insert(i);
+        }
+    }
+    for w in walk {
+        if let Some(&i) = index.get(&(w.names, w.id)) {
+            if let Some(it) = list.get_mut(i) {
+                remove_dropped(it, w.prev, w.now, &w.others, depth + 1);
             }
         }
     }
