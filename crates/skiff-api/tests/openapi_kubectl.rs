@@ -92,7 +92,8 @@ async fn fallback(
                 StatusCode::OK,
                 json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": [
                     r("pods", "Pod", true), r("namespaces", "Namespace", false), r("configmaps", "ConfigMap", true),
-                    r("nodes", "Node", false)
+                    r("nodes", "Node", false), r("secrets", "Secret", true),
+                    r("serviceaccounts", "ServiceAccount", true), r("events", "Event", true)
                 ]}),
             )
         }
@@ -337,6 +338,24 @@ fn explain(version: &str) {
     let (rc, out, err) = k.run(&["explain", "pods.spec.containers.ports"]);
     assert_eq!(rc, 0, "{err}");
     assert!(out.contains("containerPort"), "{out}");
+    let (rc, out, err) = k.run(&["explain", "pods", "--recursive"]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(
+        out.contains("restartPolicy") && out.contains("ephemeralContainers"),
+        "{out}"
+    );
+    for what in [
+        "nodes.status.conditions",
+        "configmaps.data",
+        "secrets.type",
+        "serviceaccounts",
+        "events.involvedObject",
+        "namespaces.spec.finalizers",
+    ] {
+        let (rc, out, err) = k.run(&["explain", what]);
+        assert_eq!(rc, 0, "kubectl.{version} explain {what}: {out}{err}");
+        assert!(out.contains("DESCRIPTION"), "{out}");
+    }
 }
 
 #[test]
