@@ -205,32 +205,64 @@ fn field_set_in(
 }
 
 fn list_set(items: &[Value], p: Option<&'static Value>, depth: usize) -> Value {
-    let strategy = p
-        .and_then(|p| p.get("x-kubernetes-patch-strategy"))
+    let ext = |k: &str| p.and_then(|p| p.get(k));
+    let strategy = ext("x-kubernetes-patch-strategy")
         .and_then(Value::as_str)
         .unwrap_or("");
-    if !strategy.split(',').any(|s| s == "merge") {
+    let merge = strategy.split(',').any(|s| s == "merge");
+    let list_type = ext("x-kubernetes-list-type").and_then(Value::as_str);
+    // kube-openapi's conversion: the list type and map keys when given, else the patch
+    // metadata (merge with a key: a map keyed by it; merge without: a set), else atomic.
+    let keys: Vec<String> = match (list_type, ext("x-kubernetes-list-map-keys")) {
+        (Some("map"), Some(Value::Array(k))) => k
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        (Some("set" | "atomic"), _) => Vec::new(),
+        _ => ext("x-kubernetes-patch-merge-key")
+            .and_then(Value::as_str)
+            .map(|k| vec![k.to_string()])
+            .unwrap_or_default(),
+    };
+    let is_set = list_type == Some("set") || (list_type.is_none() && merge && keys.is_empty());
+    if keys.is_empty() && !is_set {
         return json!({}); // atomic: the list is one field
     }
     let item_schema = p.map(openapi::resolve).and_then(|p| p.get("items"));
-    let key = p
-        .and_then(|p| p.get("x-kubernetes-patch-merge-key"))
-        .and_then(Value::as_str);
+    let item_props = item_schema
+        .map(openapi::resolve)
+        .and_then(|s| s.get("properties"));
     let mut out = Map::new();
     for it in items {
-        match (key, it) {
-            (Some(key), Value::Object(m)) => {
-                let Some(kv) = m.get(key) else { continue };
-                let mut id = Map::new();
-                id.insert(key.to_string(), kv.clone());
+        match it {
+            Value::Object(m) if !keys.is_empty() => {
+                // `k:{"containerPort":80,"protocol":"TCP"}`: the key fields in name order, a
+                // missing one from its schema default.
+                let mut sorted: Vec<&String> = keys.iter().collect();
+                sorted.sort();
+                let mut parts = Vec::with_capacity(sorted.len());
+                for k in sorted {
+                    let v = m.get(k).or_else(|| {
+                        item_props
+                            .and_then(|ps| ps.get(k))
+                            .and_then(|s| s.get("default"))
+                    });
+                    if let Some(v) = v {
+                        parts.push(format!("{}:{v}", Value::String(k.clone())));
+                    }
+                }
+                if parts.is_empty() {
+                    continue;
+                }
                 let mut fs = match field_set(it, item_schema, depth + 1) {
                     Value::Object(f) => f,
                     _ => Map::new(),
                 };
                 fs.insert(".".into(), json!({}));
-                out.insert(format!("k:{}", Value::Object(id)), Value::Object(fs));
+                out.insert(format!("k:{{{}}}", parts.join(",")), Value::Object(fs));
             }
-            (None, scalar) if !scalar.is_object() && !scalar.is_array() => {
+            scalar if is_set && !scalar.is_object() && !scalar.is_array() => {
                 out.insert(format!("v:{scalar}"), json!({}));
             }
             _ => {}

@@ -553,7 +553,7 @@ fn apply_creates_and_records_managed_fields() {
         json!({
             "f:metadata": {"f:labels": {"f:app": {}}},
             "f:spec": {
-                "f:containers": {"k:{\"name\":\"app\"}": {".": {}, "f:name": {}, "f:image": {}, "f:ports": {"k:{\"containerPort\":80}": {".": {}, "f:containerPort": {}}}}},
+                "f:containers": {"k:{\"name\":\"app\"}": {".": {}, "f:name": {}, "f:image": {}, "f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}}}},
                 "f:tolerations": {}
             }
         })
