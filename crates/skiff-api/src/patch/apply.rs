@@ -20,7 +20,8 @@ use crate::openapi;
 /// Depth bound of an applied configuration (hostile bodies).
 const MAX_DEPTH: usize = 100;
 
-pub fn server_side_apply(
+/// See [`super::server_side_apply`].
+pub(super) fn server_side_apply(
     kind: &str,
     live: Option<&Value>,
     applied: &Value,
@@ -151,7 +152,7 @@ fn prop(schema: Option<&'static Value>, key: &str) -> Option<&'static Value> {
 
 /// The FieldsV1 set of an applied object: `{"f:spec": {"f:containers": {"k:{\"name\":\"c\"}":
 /// {".": {}, "f:image": {}}}}}`.
-pub fn field_set(v: &Value, schema: Option<&'static Value>, depth: usize) -> Value {
+pub(super) fn field_set(v: &Value, schema: Option<&'static Value>, depth: usize) -> Value {
     field_set_in(v, schema, depth, false)
 }
 

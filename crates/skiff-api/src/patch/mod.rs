@@ -13,8 +13,6 @@ mod smp;
 #[cfg(test)]
 mod tests;
 
-pub use apply::field_set;
-
 use crate::registry::PatchType;
 
 /// The most operations a JSON patch may have (kube-apiserver's `maxJSONPatchOperations`).
@@ -118,4 +116,10 @@ pub fn server_side_apply(
     force: bool,
 ) -> Result<Value, PatchError> {
     apply::server_side_apply(kind, live, applied, manager, force)
+}
+
+/// The FieldsV1 set of an object of `kind` (as [`server_side_apply`] records for its manager):
+/// for a caller that records `operation: Update` entries too.
+pub fn managed_field_set(kind: &str, obj: &Value) -> Value {
+    apply::field_set(obj, crate::openapi::schema_for_kind(kind), 0)
 }

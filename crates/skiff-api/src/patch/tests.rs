@@ -690,3 +690,14 @@ fn large_lists_are_not_quadratic() {
     eprintln!("large lists: {secs:.2} s");
     assert!(secs < 10.0, "{secs} s");
 }
+
+#[test]
+fn managed_field_set_of_an_object() {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "b"}, "finalizers": ["x"]},
+        "spec": {"containers": [{"name": "c", "env": [{"name": "E", "value": "1"}]}]}, "status": {"phase": "Running"}});
+    assert_eq!(
+        managed_field_set("Pod", &pod),
+        json!({"f:metadata": {"f:labels": {"f:a": {}}, "f:finalizers": {"v:\"x\"": {}}},
+               "f:spec": {"f:containers": {"k:{\"name\":\"c\"}": {".": {}, "f:name": {}, "f:env": {"k:{\"name\":\"E\"}": {".": {}, "f:name": {}, "f:value": {}}}}}}})
+    );
+}
