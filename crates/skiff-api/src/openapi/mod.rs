@@ -381,7 +381,7 @@ pub const V2_CONTENT_TYPE: &str = "application/com.github.proto-openapi.spec.v2.
 /// gnostic `openapi_v2.Document`).
 ///
 /// Why: kubectl 1.27's `create`/`apply` validator loads the v2 document first and fails
-/// (`failed to download openapi`) when it is missing, before it looks at v3 at all; with an
+/// (`Error from server (NotFound)`) when it is missing, before it looks at v3 at all; with an
 /// empty one it finds no v2 schema for the kind (so no client-side schema check), sees
 /// `fieldValidation` in the v3 document and sends `fieldValidation=Strict`. kubectl 1.33 only
 /// reads v2 for client-side apply's patch metadata and falls back to its compiled-in types.
