@@ -99,8 +99,8 @@ async fn fallback(
         }
         "/openapi/v2" => (
             StatusCode::OK,
-            [("content-type", skiff_api::openapi::V2_CONTENT_TYPE)],
-            skiff_api::openapi::v2_document(),
+            [("content-type", skiff_api::openapi::v2::PROTOBUF)],
+            skiff_api::openapi::v2::document(skiff_api::openapi::v2::Format::Protobuf),
         )
             .into_response(),
         "/openapi/v3" => json_response(StatusCode::OK, skiff_api::openapi::v3_index()),

@@ -373,26 +373,6 @@ pub fn v3_document(path: &str) -> Option<bytes::Bytes> {
     (path == "api/v1").then(|| CORE_V1.bytes.clone())
 }
 
-/// The Content-Type of [`v2_document`]. kubectl asks for
-/// `application/com.github.proto-openapi.spec.v2@v1.0+protobuf`, but answering with that `@`
-/// makes client-go's media type parser fail ("mime: unexpected content after media subtype");
-/// kube-openapi answers with this spelling.
-pub const V2_CONTENT_TYPE: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
-
-/// `GET /openapi/v2`: an empty OpenAPI v2 document in protobuf (zero bytes decode as the empty
-/// gnostic `openapi_v2.Document`).
-///
-/// Why: kubectl 1.27's `create`/`apply` validator loads the v2 document first and fails
-/// (`Error from server (NotFound)`) when it is missing, before it looks at v3 at all; with an
-/// empty one it finds no v2 schema for the kind (so no client-side schema check), sees
-/// `fieldValidation` in the v3 document and sends `fieldValidation=Strict`. kubectl 1.33 only
-/// reads v2 for client-side apply's patch metadata and falls back to its compiled-in types.
-/// kubectl 1.27's `explain` also fails on a 404 here and, given the empty document, explains from
-/// the v3 one (checked in tests/openapi_kubectl.rs).
-pub fn v2_document() -> bytes::Bytes {
-    bytes::Bytes::new()
-}
-
 /// The `api/v1` document as a value (strategic merge patch walks it).
 pub fn core_v1() -> &'static Value {
     &CORE_V1.doc
