@@ -198,7 +198,12 @@ pub(crate) fn decode_object(
         .unwrap_or(&want_av)
         .to_string();
     let version = av.rsplit('/').next().unwrap_or("").to_string();
-    let cannot = |detail: String| bad(format!("{kind} in version {version:?} cannot be handled as a {}: {detail}", r.kind));
+    let cannot = |detail: String| {
+        bad(format!(
+            "{kind} in version {version:?} cannot be handled as a {}: {detail}",
+            r.kind
+        ))
+    };
     if av != want_av {
         return Err(cannot(format!(
             "no kind {kind:?} is registered for version {av:?} in scheme \"pkg/api/legacyscheme/scheme.go:30\""
@@ -258,7 +263,10 @@ pub(crate) fn decode_object(
     Ok((typed, warnings))
 }
 
-fn typed<T>(value: Value, extra: impl Fn(&T) -> Option<String>) -> (Result<Value, String>, Vec<String>)
+fn typed<T>(
+    value: Value,
+    extra: impl Fn(&T) -> Option<String>,
+) -> (Result<Value, String>, Vec<String>)
 where
     T: serde::de::DeserializeOwned + serde::Serialize,
 {
@@ -288,14 +296,22 @@ mod tests {
     #[test]
     fn field_validation_strict_warn_ignore() {
         let body = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","name":"q"},"spec":{"foo":1,"containers":[{"name":"c","image":"i"}]}}"#;
-        let e = decode(body, FieldValidation::Strict).err().unwrap_or_else(|| panic!("accepted"));
+        let e = decode(body, FieldValidation::Strict)
+            .err()
+            .unwrap_or_else(|| panic!("accepted"));
         assert_eq!(e.code, 400);
         assert_eq!(
             e.message,
             r#"Pod in version "v1" cannot be handled as a Pod: strict decoding error: unknown field "spec.foo", duplicate field "metadata.name""#
         );
         let (v, w) = decode(body, FieldValidation::Warn).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(w, vec![r#"unknown field "spec.foo""#, r#"duplicate field "metadata.name""#]);
+        assert_eq!(
+            w,
+            vec![
+                r#"unknown field "spec.foo""#,
+                r#"duplicate field "metadata.name""#
+            ]
+        );
         assert_eq!(v["metadata"]["name"], "q");
         assert!(v["spec"].get("foo").is_none());
         let (_, w) = decode(body, FieldValidation::Ignore).unwrap_or_else(|e| panic!("{e}"));
@@ -305,32 +321,53 @@ mod tests {
     /// handlers/create.go + transformDecodeError: kind and version of the body vs the URL.
     #[test]
     fn kind_and_version_must_be_the_urls() {
-        let e = decode(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}"#, FieldValidation::Strict)
-            .err()
-            .map(|e| e.message);
+        let e = decode(
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}"#,
+            FieldValidation::Strict,
+        )
+        .err()
+        .map(|e| e.message);
         assert_eq!(
             e.as_deref(),
-            Some(r#"ConfigMap in version "v1" cannot be handled as a Pod: converting (v1.ConfigMap) to (core.Pod): unknown conversion"#)
+            Some(
+                r#"ConfigMap in version "v1" cannot be handled as a Pod: converting (v1.ConfigMap) to (core.Pod): unknown conversion"#
+            )
         );
-        let e = decode(r#"{"apiVersion":"apps/v1","kind":"Pod"}"#, FieldValidation::Strict)
-            .err()
-            .map(|e| e.message);
-        assert!(e.is_some_and(|m| m.contains(r#"no kind "Pod" is registered for version "apps/v1""#)));
+        let e = decode(
+            r#"{"apiVersion":"apps/v1","kind":"Pod"}"#,
+            FieldValidation::Strict,
+        )
+        .err()
+        .map(|e| e.message);
+        assert!(
+            e.is_some_and(|m| m.contains(r#"no kind "Pod" is registered for version "apps/v1""#))
+        );
         // Kind-less bodies take the URL's.
-        assert!(decode(r#"{"metadata":{"name":"x"},"spec":{"containers":[]}}"#, FieldValidation::Strict).is_ok());
+        assert!(decode(
+            r#"{"metadata":{"name":"x"},"spec":{"containers":[]}}"#,
+            FieldValidation::Strict
+        )
+        .is_ok());
         // Type errors and bad quantities are 400s too.
-        let e = decode(r#"{"spec":{"containers":[{"name":"c","resources":{"limits":{"cpu":"lots"}}}]}}"#, FieldValidation::Strict)
-            .err()
-            .map(|e| e.message);
+        let e = decode(
+            r#"{"spec":{"containers":[{"name":"c","resources":{"limits":{"cpu":"lots"}}}]}}"#,
+            FieldValidation::Strict,
+        )
+        .err()
+        .map(|e| e.message);
         assert!(e.is_some_and(|m| m.contains("quantities must match")));
     }
 
     #[test]
     fn yaml_bodies() {
-        let p = parse(b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: y\n", BodyFormat::Yaml)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let (v, _) = decode_object(pods(), p, FieldValidation::Strict).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(v["metadata"]["name"], "y");
+        let p = parse(
+            b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n",
+            BodyFormat::Yaml,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (v, _) =
+            decode_object(pods(), p, FieldValidation::Strict).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v["metadata"]["name"], "web");
         assert!(parse(b"{", BodyFormat::Json).is_err());
     }
 }

@@ -354,7 +354,8 @@ const SNAPSHOT_TTL: Duration = Duration::from_secs(300);
 
 /// Namespaces a cluster always has; the first three may not be deleted
 /// (NamespaceLifecycle's immortal namespaces).
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
 /// kube-apiserver's default event TTL (`--event-ttl`).
@@ -496,7 +497,9 @@ fn encode_continue(rev: Rev, start: &str) -> String {
 
 fn decode_continue(token: &str) -> Result<(Rev, String), ApiError> {
     use base64::Engine as _;
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let bad = || {
+        ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    };
     let raw = base64::engine::general_purpose::URL_SAFE
         .decode(token)
         .map_err(|_| bad())?;
@@ -567,7 +570,11 @@ impl Api {
 
     async fn ensure_default_service_account(&self, ns: &str) -> Result<(), ApiError> {
         let sa_r = res("serviceaccounts");
-        if self.store.get(&Key::new("serviceaccounts", ns, "default")).is_some() {
+        if self
+            .store
+            .get(&Key::new("serviceaccounts", ns, "default"))
+            .is_some()
+        {
             return Ok(());
         }
         let obj = serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}});
@@ -631,26 +638,37 @@ impl Api {
             o.field_selector.as_deref(),
         )?;
         let rv = o.resource_version.as_deref().filter(|v| !v.is_empty());
-        let rvm = o.resource_version_match.as_deref().filter(|v| !v.is_empty());
+        let rvm = o
+            .resource_version_match
+            .as_deref()
+            .filter(|v| !v.is_empty());
         // ValidateListOptions.
         let mut errs = Vec::new();
         let p = skiff_model::field::Path::new("resourceVersionMatch");
         match rvm {
             None => {}
-            Some(m) if m != "Exact" && m != "NotOlderThan" => errs.push(
-                skiff_model::field::FieldError::not_supported(&p, m, &["Exact", "NotOlderThan", ""]),
-            ),
+            Some(m) if m != "Exact" && m != "NotOlderThan" => {
+                errs.push(skiff_model::field::FieldError::not_supported(
+                    &p,
+                    m,
+                    &["Exact", "NotOlderThan", ""],
+                ))
+            }
             Some(_) if rv.is_none() => errs.push(skiff_model::field::FieldError::forbidden(
                 &p,
                 "resourceVersionMatch is forbidden unless resourceVersion is provided",
             )),
-            Some("Exact") if rv == Some("0") => errs.push(skiff_model::field::FieldError::forbidden(
-                &p,
-                "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
-            )),
+            Some("Exact") if rv == Some("0") => {
+                errs.push(skiff_model::field::FieldError::forbidden(
+                    &p,
+                    "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                ))
+            }
             _ => {}
         }
-        if o.continue_token.as_deref().is_some_and(|c| !c.is_empty()) && rv.is_some_and(|v| v != "0") {
+        if o.continue_token.as_deref().is_some_and(|c| !c.is_empty())
+            && rv.is_some_and(|v| v != "0")
+        {
             errs.push(skiff_model::field::FieldError::forbidden(
                 &skiff_model::field::Path::new("resourceVersion"),
                 "specifying resource version is not allowed when using continue",
@@ -802,7 +820,12 @@ impl Api {
     /// Whether nothing of `resource` (in `ns`) changed after `rev`: the list at `rev` is
     /// then the current one. (Reads the store's replay of the events after `rev`, which it
     /// queues when the watch is made.)
-    fn unchanged_since(&self, resource: &str, ns: Option<&str>, rev: Rev) -> Result<bool, ApiError> {
+    fn unchanged_since(
+        &self,
+        resource: &str,
+        ns: Option<&str>,
+        rev: Rev,
+    ) -> Result<bool, ApiError> {
         use futures_util::FutureExt as _;
         match self.store.watch(resource, ns, rev) {
             Err(StoreError::Expired { .. }) => Ok(false),
@@ -825,7 +848,10 @@ impl Api {
             o.field_selector.as_deref(),
         )?;
         let rv = o.resource_version.as_deref().filter(|v| !v.is_empty());
-        let rvm = o.resource_version_match.as_deref().filter(|v| !v.is_empty());
+        let rvm = o
+            .resource_version_match
+            .as_deref()
+            .filter(|v| !v.is_empty());
         // ValidateListOptions for a watch.
         let mut errs = Vec::new();
         let p = skiff_model::field::Path::new("resourceVersionMatch");
@@ -997,7 +1023,11 @@ impl Api {
         let given = meta_str(&object, "name").to_string();
         // NamespaceLifecycle admission.
         if r.namespaced {
-            let display = if given.is_empty() { generate.as_str() } else { given.as_str() };
+            let display = if given.is_empty() {
+                generate.as_str()
+            } else {
+                given.as_str()
+            };
             match self.store.get(&Key::new("namespaces", "", ns)) {
                 None => {
                     return Err(ApiError::not_found(res("namespaces"), ns)
@@ -1042,7 +1072,9 @@ impl Api {
                 return Ok(Arc::new(prepared));
             }
             match self.commit_create(r, ns, prepared).await {
-                Err(e) if e.code == 409 && given.is_empty() && !generate.is_empty() => last = Some(e),
+                Err(e) if e.code == 409 && given.is_empty() && !generate.is_empty() => {
+                    last = Some(e)
+                }
                 other => return other,
             }
         }
@@ -1067,14 +1099,25 @@ impl Api {
     /// defaulting, PrepareForCreate and validation (422), the ServiceAccount's existence
     /// (403), the node's admission (403), then binding to this node (`spec.nodeName`:
     /// without it every delete would be immediate) and the initial status.
-    async fn prepare_pod_create(&self, r: &Resource, ns: &str, obj: Value) -> Result<Value, ApiError> {
+    async fn prepare_pod_create(
+        &self,
+        r: &Resource,
+        ns: &str,
+        obj: Value,
+    ) -> Result<Value, ApiError> {
         let name = meta_str(&obj, "name").to_string();
-        let mut pod: Pod = serde_json::from_value(obj).map_err(|e| ApiError::internal(e.to_string()))?;
+        let mut pod: Pod =
+            serde_json::from_value(obj).map_err(|e| ApiError::internal(e.to_string()))?;
         {
             let spec = pod.spec.get_or_insert_with(Default::default);
             // plugin/pkg/admission/serviceaccount: the deprecated serviceAccount field fills
             // serviceAccountName; neither means `default`.
-            if spec.service_account_name.as_deref().unwrap_or("").is_empty() {
+            if spec
+                .service_account_name
+                .as_deref()
+                .unwrap_or("")
+                .is_empty()
+            {
                 let sa = spec
                     .service_account
                     .clone()
@@ -1083,17 +1126,24 @@ impl Api {
                 spec.service_account_name = Some(sa);
             }
         }
-        let mut pod = skiff_model::prepare_pod(pod).map_err(|e| strategy::invalid("Pod", &name, &e.errors))?;
+        let mut pod = skiff_model::prepare_pod(pod)
+            .map_err(|e| strategy::invalid("Pod", &name, &e.errors))?;
         let sa = pod
             .spec
             .as_ref()
             .and_then(|s| s.service_account_name.clone())
             .unwrap_or_default();
-        if self.store.get(&Key::new("serviceaccounts", ns, &sa)).is_none() {
+        if self
+            .store
+            .get(&Key::new("serviceaccounts", ns, &sa))
+            .is_none()
+        {
             return Err(ApiError::forbidden(
                 r,
                 &name,
-                &format!("error looking up service account {ns}/{sa}: serviceaccount \"{sa}\" not found"),
+                &format!(
+                    "error looking up service account {ns}/{sa}: serviceaccount \"{sa}\" not found"
+                ),
             ));
         }
         let node_name = self.node.node_name().to_string();
@@ -1132,7 +1182,12 @@ impl Api {
 
     /// Stamps uid and creationTimestamp and stores a prepared object; a Namespace gets its
     /// `default` ServiceAccount.
-    async fn commit_create(&self, r: &Resource, ns: &str, mut obj: Value) -> Result<Arc<Value>, ApiError> {
+    async fn commit_create(
+        &self,
+        r: &Resource,
+        ns: &str,
+        mut obj: Value,
+    ) -> Result<Arc<Value>, ApiError> {
         let name = meta_str(&obj, "name").to_string();
         if name.is_empty() {
             return Err(strategy::invalid(
@@ -1201,7 +1256,7 @@ impl Api {
         subresource: Option<&str>,
         object: Value,
         dry_run: bool,
-        repatch: Option<&(dyn Fn(&Value) -> Result<Value, ApiError> + Send + Sync)>,
+        repatch: Option<&Repatch<'_>>,
     ) -> Result<(Arc<Value>, bool), ApiError> {
         let mut object = object;
         for attempt in 0..RETRIES {
@@ -1260,7 +1315,8 @@ impl Api {
             }
             // Unchanged: no write, no event (GuaranteedUpdate's no-op).
             let mut probe = new.clone();
-            probe["metadata"]["resourceVersion"] = cur.object["metadata"]["resourceVersion"].clone();
+            probe["metadata"]["resourceVersion"] =
+                cur.object["metadata"]["resourceVersion"].clone();
             if probe == *cur.object {
                 return Ok((cur.object, false));
             }
@@ -1271,7 +1327,10 @@ impl Api {
             // the update deletes it (store.go shouldDeleteDuringUpdate).
             let delete_now = is_deleting(&cur.object)
                 && finalizers(&new).is_empty()
-                && cur.object["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0;
+                && cur.object["metadata"]["deletionGracePeriodSeconds"]
+                    .as_i64()
+                    .unwrap_or(0)
+                    == 0;
             let result = if delete_now {
                 if let Some(m) = new["metadata"].as_object_mut() {
                     m.remove("resourceVersion");
@@ -1311,7 +1370,11 @@ impl Api {
                 Err(e) => return Err(store_error(r, name, e)),
             }
         }
-        Err(ApiError::conflict(r, name, "too many concurrent updates; please try again"))
+        Err(ApiError::conflict(
+            r,
+            name,
+            "too many concurrent updates; please try again",
+        ))
     }
 
     // ---- patch ----
@@ -1405,7 +1468,12 @@ impl Api {
     }
 
     /// A patched object decoded again as the kind (unknown fields per `fieldValidation`).
-    fn redecode(&self, r: &Resource, v: Value, fv: FieldValidation) -> Result<(Value, Vec<String>), ApiError> {
+    fn redecode(
+        &self,
+        r: &Resource,
+        v: Value,
+        fv: FieldValidation,
+    ) -> Result<(Value, Vec<String>), ApiError> {
         decode::decode_object(
             r,
             decode::Parsed {
@@ -1446,7 +1514,11 @@ impl Api {
             }
         }
         if r.kind == "Namespace" && IMMORTAL_NAMESPACES.contains(&name) {
-            return Err(ApiError::forbidden(r, name, "this namespace may not be deleted"));
+            return Err(ApiError::forbidden(
+                r,
+                name,
+                "this namespace may not be deleted",
+            ));
         }
         for _ in 0..RETRIES {
             let key = Self::key(r, ns, name);
@@ -1520,7 +1592,11 @@ impl Api {
                 Err(e) => return Err(store_error(r, name, e)),
             }
         }
-        Err(ApiError::conflict(r, name, "too many concurrent updates; please try again"))
+        Err(ApiError::conflict(
+            r,
+            name,
+            "too many concurrent updates; please try again",
+        ))
     }
 
     /// DELETE of a collection: every object the selectors pick, each deleted as one DELETE.
@@ -1531,10 +1607,21 @@ impl Api {
         list: &ListOptions,
         o: &DeleteOptions,
     ) -> Result<Vec<Arc<Value>>, ApiError> {
-        let items = self.list(r, ns, &ListOptions { limit: None, continue_token: None, ..list.clone() })?;
+        let items = self.list(
+            r,
+            ns,
+            &ListOptions {
+                limit: None,
+                continue_token: None,
+                ..list.clone()
+            },
+        )?;
         let mut out = Vec::new();
         for item in items.items {
-            let (ins, iname) = (meta_str(&item, "namespace").to_string(), meta_str(&item, "name").to_string());
+            let (ins, iname) = (
+                meta_str(&item, "namespace").to_string(),
+                meta_str(&item, "name").to_string(),
+            );
             match self.delete(r, &ins, &iname, o).await {
                 Ok(Deleted::Gone(x) | Deleted::Pending(x)) => out.push(x),
                 Err(e) if e.code == 404 => {}
@@ -1566,7 +1653,10 @@ impl Api {
                 if is_deleting(&s.object) {
                     continue;
                 }
-                match self.delete(r, ns, &s.key.name, &DeleteOptions::default()).await {
+                match self
+                    .delete(r, ns, &s.key.name, &DeleteOptions::default())
+                    .await
+                {
                     Ok(Deleted::Gone(_)) => remaining -= 1,
                     Ok(Deleted::Pending(_)) => {}
                     Err(e) if e.code == 404 => remaining -= 1,
@@ -1621,7 +1711,9 @@ impl Api {
         let mut out: Vec<Option<Result<(), ApiError>>> = vec![None; batch.len()];
         let statuses: Vec<Result<Value, ApiError>> = batch
             .iter()
-            .map(|(_, _, _, s)| serde_json::to_value(s).map_err(|e| ApiError::internal(e.to_string())))
+            .map(|(_, _, _, s)| {
+                serde_json::to_value(s).map_err(|e| ApiError::internal(e.to_string()))
+            })
             .collect();
         let mut todo: Vec<usize> = (0..batch.len()).collect();
         for _ in 0..RETRIES {
@@ -1681,7 +1773,9 @@ impl Api {
             todo = again;
         }
         out.into_iter()
-            .map(|o| o.unwrap_or_else(|| Err(ApiError::conflict(r, "", "too many concurrent updates"))))
+            .map(|o| {
+                o.unwrap_or_else(|| Err(ApiError::conflict(r, "", "too many concurrent updates")))
+            })
             .collect()
     }
 
@@ -1711,7 +1805,11 @@ impl Api {
     pub async fn record_events(&self, events: Vec<Event>) {
         let mut muts = Vec::new();
         for e in events {
-            let ns = e.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+            let ns = e
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into());
             let name = e.metadata.name.clone().unwrap_or_default();
             if name.is_empty() {
                 continue;
@@ -1785,6 +1883,9 @@ impl Api {
     }
 }
 
+/// Recomputes a patched object from the fresh stored one (after a lost race).
+type Repatch<'a> = dyn Fn(&Value) -> Result<Value, ApiError> + Send + Sync + 'a;
+
 /// 504 `Too large resource version` (the cacher's answer after its wait; given at once).
 fn too_large(n: Rev, current: Rev) -> ApiError {
     let mut e = ApiError::new(
@@ -1806,7 +1907,10 @@ fn check_subresource(r: &Resource, sub: Option<&str>) -> Result<(), ApiError> {
         Some(s) => Err(ApiError::new(
             404,
             "NotFound",
-            format!("the server could not find the requested resource ({} {})", r.plural, s),
+            format!(
+                "the server could not find the requested resource ({} {})",
+                r.plural, s
+            ),
         )),
     }
 }
@@ -1842,14 +1946,24 @@ fn plan_delete(kind: &str, cur: &Value, o: &DeleteOptions) -> Plan {
             m["status"]["phase"] = Value::String("Terminating".into());
             return Plan::Mark(m);
         }
-        let spec_f = cur["spec"]["finalizers"].as_array().is_some_and(|a| !a.is_empty());
-        return if spec_f || has_finalizers { Plan::Keep } else { Plan::Remove };
+        let spec_f = cur["spec"]["finalizers"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty());
+        return if spec_f || has_finalizers {
+            Plan::Keep
+        } else {
+            Plan::Remove
+        };
     }
     if is_deleting(cur) {
         // Only a shorter grace period may be given; with none, the deletion is pending.
         let existing = cur["metadata"]["deletionGracePeriodSeconds"].as_i64();
         let Some(existing) = existing.filter(|g| *g > 0) else {
-            return if has_finalizers { Plan::Keep } else { Plan::Remove };
+            return if has_finalizers {
+                Plan::Keep
+            } else {
+                Plan::Remove
+            };
         };
         let Some(period) = o.grace_period_seconds.filter(|p| *p < existing) else {
             return Plan::Keep;
@@ -1862,7 +1976,8 @@ fn plan_delete(kind: &str, cur: &Value, o: &DeleteOptions) -> Plan {
             .and_then(strategy::parse_time)
             .unwrap_or(now + existing);
         let mut m = cur.clone();
-        m["metadata"]["deletionTimestamp"] = Value::String(strategy::at_second(ts - existing + period));
+        m["metadata"]["deletionTimestamp"] =
+            Value::String(strategy::at_second(ts - existing + period));
         m["metadata"]["deletionGracePeriodSeconds"] = Value::from(period);
         return Plan::Mark(m);
     }

@@ -142,7 +142,14 @@ impl Parser {
             .get(self.pos)
             .cloned()
             .unwrap_or((Tok::End, String::new()));
-        (if values && matches!(t, Tok::In | Tok::NotIn) { Tok::Ident } else { t }, l)
+        (
+            if values && matches!(t, Tok::In | Tok::NotIn) {
+                Tok::Ident
+            } else {
+                t
+            },
+            l,
+        )
     }
 
     fn take(&mut self, values: bool) -> (Tok, String) {
@@ -167,7 +174,9 @@ impl Parser {
                         Tok::Comma => {
                             let (t2, l2) = self.look(true);
                             if t2 != Tok::Ident && t2 != Tok::Not {
-                                return Err(format!("found '{l2}', expected: identifier after ','"));
+                                return Err(format!(
+                                    "found '{l2}', expected: identifier after ','"
+                                ));
                             }
                         }
                         _ => return Err(format!("found '{l}', expected: ',' or 'end of string'")),
@@ -344,9 +353,7 @@ impl LabelSelector {
             items: lex(s),
             pos: 0,
         };
-        let mut reqs = p
-            .parse()
-            .map_err(|e| ApiError::new(400, "BadRequest", e))?;
+        let mut reqs = p.parse().map_err(|e| ApiError::new(400, "BadRequest", e))?;
         reqs.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(LabelSelector { reqs })
     }
@@ -429,7 +436,11 @@ fn unescape(s: &str) -> Result<String, String> {
         if c == '\\' {
             match chars.next() {
                 Some(n @ ('\\' | ',' | '=')) => out.push(n),
-                _ => return Err(format!("invalid field selector: invalid escape sequence: {s:?}")),
+                _ => {
+                    return Err(format!(
+                        "invalid field selector: invalid escape sequence: {s:?}"
+                    ))
+                }
             }
         } else if c == ',' || c == '=' {
             return Err(format!(
@@ -491,7 +502,10 @@ impl FieldSelector {
         }
         let fields = field_values(kind, object);
         self.terms.iter().all(|t| {
-            let v = fields.get(t.field.as_str()).map(String::as_str).unwrap_or("");
+            let v = fields
+                .get(t.field.as_str())
+                .map(String::as_str)
+                .unwrap_or("");
             (v == t.value) == t.equal
         })
     }
@@ -738,8 +752,13 @@ mod tests {
             err("app in web"),
             "unable to parse requirement: found 'web' expected: '('"
         );
-        assert_eq!(err(",a"), "found ',', expected: !, identifier, or 'end of string'");
-        assert!(err("a@b=c").starts_with("unable to parse requirement: <nil>: Invalid value: \"a@b\""));
+        assert_eq!(
+            err(",a"),
+            "found ',', expected: !, identifier, or 'end of string'"
+        );
+        assert!(
+            err("a@b=c").starts_with("unable to parse requirement: <nil>: Invalid value: \"a@b\"")
+        );
         assert!(err("n>x").contains("for 'Gt', 'Lt' operators, the value must be an integer"));
         assert_eq!(err("a,"), "found '', expected: identifier after ','");
     }
@@ -753,19 +772,28 @@ mod tests {
         assert!(f("status.phase!=Pending").matches("Pod", &pod));
         assert!(!f("spec.restartPolicy=Always").matches("Pod", &pod));
         assert!(f("spec.hostNetwork=false").matches("Pod", &pod));
-        let e = FieldSelector::parse("spec.foo=x", "Pod").err().map(|e| e.message);
+        let e = FieldSelector::parse("spec.foo=x", "Pod")
+            .err()
+            .map(|e| e.message);
         assert_eq!(e.as_deref(), Some("field label not supported: spec.foo"));
-        let e = FieldSelector::parse("type=x", "ConfigMap").err().map(|e| e.message);
+        let e = FieldSelector::parse("type=x", "ConfigMap")
+            .err()
+            .map(|e| e.message);
         assert_eq!(e.as_deref(), Some("field label not supported: type"));
         assert!(FieldSelector::parse("type=Opaque", "Secret").is_ok());
-        let e = FieldSelector::parse("metadata.name", "Pod").err().map(|e| e.message);
+        let e = FieldSelector::parse("metadata.name", "Pod")
+            .err()
+            .map(|e| e.message);
         assert_eq!(
             e.as_deref(),
             Some("invalid selector: 'metadata.name'; can't understand 'metadata.name'")
         );
         let ev = json!({"metadata": {"name": "e"}, "involvedObject": {"kind": "Pod", "name": "p"}, "reason": "Started", "source": {"component": "kubelet"}, "type": "Normal"});
         let f = |s: &str| FieldSelector::parse(s, "Event").unwrap_or_default();
-        assert!(f("involvedObject.name=p,involvedObject.kind=Pod,source=kubelet,type=Normal").matches("Event", &ev));
+        assert!(
+            f("involvedObject.name=p,involvedObject.kind=Pod,source=kubelet,type=Normal")
+                .matches("Event", &ev)
+        );
         assert!(!f("reason=Killing").matches("Event", &ev));
         // Escapes.
         let esc = FieldSelector::parse(r"metadata.name=a\,b", "Pod").unwrap_or_default();

@@ -106,7 +106,12 @@ impl ApiWatch {
         if !self.allow_bookmarks || self.ended {
             return None;
         }
-        Some(bookmark_event(self.kind, &self.api_version, self.last_rev, false))
+        Some(bookmark_event(
+            self.kind,
+            &self.api_version,
+            self.last_rev,
+            false,
+        ))
     }
 
     /// The revision the watcher has seen everything up to.
@@ -116,7 +121,12 @@ impl ApiWatch {
 
     /// The cacher's conversion of a store event for this watcher's selectors.
     fn convert(&mut self, e: WatchEvent) -> Option<ApiWatchEvent> {
-        let ev = |t: &'static str, o: Arc<Value>| Some(ApiWatchEvent { type_: t, object: o });
+        let ev = |t: &'static str, o: Arc<Value>| {
+            Some(ApiWatchEvent {
+                type_: t,
+                object: o,
+            })
+        };
         let Some(tr) = self.tracking.as_mut() else {
             return ev(type_name(e.kind), e.object);
         };
@@ -169,7 +179,12 @@ fn type_name(k: EventType) -> &'static str {
 
 /// `{"type":"BOOKMARK","object":{"kind":…,"apiVersion":…,"metadata":{"resourceVersion":…}}}`,
 /// with the `k8s.io/initial-events-end` annotation at the end of a streaming list.
-pub(crate) fn bookmark_event(kind: &str, api_version: &str, rev: Rev, initial_end: bool) -> ApiWatchEvent {
+pub(crate) fn bookmark_event(
+    kind: &str,
+    api_version: &str,
+    rev: Rev,
+    initial_end: bool,
+) -> ApiWatchEvent {
     let mut meta = json!({"resourceVersion": rev.to_string()});
     if initial_end {
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
