@@ -1095,10 +1095,10 @@ impl Api {
         Ok(obj)
     }
 
-    /// A pod's create: the ServiceAccount admission's default (`default`), skiff-model's
-    /// defaulting, PrepareForCreate and validation (422), the ServiceAccount's existence
-    /// (403), the node's admission (403), then binding to this node (`spec.nodeName`:
-    /// without it every delete would be immediate) and the initial status.
+    /// A pod's create: the ServiceAccount admission (plugin/pkg/admission/serviceaccount:
+    /// `default`, which must exist: 403), skiff-model's defaulting, PrepareForCreate and
+    /// validation (422), the node's admission (403), then binding to this node
+    /// (`spec.nodeName`: without it every delete would be immediate) and the initial status.
     async fn prepare_pod_create(
         &self,
         r: &Resource,
@@ -1126,26 +1126,33 @@ impl Api {
                 spec.service_account_name = Some(sa);
             }
         }
-        let mut pod = skiff_model::prepare_pod(pod)
-            .map_err(|e| strategy::invalid("Pod", &name, &e.errors))?;
+        // The ServiceAccount must exist (checked by the plugin's Admit, before the
+        // strategy's validation); its imagePullSecrets go to a pod that names none.
         let sa = pod
             .spec
             .as_ref()
             .and_then(|s| s.service_account_name.clone())
             .unwrap_or_default();
-        if self
-            .store
-            .get(&Key::new("serviceaccounts", ns, &sa))
-            .is_none()
-        {
+        let Some(sa_obj) = self.store.get(&Key::new("serviceaccounts", ns, &sa)) else {
             return Err(ApiError::forbidden(
                 r,
                 &name,
                 &format!(
-                    "error looking up service account {ns}/{sa}: serviceaccount \"{sa}\" not found"
+                    "service account {ns}/{sa} was not found, retry after the service account is created"
                 ),
             ));
+        };
+        if let Some(spec) = pod.spec.as_mut() {
+            if spec.image_pull_secrets.as_ref().is_none_or(Vec::is_empty) {
+                if let Some(secrets) = sa_obj.object.get("imagePullSecrets").cloned() {
+                    if let Ok(s) = serde_json::from_value(secrets) {
+                        spec.image_pull_secrets = Some(s);
+                    }
+                }
+            }
         }
+        let mut pod = skiff_model::prepare_pod(pod)
+            .map_err(|e| strategy::invalid("Pod", &name, &e.errors))?;
         let node_name = self.node.node_name().to_string();
         let spec = pod.spec.get_or_insert_with(Default::default);
         if spec.node_name.as_deref().unwrap_or("").is_empty() {

@@ -299,7 +299,7 @@ async fn pod_refusals() {
     );
     let e = err(create(&api, "pods", "default", json!({"metadata": {"name": "sa"}, "spec": {"serviceAccountName": "robot", "containers": [{"name": "a", "image": "i"}]}})).await);
     assert_eq!(e.code, 403);
-    assert_eq!(e.message, "pods \"sa\" is forbidden: error looking up service account default/robot: serviceaccount \"robot\" not found");
+    assert_eq!(e.message, "pods \"sa\" is forbidden: service account default/robot was not found, retry after the service account is created");
     *node.refuse.lock().unwrap_or_else(|p| p.into_inner()) =
         Some("Node didn't have enough resource: cpu".into());
     let e = err(api
