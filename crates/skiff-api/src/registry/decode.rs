@@ -223,7 +223,7 @@ pub(crate) fn decode_object(
     map.insert("apiVersion".into(), Value::String(want_av));
     map.insert("kind".into(), Value::String(r.kind.to_string()));
     // A missing metadata decodes as an empty one.
-    if !map.get("metadata").is_some_and(Value::is_object) {
+    if map.get("metadata").is_none_or(Value::is_null) {
         map.insert("metadata".into(), Value::Object(Default::default()));
     }
 

@@ -1436,11 +1436,12 @@ impl Api {
             if patch_type != PatchType::Apply || subresource.is_some() {
                 return Err(ApiError::not_found(r, name).with_details(r, name));
             }
-            let mut obj = make(None)?;
-            if obj["metadata"]["name"].as_str().is_none_or(str::is_empty) {
+            let obj = make(None)?;
+            // Decoded first: a body whose metadata is not an object is refused there.
+            let (mut obj, warnings) = self.redecode(r, obj, o.field_validation)?;
+            if meta_str(&obj, "name").is_empty() {
                 obj["metadata"]["name"] = Value::String(name.to_string());
             }
-            let (obj, warnings) = self.redecode(r, obj, o.field_validation)?;
             if meta_str(&obj, "name") != name {
                 return Err(ApiError::bad_request(format!(
                     "the name of the object ({}) does not match the name on the URL ({name})",

@@ -1113,3 +1113,65 @@ async fn patches() {
     assert!(w.created);
     assert_eq!(w.object["data"]["a"], "b");
 }
+
+/// Hostile bodies: refused with a Status, never a panic.
+#[tokio::test]
+async fn hostile_bodies_are_refused() {
+    let api = api().await;
+    let pods = r("pods");
+    for body in [
+        &b"["[..],
+        b"null",
+        b"42",
+        b"\"x\"",
+        br#"{"metadata":"x"}"#,
+        br#"{"metadata":{"name":7}}"#,
+        br#"{"metadata":{"name":"a"},"spec":[]}"#,
+    ] {
+        let e = err(api
+            .create(pods, "default", body, BodyFormat::Json, &wo())
+            .await);
+        assert!(
+            e.code == 400 || e.code == 422,
+            "{}: {e:?}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    let deep = "[".repeat(100_000);
+    let e = err(api
+        .create(pods, "default", deep.as_bytes(), BodyFormat::Json, &wo())
+        .await);
+    assert_eq!(e.code, 400);
+    let e = err(api
+        .create(pods, "default", b"a: [\n", BodyFormat::Yaml, &wo())
+        .await);
+    assert_eq!(e.code, 400);
+    let o = WriteOptions {
+        field_manager: Some("me".into()),
+        ..wo()
+    };
+    let e = err(api
+        .patch(
+            r("configmaps"),
+            "default",
+            "x",
+            None,
+            PatchType::Apply,
+            b"metadata: 3\n",
+            &o,
+        )
+        .await);
+    assert_eq!(e.code, 400);
+    let e = err(api
+        .patch(
+            r("configmaps"),
+            "default",
+            "x",
+            None,
+            PatchType::Apply,
+            b"- 1\n",
+            &o,
+        )
+        .await);
+    assert!(e.code == 400 || e.code == 422, "{e:?}");
+}
