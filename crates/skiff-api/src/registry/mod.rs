@@ -1158,6 +1158,8 @@ impl Api {
         if spec.node_name.as_deref().unwrap_or("").is_empty() {
             spec.node_name = Some(node_name.clone());
         }
+        // The v1 conversion writes the deprecated field from serviceAccountName.
+        spec.service_account.clone_from(&spec.service_account_name);
         if spec.node_name.as_deref() == Some(node_name.as_str()) {
             let bound = self.bound_pods(&node_name);
             self.node

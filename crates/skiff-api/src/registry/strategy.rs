@@ -391,6 +391,19 @@ fn prepare_pod_update(
         // defaulted (at decoding upstream) before ValidatePodUpdate compares it.
         pod.status = old_pod.status.clone();
         skiff_model::defaults::default_pod(&mut pod);
+        if let Some(spec) = pod.spec.as_mut() {
+            // The v1 conversion: serviceAccountName from the deprecated field when empty,
+            // and back.
+            if spec
+                .service_account_name
+                .as_deref()
+                .unwrap_or("")
+                .is_empty()
+            {
+                spec.service_account_name.clone_from(&spec.service_account);
+            }
+            spec.service_account.clone_from(&spec.service_account_name);
+        }
         if let (Some(n), Some(o)) = (pod.spec.as_mut(), old_pod.spec.as_ref()) {
             // Ephemeral containers change only through their subresource.
             n.ephemeral_containers.clone_from(&o.ephemeral_containers);

@@ -179,6 +179,7 @@ async fn pod_create_defaults_binds_and_stamps() {
     let p = create_pod(&api, "default", "web").await;
     assert_eq!(p["spec"]["nodeName"], "node-1");
     assert_eq!(p["spec"]["serviceAccountName"], "default");
+    assert_eq!(p["spec"]["serviceAccount"], "default");
     assert_eq!(p["spec"]["terminationGracePeriodSeconds"], 30);
     assert_eq!(
         p["spec"]["containers"][0]["imagePullPolicy"],
@@ -1112,6 +1113,21 @@ async fn patches() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(w.created);
     assert_eq!(w.object["data"]["a"], "b");
+    // kubectl --server-side sends the apply body as JSON.
+    let w = api
+        .patch(
+            r("configmaps"),
+            "default",
+            "cm",
+            None,
+            PatchType::Apply,
+            br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"cm"},"data":{"a":"c"}}"#,
+            &o,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!w.created);
+    assert_eq!(w.object["data"]["a"], "c");
 }
 
 /// Hostile bodies: refused with a Status, never a panic.
