@@ -1191,3 +1191,28 @@ async fn hostile_bodies_are_refused() {
         .await);
     assert!(e.code == 400 || e.code == 422, "{e:?}");
 }
+
+fn assert_send<T: Send>(_: T) {}
+
+/// The HTTP layer runs these futures on a multi-threaded runtime: they must be Send.
+#[tokio::test]
+async fn futures_are_send() {
+    let api = api().await;
+    let o = wo();
+    let d = DeleteOptions::default();
+    assert_send(api.create(r("pods"), "default", b"{}", BodyFormat::Json, &o));
+    assert_send(api.update(r("pods"), "default", "x", None, b"{}", BodyFormat::Json, &o));
+    assert_send(api.patch(r("pods"), "default", "x", None, PatchType::Merge, b"{}", &o));
+    assert_send(api.delete(r("pods"), "default", "x", &d));
+    assert_send(api.delete_collection(r("pods"), None, &ListOptions::default(), &d));
+    assert_send(api.reconcile_namespaces());
+    assert_send(api.set_pod_statuses(Vec::new()));
+    assert_send(api.finish_pod_deletion("default", "x", "u"));
+    assert_send(api.record_events(Vec::new()));
+    assert_send(api.expire_events(EVENT_TTL));
+    assert_send(api.refresh_node());
+    let mut w = api
+        .watch(r("pods"), None, &WatchOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_send(w.next());
+}
