@@ -10,6 +10,7 @@
 //! `selector` (label and field selectors), `watch` (the cacher's watch semantics).
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -330,6 +331,9 @@ pub struct Api {
     /// Snapshots of lists cut by `limit`, so that `continue` pages are served at the first
     /// page's revision (as etcd serves them) while they are kept.
     snapshots: Arc<Mutex<VecDeque<Snapshot>>>,
+    /// Whether the ServiceAccount admission mounts the `kube-api-access-*` token volume
+    /// (see [`Api::set_token_volumes`]).
+    token_volumes: Arc<AtomicBool>,
 }
 
 /// A filtered list kept for its continue pages.
@@ -525,6 +529,7 @@ impl Api {
             store,
             node,
             snapshots: Arc::new(Mutex::new(VecDeque::new())),
+            token_volumes: Arc::new(AtomicBool::new(false)),
         };
         let ns_r = res("namespaces");
         for ns in SYSTEM_NAMESPACES {
@@ -547,6 +552,17 @@ impl Api {
         }
         api.refresh_node().await?;
         Ok(api)
+    }
+
+    /// Turns on the ServiceAccount admission's token volume: every pod whose service
+    /// account (or own spec) does not opt out of `automountServiceAccountToken` gets the
+    /// projected volume `kube-api-access-xxxxx` (a bound token, `kube-root-ca.crt`'s
+    /// `ca.crt`, the namespace) mounted read-only at
+    /// `/var/run/secrets/kubernetes.io/serviceaccount` in every container, as
+    /// plugin/pkg/admission/serviceaccount does. Off until the daemon serves the token
+    /// signer and the root CA ConfigMap to the node.
+    pub fn set_token_volumes(&self, on: bool) {
+        self.token_volumes.store(on, Ordering::Relaxed);
     }
 
     pub fn store(&self) -> &Store {
@@ -1150,6 +1166,9 @@ impl Api {
                     }
                 }
             }
+        }
+        if self.token_volumes.load(Ordering::Relaxed) {
+            mount_service_account_token(&sa_obj.object, &mut pod);
         }
         let mut pod = skiff_model::prepare_pod(pod)
             .map_err(|e| strategy::invalid("Pod", &name, &e.errors))?;
@@ -1890,6 +1909,72 @@ impl Api {
             .into_iter()
             .filter(Result::is_ok)
             .count()
+    }
+}
+
+/// Where the ServiceAccount admission mounts the token volume.
+const TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// The ServiceAccount admission's `mountServiceAccountToken` (plugin/pkg/admission/
+/// serviceaccount/admission.go): unless the pod's, else the account's,
+/// `automountServiceAccountToken` is false, every init and regular container without a mount
+/// at [`TOKEN_MOUNT_PATH`] gets one of the `kube-api-access-*` projected volume, added once.
+fn mount_service_account_token(sa: &Value, pod: &mut Pod) {
+    use k8s_openapi::api::core::v1::{Volume, VolumeMount};
+    let Some(spec) = pod.spec.as_mut() else {
+        return;
+    };
+    let automount = spec
+        .automount_service_account_token
+        .or_else(|| sa["automountServiceAccountToken"].as_bool())
+        .unwrap_or(true);
+    if !automount {
+        return;
+    }
+    let existing = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name.starts_with("kube-api-access-"))
+        .map(|v| v.name.clone());
+    let name = existing
+        .clone()
+        .unwrap_or_else(|| format!("kube-api-access-{}", random_suffix(5)));
+    let mount = VolumeMount {
+        name: name.clone(),
+        read_only: Some(true),
+        mount_path: TOKEN_MOUNT_PATH.into(),
+        ..VolumeMount::default()
+    };
+    let mut needed = false;
+    let mut add = |mounts: &mut Option<Vec<VolumeMount>>| {
+        let m = mounts.get_or_insert_with(Vec::new);
+        if !m.iter().any(|v| v.mount_path == TOKEN_MOUNT_PATH) {
+            m.push(mount.clone());
+            needed = true;
+        }
+    };
+    for c in spec.init_containers.iter_mut().flatten() {
+        add(&mut c.volume_mounts);
+    }
+    for c in &mut spec.containers {
+        add(&mut c.volume_mounts);
+    }
+    if existing.is_none() && needed {
+        let volume: Result<Volume, _> = serde_json::from_value(serde_json::json!({
+            "name": name,
+            "projected": {
+                "defaultMode": 420,
+                "sources": [
+                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                    {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+                ],
+            },
+        }));
+        if let Ok(v) = volume {
+            spec.volumes.get_or_insert_with(Vec::new).push(v);
+        }
     }
 }
 

@@ -1216,3 +1216,31 @@ async fn futures_are_send() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_send(w.next());
 }
+
+/// plugin/pkg/admission/serviceaccount mountServiceAccountToken (when turned on).
+#[tokio::test]
+async fn token_volume_when_turned_on() {
+    let api = api().await;
+    let p = create_pod(&api, "default", "off").await;
+    assert!(p["spec"]["volumes"].is_null());
+    api.set_token_volumes(true);
+    let p = create_pod(&api, "default", "on").await;
+    let vol = &p["spec"]["volumes"][0];
+    let name = vol["name"].as_str().unwrap_or("");
+    assert!(
+        name.starts_with("kube-api-access-") && name.len() == 21,
+        "{name}"
+    );
+    assert_eq!(
+        vol["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"],
+        3607
+    );
+    assert_eq!(
+        p["spec"]["containers"][0]["volumeMounts"][0],
+        json!({"name": name, "readOnly": true, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"})
+    );
+    let no = create(&api, "pods", "default", json!({"metadata": {"name": "no"}, "spec": {"automountServiceAccountToken": false, "containers": [{"name": "a", "image": "i"}]}}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(no.object["spec"]["volumes"].is_null());
+}
