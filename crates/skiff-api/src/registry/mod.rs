@@ -737,10 +737,11 @@ impl Api {
                 }
                 if m == Some("Exact") && n < current {
                     if !self.unchanged_since(&r.store_key(), store_ns, n)? {
+                        // etcd3 store's interpretListError for a compacted revision.
                         return Err(ApiError::new(
                             410,
                             "Expired",
-                            format!("too old resource version: {n} ({current})"),
+                            "The resourceVersion for the provided list is too old.",
                         ));
                     }
                     n
