@@ -1361,29 +1361,14 @@ impl Api {
                     .unwrap_or(0)
                     == 0;
             let result = if delete_now {
-                if let Some(m) = new["metadata"].as_object_mut() {
-                    m.remove("resourceVersion");
-                }
-                match self
-                    .store
-                    .commit(Mutation::Update {
-                        key: key.clone(),
-                        object: new,
+                // Not written: deleted (deleteWithoutFinalizers), one DELETED event.
+                self.store
+                    .commit(Mutation::Delete {
+                        key,
                         expect_rev: Some(cur.mod_rev),
+                        expect_uid: None,
                     })
                     .await
-                {
-                    Ok(s) => {
-                        self.store
-                            .commit(Mutation::Delete {
-                                key,
-                                expect_rev: Some(s.mod_rev),
-                                expect_uid: None,
-                            })
-                            .await
-                    }
-                    Err(e) => Err(e),
-                }
             } else {
                 self.store
                     .commit(Mutation::Update {
