@@ -1237,7 +1237,19 @@ impl Api {
                 object: obj,
             })
             .await
-            .map_err(|e| store_error(r, &name, e))?;
+            .map_err(|e| {
+                let mut err = store_error(r, &name, e);
+                // store.go Create: an existing object that is being deleted says so.
+                if err.code == 409
+                    && self
+                        .store
+                        .get(&Self::key(r, ns, &name))
+                        .is_some_and(|s| is_deleting(&s.object))
+                {
+                    err.message = format!("object is being deleted: {}", err.message);
+                }
+                err
+            })?;
         if r.kind == "Namespace" {
             Box::pin(self.ensure_default_service_account(&name)).await?;
         }

@@ -266,6 +266,17 @@ async fn namespace_rules_on_create() {
     assert!(matches!(d, Ok(Deleted::Pending(_))));
     let e = err(create(
         &api,
+        "namespaces",
+        "",
+        json!({"metadata": {"name": "team"}}),
+    )
+    .await);
+    assert_eq!(
+        e.message,
+        "object is being deleted: namespaces \"team\" already exists"
+    );
+    let e = err(create(
+        &api,
         "configmaps",
         "team",
         json!({"metadata": {"name": "c"}}),
