@@ -835,8 +835,8 @@ impl Api {
     }
 
     /// Whether nothing of `resource` (in `ns`) changed after `rev`: the list at `rev` is
-    /// then the current one. (Reads the store's replay of the events after `rev`, which it
-    /// queues when the watch is made.)
+    /// then the current one. (Deletions are seen in the store's replay of the events after
+    /// `rev`, which it queues when the watch is made.)
     fn unchanged_since(
         &self,
         resource: &str,
@@ -844,6 +844,12 @@ impl Api {
         rev: Rev,
     ) -> Result<bool, ApiError> {
         use futures_util::FutureExt as _;
+        // A creation or change after `rev` shows in the current objects' revisions; a
+        // deletion only in the event log.
+        let (items, _) = self.store.list(resource, ns);
+        if items.iter().any(|s| s.mod_rev > rev) {
+            return Ok(false);
+        }
         match self.store.watch(resource, ns, rev) {
             Err(StoreError::Expired { .. }) => Ok(false),
             Err(e) => Err(ApiError::internal(e.to_string())),
