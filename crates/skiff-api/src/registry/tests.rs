@@ -1255,3 +1255,83 @@ async fn token_volume_when_turned_on() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(no.object["spec"]["volumes"].is_null());
 }
+
+/// What `kubectl delete --wait` and `kubectl wait` do: list with a name field selector at
+/// RV 0, then watch from the list's revision with the same selector (cacher filtering of a
+/// watch from a revision).
+#[tokio::test]
+async fn selector_watch_from_a_revision_sees_the_deletion() {
+    let api = api().await;
+    let pods = r("pods");
+    create_pod(&api, "default", "x").await;
+    create_pod(&api, "default", "y").await;
+    let l = api
+        .list(
+            pods,
+            Some("default"),
+            &ListOptions {
+                field_selector: Some("metadata.name=x".into()),
+                resource_version: Some("0".into()),
+                limit: Some(500),
+                ..ListOptions::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(l.items.len(), 1);
+    let mut w = api
+        .watch(
+            pods,
+            Some("default"),
+            &WatchOptions {
+                field_selector: Some("metadata.name=x".into()),
+                resource_version: Some(l.resource_version.to_string()),
+                allow_bookmarks: true,
+                ..WatchOptions::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let force = DeleteOptions {
+        grace_period_seconds: Some(0),
+        ..DeleteOptions::default()
+    };
+    api.delete(pods, "default", "y", &force)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    api.delete(pods, "default", "x", &force)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let e = next(&mut w).await.unwrap_or_else(|| panic!("none"));
+    assert_eq!((e.type_, meta_str(&e.object, "name")), ("DELETED", "x"));
+    no_event(&mut w).await;
+}
+
+/// deletecollection: each selected object deleted as by its own DELETE.
+#[tokio::test]
+async fn delete_collection_by_label() {
+    let api = api().await;
+    for (n, l) in [("a", "1"), ("b", "1"), ("c", "2")] {
+        create(
+            &api,
+            "configmaps",
+            "default",
+            json!({"metadata": {"name": n, "labels": {"g": l}}}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let gone = api
+        .delete_collection(
+            r("configmaps"),
+            Some("default"),
+            &ListOptions {
+                label_selector: Some("g=1".into()),
+                ..ListOptions::default()
+            },
+            &DeleteOptions::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(gone.len(), 2);
+    assert!(api.get(r("configmaps"), "default", "c").is_ok());
+    assert!(api.get(r("configmaps"), "default", "a").is_err());
+}
