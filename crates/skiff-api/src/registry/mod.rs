@@ -1780,7 +1780,18 @@ impl Api {
                     continue;
                 }
                 let mut obj = (*cur.object).clone();
+                let old_qos = obj["status"]["qosClass"].clone();
                 obj["status"] = status.clone();
+                // podStatusStrategy: the QoS class set at creation is backfilled.
+                if obj["status"]["qosClass"].as_str().is_none_or(str::is_empty)
+                    && old_qos.is_string()
+                {
+                    obj["status"]["qosClass"] = old_qos;
+                }
+                if obj == *cur.object {
+                    out[i] = Some(Ok(()));
+                    continue;
+                }
                 muts.push(Mutation::Update {
                     key,
                     object: obj,

@@ -386,6 +386,12 @@ fn prepare_pod_update(
         // podStatusStrategy.PrepareForUpdate: spec and ownerReferences from the old pod.
         pod.spec = old_pod.spec.clone();
         pod.metadata.owner_references = old_pod.metadata.owner_references.clone();
+        // The QoS class is set at creation and backfilled when a writer dropped it.
+        if let Some(st) = pod.status.as_mut() {
+            if st.qos_class.as_deref().unwrap_or("").is_empty() {
+                st.qos_class = old_pod.status.as_ref().and_then(|o| o.qos_class.clone());
+            }
+        }
     } else {
         // podStrategy.PrepareForUpdate: the status is the old one; the incoming spec is
         // defaulted (at decoding upstream) before ValidatePodUpdate compares it.

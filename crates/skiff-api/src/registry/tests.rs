@@ -999,6 +999,7 @@ async fn node_side_writes() {
         .get(r("pods"), "default", "a")
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(a2["status"]["phase"], "Running");
+    assert_eq!(a2["status"]["qosClass"], "BestEffort");
     assert_eq!(a2["spec"], a["spec"]);
     assert_eq!(
         api.get(r("pods"), "default", "b")
