@@ -207,7 +207,11 @@ pub(crate) fn prepare_create(kind: &str, obj: &mut Value) -> ErrorList {
         "Event" => {
             let ns = obj["metadata"]["namespace"].as_str().unwrap_or("");
             let ins = obj["involvedObject"]["namespace"].as_str().unwrap_or("");
-            if !ins.is_empty() && ins != ns {
+            // legacyValidateEvent: a cluster-scoped involved object's events live in
+            // "default"; a namespaced one's in its namespace.
+            if (ins.is_empty() && !ns.is_empty() && ns != "default")
+                || (!ins.is_empty() && ins != ns)
+            {
                 errs.push(FieldError::invalid(
                     &Path::new("involvedObject").child("namespace"),
                     ins,
