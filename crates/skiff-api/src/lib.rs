@@ -12,8 +12,11 @@
 //!   `/version`, `/openapi`.
 //! * `transport`: the unix socket and TLS listeners, bearer tokens.
 
+pub mod http;
 pub mod node;
 pub mod openapi;
 pub mod patch;
 pub mod registry;
 pub mod store;
+pub mod tables;
+pub mod transport;

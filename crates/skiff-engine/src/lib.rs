@@ -404,6 +404,17 @@ pub enum Input {
         state: ObservedState,
         attempt: Option<i32>,
     },
+    /// The last published result of a probe of an adopted instance, as persisted before the
+    /// node agent restarted (its `ready`/`started` status): it stands until the next result of
+    /// that probe, so a restart does not flip a ready container to not ready and back (the
+    /// kubelet does, k/k #100277; the pending KEP keeps it). Ignored unless `instance` is the
+    /// container's running instance and the container has that probe.
+    ProbeRestored {
+        name: String,
+        instance: InstanceId,
+        kind: ProbeKind,
+        ok: bool,
+    },
     /// Nothing happened; time passed.
     Tick,
 }

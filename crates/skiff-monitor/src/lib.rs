@@ -174,6 +174,24 @@ fn inherited(fd: RawFd) -> Option<OwnedFd> {
 /// Runs the monitor until the container has exited and its output is logged.
 pub fn run(args: &Args) -> Result<(), String> {
     let child = Pid::from_raw(args.pid);
+    // First: say which processes hold the instance (record::StartedRecord), for a skiff that
+    // died before it could.
+    let me = std::process::id() as i32;
+    if let (Some(monitor_ticks), Some(ticks)) =
+        (record::start_ticks(me), record::start_ticks(args.pid))
+    {
+        let started = record::StartedRecord {
+            monitor_pid: me,
+            monitor_ticks,
+            pid: args.pid,
+            ticks,
+        };
+        // Best effort: without it, skiff's own record says the same once skiff writes it.
+        let _ = record::write_file_atomic(
+            &record::started_path(&args.exit),
+            started.encode().as_bytes(),
+        );
+    }
     // SIGCHLD through a signalfd, so one poll waits for output and exits alike.
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);

@@ -245,3 +245,79 @@ mod tests {
         ));
     }
 }
+
+/// The monitor's first act: which processes hold the instance — the monitor itself and the
+/// container's main process, each with its start time in clock ticks (field 22 of
+/// `/proc/<pid>/stat`: a PID alone may be reused). skiff writes the instance record before the
+/// processes exist and completes it once they run; if skiff dies in between, this file (beside
+/// the exit record: [`started_path`]) completes it, so the next skiff adopts the running
+/// instance instead of killing and starting it again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StartedRecord {
+    pub monitor_pid: i32,
+    pub monitor_ticks: u64,
+    pub pid: i32,
+    pub ticks: u64,
+}
+
+/// Where the [`StartedRecord`] of the instance whose exit record is `exit` lives.
+pub fn started_path(exit: &Path) -> std::path::PathBuf {
+    exit.with_extension("started")
+}
+
+/// The start time of `pid` in clock ticks since boot (`None` if it is gone).
+pub fn start_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: the fields follow the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+impl StartedRecord {
+    pub fn encode(&self) -> String {
+        format!(
+            "{} {} {} {}\n",
+            self.monitor_pid, self.monitor_ticks, self.pid, self.ticks
+        )
+    }
+
+    pub fn decode(text: &str) -> Option<StartedRecord> {
+        let mut it = text.split_whitespace();
+        let r = StartedRecord {
+            monitor_pid: it.next()?.parse().ok()?,
+            monitor_ticks: it.next()?.parse().ok()?,
+            pid: it.next()?.parse().ok()?,
+            ticks: it.next()?.parse().ok()?,
+        };
+        (it.next().is_none() && r.monitor_pid > 0 && r.pid > 0).then_some(r)
+    }
+
+    /// Reads the record of the instance whose exit record is `exit` (`None`: none, or not one).
+    pub fn read(exit: &Path) -> Option<StartedRecord> {
+        let data = read_file_bounded(&started_path(exit), 128).ok()?;
+        StartedRecord::decode(std::str::from_utf8(&data).ok()?)
+    }
+}
+
+#[cfg(test)]
+mod started_tests {
+    use super::*;
+
+    #[test]
+    fn started_records_round_trip_and_refuse_garbage() {
+        let r = StartedRecord {
+            monitor_pid: 10,
+            monitor_ticks: 11,
+            pid: 12,
+            ticks: 13,
+        };
+        assert_eq!(StartedRecord::decode(&r.encode()), Some(r));
+        assert_eq!(StartedRecord::decode("1 2 3"), None);
+        assert_eq!(StartedRecord::decode("0 2 3 4"), None);
+        assert_eq!(StartedRecord::decode("1 2 3 4 5"), None);
+        assert_eq!(
+            started_path(Path::new("/x/app/3.exit")),
+            Path::new("/x/app/3.started")
+        );
+    }
+}

@@ -67,6 +67,53 @@ pub fn replay(engine: &mut PodEngine, found: &[FoundContainer], now: Time) {
     }
 }
 
+/// Seeds the probe results of running adopted instances from `status` (the pod's status as
+/// last persisted): `ready` for the readiness probe and `started` for the startup probe of
+/// the instance the status names (its `containerID`), until the next result of each.
+pub fn restore_probes(
+    engine: &mut PodEngine,
+    found: &[FoundContainer],
+    status: Option<&k8s_openapi::api::core::v1::PodStatus>,
+    id_key: u64,
+    now: Time,
+) {
+    let Some(status) = status else { return };
+    let statuses = [&status.container_statuses, &status.init_container_statuses];
+    for f in found.iter().filter(|f| f.state == FoundState::Running) {
+        let id = InstanceId(f.instance);
+        let cid = id.container_id(id_key);
+        let Some(cs) = statuses
+            .iter()
+            .copied()
+            .flatten()
+            .flatten()
+            .find(|cs| cs.name == f.name && cs.container_id.as_deref() == Some(cid.as_str()))
+        else {
+            continue;
+        };
+        if cs.started == Some(true) {
+            engine.handle(
+                Input::ProbeRestored {
+                    name: f.name.clone(),
+                    instance: id,
+                    kind: skiff_engine::ProbeKind::Startup,
+                    ok: true,
+                },
+                now,
+            );
+        }
+        engine.handle(
+            Input::ProbeRestored {
+                name: f.name.clone(),
+                instance: id,
+                kind: skiff_engine::ProbeKind::Readiness,
+                ok: cs.ready,
+            },
+            now,
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -318,6 +318,8 @@ pub struct PodShm {
     fd: Arc<OwnedFd>,
     mounted: bool,
     journal: Option<Arc<dyn MountJournal>>,
+    /// A persistent sandbox's: dropped, it stays mounted ([`PodShm::remove`] unmounts it).
+    kept: bool,
 }
 
 impl PodShm {
@@ -364,6 +366,7 @@ impl PodShm {
                 fd: Arc::new(fd),
                 mounted: true,
                 journal,
+                kept: false,
             }),
             Err(e) => {
                 if nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH).is_ok() {
@@ -384,7 +387,35 @@ impl PodShm {
             dir,
             mounted: false,
             journal: None,
+            kept: false,
         })
+    }
+
+    /// Re-attaches the pod's shm tmpfs an earlier process mounted (a persistent sandbox);
+    /// `None` if it is not mounted there.
+    pub fn adopt(pod_dir: &Path, journal: Option<Arc<dyn MountJournal>>) -> Option<PodShm> {
+        let dir = pod_dir.join("shm");
+        if !crate::mountinfo::mount_points().iter().any(|p| *p == dir) {
+            return None;
+        }
+        let fd = crate::fdwalk::open_path(&dir, true).ok()?;
+        Some(PodShm {
+            dir,
+            fd: Arc::new(fd),
+            mounted: true,
+            journal,
+            kept: true,
+        })
+    }
+
+    /// Dropped, it stays mounted (a persistent sandbox).
+    pub fn keep(&mut self) {
+        self.kept = true;
+    }
+
+    /// Unmounts it (if it is the pod's own) and removes its mount point.
+    pub fn remove(mut self) {
+        self.kept = false;
     }
 
     /// The directory to bind at the containers' `/dev/shm`.
@@ -395,7 +426,7 @@ impl PodShm {
 
 impl Drop for PodShm {
     fn drop(&mut self) {
-        if self.mounted {
+        if self.mounted && !self.kept {
             if let Err(e) = nix::mount::umount2(&self.dir, nix::mount::MntFlags::MNT_DETACH) {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "unmounting the pod's /dev/shm");
                 return;

@@ -368,6 +368,7 @@ mod tests {
             started_unix_ms: 1,
             log_path: pod_dir.join("app/0.log"),
             exit_path: pod_dir.join("app/0.exit"),
+            cgroup: None,
         };
         record
             .write(&crate::state::InstanceRecord::path(&pod_dir.join("app"), 0))

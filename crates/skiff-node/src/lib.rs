@@ -47,6 +47,7 @@ pub mod keeper;
 pub mod launch;
 pub mod logs;
 pub mod machine;
+pub mod manager;
 pub mod mountinfo;
 mod mountns;
 pub mod namespaces;

@@ -164,7 +164,7 @@ fn probe_user_namespace() -> Result<(), NamespaceError> {
         user: true,
         hostname: "skiff-probe".into(),
     };
-    spawn_holder(&plan, &reaper).map(drop)
+    spawn_holder(&plan, &reaper, false).map(drop)
 }
 
 /// What namespaces a pod gets (see the module docs).
@@ -368,7 +368,10 @@ pub(crate) fn with_pid_namespace<T>(
 
 /// The namespaces of a pod sandbox: per [`NamespacePlan`] where the host supports them,
 /// the host's otherwise (said once by [`support`]).
-pub(crate) fn for_sandbox(pod: &Pod) -> Result<PodNamespaces, crate::spec::SandboxError> {
+pub(crate) fn for_sandbox(
+    pod: &Pod,
+    persistent: bool,
+) -> Result<PodNamespaces, crate::spec::SandboxError> {
     if !support().namespaces() {
         return Ok(PodNamespaces::host());
     }
@@ -388,7 +391,7 @@ pub(crate) fn for_sandbox(pod: &Pod) -> Result<PodNamespaces, crate::spec::Sandb
             );
         }
     }
-    PodNamespaces::create(&plan, &reaper).map_err(|e| fail(e.to_string()))
+    PodNamespaces::create_with(&plan, &reaper, persistent).map_err(|e| fail(e.to_string()))
 }
 
 /// A pod's namespaces and the process holding them. Dropping it without
@@ -404,9 +407,11 @@ struct Holder {
     pid: i32,
     /// pidfd of the holder (kill without PID-reuse races); `None` on kernels without it.
     pidfd: Option<OwnedFd>,
-    exit: ExitWaiter,
-    /// Write end of the lifeline: the holder exits when this closes (skiff gone).
-    _lifeline: OwnedFd,
+    /// The reaper's notification, for a holder this process started (`None`: adopted).
+    exit: Option<ExitWaiter>,
+    /// Write end of the lifeline: the holder exits when this closes (skiff gone). `None`:
+    /// a persistent holder (it outlives skiff; only SIGKILL ends it).
+    _lifeline: Option<OwnedFd>,
     /// Rootless: skiff's end of the socket factory.
     factory: Option<Arc<OwnedFd>>,
 }
@@ -423,10 +428,22 @@ impl PodNamespaces {
     /// Creates the pod's namespaces per `plan` (no holder when the pod uses only the
     /// host's). On error nothing is left behind.
     pub fn create(plan: &NamespacePlan, reaper: &Reaper) -> Result<PodNamespaces, NamespaceError> {
-        if !plan.any() {
+        Self::create_with(plan, reaper, false)
+    }
+
+    /// [`PodNamespaces::create`]; `persistent`: the holder has no lifeline (it outlives this
+    /// process, for the next one to [`adopt`](PodNamespaces::adopt)), and there is one even
+    /// when the pod uses only the host's namespaces: it is the sandbox's anchor, whose life is
+    /// the sandbox's (the node's crash recovery leaves a pod alone while it lives).
+    pub fn create_with(
+        plan: &NamespacePlan,
+        reaper: &Reaper,
+        persistent: bool,
+    ) -> Result<PodNamespaces, NamespaceError> {
+        if !plan.any() && !persistent {
             return Ok(PodNamespaces::host());
         }
-        let holder = spawn_holder(plan, reaper)?;
+        let holder = spawn_holder(plan, reaper, persistent)?;
         let open = |kind: &'static str, flag: CloneFlags| -> Result<_, NamespaceError> {
             let fd = open_ns(holder.pid, kind).map_err(io_err("opening the holder's namespace"))?;
             Ok((Arc::new(fd), flag))
@@ -480,12 +497,94 @@ impl PodNamespaces {
         self.holder.as_ref().map(|h| h.pid)
     }
 
-    /// Kills the holder by PID and waits until it is reaped. The namespaces themselves go
-    /// away with the last descriptor (containers' exec contexts hold some until dropped).
+    /// The holder as a process identity that survives PID reuse (what a persistent sandbox
+    /// records for the next process to [`adopt`](PodNamespaces::adopt)).
+    pub fn holder_ref(&self) -> Option<crate::state::ProcessRef> {
+        self.holder
+            .as_ref()
+            .and_then(|h| crate::state::ProcessRef::of(h.pid))
+    }
+
+    /// Kills the holder at once (SIGKILL, not waited for): a sandbox whose setup failed.
+    pub(crate) fn kill_holder(self) {
+        if let Some(h) = &self.holder {
+            h.kill();
+        }
+    }
+
+    /// Re-attaches the namespaces of a persistent sandbox whose holder `holder` an earlier
+    /// process started per `plan`: a pidfd opened first and checked against the start time
+    /// after (so it cannot name a successor with the same PID), then the namespaces opened
+    /// from the holder. `None` when the holder is gone.
+    pub fn adopt(plan: &NamespacePlan, holder: &crate::state::ProcessRef) -> Option<PodNamespaces> {
+        let pidfd = holder.pidfd()?;
+        let open = |kind: &str, flag: CloneFlags| -> Option<(Arc<OwnedFd>, CloneFlags)> {
+            Some((Arc::new(open_ns(holder.pid, kind).ok()?), flag))
+        };
+        let mut entries = Vec::new();
+        if plan.user {
+            // The rootless socket factory cannot be re-attached: not adopted.
+            return None;
+        }
+        if plan.network {
+            entries.push(open("net", CloneFlags::CLONE_NEWNET)?);
+        }
+        if plan.ipc {
+            entries.push(open("ipc", CloneFlags::CLONE_NEWIPC)?);
+        }
+        if plan.network {
+            entries.push(open("uts", CloneFlags::CLONE_NEWUTS)?);
+        }
+        let pid = if plan.pid {
+            Some(open("pid", CloneFlags::CLONE_NEWPID)?.0)
+        } else {
+            None
+        };
+        // Opened while it lived: the descriptors are its namespaces.
+        if !holder.alive() {
+            return None;
+        }
+        Some(PodNamespaces {
+            holder: Some(Holder {
+                pid: holder.pid,
+                pidfd: Some(pidfd),
+                exit: None,
+                _lifeline: None,
+                factory: None,
+            }),
+            join: NamespaceJoin {
+                entries,
+                pid,
+                socket_factory: None,
+            },
+        })
+    }
+
+    /// Kills the holder by PID and waits until it is reaped (or, adopted, until it has
+    /// exited). The namespaces themselves go away with the last descriptor (containers' exec
+    /// contexts hold some until dropped).
     pub async fn destroy(self) {
         let Some(holder) = self.holder else { return };
         holder.kill();
-        if tokio::time::timeout(HOLDER_EXIT_TIMEOUT, holder.exit.wait())
+        let gone = async {
+            match (&holder.exit, &holder.pidfd) {
+                (Some(exit), _) => {
+                    exit.wait().await;
+                }
+                (None, Some(fd)) => {
+                    // Not our child: its pidfd turns readable when it has exited.
+                    if let Ok(dup) = fd.try_clone() {
+                        if let Ok(p) =
+                            crate::sys::fd::Pollable::new(dup, tokio::io::Interest::READABLE)
+                        {
+                            let _ = p.readable().await;
+                        }
+                    }
+                }
+                (None, None) => {}
+            }
+        };
+        if tokio::time::timeout(HOLDER_EXIT_TIMEOUT, gone)
             .await
             .is_err()
         {
@@ -499,13 +598,15 @@ impl PodNamespaces {
 
 impl Holder {
     fn kill(&self) {
-        if self.exit.try_get().is_some() {
+        if self.exit.as_ref().is_some_and(|e| e.try_get().is_some()) {
             return;
         }
         let r = match &self.pidfd {
             Some(fd) => rustix::process::pidfd_send_signal(fd, rustix::process::Signal::KILL)
                 .map_err(|e| Errno::from_raw(e.raw_os_error())),
-            // Our unreaped child: its PID cannot have been reused.
+            // Our unreaped child: its PID cannot have been reused. (An adopted holder always
+            // has a pidfd.)
+            None if self.exit.is_none() => return,
             None => nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(self.pid),
                 nix::sys::signal::Signal::SIGKILL,
@@ -518,7 +619,11 @@ impl Holder {
     }
 }
 
-fn spawn_holder(plan: &NamespacePlan, reaper: &Reaper) -> Result<Holder, NamespaceError> {
+fn spawn_holder(
+    plan: &NamespacePlan,
+    reaper: &Reaper,
+    persistent: bool,
+) -> Result<Holder, NamespaceError> {
     let (ready_r, ready_w) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| NamespaceError::Io {
             what: "creating a pipe",
@@ -570,7 +675,7 @@ fn spawn_holder(plan: &NamespacePlan, reaper: &Reaper) -> Result<Holder, Namespa
         hostname: hostname.as_deref(),
         lo_up: plan.network,
         reap: plan.pid,
-        lifeline: life_r.as_fd(),
+        lifeline: (!persistent).then(|| life_r.as_fd()),
         ready: ready_w.as_fd(),
         devnull: devnull.as_fd(),
         id_maps: id_maps
@@ -592,8 +697,8 @@ fn spawn_holder(plan: &NamespacePlan, reaper: &Reaper) -> Result<Holder, Namespa
     let holder = Holder {
         pid: spawned.pid,
         pidfd,
-        exit: spawned.exit,
-        _lifeline: life_w,
+        exit: Some(spawned.exit),
+        _lifeline: (!persistent).then_some(life_w),
         factory,
     };
     // The holder writes its setup errno (0 = ready), then keeps the pipe... closed: EOF

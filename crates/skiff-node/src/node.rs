@@ -237,7 +237,9 @@ impl NodeResources {
                     continue;
                 }
             };
-            if record.owner.alive() {
+            // A persistent pod (`skiff serve`) lives while its sandbox's anchor does: the next
+            // daemon adopts it.
+            if record.owner.alive() || record.anchor.is_some_and(|a| a.alive()) {
                 continue;
             }
             let plan = match self.plan(&name, &record) {
@@ -256,6 +258,70 @@ impl NodeResources {
                     tracing::warn!(uid = %record.uid, "cleaning up a pod of a skiff that is gone: {e}")
                 }
             }
+        }
+    }
+
+    /// Kills every process of the container cgroup `cgroups_path` (a tracking group's
+    /// `cgroups_path`, recorded before an instance of pod `uid` was started by a process that
+    /// died mid-start) and removes it. Only a cgroup beneath that pod's own is touched.
+    pub fn kill_interrupted_start(&self, uid: &str, cgroups_path: &Path) -> io::Result<()> {
+        let Some(driver) = &self.cgroups else {
+            return Ok(());
+        };
+        let rel = cgroups_path
+            .strip_prefix(&driver.settings().parent)
+            .map_err(|_| io::Error::other("not under skiff's cgroup"))?;
+        let ours = [
+            skiff_model::resources::QosClass::Guaranteed,
+            skiff_model::resources::QosClass::Burstable,
+            skiff_model::resources::QosClass::BestEffort,
+        ]
+        .into_iter()
+        .any(|q| {
+            let pod = cgroups::pod_rel(q, uid);
+            rel.starts_with(&pod) && rel != pod
+        });
+        let clean = rel.components().all(|c| matches!(c, Component::Normal(_)));
+        if !ours || !clean {
+            return Err(io::Error::other(format!(
+                "{} is not a container cgroup of pod {uid}",
+                cgroups_path.display()
+            )));
+        }
+        remove_cgroups_verified(&driver.dirs(rel), 0, REMOVE_TIMEOUT)
+    }
+
+    /// Before a new sandbox of a pod replaces its record: an earlier one whose owner is gone
+    /// (a persistent sandbox nobody adopted) is cleaned up, its anchor killed first.
+    fn clear_stale(&self, dir: &RecordsDir, name: &str) {
+        let Ok(record) = dir.read(name) else {
+            return;
+        };
+        if record.owner.alive() && record.owner != self.owner {
+            return;
+        }
+        if let Some(a) = record.anchor {
+            let r = crate::state::ProcessRef {
+                pid: a.pid,
+                start_ticks: a.start,
+            };
+            if let Some(fd) = r.pidfd() {
+                let _ = pidfd_kill(&fd);
+                // Not our child: its pidfd is readable once it has exited.
+                let mut fds = [nix::poll::PollFd::new(
+                    std::os::fd::AsFd::as_fd(&fd),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5000u16));
+            }
+        }
+        match self.plan(name, &record) {
+            Ok(plan) => {
+                if let Err(e) = plan.run(record.owner.start) {
+                    tracing::warn!(uid = %record.uid, "cleaning up an earlier sandbox of the pod: {e}");
+                }
+            }
+            Err(why) => tracing::warn!(record = %name, "not acting on a pod record: {why}"),
         }
     }
 
@@ -423,6 +489,8 @@ impl CleanupPlan {
 struct PodRecord {
     uid: String,
     owner: Owner,
+    /// A persistent sandbox's anchor (its namespace holder): the pod is alive while it is.
+    anchor: Option<Owner>,
     /// The pod cgroup's directory in every hierarchy.
     cgroups: Vec<PathBuf>,
     pod_dir: PathBuf,
@@ -443,6 +511,9 @@ impl PodRecord {
             self.pod_dir.display(),
             self.data_dir.display()
         );
+        if let Some(a) = &self.anchor {
+            s.push_str(&format!("anchor_pid={}\nanchor_start={}\n", a.pid, a.start));
+        }
         for c in &self.cgroups {
             s.push_str(&format!("cgroup={}\n", c.display()));
         }
@@ -453,7 +524,11 @@ impl PodRecord {
             s.push_str(&format!("mountpoint={}\n", m.display()));
         }
         // One entry per line: a path with a newline (or not UTF-8) cannot be recorded.
-        let entries = 5 + self.cgroups.len() + self.mounts.len() + self.mountpoints.len();
+        let entries = 5
+            + 2 * usize::from(self.anchor.is_some())
+            + self.cgroups.len()
+            + self.mounts.len()
+            + self.mountpoints.len();
         let paths = [&self.pod_dir, &self.data_dir]
             .into_iter()
             .chain(&self.cgroups)
@@ -471,6 +546,7 @@ impl PodRecord {
         let mut r = PodRecord {
             uid: String::new(),
             owner: Owner { pid: 0, start: 0 },
+            anchor: None,
             cgroups: Vec::new(),
             pod_dir: PathBuf::new(),
             data_dir: PathBuf::new(),
@@ -483,6 +559,12 @@ impl PodRecord {
                 "uid" => r.uid = v.to_string(),
                 "owner_pid" => r.owner.pid = v.parse().ok()?,
                 "owner_start" => r.owner.start = v.parse().ok()?,
+                "anchor_pid" => {
+                    r.anchor.get_or_insert(Owner { pid: 0, start: 0 }).pid = v.parse().ok()?
+                }
+                "anchor_start" => {
+                    r.anchor.get_or_insert(Owner { pid: 0, start: 0 }).start = v.parse().ok()?
+                }
                 "pod_dir" => r.pod_dir = PathBuf::from(v),
                 "data_dir" => r.data_dir = PathBuf::from(v),
                 "cgroup" => r.cgroups.push(PathBuf::from(v)),
@@ -490,6 +572,9 @@ impl PodRecord {
                 "mountpoint" => r.mountpoints.push(PathBuf::from(v)),
                 _ => {}
             }
+        }
+        if r.anchor.is_some_and(|a| a.pid <= 0) {
+            return None;
         }
         (!r.uid.is_empty() && r.owner.pid > 0).then_some(r)
     }
@@ -813,6 +898,8 @@ pub struct PodResources {
     record: Option<Arc<RecordFile>>,
     seq: AtomicU64,
     destroyed: AtomicBool,
+    /// A persistent sandbox's: dropped, nothing is torn down (the next process adopts it).
+    kept: AtomicBool,
 }
 
 /// One pod's record on disk, kept in step with what skiff mounts for the pod.
@@ -880,6 +967,7 @@ impl PodResources {
             record: None,
             seq: AtomicU64::new(0),
             destroyed: AtomicBool::new(false),
+            kept: AtomicBool::new(false),
         };
         let err = |message: String| SandboxError {
             reason: "FailedCreatePodSandBox".into(),
@@ -901,16 +989,20 @@ impl PodResources {
         let qos = skiff_model::resources::qos_class(&res.spec);
         let handle = driver.map(|d| PodCgroup::open(d, &identity.uid, qos));
         if let Some(dir) = dir {
+            let name = sanitize_file(&identity.uid);
+            // What an earlier sandbox of this pod left (a persistent one that was not adopted)
+            // goes first: its record is about to be replaced.
+            node.clear_stale(&dir, &name);
             let record = PodRecord {
                 uid: identity.uid.clone(),
                 owner: node.owner,
+                anchor: None,
                 cgroups: handle.as_ref().map(PodCgroup::dirs).unwrap_or_default(),
                 pod_dir: pod_dir.to_path_buf(),
                 data_dir: data_dir.to_path_buf(),
                 mounts: Vec::new(),
                 mountpoints: Vec::new(),
             };
-            let name = sanitize_file(&identity.uid);
             dir.write(&name, &record).map_err(|e| {
                 err(format!(
                     "recording the pod in {}: {e}",
@@ -934,6 +1026,91 @@ impl PodResources {
 
     /// Where the pod's volumes record their mounts before making them (so that a crash
     /// leaves none the next start cannot find); `None` when there are no records (not root).
+    /// Re-attaches the resources of a persistent sandbox an earlier process created for this
+    /// pod: its record (which must name `pod_dir` and `anchor` as its anchor) and its cgroup
+    /// (which must exist). `None` when either is missing or not this pod's.
+    pub fn adopt(
+        pod: &Pod,
+        identity: &PodIdentity,
+        pod_dir: &Path,
+        anchor: &crate::state::ProcessRef,
+    ) -> Option<PodResources> {
+        let node = NodeResources::global().clone();
+        let spec = pod.spec.clone().unwrap_or_default();
+        let dir = match &node.records {
+            None => None,
+            Some(Ok(d)) => Some(d.clone()),
+            Some(Err(_)) => return None,
+        };
+        let record = match &dir {
+            Some(dir) => {
+                let name = sanitize_file(&identity.uid);
+                let r = dir.read(&name).ok()?;
+                let same_anchor = r.anchor
+                    == Some(Owner {
+                        pid: anchor.pid,
+                        start: anchor.start_ticks,
+                    });
+                if r.uid != identity.uid || r.pod_dir != pod_dir || !same_anchor {
+                    return None;
+                }
+                Some(Arc::new(RecordFile {
+                    dir: dir.clone(),
+                    name,
+                    record: Mutex::new(r),
+                }))
+            }
+            None => None,
+        };
+        let cgroup = match node.cgroups() {
+            Some(driver) => {
+                let qos = skiff_model::resources::qos_class(&spec);
+                let cg = PodCgroup::open(driver, &identity.uid, qos);
+                if !cg.dirs().iter().all(|d| d.is_dir()) {
+                    return None;
+                }
+                Some(cg)
+            }
+            None => None,
+        };
+        // Container cgroups are named `<container>-<restart>-<n>`: numbers this process gives
+        // must not meet those of the one before it.
+        let seq = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Some(PodResources {
+            node,
+            spec,
+            cgroup,
+            record,
+            seq: AtomicU64::new(seq),
+            destroyed: AtomicBool::new(false),
+            kept: AtomicBool::new(true),
+        })
+    }
+
+    /// Records `anchor` as the pod's anchor: the node's crash recovery leaves the pod alone
+    /// while it lives (a persistent sandbox).
+    pub fn set_anchor(&self, anchor: &crate::state::ProcessRef) -> io::Result<()> {
+        self.kept.store(true, Ordering::SeqCst);
+        let Some(r) = &self.record else {
+            return Ok(());
+        };
+        r.update(|rec| {
+            rec.anchor = Some(Owner {
+                pid: anchor.pid,
+                start: anchor.start_ticks,
+            })
+        })
+    }
+
+    /// Lets go of the pod without tearing anything down (a persistent sandbox this process
+    /// stops using: the next one adopts it).
+    pub fn release(self) {
+        self.destroyed.store(true, Ordering::SeqCst);
+    }
+
     pub fn mount_journal(&self) -> Option<Arc<dyn crate::spec::MountJournal>> {
         self.record
             .clone()
@@ -954,6 +1131,28 @@ impl PodResources {
     }
 
     /// The pod cgroup, if cgroups are in use.
+    /// The mount points on the host's root recorded for the pod (removed at teardown).
+    pub fn recorded_mountpoints(&self) -> Vec<PathBuf> {
+        self.record
+            .as_ref()
+            .map(|r| match r.record.lock() {
+                Ok(g) => g.mountpoints.clone(),
+                Err(p) => p.into_inner().mountpoints.clone(),
+            })
+            .unwrap_or_default()
+    }
+
+    /// The mounts recorded for the pod (made before the record was last written).
+    pub fn recorded_mounts(&self) -> Vec<PathBuf> {
+        self.record
+            .as_ref()
+            .map(|r| match r.record.lock() {
+                Ok(g) => g.mounts.clone(),
+                Err(p) => p.into_inner().mounts.clone(),
+            })
+            .unwrap_or_default()
+    }
+
     pub fn cgroup(&self) -> Option<&PodCgroup> {
         self.cgroup.as_ref()
     }
@@ -1020,7 +1219,7 @@ impl PodResources {
 
 impl Drop for PodResources {
     fn drop(&mut self) {
-        if self.destroyed.load(Ordering::SeqCst) {
+        if self.destroyed.load(Ordering::SeqCst) || self.kept.load(Ordering::SeqCst) {
             return;
         }
         let mut keep_record = !self.record_done();
@@ -1079,6 +1278,7 @@ mod tests {
         PodRecord {
             uid: uid.into(),
             owner: Owner { pid: 42, start: 7 },
+            anchor: Some(Owner { pid: 43, start: 9 }),
             cgroups: vec![PathBuf::from(format!(
                 "/sys/fs/cgroup/memory/x/kubepods/pod{uid}"
             ))],

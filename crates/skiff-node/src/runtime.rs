@@ -281,10 +281,40 @@ impl HostRuntime {
             }
         };
         let started_at = SystemTime::now();
+        // The instance is on record before any process of it exists (its PIDs follow once it
+        // runs): a skiff killed in between leaves a record the next one finds, so the start
+        // is neither lost nor made twice (state module: an interrupted start, its processes
+        // found in its cgroup).
+        let record_path =
+            crate::state::InstanceRecord::path(&launch.container_dir(), launch.restart_count);
+        let unknown = crate::state::ProcessRef {
+            pid: 0,
+            start_ticks: 0,
+        };
+        let mut record = crate::state::InstanceRecord {
+            version: 1,
+            pod_uid: launch.pod.uid.clone(),
+            container: launch.name.clone(),
+            instance: launch.instance,
+            attempt: launch.restart_count,
+            runtime_id: id.clone(),
+            boot_id: crate::state::boot_id(),
+            monitor: unknown.clone(),
+            main: unknown,
+            started_unix_ms: crate::state::unix_ms(started_at),
+            log_path: log_path.clone(),
+            exit_path: exit_path.clone(),
+            cgroup: group.cgroups_path(),
+        };
+        if let Err(e) = record.write(&record_path) {
+            tracing::warn!(id = %id, path = %record_path.display(), "writing the instance record: {e}");
+        }
         // Consumes the process: the write ends now live in the container only.
         let spawned = match process.spawn_monitored(&self.reaper, &id, monitor) {
             Ok(s) => s,
             Err(e) => {
+                // Nothing of it runs: no record either.
+                let _ = std::fs::remove_file(&record_path);
                 release(group).await;
                 return Err(match &oci {
                     Some(o) => crate::oci::runc::create_error(o.handler, &o.log, e),
@@ -313,31 +343,16 @@ impl HostRuntime {
             }
         };
         tracing::debug!(id = %id, pid, monitor_pid, tracker = self.tracker.kind(), "container started");
-        // The instance's record, for whoever comes after this process (state module).
-        let record = crate::state::InstanceRecord {
-            version: 1,
-            pod_uid: launch.pod.uid.clone(),
-            container: launch.name.clone(),
-            instance: launch.instance,
-            attempt: launch.restart_count,
-            runtime_id: id.clone(),
-            boot_id: crate::state::boot_id(),
-            monitor: crate::state::ProcessRef::of(monitor_pid).unwrap_or(
-                crate::state::ProcessRef {
-                    pid: monitor_pid,
-                    start_ticks: 0,
-                },
-            ),
-            main: crate::state::ProcessRef::of(pid).unwrap_or(crate::state::ProcessRef {
-                pid,
+        // The instance's record with its processes, for whoever comes after this process.
+        record.monitor =
+            crate::state::ProcessRef::of(monitor_pid).unwrap_or(crate::state::ProcessRef {
+                pid: monitor_pid,
                 start_ticks: 0,
-            }),
-            started_unix_ms: crate::state::unix_ms(started_at),
-            log_path: log_path.clone(),
-            exit_path: exit_path.clone(),
-        };
-        let record_path =
-            crate::state::InstanceRecord::path(&launch.container_dir(), launch.restart_count);
+            });
+        record.main = crate::state::ProcessRef::of(pid).unwrap_or(crate::state::ProcessRef {
+            pid,
+            start_ticks: 0,
+        });
         if let Err(e) = record.write(&record_path) {
             tracing::warn!(id = %id, path = %record_path.display(), "writing the instance record: {e}");
         }
@@ -403,6 +418,59 @@ impl HostRuntime {
                 },
             }),
         })
+    }
+}
+
+/// The exec context (probes, hooks) of an instance an earlier process started, whose main
+/// process is `pid`: `setup` from its adopted sandbox (`PodSandbox::exec_setup`), the same
+/// environment its start computed (again from its spec), the instance's own namespaces
+/// entered through its main process. `oci`: an image container's environment, working
+/// directory and exec view (from its bundle). No tracking group: commands get a process group
+/// of their own, as without cgroups.
+pub(crate) fn adopted_exec_context(
+    id: &str,
+    launch: &ContainerLaunch,
+    setup: ContainerSetup,
+    pid: i32,
+    oci: Option<(
+        Vec<(String, String)>,
+        PathBuf,
+        Vec<crate::isolation::MountSpec>,
+    )>,
+) -> ExecContext {
+    let netns = setup.namespaces.as_ref().and_then(|j| j.net());
+    let (env, cwd, mounts) = match oci {
+        Some(o) => o,
+        None => {
+            let hostname = setup.hostname.as_deref().unwrap_or(&launch.pod.name);
+            (
+                process_env(launch, hostname, id),
+                launch
+                    .working_dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("/")),
+                setup.mounts.clone().unwrap_or_default(),
+            )
+        }
+    };
+    let exec_setup = match setup.for_exec(pid).prepare() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(id = %id, error = %e, "preparing the exec setup of an adopted container");
+            PreparedSetup::default()
+        }
+    };
+    ExecContext {
+        container_id: id.to_string(),
+        container_name: launch.name.clone(),
+        env,
+        working_dir: cwd,
+        ports: launch.ports.clone(),
+        host: "127.0.0.1".into(),
+        group: None,
+        setup: Arc::new(exec_setup),
+        netns,
+        mounts,
     }
 }
 

@@ -21,6 +21,9 @@ pub struct SandboxOptions {
     /// skiff's data directory; the pod's files live under `pods/<ns>_<name>_<uid>/`.
     pub data_dir: PathBuf,
     pub objects: PodObjects,
+    /// The sandbox outlives this process, to be adopted by the next one (`skiff serve`; see
+    /// `WorkerConfig::persistent`).
+    pub persistent: bool,
 }
 
 /// A pod's shared environment. Dropping it without [`PodSandbox::destroy`] leaks nothing
@@ -63,7 +66,23 @@ impl PodSandbox {
         // Pod cgroup and its record (node module); removed again if a later step fails.
         let resources = crate::node::PodResources::create(pod, identity, &opts.data_dir, &pod_dir)?;
         // Pod namespaces (namespaces module); dropped on a later error, the holder exits.
-        let namespaces = crate::namespaces::for_sandbox(pod)?;
+        // Persistent: the holder is the sandbox's anchor (recorded before anything else is
+        // made that the node's recovery could otherwise take for a dead skiff's).
+        let namespaces = crate::namespaces::for_sandbox(pod, opts.persistent)?;
+        let anchor = if opts.persistent {
+            namespaces.holder_ref()
+        } else {
+            None
+        };
+        let namespaces = Unwind {
+            ns: Some(namespaces),
+        };
+        if let Some(a) = &anchor {
+            resources.set_anchor(a).map_err(|e| SandboxError {
+                reason: "FailedCreatePodSandBox".into(),
+                message: format!("Failed to create pod sandbox: recording the pod's anchor: {e}"),
+            })?;
+        }
         // The pod's /dev/shm (container_view module), under the recorded pod dir.
         let plan = crate::namespaces::NamespacePlan::for_pod(pod);
         let view = default_view_available();
@@ -92,7 +111,7 @@ impl PodSandbox {
         let node = crate::volumes::downward::NodeAllocatable::detect(&opts.data_dir);
         // Each tmpfs is recorded in the pod's record before it is mounted.
         let journal = resources.mount_journal();
-        let volumes = crate::volumes::PodVolumes::setup_journaled(
+        let mut volumes = crate::volumes::PodVolumes::setup_journaled(
             pod,
             &pod_dir,
             &opts.objects,
@@ -103,10 +122,33 @@ impl PodSandbox {
             reason: "FailedMount".into(),
             message: e.to_string(),
         })?;
+        let mut shm = shm;
+        if let Some(a) = &anchor {
+            // What the next process re-attaches (see [`PodSandbox::adopt`]); the sandbox is
+            // complete only once this is written.
+            let plan = crate::namespaces::NamespacePlan::for_pod(pod);
+            let record = SandboxRecord {
+                version: 1,
+                pod_uid: identity.uid.clone(),
+                boot_id: crate::state::boot_id(),
+                holder: a.clone(),
+                network: plan.network,
+                ipc: plan.ipc,
+                pid: plan.pid,
+            };
+            record.write(&pod_dir).map_err(|e| SandboxError {
+                reason: "FailedCreatePodSandBox".into(),
+                message: format!("Failed to create pod sandbox: writing {SANDBOX_FILE}: {e}"),
+            })?;
+            volumes.keep();
+            if let Some(s) = shm.as_mut() {
+                s.keep();
+            }
+        }
         Ok(PodSandbox {
             identity: identity.clone(),
             pod_dir,
-            namespaces,
+            namespaces: namespaces.take(),
             mountpoints: Default::default(),
             volumes,
             resources,
@@ -116,6 +158,75 @@ impl PodSandbox {
             } else {
                 crate::security::PodSecurity::new(pod)
             },
+            hostname: container_hostname(pod),
+            shm,
+            own_pid_namespaces,
+        })
+    }
+
+    /// Re-attaches the persistent sandbox an earlier process made for `pod` (see
+    /// `WorkerConfig::persistent`): its record in the pod's directory (this boot's, this
+    /// pod's), its namespace holder (pidfd, checked against its start time), its cgroup and
+    /// node record, its /dev/shm and its volumes (tmpfs mounts taken as they are). `None` when
+    /// there is none or any part of it is gone: the worker then treats the sandbox as lost
+    /// (S9), and a new one's creation clears what is left of this one.
+    pub fn adopt(pod: &Pod, identity: &PodIdentity, opts: &SandboxOptions) -> Option<PodSandbox> {
+        let pod_dir = opts.data_dir.join("pods").join(identity.dir_name());
+        let record = SandboxRecord::read(&pod_dir)?;
+        if record.pod_uid != identity.uid || record.boot_id != crate::state::boot_id() {
+            return None;
+        }
+        if !crate::namespaces::support().namespaces() || crate::namespaces::rootless() {
+            return None;
+        }
+        let mut plan = crate::namespaces::NamespacePlan::for_pod(pod);
+        (plan.network, plan.ipc, plan.pid) = (record.network, record.ipc, record.pid);
+        let namespaces = crate::namespaces::PodNamespaces::adopt(&plan, &record.holder)?;
+        let resources = crate::node::PodResources::adopt(pod, identity, &pod_dir, &record.holder)?;
+        let view = default_view_available();
+        let shm = if !view {
+            None
+        } else if plan.ipc {
+            Some(crate::container_view::PodShm::adopt(
+                &pod_dir,
+                resources.mount_journal(),
+            )?)
+        } else {
+            let mut s = crate::container_view::PodShm::host().ok()?;
+            s.keep();
+            Some(s)
+        };
+        let spec = pod.spec.as_ref();
+        let own_pid_namespaces = view
+            && !spec.and_then(|s| s.host_pid).unwrap_or(false)
+            && !spec
+                .and_then(|s| s.share_process_namespace)
+                .unwrap_or(false);
+        let node = crate::volumes::downward::NodeAllocatable::detect(&opts.data_dir);
+        let mut volumes = match crate::volumes::PodVolumes::setup_adopting(
+            pod,
+            &pod_dir,
+            &opts.objects,
+            &node,
+            resources.mount_journal(),
+            resources.recorded_mounts(),
+        ) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(pod = %identity.name, "re-attaching the pod's volumes: {e}");
+                return None;
+            }
+        };
+        volumes.keep();
+        let mountpoints = resources.recorded_mountpoints();
+        Some(PodSandbox {
+            identity: identity.clone(),
+            pod_dir,
+            namespaces,
+            mountpoints: std::sync::Mutex::new(mountpoints),
+            volumes,
+            resources,
+            security: crate::security::PodSecurity::new(pod),
             hostname: container_hostname(pod),
             shm,
             own_pid_namespaces,
@@ -223,6 +334,33 @@ impl PodSandbox {
         Ok(setup)
     }
 
+    /// What commands run "in" an instance of `container` that an earlier process started (an
+    /// adopted sandbox's: exec probes, hooks) enter, before `ContainerSetup::for_exec` adds the
+    /// instance's own namespaces: its security plan, the pod's namespaces, its volume mounts
+    /// (where commands are looked up). Makes nothing (no cgroup, file or mount point).
+    pub fn exec_setup(
+        &self,
+        container: &Container,
+        launch: &ContainerLaunch,
+        image: bool,
+    ) -> Result<ContainerSetup, StartError> {
+        let mut setup = ContainerSetup {
+            security: Some(self.security.plan(container)?),
+            hostname: Some(self.hostname.clone()),
+            own_pid_namespace: self.own_pid_namespaces,
+            ..ContainerSetup::default()
+        };
+        if crate::namespaces::support().namespaces() {
+            setup.namespaces = Some(self.namespaces.join().clone());
+            setup.mounts = Some(if image {
+                Vec::new()
+            } else {
+                self.volumes.mounts_for(container, &launch.env)?
+            });
+        }
+        Ok(setup)
+    }
+
     /// What an image container (OCI runtime) takes from the sandbox: its security plan (for
     /// exec probes and hooks), the pod's namespaces, its cgroup (created here, with its limits),
     /// oom_score_adj and hostname. No mounts: the OCI runtime builds the container's mount
@@ -281,8 +419,11 @@ impl PodSandbox {
     pub async fn destroy(self) {
         // Namespaces (namespaces module): kill the holder; mount points we created.
         self.namespaces.destroy().await;
-        // The pod's /dev/shm (container_view module): unmounted on drop.
-        drop(self.shm);
+        // The pod's /dev/shm (container_view module).
+        if let Some(s) = self.shm {
+            s.remove();
+        }
+        let _ = std::fs::remove_file(self.pod_dir.join(SANDBOX_FILE));
         if let Ok(m) = self.mountpoints.lock() {
             crate::mountns::remove_mountpoints(&m);
         }
@@ -291,6 +432,65 @@ impl PodSandbox {
         volumes.teardown();
         // Pod cgroup (node module): kills anything left in it, removes it and the record.
         self.resources.destroy().await;
+    }
+}
+
+/// A persistent sandbox's record in the pod's directory (see [`PodSandbox::adopt`]).
+pub const SANDBOX_FILE: &str = "sandbox.json";
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SandboxRecord {
+    version: u32,
+    pod_uid: String,
+    boot_id: String,
+    /// The namespace holder, the sandbox's anchor.
+    holder: crate::state::ProcessRef,
+    /// Which namespaces are the pod's own (the rest are the host's).
+    network: bool,
+    ipc: bool,
+    pid: bool,
+}
+
+impl SandboxRecord {
+    fn write(&self, pod_dir: &std::path::Path) -> std::io::Result<()> {
+        let data = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        skiff_monitor::record::write_file_atomic(&pod_dir.join(SANDBOX_FILE), &data)
+    }
+
+    fn read(pod_dir: &std::path::Path) -> Option<SandboxRecord> {
+        let path = pod_dir.join(SANDBOX_FILE);
+        let data = skiff_monitor::record::read_file_bounded(&path, 64 * 1024).ok()?;
+        let r: SandboxRecord = match serde_json::from_slice(&data) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "not a sandbox record: {e}");
+                return None;
+            }
+        };
+        (r.version == 1).then_some(r)
+    }
+}
+
+/// Takes the namespaces back on an error of a later step of [`PodSandbox::create`]: a
+/// persistent holder has no lifeline, so it is killed here (a plain one exits by itself).
+struct Unwind {
+    ns: Option<crate::namespaces::PodNamespaces>,
+}
+
+impl Unwind {
+    fn take(mut self) -> crate::namespaces::PodNamespaces {
+        self.ns
+            .take()
+            .unwrap_or_else(crate::namespaces::PodNamespaces::host)
+    }
+}
+
+impl Drop for Unwind {
+    fn drop(&mut self) {
+        if let Some(ns) = self.ns.take() {
+            ns.kill_holder();
+        }
     }
 }
 

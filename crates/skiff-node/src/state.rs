@@ -96,6 +96,19 @@ pub struct InstanceRecord {
     pub started_unix_ms: i64,
     pub log_path: PathBuf,
     pub exit_path: PathBuf,
+    /// The instance's cgroup, relative to skiff's own in every hierarchy (the tracking
+    /// group's `cgroups_path`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<PathBuf>,
+}
+
+impl InstanceRecord {
+    /// Whether this is the record written just before the instance's processes were started
+    /// (no PIDs yet): found like this, the process that started it died mid-start, and
+    /// whatever of it runs is only to be found in its cgroup.
+    pub fn interrupted(&self) -> bool {
+        self.main.pid <= 0
+    }
 }
 
 impl InstanceRecord {
@@ -185,7 +198,8 @@ pub fn scan_pod(pod_dir: &Path) -> (Vec<FoundInstance>, Vec<StateError>) {
         paths.sort();
         for (_, path) in paths {
             match InstanceRecord::read(&path) {
-                Ok(record) => {
+                Ok(mut record) => {
+                    complete_interrupted(&mut record);
                     let observed = observe(&record, &boot);
                     match observed {
                         Ok(observed) => found.push(FoundInstance { record, observed }),
@@ -199,10 +213,35 @@ pub fn scan_pod(pod_dir: &Path) -> (Vec<FoundInstance>, Vec<StateError>) {
     (found, errors)
 }
 
+/// An interrupted start's record (no PIDs: its skiff died before writing them) completed from
+/// what the instance's monitor wrote when it started (skiff_monitor::record::StartedRecord):
+/// the instance is then observed like any other — adopted if it runs — instead of being
+/// killed as unknown and started again.
+fn complete_interrupted(record: &mut InstanceRecord) {
+    if !record.interrupted() {
+        return;
+    }
+    let Some(s) = skiff_monitor::record::StartedRecord::read(&record.exit_path) else {
+        return;
+    };
+    record.monitor = ProcessRef {
+        pid: s.monitor_pid,
+        start_ticks: s.monitor_ticks,
+    };
+    record.main = ProcessRef {
+        pid: s.pid,
+        start_ticks: s.ticks,
+    };
+}
+
 fn observe(r: &InstanceRecord, boot: &str) -> Result<Observed, String> {
     // The exit record is the monitor's last act: if it is there, that is the end.
     match skiff_monitor::ExitRecord::read(&r.exit_path) {
         Ok(Some(exit)) if exit.pid == r.main.pid => return Ok(Observed::Exited(exit)),
+        // The record of an interrupted start has no PIDs yet, but its container ran and its
+        // monitor ended it: the exit record at this instance's own path is its end (without
+        // it the instance is lost and its attempt number reused).
+        Ok(Some(exit)) if r.interrupted() => return Ok(Observed::Exited(exit)),
         Ok(Some(exit)) => {
             return Err(format!(
                 "{}: the exit record is of PID {}, not {}",
@@ -214,7 +253,7 @@ fn observe(r: &InstanceRecord, boot: &str) -> Result<Observed, String> {
         Ok(None) => {}
         Err(e) => return Err(format!("{}: {e}", r.exit_path.display())),
     }
-    if r.boot_id != boot || !r.monitor.alive() {
+    if r.boot_id != boot || r.interrupted() || !r.monitor.alive() {
         return Ok(Observed::Unknown);
     }
     Ok(Observed::Running)
@@ -259,6 +298,7 @@ mod tests {
             started_unix_ms: 1,
             log_path: cdir.join(format!("{attempt}.log")),
             exit_path: cdir.join(format!("{attempt}{EXIT_SUFFIX}")),
+            cgroup: None,
         }
     }
 

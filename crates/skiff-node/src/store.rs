@@ -384,6 +384,14 @@ impl PodRecorder {
         }
     }
 
+    /// The pod's spec changed (an accepted update): written with the next status.
+    pub fn set_spec(&mut self, spec: Option<k8s_openapi::api::core::v1::PodSpec>) {
+        if self.pod.spec != spec {
+            self.pod.spec = spec;
+            self.dirty = true;
+        }
+    }
+
     /// Writes the final status and releases the lock.
     pub fn finish(mut self, status: &PodStatus) {
         self.update(status);
@@ -484,6 +492,126 @@ impl StoredPod {
             self.updated,
         )
     }
+}
+
+/// The container's status, searched as the kubelet does (regular, init, ephemeral).
+pub fn container_status<'a>(pod: &'a Pod, name: &str) -> Option<&'a ContainerStatus> {
+    let st = pod.status.as_ref()?;
+    [
+        &st.container_statuses,
+        &st.init_container_statuses,
+        &st.ephemeral_container_statuses,
+    ]
+    .into_iter()
+    .flatten()
+    .flatten()
+    .find(|c| c.name == name)
+}
+
+/// The instance whose log `kubectl logs` reads: its `containerID` and restart count (which
+/// names the file, `<container>/<attempt>.log`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogInstance {
+    pub container_id: String,
+    pub attempt: i32,
+}
+
+/// The kubelet's validateContainerLogStatus: which instance of `container` of `pod` (its status
+/// as last written) `kubectl logs [--previous]` reads; `instances` is the worker's record of
+/// the restart count each instance ran as (`summary.json`; the status' count when missing).
+/// `Err` is the API's BadRequest message.
+pub fn log_instance(
+    pod: &Pod,
+    instances: &BTreeMap<String, i32>,
+    container: &str,
+    previous: bool,
+) -> Result<LogInstance, String> {
+    let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
+    let Some(cs) = container_status(pod, container) else {
+        return Err(format!(
+            "container \"{container}\" in pod \"{pod_name}\" is not available"
+        ));
+    };
+    let state = cs.state.clone().unwrap_or_default();
+    let last = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+    let id_of = |id: Option<&String>| id.filter(|s| !s.is_empty()).cloned();
+    let last_id = last.and_then(|t| id_of(t.container_id.as_ref()));
+    let (id, fallback) = if previous {
+        let Some(id) = last_id else {
+            return Err(format!(
+                "previous terminated container \"{container}\" in pod \"{pod_name}\" not found"
+            ));
+        };
+        (id, cs.restart_count - 1)
+    } else if state.running.is_some() {
+        match id_of(cs.container_id.as_ref()) {
+            Some(id) => (id, cs.restart_count),
+            None => {
+                return Err(format!(
+                "container \"{container}\" in pod \"{pod_name}\" is waiting to start - no logs yet"
+            ))
+            }
+        }
+    } else if let Some(t) = &state.terminated {
+        match (id_of(t.container_id.as_ref()), last_id) {
+            (Some(id), _) => (id, cs.restart_count),
+            // The next instance did not start: the last one's.
+            (None, Some(id)) => (id, cs.restart_count - 1),
+            (None, None) => {
+                return Err(format!(
+                    "container \"{container}\" in pod \"{pod_name}\" is terminated"
+                ))
+            }
+        }
+    } else if last.is_some() {
+        match last_id {
+            Some(id) => (id, cs.restart_count - 1),
+            None => {
+                return Err(format!(
+                    "container \"{container}\" in pod \"{pod_name}\" is terminated"
+                ))
+            }
+        }
+    } else if let Some(w) = &state.waiting {
+        return Err(format!(
+            "container \"{container}\" in pod \"{pod_name}\" is waiting to start: {}",
+            w.reason.as_deref().unwrap_or("")
+        ));
+    } else {
+        return Err(format!(
+            "container \"{container}\" in pod \"{pod_name}\" is waiting to start - no logs yet"
+        ));
+    };
+    // The worker recorded which restart count each instance ran as; older records lack
+    // it: the status' count then.
+    let attempt = instances.get(&id).copied().unwrap_or(fallback.max(0));
+    Ok(LogInstance {
+        container_id: id,
+        attempt,
+    })
+}
+
+/// The log file `kubectl logs [--previous]` reads for `container` of `pod` (its status as
+/// last reported; see [`log_instance`]) under `data_dir`, with the restart counts the worker
+/// recorded in the pod's `summary.json` when there is one. `Err`: the API's BadRequest message.
+pub fn container_log_file(
+    data_dir: &Path,
+    pod: &Pod,
+    container: &str,
+    previous: bool,
+) -> Result<PathBuf, String> {
+    let m = &pod.metadata;
+    let dir = pods_dir(data_dir).join(format!(
+        "{}_{}_{}",
+        m.namespace.as_deref().unwrap_or("default"),
+        m.name.as_deref().unwrap_or_default(),
+        m.uid.as_deref().unwrap_or_default()
+    ));
+    let instances = read_pod_dir(&dir)
+        .map(|p| p.summary.instances)
+        .unwrap_or_default();
+    let i = log_instance(pod, &instances, container, previous)?;
+    Ok(dir.join(container).join(format!("{}.log", i.attempt)))
 }
 
 /// Whether someone holds the exclusive lock of `dir` (a running skiff).

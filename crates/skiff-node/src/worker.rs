@@ -63,13 +63,17 @@ fn to_time(t: SystemTime) -> Time {
     crate::clock::system_time(t)
 }
 
-/// Requests from outside the pod (CLI signals, `--timeout`, API deletions).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Requests from outside the pod (CLI signals, `--timeout`, API deletions and updates).
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Graceful termination (T1); `grace` overrides terminationGracePeriodSeconds.
     Stop { grace: Option<i64> },
     /// Stop at once: SIGKILL every container now, then finish termination.
     KillNow,
+    /// The pod's spec changed (an API update): the engine's `update_spec` takes what the API
+    /// server allows on a running pod (an image change restarts only that container, S10);
+    /// a refusal changes nothing and is reported as a Warning event (`UpdateRejected`).
+    Update(Box<Pod>),
 }
 
 /// What the worker reports while the pod runs. A container instance's `Log` lines come after
@@ -80,6 +84,8 @@ pub enum Notice {
     Event(Event, Time),
     /// A line a container wrote.
     Log(LogLine),
+    /// The pod's status changed (sent on every change, never twice the same in a row).
+    Status(Box<PodStatus>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +114,11 @@ pub struct WorkerConfig {
     /// The node's pull queue ([`PullQueue::node`]: one pull at a time for every pod of the
     /// process, the kubelet's `serializeImagePulls` default).
     pub image_pulls: PullQueue,
+    /// The pod outlives this process (`skiff serve`): its sandbox is not tied to the process
+    /// (the namespace holder stays when it dies, the node's crash recovery leaves the pod
+    /// alone) so that the next one adopts it whole. `skiff run`: false (its keeper stops
+    /// the pod instead).
+    pub persistent: bool,
 }
 
 /// Messages the worker's own tasks send back to it.
@@ -273,6 +284,7 @@ where
         objects: cfg
             .objects
             .with_cluster_identity(&cfg.data_dir, &identity_namespace),
+        persistent: cfg.persistent,
     });
     let pod_arc = Arc::new(pod.clone());
     // What the runtime already has of this pod (a worker taking over from an earlier one).
@@ -295,6 +307,15 @@ where
     let engine_cfg = crate::adopt::engine_config(engine_cfg, &found);
     let mut engine = PodEngine::new(&pod, engine_cfg, clock.now())?;
     crate::adopt::replay(&mut engine, &found, clock.now());
+    // Adopted running instances keep the readiness (and startedness) last persisted until
+    // their probes say otherwise (images-serve-facts §4.3: the kubelet's flip is a bug).
+    crate::adopt::restore_probes(
+        &mut engine,
+        &found,
+        pod.status.as_ref(),
+        id_key,
+        clock.now(),
+    );
 
     let mut ctx = Ctx {
         runtime,
@@ -325,6 +346,8 @@ where
     };
     ctx.adopt(listing.sandbox, &found, handles);
     let mut commands_open = true;
+    // The last status sent as a notice (and written to the recorder).
+    let mut last_status: Option<PodStatus> = None;
     // The pod's status on disk for `skiff get`/`skiff logs`, and the lock that says it runs
     // (store module). Without it the pod still runs.
     let qos = pod
@@ -387,10 +410,16 @@ where
             // The kubelet cancels a terminating pod's sync, and with it the pull it waits for.
             ctx.cancel_pulls();
         }
-        if let Some(r) = record.as_mut() {
+        {
             let mut st = engine.status(ctx.now());
             st.qos_class.clone_from(&qos);
-            r.update(&st);
+            if last_status.as_ref() != Some(&st) {
+                let _ = ctx.notices.send(Notice::Status(Box::new(st.clone())));
+                if let Some(r) = record.as_mut() {
+                    r.update(&st);
+                }
+                last_status = Some(st);
+            }
         }
         if engine.is_terminal()
             && ctx
@@ -413,6 +442,16 @@ where
             cmd = commands.recv(), if commands_open => match cmd {
                 Some(Command::Stop { grace }) => engine.handle(Input::StopRequested { grace }, ctx.now()),
                 Some(Command::KillNow) => engine.handle(Input::KillNow, ctx.now()),
+                Some(Command::Update(new)) => {
+                    if ctx.update(&mut engine, *new) {
+                        if let Some(r) = record.as_mut() {
+                            r.set_spec(ctx.pod.spec.clone());
+                            if let Some(st) = &last_status {
+                                r.update(st);
+                            }
+                        }
+                    }
+                }
                 None => commands_open = false,
             },
             _ = sleep_opt(wake) => engine.handle(Input::Tick, ctx.now()),
@@ -534,8 +573,9 @@ where
         handles: Vec<Option<R::Container>>,
     ) {
         if found.is_empty() {
-            // Nothing of the pod runs: a sandbox left over is stopped at the end.
-            self.retired_sandboxes.extend(sandbox);
+            // Nothing of the pod ran yet: a sandbox left over (a persistent one whose process
+            // died before the first start) is the one the engine will ask for.
+            self.adopted_sandbox = sandbox;
             return;
         }
         match sandbox {
@@ -655,6 +695,34 @@ where
                 }
             }
         }
+    }
+
+    /// Applies an update of the pod's spec (see [`Command::Update`]); true if it was taken.
+    fn update(&mut self, engine: &mut PodEngine, new: Pod) -> bool {
+        if let Err(e) = engine.update_spec(&new, self.now()) {
+            tracing::warn!(pod = %self.identity.name, "pod update refused: {e}");
+            self.warn("UpdateRejected", &format!("pod update refused: {e}"), None);
+            return false;
+        }
+        // What the engine took is the whole of what may change; the spec the worker creates
+        // containers from follows it (images), as does the pod that env and secrets read.
+        let mut pod = (*self.pod).clone();
+        pod.spec.clone_from(&new.spec);
+        if let Some(g) = new.metadata.generation {
+            pod.metadata.generation = Some(g);
+        }
+        if let Some(spec) = pod.spec.as_ref() {
+            for c in spec
+                .init_containers
+                .iter()
+                .flatten()
+                .chain(spec.containers.iter())
+            {
+                self.specs.insert(c.name.clone(), c.clone());
+            }
+        }
+        self.pod = Arc::new(pod);
+        true
     }
 
     /// A Warning event now.

@@ -64,6 +64,7 @@ async fn host_runtime_through_the_seam_and_an_instance_found_on_disk() {
         options: Arc::new(SandboxOptions {
             data_dir: data.path().to_path_buf(),
             objects: Default::default(),
+            persistent: false,
         }),
     };
     let cri = HostCri::new().unwrap();

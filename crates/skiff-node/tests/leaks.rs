@@ -208,6 +208,7 @@ fn item8_two_hundred_pod_cycles_leak_nothing() {
             objects: PodObjects::default(),
             keeper: None,
             image_pulls: worker::PullQueue::serial(),
+            persistent: false,
         };
         let (_cmd_tx, cmd_rx) = mpsc::channel(1);
         let (notice_tx, mut notice_rx) = mpsc::unbounded_channel();

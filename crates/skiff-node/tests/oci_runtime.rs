@@ -172,6 +172,7 @@ fn env(uid: &str, pod: Pod, images: FakeImages) -> Env {
         options: Arc::new(SandboxOptions {
             data_dir: data.path().to_path_buf(),
             objects: Default::default(),
+            persistent: false,
         }),
     };
     let images = Arc::new(images);

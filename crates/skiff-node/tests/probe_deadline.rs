@@ -510,6 +510,7 @@ fn two_hostile_grpc_probes_do_not_wedge_the_worker() {
             objects: PodObjects::default(),
             keeper: None,
             image_pulls: worker::PullQueue::serial(),
+            persistent: false,
         };
         let (_cmd_tx, cmd_rx) = mpsc::channel(1);
         let (notice_tx, mut notice_rx) = mpsc::unbounded_channel();

@@ -93,6 +93,7 @@ impl Run {
             objects,
             keeper: None,
             image_pulls: queue,
+            persistent: false,
         };
         let pod_dir = dir.path().join("pods").join(format!("default_p_{UID}"));
         let (cmd, cmd_rx) = mpsc::channel(8);

@@ -11,6 +11,7 @@ mod duration;
 mod events;
 mod input;
 mod jsonpath;
+mod serve;
 mod store;
 mod style;
 
@@ -52,12 +53,18 @@ enum Command {
     },
     /// Print skiff's version and the Kubernetes API version it implements.
     Version(commands::version::Args),
-    /// Print the logs of a container of a pod `skiff run` ran or runs (as kubectl logs).
+    /// Print the logs of a container of a pod `skiff run` ran or runs, or of `skiff serve`'s
+    /// pods when it runs on the data dir (as kubectl logs).
     Logs(commands::logs::Args),
-    /// List the pods `skiff run` ran or runs (as kubectl get pods).
+    /// List the pods `skiff run` ran or runs, or `skiff serve`'s when it runs on the data dir
+    /// (as kubectl get pods).
     Get(commands::get::Args),
     /// Manage container images: ls, rm, inspect, import, prune, check.
     Image(commands::image::Args),
+    /// Print a kubeconfig for the `skiff serve` of the data dir (its TLS address, CA, token).
+    Kubeconfig(commands::kubeconfig::Args),
+    /// Run this machine as a single-node Kubernetes that kubectl drives (API server + kubelet).
+    Serve(commands::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -115,6 +122,8 @@ fn main() -> ExitCode {
         Command::Logs(args) => commands::logs::run(&args),
         Command::Get(args) => commands::get::run(&args),
         Command::Image(args) => commands::image::run(&args),
+        Command::Kubeconfig(args) => commands::kubeconfig::run(&args),
+        Command::Serve(args) => commands::serve::run(&args),
     }))
     .unwrap_or_else(|_| {
         eprintln!("skiff: internal error (panic); whatever skiff had set up was torn down");

@@ -1,10 +1,19 @@
 //! PATCH bodies applied to objects: RFC 6902 JSON patch, RFC 7386 merge patch, strategic
 //! merge patch, server-side apply.
 //!
-//! SKELETON (session 6 lead): the signatures are the contract with `registry`; the strategic
-//! and apply bodies are placeholders the schema work replaces.
+//! Error statuses follow kube-apiserver's patch handler (`pkg/endpoints/handlers/patch.go`): a
+//! body that does not decode is 400; a JSON patch that does not apply is 422 with
+//! evanphx/json-patch's wording; a merge patch cannot fail once decoded; strategic merge patch
+//! format errors (`invalid patch format of …`) are 400, the others 422.
 
 use serde_json::Value;
+
+mod apply;
+mod smp;
+#[cfg(test)]
+mod tests;
+
+pub use apply::field_set;
 
 use crate::registry::PatchType;
 
@@ -25,7 +34,7 @@ pub enum PatchError {
 /// (`Pod`, `ConfigMap`, …; strategic merge patch needs it for the merge keys). Server-side
 /// apply goes through [`server_side_apply`] instead.
 pub fn apply_patch(
-    _kind: &str,
+    kind: &str,
     patch_type: PatchType,
     original: &Value,
     patch: &[u8],
@@ -35,15 +44,21 @@ pub fn apply_patch(
             let p: json_patch::Patch =
                 serde_json::from_slice(patch).map_err(|e| PatchError::BadRequest(e.to_string()))?;
             let mut doc = original.clone();
-            json_patch::patch(&mut doc, &p).map_err(|e| PatchError::Invalid(e.to_string()))?;
+            json_patch::patch(&mut doc, &p)
+                .map_err(|e| PatchError::Invalid(json_patch_message(&p, &e)))?;
             Ok(doc)
         }
-        PatchType::Merge | PatchType::StrategicMerge => {
+        PatchType::Merge => {
             let p: Value =
                 serde_json::from_slice(patch).map_err(|e| PatchError::BadRequest(e.to_string()))?;
             let mut doc = original.clone();
             json_patch::merge(&mut doc, &p);
             Ok(doc)
+        }
+        PatchType::StrategicMerge => {
+            let p: Value =
+                serde_json::from_slice(patch).map_err(|e| PatchError::BadRequest(e.to_string()))?;
+            smp::strategic_merge(kind, original, &p)
         }
         PatchType::Apply => Err(PatchError::BadRequest(
             "server-side apply goes through server_side_apply".into(),
@@ -51,17 +66,43 @@ pub fn apply_patch(
     }
 }
 
+/// kube-apiserver's texts for a JSON patch that does not apply (evanphx/json-patch v4).
+fn json_patch_message(p: &json_patch::Patch, e: &json_patch::PatchError) -> String {
+    use json_patch::{PatchErrorKind, PatchOperation as Op};
+    let path = e.path.to_string();
+    match (&e.kind, p.0.get(e.operation)) {
+        (PatchErrorKind::TestFailed, _) => format!("testing value {path} failed: test failed"),
+        (_, Some(Op::Add(_))) => {
+            format!("add operation does not apply: doc is missing path: \"{path}\": missing value")
+        }
+        (_, Some(Op::Remove(_))) => format!(
+            "remove operation does not apply: doc is missing path: \"{path}\": missing value"
+        ),
+        (_, Some(Op::Replace(_))) => {
+            format!("replace operation does not apply: doc is missing key: {path}: missing value")
+        }
+        (_, Some(Op::Move(m))) => format!(
+            "move operation does not apply: doc is missing from path: {}: missing value",
+            m.from
+        ),
+        (_, Some(Op::Copy(c))) => format!(
+            "copy operation does not apply: doc is missing from path: {}: missing value",
+            c.from
+        ),
+        _ => e.to_string(),
+    }
+}
+
 /// Server-side apply of `applied` (the decoded apply body) by `manager` onto `live` (None:
 /// the object is created from it). Returns the new object, with `metadata.managedFields`
-/// recording `manager`'s fields.
+/// recording `manager`'s fields. See [`apply`] for what it does and does not do (no conflict
+/// detection: `force` is always true).
 pub fn server_side_apply(
-    _kind: &str,
+    kind: &str,
     live: Option<&Value>,
     applied: &Value,
-    _manager: &str,
-    _force: bool,
+    manager: &str,
+    force: bool,
 ) -> Result<Value, PatchError> {
-    let mut doc = live.cloned().unwrap_or(Value::Object(Default::default()));
-    json_patch::merge(&mut doc, applied);
-    Ok(doc)
+    apply::server_side_apply(kind, live, applied, manager, force)
 }

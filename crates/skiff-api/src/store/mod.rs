@@ -15,15 +15,60 @@
 //! * A watch from a revision older than the compacted one is [`StoreError::Expired`]; a watcher
 //!   that does not keep up is cut off ([`WatchItem::Lagged`]) rather than buffered without bound.
 //!
-//! This first implementation is in memory only (the skeleton the API layer is built on); the
-//! durable redb-backed one replaces its insides behind the same API.
+//! # How it is built, and why
+//!
+//! **redb** (`<dir>/store.redb`) holds three tables: `meta` (`rev`, `compacted_rev`, the format
+//! version), `objects` (key → create_rev, mod_rev, JSON) and `log` (rev → event type, commit
+//! time, key, JSON; a DELETED entry carries the object's last state). redb is pure Rust (no C
+//! build), an embedded ACID store of copy-on-write B-trees: a commit writes the new pages and
+//! flips a checksummed commit slot, so a crash at any moment leaves the last committed state,
+//! with no log replay of our own. It is the source of truth at start: [`Store::open`] reads it
+//! whole into memory.
+//!
+//! **Reads never touch the disk.** Every object lives in an in-memory index (`BTreeMap` by
+//! key, JSON behind an `Arc`), as does the recent log (the watch history); `get`, `list` and
+//! watch replays are memory lookups. The index changes only after the disk transaction has
+//! committed, so a reader never sees a write that could still be lost.
+//!
+//! **Group commit.** Every commit costs an fsync (milliseconds on a virtual disk), so one
+//! transaction per API call would cap the store at a few hundred writes per second. One
+//! writer thread takes every queued request, applies each mutation on its own (checked
+//! against the committed state plus the earlier mutations of the batch; a failing
+//! precondition drops that mutation only), writes them all in ONE redb transaction with
+//! `Durability::Immediate`, and only after that commit updates the index, fans the events
+//! out to the watchers and acknowledges each caller. While one batch is on its fsync, the
+//! next one queues up, so the batch size follows the load with no timer. The fsync happens
+//! on that thread, never on a tokio worker: callers only await a oneshot reply.
+//!
+//! **Watch.** A watch registers under the watcher lock, replays the history after its
+//! revision and then receives live events; the writer publishes (index, history) and fans out
+//! while holding that same lock, so no event falls between a list and a watch from its
+//! revision, and none is seen twice. Events are shared (`Arc`): the per-watcher cost of an
+//! event is a reference count and a queue slot. Each watcher has a bounded queue with one slot
+//! kept for the [`WatchItem::Lagged`] marker: when the rest is full the marker goes in and the
+//! watcher is dropped, so the marker always arrives and a watcher that does not read holds at
+//! most `watcher_queue` events.
+//!
+//! **Compaction** keeps the newest `history` events and none older than `history_age`
+//! (5 minutes, etcd's default retention), in memory and on disk alike: the writer drops the
+//! older log entries and raises `compacted_rev` in the same transaction as a batch (a range
+//! delete of the few entries that just fell out), or on its own when idle, or when the daemon
+//! calls [`Store::compact_now`]. A watch from below `compacted_rev` is [`StoreError::Expired`].
+//! Reads of objects are never affected: the latest state of every object is always kept.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+mod codec;
+mod writer;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// A revision of the store (= resourceVersion).
 pub type Rev = u64;
@@ -136,51 +181,166 @@ pub enum StoreError {
 /// Tuning of the store.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
-    /// Events kept in memory for watches from a past revision; older ones are compacted.
+    /// At most this many recent events are kept for watches from a past revision (in memory
+    /// and on disk); older ones are compacted.
     pub history: usize,
+    /// Events older than this are compacted too (etcd's default retention is 5 minutes).
+    pub history_age: Duration,
     /// Events a watcher may have queued before it is cut off ([`WatchItem::Lagged`]).
     pub watcher_queue: usize,
+    /// At most this many mutations go into one disk transaction (a bigger queue is split).
+    pub max_batch: usize,
+    /// redb's page cache. Reads are served from the in-memory index, so the cache only
+    /// serves the writer's B-tree walks; a small one keeps the daemon's memory low.
+    pub cache_bytes: usize,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             history: 10_000,
+            history_age: Duration::from_secs(5 * 60),
             watcher_queue: 1_000,
+            max_batch: 2_000,
+            cache_bytes: 8 << 20,
         }
     }
 }
 
-struct Watcher {
-    resource: String,
-    namespace: Option<String>,
-    tx: mpsc::Sender<WatchItem>,
+/// One event of the history, with its commit time (for age-based compaction).
+struct Logged {
+    event: Arc<WatchEvent>,
+    at_ms: u64,
 }
 
-struct Inner {
+/// What readers see: only committed state.
+struct State {
     rev: Rev,
     compacted: Rev,
     objects: BTreeMap<Key, Stored>,
-    history: VecDeque<WatchEvent>,
-    watchers: Vec<Watcher>,
+    /// Events after `compacted`, in revision order.
+    history: VecDeque<Logged>,
+}
+
+/// What a watcher's queue carries: the event is shared by every watcher.
+enum Queued {
+    Event(Arc<WatchEvent>),
+    Lagged,
+}
+
+struct Watcher {
+    namespace: Option<String>,
+    tx: mpsc::Sender<Queued>,
+}
+
+/// Offers `event` to one watcher; false when the watcher is gone or has just been cut off.
+/// The queue has `watcher_queue + 1` slots and the writer is its only sender, so when only
+/// one slot is left it is the `Lagged` marker's.
+fn offer(tx: &mpsc::Sender<Queued>, event: &Arc<WatchEvent>) -> bool {
+    if tx.is_closed() {
+        return false;
+    }
+    if tx.capacity() <= 1 {
+        let _ = tx.try_send(Queued::Lagged);
+        return false;
+    }
+    tx.try_send(Queued::Event(Arc::clone(event))).is_ok()
+}
+
+#[derive(Default)]
+struct Watchers {
+    by_resource: HashMap<String, Vec<Watcher>>,
+}
+
+impl Watchers {
+    fn fan_out(&mut self, event: &Arc<WatchEvent>) {
+        let Some(list) = self.by_resource.get_mut(&event.key.resource) else {
+            return;
+        };
+        list.retain(|w| {
+            if w.namespace
+                .as_deref()
+                .is_some_and(|n| n != event.key.namespace)
+            {
+                return !w.tx.is_closed();
+            }
+            offer(&w.tx, event)
+        });
+        if list.is_empty() {
+            self.by_resource.remove(&event.key.resource);
+        }
+    }
+}
+
+/// What the handles and the writer thread share. Lock order: `watchers`, then `state`.
+struct Shared {
+    state: RwLock<State>,
+    watchers: Mutex<Watchers>,
     cfg: StoreConfig,
 }
 
-/// The store handle; cheap to clone.
+impl Shared {
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        // Every change to the state is applied after its checks, so a poisoned lock holds
+        // consistent data and is taken over.
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn watchers(&self) -> MutexGuard<'_, Watchers> {
+        self.watchers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A request to the writer thread.
+enum Request {
+    Commit {
+        mutations: Vec<Mutation>,
+        reply: oneshot::Sender<Vec<Result<Stored, StoreError>>>,
+    },
+    Compact {
+        reply: oneshot::Sender<Result<Rev, StoreError>>,
+    },
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+    tx: Option<std_mpsc::Sender<Request>>,
+    writer: Option<JoinHandle<()>>,
+    path: PathBuf,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // Closing the queue stops the writer after its current batch; joining it closes the
+        // database file, so the store can be opened again at once (redb locks the file).
+        self.tx.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// The store handle; cheap to clone. The last clone dropped stops the writer (after the batch
+/// it is on) and closes the file.
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<Mutex<Inner>>,
+    inner: Arc<Handle>,
 }
 
 /// A watch on one resource (optionally one namespace).
 pub struct Watch {
-    rx: mpsc::Receiver<WatchItem>,
+    rx: mpsc::Receiver<Queued>,
 }
 
 impl Watch {
-    /// The next event; `None` when the store is gone.
+    /// The next event; `None` when the store is gone or after [`WatchItem::Lagged`].
     pub async fn next(&mut self) -> Option<WatchItem> {
-        self.rx.recv().await
+        Some(match self.rx.recv().await? {
+            // The key's strings are copied here, by the watcher's own task, not by the writer
+            // for every watcher.
+            Queued::Event(e) => WatchItem::Event((*e).clone()),
+            Queued::Lagged => WatchItem::Lagged,
+        })
     }
 }
 
@@ -197,53 +357,105 @@ fn uid_of(object: &Value) -> Option<&str> {
     object.get("metadata")?.get("uid")?.as_str()
 }
 
+fn io_err(what: &str) -> impl Fn(&dyn std::fmt::Display) -> StoreError + '_ {
+    move |e| StoreError::Io(format!("{what}: {e}"))
+}
+
+/// The store's file under the data dir.
+pub const STORE_FILE: &str = "store.redb";
+
 impl Store {
-    /// Opens (creating) the store under `dir`. This in-memory skeleton ignores `dir`.
-    pub fn open(_dir: &Path, cfg: StoreConfig) -> Result<Store, StoreError> {
+    /// Opens (creating) the store `<dir>/store.redb` and loads it into memory. Blocking (it
+    /// reads the whole file): call it at start-up, or from `spawn_blocking`. Fails with
+    /// [`StoreError::Io`] when another process (or handle) has the store open.
+    pub fn open(dir: &Path, cfg: StoreConfig) -> Result<Store, StoreError> {
+        fs::create_dir_all(dir).map_err(|e| io_err("creating the store's directory")(&e))?;
+        let path = dir.join(STORE_FILE);
+        // The store holds Secrets and tokens: the file is the daemon's alone. redb would
+        // create it with the umask's mode, so create it first.
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| io_err(&format!("opening {}", path.display()))(&e))?;
+        file.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(|e| io_err(&format!("chmod {}", path.display()))(&e))?;
+        drop(file);
+        let (db, state) = writer::open_db(&path, &cfg)?;
+        let shared = Arc::new(Shared {
+            state: RwLock::new(state),
+            watchers: Mutex::new(Watchers::default()),
+            cfg,
+        });
+        let (tx, rx) = std_mpsc::channel();
+        let writer = writer::spawn(db, Arc::clone(&shared), rx)?;
         Ok(Store {
-            inner: Arc::new(Mutex::new(Inner {
-                rev: 1,
-                compacted: 0,
-                objects: BTreeMap::new(),
-                history: VecDeque::new(),
-                watchers: Vec::new(),
-                cfg,
-            })),
+            inner: Arc::new(Handle {
+                shared,
+                tx: Some(tx),
+                writer: Some(writer),
+                path,
+            }),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock leaves consistent data (every change is applied
-        // after its checks), so a poisoned lock is taken over.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
     }
 
     /// The newest committed revision.
     pub fn current_rev(&self) -> Rev {
-        self.lock().rev
+        self.shared().read().rev
     }
 
     /// The oldest revision a watch may start from (older ones are [`StoreError::Expired`]).
     pub fn compacted_rev(&self) -> Rev {
-        self.lock().compacted
+        self.shared().read().compacted
     }
 
+    /// The object and its revisions (`mod_rev` is its resourceVersion).
     pub fn get(&self, key: &Key) -> Option<Stored> {
-        self.lock().objects.get(key).cloned()
+        self.shared().read().objects.get(key).cloned()
     }
 
     /// Every object of `resource` (in `namespace` if given), ordered by key, and the revision
     /// the snapshot is at.
     pub fn list(&self, resource: &str, namespace: Option<&str>) -> (Vec<Stored>, Rev) {
-        let inner = self.lock();
-        let items = inner
+        let st = self.shared().read();
+        // Keys order by (resource, namespace, name): the wanted ones are one range.
+        let from = Key::new(resource, namespace.unwrap_or(""), "");
+        let items = st
             .objects
-            .values()
-            .filter(|s| s.key.resource == resource)
-            .filter(|s| namespace.is_none_or(|n| s.key.namespace == n))
+            .range(from..)
+            .map(|(_, s)| s)
+            .take_while(|s| {
+                s.key.resource == resource && namespace.is_none_or(|n| s.key.namespace == n)
+            })
             .cloned()
             .collect();
-        (items, inner.rev)
+        (items, st.rev)
+    }
+
+    /// Every object of every resource, ordered by key, and the snapshot's revision (for a
+    /// daemon's start-up: re-adopting pods, checking namespaces).
+    pub fn list_all(&self) -> (Vec<Stored>, Rev) {
+        let st = self.shared().read();
+        (st.objects.values().cloned().collect(), st.rev)
+    }
+
+    fn send(&self, req: Request) -> Result<(), StoreError> {
+        self.inner
+            .tx
+            .as_ref()
+            .ok_or_else(closed)?
+            .send(req)
+            .map_err(|_| closed())
     }
 
     /// Commits one mutation; returns the object as stored (for a delete: its last state).
@@ -257,12 +469,26 @@ impl Store {
     /// Commits several mutations, each on its own (one failing does not stop the others),
     /// in one disk transaction. Results in the order given.
     pub async fn commit_many(&self, mutations: Vec<Mutation>) -> Vec<Result<Stored, StoreError>> {
-        let mut inner = self.lock();
-        let mut out = Vec::with_capacity(mutations.len());
-        for m in mutations {
-            out.push(inner.apply(m));
+        let n = mutations.len();
+        if n == 0 {
+            return Vec::new();
         }
-        out
+        let (reply, rx) = oneshot::channel();
+        if let Err(e) = self.send(Request::Commit { mutations, reply }) {
+            return vec![Err(e); n];
+        }
+        match rx.await {
+            Ok(results) => results,
+            Err(_) => vec![Err(closed()); n],
+        }
+    }
+
+    /// Compacts now by the configured policy (the writer also does it with every batch and
+    /// when idle); returns the compacted revision.
+    pub async fn compact_now(&self) -> Result<Rev, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Compact { reply })?;
+        rx.await.map_err(|_| closed())?
     }
 
     /// Events of `resource` (in `namespace` if given) after revision `from`.
@@ -272,138 +498,140 @@ impl Store {
         namespace: Option<&str>,
         from: Rev,
     ) -> Result<Watch, StoreError> {
-        let mut inner = self.lock();
-        if from < inner.compacted {
+        let shared = self.shared();
+        // The watcher lock first (the writer publishes and fans out under it): no event can
+        // be published between the replay below and the registration.
+        let mut watchers = shared.watchers();
+        let st = shared.read();
+        if from < st.compacted {
             return Err(StoreError::Expired {
                 requested: from,
-                oldest: inner.compacted,
+                oldest: st.compacted,
             });
         }
-        let (tx, rx) = mpsc::channel(inner.cfg.watcher_queue.max(1));
-        for e in inner.history.iter().filter(|e| e.rev > from) {
-            if e.key.resource == resource && namespace.is_none_or(|n| e.key.namespace == n) {
-                if tx.try_send(WatchItem::Event(e.clone())).is_err() {
-                    let _ = tx.try_send(WatchItem::Lagged);
-                    return Ok(Watch { rx });
-                }
+        let (tx, rx) = mpsc::channel(shared.cfg.watcher_queue.max(1).saturating_add(1));
+        let start = st.history.partition_point(|l| l.event.rev <= from);
+        for l in st.history.range(start..) {
+            let e = &l.event;
+            if e.key.resource == resource
+                && namespace.is_none_or(|n| e.key.namespace == n)
+                && !offer(&tx, e)
+            {
+                // Too far behind already: the queue holds what fits, then `Lagged`.
+                return Ok(Watch { rx });
             }
         }
-        inner.watchers.push(Watcher {
-            resource: resource.to_string(),
+        drop(st);
+        let list = watchers
+            .by_resource
+            .entry(resource.to_string())
+            .or_default();
+        // Watches that ended are pruned here too, so a storm of short watches on a quiet
+        // resource does not pile up.
+        list.retain(|w| !w.tx.is_closed());
+        list.push(Watcher {
             namespace: namespace.map(str::to_string),
             tx,
         });
         Ok(Watch { rx })
     }
+
+    /// The number of registered watchers (for tests and metrics).
+    pub fn watcher_count(&self) -> usize {
+        self.shared()
+            .watchers()
+            .by_resource
+            .values()
+            .map(|l| l.iter().filter(|w| !w.tx.is_closed()).count())
+            .sum()
+    }
 }
 
-impl Inner {
-    fn apply(&mut self, m: Mutation) -> Result<Stored, StoreError> {
-        let key = m.key().clone();
-        let existing = self.objects.get(&key);
-        let next = self.rev + 1;
-        let (kind, stored) = match m {
-            Mutation::Create { mut object, .. } => {
-                if existing.is_some() {
-                    return Err(StoreError::AlreadyExists(key));
-                }
-                stamp(&mut object, next)?;
-                let s = Stored {
-                    key: key.clone(),
+fn closed() -> StoreError {
+    StoreError::Io("the store's writer has stopped".into())
+}
+
+/// Applies one mutation to `current` (the committed state of its key, as changed by the
+/// earlier mutations of the batch) at revision `next`: the event type and the new stored
+/// state (for a delete: the last state, stamped with `next`).
+fn apply(
+    m: Mutation,
+    current: Option<&Stored>,
+    next: Rev,
+) -> Result<(EventType, Stored), StoreError> {
+    let key = m.key().clone();
+    if !codec::key_fits(&key) {
+        return Err(StoreError::BadObject(format!(
+            "key part longer than {} bytes",
+            codec::MAX_KEY_PART
+        )));
+    }
+    match m {
+        Mutation::Create { mut object, .. } => {
+            if current.is_some() {
+                return Err(StoreError::AlreadyExists(key));
+            }
+            stamp(&mut object, next)?;
+            Ok((
+                EventType::Added,
+                Stored {
+                    key,
                     create_rev: next,
                     mod_rev: next,
                     object: Arc::new(object),
-                };
-                (EventType::Added, s)
+                },
+            ))
+        }
+        Mutation::Update {
+            mut object,
+            expect_rev,
+            ..
+        } => {
+            let old = current.ok_or_else(|| StoreError::NotFound(key.clone()))?;
+            if expect_rev.is_some_and(|r| r != old.mod_rev) {
+                return Err(StoreError::Conflict {
+                    key,
+                    stored: old.mod_rev,
+                });
             }
-            Mutation::Update {
-                mut object,
-                expect_rev,
-                ..
-            } => {
-                let old = existing.ok_or_else(|| StoreError::NotFound(key.clone()))?;
-                if expect_rev.is_some_and(|r| r != old.mod_rev) {
-                    return Err(StoreError::Conflict {
-                        key,
-                        stored: old.mod_rev,
-                    });
-                }
-                stamp(&mut object, next)?;
-                let s = Stored {
-                    key: key.clone(),
+            stamp(&mut object, next)?;
+            Ok((
+                EventType::Modified,
+                Stored {
+                    key,
                     create_rev: old.create_rev,
                     mod_rev: next,
                     object: Arc::new(object),
-                };
-                (EventType::Modified, s)
-            }
-            Mutation::Delete {
-                expect_rev,
-                expect_uid,
-                ..
-            } => {
-                let old = existing.ok_or_else(|| StoreError::NotFound(key.clone()))?;
-                if expect_rev.is_some_and(|r| r != old.mod_rev)
-                    || expect_uid
-                        .as_deref()
-                        .is_some_and(|u| uid_of(&old.object) != Some(u))
-                {
-                    return Err(StoreError::Conflict {
-                        key,
-                        stored: old.mod_rev,
-                    });
-                }
-                let mut object = (*old.object).clone();
-                stamp(&mut object, next)?;
-                let s = Stored {
-                    key: key.clone(),
-                    create_rev: old.create_rev,
-                    mod_rev: next,
-                    object: Arc::new(object),
-                };
-                (EventType::Deleted, s)
-            }
-        };
-        self.rev = next;
-        if kind == EventType::Deleted {
-            self.objects.remove(&key);
-        } else {
-            self.objects.insert(key.clone(), stored.clone());
+                },
+            ))
         }
-        let event = WatchEvent {
-            rev: next,
-            kind,
-            key,
-            object: stored.object.clone(),
-        };
-        self.history.push_back(event.clone());
-        while self.history.len() > self.cfg.history {
-            if let Some(old) = self.history.pop_front() {
-                self.compacted = old.rev;
-            }
-        }
-        self.watchers.retain(|w| {
-            if w.resource != event.key.resource
-                || w.namespace
+        Mutation::Delete {
+            expect_rev,
+            expect_uid,
+            ..
+        } => {
+            let old = current.ok_or_else(|| StoreError::NotFound(key.clone()))?;
+            if expect_rev.is_some_and(|r| r != old.mod_rev)
+                || expect_uid
                     .as_deref()
-                    .is_some_and(|n| n != event.key.namespace)
+                    .is_some_and(|u| uid_of(&old.object) != Some(u))
             {
-                return !w.tx.is_closed();
+                return Err(StoreError::Conflict {
+                    key,
+                    stored: old.mod_rev,
+                });
             }
-            match w.tx.try_send(WatchItem::Event(event.clone())) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    // Cut off: the receiver sees the queued events, then the channel ends;
-                    // a `Lagged` marker is sent when room appears (best effort).
-                    let tx = w.tx.clone();
-                    tokio::spawn(async move {
-                        let _ = tx.send(WatchItem::Lagged).await;
-                    });
-                    false
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
-            }
-        });
-        Ok(stored)
+            let mut object = (*old.object).clone();
+            stamp(&mut object, next)?;
+            Ok((
+                EventType::Deleted,
+                Stored {
+                    key,
+                    create_rev: old.create_rev,
+                    mod_rev: next,
+                    object: Arc::new(object),
+                },
+            ))
+        }
     }
 }

@@ -529,6 +529,16 @@ impl PodEngine {
                     self.container_exited(i, instance, exit_code, reason, message, at);
                 }
             }
+            Input::ProbeRestored {
+                name,
+                instance,
+                kind,
+                ok,
+            } => {
+                if let Some(i) = self.idx(&name) {
+                    self.probe_restored(i, instance, kind, ok);
+                }
+            }
             Input::ProbeResult {
                 name,
                 instance,
@@ -1047,6 +1057,24 @@ impl PodEngine {
             );
         }
         if now_started {
+            self.became_started(i);
+        }
+    }
+
+    /// [`Input::ProbeRestored`]: the worker publishes `ok` for `instance` as if it had counted
+    /// to its threshold (the next result of the other value starts a new run).
+    fn probe_restored(&mut self, i: usize, instance: InstanceId, kind: ProbeKind, ok: bool) {
+        if self.ctrs[i].running().map(|x| x.id) != Some(instance) {
+            return;
+        }
+        let Some(w) = self.ctrs[i].workers[kind.index()].as_mut() else {
+            return;
+        };
+        w.instance = Some(instance);
+        w.result = Some(ok);
+        w.last_result = ok;
+        w.run = 0;
+        if kind == ProbeKind::Startup && ok {
             self.became_started(i);
         }
     }

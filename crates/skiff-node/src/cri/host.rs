@@ -90,6 +90,38 @@ pub enum HostInstance {
 pub struct FoundProcess {
     found: FoundContainer,
     record: InstanceRecord,
+    /// Probes and hooks run in it through this, when its sandbox was adopted too.
+    exec: Option<crate::runtime::ExecContext>,
+}
+
+impl FoundProcess {
+    /// Its main process's PID.
+    pub fn pid(&self) -> i32 {
+        self.record.main.pid
+    }
+
+    /// Its monitor's PID.
+    pub fn monitor_pid(&self) -> i32 {
+        self.record.monitor.pid
+    }
+}
+
+impl HostInstance {
+    /// The container's main process.
+    pub fn pid(&self) -> i32 {
+        match self {
+            HostInstance::Started(c) => c.pid(),
+            HostInstance::Found(f) => f.pid(),
+        }
+    }
+
+    /// What probes and hooks run through, if they can.
+    fn exec_context(&self) -> Option<&crate::runtime::ExecContext> {
+        match self {
+            HostInstance::Started(c) => Some(c.exec_context()),
+            HostInstance::Found(f) => f.exec.as_ref(),
+        }
+    }
 }
 
 impl RuntimeService for HostCri {
@@ -233,11 +265,9 @@ impl RuntimeService for HostCri {
         let reaper = self.runtime.reaper().clone();
         let container = container.clone();
         async move {
-            match container {
-                HostInstance::Started(c) => {
-                    exec_in(&reaper, c.exec_context(), &argv, timeout).await
-                }
-                HostInstance::Found(_) => ExecOutput {
+            match container.exec_context() {
+                Some(ctx) => exec_in(&reaper, ctx, &argv, timeout).await,
+                None => ExecOutput {
                     status: None,
                     timed_out: false,
                     output: NOT_OURS.into(),
@@ -269,6 +299,41 @@ impl RuntimeService for HostCri {
     }
 
     fn list_pod(&self, config: &SandboxConfig) -> PodListing<PodSandbox, HostInstance> {
+        self.list_pod_with(config, false)
+    }
+
+    fn remove_container(
+        &self,
+        container: HostInstance,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        if let HostInstance::Started(c) = &container {
+            self.held().remove(c.id());
+        }
+        async move {
+            match container {
+                HostInstance::Started(c) => c.cleaned_up().await,
+                // Its cgroup and mounts are in the pod's record; the node's recovery removes
+                // them (`node`), or the pod cgroup's removal with its sandbox.
+                HostInstance::Found(_) => {}
+            }
+        }
+    }
+}
+
+impl HostCri {
+    /// [`RuntimeService::list_pod`]; `image`: the instances are image containers (their exec
+    /// contexts are the OCI class's to make).
+    pub(crate) fn list_pod_with(
+        &self,
+        config: &SandboxConfig,
+        image: bool,
+    ) -> PodListing<PodSandbox, HostInstance> {
+        // A persistent sandbox an earlier process made (`skiff serve` after a restart).
+        let sandbox = if config.options.persistent {
+            PodSandbox::adopt(&config.pod, &config.identity, &config.options)
+        } else {
+            None
+        };
         let mut containers: Vec<Listed<HostInstance>> = self
             .held()
             .values()
@@ -289,15 +354,34 @@ impl RuntimeService for HostCri {
             {
                 continue;
             }
+            if f.record.interrupted() && f.observed == crate::state::Observed::Unknown {
+                // Its start was cut short by the death of the process making it: whatever of
+                // it runs is in its cgroup, and goes (R3/S7: killed first, then started again
+                // with the next restart count).
+                if let Some(cg) = &f.record.cgroup {
+                    if let Err(e) = crate::node::NodeResources::global()
+                        .kill_interrupted_start(&config.identity.uid, cg)
+                    {
+                        tracing::warn!(container = %f.record.container, "killing an interrupted start: {e}");
+                    }
+                }
+            }
             let found = FoundContainer::from(&f);
             // An exited one needs nothing more; an unknown one may have left its main process
             // (the engine kills it first).
             let handle = match found.state {
                 FoundState::Exited { .. } => None,
                 FoundState::Running | FoundState::Unknown => {
+                    let exec = match (&sandbox, &found.state, image) {
+                        (Some(sb), FoundState::Running, false) => {
+                            adopted_exec(sb, config, &f.record)
+                        }
+                        _ => None,
+                    };
                     Some(HostInstance::Found(Arc::new(FoundProcess {
                         found: found.clone(),
                         record: f.record,
+                        exec,
                     })))
                 }
             };
@@ -305,27 +389,61 @@ impl RuntimeService for HostCri {
         }
         containers.sort_by_key(|l| (l.found.started_at, l.found.instance));
         PodListing {
-            sandbox: None,
+            sandbox,
             containers,
         }
     }
 
-    fn remove_container(
-        &self,
-        container: HostInstance,
-    ) -> impl Future<Output = ()> + Send + 'static {
-        if let HostInstance::Started(c) = &container {
-            self.held().remove(c.id());
-        }
-        async move {
-            match container {
-                HostInstance::Started(c) => c.cleaned_up().await,
-                // Its cgroup and mounts are in the pod's record; the node's recovery removes
-                // them (`node`).
-                HostInstance::Found(_) => {}
+    /// An adopted instance with its exec context, for the OCI class (which makes the context).
+    pub(crate) fn with_exec(
+        instance: &HostInstance,
+        exec: Option<crate::runtime::ExecContext>,
+    ) -> HostInstance {
+        match instance {
+            HostInstance::Found(f) if f.exec.is_none() && exec.is_some() => {
+                HostInstance::Found(Arc::new(FoundProcess {
+                    found: f.found.clone(),
+                    record: f.record.clone(),
+                    exec,
+                }))
             }
+            other => other.clone(),
         }
     }
+}
+
+/// The exec context of a running instance found on disk whose sandbox was adopted.
+fn adopted_exec(
+    sandbox: &PodSandbox,
+    config: &SandboxConfig,
+    record: &InstanceRecord,
+) -> Option<crate::runtime::ExecContext> {
+    let spec = config.pod.spec.as_ref().and_then(|s| {
+        s.init_containers
+            .iter()
+            .flatten()
+            .chain(s.containers.iter())
+            .find(|c| c.name == record.container)
+    })?;
+    let launch = ContainerLaunch::from_container(
+        spec,
+        &config.identity,
+        &config.options.data_dir,
+        record.attempt,
+        &crate::launch::EnvSources {
+            objects: &config.options.objects,
+            pod: Some(&config.pod),
+        },
+    )
+    .ok()?;
+    let setup = sandbox.exec_setup(spec, &launch, false).ok()?;
+    Some(crate::runtime::adopted_exec_context(
+        &record.runtime_id,
+        &launch,
+        setup,
+        record.main.pid,
+        None,
+    ))
 }
 
 const NOT_OURS: &str = "the container was started by an earlier skiff; it cannot be entered";
@@ -414,12 +532,12 @@ impl ProbeService<HostInstance> for HostProbes {
         let prober = self.prober.clone();
         let container = container.clone();
         async move {
-            match container {
-                HostInstance::Started(c) => {
-                    let ctx = c.exec_context().clone();
+            match container.exec_context() {
+                Some(ctx) => {
+                    let ctx = ctx.clone();
                     probe_with_deadline(&prober, req.probe, ctx, req.limit).await
                 }
-                HostInstance::Found(_) => ProbeResult {
+                None => ProbeResult {
                     outcome: ProbeOutcome::Unknown,
                     output: NOT_OURS.into(),
                 },
@@ -435,12 +553,12 @@ impl ProbeService<HostInstance> for HostProbes {
         let prober = self.prober.clone();
         let container = container.clone();
         async move {
-            match container {
-                HostInstance::Started(c) => {
-                    let ctx = c.exec_context().clone();
+            match container.exec_context() {
+                Some(ctx) => {
+                    let ctx = ctx.clone();
                     hook_with_deadline(&prober, req.handler, ctx, req.limit).await
                 }
-                HostInstance::Found(_) => Err(NOT_OURS.into()),
+                None => Err(NOT_OURS.into()),
             }
         }
     }

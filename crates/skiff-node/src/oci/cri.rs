@@ -361,9 +361,43 @@ impl<I: ImageService> RuntimeService for OciCri<I> {
                 }
             })
             .collect();
-        let on_disk = self.host.list_pod(config);
+        let on_disk = self.host.list_pod_with(config, true);
         let root = runc::state_root(&config.options.data_dir, self.runtime.handler);
-        for l in on_disk.containers {
+        // An adopted sandbox (persistent): the pod's DNS and host files are written again (in
+        // place: the containers' binds keep seeing them).
+        let sandbox = on_disk.sandbox.and_then(|inner| {
+            let hostname = crate::namespaces::NamespacePlan::for_pod(&config.pod).hostname;
+            match rootfs::write_pod_files(
+                inner.pod_dir(),
+                &config.pod,
+                &config.identity,
+                &hostname,
+            ) {
+                Ok(files) => Some(OciSandbox {
+                    inner,
+                    pod: config.pod.clone(),
+                    files,
+                    data_dir: config.options.data_dir.clone(),
+                }),
+                Err(e) => {
+                    tracing::warn!(pod = %config.identity.name, "re-attaching the sandbox: writing the pod's files: {e}");
+                    None
+                }
+            }
+        });
+        for mut l in on_disk.containers {
+            // Created but never started (the process starting it died between the runtime's
+            // `create` and `start`): its init still waits in the runtime's exec FIFO. Not
+            // started now — its state is unknown, so the engine kills it and starts it again.
+            if l.found.state == FoundState::Running {
+                if let Some(h) = &l.handle {
+                    let comm = std::fs::read_to_string(format!("/proc/{}/comm", h.pid()))
+                        .unwrap_or_default();
+                    if comm.starts_with("runc:") || comm.starts_with("crun") {
+                        l.found.state = FoundState::Unknown;
+                    }
+                }
+            }
             if containers
                 .iter()
                 .any(|c| c.found.runtime_id == l.found.runtime_id)
@@ -372,8 +406,14 @@ impl<I: ImageService> RuntimeService for OciCri<I> {
             }
             let id = l.found.runtime_id.clone();
             let bundle_dir = config.pod_dir().join("oci").join(&id);
+            let exec = match (&sandbox, &l.found.state, &l.handle) {
+                (Some(sb), FoundState::Running, Some(h)) => {
+                    adopted_exec(sb, config, &l.found, h.pid(), &bundle_dir)
+                }
+                _ => None,
+            };
             let handle = l.handle.map(|host| OciInstance {
-                host,
+                host: HostCri::with_exec(&host, exec),
                 extra: Arc::new(Extra {
                     log: bundle_dir.join("runtime.log"),
                     id: id.clone(),
@@ -390,7 +430,7 @@ impl<I: ImageService> RuntimeService for OciCri<I> {
         }
         containers.sort_by_key(|l| (l.found.started_at, l.found.instance));
         PodListing {
-            sandbox: None,
+            sandbox,
             containers,
         }
     }
@@ -660,6 +700,82 @@ impl<I: ImageService> OciCri<I> {
             image_holder: holder.to_string(),
         })
     }
+}
+
+/// The exec context of a running image container found on disk whose sandbox was adopted:
+/// its process's environment, working directory and user from its bundle's config.json, its
+/// root filesystem and staged volumes as the exec view.
+fn adopted_exec(
+    sandbox: &OciSandbox,
+    config: &SandboxConfig,
+    found: &FoundContainer,
+    pid: i32,
+    bundle_dir: &std::path::Path,
+) -> Option<crate::runtime::ExecContext> {
+    let spec = config.pod.spec.as_ref().and_then(|s| {
+        s.init_containers
+            .iter()
+            .flatten()
+            .chain(s.containers.iter())
+            .find(|c| c.name == found.name)
+    })?;
+    let launch = ContainerLaunch::from_container_for_image(
+        spec,
+        &config.identity,
+        &config.options.data_dir,
+        found.attempt,
+        &crate::launch::EnvSources {
+            objects: &config.options.objects,
+            pod: Some(&config.pod),
+        },
+    )
+    .ok()?;
+    let oci = oci_spec::runtime::Spec::load(bundle_dir.join("config.json")).ok()?;
+    let process = oci.process().as_ref()?;
+    let env: Vec<(String, String)> = process
+        .env()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (kv, String::new()),
+        })
+        .collect();
+    let cwd = process.cwd().clone();
+    let user = process.user();
+    let mut setup = sandbox.inner.exec_setup(spec, &launch, true).ok()?;
+    if let Some(sec) = setup.security.as_mut() {
+        sec.credentials = Some(crate::security::Credentials {
+            uid: user.uid(),
+            gid: user.gid(),
+            groups: user.additional_gids().clone().unwrap_or_default(),
+        });
+    }
+    let staged = bundle_dir.join("vol");
+    let mut view = vec![MountSpec {
+        source: bundle_dir.join("rootfs"),
+        target: PathBuf::from("/"),
+        ..Default::default()
+    }];
+    for m in oci.mounts().iter().flatten() {
+        if let Some(src) = m.source() {
+            if src.starts_with(&staged) {
+                view.push(MountSpec {
+                    source: src.clone(),
+                    target: m.destination().clone(),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    Some(crate::runtime::adopted_exec_context(
+        &found.runtime_id,
+        &launch,
+        setup,
+        pid,
+        Some((env, cwd, view)),
+    ))
 }
 
 /// What this node and its runtime can do (config.json's host-dependent parts).

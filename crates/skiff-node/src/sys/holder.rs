@@ -33,8 +33,9 @@ pub struct HolderArgs<'a> {
     pub lo_up: bool,
     /// Reap orphans (it is PID 1 of a new PID namespace).
     pub reap: bool,
-    /// Read end of the lifeline: EOF = exit.
-    pub lifeline: BorrowedFd<'a>,
+    /// Read end of the lifeline: EOF = exit. `None`: no lifeline (a persistent sandbox, which
+    /// outlives skiff): only SIGKILL ends the holder.
+    pub lifeline: Option<BorrowedFd<'a>>,
     /// Write end of the ready pipe: the set-up errno, 0 = ready.
     pub ready: BorrowedFd<'a>,
     pub devnull: BorrowedFd<'a>,
@@ -96,7 +97,11 @@ unsafe fn holder_main(a: &HolderArgs<'_>) -> ! {
     // else inherited from skiff (other containers' pipes, sockets) is closed, since this
     // process never execs and would otherwise keep them open.
     // (Rootless: 3 = the socket factory.)
-    let mut ok = libc::dup2(a.lifeline.as_raw_fd(), 0) >= 0
+    let life = match a.lifeline {
+        Some(l) => l.as_raw_fd(),
+        None => a.devnull.as_raw_fd(),
+    };
+    let mut ok = libc::dup2(life, 0) >= 0
         && libc::dup2(a.ready.as_raw_fd(), 1) >= 0
         && libc::dup2(a.devnull.as_raw_fd(), 2) >= 0;
     let keep = match a.factory {
@@ -129,7 +134,8 @@ unsafe fn holder_main(a: &HolderArgs<'_>) -> ! {
     libc::dup2(2, 1);
     let mut fds = [
         libc::pollfd {
-            fd: 0,
+            // Without a lifeline, nothing to watch (poll ignores negative descriptors).
+            fd: if a.lifeline.is_some() { 0 } else { -1 },
             events: libc::POLLIN,
             revents: 0,
         },
@@ -287,7 +293,7 @@ mod tests {
             hostname: None,
             lo_up: false,
             reap: false,
-            lifeline: fd,
+            lifeline: Some(fd),
             ready: fd,
             devnull: fd,
             id_maps: None,

@@ -125,6 +125,10 @@ pub struct PodVolumes {
     journal: Option<std::sync::Arc<dyn MountJournal>>,
     /// Warning events (reason, message) for the pod.
     warnings: Vec<(String, String)>,
+    /// tmpfs mounts an earlier process made for this pod (re-attached, not mounted again).
+    adopt_mounts: Vec<PathBuf>,
+    /// A persistent sandbox's: dropped, nothing is torn down ([`PodVolumes::teardown`] does).
+    kept: bool,
 }
 
 impl PodVolumes {
@@ -146,12 +150,29 @@ impl PodVolumes {
         node: &NodeAllocatable,
         journal: Option<std::sync::Arc<dyn MountJournal>>,
     ) -> Result<PodVolumes, VolumeError> {
+        Self::setup_adopting(pod, pod_dir, objects, node, journal, Vec::new())
+    }
+
+    /// [`PodVolumes::setup_journaled`] over what an earlier process set up for the pod (a
+    /// persistent sandbox): the tmpfs mounts in `mounted` (its record's, still mounted) are
+    /// taken as they are; directories and payloads are made again (the same, or the objects'
+    /// newer contents).
+    pub fn setup_adopting(
+        pod: &Pod,
+        pod_dir: &Path,
+        objects: &PodObjects,
+        node: &NodeAllocatable,
+        journal: Option<std::sync::Arc<dyn MountJournal>>,
+        mounted: Vec<PathBuf>,
+    ) -> Result<PodVolumes, VolumeError> {
         let mut out = PodVolumes {
             dir: pod_dir.join("volumes"),
             volumes: BTreeMap::new(),
             tmpfs: Vec::new(),
             journal,
             warnings: Vec::new(),
+            adopt_mounts: mounted,
+            kept: false,
         };
         let Some(spec) = pod.spec.as_ref() else {
             return Ok(out);
@@ -305,6 +326,12 @@ impl PodVolumes {
     /// Mounts a tmpfs of `size` bytes on `path` (its root keeps tmpfs's 1777, as upstream),
     /// recorded in the journal first.
     fn mount_tmpfs(&mut self, path: &Path, size: i64) -> Result<(), String> {
+        if self.adopt_mounts.iter().any(|m| m == path)
+            && crate::mountinfo::mount_points().iter().any(|m| m == path)
+        {
+            self.tmpfs.push(path.to_path_buf());
+            return Ok(());
+        }
         if let Some(j) = &self.journal {
             j.before_mount(path)?;
         }
@@ -434,6 +461,11 @@ impl PodVolumes {
     /// Unmounts skiff's tmpfs mounts and removes the pod's volume directories, never crossing
     /// into another filesystem (a hostPath is not under the pod dir; a mount left inside a
     /// volume is left alone and reported).
+    /// Dropped, nothing is torn down (a persistent sandbox: the next process adopts it).
+    pub fn keep(&mut self) {
+        self.kept = true;
+    }
+
     pub fn teardown(&mut self) {
         for p in std::mem::take(&mut self.tmpfs) {
             if let Err(e) = self.unmount_tmpfs(&p) {
@@ -453,7 +485,7 @@ impl PodVolumes {
 /// sandbox failing half-way): tear down now, so no tmpfs outlives its record.
 impl Drop for PodVolumes {
     fn drop(&mut self) {
-        if !self.tmpfs.is_empty() || !self.volumes.is_empty() {
+        if !self.kept && (!self.tmpfs.is_empty() || !self.volumes.is_empty()) {
             self.teardown();
         }
     }

@@ -6,6 +6,9 @@
 //! pod, the newest pod of each namespace/name is shown. A pod whose skiff died before it
 //! finished (its status is not terminal and no skiff holds its lock) shows `Unknown`, as
 //! kubectl does for a pod on a lost node.
+//!
+//! When a `skiff serve` runs on the data dir, the pods are its pods, read from its API over
+//! the unix socket ([`super::client`]), printed by the same code.
 
 use std::collections::BTreeMap;
 
@@ -62,23 +65,18 @@ pub fn run(args: &Args) -> u8 {
             return exit::FAILURE;
         }
     };
-    let all = match store::list(&data_dir) {
+    let pods = match listed(args, &data_dir) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: reading {}: {e}", data_dir.display());
+            eprintln!("{e}");
             return exit::FAILURE;
         }
     };
-    let pods: Vec<StoredPod> = store::newest_per_name(
-        all.into_iter()
-            .filter(|p| args.all_namespaces || p.namespace() == args.namespace)
-            .collect(),
-    );
     let mut code = 0;
-    let shown: Vec<StoredPod> = if names.is_empty() {
+    let shown: Vec<Listed> = if names.is_empty() {
         pods
     } else {
-        let by_name: BTreeMap<&str, &StoredPod> = pods.iter().map(|p| (p.name(), p)).collect();
+        let by_name: BTreeMap<&str, &Listed> = pods.iter().map(|p| (p.name(), p)).collect();
         let mut out = Vec::new();
         for n in &names {
             match by_name.get(n.as_str()) {
@@ -127,6 +125,99 @@ pub fn run(args: &Args) -> u8 {
     code
 }
 
+/// A pod to show: one `skiff run` keeps in the data dir, or one of the daemon's.
+#[derive(Clone)]
+enum Listed {
+    Stored(Box<StoredPod>),
+    Api(Box<Pod>),
+}
+
+impl Listed {
+    fn name(&self) -> &str {
+        match self {
+            Listed::Stored(p) => p.name(),
+            Listed::Api(p) => p.metadata.name.as_deref().unwrap_or(""),
+        }
+    }
+
+    fn namespace(&self) -> &str {
+        match self {
+            Listed::Stored(p) => p.namespace(),
+            Listed::Api(p) => p.metadata.namespace.as_deref().unwrap_or(""),
+        }
+    }
+
+    /// The pod the table is made of.
+    fn table_pod(&self) -> &Pod {
+        match self {
+            Listed::Stored(p) => &p.summary.pod,
+            Listed::Api(p) => p,
+        }
+    }
+
+    /// A `skiff run` pod whose skiff died before it finished; the daemon's pods never are.
+    fn stale(&self) -> bool {
+        match self {
+            Listed::Stored(p) => p.stale(),
+            Listed::Api(_) => false,
+        }
+    }
+
+    /// The whole pod, for `-o json|yaml|jsonpath`.
+    fn full_pod(&self) -> anyhow::Result<Pod> {
+        match self {
+            Listed::Stored(p) => p
+                .full_pod()
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", p.dir.display())),
+            Listed::Api(p) => Ok((**p).clone()),
+        }
+    }
+}
+
+/// The pods of the namespace (or all): the daemon's when one runs on the data dir, else the
+/// newest of each name `skiff run` kept. The error is the message to print.
+fn listed(args: &Args, data_dir: &std::path::Path) -> Result<Vec<Listed>, String> {
+    match super::client::DaemonClient::connect(data_dir) {
+        Ok(Some(client)) => {
+            let path = if args.all_namespaces {
+                "/api/v1/pods".to_string()
+            } else {
+                format!(
+                    "/api/v1/namespaces/{}/pods",
+                    super::client::encode(&args.namespace)
+                )
+            };
+            #[derive(serde::Deserialize)]
+            struct PodList {
+                #[serde(default)]
+                items: Vec<Pod>,
+            }
+            let list: PodList = client.get_json(&path).map_err(|e| match e {
+                e @ super::client::ClientError::Status { .. } => e.to_string(),
+                e => format!("error: {e}"),
+            })?;
+            Ok(list
+                .items
+                .into_iter()
+                .map(|p| Listed::Api(Box::new(p)))
+                .collect())
+        }
+        Ok(None) => {
+            let all = store::list(data_dir)
+                .map_err(|e| format!("error: reading {}: {e}", data_dir.display()))?;
+            Ok(store::newest_per_name(
+                all.into_iter()
+                    .filter(|p| args.all_namespaces || p.namespace() == args.namespace)
+                    .collect(),
+            )
+            .into_iter()
+            .map(|p| Listed::Stored(Box::new(p)))
+            .collect())
+        }
+        Err(e) => Err(format!("error: {e}")),
+    }
+}
+
 /// The pod names asked for: `pods NAME…` or `pod/NAME…`.
 fn requested_names(args: &Args) -> Result<Vec<String>, String> {
     let unknown = |t: &str| format!("the server doesn't have a resource type \"{t}\"");
@@ -151,19 +242,17 @@ fn requested_names(args: &Args) -> Result<Vec<String>, String> {
 
 /// `-o json|yaml`: the full Pods; one Pod asked by name is printed alone, anything else as a
 /// `List` (kubectl's printGeneric).
-fn structured(pods: &[StoredPod], single: bool, f: &OutputFormat) -> anyhow::Result<String> {
+fn structured(pods: &[Listed], single: bool, f: &OutputFormat) -> anyhow::Result<String> {
     let mut items = Vec::with_capacity(pods.len());
     for p in pods {
-        let pod = p
-            .full_pod()
-            .map_err(|e| anyhow::anyhow!("reading {}: {e}", p.dir.display()))?;
+        let pod = p.full_pod()?;
         items.push(serde_json::to_value(&pod)?);
     }
     f.render_as(&items, !single)
 }
 
 /// The table, laid out as kubectl's tabwriter does.
-fn table(pods: &[StoredPod], namespaces: bool, wide: bool, now: Timestamp) -> String {
+fn table(pods: &[Listed], namespaces: bool, wide: bool, now: Timestamp) -> String {
     let mut rows: Vec<Vec<String>> = Vec::with_capacity(pods.len() + 1);
     let mut header: Vec<&str> = Vec::new();
     if namespaces {
@@ -179,7 +268,7 @@ fn table(pods: &[StoredPod], namespaces: bool, wide: bool, now: Timestamp) -> St
         if namespaces {
             cells.push(p.namespace().to_string());
         }
-        let mut row = print_pod(&p.summary.pod, wide, now);
+        let mut row = print_pod(p.table_pod(), wide, now);
         if p.stale() {
             row[2] = "Unknown".to_string();
         }

@@ -7,6 +7,10 @@
 //! Differences, by design: rotated files are read too (oldest first, `.gz` ones
 //! decompressed), where the kubelet serves the live file only; and the newest pod of a name
 //! is the one read (names repeat across runs).
+//!
+//! When a `skiff serve` runs on the data dir, its API answers instead (over the unix socket,
+//! [`super::client`]): the pod is read from it, the container chosen by the same code, and
+//! each container's log streamed from `…/pods/NAME/log` as kubectl requests it.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -161,7 +165,22 @@ fn logs(args: &Args) -> Result<(), Failure> {
         None => None,
     };
 
+    // kubectl's sinceSeconds (and the kubelet's NewLogOptions): --since rounded to seconds, the later of both bounds.
+    let since_secs = args.since.map(|d| {
+        let ms = d.as_millis();
+        i64::try_from(ms / 1000 + u128::from(ms % 1000 >= 500)).unwrap_or(i64::MAX)
+    });
+
     let data_dir = args.data.resolve().map_err(|e| failure(format!("{e:#}")))?;
+    match super::client::DaemonClient::connect(&data_dir) {
+        Ok(Some(client)) => {
+            return daemon_logs(
+                &client, &data_dir, args, name, container, since_secs, since_time,
+            )
+        }
+        Ok(None) => {}
+        Err(e) => return Err(failure(e.to_string())),
+    }
     let pods = store::list(&data_dir)
         .map_err(|e| failure(format!("reading {}: {e}", data_dir.display())))?;
     let Some(pod) = store::newest_per_name(
@@ -194,11 +213,6 @@ fn logs(args: &Args) -> Result<(), Failure> {
         )));
     }
 
-    // The kubelet's NewLogOptions: --since rounded to seconds, the later of both bounds.
-    let since_secs = args.since.map(|d| {
-        let ms = d.as_millis();
-        i64::try_from(ms / 1000 + u128::from(ms % 1000 >= 500)).unwrap_or(i64::MAX)
-    });
     let since = match (since_secs, since_time) {
         (Some(s), _) => crate::store::now()
             .checked_sub(k8s_openapi::jiff::SignedDuration::from_secs(s))
@@ -235,6 +249,160 @@ fn logs(args: &Args) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// The daemon's answer as kubectl shows it: its Status (`Error from server (NotFound): …`).
+fn api_failure(e: super::client::ClientError) -> Failure {
+    match e {
+        e @ super::client::ClientError::Status { .. } => Failure {
+            message: e.to_string(),
+            code: exit::FAILURE,
+        },
+        e => failure(e.to_string()),
+    }
+}
+
+/// `skiff logs` against the daemon: kubectl's requests (GET the pod, then one `log` request
+/// per container with its PodLogOptions), the container chosen and the lines prefixed here.
+fn daemon_logs(
+    client: &super::client::DaemonClient,
+    data_dir: &std::path::Path,
+    args: &Args,
+    name: &str,
+    container: Option<String>,
+    since_secs: Option<i64>,
+    since_time: Option<Timestamp>,
+) -> Result<(), Failure> {
+    use super::client::{encode, DaemonClient};
+    let pod_path = format!(
+        "/api/v1/namespaces/{}/pods/{}",
+        encode(&args.namespace),
+        encode(name)
+    );
+    let pod: Pod = client.get_json(&pod_path).map_err(api_failure)?;
+    let containers = choose_containers(&pod, container, args.all_containers)?;
+    if args.follow && containers.len() > args.max_log_requests {
+        return Err(failure(format!(
+            "you are attempting to follow {} log streams, but maximum allowed concurrency is {}, use --max-log-requests to increase the limit",
+            containers.len(),
+            args.max_log_requests
+        )));
+    }
+    let log_path = |c: &str| {
+        let mut q = format!("container={}", encode(c));
+        let mut flag = |k: &str, on: bool| {
+            if on {
+                q.push_str(&format!("&{k}=true"));
+            }
+        };
+        flag("follow", args.follow);
+        flag("previous", args.previous);
+        flag("timestamps", args.timestamps);
+        if args.tail >= 0 {
+            q.push_str(&format!("&tailLines={}", args.tail));
+        }
+        if let Some(s) = since_secs {
+            q.push_str(&format!("&sinceSeconds={s}"));
+        } else if let Some(t) = since_time {
+            q.push_str(&format!("&sinceTime={}", encode(&t.to_string())));
+        }
+        if args.limit_bytes > 0 {
+            q.push_str(&format!("&limitBytes={}", args.limit_bytes));
+        }
+        format!("{pod_path}/log?{q}")
+    };
+    let prefix = |c: &str| args.prefix.then(|| format!("[pod/{name}/{c}] "));
+    if args.follow && containers.len() > 1 {
+        // One stream each, whole lines interleaved (as the local followers).
+        let out = Arc::new(Mutex::new(()));
+        let failures: Mutex<Vec<Failure>> = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for c in &containers {
+                let (out, failures) = (out.clone(), &failures);
+                let (path, prefix) = (log_path(c), prefix(c));
+                scope.spawn(move || {
+                    let res = DaemonClient::connect(data_dir)
+                        .and_then(|cl| {
+                            cl.ok_or_else(|| super::client::ClientError::Transport {
+                                socket: skiff_api::transport::socket_path(data_dir),
+                                what: "the daemon went away".into(),
+                            })
+                        })
+                        .and_then(|cl| {
+                            let mut sink = Prefixed::new(
+                                LineSink {
+                                    lock: out,
+                                    buf: Vec::new(),
+                                },
+                                prefix,
+                            );
+                            let r = cl.stream(&path, &mut sink);
+                            let _ = sink.inner.finish();
+                            r
+                        });
+                    if let Err(e) = res {
+                        if let Ok(mut f) = failures.lock() {
+                            f.push(api_failure(e));
+                        }
+                    }
+                });
+            }
+        });
+        return match failures.into_inner().ok().and_then(|mut f| f.pop()) {
+            None => Ok(()),
+            Some(f) => Err(f),
+        };
+    }
+    for c in &containers {
+        let mut out = Prefixed::new(std::io::stdout().lock(), prefix(c));
+        client.stream(&log_path(c), &mut out).map_err(api_failure)?;
+    }
+    Ok(())
+}
+
+/// Puts `prefix` before every line written through it (kubectl's `--prefix`, applied by the
+/// client as kubectl does).
+struct Prefixed<W: Write> {
+    inner: W,
+    prefix: Option<String>,
+    at_line_start: bool,
+}
+
+impl<W: Write> Prefixed<W> {
+    fn new(inner: W, prefix: Option<String>) -> Self {
+        Self {
+            inner,
+            prefix,
+            at_line_start: true,
+        }
+    }
+}
+
+impl<W: Write> Write for Prefixed<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let Some(prefix) = &self.prefix else {
+            return self.inner.write(data);
+        };
+        let mut rest = data;
+        while !rest.is_empty() {
+            if self.at_line_start {
+                self.inner.write_all(prefix.as_bytes())?;
+                self.at_line_start = false;
+            }
+            let end = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(rest.len(), |i| i + 1);
+            self.inner.write_all(&rest[..end])?;
+            self.at_line_start = rest[end - 1] == b'\n';
+            rest = &rest[end..];
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 fn read_failure(job: &Job, e: std::io::Error) -> Failure {
@@ -319,88 +487,21 @@ fn choose_containers(pod: &Pod, named: Option<String>, all: bool) -> Result<Vec<
     Ok(vec![chosen])
 }
 
-/// The container's status, searched as the kubelet does (regular, init, ephemeral).
 fn container_status<'a>(pod: &'a Pod, name: &str) -> Option<&'a ContainerStatus> {
-    let st = pod.status.as_ref()?;
-    [
-        &st.container_statuses,
-        &st.init_container_statuses,
-        &st.ephemeral_container_statuses,
-    ]
-    .into_iter()
-    .flatten()
-    .flatten()
-    .find(|c| c.name == name)
+    store::container_status(pod, name)
 }
 
-/// The kubelet's validateContainerLogStatus: which instance's log to read (its containerID
-/// and restart count, which names the file).
+/// The kubelet's validateContainerLogStatus (`store::log_instance`): which instance's log to
+/// read (its containerID and restart count, which names the file).
 fn instance(pod: &StoredPod, container: &str, previous: bool) -> Result<(String, i32), Failure> {
-    let pod_name = pod.name();
-    let Some(cs) = container_status(&pod.summary.pod, container) else {
-        return Err(bad_request(format!(
-            "container \"{container}\" in pod \"{pod_name}\" is not available"
-        )));
-    };
-    let state = cs.state.clone().unwrap_or_default();
-    let last = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref());
-    let id_of = |id: Option<&String>| id.filter(|s| !s.is_empty()).cloned();
-    let last_id = last.and_then(|t| id_of(t.container_id.as_ref()));
-    let (id, fallback) = if previous {
-        let Some(id) = last_id else {
-            return Err(bad_request(format!(
-                "previous terminated container \"{container}\" in pod \"{pod_name}\" not found"
-            )));
-        };
-        (id, cs.restart_count - 1)
-    } else if state.running.is_some() {
-        match id_of(cs.container_id.as_ref()) {
-            Some(id) => (id, cs.restart_count),
-            None => {
-                return Err(bad_request(format!(
-                "container \"{container}\" in pod \"{pod_name}\" is waiting to start - no logs yet"
-            )))
-            }
-        }
-    } else if let Some(t) = &state.terminated {
-        match (id_of(t.container_id.as_ref()), last_id) {
-            (Some(id), _) => (id, cs.restart_count),
-            // The next instance did not start: the last one's.
-            (None, Some(id)) => (id, cs.restart_count - 1),
-            (None, None) => {
-                return Err(bad_request(format!(
-                    "container \"{container}\" in pod \"{pod_name}\" is terminated"
-                )))
-            }
-        }
-    } else if last.is_some() {
-        match last_id {
-            Some(id) => (id, cs.restart_count - 1),
-            None => {
-                return Err(bad_request(format!(
-                    "container \"{container}\" in pod \"{pod_name}\" is terminated"
-                )))
-            }
-        }
-    } else if let Some(w) = &state.waiting {
-        return Err(bad_request(format!(
-            "container \"{container}\" in pod \"{pod_name}\" is waiting to start: {}",
-            w.reason.as_deref().unwrap_or("")
-        )));
-    } else {
-        return Err(bad_request(format!(
-            "container \"{container}\" in pod \"{pod_name}\" is waiting to start - no logs yet"
-        )));
-    };
-    // The worker recorded which restart count each instance ran as; older records lack
-    // it: the status' count then.
-    let attempt = pod
-        .summary
-        .instances
-        .get(&id)
-        .copied()
-        .unwrap_or(fallback.max(0));
-    Ok((id, attempt))
+    store::log_instance(
+        &pod.summary.pod,
+        &pod.summary.instances,
+        container,
+        previous,
+    )
+    .map(|i| (i.container_id, i.attempt))
+    .map_err(bad_request)
 }
 
 /// Whether instance `id` of `container` still runs: its skiff holds the pod's lock and the
@@ -508,5 +609,25 @@ impl Write for LineSink {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixed_marks_every_line_across_writes() {
+        let mut w = Prefixed::new(Vec::new(), Some("[pod/p/c] ".into()));
+        w.write_all(b"one\ntw").unwrap();
+        w.write_all(b"o\n").unwrap();
+        w.write_all(b"\nthree").unwrap();
+        assert_eq!(
+            String::from_utf8(w.inner).unwrap(),
+            "[pod/p/c] one\n[pod/p/c] two\n[pod/p/c] \n[pod/p/c] three"
+        );
+        let mut w = Prefixed::new(Vec::new(), None);
+        w.write_all(b"a\nb").unwrap();
+        assert_eq!(w.inner, b"a\nb");
     }
 }

@@ -1,7 +1,10 @@
+pub mod client;
 pub mod get;
 pub mod image;
+pub mod kubeconfig;
 pub mod logs;
 pub mod resources;
 pub mod run;
+pub mod serve;
 pub mod validate;
 pub mod version;

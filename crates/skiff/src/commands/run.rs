@@ -132,8 +132,8 @@ pub fn run(args: &Args) -> u8 {
     };
     let source = items[index].source.clone();
     let objects: Vec<Object> = items.into_iter().map(|i| i.object).collect();
-    if let Err(message) = runnable(&pod, &source) {
-        eprintln!("error: {message}");
+    if let Err(message) = runnable(&pod, RuntimeClasses::detect) {
+        eprintln!("error: {source}: {message}");
         return exit::BAD_INPUT;
     }
     if let Some(name) = &args.exit_code_from {
@@ -178,22 +178,24 @@ pub fn run(args: &Args) -> u8 {
     }
 }
 
-/// Whether this node can run `pod`: its runtime class exists here (`host`; no name or an
-/// OCI runtime's name → images, which need root), and under `host` every container has a
-/// command; else the message, naming `source` and the fix, every offending container at once.
-fn runnable(pod: &Pod, source: &str) -> Result<(), String> {
+/// Whether this node can run `pod` with the runtime `classes` found here: its runtime class
+/// exists (`host`; no name or an OCI runtime's name → images, which need root; `classes` is
+/// asked only then: detection runs a check container per runtime), and under
+/// `host` every container has a command; else the message (`pod "x" …`, naming the fix), every
+/// offending container at once. `skiff run` and the daemon's admission both ask it.
+pub(crate) fn runnable(pod: &Pod, classes: impl FnOnce() -> RuntimeClasses) -> Result<(), String> {
     let name = pod.metadata.name.as_deref().unwrap_or("");
     let Some(spec) = pod.spec.as_ref() else {
         return Ok(());
     };
     if spec.runtime_class_name.as_deref() != Some(RuntimeClasses::HOST) {
         // Detection runs a check container per installed runtime: only for image pods.
-        if let Err(e) = RuntimeClasses::detect().for_pod(pod) {
-            return Err(format!("{source}: pod {name:?}: {e}"));
+        if let Err(e) = classes().for_pod(pod) {
+            return Err(format!("pod {name:?}: {e}"));
         }
         if !skiff_node::machine::is_root() {
             return Err(format!(
-                "{source}: pod {name:?} runs container images, which needs root in this build (rootless image pods are not supported yet): run skiff as root, or set `runtimeClassName: host` and give every container a `command`"
+                "pod {name:?} runs container images, which needs root in this build (rootless image pods are not supported yet): run skiff as root, or set `runtimeClassName: host` and give every container a `command`"
             ));
         }
         return Ok(());
@@ -220,7 +222,7 @@ fn runnable(pod: &Pod, source: &str) -> Result<(), String> {
         return Ok(());
     }
     Err(format!(
-        "{source}: pod {name:?} cannot run: runtimeClassName \"host\" runs each container's `command` as a process on this machine and pulls no image, so every container needs one:\n{}",
+        "pod {name:?} cannot run: runtimeClassName \"host\" runs each container's `command` as a process on this machine and pulls no image, so every container needs one:\n{}",
         missing.join("\n")
     ))
 }
@@ -610,6 +612,7 @@ async fn drive(
         // The pod belongs to this command: if skiff is killed, the keeper stops it in order.
         keeper: std::env::current_exe().ok(),
         image_pulls: worker::PullQueue::node(),
+        persistent: false,
     };
     let mut worker = tokio::spawn(worker::run_pod(pod, cfg, cmd_rx, notice_tx));
 
@@ -756,6 +759,8 @@ impl Printer {
                 let lines = self.correlator.observe(e.clone(), *at);
                 self.events(&lines);
             }
+            // `run` prints events and lines; the status goes to the pod's files.
+            Notice::Status(_) => {}
         }
     }
 

@@ -1,0 +1,141 @@
+use super::*;
+
+fn doc() -> Value {
+    let bytes = v3_document("api/v1").expect("api/v1 document");
+    serde_json::from_slice(&bytes).expect("the document is JSON")
+}
+
+#[test]
+fn index_points_at_the_hashed_core_document() {
+    let idx = v3_index();
+    let url = idx["paths"]["api/v1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap();
+    let hash = v3_hash("api/v1").unwrap();
+    assert_eq!(url, format!("/openapi/v3/api/v1?hash={hash}"));
+    assert_eq!(hash.len(), 64);
+    // The hash is of the served bytes (kubectl's cache is keyed by it).
+    let bytes = v3_document("api/v1").unwrap();
+    assert_eq!(hex(&Sha256::digest(&bytes)).to_uppercase(), hash);
+    assert!(v3_document("apis/batch/v1").is_none());
+    assert!(v3_hash("apis/batch/v1").is_none());
+}
+
+#[test]
+fn served_kinds_have_their_gvk_and_lists() {
+    let d = doc();
+    let schemas = d["components"]["schemas"].as_object().unwrap();
+    for k in [
+        "Pod",
+        "Namespace",
+        "ConfigMap",
+        "Secret",
+        "ServiceAccount",
+        "Event",
+        "Node",
+    ] {
+        for name in [k.to_string(), format!("{k}List")] {
+            let s = &schemas[&format!("io.k8s.api.core.v1.{name}")];
+            assert_eq!(
+                s["x-kubernetes-group-version-kind"],
+                json!([{"group": "", "kind": name, "version": "v1"}]),
+                "{name}"
+            );
+            assert_eq!(schema_for_kind(&name), Some(s));
+        }
+    }
+    assert!(schemas.contains_key("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"));
+    assert!(schemas.contains_key("io.k8s.apimachinery.pkg.apis.meta.v1.Status"));
+    // kinds skiff does not serve are not described
+    assert!(!schemas.contains_key("io.k8s.api.core.v1.Service"));
+}
+
+/// kubectl's queryParamVerifierV3 (k8s.io/cli-runtime resource/query_param_verifier_v3.go):
+/// the PATCH operation of a path whose GVK is the kind must list `fieldValidation` as a query
+/// parameter, or kubectl does client-side validation instead of sending `fieldValidation=Strict`.
+#[test]
+fn patch_operations_offer_field_validation() {
+    let d = doc();
+    let p = &d["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"];
+    assert_eq!(p["x-kubernetes-group-version-kind"]["kind"], "Pod");
+    assert_eq!(p["operationId"], "patchCoreV1NamespacedPod");
+    let names: Vec<_> = p["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["name"].as_str().unwrap(), x["in"].as_str().unwrap()))
+        .collect();
+    assert!(names.contains(&("fieldValidation", "query")), "{names:?}");
+    assert!(names.contains(&("force", "query")));
+    let n = &d["paths"]["/api/v1/nodes/{name}"]["patch"];
+    assert_eq!(n["x-kubernetes-group-version-kind"]["kind"], "Node");
+    assert_eq!(
+        d["paths"]["/api/v1/namespaces/{namespace}/pods"]["get"]["operationId"],
+        "listCoreV1NamespacedPod"
+    );
+}
+
+/// `kubectl explain pods.spec.initContainers.restartPolicy` walks Pod → spec (allOf $ref
+/// PodSpec) → initContainers (items $ref Container) → restartPolicy.
+#[test]
+fn explain_path_resolves_through_refs() {
+    let pod = resolve(schema_for_kind("Pod").unwrap());
+    let spec = resolve(&pod["properties"]["spec"]);
+    let init = &spec["properties"]["initContainers"];
+    assert_eq!(init["type"], "array");
+    let c = resolve(&init["items"]);
+    let rp = &c["properties"]["restartPolicy"];
+    assert_eq!(rp["type"], "string");
+    assert!(rp["description"].as_str().unwrap().contains("sidecar"));
+}
+
+/// The struct tags of k8s.io/api core/v1/types.go and apimachinery meta/v1/types.go as the
+/// upstream document's extensions (the merge keys named in images-serve-facts §6.5).
+#[test]
+fn patch_extensions_are_on_the_fields() {
+    let d = doc();
+    let s = &d["components"]["schemas"];
+    let ext = |schema: &str, field: &str| {
+        let p = &s[schema]["properties"][field];
+        (
+            p["x-kubernetes-patch-strategy"].clone(),
+            p["x-kubernetes-patch-merge-key"].clone(),
+        )
+    };
+    assert_eq!(
+        ext("io.k8s.api.core.v1.Container", "ports"),
+        (json!("merge"), json!("containerPort"))
+    );
+    assert_eq!(
+        ext("io.k8s.api.core.v1.Container", "volumeMounts"),
+        (json!("merge"), json!("mountPath"))
+    );
+    assert_eq!(
+        ext("io.k8s.api.core.v1.PodSpec", "volumes"),
+        (json!("merge,retainKeys"), json!("name"))
+    );
+    assert_eq!(
+        ext(
+            "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+            "finalizers"
+        ),
+        (json!("merge"), Value::Null)
+    );
+    assert_eq!(
+        ext("io.k8s.api.core.v1.PodSpec", "tolerations"),
+        (Value::Null, Value::Null)
+    );
+    // every entry of the table landed on an existing property
+    for (schema, field, ..) in PATCH_META {
+        assert!(
+            s[schema]["properties"][field].is_object(),
+            "{schema}.{field}"
+        );
+    }
+}
+
+#[test]
+fn document_size_is_modest() {
+    let n = v3_document("api/v1").unwrap().len();
+    assert!(n < 1_000_000, "{n} bytes");
+}

@@ -1,0 +1,319 @@
+//! Server-side apply, the minimum of images-serve-facts §6.5: the applied configuration is
+//! merged into the live object with the strategic-merge-patch keys (associative lists merge by
+//! their merge key, lists of scalars with `merge` strategy union, other lists and scalars are
+//! replaced) and the manager's `metadata.managedFields` entry (`operation: Apply`) is replaced
+//! by one recording the applied field set in FieldsV1 notation (`f:<field>`, `k:{<key>}` for
+//! an associative list item, `v:<value>` for a set item, `.` for the item itself).
+//!
+//! Known gap (no Rust port of sigs.k8s.io/structured-merge-diff exists): no conflict detection
+//! between managers (`force` is treated as always true), and fields a manager applied before and
+//! leaves out now are only removed when no other manager's entry names them.
+
+use serde_json::{json, Map, Value};
+
+use super::smp;
+use super::PatchError;
+use crate::openapi;
+
+/// Depth bound of an applied configuration (hostile bodies).
+const MAX_DEPTH: usize = 100;
+
+pub fn server_side_apply(
+    kind: &str,
+    live: Option<&Value>,
+    applied: &Value,
+    manager: &str,
+    _force: bool,
+) -> Result<Value, PatchError> {
+    if manager.is_empty() {
+        return Err(PatchError::BadRequest(
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".into(),
+        ));
+    }
+    let Value::Object(applied_map) = applied else {
+        return Err(PatchError::BadRequest(
+            "apply patch must be an object".into(),
+        ));
+    };
+    if applied
+        .pointer("/metadata/managedFields")
+        .is_some_and(|m| !m.is_null())
+    {
+        return Err(PatchError::BadRequest(
+            "metadata.managedFields must be nil".into(),
+        ));
+    }
+    check_no_directives(applied, "", 0)?;
+    let schema = openapi::schema_for_kind(kind);
+    let fields = field_set(applied, schema, 0);
+
+    let mut obj = match live {
+        None => applied.clone(),
+        Some(live) => {
+            let mut base = live.clone();
+            // Fields this manager applied before and no longer applies, that no other manager
+            // names, go away (what apply means for a manager's own fields).
+            if let Some(prev) = previous_fields(live, manager) {
+                let others = other_managers_fields(live, manager);
+                remove_dropped(&mut base, &prev, &fields, &others, 0);
+            }
+            let mut patch = Map::new();
+            for (k, v) in applied_map {
+                patch.insert(k.clone(), v.clone());
+            }
+            smp::strategic_merge(kind, &base, &Value::Object(patch))?
+        }
+    };
+
+    let api_version = applied
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("v1")
+        .to_string();
+    let entry = json!({
+        "apiVersion": api_version,
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields,
+        "manager": manager,
+        "operation": "Apply",
+        "time": now_rfc3339(),
+    });
+    let managed = live
+        .and_then(|l| l.pointer("/metadata/managedFields"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut managed: Vec<Value> = managed
+        .into_iter()
+        .filter(|e| !(e["manager"] == manager && e["operation"] == "Apply"))
+        .collect();
+    managed.push(entry);
+    if let Some(Value::Object(meta)) = obj
+        .as_object_mut()
+        .map(|o| o.entry("metadata").or_insert_with(|| json!({})))
+    {
+        meta.insert("managedFields".into(), Value::Array(managed));
+    }
+    Ok(obj)
+}
+
+fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
+}
+
+/// An apply configuration has no patch directives: a `$`-key is a field no schema declares.
+fn check_no_directives(v: &Value, path: &str, depth: usize) -> Result<(), PatchError> {
+    if depth > MAX_DEPTH {
+        return Err(PatchError::BadRequest(
+            "apply patch nests too deeply".into(),
+        ));
+    }
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let p = format!("{path}.{k}");
+                if k.starts_with('$') {
+                    return Err(PatchError::BadRequest(format!(
+                        "failed to create typed patch object: {p}: field not declared in schema"
+                    )));
+                }
+                check_no_directives(v, &p, depth + 1)?;
+            }
+        }
+        Value::Array(a) => {
+            for x in a {
+                check_no_directives(x, path, depth + 1)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The property schema (with patch extensions) of `key` in an object of `schema`.
+fn prop(schema: Option<&'static Value>, key: &str) -> Option<&'static Value> {
+    let s = openapi::resolve(schema?);
+    s.get("properties")
+        .and_then(|p| p.get(key))
+        .or_else(|| s.get("additionalProperties").filter(|a| a.is_object()))
+}
+
+/// The FieldsV1 set of an applied object: `{"f:spec": {"f:containers": {"k:{\"name\":\"c\"}":
+/// {".": {}, "f:image": {}}}}}`.
+pub fn field_set(v: &Value, schema: Option<&'static Value>, depth: usize) -> Value {
+    field_set_in(v, schema, depth, false)
+}
+
+/// The metadata fields kube-apiserver leaves out of managed field sets.
+const STRIPPED_META: &[&str] = &[
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "selfLink",
+    "managedFields",
+];
+
+fn field_set_in(
+    v: &Value,
+    schema: Option<&'static Value>,
+    depth: usize,
+    parent_is_metadata: bool,
+) -> Value {
+    let mut out = Map::new();
+    let Value::Object(m) = v else {
+        return Value::Object(out);
+    };
+    if depth > MAX_DEPTH {
+        return Value::Object(out);
+    }
+    for (k, val) in m {
+        // Identity and server-owned fields are not tracked (kube-apiserver strips them before
+        // it computes a manager's set; status belongs to the status subresource).
+        if depth == 0 && matches!(k.as_str(), "apiVersion" | "kind" | "status") {
+            continue;
+        }
+        if depth == 1 && parent_is_metadata && STRIPPED_META.contains(&k.as_str()) {
+            continue;
+        }
+        let p = prop(schema, k);
+        let child = match val {
+            Value::Object(_) => field_set_in(val, p, depth + 1, depth == 0 && k == "metadata"),
+            Value::Array(items) => list_set(items, p, depth + 1),
+            _ => json!({}),
+        };
+        if depth == 0 && k == "metadata" && child.as_object().is_some_and(Map::is_empty) {
+            continue;
+        }
+        out.insert(format!("f:{k}"), child);
+    }
+    Value::Object(out)
+}
+
+fn list_set(items: &[Value], p: Option<&'static Value>, depth: usize) -> Value {
+    let strategy = p
+        .and_then(|p| p.get("x-kubernetes-patch-strategy"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !strategy.split(',').any(|s| s == "merge") {
+        return json!({}); // atomic: the list is one field
+    }
+    let item_schema = p.map(openapi::resolve).and_then(|p| p.get("items"));
+    let key = p
+        .and_then(|p| p.get("x-kubernetes-patch-merge-key"))
+        .and_then(Value::as_str);
+    let mut out = Map::new();
+    for it in items {
+        match (key, it) {
+            (Some(key), Value::Object(m)) => {
+                let Some(kv) = m.get(key) else { continue };
+                let mut id = Map::new();
+                id.insert(key.to_string(), kv.clone());
+                let mut fs = match field_set(it, item_schema, depth + 1) {
+                    Value::Object(f) => f,
+                    _ => Map::new(),
+                };
+                fs.insert(".".into(), json!({}));
+                out.insert(format!("k:{}", Value::Object(id)), Value::Object(fs));
+            }
+            (None, scalar) if !scalar.is_object() && !scalar.is_array() => {
+                out.insert(format!("v:{scalar}"), json!({}));
+            }
+            _ => {}
+        }
+    }
+    Value::Object(out)
+}
+
+/// This manager's previous Apply field set.
+fn previous_fields(live: &Value, manager: &str) -> Option<Value> {
+    live.pointer("/metadata/managedFields")?
+        .as_array()?
+        .iter()
+        .find(|e| e["manager"] == manager && e["operation"] == "Apply")
+        .map(|e| e["fieldsV1"].clone())
+}
+
+/// The union of the other managers' field sets (as a list of sets).
+fn other_managers_fields(live: &Value, manager: &str) -> Vec<Value> {
+    live.pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter(|e| !(e["manager"] == manager && e["operation"] == "Apply"))
+                .map(|e| e["fieldsV1"].clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Removes from `obj` the fields in `prev` but not in `now` that no set in `others` names.
+/// Walks objects by `f:` keys and associative lists by `k:` keys; `v:` set items are removed
+/// from their list.
+fn remove_dropped(obj: &mut Value, prev: &Value, now: &Value, others: &[Value], depth: usize) {
+    let Some(prev) = prev.as_object() else { return };
+    if depth > MAX_DEPTH {
+        return;
+    }
+    for (pk, pchild) in prev {
+        if pk == "." {
+            continue;
+        }
+        let now_child = now.get(pk);
+        let other_children: Vec<Value> = others.iter().filter_map(|o| o.get(pk).cloned()).collect();
+        if let Some(field) = pk.strip_prefix("f:") {
+            let Some(map) = obj.as_object_mut() else {
+                continue;
+            };
+            match now_child {
+                None if other_children.is_empty() => {
+                    map.remove(field);
+                }
+                None => {}
+                Some(nc) => {
+                    if let Some(child) = map.get_mut(field) {
+                        remove_dropped(child, pchild, nc, &other_children, depth + 1);
+                    }
+                }
+            }
+        } else if let Some(id) = pk.strip_prefix("k:") {
+            let Ok(Value::Object(id)) = serde_json::from_str::<Value>(id) else {
+                continue;
+            };
+            let Some(list) = obj.as_array_mut() else {
+                continue;
+            };
+            let matches = |it: &Value| id.iter().all(|(k, v)| it.get(k) == Some(v));
+            match now_child {
+                None if other_children.is_empty() => list.retain(|it| !matches(it)),
+                None => {}
+                Some(nc) => {
+                    if let Some(it) = list.iter_mut().find(|it| matches(it)) {
+                        remove_dropped(it, pchild, nc, &other_children, depth + 1);
+                    }
+                }
+            }
+        } else if let Some(val) = pk.strip_prefix("v:") {
+            let Ok(val) = serde_json::from_str::<Value>(val) else {
+                continue;
+            };
+            if now_child.is_none() && other_children.is_empty() {
+                if let Some(list) = obj.as_array_mut() {
+                    list.retain(|it| it != &val);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! The node's pod manager for `skiff serve`: one pod worker per pod UID, driven by the
+//! daemon's view of the API (`sync` what the store says should run, `stop` what is being
+//! deleted), reporting what happens as [`PodReport`]s for the daemon to write back.
+//!
+//! Pods run *persistent* (`WorkerConfig::persistent`): their sandboxes and containers outlive
+//! the daemon. After a `kill -9` of the daemon, the next one `sync`s the same pods and each new
+//! worker adopts what the runtime still has of its pod: the sandbox (namespace holder, cgroup,
+//! volumes), running containers with their restart counts, and the exits of those that ended
+//! meanwhile (the restart policy applies to them as if the daemon had been there).
+//!
+//! `sync` must be called from inside a tokio runtime (the workers are tasks of it).
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use tokio::sync::mpsc;
+
+use crate::sandbox::PodObjects;
+use crate::worker::{Command, Notice, PullQueue, WorkerConfig};
+
+/// How many commands may wait for a worker before `sync`/`stop` hand them over in a task.
+const COMMAND_QUEUE: usize = 16;
+
+/// Settings of the node's pod manager.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// skiff's data dir (`<data dir>/pods/<ns>_<name>_<uid>/`: logs, records, volumes).
+    pub data_dir: PathBuf,
+    pub engine: skiff_engine::EngineConfig,
+    /// The node-wide pull queue ([`PullQueue::node`]).
+    pub image_pulls: PullQueue,
+}
+
+/// What the daemon writes to the API store.
+#[derive(Debug, Clone)]
+pub enum PodReport {
+    /// The pod's status changed (every change; the daemon coalesces writes).
+    Status {
+        uid: String,
+        namespace: String,
+        name: String,
+        status: PodStatus,
+    },
+    /// A Kubernetes event of the pod.
+    Event {
+        uid: String,
+        namespace: String,
+        name: String,
+        event: skiff_engine::Event,
+        at: skiff_engine::Time,
+    },
+    /// The pod is terminal and every process of it is gone (its worker returned).
+    Finished {
+        uid: String,
+        namespace: String,
+        name: String,
+        status: PodStatus,
+    },
+    /// The worker could not run the pod at all (an unsupported runtime class, no image store).
+    Failed {
+        uid: String,
+        namespace: String,
+        name: String,
+        error: String,
+    },
+}
+
+impl PodReport {
+    /// The pod's UID.
+    pub fn uid(&self) -> &str {
+        match self {
+            PodReport::Status { uid, .. }
+            | PodReport::Event { uid, .. }
+            | PodReport::Finished { uid, .. }
+            | PodReport::Failed { uid, .. } => uid,
+        }
+    }
+}
+
+/// The node's pod workers (see the module docs). Cheap to clone; every clone is the same
+/// manager.
+#[derive(Clone)]
+pub struct PodManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: ManagerConfig,
+    reports: mpsc::UnboundedSender<PodReport>,
+    workers: Mutex<Workers>,
+}
+
+#[derive(Default)]
+struct Workers {
+    running: HashMap<String, mpsc::Sender<Command>>,
+    /// Pods whose worker has returned: a later `sync` of them does not run them again.
+    finished: HashSet<String>,
+}
+
+impl std::fmt::Debug for PodManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodManager")
+            .field("data_dir", &self.inner.cfg.data_dir)
+            .finish()
+    }
+}
+
+/// Who a pod is, for its reports.
+#[derive(Debug, Clone)]
+struct Who {
+    uid: String,
+    namespace: String,
+    name: String,
+}
+
+impl PodManager {
+    /// A manager with no pods, and the receiver of every pod's reports.
+    pub fn new(cfg: ManagerConfig) -> (PodManager, mpsc::UnboundedReceiver<PodReport>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            PodManager {
+                inner: Arc::new(Inner {
+                    cfg,
+                    reports: tx,
+                    workers: Mutex::new(Workers::default()),
+                }),
+            },
+            rx,
+        )
+    }
+
+    fn workers(&self) -> std::sync::MutexGuard<'_, Workers> {
+        // Only inserts and removes happen under the lock: a panic leaves it consistent.
+        self.inner.workers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `pod` (defaulted, validated, with uid, namespace and nodeName set) if no worker has
+    /// its UID: the new worker adopts whatever the runtime already has of it (a restarted
+    /// daemon), and takes the readiness of adopted containers from `pod.status` (the last one
+    /// stored) until their next probe result. Otherwise hands the new spec to its worker (an
+    /// image change restarts only that container, S10; what the API server would refuse is
+    /// refused with a Warning event). A pod whose worker has returned is not run again.
+    pub fn sync(&self, pod: Pod, objects: PodObjects) {
+        let Some(uid) = pod.metadata.uid.clone().filter(|u| !u.is_empty()) else {
+            tracing::warn!(
+                pod = pod.metadata.name.as_deref().unwrap_or_default(),
+                "a pod without metadata.uid cannot be run"
+            );
+            return;
+        };
+        let mut w = self.workers();
+        if w.finished.contains(&uid) {
+            return;
+        }
+        if let Some(tx) = w.running.get(&uid) {
+            let tx = tx.clone();
+            drop(w);
+            send(tx, Command::Update(Box::new(pod)));
+            return;
+        }
+        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+        w.running.insert(uid.clone(), cmd_tx);
+        drop(w);
+        let who = Who {
+            uid,
+            namespace: pod
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+        };
+        let cfg = WorkerConfig {
+            data_dir: self.inner.cfg.data_dir.clone(),
+            engine: self.inner.cfg.engine.clone(),
+            objects,
+            keeper: None,
+            image_pulls: self.inner.cfg.image_pulls.clone(),
+            persistent: true,
+        };
+        let (notice_tx, mut notice_rx) = mpsc::unbounded_channel::<Notice>();
+        let reports = self.inner.reports.clone();
+        let forward_who = who.clone();
+        let forwarder = tokio::spawn(async move {
+            let who = forward_who;
+            while let Some(n) = notice_rx.recv().await {
+                let report = match n {
+                    Notice::Status(status) => PodReport::Status {
+                        uid: who.uid.clone(),
+                        namespace: who.namespace.clone(),
+                        name: who.name.clone(),
+                        status: *status,
+                    },
+                    Notice::Event(event, at) => PodReport::Event {
+                        uid: who.uid.clone(),
+                        namespace: who.namespace.clone(),
+                        name: who.name.clone(),
+                        event,
+                        at,
+                    },
+                    // `kubectl logs` reads the CRI log files.
+                    Notice::Log(_) => continue,
+                };
+                let _ = reports.send(report);
+            }
+        });
+        let this = self.clone();
+        tokio::spawn(async move {
+            let result = crate::worker::run_pod(pod, cfg, cmd_rx, notice_tx).await;
+            // Every status and event of the pod before its end.
+            let _ = forwarder.await;
+            let report = match result {
+                Ok(status) => PodReport::Finished {
+                    uid: who.uid.clone(),
+                    namespace: who.namespace,
+                    name: who.name,
+                    status,
+                },
+                Err(e) => PodReport::Failed {
+                    uid: who.uid.clone(),
+                    namespace: who.namespace,
+                    name: who.name,
+                    error: e.to_string(),
+                },
+            };
+            {
+                let mut w = this.workers();
+                w.running.remove(&who.uid);
+                w.finished.insert(who.uid);
+            }
+            let _ = this.inner.reports.send(report);
+        });
+    }
+
+    /// Graceful termination of the pod (its deletion): `grace` overrides its
+    /// terminationGracePeriodSeconds (the smallest asked for wins, T1).
+    pub fn stop(&self, uid: &str, grace: Option<i64>) {
+        self.command(uid, Command::Stop { grace });
+    }
+
+    /// Stops the pod at once: SIGKILL to every container, then the end of termination.
+    pub fn kill_now(&self, uid: &str) {
+        self.command(uid, Command::KillNow);
+    }
+
+    /// Whether a worker runs the pod `uid` now.
+    pub fn has(&self, uid: &str) -> bool {
+        self.workers().running.contains_key(uid)
+    }
+
+    /// The UIDs of the pods whose workers run now.
+    pub fn running(&self) -> Vec<String> {
+        self.workers().running.keys().cloned().collect()
+    }
+
+    /// Forgets that `uid` finished (its API object is gone): a pod of that UID could run again.
+    pub fn forget(&self, uid: &str) {
+        self.workers().finished.remove(uid);
+    }
+
+    /// The log file `kubectl logs [--previous]` reads for `container` of `pod` (the pod as
+    /// stored, with its status); `Err` is the API's BadRequest message.
+    pub fn log_file(&self, pod: &Pod, container: &str, previous: bool) -> Result<PathBuf, String> {
+        crate::store::container_log_file(&self.inner.cfg.data_dir, pod, container, previous)
+    }
+
+    fn command(&self, uid: &str, cmd: Command) {
+        let tx = self.workers().running.get(uid).cloned();
+        if let Some(tx) = tx {
+            send(tx, cmd);
+        }
+    }
+}
+
+/// Hands `cmd` to a worker without blocking the caller: at once when its queue has room,
+/// else from a task (order between such commands is not kept).
+fn send(tx: mpsc::Sender<Command>, cmd: Command) {
+    match tx.try_send(cmd) {
+        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Err(mpsc::error::TrySendError::Full(cmd)) => {
+            tokio::spawn(async move {
+                let _ = tx.send(cmd).await;
+            });
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! This machine as the API's node ([`NodeBackend`]): its Node object (what `kubectl get
+//! nodes` and `describe node` show), admission of pods (SEMANTICS A1 node fit, the runtime
+//! class, the feature gates `skiff run` checks too) and container logs from the CRI files.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{
+    Node, NodeAddress, NodeCondition, NodeStatus, NodeSystemInfo, Pod,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time as MetaTime};
+use skiff_api::node::{LogError, LogOptions, LogStream, NodeBackend};
+use skiff_model::resources::ResourceList;
+use skiff_node::cri::RuntimeClasses;
+use skiff_node::node::NodeResources;
+
+/// The version the Node reports as its kubelet's (`kubectl get nodes` VERSION): the API
+/// version skiff serves (`/version` minor 33, which the kubectl dispatcher keys on).
+pub const KUBELET_VERSION: &str = "v1.33.0-skiff";
+
+/// This machine as a node.
+pub struct LocalNode {
+    name: String,
+    data_dir: PathBuf,
+    reserved: ResourceList,
+    classes: RuntimeClasses,
+    started: MetaTime,
+    resources: Arc<NodeResources>,
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The machine's host name as a node name (lower case; a name the API would refuse becomes
+/// `skiff`).
+pub fn default_node_name() -> String {
+    let h = read_trimmed("/proc/sys/kernel/hostname").to_lowercase();
+    let ok = !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+    if ok {
+        h
+    } else {
+        "skiff".into()
+    }
+}
+
+fn pretty_os() -> String {
+    let text = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"').to_string())
+        .unwrap_or_else(|| "Linux".into())
+}
+
+fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+impl LocalNode {
+    pub fn new(
+        name: String,
+        data_dir: PathBuf,
+        reserved: ResourceList,
+        classes: RuntimeClasses,
+    ) -> LocalNode {
+        LocalNode {
+            name,
+            data_dir,
+            reserved,
+            classes,
+            started: skiff_node::worker::now().to_meta(),
+            resources: NodeResources::global().clone(),
+        }
+    }
+
+    fn quantities(&self) -> (BTreeMap<String, Quantity>, BTreeMap<String, Quantity>) {
+        let cap = self.resources.capacity(&self.data_dir);
+        let alloc = skiff_model::admission::NodeAllocatable::from_capacity(&cap, &self.reserved);
+        let q = |s: String| Quantity(s);
+        let capacity = BTreeMap::from([
+            ("cpu".to_string(), q(format!("{}m", cap.milli_cpu))),
+            ("memory".to_string(), q(format!("{}", cap.memory_bytes))),
+            (
+                "ephemeral-storage".to_string(),
+                q(format!("{}", cap.ephemeral_storage_bytes)),
+            ),
+            ("pods".to_string(), q(format!("{}", cap.pods))),
+        ]);
+        let allocatable = BTreeMap::from([
+            ("cpu".to_string(), q(format!("{}m", alloc.milli_cpu))),
+            ("memory".to_string(), q(format!("{}", alloc.memory_bytes))),
+            (
+                "ephemeral-storage".to_string(),
+                q(format!("{}", alloc.ephemeral_storage_bytes)),
+            ),
+            ("pods".to_string(), q(format!("{}", alloc.pods))),
+        ]);
+        (capacity, allocatable)
+    }
+}
+
+impl NodeBackend for LocalNode {
+    fn node_name(&self) -> &str {
+        &self.name
+    }
+
+    fn node_object(&self) -> Node {
+        let now = skiff_node::worker::now().to_meta();
+        let (capacity, allocatable) = self.quantities();
+        let condition = |type_: &str, status: &str, reason: &str, message: &str| NodeCondition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+            last_heartbeat_time: Some(now.clone()),
+            last_transition_time: Some(self.started.clone()),
+        };
+        let labels = BTreeMap::from([
+            ("kubernetes.io/hostname".to_string(), self.name.clone()),
+            ("kubernetes.io/os".to_string(), "linux".to_string()),
+            ("kubernetes.io/arch".to_string(), arch().to_string()),
+            ("beta.kubernetes.io/os".to_string(), "linux".to_string()),
+            ("beta.kubernetes.io/arch".to_string(), arch().to_string()),
+            (
+                "node-role.kubernetes.io/control-plane".to_string(),
+                String::new(),
+            ),
+        ]);
+        Node {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                labels: Some(labels),
+                ..Default::default()
+            },
+            spec: None,
+            status: Some(NodeStatus {
+                capacity: Some(capacity),
+                allocatable: Some(allocatable),
+                conditions: Some(vec![
+                    condition(
+                        "MemoryPressure",
+                        "False",
+                        "KubeletHasSufficientMemory",
+                        "kubelet has sufficient memory available",
+                    ),
+                    condition(
+                        "DiskPressure",
+                        "False",
+                        "KubeletHasNoDiskPressure",
+                        "kubelet has no disk pressure",
+                    ),
+                    condition(
+                        "PIDPressure",
+                        "False",
+                        "KubeletHasSufficientPID",
+                        "kubelet has sufficient PID available",
+                    ),
+                    condition(
+                        "Ready",
+                        "True",
+                        "KubeletReady",
+                        "kubelet is posting ready status",
+                    ),
+                ]),
+                addresses: Some(vec![
+                    NodeAddress {
+                        type_: "InternalIP".into(),
+                        address: "127.0.0.1".into(),
+                    },
+                    NodeAddress {
+                        type_: "Hostname".into(),
+                        address: self.name.clone(),
+                    },
+                ]),
+                node_info: Some(NodeSystemInfo {
+                    architecture: arch().into(),
+                    boot_id: read_trimmed("/proc/sys/kernel/random/boot_id"),
+                    container_runtime_version: format!("skiff://{}", env!("CARGO_PKG_VERSION")),
+                    kernel_version: read_trimmed("/proc/sys/kernel/osrelease"),
+                    kube_proxy_version: String::new(),
+                    kubelet_version: KUBELET_VERSION.into(),
+                    machine_id: read_trimmed("/etc/machine-id"),
+                    operating_system: "linux".into(),
+                    os_image: pretty_os(),
+                    system_uuid: String::new(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn admit(&self, pod: &Pod, bound: &[Pod]) -> Result<(), String> {
+        let Some(spec) = pod.spec.as_ref() else {
+            return Ok(());
+        };
+        let unsupported = skiff_model::gates::unsupported(spec);
+        if !unsupported.is_empty() {
+            let all: Vec<String> = unsupported.iter().map(|u| u.to_string()).collect();
+            return Err(all.join(", "));
+        }
+        crate::commands::run::runnable(pod, || self.classes.clone())?;
+        let admitted: Vec<_> = bound.iter().filter_map(|p| p.spec.as_ref()).collect();
+        self.resources
+            .admit(spec, &admitted, &self.reserved, &self.data_dir)
+            .map_err(|r| format!("{}: {}", r.reason(), r.pod_message()))
+    }
+
+    fn logs(&self, pod: &Pod, options: &LogOptions) -> Result<LogStream, LogError> {
+        super::logs::stream(&self.data_dir, pod, options)
+    }
+}
