@@ -59,18 +59,21 @@ fn fake() -> Arc<FakeNode> {
     })
 }
 
-async fn api_with(cfg: StoreConfig) -> (Api, Arc<FakeNode>) {
-    let dir = std::env::temp_dir();
-    let store = Store::open(&dir, cfg).unwrap_or_else(|e| panic!("store: {e}"));
+/// The API over a store in its own temporary directory (removed when the returned guard
+/// drops), with a fake node.
+async fn api_with(cfg: StoreConfig) -> (Api, Arc<FakeNode>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let store = Store::open(dir.path(), cfg).unwrap_or_else(|e| panic!("store: {e}"));
     let node = fake();
     let api = Api::open(store, node.clone())
         .await
         .unwrap_or_else(|e| panic!("open: {e}"));
-    (api, node)
+    (api, node, dir)
 }
 
-async fn api() -> Api {
-    api_with(StoreConfig::default()).await.0
+async fn api() -> (Api, tempfile::TempDir) {
+    let (api, _, dir) = api_with(StoreConfig::default()).await;
+    (api, dir)
 }
 
 fn r(plural: &str) -> &'static Resource {
@@ -142,7 +145,7 @@ async fn no_event(w: &mut ApiWatch) {
 /// same store again adds nothing.
 #[tokio::test]
 async fn bootstrap_is_complete_and_idempotent() {
-    let (api, node) = api_with(StoreConfig::default()).await;
+    let (api, node, _dir) = api_with(StoreConfig::default()).await;
     for ns in SYSTEM_NAMESPACES {
         let n = api
             .get(r("namespaces"), "", ns)
@@ -175,7 +178,7 @@ async fn bootstrap_is_complete_and_idempotent() {
 /// binding to the node (trap 14).
 #[tokio::test]
 async fn pod_create_defaults_binds_and_stamps() {
-    let api = api().await;
+    let (api, _dir) = api().await;
     let p = create_pod(&api, "default", "web").await;
     assert_eq!(p["spec"]["nodeName"], "node-1");
     assert_eq!(p["spec"]["serviceAccountName"], "default");
@@ -229,7 +232,7 @@ async fn pod_create_defaults_binds_and_stamps() {
 /// the body must be the URL's (EnsureObjectNamespaceMatchesRequestNamespace).
 #[tokio::test]
 async fn namespace_rules_on_create() {
-    let api = api().await;
+    let (api, _dir) = api().await;
     let e = err(api
         .create(r("pods"), "nope", &pod_body("p"), BodyFormat::Json, &wo())
         .await);
@@ -290,7 +293,7 @@ async fn namespace_rules_on_create() {
 /// admission → 403.
 #[tokio::test]
 async fn pod_refusals() {
-    let (api, node) = api_with(StoreConfig::default()).await;
+    let (api, node, _dir) = api_with(StoreConfig::default()).await;
     let e = err(create(
         &api,
         "pods",
@@ -349,7 +352,7 @@ async fn pod_refusals() {
 /// unconditional updates, no-op updates, generation bump on spec change.
 #[tokio::test]
 async fn pod_updates_as_the_api_server_allows_them() {
-    let api = api().await;
+    let (api, _dir) = api().await;
     let p = create_pod(&api, "default", "web").await;
     let put = |v: &Value| v.to_string().into_bytes();
     // Image change: allowed, generation 2, status untouched even if sent.
@@ -463,7 +466,7 @@ async fn pod_updates_as_the_api_server_allows_them() {
 /// and terminal pods go at once.
 #[tokio::test]
 async fn graceful_pod_deletion() {
-    let api = api().await;
+    let (api, _dir) = api().await;
     let p = create_pod(&api, "default", "web").await;
     let uid = p["metadata"]["uid"].as_str().unwrap_or("").to_string();
     let mut w = api
@@ -562,7 +565,7 @@ async fn graceful_pod_deletion() {
 /// object; no new finalizer once deletion started.
 #[tokio::test]
 async fn finalizers_hold_deletion() {
-    let api = api().await;
+    let (api, _dir) = api().await;
     create(
         &api,
         "configmaps",
@@ -614,7 +617,7 @@ async fn finalizers_hold_deletion() {
 /// contents deleted (pods gracefully), then the namespace goes once empty.
 #[tokio::test]
 async fn namespace_deletion_empties_then_removes() {
-    let api = api().await;
+    let (api, _dir) = api().await;
     let e = err(api
         .delete(r("namespaces"), "", "default", &DeleteOptions::default())
         .await);
@@ -667,7 +670,7 @@ async fn namespace_deletion_empties_then_removes() {
 /// limit + continue pinned to the first page's revision.
 #[tokio::test]
 async fn list_semantics() {
-    let api = api().await;
+    let (api, _dir) = api().await;
     for i in 0..5 {
         create(
             &api,
@@ -809,7 +812,7 @@ async fn list_semantics() {
 /// transitions as the cacher sends them, bookmarks, streaming lists, 410 inside the stream.
 #[tokio::test]
 async fn watch_semantics() {
-    let api = api().await;
+    let (api, _dir) = api().await;
     let cms = r("configmaps");
     let a = create(
         &api,
@@ -938,9 +941,10 @@ async fn watch_semantics() {
 /// A compacted start revision: HTTP 200 then an ERROR event with a 410 Expired Status.
 #[tokio::test]
 async fn watch_too_old_is_an_error_event() {
-    let (api, _) = api_with(StoreConfig {
+    let (api, _, _dir) = api_with(StoreConfig {
         history: 2,
         watcher_queue: 100,
+        ..StoreConfig::default()
     })
     .await;
     for i in 0..5 {
@@ -977,7 +981,7 @@ async fn watch_too_old_is_an_error_event() {
 /// event TTL.
 #[tokio::test]
 async fn node_side_writes() {
-    let api = api().await;
+    let (api, _dir) = api().await;
     let a = create_pod(&api, "default", "a").await;
     let b = create_pod(&api, "default", "b").await;
     let st = |phase: &str| PodStatus {
@@ -1042,7 +1046,7 @@ async fn node_side_writes() {
 /// PATCH through the patch module then the update path; apply creates a missing object.
 #[tokio::test]
 async fn patches() {
-    let api = api().await;
+    let (api, _dir) = api().await;
     create_pod(&api, "default", "web").await;
     let pods = r("pods");
     let w = api
@@ -1145,7 +1149,7 @@ async fn patches() {
 /// Hostile bodies: refused with a Status, never a panic.
 #[tokio::test]
 async fn hostile_bodies_are_refused() {
-    let api = api().await;
+    let (api, _dir) = api().await;
     let pods = r("pods");
     for body in [
         &b"["[..],
@@ -1209,7 +1213,7 @@ fn assert_send<T: Send>(_: T) {}
 /// The HTTP layer runs these futures on a multi-threaded runtime: they must be Send.
 #[tokio::test]
 async fn futures_are_send() {
-    let api = api().await;
+    let (api, _dir) = api().await;
     let o = wo();
     let d = DeleteOptions::default();
     assert_send(api.create(r("pods"), "default", b"{}", BodyFormat::Json, &o));
@@ -1232,7 +1236,7 @@ async fn futures_are_send() {
 /// plugin/pkg/admission/serviceaccount mountServiceAccountToken (when turned on).
 #[tokio::test]
 async fn token_volume_when_turned_on() {
-    let api = api().await;
+    let (api, _dir) = api().await;
     let p = create_pod(&api, "default", "off").await;
     assert!(p["spec"]["volumes"].is_null());
     api.set_token_volumes(true);
@@ -1262,7 +1266,7 @@ async fn token_volume_when_turned_on() {
 /// watch from a revision).
 #[tokio::test]
 async fn selector_watch_from_a_revision_sees_the_deletion() {
-    let api = api().await;
+    let (api, _dir) = api().await;
     let pods = r("pods");
     create_pod(&api, "default", "x").await;
     create_pod(&api, "default", "y").await;
@@ -1309,7 +1313,7 @@ async fn selector_watch_from_a_revision_sees_the_deletion() {
 /// deletecollection: each selected object deleted as by its own DELETE.
 #[tokio::test]
 async fn delete_collection_by_label() {
-    let api = api().await;
+    let (api, _dir) = api().await;
     for (n, l) in [("a", "1"), ("b", "1"), ("c", "2")] {
         create(
             &api,
