@@ -261,6 +261,55 @@ pub const PATCH_META: &[(&str, &str, &str, Option<&str>)] = &[
     ),
 ];
 
+/// Server-side apply's list metadata where it differs from [`PATCH_META`] (the `+listType` /
+/// `+listMapKey` markers of the same types.go files): `x-kubernetes-list-type` and
+/// `x-kubernetes-list-map-keys`. Lists with patch metadata and no entry here are keyed by their
+/// patch merge key, as kube-openapi's schema conversion does.
+pub const LIST_META: &[(&str, &str, &str, &[&str])] = &[
+    (
+        "io.k8s.api.core.v1.Container",
+        "ports",
+        "map",
+        &["containerPort", "protocol"],
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "ports",
+        "map",
+        &["containerPort", "protocol"],
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "topologySpreadConstraints",
+        "map",
+        &["topologyKey", "whenUnsatisfiable"],
+    ),
+    (
+        "io.k8s.api.core.v1.ResourceRequirements",
+        "claims",
+        "map",
+        &["name"],
+    ),
+    (
+        "io.k8s.api.core.v1.ResourceStatus",
+        "resources",
+        "map",
+        &["resourceID"],
+    ),
+    ("io.k8s.api.core.v1.PodStatus", "hostIPs", "atomic", &[]),
+    (
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "finalizers",
+        "set",
+        &[],
+    ),
+];
+
+/// Schema defaults of list map keys (upstream documents them; server-side apply fills a missing
+/// key field with its default, so `ports` items are `k:{"containerPort":80,"protocol":"TCP"}`).
+const KEY_DEFAULTS: &[(&str, &str, &str)] =
+    &[("io.k8s.api.core.v1.ContainerPort", "protocol", "TCP")];
+
 /// The generated `api/v1` document, its serialized bytes and their hash.
 struct CoreV1 {
     doc: Value,
@@ -322,6 +371,26 @@ pub fn v3_hash(path: &str) -> Option<String> {
 /// `GET /openapi/v3/<path>` (`api/v1`, `apis/batch/v1`, …): the JSON document, or None (404).
 pub fn v3_document(path: &str) -> Option<bytes::Bytes> {
     (path == "api/v1").then(|| CORE_V1.bytes.clone())
+}
+
+/// The Content-Type of [`v2_document`]. kubectl asks for
+/// `application/com.github.proto-openapi.spec.v2@v1.0+protobuf`, but answering with that `@`
+/// makes client-go's media type parser fail ("mime: unexpected content after media subtype");
+/// kube-openapi answers with this spelling.
+pub const V2_CONTENT_TYPE: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// `GET /openapi/v2`: an empty OpenAPI v2 document in protobuf (zero bytes decode as the empty
+/// gnostic `openapi_v2.Document`).
+///
+/// Why: kubectl 1.27's `create`/`apply` validator loads the v2 document first and fails
+/// (`Error from server (NotFound)`) when it is missing, before it looks at v3 at all; with an
+/// empty one it finds no v2 schema for the kind (so no client-side schema check), sees
+/// `fieldValidation` in the v3 document and sends `fieldValidation=Strict`. kubectl 1.33 only
+/// reads v2 for client-side apply's patch metadata and falls back to its compiled-in types.
+/// kubectl 1.27's `explain` also fails on a 404 here and, given the empty document, explains from
+/// the v3 one (checked in tests/openapi_kubectl.rs).
+pub fn v2_document() -> bytes::Bytes {
+    bytes::Bytes::new()
 }
 
 /// The `api/v1` document as a value (strategic merge patch walks it).
@@ -435,6 +504,26 @@ fn build_core_v1() -> Value {
             if let Some(key) = key {
                 p.insert("x-kubernetes-patch-merge-key".into(), json!(key));
             }
+        }
+    }
+
+    for (schema, field, list_type, keys) in LIST_META {
+        if let Some(Value::Object(p)) = schemas
+            .get_mut(*schema)
+            .and_then(|s| s.pointer_mut(&format!("/properties/{field}")))
+        {
+            p.insert("x-kubernetes-list-type".into(), json!(list_type));
+            if !keys.is_empty() {
+                p.insert("x-kubernetes-list-map-keys".into(), json!(keys));
+            }
+        }
+    }
+    for (schema, field, default) in KEY_DEFAULTS {
+        if let Some(Value::Object(p)) = schemas
+            .get_mut(*schema)
+            .and_then(|s| s.pointer_mut(&format!("/properties/{field}")))
+        {
+            p.insert("default".into(), json!(default));
         }
     }
 

@@ -251,18 +251,8 @@ pub struct Written {
     pub warnings: Vec<String>,
 }
 
-/// The kind of a PATCH, from its Content-Type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PatchType {
-    /// `application/json-patch+json` (RFC 6902).
-    Json,
-    /// `application/merge-patch+json` (RFC 7386).
-    Merge,
-    /// `application/strategic-merge-patch+json`.
-    StrategicMerge,
-    /// `application/apply-patch+yaml` (server-side apply).
-    Apply,
-}
+/// The kind of a PATCH (it lives with the patch code, which the registry calls).
+pub use crate::patch::PatchType;
 
 /// list query options.
 #[derive(Clone, Debug, Default)]
