@@ -1113,3 +1113,32 @@ fn every_kind_of_unsafe_outside_the_home_module_is_found() {
     );
     assert_eq!(other.len(), 12, "{other:#?}");
 }
+
+/// Crates that must not depend on others (ARCHITECTURE: imports point down the table): the API
+/// server knows objects, not processes — the daemon wires it to the node.
+const FORBIDDEN_CRATE_DEPS: &[(&str, &[&str])] = &[
+    ("skiff-api", &["skiff-node", "skiff-engine", "skiff-image", "skiff-monitor"]),
+    ("skiff-model", &["skiff-node", "skiff-engine", "skiff-image", "skiff-api"]),
+    ("skiff-engine", &["skiff-node", "skiff-image", "skiff-api"]),
+    ("skiff-image", &["skiff-node", "skiff-engine", "skiff-api"]),
+];
+
+#[test]
+fn crates_depend_only_downwards() {
+    let root = workspace_root();
+    let mut bad = Vec::new();
+    for (krate, forbidden) in FORBIDDEN_CRATE_DEPS {
+        let doc = read_toml(&root.join("crates").join(krate).join("Cargo.toml"));
+        for table in ["dependencies", "dev-dependencies", "build-dependencies"] {
+            let Some(deps) = doc.get(table).and_then(|t| t.as_table_like()) else {
+                continue;
+            };
+            for (name, _) in deps.iter() {
+                if forbidden.contains(&name) {
+                    bad.push(format!("{krate} [{table}] depends on {name}"));
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "crate layering broken: {bad:?}");
+}

@@ -56,12 +56,20 @@ fn kubectl_drives_a_sidecar_pod_through_its_life() {
         return;
     }
     let d = Daemon::start("serve-kubectl");
+    // A watch started before the pod exists sees it come (kubectl get -w: Table watch events).
+    let watcher = d.spawn_kubectl("1.33", &["get", "pods", "-w", "--request-timeout=60s"]);
     let path = web(&d);
     let out = d.ok("1.33", &["apply", "-f", &path]);
     assert!(out.contains("pod/web created"), "{out}");
     d.ok(
         "1.33",
         &["wait", "--for=condition=Ready", "pod/web", "--timeout=60s"],
+    );
+
+    let watched = serve::finish_kubectl(watcher, Duration::from_millis(500));
+    assert!(
+        watched.lines().any(|l| l.starts_with("web ") && l.contains("Running")),
+        "kubectl get -w saw: {watched}"
     );
 
     // get pods: kubectl's columns from the server's Table (ST9).

@@ -3,6 +3,8 @@
 //! `skiff kubeconfig`, `skiff get pods`, `skiff logs` against it; real kubectl binaries and
 //! curl over TLS with the generated CA and token.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
 mod common;
 
 use std::io::{Read, Write};
@@ -67,6 +69,18 @@ fn router() -> Router {
                 axum::Json(json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-skiff",
                     "gitCommit": "", "gitTreeState": "", "buildDate": "2024-01-01T00:00:00Z",
                     "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"}))
+            }),
+        )
+        .route(
+            "/watch",
+            get(|| async {
+                // One event, then a stream that never ends (as an idle watch).
+                let first = futures_util::stream::once(async {
+                    Ok::<_, std::io::Error>(Bytes::from_static(b"{\"type\":\"ADDED\"}\n"))
+                });
+                axum::body::Body::from_stream(
+                    futures_util::StreamExt::chain(first, futures_util::stream::pending()),
+                )
             }),
         )
         .route(
@@ -489,7 +503,16 @@ fn kubeconfig_works_with_kubectl() {
         return;
     };
     let mut ran = 0;
-    for v in ["kubectl.1.33", "kubectl.1.27", "kubectl"] {
+    for v in [
+        "kubectl.1.33",
+        "kubectl.1.32",
+        "kubectl.1.31",
+        "kubectl.1.30",
+        "kubectl.1.29",
+        "kubectl.1.28",
+        "kubectl.1.27",
+        "kubectl",
+    ] {
         let bin = dir.join(v);
         if !bin.exists() {
             continue;
@@ -720,4 +743,253 @@ fn planted_symlink_at_the_token_path_is_refused() {
     std::fs::set_permissions(&serve, std::fs::Permissions::from_mode(0o755)).unwrap();
     let e = Credentials::load_or_create(&ServeConfig::new(data, None)).unwrap_err();
     assert!(e.to_string().contains("0755"), "{e}");
+}
+
+#[test]
+fn a_thousand_watches_and_a_stop() {
+    let t = common::TestDir::new("serve-watches");
+    let data = t.file("data");
+    // Both ends of 1000 connections live in this process: make room (soft limit up to the
+    // hard one), as a daemon on a machine with a low default would have to.
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current.is_some_and(|c| c < 4096) {
+        lim.current = lim.maximum;
+        setrlimit(Resource::Nofile, lim).unwrap();
+    }
+    let limits = Limits {
+        max_connections: 1100,
+        ..Limits::default()
+    };
+    let d = Daemon::start_with(&data, None, limits);
+    let sock = d.serve_file("api.sock");
+    let mut watches = Vec::new();
+    for i in 0..1000 {
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(b"GET /watch HTTP/1.1\r\nhost: x\r\n\r\n")
+            .unwrap();
+        watches.push(s);
+        // Read each answer's head and first event as they come (every 100 connections).
+        if i % 100 == 99 {
+            for s in &mut watches[i - 99..=i] {
+                let mut got = Vec::new();
+                let mut b = [0u8; 512];
+                while !String::from_utf8_lossy(&got).contains("ADDED") {
+                    let n = s.read(&mut b).unwrap();
+                    assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+                    got.extend_from_slice(&b[..n]);
+                }
+                assert!(got.starts_with(b"HTTP/1.1 200"));
+            }
+        }
+    }
+    // Others are still served.
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    s.write_all(b"GET /version HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.contains("\"minor\":\"33\""), "{resp}");
+    // A stop ends the watches within the grace (2 s), not never.
+    let start = Instant::now();
+    d.stop().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    let mut b = [0u8; 64];
+    let mut w = watches.pop().unwrap();
+    assert!(matches!(w.read(&mut b), Ok(0) | Err(_)));
+}
+
+#[test]
+fn slow_tls_clients_are_cut_off() {
+    use rustls::pki_types::pem::PemObject;
+    let t = common::TestDir::new("serve-slow");
+    let data = t.file("data");
+    let limits = Limits {
+        header_read_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let d = Daemon::start_with(&data, Some("127.0.0.1:0"), limits);
+    let ca = std::fs::read(d.serve_file("ca.crt")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::CertificateDer::from_pem_slice(&ca).unwrap())
+            .unwrap();
+        let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+        for partial in [&b""[..], b"GET /version HTTP/1.1\r\nhost: x\r\n"] {
+            let tcp = tokio::net::TcpStream::connect(d.addr()).await.unwrap();
+            let name = rustls::pki_types::ServerName::IpAddress(d.addr().ip().into());
+            let mut tls = connector.connect(name, tcp).await.unwrap();
+            tls.write_all(partial).await.unwrap();
+            tls.flush().await.unwrap();
+            let start = Instant::now();
+            let mut b = Vec::new();
+            let r = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut b)).await;
+            assert!(r.is_ok(), "not closed within 10 s");
+            assert!(!String::from_utf8_lossy(&b).contains("minor"));
+            let took = start.elapsed();
+            assert!(
+                took >= Duration::from_millis(800) && took < Duration::from_secs(5),
+                "{took:?}"
+            );
+        }
+        // HTTP/2 by ALPN, then silence: closed too.
+        let mut cfg2 = (**connector.config()).clone();
+        cfg2.alpn_protocols = vec![b"h2".to_vec()];
+        let h2 = tokio_rustls::TlsConnector::from(Arc::new(cfg2));
+        let tcp = tokio::net::TcpStream::connect(d.addr()).await.unwrap();
+        let name = rustls::pki_types::ServerName::IpAddress(d.addr().ip().into());
+        let mut tls = h2.connect(name, tcp).await.unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let start = Instant::now();
+        let mut b = Vec::new();
+        let r = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut b)).await;
+        assert!(
+            r.is_ok(),
+            "an idle HTTP/2 connection was not closed within 10 s"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        // Requests without the token, one after another on one connection: the connection is
+        // closed once the header timeout has passed without an authenticated request.
+        let tcp = tokio::net::TcpStream::connect(d.addr()).await.unwrap();
+        let name = rustls::pki_types::ServerName::IpAddress(d.addr().ip().into());
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let start = Instant::now();
+        let mut answered = 0;
+        loop {
+            let sent = tls
+                .write_all(b"GET /version HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await;
+            let mut b = [0u8; 1024];
+            match tokio::time::timeout(Duration::from_secs(5), tls.read(&mut b)).await {
+                Ok(Ok(n)) if n > 0 && sent.is_ok() => {
+                    assert!(b.starts_with(b"HTTP/1.1 401"));
+                    answered += 1;
+                }
+                _ => break,
+            }
+            assert!(start.elapsed() < Duration::from_secs(8), "never closed");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(answered >= 2, "{answered}");
+        // A watch (a request in flight, its answer streaming) outlives the header timeout.
+        let tcp = tokio::net::TcpStream::connect(d.addr()).await.unwrap();
+        let name = rustls::pki_types::ServerName::IpAddress(d.addr().ip().into());
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let req = format!(
+            "GET /watch HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\n\r\n",
+            d.token()
+        );
+        tls.write_all(req.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut b = [0u8; 512];
+        while !String::from_utf8_lossy(&got).contains("ADDED") {
+            let n = tls.read(&mut b).await.unwrap();
+            assert!(n > 0, "{}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&b[..n]);
+        }
+        let r = tokio::time::timeout(Duration::from_millis(2500), tls.read(&mut b)).await;
+        assert!(r.is_err(), "the watch ended: {r:?}");
+    });
+    d.stop().unwrap();
+}
+
+#[test]
+fn wildcard_listen_serves_every_host_address() {
+    let t = common::TestDir::new("serve-wildcard");
+    let data = t.file("data");
+    let d = Daemon::start(&data, Some("0.0.0.0:0"));
+    let port = d.addr().port();
+    assert_eq!(
+        d.endpoint.server.as_deref(),
+        Some(format!("https://127.0.0.1:{port}").as_str())
+    );
+    let ca = std::fs::read(d.serve_file("ca.crt")).unwrap();
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(d.serve_file("certs.json")).unwrap()).unwrap();
+    let ips: Vec<std::net::Ipv4Addr> = meta["serverNames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str()?.parse().ok())
+        .collect();
+    assert!(ips.contains(&std::net::Ipv4Addr::LOCALHOST), "{meta}");
+    // Every address of the host verifies against the CA.
+    for ip in ips {
+        let addr = std::net::SocketAddr::new(ip.into(), port);
+        let (code, body) = tls_get(addr, &ca, Some(&d.token()), "/version").unwrap();
+        assert_eq!(code, 200, "{addr}: {body}");
+    }
+    d.stop().unwrap();
+}
+
+#[test]
+fn long_data_dir_restart_on_the_same_port_and_a_taken_port() {
+    let t = common::TestDir::new("serve-long");
+    // A socket path longer than a unix socket address holds (108 bytes).
+    let data = t.file(&"d".repeat(120));
+    let dd = data.to_str().unwrap();
+    assert!(data.join("serve/api.sock").as_os_str().len() > 108);
+    let d = Daemon::start(&data, Some("127.0.0.1:0"));
+    let addr = d.addr();
+    assert_eq!(mode(&d.serve_file("api.sock")), 0o600);
+    let o = skiff(&["get", "pods", "--data-dir", dd]);
+    assert_eq!(o.code, Some(0), "{o:?}");
+    assert!(o.stdout.contains("web "), "{}", o.stdout);
+    let ca = std::fs::read(d.serve_file("ca.crt")).unwrap();
+    assert_eq!(
+        tls_get(addr, &ca, Some(&d.token()), "/version").unwrap().0,
+        200
+    );
+    let token = d.token();
+    d.stop().unwrap();
+    // Restarted on the same port at once (the closed connections' TIME_WAIT does not stop
+    // it), with the same CA and token.
+    let d = Daemon::start(&data, Some(&addr.to_string()));
+    assert_eq!(d.addr(), addr);
+    assert_eq!(d.token(), token);
+    assert_eq!(tls_get(addr, &ca, Some(&token), "/version").unwrap().0, 200);
+
+    // A taken port: the start fails naming it, before any socket is made.
+    let other = t.file("other");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cfg = ServeConfig::new(other.clone(), Some(addr));
+    let e = rt
+        .block_on(async {
+            let lock = DaemonLock::acquire(&other)?;
+            let creds = Credentials::load_or_create(&cfg)?;
+            Listeners::bind(&cfg, creds, &lock).await.map(|_| ())
+        })
+        .unwrap_err();
+    assert!(
+        e.to_string().contains(&format!("listening on {addr}")),
+        "{e}"
+    );
+    assert!(!other.join("serve/api.sock").exists());
+    d.stop().unwrap();
 }

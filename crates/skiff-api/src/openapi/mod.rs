@@ -261,6 +261,55 @@ pub const PATCH_META: &[(&str, &str, &str, Option<&str>)] = &[
     ),
 ];
 
+/// Server-side apply's list metadata where it differs from [`PATCH_META`] (the `+listType` /
+/// `+listMapKey` markers of the same types.go files): `x-kubernetes-list-type` and
+/// `x-kubernetes-list-map-keys`. Lists with patch metadata and no entry here are keyed by their
+/// patch merge key, as kube-openapi's schema conversion does.
+pub const LIST_META: &[(&str, &str, &str, &[&str])] = &[
+    (
+        "io.k8s.api.core.v1.Container",
+        "ports",
+        "map",
+        &["containerPort", "protocol"],
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "ports",
+        "map",
+        &["containerPort", "protocol"],
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "topologySpreadConstraints",
+        "map",
+        &["topologyKey", "whenUnsatisfiable"],
+    ),
+    (
+        "io.k8s.api.core.v1.ResourceRequirements",
+        "claims",
+        "map",
+        &["name"],
+    ),
+    (
+        "io.k8s.api.core.v1.ResourceStatus",
+        "resources",
+        "map",
+        &["resourceID"],
+    ),
+    ("io.k8s.api.core.v1.PodStatus", "hostIPs", "atomic", &[]),
+    (
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "finalizers",
+        "set",
+        &[],
+    ),
+];
+
+/// Schema defaults of list map keys (upstream documents them; server-side apply fills a missing
+/// key field with its default, so `ports` items are `k:{"containerPort":80,"protocol":"TCP"}`).
+const KEY_DEFAULTS: &[(&str, &str, &str)] =
+    &[("io.k8s.api.core.v1.ContainerPort", "protocol", "TCP")];
+
 /// The generated `api/v1` document, its serialized bytes and their hash.
 struct CoreV1 {
     doc: Value,
@@ -435,6 +484,26 @@ fn build_core_v1() -> Value {
             if let Some(key) = key {
                 p.insert("x-kubernetes-patch-merge-key".into(), json!(key));
             }
+        }
+    }
+
+    for (schema, field, list_type, keys) in LIST_META {
+        if let Some(Value::Object(p)) = schemas
+            .get_mut(*schema)
+            .and_then(|s| s.pointer_mut(&format!("/properties/{field}")))
+        {
+            p.insert("x-kubernetes-list-type".into(), json!(list_type));
+            if !keys.is_empty() {
+                p.insert("x-kubernetes-list-map-keys".into(), json!(keys));
+            }
+        }
+    }
+    for (schema, field, default) in KEY_DEFAULTS {
+        if let Some(Value::Object(p)) = schemas
+            .get_mut(*schema)
+            .and_then(|s| s.pointer_mut(&format!("/properties/{field}")))
+        {
+            p.insert("default".into(), json!(default));
         }
     }
 

@@ -9,6 +9,8 @@
 //! between managers (`force` is treated as always true), and fields a manager applied before and
 //! leaves out now are only removed when no other manager's entry names them.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::{json, Map, Value};
 
 use super::smp;
@@ -18,7 +20,8 @@ use crate::openapi;
 /// Depth bound of an applied configuration (hostile bodies).
 const MAX_DEPTH: usize = 100;
 
-pub fn server_side_apply(
+/// See [`super::server_side_apply`].
+pub(super) fn server_side_apply(
     kind: &str,
     live: Option<&Value>,
     applied: &Value,
@@ -149,7 +152,7 @@ fn prop(schema: Option<&'static Value>, key: &str) -> Option<&'static Value> {
 
 /// The FieldsV1 set of an applied object: `{"f:spec": {"f:containers": {"k:{\"name\":\"c\"}":
 /// {".": {}, "f:image": {}}}}}`.
-pub fn field_set(v: &Value, schema: Option<&'static Value>, depth: usize) -> Value {
+pub(super) fn field_set(v: &Value, schema: Option<&'static Value>, depth: usize) -> Value {
     field_set_in(v, schema, depth, false)
 }
 
@@ -203,38 +206,78 @@ fn field_set_in(
 }
 
 fn list_set(items: &[Value], p: Option<&'static Value>, depth: usize) -> Value {
-    let strategy = p
-        .and_then(|p| p.get("x-kubernetes-patch-strategy"))
+    let ext = |k: &str| p.and_then(|p| p.get(k));
+    let strategy = ext("x-kubernetes-patch-strategy")
         .and_then(Value::as_str)
         .unwrap_or("");
-    if !strategy.split(',').any(|s| s == "merge") {
+    let merge = strategy.split(',').any(|s| s == "merge");
+    let list_type = ext("x-kubernetes-list-type").and_then(Value::as_str);
+    // kube-openapi's conversion: the list type and map keys when given, else the patch
+    // metadata (merge with a key: a map keyed by it; merge without: a set), else atomic.
+    let keys: Vec<String> = match (list_type, ext("x-kubernetes-list-map-keys")) {
+        (Some("map"), Some(Value::Array(k))) => k
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        (Some("set" | "atomic"), _) => Vec::new(),
+        _ => ext("x-kubernetes-patch-merge-key")
+            .and_then(Value::as_str)
+            .map(|k| vec![k.to_string()])
+            .unwrap_or_default(),
+    };
+    let is_set = list_type == Some("set") || (list_type.is_none() && merge && keys.is_empty());
+    if keys.is_empty() && !is_set {
         return json!({}); // atomic: the list is one field
     }
     let item_schema = p.map(openapi::resolve).and_then(|p| p.get("items"));
-    let key = p
-        .and_then(|p| p.get("x-kubernetes-patch-merge-key"))
-        .and_then(Value::as_str);
+    let item_props = item_schema
+        .map(openapi::resolve)
+        .and_then(|s| s.get("properties"));
     let mut out = Map::new();
     for it in items {
-        match (key, it) {
-            (Some(key), Value::Object(m)) => {
-                let Some(kv) = m.get(key) else { continue };
-                let mut id = Map::new();
-                id.insert(key.to_string(), kv.clone());
+        match it {
+            Value::Object(m) if !keys.is_empty() => {
+                // `k:{"containerPort":80,"protocol":"TCP"}`: the key fields in name order, a
+                // missing one from its schema default.
+                let mut sorted: Vec<&String> = keys.iter().collect();
+                sorted.sort();
+                let mut parts = Vec::with_capacity(sorted.len());
+                for k in sorted {
+                    let v = m.get(k).or_else(|| {
+                        item_props
+                            .and_then(|ps| ps.get(k))
+                            .and_then(|s| s.get("default"))
+                    });
+                    if let Some(v) = v {
+                        parts.push(format!("{}:{v}", Value::String(k.clone())));
+                    }
+                }
+                if parts.is_empty() {
+                    continue;
+                }
                 let mut fs = match field_set(it, item_schema, depth + 1) {
                     Value::Object(f) => f,
                     _ => Map::new(),
                 };
                 fs.insert(".".into(), json!({}));
-                out.insert(format!("k:{}", Value::Object(id)), Value::Object(fs));
+                out.insert(format!("k:{{{}}}", parts.join(",")), Value::Object(fs));
             }
-            (None, scalar) if !scalar.is_object() && !scalar.is_array() => {
+            scalar if is_set && !scalar.is_object() && !scalar.is_array() => {
                 out.insert(format!("v:{scalar}"), json!({}));
             }
             _ => {}
         }
     }
     Value::Object(out)
+}
+
+/// An associative list item's identity: its values of the key fields, as text.
+fn item_id(keys: &[String], item: &Value) -> String {
+    keys.iter()
+        .map(|k| item.get(k.as_str()).unwrap_or(&Value::Null).to_string())
+        .collect::<Vec<_>>()
+        .join("\u{0}")
 }
 
 /// This manager's previous Apply field set.
@@ -267,52 +310,115 @@ fn remove_dropped(obj: &mut Value, prev: &Value, now: &Value, others: &[Value], 
     if depth > MAX_DEPTH {
         return;
     }
+    if let Value::Array(list) = obj {
+        remove_dropped_items(list, prev, now, others, depth);
+        return;
+    }
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
     for (pk, pchild) in prev {
-        if pk == "." {
+        let Some(field) = pk.strip_prefix("f:") else {
             continue;
-        }
-        let now_child = now.get(pk);
+        };
         let other_children: Vec<Value> = others.iter().filter_map(|o| o.get(pk).cloned()).collect();
-        if let Some(field) = pk.strip_prefix("f:") {
-            let Some(map) = obj.as_object_mut() else {
-                continue;
-            };
-            match now_child {
-                None if other_children.is_empty() => {
-                    map.remove(field);
-                }
-                None => {}
-                Some(nc) => {
-                    if let Some(child) = map.get_mut(field) {
-                        remove_dropped(child, pchild, nc, &other_children, depth + 1);
-                    }
+        match now.get(pk) {
+            None if other_children.is_empty() => {
+                map.remove(field);
+            }
+            None => {}
+            Some(nc) => {
+                if let Some(child) = map.get_mut(field) {
+                    remove_dropped(child, pchild, nc, &other_children, depth + 1);
                 }
             }
-        } else if let Some(id) = pk.strip_prefix("k:") {
+        }
+    }
+}
+
+/// A kept associative list item to walk into: its key field names and id, this manager's
+/// previous and current sets for it, the other managers' sets for it.
+struct Walk<'a> {
+    names: Vec<String>,
+    id: String,
+    prev: &'a Value,
+    now: &'a Value,
+    others: Vec<Value>,
+}
+
+/// [`remove_dropped`] for a list: `k:` items and `v:` values no longer applied go in one pass;
+/// kept items are found through an index (linear in the list, whatever the number of keys).
+fn remove_dropped_items(
+    list: &mut Vec<Value>,
+    prev: &Map<String, Value>,
+    now: &Value,
+    others: &[Value],
+    depth: usize,
+) {
+    // (key field names, item id) of items to drop / to walk into
+    let mut drop: HashSet<(Vec<String>, String)> = HashSet::new();
+    let mut walk: Vec<Walk> = Vec::new();
+    let mut drop_values: HashSet<String> = HashSet::new();
+    for (pk, pchild) in prev {
+        let other_children: Vec<Value> = others.iter().filter_map(|o| o.get(pk).cloned()).collect();
+        if let Some(id) = pk.strip_prefix("k:") {
             let Ok(Value::Object(id)) = serde_json::from_str::<Value>(id) else {
                 continue;
             };
-            let Some(list) = obj.as_array_mut() else {
-                continue;
-            };
-            let matches = |it: &Value| id.iter().all(|(k, v)| it.get(k) == Some(v));
-            match now_child {
-                None if other_children.is_empty() => list.retain(|it| !matches(it)),
-                None => {}
-                Some(nc) => {
-                    if let Some(it) = list.iter_mut().find(|it| matches(it)) {
-                        remove_dropped(it, pchild, nc, &other_children, depth + 1);
-                    }
+            let names: Vec<String> = id.keys().cloned().collect();
+            let want = item_id(&names, &Value::Object(id));
+            match now.get(pk) {
+                None if other_children.is_empty() => {
+                    drop.insert((names, want));
                 }
+                None => {}
+                Some(nc) => walk.push(Walk {
+                    names,
+                    id: want,
+                    prev: pchild,
+                    now: nc,
+                    others: other_children,
+                }),
             }
         } else if let Some(val) = pk.strip_prefix("v:") {
-            let Ok(val) = serde_json::from_str::<Value>(val) else {
-                continue;
-            };
-            if now_child.is_none() && other_children.is_empty() {
-                if let Some(list) = obj.as_array_mut() {
-                    list.retain(|it| it != &val);
+            if now.get(pk).is_none() && other_children.is_empty() {
+                if let Ok(v) = serde_json::from_str::<Value>(val) {
+                    drop_values.insert(v.to_string());
                 }
+            }
+        }
+    }
+    let signatures: HashSet<Vec<String>> = drop
+        .iter()
+        .map(|(n, _)| n.clone())
+        .chain(walk.iter().map(|w| w.names.clone()))
+        .collect();
+    if !drop.is_empty() || !drop_values.is_empty() {
+        list.retain(|it| {
+            if it.is_object() {
+                !signatures
+                    .iter()
+                    .any(|names| drop.contains(&(names.clone(), item_id(names, it))))
+            } else {
+                !drop_values.contains(&it.to_string())
+            }
+        });
+    }
+    if walk.is_empty() {
+        return;
+    }
+    let mut index: HashMap<(Vec<String>, String), usize> = HashMap::new();
+    for (i, it) in list.iter().enumerate() {
+        for names in &signatures {
+            index
+                .entry((names.clone(), item_id(names, it)))
+                .or_insert(i);
+        }
+    }
+    for w in walk {
+        if let Some(&i) = index.get(&(w.names, w.id)) {
+            if let Some(it) = list.get_mut(i) {
+                remove_dropped(it, w.prev, w.now, &w.others, depth + 1);
             }
         }
     }

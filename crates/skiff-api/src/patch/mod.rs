@@ -13,9 +13,21 @@ mod smp;
 #[cfg(test)]
 mod tests;
 
-pub use apply::field_set;
+/// The kind of a PATCH, from its Content-Type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatchType {
+    /// `application/json-patch+json` (RFC 6902).
+    Json,
+    /// `application/merge-patch+json` (RFC 7386).
+    Merge,
+    /// `application/strategic-merge-patch+json`.
+    StrategicMerge,
+    /// `application/apply-patch+yaml` (server-side apply).
+    Apply,
+}
 
-use crate::registry::PatchType;
+/// The most operations a JSON patch may have (kube-apiserver's `maxJSONPatchOperations`).
+pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
 
 /// Why a patch could not be applied; the registry answers 422 (or 400 for an undecodable
 /// body, 409 for an apply conflict) with `message`.
@@ -25,7 +37,9 @@ pub enum PatchError {
     #[error("{0}")]
     BadRequest(String),
     /// The patch decodes but cannot be applied (a failed `test` op, a bad path, a bad
-    /// directive).
+    /// directive). kube-apiserver's Status for it (NewGenericServerResponse 422): reason
+    /// `Invalid`, message `the server rejected our request due to an error in our request`,
+    /// and this text as `details.causes[0]` of reason `UnexpectedServerResponse`.
     #[error("{0}")]
     Invalid(String),
 }
@@ -43,6 +57,14 @@ pub fn apply_patch(
         PatchType::Json => {
             let p: json_patch::Patch =
                 serde_json::from_slice(patch).map_err(|e| PatchError::BadRequest(e.to_string()))?;
+            // kube-apiserver's bound (maxJSONPatchOperations); it answers 413 where skiff's
+            // two error kinds make this a 400.
+            if p.0.len() > MAX_JSON_PATCH_OPERATIONS {
+                return Err(PatchError::BadRequest(format!(
+                    "The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got {}",
+                    p.0.len()
+                )));
+            }
             let mut doc = original.clone();
             json_patch::patch(&mut doc, &p)
                 .map_err(|e| PatchError::Invalid(json_patch_message(&p, &e)))?;
@@ -105,4 +127,10 @@ pub fn server_side_apply(
     force: bool,
 ) -> Result<Value, PatchError> {
     apply::server_side_apply(kind, live, applied, manager, force)
+}
+
+/// The FieldsV1 set of an object of `kind` (as [`server_side_apply`] records for its manager):
+/// for a caller that records `operation: Update` entries too.
+pub fn managed_field_set(kind: &str, obj: &Value) -> Value {
+    apply::field_set(obj, crate::openapi::schema_for_kind(kind), 0)
 }

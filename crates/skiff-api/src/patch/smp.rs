@@ -10,6 +10,8 @@
 //! JSON merge patch (maps merge, lists are replaced); kube-apiserver fails the patch there
 //! instead, and the registry's strict decoding rejects the unknown field afterwards anyway.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::{Map, Value};
 
 use super::PatchError;
@@ -141,7 +143,7 @@ fn merge_map(
             _ => Err(invalid(format!(
                 "unknown patch type: {} in map: {}",
                 show(d),
-                Value::Object(patch.clone())
+                brief(&Value::Object(patch.clone()))
             ))),
         };
     }
@@ -220,6 +222,21 @@ fn put_patch_value(original: &mut Map<String, Value>, key: String, mut v: Value)
     }
 }
 
+/// A value for an error message, cut at 512 bytes (a hostile patch must not come back as a
+/// multi-megabyte Status).
+fn brief(v: &Value) -> String {
+    let mut s = v.to_string();
+    if s.len() > 512 {
+        let mut end = 512;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
 fn show(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -238,7 +255,8 @@ fn apply_retain_keys(
     let Value::Array(retain) = retain else {
         return Err(bad("invalid patch format of retainKeys"));
     };
-    let listed = |k: &str| retain.iter().any(|r| r.as_str() == Some(k));
+    let retained: HashSet<&str> = retain.iter().filter_map(Value::as_str).collect();
+    let listed = |k: &str| retained.contains(k);
     for (k, v) in patch.iter() {
         if v.is_null()
             || k.starts_with(DELETE_FROM_PRIMITIVE_LIST)
@@ -355,8 +373,8 @@ fn validate_order(
     if pi < items.len() {
         return Err(bad(format!(
             "The order in patch list:\n{}\n doesn't match $setElementOrder list:\n{}\n",
-            Value::Array(patch_list.to_vec()),
-            Value::Array(order.to_vec())
+            brief(&Value::Array(patch_list.to_vec())),
+            brief(&Value::Array(order.to_vec()))
         )));
     }
     Ok(())
@@ -386,7 +404,8 @@ fn merge_key_value<'a>(v: &'a Value, key: &str) -> Result<&'a Value, PatchError>
 
 fn no_merge_key(v: &Value, key: &str) -> PatchError {
     invalid(format!(
-        "map: {v} does not contain declared merge key: {key}"
+        "map: {} does not contain declared merge key: {key}",
+        brief(v)
     ))
 }
 
@@ -418,6 +437,29 @@ fn element_kind(lists: &[&[Value]]) -> Result<u8, PatchError> {
     kind.ok_or_else(|| invalid("no elements in any of the given slices"))
 }
 
+/// An item's identity as text, for hashing (JSON values are not `Hash`): the merge key's value
+/// for maps (a missing key is `null`, as Go's lookup yields nil), the value itself for scalars.
+/// Text equality is Go's interface equality here: `"1"`, `1` and `1.0` all differ.
+fn ident(v: &Value, key: Option<&str>, is_map: bool) -> String {
+    if is_map {
+        v.get(key.unwrap_or_default())
+            .unwrap_or(&Value::Null)
+            .to_string()
+    } else {
+        v.to_string()
+    }
+}
+
+/// First position of each identity in `order` (hash lookups keep hostile lists of 10⁵ items
+/// linear, not quadratic).
+fn positions(order: &[Value], key: Option<&str>, is_map: bool) -> HashMap<String, usize> {
+    let mut m = HashMap::with_capacity(order.len());
+    for (i, v) in order.iter().enumerate() {
+        m.entry(ident(v, key, is_map)).or_insert(i);
+    }
+    m
+}
+
 /// Merges a list field with `merge` strategy (or a `$deleteFromPrimitiveList` list).
 fn merge_list(
     original: Vec<Value>,
@@ -436,16 +478,18 @@ fn merge_list(
     }
     let is_map = element_kind(&[&original, &patch])? == 5;
     if !is_map {
+        let in_patch: HashSet<String> = patch.iter().map(|v| ident(v, None, false)).collect();
         if is_delete_list {
             return Ok(original
                 .into_iter()
-                .filter(|v| !patch.contains(v))
+                .filter(|v| !in_patch.contains(&ident(v, None, false)))
                 .collect());
         }
         // A set of scalars: the union, each value once.
+        let mut seen = HashSet::with_capacity(original.len() + patch.len());
         let mut merged: Vec<Value> = Vec::with_capacity(original.len() + patch.len());
         for v in original.iter().chain(patch.iter()) {
-            if !merged.contains(v) {
+            if seen.insert(ident(v, None, false)) {
                 merged.push(v.clone());
             }
         }
@@ -459,27 +503,28 @@ fn merge_list(
     };
     let (original, patch) = special_elements(original, patch, key)?;
     let mut merged = original.clone();
-    for p in &patch {
-        let kv = merge_key_value(p, key)?;
-        let mut found = None;
-        for (i, o) in merged.iter().enumerate() {
-            if !o.is_object() {
-                return Err(invalid(format!("value for key {i} is not a map")));
-            }
-            if o.get(key) == Some(kv) {
-                found = Some(i);
-                break;
-            }
+    let mut at: HashMap<String, usize> = HashMap::with_capacity(merged.len());
+    for (i, o) in merged.iter().enumerate() {
+        if !o.is_object() {
+            return Err(invalid(format!("value for key {i} is not a map")));
         }
-        match (found, p) {
-            (Some(i), Value::Object(pm)) => {
+        at.entry(ident(o, Some(key), true)).or_insert(i);
+    }
+    for p in &patch {
+        merge_key_value(p, key)?;
+        let id = ident(p, Some(key), true);
+        match (at.get(&id), p) {
+            (Some(&i), Value::Object(pm)) => {
                 let o = match std::mem::take(&mut merged[i]) {
                     Value::Object(o) => o,
                     _ => Map::new(),
                 };
                 merged[i] = Value::Object(merge_map(o, pm.clone(), item_schema, depth + 1)?);
             }
-            _ => merged.push(p.clone()),
+            _ => {
+                at.insert(id, merged.len());
+                merged.push(p.clone());
+            }
         }
     }
     let (listed, server_only) = partition(merged, &patch, Some(key), true)?;
@@ -494,16 +539,16 @@ fn special_elements(
     patch: Vec<Value>,
     key: &str,
 ) -> Result<(Vec<Value>, Vec<Value>), PatchError> {
-    let mut original = original;
     let mut plain = Vec::with_capacity(patch.len());
+    let mut deleted = HashSet::new();
     let mut replace = false;
     for p in patch {
         match p.get(DIRECTIVE) {
             None => plain.push(p),
             Some(d) => match d.as_str() {
                 Some("delete") => {
-                    let kv = p.get(key).ok_or_else(|| no_merge_key(&p, key))?.clone();
-                    original.retain(|o| o.get(key) != Some(&kv));
+                    let kv = p.get(key).ok_or_else(|| no_merge_key(&p, key))?;
+                    deleted.insert(kv.to_string());
                 }
                 Some("replace") => replace = true,
                 Some("merge") => {
@@ -513,7 +558,10 @@ fn special_elements(
                 }
                 _ => {
                     let shown = show(d);
-                    return Err(invalid(format!("unknown patch type: {shown} in map: {p}")));
+                    return Err(invalid(format!(
+                        "unknown patch type: {shown} in map: {}",
+                        brief(&p)
+                    )));
                 }
             },
         }
@@ -521,6 +569,14 @@ fn special_elements(
     if replace {
         return Ok((plain, Vec::new()));
     }
+    let original = if deleted.is_empty() {
+        original
+    } else {
+        original
+            .into_iter()
+            .filter(|o| !o.get(key).is_some_and(|v| deleted.contains(&v.to_string())))
+            .collect()
+    };
     Ok((original, plain))
 }
 
@@ -531,17 +587,14 @@ fn partition(
     key: Option<&str>,
     is_map: bool,
 ) -> Result<(Vec<Value>, Vec<Value>), PatchError> {
+    let present: HashSet<String> = by.iter().map(|b| ident(b, key, is_map)).collect();
     let mut listed = Vec::new();
     let mut others = Vec::new();
     for v in merged {
-        let present = if is_map {
-            let key = key.unwrap_or_default();
-            let kv = merge_key_value(&v, key)?;
-            by.iter().any(|b| b.get(key) == Some(kv))
-        } else {
-            by.contains(&v)
-        };
-        if present {
+        if is_map {
+            merge_key_value(&v, key.unwrap_or_default())?;
+        }
+        if present.contains(&ident(&v, key, is_map)) {
             listed.push(v);
         } else {
             others.push(v);
@@ -550,20 +603,9 @@ fn partition(
     Ok((listed, others))
 }
 
-/// Position of `v` in `order` (by merge key for maps).
-fn position(order: &[Value], v: &Value, key: Option<&str>, is_map: bool) -> Option<usize> {
-    if is_map {
-        let key = key.unwrap_or_default();
-        let kv = v.get(key);
-        order.iter().position(|o| o.get(key) == kv)
-    } else {
-        order.iter().position(|o| o == v)
-    }
-}
-
 /// Sorts the patch's items by `patch_order` and the server-only items by `server_order`, then
 /// interleaves them: a server-only item goes before the first patch item that comes after it
-/// in the server's order.
+/// in the server's order (a patch item the server's order lacks goes first).
 fn normalize_order(
     listed: Vec<Value>,
     server_only: Vec<Value>,
@@ -574,29 +616,20 @@ fn normalize_order(
 ) -> Result<Vec<Value>, PatchError> {
     let listed = sort_by_order(listed, patch_order, key, is_map)?;
     let server_only = sort_by_order(server_only, server_order, key, is_map)?;
-    let (mut i, mut j) = (0, 0);
+    let pos = positions(server_order, key, is_map);
+    let at = |v: &Value| pos.get(&ident(v, key, is_map)).copied();
     let mut out = Vec::with_capacity(listed.len() + server_only.len());
-    while i < server_only.len() || j < listed.len() {
-        if i >= server_only.len() {
-            out.push(listed[j].clone());
-            j += 1;
-        } else if j >= listed.len() {
-            out.push(server_only[i].clone());
-            i += 1;
-        } else {
-            let l = position(server_order, &server_only[i], key, is_map);
-            let r = position(server_order, &listed[j], key, is_map);
-            match (l, r) {
-                (Some(l), Some(r)) if l < r => {
-                    out.push(server_only[i].clone());
-                    i += 1;
-                }
-                _ => {
-                    out.push(listed[j].clone());
-                    j += 1;
-                }
-            }
-        }
+    let mut left = server_only.into_iter().peekable();
+    let mut right = listed.into_iter().peekable();
+    loop {
+        let take_left = match (left.peek(), right.peek()) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(l), Some(r)) => matches!((at(l), at(r)), (Some(l), Some(r)) if l < r),
+        };
+        let next = if take_left { left.next() } else { right.next() };
+        out.extend(next);
     }
     Ok(out)
 }
@@ -621,7 +654,12 @@ fn sort_by_order(
         items = keep;
         deletes = del;
     }
-    items.sort_by_key(|v| position(order, v, key, is_map).unwrap_or(usize::MAX));
+    let pos = positions(order, key, is_map);
+    items.sort_by_cached_key(|v| {
+        pos.get(&ident(v, key, is_map))
+            .copied()
+            .unwrap_or(usize::MAX)
+    });
     items.extend(deletes);
     Ok(items)
 }

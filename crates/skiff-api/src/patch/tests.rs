@@ -502,6 +502,17 @@ fn json_patch_applies_and_fails_like_kube() {
     );
     let e = apply_patch("Pod", PatchType::Json, &o, br#"{"op":"add"}"#).unwrap_err();
     assert!(matches!(e, PatchError::BadRequest(_)));
+    let many = format!(
+        "[{}]",
+        vec![r#"{"op":"test","path":"/metadata/name","value":"p"}"#; 10_001].join(",")
+    );
+    let e = apply_patch("Pod", PatchType::Json, &o, many.as_bytes()).unwrap_err();
+    assert_eq!(
+        e,
+        PatchError::BadRequest(
+            "The allowed maximum operations in a JSON patch is 10000, got 10001".into()
+        )
+    );
 }
 
 /// RFC 7386: lists are replaced even where SMP would merge.
@@ -542,7 +553,7 @@ fn apply_creates_and_records_managed_fields() {
         json!({
             "f:metadata": {"f:labels": {"f:app": {}}},
             "f:spec": {
-                "f:containers": {"k:{\"name\":\"app\"}": {".": {}, "f:name": {}, "f:image": {}, "f:ports": {"k:{\"containerPort\":80}": {".": {}, "f:containerPort": {}}}}},
+                "f:containers": {"k:{\"name\":\"app\"}": {".": {}, "f:name": {}, "f:image": {}, "f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}}}},
                 "f:tolerations": {}
             }
         })
@@ -587,4 +598,106 @@ fn apply_refuses_bad_bodies() {
     assert!(server_side_apply("Pod", None, &a, "m", false).is_err());
     let a = json!({"metadata": {"name": "p"}});
     assert!(server_side_apply("Pod", None, &a, "", false).is_err());
+}
+
+/// What `kubectl.1.33 apply` (and 1.27, byte for byte) sent when the manifest dropped an env
+/// var, replaced port 80 by 8080 and added a finalizer and a label (captured from the real
+/// binary against a test server): `null`, a `$patch: delete` item, a nested
+/// `$setElementOrder/ports`.
+#[test]
+fn kubectl_client_side_apply_patch_with_deletions() {
+    let live = json!({
+        "metadata": {"name": "web", "namespace": "default", "uid": "u"},
+        "spec": {
+            "initContainers": [{"name": "side", "image": "busybox:2", "restartPolicy": "Always"}],
+            "containers": [{"name": "app", "image": "nginx", "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                "env": [{"name": "A", "value": "x"}], "terminationMessagePath": "/dev/termination-log"}]
+        }
+    });
+    let patch = json!({
+        "metadata": {"finalizers": ["example.com/f"], "labels": {"app": "web"}},
+        "spec": {"$setElementOrder/containers": [{"name": "app"}], "containers": [{
+            "$setElementOrder/ports": [{"containerPort": 8080}], "env": null, "name": "app",
+            "ports": [{"containerPort": 8080}, {"$patch": "delete", "containerPort": 80}]
+        }]}
+    });
+    let r = smp("Pod", live, patch).unwrap();
+    assert_eq!(
+        r["spec"]["containers"],
+        json!([{"name": "app", "image": "nginx", "ports": [{"containerPort": 8080}], "terminationMessagePath": "/dev/termination-log"}])
+    );
+    assert_eq!(r["metadata"]["finalizers"], json!(["example.com/f"]));
+    assert_eq!(r["metadata"]["labels"], json!({"app": "web"}));
+    assert_eq!(r["spec"]["initContainers"][0]["image"], "busybox:2");
+}
+
+/// Hostile sizes stay linear (hash lookups; quadratic code takes minutes here): 40 000
+/// finalizers merged into 40 000, 10 000 containers merged by name with a `$setElementOrder`,
+/// and a server-side apply that drops 10 000 applied items.
+#[test]
+fn large_lists_are_not_quadratic() {
+    let t = std::time::Instant::now();
+    let fin: Vec<String> = (0..40_000).map(|i| format!("f{i}")).collect();
+    let fin2: Vec<String> = (20_000..60_000).map(|i| format!("f{i}")).collect();
+    let r = smp(
+        "Pod",
+        json!({"metadata": {"finalizers": fin}}),
+        json!({"metadata": {"finalizers": fin2}}),
+    )
+    .unwrap();
+    assert_eq!(
+        r["metadata"]["finalizers"].as_array().unwrap().len(),
+        60_000
+    );
+    eprintln!("finalizers: {:?}", t.elapsed());
+
+    let cs: Vec<Value> = (0..10_000)
+        .map(|i| json!({"name": format!("c{i}"), "image": "x"}))
+        .collect();
+    let order: Vec<Value> = (0..10_000)
+        .rev()
+        .map(|i| json!({"name": format!("c{i}")}))
+        .collect();
+    let patch: Vec<Value> = (0..10_000)
+        .rev()
+        .map(|i| json!({"name": format!("c{i}"), "image": "y"}))
+        .collect();
+    let r = smp(
+        "Pod",
+        pod(json!({"containers": cs})),
+        json!({"spec": {"$setElementOrder/containers": order, "containers": patch}}),
+    )
+    .unwrap();
+    assert_eq!(
+        r["spec"]["containers"][0],
+        json!({"name": "c9999", "image": "y"})
+    );
+    eprintln!("containers: {:?}", t.elapsed());
+
+    let cs: Vec<Value> = (0..10_000)
+        .map(|i| json!({"name": format!("c{i}"), "image": "x"}))
+        .collect();
+    let first = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": cs}});
+    let live = server_side_apply("Pod", None, &first, "m", false).unwrap();
+    eprintln!("apply 1: {:?}", t.elapsed());
+    let second = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c1", "image": "z"}]}});
+    let r = server_side_apply("Pod", Some(&live), &second, "m", false).unwrap();
+    assert_eq!(
+        r["spec"]["containers"],
+        json!([{"name": "c1", "image": "z"}])
+    );
+    let secs = t.elapsed().as_secs_f64();
+    eprintln!("large lists: {secs:.2} s");
+    assert!(secs < 10.0, "{secs} s");
+}
+
+#[test]
+fn managed_field_set_of_an_object() {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "b"}, "finalizers": ["x"]},
+        "spec": {"containers": [{"name": "c", "env": [{"name": "E", "value": "1"}]}]}, "status": {"phase": "Running"}});
+    assert_eq!(
+        managed_field_set("Pod", &pod),
+        json!({"f:metadata": {"f:labels": {"f:a": {}}, "f:finalizers": {"v:\"x\"": {}}},
+               "f:spec": {"f:containers": {"k:{\"name\":\"c\"}": {".": {}, "f:name": {}, "f:env": {"k:{\"name\":\"E\"}": {".": {}, "f:name": {}, "f:value": {}}}}}}})
+    );
 }

@@ -223,7 +223,7 @@ pub(crate) fn decode_object(
     map.insert("apiVersion".into(), Value::String(want_av));
     map.insert("kind".into(), Value::String(r.kind.to_string()));
     // A missing metadata decodes as an empty one.
-    if !map.get("metadata").is_some_and(Value::is_object) {
+    if map.get("metadata").is_none_or(Value::is_null) {
         map.insert("metadata".into(), Value::Object(Default::default()));
     }
 
@@ -361,13 +361,13 @@ mod tests {
     #[test]
     fn yaml_bodies() {
         let p = parse(
-            b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: y\n",
+            b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n",
             BodyFormat::Yaml,
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let (v, _) =
             decode_object(pods(), p, FieldValidation::Strict).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(v["metadata"]["name"], "y");
+        assert_eq!(v["metadata"]["name"], "web");
         assert!(parse(b"{", BodyFormat::Json).is_err());
     }
 }

@@ -10,6 +10,7 @@
 //! `selector` (label and field selectors), `watch` (the cacher's watch semantics).
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -250,18 +251,8 @@ pub struct Written {
     pub warnings: Vec<String>,
 }
 
-/// The kind of a PATCH, from its Content-Type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PatchType {
-    /// `application/json-patch+json` (RFC 6902).
-    Json,
-    /// `application/merge-patch+json` (RFC 7386).
-    Merge,
-    /// `application/strategic-merge-patch+json`.
-    StrategicMerge,
-    /// `application/apply-patch+yaml` (server-side apply).
-    Apply,
-}
+/// The kind of a PATCH (it lives with the patch code, which the registry calls).
+pub use crate::patch::PatchType;
 
 /// list query options.
 #[derive(Clone, Debug, Default)]
@@ -330,6 +321,9 @@ pub struct Api {
     /// Snapshots of lists cut by `limit`, so that `continue` pages are served at the first
     /// page's revision (as etcd serves them) while they are kept.
     snapshots: Arc<Mutex<VecDeque<Snapshot>>>,
+    /// Whether the ServiceAccount admission mounts the `kube-api-access-*` token volume
+    /// (see [`Api::set_token_volumes`]).
+    token_volumes: Arc<AtomicBool>,
 }
 
 /// A filtered list kept for its continue pages.
@@ -525,6 +519,7 @@ impl Api {
             store,
             node,
             snapshots: Arc::new(Mutex::new(VecDeque::new())),
+            token_volumes: Arc::new(AtomicBool::new(false)),
         };
         let ns_r = res("namespaces");
         for ns in SYSTEM_NAMESPACES {
@@ -547,6 +542,17 @@ impl Api {
         }
         api.refresh_node().await?;
         Ok(api)
+    }
+
+    /// Turns on the ServiceAccount admission's token volume: every pod whose service
+    /// account (or own spec) does not opt out of `automountServiceAccountToken` gets the
+    /// projected volume `kube-api-access-xxxxx` (a bound token, `kube-root-ca.crt`'s
+    /// `ca.crt`, the namespace) mounted read-only at
+    /// `/var/run/secrets/kubernetes.io/serviceaccount` in every container, as
+    /// plugin/pkg/admission/serviceaccount does. Off until the daemon serves the token
+    /// signer and the root CA ConfigMap to the node.
+    pub fn set_token_volumes(&self, on: bool) {
+        self.token_volumes.store(on, Ordering::Relaxed);
     }
 
     pub fn store(&self) -> &Store {
@@ -721,10 +727,11 @@ impl Api {
                 }
                 if m == Some("Exact") && n < current {
                     if !self.unchanged_since(&r.store_key(), store_ns, n)? {
+                        // etcd3 store's interpretListError for a compacted revision.
                         return Err(ApiError::new(
                             410,
                             "Expired",
-                            format!("too old resource version: {n} ({current})"),
+                            "The resourceVersion for the provided list is too old.",
                         ));
                     }
                     n
@@ -818,8 +825,8 @@ impl Api {
     }
 
     /// Whether nothing of `resource` (in `ns`) changed after `rev`: the list at `rev` is
-    /// then the current one. (Reads the store's replay of the events after `rev`, which it
-    /// queues when the watch is made.)
+    /// then the current one. (Deletions are seen in the store's replay of the events after
+    /// `rev`, which it queues when the watch is made.)
     fn unchanged_since(
         &self,
         resource: &str,
@@ -827,6 +834,12 @@ impl Api {
         rev: Rev,
     ) -> Result<bool, ApiError> {
         use futures_util::FutureExt as _;
+        // A creation or change after `rev` shows in the current objects' revisions; a
+        // deletion only in the event log.
+        let (items, _) = self.store.list(resource, ns);
+        if items.iter().any(|s| s.mod_rev > rev) {
+            return Ok(false);
+        }
         match self.store.watch(resource, ns, rev) {
             Err(StoreError::Expired { .. }) => Ok(false),
             Err(e) => Err(ApiError::internal(e.to_string())),
@@ -1095,10 +1108,10 @@ impl Api {
         Ok(obj)
     }
 
-    /// A pod's create: the ServiceAccount admission's default (`default`), skiff-model's
-    /// defaulting, PrepareForCreate and validation (422), the ServiceAccount's existence
-    /// (403), the node's admission (403), then binding to this node (`spec.nodeName`:
-    /// without it every delete would be immediate) and the initial status.
+    /// A pod's create: the ServiceAccount admission (plugin/pkg/admission/serviceaccount:
+    /// `default`, which must exist: 403), skiff-model's defaulting, PrepareForCreate and
+    /// validation (422), the node's admission (403), then binding to this node
+    /// (`spec.nodeName`: without it every delete would be immediate) and the initial status.
     async fn prepare_pod_create(
         &self,
         r: &Resource,
@@ -1126,31 +1139,43 @@ impl Api {
                 spec.service_account_name = Some(sa);
             }
         }
-        let mut pod = skiff_model::prepare_pod(pod)
-            .map_err(|e| strategy::invalid("Pod", &name, &e.errors))?;
+        // The ServiceAccount must exist (checked by the plugin's Admit, before the
+        // strategy's validation); its imagePullSecrets go to a pod that names none.
         let sa = pod
             .spec
             .as_ref()
             .and_then(|s| s.service_account_name.clone())
             .unwrap_or_default();
-        if self
-            .store
-            .get(&Key::new("serviceaccounts", ns, &sa))
-            .is_none()
-        {
+        let Some(sa_obj) = self.store.get(&Key::new("serviceaccounts", ns, &sa)) else {
             return Err(ApiError::forbidden(
                 r,
                 &name,
                 &format!(
-                    "error looking up service account {ns}/{sa}: serviceaccount \"{sa}\" not found"
+                    "service account {ns}/{sa} was not found, retry after the service account is created"
                 ),
             ));
+        };
+        if let Some(spec) = pod.spec.as_mut() {
+            if spec.image_pull_secrets.as_ref().is_none_or(Vec::is_empty) {
+                if let Some(secrets) = sa_obj.object.get("imagePullSecrets").cloned() {
+                    if let Ok(s) = serde_json::from_value(secrets) {
+                        spec.image_pull_secrets = Some(s);
+                    }
+                }
+            }
         }
+        if self.token_volumes.load(Ordering::Relaxed) {
+            mount_service_account_token(&sa_obj.object, &mut pod);
+        }
+        let mut pod = skiff_model::prepare_pod(pod)
+            .map_err(|e| strategy::invalid("Pod", &name, &e.errors))?;
         let node_name = self.node.node_name().to_string();
         let spec = pod.spec.get_or_insert_with(Default::default);
         if spec.node_name.as_deref().unwrap_or("").is_empty() {
             spec.node_name = Some(node_name.clone());
         }
+        // The v1 conversion writes the deprecated field from serviceAccountName.
+        spec.service_account.clone_from(&spec.service_account_name);
         if spec.node_name.as_deref() == Some(node_name.as_str()) {
             let bound = self.bound_pods(&node_name);
             self.node
@@ -1208,7 +1233,19 @@ impl Api {
                 object: obj,
             })
             .await
-            .map_err(|e| store_error(r, &name, e))?;
+            .map_err(|e| {
+                let mut err = store_error(r, &name, e);
+                // store.go Create: an existing object that is being deleted says so.
+                if err.code == 409
+                    && self
+                        .store
+                        .get(&Self::key(r, ns, &name))
+                        .is_some_and(|s| is_deleting(&s.object))
+                {
+                    err.message = format!("object is being deleted: {}", err.message);
+                }
+                err
+            })?;
         if r.kind == "Namespace" {
             Box::pin(self.ensure_default_service_account(&name)).await?;
         }
@@ -1256,7 +1293,7 @@ impl Api {
         subresource: Option<&str>,
         object: Value,
         dry_run: bool,
-        repatch: Option<&(dyn Fn(&Value) -> Result<Value, ApiError> + Send + Sync)>,
+        repatch: Option<&Repatch<'_>>,
     ) -> Result<(Arc<Value>, bool), ApiError> {
         let mut object = object;
         for attempt in 0..RETRIES {
@@ -1332,29 +1369,14 @@ impl Api {
                     .unwrap_or(0)
                     == 0;
             let result = if delete_now {
-                if let Some(m) = new["metadata"].as_object_mut() {
-                    m.remove("resourceVersion");
-                }
-                match self
-                    .store
-                    .commit(Mutation::Update {
-                        key: key.clone(),
-                        object: new,
+                // Not written: deleted (deleteWithoutFinalizers), one DELETED event.
+                self.store
+                    .commit(Mutation::Delete {
+                        key,
                         expect_rev: Some(cur.mod_rev),
+                        expect_uid: None,
                     })
                     .await
-                {
-                    Ok(s) => {
-                        self.store
-                            .commit(Mutation::Delete {
-                                key,
-                                expect_rev: Some(s.mod_rev),
-                                expect_uid: None,
-                            })
-                            .await
-                    }
-                    Err(e) => Err(e),
-                }
             } else {
                 self.store
                     .commit(Mutation::Update {
@@ -1429,11 +1451,12 @@ impl Api {
             if patch_type != PatchType::Apply || subresource.is_some() {
                 return Err(ApiError::not_found(r, name).with_details(r, name));
             }
-            let mut obj = make(None)?;
-            if obj["metadata"]["name"].as_str().is_none_or(str::is_empty) {
+            let obj = make(None)?;
+            // Decoded first: a body whose metadata is not an object is refused there.
+            let (mut obj, warnings) = self.redecode(r, obj, o.field_validation)?;
+            if meta_str(&obj, "name").is_empty() {
                 obj["metadata"]["name"] = Value::String(name.to_string());
             }
-            let (obj, warnings) = self.redecode(r, obj, o.field_validation)?;
             if meta_str(&obj, "name") != name {
                 return Err(ApiError::bad_request(format!(
                     "the name of the object ({}) does not match the name on the URL ({name})",
@@ -1747,7 +1770,18 @@ impl Api {
                     continue;
                 }
                 let mut obj = (*cur.object).clone();
+                let old_qos = obj["status"]["qosClass"].clone();
                 obj["status"] = status.clone();
+                // podStatusStrategy: the QoS class set at creation is backfilled.
+                if obj["status"]["qosClass"].as_str().is_none_or(str::is_empty)
+                    && old_qos.is_string()
+                {
+                    obj["status"]["qosClass"] = old_qos;
+                }
+                if obj == *cur.object {
+                    out[i] = Some(Ok(()));
+                    continue;
+                }
                 muts.push(Mutation::Update {
                     key,
                     object: obj,
@@ -1882,6 +1916,75 @@ impl Api {
             .count()
     }
 }
+
+/// Where the ServiceAccount admission mounts the token volume.
+const TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// The ServiceAccount admission's `mountServiceAccountToken` (plugin/pkg/admission/
+/// serviceaccount/admission.go): unless the pod's, else the account's,
+/// `automountServiceAccountToken` is false, every init and regular container without a mount
+/// at [`TOKEN_MOUNT_PATH`] gets one of the `kube-api-access-*` projected volume, added once.
+fn mount_service_account_token(sa: &Value, pod: &mut Pod) {
+    use k8s_openapi::api::core::v1::{Volume, VolumeMount};
+    let Some(spec) = pod.spec.as_mut() else {
+        return;
+    };
+    let automount = spec
+        .automount_service_account_token
+        .or_else(|| sa["automountServiceAccountToken"].as_bool())
+        .unwrap_or(true);
+    if !automount {
+        return;
+    }
+    let existing = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name.starts_with("kube-api-access-"))
+        .map(|v| v.name.clone());
+    let name = existing
+        .clone()
+        .unwrap_or_else(|| format!("kube-api-access-{}", random_suffix(5)));
+    let mount = VolumeMount {
+        name: name.clone(),
+        read_only: Some(true),
+        mount_path: TOKEN_MOUNT_PATH.into(),
+        ..VolumeMount::default()
+    };
+    let mut needed = false;
+    let mut add = |mounts: &mut Option<Vec<VolumeMount>>| {
+        let m = mounts.get_or_insert_with(Vec::new);
+        if !m.iter().any(|v| v.mount_path == TOKEN_MOUNT_PATH) {
+            m.push(mount.clone());
+            needed = true;
+        }
+    };
+    for c in spec.init_containers.iter_mut().flatten() {
+        add(&mut c.volume_mounts);
+    }
+    for c in &mut spec.containers {
+        add(&mut c.volume_mounts);
+    }
+    if existing.is_none() && needed {
+        let volume: Result<Volume, _> = serde_json::from_value(serde_json::json!({
+            "name": name,
+            "projected": {
+                "defaultMode": 420,
+                "sources": [
+                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                    {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+                ],
+            },
+        }));
+        if let Ok(v) = volume {
+            spec.volumes.get_or_insert_with(Vec::new).push(v);
+        }
+    }
+}
+
+/// Recomputes a patched object from the fresh stored one (after a lost race).
+type Repatch<'a> = dyn Fn(&Value) -> Result<Value, ApiError> + Send + Sync + 'a;
 
 /// 504 `Too large resource version` (the cacher's answer after its wait; given at once).
 fn too_large(n: Rev, current: Rev) -> ApiError {

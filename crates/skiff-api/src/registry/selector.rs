@@ -550,7 +550,6 @@ pub fn selectable_fields(kind: &str) -> &'static [&'static str] {
             "spec.hostNetwork",
             "status.phase",
             "status.podIP",
-            "status.podIPs",
             "status.nominatedNodeName",
         ],
         "Event" => &[
@@ -608,10 +607,7 @@ pub fn field_values(kind: &str, o: &Value) -> BTreeMap<&'static str, String> {
             let host = o["spec"]["hostNetwork"].as_bool().unwrap_or(false);
             m.insert("spec.hostNetwork", host.to_string());
             m.insert("status.phase", s(o, &["status", "phase"]));
-            // podIPs is selectable by the first address (podIP); status.podIPs as in 1.33.
-            let ip = s(o, &["status", "podIP"]);
-            m.insert("status.podIPs", ip.clone());
-            m.insert("status.podIP", ip);
+            m.insert("status.podIP", s(o, &["status", "podIP"]));
             m.insert(
                 "status.nominatedNodeName",
                 s(o, &["status", "nominatedNodeName"]),

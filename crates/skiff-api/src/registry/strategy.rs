@@ -166,11 +166,9 @@ fn validate_secret_type(obj: &Value, errs: &mut ErrorList) {
         }
         "kubernetes.io/dockercfg" => required(".dockercfg", errs),
         "kubernetes.io/dockerconfigjson" => required(".dockerconfigjson", errs),
-        "kubernetes.io/basic-auth" => {
-            if !has("username") && !has("password") {
-                required("username", errs);
-                required("password", errs);
-            }
+        "kubernetes.io/basic-auth" if !has("username") && !has("password") => {
+            required("username", errs);
+            required("password", errs);
         }
         "kubernetes.io/ssh-auth" => required("ssh-privatekey", errs),
         "kubernetes.io/tls" => {
@@ -209,7 +207,11 @@ pub(crate) fn prepare_create(kind: &str, obj: &mut Value) -> ErrorList {
         "Event" => {
             let ns = obj["metadata"]["namespace"].as_str().unwrap_or("");
             let ins = obj["involvedObject"]["namespace"].as_str().unwrap_or("");
-            if !ins.is_empty() && ins != ns {
+            // legacyValidateEvent: a cluster-scoped involved object's events live in
+            // "default"; a namespaced one's in its namespace.
+            if (ins.is_empty() && !ns.is_empty() && ns != "default")
+                || (!ins.is_empty() && ins != ns)
+            {
                 errs.push(FieldError::invalid(
                     &Path::new("involvedObject").child("namespace"),
                     ins,
@@ -388,11 +390,30 @@ fn prepare_pod_update(
         // podStatusStrategy.PrepareForUpdate: spec and ownerReferences from the old pod.
         pod.spec = old_pod.spec.clone();
         pod.metadata.owner_references = old_pod.metadata.owner_references.clone();
+        // The QoS class is set at creation and backfilled when a writer dropped it.
+        if let Some(st) = pod.status.as_mut() {
+            if st.qos_class.as_deref().unwrap_or("").is_empty() {
+                st.qos_class = old_pod.status.as_ref().and_then(|o| o.qos_class.clone());
+            }
+        }
     } else {
         // podStrategy.PrepareForUpdate: the status is the old one; the incoming spec is
         // defaulted (at decoding upstream) before ValidatePodUpdate compares it.
         pod.status = old_pod.status.clone();
         skiff_model::defaults::default_pod(&mut pod);
+        if let Some(spec) = pod.spec.as_mut() {
+            // The v1 conversion: serviceAccountName from the deprecated field when empty,
+            // and back.
+            if spec
+                .service_account_name
+                .as_deref()
+                .unwrap_or("")
+                .is_empty()
+            {
+                spec.service_account_name.clone_from(&spec.service_account);
+            }
+            spec.service_account.clone_from(&spec.service_account_name);
+        }
         if let (Some(n), Some(o)) = (pod.spec.as_mut(), old_pod.spec.as_ref()) {
             // Ephemeral containers change only through their subresource.
             n.ephemeral_containers.clone_from(&o.ephemeral_containers);
@@ -494,8 +515,7 @@ mod tests {
             .collect();
         assert_eq!(errs.len(), 1);
         assert!(
-            errs[0]
-                .starts_with("metadata.name: Invalid value: \"a.b\": a lowercase RFC 1123 label"),
+            errs[0].starts_with("metadata.name: Invalid value: \"a.b\": "),
             "{errs:?}"
         );
     }

@@ -26,8 +26,11 @@
 //! whole into memory.
 //!
 //! **Reads never touch the disk.** Every object lives in an in-memory index (`BTreeMap` by
-//! key, JSON behind an `Arc`), as does the recent log (the watch history); `get`, `list` and
-//! watch replays are memory lookups. The index changes only after the disk transaction has
+//! key, parsed JSON behind an `Arc`), and the recent log (the watch history) in memory too;
+//! `get`, `list` and watch replays are memory lookups. A history event keeps its JSON as the
+//! bytes written to disk, and its parsed object only while that is the object's current
+//! state (the index's own `Arc`): superseded versions cost their JSON size, not a parsed tree
+//! several times bigger, and a replaying watcher parses them in its own task. The index changes only after the disk transaction has
 //! committed, so a reader never sees a write that could still be lost.
 //!
 //! **Group commit.** Every commit costs an fsync (milliseconds on a virtual disk), so one
@@ -43,14 +46,16 @@
 //! **Watch.** A watch registers under the watcher lock, replays the history after its
 //! revision and then receives live events; the writer publishes (index, history) and fans out
 //! while holding that same lock, so no event falls between a list and a watch from its
-//! revision, and none is seen twice. Events are shared (`Arc`): the per-watcher cost of an
-//! event is a reference count and a queue slot. Each watcher has a bounded queue with one slot
-//! kept for the [`WatchItem::Lagged`] marker: when the rest is full the marker goes in and the
-//! watcher is dropped, so the marker always arrives and a watcher that does not read holds at
-//! most `watcher_queue` events.
+//! revision, and none is seen twice. Live events are shared (`Arc`): the per-watcher cost of
+//! an event is a reference count and a queue slot. Each watcher has a bounded queue with one
+//! slot kept for the [`WatchItem::Lagged`] marker: when the rest is full the marker goes in
+//! and the watcher is dropped, so the marker always arrives and a watcher that does not read
+//! holds at most `watcher_queue` live events (and at most as many replayed ones: a replay
+//! longer than that is cut off the same way).
 //!
-//! **Compaction** keeps the newest `history` events and none older than `history_age`
-//! (5 minutes, etcd's default retention), in memory and on disk alike: the writer drops the
+//! **Compaction** keeps the newest `history` events, none older than `history_age`
+//! (5 minutes, etcd's default retention) and at most `history_bytes` of their JSON, in memory
+//! and on disk alike: the writer drops the
 //! older log entries and raises `compacted_rev` in the same transaction as a batch (a range
 //! delete of the few entries that just fell out), or on its own when idle, or when the daemon
 //! calls [`Store::compact_now`]. A watch from below `compacted_rev` is [`StoreError::Expired`].
@@ -63,6 +68,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -186,6 +192,9 @@ pub struct StoreConfig {
     pub history: usize,
     /// Events older than this are compacted too (etcd's default retention is 5 minutes).
     pub history_age: Duration,
+    /// And the history's JSON may not exceed this many bytes (parsed, it takes a few times
+    /// that in memory), so a burst of big objects cannot grow the daemon without bound.
+    pub history_bytes: usize,
     /// Events a watcher may have queued before it is cut off ([`WatchItem::Lagged`]).
     pub watcher_queue: usize,
     /// At most this many mutations go into one disk transaction (a bigger queue is split).
@@ -200,17 +209,62 @@ impl Default for StoreConfig {
         StoreConfig {
             history: 10_000,
             history_age: Duration::from_secs(5 * 60),
+            history_bytes: 16 << 20,
             watcher_queue: 1_000,
             max_batch: 2_000,
-            cache_bytes: 8 << 20,
+            cache_bytes: 2 << 20,
         }
     }
 }
 
-/// One event of the history, with its commit time (for age-based compaction).
+/// One event of the history. Its JSON is kept as the bytes written to disk; the parsed
+/// object only while it is the object's current state (then it is the index's own `Arc`,
+/// free): a superseded version costs its JSON size, not a parsed tree several times that.
 struct Logged {
-    event: Arc<WatchEvent>,
+    rev: Rev,
+    kind: EventType,
+    key: Key,
+    /// Commit time (for age-based compaction).
     at_ms: u64,
+    json: Arc<[u8]>,
+    parsed: Option<Arc<WatchEvent>>,
+}
+
+/// An event of a watch's replay, parsed when the watcher reads it (by its own task, outside
+/// the store's locks).
+struct Pending {
+    rev: Rev,
+    kind: EventType,
+    key: Key,
+    json: Arc<[u8]>,
+    parsed: Option<Arc<WatchEvent>>,
+}
+
+impl Pending {
+    fn of(l: &Logged) -> Pending {
+        Pending {
+            rev: l.rev,
+            kind: l.kind,
+            key: l.key.clone(),
+            json: Arc::clone(&l.json),
+            parsed: l.parsed.clone(),
+        }
+    }
+
+    fn into_event(self) -> Option<WatchEvent> {
+        if let Some(e) = self.parsed {
+            return Some((*e).clone());
+        }
+        // The store wrote these bytes from a `Value`; should they not parse (a damaged file),
+        // the watcher is cut off and re-lists rather than miss an event.
+        let object: Value = serde_json::from_slice(&self.json).ok()?;
+        Some(WatchEvent {
+            rev: self.rev,
+            kind: self.kind,
+            key: self.key,
+            object: Arc::new(object),
+        })
+    }
 }
 
 /// What readers see: only committed state.
@@ -220,6 +274,8 @@ struct State {
     objects: BTreeMap<Key, Stored>,
     /// Events after `compacted`, in revision order.
     history: VecDeque<Logged>,
+    /// The sum of their JSON sizes.
+    history_bytes: usize,
 }
 
 /// What a watcher's queue carries: the event is shared by every watcher.
@@ -230,6 +286,9 @@ enum Queued {
 
 struct Watcher {
     namespace: Option<String>,
+    /// The revision it watches from: a watch from a future revision skips what comes
+    /// before it.
+    after: Rev,
     tx: mpsc::Sender<Queued>,
 }
 
@@ -258,9 +317,10 @@ impl Watchers {
             return;
         };
         list.retain(|w| {
-            if w.namespace
-                .as_deref()
-                .is_some_and(|n| n != event.key.namespace)
+            if event.rev <= w.after
+                || w.namespace
+                    .as_deref()
+                    .is_some_and(|n| n != event.key.namespace)
             {
                 return !w.tx.is_closed();
             }
@@ -272,11 +332,22 @@ impl Watchers {
     }
 }
 
+/// Counters of the writer's work (see [`Store::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Durable disk transactions (fsyncs) committed.
+    pub transactions: u64,
+    /// Mutations committed (each one revision).
+    pub mutations: u64,
+}
+
 /// What the handles and the writer thread share. Lock order: `watchers`, then `state`.
 struct Shared {
     state: RwLock<State>,
     watchers: Mutex<Watchers>,
     cfg: StoreConfig,
+    transactions: AtomicU64,
+    mutations: AtomicU64,
 }
 
 impl Shared {
@@ -329,13 +400,36 @@ pub struct Store {
 
 /// A watch on one resource (optionally one namespace).
 pub struct Watch {
-    rx: mpsc::Receiver<Queued>,
+    /// The history it started with, read before `rx`.
+    replay: VecDeque<Pending>,
+    /// The replay alone filled the queue: `Lagged` follows it, and nothing else.
+    lagged: bool,
+    rx: Option<mpsc::Receiver<Queued>>,
 }
 
 impl Watch {
     /// The next event; `None` when the store is gone or after [`WatchItem::Lagged`].
     pub async fn next(&mut self) -> Option<WatchItem> {
-        Some(match self.rx.recv().await? {
+        if let Some(p) = self.replay.pop_front() {
+            return match p.into_event() {
+                Some(e) => Some(WatchItem::Event(e)),
+                None => {
+                    self.replay.clear();
+                    self.lagged = true;
+                    self.next_live().await
+                }
+            };
+        }
+        self.next_live().await
+    }
+
+    async fn next_live(&mut self) -> Option<WatchItem> {
+        if self.lagged {
+            self.lagged = false;
+            self.rx = None;
+            return Some(WatchItem::Lagged);
+        }
+        Some(match self.rx.as_mut()?.recv().await? {
             // The key's strings are copied here, by the watcher's own task, not by the writer
             // for every watcher.
             Queued::Event(e) => WatchItem::Event((*e).clone()),
@@ -387,6 +481,8 @@ impl Store {
             state: RwLock::new(state),
             watchers: Mutex::new(Watchers::default()),
             cfg,
+            transactions: AtomicU64::new(0),
+            mutations: AtomicU64::new(0),
         });
         let (tx, rx) = std_mpsc::channel();
         let writer = writer::spawn(db, Arc::clone(&shared), rx)?;
@@ -509,19 +605,27 @@ impl Store {
                 oldest: st.compacted,
             });
         }
-        let (tx, rx) = mpsc::channel(shared.cfg.watcher_queue.max(1).saturating_add(1));
-        let start = st.history.partition_point(|l| l.event.rev <= from);
+        // The replay is handed to the watch itself (its task parses it); live events after
+        // the current revision go to its queue. Each holds at most `watcher_queue`.
+        let queue = shared.cfg.watcher_queue.max(1);
+        let start = st.history.partition_point(|l| l.rev <= from);
+        let mut replay = VecDeque::new();
         for l in st.history.range(start..) {
-            let e = &l.event;
-            if e.key.resource == resource
-                && namespace.is_none_or(|n| e.key.namespace == n)
-                && !offer(&tx, e)
-            {
-                // Too far behind already: the queue holds what fits, then `Lagged`.
-                return Ok(Watch { rx });
+            if l.key.resource == resource && namespace.is_none_or(|n| l.key.namespace == n) {
+                if replay.len() == queue {
+                    // Too far behind already: what fits, then `Lagged`.
+                    return Ok(Watch {
+                        replay,
+                        lagged: true,
+                        rx: None,
+                    });
+                }
+                replay.push_back(Pending::of(l));
             }
         }
+        let after = from.max(st.rev);
         drop(st);
+        let (tx, rx) = mpsc::channel(queue.saturating_add(1));
         let list = watchers
             .by_resource
             .entry(resource.to_string())
@@ -531,9 +635,23 @@ impl Store {
         list.retain(|w| !w.tx.is_closed());
         list.push(Watcher {
             namespace: namespace.map(str::to_string),
+            after,
             tx,
         });
-        Ok(Watch { rx })
+        Ok(Watch {
+            replay,
+            lagged: false,
+            rx: Some(rx),
+        })
+    }
+
+    /// What the writer has done since the store was opened: `mutations / transactions` is
+    /// the mean group-commit batch.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            transactions: self.shared().transactions.load(Ordering::Relaxed),
+            mutations: self.shared().mutations.load(Ordering::Relaxed),
+        }
     }
 
     /// The number of registered watchers (for tests and metrics).

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -104,6 +105,7 @@ pub(super) fn open_db(path: &Path, cfg: &StoreConfig) -> Result<(Database, State
         }
 
         let mut history = VecDeque::new();
+        let mut history_bytes = 0;
         for item in log
             .range((Bound::Excluded(compacted), Bound::Unbounded))
             .map_err(|x| e(&x))?
@@ -111,25 +113,28 @@ pub(super) fn open_db(path: &Path, cfg: &StoreConfig) -> Result<(Database, State
             let (r, v) = item.map_err(|x| e(&x))?;
             let r = r.value();
             let entry = decode_log(v.value()).ok_or_else(|| corrupt("a log entry"))?;
-            // The newest event of a live object has the object's JSON: share it.
-            let object = match objects.get(&entry.key) {
+            // The newest event of a live object is the object: share the parsed one. Older
+            // events stay bytes until a watch replays them.
+            let parsed = match objects.get(&entry.key) {
                 Some(s) if s.mod_rev == r && entry.kind != EventType::Deleted => {
-                    Arc::clone(&s.object)
+                    Some(Arc::new(WatchEvent {
+                        rev: r,
+                        kind: entry.kind,
+                        key: entry.key.clone(),
+                        object: Arc::clone(&s.object),
+                    }))
                 }
-                _ => Arc::new(
-                    serde_json::from_slice(entry.json)
-                        .map_err(|x| corrupt(&format!("the JSON of event {r}: {x}")))?,
-                ),
+                _ => None,
             };
             rev = rev.max(r);
+            history_bytes += entry.json.len();
             history.push_back(Logged {
-                event: Arc::new(WatchEvent {
-                    rev: r,
-                    kind: entry.kind,
-                    key: entry.key,
-                    object,
-                }),
+                rev: r,
+                kind: entry.kind,
+                key: entry.key,
                 at_ms: entry.at_ms,
+                json: Arc::from(entry.json),
+                parsed,
             });
         }
         // Compaction deletes its entries in the transaction that raises `compacted_rev`, so
@@ -142,6 +147,7 @@ pub(super) fn open_db(path: &Path, cfg: &StoreConfig) -> Result<(Database, State
             compacted,
             objects,
             history,
+            history_bytes,
         }
     };
     txn.commit().map_err(|e| io_err("open")(&e))?;
@@ -175,6 +181,8 @@ struct Change {
     /// The new state; `None` for a delete.
     stored: Option<Stored>,
     event: Arc<WatchEvent>,
+    /// The JSON as written.
+    json: Arc<[u8]>,
 }
 
 /// What a batch committed.
@@ -206,26 +214,30 @@ fn idle_tick(cfg: &StoreConfig) -> Duration {
     (cfg.history_age / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
 }
 
-/// The revision to compact to: the newest of the events (the history followed by this
-/// batch's) that are beyond the newest `history` or older than `history_age`; `compacted`
-/// when there are none. It looks only at the events it drops, and one more.
+/// The revision to compact to: the newest of the events (the history, then `new`: this
+/// batch's revisions and sizes, committed at `now_ms`) that are beyond the newest `history`,
+/// older than `history_age`, or beyond `history_bytes` of JSON counted from the newest;
+/// `compacted` when there are none. It looks only at the events it drops, and one more.
 fn compaction_target(
-    history: &VecDeque<Logged>,
-    new: &[Change],
+    st: &State,
+    new: &[(Rev, usize)],
     now_ms: u64,
     cfg: &StoreConfig,
     compacted: Rev,
 ) -> Rev {
-    let over = (history.len() + new.len()).saturating_sub(cfg.history);
+    let over = (st.history.len() + new.len()).saturating_sub(cfg.history);
     let age_ms = u64::try_from(cfg.history_age.as_millis()).unwrap_or(u64::MAX);
-    let events = history
+    let mut bytes = st.history_bytes + new.iter().map(|(_, b)| b).sum::<usize>();
+    let events = st
+        .history
         .iter()
-        .map(|l| (l.event.rev, l.at_ms))
-        .chain(new.iter().map(|c| (c.event.rev, now_ms)));
+        .map(|l| (l.rev, l.at_ms, l.json.len()))
+        .chain(new.iter().map(|&(r, b)| (r, now_ms, b)));
     let mut target = compacted;
-    for (i, (rev, at)) in events.enumerate() {
-        if i < over || at.saturating_add(age_ms) < now_ms {
+    for (i, (rev, at, size)) in events.enumerate() {
+        if i < over || at.saturating_add(age_ms) < now_ms || bytes > cfg.history_bytes {
             target = rev;
+            bytes -= size;
         } else {
             break;
         }
@@ -307,8 +319,7 @@ impl Writer {
         let now = now_ms();
         let cfg = &self.shared.cfg;
         if batches.is_empty() {
-            let target =
-                compaction_target(&self.shared.read().history, &[], now, cfg, self.compacted);
+            let target = compaction_target(&self.shared.read(), &[], now, cfg, self.compacted);
             if target == self.compacted {
                 return Ok(Outcome {
                     results: Vec::new(),
@@ -372,6 +383,7 @@ impl Writer {
                     let live = (kind != EventType::Deleted).then(|| stored.clone());
                     overlay.insert(key.clone(), live.clone());
                     changes.push(Change {
+                        json: Arc::from(json),
                         stored: live,
                         event: Arc::new(WatchEvent {
                             rev,
@@ -384,7 +396,11 @@ impl Writer {
                 }
                 results.push(res);
             }
-            target = compaction_target(&st.history, &changes, now, cfg, self.compacted);
+            let new: Vec<(Rev, usize)> = changes
+                .iter()
+                .map(|c| (c.event.rev, c.json.len()))
+                .collect();
+            target = compaction_target(&st, &new, now, cfg, self.compacted);
             drop(st);
             if rev != self.rev {
                 meta.insert(META_REV, rev).map_err(|x| e(&x))?;
@@ -399,6 +415,10 @@ impl Writer {
             txn.abort().map_err(|x| e(&x))?;
         } else {
             txn.commit().map_err(|x| e(&x))?;
+            let sh = &self.shared;
+            sh.transactions.fetch_add(1, Ordering::Relaxed);
+            sh.mutations
+                .fetch_add(changes.len() as u64, Ordering::Relaxed);
         }
         Ok(Outcome {
             results,
@@ -415,31 +435,47 @@ impl Writer {
         if out.changes.is_empty() && out.compacted == self.compacted {
             return;
         }
+        // What leaves the index and the history is freed after the locks are released
+        // (freeing a big JSON tree takes a while; readers need not wait for it).
+        let mut garbage_objects = Vec::new();
+        let mut garbage_events = Vec::new();
+        let mut garbage_logged = Vec::new();
         let mut watchers = self.shared.watchers();
         {
             let mut st = self.shared.state.write().unwrap_or_else(|p| p.into_inner());
             for c in &out.changes {
-                match &c.stored {
-                    Some(s) => {
-                        st.objects.insert(c.event.key.clone(), s.clone());
+                let old = match &c.stored {
+                    Some(s) => st.objects.insert(c.event.key.clone(), s.clone()),
+                    None => st.objects.remove(&c.event.key),
+                };
+                if let Some(old) = old {
+                    // Its event in the history is no longer the current state: keep only its
+                    // bytes there.
+                    let i = st.history.partition_point(|l| l.rev < old.mod_rev);
+                    if let Some(l) = st.history.get_mut(i).filter(|l| l.rev == old.mod_rev) {
+                        if let Some(p) = l.parsed.take() {
+                            garbage_events.push(p);
+                        }
                     }
-                    None => {
-                        st.objects.remove(&c.event.key);
-                    }
+                    garbage_objects.push(old);
                 }
+                st.history_bytes += c.json.len();
                 st.history.push_back(Logged {
-                    event: Arc::clone(&c.event),
+                    rev: c.event.rev,
+                    kind: c.event.kind,
+                    key: c.event.key.clone(),
                     at_ms: out.at_ms,
+                    json: Arc::clone(&c.json),
+                    parsed: c.stored.is_some().then(|| Arc::clone(&c.event)),
                 });
             }
             st.rev = out.rev;
             if out.compacted > st.compacted {
-                while st
-                    .history
-                    .front()
-                    .is_some_and(|l| l.event.rev <= out.compacted)
-                {
-                    st.history.pop_front();
+                while st.history.front().is_some_and(|l| l.rev <= out.compacted) {
+                    if let Some(l) = st.history.pop_front() {
+                        st.history_bytes -= l.json.len();
+                        garbage_logged.push(l);
+                    }
                 }
                 st.compacted = out.compacted;
             }
@@ -449,6 +485,10 @@ impl Writer {
         for c in &out.changes {
             watchers.fan_out(&c.event);
         }
+        drop(watchers);
+        drop(garbage_objects);
+        drop(garbage_events);
+        drop(garbage_logged);
     }
 }
 
@@ -457,40 +497,59 @@ mod tests {
     use super::*;
     use crate::store::EventType;
 
-    fn logged(rev: Rev, at_ms: u64) -> Logged {
-        Logged {
-            event: Arc::new(WatchEvent {
-                rev,
-                kind: EventType::Added,
-                key: Key::new("pods", "default", "x"),
-                object: Arc::new(Value::Null),
-            }),
-            at_ms,
+    fn state(events: &[(Rev, u64, usize)]) -> State {
+        State {
+            rev: 0,
+            compacted: 0,
+            objects: BTreeMap::new(),
+            history: events
+                .iter()
+                .map(|&(rev, at_ms, bytes)| Logged {
+                    rev,
+                    kind: EventType::Added,
+                    key: Key::new("pods", "default", "x"),
+                    at_ms,
+                    json: Arc::from(vec![b' '; bytes]),
+                    parsed: None,
+                })
+                .collect(),
+            history_bytes: events.iter().map(|e| e.2).sum(),
         }
     }
 
     #[test]
-    fn compaction_keeps_the_newest_n_and_drops_old_ones() {
+    fn compaction_keeps_the_newest_n_young_and_small_enough() {
         let cfg = StoreConfig {
             history: 3,
             history_age: Duration::from_secs(60),
+            history_bytes: 1000,
             ..StoreConfig::default()
         };
         let now = 1_000_000;
-        let h: VecDeque<Logged> = (2..=6).map(|r| logged(r, now)).collect();
+        let five: Vec<_> = (2..=6).map(|r| (r, now, 10)).collect();
         // 5 events, keep 3: 2 and 3 go.
-        assert_eq!(compaction_target(&h, &[], now, &cfg, 1), 3);
-        // Within the bound: nothing to do.
-        let h3: VecDeque<Logged> = (4..=6).map(|r| logged(r, now)).collect();
-        assert_eq!(compaction_target(&h3, &[], now, &cfg, 3), 3);
+        assert_eq!(compaction_target(&state(&five), &[], now, &cfg, 1), 3);
+        // 3 in the history and 2 new: the same.
+        assert_eq!(
+            compaction_target(&state(&five[..3]), &[(5, 10), (6, 10)], now, &cfg, 1),
+            3
+        );
+        // Within the bounds: nothing to do.
+        assert_eq!(compaction_target(&state(&five[2..]), &[], now, &cfg, 3), 3);
         // Age: the two older than 60 s go, though the count bound keeps them.
-        let mixed: VecDeque<Logged> = [logged(4, now - 61_000), logged(5, now - 60_500)]
-            .into_iter()
-            .chain([logged(6, now - 59_000)])
-            .collect();
-        assert_eq!(compaction_target(&mixed, &[], now, &cfg, 3), 5);
+        let aged =
+            [(4, now - 61_000), (5, now - 60_500), (6, now - 59_000)].map(|(r, a)| (r, a, 10));
+        assert_eq!(compaction_target(&state(&aged), &[], now, &cfg, 3), 5);
+        // Bytes: 400 + 400 + 300 > 1000, so the oldest goes; a new event of 1200 alone
+        // exceeds it, and everything goes.
+        let big = [(4, now, 400), (5, now, 400), (6, now, 300)];
+        assert_eq!(compaction_target(&state(&big), &[], now, &cfg, 3), 4);
+        assert_eq!(
+            compaction_target(&state(&big), &[(7, 1200)], now, &cfg, 3),
+            7
+        );
         // An empty history compacts nothing.
-        assert_eq!(compaction_target(&VecDeque::new(), &[], now, &cfg, 7), 7);
+        assert_eq!(compaction_target(&state(&[]), &[], now, &cfg, 7), 7);
     }
 
     #[test]

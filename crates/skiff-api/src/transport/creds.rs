@@ -70,7 +70,8 @@ fn now_unix() -> i64 {
 }
 
 /// The names the serving certificate must carry: loopback, localhost, this host's name and
-/// the listen address (when it is a specific one).
+/// the listen address — for a wildcard (`0.0.0.0`, `::`), every address of this host
+/// (global IPv6 ones for `::`), so that clients elsewhere can verify it too.
 pub fn serving_names(listen: Option<SocketAddr>) -> BTreeSet<String> {
     let mut names: BTreeSet<String> = [
         IpAddr::V4(Ipv4Addr::LOCALHOST).to_string(),
@@ -84,9 +85,53 @@ pub fn serving_names(listen: Option<SocketAddr>) -> BTreeSet<String> {
     if let Some(a) = listen {
         if !a.ip().is_unspecified() {
             names.insert(a.ip().to_string());
+        } else {
+            let fib = std::fs::read_to_string("/proc/net/fib_trie").unwrap_or_default();
+            names.extend(local_ipv4(&fib).into_iter().map(|ip| ip.to_string()));
+            if a.is_ipv6() {
+                let v6 = std::fs::read_to_string("/proc/net/if_inet6").unwrap_or_default();
+                names.extend(global_ipv6(&v6).into_iter().map(|ip| ip.to_string()));
+            }
         }
     }
     names
+}
+
+/// This host's IPv4 addresses: the `/32 host LOCAL` entries of `/proc/net/fib_trie`, each
+/// under its `|-- ADDRESS` line.
+fn local_ipv4(fib_trie: &str) -> BTreeSet<Ipv4Addr> {
+    let mut out = BTreeSet::new();
+    let mut last: Option<Ipv4Addr> = None;
+    for line in fib_trie.lines() {
+        let t = line.trim();
+        if let Some(a) = t.strip_prefix("|-- ") {
+            last = a.parse().ok();
+        } else if t.starts_with("/32 host LOCAL") {
+            if let Some(a) = last {
+                out.insert(a);
+            }
+        }
+    }
+    out
+}
+
+/// This host's global-scope IPv6 addresses from `/proc/net/if_inet6` (link-local ones need a
+/// zone and cannot be certificate names).
+fn global_ipv6(if_inet6: &str) -> BTreeSet<Ipv6Addr> {
+    let mut out = BTreeSet::new();
+    for line in if_inet6.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(hex), Some(scope)) = (f.first(), f.get(3)) else {
+            continue;
+        };
+        if *scope != "00" || hex.len() != 32 {
+            continue;
+        }
+        if let Ok(v) = u128::from_str_radix(hex, 16) {
+            out.insert(Ipv6Addr::from(v));
+        }
+    }
+    out
 }
 
 /// The kernel's host name, when it is a plausible DNS name.
@@ -396,6 +441,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("remove it"), "{e}");
+    }
+
+    #[test]
+    fn host_addresses_from_proc() {
+        let fib = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 0.0.0.0\n        /0 universe UNICAST\n           |-- 127.0.0.0\n              /8 host LOCAL\n           |-- 127.0.0.1\n              /32 host LOCAL\n        |-- 127.255.255.255\n           /32 link BROADCAST\n           |-- 192.0.2.2\n              /32 host LOCAL\nLocal:\n           |-- 192.0.2.2\n              /32 host LOCAL\n";
+        assert_eq!(
+            local_ipv4(fib).into_iter().collect::<Vec<_>>(),
+            vec![Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::new(192, 0, 2, 2)]
+        );
+        let v6 = "00000000000000000000000000000001 01 80 10 80       lo\nfe8000000000000000fc00fffe000001 04 40 20 80     eth0\nfd000000000000000000000000000002 04 40 00 82     eth0\n";
+        assert_eq!(
+            global_ipv6(v6).into_iter().collect::<Vec<_>>(),
+            vec!["fd00::2".parse::<Ipv6Addr>().unwrap()]
+        );
+        // A wildcard listen names this host's addresses (127.0.0.1 at least).
+        let names = serving_names(Some("0.0.0.0:6443".parse().unwrap()));
+        assert!(names.contains("127.0.0.1"));
+        assert!(!names.contains("0.0.0.0"));
     }
 
     #[test]

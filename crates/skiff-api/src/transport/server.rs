@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,6 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
@@ -65,6 +65,24 @@ impl Listeners {
         creds: Credentials,
         _lock: &DaemonLock,
     ) -> Result<Self, TransportError> {
+        // TCP first: a taken port fails the start before anything is changed on disk.
+        let (tcp, address) = match cfg.listen {
+            None => (None, None),
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| TransportError::Listen {
+                        addr: addr.to_string(),
+                        source: e,
+                    })?;
+                let local = l.local_addr().map_err(|e| TransportError::Listen {
+                    addr: addr.to_string(),
+                    source: e,
+                })?;
+                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(creds.tls_config()?));
+                (Some((l, acceptor)), Some(local))
+            }
+        };
         let dir = SecureDir::open(&cfg.data_dir, true)?;
         dir.remove(SOCKET)?;
         // Bound under a temporary name, narrowed to 0600 and renamed into place: `api.sock`
@@ -90,23 +108,6 @@ impl Listeners {
         dir.chmod(&tmp, 0o600)?;
         dir.rename(&tmp, SOCKET)?;
 
-        let (tcp, address) = match cfg.listen {
-            None => (None, None),
-            Some(addr) => {
-                let l = TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| TransportError::Listen {
-                        addr: addr.to_string(),
-                        source: e,
-                    })?;
-                let local = l.local_addr().map_err(|e| TransportError::Listen {
-                    addr: addr.to_string(),
-                    source: e,
-                })?;
-                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(creds.tls_config()?));
-                (Some((l, acceptor)), Some(local))
-            }
-        };
         let endpoint = Endpoint {
             pid: std::process::id(),
             socket,
@@ -153,11 +154,11 @@ impl Listeners {
             ..
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let builder = Arc::new(http_builder(&limits));
+        let builders = Arc::new(Builders::new(&limits));
         let unix_task = tokio::spawn(accept_unix(
             unix,
             router.clone(),
-            builder.clone(),
+            builders.clone(),
             limits.clone(),
             stop_rx.clone(),
         ));
@@ -167,7 +168,7 @@ impl Listeners {
                 acceptor,
                 router.clone(),
                 token.clone(),
-                builder.clone(),
+                builders.clone(),
                 limits.clone(),
                 stop_rx.clone(),
             ))
@@ -198,6 +199,36 @@ pub async fn serve(
         .await
 }
 
+/// The connection builders: by ALPN over TLS (HTTP/1 or HTTP/2 only: no protocol sniffing,
+/// which would wait for bytes with no timeout), by preface on the unix socket.
+struct Builders {
+    auto: auto::Builder<TokioExecutor>,
+    http1: hyper::server::conn::http1::Builder,
+    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(limits: &Limits) -> Self {
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes.max(8192));
+        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .keep_alive_interval(limits.keep_alive_interval)
+            .keep_alive_timeout(Duration::from_secs(20));
+        Self {
+            auto: http_builder(limits),
+            http1,
+            http2,
+        }
+    }
+}
+
 fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
@@ -223,7 +254,7 @@ async fn accept_backoff(e: &std::io::Error) {
 async fn accept_unix(
     listener: UnixListener,
     router: Router,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -233,7 +264,7 @@ async fn accept_unix(
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             _ = stop.changed() => break,
         };
-        let stream = tokio::select! {
+        let stream: tokio::net::UnixStream = tokio::select! {
             r = listener.accept() => match r {
                 Ok((s, _)) => s,
                 Err(e) => { accept_backoff(&e).await; continue; }
@@ -244,12 +275,29 @@ async fn accept_unix(
             router: router.clone(),
             auth: None,
             peer: Peer::Unix,
+            authed: Arc::new(AtomicBool::new(true)),
         };
-        let builder = builder.clone();
+        let builders = builders.clone();
         let stop = stop.clone();
-        let grace = limits.shutdown_grace;
+        let limits = limits.clone();
         tokio::spawn(async move {
-            serve_conn(stream, svc, &builder, stop, grace).await;
+            // The protocol is sniffed from the first bytes, which must come in time.
+            if let Ok(Ok(())) =
+                tokio::time::timeout(limits.header_read_timeout, stream.readable()).await
+            {
+                let conn = builders
+                    .auto
+                    .serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                let grace = limits.shutdown_grace;
+                drive(
+                    conn,
+                    |c| c.graceful_shutdown(),
+                    stop,
+                    grace,
+                    std::future::pending(),
+                )
+                .await;
+            }
             drop(permit);
         });
     }
@@ -262,7 +310,7 @@ async fn accept_tcp(
     acceptor: tokio_rustls::TlsAcceptor,
     router: Router,
     creds: Arc<Credentials>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -285,15 +333,38 @@ async fn accept_tcp(
             router: router.clone(),
             auth: Some(creds.clone()),
             peer: Peer::Tcp(remote),
+            authed: Arc::new(AtomicBool::new(false)),
         };
-        let builder = builder.clone();
+        let builders = builders.clone();
         let acceptor = acceptor.clone();
         let stop = stop.clone();
         let limits = limits.clone();
         tokio::spawn(async move {
             match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)).await
             {
-                Ok(Ok(tls)) => serve_conn(tls, svc, &builder, stop, limits.shutdown_grace).await,
+                Ok(Ok(tls)) => {
+                    let grace = limits.shutdown_grace;
+                    // A connection without one authenticated request within the header
+                    // timeout is closed: idle or failing clients (an HTTP/2 one that never
+                    // sends its preface, one retrying 401s) hold no slot for long.
+                    let authed = svc.authed.clone();
+                    let give_up = async move {
+                        tokio::time::sleep(limits.header_read_timeout).await;
+                        if authed.load(Ordering::Relaxed) {
+                            std::future::pending::<()>().await;
+                        }
+                    };
+                    if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        let conn = builders.http2.serve_connection(TokioIo::new(tls), svc);
+                        drive(conn, |c| c.graceful_shutdown(), stop, grace, give_up).await;
+                    } else {
+                        let conn = builders
+                            .http1
+                            .serve_connection(TokioIo::new(tls), svc)
+                            .with_upgrades();
+                        drive(conn, |c| c.graceful_shutdown(), stop, grace, give_up).await;
+                    }
+                }
                 Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
             }
@@ -310,16 +381,19 @@ async fn drain(slots: &Semaphore, max: usize, grace: Duration) {
     let _ = tokio::time::timeout(grace + Duration::from_secs(1), slots.acquire_many(n)).await;
 }
 
-async fn serve_conn<IO>(
-    io: IO,
-    svc: Svc,
-    builder: &auto::Builder<TokioExecutor>,
+/// Runs a connection until it ends or the daemon stops; then asks it to finish (in-flight
+/// requests complete, no new ones) and drops it after `grace`.
+/// `give_up` resolving drops the connection at once.
+async fn drive<C, E>(
+    conn: C,
+    graceful: fn(Pin<&mut C>),
     mut stop: watch::Receiver<bool>,
     grace: Duration,
+    give_up: impl Future<Output = ()>,
 ) where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
 {
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let stopping = async {
         // A closed sender is a stop too.
@@ -332,9 +406,13 @@ async fn serve_conn<IO>(
             }
             return;
         }
+        _ = give_up => {
+            tracing::debug!("closing a connection that never authenticated");
+            return;
+        }
         _ = stopping => {}
     }
-    conn.as_mut().graceful_shutdown();
+    graceful(conn.as_mut());
     let _ = tokio::time::timeout(grace, conn).await;
 }
 
@@ -344,6 +422,8 @@ struct Svc {
     router: Router,
     auth: Option<Arc<Credentials>>,
     peer: Peer,
+    /// Whether a request on this connection carried the token.
+    authed: Arc<AtomicBool>,
 }
 
 type BoxFut = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
@@ -359,6 +439,7 @@ impl hyper::service::Service<Request<Incoming>> for Svc {
             if !authorized(&req, creds) {
                 return Box::pin(std::future::ready(Ok(unauthorized())));
             }
+            self.authed.store(true, Ordering::Relaxed);
             // Handlers have no use for it, and it must never reach a log.
             req.headers_mut().remove(hyper::header::AUTHORIZATION);
         }

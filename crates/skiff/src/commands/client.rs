@@ -33,16 +33,47 @@ pub enum ClientError {
 
 /// The daemon of a data dir, found answering on its socket.
 pub struct DaemonClient {
+    /// The socket as shown in messages.
     socket: PathBuf,
+    /// The path connected to: the socket's, or (for a path longer than a unix socket address
+    /// holds) the same through `/proc/self/fd/N` of the serve dir held open in `_dir`.
+    connect_path: PathBuf,
+    _dir: Option<std::fs::File>,
     rt: tokio::runtime::Runtime,
 }
+
+/// The longest path a unix socket address holds (sun_path less its NUL).
+const SUN_PATH_MAX: usize = 107;
 
 impl DaemonClient {
     /// `Ok(None)` when no daemon runs on `data_dir` (no socket, or nobody listens: a stale
     /// one). A socket the caller may not open is an error (a daemon runs, but not for them).
     pub fn connect(data_dir: &Path) -> Result<Option<Self>, ClientError> {
         let socket = skiff_api::transport::socket_path(data_dir);
-        match std::os::unix::net::UnixStream::connect(&socket) {
+        let (connect_path, dir) = if socket.as_os_str().len() <= SUN_PATH_MAX {
+            (socket.clone(), None)
+        } else {
+            use std::os::fd::AsRawFd;
+            let serve_dir = data_dir.join(skiff_api::transport::SERVE_DIR);
+            match std::fs::File::open(&serve_dir) {
+                Ok(d) => (
+                    PathBuf::from(format!(
+                        "/proc/self/fd/{}/{}",
+                        d.as_raw_fd(),
+                        skiff_api::transport::SOCKET
+                    )),
+                    Some(d),
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => {
+                    return Err(ClientError::Transport {
+                        socket,
+                        what: e.to_string(),
+                    })
+                }
+            }
+        };
+        match std::os::unix::net::UnixStream::connect(&connect_path) {
             Ok(_) => {}
             Err(e)
                 if matches!(
@@ -55,7 +86,7 @@ impl DaemonClient {
             Err(e) => {
                 return Err(ClientError::Transport {
                     socket,
-                    what: format!("{e} (a daemon runs on this data dir)"),
+                    what: format!("{e} (the socket of a daemon of another user?)"),
                 })
             }
         }
@@ -66,7 +97,12 @@ impl DaemonClient {
                 socket: socket.clone(),
                 what: format!("starting the client: {e}"),
             })?;
-        Ok(Some(Self { socket, rt }))
+        Ok(Some(Self {
+            socket,
+            connect_path,
+            _dir: dir,
+            rt,
+        }))
     }
 
     fn transport(&self, what: impl std::fmt::Display) -> ClientError {
@@ -82,7 +118,7 @@ impl DaemonClient {
         &self,
         path: &str,
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
-        let stream = tokio::net::UnixStream::connect(&self.socket)
+        let stream = tokio::net::UnixStream::connect(&self.connect_path)
             .await
             .map_err(|e| self.transport(e))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))

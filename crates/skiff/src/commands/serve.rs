@@ -97,6 +97,7 @@ fn serve(args: &Args) -> anyhow::Result<()> {
     };
     skiff_node::store::prepare_data_dir(&data_dir)?;
     let lock = skiff_api::transport::DaemonLock::acquire(&data_dir)?;
+    raise_nofile();
     let node_name = args.node_name.clone().unwrap_or_else(default_node_name);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -128,7 +129,8 @@ fn serve(args: &Args) -> anyhow::Result<()> {
             image_pulls: skiff_node::worker::PullQueue::node(),
         });
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-        let kubelet = Kubelet::new(api.clone(), Arc::new(ManagerRunner(manager)), &node_name);
+        let kubelet = Kubelet::new(api.clone(), Arc::new(ManagerRunner(manager)), &node_name)
+            .with_data_dir(data_dir.clone());
         let kubelet_task = tokio::spawn(kubelet.run(reports, shutdown_rx.clone()));
         tokio::spawn(housekeeping(api.clone(), shutdown_rx.clone()));
 
@@ -172,6 +174,20 @@ async fn housekeeping(api: Api, mut shutdown: tokio::sync::watch::Receiver<bool>
                 }
             }
             _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// The soft descriptor limit raised to the hard one (no privilege needed): a thousand watches
+/// and a hundred pods need more than the usual 1024, and the transport sizes its connection
+/// bound from it. Containers started by the daemon inherit it, as containerd's do its own.
+fn raise_nofile() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::debug!("raising the descriptor limit: {e}");
         }
     }
 }

@@ -61,6 +61,10 @@ struct Tracked {
 /// The loop's state.
 pub struct Kubelet<R: PodRunner> {
     api: Api,
+    /// The node's data dir: pods found there that the API no longer has are orphans.
+    data_dir: Option<std::path::PathBuf>,
+    /// Orphans were looked for (once, at the first listing).
+    orphans_checked: bool,
     runner: Arc<R>,
     node: String,
     pods: HashMap<String, Tracked>,
@@ -107,12 +111,71 @@ impl<R: PodRunner> Kubelet<R> {
     pub fn new(api: Api, runner: Arc<R>, node: &str) -> Kubelet<R> {
         Kubelet {
             api,
+            data_dir: None,
+            orphans_checked: false,
             runner,
             node: node.to_string(),
             pods: HashMap::new(),
             statuses: HashMap::new(),
             events: HashMap::new(),
             recorder: EventRecorder::new(node),
+        }
+    }
+
+    /// Looks for orphaned pods in `data_dir` at the first listing (see [`Kubelet::orphans`]).
+    pub fn with_data_dir(mut self, data_dir: std::path::PathBuf) -> Kubelet<R> {
+        self.data_dir = Some(data_dir);
+        self
+    }
+
+    /// The kubelet's HandlePodCleanups after a restart: pods on this node whose API object is
+    /// gone (deleted while the daemon was down, or during its last moments) are stopped at
+    /// once — their worker adopts what of them runs and kills it — and their directories go
+    /// when that is done; finished ones' directories go at once. A pod another process runs
+    /// (a `skiff run` on the same data dir holds its lock) is left alone.
+    fn orphans(&mut self, in_api: &std::collections::HashSet<String>) {
+        let Some(data_dir) = self.data_dir.clone() else {
+            return;
+        };
+        let stored = match skiff_node::store::list(&data_dir) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("listing the data dir's pods: {e}");
+                return;
+            }
+        };
+        for sp in stored {
+            let uid = sp.summary.pod.metadata.uid.clone().unwrap_or_default();
+            if uid.is_empty()
+                || in_api.contains(&uid)
+                || self.pods.contains_key(&uid)
+                || sp.running()
+            {
+                continue;
+            }
+            if skiff_node::store::is_terminal_phase(sp.phase()) {
+                remove_pod_dir(&sp.dir);
+                continue;
+            }
+            let Ok(pod) = sp.full_pod() else {
+                tracing::warn!(dir = %sp.dir.display(), "an orphaned pod without a readable pod.json");
+                continue;
+            };
+            tracing::info!(pod = %sp.dir.display(), "stopping an orphaned pod (its API object is gone)");
+            let involved = Involved::of(&pod);
+            self.runner.sync(pod, PodObjects::default());
+            self.runner.stop(&uid, Some(0));
+            self.pods.insert(
+                uid,
+                Tracked {
+                    involved,
+                    generation: None,
+                    stop_grace: Some(0),
+                    finished: false,
+                    removed: true,
+                    deletion_finished: true,
+                },
+            );
         }
     }
 
@@ -159,6 +222,15 @@ impl<R: PodRunner> Kubelet<R> {
         };
         for object in &list.items {
             self.on_pod(object).await;
+        }
+        if !self.orphans_checked {
+            self.orphans_checked = true;
+            let in_api = list
+                .items
+                .iter()
+                .filter_map(|o| o["metadata"]["uid"].as_str().map(str::to_string))
+                .collect();
+            self.orphans(&in_api);
         }
         let opts = WatchOptions {
             resource_version: Some(list.resource_version.to_string()),
@@ -275,6 +347,7 @@ impl<R: PodRunner> Kubelet<R> {
             self.recorder.forget(&uid);
             self.statuses.remove(&uid);
             self.runner.forget(&uid);
+            self.remove_dir_of(&pod);
             return;
         }
         t.removed = true;
@@ -341,10 +414,22 @@ impl<R: PodRunner> Kubelet<R> {
             self.pods.remove(uid);
             self.recorder.forget(uid);
             self.runner.forget(uid);
+            if let Some(d) = &self.data_dir {
+                remove_pod_dir(&skiff_node::store::pods_dir(d).join(format!("{ns}_{name}_{uid}")));
+            }
             return;
         }
         if t.stop_grace.is_some() {
             self.finish_deletion(ns, name, uid).await;
+        }
+    }
+
+    /// The pod's directory (logs, records) goes with its API object, as the kubelet removes
+    /// a deleted pod's directories.
+    fn remove_dir_of(&self, pod: &Pod) {
+        if let Some(d) = &self.data_dir {
+            let (ns, name, uid) = meta_of(pod);
+            remove_pod_dir(&skiff_node::store::pods_dir(d).join(format!("{ns}_{name}_{uid}")));
         }
     }
 
@@ -416,6 +501,12 @@ impl<R: PodRunner> Kubelet<R> {
             }
         }
         out
+    }
+}
+
+fn remove_pod_dir(dir: &std::path::Path) {
+    if let Err(e) = skiff_node::store::remove_pod_dir(dir) {
+        tracing::warn!(dir = %dir.display(), "removing a pod's directory: {e}");
     }
 }
 

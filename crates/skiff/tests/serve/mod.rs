@@ -31,6 +31,14 @@ pub fn kubectl_bin(version: &str) -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
+/// Stops a background kubectl (by its PID) after `after` and returns what it printed.
+pub fn finish_kubectl(mut child: Child, after: Duration) -> String {
+    std::thread::sleep(after);
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("kubectl output");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A running daemon.
 pub struct Daemon {
     pub dir: TestDir,
@@ -188,6 +196,17 @@ impl Daemon {
             self.daemon_log()
         );
         out
+    }
+
+    /// Starts kubectl in the background (stdout piped), e.g. a watch.
+    pub fn spawn_kubectl(&self, version: &str, args: &[&str]) -> Child {
+        let bin = kubectl_bin(version).expect("kubectl installed");
+        self.kubectl_cmd(&bin, version)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn kubectl")
     }
 
     /// kubectl with stdin.
