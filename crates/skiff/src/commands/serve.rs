@@ -122,6 +122,9 @@ fn serve(args: &Args) -> anyhow::Result<()> {
         let api = Api::open(store, node.clone())
             .await
             .map_err(|e| anyhow::anyhow!("starting the API: {e}"))?;
+        // Pods get the ServiceAccount admission's token volume as on a cluster: the node
+        // projects it with skiff's signer and CA (PodObjects::with_cluster_identity).
+        api.set_token_volumes(true);
 
         let (manager, reports) = PodManager::new(ManagerConfig {
             data_dir: data_dir.clone(),
@@ -137,11 +140,14 @@ fn serve(args: &Args) -> anyhow::Result<()> {
         let serve_cfg = skiff_api::transport::ServeConfig::new(data_dir.clone(), listen);
         let creds = skiff_api::transport::Credentials::load_or_create(&serve_cfg)
             .context("the daemon's TLS credentials")?;
-        let router = skiff_api::http::router(api.clone());
+        // Cancelled at the signal: long requests (watches, followed logs) end at once.
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let router = skiff_api::http::router_with_shutdown(api.clone(), cancel.clone());
         tracing::info!("serving node {node_name} from {}", data_dir.display());
         let served = skiff_api::transport::serve(router, &serve_cfg, creds, &lock, async move {
             wait_for_signal().await;
             tracing::info!("stopping: pods keep running; the next `skiff serve` adopts them");
+            cancel.cancel();
         })
         .await;
         let _ = shutdown_tx.send(true);
