@@ -393,7 +393,7 @@ impl<I: ImageService> RuntimeService for OciCri<I> {
                 if let Some(h) = &l.handle {
                     let comm = std::fs::read_to_string(format!("/proc/{}/comm", h.pid()))
                         .unwrap_or_default();
-                    if comm.starts_with("runc:") || comm.starts_with("crun") {
+                    if comm.starts_with("runc:") {
                         l.found.state = FoundState::Unknown;
                     }
                 }
