@@ -198,35 +198,79 @@ impl Drop for Daemon {
     }
 }
 
-fn pod(uid: &str) -> Pod {
-    let yaml = r#"
+/// Which runtime class the pod runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Host,
+    /// The default OCI runtime (runc), from a busybox image imported into the data dir's store.
+    Oci,
+}
+
+const OCI_IMAGE: &str = "skiff-crash/busybox:1";
+
+fn pod(uid: &str, class: Class) -> Pod {
+    let (class_line, image) = match class {
+        Class::Host => ("  runtimeClassName: host\n", "host"),
+        Class::Oci => ("", OCI_IMAGE),
+    };
+    let yaml = format!(
+        r#"
 apiVersion: v1
 kind: Pod
-metadata: {name: crash, namespace: default}
+metadata: {{name: crash, namespace: default}}
 spec:
-  runtimeClassName: host
-  restartPolicy: Always
+{class_line}  restartPolicy: Always
   terminationGracePeriodSeconds: 10
-  volumes: [{name: shared, emptyDir: {}}]
+  volumes: [{{name: shared, emptyDir: {{}}}}]
   initContainers:
   - name: side
-    image: host
+    image: {image}
+    imagePullPolicy: Never
     restartPolicy: Always
     command: [/bin/sh, -c, "echo started; trap 'echo stopping; exit 0' TERM; while :; do sleep 0.05; done"]
-    volumeMounts: [{name: shared, mountPath: /shared}]
+    volumeMounts: [{{name: shared, mountPath: /shared}}]
   containers:
   - name: app
-    image: host
+    image: {image}
+    imagePullPolicy: Never
     command: [/bin/sh, -c, "echo started; trap 'echo stopping; exit 0' TERM; trap 'exit 3' USR1; while :; do sleep 0.05; done"]
-    volumeMounts: [{name: shared, mountPath: /shared}]
+    volumeMounts: [{{name: shared, mountPath: /shared}}]
     readinessProbe:
-      exec: {command: [/bin/sh, -c, "echo p >> /shared/probes"]}
+      exec: {{command: [/bin/sh, -c, "echo p >> /shared/probes"]}}
       periodSeconds: 1
-"#;
-    let pod: Pod = serde_yaml_ng::from_str(yaml).unwrap();
+"#
+    );
+    let pod: Pod = serde_yaml_ng::from_str(&yaml).unwrap();
     let mut prepared = skiff_model::prepare_pod(pod).unwrap();
     prepared.metadata.uid = Some(uid.into());
     prepared
+}
+
+/// Imports a busybox image (busybox-static and its applets) into the data dir's store.
+fn import_busybox(data: &Path, scratch: &Path) {
+    let dir = scratch.join("busybox-root");
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    let out = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&out.stdout).lines() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
+        }
+    }
+    for d in ["etc", "proc", "sys", "dev", "tmp"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(dir.join("etc/group"), "root:x:0:\n").unwrap();
+    let store = skiff_image::ContentStore::open(&data.join("images")).unwrap();
+    skiff_image::import::import_dir(
+        &store,
+        &dir,
+        OCI_IMAGE,
+        &skiff_image::import::DirImageConfig::default(),
+    )
+    .unwrap();
 }
 
 fn container<'a>(
@@ -346,7 +390,25 @@ impl Drop for Leftovers {
 }
 
 #[test]
-fn pods_survive_the_daemons_kill_9_and_are_adopted() {
+fn host_pods_survive_the_daemons_kill_9_and_are_adopted() {
+    crash_rounds(Class::Host);
+}
+
+#[test]
+fn image_pods_survive_the_daemons_kill_9_and_are_adopted() {
+    if nix::unistd::geteuid().is_root()
+        && (skiff_node::oci::runc::detected()
+            .get(skiff_node::oci::runc::Handler::Runc)
+            .is_none()
+            || !Path::new("/bin/busybox").exists())
+    {
+        eprintln!("skipping: needs runc working here and /bin/busybox");
+        return;
+    }
+    crash_rounds(Class::Oci);
+}
+
+fn crash_rounds(class: Class) {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
@@ -358,12 +420,16 @@ fn pods_survive_the_daemons_kill_9_and_are_adopted() {
     let data = tmp.path().join("data");
     let state = tmp.path().join("state");
     std::fs::create_dir_all(&data).unwrap();
+    if class == Class::Oci {
+        import_busybox(&data, tmp.path());
+    }
     let pod_file = tmp.path().join("pod.json");
     let uid = format!(
-        "crash{:06x}-0000-4000-8000-000000000001",
-        std::process::id() & 0xff_ffff
+        "crash{:06x}-0000-4000-8000-00000000000{}",
+        std::process::id() & 0xff_ffff,
+        class as u8
     );
-    let pod = pod(&uid);
+    let pod = pod(&uid, class);
     let pod_dir = data.join("pods").join(format!("default_crash_{uid}"));
     let shared = pod_dir.join("volumes/kubernetes.io~empty-dir/shared");
     let mut leftovers = Leftovers(Vec::new());
@@ -496,6 +562,11 @@ fn pods_survive_the_daemons_kill_9_and_are_adopted() {
     assert_ne!(new_app.2, app_pid);
     leftovers.0.push(new_app.2);
     assert_eq!(now.iter().find(|i| i.0 == "side").unwrap().2, side_pid);
+    // (Its first line may come a moment after the runtime reported it running.)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while started_lines(&pod_dir, "app", 1) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(started_lines(&pod_dir, "app", 1), 1);
     assert_eq!(started_lines(&pod_dir, "side", 0), 1);
 

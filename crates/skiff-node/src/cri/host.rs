@@ -370,7 +370,14 @@ impl HostCri {
             // An exited one needs nothing more; an unknown one may have left its main process
             // (the engine kills it first).
             let handle = match found.state {
-                FoundState::Exited { .. } => None,
+                // An image container's bundle (mounts, runtime state) outlives its exit: the
+                // worker removes it with a handle.
+                FoundState::Exited { .. } if !image => None,
+                FoundState::Exited { .. } => Some(HostInstance::Found(Arc::new(FoundProcess {
+                    found: found.clone(),
+                    record: f.record,
+                    exec: None,
+                }))),
                 FoundState::Running | FoundState::Unknown => {
                     let exec = match (&sandbox, &found.state, image) {
                         (Some(sb), FoundState::Running, false) => {
