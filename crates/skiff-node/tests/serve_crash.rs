@@ -233,7 +233,7 @@ spec:
   - name: app
     image: {image}
     imagePullPolicy: Never
-    command: [/bin/sh, -c, "echo started; trap 'echo stopping; exit 0' TERM; trap 'exit 3' USR1; while :; do sleep 0.05; done"]
+    command: [/bin/sh, -c, "echo started; trap 'echo stopping; echo bye > /dev/termination-log; exit 0' TERM; trap 'exit 3' USR1; while :; do sleep 0.05; done"]
     volumeMounts: [{{name: shared, mountPath: /shared}}]
     readinessProbe:
       exec: {{command: [/bin/sh, -c, "echo p >> /shared/probes"]}}
@@ -583,6 +583,13 @@ fn crash_rounds(class: Class) {
         l.starts_with("FINISHED ") || l.starts_with("FAILED ")
     });
     assert!(fin.starts_with("FINISHED "), "{fin}");
+    // ST4: the adopted app's termination message, read at its exit.
+    let fin: PodStatus = serde_json::from_str(fin.strip_prefix("FINISHED ").unwrap()).unwrap();
+    let app_end = container(&fin, "app")
+        .and_then(|c| c.state.as_ref())
+        .and_then(|s| s.terminated.as_ref())
+        .unwrap_or_else(|| panic!("{fin:?}"));
+    assert_eq!(app_end.message.as_deref(), Some("bye\n"), "{app_end:?}");
     // T3: the app stopped before its sidecar, in the containers' own logs.
     let app_stop = stop_time(&pod_dir, "app", 1);
     let side_stop = stop_time(&pod_dir, "side", 0);
