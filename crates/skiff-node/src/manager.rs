@@ -260,6 +260,34 @@ impl PodManager {
         self.workers().finished.remove(uid);
     }
 
+    /// The pods of the data dir whose persistent sandbox lives (a daemon before this one ran
+    /// them) and for which `known` is false (the store has no such pod any more: deleted, or
+    /// force-deleted, while no daemon ran): the daemon stops them — `sync` then `stop` (or
+    /// `kill_now`) — so nothing of them is left running unseen. Each is the pod as its worker
+    /// last wrote it (`pod.json`, with its status).
+    pub fn orphans(&self, known: impl Fn(&str) -> bool) -> Vec<Pod> {
+        let mut out = Vec::new();
+        let pods = crate::store::pods_dir(&self.inner.cfg.data_dir);
+        let Ok(entries) = std::fs::read_dir(&pods) else {
+            return out;
+        };
+        for e in entries.flatten() {
+            let dir = e.path();
+            if !crate::sandbox::PodSandbox::lives(&dir) {
+                continue;
+            }
+            let Ok(pod) = crate::store::read_pod_file(&dir) else {
+                continue;
+            };
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            if uid.is_empty() || known(&uid) || self.has(&uid) {
+                continue;
+            }
+            out.push(pod);
+        }
+        out
+    }
+
     /// The log file `kubectl logs [--previous]` reads for `container` of `pod` (the pod as
     /// stored, with its status); `Err` is the API's BadRequest message.
     pub fn log_file(&self, pod: &Pod, container: &str, previous: bool) -> Result<PathBuf, String> {

@@ -241,6 +241,13 @@ impl PodSandbox {
         })
     }
 
+    /// Whether the pod directory `pod_dir` has a persistent sandbox of this boot whose holder
+    /// lives (what [`PodSandbox::adopt`] would re-attach).
+    pub fn lives(pod_dir: &std::path::Path) -> bool {
+        SandboxRecord::read(pod_dir)
+            .is_some_and(|r| r.boot_id == crate::state::boot_id() && r.holder.alive())
+    }
+
     /// The pod's directory under the data dir.
     pub fn pod_dir(&self) -> &std::path::Path {
         &self.pod_dir

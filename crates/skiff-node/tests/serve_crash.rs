@@ -455,6 +455,16 @@ fn crash_rounds(class: Class) {
             common::alive(holder),
             "round {round}: the holder died with the daemon"
         );
+        // What the next daemon would stop if the store had lost the pod.
+        let (probe, _) = PodManager::new(ManagerConfig {
+            data_dir: data.clone(),
+            engine: Default::default(),
+            image_pulls: skiff_node::worker::PullQueue::node(),
+        });
+        let orphans = probe.orphans(|_| false);
+        assert_eq!(orphans.len(), 1, "round {round}");
+        assert_eq!(orphans[0].metadata.uid.as_deref(), Some(uid.as_str()));
+        assert!(probe.orphans(|u| u == uid).is_empty());
         for (name, _, pid) in running_instances(&pod_dir) {
             assert!(
                 common::alive(pid),
