@@ -373,18 +373,50 @@ fn write_pod(path: &Path, pod: &Pod, status: Option<&PodStatus>) {
     std::fs::write(path, serde_json::to_vec(&p).unwrap()).unwrap();
 }
 
-/// Kills by PID what the test saw, if it fails half-way (holder, containers).
-struct Leftovers(Vec<i32>);
+/// What the test made, torn down if it fails half-way: processes by PID (holder,
+/// containers), then mounts under its temporary dir and the pod's cgroup dirs.
+struct Leftovers {
+    pids: Vec<i32>,
+    tmp: PathBuf,
+    uid: String,
+}
 
 impl Drop for Leftovers {
     fn drop(&mut self) {
-        for &pid in &self.0 {
+        if self.pids.is_empty() {
+            return;
+        }
+        for &pid in &self.pids {
             if common::alive(pid) {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),
                     nix::sys::signal::Signal::SIGKILL,
                 );
             }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let mut mounts: Vec<PathBuf> = skiff_node::mountinfo::mount_points()
+            .into_iter()
+            .filter(|m| m.starts_with(&self.tmp))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+        for m in mounts {
+            let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
+        }
+        let mut cgroups = Vec::new();
+        find_named(
+            Path::new("/sys/fs/cgroup"),
+            &format!("pod{}", self.uid),
+            10,
+            &mut cgroups,
+        );
+        for c in cgroups {
+            for e in std::fs::read_dir(&c).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = std::fs::remove_dir(e.path());
+                }
+            }
+            let _ = std::fs::remove_dir(&c);
         }
     }
 }
@@ -432,7 +464,11 @@ fn crash_rounds(class: Class) {
     let pod = pod(&uid, class);
     let pod_dir = data.join("pods").join(format!("default_crash_{uid}"));
     let shared = pod_dir.join("volumes/kubernetes.io~empty-dir/shared");
-    let mut leftovers = Leftovers(Vec::new());
+    let mut leftovers = Leftovers {
+        pids: Vec::new(),
+        tmp: tmp.path().to_path_buf(),
+        uid: uid.clone(),
+    };
 
     // Round 0: the first daemon starts the pod.
     write_pod(&pod_file, &pod, None);
@@ -444,8 +480,8 @@ fn crash_rounds(class: Class) {
     let before = running_instances(&pod_dir);
     assert_eq!(before.len(), 2, "{before:?}");
     let holder = holder_pid(&pod_dir);
-    leftovers.0.push(holder);
-    leftovers.0.extend(before.iter().map(|i| i.2));
+    leftovers.pids.push(holder);
+    leftovers.pids.extend(before.iter().map(|i| i.2));
     let mut last = st;
 
     for round in 1..=3 {
@@ -570,7 +606,7 @@ fn crash_rounds(class: Class) {
     let new_app = now.iter().find(|i| i.0 == "app").unwrap();
     assert_eq!(new_app.1, 1, "the restart is attempt 1");
     assert_ne!(new_app.2, app_pid);
-    leftovers.0.push(new_app.2);
+    leftovers.pids.push(new_app.2);
     assert_eq!(now.iter().find(|i| i.0 == "side").unwrap().2, side_pid);
     // (Its first line may come a moment after the runtime reported it running.)
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -644,88 +680,5 @@ fn crash_rounds(class: Class) {
         &mut cgroups,
     );
     assert!(cgroups.is_empty(), "pod cgroups left: {cgroups:?}");
-    leftovers.0.clear();
-}
-
-/// Never started twice: a process killed between spawning an instance and recording its
-/// PIDs leaves the record written before the spawn (no PIDs). The next one finds the instance
-/// in an unknown state (restart counts continue from it) and kills whatever of it runs,
-/// through its cgroup — so the engine's restart is the only instance.
-#[tokio::test]
-async fn an_interrupted_start_is_killed_not_doubled() {
-    use skiff_node::cri::host::HostCri;
-    use skiff_node::cri::{FoundState, RuntimeService, SandboxConfig};
-    use skiff_node::launch::{ContainerLaunch, EnvSources, PodIdentity};
-    use skiff_node::sandbox::SandboxOptions;
-    use std::sync::Arc;
-    if std::env::var(CHILD_ENV).is_ok() || !nix::unistd::geteuid().is_root() {
-        return;
-    }
-    let data = tempfile::tempdir().unwrap();
-    let uid = format!(
-        "intr{:06x}-0000-4000-8000-000000000001",
-        std::process::id() & 0xff_ffff
-    );
-    let mut pod = pod(&uid, Class::Host);
-    pod.metadata.name = Some("intr".into());
-    let identity = PodIdentity {
-        namespace: "default".into(),
-        name: "intr".into(),
-        uid: uid.clone(),
-        ..Default::default()
-    };
-    let config = SandboxConfig {
-        pod: Arc::new(pod.clone()),
-        identity: identity.clone(),
-        options: Arc::new(SandboxOptions {
-            data_dir: data.path().to_path_buf(),
-            objects: Default::default(),
-            persistent: true,
-        }),
-    };
-    let cri = HostCri::new().unwrap();
-    let sandbox = cri.run_pod_sandbox(&config).await.unwrap().sandbox;
-    let spec = pod.spec.as_ref().unwrap().containers[0].clone();
-    let mut launch =
-        ContainerLaunch::from_container(&spec, &identity, data.path(), 0, &EnvSources::NONE)
-            .unwrap();
-    launch.instance = 3;
-    let created = cri.create_container(&sandbox, &spec, launch).unwrap();
-    let c = cri.start_container(created, None).await.unwrap();
-    let pid = c.pid();
-    assert!(common::alive(pid));
-
-    // As the record was before the PIDs were known.
-    let record_path = config.pod_dir().join("app/0.state.json");
-    let mut record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
-    assert!(record["cgroup"].is_string(), "{record}");
-    record["monitor"] = serde_json::json!({"pid": 0, "start_ticks": 0});
-    record["main"] = serde_json::json!({"pid": 0, "start_ticks": 0});
-    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
-
-    let later = HostCri::new().unwrap();
-    let listing = later.list_pod(&config);
-    assert_eq!(listing.containers.len(), 1);
-    let found = &listing.containers[0].found;
-    assert_eq!(
-        (
-            found.name.as_str(),
-            found.instance,
-            found.attempt,
-            &found.state
-        ),
-        ("app", 3, 0, &FoundState::Unknown)
-    );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while common::alive(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(!common::alive(pid), "the interrupted instance was killed");
-
-    // Clean up: the adopted view lets go, the original tears everything down.
-    drop(listing);
-    cri.remove_container(c).await;
-    cri.stop_pod_sandbox(sandbox).await;
-    assert!(!config.pod_dir().join("sandbox.json").exists());
+    leftovers.pids.clear();
 }
