@@ -26,6 +26,9 @@ use skiff_node::state::{scan_pod, Observed};
 /// Set in the child: the pod file it syncs (then it serves commands from stdin).
 const CHILD_ENV: &str = "SKIFF_CRASH_CHILD_POD";
 const DATA_ENV: &str = "SKIFF_CRASH_CHILD_DATA";
+/// Set in the child: its sync has the pod's ConfigMap (only the first daemon has it: the next
+/// ones adopt the volume as it is).
+const OBJECTS_ENV: &str = "SKIFF_CRASH_CHILD_OBJECTS";
 
 /// The daemon stand-in: syncs the pod in `$SKIFF_CRASH_CHILD_POD` and prints every report as
 /// one line (`STATUS <json>`, `EVENT <reason> <container>`, `FINISHED <json>`, `FAILED ..`);
@@ -52,7 +55,16 @@ fn child_daemon() {
         });
         let pod: Pod = serde_json::from_slice(&std::fs::read(&pod_file).unwrap()).unwrap();
         let uid = pod.metadata.uid.clone().unwrap();
-        manager.sync(pod, PodObjects::default());
+        let mut objects = PodObjects::default();
+        if std::env::var(OBJECTS_ENV).is_ok() {
+            let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(
+                serde_json::json!({"metadata": {"name": "crash-cfg", "namespace": "default"},
+                                   "data": {"key": "value-1"}}),
+            )
+            .unwrap();
+            objects.config_maps.insert("crash-cfg".into(), cm);
+        }
+        manager.sync(pod, objects);
         let (tx, mut commands) = tokio::sync::mpsc::unbounded_channel::<String>();
         std::thread::spawn(move || {
             for line in std::io::stdin().lock().lines() {
@@ -105,8 +117,16 @@ struct Daemon {
 
 impl Daemon {
     fn start(data: &Path, state: &Path, pod_file: &Path) -> Daemon {
+        Daemon::start_with(data, state, pod_file, false)
+    }
+
+    fn start_with(data: &Path, state: &Path, pod_file: &Path, objects: bool) -> Daemon {
         let exe = std::env::current_exe().unwrap();
-        let mut child = Command::new(exe)
+        let mut cmd = Command::new(exe);
+        if objects {
+            cmd.env(OBJECTS_ENV, "1");
+        }
+        let mut child = cmd
             .args(["--exact", "child_daemon", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, pod_file)
             .env(DATA_ENV, data)
@@ -221,7 +241,9 @@ metadata: {{name: crash, namespace: default}}
 spec:
 {class_line}  restartPolicy: Always
   terminationGracePeriodSeconds: 10
-  volumes: [{{name: shared, emptyDir: {{}}}}]
+  volumes:
+  - {{name: shared, emptyDir: {{}}}}
+  - {{name: cfg, configMap: {{name: crash-cfg}}}}
   initContainers:
   - name: side
     image: {image}
@@ -234,9 +256,9 @@ spec:
     image: {image}
     imagePullPolicy: Never
     command: [/bin/sh, -c, "echo started; trap 'echo stopping; echo bye > /dev/termination-log; exit 0' TERM; trap 'exit 3' USR1; while :; do sleep 0.05; done"]
-    volumeMounts: [{{name: shared, mountPath: /shared}}]
+    volumeMounts: [{{name: shared, mountPath: /shared}}, {{name: cfg, mountPath: /cfg}}]
     readinessProbe:
-      exec: {{command: [/bin/sh, -c, "echo p >> /shared/probes"]}}
+      exec: {{command: [/bin/sh, -c, "cat /cfg/key && echo p >> /shared/probes"]}}
       periodSeconds: 1
 "#
     );
@@ -472,7 +494,7 @@ fn crash_rounds(class: Class) {
 
     // Round 0: the first daemon starts the pod.
     write_pod(&pod_file, &pod, None);
-    let mut d = Daemon::start(&data, &state, &pod_file);
+    let mut d = Daemon::start_with(&data, &state, &pod_file, true);
     let st = d.wait_status("the pod running and ready", |s| {
         running(s, "side") && running(s, "app") && ready(s, "app")
     });
