@@ -8,7 +8,11 @@
 //! volumes), running containers with their restart counts, and the exits of those that ended
 //! meanwhile (the restart policy applies to them as if the daemon had been there).
 //!
-//! `sync` must be called from inside a tokio runtime (the workers are tasks of it).
+//! After a restart the daemon `sync`s every pod its store says runs (with the stored status:
+//! readiness is kept from it) and stops the [`PodManager::orphans`] the store no longer has.
+//! Adopted volumes keep their files, so `objects` need not hold what a running pod's volumes
+//! were made from; new pods need theirs. `sync` must be called from inside a tokio runtime
+//! (the workers are tasks of it).
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
