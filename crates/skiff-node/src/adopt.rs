@@ -162,4 +162,47 @@ mod tests {
         let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
         assert_eq!(last.exit_code, 1);
     }
+
+    // Readiness after a restart of the node agent: the stored `ready` of the instance the
+    // status names stands (no flip to false until a probe says so); a status of another
+    // instance, or none, leaves the initial not-ready.
+    #[test]
+    fn restore_probes_keeps_the_stored_readiness_of_the_same_instance() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "default", "uid": "u"},
+            "spec": {"restartPolicy": "Always", "containers": [{
+                "name": "app", "image": "x",
+                "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 10,
+                                   "failureThreshold": 3, "successThreshold": 1,
+                                   "timeoutSeconds": 1}
+            }]}
+        }))
+        .unwrap();
+        let found = vec![found(4, 0, FoundState::Running)];
+        let key = crate::state::container_id_key(&pod);
+        let now = Time::from_secs(10);
+        let ready_of = |status: Option<k8s_openapi::api::core::v1::PodStatus>| {
+            let cfg = engine_config(
+                EngineConfig {
+                    container_id_key: key,
+                    ..EngineConfig::default()
+                },
+                &found,
+            );
+            let mut engine = PodEngine::new(&pod, cfg, now).unwrap();
+            replay(&mut engine, &found, now);
+            restore_probes(&mut engine, &found, status.as_ref(), key, now);
+            engine.status(now).container_statuses.unwrap()[0].ready
+        };
+        let stored = |id: String| {
+            serde_json::from_value(serde_json::json!({
+                "containerStatuses": [{"name": "app", "image": "x", "imageID": "",
+                    "containerID": id, "ready": true, "restartCount": 0, "started": true}]
+            }))
+            .ok()
+        };
+        assert!(ready_of(stored(InstanceId(4).container_id(key))));
+        assert!(!ready_of(stored(InstanceId(3).container_id(key))));
+        assert!(!ready_of(None));
+    }
 }

@@ -395,7 +395,7 @@ impl PodShm {
     /// `None` if it is not mounted there.
     pub fn adopt(pod_dir: &Path, journal: Option<Arc<dyn MountJournal>>) -> Option<PodShm> {
         let dir = pod_dir.join("shm");
-        if !crate::mountinfo::mount_points().iter().any(|p| *p == dir) {
+        if !crate::mountinfo::mount_points().contains(&dir) {
             return None;
         }
         let fd = crate::fdwalk::open_path(&dir, true).ok()?;

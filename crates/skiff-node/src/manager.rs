@@ -8,7 +8,11 @@
 //! volumes), running containers with their restart counts, and the exits of those that ended
 //! meanwhile (the restart policy applies to them as if the daemon had been there).
 //!
-//! `sync` must be called from inside a tokio runtime (the workers are tasks of it).
+//! After a restart the daemon `sync`s every pod its store says runs (with the stored status:
+//! readiness is kept from it) and stops the [`PodManager::orphans`] the store no longer has.
+//! Adopted volumes keep their files, so `objects` need not hold what a running pod's volumes
+//! were made from; new pods need theirs. `sync` must be called from inside a tokio runtime
+//! (the workers are tasks of it).
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -258,6 +262,34 @@ impl PodManager {
     /// Forgets that `uid` finished (its API object is gone): a pod of that UID could run again.
     pub fn forget(&self, uid: &str) {
         self.workers().finished.remove(uid);
+    }
+
+    /// The pods of the data dir whose persistent sandbox lives (a daemon before this one ran
+    /// them) and for which `known` is false (the store has no such pod any more: deleted, or
+    /// force-deleted, while no daemon ran): the daemon stops them — `sync` then `stop` (or
+    /// `kill_now`) — so nothing of them is left running unseen. Each is the pod as its worker
+    /// last wrote it (`pod.json`, with its status).
+    pub fn orphans(&self, known: impl Fn(&str) -> bool) -> Vec<Pod> {
+        let mut out = Vec::new();
+        let pods = crate::store::pods_dir(&self.inner.cfg.data_dir);
+        let Ok(entries) = std::fs::read_dir(&pods) else {
+            return out;
+        };
+        for e in entries.flatten() {
+            let dir = e.path();
+            if !crate::sandbox::PodSandbox::lives(&dir) {
+                continue;
+            }
+            let Ok(pod) = crate::store::read_pod_file(&dir) else {
+                continue;
+            };
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            if uid.is_empty() || known(&uid) || self.has(&uid) {
+                continue;
+            }
+            out.push(pod);
+        }
+        out
     }
 
     /// The log file `kubectl logs [--previous]` reads for `container` of `pod` (the pod as

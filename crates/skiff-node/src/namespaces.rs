@@ -164,7 +164,7 @@ fn probe_user_namespace() -> Result<(), NamespaceError> {
         user: true,
         hostname: "skiff-probe".into(),
     };
-    spawn_holder(&plan, &reaper, false).map(drop)
+    spawn_holder(&plan, &reaper).map(drop)
 }
 
 /// What namespaces a pod gets (see the module docs).
@@ -410,7 +410,7 @@ struct Holder {
     /// The reaper's notification, for a holder this process started (`None`: adopted).
     exit: Option<ExitWaiter>,
     /// Write end of the lifeline: the holder exits when this closes (skiff gone). `None`:
-    /// a persistent holder (it outlives skiff; only SIGKILL ends it).
+    /// a detached or adopted holder (it outlives skiff; only SIGKILL ends it).
     _lifeline: Option<OwnedFd>,
     /// Rootless: skiff's end of the socket factory.
     factory: Option<Arc<OwnedFd>>,
@@ -431,10 +431,11 @@ impl PodNamespaces {
         Self::create_with(plan, reaper, false)
     }
 
-    /// [`PodNamespaces::create`]; `persistent`: the holder has no lifeline (it outlives this
-    /// process, for the next one to [`adopt`](PodNamespaces::adopt)), and there is one even
-    /// when the pod uses only the host's namespaces: it is the sandbox's anchor, whose life is
-    /// the sandbox's (the node's crash recovery leaves a pod alone while it lives).
+    /// [`PodNamespaces::create`]; `persistent`: the holder can be [`detach`](Self::detach)ed
+    /// (it outlives this process, for the next one to [`adopt`](PodNamespaces::adopt)), and
+    /// there is one even when the pod uses only the host's namespaces: it is the sandbox's
+    /// anchor, whose life is the sandbox's (the node's crash recovery leaves a pod alone while
+    /// it lives).
     pub fn create_with(
         plan: &NamespacePlan,
         reaper: &Reaper,
@@ -443,7 +444,7 @@ impl PodNamespaces {
         if !plan.any() && !persistent {
             return Ok(PodNamespaces::host());
         }
-        let holder = spawn_holder(plan, reaper, persistent)?;
+        let holder = spawn_holder(plan, reaper)?;
         let open = |kind: &'static str, flag: CloneFlags| -> Result<_, NamespaceError> {
             let fd = open_ns(holder.pid, kind).map_err(io_err("opening the holder's namespace"))?;
             Ok((Arc::new(fd), flag))
@@ -503,6 +504,20 @@ impl PodNamespaces {
         self.holder
             .as_ref()
             .and_then(|h| crate::state::ProcessRef::of(h.pid))
+    }
+
+    /// Cuts the holder loose from this process (a persistent sandbox, once its anchor is
+    /// recorded): it no longer exits when this process dies. Until then, a death of this
+    /// process ends it, so no holder outlives a sandbox nobody recorded.
+    pub fn detach(&mut self) -> std::io::Result<()> {
+        let Some(h) = self.holder.as_mut() else {
+            return Ok(());
+        };
+        let Some(life) = h._lifeline.take() else {
+            return Ok(());
+        };
+        let mut f = File::from(life);
+        std::io::Write::write_all(&mut f, &[holder::DETACH])
     }
 
     /// Kills the holder at once (SIGKILL, not waited for): a sandbox whose setup failed.
@@ -619,11 +634,7 @@ impl Holder {
     }
 }
 
-fn spawn_holder(
-    plan: &NamespacePlan,
-    reaper: &Reaper,
-    persistent: bool,
-) -> Result<Holder, NamespaceError> {
+fn spawn_holder(plan: &NamespacePlan, reaper: &Reaper) -> Result<Holder, NamespaceError> {
     let (ready_r, ready_w) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| NamespaceError::Io {
             what: "creating a pipe",
@@ -675,7 +686,7 @@ fn spawn_holder(
         hostname: hostname.as_deref(),
         lo_up: plan.network,
         reap: plan.pid,
-        lifeline: (!persistent).then(|| life_r.as_fd()),
+        lifeline: Some(life_r.as_fd()),
         ready: ready_w.as_fd(),
         devnull: devnull.as_fd(),
         id_maps: id_maps
@@ -698,7 +709,7 @@ fn spawn_holder(
         pid: spawned.pid,
         pidfd,
         exit: Some(spawned.exit),
-        _lifeline: (!persistent).then_some(life_w),
+        _lifeline: Some(life_w),
         factory,
     };
     // The holder writes its setup errno (0 = ready), then keeps the pipe... closed: EOF

@@ -421,6 +421,14 @@ impl HostRuntime {
     }
 }
 
+/// An image container's process environment, working directory and exec view (from its
+/// bundle's config.json).
+pub(crate) type OciExecView = (
+    Vec<(String, String)>,
+    PathBuf,
+    Vec<crate::isolation::MountSpec>,
+);
+
 /// The exec context (probes, hooks) of an instance an earlier process started, whose main
 /// process is `pid`: `setup` from its adopted sandbox (`PodSandbox::exec_setup`), the same
 /// environment its start computed (again from its spec), the instance's own namespaces
@@ -432,11 +440,7 @@ pub(crate) fn adopted_exec_context(
     launch: &ContainerLaunch,
     setup: ContainerSetup,
     pid: i32,
-    oci: Option<(
-        Vec<(String, String)>,
-        PathBuf,
-        Vec<crate::isolation::MountSpec>,
-    )>,
+    oci: Option<OciExecView>,
 ) -> ExecContext {
     let netns = setup.namespaces.as_ref().and_then(|j| j.net());
     let (env, cwd, mounts) = match oci {

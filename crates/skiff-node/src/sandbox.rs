@@ -74,14 +74,22 @@ impl PodSandbox {
         } else {
             None
         };
-        let namespaces = Unwind {
+        let mut namespaces = Unwind {
             ns: Some(namespaces),
         };
         if let Some(a) = &anchor {
-            resources.set_anchor(a).map_err(|e| SandboxError {
+            let fail = |what: &str, e: std::io::Error| SandboxError {
                 reason: "FailedCreatePodSandBox".into(),
-                message: format!("Failed to create pod sandbox: recording the pod's anchor: {e}"),
-            })?;
+                message: format!("Failed to create pod sandbox: {what}: {e}"),
+            };
+            resources
+                .set_anchor(a)
+                .map_err(|e| fail("recording the pod's anchor", e))?;
+            // Recorded: from here on the holder outlives this process.
+            if let Some(ns) = namespaces.ns.as_mut() {
+                ns.detach()
+                    .map_err(|e| fail("detaching the namespace holder", e))?;
+            }
         }
         // The pod's /dev/shm (container_view module), under the recorded pod dir.
         let plan = crate::namespaces::NamespacePlan::for_pod(pod);
@@ -231,6 +239,13 @@ impl PodSandbox {
             shm,
             own_pid_namespaces,
         })
+    }
+
+    /// Whether the pod directory `pod_dir` has a persistent sandbox of this boot whose holder
+    /// lives (what [`PodSandbox::adopt`] would re-attach).
+    pub fn lives(pod_dir: &std::path::Path) -> bool {
+        SandboxRecord::read(pod_dir)
+            .is_some_and(|r| r.boot_id == crate::state::boot_id() && r.holder.alive())
     }
 
     /// The pod's directory under the data dir.

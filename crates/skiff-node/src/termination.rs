@@ -181,6 +181,42 @@ pub fn termination_message(
     keep_end(&String::from_utf8_lossy(&file), MAX_MESSAGE_BYTES).to_string()
 }
 
+/// The message of instance `restart_count` of a container whose directory is
+/// `container_dir`, started by an earlier process (its file is found by name, the newest of
+/// that instance, and opened without following a symlink), as [`collect`] makes it.
+pub fn collect_found(
+    container_dir: &Path,
+    restart_count: u32,
+    policy: TerminationMessagePolicy,
+    exit_code: i32,
+    log_path: &Path,
+) -> String {
+    let prefix = format!("{restart_count}-");
+    let newest = std::fs::read_dir(container_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.starts_with(&prefix) && n.ends_with(".termination-log")
+        })
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .map(|e| e.path());
+    let data = newest.and_then(|p| {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+            .open(p)
+            .ok()?;
+        read_tail(&f, MAX_MESSAGE_BYTES).ok()
+    });
+    termination_message(data, policy, exit_code, || {
+        tail_file(log_path, FALLBACK_LOG_LINES, FALLBACK_LOG_BYTES).unwrap_or_default()
+    })
+}
+
 /// Reads the message of a container instance that exited with `exit_code`.
 pub fn collect(
     file: Option<&MessageFile>,

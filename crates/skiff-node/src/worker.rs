@@ -346,6 +346,7 @@ where
     };
     ctx.adopt(listing.sandbox, &found, handles);
     let mut commands_open = true;
+    let mut first_plan = true;
     // The last status sent as a notice (and written to the recorder).
     let mut last_status: Option<PodStatus> = None;
     // The pod's status on disk for `skiff get`/`skiff logs`, and the lock that says it runs
@@ -405,6 +406,18 @@ where
                 r.instance(instance.container_id(id_key), *attempt);
             }
             ctx.execute(action, t);
+        }
+        if std::mem::take(&mut first_plan) {
+            // An adopted sandbox is handed over at once: its readiness (and what follows from
+            // it) is part of the first status, so an adopted pod's conditions do not flicker.
+            let mut took = false;
+            while let Ok(msg) = rx.try_recv() {
+                ctx.receive(&mut engine, msg);
+                took = true;
+            }
+            if took {
+                continue;
+            }
         }
         if engine.is_terminating() {
             // The kubelet cancels a terminating pod's sync, and with it the pull it waits for.

@@ -1047,3 +1047,126 @@ async fn host_pods_have_no_image_step() {
     assert!(events_of(&events, "Pulled").is_empty());
     assert!(events_of(&events, "Pulling").is_empty());
 }
+
+// --- pod updates (Command::Update) ------------------------------------------------------------------
+
+const SIDECAR_APP: &str = "  restartPolicy: Always
+  terminationGracePeriodSeconds: 30
+  initContainers:
+  - {name: side, image: host, restartPolicy: Always, command: [sleep, '1000']}
+  containers:
+  - {name: app, image: host, command: [sleep, '1000']}
+";
+
+// S10: an update changing the sidecar's image restarts that sidecar alone (killed, started
+// again with restartCount 1 and the new image); the app is never signalled. The new spec is
+// what the pod's record shows.
+#[tokio::test(start_paused = true)]
+async fn s10_an_image_update_restarts_only_that_container() {
+    let run = Run::start(pod(SIDECAR_APP), |f| f.exit_on_term("side", 0));
+    let side = run.fake.started("side", 1).await;
+    let app_i = run.fake.started("app", 1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut updated = pod(SIDECAR_APP);
+    updated
+        .spec
+        .as_mut()
+        .unwrap()
+        .init_containers
+        .as_mut()
+        .unwrap()[0]
+        .image = Some("host:v2".into());
+    run.command(Command::Update(Box::new(updated))).await;
+    let side2 = run.fake.started("side", 2).await;
+    assert_ne!(side2, side);
+    let calls = run.fake.calls();
+    assert_eq!(
+        signals(&calls, side).first().map(|s| s.1),
+        Some(StopSignal::Term)
+    );
+    assert!(signals(&calls, app_i).is_empty(), "the app is left alone");
+    assert_eq!(starts(&calls, "app").len(), 1);
+    assert_eq!(starts(&calls, "side")[1].2, 1, "restartCount 1");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let st = run.status();
+    let side_status = st
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .find(|c| c.name == "side")
+        .unwrap();
+    assert_eq!(side_status.image, "host:v2");
+    assert_eq!(side_status.restart_count, 1);
+    assert_eq!(app(&st).restart_count, 0);
+    let recorded = skiff_node::store::read_pod_file(&run.pod_dir).unwrap();
+    assert_eq!(
+        recorded.spec.unwrap().init_containers.unwrap()[0]
+            .image
+            .as_deref(),
+        Some("host:v2")
+    );
+    run.command(Command::Stop { grace: None }).await;
+    let (_, events, _) = run.finish().await;
+    assert!(!reasons(&events).contains(&"UpdateRejected"));
+}
+
+// An update the API server would refuse (a command change) changes nothing: a Warning
+// `UpdateRejected` event, no signal, no start.
+#[tokio::test(start_paused = true)]
+async fn a_refused_update_changes_nothing_and_says_so() {
+    let mut run = Run::start(pod(SIDECAR_APP), |_| {});
+    let side = run.fake.started("side", 1).await;
+    let app_i = run.fake.started("app", 1).await;
+    let mut updated = pod(SIDECAR_APP);
+    updated.spec.as_mut().unwrap().containers[0].command = Some(vec!["sleep".into(), "5".into()]);
+    run.command(Command::Update(Box::new(updated))).await;
+    let (e, _) = run.event("UpdateRejected").await;
+    assert_eq!(e.type_, EventType::Warning);
+    assert!(
+        e.message.starts_with("pod update refused: "),
+        "{}",
+        e.message
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let calls = run.fake.calls();
+    assert!(signals(&calls, side).is_empty() && signals(&calls, app_i).is_empty());
+    assert_eq!(starts(&calls, "app").len(), 1);
+    assert_eq!(starts(&calls, "side").len(), 1);
+    run.command(Command::Stop { grace: Some(0) }).await;
+    run.finish().await;
+}
+
+// Every status change is a `Notice::Status`, and the same status is never sent twice in a row.
+#[tokio::test(start_paused = true)]
+async fn status_notices_follow_every_change_once() {
+    let mut run = Run::start(pod(ONE_APP), |_| {});
+    run.fake.started("app", 1).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    run.command(Command::Stop { grace: Some(0) }).await;
+    let mut statuses = Vec::new();
+    let status = loop {
+        match run.notices.recv().await {
+            Some(Notice::Status(s)) => statuses.push(*s),
+            Some(_) => {}
+            None => break run.worker.await.unwrap().unwrap(),
+        }
+    };
+    assert!(statuses.len() >= 2, "{statuses:?}");
+    assert!(statuses.windows(2).all(|w| w[0] != w[1]), "no repeats");
+    assert!(
+        statuses.iter().any(app_running),
+        "the running app was reported"
+    );
+    assert_eq!(
+        statuses.last().unwrap().phase,
+        status.phase,
+        "the last notice is the final status"
+    );
+}
+
+fn app_running(s: &PodStatus) -> bool {
+    s.container_statuses
+        .iter()
+        .flatten()
+        .any(|c| c.name == "app" && c.state.as_ref().is_some_and(|st| st.running.is_some()))
+}

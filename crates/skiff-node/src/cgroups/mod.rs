@@ -890,6 +890,33 @@ pub fn remove_stale_pods(
     report
 }
 
+/// Removes the directories `rel` (beneath skiff's own cgroup) and its sub-directories in every
+/// mounted hierarchy, where they are empty: what an OCI runtime made with a relative
+/// `cgroupsPath` in the hierarchies skiff's driver does not use (runc makes the path in all of
+/// them and removes only its leaf at `delete`). Never kills anything: a directory still in use
+/// stays.
+pub fn remove_empty_everywhere(rel: &Path) {
+    let Ok(layout) = layout::CgroupLayout::from_proc() else {
+        return;
+    };
+    let bases = layout
+        .v1()
+        .iter()
+        .map(|h| h.base.clone())
+        .chain(layout.unified().map(|u| u.base.clone()));
+    for base in bases {
+        let dir = base.join(rel);
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = std::fs::remove_dir(e.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(&dir);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

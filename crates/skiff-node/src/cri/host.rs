@@ -92,6 +92,8 @@ pub struct FoundProcess {
     record: InstanceRecord,
     /// Probes and hooks run in it through this, when its sandbox was adopted too.
     exec: Option<crate::runtime::ExecContext>,
+    /// Its terminationMessagePolicy, when its spec is known (ST4 message at its exit).
+    message_policy: Option<crate::launch::TerminationMessagePolicy>,
 }
 
 impl FoundProcess {
@@ -370,7 +372,15 @@ impl HostCri {
             // An exited one needs nothing more; an unknown one may have left its main process
             // (the engine kills it first).
             let handle = match found.state {
-                FoundState::Exited { .. } => None,
+                // An image container's bundle (mounts, runtime state) outlives its exit: the
+                // worker removes it with a handle.
+                FoundState::Exited { .. } if !image => None,
+                FoundState::Exited { .. } => Some(HostInstance::Found(Arc::new(FoundProcess {
+                    found: found.clone(),
+                    record: f.record,
+                    exec: None,
+                    message_policy: None,
+                }))),
                 FoundState::Running | FoundState::Unknown => {
                     let exec = match (&sandbox, &found.state, image) {
                         (Some(sb), FoundState::Running, false) => {
@@ -378,10 +388,20 @@ impl HostCri {
                         }
                         _ => None,
                     };
+                    let message_policy = sandbox.as_ref().and_then(|_| {
+                        let spec = container_spec(&config.pod, &f.record.container)?;
+                        Some(match spec.termination_message_policy.as_deref() {
+                            Some("FallbackToLogsOnError") => {
+                                crate::launch::TerminationMessagePolicy::FallbackToLogsOnError
+                            }
+                            _ => crate::launch::TerminationMessagePolicy::File,
+                        })
+                    });
                     Some(HostInstance::Found(Arc::new(FoundProcess {
                         found: found.clone(),
                         record: f.record,
                         exec,
+                        message_policy,
                     })))
                 }
             };
@@ -405,11 +425,26 @@ impl HostCri {
                     found: f.found.clone(),
                     record: f.record.clone(),
                     exec,
+                    message_policy: f.message_policy,
                 }))
             }
             other => other.clone(),
         }
     }
+}
+
+/// The spec of container `name` of `pod` (init or regular).
+fn container_spec<'a>(
+    pod: &'a k8s_openapi::api::core::v1::Pod,
+    name: &str,
+) -> Option<&'a Container> {
+    pod.spec.as_ref().and_then(|s| {
+        s.init_containers
+            .iter()
+            .flatten()
+            .chain(s.containers.iter())
+            .find(|c| c.name == name)
+    })
 }
 
 /// The exec context of a running instance found on disk whose sandbox was adopted.
@@ -418,13 +453,7 @@ fn adopted_exec(
     config: &SandboxConfig,
     record: &InstanceRecord,
 ) -> Option<crate::runtime::ExecContext> {
-    let spec = config.pod.spec.as_ref().and_then(|s| {
-        s.init_containers
-            .iter()
-            .flatten()
-            .chain(s.containers.iter())
-            .find(|c| c.name == record.container)
-    })?;
+    let spec = container_spec(&config.pod, &record.container)?;
     let launch = ContainerLaunch::from_container(
         spec,
         &config.identity,
@@ -505,7 +534,23 @@ async fn wait_found(f: &FoundProcess) -> ContainerExit {
             let _ = rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL);
         }
     }
-    found_exit(&f.found, &f.record, exit)
+    let mut e = found_exit(&f.found, &f.record, exit);
+    // ST4: its termination message, when its spec is known (an adopted sandbox's instance).
+    if let (Some(policy), false) = (f.message_policy, e.status_unknown) {
+        let record = f.record.clone();
+        let code = e.exit_code;
+        e.message = tokio::task::spawn_blocking(move || {
+            let dir = record
+                .log_path
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default();
+            crate::termination::collect_found(&dir, record.attempt, policy, code, &record.log_path)
+        })
+        .await
+        .unwrap_or_default();
+    }
+    e
 }
 
 /// Probes and hooks for host containers: [`HostProber`] in the container's namespaces,

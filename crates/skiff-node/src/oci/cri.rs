@@ -129,6 +129,9 @@ struct Extra {
     bundle: Mutex<Option<Bundle>>,
     bundle_dir: PathBuf,
     image_holder: String,
+    /// Found on disk with its sandbox adopted: the pod's record, where its bundle's mounts are
+    /// journaled (dropped from it as they are unmounted).
+    journal: Option<Arc<dyn crate::spec::MountJournal>>,
 }
 
 impl OciInstance {
@@ -209,7 +212,23 @@ impl<I: ImageService> RuntimeService for OciCri<I> {
     }
 
     fn stop_pod_sandbox(&self, sandbox: OciSandbox) -> impl Future<Output = ()> + Send + 'static {
-        self.host.stop_pod_sandbox(sandbox.inner)
+        let rel = sandbox.pod.spec.as_ref().map(|s| {
+            crate::cgroups::pod_rel(
+                skiff_model::resources::qos_class(s),
+                sandbox.pod.metadata.uid.as_deref().unwrap_or_default(),
+            )
+        });
+        let host = self.host.stop_pod_sandbox(sandbox.inner);
+        async move {
+            host.await;
+            // The pod's directories the runtime made in the hierarchies skiff does not use.
+            if let Some(rel) = rel.filter(|r| r.file_name().is_some()) {
+                let _ = tokio::task::spawn_blocking(move || {
+                    crate::cgroups::remove_empty_everywhere(&rel)
+                })
+                .await;
+            }
+        }
     }
 
     fn runs_images(&self) -> bool {
@@ -299,6 +318,7 @@ impl<I: ImageService> RuntimeService for OciCri<I> {
                     bundle: Mutex::new(Some(bundle)),
                     bundle_dir,
                     image_holder,
+                    journal: None,
                 }),
             };
             let found = FoundContainer {
@@ -393,7 +413,7 @@ impl<I: ImageService> RuntimeService for OciCri<I> {
                 if let Some(h) = &l.handle {
                     let comm = std::fs::read_to_string(format!("/proc/{}/comm", h.pid()))
                         .unwrap_or_default();
-                    if comm.starts_with("runc:") || comm.starts_with("crun") {
+                    if comm.starts_with("runc:") {
                         l.found.state = FoundState::Unknown;
                     }
                 }
@@ -421,6 +441,7 @@ impl<I: ImageService> RuntimeService for OciCri<I> {
                     bundle: Mutex::new(None),
                     bundle_dir,
                     image_holder: image_holder(&id),
+                    journal: sandbox.as_ref().and_then(|s| s.inner.mount_journal()),
                 }),
             });
             containers.push(Listed {
@@ -459,12 +480,21 @@ impl<I: ImageService> RuntimeService for OciCri<I> {
             match bundle {
                 Some(mut b) => b.remove(),
                 None => {
-                    // Found on disk: its mounts are under the bundle dir, journaled in the pod's
-                    // record; unmount what is there.
-                    let _ = rustix::mount::unmount(
-                        x.bundle_dir.join("rootfs"),
-                        rustix::mount::UnmountFlags::DETACH,
-                    );
+                    // Found on disk: its mounts (root filesystem, staged volumes) are under the
+                    // bundle dir, journaled in the pod's record; unmount what is there, the
+                    // deepest first.
+                    let mut points: Vec<PathBuf> = crate::mountinfo::mount_points()
+                        .into_iter()
+                        .filter(|p| p.starts_with(&x.bundle_dir))
+                        .collect();
+                    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+                    for p in points {
+                        if rustix::mount::unmount(&p, rustix::mount::UnmountFlags::DETACH).is_ok() {
+                            if let Some(j) = &x.journal {
+                                j.after_unmount(&p);
+                            }
+                        }
+                    }
                     let _ = std::fs::remove_dir_all(&x.bundle_dir);
                 }
             }

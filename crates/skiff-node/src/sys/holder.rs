@@ -12,6 +12,10 @@ use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType};
 
 use super::process::{clone3, clone_args};
 
+/// Written on the lifeline: the holder outlives skiff from now on (a persistent sandbox,
+/// once it is recorded); only SIGKILL ends it then.
+pub const DETACH: u8 = b'k';
+
 /// Socket factory request: the address family, one byte.
 pub const FACTORY_V4: u8 = 4;
 pub const FACTORY_V6: u8 = 6;
@@ -33,8 +37,8 @@ pub struct HolderArgs<'a> {
     pub lo_up: bool,
     /// Reap orphans (it is PID 1 of a new PID namespace).
     pub reap: bool,
-    /// Read end of the lifeline: EOF = exit. `None`: no lifeline (a persistent sandbox, which
-    /// outlives skiff): only SIGKILL ends the holder.
+    /// Read end of the lifeline: EOF = exit, [`DETACH`] = stop watching it (a persistent
+    /// sandbox, which outlives skiff: only SIGKILL ends the holder then).
     pub lifeline: Option<BorrowedFd<'a>>,
     /// Write end of the ready pipe: the set-up errno, 0 = ready.
     pub ready: BorrowedFd<'a>,
@@ -159,8 +163,15 @@ unsafe fn holder_main(a: &HolderArgs<'_>) -> ! {
             libc::_exit(2);
         }
         if fds[0].revents != 0 {
-            // Lifeline closed: skiff is gone (or let go of the sandbox).
-            libc::_exit(0);
+            let mut b = [0u8; 1];
+            let n = libc::read(0, b.as_mut_ptr().cast(), 1);
+            if n == 1 && b[0] == DETACH {
+                // Persistent from now on: the lifeline is no longer watched.
+                fds[0].fd = -1;
+            } else if !(n < 0 && Errno::last_raw() == libc::EINTR) {
+                // Lifeline closed: skiff is gone (or let go of the sandbox).
+                libc::_exit(0);
+            }
         }
         if fds[1].revents != 0 {
             let mut info = [0u8; 128];

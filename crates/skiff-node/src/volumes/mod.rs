@@ -127,6 +127,8 @@ pub struct PodVolumes {
     warnings: Vec<(String, String)>,
     /// tmpfs mounts an earlier process made for this pod (re-attached, not mounted again).
     adopt_mounts: Vec<PathBuf>,
+    /// Set up over an earlier process's volumes ([`PodVolumes::setup_adopting`]).
+    adopting: bool,
     /// A persistent sandbox's: dropped, nothing is torn down ([`PodVolumes::teardown`] does).
     kept: bool,
 }
@@ -150,13 +152,14 @@ impl PodVolumes {
         node: &NodeAllocatable,
         journal: Option<std::sync::Arc<dyn MountJournal>>,
     ) -> Result<PodVolumes, VolumeError> {
-        Self::setup_adopting(pod, pod_dir, objects, node, journal, Vec::new())
+        Self::setup_with(pod, pod_dir, objects, node, journal, Vec::new(), false)
     }
 
     /// [`PodVolumes::setup_journaled`] over what an earlier process set up for the pod (a
     /// persistent sandbox): the tmpfs mounts in `mounted` (its record's, still mounted) are
-    /// taken as they are; directories and payloads are made again (the same, or the objects'
-    /// newer contents).
+    /// taken as they are, and so are the files of configMap, secret, downwardAPI and projected
+    /// volumes found in place (made again only where missing); emptyDir directories are made
+    /// if missing.
     pub fn setup_adopting(
         pod: &Pod,
         pod_dir: &Path,
@@ -165,6 +168,18 @@ impl PodVolumes {
         journal: Option<std::sync::Arc<dyn MountJournal>>,
         mounted: Vec<PathBuf>,
     ) -> Result<PodVolumes, VolumeError> {
+        Self::setup_with(pod, pod_dir, objects, node, journal, mounted, true)
+    }
+
+    fn setup_with(
+        pod: &Pod,
+        pod_dir: &Path,
+        objects: &PodObjects,
+        node: &NodeAllocatable,
+        journal: Option<std::sync::Arc<dyn MountJournal>>,
+        mounted: Vec<PathBuf>,
+        adopting: bool,
+    ) -> Result<PodVolumes, VolumeError> {
         let mut out = PodVolumes {
             dir: pod_dir.join("volumes"),
             volumes: BTreeMap::new(),
@@ -172,6 +187,7 @@ impl PodVolumes {
             journal,
             warnings: Vec::new(),
             adopt_mounts: mounted,
+            adopting,
             kept: false,
         };
         let Some(spec) = pod.spec.as_ref() else {
@@ -257,6 +273,33 @@ impl PodVolumes {
             // hostPath does not support ownership management (SetVolumeOwnership is not called).
             self.insert(v, path, false, None);
             return Ok(());
+        }
+        if self.adopting {
+            // An earlier process wrote this volume's files: they stay as they are (what the
+            // containers have seen; the objects they came from need not be at hand).
+            let plugin = if v.config_map.is_some() {
+                Some((CONFIG_MAP_PLUGIN, false))
+            } else if v.secret.is_some() {
+                Some((SECRET_PLUGIN, true))
+            } else if v.downward_api.is_some() {
+                Some((DOWNWARD_API_PLUGIN, true))
+            } else if v.projected.is_some() {
+                Some((PROJECTED_PLUGIN, true))
+            } else {
+                None
+            };
+            if let Some((plugin, memory)) = plugin {
+                let path = self.dir.join(plugin).join(&v.name);
+                let mounted = crate::mountinfo::mount_points().contains(&path);
+                if path.is_dir() && (!memory || mounted) {
+                    if memory {
+                        // Its tmpfs, unmounted at teardown.
+                        self.tmpfs.push(path.clone());
+                    }
+                    self.insert(v, path, true, None);
+                    return Ok(());
+                }
+            }
         }
         let (plugin, memory, payload) = if let Some(cm) = &v.config_map {
             (
