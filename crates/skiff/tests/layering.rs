@@ -1117,8 +1117,14 @@ fn every_kind_of_unsafe_outside_the_home_module_is_found() {
 /// Crates that must not depend on others (ARCHITECTURE: imports point down the table): the API
 /// server knows objects, not processes — the daemon wires it to the node.
 const FORBIDDEN_CRATE_DEPS: &[(&str, &[&str])] = &[
-    ("skiff-api", &["skiff-node", "skiff-engine", "skiff-image", "skiff-monitor"]),
-    ("skiff-model", &["skiff-node", "skiff-engine", "skiff-image", "skiff-api"]),
+    (
+        "skiff-api",
+        &["skiff-node", "skiff-engine", "skiff-image", "skiff-monitor"],
+    ),
+    (
+        "skiff-model",
+        &["skiff-node", "skiff-engine", "skiff-image", "skiff-api"],
+    ),
     ("skiff-engine", &["skiff-node", "skiff-image", "skiff-api"]),
     ("skiff-image", &["skiff-node", "skiff-engine", "skiff-api"]),
 ];

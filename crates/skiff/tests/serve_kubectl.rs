@@ -68,7 +68,9 @@ fn kubectl_drives_a_sidecar_pod_through_its_life() {
 
     let watched = serve::finish_kubectl(watcher, Duration::from_millis(500));
     assert!(
-        watched.lines().any(|l| l.starts_with("web ") && l.contains("Running")),
+        watched
+            .lines()
+            .any(|l| l.starts_with("web ") && l.contains("Running")),
         "kubectl get -w saw: {watched}"
     );
 

@@ -66,6 +66,9 @@ impl PodRunner for ManagerRunner {
     fn forget(&self, uid: &str) {
         self.0.forget(uid);
     }
+    fn orphans(&self, known: &dyn Fn(&str) -> bool) -> Vec<k8s_openapi::api::core::v1::Pod> {
+        self.0.orphans(known)
+    }
 }
 
 pub fn run(args: &Args) -> u8 {

@@ -42,6 +42,9 @@ pub trait PodRunner: Send + Sync + 'static {
     fn stop(&self, uid: &str, grace: Option<i64>);
     /// The pod's API object is gone: its uid is forgotten.
     fn forget(&self, uid: &str);
+    /// Pods whose sandbox still lives on this node but that `known` does not know (their API
+    /// object went while no daemon ran).
+    fn orphans(&self, known: &dyn Fn(&str) -> bool) -> Vec<Pod>;
 }
 
 /// A pod the loop has handed to the runner.
@@ -129,14 +132,41 @@ impl<R: PodRunner> Kubelet<R> {
     }
 
     /// The kubelet's HandlePodCleanups after a restart: pods on this node whose API object is
-    /// gone (deleted while the daemon was down, or during its last moments) are stopped at
-    /// once — their worker adopts what of them runs and kills it — and their directories go
-    /// when that is done; finished ones' directories go at once. A pod another process runs
-    /// (a `skiff run` on the same data dir holds its lock) is left alone.
+    /// gone (deleted while the daemon was down, or during its last moments) and whose sandbox
+    /// still lives are stopped at once — their worker adopts what of them runs and kills it —
+    /// and their directories go when that is done; the directories of the others go at once.
+    /// A pod another process runs (a `skiff run` on the same data dir holds its lock) is left
+    /// alone.
     fn orphans(&mut self, in_api: &std::collections::HashSet<String>) {
         let Some(data_dir) = self.data_dir.clone() else {
             return;
         };
+        for pod in self.runner.orphans(&|uid| in_api.contains(uid)) {
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            if self.pods.contains_key(&uid) {
+                continue;
+            }
+            tracing::info!(
+                pod = pod.metadata.name.as_deref().unwrap_or_default(),
+                "stopping an orphaned pod (its API object is gone)"
+            );
+            let involved = Involved::of(&pod);
+            self.runner.sync(pod, PodObjects::default());
+            self.runner.stop(&uid, Some(0));
+            self.pods.insert(
+                uid,
+                Tracked {
+                    involved,
+                    generation: None,
+                    stop_grace: Some(0),
+                    finished: false,
+                    removed: true,
+                    deletion_finished: true,
+                },
+            );
+        }
+        // What is left of pods the API no longer has and nothing runs: their directories
+        // (never one another process holds, or with mounts left: remove_pod_dir refuses).
         let stored = match skiff_node::store::list(&data_dir) {
             Ok(s) => s,
             Err(e) => {
@@ -153,29 +183,7 @@ impl<R: PodRunner> Kubelet<R> {
             {
                 continue;
             }
-            if skiff_node::store::is_terminal_phase(sp.phase()) {
-                remove_pod_dir(&sp.dir);
-                continue;
-            }
-            let Ok(pod) = sp.full_pod() else {
-                tracing::warn!(dir = %sp.dir.display(), "an orphaned pod without a readable pod.json");
-                continue;
-            };
-            tracing::info!(pod = %sp.dir.display(), "stopping an orphaned pod (its API object is gone)");
-            let involved = Involved::of(&pod);
-            self.runner.sync(pod, PodObjects::default());
-            self.runner.stop(&uid, Some(0));
-            self.pods.insert(
-                uid,
-                Tracked {
-                    involved,
-                    generation: None,
-                    stop_grace: Some(0),
-                    finished: false,
-                    removed: true,
-                    deletion_finished: true,
-                },
-            );
+            remove_pod_dir(&sp.dir);
         }
     }
 
