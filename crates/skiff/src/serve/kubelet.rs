@@ -318,7 +318,8 @@ impl<R: PodRunner> Kubelet<R> {
                     }
                     return;
                 }
-                if pod.metadata.generation != t.generation {
+                // A deletion bumps the generation too (kube does): that is no spec change.
+                if pod.metadata.generation != t.generation && !deleting {
                     t.generation = pod.metadata.generation;
                     let objects = {
                         let ns = ns.clone();

@@ -286,23 +286,14 @@ async fn a_graceful_deletion_stops_the_pod_and_ends_with_the_final_delete() {
     let uid = pod.metadata.uid.clone().unwrap();
     let runner = h.runner.clone();
     eventually("sync", || runner.calls.lock().unwrap().len() == 1).await;
-    // A graceful delete as the registry makes it: deletionTimestamp = now + grace.
-    let mut deleting = pod.clone();
-    let now = skiff_node::worker::now();
-    deleting.metadata.deletion_timestamp = Some(now.add_secs(30).to_meta());
-    deleting.metadata.deletion_grace_period_seconds = Some(30);
-    h.api
-        .update(
-            pods(),
-            "default",
-            "web",
-            None,
-            &serde_json::to_vec(&deleting).unwrap(),
-            BodyFormat::Json,
-            &WriteOptions::default(),
-        )
+    // A graceful delete: the registry sets deletionTimestamp = now + grace (the pod is bound,
+    // so the grace is the pod's 30 s).
+    let out = h
+        .api
+        .delete(pods(), "default", "web", &DeleteOptions::default())
         .await
         .unwrap();
+    assert!(matches!(out, registry::Deleted::Pending(_)));
     eventually("stop", || runner.calls.lock().unwrap().len() == 2).await;
     match &runner.calls.lock().unwrap()[1] {
         Call::Stop { uid: u, grace } => {
