@@ -58,11 +58,11 @@ def rss_kib(pid):
 class Client:
     def __init__(self, kubeconfig):
         import re
-        server = re.search(r"server: https://([^\s]+)", kubeconfig).group(1)
+        server = re.search(r"server: \"?https://([^\s\"]+)", kubeconfig).group(1)
         self.host, port = server.rsplit(":", 1)
         self.port = int(port)
-        ca = base64.b64decode(re.search(r"certificate-authority-data: (\S+)", kubeconfig).group(1))
-        self.token = re.search(r"token: (\S+)", kubeconfig).group(1)
+        ca = base64.b64decode(re.search(r"certificate-authority-data: \"?([^\s\"]+)", kubeconfig).group(1))
+        self.token = re.search(r"token: \"?([^\s\"]+)", kubeconfig).group(1)
         self.ctx = ssl.create_default_context(cadata=ca.decode())
 
     def conn(self):
