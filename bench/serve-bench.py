@@ -18,8 +18,8 @@ c. Watch latency: a label PATCH, from its response (committed) to the MODIFIED e
 d. RSS with PODS running pods (the same pod shape), and the time to get them all running.
 e. `GET /api/v1/namespaces/default/pods` as a Table (kubectl get pods) with those pods: p50.
 
-Everything is cleaned up: pods deleted through the API (grace 0), the daemon stopped with
-SIGTERM, the data dir removed. Processes are never killed by name.
+Everything is cleaned up: pods deleted through the API (gracefully: the objects stay until
+the node has stopped them), the daemon stopped with SIGTERM, the data dir removed. Processes are never killed by name.
 """
 import base64
 import http.client
@@ -169,7 +169,7 @@ def main():
                     lat.append((t - t0) * 1000)
                     break
             events.close()
-            client.request("DELETE", f"{base}/{name}", {"gracePeriodSeconds": 0})
+            client.request("DELETE", f"{base}/{name}")
         print(f"b. apply -> running: p50 {statistics.median(lat):.1f} ms, p90 {pct(lat, 90):.1f} ms (n={len(lat)})")
 
         # c. watch latency
@@ -204,7 +204,7 @@ def main():
                 got.append(max(0.0, (arrived[str(i)] - t_ack) * 1000))
         stop.set()
         print(f"c. watch event after the committed PATCH: p50 {statistics.median(got):.2f} ms, p90 {pct(got, 90):.2f} ms (n={len(got)})")
-        client.request("DELETE", f"{base}/w", {"gracePeriodSeconds": 0})
+        client.request("DELETE", f"{base}/w")
 
         # d. PODS running pods
         t0 = time.perf_counter()
@@ -234,7 +234,9 @@ def main():
                 st, data_ = client.request("GET", "/api/v1/pods")
                 for p in json.loads(data_)["items"]:
                     m = p["metadata"]
-                    client.request("DELETE", f"/api/v1/namespaces/{m['namespace']}/pods/{m['name']}", {"gracePeriodSeconds": 0})
+                    # Graceful (the pods' 1 s): the object stays until the node has stopped
+                    # the pod, so an empty list means nothing runs any more.
+                    client.request("DELETE", f"/api/v1/namespaces/{m['namespace']}/pods/{m['name']}")
                 for _ in range(600):
                     st, data_ = client.request("GET", "/api/v1/pods")
                     if not json.loads(data_)["items"]:
