@@ -250,55 +250,8 @@ fn age(v: &Value, now: Timestamp) -> String {
     since_at(v, &["metadata", "creationTimestamp"], now)
 }
 
-/// apimachinery's `duration.HumanDuration`, from a signed count of nanoseconds. (The same
-/// function as `skiff get`'s in crates/skiff, which this crate cannot depend on.)
-pub fn human_duration(nanos: i128) -> String {
-    const S: i128 = 1_000_000_000;
-    // Go's int(d.Seconds()) truncates towards zero.
-    let seconds = nanos / S;
-    if seconds < -1 {
-        return "<invalid>".into();
-    } else if seconds < 0 {
-        return "0s".into();
-    } else if seconds < 60 * 2 {
-        return format!("{seconds}s");
-    }
-    let minutes = nanos / (60 * S);
-    if minutes < 10 {
-        let s = seconds % 60;
-        if s == 0 {
-            return format!("{minutes}m");
-        }
-        return format!("{minutes}m{s}s");
-    } else if minutes < 60 * 3 {
-        return format!("{minutes}m");
-    }
-    let hours = nanos / (3600 * S);
-    if hours < 8 {
-        let m = minutes % 60;
-        if m == 0 {
-            return format!("{hours}h");
-        }
-        return format!("{hours}h{m}m");
-    } else if hours < 48 {
-        return format!("{hours}h");
-    } else if hours < 24 * 8 {
-        let h = hours % 24;
-        if h == 0 {
-            return format!("{}d", hours / 24);
-        }
-        return format!("{}d{h}h", hours / 24);
-    } else if hours < 24 * 365 * 2 {
-        return format!("{}d", hours / 24);
-    } else if hours < 24 * 365 * 8 {
-        let dy = (hours / 24) % 365;
-        if dy == 0 {
-            return format!("{}y", hours / 24 / 365);
-        }
-        return format!("{}y{dy}d", hours / 24 / 365);
-    }
-    format!("{}y", hours / 24 / 365)
-}
+/// apimachinery's `duration.HumanDuration` (the model's, shared with `skiff get`).
+pub use skiff_model::display::human_duration;
 
 fn pod_row(object: &Value, now: Timestamp) -> RowCells {
     // A stored pod always decodes; a broken one still gets a row (its name and age).
