@@ -29,9 +29,10 @@ spec:
 }
 
 /// Never started twice: a process killed between spawning an instance and recording its
-/// PIDs leaves the record written before the spawn (no PIDs). The next one finds the instance
-/// in an unknown state (restart counts continue from it) and kills whatever of it runs,
-/// through its cgroup — so the engine's restart is the only instance.
+/// PIDs leaves the record written before the spawn (no PIDs). The monitor's own started
+/// record completes it, and the instance is adopted; without that either, the next process
+/// finds the instance in an unknown state (restart counts continue from it) and kills
+/// whatever of it runs, through its cgroup — so the engine's restart is the only instance.
 #[tokio::test]
 async fn an_interrupted_start_is_killed_not_doubled() {
     use skiff_node::cri::host::HostCri;
@@ -85,6 +86,30 @@ async fn an_interrupted_start_is_killed_not_doubled() {
     record["main"] = serde_json::json!({"pid": 0, "start_ticks": 0});
     std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
 
+    // The monitor recorded the processes when it started (`0.started`): the record is
+    // completed from it and the instance adopted as running — not killed, not restarted.
+    let started = config.pod_dir().join("app/0.started");
+    // (Written by the monitor right after its exec, a moment after the start returned.)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !started.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(started.exists(), "the monitor's started record");
+    {
+        let adopting = HostCri::new().unwrap();
+        let listing = adopting.list_pod(&config);
+        assert_eq!(listing.containers.len(), 1);
+        let found = &listing.containers[0].found;
+        assert_eq!(
+            (found.name.as_str(), found.instance, &found.state),
+            ("app", 3, &FoundState::Running)
+        );
+        assert!(common::alive(pid), "an adopted instance keeps running");
+    }
+
+    // Without it (the daemon died before the monitor could write it), the instance is
+    // unknown and whatever of it runs is killed through its cgroup.
+    std::fs::remove_file(&started).unwrap();
     let later = HostCri::new().unwrap();
     let listing = later.list_pod(&config);
     assert_eq!(listing.containers.len(), 1);
