@@ -8,7 +8,8 @@ Starts `skiff serve` (release build; honours CARGO_TARGET_DIR) on a temporary da
 HTTPS on a free loopback port, talks to it as a client does (TLS verified with the daemon's
 CA, bearer token from `skiff kubeconfig`), and prints:
 
-a. Idle RSS of the daemon (VmRSS after start, no pods; every page it touched, shared ones too).
+a. Idle RSS of the daemon (VmRSS after start, no pods; every page it touched, shared ones too),
+   and its anonymous part (RssAnon; the rest is the binary's own clean file pages).
 b. apply -> all containers running: from sending the POST of a `host` pod (an init container
    `/bin/true` and an app `sleep infinity`) until a watch (opened before) delivers the status
    with the app running; p50/p90 over RUNS pods (each deleted before the next). Compare with
@@ -47,12 +48,17 @@ def build():
     subprocess.run(["cargo", "build", "--release", "-p", "skiff"], cwd=ROOT, check=True)
 
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS:"):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1])
     return 0
+
+
+def rss_text(pid):
+    """VmRSS, and how much of it is anonymous (the rest: the binary's own file pages)."""
+    return f"{rss_kib(pid) / 1024:.1f} MiB (anonymous {rss_kib(pid, 'RssAnon:') / 1024:.1f} MiB)"
 
 
 class Client:
@@ -150,8 +156,7 @@ def main():
                 pass
             time.sleep(0.05)
         time.sleep(1.0)
-        idle = rss_kib(daemon.pid)
-        print(f"a. idle RSS: {idle / 1024:.1f} MiB")
+        print(f"a. idle RSS: {rss_text(daemon.pid)}")
 
         # b. apply -> running
         lat = []
@@ -219,7 +224,7 @@ def main():
             time.sleep(0.1)
         t_all = time.perf_counter() - t0
         time.sleep(2)
-        print(f"d. {PODS} pods running after {t_all:.1f} s; daemon RSS {rss_kib(daemon.pid) / 1024:.1f} MiB")
+        print(f"d. {PODS} pods running after {t_all:.1f} s; daemon RSS {rss_text(daemon.pid)}")
 
         # e. Table list
         tl = []
