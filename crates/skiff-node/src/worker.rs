@@ -384,6 +384,13 @@ where
         _ => None,
     };
 
+    // Commands sent before the worker ran (a daemon stopping an orphan it just handed over,
+    // a deletion already under way) count before the first plan: a pod that is being stopped
+    // starts nothing new.
+    while let Ok(cmd) = commands.try_recv() {
+        ctx.command(&mut engine, &mut record, last_status.as_ref(), cmd);
+    }
+
     loop {
         let t = ctx.now();
         let history = std::mem::take(&mut ctx.replayed);
@@ -453,18 +460,7 @@ where
                 }
             }
             cmd = commands.recv(), if commands_open => match cmd {
-                Some(Command::Stop { grace }) => engine.handle(Input::StopRequested { grace }, ctx.now()),
-                Some(Command::KillNow) => engine.handle(Input::KillNow, ctx.now()),
-                Some(Command::Update(new)) => {
-                    if ctx.update(&mut engine, *new) {
-                        if let Some(r) = record.as_mut() {
-                            r.set_spec(ctx.pod.spec.clone());
-                            if let Some(st) = &last_status {
-                                r.update(st);
-                            }
-                        }
-                    }
-                }
+                Some(cmd) => ctx.command(&mut engine, &mut record, last_status.as_ref(), cmd),
                 None => commands_open = false,
             },
             _ = sleep_opt(wake) => engine.handle(Input::Tick, ctx.now()),
@@ -573,6 +569,30 @@ where
     I: ImageService,
     C: Clock,
 {
+    /// A command from outside the pod (see [`Command`]).
+    fn command(
+        &mut self,
+        engine: &mut PodEngine,
+        record: &mut Option<crate::store::PodRecorder>,
+        last_status: Option<&PodStatus>,
+        cmd: Command,
+    ) {
+        match cmd {
+            Command::Stop { grace } => engine.handle(Input::StopRequested { grace }, self.now()),
+            Command::KillNow => engine.handle(Input::KillNow, self.now()),
+            Command::Update(new) => {
+                if self.update(engine, *new) {
+                    if let Some(r) = record.as_mut() {
+                        r.set_spec(self.pod.spec.clone());
+                        if let Some(st) = last_status {
+                            r.update(st);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     fn now(&self) -> Time {
         self.clock.now()
     }

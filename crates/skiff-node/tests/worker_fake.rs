@@ -588,6 +588,20 @@ async fn r3_unknown_instance_is_killed_then_restarted() {
     );
 }
 
+// T1: a stop sent before the worker ran (the daemon stopping an orphan it has just handed
+// over) is taken before the first plan: an adopted pod whose app is due for a restart starts
+// nothing (without this the restart would come first, then be killed).
+#[tokio::test(start_paused = true)]
+async fn t1_a_stop_queued_before_the_worker_runs_starts_nothing() {
+    let run = Run::start(pod(ONE_APP), |f| {
+        f.found(true, vec![found(1, 0, -100, exited(1, -90))])
+    });
+    // The worker task has not run yet (current-thread runtime, no await so far).
+    run.cmd.try_send(Command::Stop { grace: Some(0) }).unwrap();
+    let (_, _, calls) = run.finish().await;
+    assert!(starts(&calls, "app").is_empty(), "{calls:#?}");
+}
+
 // R8: a running instance found is watched, not started again; when it exits, it is restarted
 // with the next restart count (three records before: attempt 3).
 #[tokio::test(start_paused = true)]
