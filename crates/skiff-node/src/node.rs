@@ -221,6 +221,7 @@ impl NodeResources {
         let Some(Ok(dir)) = &self.records else {
             return;
         };
+        dir.sweep_abandoned_writes();
         for name in dir.names() {
             if name.contains('.') {
                 continue; // a record being written (`<uid>.tmp<pid>`)
@@ -733,6 +734,23 @@ impl RecordsDir {
             );
         }
         written
+    }
+
+    /// Removes the temporary files of records whose writer died before its rename
+    /// (`<uid>.tmp<pid>` of a PID that no longer exists: a `kill -9` mid-write); nobody will
+    /// rename them any more. A live writer's file is left alone.
+    fn sweep_abandoned_writes(&self) {
+        for name in self.names() {
+            let Some((_, pid)) = name.rsplit_once(".tmp") else {
+                continue;
+            };
+            let dead = pid
+                .parse::<i32>()
+                .is_ok_and(|p| p > 0 && !Path::new(&format!("/proc/{p}")).exists());
+            if dead {
+                self.remove(&name);
+            }
+        }
     }
 
     /// Removes record `name` (a missing one is fine).
@@ -1303,6 +1321,20 @@ mod tests {
         assert_eq!(mode & 0o7777, 0o600);
         records.remove("u-1");
         assert!(records.names().is_empty());
+    }
+
+    #[test]
+    fn abandoned_record_writes_are_swept_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = RecordsDir::open(dir.path()).unwrap();
+        // PID 2^31-1 does not exist (pid_max is far below); our own PID does.
+        let dead = "u-3.tmp2147483647".to_string();
+        let live = format!("u-4.tmp{}", std::process::id());
+        for n in [&dead, &live] {
+            fs::write(dir.path().join("pods").join(n), "x").unwrap();
+        }
+        records.sweep_abandoned_writes();
+        assert_eq!(records.names(), vec![live]);
     }
 
     #[test]
