@@ -358,6 +358,20 @@ pub const EVENT_TTL: Duration = Duration::from_secs(3600);
 /// How often an update or generateName create is retried after losing a race.
 const RETRIES: usize = 8;
 
+/// What a list and a watch both take from their options: the selectors as a filter for
+/// `r`'s kind, and `resourceVersion` / `resourceVersionMatch` (empty = unset).
+fn selection<'a>(
+    r: &Resource,
+    labels: &Option<String>,
+    fields: &Option<String>,
+    rv: &'a Option<String>,
+    rvm: &'a Option<String>,
+) -> Result<(Filter, Option<&'a str>, Option<&'a str>), ApiError> {
+    let filter = Filter::new(r.kind, labels.as_deref(), fields.as_deref())?;
+    let nonempty = |v: &'a Option<String>| v.as_deref().filter(|v| !v.is_empty());
+    Ok((filter, nonempty(rv), nonempty(rvm)))
+}
+
 fn store_error(r: &Resource, name: &str, e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound(_) => ApiError::not_found(r, name),
@@ -638,16 +652,13 @@ impl Api {
         ns: Option<&str>,
         o: &ListOptions,
     ) -> Result<ListResult, ApiError> {
-        let filter = Filter::new(
-            r.kind,
-            o.label_selector.as_deref(),
-            o.field_selector.as_deref(),
+        let (filter, rv, rvm) = selection(
+            r,
+            &o.label_selector,
+            &o.field_selector,
+            &o.resource_version,
+            &o.resource_version_match,
         )?;
-        let rv = o.resource_version.as_deref().filter(|v| !v.is_empty());
-        let rvm = o
-            .resource_version_match
-            .as_deref()
-            .filter(|v| !v.is_empty());
         // ValidateListOptions.
         let mut errs = Vec::new();
         let p = skiff_model::field::Path::new("resourceVersionMatch");
@@ -855,16 +866,13 @@ impl Api {
         ns: Option<&str>,
         o: &WatchOptions,
     ) -> Result<ApiWatch, ApiError> {
-        let filter = Filter::new(
-            r.kind,
-            o.label_selector.as_deref(),
-            o.field_selector.as_deref(),
+        let (filter, rv, rvm) = selection(
+            r,
+            &o.label_selector,
+            &o.field_selector,
+            &o.resource_version,
+            &o.resource_version_match,
         )?;
-        let rv = o.resource_version.as_deref().filter(|v| !v.is_empty());
-        let rvm = o
-            .resource_version_match
-            .as_deref()
-            .filter(|v| !v.is_empty());
         // ValidateListOptions for a watch.
         let mut errs = Vec::new();
         let p = skiff_model::field::Path::new("resourceVersionMatch");
