@@ -46,4 +46,102 @@ pub trait NodeBackend: Send + Sync + 'static {
     fn admit(&self, pod: &Pod, bound: &[Pod]) -> Result<(), String>;
     /// A container's log, from the node's CRI log files.
     fn logs(&self, pod: &Pod, options: &LogOptions) -> Result<LogStream, LogError>;
+
+    // The streaming side (issue 12): exec, attach, port-forward. Default bodies refuse, so a
+    // backend without them (tests' fakes) still builds.
+    /// Run `options.command` in the container's namespaces, cgroup and credentials, wiring
+    /// `io`; resolves to the exit code when the process ends. The process never outlives the
+    /// container and is killed if the future is dropped (client gone).
+    fn exec(
+        &self,
+        pod: &Pod,
+        options: ExecOptions,
+        io: StreamIo,
+    ) -> NodeFuture<Result<i32, StreamError>> {
+        let _ = (pod, options, io);
+        Box::pin(async {
+            Err(StreamError {
+                code: 400,
+                message: "exec is not supported by this node".into(),
+            })
+        })
+    }
+    /// Attach `io` to the running container's own stdio (held by its monitor); resolves when
+    /// the container's output ends or the client detaches.
+    fn attach(
+        &self,
+        pod: &Pod,
+        options: ExecOptions,
+        io: StreamIo,
+    ) -> NodeFuture<Result<(), StreamError>> {
+        let _ = (pod, options, io);
+        Box::pin(async {
+            Err(StreamError {
+                code: 400,
+                message: "attach is not supported by this node".into(),
+            })
+        })
+    }
+    /// Dial TCP `port` on the pod's loopback inside its network namespace.
+    fn port_forward(
+        &self,
+        pod: &Pod,
+        port: u16,
+    ) -> NodeFuture<Result<Box<dyn PodConnection>, StreamError>> {
+        let _ = (pod, port);
+        Box::pin(async {
+            Err(StreamError {
+                code: 400,
+                message: "port-forward is not supported by this node".into(),
+            })
+        })
+    }
 }
+
+/// A terminal size from a `resize` stream/channel (`{"Width":…,"Height":…}`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TermSize {
+    pub width: u16,
+    pub height: u16,
+}
+
+/// Byte sources and sinks the HTTP layer hands to the node for exec and attach, already
+/// demultiplexed from the SPDY streams or WebSocket channels the client opened. A `None`
+/// is a stream the client did not ask for.
+pub struct StreamIo {
+    pub stdin: Option<Pin<Box<dyn tokio::io::AsyncRead + Send>>>,
+    pub stdout: Option<Pin<Box<dyn tokio::io::AsyncWrite + Send>>>,
+    pub stderr: Option<Pin<Box<dyn tokio::io::AsyncWrite + Send>>>,
+    /// Terminal size changes (TTY sessions only); the first arrives before or soon after start.
+    pub resize: Option<tokio::sync::mpsc::Receiver<TermSize>>,
+}
+
+/// `POST …/pods/{name}/exec` or `/attach` options (PodExecOptions / PodAttachOptions), checked
+/// by the HTTP layer. `command` is empty for attach.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecOptions {
+    /// Resolved container name (the HTTP layer applies kubectl's default-container rules).
+    pub container: String,
+    pub command: Vec<String>,
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub tty: bool,
+}
+
+/// Why an exec, attach or port-forward could not run (before or while streaming); the HTTP
+/// layer turns it into a Status (before the upgrade: the response; after: the error stream).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct StreamError {
+    /// HTTP code: 400 (`container "x" is not valid for pod "p"`, not running), 404, 500.
+    pub code: u16,
+    pub message: String,
+}
+
+/// A boxed future, for the async node methods (the trait stays object-safe).
+pub type NodeFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// A connection dialled inside the pod's network namespace.
+pub trait PodConnection: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> PodConnection for T {}

@@ -1127,6 +1127,17 @@ const FORBIDDEN_CRATE_DEPS: &[(&str, &[&str])] = &[
     ),
     ("skiff-engine", &["skiff-node", "skiff-image", "skiff-api"]),
     ("skiff-image", &["skiff-node", "skiff-engine", "skiff-api"]),
+    // Controllers decide from objects and time; both `serve` and `run` carry decisions out.
+    (
+        "skiff-controllers",
+        &[
+            "skiff-node",
+            "skiff-engine",
+            "skiff-image",
+            "skiff-monitor",
+            "skiff-api",
+        ],
+    ),
 ];
 
 #[test]

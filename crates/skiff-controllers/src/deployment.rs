@@ -1,0 +1,1 @@
+//! The deployment controller (see the crate docs). Filled in by its owner.

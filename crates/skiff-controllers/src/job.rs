@@ -1,0 +1,1 @@
+//! The job controller (see the crate docs). Filled in by its owner.
