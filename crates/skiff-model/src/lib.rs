@@ -19,6 +19,7 @@ pub mod quantity;
 pub mod resources;
 pub mod strategy;
 pub mod validation;
+pub mod workloads;
 
 use k8s_openapi::api::core::v1::Pod;
 
