@@ -139,6 +139,11 @@ fn serve(args: &Args) -> anyhow::Result<()> {
             .with_data_dir(data_dir.clone());
         let kubelet_task = tokio::spawn(kubelet.run(reports, shutdown_rx.clone()));
         tokio::spawn(housekeeping(api.clone(), shutdown_rx.clone()));
+        let controllers_task = tokio::spawn(crate::serve::controllers::run(
+            api.clone(),
+            crate::serve::controllers::all(),
+            shutdown_rx.clone(),
+        ));
 
         let serve_cfg = skiff_api::transport::ServeConfig::new(data_dir.clone(), listen);
         let creds = skiff_api::transport::Credentials::load_or_create(&serve_cfg)
@@ -155,6 +160,7 @@ fn serve(args: &Args) -> anyhow::Result<()> {
         .await;
         let _ = shutdown_tx.send(true);
         let _ = kubelet_task.await;
+        let _ = controllers_task.await;
         served.map_err(|e| anyhow::anyhow!("serving: {e}"))
     })
 }
