@@ -250,7 +250,20 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         if self.child.is_some() {
-            // Delete every pod at once, wait until they are gone, then stop the daemon.
+            // Controllers first (they would make new pods), then every pod at once; wait until
+            // they are gone, then stop the daemon. Kinds a daemon does not serve are ignored.
+            let _ = self.try_kubectl(
+                "1.33",
+                &[
+                    "delete",
+                    "cronjobs,deployments,replicasets,jobs",
+                    "--all",
+                    "-A",
+                    "--cascade=orphan",
+                    "--ignore-not-found",
+                    "--wait=false",
+                ],
+            );
             let _ = self.try_kubectl(
                 "1.33",
                 &[
