@@ -205,9 +205,9 @@ impl Api {
         let kind = obj["kind"].as_str().unwrap_or("");
         let possible_owner = gone && kind != "Pod" && kind != "Event";
         let waited_for = gone
-            && owner_refs(obj).iter().any(|r| {
-                self.owner_state(obj, r) == OwnerState::Waiting
-            });
+            && owner_refs(obj)
+                .iter()
+                .any(|r| self.owner_state(obj, r) == OwnerState::Waiting);
         if marked || possible_owner || waited_for {
             self.gc_soon();
         }
@@ -260,7 +260,10 @@ impl Api {
         for s in &all {
             for r in owner_refs(&s.object) {
                 if let Some(u) = r["uid"].as_str() {
-                    dependents.entry(u.to_string()).or_default().push(s.key.clone());
+                    dependents
+                        .entry(u.to_string())
+                        .or_default()
+                        .push(s.key.clone());
                 }
             }
         }
@@ -311,8 +314,8 @@ impl Api {
                 continue;
             }
             let states: Vec<OwnerState> = refs.iter().map(|r| self.owner_state(o, r)).collect();
-            let solid = states.iter().any(|s| *s == OwnerState::Solid);
-            let waiting = states.iter().any(|s| *s == OwnerState::Waiting);
+            let solid = states.contains(&OwnerState::Solid);
+            let waiting = states.contains(&OwnerState::Waiting);
             if solid {
                 // Keep it, but drop the references to absent or foreground-deleting owners.
                 let stale: Vec<&str> = refs
@@ -370,7 +373,11 @@ impl Api {
                     })
                 })
             });
-            if !blocked && self.release(&s.key, &owner_uid, FINALIZER_FOREGROUND).await? {
+            if !blocked
+                && self
+                    .release(&s.key, &owner_uid, FINALIZER_FOREGROUND)
+                    .await?
+            {
                 report.released += 1;
             }
         }
@@ -416,7 +423,9 @@ impl Api {
                 Err(e) => return Err(ApiError::internal(e.to_string())),
             }
         }
-        Err(ApiError::internal(format!("{key:?}: too many concurrent updates")))
+        Err(ApiError::internal(format!(
+            "{key:?}: too many concurrent updates"
+        )))
     }
 
     /// Removes `finalizer` from the owner at `key` (if it still has uid `owner_uid`); the

@@ -1765,8 +1765,7 @@ impl Api {
                     propagation_policy: Some("Background".into()),
                     ..DeleteOptions::default()
                 };
-                match self.delete(r, ns, &s.key.name, &background).await
-                {
+                match self.delete(r, ns, &s.key.name, &background).await {
                     Ok(Deleted::Gone(_)) => remaining -= 1,
                     Ok(Deleted::Pending(_)) => {}
                     Err(e) if e.code == 404 => remaining -= 1,
@@ -1871,7 +1870,9 @@ impl Api {
                     out[i] = Some(Ok(()));
                     continue;
                 }
-                let terminal = |v: &Value| matches!(v["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+                let terminal = |v: &Value| {
+                    matches!(v["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+                };
                 if terminal(&obj) && !terminal(&cur.object) {
                     terminal_in.insert(ns.clone());
                 }

@@ -83,7 +83,8 @@ impl Api {
             return Ok(());
         };
         let ranges = self.limit_ranges(ns);
-        limit_range::validate(&ranges, spec).map_err(|why| ApiError::forbidden(r, name, &why))?;
+        limit_range::validate(&ranges, spec)
+            .map_err(|why: String| ApiError::forbidden(r, name, &why))?;
         let quotas = self.quotas(ns);
         if quotas.is_empty() {
             return Ok(());
@@ -98,7 +99,7 @@ impl Api {
                 (v, used)
             })
             .collect();
-        quota::admit(&views, pod, now).map_err(|why| ApiError::forbidden(r, name, &why))
+        quota::admit(&views, pod, now).map_err(|why: String| ApiError::forbidden(r, name, &why))
     }
 
     /// Whether `ns` has ResourceQuotas (then pod creates there are serialised).

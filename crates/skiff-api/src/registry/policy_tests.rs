@@ -48,9 +48,14 @@ fn stored(api: &Api, resource: &str, ns: &str, name: &str) -> Option<Arc<Value>>
 #[tokio::test]
 async fn a2_limit_range_defaults_at_pod_create() {
     let (api, _dir) = api().await;
-    put(&api, "limitranges", "default", json!({"apiVersion": "v1", "kind": "LimitRange",
+    put(
+        &api,
+        "limitranges",
+        "default",
+        json!({"apiVersion": "v1", "kind": "LimitRange",
         "metadata": {"name": "lr"}, "spec": {"limits": [{"type": "Container",
-            "default": {"cpu": "500m", "memory": "256Mi"}, "defaultRequest": {"cpu": "100m"}}]}}))
+            "default": {"cpu": "500m", "memory": "256Mi"}, "defaultRequest": {"cpu": "100m"}}]}}),
+    )
     .await;
     let w = pod_with(&api, "default", "p", json!({
         "initContainers": [{"name": "init", "image": "busybox", "resources": {"limits": {"memory": "64Mi"}}}],
@@ -80,12 +85,24 @@ async fn a2_limit_range_defaults_at_pod_create() {
 #[tokio::test]
 async fn a3_limit_range_violations_are_forbidden() {
     let (api, _dir) = api().await;
-    put(&api, "limitranges", "default", json!({"metadata": {"name": "lr"}, "spec": {"limits": [
-        {"type": "Container", "min": {"cpu": "100m"}, "max": {"memory": "1Gi"}},
-        {"type": "Pod", "maxLimitRequestRatio": {"cpu": "2"}}
-    ]}})).await;
-    let e = err(pod_with(&api, "default", "x", json!({"containers": [{"name": "app", "image": "busybox",
-        "resources": {"requests": {"cpu": "50m"}, "limits": {"cpu": "400m", "memory": "2Gi"}}}]})).await);
+    put(
+        &api,
+        "limitranges",
+        "default",
+        json!({"metadata": {"name": "lr"}, "spec": {"limits": [
+            {"type": "Container", "min": {"cpu": "100m"}, "max": {"memory": "1Gi"}},
+            {"type": "Pod", "maxLimitRequestRatio": {"cpu": "2"}}
+        ]}}),
+    )
+    .await;
+    let e = err(pod_with(
+        &api,
+        "default",
+        "x",
+        json!({"containers": [{"name": "app", "image": "busybox",
+        "resources": {"requests": {"cpu": "50m"}, "limits": {"cpu": "400m", "memory": "2Gi"}}}]}),
+    )
+    .await);
     assert_eq!((e.code, e.reason), (403, "Forbidden"));
     assert_eq!(
         e.message,
@@ -96,10 +113,21 @@ async fn a3_limit_range_violations_are_forbidden() {
     assert!(stored(&api, "pods", "default", "x").is_none());
     // The default limit (max 1Gi) is below the request: the pod is invalid (422), not
     // forbidden, since validation runs between the two LimitRanger phases.
-    let e = err(pod_with(&api, "default", "y", json!({"containers": [{"name": "app", "image": "busybox",
-        "resources": {"requests": {"cpu": "100m", "memory": "2Gi"}}}]})).await);
+    let e = err(pod_with(
+        &api,
+        "default",
+        "y",
+        json!({"containers": [{"name": "app", "image": "busybox",
+        "resources": {"requests": {"cpu": "100m", "memory": "2Gi"}}}]}),
+    )
+    .await);
     assert_eq!(e.code, 422, "{}", e.message);
-    assert!(e.message.contains("must be less than or equal to memory limit"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("must be less than or equal to memory limit"),
+        "{}",
+        e.message
+    );
 }
 
 /// A4: quota status (hard, used) kept current; the exact refusal texts; terminal and deleted
@@ -110,37 +138,75 @@ async fn a4_quota_status_and_refusals() {
     put(&api, "resourcequotas", "default", json!({"apiVersion": "v1", "kind": "ResourceQuota",
         "metadata": {"name": "q"}, "spec": {"hard": {"cpu": "1", "limits.memory": "1Gi", "pods": "3", "count/pods": "10"}}}))
     .await;
-    api.reconcile_quotas().await.unwrap_or_else(|e| panic!("{e}"));
+    api.reconcile_quotas()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let q = stored(&api, "resourcequotas", "default", "q").unwrap_or_else(|| panic!("quota"));
-    assert_eq!(q["status"]["hard"], json!({"cpu": "1", "limits.memory": "1Gi", "pods": "3", "count/pods": "10"}));
-    assert_eq!(q["status"]["used"], json!({"cpu": "0", "limits.memory": "0", "pods": "0", "count/pods": "0"}));
+    assert_eq!(
+        q["status"]["hard"],
+        json!({"cpu": "1", "limits.memory": "1Gi", "pods": "3", "count/pods": "10"})
+    );
+    assert_eq!(
+        q["status"]["used"],
+        json!({"cpu": "0", "limits.memory": "0", "pods": "0", "count/pods": "0"})
+    );
 
-    let e = err(pod_with(&api, "default", "bare", json!({"containers": [{"name": "app", "image": "busybox"}]})).await);
+    let e = err(pod_with(
+        &api,
+        "default",
+        "bare",
+        json!({"containers": [{"name": "app", "image": "busybox"}]}),
+    )
+    .await);
     assert_eq!(e.code, 403);
     assert_eq!(
         e.message,
         "pods \"bare\" is forbidden: failed quota: q: must specify cpu for: app; limits.memory for: app"
     );
-    let a = pod_with(&api, "default", "a", limits("800m", "256Mi")).await.unwrap_or_else(|e| panic!("{e}"));
+    let a = pod_with(&api, "default", "a", limits("800m", "256Mi"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let q = stored(&api, "resourcequotas", "default", "q").unwrap_or_else(|| panic!("quota"));
-    assert_eq!(q["status"]["used"], json!({"cpu": "800m", "limits.memory": "256Mi", "pods": "1", "count/pods": "1"}));
+    assert_eq!(
+        q["status"]["used"],
+        json!({"cpu": "800m", "limits.memory": "256Mi", "pods": "1", "count/pods": "1"})
+    );
     let e = err(pod_with(&api, "default", "b", limits("500m", "256Mi")).await);
     assert_eq!(
         e.message,
         "pods \"b\" is forbidden: exceeded quota: q, requested: cpu=500m, used: cpu=800m, limited: cpu=1"
     );
     // The first pod finishes: no longer charged (but still counted by count/pods).
-    let uid = a.object["metadata"]["uid"].as_str().unwrap_or("").to_string();
-    let done = PodStatus { phase: Some("Succeeded".into()), ..PodStatus::default() };
-    for res in api.set_pod_statuses(vec![("default".into(), "a".into(), uid.clone(), done)]).await {
+    let uid = a.object["metadata"]["uid"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let done = PodStatus {
+        phase: Some("Succeeded".into()),
+        ..PodStatus::default()
+    };
+    for res in api
+        .set_pod_statuses(vec![("default".into(), "a".into(), uid.clone(), done)])
+        .await
+    {
         res.unwrap_or_else(|e| panic!("{e}"));
     }
     let q = stored(&api, "resourcequotas", "default", "q").unwrap_or_else(|| panic!("quota"));
-    assert_eq!(q["status"]["used"], json!({"cpu": "0", "limits.memory": "0", "pods": "0", "count/pods": "1"}));
-    pod_with(&api, "default", "b", limits("500m", "256Mi")).await.unwrap_or_else(|e| panic!("{e}"));
-    api.finish_pod_deletion("default", "a", &uid).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        q["status"]["used"],
+        json!({"cpu": "0", "limits.memory": "0", "pods": "0", "count/pods": "1"})
+    );
+    pod_with(&api, "default", "b", limits("500m", "256Mi"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    api.finish_pod_deletion("default", "a", &uid)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let q = stored(&api, "resourcequotas", "default", "q").unwrap_or_else(|| panic!("quota"));
-    assert_eq!(q["status"]["used"], json!({"cpu": "500m", "limits.memory": "256Mi", "pods": "1", "count/pods": "1"}));
+    assert_eq!(
+        q["status"]["used"],
+        json!({"cpu": "500m", "limits.memory": "256Mi", "pods": "1", "count/pods": "1"})
+    );
 }
 
 /// A4: concurrent creates cannot both take the last of a quota (creates are serialised per
@@ -148,12 +214,25 @@ async fn a4_quota_status_and_refusals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a4_quota_charging_is_race_free() {
     let (api, _dir) = api().await;
-    put(&api, "resourcequotas", "default", json!({"metadata": {"name": "q"}, "spec": {"hard": {"pods": "3"}}})).await;
+    put(
+        &api,
+        "resourcequotas",
+        "default",
+        json!({"metadata": {"name": "q"}, "spec": {"hard": {"pods": "3"}}}),
+    )
+    .await;
     let mut tasks = Vec::new();
     for i in 0..12 {
         let api = api.clone();
         tasks.push(tokio::spawn(async move {
-            api.create(r("pods"), "default", &pod_body(&format!("p{i}")), BodyFormat::Json, &wo()).await
+            api.create(
+                r("pods"),
+                "default",
+                &pod_body(&format!("p{i}")),
+                BodyFormat::Json,
+                &wo(),
+            )
+            .await
         }));
     }
     let mut ok = 0;
@@ -162,7 +241,13 @@ async fn a4_quota_charging_is_race_free() {
         match t.await.unwrap_or_else(|e| panic!("{e}")) {
             Ok(_) => ok += 1,
             Err(e) => {
-                assert!(e.message.contains("exceeded quota: q, requested: pods=1, used: pods=3, limited: pods=3"), "{}", e.message);
+                assert!(
+                    e.message.contains(
+                        "exceeded quota: q, requested: pods=1, used: pods=3, limited: pods=3"
+                    ),
+                    "{}",
+                    e.message
+                );
                 refused += 1;
             }
         }
@@ -177,13 +262,30 @@ async fn a4_quota_scopes() {
     let (api, _dir) = api().await;
     put(&api, "resourcequotas", "default", json!({"metadata": {"name": "be"}, "spec": {"hard": {"pods": "0"}, "scopes": ["BestEffort"]}})).await;
     put(&api, "resourcequotas", "default", json!({"metadata": {"name": "term"}, "spec": {"hard": {"pods": "0"}, "scopes": ["Terminating"]}})).await;
-    pod_with(&api, "default", "burst", limits("100m", "64Mi")).await.unwrap_or_else(|e| panic!("{e}"));
-    let e = err(pod_with(&api, "default", "be", json!({"containers": [{"name": "app", "image": "busybox"}]})).await);
-    assert!(e.message.contains("exceeded quota: be, requested: pods=1"), "{}", e.message);
+    pod_with(&api, "default", "burst", limits("100m", "64Mi"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let e = err(pod_with(
+        &api,
+        "default",
+        "be",
+        json!({"containers": [{"name": "app", "image": "busybox"}]}),
+    )
+    .await);
+    assert!(
+        e.message.contains("exceeded quota: be, requested: pods=1"),
+        "{}",
+        e.message
+    );
     let mut spec = limits("100m", "64Mi");
     spec["activeDeadlineSeconds"] = json!(60);
     let e = err(pod_with(&api, "default", "t", spec).await);
-    assert!(e.message.contains("exceeded quota: term, requested: pods=1"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("exceeded quota: term, requested: pods=1"),
+        "{}",
+        e.message
+    );
 }
 
 // ---- garbage collection ----
@@ -200,32 +302,50 @@ fn owner_ref(owner: &Value, block: bool) -> Value {
 }
 
 async fn owner_cm(api: &Api, name: &str) -> Arc<Value> {
-    create(api, "configmaps", "default", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .object
+    create(
+        api,
+        "configmaps",
+        "default",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+    .object
 }
 
 async fn dependent_pod(api: &Api, name: &str, owner: &Value, block: bool) -> Arc<Value> {
     let mut body: Value = serde_json::from_slice(&pod_body(name)).unwrap_or_default();
     body["metadata"]["ownerReferences"] = json!([owner_ref(owner, block)]);
-    create(api, "pods", "default", body).await.unwrap_or_else(|e| panic!("{e}")).object
-}
-
-async fn dependent_cm(api: &Api, name: &str, owner: &Value) -> Arc<Value> {
-    create(api, "configmaps", "default", json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": name, "ownerReferences": [owner_ref(owner, false)]}}))
+    create(api, "pods", "default", body)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .object
 }
 
+async fn dependent_cm(api: &Api, name: &str, owner: &Value) -> Arc<Value> {
+    create(
+        api,
+        "configmaps",
+        "default",
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "ownerReferences": [owner_ref(owner, false)]}}),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+    .object
+}
+
 async fn gc(api: &Api) -> gc::GcReport {
-    api.collect_garbage().await.unwrap_or_else(|e| panic!("{e}"))
+    api.collect_garbage()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn policy(p: &str) -> DeleteOptions {
-    DeleteOptions { propagation_policy: Some(p.into()), ..DeleteOptions::default() }
+    DeleteOptions {
+        propagation_policy: Some(p.into()),
+        ..DeleteOptions::default()
+    }
 }
 
 /// Background: the owner goes at once; its dependents after, pods gracefully (the node
@@ -236,15 +356,21 @@ async fn gc_background_deletes_dependents_after_the_owner() {
     let owner = owner_cm(&api, "owner").await;
     let pod = dependent_pod(&api, "dep-pod", &owner, true).await;
     dependent_cm(&api, "dep-cm", &owner).await;
-    let d = api.delete(r("configmaps"), "default", "owner", &policy("Background")).await.unwrap_or_else(|e| panic!("{e}"));
+    let d = api
+        .delete(r("configmaps"), "default", "owner", &policy("Background"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(matches!(d, Deleted::Gone(_)));
     gc(&api).await;
     assert!(stored(&api, "configmaps", "default", "dep-cm").is_none());
-    let p = stored(&api, "pods", "default", "dep-pod").unwrap_or_else(|| panic!("pod removed before the node stopped it"));
+    let p = stored(&api, "pods", "default", "dep-pod")
+        .unwrap_or_else(|| panic!("pod removed before the node stopped it"));
     assert!(p["metadata"]["deletionTimestamp"].is_string());
     assert_eq!(p["metadata"]["deletionGracePeriodSeconds"], 30);
     let uid = pod["metadata"]["uid"].as_str().unwrap_or("");
-    api.finish_pod_deletion("default", "dep-pod", uid).await.unwrap_or_else(|e| panic!("{e}"));
+    api.finish_pod_deletion("default", "dep-pod", uid)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(stored(&api, "pods", "default", "dep-pod").is_none());
 }
 
@@ -256,18 +382,31 @@ async fn gc_foreground_removes_the_owner_last() {
     let owner = owner_cm(&api, "owner").await;
     let pod = dependent_pod(&api, "dep-pod", &owner, true).await;
     dependent_cm(&api, "dep-cm", &owner).await;
-    let d = api.delete(r("configmaps"), "default", "owner", &policy("Foreground")).await.unwrap_or_else(|e| panic!("{e}"));
-    let Deleted::Pending(o) = d else { panic!("owner removed at once") };
+    let d = api
+        .delete(r("configmaps"), "default", "owner", &policy("Foreground"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Deleted::Pending(o) = d else {
+        panic!("owner removed at once")
+    };
     assert_eq!(o["metadata"]["finalizers"], json!(["foregroundDeletion"]));
     assert!(o["metadata"]["deletionTimestamp"].is_string());
     gc(&api).await;
     assert!(stored(&api, "configmaps", "default", "dep-cm").is_none());
     let p = stored(&api, "pods", "default", "dep-pod").unwrap_or_else(|| panic!("pod"));
-    assert!(p["metadata"]["deletionTimestamp"].is_string(), "dependent pod not being deleted");
+    assert!(
+        p["metadata"]["deletionTimestamp"].is_string(),
+        "dependent pod not being deleted"
+    );
     gc(&api).await;
-    assert!(stored(&api, "configmaps", "default", "owner").is_some(), "owner released before its blocking pod went");
+    assert!(
+        stored(&api, "configmaps", "default", "owner").is_some(),
+        "owner released before its blocking pod went"
+    );
     let uid = pod["metadata"]["uid"].as_str().unwrap_or("");
-    api.finish_pod_deletion("default", "dep-pod", uid).await.unwrap_or_else(|e| panic!("{e}"));
+    api.finish_pod_deletion("default", "dep-pod", uid)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     gc(&api).await;
     assert!(stored(&api, "configmaps", "default", "owner").is_none());
 }
@@ -278,8 +417,13 @@ async fn gc_orphan_unlinks_dependents() {
     let (api, _dir) = api().await;
     let owner = owner_cm(&api, "owner").await;
     dependent_pod(&api, "dep-pod", &owner, true).await;
-    let d = api.delete(r("configmaps"), "default", "owner", &policy("Orphan")).await.unwrap_or_else(|e| panic!("{e}"));
-    let Deleted::Pending(o) = d else { panic!("owner removed at once") };
+    let d = api
+        .delete(r("configmaps"), "default", "owner", &policy("Orphan"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Deleted::Pending(o) = d else {
+        panic!("owner removed at once")
+    };
     assert_eq!(o["metadata"]["finalizers"], json!(["orphan"]));
     gc(&api).await;
     assert!(stored(&api, "configmaps", "default", "owner").is_none());
@@ -306,13 +450,24 @@ static JOBS: Resource = Resource {
 #[tokio::test]
 async fn gc_job_delete_defaults_to_orphan_with_warning() {
     let (api, _dir) = api().await;
-    let job = put(&api, "batch/jobs", "default", json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}})).await;
+    let job = put(
+        &api,
+        "batch/jobs",
+        "default",
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}}),
+    )
+    .await;
     dependent_pod(&api, "j-1", &job, true).await;
-    let (d, warnings) = api.delete_with_warnings(&JOBS, "default", "j", &DeleteOptions::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    let (d, warnings) = api
+        .delete_with_warnings(&JOBS, "default", "j", &DeleteOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(warnings, vec![
         "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning".to_string()
     ]);
-    let Deleted::Pending(o) = d else { panic!("job removed at once") };
+    let Deleted::Pending(o) = d else {
+        panic!("job removed at once")
+    };
     assert_eq!(o["metadata"]["finalizers"], json!(["orphan"]));
     assert!(o["metadata"]["deletionTimestamp"].is_string());
     gc(&api).await;
@@ -320,9 +475,18 @@ async fn gc_job_delete_defaults_to_orphan_with_warning() {
     let p = stored(&api, "pods", "default", "j-1").unwrap_or_else(|| panic!("pod deleted"));
     assert!(p["metadata"].get("ownerReferences").is_none());
 
-    let job = put(&api, "batch/jobs", "default", json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "k"}})).await;
+    let job = put(
+        &api,
+        "batch/jobs",
+        "default",
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "k"}}),
+    )
+    .await;
     dependent_pod(&api, "k-1", &job, true).await;
-    let (d, warnings) = api.delete_with_warnings(&JOBS, "default", "k", &policy("Background")).await.unwrap_or_else(|e| panic!("{e}"));
+    let (d, warnings) = api
+        .delete_with_warnings(&JOBS, "default", "k", &policy("Background"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(warnings.is_empty());
     assert!(matches!(d, Deleted::Gone(_)));
     gc(&api).await;
@@ -349,7 +513,9 @@ async fn gc_collects_objects_with_absent_owners() {
     let mut second = owner_ref(&missing, false);
     second["controller"] = json!(false);
     body["metadata"]["ownerReferences"] = json!([owner_ref(&live, false), second]);
-    create(&api, "pods", "default", body).await.unwrap_or_else(|e| panic!("{e}"));
+    create(&api, "pods", "default", body)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 
     let report = gc(&api).await;
     assert!(report.deleted >= 2, "{report:?}");
@@ -358,7 +524,10 @@ async fn gc_collects_objects_with_absent_owners() {
     assert!(lost["metadata"]["deletionTimestamp"].is_string());
     let shared = stored(&api, "pods", "default", "shared").unwrap_or_else(|| panic!("shared"));
     assert!(shared["metadata"].get("deletionTimestamp").is_none());
-    assert_eq!(shared["metadata"]["ownerReferences"], json!([owner_ref(&live, false)]));
+    assert_eq!(
+        shared["metadata"]["ownerReferences"],
+        json!([owner_ref(&live, false)])
+    );
     // A second pass finds nothing new to do.
     assert_eq!(gc(&api).await, gc::GcReport::default());
 }
