@@ -1088,9 +1088,9 @@ impl Api {
                 m.remove(f);
             }
         }
-        // Pod creates in a namespace with quotas are serialised from the quota check to the
+        // Creates in a namespace with quotas are serialised from the quota check to the
         // commit, so two creates cannot both take the last of a quota.
-        let _ns_lock = if r.kind == "Pod" && self.has_quotas(ns) {
+        let _ns_lock = if r.namespaced && self.has_quotas(ns) {
             Some(self.ns_locks.lock(ns).await)
         } else {
             None
@@ -1104,6 +1104,9 @@ impl Api {
                 obj["metadata"]["name"] = Value::String(format!("{prefix}{}", random_suffix(5)));
             }
             let prepared = self.prepare_create(r, ns, obj).await?;
+            if r.namespaced && r.kind != "Pod" {
+                self.admit_object_count(r, ns, meta_str(&prepared, "name"))?;
+            }
             if dry_run {
                 return Ok(Arc::new(prepared));
             }
@@ -1112,7 +1115,7 @@ impl Api {
                     last = Some(e)
                 }
                 Ok(created) => {
-                    if r.kind == "Pod" || r.kind == "ResourceQuota" {
+                    if r.namespaced {
                         self.quota_usage_changed(ns).await;
                     }
                     return Ok(created);
@@ -1422,7 +1425,7 @@ impl Api {
             };
             match result {
                 Ok(s) => {
-                    if r.kind == "ResourceQuota" || (delete_now && r.kind == "Pod") {
+                    if r.kind == "ResourceQuota" || (delete_now && r.namespaced) {
                         self.quota_usage_changed(ns).await;
                     }
                     if delete_now {
@@ -1679,7 +1682,7 @@ impl Api {
             };
             match res {
                 Ok((true, s)) => {
-                    if r.kind == "Pod" {
+                    if r.namespaced {
                         self.quota_usage_changed(ns).await;
                     }
                     self.gc_after_delete(&s.object, true);

@@ -15,8 +15,10 @@ use k8s_openapi::api::core::v1::{LimitRange, Pod, ResourceQuota};
 use serde_json::Value;
 use skiff_model::policy::{limit_range, quota};
 
-use super::{strategy, Api, ApiError, Resource};
+use super::{strategy, Api, ApiError, Resource, RESOURCES};
 use crate::store::{Mutation, StoreError};
+use skiff_model::quantity::{Format, Quantity};
+use skiff_model::resources::ResourceList;
 
 /// Store resource of LimitRanges.
 pub(crate) const LIMIT_RANGES: &str = "limitranges";
@@ -102,7 +104,63 @@ impl Api {
         quota::admit(&views, pod, now).map_err(|why: String| ApiError::forbidden(r, name, &why))
     }
 
-    /// Whether `ns` has ResourceQuotas (then pod creates there are serialised).
+    /// The object count evaluator (`generic.NewObjectCountEvaluator`) at the create of any
+    /// namespaced object but a pod: a quota without scopes that names `count/<resource>`
+    /// (or the legacy `configmaps`, `secrets`, … alias) is charged one.
+    pub(crate) fn admit_object_count(
+        &self,
+        r: &Resource,
+        ns: &str,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        let names = object_count_names(r);
+        let mut count = None;
+        for q in self.quotas(ns) {
+            let view = quota::QuotaView::from_api(&q);
+            if !view.selectors.is_empty() {
+                continue;
+            }
+            let tracked: Vec<&String> = names
+                .iter()
+                .filter(|n| view.hard.contains_key(*n))
+                .collect();
+            if tracked.is_empty() {
+                continue;
+            }
+            let n = *count.get_or_insert_with(|| {
+                i64::try_from(self.store.list(&r.store_key(), Some(ns)).0.len()).unwrap_or(i64::MAX)
+            });
+            let mut requested = ResourceList::new();
+            let mut used = ResourceList::new();
+            let mut hard = ResourceList::new();
+            for t in tracked {
+                let Some(h) = view.hard.get(t) else {
+                    continue;
+                };
+                if Quantity::new(n.saturating_add(1), 0, Format::DecimalSI) > *h {
+                    requested.insert(t.clone(), Quantity::new(1, 0, Format::DecimalSI));
+                    used.insert(t.clone(), Quantity::new(n, 0, Format::DecimalSI));
+                    hard.insert(t.clone(), h.clone());
+                }
+            }
+            if !requested.is_empty() {
+                return Err(ApiError::forbidden(
+                    r,
+                    name,
+                    &format!(
+                        "exceeded quota: {}, requested: {}, used: {}, limited: {}",
+                        view.name,
+                        quota::pretty(&requested),
+                        quota::pretty(&used),
+                        quota::pretty(&hard)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `ns` has ResourceQuotas (then creates there are serialised).
     pub(crate) fn has_quotas(&self, ns: &str) -> bool {
         !self.store.list(RESOURCE_QUOTAS, Some(ns)).0.is_empty()
     }
@@ -129,11 +187,20 @@ impl Api {
                 let view = quota::QuotaView::from_api(&spec_only);
                 let used = quota::used(&view, &pods, now);
                 let mut used_api = quota::to_api(&used);
-                // Names no evaluator here tracks (object counts of other kinds) keep their
-                // stored value; skiff counts pods only.
+                // Object counts of other kinds; a name nothing here tracks keeps its stored
+                // value.
                 let old_used = &s.object["status"]["used"];
                 for k in view.hard.keys() {
-                    if !used_api.contains_key(k) {
+                    if used_api.contains_key(k) {
+                        continue;
+                    }
+                    if let Some(r) = counted_resource(k) {
+                        let n = self.store.list(&r.store_key(), Some(ns)).0.len();
+                        used_api.insert(
+                            k.clone(),
+                            k8s_openapi::apimachinery::pkg::api::resource::Quantity(n.to_string()),
+                        );
+                    } else {
                         if let Some(v) = old_used.get(k).and_then(Value::as_str) {
                             used_api.insert(
                                 k.clone(),
@@ -197,4 +264,37 @@ impl Api {
             tracing::warn!("updating resource quota status in {ns}: {e}");
         }
     }
+}
+
+/// Core kinds whose object count also has the legacy quota name (the plural itself).
+const LEGACY_COUNT_NAMES: &[&str] = &[
+    "configmaps",
+    "secrets",
+    "resourcequotas",
+    "replicationcontrollers",
+    "services",
+    "persistentvolumeclaims",
+];
+
+/// The quota names charged one per object of `r` (`ObjectCountQuotaResourceNameFor`:
+/// `count/<plural>` for the core group, `count/<plural>.<group>` otherwise).
+fn object_count_names(r: &Resource) -> Vec<String> {
+    let mut v = vec![if r.group.is_empty() {
+        format!("count/{}", r.plural)
+    } else {
+        format!("count/{}.{}", r.plural, r.group)
+    }];
+    if r.group.is_empty() && LEGACY_COUNT_NAMES.contains(&r.plural) {
+        v.push(r.plural.to_string());
+    }
+    v
+}
+
+/// The served namespaced resource an object-count quota name counts (pods are the pod
+/// evaluator's).
+fn counted_resource(name: &str) -> Option<&'static Resource> {
+    RESOURCES
+        .iter()
+        .filter(|r| r.namespaced && r.kind != "Pod")
+        .find(|r| object_count_names(r).iter().any(|n| n == name))
 }

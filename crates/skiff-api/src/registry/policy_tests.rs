@@ -288,6 +288,54 @@ async fn a4_quota_scopes() {
     );
 }
 
+/// A4, object counts: `count/<resource>` and the legacy `configmaps` name charge every create
+/// of the kind (quotas without scopes only); status.used counts the objects.
+#[tokio::test]
+async fn a4_object_count_quota() {
+    let (api, _dir) = api().await;
+    put(
+        &api,
+        "resourcequotas",
+        "default",
+        json!({"metadata": {"name": "q"},
+        "spec": {"hard": {"configmaps": "1", "count/secrets": "0"}}}),
+    )
+    .await;
+    let cm =
+        |name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}});
+    create(&api, "configmaps", "default", cm("c1"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let e = err(create(&api, "configmaps", "default", cm("c2")).await);
+    assert_eq!((e.code, e.message.as_str()), (403,
+        "configmaps \"c2\" is forbidden: exceeded quota: q, requested: configmaps=1, used: configmaps=1, limited: configmaps=1"));
+    let e = err(create(
+        &api,
+        "secrets",
+        "default",
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}),
+    )
+    .await);
+    assert!(e.message.ends_with("exceeded quota: q, requested: count/secrets=1, used: count/secrets=0, limited: count/secrets=0"), "{}", e.message);
+    let q = stored(&api, "resourcequotas", "default", "q").unwrap_or_else(|| panic!("quota"));
+    assert_eq!(
+        q["status"]["used"],
+        json!({"configmaps": "1", "count/secrets": "0"})
+    );
+    // Other namespaces are not charged.
+    create(&api, "configmaps", "kube-system", cm("c2"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    api.delete(r("configmaps"), "default", "c1", &DeleteOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let q = stored(&api, "resourcequotas", "default", "q").unwrap_or_else(|| panic!("quota"));
+    assert_eq!(q["status"]["used"]["configmaps"], "0");
+    create(&api, "configmaps", "default", cm("c2"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
 // ---- garbage collection ----
 
 fn owner_ref(owner: &Value, block: bool) -> Value {
