@@ -277,7 +277,21 @@ impl Api {
             }
             let owner_uid = uid(o).to_string();
             let mut done = true;
-            for key in deps_of(&owner_uid) {
+            // A fresh scan: a dependent created since the pass began must be orphaned too,
+            // not left to be collected as dangling once the owner is gone.
+            let fresh: Vec<Key> = self
+                .store
+                .list_all()
+                .0
+                .into_iter()
+                .filter(|d| {
+                    owner_refs(&d.object)
+                        .iter()
+                        .any(|r| r["uid"].as_str() == Some(owner_uid.as_str()))
+                })
+                .map(|d| d.key)
+                .collect();
+            for key in fresh {
                 match self.unlink(&key, &[owner_uid.as_str()]).await {
                     Ok(true) => report.unlinked += 1,
                     Ok(false) => {}
