@@ -209,6 +209,43 @@ async fn a4_quota_status_and_refusals() {
     );
 }
 
+/// A2 before A4: LimitRanger's defaults satisfy a quota's "must specify" rule, and the pod is
+/// charged the defaulted values (with its overhead).
+#[tokio::test]
+async fn a2_defaults_feed_a4_quota() {
+    let (api, _dir) = api().await;
+    put(
+        &api,
+        "limitranges",
+        "default",
+        json!({"metadata": {"name": "lr"}, "spec": {"limits": [
+        {"type": "Container", "default": {"cpu": "200m", "memory": "128Mi"}}]}}),
+    )
+    .await;
+    put(
+        &api,
+        "resourcequotas",
+        "default",
+        json!({"metadata": {"name": "q"},
+        "spec": {"hard": {"requests.cpu": "1", "limits.memory": "1Gi"}}}),
+    )
+    .await;
+    pod_with(
+        &api,
+        "default",
+        "p",
+        json!({"overhead": {"cpu": "50m"},
+        "containers": [{"name": "app", "image": "busybox"}]}),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let q = stored(&api, "resourcequotas", "default", "q").unwrap_or_else(|| panic!("quota"));
+    assert_eq!(
+        q["status"]["used"],
+        json!({"requests.cpu": "250m", "limits.memory": "128Mi"})
+    );
+}
+
 /// A4: concurrent creates cannot both take the last of a quota (creates are serialised per
 /// namespace and usage is read under that lock).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
