@@ -15,6 +15,7 @@ pub mod expand;
 pub mod field;
 pub mod gates;
 pub mod manifest;
+pub mod policy;
 pub mod quantity;
 pub mod resources;
 pub mod strategy;

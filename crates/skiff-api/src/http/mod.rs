@@ -902,6 +902,7 @@ async fn handle(
             let o = delete_options(&p, &body)?;
             let lr = api.list(r, t.namespace.as_deref(), &list_options(&p)?)?;
             let mut deleted = Vec::new();
+            let mut warnings: Vec<String> = Vec::new();
             for item in &lr.items {
                 let ns = item
                     .pointer("/metadata/namespace")
@@ -911,8 +912,15 @@ async fn handle(
                     .pointer("/metadata/name")
                     .and_then(Value::as_str)
                     .unwrap_or("");
-                match api.delete(r, ns, name, &o).await {
-                    Ok(Deleted::Gone(v) | Deleted::Pending(v)) => deleted.push(v),
+                match api.delete_with_warnings(r, ns, name, &o).await {
+                    Ok((Deleted::Gone(v) | Deleted::Pending(v), w)) => {
+                        deleted.push(v);
+                        for w in w {
+                            if !warnings.contains(&w) {
+                                warnings.push(w);
+                            }
+                        }
+                    }
                     // Gone meanwhile: nothing to delete.
                     Err(e) if e.code == 404 => {}
                     Err(e) => return Err(e),
@@ -926,7 +934,7 @@ async fn handle(
                     metadata: list_metadata(lr.resource_version, None),
                     items: deleted.iter().map(|a| ItemOut::Full(a)).collect(),
                 },
-                &[],
+                &warnings,
             ))
         }
         (_, None, _) => Ok(method_not_allowed()),
@@ -1018,10 +1026,13 @@ async fn handle(
             }
             let body = read_body(headers, body).await?;
             let o = delete_options(&p, &body)?;
-            match api.delete(r, &ns_for_object, name, &o).await? {
-                Deleted::Pending(obj) => Ok(json_response(StatusCode::OK, &*obj, &[])),
+            let (deleted, warnings) = api
+                .delete_with_warnings(r, &ns_for_object, name, &o)
+                .await?;
+            match deleted {
+                Deleted::Pending(obj) => Ok(json_response(StatusCode::OK, &*obj, &warnings)),
                 Deleted::Gone(obj) if returns_deleted_object(r) => {
-                    Ok(json_response(StatusCode::OK, &*obj, &[]))
+                    Ok(json_response(StatusCode::OK, &*obj, &warnings))
                 }
                 Deleted::Gone(obj) => {
                     // The generic store's finalizeDelete: a Success Status naming what went.
@@ -1041,7 +1052,7 @@ async fn handle(
                             "status": "Success",
                             "details": details,
                         }),
-                        &[],
+                        &warnings,
                     ))
                 }
             }

@@ -1136,3 +1136,51 @@ async fn shutdown_ends_watches() {
     assert!(matches!(end, Ok(None)), "{end:?}");
     assert!(t0.elapsed() < Duration::from_secs(1));
 }
+
+/// SEMANTICS A4 over HTTP: a quota refusal is a 403 Status with the plugin's text; the
+/// deprecated `orphanDependents: true` is the Orphan propagation (`orphan` finalizer).
+#[tokio::test]
+async fn quota_refusal_and_orphan_dependents_over_http() {
+    let (app, api, _node, _dir) = setup().await;
+    api.store()
+        .commit(crate::store::Mutation::Create {
+            key: crate::store::Key::new("resourcequotas", "default", "q"),
+            object: json!({"apiVersion": "v1", "kind": "ResourceQuota",
+                "metadata": {"name": "q", "namespace": "default", "uid": "u-q"},
+                "spec": {"hard": {"pods": "1"}}}),
+        })
+        .await
+        .unwrap();
+    assert_eq!(create_pod(&app, "a").await.0, StatusCode::CREATED);
+    let (s, b) = create_pod(&app, "b").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(b["reason"], "Forbidden");
+    assert_eq!(
+        b["message"],
+        "pods \"b\" is forbidden: exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1"
+    );
+    let (s, _, _) = call(
+        &app,
+        Method::POST,
+        "/api/v1/namespaces/default/configmaps",
+        &[("content-type", "application/json")],
+        serde_json::to_vec(
+            &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owner"}}),
+        )
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _, b) = call(
+        &app,
+        Method::DELETE,
+        "/api/v1/namespaces/default/configmaps/owner",
+        &[("content-type", "application/json")],
+        serde_json::to_vec(&json!({"orphanDependents": true})).unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let b: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(b["metadata"]["finalizers"], json!(["orphan"]));
+    assert!(b["metadata"]["deletionTimestamp"].is_string());
+}

@@ -21,6 +21,8 @@ use crate::node::NodeBackend;
 use crate::store::{Key, Mutation, Rev, Store, StoreError};
 
 mod decode;
+pub mod gc;
+mod policy;
 pub mod selector;
 mod strategy;
 mod watch;
@@ -324,6 +326,10 @@ pub struct Api {
     /// Whether the ServiceAccount admission mounts the `kube-api-access-*` token volume
     /// (see [`Api::set_token_volumes`]).
     token_volumes: Arc<AtomicBool>,
+    /// Pod creates serialised per namespace (quota charging, `policy`).
+    ns_locks: policy::NamespaceLocks,
+    /// The garbage collector's state (`gc`).
+    gc: gc::GcState,
 }
 
 /// A filtered list kept for its continue pages.
@@ -534,6 +540,8 @@ impl Api {
             node,
             snapshots: Arc::new(Mutex::new(VecDeque::new())),
             token_volumes: Arc::new(AtomicBool::new(false)),
+            ns_locks: policy::NamespaceLocks::default(),
+            gc: gc::GcState::default(),
         };
         let ns_r = res("namespaces");
         for ns in SYSTEM_NAMESPACES {
@@ -1080,6 +1088,13 @@ impl Api {
                 m.remove(f);
             }
         }
+        // Creates in a namespace with quotas are serialised from the quota check to the
+        // commit, so two creates cannot both take the last of a quota.
+        let _ns_lock = if r.namespaced && self.has_quotas(ns) {
+            Some(self.ns_locks.lock(ns).await)
+        } else {
+            None
+        };
         let mut last = None;
         for _ in 0..RETRIES {
             let mut obj = object.clone();
@@ -1089,12 +1104,21 @@ impl Api {
                 obj["metadata"]["name"] = Value::String(format!("{prefix}{}", random_suffix(5)));
             }
             let prepared = self.prepare_create(r, ns, obj).await?;
+            if r.namespaced && r.kind != "Pod" {
+                self.admit_object_count(r, ns, meta_str(&prepared, "name"))?;
+            }
             if dry_run {
                 return Ok(Arc::new(prepared));
             }
             match self.commit_create(r, ns, prepared).await {
                 Err(e) if e.code == 409 && given.is_empty() && !generate.is_empty() => {
                     last = Some(e)
+                }
+                Ok(created) => {
+                    if r.namespaced {
+                        self.quota_usage_changed(ns).await;
+                    }
+                    return Ok(created);
                 }
                 other => return other,
             }
@@ -1175,8 +1199,13 @@ impl Api {
         if self.token_volumes.load(Ordering::Relaxed) {
             mount_service_account_token(&sa_obj.object, &mut pod);
         }
+        // LimitRanger's defaults: mutating admission, after API defaulting, before validation.
+        skiff_model::defaults::default_pod(&mut pod);
+        self.limit_ranger_defaults(ns, &mut pod);
         let mut pod = skiff_model::prepare_pod(pod)
             .map_err(|e| strategy::invalid("Pod", &name, &e.errors))?;
+        // Validating admission: LimitRanger's checks, then ResourceQuota.
+        self.admit_pod_policy(r, ns, &name, &pod)?;
         let node_name = self.node.node_name().to_string();
         let spec = pod.spec.get_or_insert_with(Default::default);
         if spec.node_name.as_deref().unwrap_or("").is_empty() {
@@ -1395,7 +1424,15 @@ impl Api {
                     .await
             };
             match result {
-                Ok(s) => return Ok((s.object, false)),
+                Ok(s) => {
+                    if r.kind == "ResourceQuota" || (delete_now && r.namespaced) {
+                        self.quota_usage_changed(ns).await;
+                    }
+                    if delete_now {
+                        self.gc_after_delete(&s.object, true);
+                    }
+                    return Ok((s.object, false));
+                }
                 Err(StoreError::Conflict { .. }) if !conditional => continue,
                 Err(e) => return Err(store_error(r, name, e)),
             }
@@ -1524,6 +1561,36 @@ impl Api {
         name: &str,
         o: &DeleteOptions,
     ) -> Result<Deleted, ApiError> {
+        self.delete_with_warnings(r, ns, name, o)
+            .await
+            .map(|(d, _)| d)
+    }
+
+    /// DELETE with the warnings for `Warning: 299 - "…"` headers (a batch/v1 Job deleted
+    /// without a propagation policy orphans its pods and says so).
+    pub async fn delete_with_warnings(
+        &self,
+        r: &Resource,
+        ns: &str,
+        name: &str,
+        o: &DeleteOptions,
+    ) -> Result<(Deleted, Vec<String>), ApiError> {
+        let mut warnings = Vec::new();
+        // REST.Delete of jobs (pkg/registry/batch/job/storage/storage.go).
+        if o.propagation_policy.is_none() && gc::default_orphans(r) {
+            warnings.push(gc::JOB_ORPHAN_WARNING.to_string());
+        }
+        let d = self.delete_object(r, ns, name, o).await?;
+        Ok((d, warnings))
+    }
+
+    async fn delete_object(
+        &self,
+        r: &Resource,
+        ns: &str,
+        name: &str,
+        o: &DeleteOptions,
+    ) -> Result<Deleted, ApiError> {
         if let Some(p) = o.propagation_policy.as_deref() {
             if !["Orphan", "Background", "Foreground"].contains(&p) {
                 return Err(options_invalid(
@@ -1541,7 +1608,7 @@ impl Api {
                 // Newer kube-apiservers turn a negative grace into 1 (CheckGracefulDelete).
                 let mut o2 = o.clone();
                 o2.grace_period_seconds = Some(1);
-                return Box::pin(self.delete(r, ns, name, &o2)).await;
+                return Box::pin(self.delete_object(r, ns, name, &o2)).await;
             }
         }
         if r.kind == "Namespace" && IMMORTAL_NAMESPACES.contains(&name) {
@@ -1579,7 +1646,12 @@ impl Api {
                     ));
                 }
             }
-            let plan = plan_delete(r.kind, &cur.object, o);
+            let gc_finalizers = if r.kind == "Namespace" {
+                None
+            } else {
+                gc::finalizers_for_delete(&cur.object, o, gc::default_orphans(r))
+            };
+            let plan = plan_delete(r.kind, &cur.object, o, gc_finalizers);
             if o.dry_run {
                 return Ok(match plan {
                     Plan::Remove => Deleted::Gone(cur.object),
@@ -1609,8 +1681,15 @@ impl Api {
                     .map(|s| (false, s)),
             };
             match res {
-                Ok((true, s)) => return Ok(Deleted::Gone(s.object)),
+                Ok((true, s)) => {
+                    if r.namespaced {
+                        self.quota_usage_changed(ns).await;
+                    }
+                    self.gc_after_delete(&s.object, true);
+                    return Ok(Deleted::Gone(s.object));
+                }
                 Ok((false, s)) => {
+                    self.gc_after_delete(&s.object, false);
                     if r.kind == "Namespace" {
                         // The namespace controller's work, started at once.
                         if let Err(e) = Box::pin(self.reconcile_namespace(name)).await {
@@ -1684,10 +1763,12 @@ impl Api {
                 if is_deleting(&s.object) {
                     continue;
                 }
-                match self
-                    .delete(r, ns, &s.key.name, &DeleteOptions::default())
-                    .await
-                {
+                // The namespace controller deletes in the background (namespaced_resources_deleter.go).
+                let background = DeleteOptions {
+                    propagation_policy: Some("Background".into()),
+                    ..DeleteOptions::default()
+                };
+                match self.delete(r, ns, &s.key.name, &background).await {
                     Ok(Deleted::Gone(_)) => remaining -= 1,
                     Ok(Deleted::Pending(_)) => {}
                     Err(e) if e.code == 404 => remaining -= 1,
@@ -1747,6 +1828,8 @@ impl Api {
             })
             .collect();
         let mut todo: Vec<usize> = (0..batch.len()).collect();
+        // Namespaces where a pod became terminal: their quota usage drops.
+        let mut terminal_in: std::collections::BTreeSet<String> = Default::default();
         for _ in 0..RETRIES {
             let mut muts = Vec::new();
             let mut idx = Vec::new();
@@ -1790,6 +1873,12 @@ impl Api {
                     out[i] = Some(Ok(()));
                     continue;
                 }
+                let terminal = |v: &Value| {
+                    matches!(v["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+                };
+                if terminal(&obj) && !terminal(&cur.object) {
+                    terminal_in.insert(ns.clone());
+                }
                 muts.push(Mutation::Update {
                     key,
                     object: obj,
@@ -1813,6 +1902,9 @@ impl Api {
                 break;
             }
             todo = again;
+        }
+        for ns in &terminal_in {
+            self.quota_usage_changed(ns).await;
         }
         out.into_iter()
             .map(|o| {
@@ -2036,8 +2128,20 @@ enum Plan {
 /// `rest.BeforeDelete` with the pod strategy's `CheckGracefulDelete`, the finalizer rules
 /// of store.go (`updateForGracefulDeletionAndFinalizers`) and the namespace registry's
 /// Delete (phase Terminating first).
-fn plan_delete(kind: &str, cur: &Value, o: &DeleteOptions) -> Plan {
-    let has_finalizers = !finalizers(cur).is_empty();
+///
+/// `gc` is the finalizer list after the garbage collector's policy (`orphan`,
+/// `foregroundDeletion`) when the DELETE changes it; such a change is not made to a pod whose
+/// graceful deletion is already pending (rest.BeforeDelete's `pendingGraceful`).
+fn plan_delete(kind: &str, cur: &Value, o: &DeleteOptions, gc: Option<Vec<String>>) -> Plan {
+    let base = match &gc {
+        Some(list) => {
+            let mut m = cur.clone();
+            gc::set_finalizers(&mut m, list);
+            m
+        }
+        None => cur.clone(),
+    };
+    let has_finalizers = !finalizers(&base).is_empty();
     let now = strategy::unix_now();
     let mark = |grace: i64, base: &Value| {
         let mut m = base.clone();
@@ -2067,10 +2171,10 @@ fn plan_delete(kind: &str, cur: &Value, o: &DeleteOptions) -> Plan {
         // Only a shorter grace period may be given; with none, the deletion is pending.
         let existing = cur["metadata"]["deletionGracePeriodSeconds"].as_i64();
         let Some(existing) = existing.filter(|g| *g > 0) else {
-            return if has_finalizers {
-                Plan::Keep
-            } else {
-                Plan::Remove
+            return match (has_finalizers, gc.is_some()) {
+                (true, true) => Plan::Mark(base),
+                (true, false) => Plan::Keep,
+                (false, _) => Plan::Remove,
             };
         };
         let Some(period) = o.grace_period_seconds.filter(|p| *p < existing) else {
@@ -2083,7 +2187,7 @@ fn plan_delete(kind: &str, cur: &Value, o: &DeleteOptions) -> Plan {
             .as_str()
             .and_then(strategy::parse_time)
             .unwrap_or(now + existing);
-        let mut m = cur.clone();
+        let mut m = base.clone();
         m["metadata"]["deletionTimestamp"] =
             Value::String(strategy::at_second(ts - existing + period));
         m["metadata"]["deletionGracePeriodSeconds"] = Value::from(period);
@@ -2110,11 +2214,11 @@ fn plan_delete(kind: &str, cur: &Value, o: &DeleteOptions) -> Plan {
         0
     };
     if grace > 0 {
-        return Plan::Mark(mark(grace, cur));
+        return Plan::Mark(mark(grace, &base));
     }
     if has_finalizers {
         // markAsDeleting: deletionTimestamp now, grace 0.
-        return Plan::Mark(mark(0, cur));
+        return Plan::Mark(mark(0, &base));
     }
     Plan::Remove
 }

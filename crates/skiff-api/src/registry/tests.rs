@@ -1340,3 +1340,6 @@ async fn delete_collection_by_label() {
     assert!(api.get(r("configmaps"), "default", "c").is_ok());
     assert!(api.get(r("configmaps"), "default", "a").is_err());
 }
+
+#[path = "policy_tests.rs"]
+mod policy_tests;
