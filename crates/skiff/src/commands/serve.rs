@@ -33,6 +33,10 @@ const NAMESPACES_EVERY: Duration = Duration::from_secs(1);
 /// How often housekeeping (event expiry, store compaction, image GC) runs; the kubelet's
 /// image GC period is 5 minutes.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(300);
+/// How often the garbage collector looks for dependents whose owners are gone (deletions
+/// themselves schedule a pass at once) and quotas are recounted (pods that became terminal or
+/// passed their deletion grace stop being charged).
+const COLLECT_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -165,16 +169,26 @@ fn serve(args: &Args) -> anyhow::Result<()> {
     })
 }
 
-/// Periodic work: the Node's status, namespace deletion, event expiry, store compaction.
+/// Periodic work: the Node's status, namespace deletion, garbage collection, quota usage,
+/// event expiry, store compaction.
 async fn housekeeping(api: Api, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let mut node_tick = tokio::time::interval(NODE_STATUS_EVERY);
     let mut house_tick = tokio::time::interval(HOUSEKEEPING_EVERY);
     let mut ns_tick = tokio::time::interval(NAMESPACES_EVERY);
+    let mut collect_tick = tokio::time::interval(COLLECT_EVERY);
     loop {
         tokio::select! {
             _ = ns_tick.tick() => {
                 if let Err(e) = api.reconcile_namespaces().await {
                     tracing::warn!("the namespace controller: {e}");
+                }
+            }
+            _ = collect_tick.tick() => {
+                if let Err(e) = api.collect_garbage().await {
+                    tracing::warn!("the garbage collector: {e}");
+                }
+                if let Err(e) = api.reconcile_quotas().await {
+                    tracing::warn!("recounting quotas: {e}");
                 }
             }
             _ = node_tick.tick() => {
