@@ -276,7 +276,13 @@ impl Conn {
         let stop = CancellationToken::new();
         let activity = Arc::new(AtomicU64::new(0));
         let epoch = Instant::now();
-        tokio::spawn(write_loop(writer, out_rx, activity.clone(), epoch));
+        tokio::spawn(write_loop(
+            writer,
+            out_rx,
+            activity.clone(),
+            epoch,
+            closed.clone(),
+        ));
         let r = ReadLoop {
             out: out_tx.clone(),
             streams: streams_tx,
@@ -332,10 +338,25 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Out>,
     activity: Arc<AtomicU64>,
     epoch: Instant,
+    closed: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(64);
     loop {
-        if rx.recv_many(&mut batch, 64).await == 0 {
+        let n = tokio::select! {
+            biased;
+            n = rx.recv_many(&mut batch, 64) => n,
+            // The reader has ended (peer gone, protocol error): send what is queued, then stop.
+            _ = closed.cancelled() => {
+                while let Ok(o) = rx.try_recv() {
+                    batch.push(o);
+                }
+                if !batch.is_empty() {
+                    let _ = w.write_batch(&mut batch).await;
+                }
+                break;
+            }
+        };
+        if n == 0 {
             break;
         }
         activity.store(epoch.elapsed().as_secs(), Ordering::Relaxed);
