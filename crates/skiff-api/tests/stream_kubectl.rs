@@ -45,7 +45,12 @@ impl NodeBackend for FakeNode {
         >::new())))
     }
 
-    fn exec(&self, _pod: &Pod, o: ExecOptions, io: StreamIo) -> NodeFuture<Result<i32, StreamError>> {
+    fn exec(
+        &self,
+        _pod: &Pod,
+        o: ExecOptions,
+        io: StreamIo,
+    ) -> NodeFuture<Result<i32, StreamError>> {
         self.execs.lock().unwrap().push(o.clone());
         if o.container == "gone" {
             return Box::pin(async {
@@ -133,7 +138,12 @@ impl NodeBackend for FakeNode {
         })
     }
 
-    fn attach(&self, _pod: &Pod, _o: ExecOptions, io: StreamIo) -> NodeFuture<Result<(), StreamError>> {
+    fn attach(
+        &self,
+        _pod: &Pod,
+        _o: ExecOptions,
+        io: StreamIo,
+    ) -> NodeFuture<Result<(), StreamError>> {
         Box::pin(async move {
             let StreamIo { stdin, stdout, .. } = io;
             if let (Some(mut r), Some(mut w)) = (stdin, stdout) {
@@ -344,21 +354,43 @@ async fn exec_checks(env: &Env, v: &str) {
     let (rc, out, err) = env
         .run(
             v,
-            &["exec", "-i", "web", "-c", "app", "--", "sh", "-c", "cat; echo oops >&2; exit 3"],
+            &[
+                "exec",
+                "-i",
+                "web",
+                "-c",
+                "app",
+                "--",
+                "sh",
+                "-c",
+                "cat; echo oops >&2; exit 3",
+            ],
             b"hello through stdin\n",
         )
         .await;
-    assert_eq!(String::from_utf8_lossy(&out), "hello through stdin\n", "{v}: {err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "hello through stdin\n",
+        "{v}: {err}"
+    );
     assert!(err.contains("oops"), "{v}: {err}");
     assert_eq!(rc, 3, "{v}: {err}");
 
     // Success, no stdin, the single container chosen by the server.
     let (rc, out, err) = env.run(v, &["exec", "one", "--", "echo", "hi"], b"").await;
-    assert_eq!((rc, String::from_utf8_lossy(&out).as_ref()), (0, "hi\n"), "{v}: {err}");
+    assert_eq!(
+        (rc, String::from_utf8_lossy(&out).as_ref()),
+        (0, "hi\n"),
+        "{v}: {err}"
+    );
 
     // A bigger output than any buffer on the way.
     let (rc, out, err) = env
-        .run(v, &["exec", "one", "--", "head", "-c", "3000000", "/dev/zero"], b"")
+        .run(
+            v,
+            &["exec", "one", "--", "head", "-c", "3000000", "/dev/zero"],
+            b"",
+        )
         .await;
     assert_eq!((rc, out.len()), (0, 3_000_000), "{v}: {err}");
 
@@ -367,9 +399,16 @@ async fn exec_checks(env: &Env, v: &str) {
         .run(v, &["exec", "web", "-c", "nope", "--", "true"], b"")
         .await;
     assert_ne!(rc, 0);
-    assert!(err.contains("container nope is not valid for pod web"), "{v}: {err}");
+    assert!(
+        err.contains("container nope is not valid for pod web"),
+        "{v}: {err}"
+    );
     let (rc, _, err) = env
-        .run(v, &["exec", "web", "-c", "app", "--", "sh", "-c", "kill -9 $$"], b"")
+        .run(
+            v,
+            &["exec", "web", "-c", "app", "--", "sh", "-c", "kill -9 $$"],
+            b"",
+        )
         .await;
     assert_eq!(rc, 137, "{v}: {err}");
 }
@@ -398,7 +437,9 @@ async fn call(api: &Api, method: &str, uri: &str, upgrade: Option<&str>) -> (u16
         .await
         .unwrap();
     let code = resp.status().as_u16();
-    let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
     (code, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
@@ -406,7 +447,9 @@ async fn call(api: &Api, method: &str, uri: &str, upgrade: Option<&str>) -> (u16
 async fn exec_request_errors_use_kube_texts() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("store"), StoreConfig::default()).unwrap();
-    let api = Api::open(store, Arc::new(FakeNode::default())).await.unwrap();
+    let api = Api::open(store, Arc::new(FakeNode::default()))
+        .await
+        .unwrap();
     seed(&api).await;
     let base = "/api/v1/namespaces/default/pods";
     let cases = [
@@ -443,20 +486,21 @@ async fn exec_request_errors_use_kube_texts() {
     ];
     for (uri, code, text) in cases {
         let (c, body) = call(&api, "POST", &uri, None).await;
-        assert_eq!((c, body["message"].as_str().unwrap_or("")), (code, text), "{uri}");
+        assert_eq!(
+            (c, body["message"].as_str().unwrap_or("")),
+            (code, text),
+            "{uri}"
+        );
         assert_eq!(body["kind"], "Status");
     }
     // The node's immediate refusal is the answer to the upgrade request itself.
     let r = resource("", "pods").unwrap();
     let _ = r;
-    let (c, body) = call(
-        &api,
-        "POST",
-        &format!("{base}/one/portforward"),
-        None,
-    )
-    .await;
-    assert_eq!((c, body["message"].as_str().unwrap_or("")), (400, "Upgrade request required"));
+    let (c, body) = call(&api, "POST", &format!("{base}/one/portforward"), None).await;
+    assert_eq!(
+        (c, body["message"].as_str().unwrap_or("")),
+        (400, "Upgrade request required")
+    );
     let (c, _) = call(&api, "PUT", &format!("{base}/one/exec"), None).await;
     assert_eq!(c, 405);
 }
@@ -527,14 +571,14 @@ async fn attach_and_cp() {
         std::fs::create_dir_all(&remote).unwrap();
         let to = format!("default/one:{}/copied.bin", remote.display());
         let (rc, _, err) = env
-            .run(
-                v,
-                &["cp", src.join("data.bin").to_str().unwrap(), &to],
-                b"",
-            )
+            .run(v, &["cp", src.join("data.bin").to_str().unwrap(), &to], b"")
             .await;
         assert_eq!(rc, 0, "{v} cp to pod: {err}");
-        assert_eq!(std::fs::read(remote.join("copied.bin")).unwrap(), payload, "{v}");
+        assert_eq!(
+            std::fs::read(remote.join("copied.bin")).unwrap(),
+            payload,
+            "{v}"
+        );
         let back = work.path().join(format!("back-{v}.bin"));
         let from = format!("default/one:{}/copied.bin", remote.display());
         let (rc, _, err) = env
@@ -590,7 +634,9 @@ async fn port_forward(env: &Env, v: &str, remote: u16) -> (tokio::process::Child
 
 /// Sends `n` pseudo-random bytes through the echo and checks they all come back.
 async fn through(local: u16, n: usize, seed: u32) {
-    let s = tokio::net::TcpStream::connect(("127.0.0.1", local)).await.unwrap();
+    let s = tokio::net::TcpStream::connect(("127.0.0.1", local))
+        .await
+        .unwrap();
     let (mut r, mut w) = s.into_split();
     let data: Arc<Vec<u8>> = Arc::new(
         (0..n as u32)
@@ -643,7 +689,9 @@ async fn port_forward_to_a_closed_port_reports_the_error() {
     };
     for v in ["1.33", "1.27"] {
         let (mut child, local) = port_forward(&env, v, closed).await;
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", local)).await.unwrap();
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", local))
+            .await
+            .unwrap();
         let mut buf = [0u8; 16];
         let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf))
             .await
@@ -655,7 +703,9 @@ async fn port_forward_to_a_closed_port_reports_the_error() {
         let out = child.wait_with_output().await.unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains(&format!("error forwarding port {closed} to pod one_default")),
+            err.contains(&format!(
+                "error forwarding port {closed} to pod one_default"
+            )),
             "{v}: {err}"
         );
     }

@@ -938,8 +938,22 @@ async fn handle(
         (_, Some(_), Some("log")) => Ok(method_not_allowed()),
 
         // ---- exec, attach, port-forward (crate::stream) ----
-        (&Method::GET | &Method::POST, Some(name), Some(sub @ ("exec" | "attach" | "portforward"))) => {
-            crate::stream::serve(api, shutdown, r, sub, &ns_for_object, name, &p, parts.clone()).await
+        (
+            &Method::GET | &Method::POST,
+            Some(name),
+            Some(sub @ ("exec" | "attach" | "portforward")),
+        ) => {
+            crate::stream::serve(
+                api,
+                shutdown,
+                r,
+                sub,
+                &ns_for_object,
+                name,
+                &p,
+                parts.clone(),
+            )
+            .await
         }
         (_, Some(_), Some("exec" | "attach" | "portforward")) => Ok(method_not_allowed()),
 

@@ -197,11 +197,9 @@ async fn spdy_session(
         .filter(|t| expected(t))
         .collect();
     let accept_types = allowed.clone();
-    let accept: spdy::Accept = Box::new(move |h| {
-        match super::frame::header(h, "streamtype") {
-            Some(t) if accept_types.contains(&t) => Ok(()),
-            _ => Err(super::frame::RST_PROTOCOL_ERROR),
-        }
+    let accept: spdy::Accept = Box::new(move |h| match super::frame::header(h, "streamtype") {
+        Some(t) if accept_types.contains(&t) => Ok(()),
+        _ => Err(super::frame::RST_PROTOCOL_ERROR),
     });
     let mut conn = Conn::start(
         reader,
@@ -250,6 +248,14 @@ async fn spdy_session(
         return;
     };
     let mut pumps = Vec::new();
+    // Nothing is expected from the client on these: what it sends anyway is dropped, so it
+    // cannot fill their queues and hold the connection.
+    let mut error = error;
+    drain(&mut error);
+    let (mut stdout, mut stderr) = (stdout, stderr);
+    for s in [&mut stdout, &mut stderr].into_iter().flatten() {
+        drain(s);
+    }
     // Client → node.
     if let (Some(mut s), Some(tx)) = (stdin, sio.stdin) {
         tokio::spawn(async move {
@@ -296,10 +302,20 @@ async fn spdy_session(
         _ = all => {}
         _ = gone.cancelled() => return,
     }
-    error.out.data(Bytes::from(status_json(kind, &result))).await;
+    error
+        .out
+        .data(Bytes::from(status_json(kind, &result)))
+        .await;
     error.out.fin().await;
     drop(error);
     conn.finish(FINISH_LINGER).await;
+}
+
+/// Discards what the client sends on a stream the server only writes to.
+fn drain(s: &mut Stream) {
+    let (_, empty) = mpsc::channel(1);
+    let mut rx = std::mem::replace(&mut s.inbound, empty);
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
 }
 
 // ---- WebSocket ----

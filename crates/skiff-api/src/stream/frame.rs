@@ -624,12 +624,7 @@ impl Encoder {
     }
 
     /// A SYN_STREAM (what a client sends; the tests play kubectl with it).
-    pub fn syn_stream(
-        &mut self,
-        stream_id: u32,
-        flags: u8,
-        headers: &[(&str, &str)],
-    ) -> Bytes {
+    pub fn syn_stream(&mut self, stream_id: u32, flags: u8, headers: &[(&str, &str)]) -> Bytes {
         let block = self.compress(&write_header_block(headers));
         let mut b = BytesMut::with_capacity(18 + block.len());
         control_header(&mut b, TYPE_SYN_STREAM, flags, 10 + block.len());

@@ -86,7 +86,10 @@ fn upgrade_kind(h: &HeaderMap) -> Option<Upgrade> {
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")));
+        .any(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        });
     if !conn {
         return None;
     }
@@ -250,7 +253,10 @@ async fn spdy_transport(
         Ok(up) => {
             let io = hyper_util::rt::TokioIo::new(up);
             let (r, w) = tokio::io::split(io);
-            Some((spdy::Reader::Raw(Box::new(r)), spdy::Writer::Raw(Box::new(w))))
+            Some((
+                spdy::Reader::Raw(Box::new(r)),
+                spdy::Writer::Raw(Box::new(w)),
+            ))
         }
         Err(e) => {
             tracing::debug!("SPDY upgrade failed: {e}");
@@ -343,7 +349,11 @@ async fn portforward_request(
             let protocol = if offered(&parts.headers, "X-Stream-Protocol-Version").is_empty() {
                 PORT_FORWARD_V1.to_string()
             } else {
-                negotiate(&parts.headers, "X-Stream-Protocol-Version", &[PORT_FORWARD_V1])?
+                negotiate(
+                    &parts.headers,
+                    "X-Stream-Protocol-Version",
+                    &[PORT_FORWARD_V1],
+                )?
             };
             let on_upgrade = parts
                 .extensions

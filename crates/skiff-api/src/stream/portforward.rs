@@ -159,7 +159,11 @@ fn full_name(pod: &Pod) -> String {
     )
 }
 
-async fn forward(node: Arc<dyn NodeBackend>, pod: Arc<Pod>, error: Stream, data: Stream) {
+async fn forward(node: Arc<dyn NodeBackend>, pod: Arc<Pod>, mut error: Stream, data: Stream) {
+    // The client writes nothing on the error stream (kubectl closes it at once): drop what
+    // comes, so it cannot fill the queue and hold the connection.
+    let mut from_error = std::mem::replace(&mut error.inbound, tokio::sync::mpsc::channel(1).1);
+    tokio::spawn(async move { while from_error.recv().await.is_some() {} });
     let port: u16 = data
         .header("port")
         .and_then(|p| p.parse().ok())

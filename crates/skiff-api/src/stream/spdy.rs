@@ -296,6 +296,7 @@ impl Conn {
             conn_token: closed.child_token(),
             activity,
             epoch,
+            stop: stop.clone(),
         };
         let (c, s) = (closed.clone(), stop.clone());
         tokio::spawn(async move {
@@ -383,6 +384,7 @@ struct ReadLoop {
     conn_token: CancellationToken,
     activity: Arc<AtomicU64>,
     epoch: Instant,
+    stop: CancellationToken,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -463,7 +465,17 @@ impl ReadLoop {
                 };
                 if !data.is_empty() {
                     if let Some(tx) = &e.inbound {
-                        if tx.send(data).await.is_err() {
+                        // A full queue holds the whole connection (TCP backpressure), but not
+                        // forever: the connection ends when stopped or idle that long.
+                        let sent = tokio::select! {
+                            r = tx.send(data) => r.is_ok(),
+                            _ = self.stop.cancelled() => false,
+                            _ = tokio::time::sleep(self.limits.idle_timeout) => {
+                                self.stop.cancel();
+                                false
+                            }
+                        };
+                        if !sent {
                             e.inbound = None;
                         }
                     }
@@ -485,7 +497,10 @@ impl ReadLoop {
                 unidirectional,
                 headers,
                 ..
-            } => self.syn_stream(stream_id, fin || unidirectional, headers).await,
+            } => {
+                self.syn_stream(stream_id, fin || unidirectional, headers)
+                    .await
+            }
             Frame::RstStream { stream_id, .. } => {
                 if let Some(e) = self.table.remove(&stream_id) {
                     e.reset.cancel();
@@ -507,14 +522,20 @@ impl ReadLoop {
 
     async fn syn_stream(&mut self, id: u32, remote_fin: bool, headers: Headers) {
         if id % 2 == 0 || id <= self.last_id {
-            self.send(Out::Control(frame::rst_stream(id, frame::RST_PROTOCOL_ERROR)))
-                .await;
+            self.send(Out::Control(frame::rst_stream(
+                id,
+                frame::RST_PROTOCOL_ERROR,
+            )))
+            .await;
             return;
         }
         self.last_id = id;
         if self.goaway {
-            self.send(Out::Control(frame::rst_stream(id, frame::RST_REFUSED_STREAM)))
-                .await;
+            self.send(Out::Control(frame::rst_stream(
+                id,
+                frame::RST_REFUSED_STREAM,
+            )))
+            .await;
             return;
         }
         if self.table.len() >= self.limits.max_streams {
@@ -523,8 +544,11 @@ impl ReadLoop {
         let permit = match self.permits.clone().try_acquire_owned() {
             Ok(p) if self.table.len() < self.limits.max_streams * 2 => p,
             _ => {
-                self.send(Out::Control(frame::rst_stream(id, frame::RST_REFUSED_STREAM)))
-                    .await;
+                self.send(Out::Control(frame::rst_stream(
+                    id,
+                    frame::RST_REFUSED_STREAM,
+                )))
+                .await;
                 return;
             }
         };
@@ -551,8 +575,11 @@ impl ReadLoop {
             _permit: permit,
         };
         if self.streams.try_send(stream).is_err() {
-            self.send(Out::Control(frame::rst_stream(id, frame::RST_REFUSED_STREAM)))
-                .await;
+            self.send(Out::Control(frame::rst_stream(
+                id,
+                frame::RST_REFUSED_STREAM,
+            )))
+            .await;
             return;
         }
         self.table.insert(

@@ -263,7 +263,11 @@ fn randomized_and_mutated_input_never_panics_and_stays_bounded() {
     for i in 0..40u32 {
         let id = 2 * i + 1;
         valid.push(enc.syn_stream(id, 0, &[("streamtype", "data"), ("port", "80")]));
-        valid.push(frame::data_frame(id, i % 3 == 0, &vec![i as u8; (i * 37) as usize]));
+        valid.push(frame::data_frame(
+            id,
+            i % 3 == 0,
+            &vec![i as u8; (i * 37) as usize],
+        ));
         valid.push(frame::ping(id));
         valid.push(frame::rst_stream(id, 5));
         valid.push(frame::settings(&[(0, 4, 100)]));
@@ -366,8 +370,7 @@ fn statuses_are_kubelets() {
         code: 500,
         message: "boom".into(),
     };
-    let v: serde_json::Value =
-        serde_json::from_slice(&status_json(Kind::Attach, &Err(e))).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&status_json(Kind::Attach, &Err(e))).unwrap();
     assert_eq!(
         v["message"],
         "Internal error occurred: error attaching to container: boom"
@@ -440,13 +443,19 @@ fn start(max_streams: usize, idle: Duration) -> (Conn, Client) {
 async fn conn_replies_echoes_pings_and_carries_data_both_ways() {
     let (mut conn, mut c) = start(4, Duration::from_secs(60));
     c.open(1, &[("streamtype", "ok")]).await;
-    assert!(matches!(c.next().await, Some(Frame::SynReply { stream_id: 1, .. })));
+    assert!(matches!(
+        c.next().await,
+        Some(Frame::SynReply { stream_id: 1, .. })
+    ));
     let mut s = conn.streams.recv().await.unwrap();
     assert_eq!(s.header("streamtype"), Some("ok"));
     c.send(&frame::data_frame(1, false, b"to server")).await;
     assert_eq!(&s.inbound.recv().await.unwrap()[..], b"to server");
     c.send(&frame::data_frame(1, true, b"")).await;
-    assert!(s.inbound.recv().await.is_none(), "FIN ends the inbound side");
+    assert!(
+        s.inbound.recv().await.is_none(),
+        "FIN ends the inbound side"
+    );
     assert!(s.out.data(Bytes::from_static(b"to client")).await);
     s.out.fin().await;
     assert_eq!(
@@ -488,13 +497,25 @@ async fn conn_refuses_bad_ids_unknown_streams_and_too_many() {
     );
     // Even (server) ids and ids going backwards.
     c.open(4, &[("streamtype", "ok")]).await;
-    assert!(matches!(c.next().await, Some(Frame::RstStream { stream_id: 4, .. })));
+    assert!(matches!(
+        c.next().await,
+        Some(Frame::RstStream { stream_id: 4, .. })
+    ));
     c.open(3, &[("streamtype", "ok")]).await;
-    assert!(matches!(c.next().await, Some(Frame::SynReply { stream_id: 3, .. })));
+    assert!(matches!(
+        c.next().await,
+        Some(Frame::SynReply { stream_id: 3, .. })
+    ));
     c.open(3, &[("streamtype", "ok")]).await;
-    assert!(matches!(c.next().await, Some(Frame::RstStream { stream_id: 3, .. })));
+    assert!(matches!(
+        c.next().await,
+        Some(Frame::RstStream { stream_id: 3, .. })
+    ));
     c.open(5, &[("streamtype", "ok")]).await;
-    assert!(matches!(c.next().await, Some(Frame::SynReply { stream_id: 5, .. })));
+    assert!(matches!(
+        c.next().await,
+        Some(Frame::SynReply { stream_id: 5, .. })
+    ));
     // Two open: the third is refused.
     c.open(7, &[("streamtype", "ok")]).await;
     assert_eq!(
@@ -508,7 +529,10 @@ async fn conn_refuses_bad_ids_unknown_streams_and_too_many() {
     let s3 = conn.streams.recv().await.unwrap();
     drop(s3);
     c.open(9, &[("streamtype", "ok")]).await;
-    assert!(matches!(c.next().await, Some(Frame::SynReply { stream_id: 9, .. })));
+    assert!(matches!(
+        c.next().await,
+        Some(Frame::SynReply { stream_id: 9, .. })
+    ));
 }
 
 #[tokio::test]
