@@ -90,11 +90,15 @@ async fn start_node(
             Box::pin(async move { f.await.map(|()| 0) })
         }
     };
-    if let Some(Err(e)) = futures_util::future::poll_immediate(&mut fut).await {
-        return Err(ApiError::new(e.code, reason_for(e.code), e.message));
+    match futures_util::future::poll_immediate(&mut fut).await {
+        Some(Err(e)) => Err(ApiError::new(e.code, reason_for(e.code), e.message)),
+        // A finished future must not be polled again: keep its result.
+        Some(Ok(code)) => Ok((
+            AbortOnDrop(tokio::spawn(async move { Ok(code) })),
+            sio,
+        )),
+        None => Ok((AbortOnDrop(tokio::spawn(fut)), sio)),
     }
-    // Polling a ready future again is not allowed, so the (rare) instant success is kept.
-    Ok((AbortOnDrop(tokio::spawn(fut)), sio))
 }
 
 pub(crate) async fn request(
