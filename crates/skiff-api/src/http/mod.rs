@@ -944,9 +944,8 @@ async fn handle(
             Some(sub @ ("exec" | "attach" | "portforward")),
         ) => {
             crate::stream::serve(
-                api,
+                (api, r),
                 shutdown,
-                r,
                 sub,
                 &ns_for_object,
                 name,

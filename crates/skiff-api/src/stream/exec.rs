@@ -93,10 +93,7 @@ async fn start_node(
     match futures_util::future::poll_immediate(&mut fut).await {
         Some(Err(e)) => Err(ApiError::new(e.code, reason_for(e.code), e.message)),
         // A finished future must not be polled again: keep its result.
-        Some(Ok(code)) => Ok((
-            AbortOnDrop(tokio::spawn(async move { Ok(code) })),
-            sio,
-        )),
+        Some(Ok(code)) => Ok((AbortOnDrop(tokio::spawn(async move { Ok(code) })), sio)),
         None => Ok((AbortOnDrop(tokio::spawn(fut)), sio)),
     }
 }

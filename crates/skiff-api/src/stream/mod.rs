@@ -265,11 +265,10 @@ async fn spdy_transport(
     }
 }
 
-/// `GET|POST …/pods/{name}/exec|attach|portforward`.
+/// `GET|POST …/pods/{name}/exec|attach|portforward` (`r` is the pods resource).
 pub(crate) async fn serve(
-    api: &Api,
+    (api, r): (&Api, &'static Resource),
     shutdown: &CancellationToken,
-    r: &'static Resource,
     sub: &str,
     ns: &str,
     name: &str,

@@ -508,7 +508,7 @@ impl ReadLoop {
             }
             Frame::Ping { id } => {
                 // Odd ids are the client's: echo. Even ones would answer our pings (none).
-                if id % 2 == 1 {
+                if !id.is_multiple_of(2) {
                     self.send(Out::Control(frame::ping(id))).await;
                 }
             }
@@ -521,7 +521,7 @@ impl ReadLoop {
     }
 
     async fn syn_stream(&mut self, id: u32, remote_fin: bool, headers: Headers) {
-        if id % 2 == 0 || id <= self.last_id {
+        if id.is_multiple_of(2) || id <= self.last_id {
             self.send(Out::Control(frame::rst_stream(
                 id,
                 frame::RST_PROTOCOL_ERROR,
