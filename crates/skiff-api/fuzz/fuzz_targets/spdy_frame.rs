@@ -4,7 +4,12 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use skiff_api::stream::frame::{Decoder, MAX_CONTROL_LEN};
+
+#[allow(dead_code)]
+#[path = "../../src/stream/frame.rs"]
+mod frame;
+
+use frame::{Decoder, MAX_CONTROL_LEN};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&step, rest)) = data.split_first() else {
