@@ -710,3 +710,85 @@ async fn port_forward_to_a_closed_port_reports_the_error() {
         );
     }
 }
+
+/// The router on loopback over a fake node, without kubectl; returns its port.
+async fn serve_api() -> (tempfile::TempDir, u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store"), StoreConfig::default()).unwrap();
+    let api = Api::open(store, Arc::new(FakeNode::default()))
+        .await
+        .unwrap();
+    seed(&api).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = skiff_api::http::router(api);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (dir, port)
+}
+
+/// Exec over WebSocket as kube-rs speaks it: `v4.channel.k8s.io` (no close signal: the
+/// command must not wait for stdin's end) and `v5.channel.k8s.io` (`[255, 0]` ends stdin).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_websocket_v4_and_v5_channels() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let (_dir, port) = serve_api().await;
+    for (proto, cmd) in [
+        ("v4.channel.k8s.io", "head -n 1; echo e >&2; exit 4"),
+        ("v5.channel.k8s.io", "cat; echo e >&2; exit 4"),
+    ] {
+        let q: String = ["sh", "-c", cmd]
+            .iter()
+            .map(|c| format!("command={}&", urlencode(c)))
+            .collect();
+        let url = format!(
+            "ws://127.0.0.1:{port}/api/v1/namespaces/default/pods/one/exec?{q}stdin=true&stdout=true&stderr=true"
+        );
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", proto.parse().unwrap());
+        let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+        assert_eq!(resp.headers()["sec-websocket-protocol"], proto);
+        ws.send(Message::Binary(Bytes::from_static(b"\x00line one\n")))
+            .await
+            .unwrap();
+        if proto.starts_with("v5") {
+            ws.send(Message::Binary(Bytes::from_static(&[255, 0])))
+                .await
+                .unwrap();
+        }
+        let (mut out, mut err, mut status) = (Vec::new(), Vec::new(), Vec::new());
+        while let Some(m) = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("exec over WebSocket hung")
+        {
+            match m {
+                Ok(Message::Binary(b)) if !b.is_empty() => match b[0] {
+                    1 => out.extend_from_slice(&b[1..]),
+                    2 => err.extend_from_slice(&b[1..]),
+                    3 => status.extend_from_slice(&b[1..]),
+                    c => panic!("unexpected channel {c}"),
+                },
+                Ok(Message::Close(_)) | Err(_) => break,
+                _ => {}
+            }
+        }
+        assert_eq!(out, b"line one\n", "{proto}");
+        assert_eq!(err, b"e\n", "{proto}");
+        let s: Value = serde_json::from_slice(&status).unwrap();
+        assert_eq!(s["reason"], "NonZeroExitCode", "{proto}: {s}");
+        assert_eq!(s["details"]["causes"][0]["message"], "4", "{proto}: {s}");
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
