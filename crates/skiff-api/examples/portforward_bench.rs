@@ -214,6 +214,43 @@ async fn raw_spdy(api_port: u16, mb: usize) {
     }
 }
 
+/// `exec one -- true` over WebSocket v5 from an in-process client: the server's and the fake
+/// node's share of a round trip (upgrade, process start, status, close).
+async fn ws_exec_round_trip(api_port: u16) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut times = Vec::new();
+    for _ in 0..21 {
+        let t = Instant::now();
+        let url = format!(
+            "ws://127.0.0.1:{api_port}/api/v1/namespaces/default/pods/one/exec?command=true&stdout=true&stderr=true"
+        );
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "v5.channel.k8s.io".parse().unwrap(),
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let mut ok = false;
+        while let Some(Ok(m)) = ws.next().await {
+            if let Message::Binary(b) = m {
+                if b.first() == Some(&3) {
+                    ok = b.windows(7).any(|w| w == b"Success");
+                }
+            }
+        }
+        let _ = ws.close(None).await;
+        assert!(ok);
+        times.push(t.elapsed());
+    }
+    times.sort();
+    println!(
+        "in-process WebSocket exec one -- true: median {:?} (min {:?}, max {:?}, 21 runs)",
+        times[10], times[0], times[20]
+    );
+}
+
 fn kubectl_dir() -> Option<PathBuf> {
     let dirs = std::env::var_os("PATH")?;
     std::env::split_paths(&dirs)
@@ -346,11 +383,18 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let app = skiff_api::http::router(api.clone());
+    // TCP_NODELAY as the daemon's listener sets it (transport/server.rs): without it Nagle
+    // and delayed ACKs add ~40 ms to a SPDY exec's last frames.
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
 
     raw_spdy(port, mb).await;
+    ws_exec_round_trip(port).await;
 
     let Some(bin) = kubectl_dir() else {
         println!("kubectl binaries not found: skipping the kubectl figures");
