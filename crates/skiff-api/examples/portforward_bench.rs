@@ -217,7 +217,7 @@ async fn raw_spdy(api_port: u16, mb: usize) {
 /// `exec one -- true` over WebSocket v5 from an in-process client: the server's and the fake
 /// node's share of a round trip (upgrade, process start, status, close).
 async fn ws_exec_round_trip(api_port: u16) {
-    use futures_util::{SinkExt, StreamExt};
+    use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message;
     let mut times = Vec::new();
