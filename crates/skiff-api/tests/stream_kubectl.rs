@@ -792,3 +792,118 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// A client that goes away mid-exec: the node's future is dropped, so the process is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_disconnect_kills_the_exec() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let (_dir, port) = serve_api().await;
+    let q: String = ["sh", "-c", "echo $$; exec sleep 60"]
+        .iter()
+        .map(|c| format!("command={}&", urlencode(c)))
+        .collect();
+    let url =
+        format!("ws://127.0.0.1:{port}/api/v1/namespaces/default/pods/one/exec?{q}stdout=true");
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "v5.channel.k8s.io".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut out = Vec::new();
+    while !out.ends_with(b"\n") {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Binary(b)))) if b.first() == Some(&1) => {
+                out.extend_from_slice(&b[1..])
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("no pid: {other:?}"),
+        }
+    }
+    let pid: u32 = String::from_utf8_lossy(&out).trim().parse().unwrap();
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+    };
+    assert!(alive(pid));
+    drop(ws);
+    let t = std::time::Instant::now();
+    while alive(pid) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the exec'd process {pid} outlived its client"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A port-forward client that goes away mid-copy (plain SPDY, spoken by hand): the pod's
+/// connection is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_disconnect_closes_the_forwarded_connection() {
+    use skiff_api::stream::frame::{self, Encoder};
+    let (_dir, port) = serve_api().await;
+    // A pod-side server that reports how much it read before the connection ended.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = l.local_addr().unwrap().port();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut total = 0usize;
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        let _ = done_tx.send(total);
+    });
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(
+        b"POST /api/v1/namespaces/default/pods/one/portforward HTTP/1.1\r\nHost: x\r\n\
+          Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: portforward.k8s.io\r\n\
+          Content-Length: 0\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-stream-protocol-version: portforward.k8s.io"),
+        "{head}"
+    );
+    let mut enc = Encoder::new();
+    let p = target.to_string();
+    for (id, t) in [(1u32, "error"), (3, "data")] {
+        let f = enc.syn_stream(
+            id,
+            0,
+            &[("streamtype", t), ("port", &p), ("requestid", "7")],
+        );
+        s.write_all(&f).await.unwrap();
+    }
+    s.write_all(&frame::data_frame(3, false, &[5u8; 100_000]))
+        .await
+        .unwrap();
+    // Let it arrive, then vanish without FIN or GOAWAY.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(s);
+    let total = tokio::time::timeout(Duration::from_secs(10), done_rx)
+        .await
+        .expect("the pod's connection was left open")
+        .unwrap();
+    assert_eq!(total, 100_000);
+}
