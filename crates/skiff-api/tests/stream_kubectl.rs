@@ -174,6 +174,8 @@ impl NodeBackend for FakeNode {
     }
 }
 
+const ALL_VERSIONS: [&str; 7] = ["1.27", "1.28", "1.29", "1.30", "1.31", "1.32", "1.33"];
+
 /// The directory of the versioned kubectl binaries.
 fn kubectl_dir() -> Option<PathBuf> {
     let dirs = std::env::var_os("PATH")?;
@@ -421,6 +423,24 @@ async fn exec_websocket_and_spdy() {
     for v in ["1.33", "1.27"] {
         exec_checks(&env, v).await;
     }
+    // Every other installed kubectl: 1.28/1.29 speak SPDY, 1.30+ WebSocket v5.
+    for v in ALL_VERSIONS {
+        if !env.kubectl(v).exists() {
+            continue;
+        }
+        let (rc, out, err) = env
+            .run(
+                v,
+                &["exec", "-i", "one", "--", "sh", "-c", "cat; exit 5"],
+                b"v\n",
+            )
+            .await;
+        assert_eq!(
+            (rc, String::from_utf8_lossy(&out).as_ref()),
+            (5, "v\n"),
+            "{v}: {err}"
+        );
+    }
 }
 
 async fn call(api: &Api, method: &str, uri: &str, upgrade: Option<&str>) -> (u16, Value) {
@@ -665,7 +685,10 @@ async fn port_forward_two_connections_10mb() {
         return;
     };
     let echo = echo_server().await;
-    for v in ["1.33", "1.27"] {
+    for v in ALL_VERSIONS {
+        if !env.kubectl(v).exists() {
+            continue;
+        }
         let (mut child, local) = port_forward(&env, v, echo).await;
         let t = std::time::Instant::now();
         tokio::join!(
