@@ -332,7 +332,7 @@ async fn ws_session(
 ) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Message>(64);
-    let writer = tokio::spawn(async move {
+    let mut writer = AbortOnDrop(tokio::spawn(async move {
         let mut batch = Vec::with_capacity(32);
         while rx.recv_many(&mut batch, 32).await > 0 {
             for m in batch.drain(..) {
@@ -345,7 +345,7 @@ async fn ws_session(
             }
         }
         let _ = sink.close().await;
-    });
+    }));
     // kube-apiserver first sends an empty message on the lowest writable channel.
     let first = if o.stdout {
         1
@@ -428,7 +428,8 @@ async fn ws_session(
         })))
         .await;
     drop(tx);
-    let _ = writer.await;
+    // Bounded: a client that stops reading must not hold the session.
+    let _ = tokio::time::timeout(FINISH_LINGER, &mut writer.0).await;
     // The client closes once it has read everything.
     let _ = tokio::time::timeout(FINISH_LINGER, gone.cancelled()).await;
     drop(reader);

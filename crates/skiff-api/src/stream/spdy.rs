@@ -29,6 +29,8 @@ const READ_CHUNK: usize = 256 * 1024;
 const INBOUND_DEPTH: usize = 16;
 /// Frames queued towards the writer.
 const OUT_DEPTH: usize = 256;
+/// How long a write may still block after the connection's reader has ended.
+const WRITE_GRACE: Duration = Duration::from_secs(5);
 
 /// The reading half of a transport.
 pub enum Reader {
@@ -361,7 +363,16 @@ async fn write_loop(
             break;
         }
         activity.store(epoch.elapsed().as_secs(), Ordering::Relaxed);
-        if let Err(e) = w.write_batch(&mut batch).await {
+        // A peer that stops reading must not hold this task once the connection is over.
+        let abandoned = async {
+            closed.cancelled().await;
+            tokio::time::sleep(WRITE_GRACE).await;
+        };
+        let written = tokio::select! {
+            r = w.write_batch(&mut batch) => r,
+            _ = abandoned => Err(std::io::ErrorKind::TimedOut.into()),
+        };
+        if let Err(e) = written {
             tracing::debug!("SPDY write: {e}");
             // Nothing more reaches the peer; let senders notice.
             rx.close();
