@@ -18,5 +18,6 @@ pub mod openapi;
 pub mod patch;
 pub mod registry;
 pub mod store;
+pub mod stream;
 pub mod tables;
 pub mod transport;

@@ -66,6 +66,7 @@ fn categories(r: &Resource) -> &'static [&'static str] {
 fn subresource_verbs(sub: &str) -> &'static [&'static str] {
     match sub {
         "log" => &["get"],
+        "exec" | "attach" | "portforward" => &["create", "get"],
         _ => &["get", "patch", "update"],
     }
 }

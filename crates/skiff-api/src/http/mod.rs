@@ -186,7 +186,7 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
-    fn all(&self, k: &str) -> Vec<&str> {
+    pub(crate) fn all(&self, k: &str) -> Vec<&str> {
         self.0
             .iter()
             .filter(|(key, _)| key == k)
@@ -944,6 +944,25 @@ async fn handle(
             logs::serve(api, shutdown, r, &ns_for_object, name, &p).await
         }
         (_, Some(_), Some("log")) => Ok(method_not_allowed()),
+
+        // ---- exec, attach, port-forward (crate::stream) ----
+        (
+            &Method::GET | &Method::POST,
+            Some(name),
+            Some(sub @ ("exec" | "attach" | "portforward")),
+        ) => {
+            crate::stream::serve(
+                (api, r),
+                shutdown,
+                sub,
+                &ns_for_object,
+                name,
+                &p,
+                parts.clone(),
+            )
+            .await
+        }
+        (_, Some(_), Some("exec" | "attach" | "portforward")) => Ok(method_not_allowed()),
 
         // ---- objects ----
         (&Method::GET, Some(name), sub) => {

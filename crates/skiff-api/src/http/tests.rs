@@ -194,7 +194,7 @@ async fn version_and_discovery() {
         .iter()
         .map(|s| s["subresource"].as_str().unwrap())
         .collect();
-    assert_eq!(subs, ["status", "log"]);
+    assert_eq!(subs, ["status", "log", "exec", "attach", "portforward"]);
     // kubectl 1.27 offers v2beta1 only.
     let (_, h, _) = call(
         &app,

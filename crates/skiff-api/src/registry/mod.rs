@@ -87,7 +87,7 @@ pub static RESOURCES: &[Resource] = &[
         namespaced: true,
         short_names: &["po"],
         verbs: RW,
-        subresources: &["status", "log"],
+        subresources: &["status", "log", "exec", "attach", "portforward"],
     },
     Resource {
         group: "",
