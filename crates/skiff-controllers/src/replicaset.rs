@@ -134,15 +134,15 @@ pub fn sync(rs: &ReplicaSet, pods: &[Pod], now: Now) -> Decision {
         i32::try_from(owned.iter().filter(|p| f(p)).count()).unwrap_or(i32::MAX)
     };
     status.replicas = count(&|_| true);
-    status.fully_labeled_replicas = Some(count(&|p| {
+    status.fully_labeled_replicas = nz(count(&|p| {
         let labels = p.metadata.labels.clone().unwrap_or_default();
         template_labels
             .iter()
             .all(|(k, v)| labels.get(k) == Some(v))
     }));
-    status.ready_replicas = Some(count(&|p| ready_since(p).is_some()));
-    status.available_replicas = Some(count(&|p| is_pod_available(p, min_ready, now)));
-    status.observed_generation = meta.generation;
+    status.ready_replicas = nz(count(&|p| ready_since(p).is_some()));
+    status.available_replicas = nz(count(&|p| is_pod_available(p, min_ready, now)));
+    status.observed_generation = meta.generation.filter(|g| *g != 0);
     if rs.status.as_ref() != Some(&status) {
         let mut updated = rs.clone();
         updated.status = Some(status);
@@ -154,10 +154,15 @@ pub fn sync(rs: &ReplicaSet, pods: &[Pod], now: Now) -> Decision {
     decision.requeue_after = owned
         .iter()
         .filter(|p| !is_pod_available(p, min_ready, now))
-        .filter_map(|p| ready_since(p))
+        .filter_map(ready_since)
         .map(|since| until(since, i64::from(min_ready), now))
         .min();
     decision
+}
+
+/// An `omitempty` int32: zero is absent on the wire.
+pub(crate) fn nz(v: i32) -> Option<i32> {
+    (v != 0).then_some(v)
 }
 
 /// `FilterActivePods`/`IsPodActive`: not terminal and not being deleted.
