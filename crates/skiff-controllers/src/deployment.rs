@@ -115,7 +115,7 @@ impl State {
     }
 
     fn replicas(&self) -> i32 {
-        self.d.spec.replicas.unwrap_or(1)
+        want_of(&self.d)
     }
 
     fn status(&mut self) -> &mut DeploymentStatus {
@@ -420,7 +420,10 @@ impl State {
             .chain(new)
             .filter(|i| spec_replicas(&self.rs[*i].obj) > 0)
             .collect();
-        let total: i32 = active.iter().map(|i| spec_replicas(&self.rs[*i].obj)).sum();
+        let total: i32 = active
+            .iter()
+            .map(|i| spec_replicas(&self.rs[*i].obj))
+            .fold(0, i32::saturating_add);
         let allowed = if want > 0 {
             want + max_surge(&self.d)
         } else {
@@ -455,7 +458,7 @@ impl State {
         for (k, i) in active.into_iter().enumerate() {
             let mut size = sizes[k];
             if k == 0 && to_add != 0 {
-                size = (size + to_add - added).max(0);
+                size = size.saturating_add(to_add - added).max(0);
             }
             self.scale_rs(i, size);
         }
@@ -556,17 +559,25 @@ impl State {
             .into_iter()
             .filter(|i| spec_replicas(&self.rs[*i].obj) > 0)
             .collect();
-        let old_pods: i32 = old.iter().map(|i| spec_replicas(&self.rs[*i].obj)).sum();
+        let old_pods: i32 = old
+            .iter()
+            .map(|i| spec_replicas(&self.rs[*i].obj))
+            .fold(0, i32::saturating_add);
         if old_pods == 0 {
             return false;
         }
-        let all_pods: i32 = self.live().map(|r| spec_replicas(&r.obj)).sum();
+        let all_pods: i32 = self
+            .live()
+            .map(|r| spec_replicas(&r.obj))
+            .fold(0, i32::saturating_add);
         let min_available = self.replicas() - max_unavailable(&self.d);
         let new_unavailable = new.map_or(0, |n| {
             let rs = &self.rs[n].obj;
             spec_replicas(rs) - available(rs)
         });
-        let max_scaled_down = all_pods - min_available - new_unavailable;
+        let max_scaled_down = all_pods
+            .saturating_sub(min_available)
+            .saturating_sub(new_unavailable);
         if max_scaled_down <= 0 {
             return false;
         }
@@ -586,7 +597,10 @@ impl State {
             cleaned += n;
         }
         // Then healthy ones, as long as availability stays at minAvailable.
-        let available_pods: i32 = self.live().map(|r| available(&r.obj)).sum();
+        let available_pods: i32 = self
+            .live()
+            .map(|r| available(&r.obj))
+            .fold(0, i32::saturating_add);
         let mut scaled = 0;
         if available_pods > min_available {
             let total = available_pods - min_available;
@@ -716,9 +730,18 @@ impl State {
     /// `calculateStatus`.
     fn calculate_status(&self, new: Option<usize>) -> DeploymentStatus {
         let live: Vec<&ReplicaSet> = self.live().map(|r| &r.obj).collect();
-        let avail: i32 = live.iter().map(|r| available(r)).sum();
-        let total: i32 = live.iter().map(|r| spec_replicas(r)).sum();
-        let actual: i32 = live.iter().map(|r| actual_replicas(r)).sum();
+        let avail: i32 = live
+            .iter()
+            .map(|r| available(r))
+            .fold(0, i32::saturating_add);
+        let total: i32 = live
+            .iter()
+            .map(|r| spec_replicas(r))
+            .fold(0, i32::saturating_add);
+        let actual: i32 = live
+            .iter()
+            .map(|r| actual_replicas(r))
+            .fold(0, i32::saturating_add);
         let ready: i32 = live
             .iter()
             .map(|r| {
@@ -727,7 +750,7 @@ impl State {
                     .and_then(|s| s.ready_replicas)
                     .unwrap_or(0)
             })
-            .sum();
+            .fold(0, i32::saturating_add);
         let updated = new.map_or(0, |n| actual_replicas(&self.rs[n].obj));
         let old = self.d.status.clone().unwrap_or_default();
         let mut status = DeploymentStatus {
@@ -921,19 +944,34 @@ fn selector_is_empty(sel: &LabelSelector) -> bool {
         && sel.match_expressions.as_ref().is_none_or(Vec::is_empty)
 }
 
+/// Replica counts beyond this are taken as this (one node runs far fewer pods), so that the
+/// sums and surges below cannot overflow on hostile values.
+const REPLICA_BOUND: i32 = 1_000_000;
+
+fn bounded(v: i32) -> i32 {
+    v.clamp(0, REPLICA_BOUND)
+}
+
+/// The Deployment's `spec.replicas` (bounded).
+fn want_of(d: &Deployment) -> i32 {
+    bounded(d.spec.replicas.unwrap_or(1))
+}
+
 fn spec_replicas(rs: &ReplicaSet) -> i32 {
-    rs.spec.replicas.unwrap_or(1)
+    bounded(rs.spec.replicas.unwrap_or(1))
 }
 
 fn available(rs: &ReplicaSet) -> i32 {
-    rs.status
-        .as_ref()
-        .and_then(|s| s.available_replicas)
-        .unwrap_or(0)
+    bounded(
+        rs.status
+            .as_ref()
+            .and_then(|s| s.available_replicas)
+            .unwrap_or(0),
+    )
 }
 
 fn actual_replicas(rs: &ReplicaSet) -> i32 {
-    rs.status.as_ref().map_or(0, |s| s.replicas)
+    bounded(rs.status.as_ref().map_or(0, |s| s.replicas))
 }
 
 fn annotation(meta: &ObjectMeta, key: &str) -> Option<String> {
@@ -962,16 +1000,16 @@ fn has_progress_deadline(d: &Deployment) -> bool {
 fn scaled_value(v: Option<&IntOrString>, total: i32, round_up: bool) -> i32 {
     match v {
         None => 0,
-        Some(IntOrString::Int(i)) => *i,
+        Some(IntOrString::Int(i)) => bounded(*i),
         Some(IntOrString::String(s)) => {
             let pct: i64 = s.trim_end_matches('%').parse().unwrap_or(0);
-            let x = pct * i64::from(total);
+            let x = pct.clamp(0, 1_000_000).saturating_mul(i64::from(total));
             let v = if round_up {
                 (x + 99).div_euclid(100)
             } else {
                 x.div_euclid(100)
             };
-            i32::try_from(v).unwrap_or(i32::MAX)
+            bounded(i32::try_from(v).unwrap_or(REPLICA_BOUND))
         }
     }
 }
@@ -997,12 +1035,12 @@ pub fn max_surge(d: &Deployment) -> i32 {
     if strategy_type(d) != "RollingUpdate" {
         return 0;
     }
-    fenceposts(d, d.spec.replicas.unwrap_or(1)).0
+    fenceposts(d, want_of(d)).0
 }
 
 /// `MaxUnavailable`.
 pub fn max_unavailable(d: &Deployment) -> i32 {
-    let replicas = d.spec.replicas.unwrap_or(1);
+    let replicas = want_of(d);
     if strategy_type(d) != "RollingUpdate" || replicas == 0 {
         return 0;
     }
@@ -1011,11 +1049,14 @@ pub fn max_unavailable(d: &Deployment) -> i32 {
 
 /// `NewRSNewReplicas`.
 fn new_rs_new_replicas(d: &Deployment, all: &[&ReplicaSet], new_rs: &ReplicaSet) -> i32 {
-    let want = d.spec.replicas.unwrap_or(1);
+    let want = want_of(d);
     if strategy_type(d) != "RollingUpdate" {
         return want;
     }
-    let current: i32 = all.iter().map(|r| spec_replicas(r)).sum();
+    let current: i32 = all
+        .iter()
+        .map(|r| spec_replicas(r))
+        .fold(0, i32::saturating_add);
     let max_total = want + max_surge(d);
     let have = spec_replicas(new_rs);
     if current >= max_total {
@@ -1026,7 +1067,7 @@ fn new_rs_new_replicas(d: &Deployment, all: &[&ReplicaSet], new_rs: &ReplicaSet)
 
 /// `IsSaturated`.
 fn is_saturated(d: &Deployment, rs: &ReplicaSet) -> bool {
-    let want = d.spec.replicas.unwrap_or(1);
+    let want = want_of(d);
     let desired = annotation(&rs.metadata, DESIRED_REPLICAS).and_then(|v| v.parse::<i32>().ok());
     spec_replicas(rs) == want && desired == Some(want) && available(rs) == want
 }
@@ -1048,7 +1089,7 @@ fn proportion(rs: &ReplicaSet, d: &Deployment, to_add: i32, added: i32) -> i32 {
 
 /// `getReplicaSetFraction`.
 fn replica_set_fraction(rs: &ReplicaSet, d: &Deployment) -> i32 {
-    let want = d.spec.replicas.unwrap_or(1);
+    let want = want_of(d);
     let replicas = spec_replicas(rs);
     if want == 0 {
         return -replicas;
@@ -1068,7 +1109,7 @@ fn replica_set_fraction(rs: &ReplicaSet, d: &Deployment) -> i32 {
 
 /// `DeploymentComplete`.
 fn deployment_complete(d: &Deployment, status: &DeploymentStatus) -> bool {
-    let want = Some(d.spec.replicas.unwrap_or(1)).filter(|v| *v != 0);
+    let want = Some(want_of(d)).filter(|v| *v != 0);
     status.updated_replicas == want
         && status.replicas == want
         && status.available_replicas == want
@@ -1078,8 +1119,8 @@ fn deployment_complete(d: &Deployment, status: &DeploymentStatus) -> bool {
 /// `DeploymentProgressing`.
 fn deployment_progressing(old: &DeploymentStatus, new: &DeploymentStatus) -> bool {
     let v = |x: Option<i32>| x.unwrap_or(0);
-    let old_old = v(old.replicas) - v(old.updated_replicas);
-    let new_old = v(new.replicas) - v(new.updated_replicas);
+    let old_old = v(old.replicas).saturating_sub(v(old.updated_replicas));
+    let new_old = v(new.replicas).saturating_sub(v(new.updated_replicas));
     v(new.updated_replicas) > v(old.updated_replicas)
         || new_old < old_old
         || v(new.ready_replicas) > v(old.ready_replicas)
@@ -1193,7 +1234,7 @@ fn set_new_rs_annotations(
         }
     }
     if !exists {
-        let desired = d.spec.replicas.unwrap_or(1);
+        let desired = want_of(d);
         if set_replicas_annotations(rs, desired, desired + max_surge(d)) {
             changed = true;
         }
@@ -1255,7 +1296,7 @@ pub fn rollout_status(d: &Deployment) -> Result<(String, bool), String> {
             go_q(&name)
         ));
     }
-    let want = d.spec.replicas.unwrap_or(1);
+    let want = want_of(d);
     let waiting = |m: String| {
         Ok((
             format!(
@@ -1274,7 +1315,7 @@ pub fn rollout_status(d: &Deployment) -> Result<(String, bool), String> {
     if v(st.replicas) > v(st.updated_replicas) {
         return waiting(format!(
             "{} old replicas are pending termination...",
-            v(st.replicas) - v(st.updated_replicas)
+            v(st.replicas).saturating_sub(v(st.updated_replicas))
         ));
     }
     if v(st.available_replicas) < v(st.updated_replicas) {

@@ -695,3 +695,48 @@ fn fenceposts_round_surge_up_and_unavailable_down() {
     // Both zero: one may be unavailable.
     assert_eq!((max_surge(&d), max_unavailable(&d)), (0, 1));
 }
+
+#[test]
+fn absurd_replica_counts_and_percentages_do_not_overflow() {
+    let mut d = deployment(i32::MAX, "nginx:1");
+    let ru = d
+        .spec
+        .strategy
+        .as_mut()
+        .unwrap()
+        .rolling_update
+        .as_mut()
+        .unwrap();
+    ru.max_surge = Some(IntOrString::String("99999999999999%".into()));
+    ru.max_unavailable = Some(IntOrString::Int(i32::MAX));
+    let mut c = Cluster::new(d.clone());
+    // Two ReplicaSets claiming huge sizes and availability (a hostile store).
+    let first = sync(&d, &[], &[], t(0));
+    c.apply(first);
+    let mut huge = c.rss[0].clone();
+    huge.spec.replicas = Some(i32::MAX);
+    huge.status = Some(k8s_openapi::api::apps::v1::ReplicaSetStatus {
+        replicas: i32::MAX,
+        available_replicas: Some(i32::MAX),
+        ready_replicas: Some(i32::MAX),
+        ..Default::default()
+    });
+    let mut other = huge.clone();
+    other.metadata.name = Some("web-other".into());
+    other.metadata.uid = Some("other".into());
+    other
+        .spec
+        .template
+        .as_mut()
+        .unwrap()
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .image = Some("nginx:0".into());
+    for paused in [false, true] {
+        d.spec.paused = Some(paused);
+        let dec = sync(&d, &[huge.clone(), other.clone()], &[], t(1));
+        assert!(dec.actions.len() <= 4);
+    }
+}
