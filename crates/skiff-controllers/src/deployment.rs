@@ -636,6 +636,11 @@ impl State {
         }
         if self.old_pods_running(new, &old, pods) {
             self.sync_rollout_status(new);
+            // Upstream wakes on the last old pod's deletion (its pod handler); look again
+            // soon in case the caller does not resync Deployments on pod events.
+            let soon = Duration::from_secs(1);
+            self.decision.requeue_after =
+                Some(self.decision.requeue_after.map_or(soon, |r| r.min(soon)));
             return;
         }
         if new.is_none() {

@@ -474,9 +474,10 @@ fn recreate_scales_old_to_zero_waits_for_pods_then_creates_new() {
         .iter()
         .any(|e| e.message == format!("Scaled down replica set {old_name} from 2 to 0")));
     c.apply(dec);
-    // While its pods still run, no new ReplicaSet.
+    // While its pods still run, no new ReplicaSet; a look again soon.
     let dec = sync(&c.d, &c.rss, &c.pods, c.now());
     assert!(!dec.actions.iter().any(|a| matches!(a, Action::Create(_))));
+    assert_eq!(dec.requeue_after, Some(Duration::from_secs(1)));
     c.run_until_rolled_out(10);
     assert_eq!(c.pods.len(), 2);
     assert_eq!(pod_hashes(&c).len(), 1);
@@ -739,4 +740,34 @@ fn absurd_replica_counts_and_percentages_do_not_overflow() {
         let dec = sync(&d, &[huge.clone(), other.clone()], &[], t(1));
         assert!(dec.actions.len() <= 4);
     }
+}
+
+#[test]
+fn recreate_waits_for_terminating_old_pods_to_be_gone() {
+    let mut d = deployment(1, "nginx:1");
+    d.spec.strategy = Some(k8s_openapi::api::apps::v1::DeploymentStrategy {
+        type_: Some("Recreate".into()),
+        rolling_update: None,
+    });
+    let mut c = Cluster::new(d);
+    c.run_until_rolled_out(10);
+    c.set_template_image("nginx:2");
+    // Scale the old ReplicaSet down, but keep its pod as a terminating one (grace period).
+    let dec = sync(&c.d, &c.rss, &c.pods, c.now());
+    c.apply(dec);
+    let mut terminating = c.pods[0].clone();
+    terminating.metadata.deletion_timestamp = Some(wire_time(c.now()));
+    let rs_dec = crate::replicaset::sync(&c.rss[0], &[terminating.clone()], c.now());
+    c.apply(rs_dec);
+    c.pods = vec![terminating];
+    assert_eq!(c.rss[0].status.as_ref().unwrap().replicas, 0);
+    let dec = sync(&c.d, &c.rss, &c.pods, c.now());
+    assert!(!dec.actions.iter().any(|a| matches!(a, Action::Create(_))));
+    // Gone: the new ReplicaSet comes.
+    c.pods.clear();
+    let dec = sync(&c.d, &c.rss, &c.pods, c.now());
+    assert!(dec
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Create(Object::ReplicaSet(_)))));
 }
