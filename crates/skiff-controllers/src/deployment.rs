@@ -767,7 +767,7 @@ impl State {
             unavailable_replicas: nz((total - avail).max(0)),
             collision_count: old.collision_count,
             conditions: old.conditions.clone(),
-            terminating_replicas: old.terminating_replicas,
+            terminating_replicas: terminating_replicas(&live),
         };
         let cond = if avail >= self.replicas() - max_unavailable(&self.d) {
             new_condition(
@@ -1110,6 +1110,21 @@ fn replica_set_fraction(rs: &ReplicaSet, d: &Deployment) -> i32 {
     let size = f64::from(replicas) * f64::from(max) / f64::from(before);
     // integer.RoundToInt32: half away from zero.
     (size.round() as i32) - replicas
+}
+
+/// `GetTerminatingReplicaCountForReplicaSets`: the sum, unknown (`None`) when a ReplicaSet
+/// the controller has synced does not report its count.
+fn terminating_replicas(live: &[&ReplicaSet]) -> Option<i32> {
+    let mut sum: i32 = 0;
+    for rs in live {
+        let st = rs.status.clone().unwrap_or_default();
+        match st.terminating_replicas {
+            Some(n) => sum = sum.saturating_add(bounded(n)),
+            None if st.observed_generation.unwrap_or(0) == 0 => {}
+            None => return None,
+        }
+    }
+    Some(sum)
 }
 
 /// `DeploymentComplete`.

@@ -143,6 +143,17 @@ pub fn sync(rs: &ReplicaSet, pods: &[Pod], now: Now) -> Decision {
     status.ready_replicas = nz(count(&|p| ready_since(p).is_some()));
     status.available_replicas = nz(count(&|p| is_pod_available(p, min_ready, now)));
     status.observed_generation = meta.generation.filter(|g| *g != 0);
+    // DeploymentReplicaSetTerminatingReplicas (beta, on by default since 1.35): owned pods
+    // being deleted but not terminal yet.
+    let empty = BTreeMap::new();
+    let terminating = pods.iter().filter(|p| {
+        let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+        p.metadata.deletion_timestamp.is_some()
+            && !matches!(phase, Some("Succeeded" | "Failed"))
+            && controller_of(&p.metadata).is_some_and(|r| r.uid == rs_uid)
+            && selector_matches(selector, p.metadata.labels.as_ref().unwrap_or(&empty))
+    });
+    status.terminating_replicas = Some(i32::try_from(terminating.count()).unwrap_or(i32::MAX));
     if rs.status.as_ref() != Some(&status) {
         let mut updated = rs.clone();
         updated.status = Some(status);
@@ -622,6 +633,8 @@ pub(crate) mod tests {
         going.metadata.deletion_timestamp = Some(wire_time(t(0)));
         let d = sync(&rs(1, 0), &[done, going], t(1));
         assert_eq!(created(&d).len(), 1);
+        let st = new_status(&d).unwrap();
+        assert_eq!((st.replicas, st.terminating_replicas), (0, Some(1)));
     }
 
     #[test]

@@ -417,6 +417,7 @@ fn rolling_update_keeps_availability_and_surge_within_bounds_to_completion() {
         (Some(10), Some(10), Some(10), Some(10))
     );
     assert_eq!(st.unavailable_replicas, None);
+    assert_eq!(st.terminating_replicas, Some(0));
     assert_eq!(c.d.metadata.annotations.as_ref().unwrap()[REVISION], "2");
     let p = c.progressing();
     assert_eq!(p.reason.as_deref(), Some("NewReplicaSetAvailable"));
