@@ -56,7 +56,107 @@ pub trait Reconciler: Send + Sync + 'static {
 
 /// The controllers `skiff serve` runs.
 pub fn all() -> Vec<Arc<dyn Reconciler>> {
-    Vec::new()
+    vec![
+        Arc::new(ReplicaSets),
+        Arc::new(Deployments),
+        Arc::new(CronJobs),
+    ]
+}
+
+/// Decodes stored objects into their typed form (they were validated on the way in; one
+/// that does not decode is skipped, not fatal).
+fn typed<T: serde::de::DeserializeOwned>(objects: &[Arc<Value>]) -> Vec<T> {
+    objects
+        .iter()
+        .filter_map(|o| serde_json::from_value((**o).clone()).ok())
+        .collect()
+}
+
+fn owner_typed<T: serde::de::DeserializeOwned>(owner: &Value) -> Result<T, String> {
+    serde_json::from_value(owner.clone()).map_err(|e| format!("decoding: {e}"))
+}
+
+fn served(group: &str, plural: &str) -> &'static Resource {
+    // Only called for kinds each `owner()` checked are served.
+    registry::resource(group, plural).unwrap_or(&registry::RESOURCES[0])
+}
+
+/// kube-controller-manager's replicaset-controller.
+struct ReplicaSets;
+
+impl Reconciler for ReplicaSets {
+    fn component(&self) -> &'static str {
+        "replicaset-controller"
+    }
+    fn owner(&self) -> Option<&'static Resource> {
+        registry::resource("apps", "replicasets")
+    }
+    fn owned(&self) -> Vec<&'static Resource> {
+        vec![served("", "pods")]
+    }
+    fn reconcile(
+        &self,
+        owner: &Value,
+        owned: &[Vec<Arc<Value>>],
+        now: Timestamp,
+    ) -> Result<Decision, String> {
+        let rs = owner_typed(owner)?;
+        let pods = typed(owned.first().map(Vec::as_slice).unwrap_or_default());
+        Ok(skiff_controllers::replicaset::sync(&rs, &pods, now))
+    }
+}
+
+/// kube-controller-manager's deployment-controller.
+struct Deployments;
+
+impl Reconciler for Deployments {
+    fn component(&self) -> &'static str {
+        "deployment-controller"
+    }
+    fn owner(&self) -> Option<&'static Resource> {
+        registry::resource("apps", "deployments")
+            .filter(|_| registry::resource("apps", "replicasets").is_some())
+    }
+    fn owned(&self) -> Vec<&'static Resource> {
+        vec![served("apps", "replicasets"), served("", "pods")]
+    }
+    fn reconcile(
+        &self,
+        owner: &Value,
+        owned: &[Vec<Arc<Value>>],
+        now: Timestamp,
+    ) -> Result<Decision, String> {
+        let d = owner_typed(owner)?;
+        let sets = typed(owned.first().map(Vec::as_slice).unwrap_or_default());
+        let pods = typed(owned.get(1).map(Vec::as_slice).unwrap_or_default());
+        Ok(skiff_controllers::deployment::sync(&d, &sets, &pods, now))
+    }
+}
+
+/// kube-controller-manager's cronjob-controller (v2).
+struct CronJobs;
+
+impl Reconciler for CronJobs {
+    fn component(&self) -> &'static str {
+        "cronjob-controller"
+    }
+    fn owner(&self) -> Option<&'static Resource> {
+        registry::resource("batch", "cronjobs")
+            .filter(|_| registry::resource("batch", "jobs").is_some())
+    }
+    fn owned(&self) -> Vec<&'static Resource> {
+        vec![served("batch", "jobs")]
+    }
+    fn reconcile(
+        &self,
+        owner: &Value,
+        owned: &[Vec<Arc<Value>>],
+        now: Timestamp,
+    ) -> Result<Decision, String> {
+        let cj = owner_typed(owner)?;
+        let jobs = typed(owned.first().map(Vec::as_slice).unwrap_or_default());
+        Ok(skiff_controllers::cronjob::sync(&cj, &jobs, now))
+    }
 }
 
 /// A namespaced owner's key.
