@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -174,11 +173,6 @@ impl Metrics {
         out
     }
 }
-
-/// A counter family helper for the daemon's node-side metrics.
-pub type CounterFamily<L> = Family<L, Counter>;
-/// A histogram family with fixed buckets.
-pub type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 #[cfg(test)]
 mod tests;

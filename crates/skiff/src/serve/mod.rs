@@ -5,4 +5,5 @@
 pub mod events;
 pub mod kubelet;
 pub mod logs;
+pub mod metrics;
 pub mod node;
