@@ -113,7 +113,7 @@ impl Metrics {
         );
         r.register(
             "apiserver_storage_objects",
-            "Number of stored objects at the time of last check split by kind.",
+            "Number of stored objects at the time of last check split by kind",
             scraped.storage_objects.clone(),
         );
         r.register(

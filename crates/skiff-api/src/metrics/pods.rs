@@ -85,7 +85,7 @@ impl PodFamilies {
         // prometheus-client appends `_total` to counters.
         r.register(
             "kube_pod_container_status_restarts",
-            "The number of container restarts per container.",
+            "The number of container restarts per container",
             self.restarts.clone(),
         );
     }

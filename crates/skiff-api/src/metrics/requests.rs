@@ -100,17 +100,17 @@ impl RequestMetrics {
         // prometheus-client appends `_total` to counters.
         r.register(
             "apiserver_request",
-            "Counter of apiserver requests broken out for each verb, dry run value, group, version, resource, scope, component, and HTTP response code.",
+            "Counter of apiserver requests broken out for each verb, dry run value, group, version, resource, scope, component, and HTTP response code",
             self.total.clone(),
         );
         r.register(
             "apiserver_request_duration_seconds",
-            "Response latency distribution in seconds for each verb, dry run value, group, version, resource, subresource, scope and component.",
+            "Response latency distribution in seconds for each verb, dry run value, group, version, resource, subresource, scope and component",
             self.duration.clone(),
         );
         r.register(
             "apiserver_longrunning_requests",
-            "Gauge of all active long-running apiserver requests broken out by verb, group, version, resource, scope and component. Not all requests are tracked this way.",
+            "Gauge of all active long-running apiserver requests broken out by verb, group, version, resource, scope and component. Not all requests are tracked this way",
             self.longrunning.clone(),
         );
     }

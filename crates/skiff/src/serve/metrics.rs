@@ -117,12 +117,12 @@ impl NodeMetrics {
             // prometheus-client appends `_total` to counters.
             r.register(
                 "prober_probe",
-                "Cumulative number of a liveness, readiness or startup probe for a container by result.",
+                "Cumulative number of a liveness, readiness or startup probe for a container by result",
                 m.probes.clone(),
             );
             r.register(
                 "prober_probe_duration_seconds",
-                "Duration in seconds for a probe response.",
+                "Duration in seconds for a probe response",
                 m.probe_duration.clone(),
             );
             r.register(
