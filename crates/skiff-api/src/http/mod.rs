@@ -72,9 +72,12 @@ pub fn router_with_shutdown(api: Api, shutdown: CancellationToken) -> Router {
 pub fn router_with_metrics(api: Api, shutdown: CancellationToken, metrics: Arc<Metrics>) -> Router {
     metrics.attach_store(api.store());
     Router::new()
-        .fallback(dispatch)
-        .layer(axum::middleware::from_fn_with_state(metrics.clone(), crate::metrics::requests::track))
-        .with_state(Arc::new(Shared { api, shutdown, metrics }))
+        .fallback(timed)
+        .with_state(Arc::new(Shared {
+            api,
+            shutdown,
+            metrics,
+        }))
 }
 
 // ---- responses ----
@@ -751,7 +754,14 @@ fn host(headers: &HeaderMap) -> String {
         .to_string()
 }
 
-async fn dispatch(State(st): State<St>, req: Request) -> Response {
+/// [`dispatch`], counted and timed for `/metrics` (crate::metrics::requests).
+async fn timed(State(st): State<St>, req: Request) -> Response {
+    let timing = st.metrics.requests.begin(&req);
+    let resp = dispatch(st.clone(), req).await;
+    st.metrics.requests.end(timing, resp)
+}
+
+async fn dispatch(st: St, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let method = req.method().clone();

@@ -10,13 +10,14 @@
 //! bookkeeping is a path split, a table lookup, two atomic increments and a histogram observe.
 //! Paths skiff does not serve are not recorded (an attacker's paths never become series).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::sync::RwLock;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, Method};
-use axum::middleware::Next;
 use axum::response::Response;
 use http_body_util::BodyExt;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -26,7 +27,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use super::{Metrics, REQUEST_BUCKETS};
+use super::REQUEST_BUCKETS;
 use crate::registry::resource;
 
 /// kube's `validConnectRequests`: these subresources are reported as CONNECT and are
@@ -78,11 +79,43 @@ fn request_histogram() -> Histogram {
     Histogram::new(REQUEST_BUCKETS.iter().copied())
 }
 
+/// A request's series, found by the addresses of its static label values and the code: a
+/// few integer operations instead of hashing every label's text (which the families do).
+/// Equal texts at different addresses only make two cache entries for the same series.
+type SeriesKey = ([usize; 7], u16);
+
+/// FxHash's mixing step: the key is a handful of addresses, no hostile input.
+#[derive(Default)]
+struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+    fn write_u16(&mut self, x: u16) {
+        self.write_u64(u64::from(x));
+    }
+}
+
+type Cache = HashMap<SeriesKey, (Counter, Histogram), BuildHasherDefault<AddrHasher>>;
+
 #[derive(Debug)]
 pub(crate) struct RequestMetrics {
     total: Family<CodeLabels, Counter>,
     duration: Family<Labels, Histogram, fn() -> Histogram>,
     longrunning: Family<LongLabels, Gauge>,
+    cache: RwLock<Cache>,
 }
 
 impl Default for RequestMetrics {
@@ -91,6 +124,7 @@ impl Default for RequestMetrics {
             total: Family::default(),
             duration: Family::new_with_constructor(request_histogram),
             longrunning: Family::default(),
+            cache: RwLock::new(Cache::default()),
         }
     }
 }
@@ -116,8 +150,28 @@ impl RequestMetrics {
     }
 
     fn observe(&self, l: &Labels, code: u16, secs: f64) {
-        self.total
-            .get_or_create(&CodeLabels {
+        let a = |s: &'static str| s.as_ptr() as usize;
+        let key = (
+            [
+                a(l.verb),
+                a(l.dry_run),
+                a(l.group),
+                a(l.version),
+                a(l.resource),
+                a(l.subresource),
+                a(l.scope),
+            ],
+            code,
+        );
+        {
+            let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+            if let Some((c, h)) = cache.get(&key) {
+                c.inc();
+                h.observe(secs);
+                return;
+            }
+        }
+        let counter = self.total.get_or_create_owned(&CodeLabels {
                 verb: l.verb,
                 dry_run: l.dry_run,
                 group: l.group,
@@ -125,11 +179,15 @@ impl RequestMetrics {
                 resource: l.resource,
                 subresource: l.subresource,
                 scope: l.scope,
-                component: l.component,
-                code,
-            })
-            .inc();
-        self.duration.get_or_create(l).observe(secs);
+            component: l.component,
+            code,
+        });
+        let histogram = self.duration.get_or_create_owned(l);
+        counter.inc();
+        histogram.observe(secs);
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        // Bounded by the label combinations of the static tables (a few thousand at most).
+        cache.insert(key, (counter, histogram));
     }
 }
 
@@ -304,26 +362,27 @@ impl Drop for LongRunning {
     }
 }
 
-/// The middleware (see the module docs).
-pub(crate) async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
-    let info = classify(
-        req.method(),
-        req.uri().path(),
-        req.uri().query(),
-        req.headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.as_bytes()),
-    );
-    let Some(info) = info else {
-        return next.run(req).await;
-    };
-    let began = Instant::now();
-    let long = info.long_running.then(|| {
-        let l = &info.labels;
-        let g = m
-            .requests
-            .longrunning
-            .get_or_create_owned(&LongLabels {
+/// A request being timed: from [`RequestMetrics::begin`] to [`RequestMetrics::end`].
+pub(crate) struct Timing {
+    info: Option<Info>,
+    began: Instant,
+    long: Option<LongRunning>,
+}
+
+impl RequestMetrics {
+    /// Called as the router takes `req`.
+    pub(crate) fn begin(&self, req: &Request) -> Timing {
+        let info = classify(
+            req.method(),
+            req.uri().path(),
+            req.uri().query(),
+            req.headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.as_bytes()),
+        );
+        let long = info.as_ref().filter(|i| i.long_running).map(|info| {
+            let l = &info.labels;
+            let g = self.longrunning.get_or_create_owned(&LongLabels {
                 verb: l.verb,
                 group: l.group,
                 version: l.version,
@@ -332,20 +391,35 @@ pub(crate) async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Nex
                 scope: l.scope,
                 component: l.component,
             });
-        g.inc();
-        LongRunning(g)
-    });
-    let resp = next.run(req).await;
-    m.requests
-        .observe(&info.labels, resp.status().as_u16(), began.elapsed().as_secs_f64());
-    match long {
-        // The guard lives as long as the body (a watch stream, a followed log).
-        Some(guard) => resp.map(|b| {
-            Body::new(b.map_frame(move |f| {
-                let _ = &guard;
-                f
-            }))
-        }),
-        None => resp,
+            g.inc();
+            LongRunning(g)
+        });
+        Timing {
+            info,
+            began: Instant::now(),
+            long,
+        }
+    }
+
+    /// Called with the response (before its body is sent).
+    pub(crate) fn end(&self, t: Timing, resp: Response) -> Response {
+        let Some(info) = t.info else {
+            return resp;
+        };
+        self.observe(
+            &info.labels,
+            resp.status().as_u16(),
+            t.began.elapsed().as_secs_f64(),
+        );
+        match t.long {
+            // The guard lives as long as the body (a watch stream, a followed log).
+            Some(guard) => resp.map(|b| {
+                Body::new(b.map_frame(move |f| {
+                    let _ = &guard;
+                    f
+                }))
+            }),
+            None => resp,
+        }
     }
 }
