@@ -166,11 +166,15 @@ async fn scrape_after_kubectl_and_health() {
         let (code, _, err) = env.kubectl("1.33", &["get", "pods"]).await;
         assert_eq!(code, 0, "{err}");
     }
-    let (code, _, err) = env.kubectl("1.27", &["get", "pod", "one", "-o", "name"]).await;
+    let (code, _, err) = env
+        .kubectl("1.27", &["get", "pod", "one", "-o", "name"])
+        .await;
     assert_eq!(code, 0, "{err}");
 
     // The kubelet's status for `one`: running, restarted twice.
-    let pod = api.get(resource("", "pods").unwrap(), "default", "one").unwrap();
+    let pod = api
+        .get(resource("", "pods").unwrap(), "default", "one")
+        .unwrap();
     let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
     let status = PodStatus {
         phase: Some("Running".into()),
@@ -200,7 +204,11 @@ async fn scrape_after_kubectl_and_health() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let long = [("verb", "WATCH"), ("resource", "pods"), ("scope", "namespace")];
+    let long = [
+        ("verb", "WATCH"),
+        ("resource", "pods"),
+        ("scope", "namespace"),
+    ];
     let mut s = env.scrape().await;
     for _ in 0..100 {
         if value(&s, "apiserver_longrunning_requests", &long) == Some(1.0) {
@@ -209,7 +217,10 @@ async fn scrape_after_kubectl_and_health() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         s = env.scrape().await;
     }
-    assert_eq!(value(&s, "apiserver_longrunning_requests", &long), Some(1.0));
+    assert_eq!(
+        value(&s, "apiserver_longrunning_requests", &long),
+        Some(1.0)
+    );
 
     let pods = |verb: &'static str, scope: &'static str, code: &'static str| {
         [
@@ -225,20 +236,36 @@ async fn scrape_after_kubectl_and_health() {
         ]
     };
     assert_eq!(
-        value(&s, "apiserver_request_total", &pods("POST", "resource", "201")),
+        value(
+            &s,
+            "apiserver_request_total",
+            &pods("POST", "resource", "201")
+        ),
         Some(2.0)
     );
     // Three `get pods`, and the list `get --watch` starts with.
     assert_eq!(
-        value(&s, "apiserver_request_total", &pods("LIST", "namespace", "200")),
+        value(
+            &s,
+            "apiserver_request_total",
+            &pods("LIST", "namespace", "200")
+        ),
         Some(4.0)
     );
     assert_eq!(
-        value(&s, "apiserver_request_total", &pods("GET", "resource", "200")),
+        value(
+            &s,
+            "apiserver_request_total",
+            &pods("GET", "resource", "200")
+        ),
         Some(1.0)
     );
     assert_eq!(
-        value(&s, "apiserver_request_total", &pods("WATCH", "namespace", "200")),
+        value(
+            &s,
+            "apiserver_request_total",
+            &pods("WATCH", "namespace", "200")
+        ),
         Some(1.0)
     );
     let lat = &pods("LIST", "namespace", "")[..8];
@@ -247,18 +274,29 @@ async fn scrape_after_kubectl_and_health() {
         Some(4.0)
     );
     // Discovery and the scrape itself are non-resource requests.
-    assert!(
-        value(&s, "apiserver_request_total", &[("subresource", "/api"), ("code", "200")])
-            .is_some_and(|v| v >= 1.0)
-    );
+    assert!(value(
+        &s,
+        "apiserver_request_total",
+        &[("subresource", "/api"), ("code", "200")]
+    )
+    .is_some_and(|v| v >= 1.0));
     assert_eq!(
         value(&s, "apiserver_storage_objects", &[("resource", "pods")]),
         Some(2.0)
     );
-    assert!(value(&s, "apiserver_storage_objects", &[("resource", "namespaces")]).is_some_and(|v| v >= 4.0));
+    assert!(value(
+        &s,
+        "apiserver_storage_objects",
+        &[("resource", "namespaces")]
+    )
+    .is_some_and(|v| v >= 4.0));
     assert_eq!(value(&s, "kubelet_running_pods", &[]), Some(1.0));
     assert_eq!(
-        value(&s, "kubelet_running_containers", &[("container_state", "running")]),
+        value(
+            &s,
+            "kubelet_running_containers",
+            &[("container_state", "running")]
+        ),
         Some(1.0)
     );
     assert_eq!(value(&s, "skiff_pods", &[("phase", "Running")]), Some(1.0));
@@ -288,7 +326,10 @@ async fn scrape_after_kubectl_and_health() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(value(&s, "apiserver_longrunning_requests", &long), Some(0.0));
+    assert_eq!(
+        value(&s, "apiserver_longrunning_requests", &long),
+        Some(0.0)
+    );
 
     // Health, by both kubectls.
     for v in ["1.33", "1.27"] {
@@ -305,7 +346,10 @@ async fn scrape_after_kubectl_and_health() {
     }
     let (code, _, err) = env.kubectl("1.33", &["get", "--raw", "/readyz/nope"]).await;
     assert_ne!(code, 0);
-    assert!(err.contains("NotFound") || err.contains("not find"), "{err}");
+    assert!(
+        err.contains("NotFound") || err.contains("not find"),
+        "{err}"
+    );
     // Stopping: /readyz fails with the listing, /livez still passes.
     cancel.cancel();
     let (code, _, err) = env.kubectl("1.33", &["get", "--raw", "/readyz"]).await;

@@ -25,11 +25,11 @@ use tokio_util::sync::CancellationToken;
 
 pub use discovery::{KUBE_MAJOR, KUBE_MINOR};
 
+use crate::metrics::Metrics;
 use crate::registry::{
     resource, Api, ApiError, BodyFormat, DeleteOptions, Deleted, FieldValidation, ListOptions,
     PatchType, Resource, WatchOptions, WriteOptions,
 };
-use crate::metrics::Metrics;
 use crate::tables;
 
 /// kube-apiserver's `--max-request-body-bytes` default (3 MiB, `MaxRequestBodyBytes`): a
@@ -71,13 +71,11 @@ pub fn router_with_shutdown(api: Api, shutdown: CancellationToken) -> Router {
 /// node-side metrics to it); `/readyz` fails once `shutdown` is cancelled.
 pub fn router_with_metrics(api: Api, shutdown: CancellationToken, metrics: Arc<Metrics>) -> Router {
     metrics.attach_store(api.store());
-    Router::new()
-        .fallback(timed)
-        .with_state(Arc::new(Shared {
-            api,
-            shutdown,
-            metrics,
-        }))
+    Router::new().fallback(timed).with_state(Arc::new(Shared {
+        api,
+        shutdown,
+        metrics,
+    }))
 }
 
 // ---- responses ----

@@ -70,7 +70,12 @@ fn text(code: StatusCode, body: String) -> Response {
 }
 
 /// `GET /<name>[/<check>]` with `params` (the decoded query); `None` for an unknown check (404).
-pub fn serve(name: &str, sub: &[&str], params: &[(String, String)], st: &State) -> Option<Response> {
+pub fn serve(
+    name: &str,
+    sub: &[&str],
+    params: &[(String, String)],
+    st: &State,
+) -> Option<Response> {
     let checks = match name {
         "readyz" => READY,
         "healthz" | "livez" => LIVE,

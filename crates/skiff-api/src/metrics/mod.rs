@@ -45,7 +45,9 @@ pub const COMMIT_BUCKETS: &[f64] = &[
 ];
 
 /// Mutations per store transaction (the group commit's batch; the writer's cap is 2000).
-pub const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0];
+pub const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0,
+];
 
 /// The store writer's metrics; the writer thread observes them after each transaction (a
 /// histogram observe each: no other lock on its path).

@@ -172,13 +172,13 @@ impl RequestMetrics {
             }
         }
         let counter = self.total.get_or_create_owned(&CodeLabels {
-                verb: l.verb,
-                dry_run: l.dry_run,
-                group: l.group,
-                version: l.version,
-                resource: l.resource,
-                subresource: l.subresource,
-                scope: l.scope,
+            verb: l.verb,
+            dry_run: l.dry_run,
+            group: l.group,
+            version: l.version,
+            resource: l.resource,
+            subresource: l.subresource,
+            scope: l.scope,
             component: l.component,
             code,
         });

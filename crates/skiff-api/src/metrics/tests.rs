@@ -18,10 +18,28 @@ fn c(method: Method, path_query: &str) -> Option<Info> {
 }
 
 /// (verb, group, version, resource, subresource, scope, long-running)
-fn labels(i: Option<Info>) -> Option<(&'static str, &'static str, &'static str, &'static str, &'static str, &'static str, bool)> {
+fn labels(
+    i: Option<Info>,
+) -> Option<(
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+)> {
     let i = i?;
     let l = i.labels;
-    Some((l.verb, l.group, l.version, l.resource, l.subresource, l.scope, i.long_running))
+    Some((
+        l.verb,
+        l.group,
+        l.version,
+        l.resource,
+        l.subresource,
+        l.scope,
+        i.long_running,
+    ))
 }
 
 #[test]
@@ -40,7 +58,10 @@ fn request_classification_is_kubes() {
         Some(("GET", "", "v1", "pods", "", "resource", false))
     );
     assert_eq!(
-        labels(c(g.clone(), "/api/v1/namespaces/default/pods?watch=true&resourceVersion=5")),
+        labels(c(
+            g.clone(),
+            "/api/v1/namespaces/default/pods?watch=true&resourceVersion=5"
+        )),
         Some(("WATCH", "", "v1", "pods", "", "namespace", true))
     );
     assert_eq!(
@@ -48,11 +69,17 @@ fn request_classification_is_kubes() {
         Some(("LIST", "", "v1", "pods", "", "cluster", false))
     );
     assert_eq!(
-        labels(c(g.clone(), "/api/v1/namespaces/default/pods/x/log?follow=true")),
+        labels(c(
+            g.clone(),
+            "/api/v1/namespaces/default/pods/x/log?follow=true"
+        )),
         Some(("CONNECT", "", "v1", "pods", "log", "resource", true))
     );
     assert_eq!(
-        labels(c(Method::POST, "/api/v1/namespaces/default/pods/x/exec?command=true")),
+        labels(c(
+            Method::POST,
+            "/api/v1/namespaces/default/pods/x/exec?command=true"
+        )),
         Some(("CONNECT", "", "v1", "pods", "exec", "resource", true))
     );
     // A create is scoped "resource" (kube's CleanScope).
@@ -80,11 +107,17 @@ fn request_classification_is_kubes() {
     );
     assert_eq!(apply.unwrap().labels.verb, "APPLY");
     assert_eq!(
-        c(Method::POST, "/api/v1/namespaces/default/pods?dryRun=All").unwrap().labels.dry_run,
+        c(Method::POST, "/api/v1/namespaces/default/pods?dryRun=All")
+            .unwrap()
+            .labels
+            .dry_run,
         "All"
     );
     assert_eq!(
-        c(Method::POST, "/api/v1/namespaces/default/pods?dryRun=Nope").unwrap().labels.dry_run,
+        c(Method::POST, "/api/v1/namespaces/default/pods?dryRun=Nope")
+            .unwrap()
+            .labels
+            .dry_run,
         "invalid"
     );
     // Non-resource paths: the path is the subresource label.
@@ -114,7 +147,9 @@ async fn body_text(r: axum::response::Response) -> String {
 }
 
 fn params(q: &[(&str, &str)]) -> Vec<(String, String)> {
-    q.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    q.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[tokio::test]
@@ -152,7 +187,9 @@ async fn health_texts_and_codes() {
         "[+]ping ok\n[+]log ok\n[+]etcd ok\n[+]etcd-readiness ok\n[-]shutdown failed: reason withheld\nreadyz check failed\n"
     );
     assert_eq!(
-        health::serve("livez", &[], &[], &stopping).unwrap().status(),
+        health::serve("livez", &[], &[], &stopping)
+            .unwrap()
+            .status(),
         StatusCode::OK
     );
     let r = health::serve("readyz", &["shutdown"], &[], &stopping).unwrap();
@@ -177,7 +214,11 @@ async fn health_texts_and_codes() {
     let r = health::serve(
         "readyz",
         &[],
-        &params(&[("exclude", "shutdown"), ("exclude", "nope"), ("verbose", "")]),
+        &params(&[
+            ("exclude", "shutdown"),
+            ("exclude", "nope"),
+            ("verbose", ""),
+        ]),
         &stopping,
     )
     .unwrap();
@@ -207,19 +248,28 @@ async fn scrape_counts_objects_pods_containers_and_commits() {
     let m = Metrics::new();
     m.attach_store(&store);
     let pods = [
-        pod("a", json!({"phase": "Running", "podIP": "127.0.0.1", "containerStatuses": [
-            {"name": "app", "restartCount": 3, "state": {"running": {}}},
-            {"name": "side", "restartCount": 0, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
-             "lastState": {"terminated": {"exitCode": 1}}},
-        ]})),
-        pod("b", json!({"phase": "Pending", "containerStatuses": [
-            {"name": "app", "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}},
-        ]})),
-        pod("c", json!({"phase": "Succeeded", "podIP": "127.0.0.1", "initContainerStatuses": [
-            {"name": "init", "restartCount": 0, "state": {"terminated": {"exitCode": 0}}},
-        ], "containerStatuses": [
-            {"name": "app", "restartCount": 1, "state": {"terminated": {"exitCode": 0}}},
-        ]})),
+        pod(
+            "a",
+            json!({"phase": "Running", "podIP": "127.0.0.1", "containerStatuses": [
+                {"name": "app", "restartCount": 3, "state": {"running": {}}},
+                {"name": "side", "restartCount": 0, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                 "lastState": {"terminated": {"exitCode": 1}}},
+            ]}),
+        ),
+        pod(
+            "b",
+            json!({"phase": "Pending", "containerStatuses": [
+                {"name": "app", "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}},
+            ]}),
+        ),
+        pod(
+            "c",
+            json!({"phase": "Succeeded", "podIP": "127.0.0.1", "initContainerStatuses": [
+                {"name": "init", "restartCount": 0, "state": {"terminated": {"exitCode": 0}}},
+            ], "containerStatuses": [
+                {"name": "app", "restartCount": 1, "state": {"terminated": {"exitCode": 0}}},
+            ]}),
+        ),
     ];
     let mut muts: Vec<Mutation> = pods
         .iter()
@@ -270,8 +320,14 @@ async fn scrape_counts_objects_pods_containers_and_commits() {
         .await
         .unwrap();
     let text = m.encode(&store);
-    assert!(text.contains("apiserver_storage_objects{resource=\"pods\"} 2\n"), "{text}");
+    assert!(
+        text.contains("apiserver_storage_objects{resource=\"pods\"} 2\n"),
+        "{text}"
+    );
     assert!(!text.contains("pod=\"a\""), "{text}");
-    assert!(text.contains("skiff_store_commit_duration_seconds_count 2\n"), "{text}");
+    assert!(
+        text.contains("skiff_store_commit_duration_seconds_count 2\n"),
+        "{text}"
+    );
     assert!(store.is_open());
 }

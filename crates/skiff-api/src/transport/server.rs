@@ -474,7 +474,9 @@ fn authorized(req: &Request<Body>, creds: &Credentials) -> bool {
 /// `Authorization` header: a wrong token is still 401, as kube's authenticator fails it.
 /// `/metrics` needs the token.
 fn public_info(req: &Request<Body>) -> bool {
-    if req.method() != hyper::Method::GET || req.headers().contains_key(hyper::header::AUTHORIZATION) {
+    if req.method() != hyper::Method::GET
+        || req.headers().contains_key(hyper::header::AUTHORIZATION)
+    {
         return false;
     }
     let path = req.uri().path();
@@ -537,7 +539,14 @@ mod tests {
             }
             b.body(Body::empty()).unwrap()
         };
-        for p in ["/healthz", "/livez", "/readyz", "/readyz/etcd", "/livez/ping", "/version"] {
+        for p in [
+            "/healthz",
+            "/livez",
+            "/readyz",
+            "/readyz/etcd",
+            "/livez/ping",
+            "/version",
+        ] {
             assert!(public_info(&req("GET", p, false)), "{p}");
             // A wrong token is refused even there.
             assert!(!public_info(&req("GET", p, true)), "{p}");

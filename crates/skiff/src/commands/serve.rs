@@ -139,7 +139,8 @@ fn serve(args: &Args) -> anyhow::Result<()> {
         let node_metrics = crate::serve::metrics::NodeMetrics::new(&metrics);
         let runner = Arc::new(node_metrics.runner(ManagerRunner(manager)));
         let kubelet = Kubelet::new(api.clone(), runner, &node_name).with_data_dir(data_dir.clone());
-        let kubelet_task = tokio::spawn(kubelet.run(node_metrics.tap(reports), shutdown_rx.clone()));
+        let kubelet_task =
+            tokio::spawn(kubelet.run(node_metrics.tap(reports), shutdown_rx.clone()));
         tokio::spawn(housekeeping(api.clone(), shutdown_rx.clone()));
 
         let serve_cfg = skiff_api::transport::ServeConfig::new(data_dir.clone(), listen);

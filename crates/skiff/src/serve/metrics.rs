@@ -182,15 +182,17 @@ impl NodeMetrics {
         if st.started.contains(uid) {
             return;
         }
-        st.starting.entry(uid.to_string()).or_insert_with(|| Starting {
-            first_seen: Instant::now(),
-            created_ms: pod
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map(|t| t.0.as_millisecond()),
-            running_seen: false,
-        });
+        st.starting
+            .entry(uid.to_string())
+            .or_insert_with(|| Starting {
+                first_seen: Instant::now(),
+                created_ms: pod
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| t.0.as_millisecond()),
+                running_seen: false,
+            });
     }
 
     fn forget(&self, uid: &str) {
@@ -337,7 +339,7 @@ mod tests {
             container_statuses: Some(vec![ContainerStatus {
                 name: "app".into(),
                 state: Some(ContainerState {
-                    running: running.then(|| ContainerStateRunning::default()),
+                    running: running.then(ContainerStateRunning::default),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -390,8 +392,14 @@ mod tests {
             });
         }
         let text = scrape(&m);
-        assert!(text.contains("kubelet_pod_start_duration_seconds_count 1\n"), "{text}");
-        assert!(text.contains("kubelet_pod_start_total_duration_seconds_count 0\n"), "no creationTimestamp: {text}");
+        assert!(
+            text.contains("kubelet_pod_start_duration_seconds_count 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kubelet_pod_start_total_duration_seconds_count 0\n"),
+            "no creationTimestamp: {text}"
+        );
         assert!(text.contains(r#"prober_probe_total{probe_type="Readiness",result="successful",container="app",pod="p",namespace="default",pod_uid="u1"} 2"#), "{text}");
         assert!(text.contains(r#"prober_probe_total{probe_type="Readiness",result="failed",container="app",pod="p",namespace="default",pod_uid="u1"} 1"#), "{text}");
         assert!(text.contains(r#"prober_probe_duration_seconds_count{probe_type="Readiness",container="app",pod="p",namespace="default"} 2"#), "{text}");
@@ -405,6 +413,9 @@ mod tests {
         });
         let text = scrape(&m);
         assert!(!text.contains("pod_uid=\"u1\""), "{text}");
-        assert!(!text.contains("prober_probe_duration_seconds_count{"), "{text}");
+        assert!(
+            !text.contains("prober_probe_duration_seconds_count{"),
+            "{text}"
+        );
     }
 }
