@@ -87,14 +87,21 @@ fn metrics_and_health_of_a_running_daemon() {
         ("namespace", "default"),
     ];
     assert!(value(&s, "prober_probe_duration_seconds", &dur).is_some_and(|v| v >= 1.0));
-    assert_eq!(value(&s, "kubelet_pod_start_duration_seconds", &[]), Some(1.0));
+    assert_eq!(
+        value(&s, "kubelet_pod_start_duration_seconds", &[]),
+        Some(1.0)
+    );
     assert_eq!(
         value(&s, "kubelet_pod_start_total_duration_seconds", &[]),
         Some(1.0)
     );
     assert_eq!(value(&s, "kubelet_running_pods", &[]), Some(1.0));
     assert_eq!(
-        value(&s, "kubelet_running_containers", &[("container_state", "running")]),
+        value(
+            &s,
+            "kubelet_running_containers",
+            &[("container_state", "running")]
+        ),
         Some(1.0)
     );
     assert_eq!(value(&s, "skiff_pods", &[("phase", "Running")]), Some(1.0));
@@ -143,6 +150,9 @@ fn metrics_and_health_of_a_running_daemon() {
     assert!(curl("/version").ends_with("\n200"));
     for path in ["/metrics", "/api/v1/pods"] {
         let out = curl(path);
-        assert!(out.ends_with("\n401") && out.contains("Unauthorized"), "{path}: {out}");
+        assert!(
+            out.ends_with("\n401") && out.contains("Unauthorized"),
+            "{path}: {out}"
+        );
     }
 }

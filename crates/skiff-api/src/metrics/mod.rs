@@ -4,8 +4,9 @@
 //! One [`Metrics`] per daemon; the router holds it. Names are kube's where kube has the
 //! metric (kube-apiserver's `apiserver_*`, the kubelet's `kubelet_*` and `prober_*`,
 //! kube-state-metrics' `kube_pod_container_status_restarts_total`), `skiff_*` otherwise:
-//! * recorded as they happen: API requests ([`requests`], a middleware of a few atomic
-//!   operations per request), store commits ([`StoreMetrics`], from the writer thread);
+//! * recorded as they happen: API requests (`requests`, a hook in the router's handler: a
+//!   path split, a table lookup, a counter and a histogram per request), store commits
+//!   ([`StoreMetrics`], from the writer thread);
 //! * computed at scrape time from the store (cheap: one pass over the in-memory index):
 //!   object counts per resource, pods by phase, containers by state, restarts ([`pods`]);
 //! * node-side metrics the daemon registers itself ([`Metrics::register`]): probes, pod start
@@ -23,8 +24,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-
-pub use prometheus_client;
 
 use crate::store::Store;
 

@@ -7,7 +7,8 @@
 //! a long-running response counts in `apiserver_longrunning_requests` until its body ends.
 //!
 //! Every label value is a `&'static str` (from the resource table or fixed lists): a request's
-//! bookkeeping is a path split, a table lookup, two atomic increments and a histogram observe.
+//! bookkeeping is a path split, a table lookup, a cache lookup by the labels' addresses, a
+//! counter increment and a histogram observe (about 0.6 µs; list_bench).
 //! Paths skiff does not serve are not recorded (an attacker's paths never become series).
 
 use std::collections::HashMap;
