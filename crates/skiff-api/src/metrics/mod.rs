@@ -25,7 +25,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::store::Store;
+use crate::store::{CommitObserver, Store};
 
 /// The `Content-Type` of a scrape (Prometheus text format 0.0.4, as kube's components serve).
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -63,9 +63,10 @@ impl StoreMetrics {
             batch: Histogram::new(BATCH_BUCKETS.iter().copied()),
         }
     }
+}
 
-    /// One durable transaction of `mutations` took `took` (its write and fsync).
-    pub fn observe(&self, took: Duration, mutations: usize) {
+impl CommitObserver for StoreMetrics {
+    fn committed(&self, took: Duration, mutations: usize) {
         self.commit.observe(took.as_secs_f64());
         self.batch.observe(mutations as f64);
     }

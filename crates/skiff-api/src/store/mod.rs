@@ -332,6 +332,13 @@ impl Watchers {
     }
 }
 
+/// Told of every durable transaction by the writer thread (after it, on that thread): keep it
+/// to an atomic or a histogram observe.
+pub trait CommitObserver: Send + Sync {
+    /// A transaction of `mutations` took `took` (its write and fsync).
+    fn committed(&self, took: Duration, mutations: usize);
+}
+
 /// Counters of the writer's work (see [`Store::stats`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -349,7 +356,7 @@ struct Shared {
     transactions: AtomicU64,
     mutations: AtomicU64,
     /// Commit latency and batch sizes (`/metrics`), once a registry is attached.
-    metrics: OnceLock<Arc<crate::metrics::StoreMetrics>>,
+    metrics: OnceLock<Arc<dyn CommitObserver>>,
 }
 
 impl Shared {
@@ -657,9 +664,8 @@ impl Store {
         }
     }
 
-    /// Hooks the writer's commits to `/metrics` (see [`crate::metrics::Metrics::attach_store`]);
-    /// only the first call counts.
-    pub fn set_metrics(&self, m: Arc<crate::metrics::StoreMetrics>) {
+    /// Hooks the writer's commits to `m` (`/metrics`); only the first call counts.
+    pub fn set_metrics(&self, m: Arc<dyn CommitObserver>) {
         let _ = self.shared().metrics.set(m);
     }
 

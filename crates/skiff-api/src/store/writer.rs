@@ -293,7 +293,7 @@ impl Writer {
         let written = self.write(batches);
         if let (Some(m), Ok(out)) = (self.shared.metrics.get(), &written) {
             if !out.changes.is_empty() {
-                m.observe(began.elapsed(), out.changes.len());
+                m.committed(began.elapsed(), out.changes.len());
             }
         }
         match written {
