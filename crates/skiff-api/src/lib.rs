@@ -13,6 +13,7 @@
 //! * `transport`: the unix socket and TLS listeners, bearer tokens.
 
 pub mod http;
+pub mod metrics;
 pub mod node;
 pub mod openapi;
 pub mod patch;

@@ -272,19 +272,6 @@ pub fn aggregated_response(legacy: bool, version: &'static str) -> Response {
     resp
 }
 
-/// `/healthz`, `/livez`, `/readyz` and their `/<check>` sub-paths: `ok`.
-pub fn health() -> Response {
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache, private"),
-        ],
-        "ok",
-    )
-        .into_response()
-}
-
 /// `GET /openapi/v3` and `/openapi/v3/<path>` as kube-apiserver serves them: the index is
 /// never cached; a document asked with the `hash` it is published under is immutable (a
 /// year); with another hash it redirects to the current one; the ETag is the hash.

@@ -760,7 +760,7 @@ impl Printer {
                 self.events(&lines);
             }
             // `run` prints events and lines; the status goes to the pod's files.
-            Notice::Status(_) => {}
+            Notice::Status(_) | Notice::Probe(_) => {}
         }
     }
 
