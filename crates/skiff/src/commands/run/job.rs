@@ -77,10 +77,12 @@ pub(super) fn run(args: &Args, source: &str, objects: Vec<Object>, index: usize)
     let errors = skiff_model::workloads::job::validate_job(&job);
     let name = job.metadata.name.clone().unwrap_or_default();
     if !errors.is_empty() {
-        eprintln!(
-            "{source}: The request is invalid: {}",
-            skiff_model::field::invalid_message("Job", &name, &errors)
-        );
+        let invalid = skiff_model::manifest::ObjectInvalid {
+            kind: "Job".into(),
+            name: name.clone(),
+            errors,
+        };
+        eprintln!("{source}: {}", invalid.kubectl_message());
         return exit::BAD_INPUT;
     }
     let spec = job.spec.clone().unwrap_or_default();
@@ -211,7 +213,8 @@ type WorkerResult = (String, anyhow::Result<PodStatus>);
 impl Runner {
     async fn drive(mut self, timeout: Option<Duration>) -> anyhow::Result<(Runner, Ending)> {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut sigint =
+            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         let mut sigterm =
             signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
         let (notice_tx, mut notice_rx) = mpsc::unbounded_channel::<(String, Notice)>();
@@ -320,7 +323,8 @@ impl Runner {
     ) -> Option<tokio::time::Instant> {
         let mut requeue = None;
         for _ in 0..MAX_RECONCILES_PER_WAKE {
-            let d = controller::reconcile_with(&self.job, &self.pods, crate::store::now(), &self.cfg);
+            let d =
+                controller::reconcile_with(&self.job, &self.pods, crate::store::now(), &self.cfg);
             requeue = d
                 .requeue_after
                 .and_then(|r| tokio::time::Instant::now().checked_add(r));
@@ -359,7 +363,11 @@ impl Runner {
         };
         let text = super::format_event(&line, Style::with_color(false));
         let text = format!("{text} (job/{})", e.name);
-        let code = if e.type_ == "Warning" { sgr::YELLOW } else { sgr::DIM };
+        let code = if e.type_ == "Warning" {
+            sgr::YELLOW
+        } else {
+            sgr::DIM
+        };
         eprintln!("{}", self.style.paint(code, &text));
     }
 
@@ -568,8 +576,16 @@ impl Runner {
         );
         let style = Style::stderr();
         let (code, ok, headline) = match ending {
-            Ending::Interrupted => (INTERRUPTED, false, format!("job {name} stopped (SIGINT; {counts})")),
-            Ending::Terminated => (TERMINATED, false, format!("job {name} stopped (SIGTERM; {counts})")),
+            Ending::Interrupted => (
+                INTERRUPTED,
+                false,
+                format!("job {name} stopped (SIGINT; {counts})"),
+            ),
+            Ending::Terminated => (
+                TERMINATED,
+                false,
+                format!("job {name} stopped (SIGTERM; {counts})"),
+            ),
             Ending::TimedOut(d) => (
                 TIMED_OUT,
                 false,
@@ -579,7 +595,9 @@ impl Runner {
                 ),
             ),
             Ending::Finished => match controller::finished_condition(&self.job) {
-                Some(c) if c.type_ == "Complete" => (0, true, format!("job {name} Complete ({counts})")),
+                Some(c) if c.type_ == "Complete" => {
+                    (0, true, format!("job {name} Complete ({counts})"))
+                }
                 Some(c) => (
                     exit::FAILURE,
                     false,
@@ -589,7 +607,11 @@ impl Runner {
                         c.message.as_deref().unwrap_or("")
                     ),
                 ),
-                None => (exit::FAILURE, false, format!("job {name} did not finish ({counts})")),
+                None => (
+                    exit::FAILURE,
+                    false,
+                    format!("job {name} did not finish ({counts})"),
+                ),
             },
         };
         if !ok {
