@@ -369,48 +369,125 @@ fn match_pod_failure_policy(spec: &JobSpec, pod: &Pod) -> PolicyMatch {
     none
 }
 
-/// Sorted, merged `[first, last]` intervals of indexes (`orderedIntervals`).
+/// Sorted, merged `[first, last]` intervals of indexes (`orderedIntervals`). Intervals, not
+/// a set of numbers: a status may say `0-999999999`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Indexes(BTreeSet<i64>);
+struct Indexes(Vec<(i64, i64)>);
 
 impl Indexes {
+    /// `parseIndexesFromString`: tolerant, bad fragments skipped, capped below `completions`.
     fn parse(text: Option<&str>, completions: i32) -> Indexes {
-        let mut set = BTreeSet::new();
-        // Tolerant like `parseIndexesFromString`: bad fragments are skipped.
+        let mut out = Indexes::default();
+        let limit = i64::from(completions) - 1;
         for part in text.unwrap_or("").split(',').filter(|s| !s.is_empty()) {
             let mut ends = part.splitn(2, '-');
-            let a = ends.next().and_then(|s| s.parse::<i64>().ok());
-            let b = ends.next().map(|s| s.parse::<i64>().ok());
-            let (Some(a), b) = (a, b) else { continue };
-            let b = match b {
-                None => a,
-                Some(Some(b)) => b,
-                Some(None) => continue,
+            let Some(a) = ends.next().and_then(|s| s.parse::<i64>().ok()) else {
+                continue;
             };
-            for i in a..=b.min(i64::from(completions) - 1) {
-                set.insert(i);
+            let b = match ends.next() {
+                None => a,
+                Some(s) => match s.parse::<i64>() {
+                    Ok(b) => b,
+                    Err(_) => continue,
+                },
+            };
+            if a < 0 || a > b.min(limit) {
+                continue;
+            }
+            out.add(a, b.min(limit));
+        }
+        out
+    }
+
+    fn add(&mut self, a: i64, b: i64) {
+        self.0.push((a, b));
+        self.0.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(self.0.len());
+        for (x, y) in self.0.drain(..) {
+            match merged.last_mut() {
+                Some(last) if x <= last.1.saturating_add(1) => last.1 = last.1.max(y),
+                _ => merged.push((x, y)),
             }
         }
-        Indexes(set)
+        self.0 = merged;
+    }
+
+    fn insert(&mut self, i: i64) {
+        if !self.contains(i) {
+            self.add(i, i);
+        }
+    }
+
+    fn contains(&self, i: i64) -> bool {
+        self.0.iter().any(|(a, b)| *a <= i && i <= *b)
+    }
+
+    /// The end of the interval holding `i`.
+    fn end_of(&self, i: i64) -> Option<i64> {
+        self.0
+            .iter()
+            .find(|(a, b)| *a <= i && i <= *b)
+            .map(|(_, b)| *b)
+    }
+
+    fn total(&self) -> i64 {
+        self.0.iter().map(|(a, b)| b - a + 1).sum()
+    }
+
+    fn union(&mut self, other: &Indexes) {
+        for (a, b) in &other.0 {
+            self.add(*a, *b);
+        }
+    }
+
+    /// How many of `self`'s indexes `other` holds.
+    fn overlap(&self, other: &Indexes) -> i64 {
+        let mut n = 0;
+        for (a, b) in &self.0 {
+            for (c, d) in &other.0 {
+                let (lo, hi) = ((*a).max(*c), (*b).min(*d));
+                if lo <= hi {
+                    n += hi - lo + 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// `self` without `other`'s indexes.
+    fn minus(&self, other: &Indexes) -> Indexes {
+        let mut out = Indexes::default();
+        for (a, b) in &self.0 {
+            let mut start = *a;
+            for (c, d) in &other.0 {
+                if *d < start || *c > *b {
+                    continue;
+                }
+                if *c > start {
+                    out.0.push((start, c - 1));
+                }
+                start = start.max(d + 1);
+            }
+            if start <= *b {
+                out.0.push((start, *b));
+            }
+        }
+        out
     }
 
     /// `"1,3-5"`.
     fn render(&self) -> String {
-        let mut parts: Vec<String> = Vec::new();
-        let mut iter = self.0.iter().copied().peekable();
-        while let Some(start) = iter.next() {
-            let mut end = start;
-            while iter.peek() == Some(&(end + 1)) {
-                end += 1;
-                iter.next();
-            }
-            parts.push(if start == end {
-                start.to_string()
-            } else {
-                format!("{start}-{end}")
-            });
-        }
-        parts.join(",")
+        self.0
+            .iter()
+            .map(|(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
@@ -657,7 +734,7 @@ impl<'a> Sync<'a> {
             };
             let m = match_pod_failure_policy(self.spec, p);
             if m.fail_index {
-                failed.0.insert(ix);
+                failed.insert(ix);
             }
             if !m.count {
                 continue;
@@ -666,7 +743,7 @@ impl<'a> Sync<'a> {
             e.0 += 1;
             e.1 = e.1.max(finished_time(p));
             if e.0 > usize::try_from(limit).unwrap_or(0) {
-                failed.0.insert(ix);
+                failed.insert(ix);
             }
         }
         (counts, failed)
@@ -756,16 +833,16 @@ impl<'a> Sync<'a> {
                 .filter(|p| phase(p) == "Succeeded" && has_finalizer(p))
             {
                 if let Some(ix) = completion_index(p).filter(|i| *i < i64::from(self.completions)) {
-                    succeeded_indexes.0.insert(ix);
+                    succeeded_indexes.insert(ix);
                 }
             }
-            succeeded = succeeded_indexes.0.len() as i64;
+            succeeded = succeeded_indexes.total();
             if spec.backoff_limit_per_index.is_some() {
                 let (counts, mut fi) = self.index_failures();
-                fi.0.retain(|i| !succeeded_indexes.0.contains(i));
+                fi = fi.minus(&succeeded_indexes);
                 index_counts = counts;
                 if finished.is_none() {
-                    let total = fi.0.len() as i64;
+                    let total = fi.total();
                     if spec
                         .max_failed_indexes
                         .is_some_and(|m| total > i64::from(m))
@@ -939,13 +1016,13 @@ impl<'a> Sync<'a> {
             let met = match (&rule.succeeded_indexes, rule.succeeded_count) {
                 (Some(ix), count) => {
                     let want = Indexes::parse(Some(ix), self.completions);
-                    let have = want.0.intersection(&succeeded.0).count() as i64;
+                    let have = want.overlap(succeeded);
                     match count {
                         Some(c) => have >= i64::from(c),
-                        None => have == want.0.len() as i64,
+                        None => have == want.total(),
                     }
                 }
-                (None, Some(c)) => succeeded.0.len() as i64 >= i64::from(c),
+                (None, Some(c)) => succeeded.total() >= i64::from(c),
                 (None, None) => false,
             };
             if met {
@@ -1026,7 +1103,7 @@ impl<'a> Sync<'a> {
             for p in sorted {
                 match completion_index(p).filter(|i| *i < i64::from(self.completions)) {
                     None => remove.push(p),
-                    Some(i) if seen.contains_key(&i) || succeeded_indexes.0.contains(&i) => {
+                    Some(i) if seen.contains_key(&i) || succeeded_indexes.contains(i) => {
                         remove.push(p)
                     }
                     Some(i) => {
@@ -1080,12 +1157,21 @@ impl<'a> Sync<'a> {
                 .filter_map(|p| completion_index(p))
                 .collect();
             let failed = failed_indexes.cloned().unwrap_or_default();
-            let mut pending: Vec<i64> = (0..i64::from(self.completions))
-                .filter(|i| {
-                    !succeeded_indexes.0.contains(i) && !busy.contains(i) && !failed.0.contains(i)
-                })
-                .take(usize::try_from(diff).unwrap_or(0))
-                .collect();
+            // firstPendingIndexes: the lowest indexes neither done, failed nor running,
+            // skipping whole intervals.
+            let want_n = usize::try_from(diff).unwrap_or(0);
+            let mut pending: Vec<i64> = Vec::with_capacity(want_n);
+            let mut i = 0i64;
+            while i < i64::from(self.completions) && pending.len() < want_n {
+                if let Some(end) = succeeded_indexes.end_of(i).or_else(|| failed.end_of(i)) {
+                    i = end + 1;
+                    continue;
+                }
+                if !busy.contains(&i) {
+                    pending.push(i);
+                }
+                i += 1;
+            }
             if per_index {
                 // Indexes still in their own back-off wait; the soonest decides the requeue.
                 let mut min_wait: Option<i64> = None;
@@ -1264,10 +1350,8 @@ impl<'a> Sync<'a> {
             }
         }
         if self.indexed {
-            succeeded_indexes
-                .0
-                .extend(prev_succeeded_indexes.0.iter().copied());
-            succeeded = succeeded_indexes.0.len() as i64;
+            succeeded_indexes.union(prev_succeeded_indexes);
+            succeeded = succeeded_indexes.total();
             self.status.completed_indexes =
                 Some(succeeded_indexes.render()).filter(|s| !s.is_empty());
             self.status.failed_indexes = failed_indexes.map(|f| f.render());

@@ -34,7 +34,7 @@ fn job_manifest(t: &TestDir, name: &str, pod: Value, job_spec: Value) -> PathBuf
 }
 
 /// `skiff run -f MANIFEST -o json` with `env`.
-fn run_job(manifest: &PathBuf, env: &[(&str, &str)]) -> Outcome {
+fn run_job(manifest: &std::path::Path, env: &[(&str, &str)]) -> Outcome {
     let child = Command::new(env!("CARGO_BIN_EXE_skiff"))
         .args(["run", "-f", manifest.to_str().unwrap(), "-o", "json"])
         .env(

@@ -645,3 +645,19 @@ fn success_policy_ends_indexed_job_early() {
         "pods of a succeeded Job are no failures"
     );
 }
+
+/// indexed_job_utils.go orderedIntervals: intervals stay intervals (a status may name a
+/// billion indexes), merge when adjacent, and render as upstream.
+#[test]
+fn index_intervals_merge_and_stay_small() {
+    let mut ix = Indexes::parse(Some("0-999999999,x,5-3"), i32::MAX);
+    assert_eq!(ix.total(), 1_000_000_000);
+    ix.insert(1_000_000_000);
+    assert_eq!(ix.render(), "0-1000000000");
+    let a = Indexes::parse(Some("1,3-5,7"), 10);
+    assert_eq!(a.render(), "1,3-5,7");
+    let b = Indexes::parse(Some("4,7-9"), 10);
+    assert_eq!(a.minus(&b).render(), "1,3,5");
+    assert_eq!(a.overlap(&b), 2);
+    assert_eq!(Indexes::parse(Some("8-12"), 10).render(), "8-9");
+}

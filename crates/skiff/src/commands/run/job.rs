@@ -156,8 +156,13 @@ fn run_admitted(
     // Each pod worker loads skiff's CA and token signer, creating them on first use; create
     // them once here so that parallel pods do not race to make them.
     let _ = PodObjects::default().with_cluster_identity(&data_dir, "default");
+    // Pod workers do blocking work (process spawns); with `parallelism` pods at once, more
+    // threads than `skiff run`'s two keep one pod's spawn from holding up the others.
+    let threads = std::thread::available_parallelism()
+        .map_or(2, usize::from)
+        .max(4);
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(threads)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
