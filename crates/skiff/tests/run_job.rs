@@ -250,3 +250,29 @@ fn an_invalid_job_is_refused_with_the_api_servers_text() {
     );
     assert!(t.log().is_empty());
 }
+
+/// `--timeout` bounds a Job run as it bounds a pod's: every pod is stopped gracefully, the run
+/// exits 124 and nothing is left running.
+#[test]
+fn timeout_stops_the_jobs_pods() {
+    let t = TestDir::new("job-timeout");
+    let pod = pod("x", "Never", vec![], vec![container("app", SERVE)]);
+    let m = job_manifest(&t, "slow", pod, json!({"parallelism": 2, "completions": 4}));
+    let child = Command::new(env!("CARGO_BIN_EXE_skiff"))
+        .args(["run", "-f", m.to_str().unwrap(), "--timeout", "1s"])
+        .env(
+            "SKIFF_DATA_DIR",
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("skiff-data"),
+        )
+        .env_remove("SKIFF_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = finish(child, RUN_LIMIT);
+    assert_eq!(out.code, Some(124), "stderr:\n{}", out.stderr);
+    assert_eq!(all(&t.log(), "app", "Exiting").len(), 2, "{}", render(&t.log()));
+    assert!(out.stderr.contains("skiff: job slow stopped after --timeout 1s"), "{}", out.stderr);
+    assert!(t.leftovers().is_empty());
+}
