@@ -272,7 +272,17 @@ fn timeout_stops_the_jobs_pods() {
         .unwrap();
     let out = finish(child, RUN_LIMIT);
     assert_eq!(out.code, Some(124), "stderr:\n{}", out.stderr);
-    assert_eq!(all(&t.log(), "app", "Exiting").len(), 2, "{}", render(&t.log()));
-    assert!(out.stderr.contains("skiff: job slow stopped after --timeout 1s"), "{}", out.stderr);
+    assert_eq!(
+        all(&t.log(), "app", "Exiting").len(),
+        2,
+        "{}",
+        render(&t.log())
+    );
+    assert!(
+        out.stderr
+            .contains("skiff: job slow stopped after --timeout 1s"),
+        "{}",
+        out.stderr
+    );
     assert!(t.leftovers().is_empty());
 }
