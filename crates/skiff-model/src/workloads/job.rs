@@ -907,6 +907,92 @@ pub fn validate_job_update(new: &Job, old: &Job) -> ErrorList {
     errs
 }
 
+/// `ValidateJobUpdateStatus`, the rules that hold for every status write: counters
+/// (active, succeeded, failed, ready, terminating) non-negative, `uncountedTerminatedPods`
+/// uids non-empty and unique, a terminal condition (Complete, Failed, FailureTarget) or
+/// SuccessCriteriaMet never turned off, succeeded/failed never decreased, Complete and Failed
+/// not both. Upstream's further checks (`JobStatusValidationOptions`, each enabled depending on
+/// the old status) are not implemented.
+pub fn validate_job_status_update(new: &Job, old: &Job) -> ErrorList {
+    let default_status = k8s_openapi::api::batch::v1::JobStatus::default();
+    let status = new.status.as_ref().unwrap_or(&default_status);
+    let old_status = old.status.as_ref().unwrap_or(&default_status);
+    let path = Path::new("status");
+    let mut errs = ErrorList::new();
+    for (v, name) in [
+        (status.active, "active"),
+        (status.succeeded, "succeeded"),
+        (status.failed, "failed"),
+        (status.ready, "ready"),
+        (status.terminating, "terminating"),
+    ] {
+        if let Some(v) = v {
+            errs.extend(validation::validate_nonnegative(
+                i64::from(v),
+                &path.child(name),
+            ));
+        }
+    }
+    if let Some(u) = &status.uncounted_terminated_pods {
+        let up = path.child("uncountedTerminatedPods");
+        let mut seen = BTreeSet::new();
+        for (list, name) in [(&u.succeeded, "succeeded"), (&u.failed, "failed")] {
+            for (i, uid) in list.iter().flatten().enumerate() {
+                let p = up.child(name).index(i);
+                if uid.is_empty() {
+                    errs.push(FieldError::invalid(&p, "", "must not be empty"));
+                } else if !seen.insert(uid.as_str()) {
+                    errs.push(FieldError::duplicate(&p, uid.as_str()));
+                }
+            }
+        }
+    }
+    let is_true = |st: &k8s_openapi::api::batch::v1::JobStatus, t: &str| {
+        st.conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == t && c.status == "True")
+    };
+    let cp = path.child("conditions");
+    if is_true(status, "Complete") && is_true(status, "Failed") {
+        errs.push(FieldError::invalid(
+            &cp,
+            BadValue::Omit,
+            "cannot set Complete=True and Failed=true conditions",
+        ));
+    }
+    for t in ["Failed", "Complete", "FailureTarget"] {
+        if is_true(old_status, t) && !is_true(status, t) {
+            errs.push(FieldError::invalid(
+                &cp,
+                BadValue::Omit,
+                format!("cannot disable the terminal {t}=True condition"),
+            ));
+        }
+    }
+    if is_true(old_status, "SuccessCriteriaMet") && !is_true(status, "SuccessCriteriaMet") {
+        errs.push(FieldError::invalid(
+            &cp,
+            BadValue::Omit,
+            "cannot disable the SuccessCriteriaMet=True condition",
+        ));
+    }
+    for (new_v, old_v, name) in [
+        (status.failed, old_status.failed, "failed"),
+        (status.succeeded, old_status.succeeded, "succeeded"),
+    ] {
+        let (n, o) = (new_v.unwrap_or(0), old_v.unwrap_or(0));
+        if n < o {
+            errs.push(FieldError::invalid(
+                &path.child(name),
+                n,
+                format!("cannot decrease the {name} counter"),
+            ));
+        }
+    }
+    errs
+}
+
 /// A template compared semantically: empty maps and lists equal to absent ones.
 fn normalized(t: &k8s_openapi::api::core::v1::PodTemplateSpec) -> serde_json::Value {
     fn strip(v: &mut serde_json::Value) {

@@ -297,3 +297,37 @@ fn a_suspended_unstarted_job_may_change_its_scheduling_directives() {
     });
     assert_eq!(validate_job_update(&new, &old_started).len(), 1);
 }
+
+#[test]
+fn status_updates_keep_counters_and_terminal_conditions() {
+    let (mut old, _) = create(job(minimal()));
+    old.status = Some(
+        serde_json::from_value(json!({
+            "succeeded": 2, "failed": 1,
+            "conditions": [{"type": "Complete", "status": "True"}],
+        }))
+        .unwrap(),
+    );
+    let mut new = old.clone();
+    new.status = Some(
+        serde_json::from_value(json!({
+            "succeeded": 1, "failed": 1, "ready": -1,
+            "uncountedTerminatedPods": {"succeeded": ["a", ""], "failed": ["a"]},
+        }))
+        .unwrap(),
+    );
+    let errs: Vec<String> = validate_job_status_update(&new, &old)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errs,
+        vec![
+            "status.ready: Invalid value: -1: must be greater than or equal to 0",
+            "status.uncountedTerminatedPods.succeeded[1]: Invalid value: \"\": must not be empty",
+            "status.uncountedTerminatedPods.failed[0]: Duplicate value: \"a\"",
+            "status.conditions: Invalid value: cannot disable the terminal Complete=True condition",
+            "status.succeeded: Invalid value: 1: cannot decrease the succeeded counter",
+        ]
+    );
+}
