@@ -217,6 +217,79 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// The first time strictly after `after` (Unix seconds) the schedule fires, in UTC (a
+    /// `timeZone` is the caller's: shift by the zone's offset), or `None` when nothing matches
+    /// within five years (robfig's bound; e.g. `0 0 30 2 *`). `@every d`: `after + d`.
+    pub fn next_after(&self, after: i64) -> Option<i64> {
+        if let Some(every) = self.every_seconds {
+            return after.checked_add(i64::try_from(every).ok()?);
+        }
+        let mut t = after.div_euclid(60).checked_add(1)?.checked_mul(60)?;
+        let limit = after.checked_add(5 * 366 * 86_400)?;
+        let bit = |set: u64, v: i64| (0..64).contains(&v) && set & (1u64 << v) != 0;
+        while t <= limit {
+            let (y, mo, d, h, mi, dow) = civil(t);
+            let day_start = t - (h * 3600 + mi * 60);
+            if !bit(self.month, mo) {
+                // The first day of the next month.
+                let (ny, nm) = if mo == 12 { (y + 1, 1) } else { (y, mo + 1) };
+                t = days_from_civil(ny, nm, 1) * 86_400;
+                continue;
+            }
+            let dom_match = bit(self.dom, d);
+            let dow_match = bit(self.dow, dow);
+            let day_ok = if self.dom_star || self.dow_star {
+                dom_match && dow_match
+            } else {
+                dom_match || dow_match
+            };
+            if !day_ok {
+                t = day_start + 86_400;
+                continue;
+            }
+            if !bit(self.hour, h) {
+                t = day_start + (h + 1) * 3600;
+                continue;
+            }
+            if !bit(self.minute, mi) {
+                t += 60;
+                continue;
+            }
+            return Some(t);
+        }
+        None
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// (year, month, day, hour, minute, weekday with 0 = Sunday) of Unix seconds, UTC.
+fn civil(t: i64) -> (i64, i64, i64, i64, i64, i64) {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let dow = (days + 4).rem_euclid(7);
+    (y, m, d, secs / 3600, (secs % 3600) / 60, dow)
+}
+
 struct Bounds {
     min: u32,
     max: u32,
@@ -604,6 +677,23 @@ mod tests {
         assert!(s.matches(0, 0, 1, 3, 4) && s.matches(0, 0, 9, 3, 1));
         let h = parse_schedule("@hourly").unwrap();
         assert!(h.matches(0, 17, 4, 12, 5) && !h.matches(1, 17, 4, 12, 5));
+    }
+
+    #[test]
+    fn next_fire_times_follow_the_fields() {
+        // 2026-12-04T23:59:30Z is a Friday.
+        let t = 1_796_428_770;
+        let at = |s: &str| parse_schedule(s).unwrap().next_after(t).unwrap();
+        assert_eq!(at("* * * * *"), 1_796_428_800); // 2026-12-05T00:00:00Z
+        assert_eq!(at("@hourly"), 1_796_428_800);
+        assert_eq!(
+            at("30 9 * * mon"),
+            1_796_428_800 + 2 * 86_400 + 9 * 3600 + 1800
+        ); // Mon 7th
+        assert_eq!(at("0 0 1 jan *"), 1_798_761_600); // 2027-01-01
+        assert_eq!(at("@every 90s"), t + 90);
+        assert_eq!(parse_schedule("0 0 30 feb *").unwrap().next_after(t), None);
+        assert_eq!(civil(0), (1970, 1, 1, 0, 0, 4));
     }
 
     #[test]
