@@ -405,7 +405,7 @@ fn pod_failure_policy_fail_job_and_ignore() {
     ]});
     let mut s = Sim::new(json!({"backoffLimit": 0, "podFailurePolicy": policy.clone()}));
     s.settle();
-    // A disruption: ignored, replaced without back-off, not counted.
+    // A disruption: ignored, not counted towards backoffLimit 0.
     s.finish(0, 137);
     s.pods[0].status.as_mut().unwrap().conditions = Some(vec![PodCondition {
         type_: "DisruptionTarget".into(),
@@ -415,8 +415,8 @@ fn pod_failure_policy_fail_job_and_ignore() {
     s.settle();
     assert_eq!(s.status().failed, None);
     assert!(s.condition("FailureTarget").is_none());
-    // Ignored failures do not delay the replacement... but upstream's back-off counts every
-    // failed pod; the replacement comes after 10 s.
+    // The ignored failure still starts the replacement back-off (backoff_utils.go counts
+    // every failed pod), so the replacement comes after 10 s.
     s.advance(10.0);
     s.settle();
     let i = s.live()[0];
