@@ -106,7 +106,10 @@ fn validate_cron_job_spec(spec: &CronJobSpec, old: Option<&CronJobSpec>, path: &
         &path.child("jobTemplate"),
     ));
     for (value, name) in [
-        (spec.successful_jobs_history_limit, "successfulJobsHistoryLimit"),
+        (
+            spec.successful_jobs_history_limit,
+            "successfulJobsHistoryLimit",
+        ),
         (spec.failed_jobs_history_limit, "failedJobsHistoryLimit"),
     ] {
         if let Some(v) = value {
@@ -220,22 +223,50 @@ struct Bounds {
     names: &'static [(&'static str, u32)],
 }
 
-const MINUTES: Bounds = Bounds { min: 0, max: 59, names: &[] };
-const HOURS: Bounds = Bounds { min: 0, max: 23, names: &[] };
-const DOM: Bounds = Bounds { min: 1, max: 31, names: &[] };
+const MINUTES: Bounds = Bounds {
+    min: 0,
+    max: 59,
+    names: &[],
+};
+const HOURS: Bounds = Bounds {
+    min: 0,
+    max: 23,
+    names: &[],
+};
+const DOM: Bounds = Bounds {
+    min: 1,
+    max: 31,
+    names: &[],
+};
 const MONTHS: Bounds = Bounds {
     min: 1,
     max: 12,
     names: &[
-        ("jan", 1), ("feb", 2), ("mar", 3), ("apr", 4), ("may", 5), ("jun", 6),
-        ("jul", 7), ("aug", 8), ("sep", 9), ("oct", 10), ("nov", 11), ("dec", 12),
+        ("jan", 1),
+        ("feb", 2),
+        ("mar", 3),
+        ("apr", 4),
+        ("may", 5),
+        ("jun", 6),
+        ("jul", 7),
+        ("aug", 8),
+        ("sep", 9),
+        ("oct", 10),
+        ("nov", 11),
+        ("dec", 12),
     ],
 };
 const DOW: Bounds = Bounds {
     min: 0,
     max: 6,
     names: &[
-        ("sun", 0), ("mon", 1), ("tue", 2), ("wed", 3), ("thu", 4), ("fri", 5), ("sat", 6),
+        ("sun", 0),
+        ("mon", 1),
+        ("tue", 2),
+        ("wed", 3),
+        ("thu", 4),
+        ("fri", 5),
+        ("sat", 6),
     ],
 };
 
@@ -294,17 +325,18 @@ pub fn parse_schedule(spec: &str) -> Result<Schedule, String> {
 }
 
 fn parse_descriptor(spec: &str, location: Option<String>) -> Result<Schedule, String> {
-    let at = |minute: u64, hour: u64, dom: u64, month: u64, dow: u64, dom_star, dow_star| Schedule {
-        location: location.clone(),
-        every_seconds: None,
-        minute,
-        hour,
-        dom,
-        month,
-        dow,
-        dom_star,
-        dow_star,
-    };
+    let at =
+        |minute: u64, hour: u64, dom: u64, month: u64, dow: u64, dom_star, dow_star| Schedule {
+            location: location.clone(),
+            every_seconds: None,
+            minute,
+            hour,
+            dom,
+            month,
+            dow,
+            dom_star,
+            dow_star,
+        };
     let (h, d, mo, w) = (all(&HOURS), all(&DOM), all(&MONTHS), all(&DOW));
     match spec {
         "@yearly" | "@annually" => Ok(at(1, 1, 1 << 1, 1 << 1, w, false, true)),
@@ -504,7 +536,10 @@ mod tests {
     fn errors(v: serde_json::Value) -> Vec<String> {
         let mut c = cron(v);
         default_cron_job(&mut c);
-        validate_cron_job(&c).iter().map(ToString::to_string).collect()
+        validate_cron_job(&c)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     #[test]
@@ -522,19 +557,38 @@ mod tests {
 
     #[test]
     fn schedules_parse_as_robfig_cron() {
-        for ok in ["*/5 * * * *", "0 0 1 jan,jul *", "@hourly", "@every 1h30m", "15 3 * * mon-fri", "0 */2 1-15/3 * ?"] {
+        for ok in [
+            "*/5 * * * *",
+            "0 0 1 jan,jul *",
+            "@hourly",
+            "@every 1h30m",
+            "15 3 * * mon-fri",
+            "0 */2 1-15/3 * ?",
+        ] {
             assert!(parse_schedule(ok).is_ok(), "{ok}");
         }
         for (bad, msg) in [
             ("* * *", "expected exactly 5 fields, found 3: [* * *]"),
             ("@often", "unrecognized descriptor: @often"),
             ("61 * * * *", "end of range (61) above maximum (59): 61"),
-            ("x * * * *", "failed to parse int from x: strconv.Atoi: parsing \"x\": invalid syntax"),
+            (
+                "x * * * *",
+                "failed to parse int from x: strconv.Atoi: parsing \"x\": invalid syntax",
+            ),
             ("* * 0 * *", "beginning of range (0) below minimum (1): 0"),
-            ("5-1 * * * *", "beginning of range (5) beyond end of range (1): 5-1"),
-            ("*/0 * * * *", "step of range should be a positive number: */0"),
+            (
+                "5-1 * * * *",
+                "beginning of range (5) beyond end of range (1): 5-1",
+            ),
+            (
+                "*/0 * * * *",
+                "step of range should be a positive number: */0",
+            ),
             ("1-2-3 * * * *", "too many hyphens: 1-2-3"),
-            ("@every 5x", "failed to parse duration @every 5x: time: unknown unit \"x\" in duration \"5x\""),
+            (
+                "@every 5x",
+                "failed to parse duration @every 5x: time: unknown unit \"x\" in duration \"5x\"",
+            ),
         ] {
             assert_eq!(parse_schedule(bad), Err(msg.to_string()), "{bad}");
         }

@@ -273,7 +273,11 @@ pub(crate) fn validate_job_spec_body(spec: &JobSpec, path: &Path) -> ErrorList {
     };
     nonneg(spec.parallelism.map(i64::from), "parallelism", &mut errs);
     nonneg(spec.completions.map(i64::from), "completions", &mut errs);
-    nonneg(spec.active_deadline_seconds, "activeDeadlineSeconds", &mut errs);
+    nonneg(
+        spec.active_deadline_seconds,
+        "activeDeadlineSeconds",
+        &mut errs,
+    );
     nonneg(spec.backoff_limit.map(i64::from), "backoffLimit", &mut errs);
     nonneg(
         spec.ttl_seconds_after_finished.map(i64::from),
@@ -351,7 +355,9 @@ pub(crate) fn validate_job_spec_body(spec: &JobSpec, path: &Path) -> ErrorList {
                 if spec.max_failed_indexes.is_none() {
                     errs.push(FieldError::required(
                         &path.child("maxFailedIndexes"),
-                        format!("must be specified when completions is above {COMPLETIONS_SOFT_LIMIT}"),
+                        format!(
+                            "must be specified when completions is above {COMPLETIONS_SOFT_LIMIT}"
+                        ),
                     ));
                 }
                 if let Some(p) = spec
@@ -377,7 +383,11 @@ pub(crate) fn validate_job_spec_body(spec: &JobSpec, path: &Path) -> ErrorList {
             }
         }
     }
-    if spec.completion_mode.as_deref().is_none_or(|m| m == "NonIndexed") {
+    if spec
+        .completion_mode
+        .as_deref()
+        .is_none_or(|m| m == "NonIndexed")
+    {
         if let Some(b) = spec.backoff_limit_per_index {
             errs.push(FieldError::invalid(
                 &path.child("backoffLimitPerIndex"),
@@ -585,7 +595,11 @@ fn validate_pod_failure_policy_rule(
         for (j, v) in codes.values.iter().enumerate() {
             let vp = values_path.index(j);
             if codes.operator == "In" && *v == 0 {
-                errs.push(FieldError::invalid(&vp, *v, "must not be 0 for the In operator"));
+                errs.push(FieldError::invalid(
+                    &vp,
+                    *v,
+                    "must not be 0 for the In operator",
+                ));
             }
             if !seen.insert(*v) {
                 errs.push(FieldError::duplicate(&vp, *v));
@@ -654,7 +668,11 @@ fn go_quoted_list(items: &[&str]) -> String {
 }
 
 /// `validateSuccessPolicy`.
-fn validate_success_policy(rules: &[SuccessPolicyRule], completions: i32, path: &Path) -> ErrorList {
+fn validate_success_policy(
+    rules: &[SuccessPolicyRule],
+    completions: i32,
+    path: &Path,
+) -> ErrorList {
     let mut errs = ErrorList::new();
     let rules_path = path.child("rules");
     if rules.is_empty() {
@@ -664,7 +682,11 @@ fn validate_success_policy(rules: &[SuccessPolicyRule], completions: i32, path: 
         ));
     }
     if rules.len() > MAX_SUCCESS_POLICY_RULES {
-        errs.push(FieldError::too_many(&rules_path, rules.len(), MAX_SUCCESS_POLICY_RULES));
+        errs.push(FieldError::too_many(
+            &rules_path,
+            rules.len(),
+            MAX_SUCCESS_POLICY_RULES,
+        ));
     }
     for (i, rule) in rules.iter().enumerate() {
         let rp = rules_path.index(i);
@@ -751,7 +773,9 @@ pub fn parse_indexes(text: &str, completions: i32) -> Result<Vec<(i64, i64)>, St
         };
         if let Some((_, last)) = out.last() {
             if *last >= x {
-                return Err(format!("non-increasing order, previous: {last}, current: {x}"));
+                return Err(format!(
+                    "non-increasing order, previous: {last}, current: {x}"
+                ));
             }
         }
         out.push((x, y));
@@ -771,13 +795,15 @@ pub fn validate_job_update(new: &Job, old: &Job) -> ErrorList {
     let old_spec = old.spec.as_ref().unwrap_or(&default_spec);
     let path = Path::new("spec");
     let mut errs = validate_job_spec(spec, &path);
-    let immutable = |p: &str, value: BadValue| FieldError::invalid(&path.child(p), value, "field is immutable");
+    let immutable =
+        |p: &str, value: BadValue| FieldError::invalid(&path.child(p), value, "field is immutable");
     let indexed = spec.completion_mode.as_deref() == Some("Indexed");
     if spec.completions != old_spec.completions {
         if !indexed {
             errs.push(immutable(
                 "completions",
-                spec.completions.map_or(BadValue::Raw("null".into()), BadValue::from),
+                spec.completions
+                    .map_or(BadValue::Raw("null".into()), BadValue::from),
             ));
         } else if let Some(c) = spec.completions {
             if Some(c) != spec.parallelism {
@@ -792,7 +818,9 @@ pub fn validate_job_update(new: &Job, old: &Job) -> ErrorList {
     if spec.selector != old_spec.selector {
         errs.push(immutable(
             "selector",
-            spec.selector.as_ref().map_or(BadValue::Raw("null".into()), selector_json),
+            spec.selector
+                .as_ref()
+                .map_or(BadValue::Raw("null".into()), selector_json),
         ));
     }
     // AllowMutableSchedulingDirectives: the old Job suspended and never started.
@@ -841,27 +869,36 @@ pub fn validate_job_update(new: &Job, old: &Job) -> ErrorList {
         (
             "completionMode",
             spec.completion_mode != old_spec.completion_mode,
-            spec.completion_mode.as_ref().map_or(BadValue::Raw("null".into()), BadValue::from),
+            spec.completion_mode
+                .as_ref()
+                .map_or(BadValue::Raw("null".into()), BadValue::from),
         ),
         (
             "podFailurePolicy",
             spec.pod_failure_policy != old_spec.pod_failure_policy,
-            spec.pod_failure_policy.as_ref().map_or(BadValue::Raw("null".into()), json_value),
+            spec.pod_failure_policy
+                .as_ref()
+                .map_or(BadValue::Raw("null".into()), json_value),
         ),
         (
             "backoffLimitPerIndex",
             spec.backoff_limit_per_index != old_spec.backoff_limit_per_index,
-            spec.backoff_limit_per_index.map_or(BadValue::Raw("null".into()), BadValue::from),
+            spec.backoff_limit_per_index
+                .map_or(BadValue::Raw("null".into()), BadValue::from),
         ),
         (
             "managedBy",
             spec.managed_by != old_spec.managed_by,
-            spec.managed_by.as_ref().map_or(BadValue::Raw("null".into()), BadValue::from),
+            spec.managed_by
+                .as_ref()
+                .map_or(BadValue::Raw("null".into()), BadValue::from),
         ),
         (
             "successPolicy",
             spec.success_policy != old_spec.success_policy,
-            spec.success_policy.as_ref().map_or(BadValue::Raw("null".into()), json_value),
+            spec.success_policy
+                .as_ref()
+                .map_or(BadValue::Raw("null".into()), json_value),
         ),
     ] {
         if differs {

@@ -55,9 +55,7 @@ pub fn selector_matches(s: &LabelSelector, labels: Option<&BTreeMap<String, Stri
 /// A Go `json.Marshal` rendering of a value for a field error (apimachinery's `ErrorBody`
 /// prints non-primitive bad values as JSON): maps with sorted keys, no spaces.
 pub fn json_value<T: serde::Serialize>(value: &T) -> crate::field::BadValue {
-    crate::field::BadValue::Raw(
-        serde_json::to_string(value).unwrap_or_else(|_| "null".to_string()),
-    )
+    crate::field::BadValue::Raw(serde_json::to_string(value).unwrap_or_else(|_| "null".to_string()))
 }
 
 /// A LabelSelector as Go marshals `metav1.LabelSelector` (matchLabels before
@@ -124,21 +122,33 @@ mod tests {
         default_pod_template(&mut t);
         let errs = validate_pod_template(&t, &Path::new("spec").child("template"));
         let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
-        assert!(text.iter().any(|e| e.starts_with("spec.template.labels: Invalid value: \"a b\"")), "{text:?}");
-        assert!(text.iter().any(|e| e.starts_with("spec.template.spec.containers[0].image: Required value")), "{text:?}");
+        assert!(
+            text.iter()
+                .any(|e| e.starts_with("spec.template.labels: Invalid value: \"a b\"")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|e| e.starts_with("spec.template.spec.containers[0].image: Required value")),
+            "{text:?}"
+        );
         assert!(text.contains(&"spec.template.spec.ephemeralContainers: Forbidden: ephemeral containers not allowed in pod template".to_string()), "{text:?}");
     }
 
     #[test]
     fn template_defaults_are_the_pod_defaults() {
-        let mut t: PodTemplateSpec =
-            serde_json::from_value(json!({"spec": {"containers": [{"name": "c", "image": "busybox"}]}}))
-                .unwrap();
+        let mut t: PodTemplateSpec = serde_json::from_value(
+            json!({"spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+        )
+        .unwrap();
         default_pod_template(&mut t);
         let spec = t.spec.unwrap();
         assert_eq!(spec.restart_policy.as_deref(), Some("Always"));
         assert_eq!(spec.termination_grace_period_seconds, Some(30));
-        assert_eq!(spec.containers[0].image_pull_policy.as_deref(), Some("Always"));
+        assert_eq!(
+            spec.containers[0].image_pull_policy.as_deref(),
+            Some("Always")
+        );
     }
 
     #[test]

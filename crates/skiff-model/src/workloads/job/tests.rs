@@ -33,11 +33,20 @@ fn defaults_follow_set_defaults_job() {
     let (j, errs) = create(job(minimal()));
     assert!(errs.is_empty(), "{errs:?}");
     let s = j.spec.unwrap();
-    assert_eq!((s.completions, s.parallelism, s.backoff_limit), (Some(1), Some(1), Some(6)));
+    assert_eq!(
+        (s.completions, s.parallelism, s.backoff_limit),
+        (Some(1), Some(1), Some(6))
+    );
     assert_eq!(s.completion_mode.as_deref(), Some("NonIndexed"));
     assert_eq!(s.suspend, Some(false));
-    assert_eq!(s.pod_replacement_policy.as_deref(), Some("TerminatingOrFailed"));
-    assert_eq!(s.template.spec.unwrap().termination_grace_period_seconds, Some(30));
+    assert_eq!(
+        s.pod_replacement_policy.as_deref(),
+        Some("TerminatingOrFailed")
+    );
+    assert_eq!(
+        s.template.spec.unwrap().termination_grace_period_seconds,
+        Some(30)
+    );
 }
 
 #[test]
@@ -70,7 +79,12 @@ fn pod_failure_policy_defaults_replacement_failed_and_condition_status_true() {
     let s = j.spec.unwrap();
     assert_eq!(s.pod_replacement_policy.as_deref(), Some("Failed"));
     let rule = &s.pod_failure_policy.unwrap().rules[0];
-    assert_eq!(rule.on_pod_conditions.as_ref().unwrap()[0].status.as_deref(), Some("True"));
+    assert_eq!(
+        rule.on_pod_conditions.as_ref().unwrap()[0]
+            .status
+            .as_deref(),
+        Some("True")
+    );
 }
 
 #[test]
@@ -80,7 +94,15 @@ fn generated_selector_and_template_labels_carry_uid_and_name() {
     let (j, errs) = create(job(v));
     assert!(errs.is_empty(), "{errs:?}");
     // The Job's own labels default to the template's (before the generated ones are added).
-    assert_eq!(j.metadata.labels.as_ref().unwrap().get("app").map(String::as_str), Some("x"));
+    assert_eq!(
+        j.metadata
+            .labels
+            .as_ref()
+            .unwrap()
+            .get("app")
+            .map(String::as_str),
+        Some("x")
+    );
     let s = j.spec.unwrap();
     let labels = s.template.metadata.unwrap().labels.unwrap();
     for (k, v) in [
@@ -94,7 +116,11 @@ fn generated_selector_and_template_labels_carry_uid_and_name() {
     }
     let sel = s.selector.unwrap().match_labels.unwrap();
     assert_eq!(sel.len(), 1);
-    assert_eq!(sel.get("batch.kubernetes.io/controller-uid").map(String::as_str), Some("u-1"));
+    assert_eq!(
+        sel.get("batch.kubernetes.io/controller-uid")
+            .map(String::as_str),
+        Some("u-1")
+    );
 }
 
 #[test]
@@ -125,7 +151,9 @@ fn a_user_selector_without_manual_selector_is_refused() {
     let (_, errs) = create(job(v));
     assert_eq!(
         errs,
-        vec![r#"spec.selector: Invalid value: {"matchLabels":{"app":"x","batch.kubernetes.io/controller-uid":"u-1"}}: `selector` not auto-generated"#]
+        vec![
+            r#"spec.selector: Invalid value: {"matchLabels":{"app":"x","batch.kubernetes.io/controller-uid":"u-1"}}: `selector` not auto-generated"#
+        ]
     );
 }
 
@@ -138,7 +166,9 @@ fn manual_selector_must_select_the_template() {
     let (_, errs) = create(job(v));
     assert_eq!(
         errs,
-        vec![r#"spec.template.metadata.labels: Invalid value: {"app":"y"}: `selector` does not match template `labels`"#]
+        vec![
+            r#"spec.template.metadata.labels: Invalid value: {"app":"y"}: `selector` does not match template `labels`"#
+        ]
     );
 }
 
@@ -168,7 +198,10 @@ fn indexed_job_names_must_leave_room_for_the_index_hostname() {
     let (_, errs) = create(job(v));
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(errs[0].starts_with("metadata.name: Invalid value: \"aaaa"));
-    assert!(errs[0].ends_with(&format!("will not able to create pod with invalid DNS label: {}-9", "a".repeat(62))));
+    assert!(errs[0].ends_with(&format!(
+        "will not able to create pod with invalid DNS label: {}-9",
+        "a".repeat(62)
+    )));
 }
 
 #[test]
@@ -213,9 +246,20 @@ fn update_keeps_completions_selector_and_template_immutable() {
     let (old, _) = create(job(minimal()));
     let mut new = old.clone();
     new.spec.as_mut().unwrap().completions = Some(2);
-    new.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image = Some("other".into());
+    new.spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .image = Some("other".into());
     new.spec.as_mut().unwrap().parallelism = Some(5);
-    let errs: Vec<String> = validate_job_update(&new, &old).iter().map(ToString::to_string).collect();
+    let errs: Vec<String> = validate_job_update(&new, &old)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(
         errs,
         vec![
@@ -231,8 +275,18 @@ fn a_suspended_unstarted_job_may_change_its_scheduling_directives() {
     v["spec"]["suspend"] = json!(true);
     let (old, _) = create(job(v));
     let mut new = old.clone();
-    new.spec.as_mut().unwrap().template.spec.as_mut().unwrap().node_selector =
-        Some([("disk".to_string(), "ssd".to_string())].into_iter().collect());
+    new.spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .node_selector = Some(
+        [("disk".to_string(), "ssd".to_string())]
+            .into_iter()
+            .collect(),
+    );
     assert!(validate_job_update(&new, &old).is_empty());
     let mut old_started = old.clone();
     old_started.status = Some(k8s_openapi::api::batch::v1::JobStatus {
