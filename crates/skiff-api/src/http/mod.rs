@@ -938,6 +938,13 @@ async fn handle(
         (_, Some(_), Some("log")) => Ok(method_not_allowed()),
 
         // ---- objects ----
+        (&Method::GET, Some(name), Some("scale")) => {
+            if !verb_allowed(r, "get") {
+                return Ok(method_not_allowed());
+            }
+            let scale = api.get_scale(r, &ns_for_object, name)?;
+            Ok(json_response(StatusCode::OK, &scale, &[]))
+        }
         (&Method::GET, Some(name), sub) => {
             if p.bool("watch") && sub.is_none() {
                 if !verb_allowed(r, "watch") {
