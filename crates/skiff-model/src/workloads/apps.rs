@@ -269,15 +269,15 @@ fn validate_template_for_replica_set(
         .and_then(|m| m.labels.as_ref())
         .unwrap_or(&empty);
     // A nil selector is `labels.Nothing()`: not empty, matches nothing.
-    if selector.is_none_or(|s| !selector_is_empty(s)) {
-        if !selector.is_some_and(|s| selector_matches(s, labels)) {
-            let raw = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
-            errs.push(FieldError::invalid(
-                &tpath.child("metadata").child("labels"),
-                BadValue::Raw(go_string_map(raw)),
-                "`selector` does not match template `labels`",
-            ));
-        }
+    if selector.is_none_or(|s| !selector_is_empty(s))
+        && !selector.is_some_and(|s| selector_matches(s, labels))
+    {
+        let raw = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
+        errs.push(FieldError::invalid(
+            &tpath.child("metadata").child("labels"),
+            BadValue::Raw(go_string_map(raw)),
+            "`selector` does not match template `labels`",
+        ));
     }
     errs.extend(validate_pod_template(template, &tpath));
     let spec = template.spec.clone().unwrap_or_default();

@@ -541,15 +541,14 @@ fn validate_pod_failure_policy_rule(
             &action_path,
             format!("valid values: {}", go_quoted_list(ACTIONS)),
         )),
-        "FailIndex" => {
-            if spec.backoff_limit_per_index.is_none() {
-                errs.push(FieldError::invalid(
-                    &action_path,
-                    "FailIndex",
-                    "requires the backoffLimitPerIndex to be set",
-                ));
-            }
+        "FailIndex" if spec.backoff_limit_per_index.is_none() => {
+            errs.push(FieldError::invalid(
+                &action_path,
+                "FailIndex",
+                "requires the backoffLimitPerIndex to be set",
+            ));
         }
+        "FailIndex" => {}
         a if !ACTIONS.contains(&a) => {
             errs.push(FieldError::not_supported(&action_path, a, ACTIONS))
         }
