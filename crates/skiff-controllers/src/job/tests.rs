@@ -5,10 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
-use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateTerminated, ContainerStatus, PodCondition, PodStatus,
 };
+use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
 
 const T0: i64 = 1_700_000_000_000;
