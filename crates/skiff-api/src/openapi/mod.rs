@@ -1,7 +1,10 @@
 //! The OpenAPI documents kubectl reads: `/openapi/v3` (the index of group-version documents)
-//! and `/openapi/v3/api/v1` (the core group's schemas: `kubectl explain`, the
+//! and one document per served group-version — `/openapi/v3/api/v1`, `/openapi/v3/apis/apps/v1`,
+//! `/openapi/v3/apis/batch/v1` — with their kinds' schemas (`kubectl explain`, the
 //! `fieldValidation` parameter kubectl looks for before it sends `fieldValidation=Strict`, and
-//! the `x-kubernetes-patch-*` extensions that strategic merge patch walks).
+//! the `x-kubernetes-patch-*` extensions that strategic merge patch walks). Schema names are
+//! global (`io.k8s.api.<group>.<version>.<Kind>`), so lookups by kind and `$ref` resolution use
+//! the union of the documents; the v2 document is made from that union.
 //!
 //! Where the data comes from: the component schemas are generated once, lazily, from the
 //! `schemars` implementations of the k8s-openapi types skiff is built on (k8s-openapi is itself
