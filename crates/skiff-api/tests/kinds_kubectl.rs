@@ -341,6 +341,66 @@ async fn kinds_with(env: &Env, v: &str) {
     assert_ne!(rc, 0);
     assert!(err.contains("Expected replicas to be 7, was 1"), "{err}");
 
+    // --subresource (kubectl ≥ 1.27): get and patch through /scale and /status.
+    let (rc, out, err) = env
+        .kubectl(
+            v,
+            &[
+                "get",
+                "deploy",
+                "web",
+                "--subresource=scale",
+                "-o",
+                "jsonpath={.spec.replicas}",
+            ],
+        )
+        .await;
+    assert_eq!((rc, out.as_str()), (0, "1"), "{err}");
+    let (rc, out, err) = env
+        .kubectl(v, &["get", "deploy", "web", "--subresource=scale"])
+        .await;
+    assert_eq!(rc, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        words(lines[0]),
+        ["NAME", "DESIRED", "AVAILABLE", "AGE"],
+        "{out}"
+    );
+    assert_eq!(&words(lines[1])[..3], ["web", "1", "0"], "{out}");
+    let (rc, out, err) = env
+        .kubectl(
+            v,
+            &[
+                "patch",
+                "deploy",
+                "web",
+                "--subresource=scale",
+                "--type=merge",
+                "-p",
+                r#"{"spec":{"replicas":2}}"#,
+            ],
+        )
+        .await;
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(out.trim(), "scale.autoscaling/web patched");
+    let (rc, _, err) = env
+        .kubectl(
+            v,
+            &[
+                "patch",
+                "deploy",
+                "web",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                r#"{"status":{"readyReplicas":1,"replicas":1}}"#,
+            ],
+        )
+        .await;
+    assert_eq!(rc, 0, "{err}");
+    let (_, r) = header_and_row(env, v, &["get", "deploy", "web"]).await;
+    assert_eq!(&r[..2], ["web", "1/2"]);
+
     // set image: a strategic merge patch of the template's containers (merge key name).
     let (rc, out, err) = env
         .kubectl(v, &["set", "image", "deploy/web", "c=busybox:1.36"])

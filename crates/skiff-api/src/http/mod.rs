@@ -942,8 +942,11 @@ async fn handle(
             if !verb_allowed(r, "get") {
                 return Ok(method_not_allowed());
             }
+            let out = negotiate(headers);
+            let include = include_object(&p, out)?;
             let scale = api.get_scale(r, &ns_for_object, name)?;
-            Ok(json_response(StatusCode::OK, &scale, &[]))
+            let scale_r = &crate::registry::kinds::SCALE;
+            Ok(single(scale_r, &scale, out, include, StatusCode::OK, &[]))
         }
         (&Method::GET, Some(name), sub) => {
             if p.bool("watch") && sub.is_none() {

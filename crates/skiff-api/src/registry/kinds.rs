@@ -305,6 +305,19 @@ fn validate_scale(scale: &Value, name: &str) -> Result<i64, ApiError> {
     }
 }
 
+/// The `/scale` subresource's kind, for rendering (its Table); not a served resource.
+pub static SCALE: Resource = Resource {
+    group: "autoscaling",
+    version: "v1",
+    plural: "scale",
+    singular: "scale",
+    kind: "Scale",
+    namespaced: true,
+    short_names: &[],
+    verbs: &["get", "patch", "update"],
+    subresources: &[],
+};
+
 /// Whether `r` has the `/scale` subresource.
 pub(crate) fn scalable(r: &Resource) -> bool {
     r.subresources.contains(&"scale")

@@ -150,6 +150,7 @@ pub fn columns(kind: &str) -> &'static [Column] {
         "Deployment" => workloads::DEPLOYMENT,
         "ReplicaSet" => workloads::REPLICASET,
         "ResourceQuota" => workloads::RESOURCEQUOTA,
+        "Scale" => workloads::SCALE,
         _ => DEFAULT,
     }
 }
@@ -192,6 +193,7 @@ pub fn row(kind: &str, object: &Value, now: Timestamp) -> RowCells {
         "Deployment" => workloads::deployment_cells(object, now),
         "ReplicaSet" => workloads::replicaset_cells(object, now),
         "ResourceQuota" => workloads::resourcequota_cells(object, now),
+        "Scale" => workloads::scale_cells(object, now),
         _ => vec![
             name(object).into(),
             object

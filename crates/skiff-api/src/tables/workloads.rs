@@ -75,6 +75,31 @@ pub(super) static RESOURCEQUOTA: &[Column] = &[
     AGE,
 ];
 
+pub(super) static SCALE: &[Column] = &[
+    Column { format: "", ..NAME },
+    col(
+        "Desired",
+        "integer",
+        "replicas is the desired number of instances for the scaled object.",
+    ),
+    col(
+        "Available",
+        "integer",
+        "replicas is the actual number of observed instances of the scaled object.",
+    ),
+    AGE,
+];
+
+/// `printScale`.
+pub(super) fn scale_cells(o: &Value, now: Timestamp) -> Vec<Value> {
+    vec![
+        name(o).into(),
+        i64_at(o, &["spec", "replicas"]).into(),
+        i64_at(o, &["status", "replicas"]).into(),
+        age(o, now).into(),
+    ]
+}
+
 fn i64_at(v: &Value, path: &[&str]) -> i64 {
     at(v, path).and_then(Value::as_i64).unwrap_or(0)
 }
