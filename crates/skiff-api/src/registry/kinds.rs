@@ -105,6 +105,9 @@ pub(crate) fn prepare_create(kind: &str, obj: &mut Value) -> Result<ErrorList, A
             errs
         }
         "LimitRange" => {
+            // Upstream defaults each item at decoding (SetDefaults_LimitRangeItem); that body is
+            // the api-policy branch's `skiff_model::policy::limit_range::default_limit_range`,
+            // to be called here (and in `prepare_update`) once both are merged.
             let lr: LimitRange = typed(obj)?;
             policy::validate_limit_range(&lr)
         }
