@@ -998,6 +998,16 @@ async fn handle(
         (_, Some(_), Some("exec" | "attach" | "portforward")) => Ok(method_not_allowed()),
 
         // ---- objects ----
+        (&Method::GET, Some(name), Some("scale")) => {
+            if !verb_allowed(r, "get") {
+                return Ok(method_not_allowed());
+            }
+            let out = negotiate(headers);
+            let include = include_object(&p, out)?;
+            let scale = api.get_scale(r, &ns_for_object, name)?;
+            let scale_r = &crate::registry::kinds::SCALE;
+            Ok(single(scale_r, &scale, out, include, StatusCode::OK, &[]))
+        }
         (&Method::GET, Some(name), sub) => {
             if p.bool("watch") && sub.is_none() {
                 if !verb_allowed(r, "watch") {

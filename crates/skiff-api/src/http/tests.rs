@@ -320,7 +320,7 @@ async fn unknown_paths_and_verbs() {
     let (app, ..) = setup().await;
     for p in [
         "/api/v1/widgets",
-        "/apis/batch/v1/jobs",
+        "/apis/batch/v1/widgets",
         "/api/v1/pods/x",
         "/nope",
         "/api/v1/namespaces/default/pods/x/exec2",

@@ -23,6 +23,7 @@ use crate::store::{Key, Mutation, Rev, Store, StoreError};
 mod decode;
 pub mod gc;
 mod policy;
+pub mod kinds;
 pub mod selector;
 mod strategy;
 mod watch;
@@ -154,6 +155,73 @@ pub static RESOURCES: &[Resource] = &[
         kind: "Node",
         namespaced: false,
         short_names: &["no"],
+        verbs: RW,
+        subresources: &["status"],
+    },
+    // Issue 12: the workload and namespace-policy kinds (strategies in `kinds`).
+    Resource {
+        group: "",
+        version: "v1",
+        plural: "limitranges",
+        singular: "limitrange",
+        kind: "LimitRange",
+        namespaced: true,
+        short_names: &["limits"],
+        verbs: RW,
+        subresources: &[],
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        plural: "resourcequotas",
+        singular: "resourcequota",
+        kind: "ResourceQuota",
+        namespaced: true,
+        short_names: &["quota"],
+        verbs: RW,
+        subresources: &["status"],
+    },
+    Resource {
+        group: "apps",
+        version: "v1",
+        plural: "deployments",
+        singular: "deployment",
+        kind: "Deployment",
+        namespaced: true,
+        short_names: &["deploy"],
+        verbs: RW,
+        subresources: &["status", "scale"],
+    },
+    Resource {
+        group: "apps",
+        version: "v1",
+        plural: "replicasets",
+        singular: "replicaset",
+        kind: "ReplicaSet",
+        namespaced: true,
+        short_names: &["rs"],
+        verbs: RW,
+        subresources: &["status", "scale"],
+    },
+    Resource {
+        group: "batch",
+        version: "v1",
+        plural: "jobs",
+        singular: "job",
+        kind: "Job",
+        namespaced: true,
+        short_names: &[],
+        verbs: RW,
+        subresources: &["status"],
+    },
+    Resource {
+        group: "batch",
+        version: "v1",
+        plural: "cronjobs",
+        singular: "cronjob",
+        kind: "CronJob",
+        namespaced: true,
+        short_names: &["cj"],
         verbs: RW,
         subresources: &["status"],
     },
@@ -1261,7 +1329,10 @@ impl Api {
                 )],
             ));
         }
-        obj["metadata"]["uid"] = Value::String(uuid::Uuid::new_v4().to_string());
+        // A uid the kind's preparation set (a Job's, for its generated selector) is kept.
+        if meta_str(&obj, "uid").is_empty() {
+            obj["metadata"]["uid"] = Value::String(uuid::Uuid::new_v4().to_string());
+        }
         obj["metadata"]["creationTimestamp"] = Value::String(strategy::now());
         let s = self
             .store
@@ -1303,6 +1374,9 @@ impl Api {
         format: BodyFormat,
         o: &WriteOptions,
     ) -> Result<Written, ApiError> {
+        if subresource == Some("scale") {
+            return self.update_scale(r, ns, name, body, format, o).await;
+        }
         check_subresource(r, subresource)?;
         let parsed = decode::parse(body, format)?;
         let (object, warnings) = decode::decode_object(r, parsed, o.field_validation)?;
@@ -1459,6 +1533,9 @@ impl Api {
         body: &[u8],
         o: &WriteOptions,
     ) -> Result<Written, ApiError> {
+        if subresource == Some("scale") {
+            return self.patch_scale(r, ns, name, patch_type, body, o).await;
+        }
         check_subresource(r, subresource)?;
         let manager = o.field_manager.clone().unwrap_or_default();
         let applied = if patch_type == PatchType::Apply {

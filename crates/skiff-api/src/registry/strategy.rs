@@ -58,12 +58,25 @@ pub(crate) fn invalid(kind: &str, name: &str, errors: &[FieldError]) -> ApiError
             })
         })
         .collect();
+    // The qualified kind of `apierrors.NewInvalid`: `Deployment.apps` for a named group.
+    let group = super::RESOURCES
+        .iter()
+        .find(|r| r.kind == kind)
+        .map_or("", |r| r.group);
+    let qualified = if group.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}.{group}")
+    };
     let mut e = ApiError::new(
         422,
         "Invalid",
-        skiff_model::field::invalid_message(kind, name, errors),
+        skiff_model::field::invalid_message(&qualified, name, errors),
     );
     e.details = Some(json!({"name": name, "kind": kind, "causes": causes}));
+    if let Some(d) = e.details.as_mut().filter(|_| !group.is_empty()) {
+        d["group"] = json!(group);
+    }
     e
 }
 
@@ -182,6 +195,10 @@ fn validate_secret_type(obj: &Value, errs: &mut ErrorList) {
 /// PrepareForCreate + Validate for the kinds other than Pod (pods go through skiff-model's
 /// `prepare_pod` and admission in the registry).
 pub(crate) fn prepare_create(kind: &str, obj: &mut Value) -> ErrorList {
+    if super::kinds::handles(kind) {
+        return super::kinds::prepare_create(kind, obj)
+            .unwrap_or_else(|e| vec![FieldError::internal(&Path::new(""), e.message)]);
+    }
     let mut errs = validate_meta(kind, obj);
     match kind {
         "ConfigMap" => validate_data(obj, &["data", "binaryData"], &mut errs),
@@ -326,6 +343,9 @@ pub(crate) fn prepare_update(
 ) -> Result<ErrorList, ApiError> {
     let mut errs = prepare_update_meta(old, new);
     let status = sub == Some("status");
+    if super::kinds::handles(kind) {
+        return super::kinds::prepare_update(kind, status, old, new, errs);
+    }
     match kind {
         "Pod" => return prepare_pod_update(status, old, new, errs),
         "Namespace" => {

@@ -18,6 +18,7 @@ pub mod meta;
 pub mod names;
 mod paths;
 mod podspec;
+pub mod policy;
 mod security;
 pub mod update;
 mod volumes;
@@ -29,7 +30,6 @@ use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use crate::field::{ErrorList, FieldError, Path};
 
 pub use container::VolumeMap;
-pub use podspec::{validate_label_selector, validate_labels};
 
 /// What container validation needs to know about the pod (`ValidatePodSpec`'s locals).
 pub struct Ctx<'a> {
