@@ -105,11 +105,12 @@ pub(crate) fn prepare_create(kind: &str, obj: &mut Value) -> Result<ErrorList, A
             errs
         }
         "LimitRange" => {
-            // Upstream defaults each item at decoding (SetDefaults_LimitRangeItem); that body is
-            // the api-policy branch's `skiff_model::policy::limit_range::default_limit_range`,
-            // to be called here (and in `prepare_update`) once both are merged.
-            let lr: LimitRange = typed(obj)?;
-            policy::validate_limit_range(&lr)
+            // Upstream defaults each item at decoding (SetDefaults_LimitRangeItem).
+            let mut lr: LimitRange = typed(obj)?;
+            skiff_model::policy::limit_range::default_limit_range(&mut lr);
+            let errs = policy::validate_limit_range(&lr);
+            *obj = untyped(&lr)?;
+            errs
         }
         "ResourceQuota" => {
             let mut q: ResourceQuota = typed(obj)?;
@@ -197,8 +198,10 @@ pub(crate) fn prepare_update(
         }
         "LimitRange" => {
             let o: LimitRange = typed(old)?;
-            let n: LimitRange = typed(new)?;
+            let mut n: LimitRange = typed(new)?;
+            skiff_model::policy::limit_range::default_limit_range(&mut n);
             errs.extend(policy::validate_limit_range_update(&n, &o));
+            *new = untyped(&n)?;
         }
         "ResourceQuota" => {
             let o: ResourceQuota = typed(old)?;

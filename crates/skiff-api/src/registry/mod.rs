@@ -22,8 +22,8 @@ use crate::store::{Key, Mutation, Rev, Store, StoreError};
 
 mod decode;
 pub mod gc;
-mod policy;
 pub mod kinds;
+mod policy;
 pub mod selector;
 mod strategy;
 mod watch;
