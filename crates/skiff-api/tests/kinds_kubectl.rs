@@ -520,7 +520,8 @@ async fn kinds_with(env: &Env, v: &str) {
         .await;
     assert_eq!(rc, 1);
     assert!(
-        err.contains("The LimitRange \"bad\" is invalid: spec.limits[0].min[cpu]: Invalid value: \"2\": min value 2 is greater than max value 1"),
+        // The item is defaulted before validation (default := max), so kube lists three.
+        err.contains("The LimitRange \"bad\" is invalid: \n* spec.limits[0].min[cpu]: Invalid value: \"2\": min value 2 is greater than max value 1\n* spec.limits[0].defaultRequest[cpu]"),
         "{err}"
     );
 
