@@ -18,13 +18,13 @@ use std::time::Instant;
 use bytes::BytesMut;
 use k8s_openapi::api::core::v1::{Node, Pod, PodStatus};
 use serde_json::json;
+use skiff_api::http::stream::frame::{self, Decoder, Encoder, Frame};
 use skiff_api::node::{
     ExecOptions, LogError, LogOptions, LogStream, NodeBackend, NodeFuture, PodConnection,
     StreamError, StreamIo,
 };
 use skiff_api::registry::{resource, Api, BodyFormat, WriteOptions};
 use skiff_api::store::{Store, StoreConfig};
-use skiff_api::stream::frame::{self, Decoder, Encoder, Frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct BenchNode;

@@ -867,7 +867,7 @@ async fn client_disconnect_kills_the_exec() {
 /// connection is closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_disconnect_closes_the_forwarded_connection() {
-    use skiff_api::stream::frame::{self, Encoder};
+    use skiff_api::http::stream::frame::{self, Encoder};
     let (_dir, port) = serve_api().await;
     // A pod-side server that reports how much it read before the connection ended.
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

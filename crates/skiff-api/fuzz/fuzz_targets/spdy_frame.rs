@@ -6,7 +6,7 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 
 #[allow(dead_code)]
-#[path = "../../src/stream/frame.rs"]
+#[path = "../../src/http/stream/frame.rs"]
 mod frame;
 
 use frame::{Decoder, MAX_CONTROL_LEN};

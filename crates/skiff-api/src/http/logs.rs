@@ -96,7 +96,7 @@ pub(super) async fn serve(
             "must be greater than 0",
         ));
     }
-    let container = crate::stream::choose_container(&pod, name, p.get("container"))?;
+    let container = crate::http::stream::choose_container(&pod, name, p.get("container"))?;
     let options = LogOptions {
         container,
         follow: p.bool("follow"),

@@ -8,6 +8,7 @@
 
 mod discovery;
 mod logs;
+pub mod stream;
 mod watch;
 
 use std::sync::Arc;
@@ -978,13 +979,13 @@ async fn handle(
         }
         (_, Some(_), Some("log")) => Ok(method_not_allowed()),
 
-        // ---- exec, attach, port-forward (crate::stream) ----
+        // ---- exec, attach, port-forward (crate::http::stream) ----
         (
             &Method::GET | &Method::POST,
             Some(name),
             Some(sub @ ("exec" | "attach" | "portforward")),
         ) => {
-            crate::stream::serve(
+            crate::http::stream::serve(
                 (api, r),
                 shutdown,
                 sub,

@@ -1201,7 +1201,17 @@ impl Api {
             return self.prepare_pod_create(r, ns, obj).await;
         }
         let mut obj = obj;
-        let errs = strategy::prepare_create(r.kind, &mut obj);
+        // The workload and policy kinds have their own strategies (kinds.rs).
+        let errs = if kinds::handles(r.kind) {
+            kinds::prepare_create(r.kind, &mut obj).unwrap_or_else(|e| {
+                vec![skiff_model::field::FieldError::internal(
+                    &skiff_model::field::Path::new(""),
+                    e.message,
+                )]
+            })
+        } else {
+            strategy::prepare_create(r.kind, &mut obj)
+        };
         if !errs.is_empty() {
             return Err(strategy::invalid(r.kind, &name, &errs));
         }
@@ -1457,7 +1467,13 @@ impl Api {
                 ));
             }
             let mut new = object.clone();
-            let errs = strategy::prepare_update(r.kind, subresource, &cur.object, &mut new)?;
+            let errs = if kinds::handles(r.kind) {
+                let meta = strategy::prepare_update_meta(&cur.object, &mut new);
+                let status = subresource == Some("status");
+                kinds::prepare_update(r.kind, status, &cur.object, &mut new, meta)?
+            } else {
+                strategy::prepare_update(r.kind, subresource, &cur.object, &mut new)?
+            };
             if !errs.is_empty() {
                 return Err(strategy::invalid(r.kind, name, &errs));
             }

@@ -195,10 +195,6 @@ fn validate_secret_type(obj: &Value, errs: &mut ErrorList) {
 /// PrepareForCreate + Validate for the kinds other than Pod (pods go through skiff-model's
 /// `prepare_pod` and admission in the registry).
 pub(crate) fn prepare_create(kind: &str, obj: &mut Value) -> ErrorList {
-    if super::kinds::handles(kind) {
-        return super::kinds::prepare_create(kind, obj)
-            .unwrap_or_else(|e| vec![FieldError::internal(&Path::new(""), e.message)]);
-    }
     let mut errs = validate_meta(kind, obj);
     match kind {
         "ConfigMap" => validate_data(obj, &["data", "binaryData"], &mut errs),
@@ -343,9 +339,6 @@ pub(crate) fn prepare_update(
 ) -> Result<ErrorList, ApiError> {
     let mut errs = prepare_update_meta(old, new);
     let status = sub == Some("status");
-    if super::kinds::handles(kind) {
-        return super::kinds::prepare_update(kind, status, old, new, errs);
-    }
     match kind {
         "Pod" => return prepare_pod_update(status, old, new, errs),
         "Namespace" => {
