@@ -278,6 +278,12 @@ impl RuntimeService for HostCri {
         }
     }
 
+    fn exec_target(&self, container: &HostInstance) -> Option<crate::exec::ExecTarget> {
+        container
+            .exec_context()
+            .map(|ctx| crate::exec::ExecTarget::new(ctx.clone(), self.runtime.reaper().clone()))
+    }
+
     fn status(&self, container: &HostInstance) -> ContainerStatus {
         match container {
             HostInstance::Started(c) => ContainerStatus {
