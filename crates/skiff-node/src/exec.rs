@@ -79,6 +79,12 @@ impl ExecTarget {
         self.ctx.netns.as_deref()
     }
 
+    /// A TCP connection to `127.0.0.1:port` dialled inside the pod's network namespace (the
+    /// host's for a hostNetwork pod): `kubectl port-forward`.
+    pub async fn connect_local(&self, port: u16) -> std::io::Result<tokio::net::TcpStream> {
+        crate::namespaces::connect_tcp(self.netns(), "127.0.0.1", port).await
+    }
+
     /// Runs `argv` in the container with `io` wired (see the module docs); resolves to its
     /// exit code (128 + the signal for a killed one) once it has exited and its output is
     /// copied. Dropping the future kills the command's process group.

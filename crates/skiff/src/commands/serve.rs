@@ -138,6 +138,7 @@ fn serve(args: &Args) -> anyhow::Result<()> {
             engine: skiff_engine::EngineConfig::default(),
             image_pulls: skiff_node::worker::PullQueue::node(),
         });
+        node.set_pods(manager.clone());
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let kubelet = Kubelet::new(api.clone(), Arc::new(ManagerRunner(manager)), &node_name)
             .with_data_dir(data_dir.clone());
