@@ -54,6 +54,9 @@ const QUIET_AFTER_EXIT: Duration = Duration::from_millis(200);
 pub struct ExecTarget {
     ctx: ExecContext,
     reaper: Reaper,
+    /// The container's main process: its root holds the container's own `/dev/ptmx` (a
+    /// `devpts` instance of its own), where a tty exec's pty is made, as runc does.
+    main_pid: Option<i32>,
 }
 
 impl std::fmt::Debug for ExecTarget {
@@ -65,8 +68,12 @@ impl std::fmt::Debug for ExecTarget {
 }
 
 impl ExecTarget {
-    pub(crate) fn new(ctx: ExecContext, reaper: Reaper) -> ExecTarget {
-        ExecTarget { ctx, reaper }
+    pub(crate) fn new(ctx: ExecContext, reaper: Reaper, main_pid: Option<i32>) -> ExecTarget {
+        ExecTarget {
+            ctx,
+            reaper,
+            main_pid,
+        }
     }
 
     /// The container's name.
@@ -105,7 +112,7 @@ impl ExecTarget {
         let mut stdin_w: Option<OwnedFd> = None;
         let mut master: Option<Arc<OwnedFd>> = None;
         let process = if tty {
-            let (m, slave) = open_pty().map_err(|e| ioerr("opening a pty", e))?;
+            let (m, slave) = open_pty(self.main_pid).map_err(|e| ioerr("opening a pty", e))?;
             // The first size usually arrives before the exec starts.
             if let Some(rx) = resize.as_mut() {
                 let mut last = None;
@@ -220,10 +227,34 @@ async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: Vec<F>) {
     }
 }
 
-/// A pty: the master (non-blocking, ours) and its slave (the command's stdio).
-fn open_pty() -> std::io::Result<(OwnedFd, OwnedFd)> {
+/// A pty: the master (non-blocking, ours) and its slave (the command's stdio). Made in the
+/// container's `devpts` (so `tty` names it as the container sees it) when its main process's
+/// root has a `/dev/ptmx`, resolved inside that root (a link cannot lead out of it); the
+/// host's otherwise.
+fn open_pty(main_pid: Option<i32>) -> std::io::Result<(OwnedFd, OwnedFd)> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
     use rustix::pty::OpenptFlags;
-    let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
+    let in_container = main_pid.and_then(|pid| {
+        let root = rustix::fs::open(
+            format!("/proc/{pid}/root"),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        rustix::fs::openat2(
+            &root,
+            "dev/ptmx",
+            OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )
+        .ok()
+    });
+    let master = match in_container {
+        Some(m) => m,
+        None => rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?,
+    };
+    // A container's file that is not a pty master fails here (unlockpt is TIOCSPTLCK).
     rustix::pty::grantpt(&master)?;
     rustix::pty::unlockpt(&master)?;
     // TIOCGPTPEER (Linux ≥ 4.13): the slave without a path lookup in /dev/pts.
