@@ -34,6 +34,18 @@ struct Running {
     reports: tokio::sync::mpsc::UnboundedReceiver<PodReport>,
     uid: String,
     _data: tempfile::TempDir,
+    stopped: bool,
+}
+
+impl Drop for Running {
+    /// A failed test still stops its (persistent) pod: SIGKILL, then a moment for the worker
+    /// (on the runtime's other thread) to remove it.
+    fn drop(&mut self) {
+        if !self.stopped {
+            self.manager.kill_now(&self.uid);
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
 }
 
 impl Running {
@@ -74,6 +86,7 @@ spec:
             reports,
             uid,
             _data: data,
+            stopped: false,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -104,6 +117,7 @@ spec:
             }
         });
         end.await.expect("the pod never finished");
+        self.stopped = true;
     }
 }
 
@@ -185,20 +199,13 @@ async fn exec_streams_exit_codes_cgroup_and_tty() {
     let argv = vec!["/no/such/binary".to_string()];
     assert!(target.run(&argv, false, ExecIo::default()).await.is_err());
 
-    // The exec'd process is in the container's cgroup: the same line as its main process.
-    let (_, out, _) = run(&target, &["/bin/sh", "-c", "echo $$; cat /proc/self/cgroup"], false, None, None).await;
-    let exec_cg: String = out.lines().skip(1).map(|l| format!("{l}\n")).collect();
-    let (_, main_pid, _) = run(
-        &target,
-        &["/bin/sh", "-c", "for p in /proc/[0-9]*; do c=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null); [ \"$c\" = 'sleep 601 ' ] && basename $p; done"],
-        false,
-        None,
-        None,
-    )
-    .await;
-    let main_pid: i32 = main_pid.lines().next().expect("the container's sleep").trim().parse().unwrap();
-    assert_eq!(exec_cg, cgroup_of(main_pid));
-    assert_ne!(exec_cg, cgroup_of(std::process::id() as i32));
+    // The exec'd process is in the container's cgroup: the same as its main process's, as
+    // the host sees both (the container may have PID and cgroup namespaces of its own).
+    let (pid, task) = sleeping_exec(target.clone(), "602").await;
+    let main_pid = host_pid_of("sleep 601").expect("the container's sleep");
+    assert_eq!(cgroup_of(pid), cgroup_of(main_pid));
+    assert_ne!(cgroup_of(pid), cgroup_of(std::process::id() as i32));
+    task.abort();
 
     // A tty: the command's stdin is a pty, its controlling terminal, sized as asked.
     let (code, out, err) = run(
@@ -246,17 +253,30 @@ async fn exec_streams_exit_codes_cgroup_and_tty() {
     pod.stop().await;
 }
 
-/// The pid an exec'd `sh -c 'echo $$; exec sleep 600'` reports, and its still running exec.
+/// The host PID of the process whose command line is `cmdline` (arguments joined by spaces).
+fn host_pid_of(cmdline: &str) -> Option<i32> {
+    let want = format!("{}\0", cmdline.replace(' ', "\0"));
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let c = std::fs::read(e.path().join("cmdline")).ok()?;
+        (c == want.as_bytes()).then_some(pid)
+    })
+}
+
+/// An exec of `sleep <secs>` (a duration unique to the caller), its host PID (once it runs)
+/// and its still running exec.
 async fn sleeping_exec(
     target: ExecTarget,
+    secs: &str,
 ) -> (i32, tokio::task::JoinHandle<Result<i32, skiff_node::exec::ExecError>>) {
     let (out_w, out_r) = tokio::io::duplex(1 << 16);
     let io = ExecIo {
         stdout: Some(Box::pin(out_w)),
         ..Default::default()
     };
+    let script = format!("echo started; exec sleep {secs}");
     let task = tokio::spawn(async move {
-        let argv: Vec<String> = ["/bin/sh", "-c", "echo $$; exec sleep 600"]
+        let argv: Vec<String> = ["/bin/sh", "-c", &script]
             .iter()
             .map(|s| s.to_string())
             .collect();
@@ -270,7 +290,16 @@ async fn sleeping_exec(
         let mut sink = Vec::new();
         let _ = lines.read_to_end(&mut sink).await;
     });
-    (line.trim().parse().unwrap(), task)
+    assert_eq!(line, "started\n");
+    let mut pid = None;
+    for _ in 0..200 {
+        pid = host_pid_of(&format!("sleep {secs}"));
+        if pid.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (pid.expect("the exec'd sleep"), task)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,13 +311,13 @@ async fn exec_never_outlives_the_container_or_its_client() {
     let target = pod.target().await;
 
     // The client goes away: dropping the exec's future kills its process group.
-    let (pid, task) = sleeping_exec(target.clone()).await;
+    let (pid, task) = sleeping_exec(target.clone(), "603").await;
     assert!(common::alive(pid));
     task.abort();
     common::eventually("the exec'd process killed with its future", || !common::alive(pid)).await;
 
     // The container stops: the exec'd process goes with it (its cgroup is killed).
-    let (pid, task) = sleeping_exec(target.clone()).await;
+    let (pid, task) = sleeping_exec(target.clone(), "604").await;
     assert!(common::alive(pid));
     let uid = pod.uid.clone();
     let manager = pod.manager.clone();
