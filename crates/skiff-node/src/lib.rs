@@ -40,6 +40,7 @@ pub mod cgroups;
 pub mod clock;
 pub mod container_view;
 pub mod cri;
+pub mod exec;
 pub(crate) mod fdwalk;
 pub mod images;
 pub mod isolation;

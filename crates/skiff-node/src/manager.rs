@@ -312,12 +312,47 @@ impl PodManager {
         crate::store::container_log_file(&self.inner.cfg.data_dir, pod, container, previous)
     }
 
+    /// What `kubectl exec` into `container` of the pod `uid` runs through (any running
+    /// container of it when `None`: port-forward's network namespace).
+    pub async fn exec_target(
+        &self,
+        uid: &str,
+        container: Option<&str>,
+    ) -> Result<crate::exec::ExecTarget, ExecTargetError> {
+        let tx = self.workers().running.get(uid).cloned();
+        let Some(tx) = tx else {
+            return Err(ExecTargetError::NoPod);
+        };
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let cmd = Command::ExecTarget {
+            container: container.map(str::to_string),
+            reply,
+        };
+        if tx.send(cmd).await.is_err() {
+            return Err(ExecTargetError::NoPod);
+        }
+        match rx.await {
+            Ok(r) => r.map_err(ExecTargetError::Refused),
+            Err(_) => Err(ExecTargetError::NoPod),
+        }
+    }
+
     fn command(&self, uid: &str, cmd: Command) {
         let tx = self.workers().running.get(uid).cloned();
         if let Some(tx) = tx {
             send(tx, cmd);
         }
     }
+}
+
+/// Why [`PodManager::exec_target`] has no target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecTargetError {
+    /// No worker runs the pod (not on this node, or finished).
+    #[error("the pod does not run on this node")]
+    NoPod,
+    #[error(transparent)]
+    Refused(crate::worker::ExecRefusal),
 }
 
 /// Hands `cmd` to a worker without blocking the caller: at once when its queue has room,

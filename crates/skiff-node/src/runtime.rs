@@ -123,6 +123,26 @@ impl ExecContext {
         };
         build_process(spec, stdout, stderr)
     }
+
+    /// [`ExecContext::command`] with `stdin` (else /dev/null); with `terminal`, stdin is a
+    /// pty's slave that becomes the process's controlling terminal in a session of its own.
+    pub(crate) fn command_stdio(
+        &self,
+        argv: &[String],
+        stdin: Option<OwnedFd>,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+        terminal: bool,
+    ) -> Result<Process, StartError> {
+        let detach = if terminal {
+            Detach::Terminal
+        } else {
+            Detach::Group
+        };
+        Ok(self
+            .command(argv, stdout, stderr)?
+            .with_stdin(stdin, detach))
+    }
 }
 
 /// The `host` runtime: see the crate docs.

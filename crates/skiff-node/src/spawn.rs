@@ -42,6 +42,8 @@ pub(crate) struct Process {
     /// `KEY=value`, exactly the container's environment.
     envp: Vec<CString>,
     cwd: CString,
+    /// `None`: /dev/null (containers, probes); an exec's pipe or pty otherwise.
+    stdin: Option<OwnedFd>,
     stdout: OwnedFd,
     stderr: OwnedFd,
     detach: Detach,
@@ -122,6 +124,7 @@ pub(crate) fn build_process(
             .collect::<Result<_, _>>()
             .map_err(|_| nul("env"))?,
         cwd: CString::new(cwd.as_os_str().as_bytes()).map_err(|_| nul("workingDir"))?,
+        stdin: None,
         stdout,
         stderr,
         detach,
@@ -133,6 +136,14 @@ pub(crate) fn build_process(
 }
 
 impl Process {
+    /// Gives the process `stdin` instead of /dev/null, and how it detaches (an exec with a
+    /// pty: [`Detach::Terminal`]).
+    pub(crate) fn with_stdin(mut self, stdin: Option<OwnedFd>, detach: Detach) -> Process {
+        self.stdin = stdin;
+        self.detach = detach;
+        self
+    }
+
     /// An OCI runtime's `create` (`argv[0]` = `program`), run by the monitor's launcher with
     /// the container's output pipes as its stdout/stderr (the runtime hands them to the
     /// container), in skiff's own namespaces and cgroups (the runtime places the container),
@@ -163,6 +174,7 @@ impl Process {
                 .collect::<Result<_, _>>()
                 .map_err(|_| nul("env"))?,
             cwd: c(cwd, "the bundle path")?,
+            stdin: None,
             stdout,
             stderr,
             detach: Detach::Group,
@@ -227,7 +239,7 @@ impl Process {
         }
         // No `current_dir`: std would chdir before the pre-exec hook, i.e. before the
         // container's mounts exist; the hook changes directory last, as the clone3 path does.
-        cmd.stdin(Stdio::null())
+        cmd.stdin(self.stdin.map_or_else(Stdio::null, Stdio::from))
             .stdout(Stdio::from(self.stdout))
             .stderr(Stdio::from(self.stderr));
         // Fork-safe: see `isolation::apply_in_child`.
@@ -274,7 +286,10 @@ impl Process {
     fn clone_into(&self, cgroup: BorrowedFd<'_>) -> io::Result<i32> {
         // Everything the child touches is prepared here: descriptors above 2 (so the dup2s
         // in the child cannot clobber each other), NULL-terminated pointer arrays.
-        let devnull = above_stdio(File::open("/dev/null")?.into())?;
+        let devnull = match &self.stdin {
+            Some(fd) => above_stdio(fd.try_clone()?)?,
+            None => above_stdio(File::open("/dev/null")?.into())?,
+        };
         let stdout = above_stdio(self.stdout.try_clone()?)?;
         let stderr = above_stdio(self.stderr.try_clone()?)?;
         let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;

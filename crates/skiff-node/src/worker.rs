@@ -64,7 +64,7 @@ fn to_time(t: SystemTime) -> Time {
 }
 
 /// Requests from outside the pod (CLI signals, `--timeout`, API deletions and updates).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Command {
     /// Graceful termination (T1); `grace` overrides terminationGracePeriodSeconds.
     Stop { grace: Option<i64> },
@@ -74,6 +74,24 @@ pub enum Command {
     /// server allows on a running pod (an image change restarts only that container, S10);
     /// a refusal changes nothing and is reported as a Warning event (`UpdateRejected`).
     Update(Box<Pod>),
+    /// What a streaming exec runs through (`kubectl exec`): the running instance of
+    /// `container`, or of any container when `None` (port-forward: the pod's network
+    /// namespace). The streaming itself runs outside the worker.
+    ExecTarget {
+        container: Option<String>,
+        reply: oneshot::Sender<Result<crate::exec::ExecTarget, ExecRefusal>>,
+    },
+}
+
+/// Why the worker has no exec target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecRefusal {
+    /// No instance of the container runs now.
+    #[error("container not found ({0:?})")]
+    NotRunning(String),
+    /// The runtime cannot exec into the container.
+    #[error("the runtime cannot exec into container {0:?}")]
+    Unsupported(String),
 }
 
 /// What the worker reports while the pod runs. A container instance's `Log` lines come after
@@ -354,6 +372,7 @@ where
         containers: HashMap::new(),
         all_containers: Vec::new(),
         unknown: HashMap::new(),
+        names: HashMap::new(),
     };
     ctx.adopt(listing.sandbox, &found, handles);
     let mut commands_open = true;
@@ -567,6 +586,8 @@ struct Ctx<R: RuntimeService, P, I, C> {
     log_forwarders: Vec<tokio::task::JoinHandle<()>>,
     /// Live instances by id.
     containers: HashMap<InstanceId, R::Container>,
+    /// The container name of each instance in `containers`.
+    names: HashMap<InstanceId, String>,
     /// Every instance ever started or adopted, to remove them at the end.
     all_containers: Vec<R::Container>,
     /// Instances whose monitor ended without a record, until the engine's kill is answered.
@@ -591,6 +612,9 @@ where
         match cmd {
             Command::Stop { grace } => engine.handle(Input::StopRequested { grace }, self.now()),
             Command::KillNow => engine.handle(Input::KillNow, self.now()),
+            Command::ExecTarget { container, reply } => {
+                let _ = reply.send(self.exec_target(container));
+            }
             Command::Update(new) => {
                 if self.update(engine, *new) {
                     if let Some(r) = record.as_mut() {
@@ -606,6 +630,30 @@ where
 
     fn now(&self) -> Time {
         self.clock.now()
+    }
+
+    /// See [`Command::ExecTarget`]: the newest running instance of the container.
+    fn exec_target(
+        &self,
+        container: Option<String>,
+    ) -> Result<crate::exec::ExecTarget, ExecRefusal> {
+        let wanted = container.clone().unwrap_or_default();
+        let running = self
+            .containers
+            .iter()
+            .filter(|(id, _)| {
+                container
+                    .as_deref()
+                    .is_none_or(|c| self.names.get(id).map(String::as_str) == Some(c))
+            })
+            .filter(|(_, c)| self.runtime.status(c).running)
+            .max_by_key(|(id, _)| id.0);
+        let Some((_, c)) = running else {
+            return Err(ExecRefusal::NotRunning(wanted));
+        };
+        self.runtime
+            .exec_target(c)
+            .ok_or(ExecRefusal::Unsupported(wanted))
     }
 
     /// Takes over what the runtime listed (already replayed into the engine): running
@@ -636,9 +684,11 @@ where
                 FoundState::Running => {
                     spawn_exit_watch(&*self.runtime, &self.tx, f.name.clone(), instance, &c);
                     self.containers.insert(instance, c.clone());
+                    self.names.insert(instance, f.name.clone());
                 }
                 FoundState::Unknown => {
                     self.containers.insert(instance, c.clone());
+                    self.names.insert(instance, f.name.clone());
                 }
                 FoundState::Exited { .. } => {}
             }
@@ -657,6 +707,7 @@ where
                 let at = to_time(self.runtime.status(&container).started_at);
                 self.awaiting_started.insert(name.clone(), instance);
                 self.containers.insert(instance, container.clone());
+                self.names.insert(instance, name.clone());
                 self.all_containers.push(container);
                 engine.handle(Input::ContainerStarted { name, instance, at }, self.now());
             }

@@ -258,6 +258,13 @@ pub trait RuntimeService: Send + Sync + 'static {
         timeout: Duration,
     ) -> impl Future<Output = ExecOutput> + Send + 'static;
 
+    /// What a streaming exec (`kubectl exec`) of the container runs through; `None` when
+    /// this runtime cannot exec into it.
+    fn exec_target(&self, container: &Self::Container) -> Option<crate::exec::ExecTarget> {
+        let _ = container;
+        None
+    }
+
     /// `ContainerStatus`.
     fn status(&self, container: &Self::Container) -> ContainerStatus;
 

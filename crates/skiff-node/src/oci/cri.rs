@@ -361,6 +361,12 @@ impl<I: ImageService> RuntimeService for OciCri<I> {
         self.host.exec_sync(&container.host, argv, timeout)
     }
 
+    fn exec_target(&self, container: &OciInstance) -> Option<crate::exec::ExecTarget> {
+        // The OCI container's exec context enters its namespaces (mount namespace included:
+        // its rootfs), cgroup and credentials, as its exec probes do; no `runc exec`.
+        self.host.exec_target(&container.host)
+    }
+
     fn status(&self, container: &OciInstance) -> ContainerStatus {
         self.host.status(&container.host)
     }

@@ -180,9 +180,9 @@ pub async fn exec_in(
 
 /// Kills a command's process group unless the command was seen to exit: the leader is not
 /// reaped before then, so its pid (the group id) cannot have been reused.
-struct KillOnDrop {
-    pid: i32,
-    exit: crate::reaper::ExitWaiter,
+pub(crate) struct KillOnDrop {
+    pub(crate) pid: i32,
+    pub(crate) exit: crate::reaper::ExitWaiter,
 }
 
 impl Drop for KillOnDrop {

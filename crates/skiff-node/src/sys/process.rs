@@ -29,6 +29,9 @@ pub enum Detach {
     Session,
     /// `setpgid(0, 0)`: own process group (exec probes/hooks).
     Group,
+    /// `setsid()`, then stdin (a pty's slave) becomes the controlling terminal
+    /// (`TIOCSCTTY`): an interactive exec (`kubectl exec -t`).
+    Terminal,
 }
 
 /// `CLONE_INTO_CGROUP` (linux/sched.h, since 5.7).
@@ -179,7 +182,7 @@ unsafe fn exec_child<T>(s: &ExecChild<'_, T>) -> ! {
         fail(s.err);
     }
     let detached = match s.detach {
-        Detach::Session => libc::setsid() >= 0,
+        Detach::Session | Detach::Terminal => libc::setsid() >= 0,
         Detach::Group => libc::setpgid(0, 0) == 0,
     };
     if !detached {
@@ -200,6 +203,9 @@ unsafe fn exec_child<T>(s: &ExecChild<'_, T>) -> ! {
         || libc::dup2(s.stderr.as_raw_fd(), 2) < 0
         || libc::chdir(s.cwd.as_ptr()) != 0
     {
+        fail(s.err);
+    }
+    if s.detach == Detach::Terminal && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
         fail(s.err);
     }
     libc::execve(s.program.as_ptr(), s.argv.as_ptr(), s.envp.as_ptr());
@@ -242,6 +248,14 @@ pub fn set_pre_exec<T: Send + Sync + 'static>(
             Detach::Session => {
                 nix::unistd::setsid()?;
             }
+            Detach::Terminal => {
+                nix::unistd::setsid()?;
+                // std has put the pty's slave on fd 0 before the hook runs.
+                // SAFETY: a plain ioctl on fd 0 with an integer argument.
+                if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
             Detach::Group => {
                 nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))?;
             }
@@ -256,7 +270,7 @@ pub fn set_pre_exec<T: Send + Sync + 'static>(
         Ok(())
     };
     // SAFETY: the hook runs in the forked child before exec. It only makes system calls
-    // (setsid/setpgid, write(2) on files kept open by the captured Arcs, chdir on a prepared C
+    // (setsid/setpgid/ioctl, write(2) on files kept open by the captured Arcs, chdir on a prepared C
     // string) and `apply`, fork-safe by this function's contract, on prepared data; it
     // allocates nothing, takes no lock and touches no state shared with other threads.
     unsafe {

@@ -138,6 +138,7 @@ fn serve(args: &Args) -> anyhow::Result<()> {
             engine: skiff_engine::EngineConfig::default(),
             image_pulls: skiff_node::worker::PullQueue::node(),
         });
+        node.set_pods(manager.clone());
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let metrics = skiff_api::metrics::Metrics::new();
         let node_metrics = crate::serve::metrics::NodeMetrics::new(&metrics);

@@ -1,17 +1,26 @@
 //! This machine as the API's node ([`NodeBackend`]): its Node object (what `kubectl get
 //! nodes` and `describe node` show), admission of pods (SEMANTICS A1 node fit, the runtime
-//! class, the feature gates `skiff run` checks too) and container logs from the CRI files.
+//! class, the feature gates `skiff run` checks too) and container logs from the CRI files;
+//! exec and port-forward into the pods the daemon's [`PodManager`] runs (skiff-node's
+//! [`skiff_node::exec`]: in the container's namespaces, cgroup and credentials; a connection
+//! dialled in the pod's network namespace).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use k8s_openapi::api::core::v1::{
     Node, NodeAddress, NodeCondition, NodeStatus, NodeSystemInfo, Pod,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time as MetaTime};
-use skiff_api::node::{LogError, LogOptions, LogStream, NodeBackend};
+use skiff_api::node::{
+    ExecOptions, LogError, LogOptions, LogStream, NodeBackend, NodeFuture, PodConnection,
+    StreamError, StreamIo, TermSize,
+};
+use skiff_node::exec::{ExecIo, ExecTarget};
+use skiff_node::manager::{ExecTargetError, PodManager};
+use skiff_node::worker::ExecRefusal;
 use skiff_model::resources::ResourceList;
 use skiff_node::cri::RuntimeClasses;
 use skiff_node::node::NodeResources;
@@ -28,6 +37,8 @@ pub struct LocalNode {
     classes: RuntimeClasses,
     started: MetaTime,
     resources: Arc<NodeResources>,
+    /// The pods running here (exec, port-forward); set once the manager exists.
+    pods: OnceLock<PodManager>,
 }
 
 fn read_trimmed(path: &str) -> String {
@@ -86,6 +97,69 @@ impl LocalNode {
             classes,
             started: skiff_node::worker::now().to_meta(),
             resources: NodeResources::global().clone(),
+            pods: OnceLock::new(),
+        }
+    }
+
+    /// The pod manager that exec and port-forward reach the pods through.
+    pub fn set_pods(&self, pods: PodManager) {
+        let _ = self.pods.set(pods);
+    }
+
+    /// The exec target of `container` (any running one when `None`) of `pod`, or the
+    /// kubelet's refusal.
+    fn target(
+        &self,
+        pod: &Pod,
+        container: Option<&str>,
+    ) -> impl std::future::Future<Output = Result<ExecTarget, StreamError>> + Send + 'static {
+        let pods = self.pods.get().cloned();
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let container = container.map(str::to_string);
+        let valid = container.as_deref().is_none_or(|c| {
+            pod.spec.as_ref().is_some_and(|s| {
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+                    .any(|x| x.name == c)
+                    || s.ephemeral_containers
+                        .iter()
+                        .flatten()
+                        .any(|x| x.name == c)
+            })
+        });
+        async move {
+            let err = |code: u16, message: String| StreamError { code, message };
+            if !valid {
+                return Err(err(
+                    400,
+                    format!(
+                        "container {} is not valid for pod {name}",
+                        container.unwrap_or_default()
+                    ),
+                ));
+            }
+            let Some(pods) = pods else {
+                return Err(err(404, "pod does not exist".into()));
+            };
+            match pods.exec_target(&uid, container.as_deref()).await {
+                Ok(t) => Ok(t),
+                // The kubelet's answers: no such pod here; no running instance of the
+                // container (the API server prefixes "unable to upgrade connection").
+                Err(ExecTargetError::NoPod) => Err(err(404, "pod does not exist".into())),
+                Err(ExecTargetError::Refused(ExecRefusal::NotRunning(c))) if c.is_empty() => {
+                    Err(err(
+                        400,
+                        format!("unable to upgrade connection: pod {name} has no running container"),
+                    ))
+                }
+                Err(ExecTargetError::Refused(ExecRefusal::NotRunning(c))) => Err(err(
+                    400,
+                    format!("unable to upgrade connection: container not found (\"{c}\")"),
+                )),
+                Err(ExecTargetError::Refused(e)) => Err(err(500, e.to_string())),
+            }
         }
     }
 
@@ -224,5 +298,104 @@ impl NodeBackend for LocalNode {
 
     fn logs(&self, pod: &Pod, options: &LogOptions) -> Result<LogStream, LogError> {
         super::logs::stream(&self.data_dir, pod, options)
+    }
+
+    fn exec(
+        &self,
+        pod: &Pod,
+        options: ExecOptions,
+        io: StreamIo,
+    ) -> NodeFuture<Result<i32, StreamError>> {
+        let target = self.target(pod, Some(&options.container));
+        Box::pin(async move {
+            let target = target.await?;
+            if options.command.is_empty() {
+                return Err(StreamError {
+                    code: 400,
+                    message: "you must specify at least one command for the container".into(),
+                });
+            }
+            let StreamIo {
+                stdin,
+                stdout,
+                stderr,
+                resize,
+            } = io;
+            let (size_tx, size_rx) = tokio::sync::mpsc::channel(4);
+            let node_io = ExecIo {
+                stdin: stdin.filter(|_| options.stdin),
+                stdout: stdout.filter(|_| options.stdout),
+                stderr: stderr.filter(|_| options.stderr),
+                resize: Some(size_rx),
+            };
+            // Sizes pass through in this future (no task to outlive the exec).
+            let sizes = forward_sizes(resize, size_tx);
+            let run = target.run(&options.command, options.tty, node_io);
+            tokio::pin!(sizes, run);
+            let code = tokio::select! {
+                r = &mut run => r,
+                () = &mut sizes => run.await,
+            };
+            code.map_err(|e| StreamError {
+                code: 500,
+                message: format!("error executing command in container: {e}"),
+            })
+        })
+    }
+
+    fn port_forward(
+        &self,
+        pod: &Pod,
+        port: u16,
+    ) -> NodeFuture<Result<Box<dyn PodConnection>, StreamError>> {
+        let target = self.target(pod, None);
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        Box::pin(async move {
+            let target = target.await?;
+            match target.connect_local(port).await {
+                Ok(conn) => {
+                    let _ = conn.set_nodelay(true);
+                    Ok(Box::new(conn) as Box<dyn PodConnection>)
+                }
+                Err(e) => Err(StreamError {
+                    code: 500,
+                    message: format!(
+                        "failed to connect to localhost:{port} inside namespace \"{uid}\", IPv4: dial tcp4 127.0.0.1:{port}: connect: {}",
+                        dial_error(&e)
+                    ),
+                }),
+            }
+        })
+    }
+}
+
+/// Passes terminal sizes from the API's stream to the exec; never resolves once `from` ends
+/// (so a `select!` keeps waiting for the exec).
+async fn forward_sizes(
+    from: Option<tokio::sync::mpsc::Receiver<TermSize>>,
+    to: tokio::sync::mpsc::Sender<(u16, u16)>,
+) {
+    if let Some(mut from) = from {
+        while let Some(size) = from.recv().await {
+            if to.send((size.width, size.height)).await.is_err() {
+                break;
+            }
+        }
+    }
+    drop(to);
+    std::future::pending::<()>().await
+}
+
+/// Go's wording of a dial error (`connection refused`, …): the OS text, lower case.
+fn dial_error(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        std::io::ErrorKind::TimedOut => "connection timed out".into(),
+        _ => {
+            let s = e.to_string();
+            // "Connection refused (os error 111)" → "connection refused".
+            let s = s.split(" (os error").next().unwrap_or_default();
+            s.to_lowercase()
+        }
     }
 }
