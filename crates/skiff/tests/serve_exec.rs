@@ -69,9 +69,10 @@ fn exec_carries_stdin_output_and_the_exit_code() {
                 "echo out; echo err >&2; exit 3",
             ],
         );
+        // kubectl adds its own line for a non-zero exit (the Status's ExitCode cause).
         assert_eq!(
             (rc, out.as_str(), err.as_str()),
-            (3, "out\n", "err\n"),
+            (3, "out\n", "err\ncommand terminated with exit code 3\n"),
             "kubectl {v}"
         );
         let (rc, out, err) = d.kubectl_stdin(
