@@ -67,14 +67,132 @@ pub trait Reconciler: Send + Sync + 'static {
     }
 }
 
-/// The controllers `skiff serve` runs.
+/// The controllers `skiff serve` runs: kube-controller-manager's job-controller (with the
+/// ttl-after-finished controller's TTL), replicaset-controller, deployment-controller and
+/// cronjob-controller (v2).
 pub fn all() -> Vec<Arc<dyn Reconciler>> {
     vec![
-        Arc::new(Jobs),
-        Arc::new(ReplicaSets),
-        Arc::new(Deployments),
-        Arc::new(CronJobs),
+        Arc::new(Workload {
+            component: "job-controller",
+            owner: ("batch", "jobs"),
+            owned: &[("", "pods")],
+            decide: |owner, owned, now| {
+                let pods = typed(nth(owned, 0));
+                Ok(skiff_controllers::job::reconcile(
+                    &owner_typed(owner)?,
+                    &pods,
+                    now,
+                ))
+            },
+            created: Some(job_created),
+            orphaned: Some(job_orphaned),
+        }),
+        Arc::new(Workload {
+            component: "replicaset-controller",
+            owner: ("apps", "replicasets"),
+            owned: &[("", "pods")],
+            decide: |owner, owned, now| {
+                let pods = typed(nth(owned, 0));
+                Ok(skiff_controllers::replicaset::sync(
+                    &owner_typed(owner)?,
+                    &pods,
+                    now,
+                ))
+            },
+            created: None,
+            orphaned: None,
+        }),
+        Arc::new(Workload {
+            component: "deployment-controller",
+            owner: ("apps", "deployments"),
+            owned: &[("apps", "replicasets"), ("", "pods")],
+            decide: |owner, owned, now| {
+                let (sets, pods) = (typed(nth(owned, 0)), typed(nth(owned, 1)));
+                Ok(skiff_controllers::deployment::sync(
+                    &owner_typed(owner)?,
+                    &sets,
+                    &pods,
+                    now,
+                ))
+            },
+            created: None,
+            orphaned: None,
+        }),
+        Arc::new(Workload {
+            component: "cronjob-controller",
+            owner: ("batch", "cronjobs"),
+            owned: &[("batch", "jobs")],
+            decide: |owner, owned, now| {
+                let jobs = typed(nth(owned, 0));
+                Ok(skiff_controllers::cronjob::sync(
+                    &owner_typed(owner)?,
+                    &jobs,
+                    now,
+                ))
+            },
+            created: None,
+            orphaned: None,
+        }),
     ]
+}
+
+/// The decision of one owner, given its owned objects (in `owned` order) and the time.
+type Decide = fn(&Value, &[Vec<Arc<Value>>], Timestamp) -> Result<Decision, String>;
+
+/// A skiff-controllers controller and the kinds it reads, as the manager drives it.
+struct Workload {
+    component: &'static str,
+    /// (group, plural) of the kind it reconciles.
+    owner: (&'static str, &'static str),
+    /// (group, plural) of the kinds it owns.
+    owned: &'static [(&'static str, &'static str)],
+    decide: Decide,
+    created: Option<fn(&Value, &Value) -> Option<EventNote>>,
+    orphaned: Option<Orphaned>,
+}
+
+/// What to do with the objects of an owner that is gone (namespace, owner name, owned).
+type Orphaned = fn(&str, &str, &[Vec<Arc<Value>>]) -> Decision;
+
+impl Reconciler for Workload {
+    fn component(&self) -> &'static str {
+        self.component
+    }
+    fn owner(&self) -> Option<&'static Resource> {
+        // Started only when every kind it reads is served.
+        let all_served = self
+            .owned
+            .iter()
+            .all(|(g, p)| registry::resource(g, p).is_some());
+        registry::resource(self.owner.0, self.owner.1).filter(|_| all_served)
+    }
+    fn owned(&self) -> Vec<&'static Resource> {
+        self.owned
+            .iter()
+            .filter_map(|(g, p)| registry::resource(g, p))
+            .collect()
+    }
+    fn reconcile(
+        &self,
+        owner: &Value,
+        owned: &[Vec<Arc<Value>>],
+        now: Timestamp,
+    ) -> Result<Decision, String> {
+        (self.decide)(owner, owned, now)
+    }
+    fn created(&self, owner: &Value, created: &Value) -> Option<EventNote> {
+        self.created.and_then(|f| f(owner, created))
+    }
+    fn orphaned(&self, namespace: &str, name: &str, owned: &[Vec<Arc<Value>>]) -> Decision {
+        self.orphaned
+            .map(|f| f(namespace, name, owned))
+            .unwrap_or_default()
+    }
+}
+
+/// The `i`th owned list (empty when absent).
+fn nth(owned: &[Vec<Arc<Value>>], i: usize) -> &[Arc<Value>] {
+    owned.get(i).map(Vec::as_slice).unwrap_or_default()
 }
 
 /// Decodes stored objects into their typed form (they were validated on the way in; one
@@ -90,145 +208,41 @@ fn owner_typed<T: serde::de::DeserializeOwned>(owner: &Value) -> Result<T, Strin
     serde_json::from_value(owner.clone()).map_err(|e| format!("decoding: {e}"))
 }
 
-fn served(group: &str, plural: &str) -> &'static Resource {
-    // Only called for kinds each `owner()` checked are served.
-    registry::resource(group, plural).unwrap_or(&registry::RESOURCES[0])
+/// The Job controller's `Created pod: x`, once the API named the pod.
+fn job_created(owner: &Value, created: &Value) -> Option<EventNote> {
+    if created["kind"] != "Pod" {
+        return None;
+    }
+    let job = owner_typed(owner).ok()?;
+    let name = created["metadata"]["name"].as_str()?;
+    Some(skiff_controllers::job::created_event(&job, name))
 }
 
-/// kube-controller-manager's job-controller (with the ttl-after-finished controller's TTL).
-struct Jobs;
-
-impl Reconciler for Jobs {
-    fn component(&self) -> &'static str {
-        "job-controller"
-    }
-    fn owner(&self) -> Option<&'static Resource> {
-        registry::resource("batch", "jobs")
-    }
-    fn owned(&self) -> Vec<&'static Resource> {
-        vec![served("", "pods")]
-    }
-    fn reconcile(
-        &self,
-        owner: &Value,
-        owned: &[Vec<Arc<Value>>],
-        now: Timestamp,
-    ) -> Result<Decision, String> {
-        let job = owner_typed(owner)?;
-        let pods = typed(owned.first().map(Vec::as_slice).unwrap_or_default());
-        Ok(skiff_controllers::job::reconcile(&job, &pods, now))
-    }
-    fn created(&self, owner: &Value, created: &Value) -> Option<EventNote> {
-        if created["kind"] != "Pod" {
-            return None;
-        }
-        let job = owner_typed(owner).ok()?;
-        let name = created["metadata"]["name"].as_str()?;
-        Some(skiff_controllers::job::created_event(&job, name))
-    }
-    fn orphaned(&self, namespace: &str, name: &str, owned: &[Vec<Arc<Value>>]) -> Decision {
-        let finalizer = skiff_model::workloads::job::JOB_TRACKING_FINALIZER;
-        let mut d = Decision::default();
-        let pods: Vec<Pod> = typed(owned.first().map(Vec::as_slice).unwrap_or_default());
-        for mut pod in pods {
-            let ours = pod
-                .metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|r| r.controller == Some(true) && r.kind == "Job" && r.name == name);
-            let held = pod
-                .metadata
-                .finalizers
-                .as_ref()
-                .is_some_and(|f| f.iter().any(|f| f == finalizer));
-            if ours && held && pod.metadata.namespace.as_deref() == Some(namespace) {
-                if let Some(f) = pod.metadata.finalizers.as_mut() {
-                    f.retain(|f| f != finalizer);
-                }
-                d.actions.push(Action::Update(Object::Pod(Box::new(pod))));
+/// Pods whose Job is gone lose the Job's tracking finalizer, so their deletion can finish.
+fn job_orphaned(namespace: &str, name: &str, owned: &[Vec<Arc<Value>>]) -> Decision {
+    let finalizer = skiff_model::workloads::job::JOB_TRACKING_FINALIZER;
+    let mut d = Decision::default();
+    let pods: Vec<Pod> = typed(nth(owned, 0));
+    for mut pod in pods {
+        let ours = pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|r| r.controller == Some(true) && r.kind == "Job" && r.name == name);
+        let held = pod
+            .metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|f| f == finalizer));
+        if ours && held && pod.metadata.namespace.as_deref() == Some(namespace) {
+            if let Some(f) = pod.metadata.finalizers.as_mut() {
+                f.retain(|f| f != finalizer);
             }
+            d.actions.push(Action::Update(Object::Pod(Box::new(pod))));
         }
-        d
     }
-}
-
-/// kube-controller-manager's replicaset-controller.
-struct ReplicaSets;
-
-impl Reconciler for ReplicaSets {
-    fn component(&self) -> &'static str {
-        "replicaset-controller"
-    }
-    fn owner(&self) -> Option<&'static Resource> {
-        registry::resource("apps", "replicasets")
-    }
-    fn owned(&self) -> Vec<&'static Resource> {
-        vec![served("", "pods")]
-    }
-    fn reconcile(
-        &self,
-        owner: &Value,
-        owned: &[Vec<Arc<Value>>],
-        now: Timestamp,
-    ) -> Result<Decision, String> {
-        let rs = owner_typed(owner)?;
-        let pods = typed(owned.first().map(Vec::as_slice).unwrap_or_default());
-        Ok(skiff_controllers::replicaset::sync(&rs, &pods, now))
-    }
-}
-
-/// kube-controller-manager's deployment-controller.
-struct Deployments;
-
-impl Reconciler for Deployments {
-    fn component(&self) -> &'static str {
-        "deployment-controller"
-    }
-    fn owner(&self) -> Option<&'static Resource> {
-        registry::resource("apps", "deployments")
-            .filter(|_| registry::resource("apps", "replicasets").is_some())
-    }
-    fn owned(&self) -> Vec<&'static Resource> {
-        vec![served("apps", "replicasets"), served("", "pods")]
-    }
-    fn reconcile(
-        &self,
-        owner: &Value,
-        owned: &[Vec<Arc<Value>>],
-        now: Timestamp,
-    ) -> Result<Decision, String> {
-        let d = owner_typed(owner)?;
-        let sets = typed(owned.first().map(Vec::as_slice).unwrap_or_default());
-        let pods = typed(owned.get(1).map(Vec::as_slice).unwrap_or_default());
-        Ok(skiff_controllers::deployment::sync(&d, &sets, &pods, now))
-    }
-}
-
-/// kube-controller-manager's cronjob-controller (v2).
-struct CronJobs;
-
-impl Reconciler for CronJobs {
-    fn component(&self) -> &'static str {
-        "cronjob-controller"
-    }
-    fn owner(&self) -> Option<&'static Resource> {
-        registry::resource("batch", "cronjobs")
-            .filter(|_| registry::resource("batch", "jobs").is_some())
-    }
-    fn owned(&self) -> Vec<&'static Resource> {
-        vec![served("batch", "jobs")]
-    }
-    fn reconcile(
-        &self,
-        owner: &Value,
-        owned: &[Vec<Arc<Value>>],
-        now: Timestamp,
-    ) -> Result<Decision, String> {
-        let cj = owner_typed(owner)?;
-        let jobs = typed(owned.first().map(Vec::as_slice).unwrap_or_default());
-        Ok(skiff_controllers::cronjob::sync(&cj, &jobs, now))
-    }
+    d
 }
 
 /// A namespaced owner's key.
