@@ -104,8 +104,7 @@ impl ExecTarget {
         } = io;
         let ioerr = |what: &str, e: std::io::Error| ExecError::Io(format!("{what}: {e}"));
         let pipe = || {
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-                .map_err(|e| ioerr("pipe", e.into()))
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ioerr("pipe", e.into()))
         };
         // Ours: where the output comes from (1 or 2 readers), where stdin goes, the pty.
         let mut readers: Vec<OwnedFd> = Vec::with_capacity(2);
@@ -252,7 +251,9 @@ fn open_pty(main_pid: Option<i32>) -> std::io::Result<(OwnedFd, OwnedFd)> {
     });
     let master = match in_container {
         Some(m) => m,
-        None => rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?,
+        None => {
+            rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?
+        }
     };
     // A container's file that is not a pty master fails here (unlockpt is TIOCSPTLCK).
     rustix::pty::grantpt(&master)?;

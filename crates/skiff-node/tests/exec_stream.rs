@@ -88,6 +88,7 @@ spec:
             _data: data,
             stopped: false,
         };
+
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match r.manager.exec_target(&r.uid, Some("app")).await {
@@ -140,9 +141,7 @@ async fn run(
         rx
     });
     let io = ExecIo {
-        stdin: stdin.map(|b| {
-            Box::pin(b) as std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>
-        }),
+        stdin: stdin.map(|b| Box::pin(b) as std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>),
         stdout: Some(Box::pin(out_w)),
         stderr: Some(Box::pin(err_w)),
         resize,
@@ -182,13 +181,20 @@ async fn exec_streams_exit_codes_cgroup_and_tty() {
     // stdin in, stdout and stderr apart, the exit code; the container's environment.
     let (code, out, err) = run(
         &target,
-        &["/bin/sh", "-c", "read x; echo out:$x:$GREETING; echo err >&2; exit 7"],
+        &[
+            "/bin/sh",
+            "-c",
+            "read x; echo out:$x:$GREETING; echo err >&2; exit 7",
+        ],
         false,
         Some(b"hello\n"),
         None,
     )
     .await;
-    assert_eq!((code, out.as_str(), err.as_str()), (7, "out:hello:hello\n", "err\n"));
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (7, "out:hello:hello\n", "err\n")
+    );
     // No stdin asked for: /dev/null (EOF at once).
     let (code, out, _) = run(&target, &["/bin/cat"], false, None, None).await;
     assert_eq!((code, out.as_str()), (0, ""));
@@ -210,7 +216,11 @@ async fn exec_streams_exit_codes_cgroup_and_tty() {
     // A tty: the command's stdin is a pty, its controlling terminal, sized as asked.
     let (code, out, err) = run(
         &target,
-        &["/bin/sh", "-c", "tty; stty size; [ -t 1 ] && echo isatty; ps -o tty= -p $$"],
+        &[
+            "/bin/sh",
+            "-c",
+            "tty; stty size; [ -t 1 ] && echo isatty; ps -o tty= -p $$",
+        ],
         true,
         None,
         Some((100, 30)),
@@ -221,7 +231,10 @@ async fn exec_streams_exit_codes_cgroup_and_tty() {
     assert!(out.contains("30 100"), "{out:?}");
     assert!(out.contains("isatty"), "{out:?}");
     // The controlling terminal (ps prints `?` without one).
-    assert!(out.lines().last().unwrap().trim().starts_with("pts/"), "{out:?}");
+    assert!(
+        out.lines().last().unwrap().trim().starts_with("pts/"),
+        "{out:?}"
+    );
     // Stdin through the pty (echoed by the line discipline, then read).
     let (code, out, _) = run(
         &target,
@@ -268,7 +281,10 @@ fn host_pid_of(cmdline: &str) -> Option<i32> {
 async fn sleeping_exec(
     target: ExecTarget,
     secs: &str,
-) -> (i32, tokio::task::JoinHandle<Result<i32, skiff_node::exec::ExecError>>) {
+) -> (
+    i32,
+    tokio::task::JoinHandle<Result<i32, skiff_node::exec::ExecError>>,
+) {
     let (out_w, out_r) = tokio::io::duplex(1 << 16);
     let io = ExecIo {
         stdout: Some(Box::pin(out_w)),
@@ -284,7 +300,9 @@ async fn sleeping_exec(
     });
     let mut lines = tokio::io::BufReader::new(out_r);
     let mut line = String::new();
-    tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line).await.unwrap();
+    tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line)
+        .await
+        .unwrap();
     // Keep reading so the exec never blocks on output.
     tokio::spawn(async move {
         let mut sink = Vec::new();
@@ -314,7 +332,10 @@ async fn exec_never_outlives_the_container_or_its_client() {
     let (pid, task) = sleeping_exec(target.clone(), "603").await;
     assert!(common::alive(pid));
     task.abort();
-    common::eventually("the exec'd process killed with its future", || !common::alive(pid)).await;
+    common::eventually("the exec'd process killed with its future", || {
+        !common::alive(pid)
+    })
+    .await;
 
     // The container stops: the exec'd process goes with it (its cgroup is killed).
     let (pid, task) = sleeping_exec(target.clone(), "604").await;
@@ -346,7 +367,9 @@ async fn exec_target_refusals() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let err = loop {
         match pod.manager.exec_target(&pod.uid, Some("app")).await {
-            Ok(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            Ok(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
             Ok(_) => panic!("the container never ended"),
             Err(e) => break e,
         }
@@ -358,7 +381,10 @@ async fn exec_target_refusals() {
         "{err:?}"
     );
     assert_eq!(
-        pod.manager.exec_target("no-such-uid", Some("app")).await.unwrap_err(),
+        pod.manager
+            .exec_target("no-such-uid", Some("app"))
+            .await
+            .unwrap_err(),
         ExecTargetError::NoPod
     );
 }
@@ -407,17 +433,20 @@ async fn port_forward_dials_inside_the_pod_network_namespace() {
         }
     }
     let mut conn = conn.expect("the pod's server never listened");
+    // Two connections at once (the server answers them in turn).
     let mut second = target.connect_local(port).await.unwrap();
     let mut buf = vec![0u8; 64];
     let n = conn.read(&mut buf).await.unwrap();
     assert_eq!(&buf[..n], b"hello 1\n");
-    let n = second.read(&mut buf).await.unwrap();
-    assert_eq!(&buf[..n], b"hello 2\n");
     conn.write_all(b"ping\n").await.unwrap();
     let n = conn.read(&mut buf).await.unwrap();
     assert_eq!(&buf[..n], b"ping\n");
+    let n = second.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"hello 2\n");
     // The listener is in the pod's namespace, not the host's.
-    assert!(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err());
+    assert!(tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err());
     // A closed port in the pod: refused.
     let closed = target.connect_local(1).await.unwrap_err();
     assert_eq!(closed.kind(), std::io::ErrorKind::ConnectionRefused);

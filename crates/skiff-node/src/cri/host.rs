@@ -279,15 +279,13 @@ impl RuntimeService for HostCri {
     }
 
     fn exec_target(&self, container: &HostInstance) -> Option<crate::exec::ExecTarget> {
-        container
-            .exec_context()
-            .map(|ctx| {
-                crate::exec::ExecTarget::new(
-                    ctx.clone(),
-                    self.runtime.reaper().clone(),
-                    Some(container.pid()).filter(|p| *p > 0),
-                )
-            })
+        container.exec_context().map(|ctx| {
+            crate::exec::ExecTarget::new(
+                ctx.clone(),
+                self.runtime.reaper().clone(),
+                Some(container.pid()).filter(|p| *p > 0),
+            )
+        })
     }
 
     fn status(&self, container: &HostInstance) -> ContainerStatus {

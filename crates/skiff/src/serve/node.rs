@@ -18,12 +18,12 @@ use skiff_api::node::{
     ExecOptions, LogError, LogOptions, LogStream, NodeBackend, NodeFuture, PodConnection,
     StreamError, StreamIo, TermSize,
 };
-use skiff_node::exec::{ExecIo, ExecTarget};
-use skiff_node::manager::{ExecTargetError, PodManager};
-use skiff_node::worker::ExecRefusal;
 use skiff_model::resources::ResourceList;
 use skiff_node::cri::RuntimeClasses;
+use skiff_node::exec::{ExecIo, ExecTarget};
+use skiff_node::manager::{ExecTargetError, PodManager};
 use skiff_node::node::NodeResources;
+use skiff_node::worker::ExecRefusal;
 
 /// The version the Node reports as its kubelet's (`kubectl get nodes` VERSION): the API
 /// version skiff serves (`/version` minor 33, which the kubectl dispatcher keys on).
@@ -123,10 +123,7 @@ impl LocalNode {
                     .iter()
                     .chain(s.init_containers.iter().flatten())
                     .any(|x| x.name == c)
-                    || s.ephemeral_containers
-                        .iter()
-                        .flatten()
-                        .any(|x| x.name == c)
+                    || s.ephemeral_containers.iter().flatten().any(|x| x.name == c)
             })
         });
         async move {
@@ -151,7 +148,9 @@ impl LocalNode {
                 Err(ExecTargetError::Refused(ExecRefusal::NotRunning(c))) if c.is_empty() => {
                     Err(err(
                         400,
-                        format!("unable to upgrade connection: pod {name} has no running container"),
+                        format!(
+                            "unable to upgrade connection: pod {name} has no running container"
+                        ),
                     ))
                 }
                 Err(ExecTargetError::Refused(ExecRefusal::NotRunning(c))) => Err(err(
