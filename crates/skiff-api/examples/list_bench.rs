@@ -1,6 +1,7 @@
 //! Server time of `kubectl get pods` with 1000 pods: the Table list request
 //! (`GET /api/v1/namespaces/default/pods?limit=500` with kubectl's Table Accept) through the
-//! HTTP router, from the request to the last byte of the response body.
+//! HTTP router, from the request to the last byte of the response body; then the mean time
+//! of a single pod's GET (the per-request cost: routing, metrics, a small answer).
 //!
 //! `cargo run --release -p skiff-api --example list_bench [PODS] [ROUNDS]`
 //! With `--serve PORT` it then serves the API on 127.0.0.1:PORT (plain HTTP) for timing real
@@ -178,6 +179,27 @@ async fn main() {
         ms(times[0]),
         ms(times[times.len() - 1]),
         bytes / 1024
+    );
+    // The per-request cost (routing, metrics, a small JSON answer): a single pod's GET.
+    let gets = 20_000u32;
+    let mut get_times: Vec<Duration> = Vec::new();
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        for _ in 0..gets {
+            let req = Request::get("/api/v1/namespaces/default/pods/pod-0000")
+                .body(Body::empty())
+                .unwrap();
+            let resp = app.clone().oneshot(req).await.unwrap();
+            let _ = resp.into_body().collect().await.unwrap();
+        }
+        get_times.push(t0.elapsed() / gets);
+    }
+    get_times.sort();
+    println!(
+        "GET of one pod: median {:.1} µs per request (5 runs of {gets}; min {:.1}, max {:.1})",
+        get_times[2].as_secs_f64() * 1e6,
+        get_times[0].as_secs_f64() * 1e6,
+        get_times[4].as_secs_f64() * 1e6,
     );
     if let Some(port) = serve_port {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))

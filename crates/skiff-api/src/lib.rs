@@ -8,11 +8,13 @@
 //! * `registry`: what kube-apiserver's generic registry and the per-kind strategies do on top of
 //!   the store: defaulting, validation, create/update/delete/patch rules (graceful pod deletion,
 //!   finalizers, pod update rules), admission.
-//! * `http`: REST routing, content negotiation (Table), watch streams, Status errors, discovery,
+//! * `http`: REST routing, content negotiation (Table), watch streams, exec/attach/port-forward
+//!   streams (`http::stream`: SPDY/3.1 and WebSocket), Status errors, discovery,
 //!   `/version`, `/openapi`.
 //! * `transport`: the unix socket and TLS listeners, bearer tokens.
 
 pub mod http;
+pub mod metrics;
 pub mod node;
 pub mod openapi;
 pub mod patch;

@@ -51,7 +51,10 @@ pub trait NodeBackend: Send + Sync + 'static {
     // backend without them (tests' fakes) still builds.
     /// Run `options.command` in the container's namespaces, cgroup and credentials, wiring
     /// `io`; resolves to the exit code when the process ends. The process never outlives the
-    /// container and is killed if the future is dropped (client gone).
+    /// container and is killed if the future is dropped (client gone). An error the future
+    /// returns on its first poll (before its first `Pending`: container unknown or not
+    /// running) is the HTTP answer to the upgrade request, which kubectl prints as the
+    /// server's error; a later one becomes a Status on the error stream. Same for `attach`.
     fn exec(
         &self,
         pod: &Pod,

@@ -1220,7 +1220,8 @@ mod tests {
             .prepare()
             .map(|_| String::new())
             .unwrap_or_else(|e| e.kubectl_message());
-        assert_eq!(msg, "The Job \"j\" is invalid: spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\"");
+        // Upstream's text since restartPolicy defaulting to Always (validation.go validateJobSpec).
+        assert_eq!(msg, "The Job \"j\" is invalid: spec.template.spec.restartPolicy: Required value: valid values: \"OnFailure\", \"Never\"");
         let no_selector = DEPLOYMENT.replace("  selector:\n    matchLabels: {app: web}\n", "");
         let objs = load_str(&no_selector).unwrap_or_default();
         let Some(Object::Workload(w)) = objs.first() else {

@@ -62,6 +62,13 @@ pub enum PodReport {
         name: String,
         status: PodStatus,
     },
+    /// A probe of the pod ran (for metrics).
+    Probe {
+        uid: String,
+        namespace: String,
+        name: String,
+        run: crate::worker::ProbeRun,
+    },
     /// The worker could not run the pod at all (an unsupported runtime class, no image store).
     Failed {
         uid: String,
@@ -78,6 +85,7 @@ impl PodReport {
             PodReport::Status { uid, .. }
             | PodReport::Event { uid, .. }
             | PodReport::Finished { uid, .. }
+            | PodReport::Probe { uid, .. }
             | PodReport::Failed { uid, .. } => uid,
         }
     }
@@ -203,6 +211,12 @@ impl PodManager {
                         name: who.name.clone(),
                         event,
                         at,
+                    },
+                    Notice::Probe(run) => PodReport::Probe {
+                        uid: who.uid.clone(),
+                        namespace: who.namespace.clone(),
+                        name: who.name.clone(),
+                        run,
                     },
                     // `kubectl logs` reads the CRI log files.
                     Notice::Log(_) => continue,

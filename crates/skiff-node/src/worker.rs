@@ -104,6 +104,17 @@ pub enum Notice {
     Log(LogLine),
     /// The pod's status changed (sent on every change, never twice the same in a row).
     Status(Box<PodStatus>),
+    /// A probe ran (for the daemon's `prober_probe_total` and `prober_probe_duration_seconds`).
+    Probe(ProbeRun),
+}
+
+/// One probe run: which, its outcome, how long it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeRun {
+    pub container: String,
+    pub kind: ProbeKind,
+    pub outcome: ProbeOutcome,
+    pub took: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -1240,8 +1251,16 @@ where
                 limit,
             },
         );
+        let notices = self.notices.clone();
+        let began = std::time::Instant::now();
         tokio::spawn(async move {
             let r = run.await;
+            let _ = notices.send(Notice::Probe(ProbeRun {
+                container: name.clone(),
+                kind,
+                outcome: r.outcome,
+                took: began.elapsed(),
+            }));
             let (ok, output) = (r.outcome == ProbeOutcome::Success, r.output);
             let _ = tx.send(Msg::Input(Input::ProbeResult {
                 name,

@@ -94,6 +94,7 @@ fn child_daemon() {
                         println!("FAILED {error}");
                         break;
                     }
+                    Some(PodReport::Probe { .. }) => {}
                     None => break,
                 },
                 c = commands.recv() => match c.as_deref() {

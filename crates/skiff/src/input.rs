@@ -340,6 +340,12 @@ pub fn prepare(items: Vec<Item>) -> Option<Prepared> {
 /// What `skiff validate` says of a valid object.
 pub fn valid_line(object: &Object) -> String {
     match object {
+        Object::Workload(w) if w.kind == "Job" => {
+            format!(
+                "{} valid (run runs it with the Job controller)",
+                w.reference()
+            )
+        }
         Object::Workload(w) => match &w.scale {
             Some(scale) => format!(
                 "{} valid (run runs its pod template as pod {:?}; {scale} — skiff runs one)",

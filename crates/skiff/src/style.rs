@@ -82,7 +82,6 @@ const PALETTE: [&str; 6] = [
 
 impl Style {
     /// A style that colours (or not) regardless of the environment.
-    #[cfg(test)]
     pub const fn with_color(color: bool) -> Self {
         Style { color }
     }

@@ -254,7 +254,7 @@ fn issue8_docs_examples_validate() {
         text(&out.stdout),
         "pod/nginx valid\n\
          deployment/myapp valid (run runs its pod template as pod \"myapp\")\n\
-         job/myjob valid (run runs its pod template as pod \"myjob\")\n\
+         job/myjob valid (run runs it with the Job controller)\n\
          service/wordpress valid (skipped by run: skiff runs pods only)\n\
          persistentvolumeclaim/wp-pv-claim valid (skipped by run: skiff runs pods only)\n"
     );

@@ -69,9 +69,10 @@ fn exec_carries_stdin_output_and_the_exit_code() {
                 "echo out; echo err >&2; exit 3",
             ],
         );
+        // kubectl adds its own line for a non-zero exit (the Status's ExitCode cause).
         assert_eq!(
             (rc, out.as_str(), err.as_str()),
-            (3, "out\n", "err\n"),
+            (3, "out\n", "err\ncommand terminated with exit code 3\n"),
             "kubectl {v}"
         );
         let (rc, out, err) = d.kubectl_stdin(
@@ -106,7 +107,7 @@ fn exec_carries_stdin_output_and_the_exit_code() {
 }
 
 #[test]
-fn exec_with_a_tty_and_attach() {
+fn exec_with_a_tty() {
     if skip() {
         return;
     }
@@ -141,7 +142,24 @@ fn exec_with_a_tty_and_attach() {
         assert_eq!(o.status.code(), Some(4), "kubectl {v}: {out}");
         assert!(out.contains("/dev/pts/"), "kubectl {v}: no TTY: {out}");
     }
-    // attach: what kubectl sends reaches the container's stdin; its output comes back.
+}
+
+#[test]
+fn attach_feeds_stdin_and_streams_output() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start("serve-attach");
+    let reader = with(
+        container(
+            "app",
+            "while read line; do l \"got $line\"; echo \"echo $line\"; done; l Eof; exec sleep 1000",
+        ),
+        "stdin",
+        json!(true),
+    );
+    run_pod(&d, pod("web", "Always", vec![], vec![reader]));
+    // What kubectl sends reaches the container's stdin; its output comes back.
     let bin = kubectl_bin("1.33").unwrap();
     let home = d.dir.path().join("home-attach");
     let mut child = Command::new(bin)

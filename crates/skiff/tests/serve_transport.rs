@@ -403,9 +403,12 @@ fn tls_and_bearer_token() {
     let token = d.token();
     let unauthorized = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#;
     assert_eq!(
-        tls_get(addr, &ca, None, "/version").unwrap(),
+        tls_get(addr, &ca, None, "/api").unwrap(),
         (401, unauthorized.to_string())
     );
+    // What kube serves anonymous clients (system:public-info-viewer) needs no token...
+    assert_eq!(tls_get(addr, &ca, None, "/version").unwrap().0, 200);
+    // ...but a wrong one is refused there too.
     assert_eq!(
         tls_get(addr, &ca, Some("wrong-token-wrong-token"), "/version").unwrap(),
         (401, unauthorized.to_string())
@@ -449,7 +452,7 @@ fn tls_and_bearer_token() {
         assert!(out.contains("\"minor\":\"33\""), "{out}");
         let out = curl(&["--http1.1", "-H", &format!("Authorization: Bearer {token}")]);
         assert!(out.ends_with("\n200 1.1"), "{out}");
-        let out = curl(&[]);
+        let out = curl(&["-H", "Authorization: Bearer nope-nope-nope-nope"]);
         assert!(out.ends_with("\n401 2"), "{out}");
         assert!(out.starts_with(unauthorized), "{out}");
         // By name too: localhost is in the certificate.
@@ -879,9 +882,7 @@ fn slow_tls_clients_are_cut_off() {
         let start = Instant::now();
         let mut answered = 0;
         loop {
-            let sent = tls
-                .write_all(b"GET /version HTTP/1.1\r\nhost: x\r\n\r\n")
-                .await;
+            let sent = tls.write_all(b"GET /api HTTP/1.1\r\nhost: x\r\n\r\n").await;
             let mut b = [0u8; 1024];
             match tokio::time::timeout(Duration::from_secs(5), tls.read(&mut b)).await {
                 Ok(Ok(n)) if n > 0 && sent.is_ok() => {

@@ -344,7 +344,9 @@ fn a_deployment_rolls_out_without_losing_availability() {
                 .as_array()
                 .is_some_and(|p| p.len() == 1)
         }),
-        "{}",
-        d.ok("1.33", &["get", "pods"])
+        "{}\n{:#}\n{}",
+        d.ok("1.33", &["get", "pods"]),
+        d.get_json(&["pods", "-l", "app=web"]),
+        d.daemon_log()
     );
 }

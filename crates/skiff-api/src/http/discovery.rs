@@ -55,17 +55,30 @@ fn group_versions() -> Vec<(&'static str, &'static str)> {
 }
 
 fn categories(r: &Resource) -> &'static [&'static str] {
-    // kube puts pods in the `all` category (`kubectl get all`).
-    if r.group.is_empty() && r.plural == "pods" {
-        &["all"]
+    // kube's `all` category (`kubectl get all`): pods, services, replicationcontrollers,
+    // deployments, replicasets, statefulsets, daemonsets, jobs, cronjobs, hpas.
+    match (r.group, r.plural) {
+        ("", "pods") | ("apps", "deployments" | "replicasets") | ("batch", "jobs" | "cronjobs") => {
+            &["all"]
+        }
+        _ => &[],
+    }
+}
+
+/// The kind a subresource answers with: `scale` is autoscaling/v1 `Scale`, the others the
+/// resource's own kind.
+fn subresource_kind(r: &Resource, sub: &str) -> (&'static str, &'static str, &'static str) {
+    if sub == "scale" {
+        ("autoscaling", "v1", "Scale")
     } else {
-        &[]
+        (r.group, r.version, r.kind)
     }
 }
 
 fn subresource_verbs(sub: &str) -> &'static [&'static str] {
     match sub {
         "log" => &["get"],
+        "exec" | "attach" | "portforward" => &["create", "get"],
         _ => &["get", "patch", "update"],
     }
 }
@@ -96,13 +109,20 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         }
         resources.push(e);
         for sub in r.subresources {
-            resources.push(json!({
+            let mut e = json!({
                 "name": format!("{}/{sub}", r.plural),
                 "singularName": "",
                 "namespaced": r.namespaced,
                 "kind": r.kind,
                 "verbs": subresource_verbs(sub),
-            }));
+            });
+            let (g, v, k) = subresource_kind(r, sub);
+            if k != r.kind {
+                e["group"] = json!(g);
+                e["version"] = json!(v);
+                e["kind"] = json!(k);
+            }
+            resources.push(e);
         }
     }
     let gv = if group.is_empty() {
@@ -182,7 +202,11 @@ fn discovery_resource(r: &Resource) -> Value {
         e["subresources"] = r
             .subresources
             .iter()
-            .map(|s| json!({"subresource": s, "responseKind": kind, "verbs": subresource_verbs(s)}))
+            .map(|s| {
+                let (g, v, k) = subresource_kind(r, s);
+                let kind = json!({"group": g, "version": v, "kind": k});
+                json!({"subresource": s, "responseKind": kind, "verbs": subresource_verbs(s)})
+            })
             .collect();
     }
     e
@@ -269,19 +293,6 @@ pub fn aggregated_response(legacy: bool, version: &'static str) -> Response {
     resp.headers_mut()
         .insert(header::VARY, HeaderValue::from_static("Accept"));
     resp
-}
-
-/// `/healthz`, `/livez`, `/readyz` and their `/<check>` sub-paths: `ok`.
-pub fn health() -> Response {
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache, private"),
-        ],
-        "ok",
-    )
-        .into_response()
 }
 
 /// `GET /openapi/v3` and `/openapi/v3/<path>` as kube-apiserver serves them: the index is

@@ -30,66 +30,6 @@ fn invalid(pod: &str, field: &str, value: String, detail: &str) -> ApiError {
     e
 }
 
-/// Every container name of the pod in kube's VisitContainers order: init containers,
-/// containers, ephemeral containers.
-fn container_names(pod: &Pod) -> Vec<String> {
-    let Some(spec) = pod.spec.as_ref() else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .map(|c| c.name.clone())
-        .collect();
-    names.extend(spec.containers.iter().map(|c| c.name.clone()));
-    names.extend(
-        spec.ephemeral_containers
-            .iter()
-            .flatten()
-            .map(|c| c.name.clone()),
-    );
-    names
-}
-
-/// The container to read (pkg/registry/core/pod `ValidateContainer`): the only app container
-/// when none is named, else a 400 listing the choices as Go prints a `[]string`.
-fn choose_container(pod: &Pod, name: &str, asked: Option<&str>) -> Result<String, ApiError> {
-    let names = container_names(pod);
-    match asked {
-        Some(c) if !c.is_empty() => {
-            if names.iter().any(|n| n == c) {
-                Ok(c.to_string())
-            } else {
-                Err(ApiError::new(
-                    400,
-                    "BadRequest",
-                    format!("container {c} is not valid for pod {name}"),
-                ))
-            }
-        }
-        _ => {
-            let apps = pod.spec.as_ref().map_or(&[][..], |s| &s.containers[..]);
-            match apps {
-                [only] => Ok(only.name.clone()),
-                [] => Err(ApiError::new(
-                    400,
-                    "BadRequest",
-                    format!("a container name must be specified for pod {name}"),
-                )),
-                _ => Err(ApiError::new(
-                    400,
-                    "BadRequest",
-                    format!(
-                        "a container name must be specified for pod {name}, choose one of: [{}]",
-                        names.join(" ")
-                    ),
-                )),
-            }
-        }
-    }
-}
-
 pub(super) async fn serve(
     api: &Api,
     shutdown: &tokio_util::sync::CancellationToken,
@@ -156,7 +96,7 @@ pub(super) async fn serve(
             "must be greater than 0",
         ));
     }
-    let container = choose_container(&pod, name, p.get("container"))?;
+    let container = crate::http::stream::choose_container(&pod, name, p.get("container"))?;
     let options = LogOptions {
         container,
         follow: p.bool("follow"),

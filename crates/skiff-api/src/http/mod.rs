@@ -8,6 +8,7 @@
 
 mod discovery;
 mod logs;
+pub mod stream;
 mod watch;
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use discovery::{KUBE_MAJOR, KUBE_MINOR};
 
+use crate::metrics::Metrics;
 use crate::registry::{
     resource, Api, ApiError, BodyFormat, DeleteOptions, Deleted, FieldValidation, ListOptions,
     PatchType, Resource, WatchOptions, WriteOptions,
@@ -49,6 +51,7 @@ pub const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
 struct Shared {
     api: Api,
     shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
 }
 
 type St = Arc<Shared>;
@@ -62,9 +65,18 @@ pub fn router(api: Api) -> Router {
 /// is cancelled, so that a graceful server shutdown does not wait for them (a watch lasts up
 /// to an hour).
 pub fn router_with_shutdown(api: Api, shutdown: CancellationToken) -> Router {
-    Router::new()
-        .fallback(dispatch)
-        .with_state(Arc::new(Shared { api, shutdown }))
+    router_with_metrics(api, shutdown, Metrics::new())
+}
+
+/// [`router_with_shutdown`] recording into `metrics` (served at `/metrics`; the daemon adds its
+/// node-side metrics to it); `/readyz` fails once `shutdown` is cancelled.
+pub fn router_with_metrics(api: Api, shutdown: CancellationToken, metrics: Arc<Metrics>) -> Router {
+    metrics.attach_store(api.store());
+    Router::new().fallback(timed).with_state(Arc::new(Shared {
+        api,
+        shutdown,
+        metrics,
+    }))
 }
 
 // ---- responses ----
@@ -186,7 +198,7 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
-    fn all(&self, k: &str) -> Vec<&str> {
+    pub(crate) fn all(&self, k: &str) -> Vec<&str> {
         self.0
             .iter()
             .filter(|(key, _)| key == k)
@@ -741,14 +753,36 @@ fn host(headers: &HeaderMap) -> String {
         .to_string()
 }
 
-async fn dispatch(State(st): State<St>, req: Request) -> Response {
+/// [`dispatch`], counted and timed for `/metrics` (crate::metrics::requests).
+async fn timed(State(st): State<St>, req: Request) -> Response {
+    let timing = st.metrics.requests.begin(&req);
+    let resp = dispatch(st.clone(), req).await;
+    st.metrics.requests.end(timing, resp)
+}
+
+async fn dispatch(st: St, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let method = req.method().clone();
     let get = method == Method::GET || method == Method::HEAD;
     match segs.as_slice() {
         ["version"] if get => json_response(StatusCode::OK, &discovery::version(), &[]),
-        ["healthz" | "livez" | "readyz", ..] if get => discovery::health(),
+        [name @ ("healthz" | "livez" | "readyz"), sub @ ..] if get => {
+            let params = Params::parse(&req).map(|p| p.0).unwrap_or_default();
+            let state = crate::metrics::health::State {
+                store_open: st.api.store().is_open(),
+                shutting_down: st.shutdown.is_cancelled(),
+            };
+            crate::metrics::health::serve(name, sub, &params, &state).unwrap_or_else(not_found)
+        }
+        ["metrics"] if get => (
+            [
+                (header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE),
+                (header::CACHE_CONTROL, "no-cache, private"),
+            ],
+            st.metrics.encode(st.api.store()),
+        )
+            .into_response(),
         ["openapi", "v3", rest @ ..] if get => {
             let hash = Params::parse(&req)
                 .ok()
@@ -789,7 +823,7 @@ async fn dispatch(State(st): State<St>, req: Request) -> Response {
             let t = target(g, v, rest);
             resource_request(st, t, req).await
         }
-        ["version" | "healthz" | "livez" | "readyz" | "api" | "apis", ..]
+        ["version" | "healthz" | "livez" | "readyz" | "metrics" | "api" | "apis", ..]
         | ["openapi", "v3", ..]
         | ["openapi", "v2"]
         | ["swagger-2.0.0.pb-v1"] => method_not_allowed(),
@@ -945,7 +979,36 @@ async fn handle(
         }
         (_, Some(_), Some("log")) => Ok(method_not_allowed()),
 
+        // ---- exec, attach, port-forward (crate::http::stream) ----
+        (
+            &Method::GET | &Method::POST,
+            Some(name),
+            Some(sub @ ("exec" | "attach" | "portforward")),
+        ) => {
+            crate::http::stream::serve(
+                (api, r),
+                shutdown,
+                sub,
+                &ns_for_object,
+                name,
+                &p,
+                parts.clone(),
+            )
+            .await
+        }
+        (_, Some(_), Some("exec" | "attach" | "portforward")) => Ok(method_not_allowed()),
+
         // ---- objects ----
+        (&Method::GET, Some(name), Some("scale")) => {
+            if !verb_allowed(r, "get") {
+                return Ok(method_not_allowed());
+            }
+            let out = negotiate(headers);
+            let include = include_object(&p, out)?;
+            let scale = api.get_scale(r, &ns_for_object, name)?;
+            let scale_r = &crate::registry::kinds::SCALE;
+            Ok(single(scale_r, &scale, out, include, StatusCode::OK, &[]))
+        }
         (&Method::GET, Some(name), sub) => {
             if p.bool("watch") && sub.is_none() {
                 if !verb_allowed(r, "watch") {

@@ -194,7 +194,7 @@ async fn version_and_discovery() {
         .iter()
         .map(|s| s["subresource"].as_str().unwrap())
         .collect();
-    assert_eq!(subs, ["status", "log"]);
+    assert_eq!(subs, ["status", "log", "exec", "attach", "portforward"]);
     // kubectl 1.27 offers v2beta1 only.
     let (_, h, _) = call(
         &app,
@@ -320,7 +320,7 @@ async fn unknown_paths_and_verbs() {
     let (app, ..) = setup().await;
     for p in [
         "/api/v1/widgets",
-        "/apis/batch/v1/jobs",
+        "/apis/batch/v1/widgets",
         "/api/v1/pods/x",
         "/nope",
         "/api/v1/namespaces/default/pods/x/exec2",

@@ -1,7 +1,10 @@
 //! The OpenAPI documents kubectl reads: `/openapi/v3` (the index of group-version documents)
-//! and `/openapi/v3/api/v1` (the core group's schemas: `kubectl explain`, the
+//! and one document per served group-version — `/openapi/v3/api/v1`, `/openapi/v3/apis/apps/v1`,
+//! `/openapi/v3/apis/batch/v1` — with their kinds' schemas (`kubectl explain`, the
 //! `fieldValidation` parameter kubectl looks for before it sends `fieldValidation=Strict`, and
-//! the `x-kubernetes-patch-*` extensions that strategic merge patch walks).
+//! the `x-kubernetes-patch-*` extensions that strategic merge patch walks). Schema names are
+//! global (`io.k8s.api.<group>.<version>.<Kind>`), so lookups by kind and `$ref` resolution use
+//! the union of the documents; the v2 document is made from that union.
 //!
 //! Where the data comes from: the component schemas are generated once, lazily, from the
 //! `schemars` implementations of the k8s-openapi types skiff is built on (k8s-openapi is itself
@@ -36,51 +39,66 @@ use sha2::{Digest, Sha256};
 /// The `components.schemas` prefix of a `$ref`.
 pub const REF_PREFIX: &str = "#/components/schemas/";
 
-/// One resource the core group document describes.
+/// One resource a group-version document describes.
 struct Served {
+    group: &'static str,
+    version: &'static str,
     plural: &'static str,
     kind: &'static str,
     namespaced: bool,
 }
 
-/// The core/v1 resources skiff serves (issue 11): their schemas, list schemas and paths are in
-/// the `api/v1` document.
+impl Served {
+    /// The schema name of the kind (`io.k8s.api.apps.v1.Deployment`).
+    fn schema(&self) -> String {
+        format!("{}.{}", schema_prefix(self.group, self.version), self.kind)
+    }
+}
+
+/// `io.k8s.api.<group>.<version>` (`core` for the legacy group).
+fn schema_prefix(group: &str, version: &str) -> String {
+    let g = if group.is_empty() { "core" } else { group };
+    format!("io.k8s.api.{g}.{version}")
+}
+
+const fn served(
+    group: &'static str,
+    plural: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+) -> Served {
+    Served {
+        group,
+        version: "v1",
+        plural,
+        kind,
+        namespaced,
+    }
+}
+
+/// The resources skiff serves (issue 11: the core kinds; issue 12: the workload and policy
+/// kinds): their schemas, list schemas and paths are in their group-version's document.
 const SERVED: &[Served] = &[
-    Served {
-        plural: "pods",
-        kind: "Pod",
-        namespaced: true,
-    },
-    Served {
-        plural: "namespaces",
-        kind: "Namespace",
-        namespaced: false,
-    },
-    Served {
-        plural: "configmaps",
-        kind: "ConfigMap",
-        namespaced: true,
-    },
-    Served {
-        plural: "secrets",
-        kind: "Secret",
-        namespaced: true,
-    },
-    Served {
-        plural: "serviceaccounts",
-        kind: "ServiceAccount",
-        namespaced: true,
-    },
-    Served {
-        plural: "events",
-        kind: "Event",
-        namespaced: true,
-    },
-    Served {
-        plural: "nodes",
-        kind: "Node",
-        namespaced: false,
-    },
+    served("", "pods", "Pod", true),
+    served("", "namespaces", "Namespace", false),
+    served("", "configmaps", "ConfigMap", true),
+    served("", "secrets", "Secret", true),
+    served("", "serviceaccounts", "ServiceAccount", true),
+    served("", "events", "Event", true),
+    served("", "nodes", "Node", false),
+    served("", "limitranges", "LimitRange", true),
+    served("", "resourcequotas", "ResourceQuota", true),
+    served("apps", "deployments", "Deployment", true),
+    served("apps", "replicasets", "ReplicaSet", true),
+    served("batch", "jobs", "Job", true),
+    served("batch", "cronjobs", "CronJob", true),
+];
+
+/// The group-version documents: (`/openapi/v3/<path>`, group, version).
+const GROUP_VERSIONS: &[(&str, &str, &str)] = &[
+    ("api/v1", "", "v1"),
+    ("apis/apps/v1", "apps", "v1"),
+    ("apis/batch/v1", "batch", "v1"),
 ];
 
 /// Strategic-merge-patch metadata of list fields: (schema, field, `x-kubernetes-patch-strategy`,
@@ -259,6 +277,31 @@ pub const PATCH_META: &[(&str, &str, &str, Option<&str>)] = &[
         "merge",
         Some("uid"),
     ),
+    // k8s.io/api apps/v1 and batch/v1 types.go (issue 12's kinds).
+    (
+        "io.k8s.api.apps.v1.DeploymentSpec",
+        "strategy",
+        "retainKeys",
+        None,
+    ),
+    (
+        "io.k8s.api.apps.v1.DeploymentStatus",
+        "conditions",
+        "merge",
+        Some("type"),
+    ),
+    (
+        "io.k8s.api.apps.v1.ReplicaSetStatus",
+        "conditions",
+        "merge",
+        Some("type"),
+    ),
+    (
+        "io.k8s.api.batch.v1.JobStatus",
+        "conditions",
+        "merge",
+        Some("type"),
+    ),
 ];
 
 /// Server-side apply's list metadata where it differs from [`PATCH_META`] (the `+listType` /
@@ -303,6 +346,39 @@ pub const LIST_META: &[(&str, &str, &str, &[&str])] = &[
         "set",
         &[],
     ),
+    (
+        "io.k8s.api.apps.v1.DeploymentStatus",
+        "conditions",
+        "map",
+        &["type"],
+    ),
+    (
+        "io.k8s.api.apps.v1.ReplicaSetStatus",
+        "conditions",
+        "map",
+        &["type"],
+    ),
+    ("io.k8s.api.batch.v1.JobStatus", "conditions", "atomic", &[]),
+    ("io.k8s.api.batch.v1.CronJobStatus", "active", "atomic", &[]),
+    (
+        "io.k8s.api.batch.v1.PodFailurePolicy",
+        "rules",
+        "atomic",
+        &[],
+    ),
+    ("io.k8s.api.batch.v1.SuccessPolicy", "rules", "atomic", &[]),
+    (
+        "io.k8s.api.batch.v1.UncountedTerminatedPods",
+        "succeeded",
+        "set",
+        &[],
+    ),
+    (
+        "io.k8s.api.batch.v1.UncountedTerminatedPods",
+        "failed",
+        "set",
+        &[],
+    ),
 ];
 
 /// Schema defaults of list map keys (upstream documents them; server-side apply fills a missing
@@ -310,46 +386,80 @@ pub const LIST_META: &[(&str, &str, &str, &[&str])] = &[
 const KEY_DEFAULTS: &[(&str, &str, &str)] =
     &[("io.k8s.api.core.v1.ContainerPort", "protocol", "TCP")];
 
-/// The generated `api/v1` document, its serialized bytes and their hash.
-struct CoreV1 {
+/// One generated group-version document, its serialized bytes and their hash.
+struct Doc {
+    path: &'static str,
     doc: Value,
     bytes: bytes::Bytes,
     hash: String,
-    /// kind → schema name, for the kinds that carry `x-kubernetes-group-version-kind`.
-    kinds: BTreeMap<String, String>,
 }
 
-static CORE_V1: LazyLock<CoreV1> = LazyLock::new(|| {
-    let doc = build_core_v1();
-    // Serializing a Value of strings, numbers and maps cannot fail; an empty document would
-    // only make kubectl fall back to --validate=false advice, never crash the server.
-    let bytes = serde_json::to_vec(&doc).unwrap_or_default();
-    let hash = hex(&Sha256::digest(&bytes));
+/// Every document, and what is looked up across them.
+struct Docs {
+    docs: Vec<Doc>,
+    /// kind → schema name, for the kinds that carry `x-kubernetes-group-version-kind`.
+    kinds: BTreeMap<String, String>,
+    /// Every document's schemas (names are global: `io.k8s.api.<group>.<version>.<Kind>`).
+    schemas: Value,
+    /// One document with every path and schema (the v2 document is made from it).
+    merged: Value,
+}
+
+static DOCS: LazyLock<Docs> = LazyLock::new(|| {
+    let mut docs = Vec::new();
     let mut kinds = BTreeMap::new();
-    if let Some(schemas) = doc
-        .pointer("/components/schemas")
-        .and_then(Value::as_object)
-    {
-        for (name, s) in schemas {
-            if let Some(gvks) = s
-                .get("x-kubernetes-group-version-kind")
-                .and_then(Value::as_array)
-            {
-                for g in gvks {
-                    if g["group"] == "" && g["version"] == "v1" {
-                        if let Some(k) = g["kind"].as_str() {
-                            kinds.insert(k.to_string(), name.clone());
+    let mut schemas = Map::new();
+    let mut paths = Map::new();
+    for (path, group, version) in GROUP_VERSIONS {
+        let doc = build_doc(group, version);
+        // Serializing a Value of strings, numbers and maps cannot fail; an empty document
+        // would only make kubectl fall back to --validate=false advice, never crash the server.
+        let bytes = serde_json::to_vec(&doc).unwrap_or_default();
+        let hash = hex(&Sha256::digest(&bytes));
+        if let Some(m) = doc
+            .pointer("/components/schemas")
+            .and_then(Value::as_object)
+        {
+            for (name, s) in m {
+                if let Some(gvks) = s
+                    .get("x-kubernetes-group-version-kind")
+                    .and_then(Value::as_array)
+                {
+                    for g in gvks {
+                        let core_meta = g["group"] == "" && g["version"] == "v1";
+                        let own = g["group"] == *group || g["group"] == "autoscaling";
+                        if core_meta || own {
+                            if let Some(k) = g["kind"].as_str() {
+                                kinds.entry(k.to_string()).or_insert_with(|| name.clone());
+                            }
                         }
                     }
                 }
+                schemas.entry(name.clone()).or_insert_with(|| s.clone());
             }
         }
+        if let Some(m) = doc.get("paths").and_then(Value::as_object) {
+            paths.extend(m.clone());
+        }
+        docs.push(Doc {
+            path,
+            doc,
+            bytes: bytes::Bytes::from(bytes),
+            hash,
+        });
     }
-    CoreV1 {
-        doc,
-        bytes: bytes::Bytes::from(bytes),
-        hash,
+    let schemas = Value::Object(schemas);
+    let merged = json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "unversioned"},
+        "paths": Value::Object(paths),
+        "components": {"schemas": schemas.clone()},
+    });
+    Docs {
+        docs,
         kinds,
+        schemas,
+        merged,
     }
 });
 
@@ -357,32 +467,48 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// `GET /openapi/v3`: `{"paths": {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=…"}}}`.
+fn doc_at(path: &str) -> Option<&'static Doc> {
+    DOCS.docs.iter().find(|d| d.path == path)
+}
+
+/// `GET /openapi/v3`: `{"paths": {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=…"}, …}}`.
 pub fn v3_index() -> Value {
-    json!({"paths": {"api/v1": {"serverRelativeURL": format!("/openapi/v3/api/v1?hash={}", v3_hash("api/v1").unwrap_or_default())}}})
+    let mut paths = Map::new();
+    for d in &DOCS.docs {
+        paths.insert(
+            d.path.to_string(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{}?hash={}", d.path, d.hash.to_uppercase())}),
+        );
+    }
+    json!({ "paths": paths })
 }
 
 /// The hash of a group-version document (its ETag; kubectl caches by it): the sha256 of its
 /// bytes, upper-case hex like kube-apiserver's.
 pub fn v3_hash(path: &str) -> Option<String> {
-    (path == "api/v1").then(|| CORE_V1.hash.to_uppercase())
+    doc_at(path).map(|d| d.hash.to_uppercase())
 }
 
 /// `GET /openapi/v3/<path>` (`api/v1`, `apis/batch/v1`, …): the JSON document, or None (404).
 pub fn v3_document(path: &str) -> Option<bytes::Bytes> {
-    (path == "api/v1").then(|| CORE_V1.bytes.clone())
+    doc_at(path).map(|d| d.bytes.clone())
 }
 
-/// The `api/v1` document as a value (strategic merge patch walks it).
+/// The `api/v1` document as a value.
 pub fn core_v1() -> &'static Value {
-    &CORE_V1.doc
+    &DOCS.docs[0].doc
 }
 
-/// The schema of a core/v1 `kind` (`Pod`, `ConfigMap`, …), found by its
+/// Every group-version's paths and schemas in one document (the v2 document's source).
+pub fn all_groups() -> &'static Value {
+    &DOCS.merged
+}
+
+/// The schema of a served `kind` (`Pod`, `Deployment`, `Job`, `Scale`, …), found by its
 /// `x-kubernetes-group-version-kind` as kubectl finds it.
 pub fn schema_for_kind(kind: &str) -> Option<&'static Value> {
-    let name = CORE_V1.kinds.get(kind)?;
-    CORE_V1.doc.pointer("/components/schemas")?.get(name)
+    let name = DOCS.kinds.get(kind)?;
+    DOCS.schemas.get(name)
 }
 
 /// Follows `$ref` and single-element `allOf` (upstream's shape for a described reference) to
@@ -390,10 +516,7 @@ pub fn schema_for_kind(kind: &str) -> Option<&'static Value> {
 pub fn resolve(mut schema: &'static Value) -> &'static Value {
     for _ in 0..16 {
         if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
-            match r
-                .strip_prefix(REF_PREFIX)
-                .and_then(|n| core_v1().pointer("/components/schemas")?.get(n))
-            {
+            match r.strip_prefix(REF_PREFIX).and_then(|n| DOCS.schemas.get(n)) {
                 Some(s) => schema = s,
                 None => return schema,
             }
@@ -411,26 +534,54 @@ pub fn resolve(mut schema: &'static Value) -> &'static Value {
 }
 
 /// Generates the `api/v1` document.
+#[cfg(test)]
 fn build_core_v1() -> Value {
+    build_doc("", "v1")
+}
+
+/// Generates the document of a group-version (`""`/`v1`, `apps`/`v1`, `batch`/`v1`).
+fn build_doc(group: &str, version: &str) -> Value {
     let mut gen = SchemaSettings::openapi3().into_generator();
     // Each call adds the type and everything it references to the generator's definitions.
-    gen.subschema_for::<core::Pod>();
-    gen.subschema_for::<core::Namespace>();
-    gen.subschema_for::<core::ConfigMap>();
-    gen.subschema_for::<core::Secret>();
-    gen.subschema_for::<core::ServiceAccount>();
-    gen.subschema_for::<core::Event>();
-    gen.subschema_for::<core::Node>();
-    gen.subschema_for::<core::Binding>();
+    match group {
+        "" => {
+            gen.subschema_for::<core::Pod>();
+            gen.subschema_for::<core::Namespace>();
+            gen.subschema_for::<core::ConfigMap>();
+            gen.subschema_for::<core::Secret>();
+            gen.subschema_for::<core::ServiceAccount>();
+            gen.subschema_for::<core::Event>();
+            gen.subschema_for::<core::Node>();
+            gen.subschema_for::<core::Binding>();
+            gen.subschema_for::<core::LimitRange>();
+            gen.subschema_for::<core::ResourceQuota>();
+        }
+        "apps" => {
+            gen.subschema_for::<k8s_openapi::api::apps::v1::Deployment>();
+            gen.subschema_for::<k8s_openapi::api::apps::v1::ReplicaSet>();
+            // The `/scale` subresource's kind.
+            gen.subschema_for::<k8s_openapi::api::autoscaling::v1::Scale>();
+        }
+        "batch" => {
+            gen.subschema_for::<k8s_openapi::api::batch::v1::Job>();
+            gen.subschema_for::<k8s_openapi::api::batch::v1::CronJob>();
+        }
+        _ => {}
+    }
     gen.subschema_for::<meta::Status>();
     gen.subschema_for::<meta::DeleteOptions>();
     gen.subschema_for::<meta::WatchEvent<core::Pod>>();
     gen.subschema_for::<meta::Patch>();
     let mut schemas = gen.take_definitions(true);
 
+    let mine = || {
+        SERVED
+            .iter()
+            .filter(move |s| s.group == group && s.version == version)
+    };
     // The list kinds (k8s-openapi has one generic List type without a schema).
-    for s in SERVED {
-        let item = format!("io.k8s.api.core.v1.{}", s.kind);
+    for s in mine() {
+        let item = s.schema();
         let list = format!("{item}List");
         schemas.insert(
             list,
@@ -450,12 +601,22 @@ fn build_core_v1() -> Value {
 
     // Top-level kinds carry their GVK (upstream: a list of GVKs).
     let gvk = |k: &str| json!([{"group": "", "kind": k, "version": "v1"}]);
-    for s in SERVED {
+    for s in mine() {
         for k in [s.kind.to_string(), format!("{}List", s.kind)] {
-            if let Some(Value::Object(o)) = schemas.get_mut(&format!("io.k8s.api.core.v1.{k}")) {
-                o.insert("x-kubernetes-group-version-kind".into(), gvk(&k));
+            let name = format!("{}.{k}", schema_prefix(s.group, s.version));
+            if let Some(Value::Object(o)) = schemas.get_mut(&name) {
+                o.insert(
+                    "x-kubernetes-group-version-kind".into(),
+                    json!([{"group": s.group, "kind": k, "version": s.version}]),
+                );
             }
         }
+    }
+    if let Some(Value::Object(o)) = schemas.get_mut("io.k8s.api.autoscaling.v1.Scale") {
+        o.insert(
+            "x-kubernetes-group-version-kind".into(),
+            json!([{"group": "autoscaling", "kind": "Scale", "version": "v1"}]),
+        );
     }
     for (name, k) in [
         ("io.k8s.api.core.v1.Binding", "Binding"),
@@ -510,7 +671,7 @@ fn build_core_v1() -> Value {
     json!({
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "unversioned"},
-        "paths": Value::Object(paths()),
+        "paths": Value::Object(paths(group, version)),
         "components": {"schemas": Value::Object(schemas)},
     })
 }
@@ -545,7 +706,22 @@ fn body(name: &str) -> Value {
 /// The paths of the served resources: for each, the collection (list, create, delete
 /// collection) and the item (read, replace, patch, delete), with `x-kubernetes-action` and
 /// `x-kubernetes-group-version-kind` as upstream has them.
-fn paths() -> Map<String, Value> {
+fn paths(group: &str, version: &str) -> Map<String, Value> {
+    // `CoreV1`, `AppsV1`, `BatchV1` in operation ids; `core_v1`, `apps_v1` as tags.
+    let camel = |s: &str| {
+        let mut c = s.chars();
+        c.next()
+            .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+            .unwrap_or_default()
+    };
+    let g = if group.is_empty() { "core" } else { group };
+    let gv_camel = format!("{}{}", camel(g), camel(version));
+    let tag = format!("{g}_{version}");
+    let root = if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    };
     let dry_run = query(
         "dryRun",
         "string",
@@ -578,17 +754,20 @@ fn paths() -> Map<String, Value> {
     .map(|(n, t)| query(n, t, &format!("The list option {n}.")));
 
     let mut out = Map::new();
-    for s in SERVED {
+    for s in SERVED
+        .iter()
+        .filter(|s| s.group == group && s.version == version)
+    {
         let kind = s.kind;
-        let item = format!("io.k8s.api.core.v1.{kind}");
+        let item = s.schema();
         let list = format!("{item}List");
-        let gvk = json!({"group": "", "kind": kind, "version": "v1"});
+        let gvk = json!({"group": s.group, "kind": kind, "version": s.version});
         let op = |action: &str, id: &str, params: Vec<Value>, ok: &str| {
             let mut o = json!({
-                "operationId": format!("{}CoreV1{id}{}{kind}", op_verb(action), if s.namespaced { "Namespaced" } else { "" }),
+                "operationId": format!("{}{gv_camel}{id}{}{kind}", op_verb(action), if s.namespaced { "Namespaced" } else { "" }),
                 "parameters": params,
                 "responses": {"200": {"content": body(ok), "description": "OK"}, "401": {"description": "Unauthorized"}},
-                "tags": ["core_v1"],
+                "tags": [tag],
                 "x-kubernetes-action": action,
                 "x-kubernetes-group-version-kind": gvk,
             });
@@ -630,7 +809,7 @@ fn paths() -> Map<String, Value> {
 
         let (collection, base_params) = if s.namespaced {
             (
-                format!("/api/v1/namespaces/{{namespace}}/{}", s.plural),
+                format!("{root}/namespaces/{{namespace}}/{}", s.plural),
                 vec![
                     path_param(
                         "namespace",
@@ -640,7 +819,7 @@ fn paths() -> Map<String, Value> {
                 ],
             )
         } else {
-            (format!("/api/v1/{}", s.plural), vec![pretty.clone()])
+            (format!("{root}/{}", s.plural), vec![pretty.clone()])
         };
         let mut c = Map::new();
         c.insert("get".into(), op("list", "", list_params.to_vec(), &list));

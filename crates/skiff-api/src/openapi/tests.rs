@@ -17,8 +17,16 @@ fn index_points_at_the_hashed_core_document() {
     // The hash is of the served bytes (kubectl's cache is keyed by it).
     let bytes = v3_document("api/v1").unwrap();
     assert_eq!(hex(&Sha256::digest(&bytes)).to_uppercase(), hash);
-    assert!(v3_document("apis/batch/v1").is_none());
-    assert!(v3_hash("apis/batch/v1").is_none());
+    assert!(v3_document("apis/nope/v1").is_none());
+    assert!(v3_hash("apis/nope/v1").is_none());
+    // Issue 12: the apps and batch groups have their documents.
+    for gv in ["apis/apps/v1", "apis/batch/v1"] {
+        let h = v3_hash(gv).unwrap();
+        assert_eq!(
+            idx["paths"][gv]["serverRelativeURL"],
+            format!("/openapi/v3/{gv}?hash={h}")
+        );
+    }
 }
 
 #[test]
@@ -125,12 +133,11 @@ fn patch_extensions_are_on_the_fields() {
         ext("io.k8s.api.core.v1.PodSpec", "tolerations"),
         (Value::Null, Value::Null)
     );
-    // every entry of the table landed on an existing property
-    for (schema, field, ..) in PATCH_META {
-        assert!(
-            s[schema]["properties"][field].is_object(),
-            "{schema}.{field}"
-        );
+    // every entry of the table landed on an existing property (of some group's document)
+    for (schema, field, strategy, _) in PATCH_META {
+        let p = &DOCS.schemas[schema]["properties"][field];
+        assert!(p.is_object(), "{schema}.{field}");
+        assert_eq!(p["x-kubernetes-patch-strategy"], json!(strategy));
     }
 }
 
@@ -153,4 +160,62 @@ fn generation_is_quick() {
     assert!(d["components"]["schemas"]
         .as_object()
         .is_some_and(|s| s.len() > 100));
+}
+
+/// Issue 12's kinds: their group-version documents with GVKs, list kinds, paths and merge keys;
+/// `kubectl explain job.spec` and strategic merge patch find them by kind.
+#[test]
+fn workload_documents() {
+    let get = |gv: &str| -> Value { serde_json::from_slice(&v3_document(gv).unwrap()).unwrap() };
+    let apps = get("apis/apps/v1");
+    let batch = get("apis/batch/v1");
+    for (d, group, kinds) in [
+        (&apps, "apps", ["Deployment", "ReplicaSet"]),
+        (&batch, "batch", ["Job", "CronJob"]),
+    ] {
+        for k in kinds {
+            for name in [k.to_string(), format!("{k}List")] {
+                let s = &d["components"]["schemas"][format!("io.k8s.api.{group}.v1.{name}")];
+                assert_eq!(
+                    s["x-kubernetes-group-version-kind"],
+                    json!([{"group": group, "kind": name, "version": "v1"}])
+                );
+                assert_eq!(
+                    schema_for_kind(&name),
+                    Some(&DOCS.schemas[format!("io.k8s.api.{group}.v1.{name}")])
+                );
+            }
+        }
+        // Pod templates bring the core schemas with their merge keys.
+        assert_eq!(
+            d["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"]
+                ["x-kubernetes-patch-merge-key"],
+            "name"
+        );
+    }
+    let p = &apps["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+    assert_eq!(p["operationId"], "patchAppsV1NamespacedDeployment");
+    assert_eq!(
+        p["x-kubernetes-group-version-kind"],
+        json!({"group": "apps", "kind": "Deployment", "version": "v1"})
+    );
+    assert_eq!(
+        batch["paths"]["/apis/batch/v1/namespaces/{namespace}/jobs"]["get"]["operationId"],
+        "listBatchV1NamespacedJob"
+    );
+    let core = doc();
+    assert!(core["components"]["schemas"]["io.k8s.api.core.v1.LimitRangeList"].is_object());
+    assert!(core["paths"]["/api/v1/namespaces/{namespace}/resourcequotas/{name}"].is_object());
+    // explain job.spec.template.spec.containers
+    let job = resolve(schema_for_kind("Job").unwrap());
+    let spec = resolve(&job["properties"]["spec"]);
+    let tmpl = resolve(&spec["properties"]["template"]);
+    let pod_spec = resolve(&tmpl["properties"]["spec"]);
+    assert_eq!(pod_spec["properties"]["containers"]["type"], "array");
+    assert!(schema_for_kind("Scale").is_some());
+    assert_eq!(
+        DOCS.schemas["io.k8s.api.apps.v1.DeploymentSpec"]["properties"]["strategy"]
+            ["x-kubernetes-patch-strategy"],
+        "retainKeys"
+    );
 }

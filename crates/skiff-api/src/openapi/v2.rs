@@ -65,7 +65,7 @@ struct V2 {
 }
 
 static V2: LazyLock<V2> = LazyLock::new(|| {
-    let doc = v2_document(super::core_v1());
+    let doc = v2_document(super::all_groups());
     // Serializing a Value cannot fail; see CORE_V1.
     let json = serde_json::to_vec(&doc).unwrap_or_default();
     let proto = encode(&doc).encode_to_vec();

@@ -235,6 +235,12 @@ pub(crate) fn decode_object(
         "ServiceAccount" => typed::<ServiceAccount>(value, |_| None),
         "Event" => typed::<Event>(value, |_| None),
         "Node" => typed::<Node>(value, |_| None),
+        "LimitRange" => typed::<k8s_openapi::api::core::v1::LimitRange>(value, |_| None),
+        "ResourceQuota" => typed::<k8s_openapi::api::core::v1::ResourceQuota>(value, |_| None),
+        "Job" => typed::<k8s_openapi::api::batch::v1::Job>(value, |_| None),
+        "CronJob" => typed::<k8s_openapi::api::batch::v1::CronJob>(value, |_| None),
+        "Deployment" => typed::<k8s_openapi::api::apps::v1::Deployment>(value, |_| None),
+        "ReplicaSet" => typed::<k8s_openapi::api::apps::v1::ReplicaSet>(value, |_| None),
         other => {
             return Err(ApiError::new(
                 500,

@@ -22,6 +22,7 @@ use crate::store::{Key, Mutation, Rev, Store, StoreError};
 
 mod decode;
 pub mod gc;
+pub mod kinds;
 mod policy;
 pub mod selector;
 mod strategy;
@@ -87,7 +88,7 @@ pub static RESOURCES: &[Resource] = &[
         namespaced: true,
         short_names: &["po"],
         verbs: RW,
-        subresources: &["status", "log"],
+        subresources: &["status", "log", "exec", "attach", "portforward"],
     },
     Resource {
         group: "",
@@ -154,6 +155,73 @@ pub static RESOURCES: &[Resource] = &[
         kind: "Node",
         namespaced: false,
         short_names: &["no"],
+        verbs: RW,
+        subresources: &["status"],
+    },
+    // Issue 12: the workload and namespace-policy kinds (strategies in `kinds`).
+    Resource {
+        group: "",
+        version: "v1",
+        plural: "limitranges",
+        singular: "limitrange",
+        kind: "LimitRange",
+        namespaced: true,
+        short_names: &["limits"],
+        verbs: RW,
+        subresources: &[],
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        plural: "resourcequotas",
+        singular: "resourcequota",
+        kind: "ResourceQuota",
+        namespaced: true,
+        short_names: &["quota"],
+        verbs: RW,
+        subresources: &["status"],
+    },
+    Resource {
+        group: "apps",
+        version: "v1",
+        plural: "deployments",
+        singular: "deployment",
+        kind: "Deployment",
+        namespaced: true,
+        short_names: &["deploy"],
+        verbs: RW,
+        subresources: &["status", "scale"],
+    },
+    Resource {
+        group: "apps",
+        version: "v1",
+        plural: "replicasets",
+        singular: "replicaset",
+        kind: "ReplicaSet",
+        namespaced: true,
+        short_names: &["rs"],
+        verbs: RW,
+        subresources: &["status", "scale"],
+    },
+    Resource {
+        group: "batch",
+        version: "v1",
+        plural: "jobs",
+        singular: "job",
+        kind: "Job",
+        namespaced: true,
+        short_names: &[],
+        verbs: RW,
+        subresources: &["status"],
+    },
+    Resource {
+        group: "batch",
+        version: "v1",
+        plural: "cronjobs",
+        singular: "cronjob",
+        kind: "CronJob",
+        namespaced: true,
+        short_names: &["cj"],
         verbs: RW,
         subresources: &["status"],
     },
@@ -1133,7 +1201,17 @@ impl Api {
             return self.prepare_pod_create(r, ns, obj).await;
         }
         let mut obj = obj;
-        let errs = strategy::prepare_create(r.kind, &mut obj);
+        // The workload and policy kinds have their own strategies (kinds.rs).
+        let errs = if kinds::handles(r.kind) {
+            kinds::prepare_create(r.kind, &mut obj).unwrap_or_else(|e| {
+                vec![skiff_model::field::FieldError::internal(
+                    &skiff_model::field::Path::new(""),
+                    e.message,
+                )]
+            })
+        } else {
+            strategy::prepare_create(r.kind, &mut obj)
+        };
         if !errs.is_empty() {
             return Err(strategy::invalid(r.kind, &name, &errs));
         }
@@ -1261,7 +1339,10 @@ impl Api {
                 )],
             ));
         }
-        obj["metadata"]["uid"] = Value::String(uuid::Uuid::new_v4().to_string());
+        // A uid the kind's preparation set (a Job's, for its generated selector) is kept.
+        if meta_str(&obj, "uid").is_empty() {
+            obj["metadata"]["uid"] = Value::String(uuid::Uuid::new_v4().to_string());
+        }
         obj["metadata"]["creationTimestamp"] = Value::String(strategy::now());
         let s = self
             .store
@@ -1303,6 +1384,9 @@ impl Api {
         format: BodyFormat,
         o: &WriteOptions,
     ) -> Result<Written, ApiError> {
+        if subresource == Some("scale") {
+            return self.update_scale(r, ns, name, body, format, o).await;
+        }
         check_subresource(r, subresource)?;
         let parsed = decode::parse(body, format)?;
         let (object, warnings) = decode::decode_object(r, parsed, o.field_validation)?;
@@ -1383,7 +1467,13 @@ impl Api {
                 ));
             }
             let mut new = object.clone();
-            let errs = strategy::prepare_update(r.kind, subresource, &cur.object, &mut new)?;
+            let errs = if kinds::handles(r.kind) {
+                let meta = strategy::prepare_update_meta(&cur.object, &mut new);
+                let status = subresource == Some("status");
+                kinds::prepare_update(r.kind, status, &cur.object, &mut new, meta)?
+            } else {
+                strategy::prepare_update(r.kind, subresource, &cur.object, &mut new)?
+            };
             if !errs.is_empty() {
                 return Err(strategy::invalid(r.kind, name, &errs));
             }
@@ -1459,6 +1549,9 @@ impl Api {
         body: &[u8],
         o: &WriteOptions,
     ) -> Result<Written, ApiError> {
+        if subresource == Some("scale") {
+            return self.patch_scale(r, ns, name, patch_type, body, o).await;
+        }
         check_subresource(r, subresource)?;
         let manager = o.field_manager.clone().unwrap_or_default();
         let applied = if patch_type == PatchType::Apply {

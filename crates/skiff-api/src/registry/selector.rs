@@ -570,6 +570,10 @@ pub fn selectable_fields(kind: &str) -> &'static [&'static str] {
         "Secret" => &["metadata.name", "metadata.namespace", "type"],
         "Namespace" => &["metadata.name", "status.phase"],
         "Node" => &["metadata.name", "spec.unschedulable"],
+        // pkg/registry/batch/job/strategy.go JobToSelectableFields.
+        "Job" => &["metadata.name", "metadata.namespace", "status.successful"],
+        // pkg/registry/apps/replicaset/strategy.go ReplicaSetToSelectableFields.
+        "ReplicaSet" => &["metadata.name", "metadata.namespace", "status.replicas"],
         _ => &["metadata.name", "metadata.namespace"],
     }
 }
@@ -596,6 +600,14 @@ pub fn field_values(kind: &str, o: &Value) -> BTreeMap<&'static str, String> {
     m.insert("metadata.name", s(o, &["metadata", "name"]));
     m.insert("metadata.namespace", s(o, &["metadata", "namespace"]));
     match kind {
+        "Job" => {
+            let n = o["status"]["succeeded"].as_i64().unwrap_or(0);
+            m.insert("status.successful", n.to_string());
+        }
+        "ReplicaSet" => {
+            let n = o["status"]["replicas"].as_i64().unwrap_or(0);
+            m.insert("status.replicas", n.to_string());
+        }
         "Pod" => {
             m.insert("spec.nodeName", s(o, &["spec", "nodeName"]));
             m.insert("spec.restartPolicy", s(o, &["spec", "restartPolicy"]));

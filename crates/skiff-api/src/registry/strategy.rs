@@ -58,12 +58,25 @@ pub(crate) fn invalid(kind: &str, name: &str, errors: &[FieldError]) -> ApiError
             })
         })
         .collect();
+    // The qualified kind of `apierrors.NewInvalid`: `Deployment.apps` for a named group.
+    let group = super::RESOURCES
+        .iter()
+        .find(|r| r.kind == kind)
+        .map_or("", |r| r.group);
+    let qualified = if group.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}.{group}")
+    };
     let mut e = ApiError::new(
         422,
         "Invalid",
-        skiff_model::field::invalid_message(kind, name, errors),
+        skiff_model::field::invalid_message(&qualified, name, errors),
     );
     e.details = Some(json!({"name": name, "kind": kind, "causes": causes}));
+    if let Some(d) = e.details.as_mut().filter(|_| !group.is_empty()) {
+        d["group"] = json!(group);
+    }
     e
 }
 

@@ -1341,5 +1341,4 @@ async fn delete_collection_by_label() {
     assert!(api.get(r("configmaps"), "default", "a").is_err());
 }
 
-#[path = "policy_tests.rs"]
 mod policy_tests;

@@ -69,7 +69,7 @@ use std::fs::{self, OpenOptions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc as std_mpsc, Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -332,6 +332,13 @@ impl Watchers {
     }
 }
 
+/// Told of every durable transaction by the writer thread (after it, on that thread): keep it
+/// to an atomic or a histogram observe.
+pub trait CommitObserver: Send + Sync {
+    /// A transaction of `mutations` took `took` (its write and fsync).
+    fn committed(&self, took: Duration, mutations: usize);
+}
+
 /// Counters of the writer's work (see [`Store::stats`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -348,6 +355,8 @@ struct Shared {
     cfg: StoreConfig,
     transactions: AtomicU64,
     mutations: AtomicU64,
+    /// Commit latency and batch sizes (`/metrics`), once a registry is attached.
+    metrics: OnceLock<Arc<dyn CommitObserver>>,
 }
 
 impl Shared {
@@ -483,6 +492,7 @@ impl Store {
             cfg,
             transactions: AtomicU64::new(0),
             mutations: AtomicU64::new(0),
+            metrics: OnceLock::new(),
         });
         let (tx, rx) = std_mpsc::channel();
         let writer = writer::spawn(db, Arc::clone(&shared), rx)?;
@@ -652,6 +662,30 @@ impl Store {
             transactions: self.shared().transactions.load(Ordering::Relaxed),
             mutations: self.shared().mutations.load(Ordering::Relaxed),
         }
+    }
+
+    /// Hooks the writer's commits to `m` (`/metrics`); only the first call counts.
+    pub fn set_metrics(&self, m: Arc<dyn CommitObserver>) {
+        let _ = self.shared().metrics.set(m);
+    }
+
+    /// The number of objects per resource key (`pods`, `batch/jobs`), for `/metrics`: one
+    /// pass over the index under its read lock, nothing cloned but the names.
+    pub fn counts(&self) -> Vec<(String, usize)> {
+        let st = self.shared().read();
+        let mut out: Vec<(String, usize)> = Vec::new();
+        for k in st.objects.keys() {
+            match out.last_mut() {
+                Some((r, n)) if *r == k.resource => *n += 1,
+                _ => out.push((k.resource.clone(), 1)),
+            }
+        }
+        out
+    }
+
+    /// Whether the writer still runs (commits can succeed): `/readyz`'s `etcd` check.
+    pub fn is_open(&self) -> bool {
+        self.inner.tx.is_some() && self.inner.writer.as_ref().is_some_and(|w| !w.is_finished())
     }
 
     /// The number of registered watchers (for tests and metrics).

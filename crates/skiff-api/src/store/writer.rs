@@ -289,7 +289,14 @@ impl Writer {
                 Request::Compact { reply } => compacts.push(reply),
             }
         }
-        match self.write(batches) {
+        let began = std::time::Instant::now();
+        let written = self.write(batches);
+        if let (Some(m), Ok(out)) = (self.shared.metrics.get(), &written) {
+            if !out.changes.is_empty() {
+                m.committed(began.elapsed(), out.changes.len());
+            }
+        }
+        match written {
             Ok(out) => {
                 self.publish(&out);
                 for ((_, reply), results) in replies.into_iter().zip(out.results) {

@@ -10,6 +10,8 @@ use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+mod workloads;
+
 /// One `TableColumnDefinition`.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Column {
@@ -143,6 +145,12 @@ pub fn columns(kind: &str) -> &'static [Column] {
         "ServiceAccount" => SERVICEACCOUNT,
         "Event" => EVENT,
         "Node" => NODE,
+        "Job" => workloads::JOB,
+        "CronJob" => workloads::CRONJOB,
+        "Deployment" => workloads::DEPLOYMENT,
+        "ReplicaSet" => workloads::REPLICASET,
+        "ResourceQuota" => workloads::RESOURCEQUOTA,
+        "Scale" => workloads::SCALE,
         _ => DEFAULT,
     }
 }
@@ -180,6 +188,12 @@ pub fn row(kind: &str, object: &Value, now: Timestamp) -> RowCells {
         ],
         "Event" => event_cells(object, now),
         "Node" => node_cells(object, now),
+        "Job" => workloads::job_cells(object, now),
+        "CronJob" => workloads::cronjob_cells(object, now),
+        "Deployment" => workloads::deployment_cells(object, now),
+        "ReplicaSet" => workloads::replicaset_cells(object, now),
+        "ResourceQuota" => workloads::resourcequota_cells(object, now),
+        "Scale" => workloads::scale_cells(object, now),
         _ => vec![
             name(object).into(),
             object

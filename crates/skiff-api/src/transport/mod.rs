@@ -2,7 +2,7 @@
 //! guards, and — only when asked — TCP with TLS and a bearer token.
 //!
 //! The daemon does, in this order:
-//! ```ignore
+//! ```text
 //! let cfg = ServeConfig::new(data_dir, listen);
 //! let lock = DaemonLock::acquire(&cfg.data_dir)?;     // one daemon per data dir
 //! let creds = Credentials::load_or_create(&cfg)?;     // CA, serving cert, token (0600 files)

@@ -436,12 +436,13 @@ impl hyper::service::Service<Request<Incoming>> for Svc {
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let mut req = req.map(Body::new);
         if let Some(creds) = &self.auth {
-            if !authorized(&req, creds) {
+            if authorized(&req, creds) {
+                self.authed.store(true, Ordering::Relaxed);
+                // Handlers have no use for it, and it must never reach a log.
+                req.headers_mut().remove(hyper::header::AUTHORIZATION);
+            } else if !public_info(&req) {
                 return Box::pin(std::future::ready(Ok(unauthorized())));
             }
-            self.authed.store(true, Ordering::Relaxed);
-            // Handlers have no use for it, and it must never reach a log.
-            req.headers_mut().remove(hyper::header::AUTHORIZATION);
         }
         req.extensions_mut().insert(self.peer);
         let router = self.router.clone();
@@ -466,6 +467,25 @@ fn authorized(req: &Request<Body>, creds: &Credentials) -> bool {
     }
     let token = rest.trim_ascii();
     !token.is_empty() && creds.token_matches(token)
+}
+
+/// What kube-apiserver serves to anonymous clients (the `system:public-info-viewer` role: GET
+/// `/healthz`, `/livez`, `/readyz` and their checks, `/version`), to a request without any
+/// `Authorization` header: a wrong token is still 401, as kube's authenticator fails it.
+/// `/metrics` needs the token.
+fn public_info(req: &Request<Body>) -> bool {
+    if req.method() != hyper::Method::GET
+        || req.headers().contains_key(hyper::header::AUTHORIZATION)
+    {
+        return false;
+    }
+    let path = req.uri().path();
+    path == "/version"
+        || path == "/version/"
+        || ["/healthz", "/livez", "/readyz"].iter().any(|p| {
+            path.strip_prefix(p)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
 }
 
 /// kube-apiserver's answer to a request without valid credentials.
@@ -508,5 +528,32 @@ mod tests {
             &req(&[&format!("Bearer {tok}"), &format!("Bearer {tok}")]),
             &creds
         ));
+    }
+
+    #[test]
+    fn public_info_paths() {
+        let req = |m: &str, path: &str, auth: bool| {
+            let mut b = Request::builder().method(m).uri(path);
+            if auth {
+                b = b.header("authorization", "Bearer wrong");
+            }
+            b.body(Body::empty()).unwrap()
+        };
+        for p in [
+            "/healthz",
+            "/livez",
+            "/readyz",
+            "/readyz/etcd",
+            "/livez/ping",
+            "/version",
+        ] {
+            assert!(public_info(&req("GET", p, false)), "{p}");
+            // A wrong token is refused even there.
+            assert!(!public_info(&req("GET", p, true)), "{p}");
+        }
+        for p in ["/metrics", "/api/v1/pods", "/readyzx", "/", "/versions"] {
+            assert!(!public_info(&req("GET", p, false)), "{p}");
+        }
+        assert!(!public_info(&req("POST", "/healthz", false)));
     }
 }

@@ -77,6 +77,9 @@ impl Workload {
     /// the workload's own rules (selector, restartPolicy, replicas). The defaulted pod, or the
     /// errors as `The Deployment "web" is invalid` would list them.
     pub fn prepare(&self) -> Result<Pod, super::ObjectInvalid> {
+        if self.kind == "Job" && self.api_version == "batch/v1" {
+            return self.prepare_job();
+        }
         let template = self
             .template_path
             .iter()
@@ -163,6 +166,47 @@ impl Workload {
                 errors,
             }),
         }
+    }
+
+    /// A Job is checked as kube-apiserver checks it on create (`workloads::job`: defaults,
+    /// the generated selector with a stand-in uid, `ValidateJob`); the pod is its defaulted
+    /// template. `skiff run` runs the Job through its controller (the pods are made then).
+    fn prepare_job(&self) -> Result<Pod, super::ObjectInvalid> {
+        use crate::workloads::job;
+        let invalid = |errors| super::ObjectInvalid {
+            kind: self.kind.to_string(),
+            name: self.name.clone(),
+            errors,
+        };
+        let mut j: k8s_openapi::api::batch::v1::Job = serde_json::from_value(self.object.clone())
+            .map_err(|e| {
+            invalid(vec![FieldError::internal(
+                &Path::new("spec"),
+                e.to_string(),
+            )])
+        })?;
+        job::default_job(&mut j);
+        job::prepare_for_create(&mut j);
+        // The API server assigns the uid before validating; any stand-in will do here.
+        j.metadata.uid = Some("00000000-0000-0000-0000-000000000000".into());
+        job::generate_selector(&mut j);
+        let errors = job::validate_job(&j);
+        if !errors.is_empty() {
+            return Err(invalid(errors));
+        }
+        let template = j.spec.map(|s| s.template).unwrap_or_default();
+        let meta = template.metadata.unwrap_or_default();
+        Ok(Pod {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                namespace: self.namespace.clone(),
+                labels: meta.labels,
+                annotations: meta.annotations,
+                ..ObjectMeta::default()
+            },
+            spec: template.spec,
+            status: None,
+        })
     }
 
     /// The object with its pod template's spec replaced by `pod`'s (the defaulted one), as

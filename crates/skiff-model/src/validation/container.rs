@@ -1280,7 +1280,7 @@ pub fn validate_port_num_or_name(port: &IntOrString, path: &Path) -> ErrorList {
 // ---------------------------------------------------------------------------------------
 // Resources.
 
-const STANDARD_RESOURCES: &[&str] = &[
+pub(crate) const STANDARD_RESOURCES: &[&str] = &[
     "cpu",
     "memory",
     "ephemeral-storage",
@@ -1303,7 +1303,7 @@ const STANDARD_RESOURCES: &[&str] = &[
     "services.loadbalancers",
 ];
 
-const INTEGER_RESOURCES: &[&str] = &[
+pub(crate) const INTEGER_RESOURCES: &[&str] = &[
     "pods",
     "resourcequotas",
     "services",
@@ -1315,36 +1315,36 @@ const INTEGER_RESOURCES: &[&str] = &[
     "services.loadbalancers",
 ];
 
-fn is_huge_page(name: &str) -> bool {
+pub(crate) fn is_huge_page(name: &str) -> bool {
     name.starts_with("hugepages-")
 }
 
 /// `helper.IsNativeResource`.
-fn is_native(name: &str) -> bool {
+pub(crate) fn is_native(name: &str) -> bool {
     !name.contains('/') || name.contains("kubernetes.io/")
 }
 
 /// `helper.IsOvercommitAllowed`.
-fn is_overcommit_allowed(name: &str) -> bool {
+pub(crate) fn is_overcommit_allowed(name: &str) -> bool {
     is_native(name) && !is_huge_page(name)
 }
 
 /// `helper.IsExtendedResourceName`.
-fn is_extended(name: &str) -> bool {
+pub(crate) fn is_extended(name: &str) -> bool {
     if is_native(name) || name.starts_with("requests.") {
         return false;
     }
     names::is_qualified_name(&format!("requests.{name}")).is_empty()
 }
 
-fn is_standard_resource(name: &str) -> bool {
+pub(crate) fn is_standard_resource(name: &str) -> bool {
     STANDARD_RESOURCES.contains(&name)
         || name.starts_with("hugepages-")
         || name.starts_with("requests.hugepages-")
 }
 
 /// `validateContainerResourceName` (via `validateResourceName`).
-fn validate_container_resource_name(name: &str, path: &Path) -> ErrorList {
+pub(crate) fn validate_container_resource_name(name: &str, path: &Path) -> ErrorList {
     let mut errs: ErrorList = names::is_qualified_name(name)
         .into_iter()
         .map(|msg| FieldError::invalid(path, name, msg))

@@ -18,6 +18,7 @@ pub mod meta;
 pub mod names;
 mod paths;
 mod podspec;
+pub mod policy;
 mod security;
 pub mod update;
 mod volumes;
@@ -129,6 +130,72 @@ pub fn validate_pod(pod: &Pod) -> ErrorList {
         &spec_path,
     ));
     errs
+}
+
+/// `ValidatePodTemplateSpec`: a pod template (a workload's `spec.template`) is checked with the
+/// Pod rules, labels and annotations at `<path>.labels`/`<path>.annotations` (upstream's paths
+/// for templates) and the spec at `<path>.spec`; ephemeral containers are refused. The
+/// Pod-only container checks (`validateContainerOnlyForPod`) do not apply to templates.
+pub fn validate_pod_template_spec(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    spec: &PodSpec,
+    path: &Path,
+) -> ErrorList {
+    let spec_path = path.child("spec");
+    let mut errs = podspec::validate_labels(meta.labels.as_ref(), &path.child("labels"));
+    errs.extend(meta::validate_annotations(
+        meta.annotations.as_ref(),
+        &path.child("annotations"),
+    ));
+    errs.extend(meta::validate_pod_specific_annotations(
+        meta,
+        spec,
+        &path.child("annotations"),
+    ));
+    errs.extend(validate_pod_spec(spec, meta, &spec_path));
+    errs.extend(meta::validate_seccomp_annotations_and_fields(
+        meta, spec, &spec_path,
+    ));
+    errs.extend(meta::validate_app_armor_annotations_and_fields(
+        meta, spec, &spec_path,
+    ));
+    if spec
+        .ephemeral_containers
+        .as_ref()
+        .is_some_and(|e| !e.is_empty())
+    {
+        errs.push(FieldError::forbidden(
+            &spec_path.child("ephemeralContainers"),
+            "ephemeral containers not allowed in pod template",
+        ));
+    }
+    errs
+}
+
+/// `unversionedvalidation.ValidateLabelSelector` (for workload selectors).
+pub fn validate_label_selector(
+    selector: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+    path: &Path,
+) -> ErrorList {
+    podspec::validate_label_selector(selector, path)
+}
+
+/// `unversionedvalidation.ValidateLabels`.
+pub fn validate_labels(
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+    path: &Path,
+) -> ErrorList {
+    podspec::validate_labels(labels, path)
+}
+
+/// `ValidateNonnegativeField`.
+pub fn validate_nonnegative(value: i64, path: &Path) -> ErrorList {
+    container::validate_nonnegative(value, path)
+}
+
+/// `ValidateQualifiedName`.
+pub fn validate_qualified_name_at(value: &str, path: &Path) -> ErrorList {
+    validate_qualified_name(value, path)
 }
 
 /// `spec.hostnameOverride` (HostnameOverride: beta and on in 1.35, GA in 1.37; KEP-4762):

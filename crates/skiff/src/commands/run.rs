@@ -28,6 +28,8 @@ use crate::input;
 use crate::output::{self, OutputFormat};
 use crate::style::{sgr, Style};
 
+mod job;
+
 /// Exit code when `--timeout` ended the pod (as coreutils `timeout`).
 const TIMED_OUT: u8 = 124;
 /// Exit code when SIGINT (Ctrl-C) stopped the pod: 128 + 2.
@@ -117,6 +119,22 @@ pub fn run(args: &Args) -> u8 {
     let Some(prepared) = args.manifests.load_prepared() else {
         return exit::BAD_INPUT;
     };
+    // A Job runs through the Job controller (run/job.rs), not as its template's one pod.
+    if let [(index, _)] = prepared.pods.as_slice() {
+        let index = *index;
+        if job::is_job(&prepared.items[index].object) {
+            for item in &prepared.items {
+                if let Object::Skipped(_) = item.object {
+                    if let Some(note) = input::run_note(&item.object) {
+                        eprintln!("{note}");
+                    }
+                }
+            }
+            let source = prepared.items[index].source.clone();
+            let objects: Vec<Object> = prepared.items.into_iter().map(|i| i.object).collect();
+            return job::run(args, &source, objects, index);
+        }
+    }
     for item in &prepared.items {
         if let Some(note) = input::run_note(&item.object) {
             eprintln!("{note}");
@@ -714,6 +732,9 @@ struct Printer {
     err_style: Style,
     palette: HashMap<String, &'static str>,
     correlator: Correlator,
+    /// The pod's name when several pods print (a Job's): lines are tagged `[pod/container]`
+    /// and events name the pod.
+    pod: Option<String>,
 }
 
 impl Printer {
@@ -728,6 +749,7 @@ impl Printer {
             err_style: Style::stderr(),
             palette: HashMap::new(),
             correlator: Correlator::new(),
+            pod: None,
         }
     }
 
@@ -748,7 +770,10 @@ impl Printer {
                 // Held repeats of this container's events (a restart's Started) come first.
                 let held = self.correlator.flush_container(container, worker::now());
                 self.events(&held);
-                let tag = self.tag(container);
+                let tag = match &self.pod {
+                    Some(pod) => self.tag(&format!("{pod}/{container}")),
+                    None => self.tag(container),
+                };
                 if self.lines_to_stdout {
                     println!("{tag} {content}");
                 } else {
@@ -760,7 +785,7 @@ impl Printer {
                 self.events(&lines);
             }
             // `run` prints events and lines; the status goes to the pod's files.
-            Notice::Status(_) => {}
+            Notice::Status(_) | Notice::Probe(_) => {}
         }
     }
 
@@ -783,7 +808,22 @@ impl Printer {
     fn events(&self, lines: &[Line]) {
         let mut err = std::io::stderr().lock();
         for l in lines {
-            let _ = writeln!(err, "{}", format_event(l, self.err_style));
+            match &self.pod {
+                // The pod named like kubectl names it, after the rest of the line.
+                Some(pod) => {
+                    let text = format_event(l, Style::with_color(false));
+                    let text = format!("{text} (pod/{pod})");
+                    let code = if l.event.type_ == EventType::Warning {
+                        sgr::YELLOW
+                    } else {
+                        sgr::DIM
+                    };
+                    let _ = writeln!(err, "{}", self.err_style.paint(code, &text));
+                }
+                None => {
+                    let _ = writeln!(err, "{}", format_event(l, self.err_style));
+                }
+            }
         }
     }
 

@@ -140,9 +140,12 @@ fn serve(args: &Args) -> anyhow::Result<()> {
         });
         node.set_pods(manager.clone());
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-        let kubelet = Kubelet::new(api.clone(), Arc::new(ManagerRunner(manager)), &node_name)
-            .with_data_dir(data_dir.clone());
-        let kubelet_task = tokio::spawn(kubelet.run(reports, shutdown_rx.clone()));
+        let metrics = skiff_api::metrics::Metrics::new();
+        let node_metrics = crate::serve::metrics::NodeMetrics::new(&metrics);
+        let runner = Arc::new(node_metrics.runner(ManagerRunner(manager)));
+        let kubelet = Kubelet::new(api.clone(), runner, &node_name).with_data_dir(data_dir.clone());
+        let kubelet_task =
+            tokio::spawn(kubelet.run(node_metrics.tap(reports), shutdown_rx.clone()));
         tokio::spawn(housekeeping(api.clone(), shutdown_rx.clone()));
         let controllers_task = tokio::spawn(crate::serve::controllers::run(
             api.clone(),
@@ -155,7 +158,7 @@ fn serve(args: &Args) -> anyhow::Result<()> {
             .context("the daemon's TLS credentials")?;
         // Cancelled at the signal: long requests (watches, followed logs) end at once.
         let cancel = tokio_util::sync::CancellationToken::new();
-        let router = skiff_api::http::router_with_shutdown(api.clone(), cancel.clone());
+        let router = skiff_api::http::router_with_metrics(api.clone(), cancel.clone(), metrics);
         tracing::info!("serving node {node_name} from {}", data_dir.display());
         let served = skiff_api::transport::serve(router, &serve_cfg, creds, &lock, async move {
             wait_for_signal().await;

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
@@ -52,11 +52,183 @@ pub trait Reconciler: Send + Sync + 'static {
         owned: &[Vec<Arc<Value>>],
         now: Timestamp,
     ) -> Result<Decision, String>;
+    /// An event for an object this controller's decision created, once the API named it
+    /// (`generateName`): the Job controller's `Created pod: x`.
+    fn created(&self, owner: &Value, created: &Value) -> Option<EventNote> {
+        let _ = (owner, created);
+        None
+    }
+    /// What to do with the objects that name a controlling owner which no longer exists
+    /// (`owned` as in [`Reconciler::reconcile`]): the Job controller lets go of its pods'
+    /// tracking finalizers so the garbage collector's deletion can finish.
+    fn orphaned(&self, namespace: &str, name: &str, owned: &[Vec<Arc<Value>>]) -> Decision {
+        let _ = (namespace, name, owned);
+        Decision::default()
+    }
 }
 
 /// The controllers `skiff serve` runs.
 pub fn all() -> Vec<Arc<dyn Reconciler>> {
-    Vec::new()
+    vec![
+        Arc::new(Jobs),
+        Arc::new(ReplicaSets),
+        Arc::new(Deployments),
+        Arc::new(CronJobs),
+    ]
+}
+
+/// Decodes stored objects into their typed form (they were validated on the way in; one
+/// that does not decode is skipped, not fatal).
+fn typed<T: serde::de::DeserializeOwned>(objects: &[Arc<Value>]) -> Vec<T> {
+    objects
+        .iter()
+        .filter_map(|o| serde_json::from_value((**o).clone()).ok())
+        .collect()
+}
+
+fn owner_typed<T: serde::de::DeserializeOwned>(owner: &Value) -> Result<T, String> {
+    serde_json::from_value(owner.clone()).map_err(|e| format!("decoding: {e}"))
+}
+
+fn served(group: &str, plural: &str) -> &'static Resource {
+    // Only called for kinds each `owner()` checked are served.
+    registry::resource(group, plural).unwrap_or(&registry::RESOURCES[0])
+}
+
+/// kube-controller-manager's job-controller (with the ttl-after-finished controller's TTL).
+struct Jobs;
+
+impl Reconciler for Jobs {
+    fn component(&self) -> &'static str {
+        "job-controller"
+    }
+    fn owner(&self) -> Option<&'static Resource> {
+        registry::resource("batch", "jobs")
+    }
+    fn owned(&self) -> Vec<&'static Resource> {
+        vec![served("", "pods")]
+    }
+    fn reconcile(
+        &self,
+        owner: &Value,
+        owned: &[Vec<Arc<Value>>],
+        now: Timestamp,
+    ) -> Result<Decision, String> {
+        let job = owner_typed(owner)?;
+        let pods = typed(owned.first().map(Vec::as_slice).unwrap_or_default());
+        Ok(skiff_controllers::job::reconcile(&job, &pods, now))
+    }
+    fn created(&self, owner: &Value, created: &Value) -> Option<EventNote> {
+        if created["kind"] != "Pod" {
+            return None;
+        }
+        let job = owner_typed(owner).ok()?;
+        let name = created["metadata"]["name"].as_str()?;
+        Some(skiff_controllers::job::created_event(&job, name))
+    }
+    fn orphaned(&self, namespace: &str, name: &str, owned: &[Vec<Arc<Value>>]) -> Decision {
+        let finalizer = skiff_model::workloads::job::JOB_TRACKING_FINALIZER;
+        let mut d = Decision::default();
+        let pods: Vec<Pod> = typed(owned.first().map(Vec::as_slice).unwrap_or_default());
+        for mut pod in pods {
+            let ours = pod
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|r| r.controller == Some(true) && r.kind == "Job" && r.name == name);
+            let held = pod
+                .metadata
+                .finalizers
+                .as_ref()
+                .is_some_and(|f| f.iter().any(|f| f == finalizer));
+            if ours && held && pod.metadata.namespace.as_deref() == Some(namespace) {
+                if let Some(f) = pod.metadata.finalizers.as_mut() {
+                    f.retain(|f| f != finalizer);
+                }
+                d.actions.push(Action::Update(Object::Pod(Box::new(pod))));
+            }
+        }
+        d
+    }
+}
+
+/// kube-controller-manager's replicaset-controller.
+struct ReplicaSets;
+
+impl Reconciler for ReplicaSets {
+    fn component(&self) -> &'static str {
+        "replicaset-controller"
+    }
+    fn owner(&self) -> Option<&'static Resource> {
+        registry::resource("apps", "replicasets")
+    }
+    fn owned(&self) -> Vec<&'static Resource> {
+        vec![served("", "pods")]
+    }
+    fn reconcile(
+        &self,
+        owner: &Value,
+        owned: &[Vec<Arc<Value>>],
+        now: Timestamp,
+    ) -> Result<Decision, String> {
+        let rs = owner_typed(owner)?;
+        let pods = typed(owned.first().map(Vec::as_slice).unwrap_or_default());
+        Ok(skiff_controllers::replicaset::sync(&rs, &pods, now))
+    }
+}
+
+/// kube-controller-manager's deployment-controller.
+struct Deployments;
+
+impl Reconciler for Deployments {
+    fn component(&self) -> &'static str {
+        "deployment-controller"
+    }
+    fn owner(&self) -> Option<&'static Resource> {
+        registry::resource("apps", "deployments")
+            .filter(|_| registry::resource("apps", "replicasets").is_some())
+    }
+    fn owned(&self) -> Vec<&'static Resource> {
+        vec![served("apps", "replicasets"), served("", "pods")]
+    }
+    fn reconcile(
+        &self,
+        owner: &Value,
+        owned: &[Vec<Arc<Value>>],
+        now: Timestamp,
+    ) -> Result<Decision, String> {
+        let d = owner_typed(owner)?;
+        let sets = typed(owned.first().map(Vec::as_slice).unwrap_or_default());
+        let pods = typed(owned.get(1).map(Vec::as_slice).unwrap_or_default());
+        Ok(skiff_controllers::deployment::sync(&d, &sets, &pods, now))
+    }
+}
+
+/// kube-controller-manager's cronjob-controller (v2).
+struct CronJobs;
+
+impl Reconciler for CronJobs {
+    fn component(&self) -> &'static str {
+        "cronjob-controller"
+    }
+    fn owner(&self) -> Option<&'static Resource> {
+        registry::resource("batch", "cronjobs")
+            .filter(|_| registry::resource("batch", "jobs").is_some())
+    }
+    fn owned(&self) -> Vec<&'static Resource> {
+        vec![served("batch", "jobs")]
+    }
+    fn reconcile(
+        &self,
+        owner: &Value,
+        owned: &[Vec<Arc<Value>>],
+        now: Timestamp,
+    ) -> Result<Decision, String> {
+        let cj = owner_typed(owner)?;
+        let jobs = typed(owned.first().map(Vec::as_slice).unwrap_or_default());
+        Ok(skiff_controllers::cronjob::sync(&cj, &jobs, now))
+    }
 }
 
 /// A namespaced owner's key.
@@ -317,7 +489,25 @@ async fn sync(
 ) {
     let owner = match api.get(owner_r, &key.namespace, &key.name) {
         Ok(o) => o,
-        Err(e) if e.code == 404 => return,
+        Err(e) if e.code == 404 => {
+            let mut objects = Vec::with_capacity(owned.len());
+            for r in owned {
+                match api.list(r, Some(&key.namespace), &ListOptions::default()) {
+                    Ok(l) => objects.push(l.items),
+                    Err(_) => return,
+                }
+            }
+            let decision = controller.orphaned(&key.namespace, &key.name, &objects);
+            for action in decision.actions {
+                if let Err(e) = apply(api, &action).await {
+                    if e.code != 404 {
+                        queue.add_after(key.clone(), CONFLICT_RETRY);
+                    }
+                    break;
+                }
+            }
+            return;
+        }
         Err(e) => {
             tracing::warn!(
                 "{}: reading {}/{}: {e}",
@@ -353,8 +543,13 @@ async fn sync(
         }
     };
     let mut retry = None;
+    let mut events = decision.events;
     for action in decision.actions {
-        if let Err(e) = apply(api, &action).await {
+        let applied = apply(api, &action).await;
+        if let Ok(Some(created)) = &applied {
+            events.extend(controller.created(&owner, created));
+        }
+        if let Err(e) = applied {
             match e.code {
                 // Stale read or a race with a client: decide again from fresh state.
                 409 | 404 => retry = Some(CONFLICT_RETRY),
@@ -371,10 +566,9 @@ async fn sync(
             break;
         }
     }
-    if !decision.events.is_empty() {
+    if !events.is_empty() {
         let now = Timestamp::now();
-        let events = decision
-            .events
+        let events = events
             .iter()
             .map(|n| event_object(controller.component(), n, now))
             .collect();
@@ -432,7 +626,8 @@ fn object_meta(object: &Object) -> &ObjectMeta {
 
 /// Carries out one action through the API (the same paths clients use: defaulting,
 /// validation, admission, optimistic concurrency).
-async fn apply(api: &Api, action: &Action) -> Result<(), ApiError> {
+/// Returns the created object for a create.
+async fn apply(api: &Api, action: &Action) -> Result<Option<Arc<Value>>, ApiError> {
     let not_served = |k: Kind| ApiError::new(500, "InternalError", format!("{k:?} is not served"));
     let opts = WriteOptions::default();
     match action {
@@ -445,7 +640,8 @@ async fn apply(api: &Api, action: &Action) -> Result<(), ApiError> {
                 object_json(o).map_err(|e| ApiError::new(500, "InternalError", e.to_string()))?;
             match action {
                 Action::Create(_) => {
-                    api.create(r, ns, &body, BodyFormat::Json, &opts).await?;
+                    let written = api.create(r, ns, &body, BodyFormat::Json, &opts).await?;
+                    return Ok(Some(written.object));
                 }
                 Action::Update(_) | Action::UpdateStatus(_) => {
                     let name = meta.name.as_deref().unwrap_or_default();
@@ -484,7 +680,7 @@ async fn apply(api: &Api, action: &Action) -> Result<(), ApiError> {
             }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The Event kube-controller-manager's recorder writes for `note`.

@@ -395,6 +395,8 @@ impl<R: PodRunner> Kubelet<R> {
                 self.flush().await;
                 self.finished(&uid, &namespace, &name).await;
             }
+            // For `/metrics` only (serve::metrics takes them on the way).
+            PodReport::Probe { .. } => {}
             PodReport::Failed {
                 uid,
                 namespace,

@@ -6,4 +6,5 @@ pub mod controllers;
 pub mod events;
 pub mod kubelet;
 pub mod logs;
+pub mod metrics;
 pub mod node;
