@@ -107,17 +107,12 @@ impl LocalNode {
     }
 
     /// The exec target of `container` (any running one when `None`) of `pod`, or the
-    /// kubelet's refusal.
-    fn target(
-        &self,
-        pod: &Pod,
-        container: Option<&str>,
-    ) -> impl std::future::Future<Output = Result<ExecTarget, StreamError>> + Send + 'static {
-        let pods = self.pods.get().cloned();
+    /// kubelet's refusal. Answered at once: the refusal is the answer to the upgrade request.
+    fn target(&self, pod: &Pod, container: Option<&str>) -> Result<ExecTarget, StreamError> {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let container = container.map(str::to_string);
-        let valid = container.as_deref().is_none_or(|c| {
+        let err = |code: u16, message: String| StreamError { code, message };
+        let valid = container.is_none_or(|c| {
             pod.spec.as_ref().is_some_and(|s| {
                 s.containers
                     .iter()
@@ -126,65 +121,32 @@ impl LocalNode {
                     || s.ephemeral_containers.iter().flatten().any(|x| x.name == c)
             })
         });
-        async move {
-            let err = |code: u16, message: String| StreamError { code, message };
-            if !valid {
-                return Err(err(
-                    400,
-                    format!(
-                        "container {} is not valid for pod {name}",
-                        container.unwrap_or_default()
-                    ),
-                ));
-            }
-            let Some(pods) = pods else {
-                return Err(err(404, "pod does not exist".into()));
-            };
-            match pods.exec_target(&uid, container.as_deref()).await {
-                Ok(t) => Ok(t),
-                // The kubelet's answers: no such pod here; no running instance of the
-                // container (the API server prefixes "unable to upgrade connection").
-                Err(ExecTargetError::NoPod) => Err(err(404, "pod does not exist".into())),
-                Err(ExecTargetError::Refused(ExecRefusal::NotRunning(c))) if c.is_empty() => {
-                    Err(err(
-                        400,
-                        format!(
-                            "unable to upgrade connection: pod {name} has no running container"
-                        ),
-                    ))
-                }
-                Err(ExecTargetError::Refused(ExecRefusal::NotRunning(c))) => Err(err(
-                    400,
-                    format!("unable to upgrade connection: container not found (\"{c}\")"),
-                )),
-                Err(ExecTargetError::Refused(e)) => Err(err(500, e.to_string())),
-            }
+        if !valid {
+            return Err(err(
+                400,
+                format!(
+                    "container {} is not valid for pod {name}",
+                    container.unwrap_or_default()
+                ),
+            ));
         }
-    }
-
-    fn quantities(&self) -> (BTreeMap<String, Quantity>, BTreeMap<String, Quantity>) {
-        let cap = self.resources.capacity(&self.data_dir);
-        let alloc = skiff_model::admission::NodeAllocatable::from_capacity(&cap, &self.reserved);
-        let q = |s: String| Quantity(s);
-        let capacity = BTreeMap::from([
-            ("cpu".to_string(), q(format!("{}m", cap.milli_cpu))),
-            ("memory".to_string(), q(format!("{}", cap.memory_bytes))),
-            (
-                "ephemeral-storage".to_string(),
-                q(format!("{}", cap.ephemeral_storage_bytes)),
-            ),
-            ("pods".to_string(), q(format!("{}", cap.pods))),
-        ]);
-        let allocatable = BTreeMap::from([
-            ("cpu".to_string(), q(format!("{}m", alloc.milli_cpu))),
-            ("memory".to_string(), q(format!("{}", alloc.memory_bytes))),
-            (
-                "ephemeral-storage".to_string(),
-                q(format!("{}", alloc.ephemeral_storage_bytes)),
-            ),
-            ("pods".to_string(), q(format!("{}", alloc.pods))),
-        ]);
-        (capacity, allocatable)
+        let Some(pods) = self.pods.get() else {
+            return Err(err(404, "pod does not exist".into()));
+        };
+        match pods.exec_target(&uid, container) {
+            Ok(t) => Ok(t),
+            // The kubelet's answers: no such pod here; no running instance of the container
+            // (the API server prefixes "unable to upgrade connection").
+            Err(ExecTargetError::NoPod) => Err(err(404, "pod does not exist".into())),
+            Err(ExecTargetError::Refused(ExecRefusal::NotRunning(c))) if c.is_empty() => Err(err(
+                400,
+                format!("unable to upgrade connection: pod {name} has no running container"),
+            )),
+            Err(ExecTargetError::Refused(ExecRefusal::NotRunning(c))) => Err(err(
+                400,
+                format!("unable to upgrade connection: container not found (\"{c}\")"),
+            )),
+        }
     }
 }
 
@@ -307,7 +269,7 @@ impl NodeBackend for LocalNode {
     ) -> NodeFuture<Result<i32, StreamError>> {
         let target = self.target(pod, Some(&options.container));
         Box::pin(async move {
-            let target = target.await?;
+            let target = target?;
             if options.command.is_empty() {
                 return Err(StreamError {
                     code: 400,
@@ -350,7 +312,7 @@ impl NodeBackend for LocalNode {
         let target = self.target(pod, None);
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         Box::pin(async move {
-            let target = target.await?;
+            let target = target?;
             match target.connect_local(port).await {
                 Ok(conn) => {
                     let _ = conn.set_nodelay(true);
