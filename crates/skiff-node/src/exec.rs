@@ -50,8 +50,11 @@ pub enum ExecError {
 /// known at once, before any stream is upgraded). Cheap to clone; clones share the table.
 #[derive(Clone, Default)]
 pub struct ExecTable {
-    inner: Arc<std::sync::Mutex<HashMap<String, (u64, Arc<dyn ExecSource>)>>>,
+    inner: Arc<std::sync::Mutex<Published>>,
 }
+
+/// Container name → (newest instance, its source).
+type Published = HashMap<String, (u64, Arc<dyn ExecSource>)>;
 
 /// One container instance that may be exec'd into while it runs.
 pub(crate) trait ExecSource: Send + Sync {
@@ -69,7 +72,7 @@ impl std::fmt::Debug for ExecTable {
 }
 
 impl ExecTable {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Arc<dyn ExecSource>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Published> {
         // Only inserts and clears happen under the lock: a panic leaves it consistent.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -106,6 +106,31 @@ impl LocalNode {
         let _ = self.pods.set(pods);
     }
 
+    fn quantities(&self) -> (BTreeMap<String, Quantity>, BTreeMap<String, Quantity>) {
+        let cap = self.resources.capacity(&self.data_dir);
+        let alloc = skiff_model::admission::NodeAllocatable::from_capacity(&cap, &self.reserved);
+        let q = |s: String| Quantity(s);
+        let capacity = BTreeMap::from([
+            ("cpu".to_string(), q(format!("{}m", cap.milli_cpu))),
+            ("memory".to_string(), q(format!("{}", cap.memory_bytes))),
+            (
+                "ephemeral-storage".to_string(),
+                q(format!("{}", cap.ephemeral_storage_bytes)),
+            ),
+            ("pods".to_string(), q(format!("{}", cap.pods))),
+        ]);
+        let allocatable = BTreeMap::from([
+            ("cpu".to_string(), q(format!("{}m", alloc.milli_cpu))),
+            ("memory".to_string(), q(format!("{}", alloc.memory_bytes))),
+            (
+                "ephemeral-storage".to_string(),
+                q(format!("{}", alloc.ephemeral_storage_bytes)),
+            ),
+            ("pods".to_string(), q(format!("{}", alloc.pods))),
+        ]);
+        (capacity, allocatable)
+    }
+
     /// The exec target of `container` (any running one when `None`) of `pod`, or the
     /// kubelet's refusal. Answered at once: the refusal is the answer to the upgrade request.
     fn target(&self, pod: &Pod, container: Option<&str>) -> Result<ExecTarget, StreamError> {
