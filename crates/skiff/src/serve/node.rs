@@ -329,6 +329,50 @@ impl NodeBackend for LocalNode {
         })
     }
 
+    /// Attach without stdin: the container's output from now on, from its CRI log file (both
+    /// streams, to the client's stdout). Holding a running container's stdin (`stdin: true`,
+    /// `tty: true`: the monitor would keep the pipe or pty) is not done yet: refused.
+    fn attach(
+        &self,
+        pod: &Pod,
+        options: ExecOptions,
+        io: StreamIo,
+    ) -> NodeFuture<Result<(), StreamError>> {
+        let checked = self.target(pod, Some(&options.container)).and_then(|_| {
+            if options.stdin || options.tty {
+                return Err(StreamError {
+                    code: 400,
+                    message: "attaching to a container's stdin or terminal is not supported by skiff yet; attach without -i/-t streams its output".into(),
+                });
+            }
+            let logs = LogOptions {
+                container: options.container.clone(),
+                follow: true,
+                tail_lines: Some(0),
+                ..Default::default()
+            };
+            super::logs::stream(&self.data_dir, pod, &logs).map_err(|e| StreamError {
+                code: e.code,
+                message: e.message,
+            })
+        });
+        Box::pin(async move {
+            use futures_util::StreamExt;
+            use tokio::io::AsyncWriteExt;
+            let mut lines = checked?;
+            let mut out = io.stdout.filter(|_| options.stdout);
+            while let Some(chunk) = lines.next().await {
+                let Ok(chunk) = chunk else { break };
+                if let Some(w) = out.as_mut() {
+                    if w.write_all(&chunk).await.is_err() || w.flush().await.is_err() {
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
     fn port_forward(
         &self,
         pod: &Pod,
