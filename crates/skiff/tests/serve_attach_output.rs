@@ -1,7 +1,7 @@
 //! `kubectl attach` without stdin under `skiff serve` (issue 12): the container's output from
-//! now on reaches kubectl; attaching stdin (`-i`) is refused with a clear error (not done yet:
-//! the container's stdin is /dev/null). Root and kubectl 1.33 only; skipped, saying so,
-//! otherwise.
+//! now on reaches kubectl; attaching stdin (`-i`) to a container without `stdin: true` is
+//! refused with a clear error (`serve_exec` checks `-i` to one with it). Root and kubectl
+//! 1.33 only; skipped, saying so, otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -40,7 +40,8 @@ fn attach_streams_output_and_refuses_stdin() {
     assert!(out.contains("tick-"), "{out}");
     // From now on: not the log from the start.
     assert!(!out.contains("tick-1\n"), "{out}");
+    // `-i` to a container without `stdin: true`: refused.
     let (code, _, err) = d.kubectl("1.33", &["attach", "-i", "ticker", "-c", "app"]);
     assert_ne!(code, 0);
-    assert!(err.contains("not supported by skiff yet"), "{err}");
+    assert!(err.contains("does not read stdin"), "{err}");
 }

@@ -131,6 +131,28 @@ impl LocalNode {
         (capacity, allocatable)
     }
 
+    /// The stdin FIFO of the running instance of `container` (see
+    /// `skiff_node::runtime::stdin_fifo_path`), if it reads one.
+    fn stdin_fifo(&self, pod: &Pod, container: &str) -> Option<PathBuf> {
+        let m = &pod.metadata;
+        let dir = skiff_node::store::pods_dir(&self.data_dir).join(format!(
+            "{}_{}_{}",
+            m.namespace.as_deref().unwrap_or(""),
+            m.name.as_deref().unwrap_or(""),
+            m.uid.as_deref().unwrap_or("")
+        ));
+        let instances = skiff_node::store::read_pod_dir(&dir)
+            .ok()
+            .map(|s| s.summary.instances)
+            .unwrap_or_default();
+        let instance = skiff_node::store::log_instance(pod, &instances, container, false).ok()?;
+        let attempt = u32::try_from(instance.attempt).ok()?;
+        let path = skiff_node::runtime::stdin_fifo_path(&dir.join(container), attempt);
+        let meta = std::fs::symlink_metadata(&path).ok()?;
+        use std::os::unix::fs::FileTypeExt;
+        meta.file_type().is_fifo().then_some(path)
+    }
+
     /// The exec target of `container` (any running one when `None`) of `pod`, or the
     /// kubelet's refusal. Answered at once: the refusal is the answer to the upgrade request.
     fn target(&self, pod: &Pod, container: Option<&str>) -> Result<ExecTarget, StreamError> {
@@ -329,45 +351,85 @@ impl NodeBackend for LocalNode {
         })
     }
 
-    /// Attach without stdin: the container's output from now on, from its CRI log file (both
-    /// streams, to the client's stdout). Holding a running container's stdin (`stdin: true`,
-    /// `tty: true`: the monitor would keep the pipe or pty) is not done yet: refused.
+    /// Attach: the container's output from now on, from its CRI log file (both streams, to
+    /// the client's stdout), and with `-i` the client's input written to the FIFO a
+    /// `stdin: true` container reads (host runtime class). A container's terminal (`tty:
+    /// true`, which the monitor would have to hold) is not done yet: refused.
     fn attach(
         &self,
         pod: &Pod,
         options: ExecOptions,
         io: StreamIo,
     ) -> NodeFuture<Result<(), StreamError>> {
+        let refuse = |message: String| StreamError { code: 400, message };
         let checked = self.target(pod, Some(&options.container)).and_then(|_| {
-            if options.stdin || options.tty {
-                return Err(StreamError {
-                    code: 400,
-                    message: "attaching to a container's stdin or terminal is not supported by skiff yet; attach without -i/-t streams its output".into(),
-                });
+            if options.tty {
+                return Err(refuse(
+                    "attaching to a container's terminal is not supported by skiff yet".into(),
+                ));
             }
+            let fifo = if options.stdin {
+                Some(self.stdin_fifo(pod, &options.container).ok_or_else(|| {
+                    refuse(format!(
+                        "container {} of pod {} does not read stdin (stdin: true)",
+                        options.container,
+                        pod.metadata.name.as_deref().unwrap_or_default()
+                    ))
+                })?)
+            } else {
+                None
+            };
             let logs = LogOptions {
                 container: options.container.clone(),
                 follow: true,
                 tail_lines: Some(0),
                 ..Default::default()
             };
-            super::logs::stream(&self.data_dir, pod, &logs).map_err(|e| StreamError {
-                code: e.code,
-                message: e.message,
-            })
+            let lines =
+                super::logs::stream(&self.data_dir, pod, &logs).map_err(|e| StreamError {
+                    code: e.code,
+                    message: e.message,
+                })?;
+            Ok((lines, fifo))
         });
         Box::pin(async move {
             use futures_util::StreamExt;
-            use tokio::io::AsyncWriteExt;
-            let mut lines = checked?;
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut lines, fifo) = checked?;
             let mut out = io.stdout.filter(|_| options.stdout);
-            while let Some(chunk) = lines.next().await {
-                let Ok(chunk) = chunk else { break };
-                if let Some(w) = out.as_mut() {
-                    if w.write_all(&chunk).await.is_err() || w.flush().await.is_err() {
-                        break;
+            let output = async {
+                while let Some(chunk) = lines.next().await {
+                    let Ok(chunk) = chunk else { break };
+                    if let Some(w) = out.as_mut() {
+                        if w.write_all(&chunk).await.is_err() || w.flush().await.is_err() {
+                            break;
+                        }
                     }
                 }
+            };
+            let input = async {
+                if let (Some(path), Some(mut src)) = (fifo, io.stdin) {
+                    // The container holds the FIFO open for reading: opening it to write
+                    // does not block.
+                    let tx = tokio::net::unix::pipe::OpenOptions::new().open_sender(&path);
+                    if let Ok(mut tx) = tx {
+                        let mut buf = vec![0u8; 32 * 1024];
+                        loop {
+                            let n = match src.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            if tx.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                std::future::pending::<()>().await
+            };
+            tokio::select! {
+                () = output => {}
+                () = input => {}
             }
             Ok(())
         })
