@@ -8,6 +8,7 @@
 //! It never outlives the container: the process is born in the container's tracking group
 //! (stopping the container kills the group), and dropping the future kills its process group.
 
+use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +43,72 @@ pub enum ExecError {
     /// The node could not prepare the exec's pipes or terminal.
     #[error("{0}")]
     Io(String),
+}
+
+/// A pod's running containers as exec targets, by container name, kept current by its
+/// worker and read by the pod manager without a round trip to the worker (so a refusal is
+/// known at once, before any stream is upgraded). Cheap to clone; clones share the table.
+#[derive(Clone, Default)]
+pub struct ExecTable {
+    inner: Arc<std::sync::Mutex<Published>>,
+}
+
+/// Container name → (newest instance, its source).
+type Published = HashMap<String, (u64, Arc<dyn ExecSource>)>;
+
+/// One container instance that may be exec'd into while it runs.
+pub(crate) trait ExecSource: Send + Sync {
+    /// Its exec target, or `None` when it does not run (any more) or cannot be exec'd into.
+    fn target(&self) -> Option<ExecTarget>;
+}
+
+impl std::fmt::Debug for ExecTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.lock().keys().cloned().collect();
+        f.debug_struct("ExecTable")
+            .field("containers", &names)
+            .finish()
+    }
+}
+
+impl ExecTable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Published> {
+        // Only inserts and clears happen under the lock: a panic leaves it consistent.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records `instance` of `container` (a later instance replaces an earlier one).
+    pub(crate) fn publish(&self, container: &str, instance: u64, source: Arc<dyn ExecSource>) {
+        let mut t = self.lock();
+        match t.get(container) {
+            Some((have, _)) if *have > instance => {}
+            _ => {
+                t.insert(container.to_string(), (instance, source));
+            }
+        }
+    }
+
+    /// Forgets every container (the pod's worker has ended).
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
+    }
+
+    /// The running instance of `container`, or of any container when `None`.
+    pub fn lookup(
+        &self,
+        container: Option<&str>,
+    ) -> Result<ExecTarget, crate::worker::ExecRefusal> {
+        let sources: Vec<Arc<dyn ExecSource>> = {
+            let t = self.lock();
+            match container {
+                Some(c) => t.get(c).map(|(_, s)| s.clone()).into_iter().collect(),
+                None => t.values().map(|(_, s)| s.clone()).collect(),
+            }
+        };
+        sources.iter().find_map(|s| s.target()).ok_or_else(|| {
+            crate::worker::ExecRefusal::NotRunning(container.unwrap_or_default().to_string())
+        })
+    }
 }
 
 /// How long the output of an exited command is still copied once nothing more arrives (a

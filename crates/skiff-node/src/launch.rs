@@ -46,6 +46,9 @@ pub struct ContainerLaunch {
     /// The engine's instance number, kept in the runtime's record of the instance (`state`)
     /// so that whoever adopts the pod can map it back; 0 when nobody asked.
     pub instance: u64,
+    /// `stdin: true`: the container reads a FIFO (`<restart count>.stdin` in its directory)
+    /// that `kubectl attach -i` writes to (host runtime class).
+    pub stdin: bool,
 }
 
 static NO_OBJECTS: PodObjects = PodObjects {
@@ -150,6 +153,7 @@ impl ContainerLaunch {
             data_dir: data_dir.to_path_buf(),
             warnings,
             instance: 0,
+            stdin: c.stdin == Some(true),
         };
         launch.check_nul()?;
         Ok(launch)

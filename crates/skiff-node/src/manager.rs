@@ -107,6 +107,8 @@ struct Inner {
 #[derive(Default)]
 struct Workers {
     running: HashMap<String, mpsc::Sender<Command>>,
+    /// The running pods' containers as exec targets.
+    exec: HashMap<String, crate::exec::ExecTable>,
     /// Pods whose worker has returned: a later `sync` of them does not run them again.
     finished: HashSet<String>,
 }
@@ -173,7 +175,11 @@ impl PodManager {
             return;
         }
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+        let table = crate::exec::ExecTable::default();
+        // The first command of the new (empty) queue: it cannot be full.
+        let _ = cmd_tx.try_send(Command::ExecTable(table.clone()));
         w.running.insert(uid.clone(), cmd_tx);
+        w.exec.insert(uid.clone(), table);
         drop(w);
         let who = Who {
             uid,
@@ -246,6 +252,7 @@ impl PodManager {
             {
                 let mut w = this.workers();
                 w.running.remove(&who.uid);
+                w.exec.remove(&who.uid);
                 w.finished.insert(who.uid);
             }
             let _ = this.inner.reports.send(report);
@@ -313,28 +320,17 @@ impl PodManager {
     }
 
     /// What `kubectl exec` into `container` of the pod `uid` runs through (any running
-    /// container of it when `None`: port-forward's network namespace).
-    pub async fn exec_target(
+    /// container of it when `None`: port-forward's network namespace). Answers at once.
+    pub fn exec_target(
         &self,
         uid: &str,
         container: Option<&str>,
     ) -> Result<crate::exec::ExecTarget, ExecTargetError> {
-        let tx = self.workers().running.get(uid).cloned();
-        let Some(tx) = tx else {
+        let table = self.workers().exec.get(uid).cloned();
+        let Some(table) = table else {
             return Err(ExecTargetError::NoPod);
         };
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        let cmd = Command::ExecTarget {
-            container: container.map(str::to_string),
-            reply,
-        };
-        if tx.send(cmd).await.is_err() {
-            return Err(ExecTargetError::NoPod);
-        }
-        match rx.await {
-            Ok(r) => r.map_err(ExecTargetError::Refused),
-            Err(_) => Err(ExecTargetError::NoPod),
-        }
+        table.lookup(container).map_err(ExecTargetError::Refused)
     }
 
     fn command(&self, uid: &str, cmd: Command) {

@@ -266,7 +266,20 @@ impl HostRuntime {
                 out_w,
                 err_w,
             ),
-            None => build_process(spec, out_w, err_w),
+            None => {
+                let stdin = if launch.stdin {
+                    match open_stdin_fifo(&launch) {
+                        Ok(fd) => Some(fd),
+                        Err(e) => {
+                            release(group).await;
+                            return Err(e);
+                        }
+                    }
+                } else {
+                    None
+                };
+                build_process(spec, out_w, err_w).map(|p| p.with_stdin(stdin, Detach::Session))
+            }
         };
         let process = match built {
             Ok(p) => p,
@@ -697,6 +710,26 @@ async fn release(group: Arc<dyn TrackedGroup>) {
     if let Err(e) = group.remove(REMOVE_TIMEOUT).await {
         tracing::warn!(id = group.id(), error = %e, "releasing tracking group");
     }
+}
+
+/// The FIFO a `stdin: true` container reads (see [`ContainerLaunch::stdin`]), opened for
+/// reading and writing: the container never sees EOF between attaches (kube's default
+/// `stdinOnce: false`), and `kubectl attach -i` opens it to write.
+pub fn stdin_fifo_path(container_dir: &Path, restart_count: u32) -> PathBuf {
+    container_dir.join(format!("{restart_count}.stdin"))
+}
+
+fn open_stdin_fifo(launch: &ContainerLaunch) -> Result<OwnedFd, StartError> {
+    let path = stdin_fifo_path(&launch.container_dir(), launch.restart_count);
+    let _ = std::fs::remove_file(&path);
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .map_err(|e| StartError::io("creating the stdin FIFO", e.into()))?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StartError::io("opening the stdin FIFO", e))?;
+    Ok(f.into())
 }
 
 fn pipe_pair() -> Result<(OwnedFd, OwnedFd), StartError> {

@@ -411,6 +411,11 @@ impl Process {
             rustix::io::fcntl_dupfd_cloexec(&fd, 10).map_err(io::Error::from)
         };
         let devnull = high(File::open("/dev/null")?.into())?;
+        // The container's stdin: /dev/null, or its stdin FIFO (`stdin: true`).
+        let child_stdin = match &self.stdin {
+            Some(fd) => high(fd.try_clone()?)?,
+            None => high(devnull.try_clone()?)?,
+        };
         let stdout = high(self.stdout.try_clone()?)?;
         let stderr = high(self.stderr.try_clone()?)?;
         let (c_err_r, c_err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
@@ -435,7 +440,7 @@ impl Process {
                 &argv,
                 &envp,
                 [
-                    devnull.as_fd(),
+                    child_stdin.as_fd(),
                     stdout.as_fd(),
                     stderr.as_fd(),
                     c_err_w.as_fd(),
@@ -457,7 +462,15 @@ impl Process {
         let spawned =
             reaper.spawn_with(tag, || process::fork_monitor(&m).map_err(io::Error::from))?;
         // Only M and the container keep these.
-        drop((status_w, c_err_w, c_err_r, devnull, stdout, stderr));
+        drop((
+            status_w,
+            c_err_w,
+            c_err_r,
+            devnull,
+            stdout,
+            stderr,
+            child_stdin,
+        ));
         drop((mon_out, mon_err, live, self.stdout, self.stderr));
         let mut status = File::from(status_r);
         let mut word = |what: &str| -> io::Result<Option<i32>> {

@@ -74,13 +74,10 @@ pub enum Command {
     /// server allows on a running pod (an image change restarts only that container, S10);
     /// a refusal changes nothing and is reported as a Warning event (`UpdateRejected`).
     Update(Box<Pod>),
-    /// What a streaming exec runs through (`kubectl exec`): the running instance of
-    /// `container`, or of any container when `None` (port-forward: the pod's network
-    /// namespace). The streaming itself runs outside the worker.
-    ExecTarget {
-        container: Option<String>,
-        reply: oneshot::Sender<Result<crate::exec::ExecTarget, ExecRefusal>>,
-    },
+    /// Keep `table` current with the pod's container instances (what `kubectl exec` and
+    /// `port-forward` run through; the streaming itself runs outside the worker). The pod
+    /// manager sends it first.
+    ExecTable(crate::exec::ExecTable),
 }
 
 /// Why the worker has no exec target.
@@ -89,9 +86,21 @@ pub enum ExecRefusal {
     /// No instance of the container runs now.
     #[error("container not found ({0:?})")]
     NotRunning(String),
-    /// The runtime cannot exec into the container.
-    #[error("the runtime cannot exec into container {0:?}")]
-    Unsupported(String),
+}
+
+/// A container instance as an exec source (see [`crate::exec::ExecTable`]).
+struct ExecSourceOf<R: RuntimeService> {
+    runtime: Arc<R>,
+    container: R::Container,
+}
+
+impl<R: RuntimeService> crate::exec::ExecSource for ExecSourceOf<R> {
+    fn target(&self) -> Option<crate::exec::ExecTarget> {
+        if !self.runtime.status(&self.container).running {
+            return None;
+        }
+        self.runtime.exec_target(&self.container)
+    }
 }
 
 /// What the worker reports while the pod runs. A container instance's `Log` lines come after
@@ -373,6 +382,7 @@ where
         all_containers: Vec::new(),
         unknown: HashMap::new(),
         names: HashMap::new(),
+        exec_table: None,
     };
     ctx.adopt(listing.sandbox, &found, handles);
     let mut commands_open = true;
@@ -500,6 +510,9 @@ where
     // Nothing is left behind: every container is removed (its processes gone, its tracking
     // group emptied and removed), then the sandboxes.
     ctx.containers.clear();
+    if let Some(t) = &ctx.exec_table {
+        t.clear();
+    }
     for c in std::mem::take(&mut ctx.all_containers) {
         ctx.runtime.remove_container(c).await;
     }
@@ -542,6 +555,21 @@ where
         let _ = f.await;
     }
     Ok(status)
+}
+
+/// Publishes an instance for exec (see [`crate::exec::ExecTable`]).
+fn publish<R: RuntimeService>(
+    table: &crate::exec::ExecTable,
+    runtime: &Arc<R>,
+    name: &str,
+    instance: InstanceId,
+    container: &R::Container,
+) {
+    let source = ExecSourceOf {
+        runtime: runtime.clone(),
+        container: container.clone(),
+    };
+    table.publish(name, instance.0, Arc::new(source));
 }
 
 async fn sleep_opt<F: std::future::Future<Output = ()>>(wake: Option<F>) {
@@ -588,6 +616,8 @@ struct Ctx<R: RuntimeService, P, I, C> {
     containers: HashMap<InstanceId, R::Container>,
     /// The container name of each instance in `containers`.
     names: HashMap<InstanceId, String>,
+    /// Where the pod's instances are published for exec (see [`Command::ExecTable`]).
+    exec_table: Option<crate::exec::ExecTable>,
     /// Every instance ever started or adopted, to remove them at the end.
     all_containers: Vec<R::Container>,
     /// Instances whose monitor ended without a record, until the engine's kill is answered.
@@ -612,8 +642,13 @@ where
         match cmd {
             Command::Stop { grace } => engine.handle(Input::StopRequested { grace }, self.now()),
             Command::KillNow => engine.handle(Input::KillNow, self.now()),
-            Command::ExecTarget { container, reply } => {
-                let _ = reply.send(self.exec_target(container));
+            Command::ExecTable(table) => {
+                for (instance, c) in &self.containers {
+                    if let Some(name) = self.names.get(instance) {
+                        publish(&table, &self.runtime, name, *instance, c);
+                    }
+                }
+                self.exec_table = Some(table);
             }
             Command::Update(new) => {
                 if self.update(engine, *new) {
@@ -630,30 +665,6 @@ where
 
     fn now(&self) -> Time {
         self.clock.now()
-    }
-
-    /// See [`Command::ExecTarget`]: the newest running instance of the container.
-    fn exec_target(
-        &self,
-        container: Option<String>,
-    ) -> Result<crate::exec::ExecTarget, ExecRefusal> {
-        let wanted = container.clone().unwrap_or_default();
-        let running = self
-            .containers
-            .iter()
-            .filter(|(id, _)| {
-                container
-                    .as_deref()
-                    .is_none_or(|c| self.names.get(id).map(String::as_str) == Some(c))
-            })
-            .filter(|(_, c)| self.runtime.status(c).running)
-            .max_by_key(|(id, _)| id.0);
-        let Some((_, c)) = running else {
-            return Err(ExecRefusal::NotRunning(wanted));
-        };
-        self.runtime
-            .exec_target(c)
-            .ok_or(ExecRefusal::Unsupported(wanted))
     }
 
     /// Takes over what the runtime listed (already replayed into the engine): running
@@ -685,6 +696,9 @@ where
                     spawn_exit_watch(&*self.runtime, &self.tx, f.name.clone(), instance, &c);
                     self.containers.insert(instance, c.clone());
                     self.names.insert(instance, f.name.clone());
+                    if let Some(t) = &self.exec_table {
+                        publish(t, &self.runtime, &f.name, instance, &c);
+                    }
                 }
                 FoundState::Unknown => {
                     self.containers.insert(instance, c.clone());
@@ -708,6 +722,9 @@ where
                 self.awaiting_started.insert(name.clone(), instance);
                 self.containers.insert(instance, container.clone());
                 self.names.insert(instance, name.clone());
+                if let Some(t) = &self.exec_table {
+                    publish(t, &self.runtime, &name, instance, &container);
+                }
                 self.all_containers.push(container);
                 engine.handle(Input::ContainerStarted { name, instance, at }, self.now());
             }

@@ -88,9 +88,10 @@ spec:
             _data: data,
             stopped: false,
         };
+
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match r.manager.exec_target(&r.uid, Some("app")).await {
+            match r.manager.exec_target(&r.uid, Some("app")) {
                 Ok(_) => break,
                 Err(e) if Instant::now() > deadline => panic!("container never ran: {e}"),
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
@@ -100,10 +101,7 @@ spec:
     }
 
     async fn target(&self) -> ExecTarget {
-        self.manager
-            .exec_target(&self.uid, Some("app"))
-            .await
-            .unwrap()
+        self.manager.exec_target(&self.uid, Some("app")).unwrap()
     }
 
     /// Stops the pod and waits for its worker's end (nothing of it left).
@@ -176,6 +174,10 @@ async fn exec_streams_exit_codes_cgroup_and_tty() {
     }
     let pod = Running::start("exec-a", "exec sleep 601").await;
     let target = pod.target().await;
+    assert_eq!(
+        pod.manager.exec_target(&pod.uid, Some("nope")).unwrap_err(),
+        ExecTargetError::Refused(ExecRefusal::NotRunning("nope".into()))
+    );
 
     // stdin in, stdout and stderr apart, the exit code; the container's environment.
     let (code, out, err) = run(
@@ -351,7 +353,7 @@ async fn exec_never_outlives_the_container_or_its_client() {
     assert_eq!(code, 137);
     // And the pod is no longer an exec target.
     assert_eq!(
-        manager.exec_target(&uid, Some("app")).await.unwrap_err(),
+        manager.exec_target(&uid, Some("app")).unwrap_err(),
         ExecTargetError::NoPod
     );
 }
@@ -365,7 +367,7 @@ async fn exec_target_refusals() {
     let pod = Running::start("exec-c", "sleep 0.3").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let err = loop {
-        match pod.manager.exec_target(&pod.uid, Some("app")).await {
+        match pod.manager.exec_target(&pod.uid, Some("app")) {
             Ok(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await
             }
@@ -382,7 +384,6 @@ async fn exec_target_refusals() {
     assert_eq!(
         pod.manager
             .exec_target("no-such-uid", Some("app"))
-            .await
             .unwrap_err(),
         ExecTargetError::NoPod
     );
@@ -420,7 +421,7 @@ async fn port_forward_dials_inside_the_pod_network_namespace() {
     let cmd = format!("exec /usr/bin/python3 -c '{script}'");
     let pod = Running::start("pf-a", &cmd).await;
     // Through any running container of the pod, as port-forward asks.
-    let target = pod.manager.exec_target(&pod.uid, None).await.unwrap();
+    let target = pod.manager.exec_target(&pod.uid, None).unwrap();
     let mut conn = None;
     for _ in 0..200 {
         match target.connect_local(port).await {
@@ -432,15 +433,16 @@ async fn port_forward_dials_inside_the_pod_network_namespace() {
         }
     }
     let mut conn = conn.expect("the pod's server never listened");
+    // Two connections at once (the server answers them in turn).
     let mut second = target.connect_local(port).await.unwrap();
     let mut buf = vec![0u8; 64];
     let n = conn.read(&mut buf).await.unwrap();
     assert_eq!(&buf[..n], b"hello 1\n");
-    let n = second.read(&mut buf).await.unwrap();
-    assert_eq!(&buf[..n], b"hello 2\n");
     conn.write_all(b"ping\n").await.unwrap();
     let n = conn.read(&mut buf).await.unwrap();
     assert_eq!(&buf[..n], b"ping\n");
+    let n = second.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"hello 2\n");
     // The listener is in the pod's namespace, not the host's.
     assert!(tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await

@@ -106,62 +106,6 @@ impl LocalNode {
         let _ = self.pods.set(pods);
     }
 
-    /// The exec target of `container` (any running one when `None`) of `pod`, or the
-    /// kubelet's refusal.
-    fn target(
-        &self,
-        pod: &Pod,
-        container: Option<&str>,
-    ) -> impl std::future::Future<Output = Result<ExecTarget, StreamError>> + Send + 'static {
-        let pods = self.pods.get().cloned();
-        let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let container = container.map(str::to_string);
-        let valid = container.as_deref().is_none_or(|c| {
-            pod.spec.as_ref().is_some_and(|s| {
-                s.containers
-                    .iter()
-                    .chain(s.init_containers.iter().flatten())
-                    .any(|x| x.name == c)
-                    || s.ephemeral_containers.iter().flatten().any(|x| x.name == c)
-            })
-        });
-        async move {
-            let err = |code: u16, message: String| StreamError { code, message };
-            if !valid {
-                return Err(err(
-                    400,
-                    format!(
-                        "container {} is not valid for pod {name}",
-                        container.unwrap_or_default()
-                    ),
-                ));
-            }
-            let Some(pods) = pods else {
-                return Err(err(404, "pod does not exist".into()));
-            };
-            match pods.exec_target(&uid, container.as_deref()).await {
-                Ok(t) => Ok(t),
-                // The kubelet's answers: no such pod here; no running instance of the
-                // container (the API server prefixes "unable to upgrade connection").
-                Err(ExecTargetError::NoPod) => Err(err(404, "pod does not exist".into())),
-                Err(ExecTargetError::Refused(ExecRefusal::NotRunning(c))) if c.is_empty() => {
-                    Err(err(
-                        400,
-                        format!(
-                            "unable to upgrade connection: pod {name} has no running container"
-                        ),
-                    ))
-                }
-                Err(ExecTargetError::Refused(ExecRefusal::NotRunning(c))) => Err(err(
-                    400,
-                    format!("unable to upgrade connection: container not found (\"{c}\")"),
-                )),
-                Err(ExecTargetError::Refused(e)) => Err(err(500, e.to_string())),
-            }
-        }
-    }
-
     fn quantities(&self) -> (BTreeMap<String, Quantity>, BTreeMap<String, Quantity>) {
         let cap = self.resources.capacity(&self.data_dir);
         let alloc = skiff_model::admission::NodeAllocatable::from_capacity(&cap, &self.reserved);
@@ -185,6 +129,71 @@ impl LocalNode {
             ("pods".to_string(), q(format!("{}", alloc.pods))),
         ]);
         (capacity, allocatable)
+    }
+
+    /// The stdin FIFO of the running instance of `container` (see
+    /// `skiff_node::runtime::stdin_fifo_path`), if it reads one.
+    fn stdin_fifo(&self, pod: &Pod, container: &str) -> Option<PathBuf> {
+        let m = &pod.metadata;
+        let dir = skiff_node::store::pods_dir(&self.data_dir).join(format!(
+            "{}_{}_{}",
+            m.namespace.as_deref().unwrap_or(""),
+            m.name.as_deref().unwrap_or(""),
+            m.uid.as_deref().unwrap_or("")
+        ));
+        let instances = skiff_node::store::read_pod_dir(&dir)
+            .ok()
+            .map(|s| s.summary.instances)
+            .unwrap_or_default();
+        let instance = skiff_node::store::log_instance(pod, &instances, container, false).ok()?;
+        let attempt = u32::try_from(instance.attempt).ok()?;
+        let path = skiff_node::runtime::stdin_fifo_path(&dir.join(container), attempt);
+        let meta = std::fs::symlink_metadata(&path).ok()?;
+        use std::os::unix::fs::FileTypeExt;
+        meta.file_type().is_fifo().then_some(path)
+    }
+
+    /// The exec target of `container` (any running one when `None`) of `pod`, or the
+    /// kubelet's refusal. Answered at once: the refusal is the answer to the upgrade request.
+    fn target(&self, pod: &Pod, container: Option<&str>) -> Result<ExecTarget, StreamError> {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let err = |code: u16, message: String| StreamError { code, message };
+        let valid = container.is_none_or(|c| {
+            pod.spec.as_ref().is_some_and(|s| {
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+                    .any(|x| x.name == c)
+                    || s.ephemeral_containers.iter().flatten().any(|x| x.name == c)
+            })
+        });
+        if !valid {
+            return Err(err(
+                400,
+                format!(
+                    "container {} is not valid for pod {name}",
+                    container.unwrap_or_default()
+                ),
+            ));
+        }
+        let Some(pods) = self.pods.get() else {
+            return Err(err(404, "pod does not exist".into()));
+        };
+        match pods.exec_target(&uid, container) {
+            Ok(t) => Ok(t),
+            // The kubelet's answers: no such pod here; no running instance of the container
+            // (the API server prefixes "unable to upgrade connection").
+            Err(ExecTargetError::NoPod) => Err(err(404, "pod does not exist".into())),
+            Err(ExecTargetError::Refused(ExecRefusal::NotRunning(c))) if c.is_empty() => Err(err(
+                400,
+                format!("unable to upgrade connection: pod {name} has no running container"),
+            )),
+            Err(ExecTargetError::Refused(ExecRefusal::NotRunning(c))) => Err(err(
+                400,
+                format!("unable to upgrade connection: container not found (\"{c}\")"),
+            )),
+        }
     }
 }
 
@@ -307,7 +316,7 @@ impl NodeBackend for LocalNode {
     ) -> NodeFuture<Result<i32, StreamError>> {
         let target = self.target(pod, Some(&options.container));
         Box::pin(async move {
-            let target = target.await?;
+            let target = target?;
             if options.command.is_empty() {
                 return Err(StreamError {
                     code: 400,
@@ -342,6 +351,90 @@ impl NodeBackend for LocalNode {
         })
     }
 
+    /// Attach: the container's output from now on, from its CRI log file (both streams, to
+    /// the client's stdout), and with `-i` the client's input written to the FIFO a
+    /// `stdin: true` container reads (host runtime class). A container's terminal (`tty:
+    /// true`, which the monitor would have to hold) is not done yet: refused.
+    fn attach(
+        &self,
+        pod: &Pod,
+        options: ExecOptions,
+        io: StreamIo,
+    ) -> NodeFuture<Result<(), StreamError>> {
+        let refuse = |message: String| StreamError { code: 400, message };
+        let checked = self.target(pod, Some(&options.container)).and_then(|_| {
+            if options.tty {
+                return Err(refuse(
+                    "attaching to a container's terminal is not supported by skiff yet".into(),
+                ));
+            }
+            let fifo = if options.stdin {
+                Some(self.stdin_fifo(pod, &options.container).ok_or_else(|| {
+                    refuse(format!(
+                        "container {} of pod {} does not read stdin (stdin: true)",
+                        options.container,
+                        pod.metadata.name.as_deref().unwrap_or_default()
+                    ))
+                })?)
+            } else {
+                None
+            };
+            let logs = LogOptions {
+                container: options.container.clone(),
+                follow: true,
+                tail_lines: Some(0),
+                ..Default::default()
+            };
+            let lines =
+                super::logs::stream(&self.data_dir, pod, &logs).map_err(|e| StreamError {
+                    code: e.code,
+                    message: e.message,
+                })?;
+            Ok((lines, fifo))
+        });
+        Box::pin(async move {
+            use futures_util::StreamExt;
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut lines, fifo) = checked?;
+            let mut out = io.stdout.filter(|_| options.stdout);
+            let output = async {
+                while let Some(chunk) = lines.next().await {
+                    let Ok(chunk) = chunk else { break };
+                    if let Some(w) = out.as_mut() {
+                        if w.write_all(&chunk).await.is_err() || w.flush().await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            };
+            let input = async {
+                if let (Some(path), Some(mut src)) = (fifo, io.stdin) {
+                    // The container holds the FIFO open for reading: opening it to write
+                    // does not block.
+                    let tx = tokio::net::unix::pipe::OpenOptions::new().open_sender(&path);
+                    if let Ok(mut tx) = tx {
+                        let mut buf = vec![0u8; 32 * 1024];
+                        loop {
+                            let n = match src.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            if tx.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                std::future::pending::<()>().await
+            };
+            tokio::select! {
+                () = output => {}
+                () = input => {}
+            }
+            Ok(())
+        })
+    }
+
     fn port_forward(
         &self,
         pod: &Pod,
@@ -350,7 +443,7 @@ impl NodeBackend for LocalNode {
         let target = self.target(pod, None);
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         Box::pin(async move {
-            let target = target.await?;
+            let target = target?;
             match target.connect_local(port).await {
                 Ok(conn) => {
                     let _ = conn.set_nodelay(true);
