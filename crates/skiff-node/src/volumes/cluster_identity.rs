@@ -196,7 +196,11 @@ impl ClusterIdentity {
 /// two skiffs starting at once on one data dir end up with the same, whole set.
 fn create(data_dir: &Path, dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
-    let tmp: PathBuf = data_dir.join(format!(".pki-{}", std::process::id()));
+    // Unique per call, not only per process: a daemon starts many pods at once, and each may
+    // be the first to need the keys.
+    static ATTEMPT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let attempt = ATTEMPT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp: PathBuf = data_dir.join(format!(".pki-{}-{attempt}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::DirBuilder::new()
         .mode(0o700)
@@ -312,6 +316,29 @@ mod tests {
             node_name: "worker-2",
             now,
         }
+    }
+
+    /// A daemon starts many pods at once on a fresh data dir: every one gets the same keys
+    /// (the staging directory was once named by PID only, and all but one start failed).
+    #[test]
+    fn pods_starting_at_once_in_one_process_share_one_set_of_keys() {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let pems: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| ClusterIdentity::load_or_create(d.path())))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| panic!("thread panicked"))
+                        .unwrap_or_else(|e| panic!("{e}"))
+                        .ca_pem()
+                        .to_string()
+                })
+                .collect()
+        });
+        assert!(pems.iter().all(|p| p == &pems[0]));
     }
 
     #[test]

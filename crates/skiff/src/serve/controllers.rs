@@ -582,9 +582,17 @@ async fn sync(
     }
     if !events.is_empty() {
         let now = Timestamp::now();
+        // One nanosecond apart: events are named `<object>.<nanoseconds in hex>`, and a
+        // decision may record several about one object.
         let events = events
             .iter()
-            .map(|n| event_object(controller.component(), n, now))
+            .enumerate()
+            .map(|(i, n)| {
+                let at = now
+                    .checked_add(k8s_openapi::jiff::SignedDuration::from_nanos(i as i64))
+                    .unwrap_or(now);
+                event_object(controller.component(), n, at)
+            })
             .collect();
         api.record_events(events).await;
     }
