@@ -94,10 +94,7 @@ impl ExecTable {
     }
 
     /// The running instance of `container`, or of any container when `None`.
-    pub fn lookup(
-        &self,
-        container: Option<&str>,
-    ) -> Result<ExecTarget, crate::worker::ExecRefusal> {
+    pub fn lookup(&self, container: Option<&str>) -> Result<ExecTarget, ExecRefusal> {
         let sources: Vec<Arc<dyn ExecSource>> = {
             let t = self.lock();
             match container {
@@ -105,9 +102,10 @@ impl ExecTable {
                 None => t.values().map(|(_, s)| s.clone()).collect(),
             }
         };
-        sources.iter().find_map(|s| s.target()).ok_or_else(|| {
-            crate::worker::ExecRefusal::NotRunning(container.unwrap_or_default().to_string())
-        })
+        sources
+            .iter()
+            .find_map(|s| s.target())
+            .ok_or_else(|| ExecRefusal::NotRunning(container.unwrap_or_default().to_string()))
     }
 }
 
@@ -405,4 +403,12 @@ async fn copy_in(mut src: Pin<Box<dyn AsyncRead + Send>>, fd: OwnedFd, tty: bool
         }
     }
     // Dropping `tx` closes the pipe; for a pty only this duplicate of the master.
+}
+
+/// Why a pod has no exec target for a container.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecRefusal {
+    /// No instance of the container runs now.
+    #[error("container not found ({0:?})")]
+    NotRunning(String),
 }

@@ -348,7 +348,7 @@ pub enum ExecTargetError {
     #[error("the pod does not run on this node")]
     NoPod,
     #[error(transparent)]
-    Refused(crate::worker::ExecRefusal),
+    Refused(crate::exec::ExecRefusal),
 }
 
 /// Hands `cmd` to a worker without blocking the caller: at once when its queue has room,

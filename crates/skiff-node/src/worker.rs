@@ -80,13 +80,8 @@ pub enum Command {
     ExecTable(crate::exec::ExecTable),
 }
 
-/// Why the worker has no exec target.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ExecRefusal {
-    /// No instance of the container runs now.
-    #[error("container not found ({0:?})")]
-    NotRunning(String),
-}
+/// Why the worker has no exec target (defined beside the exec table, which answers it).
+pub use crate::exec::ExecRefusal;
 
 /// A container instance as an exec source (see [`crate::exec::ExecTable`]).
 struct ExecSourceOf<R: RuntimeService> {
