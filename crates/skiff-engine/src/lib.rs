@@ -277,6 +277,57 @@ pub struct PostStart {
     pub timeout_ms: i64,
 }
 
+/// Why the engine stops a container: the decision behind a [`Action::RunPreStop`] and an
+/// [`Action::Signal`] (for the pod's timeline; the kubelet carries the same as the Killing
+/// event's message).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StopReason {
+    /// Every app container is done (T6, the P6 exception): the pod ends, sidecars included.
+    PodCompleted,
+    /// A regular init container failed under `restartPolicy: Never` (S7).
+    InitFailed,
+    /// [`Input::StopRequested`]: deletion, `--timeout`, a signal to skiff — the node knows which.
+    StopRequested,
+    /// [`Input::KillNow`].
+    KillNow,
+    /// activeDeadlineSeconds passed (T10).
+    DeadlineExceeded,
+    /// [`Input::FailPod`]: eviction or a sandbox that cannot be built.
+    NodeFailure,
+    /// The liveness probe failed (P4).
+    Liveness,
+    /// The startup probe failed (P3).
+    Startup,
+    /// The postStart hook failed (T9).
+    PostStartFailed,
+    /// The runtime lost track of the instance (R3).
+    Unknown,
+    /// The container's spec (its image) changed (S10).
+    SpecChanged,
+    /// The pod's sandbox changed or was lost (S9).
+    SandboxChanged,
+}
+
+impl StopReason {
+    /// A short lower-case phrase for people ("liveness probe failed").
+    pub fn describe(self) -> &'static str {
+        match self {
+            StopReason::PodCompleted => "pod completed",
+            StopReason::InitFailed => "init container failed",
+            StopReason::StopRequested => "stop requested",
+            StopReason::KillNow => "killed at once",
+            StopReason::DeadlineExceeded => "activeDeadlineSeconds exceeded",
+            StopReason::NodeFailure => "node failed the pod",
+            StopReason::Liveness => "liveness probe failed",
+            StopReason::Startup => "startup probe failed",
+            StopReason::PostStartFailed => "postStart hook failed",
+            StopReason::Unknown => "container state unknown",
+            StopReason::SpecChanged => "container spec changed",
+            StopReason::SandboxChanged => "pod sandbox changed",
+        }
+    }
+}
+
 /// Signal to deliver to a container. `Term` means the container's stop signal (STOPSIGNAL or SIGTERM).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Signal {
@@ -448,12 +499,14 @@ pub enum Action {
         name: String,
         instance: InstanceId,
         timeout_ms: i64,
+        why: StopReason,
     },
     /// Deliver a signal to the container's whole process tree. The engine times SIGKILL itself.
     Signal {
         name: String,
         instance: InstanceId,
         signal: Signal,
+        why: StopReason,
     },
     StopSandbox,
     Event(Event),

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use skiff_engine::{
     Action, EngineConfig, EventType, Input, InstanceId, NodeFailure, PodEngine, PostStart,
-    ProbeKind, Signal, StartFailure,
+    ProbeKind, Signal, StartFailure, StopReason,
 };
 
 fn ignores_term() -> Run {
@@ -568,7 +568,8 @@ fn t9_post_start_hook_past_its_deadline_fails_like_a_failed_hook() {
     assert!(acts.contains(&Action::Signal {
         name: "app".into(),
         instance,
-        signal: Signal::Term
+        signal: Signal::Term,
+        why: StopReason::PostStartFailed,
     }));
     // The hook's late answer changes nothing.
     e.handle(

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use skiff_engine::{Input, NodeFailure};
+use skiff_engine::{Input, NodeFailure, StopReason};
 
 fn ignores_term() -> Run {
     Run {
@@ -548,4 +548,93 @@ fn t12_deleted_pod_succeeds_iff_all_apps_exit_0() {
         sim.run();
         assert_eq!(phase(&sim.status()), want);
     }
+}
+
+/// The reason each preStop and signal carries (the timeline's "why"), per decision.
+fn whys(sim: &Sim, line: &str) -> Vec<StopReason> {
+    sim.stops
+        .iter()
+        .filter(|(_, l, _)| l == line)
+        .map(|(_, _, w)| *w)
+        .collect()
+}
+
+#[test]
+fn t6_completion_stops_sidecars_with_pod_completed_reason() {
+    let p = pod("Never", vec![sidecar("proxy")], vec![ctr("app")]);
+    let mut sim = Sim::new(&p).script("app", vec![exits(500, 0)]);
+    sim.run_until(60_000);
+    assert_eq!(whys(&sim, "term proxy"), vec![StopReason::PodCompleted]);
+    assert!(whys(&sim, "term app").is_empty(), "{}", sim.dump());
+}
+
+#[test]
+fn t1_stop_request_reason_carries_to_prestop_term_and_grace_kill() {
+    let p = pod("Always", vec![], vec![pre_stop(ctr("app"))]);
+    let mut sim = Sim::new(&p).script(
+        "app",
+        vec![Run {
+            pre_stop: (Some(100), true),
+            on_term: None,
+            ..forever()
+        }],
+    );
+    sim.input_at(1000, Input::StopRequested { grace: Some(3) });
+    sim.run();
+    assert_eq!(whys(&sim, "prestop app"), vec![StopReason::StopRequested]);
+    assert_eq!(whys(&sim, "term app"), vec![StopReason::StopRequested]);
+    assert_eq!(whys(&sim, "kill app"), vec![StopReason::StopRequested]);
+}
+
+#[test]
+fn kill_now_signals_say_kill_now() {
+    let p = pod("Always", vec![], vec![ctr("app")]);
+    let mut sim = Sim::new(&p).script("app", vec![ignores_term()]);
+    sim.input_at(1000, Input::StopRequested { grace: None });
+    sim.input_at(2000, Input::KillNow);
+    sim.run();
+    assert_eq!(whys(&sim, "term app"), vec![StopReason::StopRequested]);
+    assert_eq!(whys(&sim, "kill app"), vec![StopReason::KillNow]);
+}
+
+#[test]
+fn p4_liveness_kill_says_liveness() {
+    let app = with(ctr("app"), "livenessProbe", exec_probe(1, 1));
+    let p = pod("Always", vec![], vec![app]);
+    let mut sim = Sim::new(&p)
+        .script("app", vec![forever(), forever()])
+        .probes(|c| (c.age_ms < 2500, 0));
+    sim.run_until(5000);
+    assert_eq!(
+        whys(&sim, "term app").first(),
+        Some(&StopReason::Liveness),
+        "{}",
+        sim.dump()
+    );
+}
+
+#[test]
+fn t10_deadline_and_eviction_reasons_differ() {
+    let p = pod_with(
+        "Always",
+        vec![],
+        vec![ctr("app")],
+        json!({"activeDeadlineSeconds": 5}),
+    );
+    let mut sim = Sim::new(&p).script("app", vec![forever()]);
+    sim.run_until(60_000);
+    assert_eq!(whys(&sim, "term app"), vec![StopReason::DeadlineExceeded]);
+
+    let p = pod("Always", vec![], vec![ctr("app")]);
+    let mut sim = Sim::new(&p).script("app", vec![forever()]);
+    sim.input_at(
+        1000,
+        Input::FailPod {
+            failure: NodeFailure::Evicted {
+                message: "over its limit".into(),
+            },
+        },
+    );
+    sim.run_until(60_000);
+    assert_eq!(whys(&sim, "term app"), vec![StopReason::NodeFailure]);
 }

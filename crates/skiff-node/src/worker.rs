@@ -884,6 +884,7 @@ where
                 name,
                 instance,
                 timeout_ms,
+                ..
             } => self.pre_stop(name, instance, timeout_ms),
             Action::Signal {
                 instance, signal, ..

@@ -1138,6 +1138,11 @@ const FORBIDDEN_CRATE_DEPS: &[(&str, &[&str])] = &[
             "skiff-api",
         ],
     ),
+    // The timeline is data and drawings: the node feeds it, the CLI and the daemon show it.
+    (
+        "skiff-timeline",
+        &["skiff-node", "skiff-image", "skiff-monitor", "skiff-api"],
+    ),
 ];
 
 #[test]

@@ -106,7 +106,7 @@ impl PodEngine {
         };
         self.event(EventType::Warning, &reason, message.clone(), None);
         self.pod_failure = Some((reason, message));
-        self.begin_termination(TermCause::Deadline, grace, now);
+        self.begin_termination(TermCause::NodeFailure, grace, now);
     }
 
     /// kuberuntime_manager.go computePodActions + SyncPod, one step at a time: the kubelet's sync
@@ -212,7 +212,7 @@ impl PodEngine {
                 continue;
             };
             let grace = self.single_kill_grace(i, cause);
-            self.begin_kill(i, grace, false, Some(msg), now);
+            self.begin_kill(i, grace, false, Some(msg), cause.stop_reason(), now);
             if restart || self.pod.containers[i].kind == ContainerKind::Sidecar {
                 self.ctrs[i].force_restart = Some(inst);
             }
@@ -288,7 +288,8 @@ impl PodEngine {
             for i in 0..self.ctrs.len() {
                 self.cancel_post_start(i);
                 if self.ctrs[i].running().is_some() && self.ctrs[i].kill.is_none() {
-                    self.begin_kill(i, self.pod.tgps, ordered, None, now);
+                    let why = StopReason::SandboxChanged;
+                    self.begin_kill(i, self.pod.tgps, ordered, None, why, now);
                 }
             }
             self.recreate = Some(Recreate::Killing);

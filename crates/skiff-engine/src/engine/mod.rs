@@ -9,7 +9,7 @@ use crate::spec::{ContainerKind, CtrSpec, PodInfo, ProbeKind, RestartPolicy};
 use crate::time::{go_duration, Time};
 use crate::{
     Action, EngineConfig, EngineError, Event, EventType, ImagePlan, Input, InstanceId, NodeFailure,
-    ObservedState, PostStart, Signal, StartFailure,
+    ObservedState, PostStart, Signal, StartFailure, StopReason,
 };
 use skiff_model::validation::update::validate_update;
 
@@ -95,6 +95,7 @@ enum KillPhase {
 #[derive(Clone, Copy, Debug)]
 struct Kill {
     instance: InstanceId,
+    why: StopReason,
     grace_s: i64,
     ordered: bool,
     began: Time,
@@ -290,8 +291,10 @@ enum Recreate {
 pub(crate) enum TermCause {
     /// Deletion, SIGINT/SIGTERM, `--timeout`.
     Stop,
-    /// activeDeadlineSeconds (T10) or eviction: the node fails the pod.
+    /// activeDeadlineSeconds (T10).
     Deadline,
+    /// The node fails the pod (eviction, sandbox failure).
+    NodeFailure,
     /// Every app container exited for good (T6, P6 exception).
     Completed,
     /// A regular init container failed under `Never` (S7).
@@ -302,7 +305,6 @@ pub(crate) enum TermCause {
 
 #[derive(Clone, Copy, Debug)]
 struct Termination {
-    #[allow(dead_code)] // kept for debugging and future reporting
     cause: TermCause,
     /// Pod-level grace override (T1), only for deletion-like stops.
     override_s: Option<i64>,
@@ -318,6 +320,31 @@ enum KillCause {
     Unknown,
     /// S10: hashed fields changed (kubelet passes no reason).
     SpecChanged,
+}
+
+impl KillCause {
+    fn stop_reason(self) -> StopReason {
+        match self {
+            KillCause::Liveness => StopReason::Liveness,
+            KillCause::Startup => StopReason::Startup,
+            KillCause::PostStart => StopReason::PostStartFailed,
+            KillCause::Unknown => StopReason::Unknown,
+            KillCause::SpecChanged => StopReason::SpecChanged,
+        }
+    }
+}
+
+impl TermCause {
+    fn stop_reason(self) -> StopReason {
+        match self {
+            TermCause::Stop => StopReason::StopRequested,
+            TermCause::Deadline => StopReason::DeadlineExceeded,
+            TermCause::NodeFailure => StopReason::NodeFailure,
+            TermCause::Completed => StopReason::PodCompleted,
+            TermCause::InitFailed => StopReason::InitFailed,
+            TermCause::SandboxLost => StopReason::SandboxChanged,
+        }
+    }
 }
 
 /// The lifecycle core for one pod.
@@ -959,7 +986,14 @@ impl PodEngine {
         if self.ctrs[i].running().is_some_and(|x| x.id == instance) && self.ctrs[i].kill.is_none() {
             // killContainer with reasonFailedPostStartHook and no override: TGPS.
             let grace = self.single_kill_grace(i, KillCause::PostStart);
-            self.begin_kill(i, grace, false, Some("FailedPostStartHook".into()), now);
+            self.begin_kill(
+                i,
+                grace,
+                false,
+                Some("FailedPostStartHook".into()),
+                StopReason::PostStartFailed,
+                now,
+            );
         }
     }
 

@@ -98,7 +98,8 @@ impl PodEngine {
             let c = &self.ctrs[i];
             if c.running().is_some() && c.kill.is_none() && c.start.is_none() {
                 let grace = term.override_s.unwrap_or(self.pod.tgps);
-                self.begin_kill(i, grace, ordered, None, now);
+                let why = term.cause.stop_reason();
+                self.begin_kill(i, grace, ordered, None, why, now);
             }
         }
         self.advance_kills(now);
@@ -128,6 +129,7 @@ impl PodEngine {
         grace_s: i64,
         ordered: bool,
         message: Option<String>,
+        why: StopReason,
         now: Time,
     ) {
         let Some(inst) = self.ctrs[i].killable().map(|x| x.id) else {
@@ -140,6 +142,7 @@ impl PodEngine {
         self.event(EventType::Normal, "Killing", msg, Some(&name));
         let mut kill = Kill {
             instance: inst,
+            why,
             grace_s,
             ordered,
             began: now,
@@ -161,6 +164,7 @@ impl PodEngine {
                 name,
                 instance: inst,
                 timeout_ms: grace_s.saturating_mul(1000),
+                why,
             });
         } else {
             self.ctrs[i].kill = Some(kill);
@@ -218,11 +222,12 @@ impl PodEngine {
             kill_at: now.add_secs(k.grace_s),
             killed: false,
         };
-        let instance = k.instance;
+        let (instance, why) = (k.instance, k.why);
         self.pending.push(Action::Signal {
             name,
             instance,
             signal: Signal::Term,
+            why,
         });
     }
 
@@ -246,6 +251,7 @@ impl PodEngine {
             name,
             instance,
             signal: Signal::Kill,
+            why: StopReason::KillNow,
         });
     }
 
@@ -275,6 +281,7 @@ impl PodEngine {
                         name,
                         instance: k.instance,
                         signal: Signal::Kill,
+                        why: k.why,
                     });
                 }
                 _ => {}

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use skiff_engine::images::{self, ImageStep};
 use skiff_engine::{
     Action, EngineConfig, Event, Input, InstanceId, ObservedState, PodEngine, ProbeKind, PullStats,
-    ResolvedImage, Signal, StartFailure, Time,
+    ResolvedImage, Signal, StartFailure, StopReason, Time,
 };
 
 /// Simulation epoch: 2023-11-14T22:13:20Z.
@@ -148,6 +148,9 @@ pub struct Sim {
     /// (ms since T0, line)
     pub log: Vec<(i64, String)>,
     pub events: Vec<(i64, Event)>,
+    /// Every preStop and signal with the engine's reason: (ms since T0, "prestop|term|kill
+    /// <name>", why).
+    pub stops: Vec<(i64, String, StopReason)>,
     /// How long CreateSandbox takes before SandboxReady.
     pub sandbox_delay_ms: i64,
     /// With images: the image step of every start is simulated (else it is skipped, as for a
@@ -173,6 +176,7 @@ impl Sim {
             attempts: HashMap::new(),
             log: Vec::new(),
             events: Vec::new(),
+            stops: Vec::new(),
             sandbox_delay_ms: 0,
             images: None,
         }
@@ -486,7 +490,14 @@ impl Sim {
                         },
                     );
                 }
-                Action::RunPreStop { name, instance, .. } => {
+                Action::RunPreStop {
+                    name,
+                    instance,
+                    why,
+                    ..
+                } => {
+                    let t = self.rel();
+                    self.stops.push((t, format!("prestop {name}"), why));
                     self.note(format!("prestop {name}"));
                     if let Some(l) = self.live.get(&instance) {
                         if let (Some(d), ok) = l.run.pre_stop {
@@ -501,8 +512,11 @@ impl Sim {
                     name,
                     instance,
                     signal,
+                    why,
                 } => match signal {
                     Signal::Term => {
+                        let t = self.rel();
+                        self.stops.push((t, format!("term {name}"), why));
                         self.note(format!("term {name}"));
                         let on_term = self.live.get(&instance).and_then(|l| l.run.on_term);
                         if let Some((d, code)) = on_term {
@@ -510,6 +524,8 @@ impl Sim {
                         }
                     }
                     Signal::Kill => {
+                        let t = self.rel();
+                        self.stops.push((t, format!("kill {name}"), why));
                         self.note(format!("kill {name}"));
                         self.plan_exit(instance, self.now, 137);
                     }
