@@ -7,6 +7,7 @@
 
 pub mod model;
 mod recorder;
+pub mod render;
 pub mod scenario;
 
 pub use model::*;

@@ -1,0 +1,4 @@
+//! Renderings of a [`Timeline`](crate::Timeline): the terminal (`text`), SVG and HTML, and
+//! the axis they share.
+
+pub mod axis;
