@@ -66,6 +66,7 @@ pub mod store;
 pub mod sys;
 pub mod termination;
 pub mod timefmt;
+pub mod timeline;
 pub mod tracker;
 pub mod volumes;
 pub mod worker;

@@ -109,6 +109,8 @@ struct Workers {
     running: HashMap<String, mpsc::Sender<Command>>,
     /// The running pods' containers as exec targets.
     exec: HashMap<String, crate::exec::ExecTable>,
+    /// The running pods' lifecycle records.
+    timelines: HashMap<String, crate::timeline::TimelineHandle>,
     /// Pods whose worker has returned: a later `sync` of them does not run them again.
     finished: HashSet<String>,
 }
@@ -178,8 +180,11 @@ impl PodManager {
         let table = crate::exec::ExecTable::default();
         // The first command of the new (empty) queue: it cannot be full.
         let _ = cmd_tx.try_send(Command::ExecTable(table.clone()));
+        let timeline = crate::timeline::TimelineHandle::default();
+        let _ = cmd_tx.try_send(Command::Timeline(timeline.clone()));
         w.running.insert(uid.clone(), cmd_tx);
         w.exec.insert(uid.clone(), table);
+        w.timelines.insert(uid.clone(), timeline);
         drop(w);
         let who = Who {
             uid,
@@ -253,6 +258,7 @@ impl PodManager {
                 let mut w = this.workers();
                 w.running.remove(&who.uid);
                 w.exec.remove(&who.uid);
+                w.timelines.remove(&who.uid);
                 w.finished.insert(who.uid);
             }
             let _ = this.inner.reports.send(report);
@@ -262,7 +268,36 @@ impl PodManager {
     /// Graceful termination of the pod (its deletion): `grace` overrides its
     /// terminationGracePeriodSeconds (the smallest asked for wins, T1).
     pub fn stop(&self, uid: &str, grace: Option<i64>) {
-        self.command(uid, Command::Stop { grace });
+        self.command(
+            uid,
+            Command::Stop {
+                grace,
+                why: skiff_timeline::Why::Deletion,
+            },
+        );
+    }
+
+    /// The lifecycle timeline of the pod `uid` (`namespace`/`name`): live while its worker
+    /// runs, else as its worker last wrote it in the data dir; `None` if there is none.
+    pub fn timeline(
+        &self,
+        uid: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<skiff_timeline::Timeline> {
+        let live = self.workers().timelines.get(uid).cloned();
+        if let Some(tl) = live.and_then(|h| h.snapshot(crate::worker::now())) {
+            return Some(tl);
+        }
+        // The directory name is made of the three: names the API validated, but refuse
+        // anything that could leave the pods dir all the same.
+        let unsafe_part = |p: &str| p.is_empty() || p.starts_with('.') || p.contains(['/', '\0']);
+        if [uid, namespace, name].into_iter().any(unsafe_part) {
+            return None;
+        }
+        let dir = crate::store::pods_dir(&self.inner.cfg.data_dir)
+            .join(format!("{namespace}_{name}_{uid}"));
+        crate::store::read_timeline(&dir).ok()
     }
 
     /// Stops the pod at once: SIGKILL to every container, then the end of termination.

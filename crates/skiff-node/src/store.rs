@@ -50,6 +50,10 @@ pub const ROOT_DATA_DIR: &str = "/var/lib/skiff";
 pub const POD_FILE: &str = "pod.json";
 /// The cut-down Pod `get pods` reads (see the module docs).
 pub const SUMMARY_FILE: &str = "summary.json";
+/// The pod's lifecycle timeline (skiff_timeline's JSON).
+pub const TIMELINE_FILE: &str = "timeline.json";
+/// Bytes of `timeline.json` read at most (the recorder's bounds keep it far smaller).
+const MAX_TIMELINE_BYTES: u64 = 64 * 1024 * 1024;
 /// kubectl's annotation naming the container `kubectl logs` defaults to (kept in the summary).
 pub const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-container";
 /// A summary is a few KiB; more is not one of skiff's.
@@ -397,6 +401,19 @@ impl PodRecorder {
         self.update(status);
     }
 
+    /// Writes the pod's timeline (`timeline.json`); a failure is logged once.
+    pub fn write_timeline(&mut self, timeline: &skiff_timeline::Timeline) {
+        let res = serde_json::to_vec(timeline)
+            .map_err(io::Error::other)
+            .and_then(|data| write_atomic(&self.dir, TIMELINE_FILE, &data));
+        if let Err(e) = res {
+            if !self.failed {
+                tracing::warn!(dir = %self.dir.display(), "recording the pod's timeline: {e}");
+                self.failed = true;
+            }
+        }
+    }
+
     fn write(&mut self) -> io::Result<()> {
         self.pod.status = self.last.clone();
         let full = serde_json::to_vec_pretty(&self.pod).map_err(io::Error::other)?;
@@ -411,6 +428,12 @@ impl PodRecorder {
         self.dirty = false;
         Ok(())
     }
+}
+
+/// The timeline of a pod directory (`timeline.json`), read with the size bound.
+pub fn read_timeline(dir: &Path) -> io::Result<skiff_timeline::Timeline> {
+    let data = read_bounded(&dir.join(TIMELINE_FILE), MAX_TIMELINE_BYTES)?;
+    serde_json::from_slice(&data).map_err(io::Error::other)
 }
 
 /// The full Pod of a pod directory (`pod.json`), read with the size bound.

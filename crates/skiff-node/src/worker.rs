@@ -32,6 +32,7 @@ use skiff_engine::{
     NodeFailure, PodEngine, PostStart, ProbeKind, PullStats, ResolvedImage, Signal, StartFailure,
     Time,
 };
+use skiff_timeline::{Recorder, Why};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::{Clock, WallClock};
@@ -48,11 +49,15 @@ use crate::logs::LogLine;
 use crate::probe::ProbeOutcome;
 use crate::sandbox::{PodObjects, SandboxOptions};
 pub use crate::state::container_id_key;
+use crate::timeline::TimelineHandle;
 
 /// Live log lines one container instance may have queued for the notice stream (held until
 /// its `Started` event, or waiting for a slow reader); past this, lines are dropped from the
 /// live stream (the CRI log file keeps them all), so a container never blocks on its output.
 const LIVE_LINES_PER_INSTANCE: usize = 1024;
+
+/// How stale `timeline.json` of a running pod may be (the daemon serves the live record).
+const TIMELINE_WRITE_EVERY_MS: i64 = 2_000;
 
 /// The wall clock in engine time (the production [`Clock`]).
 pub fn now() -> Time {
@@ -66,8 +71,9 @@ fn to_time(t: SystemTime) -> Time {
 /// Requests from outside the pod (CLI signals, `--timeout`, API deletions and updates).
 #[derive(Debug)]
 pub enum Command {
-    /// Graceful termination (T1); `grace` overrides terminationGracePeriodSeconds.
-    Stop { grace: Option<i64> },
+    /// Graceful termination (T1); `grace` overrides terminationGracePeriodSeconds. `why`
+    /// (deletion, `--timeout`, a signal to skiff) is what the pod's timeline shows.
+    Stop { grace: Option<i64>, why: Why },
     /// Stop at once: SIGKILL every container now, then finish termination.
     KillNow,
     /// The pod's spec changed (an API update): the engine's `update_spec` takes what the API
@@ -78,6 +84,9 @@ pub enum Command {
     /// `port-forward` run through; the streaming itself runs outside the worker). The pod
     /// manager sends it first.
     ExecTable(crate::exec::ExecTable),
+    /// Record the pod's timeline into `handle` (whoever holds it reads the pod's life so
+    /// far); the worker moves what it recorded until now into it.
+    Timeline(TimelineHandle),
 }
 
 /// Why the worker has no exec target (defined beside the exec table, which answers it).
@@ -338,7 +347,8 @@ where
         handles.push(l.handle);
     }
     let engine_cfg = crate::adopt::engine_config(engine_cfg, &found);
-    let mut engine = PodEngine::new(&pod, engine_cfg, clock.now())?;
+    let clock_start = clock.now();
+    let mut engine = PodEngine::new(&pod, engine_cfg, clock_start)?;
     crate::adopt::replay(&mut engine, &found, clock.now());
     // Adopted running instances keep the readiness (and startedness) last persisted until
     // their probes say otherwise (images-serve-facts §4.3: the kubelet's flip is a bug).
@@ -378,6 +388,9 @@ where
         unknown: HashMap::new(),
         names: HashMap::new(),
         exec_table: None,
+        timeline: TimelineHandle::new(Recorder::new(&pod, clock_start)),
+        timeline_dirty: false,
+        timeline_written: clock_start,
     };
     ctx.adopt(listing.sandbox, &found, handles);
     let mut commands_open = true;
@@ -447,6 +460,8 @@ where
             {
                 r.instance(instance.container_id(id_key), *attempt);
             }
+            ctx.timeline.with(|r| r.action(&action, t));
+            ctx.timeline_dirty = true;
             ctx.execute(action, t);
         }
         if std::mem::take(&mut first_plan) {
@@ -469,6 +484,9 @@ where
             let mut st = engine.status(ctx.now());
             st.qos_class.clone_from(&qos);
             if last_status.as_ref() != Some(&st) {
+                let now = ctx.now();
+                ctx.timeline.with(|r| r.status(&st, now));
+                ctx.timeline_dirty = true;
                 let _ = ctx.notices.send(Notice::Status(Box::new(st.clone())));
                 if let Some(r) = record.as_mut() {
                     r.update(&st);
@@ -476,6 +494,7 @@ where
                 last_status = Some(st);
             }
         }
+        ctx.save_timeline(&mut record, TIMELINE_WRITE_EVERY_MS);
         if engine.is_terminal()
             && ctx
                 .containers
@@ -498,7 +517,7 @@ where
                 Some(cmd) => ctx.command(&mut engine, &mut record, last_status.as_ref(), cmd),
                 None => commands_open = false,
             },
-            _ = sleep_opt(wake) => engine.handle(Input::Tick, ctx.now()),
+            _ = sleep_opt(wake) => ctx.feed(&mut engine, Input::Tick),
         }
     }
 
@@ -531,7 +550,13 @@ where
     crate::termination::cap_pod_messages(&mut status, spec_containers);
     // The engine leaves the QoS class to its owner, the model (RES4).
     status.qos_class = qos;
-    if let Some(r) = record.take() {
+    let end = ctx.now();
+    ctx.timeline.with(|r| r.status(&status, end));
+    let final_timeline = ctx.timeline.with(|r| r.finish(end).clone());
+    if let Some(mut r) = record.take() {
+        if let Some(tl) = &final_timeline {
+            r.write_timeline(tl);
+        }
         r.finish(&status);
     }
     if let Some(k) = keeper {
@@ -617,6 +642,11 @@ struct Ctx<R: RuntimeService, P, I, C> {
     all_containers: Vec<R::Container>,
     /// Instances whose monitor ended without a record, until the engine's kill is answered.
     unknown: HashMap<InstanceId, String>,
+    /// The pod's lifecycle record (see [`Command::Timeline`]).
+    timeline: TimelineHandle,
+    /// Something was recorded since `timeline.json` was last written, and when that was.
+    timeline_dirty: bool,
+    timeline_written: Time,
 }
 
 impl<R, P, I, C> Ctx<R, P, I, C>
@@ -635,8 +665,16 @@ where
         cmd: Command,
     ) {
         match cmd {
-            Command::Stop { grace } => engine.handle(Input::StopRequested { grace }, self.now()),
-            Command::KillNow => engine.handle(Input::KillNow, self.now()),
+            Command::Stop { grace, why } => {
+                let now = self.now();
+                self.timeline.with(|r| r.stop_requested(why, grace, now));
+                self.feed(engine, Input::StopRequested { grace });
+            }
+            Command::KillNow => self.feed(engine, Input::KillNow),
+            Command::Timeline(handle) => {
+                handle.take_over(&self.timeline);
+                self.timeline = handle;
+            }
             Command::ExecTable(table) => {
                 for (instance, c) in &self.containers {
                     if let Some(name) = self.names.get(instance) {
@@ -660,6 +698,31 @@ where
 
     fn now(&self) -> Time {
         self.clock.now()
+    }
+
+    /// Hands `input` to the engine now, recording it in the timeline.
+    fn feed(&mut self, engine: &mut PodEngine, input: Input) {
+        let now = self.now();
+        if !matches!(input, Input::Tick) {
+            self.timeline.with(|r| r.input(&input, now));
+            self.timeline_dirty = true;
+        }
+        engine.handle(input, now);
+    }
+
+    /// Writes `timeline.json` when something new was recorded and `every_ms` has passed since
+    /// the last write (a reader of a running pod's directory sees it at most that late).
+    fn save_timeline(&mut self, record: &mut Option<crate::store::PodRecorder>, every_ms: i64) {
+        let now = self.now();
+        if !self.timeline_dirty || now.millis_since(self.timeline_written) < every_ms {
+            return;
+        }
+        let Some(r) = record.as_mut() else { return };
+        if let Some(tl) = self.timeline.snapshot(now) {
+            r.write_timeline(&tl);
+        }
+        self.timeline_dirty = false;
+        self.timeline_written = now;
     }
 
     /// Takes over what the runtime listed (already replayed into the engine): running
@@ -707,7 +770,7 @@ where
 
     fn receive(&mut self, engine: &mut PodEngine, msg: Msg<R>) {
         match msg {
-            Msg::Input(input) => engine.handle(input, self.now()),
+            Msg::Input(input) => self.feed(engine, input),
             Msg::Started {
                 name,
                 instance,
@@ -721,18 +784,18 @@ where
                     publish(t, &self.runtime, &name, instance, &container);
                 }
                 self.all_containers.push(container);
-                engine.handle(Input::ContainerStarted { name, instance, at }, self.now());
+                self.feed(engine, Input::ContainerStarted { name, instance, at });
             }
             Msg::Unknown { name, instance } => {
                 self.unknown.insert(instance, name.clone());
-                engine.handle(
+                self.feed(
+                    engine,
                     Input::ContainerObserved {
                         name,
                         instance,
                         state: skiff_engine::ObservedState::Unknown,
                         attempt: None,
                     },
-                    self.now(),
                 );
             }
             Msg::SandboxReady(ready) => {
@@ -753,10 +816,10 @@ where
                 }
                 self.retired_sandboxes
                     .extend(self.sandbox.replace(ready.sandbox));
-                engine.handle(Input::SandboxReady, self.now());
+                self.feed(engine, Input::SandboxReady);
             }
             // The engine decides the event, the pod's reason and the grace per cause.
-            Msg::FailPod(failure) => engine.handle(Input::FailPod { failure }, self.now()),
+            Msg::FailPod(failure) => self.feed(engine, Input::FailPod { failure }),
             Msg::Pulled { start, result } => {
                 if self.pulls.remove(&start.instance).is_none() {
                     // Cancelled meanwhile; its failure was reported then.
@@ -771,13 +834,13 @@ where
                             ),
                             pulled: Some(stats),
                         };
-                        engine.handle(
+                        self.feed(
+                            engine,
                             Input::ImageReady {
                                 name: start.name.clone(),
                                 instance: start.instance,
                                 image,
                             },
-                            self.now(),
                         );
                         self.create_and_start(start);
                     }
@@ -790,13 +853,13 @@ where
                                 StartFailure::ImagePull { message: m }
                             }
                         };
-                        engine.handle(
+                        self.feed(
+                            engine,
                             Input::StartFailed {
                                 name: start.name,
                                 instance: start.instance,
                                 failure,
                             },
-                            self.now(),
                         );
                     }
                 }

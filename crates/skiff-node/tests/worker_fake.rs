@@ -195,7 +195,11 @@ async fn t1_t2_stop_with_grace_sends_term_then_kill_at_the_deadline() {
     let mut run = Run::start(pod(ONE_APP), |_| {});
     let i = run.fake.started("app", 1).await;
     tokio::time::sleep(Duration::from_secs(7)).await;
-    run.command(Command::Stop { grace: Some(5) }).await;
+    run.command(Command::Stop {
+        grace: Some(5),
+        why: skiff_timeline::Why::Deletion,
+    })
+    .await;
     let (killing, at) = run.event("Killing").await;
     assert_eq!(killing.message, "Stopping container app");
     let (status, _, calls) = run.finish().await;
@@ -231,7 +235,11 @@ async fn t1_t2_stop_with_grace_sends_term_then_kill_at_the_deadline() {
 async fn t12_app_exiting_0_on_term_succeeds_without_a_kill() {
     let run = Run::start(pod(ONE_APP), |f| f.exit_on_term("app", 0));
     let i = run.fake.started("app", 1).await;
-    run.command(Command::Stop { grace: None }).await;
+    run.command(Command::Stop {
+        grace: None,
+        why: skiff_timeline::Why::Deletion,
+    })
+    .await;
     let (status, _, calls) = run.finish().await;
     assert_eq!(signals(&calls, i), vec![(T0, StopSignal::Term)]);
     assert_eq!(status.phase.as_deref(), Some("Succeeded"));
@@ -251,7 +259,11 @@ async fn kill_now_kills_every_container_at_once() {
     let a = run.fake.started("a", 1).await;
     let b = run.fake.started("b", 1).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    run.command(Command::Stop { grace: None }).await;
+    run.command(Command::Stop {
+        grace: None,
+        why: skiff_timeline::Why::Deletion,
+    })
+    .await;
     run.command(Command::KillNow).await;
     let (status, _, calls) = run.finish().await;
     let now = after(T0, 3000);
@@ -341,7 +353,11 @@ async fn st3_config_error_waits_without_a_record_and_is_retried_after_the_requeu
     assert_eq!(cs.restart_count, 0);
     assert_eq!(st.phase.as_deref(), Some("Pending"));
     run.fake.started("app", 1).await;
-    run.command(Command::Stop { grace: None }).await;
+    run.command(Command::Stop {
+        grace: None,
+        why: skiff_timeline::Why::Deletion,
+    })
+    .await;
     let (status, _, calls) = run.finish().await;
     let creates: Vec<(Time, u32)> = calls
         .iter()
@@ -384,7 +400,11 @@ async fn st4_run_error_records_start_error_exit_128_and_backs_off() {
     );
     assert_eq!(cs.restart_count, 1);
     run.fake.started("app", 3).await;
-    run.command(Command::Stop { grace: None }).await;
+    run.command(Command::Stop {
+        grace: None,
+        why: skiff_timeline::Why::Deletion,
+    })
+    .await;
     let (status, _, calls) = run.finish().await;
     let s: Vec<(Time, u32)> = starts(&calls, "app").iter().map(|s| (s.0, s.2)).collect();
     assert_eq!(s, vec![(at, 0), (at, 1), (after(at, 10_000), 2)]);
@@ -437,7 +457,11 @@ async fn st4_start_error_is_a_record_and_a_config_error_is_not() {
     );
     assert_eq!(cfg.restart_count, 0);
     run.fake.started("cfg", 1).await;
-    run.command(Command::Stop { grace: None }).await;
+    run.command(Command::Stop {
+        grace: None,
+        why: skiff_timeline::Why::Deletion,
+    })
+    .await;
     let (status, _, calls) = run.finish().await;
     assert_eq!(starts(&calls, "app").len(), 1);
     assert_eq!(status.phase.as_deref(), Some("Failed"));
@@ -467,7 +491,11 @@ async fn p6_liveness_failure_kills_and_restarts_the_container() {
         "Container app failed liveness probe, will be restarted"
     );
     run.fake.started("app", 2).await;
-    run.command(Command::Stop { grace: None }).await;
+    run.command(Command::Stop {
+        grace: None,
+        why: skiff_timeline::Why::Deletion,
+    })
+    .await;
     let (status, events, calls) = run.finish().await;
     assert_eq!(
         reasons(&events)
@@ -518,7 +546,11 @@ async fn r3_lost_container_is_killed_then_restarted() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     run.fake.lose("app");
     run.fake.started("app", 2).await;
-    run.command(Command::Stop { grace: None }).await;
+    run.command(Command::Stop {
+        grace: None,
+        why: skiff_timeline::Why::Deletion,
+    })
+    .await;
     let (status, _, calls) = run.finish().await;
     let s = signals(&calls, first);
     assert!(!s.is_empty(), "the lost instance was not killed");
@@ -563,7 +595,11 @@ async fn r3_unknown_instance_is_killed_then_restarted() {
         )
     });
     let new = run.fake.started("app", 1).await;
-    run.command(Command::Stop { grace: None }).await;
+    run.command(Command::Stop {
+        grace: None,
+        why: skiff_timeline::Why::Deletion,
+    })
+    .await;
     let (status, events, calls) = run.finish().await;
     let killed = calls
         .iter()
@@ -597,7 +633,12 @@ async fn t1_a_stop_queued_before_the_worker_runs_starts_nothing() {
         f.found(true, vec![found(1, 0, -100, exited(1, -90))])
     });
     // The worker task has not run yet (current-thread runtime, no await so far).
-    run.cmd.try_send(Command::Stop { grace: Some(0) }).unwrap();
+    run.cmd
+        .try_send(Command::Stop {
+            grace: Some(0),
+            why: skiff_timeline::Why::Deletion,
+        })
+        .unwrap();
     let (_, _, calls) = run.finish().await;
     assert!(starts(&calls, "app").is_empty(), "{calls:#?}");
 }
@@ -624,7 +665,11 @@ async fn r8_adopted_running_instance_is_watched_and_restart_counts_continue() {
     assert_eq!(st.phase.as_deref(), Some("Running"));
     run.fake.exit("app", 2);
     let new = run.fake.started("app", 1).await;
-    run.command(Command::Stop { grace: None }).await;
+    run.command(Command::Stop {
+        grace: None,
+        why: skiff_timeline::Why::Deletion,
+    })
+    .await;
     let (status, _, calls) = run.finish().await;
     assert_eq!(new, 4);
     assert_eq!(starts(&calls, "app")[0].2, 3);
@@ -675,7 +720,11 @@ async fn s9_instances_found_without_their_sandbox_are_killed_and_the_pod_starts_
         f.exit_on_term("app", 143);
     });
     run.fake.started("app", 1).await;
-    run.command(Command::Stop { grace: None }).await;
+    run.command(Command::Stop {
+        grace: None,
+        why: skiff_timeline::Why::Deletion,
+    })
+    .await;
     let (status, _, calls) = run.finish().await;
     let pos = |pred: &dyn Fn(&Op) -> bool| calls.iter().position(|c| pred(&c.op)).unwrap();
     let killed = pos(&|op| matches!(op, Op::Signal { instance: 1, .. }));
@@ -733,7 +782,11 @@ async fn st3_absent_image_is_pulled_then_started_with_its_image_id() {
         FakeImages::info("busybox:1.36").repo_digest.unwrap()
     );
     assert_eq!(cs.image, "docker.io/library/busybox:1.36");
-    run.command(Command::Stop { grace: None }).await;
+    run.command(Command::Stop {
+        grace: None,
+        why: skiff_timeline::Why::Deletion,
+    })
+    .await;
     let (_, events, calls) = run.finish().await;
     assert_eq!(starts(&calls, "app")[0].0, after(T0, 1_200));
     assert!(!signals(&calls, i).is_empty());
@@ -788,7 +841,11 @@ async fn st3_failed_pulls_err_image_pull_then_image_pull_backoff() {
         Some(format!("Back-off pulling image \"busybox:1.36\": ErrImagePull: {err}").as_str())
     );
     tokio::time::sleep(Duration::from_secs(15)).await;
-    run.command(Command::Stop { grace: None }).await;
+    run.command(Command::Stop {
+        grace: None,
+        why: skiff_timeline::Why::Deletion,
+    })
+    .await;
     let (status, _, calls) = run.finish().await;
     let pulls: Vec<Time> = image_ops(&images)
         .into_iter()
@@ -835,7 +892,11 @@ async fn d2_never_absent_fails_and_if_not_present_present_pulls_nothing() {
     let st = run.status();
     let w = app(&st).state.as_ref().unwrap().waiting.clone().unwrap();
     assert_eq!(w.reason.as_deref(), Some("ErrImageNeverPull"));
-    run.command(Command::Stop { grace: None }).await;
+    run.command(Command::Stop {
+        grace: None,
+        why: skiff_timeline::Why::Deletion,
+    })
+    .await;
     let (_, events, calls) = run.finish().await;
     assert!(!image_ops(&images)
         .iter()
@@ -868,7 +929,11 @@ async fn st3_invalid_image_name_from_the_image_service() {
         .clone()
         .unwrap();
     assert_eq!(w.reason.as_deref(), Some("InvalidImageName"));
-    run.command(Command::Stop { grace: None }).await;
+    run.command(Command::Stop {
+        grace: None,
+        why: skiff_timeline::Why::Deletion,
+    })
+    .await;
     run.finish().await;
 }
 
@@ -926,7 +991,11 @@ async fn slow_pull_does_not_hold_the_pods_other_work() {
     let t = a.state.as_ref().unwrap().terminated.clone().unwrap();
     assert_eq!(t.exit_code, 3);
     // A stop cancels the pull: the pod ends long before the pull would have.
-    run.command(Command::Stop { grace: None }).await;
+    run.command(Command::Stop {
+        grace: None,
+        why: skiff_timeline::Why::Deletion,
+    })
+    .await;
     let (status, _, calls) = run.finish().await;
     assert!(starts(&calls, "b").is_empty());
     let end = calls.last().unwrap().at;
@@ -969,7 +1038,11 @@ async fn pulls_of_the_node_take_turns() {
     );
     assert_eq!(at2, after(T0, 14_000));
     for r in [&first, &second] {
-        r.command(Command::Stop { grace: None }).await;
+        r.command(Command::Stop {
+            grace: None,
+            why: skiff_timeline::Why::Deletion,
+        })
+        .await;
     }
     first.finish().await;
     second.finish().await;
@@ -1030,7 +1103,11 @@ async fn pull_secrets_in_spec_order_and_missing_ones_warned() {
         "Unable to retrieve some image pull secrets (gone); attempting to pull the image may not succeed."
     );
     run.fake.started("app", 1).await;
-    run.command(Command::Stop { grace: None }).await;
+    run.command(Command::Stop {
+        grace: None,
+        why: skiff_timeline::Why::Deletion,
+    })
+    .await;
     run.finish().await;
     let secrets = image_ops(&images)
         .into_iter()
@@ -1056,7 +1133,11 @@ async fn host_pods_have_no_image_step() {
     let st = run.status();
     assert_eq!(app(&st).image, "busybox:1.36");
     assert_eq!(app(&st).image_id, "");
-    run.command(Command::Stop { grace: None }).await;
+    run.command(Command::Stop {
+        grace: None,
+        why: skiff_timeline::Why::Deletion,
+    })
+    .await;
     let (_, events, _) = run.finish().await;
     assert!(events_of(&events, "Pulled").is_empty());
     assert!(events_of(&events, "Pulling").is_empty());
@@ -1119,7 +1200,11 @@ async fn s10_an_image_update_restarts_only_that_container() {
             .as_deref(),
         Some("host:v2")
     );
-    run.command(Command::Stop { grace: None }).await;
+    run.command(Command::Stop {
+        grace: None,
+        why: skiff_timeline::Why::Deletion,
+    })
+    .await;
     let (_, events, _) = run.finish().await;
     assert!(!reasons(&events).contains(&"UpdateRejected"));
 }
@@ -1146,7 +1231,11 @@ async fn a_refused_update_changes_nothing_and_says_so() {
     assert!(signals(&calls, side).is_empty() && signals(&calls, app_i).is_empty());
     assert_eq!(starts(&calls, "app").len(), 1);
     assert_eq!(starts(&calls, "side").len(), 1);
-    run.command(Command::Stop { grace: Some(0) }).await;
+    run.command(Command::Stop {
+        grace: Some(0),
+        why: skiff_timeline::Why::Deletion,
+    })
+    .await;
     run.finish().await;
 }
 
@@ -1156,7 +1245,11 @@ async fn status_notices_follow_every_change_once() {
     let mut run = Run::start(pod(ONE_APP), |_| {});
     run.fake.started("app", 1).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    run.command(Command::Stop { grace: Some(0) }).await;
+    run.command(Command::Stop {
+        grace: Some(0),
+        why: skiff_timeline::Why::Deletion,
+    })
+    .await;
     let mut statuses = Vec::new();
     let status = loop {
         match run.notices.recv().await {

@@ -117,9 +117,14 @@ pub struct Instance {
     /// When its process started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_ms: Option<i64>,
-    /// The start failed (waiting reason and the step's message).
+    /// The start failed (waiting reason and the step's message); the last failure when it
+    /// was tried several times.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_failure: Option<Failure>,
+    /// Starts tried for this row: a start that failed before any process ran (an image pull,
+    /// a config error) is tried again as a new runtime instance, recorded on the same row.
+    #[serde(default, skip_serializing_if = "is_one_or_less")]
+    pub start_attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_start: Option<Hook>,
     /// Probe runs: consecutive passes of one probe merged into a span, every failure kept.
@@ -148,13 +153,19 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// When the instance stopped running: its exit, else a failed start.
+    /// When the instance stopped running: its exit, else a start that failed (and was not
+    /// followed by a successful retry).
     pub fn ended_ms(&self) -> Option<i64> {
-        self.exit
+        self.exit.as_ref().map(|e| e.at_ms).or(self
+            .start_failure
             .as_ref()
-            .map(|e| e.at_ms)
-            .or(self.start_failure.as_ref().map(|f| f.at_ms))
+            .filter(|_| self.started_ms.is_none())
+            .map(|f| f.at_ms))
     }
+}
+
+fn is_one_or_less(n: &u32) -> bool {
+    *n <= 1
 }
 
 /// A stretch of time; `end_ms` is `None` while it lasts.

@@ -231,8 +231,10 @@ impl Recorder {
             }
             Input::ImagePulling { instance, .. } => {
                 if let Some(i) = self.inst(instance.0) {
+                    // Pulls retried for one row make one span, from the first.
+                    let begin_ms = i.image_pull.map_or(t, |p| p.begin_ms);
                     i.image_pull = Some(Span {
-                        begin_ms: t,
+                        begin_ms,
                         end_ms: None,
                     });
                 }
@@ -549,6 +551,30 @@ impl Recorder {
                 b.end_ms.get_or_insert(t);
             }
         }
+        // A start that failed before anything ran is tried again as a new instance: the same
+        // row (same restart count), one more attempt.
+        let retry = self
+            .tl
+            .instances
+            .iter()
+            .rposition(|i| i.container == name)
+            .filter(|&r| {
+                self.tl.instances.get(r).is_some_and(|i| {
+                    i.attempt == attempt && i.started_ms.is_none() && i.start_failure.is_some()
+                })
+            });
+        if let Some(row) = retry {
+            if let Some(i) = self.tl.instances.get_mut(row) {
+                let old = i.id;
+                i.id = id;
+                i.start_attempts = i.start_attempts.max(1).saturating_add(1);
+                self.index.remove(&old);
+                self.index.insert(id, row);
+                self.post_start.remove(&old);
+                self.post_start.insert(id, post_start);
+            }
+            return;
+        }
         let first = !self.tl.instances.iter().any(|i| i.container == name);
         let gate = if first { self.gate_for(name) } else { None };
         self.post_start.insert(id, post_start);
@@ -558,6 +584,7 @@ impl Recorder {
             attempt,
             requested_ms: t,
             gate,
+            start_attempts: 1,
             ..Instance::default()
         });
         self.index.insert(id, self.tl.instances.len() - 1);

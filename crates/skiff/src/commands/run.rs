@@ -20,6 +20,7 @@ use skiff_model::manifest::Object;
 use skiff_node::logs::LogLine;
 use skiff_node::sandbox::PodObjects;
 use skiff_node::worker::{self, Command, Notice, WorkerConfig};
+use skiff_timeline::Why;
 use tokio::sync::mpsc;
 
 use crate::events::{Correlator, Line};
@@ -662,7 +663,7 @@ async fn drive(
                 } else {
                     ending = Ending::Interrupted;
                     printer.notice("interrupted; stopping the pod gracefully (Ctrl-C again kills it)");
-                    let _ = cmd_tx.send(Command::Stop { grace: None }).await;
+                    let _ = cmd_tx.send(Command::Stop { grace: None, why: Why::Interrupt }).await;
                 }
             }
             _ = sigterm.recv() => {
@@ -670,7 +671,7 @@ async fn drive(
                     ending = Ending::Terminated;
                     printer.notice("SIGTERM; stopping the pod gracefully");
                 }
-                let _ = cmd_tx.send(Command::Stop { grace: None }).await;
+                let _ = cmd_tx.send(Command::Stop { grace: None, why: Why::Terminate }).await;
             }
             // Also after a signal: the timeout bounds a graceful stop already under way.
             _ = &mut deadline, if !deadline_passed => {
@@ -684,7 +685,7 @@ async fn drive(
                 }
                 let budget = i64::try_from(stop_budget.as_secs_f64().ceil() as u64).unwrap_or(i64::MAX);
                 let grace = (tgps > budget).then_some(budget);
-                let _ = cmd_tx.send(Command::Stop { grace }).await;
+                let _ = cmd_tx.send(Command::Stop { grace, why: Why::Timeout }).await;
                 kill_at = tokio::time::Instant::now()
                     .checked_add(stop_budget.saturating_mul(2).saturating_add(Duration::from_secs(2)));
             }

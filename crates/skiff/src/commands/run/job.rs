@@ -24,6 +24,7 @@ use skiff_model::manifest::Object;
 use skiff_node::cri::RuntimeClasses;
 use skiff_node::sandbox::PodObjects;
 use skiff_node::worker::{self, Command, Notice, WorkerConfig};
+use skiff_timeline::Why;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -267,7 +268,7 @@ impl Runner {
                     } else {
                         ending = Ending::Interrupted;
                         self.notice_line("interrupted; stopping the job's pods gracefully (Ctrl-C again kills them)");
-                        self.broadcast(|| Command::Stop { grace: None }).await;
+                        self.broadcast(|| Command::Stop { grace: None, why: Why::Interrupt }).await;
                     }
                 }
                 _ = sigterm.recv() => {
@@ -275,7 +276,7 @@ impl Runner {
                         ending = Ending::Terminated;
                         self.notice_line("SIGTERM; stopping the job's pods gracefully");
                     }
-                    self.broadcast(|| Command::Stop { grace: None }).await;
+                    self.broadcast(|| Command::Stop { grace: None, why: Why::Terminate }).await;
                 }
                 _ = &mut deadline, if !deadline_passed => {
                     deadline_passed = true;
@@ -287,7 +288,7 @@ impl Runner {
                         ));
                     }
                     let budget = i64::try_from(stop_budget.as_secs()).unwrap_or(i64::MAX).max(1);
-                    self.broadcast(|| Command::Stop { grace: Some(budget) }).await;
+                    self.broadcast(|| Command::Stop { grace: Some(budget), why: Why::Timeout }).await;
                     kill_at = tokio::time::Instant::now().checked_add(
                         stop_budget.saturating_mul(2).saturating_add(Duration::from_secs(2)),
                     );
@@ -411,7 +412,10 @@ impl Runner {
                 }
                 if !self.done.contains(&uid) {
                     if let Some(tx) = self.commands.get(&uid) {
-                        let _ = tx.try_send(Command::Stop { grace: None });
+                        let _ = tx.try_send(Command::Stop {
+                            grace: None,
+                            why: Why::Deletion,
+                        });
                     }
                 }
                 self.collect(&uid);
