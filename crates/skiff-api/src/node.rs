@@ -47,6 +47,14 @@ pub trait NodeBackend: Send + Sync + 'static {
     /// A container's log, from the node's CRI log files.
     fn logs(&self, pod: &Pod, options: &LogOptions) -> Result<LogStream, LogError>;
 
+    /// The pod's lifecycle timeline (skiff-timeline's JSON: per container instance its starts,
+    /// probes, hooks, signals and exits), live while the pod runs; `None` when the node has
+    /// none (a pod it never ran). Served as the pods' `timeline` subresource.
+    fn timeline(&self, pod: &Pod) -> Option<serde_json::Value> {
+        let _ = pod;
+        None
+    }
+
     // The streaming side (issue 12): exec, attach, port-forward. Default bodies refuse, so a
     // backend without them (tests' fakes) still builds.
     /// Run `options.command` in the container's namespaces, cgroup and credentials, wiring

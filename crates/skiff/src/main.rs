@@ -59,6 +59,9 @@ enum Command {
     /// List the pods `skiff run` ran or runs, or `skiff serve`'s when it runs on the data dir
     /// (as kubectl get pods).
     Get(commands::get::Args),
+    /// Draw a pod's life: one row per container instance with its starts, probes, hooks,
+    /// signals and exits, and what gated what (-o text|svg|html|json).
+    Timeline(commands::timeline::Args),
     /// Manage container images: ls, rm, inspect, import, prune, check.
     Image(commands::image::Args),
     /// Print a kubeconfig for the `skiff serve` of the data dir (its TLS address, CA, token).
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
         Command::Version(args) => commands::version::run(&args),
         Command::Logs(args) => commands::logs::run(&args),
         Command::Get(args) => commands::get::run(&args),
+        Command::Timeline(args) => commands::timeline::run(&args),
         Command::Image(args) => commands::image::run(&args),
         Command::Kubeconfig(args) => commands::kubeconfig::run(&args),
         Command::Serve(args) => commands::serve::run(&args),

@@ -77,7 +77,7 @@ fn subresource_kind(r: &Resource, sub: &str) -> (&'static str, &'static str, &'s
 
 fn subresource_verbs(sub: &str) -> &'static [&'static str] {
     match sub {
-        "log" => &["get"],
+        "log" | "timeline" => &["get"],
         "exec" | "attach" | "portforward" => &["create", "get"],
         _ => &["get", "patch", "update"],
     }

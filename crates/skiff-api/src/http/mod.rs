@@ -979,6 +979,22 @@ async fn handle(
         }
         (_, Some(_), Some("log")) => Ok(method_not_allowed()),
 
+        // ---- the pod's lifecycle timeline (skiff's own subresource) ----
+        (&Method::GET, Some(name), Some("timeline")) => {
+            let object = api.get(r, &ns_for_object, name)?;
+            let pod = k8s_openapi::api::core::v1::Pod::deserialize(&*object)
+                .map_err(|e| ApiError::new(500, "InternalError", format!("decoding pod: {e}")))?;
+            match api.node().timeline(&pod) {
+                Some(tl) => Ok(json_response(StatusCode::OK, &tl, &[])),
+                None => Err(ApiError::new(
+                    404,
+                    "NotFound",
+                    format!("pod \"{name}\" has no timeline on this node (it has not run here)"),
+                )),
+            }
+        }
+        (_, Some(_), Some("timeline")) => Ok(method_not_allowed()),
+
         // ---- exec, attach, port-forward (crate::http::stream) ----
         (
             &Method::GET | &Method::POST,

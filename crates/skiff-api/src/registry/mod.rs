@@ -88,7 +88,7 @@ pub static RESOURCES: &[Resource] = &[
         namespaced: true,
         short_names: &["po"],
         verbs: RW,
-        subresources: &["status", "log", "exec", "attach", "portforward"],
+        subresources: &["status", "log", "exec", "attach", "portforward", "timeline"],
     },
     Resource {
         group: "",

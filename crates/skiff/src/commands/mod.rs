@@ -6,5 +6,6 @@ pub mod logs;
 pub mod resources;
 pub mod run;
 pub mod serve;
+pub mod timeline;
 pub mod validate;
 pub mod version;

@@ -68,6 +68,9 @@ pub struct Args {
     /// jsonpath=TEMPLATE or jsonpath-file=FILE; container output then goes to stderr.
     #[arg(short = 'o', long = "output", value_parser = OutputFormat::parse)]
     output: Option<OutputFormat>,
+    /// At the end, draw the pod's timeline (as `skiff timeline POD`) on stderr.
+    #[arg(long)]
+    timeline: bool,
     /// Where the pod's logs and status stay (`--data-dir`, `--rm`, `--keep-pods`, `--keep-for`).
     #[command(flatten)]
     store: crate::store::RunStoreArgs,
@@ -354,6 +357,17 @@ fn run_admitted(mut pod: Pod, objects: PodObjects, args: &Args) -> anyhow::Resul
         printer,
     ))?;
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    // Read before `--rm` removes the pod's directory.
+    let timeline = args.timeline.then(|| {
+        let m = &pod.metadata;
+        let dir = skiff_node::store::pods_dir(&data_dir).join(format!(
+            "{}_{}_{}",
+            m.namespace.as_deref().unwrap_or("default"),
+            m.name.as_deref().unwrap_or_default(),
+            m.uid.as_deref().unwrap_or_default()
+        ));
+        skiff_node::store::read_timeline(&dir)
+    });
     args.store.finish(&data_dir, &pod);
     image_gc(&pod, &data_dir, args);
 
@@ -365,6 +379,11 @@ fn run_admitted(mut pod: Pod, objects: PodObjects, args: &Args) -> anyhow::Resul
     }
     let summary = Summary::of(&pod, ending, args.exit_code_from.as_deref());
     summary.print(Style::stderr());
+    match timeline {
+        Some(Ok(tl)) => super::timeline::draw_on_stderr(&tl),
+        Some(Err(e)) => eprintln!("skiff: no timeline of the pod: {e}"),
+        None => {}
+    }
     Ok(summary.code)
 }
 

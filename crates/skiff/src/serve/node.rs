@@ -308,6 +308,16 @@ impl NodeBackend for LocalNode {
         super::logs::stream(&self.data_dir, pod, options)
     }
 
+    fn timeline(&self, pod: &Pod) -> Option<serde_json::Value> {
+        let m = &pod.metadata;
+        let tl = self.pods.get()?.timeline(
+            m.uid.as_deref()?,
+            m.namespace.as_deref().unwrap_or("default"),
+            m.name.as_deref()?,
+        )?;
+        serde_json::to_value(tl).ok()
+    }
+
     fn exec(
         &self,
         pod: &Pod,
