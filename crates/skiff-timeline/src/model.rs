@@ -123,11 +123,14 @@ pub struct Instance {
     pub start_failure: Option<Failure>,
     /// Starts tried for this row: a start that failed before any process ran (an image pull,
     /// a config error) is tried again as a new runtime instance, recorded on the same row.
-    #[serde(default, skip_serializing_if = "is_one_or_less")]
+    #[serde(default = "one", skip_serializing_if = "is_one_or_less")]
     pub start_attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_start: Option<Hook>,
-    /// Probe runs: consecutive passes of one probe merged into a span, every failure kept.
+    /// Probe runs: consecutive passes of one probe merged into a span, every failure kept
+    /// (once an instance holds the recorder's maximum of spans, later runs of a probe are
+    /// counted into its last span, whatever their outcome, and `truncated.probeSpans` says
+    /// how many failures lost their own).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub probes: Vec<ProbeSpan>,
     /// When its startup probe first passed (the container counts as started).
@@ -166,6 +169,10 @@ impl Instance {
 
 fn is_one_or_less(n: &u32) -> bool {
     *n <= 1
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// A stretch of time; `end_ms` is `None` while it lasts.
