@@ -348,6 +348,15 @@ where
     }
     let engine_cfg = crate::adopt::engine_config(engine_cfg, &found);
     let clock_start = clock.now();
+    // A pod taken over from an earlier worker (a daemon restart) goes on with its record.
+    let prior_timeline = (!found.is_empty())
+        .then(|| {
+            crate::store::read_timeline(
+                &crate::store::pods_dir(&cfg.data_dir).join(identity.dir_name()),
+            )
+            .ok()
+        })
+        .flatten();
     let mut engine = PodEngine::new(&pod, engine_cfg, clock_start)?;
     crate::adopt::replay(&mut engine, &found, clock.now());
     // Adopted running instances keep the readiness (and startedness) last persisted until
@@ -388,7 +397,10 @@ where
         unknown: HashMap::new(),
         names: HashMap::new(),
         exec_table: None,
-        timeline: TimelineHandle::new(Recorder::new(&pod, clock_start)),
+        timeline: TimelineHandle::new(prior_timeline.map_or_else(
+            || Recorder::new(&pod, clock_start),
+            |tl| Recorder::resume(&pod, tl, clock_start),
+        )),
         timeline_dirty: false,
         timeline_written: clock_start,
     };

@@ -130,6 +130,50 @@ impl Recorder {
         }
     }
 
+    /// Goes on with `prior`, the record an earlier node agent kept of `pod` (a daemon that
+    /// restarted and adopts the pod's running containers): what it holds stays, what happens
+    /// from now on is added. A record of another pod (its uid differs) is not taken.
+    pub fn resume(pod: &Pod, prior: Timeline, now: Time) -> Recorder {
+        let mut r = Recorder::new(pod, Time::from_millis(prior.origin_unix_ms));
+        if prior.pod.uid != r.tl.pod.uid || prior.version != FORMAT_VERSION {
+            return Recorder::new(pod, now);
+        }
+        let containers = std::mem::take(&mut r.tl.containers);
+        r.tl = prior;
+        r.tl.containers = containers;
+        r.tl.finished = false;
+        r.last_ms = r.tl.end_ms;
+        for (row, i) in r.tl.instances.iter().enumerate() {
+            r.index.insert(i.id, row);
+            for (n, p) in i.probes.iter().enumerate() {
+                r.last_span.insert((i.id, p.kind), n);
+            }
+            if let Some(f) = i.ready.last() {
+                r.ready.insert(i.container.clone(), f.value);
+            }
+        }
+        for m in &r.tl.pod_marks {
+            match &m.what {
+                PodMarkKind::Phase { phase } => r.phase = Some(phase.clone()),
+                PodMarkKind::Condition { type_, status } => {
+                    r.conditions.insert(type_.clone(), *status);
+                }
+                PodMarkKind::StopRequested { why, .. } => r.stop_why = Some(*why),
+                PodMarkKind::Event { .. } => {}
+            }
+        }
+        let t = r.at(now);
+        r.mark(
+            t,
+            PodMarkKind::Event {
+                warning: false,
+                reason: "Adopted".into(),
+                message: "the node agent restarted and took the pod's containers over".into(),
+            },
+        );
+        r
+    }
+
     /// The record so far, covering up to `now`.
     pub fn snapshot(&self, now: Time) -> Timeline {
         let mut tl = self.tl.clone();

@@ -24,7 +24,11 @@ fn row<'a>(tl: &'a Timeline, container: &str, attempt: i32) -> &'a Instance {
 fn s1_init_chain_and_sidecar_startup_gate_the_app() {
     let tl = library::init_sidecar_app();
     assert!(tl.finished);
-    let kinds: Vec<_> = tl.containers.iter().map(|c| (c.name.as_str(), c.kind)).collect();
+    let kinds: Vec<_> = tl
+        .containers
+        .iter()
+        .map(|c| (c.name.as_str(), c.kind))
+        .collect();
     assert_eq!(
         kinds,
         vec![
@@ -38,10 +42,16 @@ fn s1_init_chain_and_sidecar_startup_gate_the_app() {
     let app = row(&tl, "app", 0);
     // proxy waited for migrate's completion, app for proxy's startup probe.
     let g = proxy.gate.as_ref().unwrap();
-    assert_eq!((g.after.as_str(), g.milestone), ("migrate", Milestone::Completed));
+    assert_eq!(
+        (g.after.as_str(), g.milestone),
+        ("migrate", Milestone::Completed)
+    );
     assert_eq!(g.at_ms, migrate.exit.as_ref().unwrap().at_ms);
     let g = app.gate.as_ref().unwrap();
-    assert_eq!((g.after.as_str(), g.milestone), ("proxy", Milestone::StartupPassed));
+    assert_eq!(
+        (g.after.as_str(), g.milestone),
+        ("proxy", Milestone::StartupPassed)
+    );
     assert_eq!(Some(g.at_ms), proxy.startup_passed_ms);
     assert!(app.requested_ms >= g.at_ms);
     assert_eq!(
@@ -56,11 +66,18 @@ fn s1_init_chain_and_sidecar_startup_gate_the_app() {
         .map(|p| (p.ok, p.runs))
         .collect();
     assert_eq!(startup, vec![(false, 1), (false, 1), (true, 1)]);
-    assert!(proxy.probes.iter().all(|p| p.min_took_ms == 3 || p.kind != ProbeKind::Startup));
+    assert!(proxy
+        .probes
+        .iter()
+        .all(|p| p.min_took_ms == 3 || p.kind != ProbeKind::Startup));
     // T6: the app completed, the sidecar was stopped for the pod's completion.
     assert_eq!(app.exit.as_ref().unwrap().code, 0);
     assert_eq!(
-        proxy.signals.iter().map(|s| (s.signal, s.why)).collect::<Vec<_>>(),
+        proxy
+            .signals
+            .iter()
+            .map(|s| (s.signal, s.why))
+            .collect::<Vec<_>>(),
         vec![(SignalName::Term, Why::Completion)]
     );
     assert!(tl.pod_marks.iter().any(|m| m.what
@@ -72,7 +89,11 @@ fn s1_init_chain_and_sidecar_startup_gate_the_app() {
 #[test]
 fn r5_crash_loop_rows_carry_their_back_off() {
     let tl = library::sidecar_crash_loop();
-    let rows: Vec<_> = tl.instances.iter().filter(|i| i.container == "logship").collect();
+    let rows: Vec<_> = tl
+        .instances
+        .iter()
+        .filter(|i| i.container == "logship")
+        .collect();
     assert!(rows.len() >= 4, "{rows:#?}");
     // The first restart is immediate; the next back-offs double from 10 s.
     let waits: Vec<i64> = rows
@@ -119,7 +140,9 @@ fn p4_liveness_kill_is_recorded_with_its_failures_and_sigkill() {
         .filter(|p| p.kind == ProbeKind::Liveness && !p.ok)
         .collect();
     assert_eq!(fails.len(), 3, "{:#?}", first.probes);
-    assert!(fails.iter().all(|p| p.output.as_deref() == Some("liveness probe of api failed")));
+    assert!(fails
+        .iter()
+        .all(|p| p.output.as_deref() == Some("liveness probe of api failed")));
     // The passes before them merge into one span.
     let passes = &first.probes[0];
     assert!(passes.ok && passes.runs >= 4, "{passes:?}");
@@ -127,7 +150,10 @@ fn p4_liveness_kill_is_recorded_with_its_failures_and_sigkill() {
     // The instance ignores SIGTERM: SIGKILL after the 5 s grace, both for liveness.
     assert_eq!(
         sigs,
-        vec![(SignalName::Term, Why::Liveness), (SignalName::Kill, Why::Liveness)]
+        vec![
+            (SignalName::Term, Why::Liveness),
+            (SignalName::Kill, Why::Liveness)
+        ]
     );
     assert_eq!(first.signals[1].at_ms - first.signals[0].at_ms, 5_000);
     assert_eq!(first.exit.as_ref().unwrap().code, 137);
@@ -144,7 +170,11 @@ fn t1_timeout_stop_is_marked_and_each_signal_says_timeout() {
                 grace_s: Some(3)
             }));
     let app = row(&tl, "app", 0);
-    let sigs: Vec<_> = app.signals.iter().map(|s| (s.at_ms, s.signal, s.why)).collect();
+    let sigs: Vec<_> = app
+        .signals
+        .iter()
+        .map(|s| (s.at_ms, s.signal, s.why))
+        .collect();
     assert_eq!(
         sigs,
         vec![
@@ -335,7 +365,10 @@ fn bounds_keep_long_lives_small() {
         // Every run is counted somewhere.
         assert_eq!(i.probes.iter().map(|p| p.runs).sum::<u32>(), 40);
         for p in &i.probes {
-            assert!(p.output.as_ref().is_none_or(|o| o.len() <= 8 + '…'.len_utf8()));
+            assert!(p
+                .output
+                .as_ref()
+                .is_none_or(|o| o.len() <= 8 + '…'.len_utf8()));
             assert_eq!((p.min_took_ms, p.max_took_ms), (3, 3));
         }
     }
@@ -364,7 +397,13 @@ fn hostile_text_is_bounded_and_kept_verbatim_for_renderers_to_escape() {
         at(10),
     );
     let tl = r.finish(at(20)).clone();
-    let msg = tl.instances[0].exit.as_ref().unwrap().message.clone().unwrap();
+    let msg = tl.instances[0]
+        .exit
+        .as_ref()
+        .unwrap()
+        .message
+        .clone()
+        .unwrap();
     assert!(msg.starts_with("</svg><script>"));
     assert!(msg.len() <= RecorderLimits::default().text_bytes + 3);
     assert!(msg.ends_with('…'));
@@ -396,4 +435,45 @@ fn t9_post_start_hook_span_runs_from_start_to_its_answer() {
     assert_eq!(g.milestone, Milestone::PostStartDone);
     assert_eq!(Some(g.at_ms), h.end_ms);
     let _ = (PostStart { timeout_ms: 1 }, Signal::Term);
+}
+
+#[test]
+fn a_restarted_node_agent_goes_on_with_the_record() {
+    let p = pod(json!({"containers": [{"name": "app", "image": "x"}]}));
+    let mut r = Recorder::new(&p, EPOCH);
+    r.action(&start("app", 1, 0), at(0));
+    r.input(
+        &Input::ContainerStarted {
+            name: "app".into(),
+            instance: InstanceId(1),
+            at: at(5),
+        },
+        at(6),
+    );
+    let prior = r.snapshot(at(1_000));
+    // The next agent adopts instance 1 and sees it exit.
+    let mut r = Recorder::resume(&p, prior.clone(), at(60_000));
+    r.input(
+        &Input::ContainerExited {
+            name: "app".into(),
+            instance: InstanceId(1),
+            exit_code: 0,
+            reason: None,
+            message: None,
+            at: at(61_000),
+        },
+        at(61_001),
+    );
+    let tl = r.finish(at(62_000)).clone();
+    assert_eq!(tl.origin_unix_ms, prior.origin_unix_ms);
+    assert_eq!(tl.instances.len(), 1);
+    assert_eq!(tl.instances[0].exit.as_ref().unwrap().at_ms, 61_000);
+    assert!(tl.pod_marks.iter().any(|m| matches!(&m.what,
+        PodMarkKind::Event { reason, .. } if reason == "Adopted")));
+    // A record of another pod is not taken.
+    let mut other = prior;
+    other.pod.uid = "someone-else".into();
+    let r = Recorder::resume(&p, other, at(70_000));
+    assert!(r.timeline().instances.is_empty());
+    assert_eq!(r.timeline().origin_unix_ms, at(70_000).millis());
 }
