@@ -3,6 +3,7 @@
 #
 #   ./bench/run-bench.sh            # RUNS=40 WARMUP=3 by default
 #   RUNS=100 ./bench/run-bench.sh
+#   SKIFF_BIN=/tmp/skiff-old ./bench/run-bench.sh   # a given binary, no build
 #
 # Builds skiff in release (`cargo build --release -p skiff`; honours CARGO_TARGET_DIR), then
 # prints p50/p90/min/max (milliseconds) of:
@@ -39,9 +40,14 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-40}
 WARMUP=${WARMUP:-3}
 
-cargo build --release -q -p skiff
-target=${CARGO_TARGET_DIR:-$PWD/target}
-skiff="$target/release/skiff"
+# SKIFF_BIN=path: measure that binary instead of building (an A/B of two commits).
+if [ -n "${SKIFF_BIN:-}" ]; then
+    skiff=$SKIFF_BIN
+else
+    cargo build --release -q -p skiff
+    target=${CARGO_TARGET_DIR:-$PWD/target}
+    skiff="$target/release/skiff"
+fi
 
 tmp_parent=/tmp
 [ -d /dev/shm ] && [ -w /dev/shm ] && tmp_parent=/dev/shm
