@@ -27,8 +27,8 @@ pub struct Axis {
 const GAP_SHARE: f64 = 0.03;
 /// A quiet stretch longer than this share of the whole is compressed…
 const QUIET_SHARE: f64 = 0.12;
-/// …and longer than this (short pods are drawn to scale).
-const QUIET_MIN_MS: i64 = 5_000;
+/// …and longer than a minute (a pod of minutes is drawn to scale: steady running is news).
+const QUIET_MIN_MS: i64 = 60_000;
 
 impl Axis {
     /// The axis for `tl` over `width` units (columns or pixels).
@@ -246,6 +246,9 @@ mod tests {
     #[test]
     fn a_quiet_hour_is_compressed_and_marked() {
         let hour = 3_600_000;
+        // Half a minute of quiet in a short pod stays to scale.
+        let a = Axis::from_times(&[0, 1000, 31_000], 0, 32_000, 100.0);
+        assert!(a.segments.iter().all(|s| !s.compressed), "{a:?}");
         let a = Axis::from_times(&[0, 1000, 2000, hour, hour + 1000], 0, hour + 2000, 100.0);
         let gaps: Vec<_> = a.segments.iter().filter(|s| s.compressed).collect();
         assert_eq!(gaps.len(), 1, "{a:?}");

@@ -2,3 +2,4 @@
 //! the axis they share.
 
 pub mod axis;
+pub mod text;

@@ -125,8 +125,27 @@ fn render(tl: &Timeline, format: &str, width: Option<usize>) -> Result<String, F
 
 /// The terminal drawing at `width` columns.
 fn render_text(tl: &Timeline, width: usize, style: Style) -> Result<String, Failure> {
-    let _ = (tl, width, style.color());
-    Err(failure("the text drawing is not available yet"))
+    let opts = skiff_timeline::render::text::TextOptions {
+        width,
+        color: style.color(),
+        unicode: unicode_terminal(),
+    };
+    Ok(skiff_timeline::render::text::render(tl, &opts))
+}
+
+/// Box-drawing glyphs unless the terminal is `dumb` or the locale (the first of `LC_ALL`,
+/// `LC_CTYPE`, `LANG` that is set) is not UTF-8; then ASCII.
+fn unicode_terminal() -> bool {
+    if std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
+        return false;
+    }
+    let locale = ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()));
+    locale.is_none_or(|l| {
+        let l = l.to_ascii_lowercase();
+        l.contains("utf-8") || l.contains("utf8")
+    })
 }
 
 /// The width of the terminal `fd` (if it is one; `COLUMNS` first, as shells export it), else
