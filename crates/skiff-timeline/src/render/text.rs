@@ -207,7 +207,7 @@ fn label(tl: &Timeline, i: &Instance) -> (ContainerKind, String) {
 }
 
 /// How the row ended, for the right-hand column.
-fn outcome(i: &Instance, g: &Glyphs) -> String {
+fn outcome(i: &Instance) -> String {
     if let Some(e) = &i.exit {
         if i.signals.iter().any(|s| s.signal == SignalName::Kill) && e.code == 137 {
             return "killed".into();
@@ -220,11 +220,7 @@ fn outcome(i: &Instance, g: &Glyphs) -> String {
         }
     }
     if i.started_ms.is_some() {
-        return if g.run == '=' {
-            "running".into()
-        } else {
-            "running".into()
-        };
+        return "running".into();
     }
     "waiting".into()
 }
@@ -404,7 +400,7 @@ pub fn render(tl: &Timeline, opts: &TextOptions) -> String {
         }
         let lab = fit(lab, label_w);
         let lab_pad = " ".repeat(label_w - lab.chars().count());
-        let res = fit(&outcome(i, g), right_w - 1);
+        let res = fit(&outcome(i), right_w - 1);
         let failed = i.exit.as_ref().is_some_and(|e| e.code != 0)
             || (i.start_failure.is_some() && i.started_ms.is_none());
         let _ = writeln!(
