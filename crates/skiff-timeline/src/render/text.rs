@@ -292,8 +292,9 @@ pub fn render(tl: &Timeline, opts: &TextOptions) -> String {
         next_free = start + n + 1;
     }
     for s in axis.segments.iter().filter(|s| s.compressed) {
-        for c in (s.x0.floor() as usize)..(s.x1.ceil() as usize).min(bar_w) {
-            rule[c] = g.gap;
+        let (from, to) = (s.x0.floor() as usize, (s.x1.ceil() as usize).min(bar_w));
+        for r in rule.iter_mut().take(to).skip(from) {
+            *r = g.gap;
         }
     }
     let _ = writeln!(
@@ -376,9 +377,10 @@ pub fn render(tl: &Timeline, opts: &TextOptions) -> String {
         }
         // Quiet stretches skipped: what lasts through them shows the break.
         for s in axis.segments.iter().filter(|s| s.compressed) {
-            for c in (s.x0.floor() as usize)..(s.x1.ceil() as usize).min(bar_w) {
-                if cells[c] != Cell::Empty {
-                    cells[c] = Cell::Gap;
+            let (from, to) = (s.x0.floor() as usize, (s.x1.ceil() as usize).min(bar_w));
+            for c in cells.iter_mut().take(to).skip(from) {
+                if *c != Cell::Empty {
+                    *c = Cell::Gap;
                 }
             }
         }
