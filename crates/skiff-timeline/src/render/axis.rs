@@ -62,6 +62,7 @@ impl Axis {
                 _ => spans.push((a, b, gap)),
             }
         }
+        let spans = with_shoulders(spans);
         let n_gaps = spans.iter().filter(|s| s.2).count() as f64;
         let gap_w = (width * GAP_SHARE).max(1.0);
         let scaled_ms: i64 = spans.iter().filter(|s| !s.2).map(|s| s.1 - s.0).sum();
@@ -143,6 +144,36 @@ impl Axis {
         out.sort_by(|a, b| a.0.total_cmp(&b.0));
         out
     }
+}
+
+/// Each quiet stretch keeps a shoulder drawn to scale on either side, as long as the busy
+/// stretch beside it (1 s to 30 s, at most a quarter of the stretch): what runs into and out
+/// of the skipped time shows as running, not as a mark squeezed against the break.
+fn with_shoulders(spans: Vec<(i64, i64, bool)>) -> Vec<(i64, i64, bool)> {
+    let len = |s: Option<&(i64, i64, bool)>| s.filter(|s| !s.2).map_or(0, |s| s.1 - s.0);
+    let mut out: Vec<(i64, i64, bool)> = Vec::with_capacity(spans.len() * 3);
+    for (k, &(a, b, gap)) in spans.iter().enumerate() {
+        if !gap {
+            out.push((a, b, false));
+            continue;
+        }
+        let cap = (b - a) / 4;
+        let pad = |n: i64| n.clamp(1_000, 30_000).min(cap);
+        let pad_l = pad(len(k.checked_sub(1).and_then(|j| spans.get(j))));
+        let pad_r = pad(len(spans.get(k + 1)));
+        out.push((a, a + pad_l, false));
+        out.push((a + pad_l, b - pad_r, true));
+        out.push((b - pad_r, b, false));
+    }
+    // Neighbouring stretches drawn to scale are one.
+    let mut merged: Vec<(i64, i64, bool)> = Vec::with_capacity(out.len());
+    for s in out.into_iter().filter(|s| s.1 > s.0) {
+        match merged.last_mut() {
+            Some(last) if !last.2 && !s.2 => last.1 = s.1,
+            _ => merged.push(s),
+        }
+    }
+    merged
 }
 
 /// Every moment something happens in `tl` (starts, ends, failures, signals, changes).
@@ -253,8 +284,9 @@ mod tests {
         let gaps: Vec<_> = a.segments.iter().filter(|s| s.compressed).collect();
         assert_eq!(gaps.len(), 1, "{a:?}");
         assert!(gaps[0].x1 - gaps[0].x0 <= 3.5);
-        // Both busy stretches (2 s each) get most of the width.
-        assert!(a.x(2000) > 40.0, "{}", a.x(2000));
+        // Both busy stretches (2 s each, with 2 s shoulders) get most of the width.
+        assert!(a.x(2000) > 20.0, "{}", a.x(2000));
+        assert!(a.x(4000) < 50.0 && a.x(hour - 2000) > 50.0);
         assert!((a.x(hour + 2000) - 100.0).abs() < 1e-9);
         // Monotonic.
         let xs: Vec<f64> = (0..=20).map(|k| a.x(k * (hour + 2000) / 20)).collect();

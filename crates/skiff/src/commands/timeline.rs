@@ -244,7 +244,7 @@ fn from_kubeconfig(
 
 /// `skiff run --timeline`: the drawing on stderr, at its width and in its colours.
 pub fn draw_on_stderr(tl: &Timeline) {
-    let width = terminal_width_of(std::io::stderr().is_terminal(), &std::io::stderr());
+    let width = terminal_width_of(std::io::stderr().is_terminal(), std::io::stderr());
     match render_text(tl, width, Style::stderr()) {
         Ok(text) => {
             eprint!("{text}");
