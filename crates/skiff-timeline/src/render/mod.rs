@@ -2,4 +2,6 @@
 //! the axis they share.
 
 pub mod axis;
+pub mod html;
+pub mod svg;
 pub mod text;

@@ -482,6 +482,13 @@ pub fn render(tl: &Timeline, opts: &TextOptions) -> String {
     out
 }
 
+/// The notes of `tl` (see [`notes`]), for the other renderings.
+pub(crate) fn notes_for(tl: &Timeline) -> Vec<String> {
+    let rows = tl.rows();
+    let labels: Vec<(ContainerKind, String)> = rows.iter().map(|i| label(tl, i)).collect();
+    notes(&rows, &labels)
+}
+
 /// The lines under the drawing, in time order: gates, start failures, probe failures, stop
 /// signals with their reasons, exits that were not plain completions, back-off waits.
 fn notes(rows: &[&Instance], labels: &[(ContainerKind, String)]) -> Vec<String> {

@@ -111,8 +111,19 @@ fn render(tl: &Timeline, format: &str, width: Option<usize>) -> Result<String, F
         "json" => serde_json::to_string_pretty(tl)
             .map(|s| s + "\n")
             .map_err(|e| failure(format!("encoding the timeline: {e}"))),
-        "svg" => Err(failure("-o svg: not available yet")),
-        "html" => Err(failure("-o html: not available yet")),
+        "svg" | "html" => {
+            // The picture's width in pixels follows --width columns (8 px each), else 1200.
+            let opts = skiff_timeline::render::svg::SvgOptions {
+                width: width
+                    .and_then(|w| u32::try_from(w.saturating_mul(8)).ok())
+                    .unwrap_or(1200),
+            };
+            Ok(if format == "svg" {
+                skiff_timeline::render::svg::render(tl, &opts)
+            } else {
+                skiff_timeline::render::html::render(tl, &opts)
+            })
+        }
         _ => {
             let out = std::io::stdout();
             let width = width
