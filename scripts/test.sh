@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # docker-registry, skopeo, umoci, apache2-utils (htpasswd), zstd, curl: the registry fixture
-# (scripts/test-registry.sh); runc, crun: the OCI runtimes.
+# (scripts/test-registry.sh); runc, crun: the OCI runtimes; chromium: the timeline picture's
+# browser test.
 packages=(build-essential pkg-config ca-certificates procps busybox-static python3 iproute2 util-linux
-    docker-registry skopeo umoci apache2-utils zstd curl runc crun)
+    docker-registry skopeo umoci apache2-utils zstd curl runc crun chromium)
 if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
