@@ -533,27 +533,49 @@ fn notes(rows: &[&Instance], labels: &[(ContainerKind, String)]) -> Vec<String> 
                 ),
             ));
         }
-        for p in i.probes.iter().filter(|p| !p.ok) {
-            let out = p
-                .output
-                .as_deref()
-                .map(|o| format!(": {}", clean(o.trim())))
-                .unwrap_or_default();
-            let runs = if p.runs > 1 {
-                format!(" ×{}", p.runs)
-            } else {
-                String::new()
-            };
-            notes.push((
-                p.first_ms,
-                n,
-                format!(
-                    "{lab}: {} probe failed at {}{runs} (took {}){out}",
-                    p.kind.as_str(),
-                    at(p.first_ms),
-                    axis::duration(p.max_took_ms)
-                ),
-            ));
+        // Failures of one probe with no pass between them make one note.
+        for kind in [
+            ProbeKind::Startup,
+            ProbeKind::Readiness,
+            ProbeKind::Liveness,
+        ] {
+            let mut streak: Vec<&ProbeSpan> = Vec::new();
+            let spans = i.probes.iter().filter(|p| p.kind == kind);
+            for p in spans.map(Some).chain(std::iter::once(None)) {
+                if let Some(p) = p.filter(|p| !p.ok) {
+                    streak.push(p);
+                    continue;
+                }
+                let (Some(first), Some(last)) = (streak.first(), streak.last()) else {
+                    continue;
+                };
+                let runs: u32 = streak.iter().map(|p| p.runs).sum();
+                let took = streak.iter().map(|p| p.max_took_ms).max().unwrap_or(0);
+                let out = last
+                    .output
+                    .as_deref()
+                    .map(|o| format!(": {}", clean(o.trim())))
+                    .unwrap_or_default();
+                let when = if runs > 1 {
+                    format!(
+                        " ×{runs} from {} to {}",
+                        at(first.first_ms),
+                        at(last.last_ms)
+                    )
+                } else {
+                    format!(" at {}", at(first.first_ms))
+                };
+                notes.push((
+                    first.first_ms,
+                    n,
+                    format!(
+                        "{lab}: {} probe failed{when} (took {}){out}",
+                        kind.as_str(),
+                        axis::duration(took)
+                    ),
+                ));
+                streak.clear();
+            }
         }
         if let (Some(t), Some(s)) = (i.startup_passed_ms, i.started_ms) {
             notes.push((
