@@ -505,7 +505,7 @@ fn notes(rows: &[&Instance], labels: &[(ContainerKind, String)]) -> Vec<String> 
                 i.requested_ms,
                 n,
                 format!(
-                    "{} at {} ({} after the gate opened)",
+                    "{} (at {}, +{})",
                     clean(&g.describe(&i.container)),
                     at(i.started_ms.unwrap_or(i.requested_ms)),
                     axis::duration(i.started_ms.unwrap_or(i.requested_ms) - g.at_ms)
