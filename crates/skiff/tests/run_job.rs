@@ -35,8 +35,14 @@ fn job_manifest(t: &TestDir, name: &str, pod: Value, job_spec: Value) -> PathBuf
 
 /// `skiff run -f MANIFEST -o json` with `env`.
 fn run_job(manifest: &std::path::Path, env: &[(&str, &str)]) -> Outcome {
+    run_job_with(manifest, env, &[])
+}
+
+/// `skiff run -f MANIFEST -o json EXTRA…` with `env`.
+fn run_job_with(manifest: &std::path::Path, env: &[(&str, &str)], extra: &[&str]) -> Outcome {
     let child = Command::new(env!("CARGO_BIN_EXE_skiff"))
         .args(["run", "-f", manifest.to_str().unwrap(), "-o", "json"])
+        .args(extra)
         .env(
             "SKIFF_DATA_DIR",
             std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("skiff-data"),
@@ -71,8 +77,17 @@ fn sidecar_job_completes_when_the_app_exits() {
         vec![container("app", "sleep 0.2; l Done")],
     );
     let m = job_manifest(&t, "sidecar-job", pod, json!({}));
-    let out = run_job(&m, &[]);
+    let out = run_job_with(&m, &[], &["--timeline"]);
     assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    // `--timeline`: the pod's drawing after the summary, the sidecar stopped for completion.
+    let drawing = &out.stderr[out
+        .stderr
+        .find("app started after sidecar `side`")
+        .unwrap_or_else(|| panic!("no timeline in:\n{}", out.stderr))..];
+    assert!(
+        drawing.contains("sidecar side: SIGTERM at") && drawing.contains("pod completed"),
+        "{drawing}"
+    );
     let job: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(job["status"]["succeeded"], 1, "{:#}", job["status"]);
     assert!(condition(&job, "SuccessCriteriaMet").is_some());

@@ -89,7 +89,10 @@ fn a_sidecar_pod_s_timeline_shows_gates_probes_and_the_ordered_stop() {
     // The app was asked for only once the startup probe passed, which took ≥ 0.6 s.
     let passed = proxy["startupPassedMs"].as_i64().unwrap();
     assert!(app["requestedMs"].as_i64().unwrap() >= passed);
-    assert!(passed - proxy["startedMs"].as_i64().unwrap() >= 600, "{tl:#}");
+    assert!(
+        passed - proxy["startedMs"].as_i64().unwrap() >= 600,
+        "{tl:#}"
+    );
     assert!(setup["exit"]["code"] == 0 && app["exit"]["code"] == 0);
     // T4: the app exited, then the sidecar's preStop, then its SIGTERM for the completion.
     let app_exit = app["exit"]["atMs"].as_i64().unwrap();
@@ -103,12 +106,18 @@ fn a_sidecar_pod_s_timeline_shows_gates_probes_and_the_ordered_stop() {
     assert!(sig["atMs"].as_i64().unwrap() >= pre["endMs"].as_i64().unwrap());
     // Failed startup runs are recorded with their time taken.
     let probes = proxy["probes"].as_array().unwrap();
-    assert!(probes.iter().any(|p| p["kind"] == "startup" && p["ok"] == true));
+    assert!(probes
+        .iter()
+        .any(|p| p["kind"] == "startup" && p["ok"] == true));
 
     // The terminal drawing at a fixed width, without colour (not a terminal).
     let text = timeline(&["pod/tl-sidecar", "--width", "90"]);
     assert_eq!(text.code, Some(0), "{}", text.stderr);
-    assert!(text.stdout.lines().all(|l| l.chars().count() <= 90), "{}", text.stdout);
+    assert!(
+        text.stdout.lines().all(|l| l.chars().count() <= 90),
+        "{}",
+        text.stdout
+    );
     assert!(!text.stdout.contains('\x1b'));
     for name in ["setup", "proxy", "app"] {
         assert!(text.stdout.contains(name), "{}", text.stdout);
@@ -128,7 +137,10 @@ fn a_timeout_stop_is_recorded_as_such() {
         "tl-timeout",
         "Never",
         vec![],
-        vec![container("app", "trap '' TERM; while :; do sleep 0.05; done")],
+        vec![container(
+            "app",
+            "trap '' TERM; while :; do sleep 0.05; done",
+        )],
     );
     p["spec"]["terminationGracePeriodSeconds"] = json!(2);
     let out = d.run(p, &["--timeout", "1s"]);

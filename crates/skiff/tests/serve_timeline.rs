@@ -57,19 +57,31 @@ fn the_daemon_serves_a_running_pod_s_timeline() {
         "Always",
         vec![proxy],
         // Ignores SIGTERM: the pod stays Terminating for its 5 s grace after the delete.
-        vec![container("app", "trap '' TERM; while :; do sleep 0.05; done")],
+        vec![container(
+            "app",
+            "trap '' TERM; while :; do sleep 0.05; done",
+        )],
     );
     let path = d.dir.manifest(p);
     d.ok("1.33", &["apply", "-f", path.to_str().unwrap()]);
     d.ok(
         "1.33",
-        &["wait", "--for=condition=Ready", "pod/tl-served", "--timeout=60s"],
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "pod/tl-served",
+            "--timeout=60s",
+        ],
     );
     // Live: the readiness probe of the sidecar keeps running; the record grows.
     std::thread::sleep(Duration::from_millis(2500));
     let raw = d.ok(
         "1.33",
-        &["get", "--raw", "/api/v1/namespaces/default/pods/tl-served/timeline"],
+        &[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/default/pods/tl-served/timeline",
+        ],
     );
     let tl: Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(tl["pod"]["name"], "tl-served");
@@ -92,7 +104,11 @@ fn the_daemon_serves_a_running_pod_s_timeline() {
     if kubectl_bin("1.27").is_some() {
         let raw = d.ok(
             "1.27",
-            &["get", "--raw", "/api/v1/namespaces/default/pods/tl-served/timeline"],
+            &[
+                "get",
+                "--raw",
+                "/api/v1/namespaces/default/pods/tl-served/timeline",
+            ],
         );
         assert!(raw.contains("\"tl-served\""));
     }

@@ -316,6 +316,21 @@ fn reject(mut pod: Pod, rejection: &skiff_model::admission::Rejection, args: &Ar
     exit::FAILURE
 }
 
+/// The timeline the pod's worker left in its directory (`--timeline`).
+fn pod_timeline(
+    data_dir: &std::path::Path,
+    pod: &Pod,
+) -> std::io::Result<skiff_timeline::Timeline> {
+    let m = &pod.metadata;
+    let dir = skiff_node::store::pods_dir(data_dir).join(format!(
+        "{}_{}_{}",
+        m.namespace.as_deref().unwrap_or("default"),
+        m.name.as_deref().unwrap_or_default(),
+        m.uid.as_deref().unwrap_or_default()
+    ));
+    skiff_node::store::read_timeline(&dir)
+}
+
 /// The ConfigMaps and Secrets of the manifest in the pod's namespace (a document without a
 /// namespace is in the pod's).
 fn objects_of(objects: &[Object], namespace: &str) -> PodObjects {
@@ -358,16 +373,7 @@ fn run_admitted(mut pod: Pod, objects: PodObjects, args: &Args) -> anyhow::Resul
     ))?;
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     // Read before `--rm` removes the pod's directory.
-    let timeline = args.timeline.then(|| {
-        let m = &pod.metadata;
-        let dir = skiff_node::store::pods_dir(&data_dir).join(format!(
-            "{}_{}_{}",
-            m.namespace.as_deref().unwrap_or("default"),
-            m.name.as_deref().unwrap_or_default(),
-            m.uid.as_deref().unwrap_or_default()
-        ));
-        skiff_node::store::read_timeline(&dir)
-    });
+    let timeline = args.timeline.then(|| pod_timeline(&data_dir, &pod));
     args.store.finish(&data_dir, &pod);
     image_gc(&pod, &data_dir, args);
 

@@ -184,6 +184,16 @@ fn run_admitted(
     let timeout = args.timeout.filter(|t| !t.is_zero());
     let (runner, ending) = rt.block_on(runner.drive(timeout))?;
     rt.shutdown_timeout(Duration::from_secs(1));
+    // Read before `--rm` removes the pods' directories.
+    let timelines: Vec<_> = if args.timeline {
+        runner
+            .finished_pods
+            .iter()
+            .map(|p| super::pod_timeline(&data_dir, p))
+            .collect()
+    } else {
+        Vec::new()
+    };
     for pod in &runner.finished_pods {
         args.store.finish(&data_dir, pod);
     }
@@ -192,7 +202,14 @@ fn run_admitted(
         print!("{text}");
         std::io::stdout().flush().ok();
     }
-    Ok(runner.summary(ending))
+    let code = runner.summary(ending);
+    for tl in timelines {
+        match tl {
+            Ok(tl) => crate::commands::timeline::draw_on_stderr(&tl),
+            Err(e) => eprintln!("skiff: no timeline of a pod of the job: {e}"),
+        }
+    }
+    Ok(code)
 }
 
 struct Runner {
