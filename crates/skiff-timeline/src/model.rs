@@ -459,6 +459,18 @@ impl Truncation {
 }
 
 impl Timeline {
+    /// The pod's phase as last recorded (`Pending` before any).
+    pub fn phase(&self) -> &str {
+        self.pod_marks
+            .iter()
+            .rev()
+            .find_map(|m| match &m.what {
+                PodMarkKind::Phase { phase } => Some(phase.as_str()),
+                _ => None,
+            })
+            .unwrap_or("Pending")
+    }
+
     /// The spec entry of `container`.
     pub fn container(&self, name: &str) -> Option<&ContainerInfo> {
         self.containers.iter().find(|c| c.name == name)

@@ -101,15 +101,7 @@ pub fn render(tl: &Timeline, opts: &SvgOptions) -> String {
 "##
     );
     // Header.
-    let phase = tl
-        .pod_marks
-        .iter()
-        .rev()
-        .find_map(|m| match &m.what {
-            PodMarkKind::Phase { phase } => Some(phase.as_str()),
-            _ => None,
-        })
-        .unwrap_or("Pending");
+    let phase = tl.phase();
     let _ = writeln!(
         s,
         r##"<text x="{PAD}" y="24" font-size="16" font-weight="bold" fill="#24292f">pod {}/{}</text><text x="{PAD}" y="42" fill="#57606a">{} · {} · {}</text>"##,

@@ -244,15 +244,7 @@ pub fn render(tl: &Timeline, opts: &TextOptions) -> String {
 
     let mut out = String::new();
     // Header.
-    let phase = tl
-        .pod_marks
-        .iter()
-        .rev()
-        .find_map(|m| match &m.what {
-            PodMarkKind::Phase { phase } => Some(phase.as_str()),
-            _ => None,
-        })
-        .unwrap_or("Pending");
+    let phase = tl.phase();
     let state = if tl.finished { "finished" } else { "running" };
     let header = format!(
         "pod {}/{} · {} · {} · {}",
