@@ -51,6 +51,53 @@ impl NodeBackend for FakeNode {
         ];
         Ok(Box::pin(futures_util::stream::iter(chunks)))
     }
+    /// A record for the pod named "has-timeline" only.
+    fn timeline(&self, pod: &Pod) -> Option<Value> {
+        (pod.metadata.name.as_deref() == Some("has-timeline"))
+            .then(|| json!({"version": 1, "pod": {"name": "has-timeline"}}))
+    }
+}
+
+#[tokio::test]
+async fn the_timeline_subresource_asks_the_node() {
+    let (app, _api, _node, _dir) = setup().await;
+    for name in ["has-timeline", "never-ran"] {
+        let (s, _) = create_pod(&app, name).await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    let base = "/api/v1/namespaces/default/pods";
+    let (s, v) = get_json(
+        &app,
+        &format!("{base}/has-timeline/timeline"),
+        "application/json",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["pod"]["name"], "has-timeline");
+    let (s, v) = get_json(
+        &app,
+        &format!("{base}/never-ran/timeline"),
+        "application/json",
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(
+        v["message"],
+        "pod \"never-ran\" has no timeline on this node (it has not run here)"
+    );
+    // A pod that does not exist is the usual NotFound; the subresource is read-only.
+    let (s, v) = get_json(&app, &format!("{base}/nope/timeline"), "application/json").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["message"], "pods \"nope\" not found");
+    let (s, _, _) = call(
+        &app,
+        Method::POST,
+        &format!("{base}/has-timeline/timeline"),
+        &[],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
 }
 
 async fn setup() -> (Router, Api, Arc<FakeNode>, tempfile::TempDir) {
@@ -194,7 +241,18 @@ async fn version_and_discovery() {
         .iter()
         .map(|s| s["subresource"].as_str().unwrap())
         .collect();
-    assert_eq!(subs, ["status", "log", "exec", "attach", "portforward"]);
+    assert_eq!(
+        subs,
+        ["status", "log", "exec", "attach", "portforward", "timeline"]
+    );
+    // skiff's own: the pod's lifecycle timeline, read-only.
+    let timeline = pods["subresources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["subresource"] == "timeline")
+        .unwrap();
+    assert_eq!(timeline["verbs"], json!(["get"]));
     // kubectl 1.27 offers v2beta1 only.
     let (_, h, _) = call(
         &app,
