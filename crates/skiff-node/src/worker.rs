@@ -516,6 +516,12 @@ where
             break;
         }
         let wake = engine.wake_at().map(|w| ctx.clock.sleep_until(w));
+        // A record change not yet on disk is written when its turn comes, even if nothing
+        // else happens by then (a reader of a quiet running pod sees it).
+        let save = (ctx.timeline_dirty && record.is_some()).then(|| {
+            ctx.clock
+                .sleep_until(ctx.timeline_written.add_millis(TIMELINE_WRITE_EVERY_MS))
+        });
         tokio::select! {
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
@@ -530,6 +536,7 @@ where
                 None => commands_open = false,
             },
             _ = sleep_opt(wake) => ctx.feed(&mut engine, Input::Tick),
+            _ = sleep_opt(save) => ctx.save_timeline(&mut record, TIMELINE_WRITE_EVERY_MS),
         }
     }
 

@@ -179,3 +179,47 @@ fn timeline_refuses_what_is_not_a_pod_and_says_when_there_is_none() {
     let out = timeline(&["x", "-o", "yaml"]);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
 }
+
+/// A pod that `skiff run` still runs: `skiff timeline` from another process shows it live
+/// (not finished, running up to now); Ctrl-C then stops it and the record says so.
+#[test]
+fn a_running_pod_is_drawn_live_and_an_interrupt_is_recorded() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let d = TestDir::new("timeline-live");
+    let manifest = d.manifest(pod(
+        "tl-live",
+        "Never",
+        vec![],
+        vec![container("app", SERVE)],
+    ));
+    let child = spawn(&["run", "-f", manifest.to_str().unwrap()]);
+    let pid = child.id();
+    let mut live = Value::Null;
+    let seen = wait_until(Duration::from_secs(20), || {
+        let out = timeline(&["tl-live", "-o", "json"]);
+        live = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+        live["instances"][0]["startedMs"].is_i64()
+    });
+    assert!(seen, "no live record: {live:#}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let out = timeline(&["tl-live", "-o", "json"]);
+    let now: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(now["finished"], false);
+    // Drawn up to now, though nothing happened (nothing was written) since the start.
+    let started = now["instances"][0]["startedMs"].as_i64().unwrap();
+    assert!(now["endMs"].as_i64().unwrap() - started >= 2_000, "{now:#}");
+    let text = timeline(&["tl-live", "--width", "80"]);
+    assert!(text.stdout.contains("running"), "{}", text.stdout);
+
+    signal(pid, "INT");
+    let out = finish(child, RUN_LIMIT);
+    assert_eq!(out.code, Some(130), "{}", out.stderr);
+    let tl: Value = serde_json::from_str(&timeline(&["tl-live", "-o", "json"]).stdout).unwrap();
+    assert_eq!(tl["finished"], true);
+    let app = instance(&tl, "app", 0);
+    assert_eq!(app["signals"][0]["why"], "interrupt", "{tl:#}");
+    assert_eq!(app["exit"]["code"], 0);
+}

@@ -192,7 +192,7 @@ fn from_data_dir(
     .pop() else {
         return Err(failure_not_found(name));
     };
-    store::read_timeline(&pod.dir).map_err(|e| {
+    let mut tl = store::read_timeline(&pod.dir).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             failure(format!(
                 "pod {name} has no timeline (it ran with a skiff older than the timeline)"
@@ -200,7 +200,14 @@ fn from_data_dir(
         } else {
             failure(format!("reading the timeline of pod {name}: {e}"))
         }
-    })
+    })?;
+    // A pod that still runs: its file is at most a few seconds old, and nothing changed since
+    // it was written (it is written when something does), so what ran still runs now.
+    if !tl.finished && pod.running() {
+        let now = skiff_node::worker::now().millis();
+        tl.end_ms = tl.end_ms.max(now.saturating_sub(tl.origin_unix_ms));
+    }
+    Ok(tl)
 }
 
 fn failure_not_found(name: &str) -> Failure {
