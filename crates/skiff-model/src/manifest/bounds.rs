@@ -100,28 +100,64 @@ struct Scanner<'a> {
 
 /// Tokenises `text` as libyaml's scanner does, far enough to know the flow depth, and counts
 /// node and alias tokens.
+///
+/// The loader cuts the stream into documents at every line that starts with `---` before
+/// parsing (as kubectl's YAML reader does, `yaml::split`), whatever a line before it left
+/// open: an unclosed `[` or quote does not reach the next document. So each such piece is
+/// scanned from a fresh state; otherwise an unclosed quote in one document would hide the
+/// next document's nesting from the scan while the parser sees it as structure.
 pub fn scan(text: &str) -> Result<Scan, Refused> {
+    let mut total = Scan {
+        nodes: 0,
+        aliases: 0,
+    };
+    let mut piece_start = 0usize;
+    let mut piece_line = 0usize;
+    let mut offset = 0usize;
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        if line.starts_with("---") && offset > piece_start {
+            scan_piece(text, piece_start..offset, piece_line, &mut total)?;
+            piece_start = offset;
+            piece_line = n;
+        }
+        offset += line.len();
+    }
+    scan_piece(text, piece_start..text.len(), piece_line, &mut total)?;
+    Ok(total)
+}
+
+/// Scans `text[range]`, whose first line is line `first_line` (0-based) of the text, adding
+/// its tokens to `total`.
+fn scan_piece(
+    text: &str,
+    range: std::ops::Range<usize>,
+    first_line: usize,
+    total: &mut Scan,
+) -> Result<(), Refused> {
+    let piece = &text[range.clone()];
     let mut s = Scanner {
-        b: text.as_bytes(),
+        b: piece.as_bytes(),
         i: 0,
-        line: 0,
+        line: first_line,
         col: 0,
         flow: 0,
         indents: Vec::new(),
         simple_key_allowed: true,
         simple_key: None,
-        doc_start: (0, 0),
+        doc_start: (0, first_line),
         out: Scan {
             nodes: 0,
             aliases: 0,
         },
         tab_error: None,
     };
-    if text.starts_with('\u{feff}') {
+    if range.start == 0 && piece.starts_with('\u{feff}') {
         s.i = 3;
     }
     s.run()?;
-    Ok(s.out)
+    total.nodes += s.out.nodes;
+    total.aliases += s.out.aliases;
+    Ok(())
 }
 
 impl Scanner<'_> {
@@ -584,6 +620,11 @@ mod tests {
             format!("a: x#{bomb}\nb: {bomb}\n"),
             // Inside flow collections, ']' in a quoted scalar closes nothing.
             format!("a: [{}]\n", "\"]\", [".repeat(MAX_FLOW_DEPTH + 1)),
+            // The loader cuts documents at `---` lines whatever is open before them: an
+            // unclosed flow collection and quote in one document hide nothing in the next
+            // (found by the manifest_bounds property test).
+            format!("\n\n[---\n---\nb: \\\"\n  [\"\nb: {bomb}"),
+            format!("a: \"x\n---\nb: {bomb}\n"),
         ] {
             assert!(!depth_ok(&doc), "{doc}");
         }
